@@ -1,0 +1,645 @@
+"""Paths through state space: PCA, |h| over time, plateaus, two-sequence drift, pairs, heatmaps.
+
+Every function takes plain arrays so that a notebook user can call it on anything:
+
+- ``states``: float array [N, T, H], one row per sequence, padded past each length (padding
+  may be NaN, as in ``Trace.hidden``, or anything else: it is never read);
+- ``lengths``: ints [N] (1 <= length <= T); ``None`` means "infer from the NaN padding"
+  (a step counts as padding when all of its units are NaN), or all T steps when there is none.
+
+A :class:`rnnviz_core.Trace` may be passed wherever ``states`` is expected: its ``hidden`` and
+``lengths`` are used. Steps are numbered from 0. Results are tidy pandas DataFrames (one row per
+observation) or numpy arrays; padding never appears in a result.
+
+Rules, stated once:
+
+* **Plateau** (:func:`plateau_steps`): the plateau step of a curve (default: the sum of |h| over
+  units) is the first step ``p`` such that for every step ``t >= p`` of the sequence,
+  ``|curve[t] - final| <= max(rel_tol * |final|, abs_tol)``, where ``final`` is the mean of the
+  curve over its last ``final_window`` steps. If fewer than ``min_steps`` steps lie in that
+  final band, the curve has not settled and the plateau step is -1.
+* **Parting** (:func:`parting_step`): two sequences part at the first aligned step where the
+  distance between their states exceeds ``rel_threshold * scale`` and stays above it for ``k``
+  consecutive steps (or until the shorter sequence ends, if that comes first). ``scale`` is the
+  typical state size: the mean Euclidean norm ||h_t|| over both sequences' valid steps, unless
+  given. -1 when they never part.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = [
+    "StatePCA",
+    "pca_paths",
+    "state_norms",
+    "plateau_steps",
+    "pair_distance",
+    "parting_step",
+    "similar_pairs",
+    "HeatmapData",
+    "heatmap_data",
+    "valid_mask",
+]
+
+
+# ----------------------------------------------------------------------------- input helpers
+def _to_numpy(a: Any, name: str) -> np.ndarray:
+    if hasattr(a, "detach"):  # torch tensor, without importing torch
+        a = a.detach().cpu().numpy()
+    try:
+        return np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise InputError(f"{name} could not be read as an array ({exc}); pass a numpy array.") from None
+
+
+def _infer_lengths(states: np.ndarray) -> np.ndarray:
+    n, t = states.shape[:2]
+    real = ~np.isnan(states).all(axis=-1)  # [N, T]
+    any_real = real.any(axis=1)
+    last = t - 1 - np.argmax(real[:, ::-1], axis=1)
+    return np.where(any_real, last + 1, 0).astype(np.int64)
+
+
+def _as_states(states: Any, lengths: Any = None, name: str = "states") -> tuple[np.ndarray, np.ndarray]:
+    """Return (float64 states [N, T, H], int64 lengths [N]) after checking shapes."""
+    if hasattr(states, "hidden") and hasattr(states, "lengths") and not isinstance(states, np.ndarray):
+        if lengths is None:
+            lengths = states.lengths
+        states = states.hidden
+    arr = _to_numpy(states, name)
+    if arr.ndim == 2:
+        raise InputError(
+            f"{name} has shape {arr.shape}; pass one row per sequence as [N, T, H] "
+            f"(use states[None] for a single sequence)."
+        )
+    if arr.ndim != 3:
+        raise InputError(f"{name} must have shape [N, T, H] (sequences, steps, units); got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise InputError(f"{name} is empty (shape {arr.shape}); pass at least one sequence, step and unit.")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InputError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64, copy=False)
+    lens = _check_lengths(lengths, arr.shape[0], arr.shape[1]) if lengths is not None else _infer_lengths(arr)
+    if (lens < 1).any():
+        bad = int(np.flatnonzero(lens < 1)[0])
+        raise InputError(f"Sequence {bad} has no valid steps (all NaN); remove it or pass its length.")
+    return arr, lens
+
+
+def _check_lengths(lengths: Any, n: int, t: int) -> np.ndarray:
+    lens = _to_numpy(lengths, "lengths")
+    if lens.ndim != 1 or lens.shape[0] != n:
+        raise InputError(f"lengths must hold one length per sequence ({n}); got shape {lens.shape}.")
+    if lens.size and not np.issubdtype(lens.dtype, np.integer):
+        if not np.all(np.isfinite(lens)) or not np.all(lens == np.round(lens)):
+            raise InputError("lengths must be whole numbers of steps.")
+    lens = lens.astype(np.int64)
+    if lens.size and (lens.min() < 1 or lens.max() > t):
+        raise InputError(f"Every length must be between 1 and the number of steps ({t}); got {lens.min()}..{lens.max()}.")
+    return lens
+
+
+def valid_mask(lengths: Any, n_steps: int) -> np.ndarray:
+    """Boolean [N, T]: True at the steps inside each sequence (step < length)."""
+    lens = np.asarray(lengths, dtype=np.int64)
+    return np.arange(n_steps)[None, :] < lens[:, None]
+
+
+def _seq_ids(ids: Any, n: int) -> np.ndarray:
+    if ids is None:
+        return np.arange(n)
+    arr = np.asarray(ids)
+    if arr.shape != (n,):
+        raise InputError(f"ids must hold one id per sequence ({n}); got shape {arr.shape}.")
+    return arr
+
+
+def _check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be a whole number >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def _check_nonneg(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number; got {value!r}.") from None
+    if not np.isfinite(v) or v < 0:
+        raise InputError(f"{name} must be a finite number >= 0; got {value!r}.")
+    return v
+
+
+# ----------------------------------------------------------------------------- PCA
+class StatePCA:
+    """PCA of hidden states fitted once on all sequences' valid steps, then applied to each.
+
+    Because one basis serves every sequence, the paths of different sequences share one picture.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of principal components kept (default 2).
+    max_points : int or None
+        Fit on at most this many (sequence, step) points, sampled without replacement with
+        ``random_state`` when there are more (default 200_000; None = all). Transform always
+        uses every point.
+    random_state : int
+        Seed of that sample.
+
+    Attributes (after ``fit``)
+    --------------------------
+    mean_ : [H] ; components_ : [n_components, H] (unit rows) ; explained_variance_ : [k] ;
+    explained_variance_ratio_ : [k] (share of the total state variance each component explains) ;
+    n_samples_ : number of points fitted.
+    """
+
+    def __init__(self, n_components: int = 2, *, max_points: int | None = 200_000, random_state: int = 0):
+        self.n_components = n_components
+        self.max_points = max_points
+        self.random_state = random_state
+
+    def fit(self, states: Any, lengths: Any = None) -> "StatePCA":
+        """Fit on states [N, T, H] (padding excluded). Returns self."""
+        from sklearn.decomposition import PCA
+
+        arr, lens = _as_states(states, lengths)
+        k = _check_positive_int(self.n_components, "n_components")
+        pts = arr[valid_mask(lens, arr.shape[1])]  # (P, H)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if self.max_points is not None and pts.shape[0] > self.max_points:
+            rng = np.random.default_rng(self.random_state)
+            pts = pts[rng.choice(pts.shape[0], size=int(self.max_points), replace=False)]
+        if k > min(pts.shape):
+            raise InputError(
+                f"n_components={k} is more than the states allow (at most {min(pts.shape)} for "
+                f"{pts.shape[0]} points of {pts.shape[1]} units); choose fewer components."
+            )
+        pca = PCA(n_components=k, svd_solver="full").fit(pts)
+        self.mean_ = pca.mean_
+        self.components_ = pca.components_
+        self.explained_variance_ = pca.explained_variance_
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_
+        self.n_samples_ = int(pts.shape[0])
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise InputError("This StatePCA is not fitted yet; call fit(states, lengths) first.")
+
+    def transform(self, states: Any, lengths: Any = None) -> np.ndarray:
+        """Project states [N, T, H] -> [N, T, n_components]; NaN at padding."""
+        self._check_fitted()
+        arr, lens = _as_states(states, lengths)
+        if arr.shape[2] != self.components_.shape[1]:
+            raise InputError(
+                f"These states have {arr.shape[2]} units but the PCA was fitted on "
+                f"{self.components_.shape[1]}; fit it on states of the same model."
+            )
+        out = (arr - self.mean_) @ self.components_.T  # (N, T, k)
+        out[~valid_mask(lens, arr.shape[1])] = np.nan
+        return out
+
+    def fit_transform(self, states: Any, lengths: Any = None) -> np.ndarray:
+        """``fit`` then ``transform`` on the same states."""
+        return self.fit(states, lengths).transform(states, lengths)
+
+
+def pca_paths(
+    states: Any,
+    lengths: Any = None,
+    *,
+    pca: StatePCA | None = None,
+    n_components: int = 2,
+    ids: Any = None,
+    labels: Any = None,
+) -> tuple[pd.DataFrame, StatePCA]:
+    """Paths of every sequence in one shared PCA picture.
+
+    Parameters
+    ----------
+    states : [N, T, H]; lengths : [N] or None
+    pca : a fitted :class:`StatePCA` to reuse (e.g. fitted on the whole dataset while drawing a
+        few sequences); None fits one on these states.
+    ids : per-sequence ids for the ``seq`` column (default 0..N-1).
+    labels : optional per-sequence labels, added as a ``label`` column.
+
+    Returns
+    -------
+    (frame, pca): frame has one row per valid step with columns ``seq, step, pc1 .. pck``
+    (and ``label``); ``frame.attrs["explained_variance_ratio"]`` holds the fitted ratios.
+    """
+    arr, lens = _as_states(states, lengths)
+    if pca is None:
+        pca = StatePCA(n_components=n_components).fit(arr, lens)
+    proj = pca.transform(arr, lens)
+    n, t, k = proj.shape
+    mask = valid_mask(lens, t)
+    seq_idx, step_idx = np.nonzero(mask)
+    data: dict[str, Any] = {"seq": _seq_ids(ids, n)[seq_idx], "step": step_idx}
+    for j in range(k):
+        data[f"pc{j + 1}"] = proj[seq_idx, step_idx, j]
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (n,):
+            raise InputError(f"labels must hold one label per sequence ({n}); got shape {lab.shape}.")
+        data["label"] = lab[seq_idx]
+    frame = pd.DataFrame(data)
+    frame.attrs["explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio_]
+    return frame, pca
+
+
+# ----------------------------------------------------------------------------- |h| over time
+def _norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mask = valid_mask(lens, arr.shape[1])
+    absval = np.abs(arr)
+    sum_abs = np.where(mask, absval.sum(axis=2), np.nan)  # (N, T)
+    mean_abs = sum_abs / arr.shape[2]
+    diff = np.linalg.norm(arr[:, 1:] - arr[:, :-1], axis=2)  # (N, T-1)
+    change = np.full(sum_abs.shape, np.nan)
+    change[:, 1:] = np.where(mask[:, 1:], diff, np.nan)
+    return sum_abs, mean_abs, change
+
+
+def state_norms(
+    states: Any,
+    lengths: Any = None,
+    *,
+    ids: Any = None,
+    rel_tol: float = 0.05,
+    abs_tol: float = 1e-6,
+    final_window: int = 1,
+    min_steps: int = 3,
+) -> pd.DataFrame:
+    """Per sequence and step: the size of the state and how fast it moves.
+
+    Returns a tidy frame, one row per valid step, with columns
+
+    - ``seq``, ``step``;
+    - ``sum_abs``: sum over units of |h_t|; ``mean_abs``: the same divided by the number of units;
+    - ``step_change``: Euclidean distance ||h_t - h_{t-1}|| (NaN at step 0, which has no
+      previous state in the trace);
+    - ``plateau_step``: the sequence's plateau step of ``sum_abs`` (rule in
+      :func:`plateau_steps`, with the keyword arguments given here), repeated on each row;
+    - ``length``: the sequence's length.
+    """
+    arr, lens = _as_states(states, lengths)
+    sum_abs, mean_abs, change = _norm_arrays(arr, lens)
+    plateau = plateau_steps(sum_abs, lens, rel_tol=rel_tol, abs_tol=abs_tol,
+                            final_window=final_window, min_steps=min_steps)
+    n, t = sum_abs.shape
+    seq_idx, step_idx = np.nonzero(valid_mask(lens, t))
+    return pd.DataFrame({
+        "seq": _seq_ids(ids, n)[seq_idx],
+        "step": step_idx,
+        "sum_abs": sum_abs[seq_idx, step_idx],
+        "mean_abs": mean_abs[seq_idx, step_idx],
+        "step_change": change[seq_idx, step_idx],
+        "plateau_step": plateau[seq_idx],
+        "length": lens[seq_idx],
+    })
+
+
+def plateau_steps(
+    curves: Any,
+    lengths: Any = None,
+    *,
+    rel_tol: float = 0.05,
+    abs_tol: float = 1e-6,
+    final_window: int = 1,
+    min_steps: int = 3,
+) -> np.ndarray:
+    """Step at which each curve reaches its plateau, or -1 when it has not settled.
+
+    Rule: with ``final`` = the mean of the curve over its last ``final_window`` valid steps and
+    the band half-width ``tol = max(rel_tol * |final|, abs_tol)``, the plateau step is the first
+    step ``p`` such that every step ``t >= p`` of the sequence has ``|curve[t] - final| <= tol``.
+    A plateau needs at least ``min_steps`` steps in the band (so a curve still moving at its end
+    returns -1). Vectorised over all sequences.
+
+    Parameters
+    ----------
+    curves : float [N, T] (e.g. the sum of |h| per step) or [T] for one curve.
+    lengths : [N] or None (inferred from NaN padding).
+    rel_tol : band half-width relative to the final level (default 5 %).
+    abs_tol : floor on the band half-width, for curves that end near 0.
+    final_window : steps averaged to define the final level (default 1: the last value).
+    min_steps : fewest steps in the band that count as a plateau (default 3).
+
+    Returns
+    -------
+    int64 [N] (or a Python int for a single curve).
+    """
+    arr = _to_numpy(curves, "curves").astype(np.float64)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise InputError(f"curves must have shape [N, T] (or [T] for one curve); got {arr.shape}.")
+    rel_tol = _check_nonneg(rel_tol, "rel_tol")
+    abs_tol = _check_nonneg(abs_tol, "abs_tol")
+    final_window = _check_positive_int(final_window, "final_window")
+    min_steps = _check_positive_int(min_steps, "min_steps")
+    n, t = arr.shape
+    lens = _check_lengths(lengths, n, t) if lengths is not None else _infer_lengths(arr[..., None])
+    if (lens < 1).any():
+        raise InputError("Every curve needs at least one valid step.")
+    steps = np.arange(t)[None, :]
+    mask = steps < lens[:, None]
+    tail = mask & (steps >= (lens - final_window)[:, None])
+    final = np.where(tail, arr, 0.0).sum(axis=1) / tail.sum(axis=1)  # (N,)
+    tol = np.maximum(rel_tol * np.abs(final), abs_tol)
+    outside = mask & ~(np.abs(arr - final[:, None]) <= tol[:, None])  # NaN inside counts as outside
+    any_out = outside.any(axis=1)
+    last_out = t - 1 - np.argmax(outside[:, ::-1], axis=1)
+    plateau = np.where(any_out, last_out + 1, 0).astype(np.int64)
+    plateau = np.where(lens - plateau >= min_steps, plateau, -1)
+    return int(plateau[0]) if single else plateau
+
+
+# ----------------------------------------------------------------------------- two sequences
+def _single_sequence(a: Any, length: Any, name: str) -> tuple[np.ndarray, int]:
+    arr = _to_numpy(a, name)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be one sequence's states [T, H]; got shape {arr.shape}.")
+    arr = arr.astype(np.float64, copy=False)
+    if length is None:
+        length = int(_infer_lengths(arr[None])[0])
+    else:
+        length = int(_check_lengths(np.array([length]), 1, arr.shape[0])[0])
+    if length < 1:
+        raise InputError(f"{name} has no valid steps; pass its length.")
+    return arr[:length], length
+
+
+def pair_distance(
+    a: Any,
+    b: Any,
+    length_a: int | None = None,
+    length_b: int | None = None,
+    *,
+    align: str = "start",
+    scale: float | None = None,
+) -> pd.DataFrame:
+    """Distance between two sequences' states at each aligned step.
+
+    Parameters
+    ----------
+    a, b : states [T, H] of one sequence each (same number of units).
+    length_a, length_b : their lengths (None: inferred from NaN padding).
+    align : ``"start"`` compares step t of A with step t of B (t = 0 .. min length - 1);
+        ``"end"`` lines the two sequences up at their last steps, so that the final states
+        (the ones the model's output reads) meet at aligned step 0 and earlier steps are
+        negative (-1 = one step before the end).
+    scale : the typical state size used for ``rel_distance``; default the mean ||h_t|| over both
+        sequences' valid steps.
+
+    Returns
+    -------
+    frame with columns ``step`` (aligned step), ``step_a``, ``step_b``, ``distance`` (Euclidean
+    ||a - b||), ``rel_distance`` (distance / scale), in chronological order;
+    ``frame.attrs["scale"]`` holds the scale.
+    """
+    sa, la = _single_sequence(a, length_a, "a")
+    sb, lb = _single_sequence(b, length_b, "b")
+    if sa.shape[1] != sb.shape[1]:
+        raise InputError(f"a has {sa.shape[1]} units and b has {sb.shape[1]}; compare states of one model.")
+    m = min(la, lb)
+    if align == "start":
+        ia = ib = np.arange(m)
+        step = np.arange(m)
+    elif align == "end":
+        ia = np.arange(la - m, la)
+        ib = np.arange(lb - m, lb)
+        step = np.arange(-(m - 1), 1)
+    else:
+        raise InputError(f"align must be 'start' or 'end'; got {align!r}.")
+    dist = np.linalg.norm(sa[ia] - sb[ib], axis=1)
+    if scale is None:
+        norms = np.concatenate([np.linalg.norm(sa, axis=1), np.linalg.norm(sb, axis=1)])
+        scale = float(np.nanmean(norms))
+    scale = _check_nonneg(scale, "scale")
+    rel = dist / scale if scale > 0 else np.where(dist > 0, np.inf, 0.0)
+    frame = pd.DataFrame({"step": step, "step_a": ia, "step_b": ib, "distance": dist, "rel_distance": rel})
+    frame.attrs["scale"] = scale
+    frame.attrs["align"] = align
+    return frame
+
+
+def parting_step(distance: Any, *, rel_threshold: float = 0.25, k: int = 3, scale: float | None = None) -> int:
+    """The aligned step where two sequences part, or -1 if they never do.
+
+    Rule: the first step whose distance exceeds ``rel_threshold * scale`` and stays above it
+    for ``k`` consecutive steps (or until the end of the compared steps, if fewer than ``k``
+    remain).
+
+    Parameters
+    ----------
+    distance : the frame from :func:`pair_distance` (its ``rel_distance`` and ``step`` are used,
+        so the answer is in aligned steps), or a 1-D array of distances (then ``scale`` is
+        required and the answer is an index into the array).
+    rel_threshold : threshold as a fraction of the typical state size (default 0.25).
+    k : consecutive steps the distance must stay above the threshold (default 3).
+    scale : typical state size, only for a raw distance array.
+    """
+    rel_threshold = _check_nonneg(rel_threshold, "rel_threshold")
+    k = _check_positive_int(k, "k")
+    if isinstance(distance, pd.DataFrame):
+        if "rel_distance" not in distance or "step" not in distance:
+            raise InputError("Pass the frame returned by pair_distance (it needs rel_distance and step).")
+        rel = distance["rel_distance"].to_numpy(dtype=np.float64)
+        steps = distance["step"].to_numpy()
+    else:
+        d = _to_numpy(distance, "distance").astype(np.float64)
+        if d.ndim != 1:
+            raise InputError(f"distance must be one curve [T]; got shape {d.shape}.")
+        if scale is None:
+            raise InputError("Pass scale (the typical state size) with a raw distance array, or pass pair_distance's frame.")
+        scale = _check_nonneg(scale, "scale")
+        rel = d / scale if scale > 0 else np.where(d > 0, np.inf, 0.0)
+        steps = np.arange(d.shape[0])
+    above = rel > rel_threshold
+    m = above.shape[0]
+    if m == 0:
+        return -1
+    # run[t] = length of the run of True starting at t (computed from the end, vectorised)
+    idx = np.arange(m)
+    nxt_false = np.where(~above, idx, m)
+    nxt_false = np.minimum.accumulate(nxt_false[::-1])[::-1]
+    run = nxt_false - idx
+    ok = above & ((run >= k) | (nxt_false == m))
+    hits = np.flatnonzero(ok)
+    return int(steps[hits[0]]) if hits.size else -1
+
+
+# ----------------------------------------------------------------------------- pairs worth comparing
+def _summaries(arr: np.ndarray, lens: np.ndarray, summary: str) -> np.ndarray:
+    if summary == "final":
+        return arr[np.arange(arr.shape[0]), lens - 1]
+    if summary == "mean":
+        mask = valid_mask(lens, arr.shape[1])
+        return np.where(mask[..., None], arr, 0.0).sum(axis=1) / lens[:, None]
+    raise InputError(f"summary must be 'final' or 'mean'; got {summary!r}.")
+
+
+def similar_pairs(
+    states: Any,
+    lengths: Any = None,
+    labels: Any = None,
+    *,
+    mode: str = "within",
+    classes: Sequence[Any] | None = None,
+    summary: str = "final",
+    n_pairs: int = 1,
+    max_candidates: int = 2000,
+    random_state: int = 0,
+    ids: Any = None,
+) -> pd.DataFrame:
+    """The most and least similar pairs of sequences, within a class or across classes.
+
+    Each sequence is summarised by one state (``summary="final"``: its last valid state, the one
+    the model's output reads; ``"mean"``: its mean state over valid steps) and pairs are ranked
+    by the Euclidean distance between summaries.
+
+    Parameters
+    ----------
+    labels : per-sequence class labels (None: all sequences form one class; then only
+        ``mode="within"`` makes sense).
+    mode : ``"within"`` (both sequences share a label) or ``"across"`` (labels differ).
+    classes : restrict to these labels (``within``: pairs from any of them; ``across`` with two
+        labels: one sequence from each).
+    n_pairs : how many pairs of each kind to return.
+    max_candidates : when more sequences qualify, this many are sampled without replacement
+        with ``numpy.random.default_rng(random_state)`` before the all-pairs search (the search
+        itself is one vectorised distance matrix, so memory grows with its square).
+
+    Returns
+    -------
+    frame with columns ``kind`` ("most similar"/"least similar"), ``rank`` (1 = most extreme),
+    ``seq_a``, ``seq_b`` (ids), ``label_a``, ``label_b``, ``distance``; ``attrs["sampled"]`` says
+    whether candidates were sampled.
+    """
+    from scipy.spatial.distance import cdist
+
+    arr, lens = _as_states(states, lengths)
+    n = arr.shape[0]
+    seq_ids = _seq_ids(ids, n)
+    lab = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels)
+    if lab.shape != (n,):
+        raise InputError(f"labels must hold one label per sequence ({n}); got shape {lab.shape}.")
+    if mode not in ("within", "across"):
+        raise InputError(f"mode must be 'within' or 'across'; got {mode!r}.")
+    n_pairs = _check_positive_int(n_pairs, "n_pairs")
+    max_candidates = _check_positive_int(max_candidates, "max_candidates", minimum=2)
+    cand = np.arange(n)
+    if classes is not None:
+        classes = list(classes)
+        cand = cand[np.isin(lab, classes)]
+    sampled = cand.size > max_candidates
+    if sampled:
+        rng = np.random.default_rng(random_state)
+        cand = np.sort(rng.choice(cand, size=max_candidates, replace=False))
+    summ = _summaries(arr, lens, summary)[cand]
+    cl = lab[cand]
+    dist = cdist(summ, summ)
+    same = cl[:, None] == cl[None, :]
+    allowed = np.triu(np.ones(dist.shape, dtype=bool), k=1)
+    if mode == "within":
+        allowed &= same
+    else:
+        allowed &= ~same
+        if classes is not None and len(classes) == 2:
+            ca, cb = classes
+            allowed &= ((cl[:, None] == ca) & (cl[None, :] == cb)) | ((cl[:, None] == cb) & (cl[None, :] == ca))
+    ii, jj = np.nonzero(allowed)
+    if ii.size == 0:
+        raise InputError(
+            f"No pair of sequences fits mode={mode!r}"
+            + (f" and classes={classes!r}" if classes is not None else "")
+            + "; choose other classes or the other mode."
+        )
+    d = dist[ii, jj]
+    take = min(n_pairs, d.size)
+    lo = np.argsort(d, kind="stable")[:take]
+    hi = np.argsort(-d, kind="stable")[:take]
+    rows = []
+    for kind, sel in (("most similar", lo), ("least similar", hi)):
+        a, b = cand[ii[sel]], cand[jj[sel]]
+        rows.append(pd.DataFrame({
+            "kind": kind, "rank": np.arange(1, take + 1),
+            "seq_a": seq_ids[a], "seq_b": seq_ids[b],
+            "label_a": lab[a], "label_b": lab[b], "distance": d[sel],
+        }))
+    frame = pd.concat(rows, ignore_index=True)
+    frame.attrs["sampled"] = bool(sampled)
+    frame.attrs["n_candidates"] = int(cand.size)
+    return frame
+
+
+# ----------------------------------------------------------------------------- heatmaps
+class HeatmapData(NamedTuple):
+    """Tidy heatmap rows and the one colour range shared by every sequence in them.
+
+    ``frame`` has columns ``seq, step, unit, value`` (valid steps only); ``domain`` is
+    ``(-m, m)`` with m the largest |value| over the whole set, so zero sits in the middle of a
+    diverging colour scale and equal colours mean equal values in every sequence.
+    """
+
+    frame: pd.DataFrame
+    domain: tuple[float, float]
+
+
+def heatmap_data(
+    states: Any,
+    lengths: Any = None,
+    *,
+    seqs: Sequence[int] | None = None,
+    ids: Any = None,
+    units: Sequence[int] | None = None,
+    domain: tuple[float, float] | None = None,
+) -> HeatmapData:
+    """Heatmap rows (units x time) for a set of sequences, with one shared colour range.
+
+    Parameters
+    ----------
+    seqs : row indices of the sequences to include (default all).
+    units : unit indices to include (default all).
+    domain : force a colour range (e.g. (-1, 1) for tanh states); default symmetric max |value|
+        over the included sequences' valid steps.
+    """
+    arr, lens = _as_states(states, lengths)
+    n, t, h = arr.shape
+    seq_ids = _seq_ids(ids, n)
+    rows = np.arange(n) if seqs is None else np.asarray(seqs, dtype=np.int64).reshape(-1)
+    if rows.size == 0 or rows.min() < -n or rows.max() >= n:
+        raise InputError(f"seqs must be row indices between 0 and {n - 1}.")
+    cols = np.arange(h) if units is None else np.asarray(units, dtype=np.int64).reshape(-1)
+    if cols.size == 0 or cols.min() < -h or cols.max() >= h:
+        raise InputError(f"units must be unit indices between 0 and {h - 1}.")
+    sub = arr[rows][:, :, cols]  # (S, T, U)
+    mask = valid_mask(lens[rows], t)
+    s_idx, t_idx = np.nonzero(mask)
+    vals = sub[s_idx, t_idx]  # (P, U)
+    u = cols.size
+    frame = pd.DataFrame({
+        "seq": np.repeat(seq_ids[rows][s_idx], u),
+        "step": np.repeat(t_idx, u),
+        "unit": np.tile(cols, s_idx.size),
+        "value": vals.reshape(-1),
+    })
+    if domain is None:
+        m = float(np.nanmax(np.abs(vals))) if vals.size and np.isfinite(vals).any() else 1.0
+        m = m if m > 0 else 1.0
+        domain = (-m, m)
+    else:
+        domain = (float(domain[0]), float(domain[1]))
+        if not domain[0] < domain[1]:
+            raise InputError(f"domain must be (low, high) with low < high; got {domain}.")
+    return HeatmapData(frame, domain)

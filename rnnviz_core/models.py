@@ -1,0 +1,766 @@
+"""A built-in family of many-to-one recurrent models, and model files that cannot run code.
+
+The family covers what people usually train to turn a sequence into one output::
+
+    x [N, T, F] --normalise--> encoder (none | linear | embedding) --> rnn (RNN/GRU/LSTM)
+        --> final state of each sequence [N, H*D] --> head (linear | mlp) --> logits [N, C] or [N]
+
+Model files
+-----------
+``save_model(model, "m.safetensors")`` writes one safetensors file: the weights, and in its
+metadata the config, class names, feature names and normalisation as JSON strings.
+``load_model`` reads it back into an identical model in eval mode. It also accepts a plain
+PyTorch *state dict* saved with ``torch.save(model.state_dict(), "m.pt")``; that file is read
+with ``torch.load(..., weights_only=True)`` only after a scan of its pickle opcodes has found
+nothing but tensors and plain containers, and the architecture is inferred from parameter
+names and shapes. Whole pickled models, TorchScript archives, old-style (non-zip) pickles and
+anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what to
+do. Nothing in an uploaded file is ever executed.
+
+Your own model class (local use only)
+-------------------------------------
+A programmer whose model is not in the family can build it with their own code::
+
+    model = load_model_from_factory("mypackage.nets:make_model", "weights.safetensors")
+
+``"module:function"`` names a function that takes no arguments and returns the
+``nn.Module``; the weights file (safetensors, or a state-dict ``.pt``) is then loaded into it.
+This imports and runs *your* code, so it is reachable only from Python or from the app's
+command line (never from an upload).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import json
+import os
+import pickletools
+import re
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .errors import InputError, ModelError, ModelFileError
+
+__all__ = [
+    "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
+    "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
+    "MODEL_EXTENSIONS",
+]
+
+#: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
+#: any many-to-one RNN people inspect in a browser.
+MAX_MODEL_BYTES = 200 * 1024 * 1024
+#: Version of the metadata layout written by :func:`save_model`.
+FORMAT_VERSION = 1
+#: File name endings that :func:`load_model` accepts (content decides the actual format).
+MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin")
+
+CELLS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
+_GATE_MULT = {"GRU": 3, "LSTM": 4, "RNN_TANH": 1, "RNN_RELU": 1}
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
+
+
+# ----------------------------------------------------------------------------------- config
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a :class:`RecurrentModel` (its weights aside)."""
+
+    cell: str = "GRU"                 # recurrent cell: "GRU", "LSTM", "RNN_TANH" or "RNN_RELU"
+    input_size: int = 1               # features per step in the data (F); token ids: 1
+    hidden_size: int = 32             # units per direction in each recurrent layer (H)
+    num_layers: int = 1               # stacked recurrent layers
+    bidirectional: bool = False       # also read each sequence backwards (head sees 2*H)
+    dropout: float = 0.0              # dropout between stacked layers while training only
+    rnn_bias: bool = True             # recurrent layers have bias vectors (PyTorch's bias=)
+    proj_size: int = 0                # LSTM only: project h to this size (0 = no projection)
+    encoder: str | None = None        # None, "linear" (Linear+activation) or "embedding" (token ids)
+    encoder_size: int = 0             # output width of the encoder = the rnn's input size
+    encoder_activation: str = "relu"  # after a linear encoder: "relu", "tanh" or "none"
+    vocab_size: int = 0               # embedding encoder: number of distinct token ids
+    head: str = "linear"              # on the final state: "linear" or "mlp" (Linear-act-Linear)
+    head_hidden: int = 0              # width of the mlp head's hidden layer
+    head_activation: str = "relu"     # mlp head's activation: "relu", "tanh" or "none"
+    task: str = "classification"      # "classification" (logits [N, C]) or "regression"
+    num_outputs: int = 2              # classes C, or regression targets (1 gives output [N])
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ModelError` with a plain message when the config is inconsistent."""
+        def bad(msg: str) -> None:
+            raise ModelError(msg)
+
+        if self.cell not in CELLS:
+            bad(f"The cell type {self.cell!r} is not supported; use one of {', '.join(CELLS)}.")
+        for name in ("input_size", "hidden_size", "num_layers", "num_outputs"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                bad(f"The model setting {name} must be a whole number of at least 1, not {v!r}.")
+        if self.proj_size and (self.cell != "LSTM" or not 0 < self.proj_size < self.hidden_size):
+            bad("proj_size works only with an LSTM and must be smaller than hidden_size.")
+        if self.encoder not in (None, "linear", "embedding"):
+            bad(f"The encoder {self.encoder!r} is not supported; use None, 'linear' or 'embedding'.")
+        if self.encoder is not None and self.encoder_size < 1:
+            bad("An encoder needs encoder_size (its output width) of at least 1.")
+        if self.encoder == "embedding" and (self.vocab_size < 1 or self.input_size != 1):
+            bad("An embedding encoder needs vocab_size >= 1 and input_size 1 (one token id per step).")
+        for name in ("encoder_activation", "head_activation"):
+            if getattr(self, name) not in _ACTIVATIONS:
+                bad(f"{name} must be one of {', '.join(_ACTIVATIONS)}.")
+        if self.head not in ("linear", "mlp"):
+            bad(f"The head {self.head!r} is not supported; use 'linear' or 'mlp'.")
+        if self.head == "mlp" and self.head_hidden < 1:
+            bad("An mlp head needs head_hidden (its hidden width) of at least 1.")
+        if self.task not in ("classification", "regression"):
+            bad(f"The task {self.task!r} is not supported; use 'classification' or 'regression'.")
+        if self.task == "classification" and self.num_outputs < 2:
+            bad("A classification model needs at least 2 classes (num_outputs >= 2).")
+
+    @property
+    def rnn_input_size(self) -> int:
+        """Width of what the recurrent layer reads (after the encoder)."""
+        return self.encoder_size if self.encoder else self.input_size
+
+    @property
+    def state_size(self) -> int:
+        """Width of the final state the head reads: (proj_size or hidden_size) * directions."""
+        return (self.proj_size or self.hidden_size) * (2 if self.bidirectional else 1)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelFileError(
+                f"The model file describes settings this version of rnnviz does not know "
+                f"({', '.join(unknown)}); update rnnviz or re-save the model with rv.save_model.")
+        try:
+            return cls(**dict(d))
+        except TypeError as e:  # pragma: no cover - defensive
+            raise ModelFileError(f"The model file's settings are unreadable ({e}).") from None
+
+
+# ------------------------------------------------------------------------------------ model
+class RecurrentModel(nn.Module):
+    """Many-to-one recurrent network built from a :class:`ModelConfig`.
+
+    ``forward(x, lengths=None)`` takes raw (un-normalised) padded input ``x`` [N, T, F]
+    (token ids in ``x[..., 0]`` for an embedding encoder) and returns logits [N, C]
+    (classification), [N] (regression with one target) or [N, K]. With ``lengths`` the
+    input is packed, so padding never reaches the recurrence; the head reads each sequence's
+    final state (bidirectional: forward state at the last valid step ++ backward state at
+    step 0).
+
+    Attributes: ``config``, ``class_names`` (list or None), ``feature_names`` (list), the
+    recurrent module ``rnn`` (``nn.GRU``/``nn.LSTM``/``nn.RNN``, batch_first) and buffers
+    ``norm_mean``/``norm_std`` [F] applied inside ``forward``.
+    """
+
+    def __init__(self, config: ModelConfig, class_names: Sequence[str] | None = None,
+                 feature_names: Sequence[str] | None = None,
+                 normalization: Mapping[str, Sequence[float]] | None = None) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        c = config
+        if c.encoder == "linear":
+            self.encoder = nn.Linear(c.input_size, c.encoder_size)
+            self.encoder_act = _ACTIVATIONS[c.encoder_activation]()
+        elif c.encoder == "embedding":
+            self.encoder = nn.Embedding(c.vocab_size, c.encoder_size)
+        kw = dict(input_size=c.rnn_input_size, hidden_size=c.hidden_size, num_layers=c.num_layers,
+                  bias=c.rnn_bias, batch_first=True, dropout=c.dropout if c.num_layers > 1 else 0.0,
+                  bidirectional=c.bidirectional)
+        if c.cell == "GRU":
+            self.rnn = nn.GRU(**kw)
+        elif c.cell == "LSTM":
+            self.rnn = nn.LSTM(proj_size=c.proj_size, **kw)
+        else:
+            self.rnn = nn.RNN(nonlinearity="tanh" if c.cell == "RNN_TANH" else "relu", **kw)
+        if c.head == "linear":
+            self.head = nn.Linear(c.state_size, c.num_outputs)
+        else:
+            self.head = nn.Sequential(nn.Linear(c.state_size, c.head_hidden),
+                                      _ACTIVATIONS[c.head_activation](),
+                                      nn.Linear(c.head_hidden, c.num_outputs))
+        self.register_buffer("norm_mean", torch.zeros(c.input_size))
+        self.register_buffer("norm_std", torch.ones(c.input_size))
+        if normalization is not None:
+            self.set_normalization(normalization["mean"], normalization["std"])
+        self.class_names = _check_names(class_names, c.num_outputs, "class") \
+            if c.task == "classification" else (list(class_names) if class_names else None)
+        if self.class_names is None and c.task == "classification":
+            self.class_names = [f"class {i}" for i in range(c.num_outputs)]
+        self.feature_names = _check_names(feature_names, c.input_size, "feature") \
+            or [f"feature {i}" for i in range(c.input_size)]
+
+    # -- normalisation ---------------------------------------------------------------------
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Store per-feature mean/std [F]; forward then computes (x - mean) / std."""
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        f = self.config.input_size
+        if mean_t.numel() != f or std_t.numel() != f:
+            raise ModelError(f"Normalisation needs one mean and one std per feature ({f}).")
+        if not torch.isfinite(mean_t).all() or not (std_t > 0).all() or not torch.isfinite(std_t).all():
+            raise ModelError("Normalisation std values must be positive and all values finite.")
+        self.norm_mean.copy_(mean_t)
+        self.norm_std.copy_(std_t)
+
+    @property
+    def normalization(self) -> dict | None:
+        """``{"mean": [...], "std": [...]}``, or None when it is the identity."""
+        if bool((self.norm_mean == 0).all()) and bool((self.norm_std == 1).all()):
+            return None
+        return {"mean": self.norm_mean.tolist(), "std": self.norm_std.tolist()}
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | Sequence[int] | None = None) -> torch.Tensor:
+        c = self.config
+        if x.dim() == 2 and c.encoder == "embedding":
+            x = x.unsqueeze(-1)                                   # (N, T) token ids -> (N, T, 1)
+        if x.dim() != 3 or x.shape[-1] != c.input_size:
+            raise InputError(f"The model expects sequences shaped [N, T, {c.input_size}] "
+                             f"but got {list(x.shape)}.")
+        if c.encoder == "embedding":
+            ids = x[..., 0].long()                                # (N, T)
+            if lengths is not None:                               # padding may hold anything
+                steps = torch.arange(x.shape[1], device=x.device)
+                valid = steps[None, :] < torch.as_tensor(lengths, device=x.device).reshape(-1, 1)
+                ids = torch.where(valid, ids, torch.zeros_like(ids))
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size):
+                raise InputError(f"Token ids must be whole numbers from 0 to {c.vocab_size - 1} "
+                                 f"for this model's vocabulary.")
+            z = self.encoder(ids)                                 # (N, T, E)
+        else:
+            z = (x.to(self.norm_mean.dtype) - self.norm_mean) / self.norm_std   # (N, T, F)
+            if c.encoder == "linear":
+                z = self.encoder_act(self.encoder(z))             # (N, T, E)
+        if lengths is None:
+            _, h = self.rnn(z)
+        else:
+            lens = torch.as_tensor(lengths).to(device="cpu", dtype=torch.int64).reshape(-1)
+            if lens.numel() != x.shape[0]:
+                raise InputError(f"Got {lens.numel()} lengths for {x.shape[0]} sequences.")
+            if lens.numel() and (int(lens.min()) < 1 or int(lens.max()) > x.shape[1]):
+                raise InputError(f"Every length must be between 1 and the padded length {x.shape[1]}.")
+            packed = pack_padded_sequence(z, lens, batch_first=True, enforce_sorted=False)
+            _, h = self.rnn(packed)                               # h back in input order
+        if isinstance(h, tuple):                                  # LSTM: (h_n, c_n)
+            h = h[0]
+        d = 2 if c.bidirectional else 1
+        final = torch.cat(list(h[-d:]), dim=-1)                   # (N, H_out * D), last layer
+        out = self.head(final)                                    # (N, C)
+        if c.task == "regression" and c.num_outputs == 1:
+            out = out.squeeze(-1)                                 # (N,)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"task={self.config.task}, classes={self.class_names}"
+
+
+def _check_names(names: Sequence[str] | None, n: int, what: str) -> list[str] | None:
+    if names is None:
+        return None
+    names = [str(s) for s in names]
+    if len(names) != n:
+        raise ModelError(f"Got {len(names)} {what} names but the model has {n} {what}s.")
+    if len(set(names)) != len(names):
+        raise ModelError(f"The {what} names must be different from each other.")
+    return names
+
+
+def build_model(config: ModelConfig, class_names: Sequence[str] | None = None,
+                feature_names: Sequence[str] | None = None,
+                normalization: Mapping[str, Sequence[float]] | None = None) -> RecurrentModel:
+    """Build an untrained :class:`RecurrentModel` (train mode, PyTorch's default init)."""
+    return RecurrentModel(config, class_names, feature_names, normalization)
+
+
+# ------------------------------------------------------------------------------ save / load
+def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``model`` (a :class:`RecurrentModel`) to one ``.safetensors`` file.
+
+    The weights are tensors; the metadata holds JSON strings ``config``, ``class_names``,
+    ``feature_names``, ``normalization`` and ``rnnviz_format``. Returns the path written.
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(model, RecurrentModel):
+        raise ModelError("rv.save_model saves models built with rv.build_model; for your own "
+                         "class save the weights with safetensors.torch.save_file(model.state_dict(), ...) "
+                         "and load them with rv.load_model_from_factory.")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ModelError("Give the file name the ending .safetensors, e.g. 'model.safetensors'.")
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {
+        "rnnviz_format": str(FORMAT_VERSION),
+        "config": json.dumps(model.config.to_dict()),
+        "class_names": json.dumps(model.class_names),
+        "feature_names": json.dumps(model.feature_names),
+        "normalization": json.dumps(model.normalization),
+    }
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> nn.Module:
+    """Load a model file safely, in eval mode, on the CPU.
+
+    Parameters
+    ----------
+    path_or_bytes : a path, the file's bytes, or a binary file-like object (e.g. a Streamlit
+        upload, whose ``.name`` is used when ``name`` is not given).
+    name : the original file name, used for its extension and in messages.
+
+    Accepted: ``.safetensors`` written by :func:`save_model` (or any safetensors file whose
+    parameter names and shapes fit the built-in family), and ``.pt``/``.pth``/``.bin`` holding a
+    plain state dict from ``torch.save(model.state_dict(), ...)``. The format is decided by the
+    file's content. Everything else raises :class:`ModelFileError`.
+    """
+    data, name = _read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
+    label = f"'{name}'" if name else "The model file"
+    if name:
+        ext = Path(name).suffix.lower()
+        if ext not in MODEL_EXTENSIONS:
+            raise ModelFileError(
+                f"{label} has the ending '{ext or '(none)'}', which rnnviz does not read as a model; "
+                f"give a .safetensors file (re-save with rv.save_model(model, 'model.safetensors')) "
+                f"or a state dict saved as .pt.")
+    if len(data) == 0:
+        raise ModelFileError(f"{label} is empty; upload the model file again.")
+    kind = _sniff_model(data)
+    if kind == "safetensors":
+        tensors, meta = _read_safetensors(data, label)
+        if meta and "config" in meta and "rnnviz_format" in meta:
+            model = _model_from_rnnviz_file(tensors, meta, label)
+        else:
+            model = _model_from_state_dict(tensors, label)
+    elif kind == "torchzip":
+        model = _model_from_state_dict(_read_torch_zip(data, label), label)
+    elif kind == "pickle":
+        raise ModelFileError(
+            f"{label} is a raw Python pickle, which can run code when opened, so rnnviz refuses it. "
+            f"Re-save it with rv.save_model(model, 'model.safetensors'), or save only the weights "
+            f"with torch.save(model.state_dict(), 'model.pt').")
+    else:
+        raise ModelFileError(
+            f"{label} is not a model file rnnviz can read (not safetensors and not a PyTorch "
+            f"state dict); it may be damaged or another format. Re-save the model with "
+            f"rv.save_model(model, 'model.safetensors').")
+    model.eval()
+    return model
+
+
+def load_model_from_factory(spec: str, weights_path: str | os.PathLike | None = None) -> nn.Module:
+    """Build a model with your own code and (optionally) load weights into it. Local use only.
+
+    ``spec`` is ``"package.module:function"``; the function takes no arguments and returns an
+    ``nn.Module``. ``weights_path`` is a ``.safetensors`` file or a state-dict ``.pt`` (read
+    with ``weights_only=True``). This imports and runs the named Python code, so the app offers
+    it only from its command line, never from an upload.
+    """
+    mod_name, sep, fn_name = spec.partition(":")
+    if not sep or not mod_name or not fn_name:
+        raise ModelError("Name the model factory as 'package.module:function', e.g. 'mynets:make_model'.")
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise ModelError(f"Could not find {spec!r} ({e}); check the module is importable "
+                         f"from where you start the app.") from None
+    model = fn()
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module.")
+    if weights_path is not None:
+        data, name = _read_bytes(weights_path, None, MAX_MODEL_BYTES, ModelFileError, "model")
+        label = f"'{name}'"
+        kind = _sniff_model(data)
+        if kind == "safetensors":
+            sd, _ = _read_safetensors(data, label)
+        elif kind == "torchzip":
+            sd = _read_torch_zip(data, label)
+        else:
+            raise ModelFileError(f"{label} is neither safetensors nor a PyTorch state dict.")
+        try:
+            model.load_state_dict(_strip_prefixes(sd), strict=True)
+        except RuntimeError as e:
+            raise ModelFileError(f"The weights in {label} do not fit the model built by {spec!r}: "
+                                 f"{_short(str(e))}") from None
+    model.eval()
+    return model
+
+
+# ----------------------------------------------------------------------------- file reading
+def _read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
+    """Return (content, file name) from a path, bytes or file-like, enforcing the size limit."""
+    mb = limit // (1024 * 1024)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    elif isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        name = name or p.name
+        if not p.is_file():
+            raise err(f"There is no {what} file at '{p}'; check the path.")
+        if p.stat().st_size > limit:
+            raise err(f"'{p.name}' is larger than the {mb} MB rnnviz accepts for a {what} file.")
+        data = p.read_bytes()
+    elif hasattr(src, "read"):
+        name = name or getattr(src, "name", None)
+        if hasattr(src, "getvalue"):
+            data = src.getvalue()
+        else:
+            data = src.read(limit + 1)
+        data = bytes(data)
+    else:
+        raise err(f"Give the {what} file as a path, bytes or an open file, not {type(src).__name__}.")
+    if len(data) > limit:
+        raise err(f"The {what} file is larger than the {mb} MB rnnviz accepts.")
+    if name is not None:
+        name = Path(str(name)).name
+    return data, name
+
+
+def _sniff_model(data: bytes) -> str:
+    """Decide the format from the content: 'safetensors', 'torchzip', 'pickle' or 'unknown'."""
+    if data[:4] == b"PK\x03\x04":
+        return "torchzip"
+    if len(data) >= 10:
+        (n,) = struct.unpack("<Q", data[:8])
+        if 2 <= n <= len(data) - 8 and data[8:9] == b"{":
+            return "safetensors"
+    if data[:1] == b"\x80" or data[:1] in (b"(", b"}", b"]"):
+        return "pickle"
+    return "unknown"
+
+
+def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors.torch import load as st_load
+
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise ModelFileError(f"{label} is cut short (its header is incomplete); upload it again.")
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+        meta = header.get("__metadata__") or {}
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not an object")
+        tensors = st_load(data)
+    except Exception:  # SafetensorError, JSON errors, unicode errors
+        raise ModelFileError(f"{label} is damaged or cut short (the safetensors data does not add up); "
+                             f"upload it again or re-save it with rv.save_model.") from None
+    return tensors, meta
+
+
+# Globals a plain state dict's pickle may name: containers and tensor rebuilders only.
+_SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("torch", "dtype"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "tuple"),
+}
+_STORAGE_RE = re.compile(r"^(Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool|ComplexFloat|ComplexDouble)Storage$")
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _pickle_globals(pkl: bytes) -> list[tuple[str, str]]:
+    """List the (module, name) globals a pickle would import, without executing it.
+
+    Raises ValueError when the opcode stream cannot be parsed or a global cannot be resolved.
+    """
+    found: list[tuple[str, str]] = []
+    recent: list[Any] = []         # values of string pushes, to resolve STACK_GLOBAL
+    memo: dict[int, Any] = {}
+    for op, arg, _pos in pickletools.genops(pkl):
+        name = op.name
+        if name == "GLOBAL" or name == "INST":
+            mod, _, attr = str(arg).partition(" ")
+            found.append((mod, attr))
+        elif name == "STACK_GLOBAL":
+            if len(recent) < 2 or not all(isinstance(s, str) for s in recent[-2:]):
+                raise ValueError("unresolvable STACK_GLOBAL")
+            found.append((recent[-2], recent[-1]))
+            recent.clear()
+        elif name in _STRING_OPS:
+            recent.append(arg if isinstance(arg, str) else str(arg))
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[int(arg)] = recent[-1] if recent else None
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[-1] if recent else None
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            recent.append(memo.get(int(arg)))
+        elif name == "OBJ":
+            raise ValueError("OBJ opcode")
+    return found
+
+
+def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
+    """Read a torch.save zip holding a state dict; refuse TorchScript and anything with code."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ModelFileError(f"{label} is a damaged archive; upload it again or re-save the model "
+                             f"with rv.save_model(model, 'model.safetensors').") from None
+    if any(n.split("/", 1)[-1].startswith("code/") or n.endswith("constants.pkl") for n in names):
+        raise ModelFileError(
+            f"{label} is a TorchScript model, which contains code, so rnnviz never loads it from a file. "
+            f"Save only the weights (torch.save(model.state_dict(), 'model.pt')) or use rv.save_model.")
+    pkls = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+    if len(pkls) != 1:
+        raise ModelFileError(f"{label} is a zip archive but not a PyTorch weights file; "
+                             f"re-save the model with rv.save_model(model, 'model.safetensors').")
+    try:
+        globals_ = _pickle_globals(zf.read(pkls[0]))
+    except Exception:
+        raise ModelFileError(f"{label} holds data rnnviz cannot check is safe, so it was not opened; "
+                             f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
+    unsafe = [(m, a) for m, a in globals_
+              if (m, a) not in _SAFE_GLOBALS and not (m == "torch" and _STORAGE_RE.match(a))]
+    if unsafe:
+        modules = [m for m, _ in unsafe]
+        if any(m.startswith("torch.nn") or m == "__main__" for m in modules) and not any(
+                m in ("os", "posix", "nt", "subprocess", "builtins", "sys") for m in modules):
+            raise ModelFileError(
+                f"{label} holds a whole pickled model, not just its weights, and opening that would "
+                f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
+                f"weights with torch.save(model.state_dict(), 'model.pt').")
+        raise ModelFileError(
+            f"{label} asks to run code when opened ({', '.join(f'{m}.{a}' for m, a in unsafe[:3])}), "
+            f"so rnnviz refused it. Only plain weights are accepted: re-save with rv.save_model.")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelFileError(f"{label} could not be read as PyTorch weights ({_short(str(e))}); "
+                             f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
+    return _unwrap_state_dict(obj, label)
+
+
+def _unwrap_state_dict(obj: Any, label: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model_state_dict", "model", "net", "weights"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise ModelFileError(f"{label} does not hold a model's weights (a state dict of tensors); "
+                         f"save them with torch.save(model.state_dict(), 'model.pt') or rv.save_model.")
+
+
+def _short(msg: str, n: int = 200) -> str:
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= n else msg[: n - 3] + "..."
+
+
+def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes added by DataParallel ('module.') and torch.compile ('_orig_mod.')."""
+    out = dict(sd)
+    for prefix in ("module.", "_orig_mod."):
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    return out
+
+
+def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) -> RecurrentModel:
+    try:
+        version = int(meta["rnnviz_format"])
+        cfg = json.loads(meta["config"])
+        class_names = json.loads(meta.get("class_names", "null"))
+        feature_names = json.loads(meta.get("feature_names", "null"))
+    except (ValueError, TypeError):
+        raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.") from None
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{label} was written by a newer rnnviz (format {version}); update rnnviz to open it.")
+    if not isinstance(cfg, dict):
+        raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.")
+    try:
+        config = ModelConfig.from_dict(cfg)
+        model = RecurrentModel(config, class_names, feature_names)
+    except ModelError as e:
+        raise ModelFileError(f"{label} describes a model rnnviz cannot build: {e}") from None
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise ModelFileError(f"The weights in {label} do not match its own settings ({_short(str(e))}); "
+                             f"re-save the model with rv.save_model.") from None
+    return model
+
+
+# ------------------------------------------------------------------- state-dict inference
+_RNN_KEY = re.compile(r"^(?:(?P<prefix>.*)\.)?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+
+
+def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Infer a :class:`ModelConfig` from a plain state dict and rename its keys to the family's.
+
+    The state dict must hold one recurrent module (``<name>.weight_ih_l0`` ...), optionally one
+    module before it (a Linear encoder or an Embedding) and one or two Linear layers after it
+    (the head). Assumptions that shapes cannot tell: a 1-gate cell is RNN_TANH, a linear
+    encoder and an mlp head use ReLU, one output means regression. Raises
+    :class:`ModelFileError` explaining what does not fit.
+    """
+    sd = _strip_prefixes(state_dict)
+    rnn_keys: dict[str, list] = {}
+    others: dict[str, dict[str, torch.Tensor]] = {}
+    norm: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        m = _RNN_KEY.match(k)
+        if m:
+            rnn_keys.setdefault(m.group("prefix") or "", []).append((m, v))
+        elif k in ("norm_mean", "norm_std"):
+            norm[k] = v
+        else:
+            mod, _, pname = k.rpartition(".")
+            others.setdefault(mod, {})[pname] = v
+    if not rnn_keys:
+        raise ModelFileError("The file's weights contain no recurrent layer (no 'weight_ih_l0'); rnnviz "
+                             "needs an nn.RNN, nn.GRU or nn.LSTM inside the model.")
+    if len(rnn_keys) > 1:
+        raise ModelFileError(
+            f"The file's weights hold several recurrent modules ({', '.join(sorted(rnn_keys))}), which the "
+            f"built-in model family does not cover; run rnnviz locally with your own model class "
+            f"(rv.load_model_from_factory('module:function', weights)).")
+    prefix, entries = next(iter(rnn_keys.items()))
+    p = {(m.group("kind"), int(m.group("layer")), bool(m.group("rev"))): v for m, v in entries}
+    num_layers = 1 + max(layer for _, layer, _ in p)
+    bidirectional = any(rev for _, _, rev in p)
+    w_ih0, w_hh0 = p.get(("weight_ih", 0, False)), p.get(("weight_hh", 0, False))
+    if w_ih0 is None or w_hh0 is None or w_ih0.dim() != 2 or w_hh0.dim() != 2:
+        raise ModelFileError("The recurrent layer's weights are incomplete (weight_ih_l0/weight_hh_l0 missing).")
+    proj = p.get(("weight_hr", 0, False))
+    proj_size = int(proj.shape[0]) if proj is not None else 0
+    hidden = int(proj.shape[1]) if proj is not None else int(w_hh0.shape[1])
+    mult = int(w_hh0.shape[0]) // hidden if hidden else 0
+    cell = {1: "RNN_TANH", 3: "GRU", 4: "LSTM"}.get(mult)
+    if cell is None or mult * hidden != w_hh0.shape[0]:
+        raise ModelFileError("The recurrent layer's weight shapes do not match an RNN, GRU or LSTM.")
+    if cell == "RNN_TANH" and "relu" in prefix.lower():
+        cell = "RNN_RELU"
+    rnn_in = int(w_ih0.shape[1])
+    state = (proj_size or hidden) * (2 if bidirectional else 1)
+    rnn_bias = ("bias_ih", 0, False) in p
+
+    # classify the other modules into encoder / head
+    mods = dict(others)
+    for mod, ps in mods.items():
+        w = ps.get("weight")
+        if set(ps) - {"weight", "bias"} or w is None or w.dim() != 2:
+            raise ModelFileError(
+                f"The file has weights the built-in model family does not have ('{mod}': "
+                f"{', '.join(sorted(ps))}); run rnnviz locally with your own model class "
+                f"(rv.load_model_from_factory('module:function', weights)).")
+    order = list(sd)
+    rnn_pos = min(order.index(m.string) for m, _ in entries)
+    readings = []   # (encoder key or None, encoder kind, head keys)
+    for enc_key in [None, *mods]:
+        if enc_key is None:
+            enc_kind = None
+        else:
+            ps = mods[enc_key]
+            if "bias" in ps and ps["weight"].shape[0] == rnn_in:
+                enc_kind = "linear"
+            elif "bias" not in ps and ps["weight"].shape[1] == rnn_in:
+                enc_kind = "embedding"
+            else:
+                continue
+        remaining = {m: ps for m, ps in mods.items() if m != enc_key}
+        width, chain = state, []
+        while remaining:
+            nxt = [m for m, ps in remaining.items() if ps["weight"].shape[1] == width and "bias" in ps]
+            if len(nxt) != 1:
+                break
+            chain.append(nxt[0])
+            width = int(remaining.pop(nxt[0])["weight"].shape[0])
+        if not remaining and 1 <= len(chain) <= 2:
+            readings.append((enc_key, enc_kind, chain))
+    if len(readings) > 1:   # ambiguous shapes: prefer names, then position before the rnn
+        def score(r):
+            k = r[0]
+            if k is None:
+                return 1
+            named = bool(re.search(r"enc|emb|input|in_proj", k, re.I))
+            headish = bool(re.search(r"head|fc|out|classif|decod|final|linear", k, re.I))
+            before = order.index(k + ".weight") < rnn_pos
+            return 4 * named + 2 * before - 4 * headish
+        readings.sort(key=score, reverse=True)
+        if score(readings[0]) == score(readings[1]):
+            raise ModelFileError("Could not tell which layers come before and after the recurrent layer; "
+                                 "re-save the model with rv.save_model.")
+    if not readings:
+        raise ModelFileError(
+            f"The layers around the recurrent layer do not match the built-in family (an optional Linear "
+            f"or Embedding before it; one Linear, or Linear-activation-Linear, after it reading the final "
+            f"state of width {state}); found {', '.join(sorted(mods)) or 'no other layers'}. Re-save with "
+            f"rv.save_model, or run rnnviz locally with your own model class (rv.load_model_from_factory).")
+    enc_key, encoder, head_layers = readings[0]
+    num_out = int(mods[head_layers[-1]]["weight"].shape[0])
+    cfg = dict(cell=cell, hidden_size=hidden, num_layers=num_layers, bidirectional=bidirectional,
+               rnn_bias=rnn_bias, proj_size=proj_size, num_outputs=num_out,
+               task="classification" if num_out > 1 else "regression")
+    renamed: dict[str, torch.Tensor] = {}
+    for m, v in entries:
+        renamed["rnn." + m.string[len(prefix) + 1:] if prefix else "rnn." + m.string] = v
+    if encoder == "linear":
+        w = mods[enc_key]["weight"]
+        cfg.update(encoder="linear", encoder_size=int(w.shape[0]), input_size=int(w.shape[1]))
+        renamed["encoder.weight"], renamed["encoder.bias"] = w, mods[enc_key]["bias"]
+    elif encoder == "embedding":
+        w = mods[enc_key]["weight"]
+        cfg.update(encoder="embedding", encoder_size=int(w.shape[1]), vocab_size=int(w.shape[0]), input_size=1)
+        renamed["encoder.weight"] = w
+    else:
+        cfg.update(input_size=rnn_in)
+    if len(head_layers) == 1:
+        cfg["head"] = "linear"
+        renamed["head.weight"] = mods[head_layers[0]]["weight"]
+        renamed["head.bias"] = mods[head_layers[0]]["bias"]
+    else:
+        cfg.update(head="mlp", head_hidden=int(mods[head_layers[0]]["weight"].shape[0]))
+        for i, m in zip((0, 2), head_layers):
+            renamed[f"head.{i}.weight"] = mods[m]["weight"]
+            renamed[f"head.{i}.bias"] = mods[m]["bias"]
+    try:
+        config = ModelConfig(**cfg)
+    except ModelError as e:
+        raise ModelFileError(f"The weights describe a model rnnviz cannot build: {e}") from None
+    f = config.input_size
+    renamed["norm_mean"] = norm.get("norm_mean", torch.zeros(f))
+    renamed["norm_std"] = norm.get("norm_std", torch.ones(f))
+    return config, renamed
+
+
+def _model_from_state_dict(sd: Mapping[str, torch.Tensor], label: str) -> RecurrentModel:
+    try:
+        config, renamed = infer_config(sd)
+    except ModelFileError as e:
+        raise ModelFileError(f"{label}: {e}") from None
+    model = RecurrentModel(config)
+    try:
+        model.load_state_dict(renamed, strict=True)
+    except RuntimeError as e:
+        raise ModelFileError(f"{label}: the weights do not fit the inferred model ({_short(str(e))}); "
+                             f"re-save it with rv.save_model.") from None
+    return model

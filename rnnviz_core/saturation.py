@@ -1,0 +1,274 @@
+"""Saturation: which units and gates pin at their limits, and when.
+
+Definitions (thresholds are parameters everywhere):
+
+* a **unit is saturated** at a step when ``|h| >= threshold`` (default 0.9). This is meant for
+  tanh-bounded states (GRU, LSTM, tanh RNN), whose values lie in (-1, 1); for a ReLU RNN the
+  threshold has no natural meaning.
+* a **gate unit is left-saturated** at a step when its value is ``< low`` (default 0.1: the gate is
+  almost shut) and **right-saturated** when ``> high`` (default 0.9: almost fully open), as in
+  Karpathy, Johnson and Fei-Fei (2015), "Visualizing and Understanding Recurrent Networks".
+  Only sigmoid gates are meant (GRU ``r``, ``z``; LSTM ``i``, ``f``, ``o``); the tanh candidates
+  (GRU ``n``, LSTM ``g``) are not gates and are left out by :func:`trace_gates`.
+
+Every fraction counts valid steps only: padding past a sequence's length never enters a
+numerator or a denominator. Inputs are plain arrays (``states`` [N, T, H], ``gates`` a dict
+name -> [N, T, H], ``lengths`` [N] or None to infer from NaN padding) or a Trace.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .trajectories import _as_states, _check_lengths, _seq_ids, valid_mask
+
+__all__ = [
+    "DEFAULT_THRESHOLD", "DEFAULT_LOW", "DEFAULT_HIGH", "SIGMOID_GATES",
+    "saturated_units", "saturation_by_step", "saturation_by_unit", "unit_saturation_over_time",
+    "saturation_by_sequence", "saturation_over_time", "gate_saturation", "saturation_by_gate",
+    "trace_gates",
+]
+
+DEFAULT_THRESHOLD = 0.9
+DEFAULT_LOW = 0.1
+DEFAULT_HIGH = 0.9
+#: sigmoid gates per recurrent mode, as PyTorch names them
+SIGMOID_GATES = {"GRU": ("r", "z"), "LSTM": ("i", "f", "o")}
+
+
+def _check_threshold(threshold: Any) -> float:
+    try:
+        v = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError(f"threshold must be a number between 0 and 1; got {threshold!r}.") from None
+    if not (np.isfinite(v) and v > 0):
+        raise InputError(f"threshold must be a positive number (|h| >= threshold counts as saturated); got {threshold!r}.")
+    return v
+
+
+def _check_low_high(low: Any, high: Any) -> tuple[float, float]:
+    try:
+        lo, hi = float(low), float(high)
+    except (TypeError, ValueError):
+        raise InputError(f"low and high must be numbers; got {low!r} and {high!r}.") from None
+    if not (0.0 <= lo < hi <= 1.0):
+        raise InputError(f"Gate thresholds need 0 <= low < high <= 1; got low={low}, high={high}.")
+    return lo, hi
+
+
+def saturated_units(states: Any, lengths: Any = None, *, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Boolean [N, T, H]: True where ``|h| >= threshold`` at a valid step (False at padding)."""
+    arr, lens = _as_states(states, lengths)
+    thr = _check_threshold(threshold)
+    return (np.abs(arr) >= thr) & valid_mask(lens, arr.shape[1])[..., None]
+
+
+def saturation_by_step(
+    states: Any, lengths: Any = None, *, threshold: float = DEFAULT_THRESHOLD, ids: Any = None
+) -> pd.DataFrame:
+    """Per sequence and valid step: ``frac_saturated`` (share of units saturated) and
+    ``n_saturated``. Columns ``seq, step, n_saturated, frac_saturated``."""
+    arr, lens = _as_states(states, lengths)
+    sat = saturated_units(arr, lens, threshold=threshold)
+    n, t, h = arr.shape
+    s_idx, t_idx = np.nonzero(valid_mask(lens, t))
+    cnt = sat.sum(axis=2)[s_idx, t_idx]
+    return pd.DataFrame({"seq": _seq_ids(ids, n)[s_idx], "step": t_idx,
+                         "n_saturated": cnt, "frac_saturated": cnt / h})
+
+
+def saturation_by_unit(states: Any, lengths: Any = None, *, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Per unit over all sequences' valid steps: ``frac_saturated`` (share of steps with
+    |h| >= threshold), ``frac_positive`` / ``frac_negative`` (saturated at +1 / -1) and
+    ``mean_abs``. Columns ``unit, frac_saturated, frac_positive, frac_negative, mean_abs``."""
+    arr, lens = _as_states(states, lengths)
+    thr = _check_threshold(threshold)
+    mask = valid_mask(lens, arr.shape[1])
+    pts = arr[mask]  # (P, H)
+    p = pts.shape[0]
+    return pd.DataFrame({
+        "unit": np.arange(arr.shape[2]),
+        "frac_saturated": (np.abs(pts) >= thr).sum(0) / p,
+        "frac_positive": (pts >= thr).sum(0) / p,
+        "frac_negative": (pts <= -thr).sum(0) / p,
+        "mean_abs": np.abs(pts).mean(0),
+    })
+
+
+def unit_saturation_over_time(
+    states: Any, lengths: Any = None, *, threshold: float = DEFAULT_THRESHOLD
+) -> pd.DataFrame:
+    """Per unit and step: the share of sequences (still running at that step) whose unit is
+    saturated there. Columns ``unit, step, frac_saturated, n_sequences`` (for the per-unit
+    heatmap)."""
+    arr, lens = _as_states(states, lengths)
+    sat = saturated_units(arr, lens, threshold=threshold)
+    n, t, h = arr.shape
+    alive = valid_mask(lens, t).sum(0)  # (T,)
+    frac = sat.sum(0) / np.maximum(alive, 1)[:, None]  # (T, H)
+    steps = np.flatnonzero(alive > 0)
+    return pd.DataFrame({
+        "unit": np.tile(np.arange(h), steps.size),
+        "step": np.repeat(steps, h),
+        "frac_saturated": frac[steps].reshape(-1),
+        "n_sequences": np.repeat(alive[steps], h),
+    })
+
+
+def _as_gates(gates: Any, lengths: Any, n_expected: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    if hasattr(gates, "gate_kinds") and hasattr(gates, "lengths"):
+        if lengths is None:
+            lengths = gates.lengths
+        gates = trace_gates(gates)
+    if not isinstance(gates, Mapping) or len(gates) == 0:
+        raise InputError("gates must be a dict of gate name -> array [N, T, H] (or a Trace with gates).")
+    out: dict[str, np.ndarray] = {}
+    lens_out = None
+    shape = None
+    for name, g in gates.items():
+        arr, lens = _as_states(g, lengths, name=f"gate {name!r}")
+        if shape is not None and arr.shape[:2] != shape[:2]:
+            raise InputError(f"Gate {name!r} has shape {arr.shape}, unlike the others {shape}; pass gates of one layer.")
+        shape = arr.shape
+        out[str(name)] = arr
+        lens_out = lens if lens_out is None else np.minimum(lens_out, lens)
+    if n_expected is not None and shape[0] != n_expected:
+        raise InputError(f"gates hold {shape[0]} sequences but states hold {n_expected}; pass both from one trace.")
+    return out, lens_out
+
+
+def gate_saturation(
+    gates: Any, lengths: Any = None, *, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
+) -> pd.DataFrame:
+    """Per gate unit: the share of all sequences' valid steps it is left-saturated (< low) and
+    right-saturated (> high) — the data of Karpathy et al.'s classic scatter.
+
+    Columns ``gate, unit, left, right, neither``.
+    """
+    g, lens = _as_gates(gates, lengths)
+    lo, hi = _check_low_high(low, high)
+    frames = []
+    for name, arr in g.items():
+        pts = arr[valid_mask(lens, arr.shape[1])]  # (P, H)
+        left = (pts < lo).mean(0)
+        right = (pts > hi).mean(0)
+        frames.append(pd.DataFrame({"gate": name, "unit": np.arange(arr.shape[2]),
+                                    "left": left, "right": right, "neither": 1.0 - left - right}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def saturation_by_gate(
+    gates: Any, lengths: Any = None, *, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
+) -> pd.DataFrame:
+    """Per gate over all units and valid steps: ``left``, ``right`` and ``saturated``
+    (left + right) fractions. Columns ``gate, left, right, saturated``."""
+    per_unit = gate_saturation(gates, lengths, low=low, high=high)
+    out = per_unit.groupby("gate", sort=False)[["left", "right"]].mean().reset_index()
+    out["saturated"] = out["left"] + out["right"]
+    return out
+
+
+def saturation_by_sequence(
+    states: Any,
+    lengths: Any = None,
+    *,
+    gates: Any = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    low: float = DEFAULT_LOW,
+    high: float = DEFAULT_HIGH,
+    ids: Any = None,
+) -> pd.DataFrame:
+    """One row per sequence: how saturated its states (and gates) are.
+
+    Columns: ``seq``, ``length``, ``frac_saturated`` (share of the sequence's unit-steps with
+    |h| >= threshold), ``frac_saturated_final`` (share of units saturated at its last step, the
+    state the output reads) and, per gate g when ``gates`` is given (a dict or a Trace),
+    ``{g}_left`` and ``{g}_right`` (share of its gate unit-steps below low / above high).
+    When ``states`` is a Trace and ``gates`` is None, the trace's sigmoid gates are included.
+    """
+    if gates is None and hasattr(states, "gate_kinds"):
+        gates = trace_gates(states)
+        gates = gates or None
+    arr, lens = _as_states(states, lengths)
+    thr = _check_threshold(threshold)
+    n, t, h = arr.shape
+    mask = valid_mask(lens, t)
+    sat = (np.abs(arr) >= thr) & mask[..., None]
+    final = np.abs(arr[np.arange(n), lens - 1]) >= thr  # (N, H)
+    frame = pd.DataFrame({
+        "seq": _seq_ids(ids, n),
+        "length": lens,
+        "frac_saturated": sat.sum(axis=(1, 2)) / (lens * h),
+        "frac_saturated_final": final.mean(axis=1),
+    })
+    if gates is not None:
+        g, glens = _as_gates(gates, lens, n_expected=n)
+        lo, hi = _check_low_high(low, high)
+        for name, garr in g.items():
+            gm = valid_mask(glens, garr.shape[1])[..., None]
+            denom = glens * garr.shape[2]
+            frame[f"{name}_left"] = ((garr < lo) & gm).sum(axis=(1, 2)) / denom
+            frame[f"{name}_right"] = ((garr > hi) & gm).sum(axis=(1, 2)) / denom
+    return frame
+
+
+def saturation_over_time(
+    states: Any,
+    lengths: Any = None,
+    *,
+    groups: Any = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> pd.DataFrame:
+    """Mean share of saturated units at each step, per group of sequences.
+
+    Each sequence contributes to the steps it reaches; ``frac_saturated`` is the mean over the
+    group's sequences still running at that step (``n_sequences`` of them) and ``sem`` its
+    standard error. ``groups``: one label per sequence (e.g. from
+    :func:`rnnviz_core.groups.assign_groups`); None puts every sequence in group "all".
+    Columns ``group, step, frac_saturated, sem, n_sequences``.
+    """
+    arr, lens = _as_states(states, lengths)
+    n, t, h = arr.shape
+    sat = saturated_units(arr, lens, threshold=threshold)
+    per_step = sat.sum(axis=2) / h  # (N, T)
+    mask = valid_mask(lens, t)
+    labels = np.full(n, "all", dtype=object) if groups is None else np.asarray(groups, dtype=object)
+    if labels.shape != (n,):
+        raise InputError(f"groups must hold one label per sequence ({n}); got shape {labels.shape}.")
+    cats, first, inv = np.unique(labels.astype(str), return_index=True, return_inverse=True)
+    # per (group, step) sums via one scatter-add
+    k = cats.size
+    cnt = np.zeros((k, t))
+    s1 = np.zeros((k, t))
+    s2 = np.zeros((k, t))
+    np.add.at(cnt, inv, mask.astype(float))
+    np.add.at(s1, inv, np.where(mask, per_step, 0.0))
+    np.add.at(s2, inv, np.where(mask, per_step**2, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / cnt
+        var = np.maximum(s2 / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+        sem = np.sqrt(var / cnt)
+    gi, si = np.nonzero(cnt > 0)
+    return pd.DataFrame({
+        "group": labels[first[gi]],
+        "step": si,
+        "frac_saturated": mean[gi, si],
+        "sem": np.where(cnt[gi, si] > 1, sem[gi, si], np.nan),
+        "n_sequences": cnt[gi, si].astype(np.int64),
+    })
+
+
+def trace_gates(trace: Any, *, layer: int = -1, direction: str = "fwd", module: int = -1,
+                kinds: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The sigmoid gates of one layer of a Trace, as a dict name -> [N, T, H].
+
+    ``kinds`` defaults to the module's sigmoid gates (GRU r, z; LSTM i, f, o; none for a plain
+    RNN, which returns an empty dict).
+    """
+    if kinds is None:
+        available = tuple(trace.gate_kinds(module=module))
+        kinds = tuple(k for k in available if k not in ("n", "g"))
+    return {k: np.asarray(trace.get(k, layer=layer, direction=direction, module=module)) for k in kinds}

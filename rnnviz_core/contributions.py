@@ -1,0 +1,636 @@
+"""Per-timestep contributions: which steps of a sequence drove the model's final output.
+
+One public verb, :func:`contributions`, dispatches to one private function per method. Every
+method returns an array ``[N, T]`` (one score per sequence and step, NaN at and past each
+sequence's length) and is computed for the whole dataset at once: sequences are processed in
+batches (chunks of rows), never one at a time in a Python loop.
+
+Gradients are taken only with respect to what a method reports (``torch.autograd.grad(out,
+inputs=[probe])`` or ``inputs=[x]``), never with respect to the model's parameters, and the
+model itself is never touched: the trace engine runs a private structural copy in eval mode.
+
+Targets
+-------
+``target=None`` scores the class the model predicts for each sequence (or the single output of
+a one-output model); an ``int`` scores that class for every sequence; an array gives one class
+per sequence. ``target_kind`` picks the quantity being explained:
+
+* ``"logit"`` (default): the model's raw output for the target class;
+* ``"probability"``: softmax probability of the target class (for a one-output model, the
+  sigmoid of its output, i.e. it is read as a binary classifier with one logit);
+* ``"loss"``: the per-sequence loss against labels ``y=`` (cross-entropy for multi-class
+  models; squared error for one-output models, or binary cross-entropy with
+  ``loss="bce"``). Positive scores then mean "this step raised the loss". This is the
+  quantity the original gradient-norm recipe used.
+
+Baselines
+---------
+Integrated gradients, occlusion, prediction_delta and the deletion check replace steps by a
+*baseline*: ``None``/``"zeros"`` (default) or ``"mean"`` (the per-feature mean over all valid
+steps of all sequences passed in), or an array of shape ``[F]``, ``[T, F]`` or ``[N, T, F]``.
+Padding positions (at and past a sequence's length) are never replaced.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F_
+
+from .errors import InputError
+
+__all__ = ["contributions", "METHODS", "TARGET_KINDS"]
+
+METHODS: dict[str, str] = {
+    "grad_norm": (
+        "How strongly the answer would react to a small nudge of the network's memory at this "
+        "step (the size of the gradient; never negative, so it says how sensitive, not which way)."
+    ),
+    "grad_x_state": (
+        "The network's memory at this step multiplied by how sensitive the answer is to it, "
+        "summed over units: a quick signed estimate of how much this step's memory pushed the "
+        "answer up (positive) or down (negative)."
+    ),
+    "input_x_grad": (
+        "Each input value at this step multiplied by how sensitive the answer is to it, summed "
+        "over features: a quick signed estimate of how much this step's inputs pushed the answer."
+    ),
+    "integrated_gradients": (
+        "How much this step's inputs moved the answer away from what a neutral (baseline) "
+        "sequence would give, added up along a straight path from the baseline to the real "
+        "input; a sequence's scores add up to that total change, and we report how closely."
+    ),
+    "occlusion": (
+        "How much the answer drops when only this step is replaced by the baseline "
+        "(positive: the step supported the answer; negative: it worked against it)."
+    ),
+    "prediction_delta": (
+        "How much the model's running answer changed when it read this step: its answer after "
+        "this step minus its answer just before it."
+    ),
+}
+
+TARGET_KINDS = ("logit", "probability", "loss")
+
+# Elements (rows x steps x width) per forward pass when the caller gives no batch_size. About
+# 8M floats per saved activation keeps the peak memory of one backward pass to a few hundred MB
+# for a one-layer GRU, while batches stay big enough that the per-step Python overhead of the
+# unrolled recurrence is shared by many rows.
+_ELEMENT_BUDGET = 1 << 23
+
+# Integrated-gradients refinement defaults (see _integrated_gradients).
+_IG_START_STEPS = 16
+_IG_MAX_STEPS = 512
+_IG_TOL = 0.01
+_IG_FLOOR = 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+# --------------------------------------------------------------------------------------------
+
+@overload
+def contributions(model, x, method: str = ..., lengths=..., target=..., *, baseline=...,
+                  device=..., batch_size=..., return_info: Literal[False] = ...,
+                  **options) -> np.ndarray: ...
+
+
+@overload
+def contributions(model, x, method: str = ..., lengths=..., target=..., *, baseline=...,
+                  device=..., batch_size=..., return_info: Literal[True],
+                  **options) -> tuple[np.ndarray, dict[str, Any]]: ...
+
+
+def contributions(model, x, method="grad_norm", lengths=None, target=None, *, baseline=None,
+                  device="auto", batch_size=None, return_info=False, **options):
+    """Score every timestep of every sequence by how much it drove the model's output.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model containing ``nn.RNN``/``nn.GRU``/``nn.LSTM`` modules whose forward takes a padded
+        batch ``x`` [N, T, F] (plus ``lengths`` when its signature has it) and returns logits
+        [N, C] or [N] / [N, 1]. Never modified.
+    x : array-like or torch.Tensor, shape [N, T, F]
+        Padded sequences. Copied on the way in; the caller's array is left untouched.
+    method : str
+        One of :data:`METHODS` (its value is the method's meaning in one sentence).
+    lengths : array-like of int [N], optional
+        Valid length of each sequence (default: all ``T``).
+    target : None, int or array-like of int [N]
+        None: the predicted class (or the single output); int: that class for all sequences;
+        array: one class per sequence.
+    baseline : None, "zeros", "mean" or array [F] / [T, F] / [N, T, F]
+        What a removed step is replaced with (integrated_gradients, occlusion,
+        prediction_delta); see the module docstring.
+    device : str or torch.device
+        "auto" (CUDA, then MPS, then CPU) or an explicit device.
+    batch_size : int, optional
+        Rows per forward pass (default: chosen from the sequence size, about 8M elements).
+    return_info : bool
+        Also return a dict with what was computed (target classes, and for integrated
+        gradients the per-sequence completeness error and step counts).
+    **options
+        ``target_kind`` ("logit", "probability", "loss"), ``y`` (labels for "loss"), ``loss``
+        ("auto", "ce", "mse", "bce"); for integrated_gradients ``steps`` (fixed count of
+        Gauss-Legendre nodes; default: refine), ``tol`` (0.01), ``max_steps`` (512),
+        ``start_steps`` (16), ``floor`` (0.01).
+
+    Returns
+    -------
+    scores : np.ndarray float32 [N, T]
+        NaN at and past each sequence's length.
+    info : dict
+        Only with ``return_info=True``.
+
+    Notes
+    -----
+    * ``grad_norm`` and ``grad_x_state`` use the gradient with respect to the per-step state of
+      the *last layer of the last recurrent module* (the total derivative through all later
+      steps, computed by the trace engine's unrolled recurrence). For a bidirectional layer the
+      forward and backward halves are concatenated, so ``grad_norm`` is
+      ``sqrt(|g_fwd|^2 + |g_bwd|^2)`` and ``grad_x_state`` sums over both halves.
+    * ``prediction_delta`` defines the output for the empty prefix as the model's output on a
+      one-step sequence equal to the baseline (zeros by default): the model cannot read an
+      empty sequence, and one neutral step is the closest it can get. Step 0's score is
+      ``f(x[:1]) - f(baseline[:1])``; the scores of a sequence sum to
+      ``f(x) - f(baseline[:1])``.
+    * ``integrated_gradients`` without ``steps`` uses Gauss-Legendre quadrature on the straight
+      path and doubles the node count (16, 32, ... up to ``max_steps``) for the sequences whose
+      scores do not yet add up to ``f(x) - f(baseline)``: completeness error
+      ``|sum(scores) - (f(x) - f(baseline))| / max(|f(x) - f(baseline)|, floor)`` at most
+      ``tol``. Sequences still above ``tol`` at the cap are reported in ``info["converged"]``.
+    """
+    fn = _DISPATCH.get(method) if isinstance(method, str) else None
+    if fn is None:
+        raise InputError(
+            f"Unknown contribution method {method!r}. Choose one of: {', '.join(METHODS)}.")
+    prob = _setup(model, x, lengths, target, device=device, batch_size=batch_size,
+                  target_kind=options.pop("target_kind", "logit"), y=options.pop("y", None),
+                  loss=options.pop("loss", "auto"))
+    allowed = _OPTIONS[method]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        hint = f" It accepts: {', '.join(sorted(allowed))}." if allowed else ""
+        raise InputError(f"Method {method!r} does not take option(s) {', '.join(unknown)}.{hint}")
+    info: dict[str, Any] = {"method": method, "target": prob.cls.cpu().numpy().copy(),
+                            "target_kind": prob.kind, "device": str(prob.dev),
+                            "lengths": prob.L.copy()}
+    if method in _USES_BASELINE:
+        b = resolve_baseline(baseline, prob.xt, prob.L)
+        scores = fn(prob, b, info, **options)
+    else:
+        if baseline is not None:
+            raise InputError(f"Method {method!r} does not use a baseline; leave baseline=None.")
+        scores = fn(prob, info, **options)
+    scores = scores.detach().to("cpu", torch.float32).numpy()
+    scores[_pad_mask(prob.L, prob.T)] = np.nan
+    return (scores, info) if return_info else scores
+
+
+# --------------------------------------------------------------------------------------------
+# problem setup: inputs, targets, forward passes
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Problem:
+    model: Any
+    dev: torch.device
+    xt: torch.Tensor          # (N, T, F) float32 on dev; never modified in place
+    lt: torch.Tensor | None   # (N,) int64 on CPU, or None (= all T)
+    L: np.ndarray             # (N,) int64 valid lengths
+    single: bool              # one-output model
+    C: int                    # number of outputs
+    cls: torch.Tensor         # (N,) int64 on dev: class explained per row (0 for single)
+    kind: str                 # "logit" | "probability" | "loss"
+    y: torch.Tensor | None    # (N,) labels on dev for "loss"
+    loss: str                 # "ce" | "mse" | "bce"
+    base_logits: torch.Tensor  # (N, C) model output on x (fast path), on dev
+    batch_size: int | None
+    _width: int | None = None  # H_out of the last recurrent module, measured once
+
+    def width(self) -> int:
+        if self._width is None:
+            self._width = _output_width(self)
+        return self._width
+
+    @property
+    def N(self) -> int:
+        return self.xt.shape[0]
+
+    @property
+    def T(self) -> int:
+        return self.xt.shape[1]
+
+    def rows_per_batch(self, width: int, steps: int | None = None) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        steps = self.T if steps is None else steps
+        return max(1, _ELEMENT_BUDGET // max(1, steps * max(width, self.xt.shape[2])))
+
+    def lengths_of(self, rows: torch.Tensor) -> torch.Tensor | None:
+        return None if self.lt is None else self.lt[rows.cpu()]
+
+    def out(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Target quantity per row from raw model output; rows index the dataset (on dev)."""
+        z = _as_2d(logits)                                    # (n, C)
+        if self.single:
+            z1 = z[:, 0]
+            if self.kind == "logit":
+                return z1
+            if self.kind == "probability":
+                return torch.sigmoid(z1)
+            yy = self.y[rows]
+            if self.loss == "bce":
+                return F_.binary_cross_entropy_with_logits(z1, yy, reduction="none")
+            return (z1 - yy) ** 2
+        if self.kind == "logit":
+            return z.gather(1, self.cls[rows, None]).squeeze(1)
+        if self.kind == "probability":
+            return torch.softmax(z, 1).gather(1, self.cls[rows, None]).squeeze(1)
+        return F_.cross_entropy(z, self.y[rows], reduction="none")
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor, lengths=None, probe=None):
+        """Differentiable unrolled forward -> (target per row, h_last)."""
+        from .engine import unrolled_forward
+        lt = self.lengths_of(rows) if lengths is None else lengths
+        logits, h_last = unrolled_forward(self.model, x, lt, probe=probe)
+        return self.out(logits, rows), h_last
+
+    def predict_out(self, x: torch.Tensor, rows: torch.Tensor, lengths=None) -> torch.Tensor:
+        """Fast no-grad target per row (fused modules)."""
+        lt = self.lengths_of(rows) if lengths is None else lengths
+        logits = _predict(self.model, x, lt, self.dev, self.batch_size)
+        with torch.no_grad():
+            return self.out(logits, rows)
+
+
+def _as_2d(z: torch.Tensor) -> torch.Tensor:
+    return z.reshape(z.shape[0], -1) if z.dim() != 2 else z
+
+
+def _predict(model, x: torch.Tensor, lt, dev, batch_size) -> torch.Tensor:
+    """The model's own output (fused modules, no grad), batched over rows."""
+    from .engine import fused_forward
+    n = x.shape[0]
+    size = batch_size or max(1, _ELEMENT_BUDGET // max(1, x.shape[1] * x.shape[2] * 8))
+    parts = [fused_forward(model, x[s:e], None if lt is None else lt[s:e])
+             for s, e in _chunks(n, size)]
+    return _as_2d(torch.cat([_as_2d(p) for p in parts]).float())
+
+
+def _pad_mask(L: np.ndarray, T: int) -> np.ndarray:
+    """Boolean [N, T], True at and past each length."""
+    return np.arange(T)[None, :] >= np.asarray(L)[:, None]
+
+
+def _valid_mask_t(L: np.ndarray, T: int, dev) -> torch.Tensor:
+    return torch.as_tensor(~_pad_mask(L, T), device=dev)
+
+
+def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss) -> _Problem:
+    from .device import resolve_device
+    from .engine import prepare
+
+    if target_kind not in TARGET_KINDS:
+        raise InputError(f"Unknown target_kind {target_kind!r}. Choose one of: "
+                         f"{', '.join(TARGET_KINDS)}.")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}.")
+        batch_size = int(batch_size)
+    dev = resolve_device(device)
+    xt, lt = prepare(model, x, lengths, dev)
+    N, T = xt.shape[0], xt.shape[1]
+    if N == 0:
+        raise InputError("There are no sequences to score (x has 0 rows).")
+    L = np.full(N, T, dtype=np.int64) if lt is None else lt.cpu().numpy().astype(np.int64)
+
+    base = _predict(model, xt, lt, dev, batch_size)          # (N, C)
+    C = base.shape[1]
+    single = C == 1
+
+    # --- target class per row
+    if target is None:
+        cls = torch.zeros(N, dtype=torch.long, device=dev) if single else base.argmax(1)
+    else:
+        if single:
+            raise InputError(
+                "This model has a single output (regression or one-logit), so it has no classes "
+                "to choose from; leave target=None to explain its output.")
+        if isinstance(target, (bool, np.bool_)):
+            raise InputError(f"target must be a class number or None, got {target!r}.")
+        t_arr = np.asarray(target.detach().cpu() if torch.is_tensor(target) else target)
+        if t_arr.ndim == 0:
+            t_arr = np.full(N, t_arr.item())
+        if t_arr.ndim != 1 or t_arr.shape[0] != N:
+            raise InputError(f"target must be None, one class number, or one class per sequence "
+                             f"({N} values); got shape {tuple(t_arr.shape)}.")
+        if not np.issubdtype(t_arr.dtype, np.integer):
+            if not (np.issubdtype(t_arr.dtype, np.floating)
+                    and np.all(np.isfinite(t_arr)) and np.all(t_arr == np.round(t_arr))):
+                raise InputError("target must hold whole class numbers.")
+        t_arr = t_arr.astype(np.int64)
+        bad = (t_arr < 0) | (t_arr >= C)
+        if bad.any():
+            raise InputError(f"Target class {int(t_arr[bad][0])} is out of range: this model has "
+                             f"{C} classes, numbered 0 to {C - 1}.")
+        cls = torch.as_tensor(t_arr, device=dev)
+
+    # --- labels for loss-based scores
+    yt = None
+    if loss not in ("auto", "ce", "mse", "bce"):
+        raise InputError(f"Unknown loss {loss!r}. Choose one of: auto, ce, mse, bce.")
+    if target_kind == "loss":
+        if y is None:
+            raise InputError('target_kind="loss" needs the true labels: pass y= (one per sequence).')
+        y_arr = np.asarray(y.detach().cpu() if torch.is_tensor(y) else y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            y_arr = y_arr[:, 0]
+        if y_arr.shape != (N,):
+            raise InputError(f"y must hold one label per sequence ({N}); got shape "
+                             f"{tuple(y_arr.shape)}.")
+        if single:
+            loss = "mse" if loss == "auto" else loss
+            if loss == "ce":
+                raise InputError('loss="ce" needs a model with two or more outputs.')
+            yt = torch.as_tensor(y_arr.astype(np.float32), device=dev)
+        else:
+            if loss not in ("auto", "ce"):
+                raise InputError(f'loss="{loss}" is for one-output models; this model has {C} '
+                                 'outputs, so the loss is cross-entropy.')
+            loss = "ce"
+            if not np.all(np.isfinite(y_arr.astype(float))) \
+                    or np.any(y_arr.astype(float) != np.round(y_arr.astype(float))):
+                raise InputError("y must hold whole class numbers for a classifier.")
+            y_int = y_arr.astype(np.int64)
+            if ((y_int < 0) | (y_int >= C)).any():
+                raise InputError(f"Label out of range in y: this model has {C} classes, "
+                                 f"numbered 0 to {C - 1}.")
+            yt = torch.as_tensor(y_int, device=dev)
+    else:
+        loss = "ce" if (loss == "auto" and not single) else ("mse" if loss == "auto" else loss)
+
+    return _Problem(model=model, dev=dev, xt=xt, lt=lt, L=L, single=single, C=C, cls=cls,
+                    kind=target_kind, y=yt, loss=loss, base_logits=base, batch_size=batch_size)
+
+
+def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray) -> torch.Tensor:
+    """Baseline tensor [N, T, F] on xt's device, equal to ``xt`` at padding positions.
+
+    ``None``/"zeros": zeros; "mean": per-feature mean over all valid steps of all sequences;
+    an array [F], [T, F] or [N, T, F]. Anything else raises InputError.
+    """
+    N, T, Fdim = xt.shape
+    valid = _valid_mask_t(L, T, xt.device)                     # (N, T)
+    if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
+        b = torch.zeros_like(xt)
+    elif isinstance(baseline, str) and baseline == "mean":
+        m = valid[..., None].to(xt.dtype)
+        mean = (xt * m).sum((0, 1)) / m.sum((0, 1)).clamp_min(1)  # (F,)
+        b = mean.expand(N, T, Fdim).clone()
+    elif isinstance(baseline, str):
+        raise InputError(f'Unknown baseline {baseline!r}: use "zeros", "mean" or an array of '
+                         f"shape [F], [T, F] or [N, T, F] (here [{Fdim}], [{T}, {Fdim}] or "
+                         f"[{N}, {T}, {Fdim}]).")
+    else:
+        arr = baseline.detach() if torch.is_tensor(baseline) else baseline
+        try:
+            bt = torch.as_tensor(np.asarray(arr.cpu() if torch.is_tensor(arr) else arr,
+                                            dtype=np.float32), device=xt.device)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"The baseline must be numbers: {e}") from None
+        shape = tuple(bt.shape)
+        if shape == (Fdim,) or shape == (T, Fdim) or shape == (N, T, Fdim):
+            b = bt.expand(N, T, Fdim).clone()
+        else:
+            raise InputError(f"The baseline has shape {list(shape)}, but it must be one step "
+                             f"[{Fdim}], one sequence [{T}, {Fdim}] or one per sequence "
+                             f"[{N}, {T}, {Fdim}].")
+        if not torch.isfinite(b).all():
+            raise InputError("The baseline contains NaN or infinite values.")
+    return torch.where(valid[..., None], b, xt)
+
+
+def _chunks(n: int, size: int):
+    for s in range(0, n, size):
+        yield s, min(n, s + size)
+
+
+# --------------------------------------------------------------------------------------------
+# gradient methods
+# --------------------------------------------------------------------------------------------
+
+def _state_grads(prob: _Problem, want_state: bool):
+    """Yield (rows, g, h) chunk by chunk: g = d target / d h_t (total), h = h_t."""
+    H = prob.width()
+    rows_all = torch.arange(prob.N, device=prob.dev)
+    for s, e in _chunks(prob.N, prob.rows_per_batch(H)):
+        rows = rows_all[s:e]
+        probe = torch.zeros(e - s, prob.T, H, device=prob.dev, requires_grad=True)
+        out, h = prob.forward(prob.xt[s:e], rows, probe=probe)
+        (g,) = torch.autograd.grad(out.sum(), inputs=[probe])   # (n, T, H)
+        yield s, e, g, (h.detach() if want_state else None)
+
+
+def _grad_norm(prob: _Problem, info) -> torch.Tensor:
+    res = torch.empty(prob.N, prob.T, device=prob.dev)
+    for s, e, g, _ in _state_grads(prob, False):
+        res[s:e] = g.norm(dim=-1)
+    return res
+
+
+def _grad_x_state(prob: _Problem, info) -> torch.Tensor:
+    res = torch.empty(prob.N, prob.T, device=prob.dev)
+    for s, e, g, h in _state_grads(prob, True):
+        res[s:e] = (g * h).sum(-1)
+    return res
+
+
+def _input_x_grad(prob: _Problem, info) -> torch.Tensor:
+    res = torch.empty(prob.N, prob.T, device=prob.dev)
+    rows_all = torch.arange(prob.N, device=prob.dev)
+    for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
+        xr = prob.xt[s:e].detach().clone().requires_grad_(True)
+        out, _ = prob.forward(xr, rows_all[s:e])
+        (g,) = torch.autograd.grad(out.sum(), inputs=[xr])
+        res[s:e] = (xr.detach() * g).sum(-1)
+    return res
+
+
+def _output_width(prob: _Problem) -> int:
+    """Width H_out of the last recurrent module's per-step output (directions concatenated)."""
+    from .engine import find_recurrent
+    return int(find_recurrent(prob.model)[-1].output_size)
+
+
+# --------------------------------------------------------------------------------------------
+# integrated gradients
+# --------------------------------------------------------------------------------------------
+
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (alphas in (0, 1)) and weights (sum 1) of n-point Gauss-Legendre quadrature."""
+    z, w = np.polynomial.legendre.leggauss(n)
+    return (z + 1.0) / 2.0, w / 2.0
+
+
+def _ig_pass(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, alphas, weights):
+    """Sum over features of (x - b) * sum_k w_k grad f(b + a_k (x - b)), for the given rows."""
+    x, bb = prob.xt[rows], b[rows]
+    d = x - bb                                                 # (n, T, F)
+    n = rows.numel()
+    K = len(alphas)
+    gsum = torch.zeros_like(d)
+    a_t = torch.as_tensor(np.asarray(alphas), dtype=x.dtype, device=x.device)
+    w_t = torch.as_tensor(np.asarray(weights), dtype=x.dtype, device=x.device)
+    per = prob.rows_per_batch(prob.width())
+    # flatten (node k, row i) pairs, ordered by node, into batches of `per` rows
+    total = n * K
+    lt = prob.lengths_of(rows)
+    for s, e in _chunks(total, per):
+        idx = torch.arange(s, e, device=x.device)
+        k, i = idx // n, idx % n
+        xa = (bb[i] + a_t[k, None, None] * d[i]).requires_grad_(True)
+        lts = None if lt is None else lt[i.cpu()]
+        out, _ = prob.forward(xa, rows[i], lengths=lts)
+        (g,) = torch.autograd.grad(out.sum(), inputs=[xa])
+        gsum.index_add_(0, i, g * w_t[k, None, None])
+    return (d * gsum).sum(-1)                                  # (n, T)
+
+
+def _unrolled_out(prob: _Problem, x: torch.Tensor) -> torch.Tensor:
+    """Target for every row with the same unrolled forward the gradients use (no grad)."""
+    res = torch.empty(prob.N, device=prob.dev)
+    rows_all = torch.arange(prob.N, device=prob.dev)
+    with torch.no_grad():
+        for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
+            res[s:e] = prob.forward(x[s:e], rows_all[s:e])[0]
+    return res
+
+
+def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, tol=_IG_TOL,
+                          max_steps=_IG_MAX_STEPS, start_steps=_IG_START_STEPS,
+                          floor=_IG_FLOOR) -> torch.Tensor:
+    """Integrated gradients along the straight path b -> x, Gauss-Legendre quadrature.
+
+    Fixed ``steps``: one pass with that many nodes. Otherwise start at ``start_steps`` nodes and
+    double for the sequences whose completeness error is above ``tol``, up to ``max_steps``.
+    """
+    for name, v in (("tol", tol), ("floor", floor)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise InputError(f"{name} must be a positive number, got {v!r}.")
+    for name, v in (("steps", steps), ("max_steps", max_steps), ("start_steps", start_steps)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                              or v < 1):
+            raise InputError(f"{name} must be a positive whole number, got {v!r}.")
+    fx = _unrolled_out(prob, prob.xt)
+    fb = _unrolled_out(prob, b)
+    delta = fx - fb                                            # (N,)
+    denom = delta.abs().clamp_min(floor)
+    res = torch.zeros(prob.N, prob.T, device=prob.dev)
+    steps_used = np.zeros(prob.N, dtype=np.int64)
+    valid = _valid_mask_t(prob.L, prob.T, prob.dev)
+    rows_all = torch.arange(prob.N, device=prob.dev)
+
+    def err_of(rows, sc):
+        return ((sc * valid[rows]).sum(1) - delta[rows]).abs() / denom[rows]
+
+    if steps is not None:
+        a, w = gauss_legendre(int(steps))
+        res[:] = _ig_pass(prob, b, rows_all, a, w)
+        steps_used[:] = int(steps)
+        evals = int(steps) * prob.N
+    else:
+        n = int(min(start_steps, max_steps))
+        active = rows_all
+        evals = 0
+        while True:
+            a, w = gauss_legendre(n)
+            sc = _ig_pass(prob, b, active, a, w)
+            evals += n * active.numel()
+            res[active] = sc
+            steps_used[active.cpu().numpy()] = n
+            ok = err_of(active, sc) <= tol
+            active = active[~ok]
+            if active.numel() == 0 or n >= max_steps:
+                break
+            n = min(2 * n, int(max_steps))
+    err = err_of(rows_all, res)
+    info.update({
+        "completeness_error": err.cpu().numpy().astype(np.float64),
+        "converged": (err <= tol).cpu().numpy(),
+        "steps": steps_used,
+        "gradient_evaluations": int(evals),
+        "target_x": fx.cpu().numpy(), "target_baseline": fb.cpu().numpy(),
+        "sum_scores": (res * valid).sum(1).cpu().numpy(),
+        "tol": float(tol), "floor": float(floor),
+        "rule": "gauss-legendre" + (" (fixed)" if steps is not None else
+                                    f" (doubling from {start_steps} to at most {max_steps})"),
+    })
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# perturbation methods (no gradients; fused forward)
+# --------------------------------------------------------------------------------------------
+
+def _occlusion(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
+    """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair."""
+    rows_all = torch.arange(prob.N, device=prob.dev)
+    fx = prob.predict_out(prob.xt, rows_all)
+    res = torch.zeros(prob.N, prob.T, device=prob.dev)
+    pairs = torch.as_tensor(np.argwhere(~_pad_mask(prob.L, prob.T)), device=prob.dev)  # (P, 2)
+    per = prob.rows_per_batch(prob.xt.shape[2] * 4)
+    for s, e in _chunks(pairs.shape[0], per):
+        r, t = pairs[s:e, 0], pairs[s:e, 1]
+        xo = prob.xt[r].clone()                                # (p, T, F) private copy
+        xo[torch.arange(e - s, device=prob.dev), t] = b[r, t]
+        res[r, t] = fx[r] - prob.predict_out(xo, r)
+    info["target_x"] = fx.cpu().numpy()
+    return res
+
+
+def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
+    """Running output on prefixes: score_t = f(x[:t+1]) - f(x[:t]); f(empty) = f(b[:1])."""
+    N, T = prob.N, prob.T
+    rows_all = torch.arange(N, device=prob.dev)
+    prev = prob.predict_out(b[:, :1], rows_all, lengths=_ones_like(prob.lt, N))
+    info["target_empty_prefix"] = prev.cpu().numpy().copy()
+    res = torch.zeros(N, T, device=prob.dev)
+    L_t = torch.as_tensor(prob.L, device=prob.dev)
+    per = prob.rows_per_batch(prob.xt.shape[2] * 4)
+    for t in range(1, T + 1):                                  # a loop over time, batched rows
+        rows = rows_all[L_t >= t]
+        if rows.numel() == 0:
+            break
+        cur = torch.empty(rows.numel(), device=prob.dev)
+        for s, e in _chunks(rows.numel(), per):
+            r = rows[s:e]
+            lt = None if prob.lt is None else torch.full((e - s,), t, dtype=torch.int64)
+            cur[s:e] = prob.predict_out(prob.xt[r, :t], r, lengths=lt)
+        res[rows, t - 1] = cur - prev[rows]
+        prev = prev.clone()
+        prev[rows] = cur
+    return res
+
+
+def _ones_like(lt, N):
+    return None if lt is None else torch.ones(N, dtype=torch.int64)
+
+
+_DISPATCH = {
+    "grad_norm": _grad_norm,
+    "grad_x_state": _grad_x_state,
+    "input_x_grad": _input_x_grad,
+    "integrated_gradients": _integrated_gradients,
+    "occlusion": _occlusion,
+    "prediction_delta": _prediction_delta,
+}
+_USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta"}
+_OPTIONS: dict[str, set[str]] = {m: set() for m in _DISPATCH}
+_OPTIONS["integrated_gradients"] = {"steps", "tol", "max_steps", "start_steps", "floor"}
+assert set(_DISPATCH) == set(METHODS)

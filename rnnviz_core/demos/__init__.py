@@ -1,0 +1,1 @@
+"""Demos that ship trained (filled in below)."""

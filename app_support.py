@@ -1,0 +1,405 @@
+"""Streamlit glue shared by the entry point and the pages: cached loaders, session keys, the
+URL (query parameters) and the upload store. No analysis happens here: every number comes
+from ``rnnviz_core``; this module only decides what is cached under which content hash.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+
+from rnnviz_core.errors import RnnvizError
+from rnnviz_core.store import UploadStore, content_hash
+
+GENERIC_ERROR = ("Something went wrong while reading or analysing this input. Check that the file is "
+                 "the right kind and try again; the previous view is kept.")
+MAX_STORE_BYTES = int(os.environ.get("RNNVIZ_UPLOAD_MAX_BYTES", 500 * 1024 * 1024))
+DEFAULT_DEMO = "race"
+GLOBAL_PARAMS = ("demo", "model", "data", "target")
+
+
+# ---------------------------------------------------------------- hashing
+def digest(*parts: Any) -> str:
+    """SHA-256 over every byte of the parts (arrays hashed in full with dtype and shape)."""
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            a = np.ascontiguousarray(p)
+            h.update(f"nd{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        elif hasattr(p, "detach") and hasattr(p, "cpu"):  # torch tensor
+            h.update(digest(p.detach().cpu().numpy()).encode())
+        elif isinstance(p, (bytes, bytearray, memoryview)):
+            h.update(b"b" + bytes(p))
+        else:
+            h.update(repr(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- errors
+def show_error(exc: BaseException) -> None:
+    """A plain message for the user: the core's own sentence, or a generic one. Never a traceback."""
+    if isinstance(exc, RnnvizError):
+        st.error(str(exc))
+    else:
+        st.error(GENERIC_ERROR)
+
+
+def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn``; on failure show the message and stop this page (the sidebar stays usable)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a plain sentence
+        show_error(exc)
+        st.stop()
+
+
+# ---------------------------------------------------------------- URL and session state
+def init_session() -> None:
+    """Once per session: remember the link's query parameters as the starting view."""
+    if "_view" not in st.session_state:
+        st.session_state["_view"] = {k: st.query_params[k] for k in st.query_params}
+    st.session_state["_used"] = list(GLOBAL_PARAMS)
+
+
+def view() -> dict:
+    return st.session_state["_view"]
+
+
+def widget_key(name: str, default: Any, options: list | None = None,
+               cast: Callable[[str], Any] = str) -> str:
+    """Key for a widget whose value lives in the URL as ``name``.
+
+    The first time the widget appears, it starts from the link's value when that value is
+    valid (castable, and among ``options`` if given), else from ``default``. Returns the key.
+    """
+    key = "w_" + name
+    current = st.session_state.get(key, None)
+    if key not in st.session_state or (options is not None and current not in options):
+        value = default
+        raw = view().get(name)
+        if raw is not None:
+            try:
+                cand = cast(raw)
+                if options is None or cand in options:
+                    value = cand
+            except (TypeError, ValueError):
+                pass
+        st.session_state[key] = value
+    if name not in st.session_state["_used"]:
+        st.session_state["_used"].append(name)
+    return key
+
+
+def remember(name: str, value: Any) -> None:
+    """Put a view value in the URL (call after reading the widget)."""
+    if value is None:
+        view().pop(name, None)
+    else:
+        view()[name] = str(value)
+    if name not in st.session_state["_used"]:
+        st.session_state["_used"].append(name)
+
+
+def value(name: str) -> Any:
+    """Current value of the widget registered with :func:`widget_key` and mirror it to the URL."""
+    v = st.session_state.get("w_" + name)
+    remember(name, v)
+    return v
+
+
+def sync_url() -> None:
+    """Write the view used on this run to the address bar, so the link reproduces it."""
+    v = view()
+    wanted = {k: v[k] for k in st.session_state.get("_used", []) if v.get(k) not in (None, "")}
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+
+
+# ---------------------------------------------------------------- upload store
+@st.cache_resource
+def upload_store() -> UploadStore:
+    return UploadStore(max_bytes=MAX_STORE_BYTES)
+
+
+def store_upload(uploaded) -> tuple[str, bytes, str]:
+    """Keep an ``UploadedFile`` under its content hash; return ``(digest, bytes, name)``."""
+    data = uploaded.getvalue()
+    return upload_store().put(data, name=uploaded.name), data, uploaded.name
+
+
+def stored(dig: str) -> tuple[bytes, str]:
+    """Bytes and file name kept under ``dig`` (KeyError when the server no longer has it)."""
+    return upload_store().get(dig)
+
+
+# ---------------------------------------------------------------- cached loaders
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _model_from_bytes(dig: str, name: str, _data: bytes):
+    from rnnviz_core.models import load_model
+    return load_model(_data, name=name)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading the data…")
+def _data_from_bytes(dig: str, name: str, _data: bytes):
+    from rnnviz_core.data import load_data
+    return load_data(_data, name=name)
+
+
+def model_from_bytes(data: bytes, name: str):
+    return _model_from_bytes(content_hash(data), name, data)
+
+
+def data_from_bytes(data: bytes, name: str):
+    return _data_from_bytes(content_hash(data), name, data)
+
+
+@st.cache_data(show_spinner=False)
+def demo_infos() -> dict:
+    """Shipped demos: key -> DemoInfo, in the package's order."""
+    from rnnviz_core.demos import list_demos
+    return {d.key: d for d in list_demos()}
+
+
+@st.cache_data(show_spinner=False)
+def _file_digest(path: str, mtime: float) -> str:
+    return content_hash(Path(path).read_bytes())
+
+
+def file_digest(path) -> str:
+    p = Path(path)
+    return _file_digest(str(p), p.stat().st_mtime)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the demo…")
+def _demo(key: str, model_dig: str, data_dig: str):
+    from rnnviz_core.demos import load_demo
+    return load_demo(key)
+
+
+def demo(key: str):
+    """``(model, dataset, model_digest, data_digest)`` for a shipped demo, cached by file hash."""
+    info = demo_infos()[key]
+    mdig, ddig = file_digest(info.model_file), file_digest(info.data_file)
+    model, ds = _demo(key, mdig, ddig)
+    return model, ds, mdig, ddig
+
+
+# ---------------------------------------------------------------- the loaded model and data
+@dataclass
+class Loaded:
+    """What every page works on. Objects are shared by all sessions: never mutate them."""
+    model: Any
+    data: Any
+    model_key: str
+    data_key: str
+    model_name: str
+    data_name: str
+    demo: str | None
+    device: str = "auto"
+    device_label: str = "CPU"
+    target: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return digest(self.model_key, self.data_key, self.device)
+
+
+def set_loaded(ctx: Loaded) -> None:
+    st.session_state["_loaded"] = ctx
+
+
+def _build_loaded(demo_key: str, model_dig: str | None, data_dig: str | None) -> Loaded:
+    from rnnviz_core.device import device_label, resolve_device
+    from rnnviz_core.errors import InputError
+    model, ds, mkey, dkey = demo(demo_key)
+    title = demo_infos()[demo_key].title
+    mname, dname = f"{title} (demo)", f"{title} (demo data)"
+    for kind, dig in (("model", model_dig), ("data", data_dig)):
+        if not dig:
+            continue
+        try:
+            raw, name = stored(dig)
+        except KeyError:
+            raise InputError(f"The {kind} file this link refers to is no longer kept on this server; "
+                             "upload it again.") from None
+        if kind == "model":
+            model, mkey, mname = model_from_bytes(raw, name), dig, name or "uploaded model"
+        else:
+            ds, dkey, dname = data_from_bytes(raw, name), dig, name or "uploaded data"
+    if model_dig or data_dig:
+        from rnnviz_core.data import check_against_model
+        check_against_model(ds, model)
+    dev = resolve_device("auto")
+    return Loaded(model=model, data=ds, model_key=mkey, data_key=dkey, model_name=mname,
+                  data_name=dname, demo=demo_key, device=str(dev), device_label=device_label(dev))
+
+
+def resolve_loaded(demo_key: str) -> Loaded | None:
+    """The model and data to show: the demo plus any uploads named in the view.
+
+    When the wanted combination cannot be loaded, the error is shown, the view falls back to
+    what was on screen before, and that previous ``Loaded`` is returned.
+    """
+    v = view()
+    prev = st.session_state.get("_loaded")
+    pending = st.session_state.pop("_pending", None)
+    try:
+        ctx = _build_loaded(demo_key, v.get("model"), v.get("data"))
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc) if isinstance(exc, RnnvizError) else GENERIC_ERROR
+        if pending:
+            st.session_state.setdefault("_upload_errors", {})[pending[0]] = (pending[1], msg)
+        st.error(msg)
+        if prev is not None:
+            v["demo"] = prev.demo
+            for kind, key in (("model", prev.model_key), ("data", prev.data_key)):
+                kept = prev.extra.get(kind + "_upload")
+                if kept:
+                    v[kind] = kept
+                else:
+                    v.pop(kind, None)
+        else:
+            v.pop("model", None)
+            v.pop("data", None)
+        return prev
+    ctx.extra["model_upload"] = v.get("model")
+    ctx.extra["data_upload"] = v.get("data")
+    if prev is not None:
+        ctx.target = prev.target
+    set_loaded(ctx)
+    return ctx
+
+
+def upload_error(kind: str, file_id: str) -> str | None:
+    """The error recorded for the file still sitting in the ``kind`` uploader, if any."""
+    rec = st.session_state.get("_upload_errors", {}).get(kind)
+    return rec[1] if rec and rec[0] == file_id else None
+
+
+def record_upload_error(kind: str, file_id: str, exc: BaseException) -> None:
+    msg = str(exc) if isinstance(exc, RnnvizError) else GENERIC_ERROR
+    st.session_state.setdefault("_upload_errors", {})[kind] = (file_id, msg)
+    st.error(msg)
+
+
+def target_options(ctx: Loaded) -> dict:
+    """Target choices: "predicted" plus one entry per output class."""
+    names = list(getattr(ctx.data, "class_names", None) or [])
+    opts = {"predicted": "The predicted class" if len(names) > 1 else "The model's output"}
+    if len(names) > 1:
+        opts.update({str(i): f"Class: {n}" for i, n in enumerate(names)})
+    return opts
+
+
+def target_index(choice: str | None) -> int | None:
+    return None if choice in (None, "predicted") else int(choice)
+
+
+def loaded() -> Loaded:
+    ctx = st.session_state.get("_loaded")
+    if ctx is None:
+        st.info("Choose a model and data in the sidebar to begin.")
+        st.stop()
+    return ctx
+
+
+# ---------------------------------------------------------------- cached computation
+@st.cache_data(max_entries=48, show_spinner=False)
+def _cached_call(name: str, key: str, _fn, _args, _kwargs):
+    return _fn(*_args, **_kwargs)
+
+
+def compute(fn: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` cached under the loaded model/data content hashes.
+
+    Large arguments (model, dataset, trace) are not hashed by Streamlit; the cache key is the
+    loaded model's and data's SHA-256, the device, ``key`` (anything else the inputs depend on)
+    and the small keyword options.
+    """
+    ctx = loaded()
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    k = digest(name, ctx.key, key, sorted((k, repr(v)) for k, v in kwargs.items()))
+    return _cached_call(name, k, fn, args, kwargs)
+
+
+@st.cache_resource(max_entries=12, show_spinner=False)
+def _shared_call(name: str, key: str, _fn, _args, _kwargs):
+    return _fn(*_args, **_kwargs)
+
+
+def shared(fn: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> Any:
+    """Like :func:`compute` for results that cannot be copied cheaply (a Trace): one shared
+    object per content hash, never mutated by the app."""
+    ctx = loaded()
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    k = digest(name, ctx.key, key, sorted((k, repr(v)) for k, v in kwargs.items()))
+    return _shared_call(name, k, fn, args, kwargs)
+
+
+def csv_button(df, label: str, file_name: str, key: str) -> None:
+    """Download button for the data behind a view."""
+    st.download_button(label, df.to_csv(index=False).encode(), file_name=file_name,
+                       mime="text/csv", key=key)
+
+
+# ---------------------------------------------------------------- start page
+def _architecture(model) -> str:
+    import torch.nn as nn
+    parts = []
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)):
+            kind = type(m).__name__
+            if kind == "RNN":
+                kind = f"RNN ({m.nonlinearity})"
+            bi = ", bidirectional" if m.bidirectional else ""
+            proj = f", projection {m.proj_size}" if getattr(m, "proj_size", 0) else ""
+            parts.append(f"{kind}: {m.num_layers} layer(s) of {m.hidden_size} units{bi}{proj}")
+    return "; ".join(parts) or "no recurrent module found"
+
+
+def _predict(model, X, lengths, device):
+    import rnnviz_core as rv
+    return rv.predict(model, X, lengths, device=device)
+
+
+def predictions(ctx: Loaded):
+    """The model's outputs on every loaded sequence (cached by content hash)."""
+    ds = ctx.data
+    return compute(_predict, ctx.model, ds.X, ds.lengths, key=("predict",), device=ctx.device)
+
+
+def model_card(ctx: Loaded) -> dict:
+    """Plain facts for the start page: architecture, outputs, data size, accuracy (or error)."""
+    model, ds = ctx.model, ctx.data
+    names = list(getattr(ds, "class_names", None) or getattr(model, "class_names", None) or [])
+    X = ds.X
+    card = {
+        "architecture": _architecture(model),
+        "outputs": (f"{len(names)} classes ({', '.join(map(str, names[:8]))}"
+                    f"{', …' if len(names) > 8 else ''})" if len(names) > 1 else "one number (regression)"),
+        "data": f"{X.shape[0]} sequences, up to {X.shape[1]} steps, {X.shape[2]} feature(s)",
+        "score_name": "Accuracy on the loaded data", "score_value": None,
+        "score_help": "The data has no labels, so accuracy cannot be computed.",
+    }
+    y = getattr(ds, "y", None)
+    if y is None:
+        return card
+    out = np.asarray(predictions(ctx))
+    y = np.asarray(y)
+    if len(names) > 1 and out.ndim == 2:
+        acc = float((out.argmax(1) == y).mean())
+        card.update(score_value=f"{acc:.1%}",
+                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
+    else:
+        err = float(np.sqrt(np.mean((out.reshape(len(y), -1)[:, 0] - y.astype(float)) ** 2)))
+        card.update(score_name="Root mean squared error on the loaded data", score_value=f"{err:.3g}",
+                    score_help="Typical distance between the model's output and the true value.")
+    return card

@@ -1,0 +1,105 @@
+"""Browser benchmark of the dashboard on the default demo (Debian chromium via Playwright).
+
+Prints:
+  * open -> first page finished: from ``page.goto`` on a freshly started server (cold caches)
+    until the start page's script run has finished and its content is on screen; and the same
+    for a second browser session (warm server caches);
+  * each page's first render: from clicking its link in the navigation until the run has
+    finished and every chart on it has drawn (cold for that page's computations);
+  * rerun after a widget change that needs no new computation: on Trajectories, switch
+    sequence B to a sequence already computed (every result comes from the cache); median of
+    several switches.
+
+Run: ``python bench/bench_browser.py [--repeats 5]``. Needs ``apt-get install chromium``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from harness import (CHART, IDLE, RUNNING, launch_browser, start_server,  # noqa: E402
+                     stop_server)
+
+PAGES = [("Trajectories", "trajectories"), ("Saturation", "saturation"), ("Contributions", "contributions")]
+
+
+def _finished(pg, timeout_s: float = 120.0) -> None:
+    """Wait until the triggered run ended and every chart drew its canvas/svg."""
+    try:
+        pg.wait_for_selector(RUNNING, timeout=1500)
+    except Exception:  # noqa: BLE001 - it may already be done
+        pass
+    pg.wait_for_selector(IDLE, timeout=timeout_s * 1000)
+    pg.wait_for_function(
+        """(sel) => [...document.querySelectorAll(sel)].every(
+               c => c.querySelector('canvas, svg'))""", arg=CHART, timeout=timeout_s * 1000)
+
+
+def _timed(action, pg) -> float:
+    t0 = time.perf_counter()
+    action()
+    _finished(pg)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5, help="widget-change reruns to time")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="rnnviz-bench-"))
+    proc, url, _ = start_server(tmp)
+    try:
+        with sync_playwright() as pw:
+            browser = launch_browser(pw)
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            pg = ctx.new_page()
+            pg.set_default_timeout(120_000)
+            cold = _timed(lambda: pg.goto(url), pg)
+            pg.wait_for_selector("text=The loaded model")
+            print(f"open -> first page finished (cold server):   {cold:6.2f} s")
+            firsts = {}
+            for title, path in PAGES:
+                link = pg.locator(f'[data-testid="stSidebarNav"] a[href$="/{path}"]')
+                firsts[title] = _timed(link.click, pg)
+                print(f"first render of {title:<14}                {firsts[title]:6.2f} s")
+            ctx.close()
+
+            ctx2 = browser.new_context(viewport={"width": 1400, "height": 1000})
+            pg = ctx2.new_page()
+            pg.set_default_timeout(120_000)
+            warm = _timed(lambda: pg.goto(url), pg)
+            print(f"open -> first page finished (warm server):   {warm:6.2f} s")
+            pg.goto(url + "/trajectories")
+            _finished(pg)
+            box = pg.locator('[data-testid="stSelectbox"]').filter(has_text="Sequence B")
+            current = box.locator('[data-baseweb="select"]').inner_text().strip()
+
+            def choose(option_text=None, index=None):
+                box.locator('[data-baseweb="select"]').click()
+                opts = pg.locator('[role="option"]')
+                (opts.filter(has_text=option_text).first if option_text else opts.nth(index)).click()
+
+            other = 2 if current != pg.locator('[role="option"]').nth(2).inner_text() else 3
+            _timed(lambda: choose(index=other), pg)          # computes B's results once
+            times = []
+            for i in range(args.repeats):
+                target = current if i % 2 == 0 else None
+                times.append(_timed(lambda: choose(option_text=target) if target else choose(index=other), pg))
+            print(f"rerun after a widget change (cached), median of {len(times)}: "
+                  f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
+            ctx2.close()
+            browser.close()
+    finally:
+        stop_server(proc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Start page: what rnnviz shows, what is loaded, where to go next."""
+import streamlit as st
+
+import app_support as sup
+
+ctx = sup.loaded()
+st.title("rnnviz: see inside a recurrent network")
+st.markdown(
+    "rnnviz shows what happens inside a recurrent network (GRU, LSTM or plain RNN) while it reads "
+    "a sequence step by step and gives one answer at the end. "
+    "**Trajectories** follows the hidden state over time and shows where two sequences part ways, "
+    "**Saturation** finds the units and gates pinned at their limits and whether that goes with "
+    "worse answers, and **Contributions** ranks the steps that drove the output and tests how far "
+    "each ranking can be trusted. "
+    "A trained demo is loaded below; pick another demo or your own files in the sidebar."
+)
+
+card = sup.guarded(sup.model_card, ctx)
+st.subheader("The loaded model")
+left, right = st.columns([3, 2])
+with left:
+    st.markdown(f"**{ctx.model_name}** on **{ctx.data_name}**")
+    st.markdown(f"- Architecture: {card['architecture']}\n- Outputs: {card['outputs']}\n"
+                f"- Data: {card['data']}\n- Computing on: {ctx.device_label}")
+with right:
+    if card["score_value"] is not None:
+        st.metric(card["score_name"], card["score_value"], help=card["score_help"])
+    else:
+        st.info(card["score_help"])
+
+st.subheader("Explore")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.page_link("pages/1_Trajectories.py", label="Trajectories", icon=":material/timeline:")
+    st.caption("How the hidden state moves over time; where sequence A and B drift apart.")
+with c2:
+    st.page_link("pages/2_Saturation.py", label="Saturation", icon=":material/thermostat:")
+    st.caption("Which units and gates pin at their limits, and whether that goes with mistakes.")
+with c3:
+    st.page_link("pages/3_Contributions.py", label="Contributions", icon=":material/bar_chart:")
+    st.caption("Which steps drove the final output, ranked, and how much to trust each ranking.")

@@ -1,0 +1,53 @@
+"""Browser tests: Playwright drives Debian's chromium against ``streamlit run`` on loopback.
+
+Needs ``apt-get install chromium`` (Playwright's own browser download is not used). Every test
+here is marked ``browser``; they are skipped when chromium or playwright is missing.
+Screenshots go to ``test-artifacts/e2e/`` (git-ignored).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ARTIFACTS, launch_browser, start_server, stop_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    proc, url, log_path = start_server(tmp_path_factory.mktemp("server"))
+    yield url
+    stop_server(proc)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log_path, ARTIFACTS / "streamlit.log")
+
+
+@pytest.fixture(scope="session")
+def browser(app_url):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = launch_browser(pw)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(90_000)
+    yield pg
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    except Exception:  # noqa: BLE001 - a screenshot must never hide the test's own result
+        pass
+    ctx.close()
+
+

@@ -1,0 +1,87 @@
+"""Shared by the browser tests and bench/bench_browser.py: start ``streamlit run`` on loopback,
+launch Debian's chromium through Playwright, and wait for Streamlit's script runs to finish."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic"]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+RUNNING = '[data-testid="stApp"][data-test-script-state="running"]'
+CHART = '[data-testid="stVegaLiteChart"]'
+EXCEPTION = '[data-testid="stException"]'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp: Path, extra_env: dict | None = None):
+    """Start ``streamlit run streamlit_app.py`` on a free loopback port; return (proc, url, log)."""
+    port = _free_port()
+    log_path = tmp / f"streamlit-{port}.log"
+    env = dict(os.environ, RNNVIZ_UPLOAD_DIR=str(tmp / "uploads"),
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **(extra_env or {}))
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url, log_path
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError("streamlit did not answer its health check within 90 s")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def launch_browser(pw):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    return pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+
+
+def wait_idle(pg, started_timeout: float = 1.5) -> None:
+    """Wait until the script run that an action triggered has finished."""
+    try:
+        pg.wait_for_selector(RUNNING, timeout=started_timeout * 1000)
+    except Exception:  # noqa: BLE001 - the run may have finished (or not started) already
+        pass
+    pg.wait_for_selector(IDLE)
+
+
+def open_app(pg, url: str) -> None:
+    pg.goto(url)
+    pg.wait_for_selector(IDLE)
+    wait_idle(pg, 0.5)
+
+
+def assert_clean(pg) -> None:
+    assert pg.locator(EXCEPTION).count() == 0, pg.locator(EXCEPTION).first.inner_text()

@@ -1,0 +1,295 @@
+"""``rv.trace``: every step's hidden state, cell state and gates, exactly as the model computes them.
+
+Naming scheme (one canonical name per array, as TransformerLens names its hooks)::
+
+    "{module}.l{layer}.{direction}.{kind}"      e.g. "rnn.l0.fwd.z", "encoder.lstm.l1.bwd.c"
+
+``module`` is the recurrent module's qualified name in the model, ``layer`` counts from 0,
+``direction`` is "fwd" or "bwd" (bidirectional layers), and ``kind`` is "h" (the state the
+layer outputs), "c" (LSTM cell state) or a gate letter as PyTorch names it: GRU "r", "z",
+"n"; LSTM "i", "f", "g", "o" (vanilla RNNs have no gates). Every array is float32
+[N, T, size], indexed by input position (also for "bwd"), and NaN at and past each sequence's
+length. Shorthand: ``tr["z"]`` is the last module's last layer, forward direction;
+``tr["z", 0]`` layer 0; ``tr["z", 0, "bwd"]``; or ``tr.get(kind, layer, direction, module)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import resolve_device
+from .engine import DIRECTIONS, ModelView, RecurrentInfo, find_recurrent, prepare
+from .errors import InputError, ModelError
+
+__all__ = ["trace", "predict", "Trace", "RecurrentInfo"]
+
+# Elements of intermediate float32 arrays one batch may hold (≈ 64 MB); batches stream through.
+_BATCH_BUDGET = 2**24
+
+
+class Trace:
+    """The result of :func:`trace`; reads like a dictionary of per-step arrays.
+
+    Attributes
+    ----------
+    hidden : float32 [N, T, H_out] per-step output of the last recurrent module as the model sees
+        it (directions concatenated), NaN at and past each length.
+    logits : float32, the model's own output for x ([N, C], or [N] / [N, 1]).
+    lengths : int64 [N] real steps per sequence.
+    modules : list of :class:`RecurrentInfo`, in registration order (the last is "the last").
+    """
+
+    def __init__(self, hidden, logits, lengths, modules, arrays=None, loader: Callable[[], dict] | None = None):
+        self.hidden: np.ndarray = hidden
+        self.logits: np.ndarray = logits
+        self.lengths: np.ndarray = lengths
+        self.modules: list[RecurrentInfo] = modules
+        self._arrays: dict[str, np.ndarray] | None = arrays
+        self._loader = loader
+
+    # -- shape helpers
+    @property
+    def n_sequences(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        return self.hidden.shape[1]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Bool [N, T], True on real steps."""
+        return np.arange(self.n_steps)[None, :] < self.lengths[:, None]
+
+    @property
+    def last(self) -> RecurrentInfo:
+        return self.modules[-1]
+
+    # -- naming
+    def _module(self, module: int | str = -1) -> RecurrentInfo:
+        if isinstance(module, str):
+            for info in self.modules:
+                if info.name == module:
+                    return info
+            raise KeyError(f"No recurrent module named '{module}'. The model has: {[m.name for m in self.modules]}.")
+        try:
+            return self.modules[module]
+        except IndexError:
+            raise KeyError(f"Module index {module} is out of range: the model has {len(self.modules)} recurrent module(s).") from None
+
+    def keys(self) -> list[str]:
+        """Every canonical name this trace can give."""
+        names = []
+        for info in self.modules:
+            for layer in range(info.num_layers):
+                for d in DIRECTIONS[: info.num_directions]:
+                    names += [f"{info.name}.l{layer}.{d}.{kind}" for kind in info.kinds]
+        return names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __contains__(self, key) -> bool:
+        try:
+            self._resolve(key)
+            return True
+        except KeyError:
+            return False
+
+    def gate_kinds(self, module: int | str = -1) -> tuple[str, ...]:
+        """Gate letters of a module: ("r","z","n") for GRU, ("i","f","g","o") for LSTM, () for RNN."""
+        return self._module(module).gates
+
+    def name(self, kind: str, layer: int = -1, direction: str = "fwd", module: int | str = -1) -> str:
+        """Canonical name for a shorthand, checking that it exists."""
+        info = self._module(module)
+        if kind not in info.kinds:
+            raise KeyError(f"'{kind}' is not traced for a {info.mode} module; available: {list(info.kinds)}.")
+        nl = info.num_layers
+        if not -nl <= layer < nl:
+            raise KeyError(f"Layer {layer} is out of range: '{info.name}' has {nl} layer(s).")
+        if direction not in DIRECTIONS[: info.num_directions]:
+            raise KeyError(
+                f"Direction '{direction}' does not exist for '{info.name}'; use "
+                f"{' or '.join(repr(d) for d in DIRECTIONS[: info.num_directions])}."
+            )
+        return f"{info.name}.l{layer % nl}.{direction}.{kind}"
+
+    def _resolve(self, key) -> str:
+        if isinstance(key, tuple):
+            return self.name(*key)
+        if isinstance(key, str):
+            if key in set(self.keys()):
+                return key
+            if "." not in key:
+                return self.name(key)
+        raise KeyError(f"Unknown trace key {key!r}. Use a name from tr.keys() or a shorthand like tr['h'] / tr['z', 0, 'bwd'].")
+
+    # -- access
+    def get(self, kind: str, layer: int = -1, direction: str = "fwd", module: int | str = -1) -> np.ndarray:
+        """The float32 [N, T, size] array for one kind, layer, direction and module."""
+        return self[self.name(kind, layer, direction, module)]
+
+    def __getitem__(self, key) -> np.ndarray:
+        name = self._resolve(key)
+        info = self._module(name.rsplit(".", 3)[0])
+        _, layer, direction, kind = name.rsplit(".", 3)
+        if (
+            self._arrays is None
+            and kind == "h"
+            and info is self.last
+            and int(layer[1:]) == info.num_layers - 1
+        ):  # the last layer's states are the module output: no recomputation needed
+            hs = info.state_size
+            d = DIRECTIONS.index(direction)
+            return self.hidden[..., d * hs : (d + 1) * hs]
+        return self.arrays[name]
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All per-step arrays by canonical name (computes gates and cell states on first use)."""
+        if self._arrays is None:
+            if self._loader is None:  # pragma: no cover - trace() always sets one
+                raise ModelError("This trace holds no gates or cell states.")
+            self._arrays = self._loader()
+            self._loader = None
+        return self._arrays
+
+    def __repr__(self) -> str:
+        n, t, h = self.hidden.shape
+        mods = ", ".join(f"{m.name}: {m.describe()}" for m in self.modules)
+        return f"Trace(N={n}, T={t}, H_out={h}; {mods})"
+
+
+def _auto_batch(n: int, t: int, per_step: int) -> int:
+    return int(max(1, min(n, _BATCH_BUDGET // max(1, t * per_step))))
+
+
+def _nan_past(arr: np.ndarray, lengths: np.ndarray, start: int) -> None:
+    """Set arr[i, t] = NaN for t >= lengths[start + i] (in place)."""
+    n, t = arr.shape[:2]
+    mask = np.arange(t)[None, :] >= lengths[start : start + n, None]
+    if mask.any():
+        arr[mask] = np.nan
+
+
+def _fill(dst: np.ndarray, src: torch.Tensor, what: str) -> None:
+    """Copy a recorded (n, T', size) tensor into dst (n, T, size); steps past T' become NaN."""
+    if src.shape[0] != dst.shape[0] or src.shape[2] != dst.shape[2] or src.shape[1] > dst.shape[1]:
+        raise ModelError(
+            f"The recurrent module returned {what} of shape {tuple(src.shape)} for a batch of shape "
+            f"{dst.shape[:2]}; rnnviz expects one state per sequence and step."
+        )
+    t = src.shape[1]
+    dst[:, :t] = src.detach().to("cpu", torch.float32).numpy()
+    if t < dst.shape[1]:
+        dst[:, t:] = np.nan
+
+
+def _run(model, xt, lt, device, batch_size, full: bool):
+    """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
+    infos = find_recurrent(model)
+    last = infos[-1]
+    n, t = xt.shape[:2]
+    lengths = lt.numpy() if lt is not None else np.full(n, t, dtype=np.int64)
+    if full:
+        per_step = sum(
+            info.num_layers * info.num_directions * sum(info.kind_size(k) for k in info.kinds) for info in infos
+        ) * 3
+    else:
+        per_step = sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
+    bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
+    if bs < 1:
+        raise InputError("batch_size must be a positive whole number.")
+    view = ModelView(model, device, engine="unrolled" if full else "fused", record=full)
+    hidden = np.empty((n, t, last.output_size), dtype=np.float32)
+    arrays: dict[str, np.ndarray] = {}
+    logits_parts = []
+    with torch.no_grad():
+        for s in range(0, n, bs):
+            xb = xt[s : s + bs].to(device)
+            lb = None if lt is None else lt[s : s + bs]
+            out = view.run(xb, lb)
+            logits_parts.append(out.detach().to("cpu", torch.float32).numpy())
+            _fill(hidden[s : s + bs], view.records[last.name]["out"], "states")
+            _nan_past(hidden[s : s + bs], lengths, s)
+            if full:
+                for info in infos:
+                    rec = view.records.get(info.name)
+                    if rec is None:
+                        raise ModelError(f"The model's forward never ran its recurrent module '{info.name}'.")
+                    for key, val in rec.items():
+                        if key in ("out", "lengths"):
+                            continue
+                        name = f"{info.name}.{key}"
+                        if name not in arrays:
+                            arrays[name] = np.empty((n, t, val.shape[-1]), dtype=np.float32)
+                        _fill(arrays[name][s : s + bs], val, "states")
+                        _nan_past(arrays[name][s : s + bs], lengths, s)
+    logits = np.concatenate(logits_parts, 0)
+    return hidden, logits, lengths, (arrays if full else None)
+
+
+def trace(
+    model: nn.Module,
+    x: Any,
+    lengths: Any = None,
+    *,
+    gates: bool = False,
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+) -> Trace:
+    """Trace a many-to-one recurrent model on a padded batch.
+
+    Parameters
+    ----------
+    model : any ``nn.Module`` containing ``nn.RNN``/``nn.GRU``/``nn.LSTM`` modules whose forward
+        takes ``x`` (and ``lengths`` when its signature has that parameter) and returns logits
+        [N, C] or [N] / [N, 1]. It is never modified.
+    x : float tensor or ndarray [N, T, F], batch-first, padded.
+    lengths : ints [N] (real steps per sequence) or None for "all T".
+    gates : compute gates and cell states of every layer now (otherwise on first request).
+    device : "auto" (CUDA, then MPS, then CPU), or an explicit available device.
+    batch_size : sequences per batch (default: sized so intermediates stay around 64 MB).
+
+    Returns
+    -------
+    Trace
+        ``hidden`` [N, T, H_out], ``logits``, ``lengths`` and every per-step array by name.
+    """
+    dev = resolve_device(device)
+    xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    infos = find_recurrent(model)
+    hidden, logits, lens, arrays = _run(model, xt, lt, dev, batch_size, full=gates)
+    loader = None
+    if arrays is None:
+        def loader():
+            return _run(model, xt, lt, dev, batch_size, full=True)[3]
+    return Trace(hidden, logits, lens, infos, arrays=arrays, loader=loader)
+
+
+def predict(
+    model: nn.Module,
+    x: Any,
+    lengths: Any = None,
+    *,
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """The model's own output for x as float32 numpy ([N, C], or [N] / [N, 1]); model untouched."""
+    dev = resolve_device(device)
+    xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    n, t = xt.shape[:2]
+    infos = find_recurrent(model)
+    per_step = sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
+    bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
+    view = ModelView(model, dev, engine="fused")
+    parts = []
+    with torch.no_grad():
+        for s in range(0, n, bs):
+            out = view.run(xt[s : s + bs].to(dev), None if lt is None else lt[s : s + bs])
+            parts.append(out.detach().to("cpu", torch.float32).numpy())
+    return np.concatenate(parts, 0)

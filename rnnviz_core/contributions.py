@@ -176,9 +176,8 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     if unknown:
         hint = f" It accepts: {', '.join(sorted(allowed))}." if allowed else ""
         raise InputError(f"Method {method!r} does not take option(s) {', '.join(unknown)}.{hint}")
-    info: dict[str, Any] = {"method": method, "target": prob.cls.cpu().numpy().copy(),
-                            "target_kind": prob.kind, "device": str(prob.dev),
-                            "lengths": prob.L.copy()}
+    info: dict[str, Any] = {"method": method, "target_kind": prob.kind,
+                            "device": str(prob.dev), "lengths": prob.L.copy()}
     if method in _USES_BASELINE:
         b = resolve_baseline(baseline, prob.xt, prob.L)
         scores = fn(prob, b, info, **options)
@@ -186,6 +185,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         if baseline is not None:
             raise InputError(f"Method {method!r} does not use a baseline; leave baseline=None.")
         scores = fn(prob, info, **options)
+    info["target"] = prob.cls.cpu().numpy().copy()
     scores = scores.detach().to("cpu", torch.float32).numpy()
     scores[_pad_mask(prob.L, prob.T)] = np.nan
     return (scores, info) if return_info else scores
@@ -204,12 +204,13 @@ class _Problem:
     L: np.ndarray             # (N,) int64 valid lengths
     single: bool              # one-output model
     C: int                    # number of outputs
-    cls: torch.Tensor         # (N,) int64 on dev: class explained per row (0 for single)
+    cls: torch.Tensor         # (N,) int64 on dev: class explained per row (0 for single;
+                              # -1 until the predicted class is known when target=None)
     kind: str                 # "logit" | "probability" | "loss"
     y: torch.Tensor | None    # (N,) labels on dev for "loss"
     loss: str                 # "ce" | "mse" | "bce"
-    base_logits: torch.Tensor  # (N, C) model output on x (fast path), on dev
     batch_size: int | None
+    predicted: bool = False   # target=None on a multi-class model: cls filled from clean passes
     _width: int | None = None  # H_out of the last recurrent module, measured once
 
     def width(self) -> int:
@@ -234,9 +235,19 @@ class _Problem:
     def lengths_of(self, rows: torch.Tensor) -> torch.Tensor | None:
         return None if self.lt is None else self.lt[rows.cpu()]
 
-    def out(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Target quantity per row from raw model output; rows index the dataset (on dev)."""
+    def out(self, logits: torch.Tensor, rows: torch.Tensor, clean: bool = False) -> torch.Tensor:
+        """Target quantity per row from raw model output; rows index the dataset (on dev).
+
+        ``clean=True`` marks logits computed on the unperturbed x: with ``target=None`` they fix
+        the predicted class of those rows. Perturbed inputs always use the class fixed on x.
+        """
         z = _as_2d(logits)                                    # (n, C)
+        if z.shape[1] != self.C:
+            raise RuntimeError("model output width changed between passes")
+        if clean and self.predicted:
+            self.cls[rows] = z.detach().argmax(1)
+        elif not self.single and bool((self.cls[rows] < 0).any()):
+            raise RuntimeError("target class used before the clean forward fixed it")
         if self.single:
             z1 = z[:, 0]
             if self.kind == "logit":
@@ -253,19 +264,21 @@ class _Problem:
             return torch.softmax(z, 1).gather(1, self.cls[rows, None]).squeeze(1)
         return F_.cross_entropy(z, self.y[rows], reduction="none")
 
-    def forward(self, x: torch.Tensor, rows: torch.Tensor, lengths=None, probe=None):
+    def forward(self, x: torch.Tensor, rows: torch.Tensor, lengths=None, probe=None,
+                clean: bool = False):
         """Differentiable unrolled forward -> (target per row, h_last)."""
         from .engine import unrolled_forward
         lt = self.lengths_of(rows) if lengths is None else lengths
         logits, h_last = unrolled_forward(self.model, x, lt, probe=probe)
-        return self.out(logits, rows), h_last
+        return self.out(logits, rows, clean=clean), h_last
 
-    def predict_out(self, x: torch.Tensor, rows: torch.Tensor, lengths=None) -> torch.Tensor:
+    def predict_out(self, x: torch.Tensor, rows: torch.Tensor, lengths=None,
+                    clean: bool = False) -> torch.Tensor:
         """Fast no-grad target per row (fused modules)."""
         lt = self.lengths_of(rows) if lengths is None else lengths
         logits = _predict(self.model, x, lt, self.dev, self.batch_size)
         with torch.no_grad():
-            return self.out(logits, rows)
+            return self.out(logits, rows, clean=clean)
 
 
 def _as_2d(z: torch.Tensor) -> torch.Tensor:
@@ -310,13 +323,14 @@ def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, los
         raise InputError("There are no sequences to score (x has 0 rows).")
     L = np.full(N, T, dtype=np.int64) if lt is None else lt.cpu().numpy().astype(np.int64)
 
-    base = _predict(model, xt, lt, dev, batch_size)          # (N, C)
-    C = base.shape[1]
+    # one row is enough to learn the output width; the predicted classes come from the first
+    # forward pass over the clean x that each method makes anyway
+    C = _predict(model, xt[:1], None if lt is None else lt[:1], dev, 1).shape[1]
     single = C == 1
 
     # --- target class per row
     if target is None:
-        cls = torch.zeros(N, dtype=torch.long, device=dev) if single else base.argmax(1)
+        cls = torch.full((N,), 0 if single else -1, dtype=torch.long, device=dev)
     else:
         if single:
             raise InputError(
@@ -376,7 +390,8 @@ def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, los
         loss = "ce" if (loss == "auto" and not single) else ("mse" if loss == "auto" else loss)
 
     return _Problem(model=model, dev=dev, xt=xt, lt=lt, L=L, single=single, C=C, cls=cls,
-                    kind=target_kind, y=yt, loss=loss, base_logits=base, batch_size=batch_size)
+                    kind=target_kind, y=yt, loss=loss, batch_size=batch_size,
+                    predicted=target is None and not single)
 
 
 def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray) -> torch.Tensor:
@@ -432,7 +447,7 @@ def _state_grads(prob: _Problem, want_state: bool):
     for s, e in _chunks(prob.N, prob.rows_per_batch(H)):
         rows = rows_all[s:e]
         probe = torch.zeros(e - s, prob.T, H, device=prob.dev, requires_grad=True)
-        out, h = prob.forward(prob.xt[s:e], rows, probe=probe)
+        out, h = prob.forward(prob.xt[s:e], rows, probe=probe, clean=True)
         (g,) = torch.autograd.grad(out.sum(), inputs=[probe])   # (n, T, H)
         yield s, e, g, (h.detach() if want_state else None)
 
@@ -456,7 +471,7 @@ def _input_x_grad(prob: _Problem, info) -> torch.Tensor:
     rows_all = torch.arange(prob.N, device=prob.dev)
     for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
         xr = prob.xt[s:e].detach().clone().requires_grad_(True)
-        out, _ = prob.forward(xr, rows_all[s:e])
+        out, _ = prob.forward(xr, rows_all[s:e], clean=True)
         (g,) = torch.autograd.grad(out.sum(), inputs=[xr])
         res[s:e] = (xr.detach() * g).sum(-1)
     return res
@@ -502,13 +517,13 @@ def _ig_pass(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, alphas, weight
     return (d * gsum).sum(-1)                                  # (n, T)
 
 
-def _unrolled_out(prob: _Problem, x: torch.Tensor) -> torch.Tensor:
+def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False) -> torch.Tensor:
     """Target for every row with the same unrolled forward the gradients use (no grad)."""
     res = torch.empty(prob.N, device=prob.dev)
     rows_all = torch.arange(prob.N, device=prob.dev)
     with torch.no_grad():
         for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
-            res[s:e] = prob.forward(x[s:e], rows_all[s:e])[0]
+            res[s:e] = prob.forward(x[s:e], rows_all[s:e], clean=clean)[0]
     return res
 
 
@@ -527,7 +542,7 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
                               or v < 1):
             raise InputError(f"{name} must be a positive whole number, got {v!r}.")
-    fx = _unrolled_out(prob, prob.xt)
+    fx = _unrolled_out(prob, prob.xt, clean=True)
     fb = _unrolled_out(prob, b)
     delta = fx - fb                                            # (N,)
     denom = delta.abs().clamp_min(floor)
@@ -581,7 +596,7 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
 def _occlusion(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair."""
     rows_all = torch.arange(prob.N, device=prob.dev)
-    fx = prob.predict_out(prob.xt, rows_all)
+    fx = prob.predict_out(prob.xt, rows_all, clean=True)
     res = torch.zeros(prob.N, prob.T, device=prob.dev)
     pairs = torch.as_tensor(np.argwhere(~_pad_mask(prob.L, prob.T)), device=prob.dev)  # (P, 2)
     per = prob.rows_per_batch(prob.xt.shape[2] * 4)
@@ -598,6 +613,8 @@ def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     """Running output on prefixes: score_t = f(x[:t+1]) - f(x[:t]); f(empty) = f(b[:1])."""
     N, T = prob.N, prob.T
     rows_all = torch.arange(N, device=prob.dev)
+    if prob.predicted:  # the class explained is the one predicted for the whole sequence
+        prob.predict_out(prob.xt, rows_all, clean=True)
     prev = prob.predict_out(b[:, :1], rows_all, lengths=_ones_like(prob.lt, N))
     info["target_empty_prefix"] = prev.cpu().numpy().copy()
     res = torch.zeros(N, T, device=prob.dev)

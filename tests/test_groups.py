@@ -1,0 +1,257 @@
+"""Groups, two-group tests, resilience and reproducibility against known answers."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from rnnviz_core.errors import InputError
+from rnnviz_core.groups import (
+    assign_groups, compare_groups, group_summary, perturb_inputs, reproducibility, resilience,
+    resilience_summary, resilience_sweep, saturation_levels, sequence_outcomes, sequence_table,
+)
+
+
+# ----------------------------------------------------------------------------- tiny models
+class IgnoresInput(nn.Module):
+    """GRU whose output reads only a constant: any damage to x changes nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(2, 4, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.head(torch.zeros_like(out[:, -1])) + 0.0 * out[:, -1].sum()
+
+
+class Reads(nn.Module):
+    """GRU classifier that reads its input (fixed seed)."""
+
+    def __init__(self, cell=nn.GRU):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = cell(2, 6, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x, lengths=None):
+        out, _ = self.rnn(x)
+        if lengths is None:
+            last = out[:, -1]
+        else:
+            idx = torch.as_tensor(lengths).long() - 1
+            last = out[torch.arange(out.shape[0]), idx]
+        return self.head(last) * 5.0
+
+
+def _torch_predict(model):
+    def run(x, lengths):
+        with torch.no_grad():
+            xt = torch.as_tensor(x)
+            try:
+                return model(xt, torch.as_tensor(lengths)).numpy()
+            except TypeError:
+                return model(xt).numpy()
+    return run
+
+
+def _batch(n=40, t=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, t, 2)).astype(np.float32)
+    lens = rng.integers(3, t + 1, size=n)
+    x[np.arange(t)[None, :] >= lens[:, None]] = 0.0
+    return x, lens
+
+
+# ----------------------------------------------------------------------------- outcomes
+def test_outcomes_by_hand():
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    f = sequence_outcomes(logits, [0, 1])
+    assert f["pred"].tolist() == [0, 2]
+    assert f["confidence"].tolist() == pytest.approx([0.7, 0.6])
+    assert f["correct"].tolist() == [True, False]
+    assert f["loss"].tolist() == pytest.approx([-np.log(0.7), -np.log(0.3)])
+    reg = sequence_outcomes(np.array([1.0, 3.0]), [2.0, 3.0])
+    assert reg["loss"].tolist() == [1.0, 0.0] and reg["confidence"].isna().all()
+    binary = sequence_outcomes(np.array([0.0, 2.0]), [1, 1], task="binary")
+    assert binary["loss"].tolist() == pytest.approx([np.log(2), np.log(1 + np.exp(-2))])
+    with pytest.raises(InputError):
+        sequence_outcomes(logits, [0, 3])
+
+
+def test_saturation_levels_thresholds():
+    lv = saturation_levels([0.0, 0.099, 0.1, 0.49, 0.5, 1.0])
+    assert list(lv) == ["not saturated", "not saturated", "partly saturated", "partly saturated",
+                        "fully saturated", "fully saturated"]
+    assert list(saturation_levels([0.3], levels=(0.2, 0.3))) == ["fully saturated"]
+    with pytest.raises(InputError):
+        saturation_levels([0.3], levels=(0.5, 0.1))
+
+
+def _table():
+    # 6 sequences: states saturate fully in 0-2 (|h| = 0.95), not at all in 3-5
+    states = np.zeros((6, 4, 2))
+    states[:3] = 0.95
+    states[3:] = 0.2
+    logits = np.log(np.array([[0.9, 0.1]] * 3 + [[0.6, 0.4]] * 3))
+    y = np.array([0, 0, 1, 0, 1, 1])
+    cols = pd.DataFrame({"track": list("ababab"), "age": np.arange(6.0)})
+    return sequence_table(logits, y, states=states, columns=cols, class_names=["win", "lose"])
+
+
+def test_sequence_table_and_groupings():
+    t = _table()
+    assert t["saturation"].tolist() == ["fully saturated"] * 3 + ["not saturated"] * 3
+    assert t["true_class"].tolist() == ["win", "win", "lose", "win", "lose", "lose"]
+    assert t["outcome"].tolist() == ["correct", "correct", "wrong", "correct", "wrong", "wrong"]
+    s = group_summary(t, by="saturation").set_index("group")
+    assert s.loc["fully saturated", "size"] == 3
+    assert s.loc["fully saturated", "accuracy"] == pytest.approx(2 / 3)
+    assert s.loc["not saturated", "accuracy"] == pytest.approx(1 / 3)
+    assert s.loc["fully saturated", "mean_confidence"] == pytest.approx(0.9)
+    assert s.loc["fully saturated", "mean_loss"] == pytest.approx((2 * -np.log(0.9) - np.log(0.1)) / 3)
+    assert s.loc["fully saturated", "sat_mean"] == 1.0 and s.loc["not saturated", "sat_mean"] == 0.0
+    assert s.loc["fully saturated", "share_fully_saturated"] == 1.0
+    by_col = group_summary(t, by="track").set_index("group")
+    assert by_col["size"].tolist() == [3, 3]
+    assert assign_groups(t, "correct").tolist() == t["outcome"].tolist()
+    assert set(group_summary(t, by="predicted_class")["group"]) == {"win"}
+    with pytest.raises(InputError, match="no such column"):
+        group_summary(t, by="weather")
+    with pytest.raises(InputError, match="needs y"):
+        assign_groups(sequence_table(np.zeros((2, 2))), "true_class")
+
+
+def test_compare_groups_detects_known_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    n = 200
+    table = pd.DataFrame({"seq": np.arange(2 * n), "g": ["a"] * n + ["b"] * n,
+                          "loss": np.r_[rng.normal(1.0, 1.0, n), rng.normal(0.0, 1.0, n)],
+                          "confidence": rng.uniform(size=2 * n)})
+    mw = compare_groups(table, "g", "a", "b").set_index("metric")
+    assert mw.loc["loss", "p_value"] < 1e-8
+    # rank-biserial for a shift of one SD is about 2*Phi(1/sqrt2)-1 = 0.52
+    assert 0.4 < mw.loc["loss", "effect_size"] < 0.65
+    assert mw.loc["confidence", "p_value"] > 0.01
+    assert abs(mw.loc["confidence", "effect_size"]) < 0.2
+    w = compare_groups(table, "g", "a", "b", metrics="loss", test="welch").iloc[0]
+    assert w["effect_name"] == "Cohen's d" and 0.8 < w["effect_size"] < 1.2 and w["p_value"] < 1e-8
+    # reversing the groups flips the sign of the effect
+    assert compare_groups(table, "g", "b", "a", metrics="loss")["effect_size"].iloc[0] == pytest.approx(
+        -mw.loc["loss", "effect_size"])
+    # rank-biserial by hand on a tiny case: a = [3, 4], b = [1, 2] -> U_a = 4, r = 1
+    tiny = pd.DataFrame({"seq": range(4), "g": list("aabb"), "loss": [3.0, 4.0, 1.0, 2.0]})
+    assert compare_groups(tiny, "g", "a", "b", metrics="loss")["effect_size"].iloc[0] == 1.0
+    with pytest.raises(InputError, match="no group"):
+        compare_groups(table, "g", "a", "c")
+
+
+# ----------------------------------------------------------------------------- perturbation
+def test_perturb_missing_positions_and_drop():
+    x = np.arange(1, 11, dtype=np.float32).reshape(1, 10, 1).repeat(2, axis=0)
+    lens = np.array([10, 5])
+    x[1, 5:] = 0
+    early, l1 = perturb_inputs(x, lens, kind="missing", fraction=0.2, position="early", baseline="zeros")
+    assert early[0, :, 0].tolist() == [0, 0, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert early[1, :, 0].tolist() == [0, 2, 3, 4, 5, 0, 0, 0, 0, 0]  # k = max(1, round(1.0)) = 1
+    assert l1.tolist() == [10, 5]
+    late, _ = perturb_inputs(x, lens, kind="missing", fraction=0.2, position="late", baseline=[-1.0])
+    assert late[0, :, 0].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, -1, -1]
+    assert late[1, :, 0].tolist() == [1, 2, 3, 4, -1, 0, 0, 0, 0, 0]
+    dropped, l2 = perturb_inputs(x, lens, kind="missing", fraction=0.2, position="early", fill="drop")
+    assert l2.tolist() == [8, 4]
+    assert dropped[0, :, 0].tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
+    assert dropped[1, :, 0].tolist() == [2, 3, 4, 5, 0, 0, 0, 0, 0, 0]
+    rnd, _ = perturb_inputs(x, lens, kind="missing", fraction=0.3, position="random", baseline="zeros", seed=1)
+    assert (rnd[0] == 0).sum() == 3 and (rnd[1, :5] == 0).sum() == 2
+    again, _ = perturb_inputs(x, lens, kind="missing", fraction=0.3, position="random", baseline="zeros", seed=1)
+    np.testing.assert_array_equal(rnd, again)
+    mean_fill, _ = perturb_inputs(x, lens, kind="missing", fraction=0.1, position="early")
+    assert mean_fill[0, 0, 0] == pytest.approx((55 + 15) / 15)
+    assert x[0, 0, 0] == 1  # input untouched
+
+
+def test_perturb_noise_scale_and_padding():
+    rng = np.random.default_rng(0)
+    x = np.zeros((500, 6, 2), dtype=np.float32)
+    x[..., 0] = rng.normal(0, 1, size=(500, 6))
+    x[..., 1] = rng.normal(0, 10, size=(500, 6))
+    lens = np.full(500, 6)
+    lens[:10] = 3
+    x[:10, 3:] = 0
+    xn, ln = perturb_inputs(x, lens, kind="noise", scale=0.5)
+    d = (xn - x)[lens == 6].reshape(-1, 2)
+    assert d.std(axis=0) == pytest.approx([0.5, 5.0], rel=0.1)
+    assert (xn[:10, 3:] == 0).all() and (ln == lens).all()
+    same, _ = perturb_inputs(x, lens, kind="noise", scale=0.0)
+    np.testing.assert_array_equal(same, x)
+
+
+# ----------------------------------------------------------------------------- resilience
+def test_resilience_zero_when_model_ignores_input_positive_when_it_reads():
+    x, lens = _batch()
+    deaf = IgnoresInput()
+    for cond in ({"kind": "noise", "scale": 1.0}, {"kind": "missing", "fraction": 0.5, "position": "late"},
+                 {"kind": "missing", "fraction": 0.5, "fill": "drop"}):
+        r = resilience(deaf, x, lens, predict_fn=_torch_predict(deaf), **cond)
+        assert (r["output_change"] == 0).all(), cond
+        assert not r["flipped"].any()
+    model = Reads()
+    r = resilience(model, x, lens, kind="noise", scale=1.0, predict_fn=_torch_predict(model))
+    assert (r["output_change"] > 0).all() and r["output_change"].max() <= 2.0
+    assert r["flipped"].any()
+    late = resilience(model, x, lens, kind="missing", fraction=0.3, position="late", predict_fn=_torch_predict(model))
+    assert late["output_change"].mean() > 0
+
+
+def test_resilience_counts_calls_sweep_and_summary():
+    x, lens = _batch(n=30)
+    model = Reads()
+    calls = []
+    inner = _torch_predict(model)
+
+    def counting(xx, ll):
+        calls.append(xx.shape[0])
+        return inner(xx, ll)
+
+    sweep = resilience_sweep(model, x, lens, predict_fn=counting)
+    assert calls == [30] * 5  # one clean run + one batched run per condition, never per sequence
+    assert sweep["condition"].nunique() == 4 and len(sweep) == 4 * 30
+    table = sequence_table(inner(x, lens), np.zeros(30, dtype=int))
+    summ = resilience_summary(sweep, table, "predicted_class")
+    assert set(summ.columns) >= {"condition", "group", "size", "mean_output_change", "flip_rate"}
+    assert summ.groupby("condition")["size"].sum().tolist() == [30] * 4
+
+
+def test_resilience_with_engine_predict():
+    pytest.importorskip("rnnviz_core.trace")
+    x, lens = _batch(n=12)
+    model = Reads()
+    r = resilience(model, x, lens, kind="missing", fraction=0.25, position="early", device="cpu")
+    assert len(r) == 12 and (r["output_change"] >= 0).all()
+    deaf = IgnoresInput()
+    assert (resilience(deaf, x, lens, kind="noise", scale=1.0, device="cpu")["output_change"] == 0).all()
+
+
+# ----------------------------------------------------------------------------- reproducibility
+def test_reproducibility_known_answers():
+    rng = np.random.default_rng(0)
+    n, t, h = 20, 5, 8
+    sa = rng.uniform(-1, 1, size=(n, t, h))
+    perm = rng.permutation(h)
+    sb = sa[:, :, perm]  # same states with units in another order: saturation identical
+    logits = rng.normal(size=(n, 3))
+    groups = np.array(["x"] * 10 + ["y"] * 10)
+    r = reproducibility(sa, sb, logits_a=logits, logits_b=logits, groups=groups).set_index("group")
+    assert r.loc["x", "agreement"] == 1.0 and r.loc["all", "size"] == n
+    assert r.loc["x", "sat_corr_sequences"] == pytest.approx(1.0)
+    assert r.loc["all", "sat_corr_time"] == pytest.approx(1.0)
+    lb = logits.copy()
+    lb[:4] = np.eye(3)[(logits[:4].argmax(1) + 1) % 3] * 100  # model B disagrees on 4 of group x
+    r2 = reproducibility(sa, sb, logits_a=logits, logits_b=lb, groups=groups).set_index("group")
+    assert r2.loc["x", "agreement"] == pytest.approx(0.6) and r2.loc["y", "agreement"] == 1.0
+    # an unrelated second model: correlation far from 1
+    sc = rng.uniform(-1, 1, size=(n, t, h))
+    r3 = reproducibility(sa, sc)
+    assert abs(r3["sat_corr_sequences"].iloc[0]) < 0.9

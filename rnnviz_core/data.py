@@ -310,3 +310,479 @@ def _map_names(labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
         raise DataError(f"Some labels are not among the classes {list(class_names)}: "
                         f"{', '.join(repr(u) for u in unknown[:5])}. Check the label column matches the model.")
     return np.asarray([index[str(l)] for l in labels], dtype=np.int64)
+
+
+# ================================================================================= loading
+def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None = None, *,
+              id_col: str | None = None, order_col: str | None = None, label_col: str | None = None,
+              feature_cols: Sequence[str] | None = None, group_cols: Sequence[str] | None = None,
+              class_names: Sequence[str] | None = None, missing: str = "error") -> SequenceDataset:
+    """Read a data file into a validated :class:`SequenceDataset`.
+
+    Parameters
+    ----------
+    path_or_bytes : a path, the file's bytes or a binary file-like object (a Streamlit upload).
+    name : original file name (its ending and, in messages, its name).
+    id_col, order_col, label_col, feature_cols, group_cols : long-form (CSV/Parquet) columns;
+        inferred when not given (see :func:`from_long_frame`). ``label_col=""`` means no labels.
+    class_names : class order to map text labels onto (normally the model's ``class_names``).
+    missing : "error" (default), "fill" (carry the last value forward within the sequence) or
+        "drop" (remove sequences with a missing or infinite feature value).
+
+    Formats (decided by content; the ending must be one of ``DATA_EXTENSIONS``): CSV and
+    Parquet long form, NPZ (``X`` [N, T, F], optional ``lengths``, ``y``, ``ids``,
+    ``class_names``, ``feature_names`` and any other [N] arrays as group columns; read with
+    ``allow_pickle=False``), and the UCR/UEA ``.ts`` format.
+    """
+    from .models import _read_bytes  # one implementation of path/bytes/upload reading
+
+    data, name = _read_bytes(path_or_bytes, name, MAX_DATA_BYTES, DataError, "data")
+    label = f"'{name}'" if name else "The data file"
+    ext = Path(name).suffix.lower() if name else ""
+    if name and ext not in DATA_EXTENSIONS:
+        raise DataError(f"{label} has the ending '{ext or '(none)'}', which rnnviz does not read; "
+                        f"use a .csv, .parquet, .npz or .ts file.")
+    if len(data) == 0:
+        raise DataError(f"{label} is empty; upload the data file again.")
+    kind = _sniff_data(data, ext)
+    long_kw = dict(id_col=id_col, order_col=order_col, label_col=label_col, feature_cols=feature_cols,
+                   group_cols=group_cols, class_names=class_names, missing=missing, name=name or "")
+    if kind == "parquet":
+        try:
+            df = pd.read_parquet(io.BytesIO(data))
+        except Exception:
+            raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
+        return from_long_frame(df, **long_kw)
+    if kind == "npz":
+        return _load_npz(data, label, name or "", class_names, missing)
+    if kind == "ts":
+        return _load_ts(data, label, name or "", class_names, missing)
+    if kind == "csv":
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = data.decode("latin-1")
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
+                raise DataError(f"{label} is not a text file.") from None
+        if "\x00" in text[:4096]:
+            raise DataError(f"{label} is not a text CSV file (it holds binary data); export it as CSV again.")
+        if text.count("\n") > MAX_ROWS + 1:
+            raise DataError(f"{label} has more than {MAX_ROWS:,} rows; rnnviz handles at most that many. "
+                            f"Upload a sample of the sequences.")
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=None, engine="python") if ext != ".csv" and "," not in text[:2000] \
+                else pd.read_csv(io.StringIO(text), low_memory=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+            raise DataError(f"{label} could not be read as CSV ({' '.join(str(e).split())[:150]}). "
+                            f"Check it has one header row and the same number of commas on every line.") from None
+        return from_long_frame(df, **long_kw)
+    raise DataError(f"{label} is not a CSV, Parquet, NPZ or .ts data file rnnviz can read.")
+
+
+def _sniff_data(data: bytes, ext: str) -> str:
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if data[:4] == b"PK\x03\x04":
+        return "npz"
+    head = data[:65536]
+    if b"\x00" in head:
+        return "unknown"
+    try:
+        text = head.decode("utf-8-sig", errors="replace")
+    except Exception:  # pragma: no cover
+        return "unknown"
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        return "ts" if s.startswith("@") else "csv"
+    return "csv"
+
+
+# -------------------------------------------------------------------------- long form
+_ID_RE = re.compile(r"(^|[_\s])id$|^id[_\s]|^(sequence|seq|series|sample|case|subject|entity)([_\s]?(id|no|key|name))?$", re.I)
+_ORDER_RE = re.compile(r"^(step|steps|t|timestep|time_step|time_idx|order|seq_no|step_no|index|idx|position_in_sequence|"
+                       r"date|datetime|timestamp|race_no|race_number|step_number)$|(_no|_num|_number|_step|_index|_date)$", re.I)
+_LABEL_RE = re.compile(r"^(label|labels|y|target|class|outcome|category)$|^(label|target)[_\s]|^next[_\s]", re.I)
+
+
+def _suggest(name: str, columns: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), [str(c) for c in columns], n=3, cutoff=0.5)
+    if not close:
+        lowered = {str(c).lower(): str(c) for c in columns}
+        if str(name).lower() in lowered:
+            close = [lowered[str(name).lower()]]
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _need_column(df: pd.DataFrame, col: str, role: str) -> str:
+    if col not in df.columns:
+        cols = ", ".join(map(str, list(df.columns)[:20]))
+        raise DataError(f"There is no column '{col}' (given as the {role}).{_suggest(col, df.columns)} "
+                        f"The columns are: {cols}.")
+    return col
+
+
+def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude: set, required: bool) -> str | None:
+    cands = [c for c in df.columns if c not in exclude and pattern.search(str(c))]
+    if len(cands) == 1:
+        return cands[0]
+    cols = ", ".join(map(str, list(df.columns)[:20]))
+    if len(cands) > 1:
+        raise DataError(f"Several columns could be the {role} ({', '.join(map(str, cands))}); "
+                        f"say which one with {kwarg}=... (in the app: pick it in the column settings).")
+    if required:
+        raise DataError(f"Could not tell which column is the {role}; name it with {kwarg}=... "
+                        f"(in the app: pick it in the column settings). The columns are: {cols}.")
+    return None
+
+
+def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: str | None = None,
+                    label_col: str | None = None, feature_cols: Sequence[str] | None = None,
+                    group_cols: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+                    missing: str = "error", name: str = "") -> SequenceDataset:
+    """Turn a long-form table (one row per step) into a :class:`SequenceDataset`.
+
+    Inference when a column is not named: the id column is the one column whose name looks
+    like an id (``id``, ``dog_id``, ``sequence``, ...); the order column one named like a step
+    or date (``step``, ``t``, ``race_no``, ``date``, ...), else the row order in the file; the
+    label column one named ``label``/``target``/``y``/``class``/``next_...`` (none: no labels).
+    Other columns that hold one value per sequence (text, or numbers constant within every
+    sequence) become group columns; the remaining numeric columns are the features, in file
+    order. Sequences keep the order in which their ids first appear.
+    """
+    if not isinstance(df, pd.DataFrame) or len(df) == 0 or len(df.columns) == 0:
+        raise DataError("The table has no rows, so there are no sequences; check the file is not just a header.")
+    if len(df) > MAX_ROWS:
+        raise DataError(f"The table has {len(df):,} rows; rnnviz handles at most {MAX_ROWS:,}. "
+                        f"Upload a sample of the sequences.")
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(set(df.columns)) != len(df.columns):
+        dup = pd.Series(df.columns)[pd.Series(df.columns).duplicated()].iloc[0]
+        raise DataError(f"The column name '{dup}' appears twice; give every column a different name.")
+    used: set = set()
+    if id_col is None:
+        id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=True)
+    used.add(_need_column(df, id_col, "sequence id column"))
+    if order_col is None:
+        order_col = _pick(df, _ORDER_RE, "step order", "order_col", used, required=False)
+    if order_col:
+        used.add(_need_column(df, order_col, "order column"))
+    if label_col is None:
+        label_col = _pick(df, _LABEL_RE, "label", "label_col", used, required=False)
+    if label_col:
+        used.add(_need_column(df, label_col, "label column"))
+    for c in list(feature_cols or []) + list(group_cols or []):
+        _need_column(df, c, "feature column" if c in (feature_cols or []) else "group column")
+
+    if df[id_col].isna().any():
+        row = int(np.flatnonzero(df[id_col].isna().to_numpy())[0])
+        raise DataError(f"The id column '{id_col}' is empty in row {row + 2} of the file; every row needs a sequence id.")
+    ids_str = df[id_col].astype(str)
+    codes, uniques = pd.factorize(ids_str, sort=False)                 # first-appearance order
+    # order within each sequence
+    if order_col:
+        okey = df[order_col]
+        if not pd.api.types.is_numeric_dtype(okey):
+            parsed = pd.to_datetime(okey, errors="coerce")
+            if parsed.isna().any():
+                num = pd.to_numeric(okey, errors="coerce")
+                if num.isna().any():
+                    bad = okey[parsed.isna() & num.isna()].iloc[0]
+                    raise DataError(f"The order column '{order_col}' must hold numbers or dates, but has "
+                                    f"{bad!r}; fix it or name another column with order_col=...")
+                parsed = num
+            okey = parsed
+        if okey.isna().any():
+            row = int(np.flatnonzero(okey.isna().to_numpy())[0])
+            raise DataError(f"The order column '{order_col}' is empty in row {row + 2}; every step needs its position.")
+        dup = pd.DataFrame({"i": ids_str, "o": okey}).duplicated()
+        if dup.any():
+            r = int(np.flatnonzero(dup.to_numpy())[0])
+            raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {df[order_col].iloc[r]!r} more than once "
+                            f"(column '{order_col}'); remove the duplicate rows or check the order column.")
+        order = np.lexsort((okey.to_numpy(), codes))
+    else:
+        order = np.argsort(codes, kind="stable")
+    df = df.iloc[order].reset_index(drop=True)
+    codes = codes[order]
+    n = len(uniques)
+    lengths = np.bincount(codes, minlength=n).astype(np.int64)
+    pos = df.groupby(codes, sort=False).cumcount().to_numpy()
+    multi = lengths[codes] > 1                                          # rows of sequences with >1 step
+
+    # per-sequence columns vs features
+    candidates = [c for c in df.columns if c not in used]
+    if feature_cols is not None:
+        feature_cols = list(feature_cols)
+        if not feature_cols:
+            raise DataError("No feature columns were given; name at least one.")
+        rest = [c for c in candidates if c not in feature_cols]
+        group_cols = list(group_cols) if group_cols is not None else \
+            [c for c in rest if _constant_per_seq(df[c], codes, n)]
+    else:
+        group_cols = list(group_cols) if group_cols is not None else []
+        feature_cols = []
+        for c in candidates:
+            if c in group_cols:
+                continue
+            col = df[c]
+            numeric = pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+            if _constant_per_seq(col, codes, n) and (not numeric or multi.any()):
+                group_cols.append(c)
+            elif numeric:
+                feature_cols.append(c)
+            else:
+                _raise_non_numeric(df, c, ids_str.iloc[order].reset_index(drop=True) if False else df[id_col].astype(str))
+        if not feature_cols:
+            raise DataError("No numeric feature columns were found (every other column holds text or one value "
+                            "per sequence); name them with feature_cols=[...].")
+    for c in group_cols:
+        if not _constant_per_seq(df[c], codes, n):
+            first = df.groupby(codes, sort=False)[c].nunique(dropna=False)
+            bad = uniques[int(np.flatnonzero(first.to_numpy() > 1)[0])]
+            raise DataError(f"The group column '{c}' changes within sequence '{bad}'; a group column needs one "
+                            f"value per sequence. Use it as a feature instead, or fix the rows.")
+    feats = []
+    for c in feature_cols:
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col):
+            col = col.astype(np.float32)
+        if not pd.api.types.is_numeric_dtype(col):
+            conv = pd.to_numeric(col, errors="coerce")
+            if (conv.isna() & col.notna()).any():
+                _raise_non_numeric(df, c, df[id_col].astype(str))
+            col = conv
+        feats.append(col.to_numpy(dtype=np.float64))
+    _check_size(n, int(lengths.max()), len(feature_cols))
+    T = int(lengths.max())
+    X = np.zeros((n, T, len(feature_cols)), dtype=np.float32)
+    X[codes, pos] = np.stack(feats, axis=1).astype(np.float32)           # (rows, F) -> (N, T, F)
+
+    firsts = np.flatnonzero(pos == 0)                                   # first row of each sequence
+    groups = df.iloc[firsts][group_cols].reset_index(drop=True) if group_cols else pd.DataFrame(index=pd.RangeIndex(n))
+    y = None
+    if label_col:
+        lab = df[label_col]
+        nun = lab.groupby(codes, sort=False).nunique(dropna=True).to_numpy()
+        if (nun > 1).any():
+            bad = uniques[int(np.flatnonzero(nun > 1)[0])]
+            raise DataError(f"The label column '{label_col}' changes within sequence '{bad}'; it must hold one "
+                            f"label for the whole sequence (the same on each of its rows, or only on one row).")
+        if (nun == 0).any():
+            bad = uniques[int(np.flatnonzero(nun == 0)[0])]
+            raise DataError(f"Sequence '{bad}' has no label in column '{label_col}'; fill it in, or remove "
+                            f"the label column to look at unlabelled data.")
+        y = lab.groupby(codes, sort=False).first().to_numpy()
+        if pd.api.types.is_numeric_dtype(lab) and class_names is None and not pd.api.types.is_integer_dtype(lab) \
+                and np.all(np.mod(y.astype(float), 1) == 0) and len(np.unique(y)) <= 50:
+            y = y.astype(np.int64)       # whole numbers stored as floats (e.g. after NaNs): classes
+    return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
+                       feature_names=feature_cols, class_names=class_names, name=name, missing=missing)
+
+
+def _constant_per_seq(col: pd.Series, codes: np.ndarray, n: int) -> bool:
+    nun = col.groupby(codes, sort=False).nunique(dropna=False).to_numpy()
+    return bool((nun <= 1).all())
+
+
+def _raise_non_numeric(df: pd.DataFrame, c: str, ids: pd.Series) -> None:
+    conv = pd.to_numeric(df[c], errors="coerce")
+    bad = np.flatnonzero((conv.isna() & df[c].notna()).to_numpy())
+    r = int(bad[0]) if len(bad) else 0
+    raise DataError(f"The column '{c}' holds text (for example {df[c].iloc[r]!r} in sequence '{ids.iloc[r]}'), "
+                    f"but features must be numbers. Convert it to numbers, or leave it out with feature_cols=[...].")
+
+
+# -------------------------------------------------------------------------------- NPZ
+_NPZ_RESERVED = {"X", "lengths", "y", "ids", "class_names", "feature_names"}
+
+
+def _load_npz(data: bytes, label: str, name: str, class_names, missing: str) -> SequenceDataset:
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+        if not hasattr(npz, "files"):
+            raise DataError(f"{label} holds a single array, not an NPZ archive; save it with np.savez(..., X=X).")
+        keys = list(npz.files)
+    except DataError:
+        raise
+    except Exception:
+        raise DataError(f"{label} is not a readable NPZ archive; save it again with np.savez.") from None
+    if "X" not in keys:
+        raise DataError(f"{label} has no array named 'X' (the sequences, shaped [N, T, F]).{_suggest('X', keys)} "
+                        f"It holds: {', '.join(keys) or 'nothing'}.")
+    arrays = {}
+    for k in keys:
+        try:
+            arrays[k] = npz[k]
+        except ValueError:
+            raise DataError(f"The array '{k}' in {label} holds Python objects, which rnnviz does not open "
+                            f"(they could run code). Save text as plain strings, e.g. np.array(ids, dtype=str).") from None
+    X = arrays["X"]
+    n = X.shape[0] if X.ndim >= 1 else 0
+    names = arrays.get("class_names")
+    fnames = arrays.get("feature_names")
+    extra = {k: v for k, v in arrays.items() if k not in _NPZ_RESERVED and v.ndim == 1 and len(v) == n}
+    groups = pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "US" else v) for k, v in extra.items()}) \
+        if extra else None
+    cn = class_names if class_names is not None else (None if names is None else [str(s) for s in names])
+    return from_arrays(X, arrays.get("lengths"), y=arrays.get("y"), ids=arrays.get("ids"), groups=groups,
+                       feature_names=None if fnames is None else [str(s) for s in fnames],
+                       class_names=cn, name=name, missing=missing)
+
+
+# --------------------------------------------------------------------------------- .ts
+def _load_ts(data: bytes, label: str, name: str, class_names, missing: str) -> SequenceDataset:
+    """Read the UCR/UEA ``.ts`` format (as written by sktime/aeon)."""
+    text = data.decode("utf-8-sig", errors="replace")
+    header: dict[str, str] = {}
+    cases: list[list[np.ndarray]] = []
+    labels: list[str] = []
+    in_data = False
+    class_list: list[str] | None = None
+    has_label = False
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            if not line.startswith("@"):
+                raise DataError(f"{label}: line {lineno} comes before '@data' but is not a header line; "
+                                f"check the file is in the .ts format.")
+            key, _, val = line[1:].partition(" ")
+            key = key.lower()
+            header[key] = val.strip()
+            if key == "classlabel":
+                parts = val.split()
+                has_label = bool(parts) and parts[0].lower() == "true"
+                class_list = parts[1:] if has_label else None
+            elif key == "targetlabel":
+                has_label = val.split()[:1] == ["true"]
+            elif key == "timestamps" and val.strip().lower() == "true":
+                raise DataError(f"{label} uses time stamps, which rnnviz does not read yet; export it "
+                                f"without time stamps or as a long-form CSV.")
+            elif key == "data":
+                in_data = True
+            continue
+        parts = line.split(":")
+        if has_label:
+            labels.append(parts[-1].strip())
+            parts = parts[:-1]
+        if not parts:
+            raise DataError(f"{label}: line {lineno} has no values.")
+        dims = []
+        for p in parts:
+            vals = [v.strip() for v in p.split(",") if v.strip() != ""]
+            try:
+                dims.append(np.array([np.nan if v == "?" else float(v) for v in vals], dtype=np.float64))
+            except ValueError:
+                bad = next(v for v in vals if v != "?" and not _is_float(v))
+                raise DataError(f"{label}: line {lineno} has the value {bad!r}, which is not a number.") from None
+        if cases and len(dims) != len(cases[0]):
+            raise DataError(f"{label}: line {lineno} has {len(dims)} channels but the first case has "
+                            f"{len(cases[0])}; every case needs the same channels.")
+        if len({len(d) for d in dims}) != 1:
+            raise DataError(f"{label}: the channels on line {lineno} have different lengths; rnnviz needs "
+                            f"all channels of a case to have the same number of steps.")
+        cases.append(dims)
+        if len(cases) > MAX_SEQUENCES:
+            _check_size(len(cases), 1, 1)
+    if not in_data:
+        raise DataError(f"{label} has no '@data' line, so it is not a complete .ts file.")
+    if not cases:
+        raise DataError(f"{label} has no cases after '@data', so there are no sequences.")
+    f = len(cases[0])
+    lengths = np.array([len(c[0]) for c in cases], dtype=np.int64)
+    if lengths.min() < 1:
+        raise DataError(f"{label} has a case with no values.")
+    _check_size(len(cases), int(lengths.max()), f)
+    X = np.zeros((len(cases), int(lengths.max()), f), dtype=np.float32)
+    for i, c in enumerate(cases):
+        X[i, : lengths[i]] = np.stack(c, axis=1)
+    y = None
+    if has_label:
+        if "classlabel" in header:
+            cn = list(class_names) if class_names is not None else class_list
+            y = np.asarray(labels, dtype=object)
+            if cn:
+                unknown = sorted(set(labels) - set(cn))
+                if unknown and class_names is None:
+                    raise DataError(f"{label} has labels not declared in its @classLabel line: "
+                                    f"{', '.join(unknown[:5])}.")
+        else:
+            cn = None
+            try:
+                y = np.asarray([float(v) for v in labels], dtype=np.float32)
+            except ValueError:
+                raise DataError(f"{label} declares numeric targets but has a non-numeric one.") from None
+    else:
+        cn = None
+    problem = header.get("problemname", "")
+    dim_names = [f"dim {j}" for j in range(f)] if f > 1 else [problem or "value"]
+    return from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(cases))], groups=None,
+                       feature_names=dim_names, class_names=cn, name=name, missing=missing)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+# ====================================================================== data vs model
+def check_against_model(ds: SequenceDataset, model: Any) -> SequenceDataset:
+    """Check (and where safe, align) a dataset to a model; return the aligned dataset.
+
+    - feature count must match ``model.config.input_size`` (or, for other models, whatever their
+      first recurrent layer reads is not checked here);
+    - when both carry real feature names (not ``feature 0`` ...), they must be the same names;
+      the same names in another order are re-ordered to the model's order;
+    - text labels are mapped onto ``model.class_names``; labels the model does not know raise.
+    """
+    cfg = getattr(model, "config", None)
+    mnames = list(getattr(model, "feature_names", None) or [])
+    n_model = getattr(cfg, "input_size", None) or (len(mnames) or None)
+    default = lambda names: all(re.fullmatch(r"feature \d+|dim \d+|value", n) for n in names)  # noqa: E731
+    if mnames and not default(mnames) and not default(ds.feature_names) and ds.feature_names != mnames:
+        missing_ = [m for m in mnames if m not in ds.feature_names]
+        if not missing_ and len(ds.feature_names) >= len(mnames):
+            idx = [ds.feature_names.index(m) for m in mnames]
+            ds = SequenceDataset(X=ds.X[:, :, idx], lengths=ds.lengths, y=ds.y, ids=ds.ids, groups=ds.groups,
+                                 feature_names=list(mnames), class_names=ds.class_names, name=ds.name)
+        else:
+            hint = "; ".join(f"'{m}'{_suggest(m, ds.feature_names)}" for m in missing_[:3])
+            raise DataError(f"The model reads the features {', '.join(mnames)}, but the data lacks {hint}. "
+                            f"Rename the data's columns to the model's feature names.")
+    if n_model is not None and ds.n_features != n_model:
+        raise DataError(f"The model reads {n_model} features per step but the data has {ds.n_features} "
+                        f"({', '.join(ds.feature_names[:8])}). Choose the matching data file or feature columns.")
+    task = getattr(cfg, "task", None)
+    mclasses = getattr(model, "class_names", None)
+    if ds.y is not None and task == "regression" and ds.class_names is not None:
+        raise DataError("The model predicts numbers (regression) but the data's labels are classes; "
+                        "choose the matching label column or model.")
+    if ds.y is not None and mclasses and task != "regression":
+        if ds.class_names is None:
+            if not np.issubdtype(ds.y.dtype, np.integer):
+                raise DataError("The model predicts classes but the data's labels are not whole class numbers "
+                                "or class names; check the label column.")
+            ds_names = [str(i) for i in range(int(ds.y.max()) + 1)]
+        else:
+            ds_names = ds.class_names
+        present = sorted({ds_names[i] for i in np.unique(ds.y)})
+        if all(p in mclasses for p in present):
+            remap = np.array([mclasses.index(c) if c in mclasses else -1 for c in ds_names])
+            y = remap[ds.y]
+        elif all(p.isdigit() and int(p) < len(mclasses) for p in present):
+            y = np.array([int(ds_names[i]) for i in ds.y], dtype=np.int64)   # class numbers
+        else:
+            unknown = [p for p in present if p not in mclasses]
+            raise DataError(f"The data has labels the model does not know ({', '.join(map(repr, unknown[:5]))}); "
+                            f"the model's classes are {', '.join(map(repr, mclasses))}.")
+        ds = SequenceDataset(X=ds.X, lengths=ds.lengths, y=y, ids=ds.ids, groups=ds.groups,
+                             feature_names=ds.feature_names, class_names=list(mclasses), name=ds.name)
+    return ds

@@ -58,3 +58,64 @@ def make_marker_task(n: int, t_min: int = 20, t_max: int = 50, seed: int = 0) ->
 
 RACE_FEATURES = ["position", "time", "weight", "box", "days_since"]
 RACE_CLASSES = ["win", "place (2-3)", "unplaced"]
+RACE_TRACKS = ["Sandown Park", "The Meadows", "Wentworth Park", "Albion Park"]
+_TRACK_BASE_TIME = {"Sandown Park": 29.6, "The Meadows": 30.1, "Wentworth Park": 30.4, "Albion Park": 30.0}
+
+
+def _finish(score: float, field_strength: float, rng: np.random.Generator) -> int:
+    """Finishing position 1..8 of a dog with performance ``score`` against 7 rivals."""
+    rivals = rng.normal(field_strength, 1.0, size=7)
+    return 1 + int((rivals > score).sum())
+
+
+def make_race_form(n_dogs: int, seed: int = 0, min_races: int = 4, max_races: int = 30) -> SequenceDataset:
+    """Generated greyhound race form: each dog is the sequence of its past races.
+
+    A hidden ability, a form trend (improving or declining), the box draw, weight changes and
+    long rests drive a noisy performance score per race; finishing position 1..8 comes from
+    that score against seven rivals, and race time falls as performance rises. The label is the
+    result of the dog's *next* race: "win", "place (2-3)" or "unplaced".
+
+    Features per race (in order): position 1..8, time (s), weight (kg), box 1..8, days_since
+    (days since the previous race; the first race counts from the dog's debut trial).
+    Per-dog extras (``groups``): track (home track), grade (1 = best .. 7), sex, age_months.
+    """
+    rng = np.random.default_rng(seed)
+    L = rng.integers(min_races, max_races + 1, size=n_dogs)
+    T = int(max_races)
+    X = np.zeros((n_dogs, T, 5), dtype=np.float32)
+    y = np.zeros(n_dogs, dtype=np.int64)
+    tracks, grades, sexes, ages = [], [], [], []
+    for i in range(n_dogs):
+        n = int(L[i])
+        ability = rng.normal(0.0, 1.0)
+        trend = rng.normal(0.0, 1.0)                 # change of form over the dog's recent career
+        base_w = rng.normal(31.5, 2.5)
+        track = RACE_TRACKS[rng.integers(len(RACE_TRACKS))]
+        grade = int(np.clip(round(4 - 1.2 * ability + rng.normal(0, 1.0)), 1, 7))
+        field = 0.25 * (4 - grade)                   # better grades race stronger fields
+        form = 0.0
+        for k in range(n + 1):                       # race n is the next (label) race
+            form = 0.6 * form + rng.normal(0.0, 0.3)            # short-lived ups and downs
+            level = ability + trend * (k - n) / 12.0 + form       # trend ends at `ability` next race
+            box = int(rng.integers(1, 9))
+            days = int(rng.integers(4, 15) if rng.random() < 0.85 else rng.integers(28, 120))
+            weight = base_w + rng.normal(0.0, 0.35) + (0.8 if days > 28 else 0.0)
+            box_eff = {1: 0.3, 2: 0.15, 8: 0.15}.get(box, 0.0)
+            rest_eff = -0.5 if days > 28 else 0.0
+            score = 2.0 * level + box_eff + rest_eff + rng.normal(0.0, 0.5)
+            pos = _finish(score, field, rng)
+            if k == n:
+                y[i] = 0 if pos == 1 else (1 if pos <= 3 else 2)
+                break
+            time = _TRACK_BASE_TIME[track] + 0.1 * (grade - 4) - 0.18 * score + 0.07 * (pos - 1) \
+                + rng.normal(0.0, 0.08)
+            X[i, k] = (pos, round(time, 2), round(weight, 1), box, days)
+        tracks.append(track)
+        grades.append(grade)
+        sexes.append("dog" if rng.random() < 0.5 else "bitch")
+        ages.append(int(18 + 1.5 * n + rng.integers(0, 8)))
+    groups = pd.DataFrame({"track": tracks, "grade": grades, "sex": sexes, "age_months": ages})
+    return SequenceDataset(X=X, lengths=L.astype(np.int64), y=y,
+                           ids=np.array([f"dog{i:04d}" for i in range(n_dogs)]), groups=groups,
+                           feature_names=list(RACE_FEATURES), class_names=list(RACE_CLASSES), name="race")

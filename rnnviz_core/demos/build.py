@@ -1,0 +1,178 @@
+"""Regenerate the shipped demo models and data, deterministically.
+
+    python -m rnnviz_core.demos.build            # all demos
+    python -m rnnviz_core.demos.build --only race
+
+Each demo trains on data generated (or read) here and ships only its held-out test set, so
+the accuracy recorded in ``files/demos.json`` is the accuracy on the shipped data file,
+measured after reloading both files through ``load_model``/``load_data`` exactly as an
+upload would be. Training is seeded and single-threaded; on the same torch build the files
+come out byte-identical.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import SequenceDataset, from_arrays
+from ..models import ModelConfig, build_model, save_model
+from . import DEMO_FILES, DEMOS, evaluate_demo
+from .tasks import make_marker_task, make_race_form
+
+
+# ------------------------------------------------------------------------------ training
+def normalization_of(ds: SequenceDataset) -> dict:
+    """Per-feature mean/std over the valid steps of ``ds`` (std floored at 1e-3)."""
+    valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]         # (N, T)
+    v = ds.X[valid].astype(np.float64)                                  # (steps, F)
+    return {"mean": v.mean(0).tolist(), "std": np.maximum(v.std(0), 1e-3).tolist()}
+
+
+def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-3, batch_size: int = 64,
+          seed: int = 0, weight_decay: float = 0.0, log: str = "") -> nn.Module:
+    """Plain Adam + cross-entropy on (X, lengths, y), seeded; returns the model in eval mode."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    X = torch.from_numpy(ds.X)
+    L = torch.from_numpy(ds.lengths)
+    Y = torch.from_numpy(ds.y)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        model.train()
+        perm = rng.permutation(len(ds))
+        total = 0.0
+        for start in range(0, len(perm), batch_size):
+            idx = torch.from_numpy(perm[start:start + batch_size])
+            opt.zero_grad()
+            loss = loss_fn(model(X[idx], L[idx]), Y[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss) * len(idx)
+        sched.step()
+        if log and (epoch % 5 == 4 or epoch == epochs - 1):
+            print(f"  [{log}] epoch {epoch + 1}/{epochs} loss {total / len(ds):.4f}", flush=True)
+    return model.eval()
+
+
+def accuracy(model: nn.Module, ds: SequenceDataset) -> float:
+    with torch.no_grad():
+        pred = model(torch.from_numpy(ds.X), torch.from_numpy(ds.lengths)).argmax(-1).numpy()
+    return float((pred == ds.y).mean())
+
+
+# --------------------------------------------------------------------------------- demos
+def _race_csv(ds: SequenceDataset, path: Path) -> None:
+    df = ds.to_frame(id_col="dog_id", order_col="race_no", label_col="next_result")
+    for c in ("position", "box", "days_since"):
+        df[c] = df[c].round().astype(np.int64)
+    df["time"] = df["time"].map(lambda v: f"{v:.2f}")
+    df["weight"] = df["weight"].map(lambda v: f"{v:.1f}")
+    path.write_text(df.to_csv(index=False, lineterminator="\n"))
+
+
+def build_race(out: Path) -> None:
+    full = make_race_form(3000, seed=20240)
+    full.X[:, :, 1] = np.round(full.X[:, :, 1], 2)      # the CSV keeps time to 0.01 s
+    full.X[:, :, 2] = np.round(full.X[:, :, 2], 1)      # and weight to 0.1 kg
+    tr, te = full.subset(np.arange(2000)), full.subset(np.arange(2000, 3000))
+    cfg = ModelConfig(cell="GRU", input_size=5, hidden_size=32, head="linear", num_outputs=3)
+    torch.manual_seed(1)
+    model = build_model(cfg, class_names=full.class_names, feature_names=full.feature_names,
+                        normalization=normalization_of(tr))
+    train(model, tr, epochs=30, lr=3e-3, seed=1, log="race")
+    print(f"  race in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["race"][0])
+    _race_csv(te, out / DEMO_FILES["race"][1])
+
+
+def build_marker(out: Path) -> None:
+    tr, _ = make_marker_task(8000, seed=1)
+    te, _ = make_marker_task(1000, seed=2)
+    cfg = ModelConfig(cell="GRU", input_size=3, hidden_size=48, head="mlp", head_hidden=32, num_outputs=2)
+    torch.manual_seed(2)
+    model = build_model(cfg, class_names=tr.class_names, feature_names=tr.feature_names)
+    train(model, tr, epochs=40, lr=3e-3, seed=2, log="marker")
+    print(f"  marker in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["marker"][0])
+    _save_npz(te, out / DEMO_FILES["marker"][1])
+
+
+def _digits_split() -> tuple[SequenceDataset, SequenceDataset]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X = d.images.astype(np.float32)                                    # (1797, 8, 8): rows as steps
+    ds = from_arrays(X, y=d.target.astype(np.int64), ids=[f"digit{i:04d}" for i in range(len(X))],
+                     feature_names=[f"col {j}" for j in range(8)], class_names=[str(i) for i in range(10)],
+                     name="digits")
+    perm = np.random.default_rng(0).permutation(len(ds))
+    return ds.subset(np.sort(perm[:1300])), ds.subset(np.sort(perm[1300:]))
+
+
+def build_digits(out: Path) -> None:
+    tr, te = _digits_split()
+    cfg = ModelConfig(cell="LSTM", input_size=8, hidden_size=64, head="linear", num_outputs=10)
+    torch.manual_seed(3)
+    model = build_model(cfg, class_names=tr.class_names, feature_names=tr.feature_names,
+                        normalization=normalization_of(tr))
+    train(model, tr, epochs=40, lr=3e-3, seed=3, log="digits")
+    print(f"  digits in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["digits"][0])
+    _save_npz(te, out / DEMO_FILES["digits"][1])
+
+
+def build_vowels(out: Path) -> None:
+    from ..data import load_data
+
+    tr = load_data(out / "JapaneseVowels_TRAIN.ts")
+    te = load_data(out / DEMO_FILES["vowels"][1], class_names=tr.class_names)
+    cfg = ModelConfig(cell="LSTM", input_size=12, hidden_size=32, head="linear", num_outputs=len(tr.class_names))
+    torch.manual_seed(4)
+    model = build_model(cfg, class_names=tr.class_names, feature_names=tr.feature_names,
+                        normalization=normalization_of(tr))
+    train(model, tr, epochs=60, lr=3e-3, batch_size=32, seed=4, log="vowels")
+    print(f"  vowels in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["vowels"][0])
+
+
+def _save_npz(ds: SequenceDataset, path: Path) -> None:
+    extra = {c: ds.groups[c].to_numpy() for c in ds.groups.columns}
+    np.savez_compressed(path, X=ds.X, lengths=ds.lengths, y=ds.y, ids=ds.ids.astype(str),
+                        class_names=np.array(ds.class_names, dtype=str),
+                        feature_names=np.array(ds.feature_names, dtype=str), **extra)
+
+
+BUILDERS = {"race": build_race, "marker": build_marker, "digits": build_digits, "vowels": build_vowels}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=sorted(BUILDERS), action="append", help="build only this demo (repeatable)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(__file__).parent / "files"
+    out.mkdir(exist_ok=True)
+    summary_path = out / "demos.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    for key in args.only or [d.key for d in DEMOS]:
+        t0 = time.time()
+        print(f"building {key} ...", flush=True)
+        BUILDERS[key](out)
+        summary[key] = evaluate_demo(key)          # reloads through load_model/load_data
+        summary[key]["build_seconds"] = round(time.time() - t0, 1)
+        print(f"  {key}: {summary[key]}", flush=True)
+    ordered = {d.key: summary[d.key] for d in DEMOS if d.key in summary}
+    summary_path.write_text(json.dumps(ordered, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -308,8 +308,19 @@ def _run_direction(
     per-step cell state and gates, each (N, T, H).
     """
     t_len = x.shape[1]
-    hid = w.w_hh.shape[1]  # GRU hidden size
-    gi = torch.nn.functional.linear(x, w.w_ih, w.b_ih)  # (N, T, G*H): input part of all gates at once
+    hc = w.w_hh.shape[0] // len(GATES[mode] or "h")  # hidden size (state size differs when projected)
+    # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
+    # The hidden biases that simply add are folded in here (GRU's b_hn is not: it sits inside r * (...)).
+    b_in = w.b_ih
+    b_step = w.b_hh
+    if w.b_hh is not None:
+        if mode == "GRU":
+            b_in = w.b_ih + torch.cat([w.b_hh[: 2 * hc], torch.zeros_like(w.b_hh[2 * hc :])])
+            b_step = torch.cat([torch.zeros_like(w.b_hh[: 2 * hc]), w.b_hh[2 * hc :]])
+        else:
+            b_in = w.b_ih + w.b_hh
+            b_step = None
+    gi = torch.nn.functional.linear(x.transpose(0, 1), w.w_ih, b_in)  # (T, N, G*H)
     w_hh_t = w.w_hh.t()
     w_hr_t = None if w.w_hr is None else w.w_hr.t()
     outs: list[torch.Tensor] = [None] * t_len  # type: ignore[list-item]
@@ -318,36 +329,30 @@ def _run_direction(
         rec = {k: [None] * t_len for k in GATES[mode] + (("c",) if mode == "LSTM" else ())}
     steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
     for t in steps:
-        a = gi[:, t]  # (N, G*H)
-        gh = torch.addmm(w.b_hh, h, w_hh_t) if w.b_hh is not None else h @ w_hh_t  # (N, G*H)
         if mode == "GRU":
-            rz = torch.sigmoid(a[:, : 2 * hid] + gh[:, : 2 * hid])
-            r, z = rz[:, :hid], rz[:, hid:]
-            g_n = torch.tanh(a[:, 2 * hid :] + r * gh[:, 2 * hid :])  # n_t
-            h_new = g_n + z * (h - g_n)  # (1 - z) * n + z * h
+            gh = torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t  # (N, 3H)
+            rz = torch.sigmoid(gi[t, :, : 2 * hc] + gh[:, : 2 * hc])
+            r, z = rz[:, :hc], rz[:, hc:]
+            g_n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, gh[:, 2 * hc :]))  # n_t
+            h_new = torch.addcmul(g_n, z, h - g_n)  # (1 - z) * n + z * h
             if record:
                 rec["r"][t], rec["z"][t], rec["n"][t] = r, z, g_n
         elif mode == "LSTM":
-            hc = gi.shape[-1] // 4  # hidden_size (differs from the state size when projected)
-            pre = a + gh
-            i_g = torch.sigmoid(pre[:, :hc])
-            f_g = torch.sigmoid(pre[:, hc : 2 * hc])
+            pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o
+            sg = torch.sigmoid(pre)
+            i_g, f_g, o_g = sg[:, :hc], sg[:, hc : 2 * hc], sg[:, 3 * hc :]
             g_g = torch.tanh(pre[:, 2 * hc : 3 * hc])
-            o_g = torch.sigmoid(pre[:, 3 * hc :])
-            c_new = f_g * c + i_g * g_g
+            c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
             h_new = o_g * torch.tanh(c_new)
             if w_hr_t is not None:
                 h_new = h_new @ w_hr_t  # projection: h_t = W_hr (o_t * tanh(c_t))
-            if mask is not None:
-                c = torch.where(mask[:, t, None], c_new, c)
-            else:
-                c = c_new
+            c = torch.where(mask[:, t, None], c_new, c) if mask is not None else c_new
             if record:
                 rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t], rec["c"][t] = i_g, f_g, g_g, o_g, c_new
         elif mode == "RNN_TANH":
-            h_new = torch.tanh(a + gh)
+            h_new = torch.tanh(torch.addmm(gi[t], h, w_hh_t))
         elif mode == "RNN_RELU":
-            h_new = torch.relu(a + gh)
+            h_new = torch.relu(torch.addmm(gi[t], h, w_hh_t))
         else:  # pragma: no cover - find_recurrent only admits the modes above
             raise ModelError(f"Unsupported recurrent mode {mode}.")
         if probe is not None:

@@ -208,7 +208,7 @@ def _run(model, xt, lt, device, batch_size, full: bool):
     hidden = np.empty((n, t, last.output_size), dtype=np.float32)
     arrays: dict[str, np.ndarray] = {}
     logits_parts = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for s in range(0, n, bs):
             xb = xt[s : s + bs].to(device)
             lb = None if lt is None else lt[s : s + bs]
@@ -288,7 +288,7 @@ def predict(
     bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
     view = ModelView(model, dev, engine="fused")
     parts = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for s in range(0, n, bs):
             out = view.run(xt[s : s + bs].to(dev), None if lt is None else lt[s : s + bs])
             parts.append(out.detach().to("cpu", torch.float32).numpy())

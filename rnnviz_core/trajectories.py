@@ -294,7 +294,7 @@ def state_norms(
                             final_window=final_window, min_steps=min_steps)
     n, t = sum_abs.shape
     seq_idx, step_idx = np.nonzero(valid_mask(lens, t))
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "seq": _seq_ids(ids, n)[seq_idx],
         "step": step_idx,
         "sum_abs": sum_abs[seq_idx, step_idx],
@@ -303,6 +303,9 @@ def state_norms(
         "plateau_step": plateau[seq_idx],
         "length": lens[seq_idx],
     })
+    frame.attrs["plateau_rule"] = {"rel_tol": rel_tol, "abs_tol": abs_tol, "final_window": final_window,
+                                   "min_steps": min_steps}
+    return frame
 
 
 def plateau_steps(

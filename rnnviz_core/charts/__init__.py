@@ -1,0 +1,1 @@
+"""Altair charts drawn from the tidy frames that rnnviz_core computes (no streamlit here)."""

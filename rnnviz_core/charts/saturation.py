@@ -1,0 +1,150 @@
+"""Charts for the saturation page, from the tidy frames of :mod:`rnnviz_core.saturation` and
+:mod:`rnnviz_core.groups`.
+
+As in :mod:`rnnviz_core.charts.trajectories`, each chart's ``description`` holds a one-sentence
+plain-language caption (read it with :func:`caption`), and time charts carry a step slider
+that works in the browser.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import altair as alt
+import pandas as pd
+
+from ..errors import InputError
+from .trajectories import _require, caption, step_slider
+
+__all__ = [
+    "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",
+    "group_metric_chart", "resilience_chart",
+]
+
+
+def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
+                          width: int = 420, height: int = 220) -> alt.LayerChart:
+    """Mean share of saturated units at each step, one line per group, with a band of
+    ± one standard error. ``over_time`` is the frame of
+    :func:`rnnviz_core.saturation.saturation_over_time`."""
+    _require(over_time, ["group", "step", "frac_saturated"], "saturation_time_chart")
+    df = over_time.copy()
+    df["group"] = df["group"].astype(str)
+    if "sem" in df:
+        df["lo"] = (df["frac_saturated"] - df["sem"].fillna(0)).clip(lower=0)
+        df["hi"] = (df["frac_saturated"] + df["sem"].fillna(0)).clip(upper=1)
+    color = alt.Color("group:N", title="group")
+    x = alt.X("step:Q", title="step")
+    layers = []
+    if "sem" in df:
+        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
+    tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
+    if "n_sequences" in df:
+        tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
+    layers.append(alt.Chart(df).mark_line(point=True).encode(
+        x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
+                     scale=alt.Scale(domain=[0, 1])),
+        color=color, tooltip=tooltip))
+    slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
+    if slider is not None:
+        layers.append(alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
+            x="now:Q").transform_calculate(now=slider.name))
+    chart = alt.layer(*layers).properties(width=width, height=height)
+    if slider is not None:
+        chart = chart.add_params(slider)
+    return chart.properties(description=(
+        f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
+        f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
+        f"and can no longer change smoothly."))
+
+
+def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
+                          width: int = 420, height: int = 260) -> alt.LayerChart | alt.Chart:
+    """Per-unit saturation heatmap: units x steps, coloured by the share of sequences whose unit
+    is saturated there (0 to 1). ``unit_time`` is the frame of
+    :func:`rnnviz_core.saturation.unit_saturation_over_time`."""
+    _require(unit_time, ["unit", "step", "frac_saturated"], "unit_saturation_chart")
+    tooltip = ["unit:O", "step:O", alt.Tooltip("frac_saturated:Q", format=".1%", title="saturated")]
+    if "n_sequences" in unit_time:
+        tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
+    base = alt.Chart(unit_time)
+    rect = base.mark_rect().encode(
+        x=alt.X("step:O", title="step"), y=alt.Y("unit:O", title="unit"),
+        color=alt.Color("frac_saturated:Q", title="share saturated",
+                        scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
+        tooltip=tooltip).properties(width=width, height=height)
+    chart: alt.LayerChart | alt.Chart = rect
+    if scrubber and len(unit_time):
+        slider = step_slider(int(unit_time["step"].max()))
+        now = base.mark_rect(filled=False, stroke="black", strokeWidth=2).encode(x="step:O").transform_filter(
+            alt.datum.step == slider).transform_aggregate(groupby=["step"])
+        chart = alt.layer(rect, now).add_params(slider)
+    return chart.properties(description=(
+        f"Each row is one unit and each column one step; the darker the cell, the more sequences have that unit "
+        f"pinned at its limit (|value| at least {threshold:g}) at that step, so dark rows are units that are "
+        f"almost always saturated."))
+
+
+def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0.9,
+                       width: int = 300, height: int = 300) -> alt.LayerChart:
+    """Karpathy et al.'s gate scatter: one dot per gate unit, x = share of steps left-saturated
+    (gate < low, nearly shut), y = share right-saturated (gate > high, nearly open), coloured by
+    gate. ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
+    _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    axis = alt.Scale(domain=[0, 1])
+    edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
+        color="gray", strokeDash=[4, 4]).encode(x=alt.X("left:Q", scale=axis), y=alt.Y("right:Q", scale=axis))
+    pts = alt.Chart(gates).mark_circle(size=40, opacity=0.7).encode(
+        x=alt.X("left:Q", title=f"share of steps nearly shut (< {low:g})", scale=axis, axis=alt.Axis(format="%")),
+        y=alt.Y("right:Q", title=f"share of steps nearly open (> {high:g})", scale=axis, axis=alt.Axis(format="%")),
+        color=alt.Color("gate:N", title="gate"),
+        tooltip=["gate:N", "unit:Q", alt.Tooltip("left:Q", format=".1%"), alt.Tooltip("right:Q", format=".1%")])
+    chart = alt.layer(edge, pts).properties(width=width, height=height)
+    return chart.properties(description=(
+        "Each dot is one gate of one unit: far right means it is nearly shut most of the time, high up that it is "
+        "nearly open most of the time, and dots near the bottom-left corner are gates that really open and close "
+        "with the input; no dot can lie beyond the dashed line."))
+
+
+def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title: str | None = None,
+                       width: int = 300, height: int = 200) -> alt.Chart:
+    """Bars of one per-group statistic from :func:`rnnviz_core.groups.group_summary` (e.g.
+    ``accuracy``, ``mean_loss``, ``mean_confidence``, ``flip_rate``), with group sizes in the
+    tooltip."""
+    _require(summary, ["group", "size", metric], "group_metric_chart")
+    df = summary.copy()
+    df["group"] = df["group"].astype(str)
+    label = title or metric.replace("_", " ")
+    percent = metric in ("accuracy", "mean_confidence", "flip_rate", "sat_mean", "share", "agreement")
+    chart = alt.Chart(df).mark_bar().encode(
+        x=alt.X("group:N", title="group", sort=None),
+        y=alt.Y(f"{metric}:Q", title=label, axis=alt.Axis(format="%") if percent else alt.Axis()),
+        color=alt.Color("group:N", legend=None),
+        tooltip=["group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".1%" if percent else ".3f")],
+    ).properties(width=width, height=height)
+    return chart.properties(description=(
+        f"Each bar is one group of sequences and its height the group's {label}; hover a bar to see how many "
+        f"sequences it holds, since small groups give unreliable bars."))
+
+
+def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change", width: int = 420,
+                     height: int = 220) -> alt.Chart:
+    """Grouped bars of resilience per condition and group, from
+    :func:`rnnviz_core.groups.resilience_summary` (``metric``: ``mean_output_change``,
+    ``median_output_change`` or ``flip_rate``)."""
+    _require(summary, ["condition", "group", metric], "resilience_chart")
+    if metric not in ("mean_output_change", "median_output_change", "flip_rate"):
+        raise InputError("metric must be mean_output_change, median_output_change or flip_rate.")
+    df = summary.copy()
+    df["group"] = df["group"].astype(str)
+    title = {"mean_output_change": "mean change of the output", "median_output_change": "median change of the output",
+             "flip_rate": "share of predictions that flip"}[metric]
+    chart = alt.Chart(df).mark_bar().encode(
+        x=alt.X("condition:N", title=None, sort=None),
+        xOffset=alt.XOffset("group:N"),
+        y=alt.Y(f"{metric}:Q", title=title, axis=alt.Axis(format="%") if metric == "flip_rate" else alt.Axis()),
+        color=alt.Color("group:N", title="group"),
+        tooltip=["condition:N", "group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".3f")],
+    ).properties(width=width, height=height)
+    return chart.properties(description=(
+        "Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
+        "one colour per group of sequences; taller bars mean a more fragile group."))

@@ -1,0 +1,337 @@
+"""rnnviz_core.models: the built-in family, save/load round trips, state-dict inference."""
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnviz_core as rv
+from rnnviz_core.errors import InputError, ModelError, ModelFileError
+from rnnviz_core.models import ModelConfig, RecurrentModel, build_model, infer_config, load_model, save_model
+
+CONFIGS = {
+    "gru": ModelConfig(cell="GRU", input_size=3, hidden_size=5),
+    "lstm-2layer-bi-mlp": ModelConfig(cell="LSTM", input_size=3, hidden_size=5, num_layers=2,
+                                      bidirectional=True, head="mlp", head_hidden=4, num_outputs=3),
+    "lstm-proj-bi": ModelConfig(cell="LSTM", input_size=3, hidden_size=6, proj_size=2, bidirectional=True),
+    "rnn-tanh-3layer": ModelConfig(cell="RNN_TANH", input_size=3, hidden_size=4, num_layers=3, num_outputs=4),
+    "rnn-relu-linear-enc-regression": ModelConfig(cell="RNN_RELU", input_size=3, hidden_size=5, encoder="linear",
+                                                  encoder_size=6, task="regression", num_outputs=1),
+    "gru-bi-regression-2targets": ModelConfig(cell="GRU", input_size=3, hidden_size=5, bidirectional=True,
+                                              task="regression", num_outputs=2),
+    "gru-embedding": ModelConfig(cell="GRU", input_size=1, hidden_size=5, encoder="embedding",
+                                 encoder_size=4, vocab_size=10),
+    "gru-nobias": ModelConfig(cell="GRU", input_size=3, hidden_size=5, rnn_bias=False),
+}
+
+
+def _inputs(cfg: ModelConfig, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    if cfg.encoder == "embedding":
+        x = torch.randint(0, cfg.vocab_size, (4, 7, 1), generator=g).float()
+    else:
+        x = torch.randn(4, 7, cfg.input_size, generator=g)
+    return x, torch.tensor([7, 3, 1, 5])
+
+
+def _built(key: str) -> RecurrentModel:
+    cfg = CONFIGS[key]
+    torch.manual_seed(0)
+    norm = None if cfg.encoder == "embedding" else {"mean": [0.5] * cfg.input_size, "std": [2.0] * cfg.input_size}
+    names = [f"c{i}" for i in range(cfg.num_outputs)] if cfg.task == "classification" else None
+    return build_model(cfg, class_names=names, feature_names=[f"f{i}" for i in range(cfg.input_size)],
+                       normalization=norm).eval()
+
+
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_save_load_round_trip_gives_identical_logits(key, tmp_path):
+    model = _built(key)
+    x, lengths = _inputs(model.config)
+    before = model(x, lengths)
+    path = save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(path)
+    assert not loaded.training, key
+    assert loaded.config == model.config, key
+    assert loaded.class_names == model.class_names and loaded.feature_names == model.feature_names, key
+    assert torch.equal(loaded(x, lengths), before), key
+    assert torch.equal(loaded(x), model(x)), key
+    # bytes and file-like objects (what an upload gives) load the same
+    data = path.read_bytes()
+    assert torch.equal(load_model(data, name="m.safetensors")(x, lengths), before), key
+    assert torch.equal(load_model(io.BytesIO(data))(x, lengths), before), key
+
+
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_output_shape_and_padding_never_reaches_the_recurrence(key):
+    model = _built(key)
+    cfg = model.config
+    x, lengths = _inputs(cfg)
+    out = model(x, lengths)
+    expected = (4,) if cfg.task == "regression" and cfg.num_outputs == 1 else (4, cfg.num_outputs)
+    assert out.shape == expected, key
+    junk = x.clone()
+    for i, L in enumerate(lengths.tolist()):
+        junk[i, L:] = 7.0 if cfg.encoder != "embedding" else 9.0
+    assert torch.allclose(model(junk, lengths), out, atol=0, rtol=0), key
+    # each sequence alone, unpadded, gives the same output as inside the padded batch
+    for i, L in enumerate(lengths.tolist()):
+        alone = model(x[i:i + 1, :L])
+        assert torch.allclose(alone, out[i:i + 1], atol=1e-6), (key, i)
+
+
+def test_head_reads_final_states_by_hand():
+    """Bidirectional: head input = fwd state at last valid step ++ bwd state at step 0."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3, bidirectional=True)).eval()
+    x = torch.randn(1, 5, 2)
+    L = 3
+    out_seq, _ = model.rnn(x[:, :L])                                   # (1, 3, 6) unpadded run
+    final = torch.cat([out_seq[0, L - 1, :3], out_seq[0, 0, 3:]])
+    assert torch.allclose(model(x, torch.tensor([L]))[0], model.head(final), atol=1e-6)
+
+
+def test_normalisation_is_applied_inside_forward():
+    torch.manual_seed(0)
+    cfg = ModelConfig(cell="GRU", input_size=2, hidden_size=3)
+    plain = build_model(cfg).eval()
+    normed = build_model(cfg, normalization={"mean": [1.0, -2.0], "std": [2.0, 0.5]}).eval()
+    normed.load_state_dict({**plain.state_dict(), "norm_mean": torch.tensor([1.0, -2.0]),
+                            "norm_std": torch.tensor([2.0, 0.5])})
+    x = torch.randn(3, 4, 2)
+    expected = plain((x - torch.tensor([1.0, -2.0])) / torch.tensor([2.0, 0.5]))
+    assert torch.allclose(normed(x), expected, atol=1e-6)
+    assert normed.normalization == {"mean": [1.0, -2.0], "std": [2.0, 0.5]}
+    assert plain.normalization is None
+
+
+def test_metadata_is_json_with_format_version(tmp_path):
+    model = _built("gru")
+    path = save_model(model, tmp_path / "m.safetensors")
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    meta = json.loads(raw[8:8 + n])["__metadata__"]
+    assert meta["rnnviz_format"] == "1"
+    assert json.loads(meta["config"])["cell"] == "GRU"
+    assert json.loads(meta["class_names"]) == ["c0", "c1"]
+    assert json.loads(meta["feature_names"]) == ["f0", "f1", "f2"]
+    assert json.loads(meta["normalization"]) == {"mean": [0.5] * 3, "std": [2.0] * 3}
+
+
+def test_public_names_are_exported():
+    assert rv.load_model is load_model and rv.save_model is save_model
+    assert rv.ModelConfig is ModelConfig and rv.build_model is build_model
+
+
+# ------------------------------------------------------------------ state-dict inference
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_own_state_dict_loads_with_inferred_architecture(key):
+    model = _built(key)
+    x, lengths = _inputs(model.config)
+    loaded = load_model(_torch_bytes(model.state_dict()), name="m.pt")
+    cfg = model.config
+    # what shapes cannot tell: RNN_RELU is read as RNN_TANH unless the module is named so
+    expected_cell = "RNN_TANH" if cfg.cell == "RNN_RELU" else cfg.cell
+    assert loaded.config.cell == expected_cell, key
+    # and the task: one output reads as regression, several as classification
+    assert loaded.config.task == ("regression" if cfg.num_outputs == 1 else "classification"), key
+    for f in ("hidden_size", "num_layers", "bidirectional", "proj_size", "encoder", "head", "num_outputs",
+              "rnn_bias", "input_size"):
+        assert getattr(loaded.config, f) == getattr(cfg, f), (key, f)
+    if cfg.cell != "RNN_RELU":
+        assert torch.equal(loaded(x, lengths), model(x, lengths)), key
+    else:
+        assert not torch.equal(loaded(x, lengths), model(x, lengths)), key
+
+
+class HandGRU(nn.Module):
+    """What people write by hand: other module names, a two-layer MLP head."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 8, num_layers=2, batch_first=True)
+        self.fc1 = nn.Linear(8, 6)
+        self.fc2 = nn.Linear(6, 3)
+
+    def forward(self, x):
+        _, h = self.gru(x)
+        return self.fc2(torch.relu(self.fc1(h[-1])))
+
+
+class HandLSTMWithEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.input_proj = nn.Linear(5, 7)
+        self.lstm = nn.LSTM(7, 6, batch_first=True, bidirectional=True)
+        self.classifier = nn.Linear(12, 4)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(torch.relu(self.input_proj(x)))
+        return self.classifier(torch.cat([h[0], h[1]], dim=-1))
+
+
+@pytest.mark.parametrize("cls,shape", [(HandGRU, (2, 9, 4)), (HandLSTMWithEncoder, (2, 9, 5))])
+def test_hand_built_state_dicts_are_inferred(cls, shape):
+    torch.manual_seed(0)
+    hand = cls().eval()
+    x = torch.randn(*shape)
+    loaded = load_model(_torch_bytes(hand.state_dict()), name="hand.pt")
+    assert torch.allclose(loaded(x), hand(x), atol=1e-6), cls.__name__
+
+
+def test_wrapped_checkpoint_and_prefixes_are_unwrapped():
+    torch.manual_seed(0)
+    hand = HandGRU().eval()
+    sd = {"module." + k: v for k, v in hand.state_dict().items()}
+    ckpt = {"epoch": 7, "model_state_dict": sd, "optimizer": {"lr": 0.1}}
+    loaded = load_model(_torch_bytes(ckpt), name="ckpt.pth")
+    x = torch.randn(2, 5, 4)
+    assert torch.allclose(loaded(x), hand(x), atol=1e-6)
+
+
+def test_plain_safetensors_state_dict_is_inferred(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    hand = HandLSTMWithEncoder().eval()
+    save_file({k: v.contiguous() for k, v in hand.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    loaded = load_model(tmp_path / "w.safetensors")
+    x = torch.randn(3, 4, 5)
+    assert torch.allclose(loaded(x), hand(x), atol=1e-6)
+
+
+def test_embedding_state_dict_is_inferred():
+    class Tok(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 5)
+            self.rnn = nn.GRU(5, 4, batch_first=True)
+            self.out = nn.Linear(4, 2)
+
+    cfg, _ = infer_config(Tok().state_dict())
+    assert (cfg.encoder, cfg.vocab_size, cfg.encoder_size, cfg.input_size) == ("embedding", 20, 5, 1)
+
+
+class TwoRNNs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.GRU(3, 4, batch_first=True)
+        self.b = nn.GRU(4, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+
+class WithLayerNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+        self.norm = nn.LayerNorm(4)
+        self.norm.weight.data = torch.randn(4)   # not a 2-D weight: not a Linear layer
+        self.head = nn.Linear(4, 2)
+
+
+class NoRNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+
+class HeadTooDeep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+        self.h1, self.h2, self.h3 = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("cls,needle", [
+    (TwoRNNs, "several recurrent modules"),
+    (WithLayerNorm, "weights the built-in model family does not have ('norm'"),
+    (NoRNN, "no recurrent layer"),
+    (HeadTooDeep, "do not match the built-in family"),
+])
+def test_state_dicts_outside_the_family_are_explained(cls, needle):
+    with pytest.raises(ModelFileError) as e:
+        load_model(_torch_bytes(cls().state_dict()), name="m.pt")
+    assert needle in str(e.value), str(e.value)
+    assert "load_model_from_factory" in str(e.value) or "rnnviz needs" in str(e.value)
+
+
+def test_whole_pickled_model_is_refused_with_how_to_resave():
+    with pytest.raises(ModelFileError) as e:
+        load_model(_torch_bytes(HandGRU()), name="whole.pt")
+    msg = str(e.value)
+    assert "whole pickled model" in msg and "rv.save_model(model, 'model.safetensors')" in msg
+
+
+def test_torchscript_is_refused(tmp_path):
+    scripted = torch.jit.script(nn.Linear(2, 2))
+    p = tmp_path / "scripted.pt"
+    torch.jit.save(scripted, str(p))
+    with pytest.raises(ModelFileError, match="TorchScript"):
+        load_model(p)
+
+
+# ----------------------------------------------------------------------------- factory
+def make_hand_gru():           # used via "tests.test_models:make_hand_gru"
+    torch.manual_seed(1)
+    return HandGRU()
+
+
+def test_load_model_from_factory(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+    from rnnviz_core.models import load_model_from_factory
+
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    torch.manual_seed(0)
+    trained = HandGRU().eval()
+    save_file(dict(trained.state_dict()), str(tmp_path / "w.safetensors"))
+    model = load_model_from_factory("test_models:make_hand_gru", tmp_path / "w.safetensors")
+    x = torch.randn(2, 3, 4)
+    assert not model.training and torch.equal(model(x), trained(x))
+    with pytest.raises(ModelError, match="module:function"):
+        load_model_from_factory("no_colon_here")
+    with pytest.raises(ModelError, match="Could not find"):
+        load_model_from_factory("test_models:nope")
+
+
+# ---------------------------------------------------------------------- config errors
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(cell="LSTMX"), "cell type 'LSTMX' is not supported"),
+    (dict(hidden_size=0), "hidden_size must be a whole number of at least 1"),
+    (dict(encoder="conv"), "encoder 'conv' is not supported"),
+    (dict(encoder="embedding", encoder_size=3, vocab_size=0), "vocab_size >= 1"),
+    (dict(head="mlp"), "head_hidden"),
+    (dict(task="classification", num_outputs=1), "at least 2 classes"),
+    (dict(cell="GRU", proj_size=2), "proj_size works only with an LSTM"),
+])
+def test_config_errors_are_plain(kwargs, needle):
+    with pytest.raises(ModelError) as e:
+        ModelConfig(**kwargs)
+    assert needle in str(e.value)
+
+
+def test_forward_input_errors():
+    model = _built("gru")
+    with pytest.raises(InputError, match=r"expects sequences shaped \[N, T, 3\]"):
+        model(torch.zeros(2, 4, 5))
+    with pytest.raises(InputError, match="between 1 and the padded length 4"):
+        model(torch.zeros(2, 4, 3), torch.tensor([0, 4]))
+    emb = _built("gru-embedding")
+    with pytest.raises(InputError, match="from 0 to 9"):
+        emb(torch.full((1, 3, 1), 12.0))
+
+
+def test_save_refuses_foreign_models_and_wrong_endings(tmp_path):
+    with pytest.raises(ModelError, match="load_model_from_factory"):
+        save_model(HandGRU(), tmp_path / "m.safetensors")
+    with pytest.raises(ModelError, match=".safetensors"):
+        save_model(_built("gru"), tmp_path / "m.pt")

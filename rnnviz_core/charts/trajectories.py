@@ -203,13 +203,14 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     plateaus = plateaus[plateaus["plateau_step"] >= 0]
     color = alt.Color("sequence:N", title="sequence")
     max_step = int(sel["step"].max())
-    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(max_step, 1)], nice=False))
+    xscale = alt.Scale(domain=[0, max(max_step, 1)], nice=False)
+    x = alt.X("step:Q", title="step", scale=xscale)
     slider = step_slider(max_step) if scrubber else None
     top_layers = [
         alt.Chart(sel).mark_line(point=True).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
                                                    tooltip=["sequence:N", "step:Q", alt.Tooltip("sum_abs:Q", format=".3f")]),
         alt.Chart(plateaus).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
-            x=alt.X("plateau_step:Q", scale=x.scale), color=color, tooltip=[alt.Tooltip("plateau_step:Q", title="plateau from step")]),
+            x=alt.X("plateau_step:Q", scale=xscale), color=color, tooltip=[alt.Tooltip("plateau_step:Q", title="plateau from step")]),
     ]
     bottom_layers = [
         alt.Chart(sel.dropna(subset=["step_change"])).mark_line(point=True).encode(

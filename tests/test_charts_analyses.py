@@ -1,0 +1,179 @@
+"""Trajectory and saturation charts: encodings, sliders, shared colour scale, captions."""
+import numpy as np
+import pytest
+
+from rnnviz_core.charts.saturation import (
+    gate_scatter_chart, group_metric_chart, resilience_chart, saturation_time_chart, unit_saturation_chart,
+)
+from rnnviz_core.charts.trajectories import (
+    STEP_PARAM, caption, distance_chart, heatmap_chart, norms_chart, pair_heatmaps_chart, pca_paths_chart,
+)
+from rnnviz_core.errors import InputError
+from rnnviz_core.groups import group_summary, resilience_summary, sequence_table
+from rnnviz_core.saturation import gate_saturation, saturation_over_time, unit_saturation_over_time
+from rnnviz_core.trajectories import heatmap_data, pair_distance, parting_step, pca_paths, state_norms
+
+RNG = np.random.default_rng(0)
+X = np.tanh(RNG.normal(size=(12, 10, 6)).cumsum(1) * 0.4)
+LENS = np.array([10, 7] + [10] * 10)
+X[1, 7:] = np.nan
+
+
+def _views(spec):
+    """Every unit view (mark + encoding) in a Vega-Lite spec, flattened."""
+    out = []
+    if "mark" in spec:
+        out.append(spec)
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for sub in spec.get(key, []):
+            out += _views(sub)
+    return out
+
+
+def _mark(view):
+    m = view["mark"]
+    return m if isinstance(m, str) else m["type"]
+
+
+def _slider(spec, lo=0, hi=None):
+    params = [p for p in spec.get("params", []) if p["name"] == STEP_PARAM]
+    assert len(params) == 1, "one step slider at the top level"
+    bind = params[0]["bind"]
+    assert bind["input"] == "range" and bind["min"] == lo and bind["step"] == 1
+    if hi is not None:
+        assert bind["max"] == hi
+    return params[0]
+
+
+def _check_caption(chart):
+    text = caption(chart)
+    assert text and text.endswith(".") and "\n" not in text and len(text) < 400
+    return text
+
+
+def test_pair_heatmaps_share_one_colour_domain_and_slider():
+    hm = heatmap_data(X, LENS, seqs=[0, 1])
+    chart = pair_heatmaps_chart(hm, 0, 1)
+    spec = chart.to_dict()
+    rects = [v for v in _views(spec) if _mark(v) == "rect" and "color" in v["encoding"]]
+    assert len(rects) == 2
+    domains = [v["encoding"]["color"]["scale"]["domain"] for v in rects]
+    assert domains[0] == domains[1] == list(hm.domain)
+    assert hm.domain[1] == pytest.approx(np.nanmax(np.abs(X[[0, 1]])))
+    assert spec["resolve"]["scale"]["color"] == "shared"
+    for v in rects:
+        assert v["encoding"]["x"]["field"] == "step" and v["encoding"]["y"]["field"] == "unit"
+        assert v["encoding"]["color"]["field"] == "value"
+    _slider(spec, hi=9)
+    assert "colour range" in _check_caption(chart)
+    # a single heatmap uses the same domain as the pair
+    one = heatmap_chart(hm, 1).to_dict()
+    assert [v for v in _views(one) if "color" in v.get("encoding", {})][0]["encoding"]["color"]["scale"]["domain"] \
+        == list(hm.domain)
+    _slider(one, hi=6)
+    with pytest.raises(InputError):
+        pair_heatmaps_chart(hm, 0, 5)
+
+
+def test_pca_paths_chart_colours_by_time_over_cloud():
+    paths, _ = pca_paths(X, LENS)
+    chart = pca_paths_chart(paths, [0, 1])
+    spec = chart.to_dict()
+    views = _views(spec)
+    colour = [v for v in views if v["encoding"].get("color", {}).get("field") == "step"]
+    assert colour and colour[0]["encoding"]["color"]["scale"]["scheme"] == "viridis"
+    assert any(_mark(v) == "line" for v in views)
+    cloud = [v for v in views if _mark(v) == "circle" and v["mark"].get("opacity", 1) < 0.5]
+    assert cloud, "faint cloud of all states"
+    assert "of variance" in views[0]["encoding"]["x"]["title"]
+    _slider(spec, hi=9)
+    filters = [t["filter"] for v in views for t in v.get("transform", []) if "filter" in t]
+    assert any(STEP_PARAM in str(f) for f in filters), "paths follow the slider"
+    _check_caption(chart)
+    assert "step_now" not in str(pca_paths_chart(paths, [0], scrubber=False).to_dict())
+
+
+def test_norms_chart_marks_plateau():
+    x = np.zeros((2, 8, 2))
+    x[:, :, 0] = np.minimum(np.arange(8) / 4, 1.0)  # sum |h| rises then stays at 1 from step 4
+    norms = state_norms(x)
+    chart = norms_chart(norms)
+    spec = chart.to_dict()
+    rules = [v for v in _views(spec) if _mark(v) == "rule" and v["encoding"].get("x", {}).get("field") == "plateau_step"]
+    assert len(rules) == 1
+    data = spec["datasets"][rules[0]["data"]["name"]]
+    assert [d["plateau_step"] for d in data] == [4, 4]
+    fields = {v["encoding"]["y"]["field"] for v in _views(spec) if "y" in v["encoding"]}
+    assert {"sum_abs", "step_change"} <= fields
+    _slider(spec, hi=7)
+    assert "step 4" in _check_caption(chart)
+
+
+def test_distance_chart_marks_parting_step():
+    a = np.zeros((6, 2))
+    b = np.zeros((6, 2))
+    b[3:, 0] = 1.0
+    d = pair_distance(a, b, scale=1.0)
+    p = parting_step(d)
+    assert p == 3
+    chart = distance_chart(d, p, rel_threshold=0.25)
+    spec = chart.to_dict()
+    views = _views(spec)
+    part = [v for v in views if v["encoding"].get("x", {}).get("field") == "parting"]
+    assert len(part) == 1 and spec["datasets"][part[0]["data"]["name"]] == [{"parting": 3}]
+    thr = [v for v in views if v["encoding"].get("y", {}).get("field") == "threshold"]
+    assert spec["datasets"][thr[0]["data"]["name"]] == [{"threshold": 0.25}]
+    _slider(spec, hi=5)
+    assert "part" in _check_caption(chart)
+    never = distance_chart(d, -1)
+    assert not [v for v in _views(never.to_dict()) if v["encoding"].get("x", {}).get("field") == "parting"]
+    assert "never" in caption(never)
+    end = distance_chart(pair_distance(a, b[:4], align="end"), None).to_dict()
+    _slider(end, lo=-3, hi=0)
+
+
+def test_saturation_charts():
+    groups = np.array(["a", "b"] * 6)
+    over = saturation_over_time(X, LENS, groups=groups)
+    chart = saturation_time_chart(over)
+    spec = chart.to_dict()
+    lines = [v for v in _views(spec) if _mark(v) == "line"]
+    assert lines[0]["encoding"]["color"]["field"] == "group"
+    assert lines[0]["encoding"]["y"]["field"] == "frac_saturated"
+    _slider(spec, hi=9)
+    _check_caption(chart)
+
+    unit = unit_saturation_chart(unit_saturation_over_time(X, LENS))
+    spec = unit.to_dict()
+    rect = [v for v in _views(spec) if _mark(v) == "rect" and "color" in v["encoding"]][0]
+    assert rect["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    assert {rect["encoding"]["x"]["field"], rect["encoding"]["y"]["field"]} == {"step", "unit"}
+    _slider(spec, hi=9)
+    _check_caption(unit)
+
+    g = 1 / (1 + np.exp(-3 * X))
+    scat = gate_scatter_chart(gate_saturation({"z": g, "r": g**3}, LENS))
+    spec = scat.to_dict()
+    pts = [v for v in _views(spec) if _mark(v) == "circle"][0]
+    assert pts["encoding"]["x"]["field"] == "left" and pts["encoding"]["y"]["field"] == "right"
+    assert pts["encoding"]["color"]["field"] == "gate"
+    assert pts["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    _check_caption(scat)
+
+
+def test_group_and_resilience_charts():
+    logits = RNG.normal(size=(12, 2))
+    table = sequence_table(logits, np.arange(12) % 2, states=X, lengths=LENS)
+    bars = group_metric_chart(group_summary(table, "correct"), "accuracy")
+    spec = bars.to_dict()
+    assert spec["encoding"]["y"]["field"] == "accuracy"
+    _check_caption(bars)
+    import pandas as pd
+    res = pd.DataFrame({"seq": np.r_[np.arange(12), np.arange(12)], "output_change": RNG.uniform(size=24),
+                        "flipped": RNG.uniform(size=24) > 0.5, "condition": ["noise"] * 12 + ["early"] * 12})
+    rc = resilience_chart(resilience_summary(res, table, "correct"), metric="flip_rate")
+    spec = rc.to_dict()
+    assert spec["encoding"]["xOffset"]["field"] == "group" and spec["encoding"]["y"]["field"] == "flip_rate"
+    _check_caption(rc)
+    with pytest.raises(InputError):
+        group_metric_chart(group_summary(table, "correct"), "nonsense")

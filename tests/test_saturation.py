@@ -86,3 +86,37 @@ def test_bad_thresholds():
         gate_saturation({"z": STATES}, LENS, low=0.9, high=0.1)
     with pytest.raises(InputError):
         gate_saturation({}, LENS)
+
+
+def test_with_a_real_trace_of_an_lstm():
+    torch = pytest.importorskip("torch")
+    rv = pytest.importorskip("rnnviz_core.trace")
+    from rnnviz_core.saturation import trace_gates
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lstm = torch.nn.LSTM(3, 5, batch_first=True)
+            with torch.no_grad():
+                self.lstm.weight_ih_l0.mul_(4.0)  # push states and gates towards their limits
+            self.head = torch.nn.Linear(5, 2)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.head(out[:, -1])
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 6, 3)).astype(np.float32)
+    lens = np.array([6, 3, 5, 6, 1, 2, 6])
+    tr = rv.trace(Net(), x, lens, device="cpu")
+    assert set(trace_gates(tr)) == {"i", "f", "o"}
+    seq = saturation_by_sequence(tr, threshold=0.5)  # LSTM h = o * tanh(c) rarely reaches 0.9
+    h = tr.hidden
+    for i, n in enumerate(lens):
+        assert seq["frac_saturated"][i] == pytest.approx((np.abs(h[i, :n]) >= 0.5).mean())
+        assert seq["f_left"][i] == pytest.approx((tr["f"][i, :n] < 0.1).mean())
+    assert 0 < seq["frac_saturated"].max() and (seq["i_right"] > 0).any()
+    per_unit = gate_saturation(tr).set_index(["gate", "unit"])
+    valid = np.concatenate([tr["o"][i, :n] for i, n in enumerate(lens)])
+    np.testing.assert_allclose(per_unit.loc["o", "right"].to_numpy(), (valid > 0.9).mean(0))

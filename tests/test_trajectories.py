@@ -155,3 +155,31 @@ def test_bad_inputs_are_input_errors():
         state_norms(np.zeros((2, 3, 4)), [0, 3])
     with pytest.raises(InputError):
         plateau_steps(np.zeros(4), rel_tol=-1)
+
+
+def test_with_a_real_trace_of_a_gru():
+    torch = pytest.importorskip("torch")
+    rv = pytest.importorskip("rnnviz_core.trace")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(1)
+            self.rnn = torch.nn.GRU(2, 4, batch_first=True)
+            self.head = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.head(out[:, -1])
+
+    x = np.random.default_rng(0).normal(size=(5, 8, 2)).astype(np.float32)
+    lens = np.array([8, 4, 6, 8, 2])
+    tr = rv.trace(Net(), x, lens, device="cpu")
+    frame, pca = pca_paths(tr)
+    assert len(frame) == lens.sum() and not frame[["pc1", "pc2"]].isna().any().any()
+    norms = state_norms(tr)
+    assert norms.groupby("seq").size().tolist() == lens.tolist()
+    np.testing.assert_allclose(norms.loc[norms.seq == 1, "sum_abs"], np.abs(tr.hidden[1, :4]).sum(1), rtol=1e-6)
+    d = pair_distance(tr.hidden[0], tr.hidden[1], 8, 4, align="end")
+    np.testing.assert_allclose(d["distance"].iloc[-1], np.linalg.norm(tr.hidden[0, 7] - tr.hidden[1, 3]), rtol=1e-6)
+    assert len(similar_pairs(tr, labels=tr.logits.argmax(1), mode="within")) == 2

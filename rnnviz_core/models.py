@@ -540,7 +540,7 @@ def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
     if unsafe:
         modules = [m for m, _ in unsafe]
         if any(m.startswith("torch.nn") or m == "__main__" for m in modules) and not any(
-                m in ("os", "posix", "nt", "subprocess", "builtins", "sys") for m in modules):
+                m in ("os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys") for m in modules):
             raise ModelFileError(
                 f"{label} holds a whole pickled model, not just its weights, and opening that would "
                 f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
@@ -598,9 +598,20 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
         raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.")
     try:
         config = ModelConfig.from_dict(cfg)
-        model = RecurrentModel(config, class_names, feature_names)
-    except ModelError as e:
+        with torch.device("meta"):              # shapes only: a crafted config allocates nothing
+            skeleton = RecurrentModel(config, class_names, feature_names)
+    except (ModelError, TypeError) as e:
         raise ModelFileError(f"{label} describes a model rnnviz cannot build: {e}") from None
+    except (RuntimeError, ValueError, OverflowError):
+        raise ModelFileError(f"{label} describes a model rnnviz cannot build (its sizes are impossible); "
+                             f"re-save the model with rv.save_model.") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
+        raise ModelFileError(f"The weights in {label} do not match its own settings (for example "
+                             f"{', '.join(f'{k} {list(v)}' for k, v in diff)}); re-save the model with rv.save_model.")
+    model = RecurrentModel(config, class_names, feature_names)
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:

@@ -56,7 +56,7 @@ def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         sched.step()
         if log and (epoch % 5 == 4 or epoch == epochs - 1):
             print(f"  [{log}] epoch {epoch + 1}/{epochs} loss {total / len(ds):.4f}", flush=True)

@@ -251,7 +251,8 @@ def _handle_missing(X, lengths, valid, ids, feature_names, missing):
         if len(keep) == 0:
             raise DataError("Every sequence has a missing or infinite value, so dropping them leaves nothing; "
                             "choose to fill them instead.")
-        return X[keep], lengths[keep], keep
+        t = int(lengths[keep].max())
+        return X[keep, :t], lengths[keep], keep
     # fill: carry the last finite value forward within each sequence, then back-fill, else 0
     X = X.copy()
     X[bad] = np.nan
@@ -408,7 +409,7 @@ _LABEL_RE = re.compile(r"^(label|labels|y|target|class|outcome|category)$|^(labe
 
 
 def _suggest(name: str, columns: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(name), [str(c) for c in columns], n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(name), [str(c) for c in columns], n=2, cutoff=0.7)
     if not close:
         lowered = {str(c).lower(): str(c) for c in columns}
         if str(name).lower() in lowered:
@@ -501,7 +502,9 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         dup = pd.DataFrame({"i": ids_str, "o": okey}).duplicated()
         if dup.any():
             r = int(np.flatnonzero(dup.to_numpy())[0])
-            raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {df[order_col].iloc[r]!r} more than once "
+            step = df[order_col].iloc[r]
+            step = step.item() if hasattr(step, "item") else step
+            raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {step} more than once "
                             f"(column '{order_col}'); remove the duplicate rows or check the order column.")
         order = np.lexsort((okey.to_numpy(), codes))
     else:

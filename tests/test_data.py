@@ -1,0 +1,284 @@
+"""rnnviz_core.data: loaders (CSV/Parquet long form, NPZ, .ts), validation messages, model checks."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rnnviz_core as rv
+from rnnviz_core.data import SequenceDataset, check_against_model, from_arrays, load_data
+from rnnviz_core.errors import DataError
+from rnnviz_core.models import ModelConfig, build_model
+
+CSV = """seq_id,step,speed,temp,track,label
+a,2,0.5,10,north,up
+a,1,0.25,11,north,up
+a,3,0.75,12,north,up
+b,1,1.0,20,south,down
+b,2,2.0,21,south,down
+"""
+
+
+def _csv(text: str = CSV, **kw) -> SequenceDataset:
+    return load_data(text.encode(), name="d.csv", **kw)
+
+
+def test_long_form_csv_by_hand():
+    ds = _csv()
+    assert len(ds) == 2 and ds.max_len == 3
+    assert list(ds.ids) == ["a", "b"]                     # first-appearance order
+    assert ds.lengths.tolist() == [3, 2]
+    assert ds.feature_names == ["speed", "temp"]
+    np.testing.assert_array_equal(ds.X[0], [[0.25, 11], [0.5, 10], [0.75, 12]])   # sorted by step
+    np.testing.assert_array_equal(ds.X[1], [[1, 20], [2, 21], [0, 0]])            # zero padded
+    assert ds.groups.columns.tolist() == ["track"] and ds.groups["track"].tolist() == ["north", "south"]
+    assert ds.class_names == ["down", "up"] and ds.y.tolist() == [1, 0]
+    assert ds.task == "classification" and list(ds.labels) == ["up", "down"]
+
+
+def test_labels_follow_given_class_names():
+    ds = _csv(class_names=["up", "down"])
+    assert ds.class_names == ["up", "down"] and ds.y.tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"not among the classes \['up', 'sideways'\]: 'down'"):
+        _csv(class_names=["up", "sideways"])
+
+
+def test_overrides_pick_columns():
+    ds = _csv(feature_cols=["temp"], group_cols=["track"], label_col="")
+    assert ds.feature_names == ["temp"] and ds.y is None and ds.task is None
+    np.testing.assert_array_equal(ds.X[0, :, 0], [11, 10, 12])
+    # the numeric speed column is neither a feature nor a group: it is simply not used
+    assert "speed" not in ds.groups.columns
+
+
+def test_numeric_per_sequence_columns_become_groups_and_regression_labels():
+    text = "id,t,x,grade,target\n1,1,0.1,5,2.5\n1,2,0.2,5,2.5\n2,1,0.3,7,-1.0\n2,2,0.4,7,-1.0\n"
+    ds = load_data(text.encode(), name="r.csv")
+    assert ds.feature_names == ["x"] and ds.groups["grade"].tolist() == [5, 7]
+    assert ds.task == "regression" and ds.y.dtype == np.float32 and ds.y.tolist() == [2.5, -1.0]
+
+
+def test_dates_order_and_no_order_column():
+    text = "id,date,x\nq,2024-03-01,3\nq,2024-01-01,1\nq,2024-02-01,2\n"
+    ds = load_data(text.encode(), name="d.csv")
+    assert ds.X[0, :, 0].tolist() == [1, 2, 3] and ds.y is None
+    ds2 = load_data("id,x\nq,3\nq,1\n".encode(), name="d.csv")   # no order column: file order
+    assert ds2.X[0, :, 0].tolist() == [3, 1]
+
+
+def test_parquet_round_trip(tmp_path):
+    df = pd.read_csv(io.StringIO(CSV))
+    df.to_parquet(tmp_path / "d.parquet")
+    a, b = _csv(), load_data(tmp_path / "d.parquet")
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.y.tolist() == b.y.tolist() and list(a.ids) == list(b.ids)
+
+
+def test_to_frame_round_trip_and_subset():
+    ds = _csv()
+    back = load_data(ds.to_frame().to_csv(index=False).encode(), name="x.csv")
+    np.testing.assert_array_equal(back.X, ds.X)
+    assert back.y.tolist() == ds.y.tolist() and back.groups.equals(ds.groups)
+    sub = ds.subset([1])
+    assert len(sub) == 1 and sub.max_len == 2 and list(sub.ids) == ["b"] and sub.groups["track"].tolist() == ["south"]
+    assert len(ds.subset(np.array([True, False]))) == 1
+
+
+# ------------------------------------------------------------------------ validation
+@pytest.mark.parametrize("text,kw,needle", [
+    ("seq_id,step,speed,label\n", {}, "no rows, so there are no sequences"),
+    (CSV, dict(label_col="lable"), "There is no column 'lable' (given as the label column). Did you mean 'label'?"),
+    (CSV, dict(id_col="Seq_ID"), "There is no column 'Seq_ID'"),
+    (CSV, dict(feature_cols=["sped"]), "There is no column 'sped' (given as the feature column). Did you mean 'speed'"),
+    ("name,x\na,1\n", {}, "Could not tell which column is the sequence id; name it with id_col="),
+    ("id,user_id,x\n1,2,3\n", {}, "Several columns could be the sequence id (id, user_id)"),
+    ("id,step,x,mood\na,1,1,ok\na,2,2,bad\n", {}, "The column 'mood' holds text (for example 'ok' in sequence 'a')"),
+    ("id,step,x\na,1,1\na,1,2\n", {}, "Sequence 'a' has step 1 more than once (column 'step')"),
+    ("id,step,x,label\na,1,1,u\na,2,2,v\n", {}, "The label column 'label' changes within sequence 'a'"),
+    ("id,step,x,label\na,1,1,u\nb,1,2,\n", {}, "Sequence 'b' has no label in column 'label'"),
+    ("id,step,x,g\na,1,1,2\na,2,2,3\n", dict(feature_cols=["x"], group_cols=["g"]),
+     "The group column 'g' changes within sequence 'a'"),
+    ("id,step,x\na,one,1\n", {}, "The order column 'step' must hold numbers or dates, but has 'one'"),
+    ("id,step,x\na,1,1\n,2,2\n", {}, "The id column 'id' is empty in row 3"),
+    ("id,step,x,y\na,1,1,2\n", dict(feature_cols=[]), "No feature columns were given"),
+    ("id,step,x,x\na,1,1,2\n", {}, ""),   # pandas renames the duplicate to x.1: still readable
+])
+def test_validation_messages(text, kw, needle):
+    if not needle:
+        assert len(load_data(text.encode(), name="d.csv", **kw)) == 1
+        return
+    with pytest.raises(DataError) as e:
+        load_data(text.encode(), name="d.csv", **kw)
+    assert needle in str(e.value), str(e.value)
+
+
+NAN_CSV = "id,step,x,z\na,1,1,10\na,2,,20\na,3,3,inf\nb,1,5,50\nb,2,6,60\n"
+
+
+def test_nan_and_inf_are_reported_with_where():
+    with pytest.raises(DataError) as e:
+        load_data(NAN_CSV.encode(), name="d.csv")
+    msg = str(e.value)
+    assert "2 missing or infinite values" in msg
+    assert "sequence 'a' step 2 column 'x'" in msg and "sequence 'a' step 3 column 'z'" in msg
+    assert "fill" in msg and "drop" in msg
+
+
+def test_nan_fill_carries_last_value_forward():
+    ds = load_data(NAN_CSV.encode(), name="d.csv", missing="fill")
+    np.testing.assert_array_equal(ds.X[0], [[1, 10], [1, 20], [3, 20]])
+    np.testing.assert_array_equal(ds.X[1, :2], [[5, 50], [6, 60]])
+
+
+def test_nan_drop_removes_the_sequences():
+    ds = load_data(NAN_CSV.encode(), name="d.csv", missing="drop")
+    assert list(ds.ids) == ["b"] and ds.X.shape == (1, 2, 2)
+    with pytest.raises(DataError, match="dropping them leaves nothing"):
+        load_data(b"id,x\na,\n", name="d.csv", missing="drop")
+    with pytest.raises(DataError, match="must be 'error', 'fill' or 'drop'"):
+        load_data(NAN_CSV.encode(), name="d.csv", missing="ignore")
+
+
+def test_size_limits(monkeypatch):
+    import rnnviz_core.data as data
+
+    monkeypatch.setattr(data, "MAX_ROWS", 3)
+    with pytest.raises(DataError, match="more than 3 rows"):
+        load_data(CSV.encode(), name="d.csv")
+    monkeypatch.setattr(data, "MAX_ROWS", 10**6)
+    monkeypatch.setattr(data, "MAX_STEPS", 2)
+    with pytest.raises(DataError, match="The longest sequence has 3 steps; rnnviz handles at most 2"):
+        load_data(CSV.encode(), name="d.csv")
+    monkeypatch.setattr(data, "MAX_DATA_BYTES", 50)
+    with pytest.raises(DataError, match="larger than the 0 MB|larger than"):
+        load_data(CSV.encode(), name="d.csv")
+
+
+# ------------------------------------------------------------------------------- NPZ
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_npz_full_and_minimal():
+    X = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    ds = load_data(_npz(X=X, lengths=np.array([3, 1]), y=np.array([1, 0]), ids=np.array(["p", "q"]),
+                        class_names=np.array(["no", "yes"]), site=np.array(["x", "y"])), name="d.npz")
+    assert ds.lengths.tolist() == [3, 1] and list(ds.ids) == ["p", "q"] and ds.class_names == ["no", "yes"]
+    np.testing.assert_array_equal(ds.X[1], [[6, 7], [0, 0], [0, 0]])          # zeroed past the length
+    assert ds.groups["site"].tolist() == ["x", "y"]
+    minimal = load_data(_npz(X=X), name="m.npz")
+    assert minimal.lengths.tolist() == [3, 3] and minimal.y is None and minimal.feature_names == ["feature 0", "feature 1"]
+
+
+@pytest.mark.parametrize("arrays,needle", [
+    (dict(x=np.zeros((2, 3, 1))), "has no array named 'X' (the sequences, shaped [N, T, F]). Did you mean 'x'?"),
+    (dict(X=np.zeros((2, 3, 1)), lengths=np.array([3, 4])), "between 1 and the number of steps (3)"),
+    (dict(X=np.zeros((2, 3, 1)), lengths=np.array([3])), "There are 2 sequences but 1 lengths"),
+    (dict(X=np.zeros((0, 3, 1))), "no sequences"),
+    (dict(X=np.zeros((2, 3, 1, 1))), "X must have 3 dimensions"),
+    (dict(X=np.array([["a"]])), "X must hold numbers"),
+    (dict(X=np.zeros((2, 3, 1)), ids=np.array(["a", "a"])), "Sequence ids must be unique, but 'a' appears more"),
+    (dict(X=np.full((1, 2, 1), np.nan)), "sequence '0' step 1 column 'feature 0'"),
+])
+def test_npz_errors(arrays, needle):
+    with pytest.raises(DataError) as e:
+        load_data(_npz(**arrays), name="d.npz")
+    assert needle in str(e.value), str(e.value)
+
+
+# -------------------------------------------------------------------------------- .ts
+TS_UNI = """# a comment
+@problemName Tiny
+@timeStamps false
+@univariate true
+@equalLength true
+@seriesLength 3
+@classLabel true a b
+@data
+1.0,2.0,3.0:a
+4.0,5.0,6.0:b
+"""
+
+TS_MULTI = """@problemName Multi
+@timeStamps false
+@missing true
+@univariate false
+@dimensions 2
+@equalLength false
+@classLabel true 1 2 3
+@data
+1,2,3:10,20,30:3
+4,?:40,50:1
+"""
+
+
+def test_ts_univariate_equal_length():
+    ds = load_data(TS_UNI.encode(), name="Tiny_TEST.ts")
+    assert ds.X.shape == (2, 3, 1) and ds.feature_names == ["Tiny"]
+    assert ds.class_names == ["a", "b"] and ds.y.tolist() == [0, 1]
+    np.testing.assert_array_equal(ds.X[:, :, 0], [[1, 2, 3], [4, 5, 6]])
+
+
+def test_ts_multivariate_unequal_length_with_missing_values():
+    with pytest.raises(DataError, match="sequence 'case00001' step 2 column 'dim 0'"):
+        load_data(TS_MULTI.encode(), name="m.ts")
+    ds = load_data(TS_MULTI.encode(), name="m.ts", missing="fill")
+    assert ds.X.shape == (2, 3, 2) and ds.lengths.tolist() == [3, 2]
+    np.testing.assert_array_equal(ds.X[1], [[4, 40], [4, 50], [0, 0]])
+    assert ds.class_names == ["1", "2", "3"] and ds.y.tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("@problemName X\n@classLabel true a\n", "no '@data' line"),
+    ("@problemName X\n@data\n", "no cases after '@data'"),
+    ("@problemName X\n@classLabel true a\n@data\n1,2:a\n1,2:3,4:a\n", "line 5 has 2 channels but the first case has 1"),
+    ("@problemName X\n@classLabel true a\n@data\n1,x:a\n", "has the value 'x', which is not a number"),
+    ("@problemName X\n@classLabel true a\n@data\n1,2:b\n", "labels not declared in its @classLabel line: b"),
+    ("@problemName X\n@timeStamps true\n@data\n", "uses time stamps"),
+    ("@problemName X\n@classLabel false\n@data\n1,2:3\n", "different lengths"),
+])
+def test_ts_errors(text, needle):
+    with pytest.raises(DataError) as e:
+        load_data(text.encode(), name="x.ts")
+    assert needle in str(e.value), str(e.value)
+
+
+# ----------------------------------------------------------------------- data vs model
+def _model(features=("speed", "temp"), classes=("up", "down")):
+    return build_model(ModelConfig(cell="GRU", input_size=len(features), hidden_size=3, num_outputs=len(classes)),
+                       class_names=list(classes), feature_names=list(features))
+
+
+def test_check_against_model_aligns_classes_and_feature_order():
+    ds = _csv()                                            # classes sorted: ["down", "up"]
+    fixed = check_against_model(ds, _model(classes=("up", "down")))
+    assert fixed.class_names == ["up", "down"] and list(fixed.labels) == ["up", "down"]
+    swapped = check_against_model(ds, _model(features=("temp", "speed")))
+    assert swapped.feature_names == ["temp", "speed"]
+    np.testing.assert_array_equal(swapped.X[..., 0], ds.X[..., 1])
+
+
+@pytest.mark.parametrize("model_kw,needle", [
+    (dict(features=("speed", "temp", "wind")), "the data lacks 'wind'"),
+    (dict(features=("speed", "tmp")), "the data lacks 'tmp' Did you mean 'temp'?"),
+    (dict(classes=("up", "flat")), "labels the model does not know ('down')"),
+])
+def test_check_against_model_errors(model_kw, needle):
+    with pytest.raises(DataError) as e:
+        check_against_model(_csv(), _model(**model_kw))
+    assert needle in str(e.value), str(e.value)
+
+
+def test_feature_count_mismatch_with_unnamed_features():
+    ds = from_arrays(np.zeros((2, 3, 4)))
+    model = build_model(ModelConfig(cell="GRU", input_size=3, hidden_size=2))
+    with pytest.raises(DataError, match="The model reads 3 features per step but the data has 4"):
+        check_against_model(ds, model)
+
+
+def test_public_names():
+    assert rv.load_data is load_data and rv.SequenceDataset is SequenceDataset

@@ -32,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .saturation import DEFAULT_THRESHOLD, saturation_by_sequence, saturation_over_time
+from .saturation import (
+    DEFAULT_THRESHOLD, _check_threshold, _group_time_mean, _per_step_fraction, saturation_by_sequence,
+)
 from .trajectories import _as_states, _check_lengths, _to_numpy, valid_mask
 
 __all__ = [
@@ -683,8 +685,12 @@ def reproducibility(
     n = arr_a.shape[0]
     if arr_b.shape[:2] != arr_a.shape[:2]:
         raise InputError("The two models' states must cover the same sequences and steps.")
-    sat_a = saturation_by_sequence(arr_a, lens, threshold=threshold)["frac_saturated"].to_numpy()
-    sat_b = saturation_by_sequence(arr_b, lens, threshold=threshold)["frac_saturated"].to_numpy()
+    thr = _check_threshold(threshold)
+    step_a = _per_step_fraction(arr_a, lens, thr)  # (N, T), 0 at padding
+    step_b = _per_step_fraction(arr_b, lens, thr)
+    sat_a = step_a.sum(axis=1) / lens  # share of the sequence's unit-steps saturated
+    sat_b = step_b.sum(axis=1) / lens
+    mask = valid_mask(lens, arr_a.shape[1])
     agree = np.full(n, np.nan)
     if logits_a is not None and logits_b is not None:
         za, zb = _logits_array(logits_a), _logits_array(logits_b)
@@ -697,8 +703,8 @@ def reproducibility(
     labels = np.full(n, "all", dtype=object) if groups is None else np.asarray(groups, dtype=object)
     if labels.shape != (n,):
         raise InputError(f"groups must hold one label per sequence ({n}).")
-    over_a = saturation_over_time(arr_a, lens, groups=labels, threshold=threshold)
-    over_b = saturation_over_time(arr_b, lens, groups=labels, threshold=threshold)
+    over_a = _group_time_mean(step_a, mask, labels)
+    over_b = _group_time_mean(step_b, mask, labels)
     time = over_a.merge(over_b, on=["group", "step"], suffixes=("_a", "_b"))
     names = list(pd.unique(labels))
     try:
@@ -715,8 +721,8 @@ def reproducibility(
                      "sat_corr_time": _pearson(t_g["frac_saturated_a"].to_numpy(), t_g["frac_saturated_b"].to_numpy()),
                      "sat_mean_a": float(sat_a[sel].mean()), "sat_mean_b": float(sat_b[sel].mean())})
     if len(names) > 1:
-        all_a = saturation_over_time(arr_a, lens, threshold=threshold)["frac_saturated"].to_numpy()
-        all_b = saturation_over_time(arr_b, lens, threshold=threshold)["frac_saturated"].to_numpy()
+        all_a = _group_time_mean(step_a, mask, None)["frac_saturated"].to_numpy()
+        all_b = _group_time_mean(step_b, mask, None)["frac_saturated"].to_numpy()
         rows.append({"group": "all", "size": n,
                      "agreement": float(np.nanmean(agree)) if np.isfinite(agree).any() else np.nan,
                      "sat_corr_sequences": _pearson(sat_a, sat_b), "sat_corr_time": _pearson(all_a, all_b),

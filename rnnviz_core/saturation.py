@@ -232,9 +232,18 @@ def saturation_over_time(
     """
     arr, lens = _as_states(states, lengths)
     n, t, h = arr.shape
-    sat = saturated_units(arr, lens, threshold=threshold)
-    per_step = sat.sum(axis=2) / h  # (N, T)
-    mask = valid_mask(lens, t)
+    per_step = _per_step_fraction(arr, lens, _check_threshold(threshold))
+    return _group_time_mean(per_step, valid_mask(lens, t), groups)
+
+
+def _per_step_fraction(arr: np.ndarray, lens: np.ndarray, thr: float) -> np.ndarray:
+    """Share of units with |h| >= thr per (sequence, step) [N, T]; 0 at padding."""
+    sat = (np.abs(arr) >= thr).sum(axis=2) / arr.shape[2]
+    return np.where(valid_mask(lens, arr.shape[1]), sat, 0.0)
+
+
+def _group_time_mean(per_step: np.ndarray, mask: np.ndarray, groups: Any) -> pd.DataFrame:
+    n, t = per_step.shape
     labels = np.full(n, "all", dtype=object) if groups is None else np.asarray(groups, dtype=object)
     if labels.shape != (n,):
         raise InputError(f"groups must hold one label per sequence ({n}); got shape {labels.shape}.")

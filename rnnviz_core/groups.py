@@ -42,7 +42,7 @@ __all__ = [
     "sequence_outcomes", "saturation_levels", "sequence_table", "assign_groups",
     "group_summary", "compare_groups",
     "perturb_inputs", "resilience", "resilience_sweep", "resilience_summary",
-    "reproducibility",
+    "reproducibility", "compare_models",
 ]
 
 SATURATION_LEVELS = ("not saturated", "partly saturated", "fully saturated")
@@ -59,8 +59,15 @@ def _resolve_task(logits: np.ndarray, task: str) -> str:
         if task == "classification" and (logits.ndim != 2 or logits.shape[1] < 2):
             raise InputError("task='classification' needs logits shaped [N, C] with C >= 2; "
                              "use task='binary' for a single-logit classifier.")
+        if task == "binary" and _n_outputs(logits) != 1:
+            raise InputError("task='binary' needs one logit per sequence ([N] or [N, 1]); "
+                             "use task='classification' for [N, C] logits.")
         return task
     return "classification" if logits.ndim == 2 and logits.shape[1] >= 2 else "regression"
+
+
+def _n_outputs(arr: np.ndarray) -> int:
+    return 1 if arr.ndim == 1 else arr.shape[1]
 
 
 def _logits_array(logits: Any) -> np.ndarray:
@@ -626,7 +633,13 @@ def resilience_summary(results: pd.DataFrame, table: pd.DataFrame, by: str | Seq
     :func:`sequence_table` (same sequences, matched on ``seq``)."""
     g = assign_groups(table, by, bins=bins)
     key = pd.DataFrame({"seq": table["seq"].to_numpy(), "group": g.to_numpy()})
-    merged = results.merge(key, on="seq", how="inner")
+    try:
+        merged = results.merge(key, on="seq", how="inner")
+    except ValueError:  # ids of different kinds (e.g. str vs int) cannot match
+        merged = results.iloc[:0]
+    if merged.empty:
+        raise InputError("The resilience results and the table share no sequence ids; pass the same ids= "
+                         "to resilience and sequence_table (or leave both at the default).")
     if "condition" not in merged:
         merged["condition"] = "damage"
     grouped = merged.groupby(["condition", "group"], observed=True, sort=False)
@@ -728,3 +741,23 @@ def reproducibility(
                      "sat_corr_sequences": _pearson(sat_a, sat_b), "sat_corr_time": _pearson(all_a, all_b),
                      "sat_mean_a": float(sat_a.mean()), "sat_mean_b": float(sat_b.mean())})
     return pd.DataFrame(rows)
+
+
+def compare_models(
+    model_a: Any,
+    model_b: Any,
+    x: Any,
+    lengths: Any = None,
+    *,
+    groups: Any = None,
+    task: str = "auto",
+    threshold: float = DEFAULT_THRESHOLD,
+    device: Any = "auto",
+) -> pd.DataFrame:
+    """Trace two models of the same task on the same sequences and call :func:`reproducibility`
+    (prediction agreement and saturation-profile correlations per group)."""
+    from .trace import trace
+
+    tr_a = trace(model_a, x, lengths, device=device)
+    tr_b = trace(model_b, x, lengths, device=device)
+    return reproducibility(tr_a, tr_b, groups=groups, task=task, threshold=threshold)

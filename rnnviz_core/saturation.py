@@ -28,7 +28,7 @@ from .trajectories import _as_states, _check_lengths, _seq_ids, valid_mask
 __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_LOW", "DEFAULT_HIGH", "SIGMOID_GATES",
     "saturated_units", "saturation_by_step", "saturation_by_unit", "unit_saturation_over_time",
-    "saturation_by_sequence", "saturation_over_time", "gate_saturation", "saturation_by_gate",
+    "saturation_by_sequence", "saturation_over_time", "gate_saturation", "saturation_by_gate", "gate_saturation_over_time",
     "trace_gates",
 ]
 
@@ -169,6 +169,25 @@ def saturation_by_gate(
     out = per_unit.groupby("gate", sort=False)[["left", "right"]].mean().reset_index()
     out["saturated"] = out["left"] + out["right"]
     return out
+
+
+def gate_saturation_over_time(
+    gates: Any, lengths: Any = None, *, groups: Any = None, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
+) -> pd.DataFrame:
+    """Per gate, group and step: the mean share of gate units left-saturated (``left``) and
+    right-saturated (``right``) over the group's sequences still running at that step.
+    Columns ``gate, group, step, left, right, n_sequences``."""
+    g, lens = _as_gates(gates, lengths)
+    lo, hi = _check_low_high(low, high)
+    frames = []
+    for name, arr in g.items():
+        mask = valid_mask(lens, arr.shape[1])
+        left = _group_time_mean(np.where(mask, (arr < lo).mean(axis=2), 0.0), mask, groups)
+        right = _group_time_mean(np.where(mask, (arr > hi).mean(axis=2), 0.0), mask, groups)
+        frames.append(pd.DataFrame({"gate": name, "group": left["group"], "step": left["step"],
+                                    "left": left["frac_saturated"], "right": right["frac_saturated"],
+                                    "n_sequences": left["n_sequences"]}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def saturation_by_sequence(

@@ -44,6 +44,7 @@ __all__ = [
     "HeatmapData",
     "heatmap_data",
     "valid_mask",
+    "typical_state_norm",
 ]
 
 
@@ -440,6 +441,14 @@ def pair_distance(
     frame.attrs["scale"] = scale
     frame.attrs["align"] = align
     return frame
+
+
+def typical_state_norm(states: Any, lengths: Any = None) -> float:
+    """Mean Euclidean norm ||h_t|| over every sequence's valid steps: a dataset-wide ``scale``
+    for :func:`pair_distance`, so that parting thresholds mean the same for every pair."""
+    arr, lens = _as_states(states, lengths)
+    norms = np.linalg.norm(arr, axis=2)[valid_mask(lens, arr.shape[1])]
+    return float(np.nanmean(norms))
 
 
 def parting_step(distance: Any, *, rel_threshold: float = 0.25, k: int = 3, scale: float | None = None) -> int:

@@ -255,3 +255,17 @@ def test_reproducibility_known_answers():
     sc = rng.uniform(-1, 1, size=(n, t, h))
     r3 = reproducibility(sa, sc)
     assert abs(r3["sat_corr_sequences"].iloc[0]) < 0.9
+
+
+def test_compare_models_and_guards():
+    pytest.importorskip("rnnviz_core.trace")
+    from rnnviz_core.groups import compare_models
+
+    x, lens = _batch(n=10)
+    r = compare_models(Reads(), Reads(), x, lens, device="cpu")
+    assert r["agreement"].iloc[0] == 1.0  # same seed, same weights
+    with pytest.raises(InputError, match="binary"):
+        sequence_outcomes(np.zeros((3, 2)), task="binary")
+    res = resilience(Reads(), x, lens, predict_fn=_torch_predict(Reads()), ids=[f"s{i}" for i in range(10)])
+    with pytest.raises(InputError, match="share no sequence ids"):
+        resilience_summary(res, sequence_table(np.zeros((10, 2))), "predicted_class")

@@ -120,3 +120,16 @@ def test_with_a_real_trace_of_an_lstm():
     per_unit = gate_saturation(tr).set_index(["gate", "unit"])
     valid = np.concatenate([tr["o"][i, :n] for i, n in enumerate(lens)])
     np.testing.assert_allclose(per_unit.loc["o", "right"].to_numpy(), (valid > 0.9).mean(0))
+
+
+def test_gate_saturation_over_time_by_hand():
+    from rnnviz_core.saturation import gate_saturation_over_time
+
+    z = np.array([[[0.05, 0.5], [0.95, 0.99], [0.5, 0.5]],
+                  [[0.01, 0.02], [0.5, 0.5], [7.0, 7.0]]])  # seq 1 step 2 is padding
+    f = gate_saturation_over_time({"z": z}, LENS, groups=["a", "b"])
+    a = f[f.group == "a"]
+    assert a["left"].tolist() == [0.5, 0.0, 0.0] and a["right"].tolist() == [0.0, 1.0, 0.0]
+    both = gate_saturation_over_time({"z": z}, LENS)
+    assert both["left"].tolist() == [0.75, 0.0, 0.0] and both["right"].tolist() == [0.0, 0.5, 0.0]
+    assert both["n_sequences"].tolist() == [2, 2, 1]

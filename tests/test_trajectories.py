@@ -183,3 +183,12 @@ def test_with_a_real_trace_of_a_gru():
     d = pair_distance(tr.hidden[0], tr.hidden[1], 8, 4, align="end")
     np.testing.assert_allclose(d["distance"].iloc[-1], np.linalg.norm(tr.hidden[0, 7] - tr.hidden[1, 3]), rtol=1e-6)
     assert len(similar_pairs(tr, labels=tr.logits.argmax(1), mode="within")) == 2
+
+
+def test_typical_state_norm_by_hand():
+    from rnnviz_core.trajectories import typical_state_norm
+
+    h = np.array([[[3.0, 4.0], [0.0, 1.0]], [[0.0, 2.0], [np.nan, np.nan]]])
+    assert typical_state_norm(h) == pytest.approx((5 + 1 + 2) / 3)
+    d = pair_distance(h[0], h[1], scale=typical_state_norm(h))
+    assert d["rel_distance"].iloc[0] == pytest.approx(np.hypot(3, 2) / (8 / 3))

@@ -335,8 +335,6 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
     ``class_names``, ``feature_names`` and any other [N] arrays as group columns; read with
     ``allow_pickle=False``), and the UCR/UEA ``.ts`` format.
     """
-    from .models import _read_bytes  # one implementation of path/bytes/upload reading
-
     data, name = _read_bytes(path_or_bytes, name, MAX_DATA_BYTES, DataError, "data")
     label = f"'{name}'" if name else "The data file"
     ext = Path(name).suffix.lower() if name else ""
@@ -379,6 +377,35 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
                             f"Check it has one header row and the same number of commas on every line.") from None
         return from_long_frame(df, **long_kw)
     raise DataError(f"{label} is not a CSV, Parquet, NPZ or .ts data file rnnviz can read.")
+
+
+def _read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
+    """Return (content, file name) from a path, bytes or file-like, enforcing the size limit."""
+    mb = limit // (1024 * 1024)
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    elif isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        name = name or p.name
+        if not p.is_file():
+            raise err(f"There is no {what} file at '{p}'; check the path.")
+        if p.stat().st_size > limit:
+            raise err(f"'{p.name}' is larger than the {mb} MB rnnviz accepts for a {what} file.")
+        data = p.read_bytes()
+    elif hasattr(src, "read"):
+        name = name or getattr(src, "name", None)
+        if hasattr(src, "getvalue"):
+            data = src.getvalue()
+        else:
+            data = src.read(limit + 1)
+        data = bytes(data)
+    else:
+        raise err(f"Give the {what} file as a path, bytes or an open file, not {type(src).__name__}.")
+    if len(data) > limit:
+        raise err(f"The {what} file is larger than the {mb} MB rnnviz accepts.")
+    if name is not None:
+        name = Path(str(name)).name
+    return data, name
 
 
 def _sniff_data(data: bytes, ext: str) -> str:

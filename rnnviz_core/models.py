@@ -47,6 +47,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from .data import _read_bytes  # shared path/bytes/upload reading with the size limit
 from .errors import InputError, ModelError, ModelFileError
 
 __all__ = [
@@ -404,35 +405,6 @@ def load_model_from_factory(spec: str, weights_path: str | os.PathLike | None = 
 
 
 # ----------------------------------------------------------------------------- file reading
-def _read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
-    """Return (content, file name) from a path, bytes or file-like, enforcing the size limit."""
-    mb = limit // (1024 * 1024)
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        data = bytes(src)
-    elif isinstance(src, (str, os.PathLike)):
-        p = Path(src)
-        name = name or p.name
-        if not p.is_file():
-            raise err(f"There is no {what} file at '{p}'; check the path.")
-        if p.stat().st_size > limit:
-            raise err(f"'{p.name}' is larger than the {mb} MB rnnviz accepts for a {what} file.")
-        data = p.read_bytes()
-    elif hasattr(src, "read"):
-        name = name or getattr(src, "name", None)
-        if hasattr(src, "getvalue"):
-            data = src.getvalue()
-        else:
-            data = src.read(limit + 1)
-        data = bytes(data)
-    else:
-        raise err(f"Give the {what} file as a path, bytes or an open file, not {type(src).__name__}.")
-    if len(data) > limit:
-        raise err(f"The {what} file is larger than the {mb} MB rnnviz accepts.")
-    if name is not None:
-        name = Path(str(name)).name
-    return data, name
-
-
 def _sniff_model(data: bytes) -> str:
     """Decide the format from the content: 'safetensors', 'torchzip', 'pickle' or 'unknown'."""
     if data[:4] == b"PK\x03\x04":
@@ -478,6 +450,8 @@ _SAFE_GLOBALS = {
     ("builtins", "set"),
     ("builtins", "frozenset"),
     ("builtins", "tuple"),
+    ("__builtin__", "set"),
+    ("__builtin__", "frozenset"),
 }
 _STORAGE_RE = re.compile(r"^(Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool|ComplexFloat|ComplexDouble)Storage$")
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING"}
@@ -539,8 +513,12 @@ def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
               if (m, a) not in _SAFE_GLOBALS and not (m == "torch" and _STORAGE_RE.match(a))]
     if unsafe:
         modules = [m for m, _ in unsafe]
-        if any(m.startswith("torch.nn") or m == "__main__" for m in modules) and not any(
-                m in ("os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys") for m in modules):
+        dangerous = any(m.split(".")[0] in ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket",
+                                             "importlib", "runpy", "code", "pty", "ctypes")
+                        or (m in ("builtins", "__builtin__") and a not in ("set", "frozenset", "tuple",
+                                                                           "list", "dict", "slice", "range"))
+                        for m, a in unsafe)
+        if any(m.startswith("torch.nn") for m in modules) and not dangerous:
             raise ModelFileError(
                 f"{label} holds a whole pickled model, not just its weights, and opening that would "
                 f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "

@@ -14,10 +14,13 @@ sup.init_session()
 
 PAGES = [
     st.Page("pages/0_Start.py", title="Start", icon=":material/home:", default=True),
-    st.Page("pages/1_Trajectories.py", title="Trajectories", icon=":material/timeline:", url_path="trajectories"),
-    st.Page("pages/2_Saturation.py", title="Saturation", icon=":material/thermostat:", url_path="saturation"),
-    st.Page("pages/3_Contributions.py", title="Contributions", icon=":material/bar_chart:", url_path="contributions"),
+    st.Page("pages/1_Trajectories.py", title="Trajectories", url_path="trajectories", icon=":material/timeline:"),
+    st.Page("pages/2_Saturation.py", title="Saturation", url_path="saturation", icon=":material/thermostat:"),
+    st.Page("pages/3_Contributions.py", title="Contributions", url_path="contributions", icon=":material/bar_chart:"),
 ]
+# Lower-case url paths on purpose: Streamlit 1.67 treats a folder named pages/ as a v1 multipage
+# app until the first st.navigation call of the server process, and during that first session a
+# URL matching a v1 page name (/Trajectories) would run the page without this entry point.
 page = st.navigation(PAGES)
 
 
@@ -49,6 +52,9 @@ with st.sidebar:
     st.subheader("Model and data")
     demos = sup.guarded(sup.demo_infos)
     keys = list(demos)
+    if not keys:
+        st.error("No shipped demo was found in this installation; reinstall rnnviz.")
+        st.stop()
     dkey = sup.widget_key("demo", sup.DEFAULT_DEMO if sup.DEFAULT_DEMO in keys else keys[0], keys)
     st.selectbox("Demo", keys, key=dkey, format_func=lambda k: demos[k].title, on_change=_clear_uploads,
                  help="A trained model shipped with rnnviz, with the data it was tested on.")

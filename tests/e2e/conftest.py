@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ARTIFACTS, launch_browser, start_server, stop_server  # noqa: E402
+from harness import ARTIFACTS, launch_browser, start_server, stop_server, warm_up  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,7 @@ def browser(app_url):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         b = launch_browser(pw)
+        warm_up(b, app_url)
         yield b
         b.close()
 

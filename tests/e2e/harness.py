@@ -85,3 +85,51 @@ def open_app(pg, url: str) -> None:
 
 def assert_clean(pg) -> None:
     assert pg.locator(EXCEPTION).count() == 0, pg.locator(EXCEPTION).first.inner_text()
+
+
+def warm_up(browser, url: str) -> None:
+    """Be the server's first visitor at the root page.
+
+    Streamlit 1.67 handles a folder named pages/ as a v1 multipage app until the first
+    st.navigation call in the server process; the first session that opens a deep link before
+    that sees a "Page not found" notice (the right page still runs). One visit to the root
+    ends that phase for every later session.
+    """
+    pg = browser.new_page()
+    try:
+        open_app(pg, url)
+    finally:
+        pg.close()
+
+
+def combobox(pg, label: str):
+    """Streamlit 1.67's selectbox: a react-aria combobox whose aria-label is the widget label."""
+    return pg.get_by_role("combobox", name=label, exact=True).first
+
+
+def selected(pg, label: str) -> str:
+    return combobox(pg, label).input_value().strip()
+
+
+def open_options(pg, label: str):
+    box = combobox(pg, label)
+    box.click()
+    opts = pg.locator('[role="option"]')
+    opts.first.wait_for()
+    return opts
+
+
+def select_option(pg, label: str, option: str | None = None, index: int | None = None) -> str:
+    """Pick an option (by exact text or by position) in a selectbox; wait for the rerun.
+
+    Returns the text of the chosen option."""
+    import re
+    opts = open_options(pg, label)
+    if option is not None:
+        target = opts.filter(has_text=re.compile(rf"^\s*{re.escape(option)}\s*$")).first
+    else:
+        target = opts.nth(index or 0)
+    text = target.inner_text().strip()
+    target.click()
+    wait_idle(pg)
+    return text

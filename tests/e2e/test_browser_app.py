@@ -1,0 +1,128 @@
+"""The dashboard in a real browser: pages render with charts and no exception, switching
+sequences and methods works, uploads (good and bad) behave, and a link reproduces a view."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import CHART, assert_clean, open_app, select_option, selected, wait_idle  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["trajectories", "saturation", "contributions"]
+
+
+def _demos():
+    from rnnviz_core.demos import list_demos
+    return list_demos()
+
+
+DEMOS = _demos()
+DEMO_KEYS = [d.key for d in DEMOS]
+DEFAULT = "race" if "race" in DEMO_KEYS else DEMO_KEYS[0]
+
+
+def sidebar(pg):
+    return pg.locator('[data-testid="stSidebar"]')
+
+
+def main(pg):
+    return pg.locator('[data-testid="stMain"]')
+
+
+def charts_drawn(pg, minimum: int = 1) -> int:
+    """Wait until at least ``minimum`` Altair charts have drawn; return how many there are."""
+    pg.wait_for_function(
+        """([sel, n]) => { const c = [...document.querySelectorAll(sel)];
+               return c.length >= n && c.every(e => e.querySelector('canvas, svg')); }""",
+        arg=[CHART, minimum])
+    return pg.locator(CHART).count()
+
+
+def upload(pg, label: str, path: Path) -> None:
+    exp = sidebar(pg).locator('[data-testid="stExpander"]').filter(has_text="Use my own files")
+    if not exp.locator('[data-testid="stFileUploader"]').first.is_visible():
+        exp.locator("summary").click()
+    box = exp.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    box.locator('input[type="file"]').set_input_files(str(path))
+    wait_idle(pg)
+
+
+# ------------------------------------------------------------------------- start page
+def test_start_page_shows_trained_demo_at_once(page, app_url):
+    open_app(page, app_url)
+    text = main(page).inner_text()
+    assert "rnnviz shows what happens inside a recurrent network" in text
+    assert "The loaded model" in text and "Architecture:" in text
+    assert re.search(r"Accuracy on the loaded data\s*\n?\s*\d+(\.\d)?%", text)
+    for name in ("Trajectories", "Saturation", "Contributions"):
+        assert main(page).get_by_role("link", name=re.compile(name)).count() == 1
+    assert "Device in use:" in sidebar(page).inner_text()
+    assert f"demo={DEFAULT}" in page.url
+    assert_clean(page)
+
+
+# ------------------------------------------------------------------------- every page, every demo
+@pytest.mark.parametrize("demo", DEMO_KEYS)
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_charts_without_exception(page, app_url, demo, path):
+    open_app(page, f"{app_url}/{path}?demo={demo}")
+    assert charts_drawn(page) >= 2
+    assert_clean(page)
+    assert page.locator('[data-testid="stCaptionContainer"]').count() >= 2  # every chart has a caption
+    assert selected(page, "Demo") == next(d.title for d in DEMOS if d.key == demo)
+
+
+# ------------------------------------------------------------------------- uploads
+def test_upload_valid_model_and_data(page, app_url):
+    info = next(d for d in DEMOS if d.key == DEFAULT)
+    mpath, dpath = Path(info.model_path), Path(info.data_path)
+    open_app(page, app_url)
+    upload(page, "Model file", mpath)
+    upload(page, "Data file", dpath)
+    side = sidebar(page).inner_text()
+    assert f"Model: {mpath.name}" in side
+    assert f"Data: {dpath.name}" in side
+    assert re.search(r"model=[0-9a-f]{64}", page.url) and re.search(r"data=[0-9a-f]{64}", page.url)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert_clean(page)
+    # the link now refers to the stored files: a new session opens the same view
+    link = page.url
+    page.goto("about:blank")
+    open_app(page, link)
+    assert f"Model: {mpath.name}" in sidebar(page).inner_text()
+
+
+def test_bad_upload_shows_error_and_keeps_previous_view(page, app_url, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"this is not a model file at all" * 10)
+    open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
+    before_charts = charts_drawn(page, 2)
+    before_model = re.search(r"Model: (.*)", sidebar(page).inner_text()).group(1)
+    upload(page, "Model file", bad)
+    err = page.locator('[data-testid="stAlertContentError"]')
+    assert err.count() >= 1
+    assert "Traceback" not in err.first.inner_text() and len(err.first.inner_text()) > 20
+    assert re.search(r"Model: (.*)", sidebar(page).inner_text()).group(1) == before_model
+    assert charts_drawn(page, before_charts) == before_charts
+    assert "model=" not in page.url
+    assert_clean(page)
+
+
+# ------------------------------------------------------------------------- deep link
+def test_deep_link_reproduces_view(page, app_url):
+    open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
+    charts_drawn(page, 2)
+    choice = select_option(page, "Sequence B", index=3)
+    assert selected(page, "Sequence B") == choice
+    link = page.url
+    assert "/trajectories?" in link and "b=" in link
+    page.goto("about:blank")
+    open_app(page, link)
+    charts_drawn(page, 2)
+    assert selected(page, "Sequence B") == choice
+    assert_clean(page)

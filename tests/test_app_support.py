@@ -1,0 +1,185 @@
+"""The app's glue (app_support) in plain pytest: hashing, URL state, loading, errors, caching.
+
+Streamlit runs in bare mode here (no server): session state and caches work, widgets are not
+drawn. Page rendering is covered by tests/e2e in a real browser.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import streamlit as st
+
+import app_support as sup
+from rnnviz_core.errors import DataError, InputError
+
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def fresh_session(monkeypatch, tmp_path):
+    monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
+    sup.upload_store.clear()
+    for k in list(st.session_state.keys()):
+        del st.session_state[k]
+    sup.init_session()
+    yield
+
+
+@pytest.fixture
+def demo_key():
+    keys = list(sup.demo_infos())
+    return sup.DEFAULT_DEMO if sup.DEFAULT_DEMO in keys else keys[0]
+
+
+@pytest.fixture
+def ctx(demo_key):
+    c = sup.resolve_loaded(demo_key)
+    assert c is not None
+    return c
+
+
+# ----------------------------------------------------------------- hashing
+def test_digest_sees_every_byte_of_large_arrays():
+    a = np.zeros((200, 100, 64), dtype=np.float32)
+    b = a.copy()
+    b[137, 51, 17] = 1e-7  # one value deep inside: Streamlit's sampled hashing can miss this
+    assert sup.digest(a) != sup.digest(b)
+    assert sup.digest(a) == sup.digest(a.copy())
+
+
+def test_digest_distinguishes_dtype_and_shape():
+    a = np.zeros(12, dtype=np.float32)
+    assert sup.digest(a) != sup.digest(a.reshape(3, 4))
+    assert sup.digest(a) != sup.digest(np.zeros(6, dtype=np.float64))  # same 48 bytes
+
+
+# ----------------------------------------------------------------- URL state
+def test_widget_starts_from_link_value_when_valid():
+    st.session_state["_view"] = {"a": "7", "b": "oops"}
+    key_a = sup.widget_key("a", 0, options=list(range(10)), cast=int)
+    key_b = sup.widget_key("b", 3, options=list(range(10)), cast=int)
+    assert st.session_state[key_a] == 7
+    assert st.session_state[key_b] == 3  # invalid link value falls back to the default
+
+
+def test_widget_value_reset_when_no_longer_an_option():
+    key = sup.widget_key("seq", "x", options=["x", "y"])
+    st.session_state[key] = "y"
+    sup.widget_key("seq", "x", options=["x", "z"])  # new data: "y" is gone
+    assert st.session_state[key] == "x"
+
+
+def test_used_values_are_the_only_query_params_written():
+    sup.widget_key("a", 1, cast=int)
+    assert sup.value("a") == 1
+    sup.remember("unused_elsewhere", None)
+    assert sup.view()["a"] == "1"
+    assert "a" in st.session_state["_used"]
+
+
+# ----------------------------------------------------------------- loading
+def test_default_demo_loads_with_model_and_data(ctx, demo_key):
+    assert ctx.demo == demo_key
+    assert ctx.data.X.ndim == 3
+    assert len(ctx.model_key) == 64 and len(ctx.data_key) == 64
+    assert ctx.device_label  # "CPU", "CUDA (...)" or "MPS"
+    assert st.session_state["_loaded"] is ctx
+
+
+def test_model_card_reports_architecture_classes_and_accuracy(ctx):
+    card = sup.model_card(ctx)
+    assert any(cell in card["architecture"] for cell in ("GRU", "LSTM", "RNN"))
+    assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
+    if ctx.data.y is not None and ctx.data.class_names:
+        assert card["score_value"].endswith("%")
+        assert 0.0 <= float(card["score_value"].rstrip("%")) <= 100.0
+
+
+def test_uploaded_demo_files_replace_model_and_data(ctx, demo_key):
+    mpath, dpath = sup.demo_files(demo_key)
+    mdig = sup.upload_store().put(mpath.read_bytes(), name=mpath.name)
+    ddig = sup.upload_store().put(dpath.read_bytes(), name=dpath.name)
+    sup.view().update(model=mdig, data=ddig)
+    new = sup.resolve_loaded(demo_key)
+    assert new is not ctx
+    assert new.model_name == mpath.name and new.data_name == dpath.name
+    assert new.model_key == mdig == ctx.model_key  # same bytes, same content hash
+
+
+def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key, monkeypatch):
+    shown = []
+    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
+    bad = sup.upload_store().put(b"this is not a model", name="model.safetensors")
+    sup.view()["model"] = bad
+    st.session_state["_pending"] = ("model", "file-1")
+    kept = sup.resolve_loaded(demo_key)
+    assert kept is ctx
+    assert len(shown) == 1 and "Traceback" not in shown[0] and len(shown[0]) > 20
+    assert "model" not in sup.view()  # the link points at what is on screen
+    assert sup.upload_error("model", "file-1") == shown[0]
+
+
+def test_link_to_a_file_the_server_no_longer_has(demo_key, monkeypatch):
+    shown = []
+    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
+    sup.view()["data"] = "0" * 64
+    assert sup.resolve_loaded(demo_key) is None
+    assert shown and "upload it again" in shown[0]
+
+
+def test_show_error_never_leaks_internal_messages(monkeypatch):
+    shown = []
+    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
+    sup.show_error(DataError("The data has no label column; name it with label=."))
+    sup.show_error(KeyError("internal detail"))
+    assert shown[0] == "The data has no label column; name it with label=."
+    assert shown[1] == sup.GENERIC_ERROR and "internal" not in shown[1]
+
+
+# ----------------------------------------------------------------- caching
+def test_compute_is_cached_by_content_hash(ctx):
+    calls = []
+
+    def f(x, *, scale):
+        calls.append(scale)
+        return x * scale
+
+    arr = np.arange(4.0)
+    assert np.array_equal(sup.compute(f, arr, key=("t",), scale=2), arr * 2)
+    assert np.array_equal(sup.compute(f, arr, key=("t",), scale=2), arr * 2)
+    assert calls == [2]
+    sup.compute(f, arr, key=("t",), scale=3)
+    assert calls == [2, 3]
+
+
+def test_states_and_layer_options(ctx):
+    layers, dirs, kinds = sup.layer_options(ctx)
+    assert layers and dirs[0] == "fwd" and "h" in kinds
+    h = sup.states(ctx, "h", layers[-1], "fwd")
+    n, t, _ = ctx.data.X.shape
+    assert h.shape[:2] == (n, t)
+    assert np.isnan(h[0, ctx.data.lengths[0]:]).all()
+
+
+def test_most_different_pair_is_two_distinct_sequences(ctx):
+    a, b, sentence = sup.most_different_pair(ctx)
+    assert a != b and 0 <= a < len(ctx.data.X) and 0 <= b < len(ctx.data.X)
+    assert "furthest apart" in sentence
+
+
+def test_target_options_follow_class_names(ctx):
+    opts = sup.target_options(ctx)
+    assert "predicted" in opts
+    names = ctx.data.class_names or []
+    if len(names) > 1:
+        assert len(opts) == len(names) + 1
+        assert sup.target_index("1") == 1
+    assert sup.target_index("predicted") is None
+
+
+def test_invalid_store_request_is_input_error(tmp_path):
+    from rnnviz_core.store import UploadStore
+    with pytest.raises(InputError):
+        UploadStore(tmp_path, max_bytes=0)

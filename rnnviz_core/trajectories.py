@@ -17,12 +17,15 @@ Rules, stated once:
   units) is the first step ``p`` such that for every step ``t >= p`` of the sequence,
   ``|curve[t] - final| <= max(rel_tol * |final|, abs_tol)``, where ``final`` is the mean of the
   curve over its last ``final_window`` steps. If fewer than ``min_steps`` steps lie in that
-  final band, the curve has not settled and the plateau step is -1.
+  final band, or if the least-squares line through them drifts by more than the band
+  half-width (a slow ramp), the curve has not settled and the plateau step is -1. Defaults: ``rel_tol=0.1``,
+  ``abs_tol=1e-6``, ``final_window=3``, ``min_steps=3``.
 * **Parting** (:func:`parting_step`): two sequences part at the first aligned step where the
   distance between their states exceeds ``rel_threshold * scale`` and stays above it for ``k``
   consecutive steps (or until the shorter sequence ends, if that comes first). ``scale`` is the
   typical state size: the mean Euclidean norm ||h_t|| over both sequences' valid steps, unless
-  given. -1 when they never part.
+  given (:func:`typical_state_norm` gives a dataset-wide one). -1 when they never part.
+  Defaults: ``rel_threshold=0.25``, ``k=3``.
 """
 from __future__ import annotations
 
@@ -278,9 +281,9 @@ def state_norms(
     lengths: Any = None,
     *,
     ids: Any = None,
-    rel_tol: float = 0.05,
+    rel_tol: float = 0.1,
     abs_tol: float = 1e-6,
-    final_window: int = 1,
+    final_window: int = 3,
     min_steps: int = 3,
 ) -> pd.DataFrame:
     """Per sequence and step: the size of the state and how fast it moves.
@@ -319,9 +322,9 @@ def plateau_steps(
     curves: Any,
     lengths: Any = None,
     *,
-    rel_tol: float = 0.05,
+    rel_tol: float = 0.1,
     abs_tol: float = 1e-6,
-    final_window: int = 1,
+    final_window: int = 3,
     min_steps: int = 3,
 ) -> np.ndarray:
     """Step at which each curve reaches its plateau, or -1 when it has not settled.
@@ -330,15 +333,22 @@ def plateau_steps(
     the band half-width ``tol = max(rel_tol * |final|, abs_tol)``, the plateau step is the first
     step ``p`` such that every step ``t >= p`` of the sequence has ``|curve[t] - final| <= tol``.
     A plateau needs at least ``min_steps`` steps in the band (so a curve still moving at its end
-    returns -1). Vectorised over all sequences.
+    returns -1), and no trend across them: the least-squares line through the plateau's steps
+    may change by at most ``tol`` from its first to its last step (so a slow ramp that happens
+    to fit in the band is not a plateau). Vectorised over all sequences.
+
+    Read -1 as "still moving": states driven by every input (e.g. a race-by-race form) often never
+    settle, and saying so is more honest than forcing a step. Widen ``rel_tol`` for a looser
+    notion of "settled".
 
     Parameters
     ----------
     curves : float [N, T] (e.g. the sum of |h| per step) or [T] for one curve.
     lengths : [N] or None (inferred from NaN padding).
-    rel_tol : band half-width relative to the final level (default 5 %).
+    rel_tol : band half-width relative to the final level (default 10 %).
     abs_tol : floor on the band half-width, for curves that end near 0.
-    final_window : steps averaged to define the final level (default 1: the last value).
+    final_window : steps averaged to define the final level (default 3, fewer in shorter
+        sequences; 1 = the last value), so one noisy last step does not move the target.
     min_steps : fewest steps in the band that count as a plateau (default 3).
 
     Returns
@@ -368,7 +378,19 @@ def plateau_steps(
     any_out = outside.any(axis=1)
     last_out = t - 1 - np.argmax(outside[:, ::-1], axis=1)
     plateau = np.where(any_out, last_out + 1, 0).astype(np.int64)
-    plateau = np.where(lens - plateau >= min_steps, plateau, -1)
+    # no trend across the plateau: the least-squares line through its steps may drift by at most
+    # the band half-width from its first to its last step (a slow ramp is not a plateau)
+    region = mask & (steps >= plateau[:, None])
+    cnt = region.sum(axis=1)
+    tt = np.broadcast_to(steps, arr.shape).astype(np.float64)
+    yy = np.where(region, arr, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_mean = np.where(region, tt, 0.0).sum(axis=1) / cnt
+        y_mean = yy.sum(axis=1) / cnt
+        dt = np.where(region, tt - t_mean[:, None], 0.0)
+        slope = (dt * np.where(region, arr - y_mean[:, None], 0.0)).sum(axis=1) / (dt**2).sum(axis=1)
+    drift = np.abs(np.nan_to_num(slope)) * np.maximum(cnt - 1, 0)
+    plateau = np.where((lens - plateau >= min_steps) & (drift <= tol * (1 + 1e-9)), plateau, -1)
     return int(plateau[0]) if single else plateau
 
 

@@ -60,24 +60,33 @@ def test_state_norms_by_hand():
 
 
 def test_plateau_rule_on_constructed_curves():
+    strict = dict(rel_tol=0.05, final_window=1)  # band: within 5 % of the last value
     rise = np.r_[np.linspace(0, 10, 11)[:-1], [10.0] * 8]  # settles at index 10
-    assert plateau_steps(rise) == 10
+    assert plateau_steps(rise, **strict) == 10
     # inside the 5 % band (|c - 10| <= 0.5) counts as settled
     wobble = rise.copy()
     wobble[12] = 10.4
-    assert plateau_steps(wobble) == 10
+    assert plateau_steps(wobble, **strict) == 10
     wobble[14] = 10.6  # leaves the band: plateau starts after it
-    assert plateau_steps(wobble) == 15
+    assert plateau_steps(wobble, **strict) == 15
     # still rising at the end: fewer than min_steps in the band
+    assert plateau_steps(np.arange(1.0, 20.0), **strict) == -1
+    # a slow ramp whose last steps fit in the 10 % band is still not a plateau (trend check)
     assert plateau_steps(np.arange(1.0, 20.0)) == -1
+    assert plateau_steps(np.r_[np.arange(1.0, 17.0), 18, 18, 18]) == 16
     assert plateau_steps(np.full(5, 3.0)) == 0
     # batched, with padding and lengths; padding values never read
     curves = np.full((3, 18), 999.0)
     curves[0] = rise
     curves[1, :6] = [1, 2, 5, 5, 5, 5]
     curves[2, :4] = [5, 5, 5, 9]
-    np.testing.assert_array_equal(plateau_steps(curves, [18, 6, 4]), [10, 2, -1])
-    assert plateau_steps(np.r_[0.0, 5, 7, 8, 9, 10, 10], rel_tol=0.25, min_steps=2) == 3
+    np.testing.assert_array_equal(plateau_steps(curves, [18, 6, 4], **strict), [10, 2, -1])
+    assert plateau_steps(np.r_[0.0, 5, 7, 8, 9, 10, 10], rel_tol=0.25, final_window=1, min_steps=2) == 3
+    # defaults (10 % band around the mean of the last 3 steps) accept a noisy level that the
+    # strict rule only accepts near the end
+    noisy = np.r_[0, 2, 4, 6, 8, 10, 9.3, 10.8, 9.5, 10.6, 9.4, 10.2, 9.8, 10.0]
+    assert plateau_steps(noisy) == 5
+    assert plateau_steps(noisy, **strict) == 11
 
 
 def test_pair_distance_alignments_and_parting():

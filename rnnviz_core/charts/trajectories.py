@@ -227,11 +227,11 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     if slider is not None:
         top = top.add_params(slider)
     chart = alt.vconcat(top, bottom)
-    rel_tol = norms.attrs.get("plateau_rule", {}).get("rel_tol", 0.05)
+    rel_tol = norms.attrs.get("plateau_rule", {}).get("rel_tol", 0.1)
     return chart.properties(description=norms_caption(plateaus["plateau_step"].tolist(), rel_tol))
 
 
-def norms_caption(plateaus: Sequence[int] = (), rel_tol: float = 0.05) -> str:
+def norms_caption(plateaus: Sequence[int] = (), rel_tol: float = 0.1) -> str:
     where = ""
     if len(plateaus):
         where = f" (here from step {', '.join(str(int(p)) for p in plateaus)})"

@@ -9,17 +9,20 @@ parameter storage (detached, so no parameter gradients are ever built) and has e
 module replaced by a :class:`_RecurrentProxy`. The user's model object is never touched: no
 ``.eval()``, no hooks, no ``.to()``; a model shared by several threads stays correct for all.
 
-A proxy runs in one of two ways:
+A proxy runs in one of three ways:
 
-* ``"fused"``: it calls a copy of the original fused module (fast; what the model itself
-  does) and records the per-step output. Used for ``Trace.hidden`` and ``predict``.
-* ``"unrolled"``: it recomputes the recurrence step by step with the module's own weights,
-  exactly as the PyTorch docs write the equations, recording h, c and the gates of every
-  layer and direction. Differentiable, never cuDNN (so gradients work in eval mode on GPU),
-  and optionally adds a zero ``probe`` to the last layer's state at every step so that
-  ``autograd.grad(out, probe)`` is the total derivative d out / d h_t.
+* ``"fused"``: it calls a copy of the original fused module (what the model itself does) and
+  records the per-step output. Used for ``Trace.hidden`` and ``predict``.
+* ``"fast"`` (:mod:`._fastlayer`): each layer's states from the fused kernel for that layer,
+  every gate and the LSTM cell state recomputed in batch with the layer's own weights, and
+  back-propagation through time written by hand (no cuDNN backward, so gradients work in eval
+  mode on GPU; no parameter gradients). Used for full traces and for gradients.
+* ``"stepwise"``: the recurrence step by step with autograd, exactly as the PyTorch docs write
+  the equations: the slow reference the other two are tested against.
 
-The tests compare the unrolled path with the fused modules on every configuration to 1e-5.
+Both recomputing engines can add a zero ``probe`` to the last layer's state at every step, so
+that ``autograd.grad(out, probe)`` is the total derivative d out / d h_t. The tests compare all
+three with the fused modules on every configuration to 1e-5.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from ._fastlayer import LayerFn, LayerSpec, layer_forward
 from .device import resolve_device
 from .errors import InputError, ModelError
 
@@ -410,6 +414,49 @@ def _run_module_unrolled(info: RecurrentInfo, weights, x, hx, lengths, probe=Non
     return layer_in, h_n_t, c_n_t, records
 
 
+def _run_module_fast(info: RecurrentInfo, weights, x, hx, lengths, probe=None, record=False):
+    """All layers of one module through :mod:`._fastlayer`: fused states, batched gates, analytic backward."""
+    n, t_len, _ = x.shape
+    mask = None if lengths is None else valid_mask(lengths, n, t_len, x.device)
+    nd, hs, hc = info.num_directions, info.state_size, info.hidden_size
+    if info.mode == "LSTM":
+        h0, c0 = hx if hx is not None else (None, None)
+    else:
+        h0, c0 = hx, None
+    if h0 is None:
+        h0 = x.new_zeros(info.num_layers * nd, n, hs)
+    if info.mode == "LSTM" and c0 is None:
+        c0 = x.new_zeros(info.num_layers * nd, n, hc)
+    layer_in = x
+    h_n, c_n, records = [], [], {}
+    for layer in range(info.num_layers):
+        spec = LayerSpec(info.mode, [weights[(layer, d)] for d in range(nd)], lengths, hc, hs)
+        h0_l = h0[layer * nd : (layer + 1) * nd]
+        c0_l = None if c0 is None else c0[layer * nd : (layer + 1) * nd]
+        p = probe if layer == info.num_layers - 1 else None
+        needs_grad = torch.is_grad_enabled() and any(
+            v is not None and v.requires_grad for v in (layer_in, h0_l, c0_l, p)
+        )
+        if needs_grad:
+            out, hn_l, cn_l = LayerFn.apply(layer_in, h0_l, c0_l, p, spec, mask)
+            per_dir = None
+        else:
+            out, hn_l, cn_l, per_dir = layer_forward(spec, layer_in, h0_l, c0_l, mask, record)
+        h_n.append(hn_l)
+        if info.mode == "LSTM":
+            c_n.append(cn_l)
+        if record:
+            if per_dir is None:
+                raise ModelError("Gates cannot be recorded while computing gradients.")  # pragma: no cover
+            for d in range(nd):
+                prefix = f"l{layer}.{DIRECTIONS[d]}."
+                records[prefix + "h"] = out[..., d * hs : (d + 1) * hs]
+                for kind in info.kinds[1:]:
+                    records[prefix + kind] = per_dir[d][kind]
+        layer_in = out
+    return layer_in, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c_n else None), records
+
+
 def _pack_like(padded: torch.Tensor, ref: PackedSequence) -> PackedSequence:
     """Pack ``padded`` (N, T, H), original batch order, exactly as ``ref`` is packed."""
     bs = ref.batch_sizes
@@ -429,7 +476,7 @@ class _Session:
     """Per-call state shared by the proxies of one view: what to record and what was recorded."""
 
     def __init__(self, engine: str, record: bool = False, probe_name: str | None = None):
-        self.engine = engine  # "fused" | "unrolled"
+        self.engine = engine  # "fused" | "fast" | "stepwise"
         self.record = record
         self.probe_name = probe_name
         self.probe: torch.Tensor | None = None
@@ -491,9 +538,8 @@ class _RecurrentProxy(nn.Module):
         probe = session.probe if session.probe_name == self.rv_name else None
         if probe is not None and probe.shape[:2] != x.shape[:2]:
             probe = probe[:, : x.shape[1]]
-        output, h_n, c_n, recs = _run_module_unrolled(
-            info, self.rv_weights, x, hx, lengths, probe=probe, record=session.record
-        )
+        run = _run_module_fast if session.engine == "fast" else _run_module_unrolled
+        output, h_n, c_n, recs = run(info, self.rv_weights, x, hx, lengths, probe=probe, record=session.record)
         session.records[self.rv_name] = {"out": output, "lengths": lengths, **recs}
         if packed:
             out_obj = _pack_like(output, input)
@@ -612,8 +658,15 @@ def unrolled_forward(
     xt: torch.Tensor,
     lt: torch.Tensor | None,
     probe: torch.Tensor | None = None,
+    *,
+    engine: str = "fast",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the model with every recurrent module recomputed step by step (differentiable).
+    """Run the model with every recurrent module recomputed by rnnviz (differentiable).
+
+    ``engine="fast"`` (default) takes each layer's states from the fused kernel and
+    back-propagates with the hand-written BPTT of :mod:`._fastlayer`; ``"stepwise"`` runs the
+    step-by-step autograd reference. A probe with non-zero values always uses ``"stepwise"``
+    (the fast forward treats the probe as zero).
 
     Parameters
     ----------
@@ -629,7 +682,11 @@ def unrolled_forward(
     h_last : (N, T, H_out) the last recurrent module's per-step output (zeros on padding when the
         model packs its input), still attached to the graph.
     """
-    view = ModelView(model, xt.device, engine="unrolled", probe_name=find_recurrent(model)[-1].name)
+    if engine not in ("fast", "stepwise"):
+        raise InputError(f"engine must be 'fast' or 'stepwise', not {engine!r}.")
+    if probe is not None and engine == "fast" and bool((probe.detach() != 0).any()):
+        engine = "stepwise"
+    view = ModelView(model, xt.device, engine=engine, probe_name=find_recurrent(model)[-1].name)
     if probe is not None:
         expected = (xt.shape[0], xt.shape[1], view.last.output_size)
         if tuple(probe.shape) != expected:

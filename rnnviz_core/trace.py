@@ -189,7 +189,7 @@ def _fill(dst: np.ndarray, src: torch.Tensor, what: str) -> None:
         dst[:, t:] = np.nan
 
 
-def _run(model, xt, lt, device, batch_size, full: bool):
+def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast"):
     """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
     infos = find_recurrent(model)
     last = infos[-1]
@@ -204,7 +204,7 @@ def _run(model, xt, lt, device, batch_size, full: bool):
     bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
     if bs < 1:
         raise InputError("batch_size must be a positive whole number.")
-    view = ModelView(model, device, engine="unrolled" if full else "fused", record=full)
+    view = ModelView(model, device, engine=engine if full else "fused", record=full)
     hidden = np.empty((n, t, last.output_size), dtype=np.float32)
     arrays: dict[str, np.ndarray] = {}
     logits_parts = []

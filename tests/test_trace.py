@@ -44,10 +44,12 @@ class Net(nn.Module):
         self.h0 = nn.Parameter(torch.randn(layers * self.d, 1, self.hs) * 0.5) if with_h0 else None
         self.c0 = nn.Parameter(torch.randn(layers * self.d, 1, H) * 0.5) if with_h0 and self.is_lstm else None
 
-    def initial(self, n):
+    def initial(self, x):
+        """Learned initial state plus a data-dependent part (so gradients reach x through h0 too)."""
         if self.h0 is None:
             return None
-        h0 = self.h0.expand(-1, n, -1).contiguous()
+        n = x.shape[0]
+        h0 = self.h0.expand(-1, n, -1) + 0.3 * torch.tanh(x[None, :, 0, :1])
         return (h0, self.c0.expand(-1, n, -1).contiguous()) if self.is_lstm else h0
 
     def run_rnn(self, x, lengths):
@@ -56,7 +58,7 @@ class Net(nn.Module):
             z = z.transpose(0, 1)
         if lengths is not None:
             z = pack_padded_sequence(z, lengths, batch_first=self.rnn.batch_first, enforce_sorted=False)
-        return self.rnn(z, self.initial(x.shape[0]))
+        return self.rnn(z, self.initial(x))
 
     def final(self, hn):
         hn = hn[0] if isinstance(hn, tuple) else hn
@@ -102,7 +104,7 @@ def reference_layers(net, x, lengths):
         )
         m2.load_state_dict(keep)
         m2.eval()
-        hx = net.initial(x.shape[0])
+        hx = net.initial(x)
         if hx is not None:
             d = 2 if m.bidirectional else 1
             hx = tuple(h[: (layer + 1) * d] for h in hx) if isinstance(hx, tuple) else hx[: (layer + 1) * d]
@@ -202,10 +204,10 @@ def test_gates_reproduce_states(cell, bidir):
             b_ih = getattr(net.rnn, "bias_ih" + sfx).detach().numpy()
             b_hh = getattr(net.rnn, "bias_hh" + sfx).detach().numpy()
             h = tr[f"rnn.l{layer}.{dname}.h"]
-            h0 = net.h0[layer * net.d + d, 0].detach().numpy()
+            h0 = net.initial(x)[0 if net.is_lstm else slice(None)][layer * net.d + d].detach().numpy()
             for i in range(N):
                 steps = range(lens[i]) if d == 0 else range(lens[i] - 1, -1, -1)
-                prev = h0
+                prev = h0[i]
                 c_prev = net.c0[layer * net.d + d, 0].detach().numpy() if net.is_lstm else None
                 for t in steps:
                     gi = W_ih @ inp[i, t] + b_ih
@@ -397,3 +399,80 @@ def test_unavailable_device_is_a_clear_error():
     with pytest.raises(rv.InputError, match="not a device name"):
         rv.resolve_device("banana")
     assert rv.resolve_device("auto").type in ("cuda", "mps", "cpu")
+
+
+# ---------------------------------------------------------------- the two recomputing engines agree
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=cfg_id)
+def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
+    """Fast path (fused states, batched gates, hand-written BPTT) vs the step-by-step autograd
+    reference: every traced array, and the gradients w.r.t. the probe (d out / d h_t), the input
+    x and the learned initial state."""
+    from rnnviz_core.trace import _run
+
+    cell, layers, bidir, bf, pack, h0 = config
+    net, x, lengths = make(cell, layers, bidir, bf, pack, h0)
+    net.eval()
+    xt, lt = prepare(net, x, lengths, "cpu")
+    arrays = {}
+    for engine in ("fast", "stepwise"):
+        arrays[engine] = _run(net, xt, lt, torch.device("cpu"), None, full=True, engine=engine)[3]
+    assert arrays["fast"].keys() == arrays["stepwise"].keys()
+    for k in arrays["fast"]:
+        np.testing.assert_allclose(arrays["fast"][k], arrays["stepwise"][k], atol=TOL, equal_nan=True,
+                                   err_msg=f"{k} differs between engines for {cfg_id(config)}")
+    weights = torch.randn(N, 3, generator=torch.Generator().manual_seed(5))
+    grads = {}
+    for engine in ("fast", "stepwise"):
+        xg = xt.clone().requires_grad_(True)
+        probe = torch.zeros(N, T, net.hs * net.d, requires_grad=True)
+        logits, _ = unrolled_forward(net, xg, lt, probe=probe, engine=engine)
+        grads[engine] = torch.autograd.grad((logits * weights).sum(), [probe, xg])
+    valid = torch.from_numpy(_valid(lengths))
+    for name, a, b in zip(["probe", "x"], grads["fast"], grads["stepwise"]):
+        if name == "probe":
+            a, b = a[valid], b[valid]
+        scale = max(1.0, float(b.abs().max()))
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=TOL * scale,
+                                   err_msg=f"d out / d {name} differs between engines for {cfg_id(config)}")
+    assert float(grads["fast"][0].abs().sum()) > 0
+
+
+def test_nonzero_probe_falls_back_to_stepwise():
+    net, x, lengths = make("GRU", 1, False, True, True, False)
+    xt, lt = prepare(net, x, lengths, "cpu")
+    probe = torch.full((N, T, H), 0.1)
+    shifted, _ = unrolled_forward(net, xt, lt, probe=probe)
+    plain, _ = unrolled_forward(net, xt, lt, probe=torch.zeros(N, T, H))
+    assert not torch.allclose(shifted, plain)  # the fast forward would have ignored the probe
+
+
+@pytest.mark.parametrize("bidir", [False, True])
+@pytest.mark.parametrize("pack", [False, True])
+def test_engines_agree_when_the_head_reads_the_cell_state(bidir, pack):
+    class CellHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(F_IN, H, num_layers=2, batch_first=True, bidirectional=bidir)
+            self.head = nn.Linear(H, 2)
+
+        def forward(self, x, lengths=None):
+            z = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) if pack else x
+            _, (h_n, c_n) = self.rnn(z)
+            return self.head(c_n[-1] + c_n[0] * h_n[-1].mean(-1, keepdim=True))
+
+    torch.manual_seed(2)
+    net = CellHead()
+    x = torch.randn(N, T, F_IN)
+    lengths = torch.tensor([T, 2, 4, 1, T]) if pack else None
+    xt, lt = prepare(net, x, lengths, "cpu")
+    grads = {}
+    for engine in ("fast", "stepwise"):
+        xg = xt.clone().requires_grad_(True)
+        probe = torch.zeros(N, T, H * (2 if bidir else 1), requires_grad=True)
+        logits, _ = unrolled_forward(net, xg, lt, probe=probe, engine=engine)
+        grads[engine] = torch.autograd.grad(logits[:, 0].sum(), [probe, xg])
+    valid = torch.from_numpy(_valid(lengths))
+    np.testing.assert_allclose(grads["fast"][0][valid].numpy(), grads["stepwise"][0][valid].numpy(), atol=TOL)
+    np.testing.assert_allclose(grads["fast"][1].numpy(), grads["stepwise"][1].numpy(), atol=TOL)

@@ -246,7 +246,8 @@ def assign_groups(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series, *, b
     ``by`` is one of ``"true_class"``, ``"predicted_class"``, ``"correct"`` (correct vs wrong),
     ``"saturation"`` (the level), a column of ``table`` (any dataset column), or an array of
     labels. A numeric column with more than 10 distinct values is cut into ``bins`` equal-count
-    bins (default 4, quartiles) so that groups stay large enough to compare.
+    bins (default 4, quartiles; labelled "low to high", lower edge excluded) so that groups stay
+    large enough to compare.
     """
     if not isinstance(by, str):
         lab = pd.Series(np.asarray(by, dtype=object), index=table.index, name="group") \
@@ -268,7 +269,8 @@ def assign_groups(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series, *, b
         q = 4 if bins is None else int(bins)
         if q < 2:
             raise InputError("bins must be at least 2.")
-        s = pd.qcut(s, q=q, duplicates="drop").astype(str)
+        s = pd.qcut(s, q=q, duplicates="drop")
+        s = s.cat.rename_categories([f"{iv.left:.4g} to {iv.right:.4g}" for iv in s.cat.categories])
     return s.rename("group")
 
 
@@ -286,7 +288,7 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
     results, ``mean_output_change`` and ``flip_rate``. Columns whose inputs are missing are left
     out. Groups are in their natural (categorical or sorted) order."""
     g = assign_groups(table, by, bins=bins)
-    df = table.assign(_g=g.to_numpy())
+    df = table.assign(_g=g.values)  # keeps categorical order (levels, bins)
     grouped = df.groupby("_g", observed=True, sort=True, dropna=False)
     out = pd.DataFrame({"size": grouped.size()})
     out["share"] = out["size"] / len(df)
@@ -632,7 +634,7 @@ def resilience_summary(results: pd.DataFrame, table: pd.DataFrame, by: str | Seq
     ``results`` comes from :func:`resilience` / :func:`resilience_sweep`, ``table`` from
     :func:`sequence_table` (same sequences, matched on ``seq``)."""
     g = assign_groups(table, by, bins=bins)
-    key = pd.DataFrame({"seq": table["seq"].to_numpy(), "group": g.to_numpy()})
+    key = pd.DataFrame({"seq": table["seq"].to_numpy(), "group": g.values})
     try:
         merged = results.merge(key, on="seq", how="inner")
     except ValueError:  # ids of different kinds (e.g. str vs int) cannot match

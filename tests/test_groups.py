@@ -106,6 +106,7 @@ def test_sequence_table_and_groupings():
     assert t["true_class"].tolist() == ["win", "win", "lose", "win", "lose", "lose"]
     assert t["outcome"].tolist() == ["correct", "correct", "wrong", "correct", "wrong", "wrong"]
     s = group_summary(t, by="saturation").set_index("group")
+    assert s.index.tolist() == ["not saturated", "fully saturated"]  # level order, not alphabetical
     assert s.loc["fully saturated", "size"] == 3
     assert s.loc["fully saturated", "accuracy"] == pytest.approx(2 / 3)
     assert s.loc["not saturated", "accuracy"] == pytest.approx(1 / 3)
@@ -269,3 +270,12 @@ def test_compare_models_and_guards():
     res = resilience(Reads(), x, lens, predict_fn=_torch_predict(Reads()), ids=[f"s{i}" for i in range(10)])
     with pytest.raises(InputError, match="share no sequence ids"):
         resilience_summary(res, sequence_table(np.zeros((10, 2))), "predicted_class")
+
+
+def test_numeric_column_is_binned_in_order():
+    table = sequence_table(np.zeros((40, 2)), columns={"age": np.arange(40.0)})
+    s = group_summary(table, by="age")
+    assert s["size"].tolist() == [10, 10, 10, 10]
+    assert s["group"].tolist()[0].startswith("-0.001 to") and s["group"].tolist()[-1].endswith("to 39")
+    two = compare_groups(table.assign(loss=np.arange(40.0)), "age", s["group"][0], s["group"][3], metrics="loss")
+    assert two["effect_size"].iloc[0] == -1.0

@@ -201,3 +201,17 @@ def test_typical_state_norm_by_hand():
     assert typical_state_norm(h) == pytest.approx((5 + 1 + 2) / 3)
     d = pair_distance(h[0], h[1], scale=typical_state_norm(h))
     assert d["rel_distance"].iloc[0] == pytest.approx(np.hypot(3, 2) / (8 / 3))
+
+
+def test_inputs_are_never_modified():
+    rng = np.random.default_rng(5)
+    x, lens = _padded(rng)
+    x32 = x.astype(np.float32)
+    keep = x32.copy()
+    StatePCA(2).fit_transform(x32, lens)
+    pca_paths(x32, lens)
+    state_norms(x32, lens)
+    similar_pairs(x32, lens, labels=np.arange(6) % 2)
+    heatmap_data(x32, lens, seqs=[0, 1])
+    pair_distance(x32[0], x32[1], 7, 5)
+    np.testing.assert_array_equal(x32, keep)

@@ -1,0 +1,106 @@
+"""rnnviz_core.demos: the shipped demos load through the upload path and score what they claim."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnviz_core.data import load_data
+from rnnviz_core.demos import DEFAULT_DEMO, FILES, list_demos, load_demo
+from rnnviz_core.demos.tasks import MARKER_CLASSES, MARKER_FEATURES, make_marker_task, make_race_form
+from rnnviz_core.models import load_model
+
+DEMOS = list_demos()
+SUMMARY = json.loads((FILES / "demos.json").read_text())
+# accuracy each demo must reach on its shipped data, and its margin over always guessing the commonest class
+FLOORS = {"race": (0.68, 0.08), "vowels": (0.90, 0.5), "digits": (0.90, 0.5), "marker": (0.90, 0.3)}
+
+
+def test_the_default_demo_comes_first_and_all_ship():
+    assert DEFAULT_DEMO == "race" and DEMOS[0].key == "race"
+    assert {d.key for d in DEMOS} == set(FLOORS), "a demo's files are missing: run python -m rnnviz_core.demos.build"
+    for d in DEMOS:
+        assert d.test_accuracy == SUMMARY[d.key]["test_accuracy"], d.key
+        assert len([s for s in d.description.split(". ") if s.strip()]) >= 2, d.key
+
+
+def test_demo_files_are_small():
+    total = sum(p.stat().st_size for p in FILES.iterdir())
+    assert total < 4 * 1024 * 1024, f"demo files take {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("info", DEMOS, ids=lambda d: d.key)
+def test_demo_accuracy_matches_what_is_stated(info):
+    model = load_model(info.model_path)                      # the upload path, nothing special
+    ds = load_data(info.data_path, class_names=model.class_names)
+    _, demo_ds = load_demo(info.key)
+    np.testing.assert_array_equal(ds.X, demo_ds.X)
+    assert model.class_names == ds.class_names, info.key
+    with torch.no_grad():
+        pred = model(torch.from_numpy(ds.X), torch.from_numpy(ds.lengths)).argmax(-1).numpy()
+    acc = float((pred == ds.y).mean())
+    majority = float(np.bincount(ds.y).max() / len(ds.y))
+    assert len(ds) == info.n_sequences, info.key
+    # identical up to at most one sequence flipping on another CPU's float rounding
+    assert abs(acc - info.test_accuracy) <= 1.0 / len(ds) + 1e-9, (info.key, acc, info.test_accuracy)
+    assert majority == pytest.approx(info.majority_rate, abs=1e-6), info.key
+    floor, margin = FLOORS[info.key]
+    assert acc >= floor and acc >= majority + margin, (info.key, acc, majority)
+
+
+def test_race_csv_reads_with_no_settings_and_has_groups():
+    ds = load_data(FILES / "race.csv")
+    assert ds.feature_names == ["position", "time", "weight", "box", "days_since"]
+    assert set(ds.class_names) == {"win", "place (2-3)", "unplaced"}
+    assert {"track", "grade", "sex", "age_months"} <= set(ds.groups.columns)
+    assert 4 <= ds.lengths.min() and ds.lengths.max() <= 30 and len(set(ds.lengths)) > 10
+    valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]
+    pos, box = ds.X[..., 0][valid], ds.X[..., 3][valid]
+    assert set(np.unique(pos)) <= set(range(1, 9)) and set(np.unique(box)) <= set(range(1, 9))
+
+
+def test_race_generator_is_seeded():
+    a, b = make_race_form(30, seed=5), make_race_form(30, seed=5)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.y.tolist() == b.y.tolist()
+    assert not np.array_equal(a.X, make_race_form(30, seed=6).X)
+
+
+# ------------------------------------------------------------------ the marker task spec
+def test_marker_task_follows_its_spec():
+    ds, decisive = make_marker_task(300, t_min=20, t_max=50, seed=3)
+    assert ds.X.shape == (300, 50, 3) and decisive.shape == (300, 50) and decisive.dtype == bool
+    assert ds.feature_names == MARKER_FEATURES and ds.class_names == MARKER_CLASSES
+    assert 20 <= ds.lengths.min() and ds.lengths.max() <= 50
+    valid = np.arange(50)[None, :] < ds.lengths[:, None]
+    assert (decisive.sum(1) == 2).all() and not (decisive & ~valid).any()
+    np.testing.assert_array_equal(ds.X[..., 1] == 1.0, decisive)                 # marker = decisive
+    assert set(np.unique(ds.X[..., 1])) <= {0.0, 1.0}
+    v = ds.X[..., 0]
+    assert (np.abs(v[valid]) <= 1).all() and (ds.X[~valid] == 0).all()
+    marked_sum = (v * decisive).sum(1)
+    np.testing.assert_array_equal(ds.y, (marked_sum > 0).astype(np.int64))        # the known answer
+    assert 0.35 < ds.y.mean() < 0.65
+    again, dec2 = make_marker_task(300, t_min=20, t_max=50, seed=3)
+    np.testing.assert_array_equal(again.X, ds.X)
+    np.testing.assert_array_equal(dec2, decisive)
+
+
+def test_marker_demo_model_reads_the_marked_steps():
+    """Moving the value at an unmarked step leaves the answer alone; flipping the marked ones flips it."""
+    model, ds = load_demo("marker")
+    sub = ds.subset(np.arange(200))
+    X = torch.from_numpy(sub.X.copy())
+    L = torch.from_numpy(sub.lengths)
+    decisive = sub.X[..., 1] == 1.0
+    with torch.no_grad():
+        base = model(X, L).argmax(-1)
+        flipped = X.clone()
+        flipped[..., 0][torch.from_numpy(decisive)] *= -1
+        assert (model(flipped, L).argmax(-1) != base).float().mean() > 0.85
+        other = X.clone()
+        unmarked = torch.from_numpy(~decisive & (np.arange(sub.max_len)[None, :] < sub.lengths[:, None]))
+        other[..., 0][unmarked] *= -1
+        assert (model(other, L).argmax(-1) == base).float().mean() > 0.9

@@ -80,15 +80,15 @@ def _race_csv(ds: SequenceDataset, path: Path) -> None:
 
 
 def build_race(out: Path) -> None:
-    full = make_race_form(3000, seed=20240)
+    full = make_race_form(6000, seed=20240)
     full.X[:, :, 1] = np.round(full.X[:, :, 1], 2)      # the CSV keeps time to 0.01 s
     full.X[:, :, 2] = np.round(full.X[:, :, 2], 1)      # and weight to 0.1 kg
-    tr, te = full.subset(np.arange(2000)), full.subset(np.arange(2000, 3000))
+    tr, te = full.subset(np.arange(5000)), full.subset(np.arange(5000, 6000))
     cfg = ModelConfig(cell="GRU", input_size=5, hidden_size=32, head="linear", num_outputs=3)
     torch.manual_seed(1)
     model = build_model(cfg, class_names=full.class_names, feature_names=full.feature_names,
                         normalization=normalization_of(tr))
-    train(model, tr, epochs=30, lr=3e-3, seed=1, log="race")
+    train(model, tr, epochs=25, lr=3e-3, batch_size=128, seed=1, log="race")
     print(f"  race in-memory test accuracy {accuracy(model, te):.4f}")
     save_model(model, out / DEMO_FILES["race"][0])
     _race_csv(te, out / DEMO_FILES["race"][1])

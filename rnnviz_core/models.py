@@ -297,7 +297,7 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     The weights are tensors; the metadata holds JSON strings ``config``, ``class_names``,
     ``feature_names``, ``normalization`` and ``rnnviz_format``. Returns the path written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not isinstance(model, RecurrentModel):
         raise ModelError("rv.save_model saves models built with rv.build_model; for your own "
@@ -314,8 +314,22 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         "feature_names": json.dumps(model.feature_names),
         "normalization": json.dumps(model.normalization),
     }
-    save_file(tensors, str(path), metadata=meta)
+    raw = save(tensors, metadata=meta)
+    path.write_bytes(_canonical_safetensors(raw))
     return path
+
+
+def _canonical_safetensors(raw: bytes) -> bytes:
+    """Rewrite the header with sorted keys so the same model always gives the same bytes.
+
+    (safetensors writes its metadata map in an arbitrary order.) Tensor offsets are relative to
+    the data section, so only the header changes; it is padded to 8 bytes like the original.
+    """
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + n:]
 
 
 def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> nn.Module:

@@ -13,12 +13,13 @@ A proxy runs in one of three ways:
 
 * ``"fused"``: it calls a copy of the original fused module (what the model itself does) and
   records the per-step output. Used for ``Trace.hidden`` and ``predict``.
-* ``"fast"`` (:mod:`._fastlayer`): each layer's states from the fused kernel for that layer,
-  every gate and the LSTM cell state recomputed in batch with the layer's own weights, and
-  back-propagation through time written by hand (no cuDNN backward, so gradients work in eval
-  mode on GPU; no parameter gradients). Used for full traces and for gradients.
-* ``"stepwise"``: the recurrence step by step with autograd, exactly as the PyTorch docs write
-  the equations: the slow reference the other two are tested against.
+* ``"fast"`` (:mod:`.recurrence`): the recurrence step by step with the module's own weights,
+  exactly as the PyTorch docs write the equations, recording h, c and every gate; under
+  autograd each layer is one node whose backward (back-propagation through time) is written by
+  hand: no cuDNN backward (so gradients work in eval mode on GPU), no parameter gradients.
+  Used for full traces and for gradients.
+* ``"stepwise"``: the same loop with autograd recording every step: the slower reference the
+  hand-written backward is tested against.
 
 Both recomputing engines can add a zero ``probe`` to the last layer's state at every step, so
 that ``autograd.grad(out, probe)`` is the total derivative d out / d h_t. The tests compare all
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from ._fastlayer import LayerFn, LayerSpec, layer_forward
+from .recurrence import DIRECTIONS, GATES, layer_weights, run_module
 from .device import resolve_device
 from .errors import InputError, ModelError
 
@@ -50,14 +51,6 @@ __all__ = [
     "takes_lengths",
 ]
 
-# Gate letters in the order PyTorch stacks them in weight_ih/weight_hh.
-GATES: dict[str, tuple[str, ...]] = {
-    "GRU": ("r", "z", "n"),
-    "LSTM": ("i", "f", "g", "o"),
-    "RNN_TANH": (),
-    "RNN_RELU": (),
-}
-DIRECTIONS = ("fwd", "bwd")
 
 
 @dataclass(frozen=True)
@@ -272,191 +265,6 @@ def prepare(
     return xt.to(dev), lt
 
 
-# ----------------------------------------------------------------------------- recurrence
-
-
-@dataclass
-class _LayerWeights:
-    w_ih: torch.Tensor
-    w_hh: torch.Tensor
-    b_ih: torch.Tensor | None
-    b_hh: torch.Tensor | None
-    w_hr: torch.Tensor | None
-
-
-def _layer_weights(m: nn.RNNBase, layer: int, reverse: bool, device, dtype) -> _LayerWeights:
-    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
-
-    def get(name):
-        p = getattr(m, name + sfx, None)
-        return None if p is None else p.detach().to(device=device, dtype=dtype)
-
-    return _LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr"))
-
-
-def _run_direction(
-    mode: str,
-    x: torch.Tensor,  # (N, T, I)
-    h: torch.Tensor,  # (N, Hs) initial state
-    c: torch.Tensor | None,  # (N, H) initial cell state (LSTM)
-    w: _LayerWeights,
-    mask: torch.Tensor | None,  # (N, T) bool, True on real steps; None = all real
-    reverse: bool,
-    probe: torch.Tensor | None = None,  # (N, T, Hs) added to h_t inside the recurrence
-    record: bool = False,
-):
-    """One layer, one direction, step by step, as the PyTorch docs write the equations.
-
-    Returns ``(out, h_n, c_n, rec)``: ``out`` (N, T, Hs) with zeros on padding (as
-    ``pad_packed_sequence`` gives), the final states, and when ``record`` a dict of the
-    per-step cell state and gates, each (N, T, H).
-    """
-    t_len = x.shape[1]
-    hc = w.w_hh.shape[0] // len(GATES[mode] or "h")  # hidden size (state size differs when projected)
-    # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
-    # The hidden biases that simply add are folded in here (GRU's b_hn is not: it sits inside r * (...)).
-    b_in = w.b_ih
-    b_step = w.b_hh
-    if w.b_hh is not None:
-        if mode == "GRU":
-            b_in = w.b_ih + torch.cat([w.b_hh[: 2 * hc], torch.zeros_like(w.b_hh[2 * hc :])])
-            b_step = torch.cat([torch.zeros_like(w.b_hh[: 2 * hc]), w.b_hh[2 * hc :]])
-        else:
-            b_in = w.b_ih + w.b_hh
-            b_step = None
-    gi = torch.nn.functional.linear(x.transpose(0, 1), w.w_ih, b_in)  # (T, N, G*H)
-    w_hh_t = w.w_hh.t()
-    w_hr_t = None if w.w_hr is None else w.w_hr.t()
-    outs: list[torch.Tensor] = [None] * t_len  # type: ignore[list-item]
-    rec: dict[str, list] = {}
-    if record:
-        rec = {k: [None] * t_len for k in GATES[mode] + (("c",) if mode == "LSTM" else ())}
-    steps = range(t_len - 1, -1, -1) if reverse else range(t_len)
-    for t in steps:
-        if mode == "GRU":
-            gh = torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t  # (N, 3H)
-            rz = torch.sigmoid(gi[t, :, : 2 * hc] + gh[:, : 2 * hc])
-            r, z = rz[:, :hc], rz[:, hc:]
-            g_n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, gh[:, 2 * hc :]))  # n_t
-            h_new = torch.addcmul(g_n, z, h - g_n)  # (1 - z) * n + z * h
-            if record:
-                rec["r"][t], rec["z"][t], rec["n"][t] = r, z, g_n
-        elif mode == "LSTM":
-            pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o
-            sg = torch.sigmoid(pre)
-            i_g, f_g, o_g = sg[:, :hc], sg[:, hc : 2 * hc], sg[:, 3 * hc :]
-            g_g = torch.tanh(pre[:, 2 * hc : 3 * hc])
-            c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
-            h_new = o_g * torch.tanh(c_new)
-            if w_hr_t is not None:
-                h_new = h_new @ w_hr_t  # projection: h_t = W_hr (o_t * tanh(c_t))
-            c = torch.where(mask[:, t, None], c_new, c) if mask is not None else c_new
-            if record:
-                rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t], rec["c"][t] = i_g, f_g, g_g, o_g, c_new
-        elif mode == "RNN_TANH":
-            h_new = torch.tanh(torch.addmm(gi[t], h, w_hh_t))
-        elif mode == "RNN_RELU":
-            h_new = torch.relu(torch.addmm(gi[t], h, w_hh_t))
-        else:  # pragma: no cover - find_recurrent only admits the modes above
-            raise ModelError(f"Unsupported recurrent mode {mode}.")
-        if probe is not None:
-            h_new = h_new + probe[:, t]
-        if mask is not None:
-            m_t = mask[:, t, None]
-            h = torch.where(m_t, h_new, h)
-            outs[t] = h_new * m_t
-        else:
-            h = h_new
-            outs[t] = h_new
-    out = torch.stack(outs, 1)  # (N, T, Hs)
-    recs = {k: torch.stack(v, 1) for k, v in rec.items()}
-    return out, h, c, recs
-
-
-def _run_module_unrolled(info: RecurrentInfo, weights, x, hx, lengths, probe=None, record=False):
-    """All layers and directions of one module. ``x`` (N, T, I) batch-first, ``hx`` as PyTorch takes it."""
-    n, t_len, _ = x.shape
-    mask = None if lengths is None else valid_mask(lengths, n, t_len, x.device)
-    nd, hs, hc = info.num_directions, info.state_size, info.hidden_size
-    if info.mode == "LSTM":
-        h0, c0 = hx if hx is not None else (None, None)
-    else:
-        h0, c0 = hx, None
-    if h0 is None:
-        h0 = x.new_zeros(info.num_layers * nd, n, hs)
-    if info.mode == "LSTM" and c0 is None:
-        c0 = x.new_zeros(info.num_layers * nd, n, hc)
-    layer_in = x
-    h_n, c_n, records = [], [], {}
-    for layer in range(info.num_layers):
-        outs = []
-        for d in range(nd):
-            k = layer * nd + d
-            p = None
-            if probe is not None and layer == info.num_layers - 1:
-                p = probe[..., d * hs : (d + 1) * hs]
-            out, h_last, c_last, rec = _run_direction(
-                info.mode, layer_in, h0[k], None if c0 is None else c0[k], weights[(layer, d)], mask,
-                reverse=d == 1, probe=p, record=record,
-            )
-            outs.append(out)
-            h_n.append(h_last)
-            if c_last is not None:
-                c_n.append(c_last)
-            if record:
-                prefix = f"l{layer}.{DIRECTIONS[d]}."
-                records[prefix + "h"] = out
-                for kind, arr in rec.items():
-                    records[prefix + kind] = arr
-        layer_in = outs[0] if nd == 1 else torch.cat(outs, -1)
-    h_n_t = torch.stack(h_n, 0)
-    c_n_t = torch.stack(c_n, 0) if c_n else None
-    return layer_in, h_n_t, c_n_t, records
-
-
-def _run_module_fast(info: RecurrentInfo, weights, x, hx, lengths, probe=None, record=False):
-    """All layers of one module through :mod:`._fastlayer`: fused states, batched gates, analytic backward."""
-    n, t_len, _ = x.shape
-    mask = None if lengths is None else valid_mask(lengths, n, t_len, x.device)
-    nd, hs, hc = info.num_directions, info.state_size, info.hidden_size
-    if info.mode == "LSTM":
-        h0, c0 = hx if hx is not None else (None, None)
-    else:
-        h0, c0 = hx, None
-    if h0 is None:
-        h0 = x.new_zeros(info.num_layers * nd, n, hs)
-    if info.mode == "LSTM" and c0 is None:
-        c0 = x.new_zeros(info.num_layers * nd, n, hc)
-    layer_in = x
-    h_n, c_n, records = [], [], {}
-    for layer in range(info.num_layers):
-        spec = LayerSpec(info.mode, [weights[(layer, d)] for d in range(nd)], lengths, hc, hs)
-        h0_l = h0[layer * nd : (layer + 1) * nd]
-        c0_l = None if c0 is None else c0[layer * nd : (layer + 1) * nd]
-        p = probe if layer == info.num_layers - 1 else None
-        needs_grad = torch.is_grad_enabled() and any(
-            v is not None and v.requires_grad for v in (layer_in, h0_l, c0_l, p)
-        )
-        if needs_grad:
-            out, hn_l, cn_l = LayerFn.apply(layer_in, h0_l, c0_l, p, spec, mask)
-            per_dir = None
-        else:
-            out, hn_l, cn_l, per_dir = layer_forward(spec, layer_in, h0_l, c0_l, mask, record)
-        h_n.append(hn_l)
-        if info.mode == "LSTM":
-            c_n.append(cn_l)
-        if record:
-            if per_dir is None:
-                raise ModelError("Gates cannot be recorded while computing gradients.")  # pragma: no cover
-            for d in range(nd):
-                prefix = f"l{layer}.{DIRECTIONS[d]}."
-                records[prefix + "h"] = out[..., d * hs : (d + 1) * hs]
-                for kind in info.kinds[1:]:
-                    records[prefix + kind] = per_dir[d][kind]
-        layer_in = out
-    return layer_in, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c_n else None), records
-
-
 def _pack_like(padded: torch.Tensor, ref: PackedSequence) -> PackedSequence:
     """Pack ``padded`` (N, T, H), original batch order, exactly as ``ref`` is packed."""
     bs = ref.batch_sizes
@@ -503,7 +311,7 @@ class _RecurrentProxy(nn.Module):
         else:
             nd = self.rv_info.num_directions
             self.rv_weights = {
-                (layer, d): _layer_weights(orig, layer, d == 1, device, dtype)
+                (layer, d): layer_weights(orig, layer, d == 1, device, dtype)
                 for layer in range(orig.num_layers)
                 for d in range(nd)
             }
@@ -538,8 +346,10 @@ class _RecurrentProxy(nn.Module):
         probe = session.probe if session.probe_name == self.rv_name else None
         if probe is not None and probe.shape[:2] != x.shape[:2]:
             probe = probe[:, : x.shape[1]]
-        run = _run_module_fast if session.engine == "fast" else _run_module_unrolled
-        output, h_n, c_n, recs = run(info, self.rv_weights, x, hx, lengths, probe=probe, record=session.record)
+        mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.shape[1], x.device)
+        output, h_n, c_n, recs = run_module(
+            info, self.rv_weights, x, hx, mask, probe=probe, record=session.record, engine=session.engine
+        )
         session.records[self.rv_name] = {"out": output, "lengths": lengths, **recs}
         if packed:
             out_obj = _pack_like(output, input)
@@ -663,9 +473,8 @@ def unrolled_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the model with every recurrent module recomputed by rnnviz (differentiable).
 
-    ``engine="fast"`` (default) takes each layer's states from the fused kernel and
-    back-propagates with the hand-written BPTT of :mod:`._fastlayer`; ``"stepwise"`` runs the
-    step-by-step autograd reference. A probe with non-zero values always uses ``"stepwise"``
+    ``engine="fast"`` (default) back-propagates with the hand-written BPTT of
+    :mod:`.recurrence`; ``"stepwise"`` lets autograd record every step (the reference). A probe with non-zero values always uses ``"stepwise"``
     (the fast forward treats the probe as zero).
 
     Parameters

@@ -1,0 +1,352 @@
+"""The recurrence, step by step, with the model's own weights — and its gradient, by hand.
+
+Forward (:func:`run_direction`): one layer, one direction, as the PyTorch docs write it::
+
+    GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr)      LSTM  i, f, o = σ(W_i* x + b_i* + W_h* h + b_h*)
+          z = σ(W_iz x + b_iz + W_hz h + b_hz)            g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+          n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))   c' = f ⊙ c + i ⊙ g
+          h' = (1 − z) ⊙ n + z ⊙ h                        h' = o ⊙ tanh(c')   (then W_hr h' if projected)
+    RNN   h' = tanh or relu(W_ih x + b_ih + W_hh h + b_hh)
+
+With ``lengths`` (a packed input) a sequence's state is held past its last real step and its
+output there is 0, as ``pad_packed_sequence`` gives; the backward direction starts at each
+sequence's last real step.
+
+Backward (:class:`LayerFn`): back-propagation through time written out by hand from the
+per-step values the forward loop kept. Each step costs a handful of small tensor operations;
+autograd's graph of the same loop costs several times more. It returns the gradients for the
+layer input, the initial states, and a zero *probe* added to h_t at every step — that is, the
+total derivative d out / d h_t. No parameter gradient is ever computed, and no cuDNN backward
+is used (cuDNN refuses to run RNN backward in eval mode). The autograd version of the same loop
+(engine "stepwise") is the reference the tests hold it against, with the fused modules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Gate letters in the order PyTorch stacks them in weight_ih / weight_hh.
+GATES: dict[str, tuple[str, ...]] = {
+    "GRU": ("r", "z", "n"),
+    "LSTM": ("i", "f", "g", "o"),
+    "RNN_TANH": (),
+    "RNN_RELU": (),
+}
+DIRECTIONS = ("fwd", "bwd")
+
+
+@dataclass
+class LayerWeights:
+    """One layer and direction's weights, detached, on the compute device."""
+
+    w_ih: torch.Tensor  # (G*H, I)
+    w_hh: torch.Tensor  # (G*H, Hs)
+    b_ih: torch.Tensor | None
+    b_hh: torch.Tensor | None
+    w_hr: torch.Tensor | None  # (Hs, H) LSTM projection
+
+
+def layer_weights(m: nn.RNNBase, layer: int, reverse: bool, device, dtype) -> LayerWeights:
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def get(name):
+        p = getattr(m, name + sfx, None)
+        return None if p is None else p.detach().to(device=device, dtype=dtype)
+
+    return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr"))
+
+
+def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, record=False, keep=False):
+    """One layer, one direction, step by step.
+
+    Parameters
+    ----------
+    x : (N, T, I) layer input; h : (N, Hs) initial state; c : (N, H) initial cell state (LSTM).
+    mask : (N, T) bool, True on real steps, or None (every step real).
+    probe : (N, T, Hs) or None, added to h_t inside the recurrence.
+    record : also return the per-step gates and cell state, each (N, T, H).
+    keep : also return the per-step values the hand-written backward needs.
+
+    Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
+    """
+    t_len = x.shape[1]
+    hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
+    # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
+    # Hidden biases that simply add are folded in (GRU's b_hn is not: it sits inside r * (...)).
+    b_in, b_step = w.b_ih, w.b_hh
+    if w.b_hh is not None:
+        if mode == "GRU":
+            b_in = w.b_ih + torch.cat([w.b_hh[: 2 * hc], torch.zeros_like(w.b_hh[2 * hc :])])
+            b_step = torch.cat([torch.zeros_like(w.b_hh[: 2 * hc]), w.b_hh[2 * hc :]])
+        else:
+            b_in, b_step = w.b_ih + w.b_hh, None
+    gi = torch.nn.functional.linear(x.transpose(0, 1), w.w_ih, b_in)  # (T, N, G*H)
+    w_hh_t = w.w_hh.t()
+    w_hr_t = None if w.w_hr is None else w.w_hr.t()
+    outs = [None] * t_len
+    rec = {k: [None] * t_len for k in GATES[mode] + (("c",) if mode == "LSTM" else ())} if record else {}
+    kept = [None] * t_len if keep else None
+    for t in range(t_len - 1, -1, -1) if reverse else range(t_len):
+        if mode == "GRU":
+            gh = torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t  # (N, 3H)
+            rz = torch.sigmoid(gi[t, :, : 2 * hc] + gh[:, : 2 * hc])
+            r, z = rz[:, :hc], rz[:, hc:]
+            ghn = gh[:, 2 * hc :]  # W_hn h + b_hn
+            n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, ghn))
+            h_new = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
+            if record:
+                rec["r"][t], rec["z"][t], rec["n"][t] = r, z, n
+            if keep:
+                kept[t] = (h, r, z, n, ghn)
+        elif mode == "LSTM":
+            pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o
+            sg = torch.sigmoid(pre)
+            i_g, f_g, o_g = sg[:, :hc], sg[:, hc : 2 * hc], sg[:, 3 * hc :]
+            g_g = torch.tanh(pre[:, 2 * hc : 3 * hc])
+            c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
+            tc = torch.tanh(c_new)
+            h_new = o_g * tc
+            if w_hr_t is not None:
+                h_new = h_new @ w_hr_t  # projection: h_t = W_hr (o_t * tanh(c_t))
+            if keep:
+                kept[t] = (c, i_g, f_g, g_g, o_g, tc)
+            if record:
+                rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t], rec["c"][t] = i_g, f_g, g_g, o_g, c_new
+            c = torch.where(mask[:, t, None], c_new, c) if mask is not None else c_new
+        else:
+            pre = torch.addmm(gi[t], h, w_hh_t)
+            h_new = torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)
+            if keep:
+                kept[t] = h_new
+        if probe is not None:
+            h_new = h_new + probe[:, t]
+        if mask is not None:
+            m_t = mask[:, t, None]
+            h = torch.where(m_t, h_new, h)
+            outs[t] = h_new * m_t
+        else:
+            h = h_new
+            outs[t] = h_new
+    out = torch.stack(outs, 1)  # (N, T, Hs)
+    return out, h, c, {k: torch.stack(v, 1) for k, v in rec.items()}, kept
+
+
+def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f, reverse, need_dx):
+    """Back-propagation through time for one direction, by hand.
+
+    dh_direct (N, T, Hs): gradient reaching h_t from outside the layer (next layer or head,
+    h_n at the last real step); dc_direct (N, T, H) or None: the same for c (LSTM c_n).
+    Returns (lam (N, T, Hs) = d out / d h_t, dx (N, T, I) or None, d h0 (N, Hs), d c0 or None).
+    """
+    n, t_len, hs = dh_direct.shape
+    w_hh = w.w_hh  # (G*H, Hs)
+    lam = [None] * t_len
+    dpres = [None] * t_len if need_dx else None
+    carry = dh_direct.new_zeros(n, hs)
+    dh0 = dh_direct.new_zeros(n, hs)
+    carry_c = dc0 = None
+    if mode == "LSTM":
+        carry_c = dh_direct.new_zeros(n, w.w_hh.shape[0] // 4)
+        dc0 = torch.zeros_like(carry_c)
+    active = (dh_direct != 0).flatten(2).any(2).any(0).tolist()  # steps with a direct gradient
+    if dc_direct is not None:
+        active = [a or b for a, b in zip(active, (dc_direct != 0).flatten(2).any(2).any(0).tolist())]
+    for t in range(t_len) if reverse else range(t_len - 1, -1, -1):
+        lam_t = carry + dh_direct[:, t] if active[t] else carry
+        lam[t] = lam_t
+        nxt_c = None
+        if mode == "GRU":
+            hp, r, z, g_n, ghn = kept[t]
+            omz = 1 - z
+            d_n = lam_t * omz * (1 - g_n * g_n)  # d out / d (pre-activation of n)
+            d_z = lam_t * (hp - g_n) * z * omz
+            d_r = d_n * ghn * r * (1 - r)
+            nxt = torch.addmm(lam_t * z, torch.cat([d_r, d_z, d_n * r], 1), w_hh)
+            if need_dx:
+                dpres[t] = torch.cat([d_r, d_z, d_n], 1)
+        elif mode == "LSTM":
+            c_prev, i_g, f_g, g_g, o_g, tc = kept[t]
+            lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
+            dc = torch.addcmul(carry_c, lam_m, o_g * (1 - tc * tc))
+            if dc_direct is not None and active[t]:
+                dc = dc + dc_direct[:, t]
+            d_pre = torch.cat(
+                [dc * g_g * i_g * (1 - i_g), dc * c_prev * f_g * (1 - f_g), dc * i_g * (1 - g_g * g_g),
+                 lam_m * tc * o_g * (1 - o_g)], 1,
+            )
+            nxt = d_pre @ w_hh
+            nxt_c = dc * f_g
+            if need_dx:
+                dpres[t] = d_pre
+        else:
+            act = kept[t]
+            d_pre = lam_t * ((1 - act * act) if mode == "RNN_TANH" else (act > 0).to(act.dtype))
+            nxt = d_pre @ w_hh
+            if need_dx:
+                dpres[t] = d_pre
+        # the gradient of h_prev goes to the neighbouring step, or to h0 where the sequence starts
+        nb = t + 1 if reverse else t - 1
+        if 0 <= nb < t_len and (mask_f is None or not reverse):
+            carry = nxt
+            if nxt_c is not None:
+                carry_c = nxt_c
+        elif 0 <= nb < t_len:  # backward direction with lengths: starts at each sequence's last step
+            keep_m = mask_f[:, nb, None]
+            dh0 = dh0 + nxt * (1 - keep_m)
+            carry = nxt * keep_m
+            if nxt_c is not None:
+                dc0 = dc0 + nxt_c * (1 - keep_m)
+                carry_c = nxt_c * keep_m
+        else:
+            dh0 = dh0 + nxt
+            if nxt_c is not None:
+                dc0 = dc0 + nxt_c
+    lam_all = torch.stack(lam, 1)
+    dx = None
+    if need_dx:
+        dx = (torch.stack(dpres, 0) @ w.w_ih).transpose(0, 1)  # (N, T, I)
+    return lam_all, dx, dh0, dc0
+
+
+@dataclass
+class LayerSpec:
+    mode: str
+    weights: list  # per direction
+    state_size: int
+    hidden_size: int
+
+
+class LayerFn(torch.autograd.Function):
+    """One layer (all directions): forward loop without autograd, backward by hand.
+
+    Inputs: x (N, T, I), h0 (D, N, Hs), c0 (D, N, H) or None, probe (N, T, D*Hs) or None
+    (treated as zeros), spec, mask (N, T) bool or None. Outputs: out, h_n, c_n (empty for
+    non-LSTM).
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, probe, spec, mask):
+        outs, h_n, c_n, kept = [], [], [], []
+        for d, w in enumerate(spec.weights):
+            out, h_last, c_last, _, k = run_direction(
+                spec.mode, x, h0[d], None if c0 is None else c0[d], w, mask, reverse=d == 1, keep=True
+            )
+            outs.append(out)
+            h_n.append(h_last)
+            if c_last is not None:
+                c_n.append(c_last)
+            kept.append(k)
+        ctx.spec, ctx.mask, ctx.kept = spec, mask, kept
+        ctx.shape = x.shape
+        ctx.has = (c0 is not None, probe is not None)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, -1)
+        return out, torch.stack(h_n, 0), (torch.stack(c_n, 0) if c_n else h0.new_zeros(0))
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn):
+        spec, mask = ctx.spec, ctx.mask
+        n, t_len, _ = ctx.shape
+        hs, hc = spec.state_size, spec.hidden_size
+        mask_f = None if mask is None else mask.to(d_out.dtype if d_out is not None else d_hn.dtype)
+        ref = d_out if d_out is not None else d_hn
+        if mask is None:
+            ends = torch.full((n,), t_len - 1, dtype=torch.int64, device=ref.device)
+        else:
+            ends = mask.sum(1) - 1
+        rows = torch.arange(n, device=ref.device)
+        need_dx = ctx.needs_input_grad[0]
+        dx = None
+        lams, dh0s, dc0s = [], [], []
+        for d, w in enumerate(spec.weights):
+            dh = ref.new_zeros(n, t_len, hs) if d_out is None else d_out[..., d * hs : (d + 1) * hs]
+            if mask_f is not None:
+                dh = dh * mask_f[..., None]
+            dh = dh.clone()
+            end = ends if d == 0 else torch.zeros_like(ends)
+            if d_hn is not None:
+                dh[rows, end] += d_hn[d]
+            dc = None
+            if spec.mode == "LSTM" and d_cn is not None and d_cn.numel():
+                dc = ref.new_zeros(n, t_len, hc)
+                dc[rows, end] = d_cn[d]
+            lam, dx_d, dh0, dc0 = backward_direction(spec.mode, w, ctx.kept[d], dh, dc, mask_f, d == 1, need_dx)
+            if mask_f is not None:
+                lam = lam * mask_f[..., None]
+                if dx_d is not None:
+                    dx_d = dx_d * mask_f[..., None]
+            if dx_d is not None:
+                dx = dx_d if dx is None else dx + dx_d
+            lams.append(lam)
+            dh0s.append(dh0)
+            if dc0 is not None:
+                dc0s.append(dc0)
+        has_c0, has_probe = ctx.has
+        dprobe = (lams[0] if len(lams) == 1 else torch.cat(lams, -1)) if has_probe else None
+        dc0_out = torch.stack(dc0s, 0) if (has_c0 and dc0s) else None
+        return dx, torch.stack(dh0s, 0), dc0_out, dprobe, None, None
+
+
+def _initial(info, x, hx):
+    n = x.shape[0]
+    nd = info.num_directions
+    if info.mode == "LSTM":
+        h0, c0 = hx if hx is not None else (None, None)
+    else:
+        h0, c0 = hx, None
+    if h0 is None:
+        h0 = x.new_zeros(info.num_layers * nd, n, info.state_size)
+    if info.mode == "LSTM" and c0 is None:
+        c0 = x.new_zeros(info.num_layers * nd, n, info.hidden_size)
+    return h0, c0
+
+
+def run_module(info, weights, x, hx, mask, probe=None, record=False, engine="fast"):
+    """All layers and directions of one module; ``x`` (N, T, I) batch-first, ``hx`` as PyTorch takes it.
+
+    ``engine="fast"``: autograd sees one :class:`LayerFn` per layer (hand-written backward);
+    ``"stepwise"``: autograd records every step (the reference). ``probe`` goes to the last layer.
+    Returns ``(output, h_n, c_n, records)``; records are keyed "l{layer}.{dir}.{kind}".
+    """
+    nd = info.num_directions
+    h0, c0 = _initial(info, x, hx)
+    layer_in = x
+    h_n, c_n, records = [], [], {}
+    for layer in range(info.num_layers):
+        sl = slice(layer * nd, (layer + 1) * nd)
+        p = probe if layer == info.num_layers - 1 else None
+        ws = [weights[(layer, d)] for d in range(nd)]
+        use_fn = (
+            engine == "fast"
+            and not record
+            and torch.is_grad_enabled()
+            and any(v is not None and v.requires_grad for v in (layer_in, h0, c0, p))
+        )
+        if use_fn:
+            spec = LayerSpec(info.mode, ws, info.state_size, info.hidden_size)
+            out, hn_l, cn_l = LayerFn.apply(layer_in, h0[sl], None if c0 is None else c0[sl], p, spec, mask)
+            h_n.append(hn_l)
+            if info.mode == "LSTM":
+                c_n.append(cn_l)
+        else:
+            outs = []
+            for d in range(nd):
+                k = layer * nd + d
+                pd = None if p is None else p[..., d * info.state_size : (d + 1) * info.state_size]
+                out_d, h_last, c_last, rec, _ = run_direction(
+                    info.mode, layer_in, h0[k], None if c0 is None else c0[k], ws[d], mask,
+                    reverse=d == 1, probe=pd, record=record,
+                )
+                outs.append(out_d)
+                h_n.append(h_last[None])
+                if c_last is not None:
+                    c_n.append(c_last[None])
+                if record:
+                    prefix = f"l{layer}.{DIRECTIONS[d]}."
+                    records[prefix + "h"] = out_d
+                    for kind, arr in rec.items():
+                        records[prefix + kind] = arr
+            out = outs[0] if nd == 1 else torch.cat(outs, -1)
+        layer_in = out
+    return layer_in, torch.cat(h_n, 0), (torch.cat(c_n, 0) if c_n else None), records

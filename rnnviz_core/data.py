@@ -18,8 +18,7 @@ import difflib
 import io
 import os
 import re
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Sequence
 
@@ -565,7 +564,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             elif numeric:
                 feature_cols.append(c)
             else:
-                _raise_non_numeric(df, c, ids_str.iloc[order].reset_index(drop=True) if False else df[id_col].astype(str))
+                _raise_non_numeric(df, c, df[id_col].astype(str))
         if not feature_cols:
             raise DataError("No numeric feature columns were found (every other column holds text or one value "
                             "per sequence); name them with feature_cols=[...].")

@@ -10,7 +10,6 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from rnnviz_core.data import load_data
 from rnnviz_core.errors import DataError, ModelFileError

@@ -5,7 +5,6 @@ import io
 import json
 import struct
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

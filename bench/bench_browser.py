@@ -23,19 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import (CHART, IDLE, RUNNING, launch_browser, open_options,  # noqa: E402
-                     selected, start_server, stop_server)
+from harness import (CHART, launch_browser, new_page, open_options, selected,  # noqa: E402
+                     start_server, stop_server, wait_idle)
 
 PAGES = [("Trajectories", "trajectories"), ("Saturation", "saturation"), ("Contributions", "contributions")]
 
 
 def _finished(pg, timeout_s: float = 120.0) -> None:
     """Wait until the triggered run ended and every chart drew its canvas/svg."""
-    try:
-        pg.wait_for_selector(RUNNING, timeout=1500)
-    except Exception:  # noqa: BLE001 - it may already be done
-        pass
-    pg.wait_for_selector(IDLE, timeout=timeout_s * 1000)
+    wait_idle(pg, timeout_s)
     pg.wait_for_function(
         """(sel) => [...document.querySelectorAll(sel)].every(
                c => c.querySelector('canvas, svg'))""", arg=CHART, timeout=timeout_s * 1000)
@@ -59,8 +55,8 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = launch_browser(pw)
-            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-            pg = ctx.new_page()
+            pg = new_page(browser)
+            ctx = pg.context
             pg.set_default_timeout(120_000)
             cold = _timed(lambda: pg.goto(url), pg)
             pg.wait_for_selector("text=The loaded model")
@@ -72,8 +68,8 @@ def main() -> None:
                 print(f"first render of {title:<14}                {firsts[title]:6.2f} s")
             ctx.close()
 
-            ctx2 = browser.new_context(viewport={"width": 1400, "height": 1000})
-            pg = ctx2.new_page()
+            pg = new_page(browser)
+            ctx2 = pg.context
             pg.set_default_timeout(120_000)
             warm = _timed(lambda: pg.goto(url), pg)
             print(f"open -> first page finished (warm server):   {warm:6.2f} s")

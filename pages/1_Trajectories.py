@@ -1,11 +1,9 @@
 """Trajectories: how the hidden state evolves, and where sequence A and B part ways."""
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 import app_support as sup
 from rnnviz_core import trajectories as tj
-from rnnviz_core.charts import common as ch
+from rnnviz_core.charts import trajectories as tc
 
 ctx = sup.loaded()
 ds = ctx.data
@@ -47,66 +45,35 @@ else:
 
 H = sup.guarded(sup.states, ctx, kind, layer, direction)
 lens = ds.lengths
-name_a, name_b = f"A: {ids[a]}", f"B: {ids[b]}"
-pair = [name_a, name_b]
+ia, ib = ids[a], ids[b]
+what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' else 'backward'}"
 
-# ---- heatmaps, one colour scale
+
+def show(build, *args, csv, name: str, key: tuple, **kw) -> None:
+    """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
+    st.caption(sup.chart(build, *args, key=(kind, layer, direction) + key, **kw))
+    sup.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
+
+
 st.subheader("Units over time")
 hm = sup.guarded(sup.compute, tj.heatmap_data, H, lens, seqs=[a, b], ids=ids, key=(kind, layer, direction, a, b))
-scrub = ch.time_scrubber(int(max(lens[a], lens[b])))
-panels = [ch.heatmap(hm.frame[hm.frame["seq"] == ids[r]], hm.domain, title=t, color_title=kinds[kind],
-                     scrub=scrub, height=max(120, min(360, 8 * H.shape[2])), width=420, legend=(r == b))
-          for r, t in ((a, name_a), (b, name_b))]
-st.altair_chart(alt.hconcat(*panels).resolve_scale(color="shared").add_params(scrub), width="content")
-st.caption(f"Each row is one unit of {kinds[kind].lower()} (layer {layer}, {direction}); each column a time step. "
-           "Both panels share one colour scale, so the same colour means the same value in A and B. "
-           "Drag the time-step slider to move the black line through both sequences.")
-sup.csv_button(hm.frame, "Download heatmap data (CSV)", "heatmaps.csv", "dl_hm")
+show(tc.pair_heatmaps_chart, hm, ia, ib, titles=(f"A: {ia}", f"B: {ib}"), height=max(120, min(360, 8 * H.shape[2])),
+     width=380, csv=hm.frame, name="heatmaps", key=(a, b))
+st.caption(f"Showing: {what}. Drag the step slider under the chart to move the black frame through both sequences.")
 
-# ---- PCA paths
-st.subheader("Paths in a shared picture")
+st.subheader("Paths in one shared picture")
 paths, _ = sup.guarded(sup.compute, tj.pca_paths, H, lens, ids=ids, key=("pca", kind, layer, direction))
-ev = paths.attrs.get("explained_variance_ratio", [0, 0])
-cloud = sup.cloud_sample(paths)
-ab = paths[paths["seq"].isin([ids[a], ids[b]])].assign(label=lambda d: d["seq"].map({ids[a]: name_a, ids[b]: name_b}))
-base_x, base_y = alt.X("pc1:Q", title=f"PC 1 ({ev[0]:.0%} of variance)"), alt.Y("pc2:Q", title=f"PC 2 ({ev[1]:.0%})")
-chart = alt.layer(
-    alt.Chart(cloud).mark_circle(size=8, color="#bbbbbb", opacity=0.25).encode(x=base_x, y=base_y),
-    alt.Chart(ab).mark_line(strokeWidth=1.5).encode(x=base_x, y=base_y, order="step:Q",
-                                                     color=alt.Color("label:N", scale=ch.pair_scale(pair), title=None)),
-    alt.Chart(ab).mark_circle(size=45).encode(x=base_x, y=base_y, color=alt.Color("step:Q", scale=alt.Scale(scheme="viridis"), title="step"),
-                                               tooltip=["label", "step", alt.Tooltip("pc1", format=".3f"), alt.Tooltip("pc2", format=".3f")]),
-).resolve_scale(color="independent").properties(height=380)
-st.altair_chart(chart, width="stretch")
-st.caption("Every grey dot is one step of one sequence in the data; the two lines are A and B, their dots coloured "
-           "from dark (first step) to yellow (last). All sequences share one PCA basis, so positions are comparable.")
-sup.csv_button(ab, "Download the A/B paths (CSV)", "paths.csv", "dl_paths")
+show(tc.pca_paths_chart, paths, [ia, ib], width=640, height=380, csv=paths[paths["seq"].isin([ia, ib])], name="paths",
+     key=(a, b))
 
-# ---- size and speed of the state
 st.subheader("How big the state is, and how fast it moves")
 norms = sup.guarded(sup.compute, tj.state_norms, H, lens, ids=ids, key=("norms", kind, layer, direction))
-nab = norms[norms["seq"].isin([ids[a], ids[b]])].assign(label=lambda d: d["seq"].map({ids[a]: name_a, ids[b]: name_b}))
-plateaus = nab.groupby("label", as_index=False)["plateau_step"].first().query("plateau_step >= 0")
-marks = plateaus.rename(columns={"plateau_step": "step"}).assign(text="plateau")
-left, right = st.columns(2)
-left.altair_chart(alt.layer(ch.curves_over_time(nab, "sum_abs", y_title="sum of |h| over units", labels=pair),
-                            ch.step_rules(marks, labels=pair)), width="stretch")
-right.altair_chart(ch.curves_over_time(nab, "step_change", y_title="change from the previous step", labels=pair),
-                   width="stretch")
-st.caption("Left: the total size of the state at each step; a dashed line marks where it stops changing (its plateau). "
-           "Right: how far the state moved since the step before; near zero means the network has settled.")
-sup.csv_button(nab, "Download size and speed (CSV)", "norms.csv", "dl_norms")
+show(tc.norms_chart, norms, [ia, ib], width=640, csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
 
-# ---- A vs B distance
 st.subheader("Where A and B part ways")
-align = st.radio("Line the sequences up at", ["start", "end"], horizontal=True, key=sup.widget_key("align", "start", ["start", "end"]))
+align = st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
+                 key=sup.widget_key("align", "start", ["start", "end"]))
 dist = sup.guarded(sup.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=sup.value("align"),
                    key=("dist", kind, layer, direction, a, b))
 part = tj.parting_step(dist)
-d_marks = pd.DataFrame({"step": [part], "label": ["A vs B"], "text": ["parting"]})[lambda d: d["step"] >= 0]
-st.altair_chart(alt.layer(ch.curves_over_time(dist.assign(label="A vs B"), "distance", y_title="distance between A and B"),
-                          ch.step_rules(d_marks)), width="stretch")
-st.caption(("A and B part at step %d: from there on their states stay clearly apart. " % part if part >= 0 else
-            "A and B never clearly part: their states stay close all along. ") +
-           "The line is the straight-line distance between the two states at each aligned step.")
-sup.csv_button(dist, "Download the distance (CSV)", "distance.csv", "dl_dist")
+show(tc.distance_chart, dist, part, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, sup.value("align")))

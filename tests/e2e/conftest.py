@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ARTIFACTS, launch_browser, start_server, stop_server, warm_up  # noqa: E402
+from harness import ARTIFACTS, launch_browser, new_page, start_server, stop_server, warm_up  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +40,8 @@ def browser(app_url):
 
 @pytest.fixture
 def page(browser, request):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
+    pg = new_page(browser)
+    ctx = pg.context
     pg.set_default_timeout(90_000)
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

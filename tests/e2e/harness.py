@@ -68,19 +68,39 @@ def launch_browser(pw):
     return pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
 
 
-def wait_idle(pg, started_timeout: float = 1.5) -> None:
-    """Wait until the script run that an action triggered has finished."""
-    try:
-        pg.wait_for_selector(RUNNING, timeout=started_timeout * 1000)
-    except Exception:  # noqa: BLE001 - the run may have finished (or not started) already
-        pass
-    pg.wait_for_selector(IDLE)
+RUN_COUNTER = """
+window.__rv = {runs: 0, seen: 0, t: 0};
+new MutationObserver((ms) => {
+  for (const m of ms) {
+    if (m.oldValue === 'running' && m.target.getAttribute('data-test-script-state') === 'notRunning') {
+      window.__rv.runs += 1; window.__rv.t = performance.now();
+    }
+  }
+}).observe(document, {attributes: true, subtree: true,
+    attributeFilter: ['data-test-script-state'], attributeOldValue: true});
+"""
+
+
+def new_page(browser, width: int = 1400, height: int = 1000):
+    """A page in a fresh browser context that counts finished Streamlit script runs."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx.add_init_script(RUN_COUNTER)
+    return ctx.new_page()
+
+
+def wait_idle(pg, timeout_s: float = 90.0) -> None:
+    """Wait until a script run that has not been waited for yet has finished.
+
+    Call it once after each action that reruns the script (widget change, upload, load)."""
+    pg.wait_for_function("() => window.__rv && window.__rv.runs > window.__rv.seen",
+                         timeout=timeout_s * 1000)
+    pg.wait_for_selector(IDLE, timeout=timeout_s * 1000)
+    pg.evaluate("() => { window.__rv.seen = window.__rv.runs; }")
 
 
 def open_app(pg, url: str) -> None:
     pg.goto(url)
-    pg.wait_for_selector(IDLE)
-    wait_idle(pg, 0.5)
+    wait_idle(pg)
 
 
 def assert_clean(pg) -> None:
@@ -95,11 +115,11 @@ def warm_up(browser, url: str) -> None:
     that sees a "Page not found" notice (the right page still runs). One visit to the root
     ends that phase for every later session.
     """
-    pg = browser.new_page()
+    pg = new_page(browser)
     try:
         open_app(pg, url)
     finally:
-        pg.close()
+        pg.context.close()
 
 
 def combobox(pg, label: str):

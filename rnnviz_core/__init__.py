@@ -1,7 +1,6 @@
 """rnnviz_core: see inside recurrent networks that read a sequence and give one output.
 
-The public names are imported lazily so that ``import rnnviz_core`` stays cheap and a notebook
-user pays only for what they use::
+The verbs of the contract are imported at once; the rest is imported on first use::
 
     import rnnviz_core as rv
     tr = rv.trace(model, x, lengths)          # per-step states, gates, cell states
@@ -12,24 +11,39 @@ from __future__ import annotations
 
 import importlib
 
+# The two verbs of the contract share their names with the submodules that define them. Importing
+# them here binds the package attributes to the functions once the submodules are loaded, so that
+# `rv.trace(...)` and `rv.contributions(...)` stay functions whatever imports the submodules later.
+from .contributions import METHODS, contributions  # noqa: E402
+from .trace import Trace, predict, trace  # noqa: E402
+
 __version__ = "0.1.0"
 
 # public name -> submodule that defines it
 _EXPORTS = {
-    "trace": "trace", "Trace": "trace", "predict": "trace", "RecurrentInfo": "trace",
+    "RecurrentInfo": "trace",
     "resolve_device": "device",
     "RnnvizError": "errors", "InputError": "errors", "ModelError": "errors",
     "ModelFileError": "errors", "DataError": "errors",
-    "contributions": "contributions", "METHODS": "contributions",
     "load_model": "models", "save_model": "models", "ModelConfig": "models",
     "build_model": "models",
     "load_data": "data", "SequenceDataset": "data",
 }
 
-__all__ = sorted(_EXPORTS)
+# submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
+_SUBMODULES = {
+    "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
+    "demos", "charts", "engine", "device", "errors", "store",
+}
+
+__all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES and name not in _EXPORTS:
+        value = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'rnnviz_core' has no attribute {name!r}")

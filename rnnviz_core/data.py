@@ -172,7 +172,7 @@ class SequenceDataset:
 def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = None,
                 ids: Sequence[Any] | None = None, groups: pd.DataFrame | None = None,
                 feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                name: str = "", missing: str = "error") -> SequenceDataset:
+                name: str = "", missing: str = "error", task: str | None = None) -> SequenceDataset:
     """Build a validated dataset from arrays (what the NPZ and ``.ts`` loaders use).
 
     ``y`` may hold class indices (with ``class_names``), strings (mapped to sorted class names,
@@ -211,7 +211,7 @@ def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = No
     ids = ids[keep]
     if groups is not None:
         groups = groups.reset_index(drop=True).iloc[keep].reset_index(drop=True)
-    y_arr, class_names = _encode_labels(None if y is None else np.asarray(y)[keep], class_names)
+    y_arr, class_names = _encode_labels(None if y is None else np.asarray(y)[keep], class_names, task)
     return SequenceDataset(X=X, lengths=lengths, y=y_arr, ids=ids, groups=groups,
                            feature_names=feature_names, class_names=class_names, name=name)
 
@@ -261,10 +261,22 @@ def _handle_missing(X, lengths, valid, ids, feature_names, missing):
     return X, lengths, keep
 
 
-def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None):
-    """Map labels to (y array, class names). Strings become class indices."""
+#: Whole-number labels with more distinct values than this are read as regression targets.
+MAX_CLASSES_GUESSED = 50
+
+
+def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task: str | None = None):
+    """Map labels to (y array, class names or None).
+
+    Text becomes class indices (in ``class_names`` order when given, else sorted). Whole numbers
+    are classes (0..K-1 used as indices; other values become names) unless ``task="regression"``
+    or they have more than ``MAX_CLASSES_GUESSED`` distinct values; other numbers are
+    regression targets.
+    """
     if y is None:
         return None, None
+    if task not in (None, "classification", "regression"):
+        raise DataError("The task must be 'classification' or 'regression'.")
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError("Labels must be one value per sequence.")
@@ -272,35 +284,50 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None):
         s = pd.Series(y)
         if s.isna().any():
             raise DataError("Some sequences have no label; fill them in or remove the label column.")
-        labels = s.astype(str).to_numpy()
-        if class_names is None:
-            nums = pd.to_numeric(pd.Series(labels), errors="coerce")
-            if not nums.isna().any() and np.all(np.mod(nums, 1) == 0):
-                uniq = sorted(set(nums.astype(np.int64)))
-                class_names = [str(u) for u in uniq]
-                labels = nums.astype(np.int64).astype(str).to_numpy()
-            else:
-                class_names = sorted(set(labels))
-        return _map_names(labels, class_names), list(class_names)
+        nums = pd.to_numeric(s, errors="coerce")
+        if not nums.isna().any() and (task == "regression" or (class_names is None and task is None
+                                                              and not np.all(np.mod(nums, 1) == 0))):
+            y = nums.to_numpy(np.float64)                 # numbers stored as text
+        else:
+            if task == "regression":
+                raise DataError("The labels are text, so they cannot be regression targets; choose the "
+                                "column with the numbers to predict.")
+            labels = s.astype(str).to_numpy()
+            if class_names is None:
+                if not nums.isna().any():
+                    uniq = sorted(set(nums.astype(np.int64)))
+                    class_names = [str(u) for u in uniq]
+                    labels = nums.astype(np.int64).astype(str).to_numpy()
+                else:
+                    class_names = sorted(set(labels))
+            return _map_names(labels, class_names), list(class_names)
     if y.dtype == bool:
         y = y.astype(np.int64)
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.all(np.isfinite(y)):
-            raise DataError("Some labels are missing or infinite; fill them in or remove those sequences.")
-        if class_names is None:
-            return y.astype(np.float32), None      # regression targets
-        if not np.all(np.mod(y, 1) == 0):
-            raise DataError("Labels must be whole class numbers for a classification model.")
-        y = y.astype(np.int64)
+    if not np.all(np.isfinite(y.astype(np.float64))):
+        raise DataError("Some labels are missing or infinite; fill them in or remove those sequences.")
+    whole = bool(np.all(np.mod(y, 1) == 0))
+    if task == "regression" or (task is None and class_names is None and
+                                (not whole or len(np.unique(y)) > MAX_CLASSES_GUESSED)):
+        if class_names is not None:
+            raise DataError("Class names were given but the labels are read as regression targets.")
+        return y.astype(np.float32), None
+    if not whole:
+        raise DataError("Labels must be whole class numbers (or class names) for a classification model.")
+    y = y.astype(np.int64)
     if class_names is not None:
-        if y.min() < 0 or y.max() >= len(class_names):
-            raise DataError(f"Label numbers must run from 0 to {len(class_names) - 1} (one per class); "
-                            f"found {int(y.min())} to {int(y.max())}.")
-        return y.astype(np.int64), list(class_names)
+        names = [str(c) for c in class_names]
+        as_text = y.astype(str)
+        if all(n.lstrip("-").isdigit() for n in names) and set(as_text) <= set(names):
+            return _map_names(as_text, names), names        # numbered classes: match by name
+        if y.min() < 0 or y.max() >= len(names):
+            raise DataError(f"Label numbers must run from 0 to {len(names) - 1} (one per class: "
+                            f"{', '.join(names[:10])}); found {int(y.min())} to {int(y.max())}.")
+        return y, names
     uniq = np.unique(y)
-    if uniq.min() >= 0 and len(uniq) <= max(int(uniq.max()) + 1, 1) and int(uniq.max()) < 1000:
-        return y.astype(np.int64), [str(i) for i in range(int(uniq.max()) + 1)]
-    return _map_names(y.astype(str), [str(u) for u in uniq]), [str(u) for u in uniq]
+    if uniq.min() == 0:
+        return y, [str(i) for i in range(int(uniq.max()) + 1)]
+    names = [str(u) for u in uniq]
+    return _map_names(y.astype(str), names), names
 
 
 def _map_names(labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
@@ -316,7 +343,8 @@ def _map_names(labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
 def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None = None, *,
               id_col: str | None = None, order_col: str | None = None, label_col: str | None = None,
               feature_cols: Sequence[str] | None = None, group_cols: Sequence[str] | None = None,
-              class_names: Sequence[str] | None = None, missing: str = "error") -> SequenceDataset:
+              class_names: Sequence[str] | None = None, missing: str = "error",
+              task: str | None = None) -> SequenceDataset:
     """Read a data file into a validated :class:`SequenceDataset`.
 
     Parameters
@@ -328,6 +356,8 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
     class_names : class order to map text labels onto (normally the model's ``class_names``).
     missing : "error" (default), "fill" (carry the last value forward within the sequence) or
         "drop" (remove sequences with a missing or infinite feature value).
+    task : "classification" or "regression" to say how to read the labels; None guesses (text and
+        up to ``MAX_CLASSES_GUESSED`` whole numbers are classes, other numbers regression targets).
 
     Formats (decided by content; the ending must be one of ``DATA_EXTENSIONS``): CSV and
     Parquet long form, NPZ (``X`` [N, T, F], optional ``lengths``, ``y``, ``ids``,
@@ -344,7 +374,7 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
         raise DataError(f"{label} is empty; upload the data file again.")
     kind = _sniff_data(data, ext)
     long_kw = dict(id_col=id_col, order_col=order_col, label_col=label_col, feature_cols=feature_cols,
-                   group_cols=group_cols, class_names=class_names, missing=missing, name=name or "")
+                   group_cols=group_cols, class_names=class_names, missing=missing, name=name or "", task=task)
     if kind == "parquet":
         try:
             df = pd.read_parquet(io.BytesIO(data))
@@ -352,9 +382,9 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
             raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
         return from_long_frame(df, **long_kw)
     if kind == "npz":
-        return _load_npz(data, label, name or "", class_names, missing)
+        return _load_npz(data, label, name or "", class_names, missing, task)
     if kind == "ts":
-        return _load_ts(data, label, name or "", class_names, missing)
+        return _load_ts(data, label, name or "", class_names, missing, task)
     if kind == "csv":
         try:
             text = data.decode("utf-8-sig")
@@ -468,7 +498,7 @@ def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude:
 def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: str | None = None,
                     label_col: str | None = None, feature_cols: Sequence[str] | None = None,
                     group_cols: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                    missing: str = "error", name: str = "") -> SequenceDataset:
+                    missing: str = "error", name: str = "", task: str | None = None) -> SequenceDataset:
     """Turn a long-form table (one row per step) into a :class:`SequenceDataset`.
 
     Inference when a column is not named: the id column is the one column whose name looks
@@ -605,11 +635,9 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             raise DataError(f"Sequence '{bad}' has no label in column '{label_col}'; fill it in, or remove "
                             f"the label column to look at unlabelled data.")
         y = lab.groupby(codes, sort=False).first().to_numpy()
-        if pd.api.types.is_numeric_dtype(lab) and class_names is None and not pd.api.types.is_integer_dtype(lab) \
-                and np.all(np.mod(y.astype(float), 1) == 0) and len(np.unique(y)) <= 50:
-            y = y.astype(np.int64)       # whole numbers stored as floats (e.g. after NaNs): classes
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
-                       feature_names=feature_cols, class_names=class_names, name=name, missing=missing)
+                       feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
+                       task=task)
 
 
 def _constant_per_seq(col: pd.Series, codes: np.ndarray, n: int) -> bool:
@@ -629,7 +657,7 @@ def _raise_non_numeric(df: pd.DataFrame, c: str, ids: pd.Series) -> None:
 _NPZ_RESERVED = {"X", "lengths", "y", "ids", "class_names", "feature_names"}
 
 
-def _load_npz(data: bytes, label: str, name: str, class_names, missing: str) -> SequenceDataset:
+def _load_npz(data: bytes, label: str, name: str, class_names, missing: str, task=None) -> SequenceDataset:
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
         if not hasattr(npz, "files"):
@@ -659,11 +687,11 @@ def _load_npz(data: bytes, label: str, name: str, class_names, missing: str) -> 
     cn = class_names if class_names is not None else (None if names is None else [str(s) for s in names])
     return from_arrays(X, arrays.get("lengths"), y=arrays.get("y"), ids=arrays.get("ids"), groups=groups,
                        feature_names=None if fnames is None else [str(s) for s in fnames],
-                       class_names=cn, name=name, missing=missing)
+                       class_names=cn, name=name, missing=missing, task=task)
 
 
 # --------------------------------------------------------------------------------- .ts
-def _load_ts(data: bytes, label: str, name: str, class_names, missing: str) -> SequenceDataset:
+def _load_ts(data: bytes, label: str, name: str, class_names, missing: str, task=None) -> SequenceDataset:
     """Read the UCR/UEA ``.ts`` format (as written by sktime/aeon)."""
     text = data.decode("utf-8-sig", errors="replace")
     header: dict[str, str] = {}
@@ -751,7 +779,8 @@ def _load_ts(data: bytes, label: str, name: str, class_names, missing: str) -> S
     problem = header.get("problemname", "")
     dim_names = [f"dim {j}" for j in range(f)] if f > 1 else [problem or "value"]
     return from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(cases))], groups=None,
-                       feature_names=dim_names, class_names=cn, name=name, missing=missing)
+                       feature_names=dim_names, class_names=cn, name=name, missing=missing,
+                       task=task or ("classification" if "classlabel" in header else "regression"))
 
 
 def _is_float(s: str) -> bool:
@@ -792,8 +821,12 @@ def check_against_model(ds: SequenceDataset, model: Any) -> SequenceDataset:
     task = getattr(cfg, "task", None)
     mclasses = getattr(model, "class_names", None)
     if ds.y is not None and task == "regression" and ds.class_names is not None:
-        raise DataError("The model predicts numbers (regression) but the data's labels are classes; "
-                        "choose the matching label column or model.")
+        names = pd.to_numeric(pd.Series(ds.class_names), errors="coerce")
+        if names.isna().any():
+            raise DataError("The model predicts numbers (regression) but the data's labels are classes; "
+                            "choose the matching label column or model.")
+        ds = SequenceDataset(X=ds.X, lengths=ds.lengths, y=names.to_numpy(np.float32)[ds.y], ids=ds.ids,
+                             groups=ds.groups, feature_names=ds.feature_names, class_names=None, name=ds.name)
     if ds.y is not None and mclasses and task != "regression":
         if ds.class_names is None:
             if not np.issubdtype(ds.y.dtype, np.integer):

@@ -282,3 +282,52 @@ def test_feature_count_mismatch_with_unnamed_features():
 
 def test_public_names():
     assert rv.load_data is load_data and rv.SequenceDataset is SequenceDataset
+
+
+# ---------------------------------------------------------------------- reading labels
+def _lab(y, **kw):
+    return from_arrays(np.zeros((len(y), 2, 1)), y=np.asarray(y), **kw)
+
+
+def test_label_reading_rules():
+    ds = _lab([0, 2, 1])
+    assert ds.class_names == ["0", "1", "2"] and ds.y.tolist() == [0, 2, 1]
+    ds = _lab([3, 1, 2, 3])                          # numbered from 1: names, not a phantom class 0
+    assert ds.class_names == ["1", "2", "3"] and ds.y.tolist() == [2, 0, 1, 2]
+    ds = _lab(np.arange(60))                         # many distinct whole numbers: regression
+    assert ds.task == "regression" and ds.class_names is None and ds.y.dtype == np.float32
+    ds = _lab([0.5, 1.5])
+    assert ds.task == "regression" and ds.y.tolist() == [0.5, 1.5]
+    ds = _lab([1, 0], task="regression")
+    assert ds.task == "regression" and ds.y.tolist() == [1.0, 0.0]
+    ds = _lab(np.array(["2.5", "1"]))                # numbers stored as text
+    assert ds.task == "regression" and ds.y.tolist() == [2.5, 1.0]
+    ds = _lab([7, 9], class_names=["7", "8", "9"])   # numbered class names: matched by name
+    assert ds.y.tolist() == [0, 2]
+    ds = _lab([0, 1], class_names=["no", "yes"])     # other names: the numbers are indices
+    assert ds.labels.tolist() == ["no", "yes"]
+    with pytest.raises(DataError, match=r"Label numbers must run from 0 to 1 \(one per class: no, yes\); found 0 to 2"):
+        _lab([0, 2], class_names=["no", "yes"])
+    with pytest.raises(DataError, match="labels are text, so they cannot be regression targets"):
+        _lab(np.array(["a", "b"]), task="regression")
+    with pytest.raises(DataError, match="missing or infinite"):
+        _lab([0.5, np.nan])
+
+
+def test_regression_model_reads_numbered_classes_as_numbers():
+    model = build_model(ModelConfig(cell="GRU", input_size=1, hidden_size=2, task="regression", num_outputs=1))
+    ds = check_against_model(_lab([2, 5, 2]), model)
+    assert ds.class_names is None and ds.y.tolist() == [2.0, 5.0, 2.0]
+    with pytest.raises(DataError, match="predicts numbers"):
+        check_against_model(_lab(np.array(["a", "b"])), model)
+
+
+class _Upload(io.BytesIO):
+    """What Streamlit's file uploader hands over: bytes with a name."""
+
+    name = "upload.csv"
+
+
+def test_upload_like_object():
+    ds = load_data(_Upload(CSV.encode()))
+    assert len(ds) == 2 and ds.name == "upload.csv"

@@ -377,6 +377,16 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
                    group_cols=group_cols, class_names=class_names, missing=missing, name=name or "", task=task)
     if kind == "parquet":
         try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(io.BytesIO(data)).metadata
+            rows, cols = meta.num_rows, meta.num_columns
+        except Exception:
+            raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
+        if rows > MAX_ROWS or cols > MAX_FEATURES + 100:
+            raise DataError(f"{label} has {rows:,} rows and {cols:,} columns; rnnviz handles at most "
+                            f"{MAX_ROWS:,} rows. Upload a sample of the sequences.")
+        try:
             df = pd.read_parquet(io.BytesIO(data))
         except Exception:
             raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
@@ -658,6 +668,15 @@ _NPZ_RESERVED = {"X", "lengths", "y", "ids", "class_names", "feature_names"}
 
 
 def _load_npz(data: bytes, label: str, name: str, class_names, missing: str, task=None) -> SequenceDataset:
+    try:
+        import zipfile
+
+        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except Exception:
+        raise DataError(f"{label} is not a readable NPZ archive; save it again with np.savez.") from None
+    if unpacked > 2 * MAX_DATA_BYTES:
+        raise DataError(f"{label} unpacks to {unpacked / 2**20:,.0f} MB; rnnviz handles at most "
+                        f"{2 * MAX_DATA_BYTES // 2**20} MB of arrays. Upload fewer or shorter sequences.")
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
         if not hasattr(npz, "files"):

@@ -514,6 +514,9 @@ def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
         raise ModelFileError(
             f"{label} is a TorchScript model, which contains code, so rnnviz never loads it from a file. "
             f"Save only the weights (torch.save(model.state_dict(), 'model.pt')) or use rv.save_model.")
+    if sum(i.file_size for i in zf.infolist()) > MAX_MODEL_BYTES or len(names) > 100_000:
+        raise ModelFileError(f"{label} unpacks to more than the {MAX_MODEL_BYTES // 2**20} MB rnnviz accepts "
+                             f"for a model; re-save the model with rv.save_model(model, 'model.safetensors').")
     pkls = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
     if len(pkls) != 1:
         raise ModelFileError(f"{label} is a zip archive but not a PyTorch weights file; "

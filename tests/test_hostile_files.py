@@ -196,3 +196,31 @@ def test_npy_pickle_posing_as_npz_is_refused(marker):
 def test_binary_garbage_posing_as_csv_is_refused():
     with pytest.raises(DataError, match="not a CSV"):
         load_data(bytes(range(256)) * 8, name="data.csv")
+
+
+def test_zip_bombs_are_refused_before_unpacking(monkeypatch):
+    import rnnviz_core.data as data_mod
+    import rnnviz_core.models as models
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * 5_000_000)          # 5 MB of zeros packs to a few kB
+    assert len(out.getvalue()) < 50_000
+    monkeypatch.setattr(models, "MAX_MODEL_BYTES", 1_000_000)
+    with pytest.raises(ModelFileError, match="unpacks to more than"):
+        models.load_model(out.getvalue(), name="bomb.pt")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, X=np.zeros((500, 100, 10), np.float32))   # 2 MB unpacked
+    monkeypatch.setattr(data_mod, "MAX_DATA_BYTES", 500_000)
+    with pytest.raises(DataError, match="unpacks to"):
+        data_mod.load_data(buf.getvalue(), name="bomb.npz")
+
+
+def test_parquet_row_limit_is_checked_from_metadata(monkeypatch, tmp_path):
+    import pandas as pd
+    import rnnviz_core.data as data_mod
+
+    pd.DataFrame({"id": np.arange(100) // 10, "x": np.zeros(100)}).to_parquet(tmp_path / "d.parquet")
+    monkeypatch.setattr(data_mod, "MAX_ROWS", 50)
+    with pytest.raises(DataError, match="has 100 rows"):
+        data_mod.load_data(tmp_path / "d.parquet")

@@ -545,9 +545,10 @@ def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
             f"so rnnviz refused it. Only plain weights are accepted: re-save with rv.save_model.")
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelFileError(f"{label} could not be read as PyTorch weights ({_short(str(e))}); "
-                             f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
+    except Exception:   # torch's own safe reader refused it (e.g. pickle protocol 4+, odd objects)
+        raise ModelFileError(f"{label} could not be read as plain PyTorch weights. Re-save the model with "
+                             f"rv.save_model(model, 'model.safetensors'), or with "
+                             f"torch.save(model.state_dict(), 'model.pt') and default settings.") from None
     return _unwrap_state_dict(obj, label)
 
 

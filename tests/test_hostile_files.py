@@ -224,3 +224,19 @@ def test_parquet_row_limit_is_checked_from_metadata(monkeypatch, tmp_path):
     monkeypatch.setattr(data_mod, "MAX_ROWS", 50)
     with pytest.raises(DataError, match="has 100 rows"):
         data_mod.load_data(tmp_path / "d.parquet")
+
+
+def test_state_dict_torch_cannot_read_safely_is_refused_plainly():
+    """torch 2.13's weights-only reader does not take pickle protocol 4: say how to re-save, no torch jargon."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3)).eval()
+    data = _torch_save(model.state_dict(), pickle_protocol=4)
+    try:
+        with __import__("warnings").catch_warnings():
+            __import__("warnings").simplefilter("ignore")
+            loaded = load_model(data, name="m.pt")
+    except ModelFileError as e:
+        assert "could not be read as plain PyTorch weights" in str(e) and "weights_only" not in str(e)
+    else:   # a later torch may read it: then it must be the same model
+        x = torch.randn(2, 4, 2)
+        assert torch.equal(loaded(x), model(x))

@@ -710,7 +710,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, d
                 return 1
             named = bool(re.search(r"enc|emb|input|in_proj", k, re.I))
             headish = bool(re.search(r"head|fc|out|classif|decod|final|linear", k, re.I))
-            before = order.index(k + ".weight") < rnn_pos
+            before = order.index(f"{k}.weight" if k else "weight") < rnn_pos
             return 4 * named + 2 * before - 4 * headish
         readings.sort(key=score, reverse=True)
         if score(readings[0]) == score(readings[1]):

@@ -244,6 +244,13 @@ class NoRNN(nn.Module):
         self.fc = nn.Linear(3, 2)
 
 
+class BareGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, 4))     # a top-level parameter, no module name
+        self.gru = nn.GRU(3, 4, batch_first=True)
+
+
 class HeadTooDeep(nn.Module):
     def __init__(self):
         super().__init__()
@@ -256,6 +263,7 @@ class HeadTooDeep(nn.Module):
     (WithLayerNorm, "weights the built-in model family does not have ('norm'"),
     (NoRNN, "no recurrent layer"),
     (HeadTooDeep, "do not match the built-in family"),
+    (BareGRU, "do not match the built-in family"),
 ])
 def test_state_dicts_outside_the_family_are_explained(cls, needle):
     with pytest.raises(ModelFileError) as e:
@@ -271,6 +279,7 @@ def test_whole_pickled_model_is_refused_with_how_to_resave():
     assert "whole pickled model" in msg and "rv.save_model(model, 'model.safetensors')" in msg
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_is_refused(tmp_path):
     scripted = torch.jit.script(nn.Linear(2, 2))
     p = tmp_path / "scripted.pt"

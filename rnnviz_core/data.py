@@ -408,9 +408,10 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
         if text.count("\n") > MAX_ROWS + 1:
             raise DataError(f"{label} has more than {MAX_ROWS:,} rows; rnnviz handles at most that many. "
                             f"Upload a sample of the sequences.")
+        first = text.lstrip().split("\n", 1)[0]
+        sep = "," if "," in first else next((d for d in (";", "\t", "|") if d in first), ",")
         try:
-            df = pd.read_csv(io.StringIO(text), sep=None, engine="python") if ext != ".csv" and "," not in text[:2000] \
-                else pd.read_csv(io.StringIO(text), low_memory=False)
+            df = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
             raise DataError(f"{label} could not be read as CSV ({' '.join(str(e).split())[:150]}). "
                             f"Check it has one header row and the same number of commas on every line.") from None

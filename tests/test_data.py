@@ -331,3 +331,9 @@ class _Upload(io.BytesIO):
 def test_upload_like_object():
     ds = load_data(_Upload(CSV.encode()))
     assert len(ds) == 2 and ds.name == "upload.csv"
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_files(sep):
+    ds = load_data(CSV.replace(",", sep).encode(), name="d.csv")
+    np.testing.assert_array_equal(ds.X, _csv().X)

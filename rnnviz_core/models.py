@@ -206,6 +206,8 @@ class RecurrentModel(nn.Module):
             self.class_names = [f"class {i}" for i in range(c.num_outputs)]
         self.feature_names = _check_names(feature_names, c.input_size, "feature") \
             or [f"feature {i}" for i in range(c.input_size)]
+        # plain sentences on how this model was obtained (filled in for inferred state dicts)
+        self.notes: list[str] = []
 
     # -- normalisation ---------------------------------------------------------------------
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -770,4 +772,16 @@ def _model_from_state_dict(sd: Mapping[str, torch.Tensor], label: str) -> Recurr
     except RuntimeError as e:
         raise ModelFileError(f"{label}: the weights do not fit the inferred model ({_short(str(e))}); "
                              f"re-save it with rv.save_model.") from None
+    c = config
+    notes = ["The architecture was read from the weights' names and shapes (the file holds no settings); "
+             "class and feature names are numbered because the file does not hold them."]
+    if c.cell == "RNN_TANH":
+        notes.append("A plain RNN is assumed to use tanh (a ReLU RNN looks the same in its weights).")
+    if c.encoder == "linear" or c.head == "mlp":
+        notes.append("The layers before and after the recurrent layer are assumed to use ReLU.")
+    if c.task == "regression":
+        notes.append("A single output is read as regression (a number), not a yes/no probability.")
+    if "norm_mean" not in sd:
+        notes.append("No input normalisation is applied: the data must be scaled as it was in training.")
+    model.notes = notes
     return model

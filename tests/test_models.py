@@ -57,6 +57,7 @@ def test_save_load_round_trip_gives_identical_logits(key, tmp_path):
     assert not loaded.training, key
     assert loaded.config == model.config, key
     assert loaded.class_names == model.class_names and loaded.feature_names == model.feature_names, key
+    assert loaded.notes == [], key
     assert torch.equal(loaded(x, lengths), before), key
     assert torch.equal(loaded(x), model(x)), key
     # bytes and file-like objects (what an upload gives) load the same
@@ -186,6 +187,8 @@ def test_hand_built_state_dicts_are_inferred(cls, shape):
     x = torch.randn(*shape)
     loaded = load_model(_torch_bytes(hand.state_dict()), name="hand.pt")
     assert torch.allclose(loaded(x), hand(x), atol=1e-6), cls.__name__
+    assert any("assumed to use ReLU" in n for n in loaded.notes), cls.__name__
+    assert any("No input normalisation" in n for n in loaded.notes), cls.__name__
 
 
 def test_wrapped_checkpoint_and_prefixes_are_unwrapped():

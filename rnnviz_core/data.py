@@ -544,6 +544,9 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         used.add(_need_column(df, label_col, "label column"))
     for c in list(feature_cols or []) + list(group_cols or []):
         _need_column(df, c, "feature column" if c in (feature_cols or []) else "group column")
+        if c in used:
+            raise DataError(f"The column '{c}' is already the sequence id, order or label column, so it "
+                            f"cannot also be a feature or group column.")
 
     if df[id_col].isna().any():
         row = int(np.flatnonzero(df[id_col].isna().to_numpy())[0])

@@ -103,6 +103,7 @@ def test_to_frame_round_trip_and_subset():
     ("id,step,x\na,one,1\n", {}, "The order column 'step' must hold numbers or dates, but has 'one'"),
     ("id,step,x\na,1,1\n,2,2\n", {}, "The id column 'id' is empty in row 3"),
     ("id,step,x,y\na,1,1,2\n", dict(feature_cols=[]), "No feature columns were given"),
+    (CSV, dict(feature_cols=["speed", "label"]), "The column 'label' is already the sequence id, order or label"),
     ("id,step,x,x\na,1,1,2\n", {}, ""),   # pandas renames the duplicate to x.1: still readable
 ])
 def test_validation_messages(text, kw, needle):

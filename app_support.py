@@ -511,6 +511,9 @@ def _spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, s
     chart = build(*args, **kwargs)
     desc = getattr(chart, "description", None)
     spec = chart.to_dict()
+    # Streamlit's default "fit" sizing squeezes the plot when axis labels are long (measured: a
+    # bar chart with long vertical labels drew no bars); "pad" keeps the chart's own width/height.
+    spec.setdefault("autosize", {"type": "pad"})
     for name, values in spec.get("datasets", {}).items():
         if isinstance(values, list):
             spec["datasets"][name] = dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(values))
@@ -527,5 +530,228 @@ def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any)
     name = f"{build.__module__}.{build.__qualname__}"
     spec, caption = compute(_spec, build, args, kwargs,
                             key=("chart", name, repr(sorted(kwargs.items()))) + tuple(key))
-    st.vega_lite_chart(spec, width="content")
+    st.vega_lite_chart(spec, width="content", theme=None)
     return caption
+
+
+# ---------------------------------------------------------------- saturation page
+BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted class",
+                     "correct": "Correct vs wrong", "saturation": "Saturation level"}
+METRIC_LABELS = {"correct": "accuracy (share correct)", "loss": "loss", "confidence": "confidence",
+                 "frac_saturated": "share of unit-steps saturated",
+                 "frac_saturated_final": "share of units saturated at the last step"}
+
+
+def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, high):
+    from rnnviz_core.groups import sequence_table
+    from rnnviz_core.saturation import trace_gates
+    gates = trace_gates(tr, layer=layer, direction=direction) or None
+    table = sequence_table(tr.logits, y, states=tr.get("h", layer=layer, direction=direction),
+                           lengths=tr.lengths, columns=columns, class_names=class_names,
+                           threshold=threshold)
+    if gates:
+        from rnnviz_core.saturation import saturation_by_sequence
+        sat = saturation_by_sequence(tr.get("h", layer=layer, direction=direction), tr.lengths,
+                                     gates=gates, threshold=threshold, low=low, high=high)
+        for col in sat.columns.drop("seq"):
+            table[col] = sat[col].to_numpy()
+    return table
+
+
+def saturation_table(ctx: Loaded, layer: int, direction: str, threshold: float,
+                     low: float, high: float):
+    """One row per sequence: outcomes, saturation shares, dataset columns (cached)."""
+    tr = full_trace(ctx)
+    ds = ctx.data
+    return compute(_sat_table, tr, ds.y, ds.groups, ds.class_names, layer, direction, threshold, low, high,
+                   key=("sat_table", layer, direction, threshold, low, high))
+
+
+def groupings(ctx: Loaded, table) -> dict:
+    """Grouping choices available for this data: built-in ones plus dataset columns."""
+    out = {k: v for k, v in BUILTIN_GROUPINGS.items()
+           if {"correct": "outcome"}.get(k, k) in table.columns}
+    for col in getattr(ctx.data.groups, "columns", []):
+        if col in table.columns or f"{col}_data" in table.columns:
+            out[col if col in table.columns else f"{col}_data"] = f"Data column: {col}"
+    return out
+
+
+def group_labels(table, by: str):
+    from rnnviz_core.groups import assign_groups
+    return assign_groups(table, by).astype(str)
+
+
+def _resilience(model, X, lengths, device):
+    from rnnviz_core.groups import resilience_sweep
+    return resilience_sweep(model, X, lengths, device=device)
+
+
+def resilience_results(ctx: Loaded):
+    """Output change per sequence under noise and missing steps (cached; one batched run each)."""
+    return compute_status("Damaging the inputs (noise, missing steps) and re-running the model…",
+                          _resilience, ctx.model, ctx.data.X, ctx.data.lengths, key=("resilience",),
+                          device=ctx.device)
+
+
+def with_resilience(table, results):
+    """``table`` plus one ``change: <condition>`` column per damage condition."""
+    out = table.copy()
+    for cond, part in results.groupby("condition", sort=False):
+        out[f"change: {cond}"] = part.set_index("seq")["output_change"].reindex(out["seq"]).to_numpy()
+    return out
+
+
+def comparison_view(cmp):
+    """The two-group test frame as a table a non-programmer can read."""
+    import pandas as pd
+    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, m.replace("change: ", "output change under ")))
+    return pd.DataFrame({
+        "measure": label, "A": cmp["mean_a"], "B": cmp["mean_b"], "A − B": cmp["mean_a"] - cmp["mean_b"],
+        "p-value": cmp["p_value"], "effect size": cmp["effect_size"],
+        "test": cmp["test"] + " (" + cmp["effect_name"] + ")", "sizes": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
+    })
+
+
+def _repro(tr_a, tr_b, groups):
+    from rnnviz_core.groups import reproducibility
+    return reproducibility(tr_a, tr_b, groups=groups)
+
+
+def second_model_view(ctx: Loaded, dig: str, by: str, groups):
+    """Reproducibility table of the loaded model against the second model kept under ``dig``."""
+    from rnnviz_core.data import check_against_model
+    raw, name = stored(dig)
+    other = model_from_bytes(raw, name)
+    check_against_model(ctx.data, other)
+    tr_b = shared(_trace_all, other, ctx.data.X, ctx.data.lengths, key=("trace2", dig), device=ctx.device)
+    return name, compute(_repro, full_trace(ctx), tr_b, groups,
+                         key=("repro", dig, by, digest(np.asarray(groups, dtype=str))))
+
+
+def _gate_scatter(tr, layer, direction, mask, low, high):
+    from rnnviz_core.saturation import gate_saturation, trace_gates
+    gates = {k: v[mask] for k, v in trace_gates(tr, layer=layer, direction=direction).items()}
+    return gate_saturation(gates, tr.lengths[mask], low=low, high=high)
+
+
+def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float, high: float, key: tuple):
+    """Per gate unit: share of steps nearly shut / nearly open, over the sequences in ``mask``."""
+    return compute(_gate_scatter, full_trace(ctx), layer, direction, mask, low, high, key=("gates",) + key)
+
+
+def compare(table, by: str, a: str, b: str):
+    """Two-group tests on outcome, saturation and resilience columns."""
+    from rnnviz_core.groups import _metric_columns, compare_groups
+    metrics = [m for m in _metric_columns(table) if m not in ("output_change", "flipped")]
+    metrics += [c for c in table.columns if str(c).startswith("change: ")]
+    return compare_groups(table, by, a, b, metrics=metrics)
+
+
+def resilience_by_group(results, table, labels, a: str, b: str):
+    """Resilience per damage condition for groups ``a`` and ``b`` only."""
+    from rnnviz_core.groups import resilience_summary
+    out = resilience_summary(results, table, labels)
+    return out[out["group"].astype(str).isin([a, b])].reset_index(drop=True)
+
+
+def second_model_section(ctx: Loaded, by: str, labels) -> None:
+    """Upload a second model of the same task and show how far the two agree, per group."""
+    st.caption("Upload another trained model of the same task (another seed or checkpoint). rnnviz runs both on "
+               "the loaded data and reports, per group, how often they give the same answer and whether the same "
+               "sequences and the same steps saturate in both.")
+    up = st.file_uploader("Second model file", key="up_model2")
+    if up is not None and st.session_state.get("_seen_model2") != up.file_id:
+        st.session_state["_seen_model2"] = up.file_id
+        try:
+            view()["model2"] = store_upload(up)[0]
+        except Exception as exc:  # noqa: BLE001
+            show_error(exc)
+    dig = view().get("model2")
+    remember("model2", dig)
+    if not dig:
+        return
+    try:
+        name, rep = second_model_view(ctx, dig, by, labels.to_numpy())
+    except Exception as exc:  # noqa: BLE001
+        show_error(exc)
+        view().pop("model2", None)
+        return
+    st.markdown(f"Loaded model vs **{name}**")
+    st.dataframe(rep, hide_index=True, width="stretch")
+    st.caption("agreement: share of sequences where both models predict the same class; sat_corr_sequences: do the "
+               "same sequences saturate in both (1 = exactly, 0 = unrelated); sat_corr_time: does saturation rise and "
+               "fall at the same steps.")
+    csv_button(rep, "Download the reproducibility table (CSV)", "reproducibility.csv", "dl_repro")
+
+
+# ---------------------------------------------------------------- contributions page
+FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
+
+
+def _scores(model, X, lengths, method, target, device):
+    from rnnviz_core.contributions import contributions
+    return contributions(model, X, method, lengths, target, device=device, return_info=True)
+
+
+def scores(ctx: Loaded, method: str):
+    """(scores [N, T], info) of ``method`` for every loaded sequence and the chosen target (cached)."""
+    from rnnviz_core.contributions import METHODS
+    from rnnviz_core.errors import InputError
+    if method not in METHODS:
+        raise InputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    return compute_status(f"Scoring every step of {len(ctx.data.X)} sequences with {method}…",
+                          _scores, ctx.model, ctx.data.X, ctx.data.lengths, method, ctx.target, ctx.device,
+                          key=("scores", method, ctx.target))
+
+
+@st.cache_resource
+def _seen_keys() -> set:
+    return set()
+
+
+def compute_status(label: str, fn: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> Any:
+    """:func:`compute`, showing ``label`` in an ``st.status`` box while it is computed for the
+    first time in this server (a cached result appears without the box)."""
+    ck = digest(f"{fn.__module__}.{fn.__qualname__}", loaded().key, key, sorted((k, repr(v)) for k, v in kwargs.items()))
+    if ck in _seen_keys():
+        return compute(fn, *args, key=key, **kwargs)
+    with st.status(label, expanded=False) as box:
+        out = compute(fn, *args, key=key, **kwargs)
+        box.update(label=label.rstrip("…") + ": done.", state="complete")
+    _seen_keys().add(ck)
+    return out
+
+
+def _faith(model, X, lengths, target, device):
+    from rnnviz_core.faithfulness import compare_methods
+    rep = compare_methods(model, X, lengths=lengths, target=target, device=device)
+    return rep.curves, rep.summary
+
+
+def faithfulness(ctx: Loaded):
+    """Deletion curves and AOPC of the default methods on the first FAITH_SAMPLE sequences."""
+    n = min(FAITH_SAMPLE, len(ctx.data.X))
+    X, L = ctx.data.X[:n], ctx.data.lengths[:n]
+    return compute_status(f"Checking each method on {n} sequences: removing their top steps first…",
+                          _faith, ctx.model, X, L, ctx.target, ctx.device, key=("faith", n, ctx.target))
+
+
+def contribution_views(ctx: Loaded, sc, a: int, b: int, method: str):
+    """Tidy frames for the page: per-step scores of A and B, their top steps, positions."""
+    from rnnviz_core import rankings as rk
+    ids = np.asarray([str(i) for i in ctx.data.ids], dtype=object)
+    frame = rk.scores_frame(sc[[a, b]], method=method, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
+    top = rk.top_steps(sc[[a, b]], k=5, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
+    pos = rk.mean_abs_by_position(sc, relative=True, normalize=True, lengths=ctx.data.lengths)
+    y, names = labels_of(ctx)
+    by_group = None
+    if y is not None:
+        by_group = rk.mean_abs_by_group(sc, np.asarray(names, dtype=object)[y], lengths=ctx.data.lengths,
+                                        name="true class")
+    return frame, top, pos, by_group
+
+
+def all_scores_frame(ctx: Loaded, sc, method: str):
+    from rnnviz_core import rankings as rk
+    return rk.scores_frame(sc, method=method, ids=[str(i) for i in ctx.data.ids], lengths=ctx.data.lengths)

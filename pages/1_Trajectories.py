@@ -51,7 +51,7 @@ what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' 
 
 def show(build, *args, csv, name: str, key: tuple, **kw) -> None:
     """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
-    st.caption(sup.chart(build, *args, key=(kind, layer, direction) + key, **kw))
+    st.caption(sup.chart(build, *args, key=(kind, layer, direction, name) + key, **kw))
     sup.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
 
 

@@ -58,7 +58,8 @@ def test_start_page_shows_trained_demo_at_once(page, app_url):
     text = main(page).inner_text()
     assert "rnnviz shows what happens inside a recurrent network" in text
     assert "The loaded model" in text and "Architecture:" in text
-    assert re.search(r"Accuracy on the loaded data\s*\n?\s*\d+(\.\d)?%", text)
+    metric = page.locator('[data-testid="stMetric"]').first.inner_text()
+    assert "Accuracy on the loaded data" in metric and re.search(r"\d+(\.\d)?%", metric), metric
     for name in ("Trajectories", "Saturation", "Contributions"):
         assert main(page).get_by_role("link", name=re.compile(name)).count() == 1
     assert "Device in use:" in sidebar(page).inner_text()
@@ -125,4 +126,48 @@ def test_deep_link_reproduces_view(page, app_url):
     open_app(page, link)
     charts_drawn(page, 2)
     assert selected(page, "Sequence B") == choice
+    assert_clean(page)
+
+
+# ------------------------------------------------------------------------- switching
+def test_switch_method_shows_its_meaning_and_new_scores(page, app_url):
+    from rnnviz_core.contributions import METHODS
+    open_app(page, f"{app_url}/contributions?demo={DEFAULT}")
+    charts_drawn(page, 2)
+    assert METHODS["grad_norm"][:40] in main(page).inner_text()
+    before = page.locator(CHART).first.screenshot()
+    select_option(page, "Method", "input x grad")
+    charts_drawn(page, 2)
+    page.wait_for_timeout(500)  # let vega finish drawing the new bars
+    assert page.locator(CHART).first.screenshot() != before  # the bars under A changed
+    text = main(page).inner_text()
+    assert METHODS["input_x_grad"][:40] in text and METHODS["grad_norm"][:40] not in text
+    assert "method=input_x_grad" in page.url
+    assert_clean(page)
+
+
+def test_most_different_pair_and_layer_views(page, app_url):
+    open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
+    charts_drawn(page, 4)
+    page.get_by_text("Most different pair").click()
+    wait_idle(page)
+    info = page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
+    assert "furthest apart" in info and "A =" in info.replace("**", "")
+    assert "pick=Most+different+pair" in page.url
+    opts = select_option(page, "What to show", index=1)
+    assert opts and opts != "Hidden state h"
+    assert charts_drawn(page, 4) >= 4
+    assert_clean(page)
+
+
+def test_faithfulness_check_reports_completeness(page, app_url):
+    small = "digits" if "digits" in DEMO_KEYS else DEFAULT
+    open_app(page, f"{app_url}/contributions?demo={small}")
+    charts_drawn(page, 2)
+    before = page.locator(CHART).count()
+    page.get_by_text("Run the deletion check").click()
+    wait_idle(page, 300)
+    assert charts_drawn(page, before + 2) >= before + 2
+    assert "completeness error" in main(page).inner_text()
+    assert "faith=True" in page.url
     assert_clean(page)

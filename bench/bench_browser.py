@@ -6,9 +6,11 @@ Prints:
     for a second browser session (warm server caches);
   * each page's first render: from clicking its link in the navigation until the run has
     finished and every chart on it has drawn (cold for that page's computations);
-  * rerun after a widget change that needs no new computation: on Trajectories, switch
-    sequence B to a sequence already computed (every result comes from the cache); median of
-    several switches.
+  * rerun after a widget change that needs no new computation, on Trajectories: switching
+    sequence B back and forth between two sequences already computed (every result from the
+    cache; four charts redrawn), and toggling the distance alignment (one chart redrawn);
+    medians of several changes. Each time runs from the click to the end of the script run
+    with every chart drawn.
 
 Run: ``python bench/bench_browser.py [--repeats 5]``. Needs ``apt-get install chromium``.
 """
@@ -88,7 +90,14 @@ def main() -> None:
             assert selected(pg, "Sequence B") == first, "option order changed"
             times = [choose(3 if i % 2 == 0 else 1) for i in range(args.repeats)]
             assert selected(pg, "Sequence B") in (first, second)
-            print(f"rerun after a widget change (cached), median of {len(times)}: "
+            print(f"rerun after switching sequence B to a cached pair (4 charts redrawn), median of {len(times)}: "
+                  f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
+            radio = pg.locator('[data-testid="stRadio"]').filter(has_text="Line the two sequences up")
+            _timed(radio.get_by_text("end", exact=True).click, pg)   # computes the end-aligned distance once
+            _timed(radio.get_by_text("start", exact=True).click, pg)
+            times = [_timed(radio.get_by_text("end" if i % 2 == 0 else "start", exact=True).click, pg)
+                     for i in range(args.repeats)]
+            print(f"rerun after toggling the alignment (cached, 1 chart redrawn), median of {len(times)}: "
                   f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
             ctx2.close()
             browser.close()

@@ -70,10 +70,18 @@ st.subheader("How big the state is, and how fast it moves")
 norms = sup.guarded(sup.compute, tj.state_norms, H, lens, ids=ids, key=("norms", kind, layer, direction))
 show(tc.norms_chart, norms, [ia, ib], width=640, csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
 
-st.subheader("Where A and B part ways")
-align = st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
-                 key=sup.widget_key("align", "start", ["start", "end"]))
-dist = sup.guarded(sup.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=sup.value("align"),
-                   key=("dist", kind, layer, direction, a, b))
-part = tj.parting_step(dist)
-show(tc.distance_chart, dist, part, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, sup.value("align")))
+@st.fragment
+def parting_view() -> None:
+    """Its own fragment: changing the alignment reruns only this part of the page."""
+    st.subheader("Where A and B part ways")
+    st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
+             key=sup.widget_key("align", "start", ["start", "end"]))
+    align = sup.value("align")
+    dist = sup.guarded(sup.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
+                       key=("dist", kind, layer, direction, a, b))
+    part = tj.parting_step(dist)
+    show(tc.distance_chart, dist, part, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, align))
+    sup.sync_url()
+
+
+parting_view()

@@ -68,34 +68,51 @@ def launch_browser(pw):
     return pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
 
 
-RUN_COUNTER = """
-window.__rv = {runs: 0, seen: 0, t: 0};
-new MutationObserver((ms) => {
-  for (const m of ms) {
-    if (m.oldValue === 'running' && m.target.getAttribute('data-test-script-state') === 'notRunning') {
-      window.__rv.runs += 1; window.__rv.t = performance.now();
-    }
-  }
-}).observe(document, {attributes: true, subtree: true,
-    attributeFilter: ['data-test-script-state'], attributeOldValue: true});
-"""
+def _count_finished_runs(pg) -> None:
+    """Count Streamlit "script finished" messages on the page's websocket.
+
+    Reading the protocol is exact: a fast rerun can flip the app's running/notRunning
+    attribute within one frame, where a DOM observer would miss it."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    state = {"finished": 0, "seen": 0}
+    pg._rv_runs = state
+
+    def on_frame(payload) -> None:
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - not a ForwardMsg
+            return
+        if msg.WhichOneof("type") == "script_finished" and \
+                msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            state["finished"] += 1
+
+    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
 
 
 def new_page(browser, width: int = 1400, height: int = 1000):
     """A page in a fresh browser context that counts finished Streamlit script runs."""
     ctx = browser.new_context(viewport={"width": width, "height": height})
-    ctx.add_init_script(RUN_COUNTER)
-    return ctx.new_page()
+    pg = ctx.new_page()
+    _count_finished_runs(pg)
+    return pg
 
 
 def wait_idle(pg, timeout_s: float = 90.0) -> None:
     """Wait until a script run that has not been waited for yet has finished.
 
     Call it once after each action that reruns the script (widget change, upload, load)."""
-    pg.wait_for_function("() => window.__rv && window.__rv.runs > window.__rv.seen",
-                         timeout=timeout_s * 1000)
+    import time as _t
+    state = pg._rv_runs
+    deadline = _t.monotonic() + timeout_s
+    while state["finished"] <= state["seen"]:
+        if _t.monotonic() > deadline:
+            raise TimeoutError(f"no Streamlit script run finished within {timeout_s:.0f} s")
+        pg.wait_for_timeout(10)
+    state["seen"] = state["finished"]
     pg.wait_for_selector(IDLE, timeout=timeout_s * 1000)
-    pg.evaluate("() => { window.__rv.seen = window.__rv.runs; }")
 
 
 def open_app(pg, url: str) -> None:

@@ -273,10 +273,13 @@ def resolve_loaded(demo_key: str) -> Loaded | None:
                     v[kind] = kept
                 else:
                     v.pop(kind, None)
-        else:
-            v.pop("model", None)
-            v.pop("data", None)
-        return prev
+            return prev
+        v.pop("model", None)
+        v.pop("data", None)
+        try:  # a link to files this server no longer has: show the demo itself
+            ctx = _build_loaded(demo_key, None, None)
+        except Exception:  # noqa: BLE001 - the message above already says what is wrong
+            return None
     ctx.extra["model_upload"] = v.get("model")
     ctx.extra["data_upload"] = v.get("data")
     if prev is not None:
@@ -494,13 +497,6 @@ def row_of(ctx: Loaded) -> dict:
 def ids_of_class(ctx: Loaded, cls: int) -> list[str]:
     y, _ = labels_of(ctx)
     return [str(s) for s, c in zip(ctx.data.ids, y) if int(c) == cls]
-
-
-def cloud_sample(frame, max_points: int = 4000, seed: int = 0):
-    """A fixed random subset of a PCA frame's rows, small enough for the browser."""
-    if len(frame) <= max_points:
-        return frame
-    return frame.sample(n=max_points, random_state=seed)
 
 
 # ---------------------------------------------------------------- charts

@@ -63,10 +63,11 @@ with st.sidebar:
         _take_upload("model", st.file_uploader("Model file", key="up_model",
                      help="A model saved with rnnviz (save_model), e.g. a .safetensors file."))
         _take_upload("data", st.file_uploader("Data file", key="up_data",
-                     help="Sequences as CSV, Parquet or NPZ; see the README for the columns."))
-        if sup.view().get("model") or sup.view().get("data"):
-            st.button("Back to the demo's files", on_click=_clear_uploads, key="btn_clear_uploads")
+                     help="Sequences as CSV or Parquet (one row per step), NPZ, or a UCR/UEA .ts file; see the README."))
+        back = st.empty()
     ctx = sup.resolve_loaded(demo_key)   # shows an error and keeps the previous view on failure
+    if sup.view().get("model") or sup.view().get("data"):
+        back.button("Back to the demo's files", on_click=_clear_uploads, key="btn_clear_uploads")
     if ctx is not None:
         st.caption(f"**Model:** {ctx.model_name}  \n**Data:** {ctx.data_name} "
                    f"({len(ctx.data.X)} sequences)")

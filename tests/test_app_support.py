@@ -125,8 +125,10 @@ def test_link_to_a_file_the_server_no_longer_has(demo_key, monkeypatch):
     shown = []
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
     sup.view()["data"] = "0" * 64
-    assert sup.resolve_loaded(demo_key) is None
+    ctx = sup.resolve_loaded(demo_key)
     assert shown and "upload it again" in shown[0]
+    assert ctx is not None and ctx.demo == demo_key and ctx.extra["data_upload"] is None  # the demo instead
+    assert "data" not in sup.view()
 
 
 def test_show_error_never_leaks_internal_messages(monkeypatch):

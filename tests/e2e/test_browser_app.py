@@ -171,3 +171,33 @@ def test_faithfulness_check_reports_completeness(page, app_url):
     assert "completeness error" in main(page).inner_text()
     assert "faith=True" in page.url
     assert_clean(page)
+
+
+def test_data_that_does_not_fit_the_model_is_refused(page, app_url):
+    others = [d for d in DEMOS if d.key != DEFAULT]
+    if not others:
+        pytest.skip("needs a second demo")
+    other = Path(others[0].data_path)
+    open_app(page, f"{app_url}/?demo={DEFAULT}")
+    before = page.locator('[data-testid="stMetric"]').first.inner_text()
+    upload(page, "Data file", other)
+    err = page.locator('[data-testid="stAlertContentError"]')
+    assert err.count() >= 1 and "Traceback" not in err.first.inner_text()
+    side = sidebar(page).inner_text()
+    assert f"Data: {other.name}" not in side and "(demo data)" in side
+    assert page.locator('[data-testid="stMetric"]').first.inner_text() == before
+    assert "data=" not in page.url
+    assert_clean(page)
+
+
+def test_pick_sequences_by_class(page, app_url):
+    open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
+    charts_drawn(page, 4)
+    page.get_by_text("By class", exact=True).click()
+    wait_idle(page)
+    names = [o.strip() for o in (select_option(page, "Class of B", index=0),)]
+    assert "cb=0" in page.url
+    chosen = selected(page, "Sequence B")
+    assert f"true {names[0]}" in chosen
+    assert charts_drawn(page, 4) >= 4
+    assert_clean(page)

@@ -204,9 +204,8 @@ def test_ig_matches_captum_same_step_count(gru):
 
 
 def test_ig_completeness_default_refinement_on_a_sharp_model():
-    """Weights scaled x5 make the path integrand sharp: 16 nodes are not enough for some
-    sequences (measured: 32 or 64 needed for 5 of 12), refinement must go further, and every
-    sequence ends within 1%."""
+    """Weights scaled x5 make the path integrand sharp: one 15-point panel is not enough for
+    some sequences, refinement must split panels, and every sequence ends within 1%."""
     torch.manual_seed(4)
     m = GRUNet(F=3, H=6, C=2, scale=5.0)
     x = 2 * torch.randn(12, 15, 3, generator=torch.Generator().manual_seed(5))
@@ -218,7 +217,8 @@ def test_ig_completeness_default_refinement_on_a_sharp_model():
     assert (err <= 0.0101).all(), err
     np.testing.assert_allclose(info["completeness_error"], err, rtol=1e-2, atol=1e-4)
     assert info["converged"].all()
-    assert info["steps"].max() > 16, "this model was built to need refinement"
+    assert info["steps"].max() > 15, "this model was built to need refinement"
+    assert info["gradient_evaluations"] == info["steps"].sum()
     # with a fixed, too small count the error is reported honestly (not hidden)
     s2, info2 = contributions(m, x, "integrated_gradients", lengths=L, steps=2, return_info=True)
     err2 = np.abs(np.nansum(s2, 1) - (fx - f0)) / np.maximum(np.abs(fx - f0), 0.01)
@@ -228,13 +228,14 @@ def test_ig_completeness_default_refinement_on_a_sharp_model():
 
 def test_ig_cap_is_reported():
     torch.manual_seed(4)
-    m = GRUNet(F=3, H=6, C=2, scale=5.0)
+    m = GRUNet(F=3, H=6, C=2, scale=8.0)              # chaotic path: refinement cannot finish
     x = 2 * torch.randn(12, 15, 3, generator=torch.Generator().manual_seed(5))
-    _, info = contributions(m, x, "integrated_gradients", max_steps=4, start_steps=2,
-                            return_info=True)
-    assert info["steps"].max() == 4
+    _, info = contributions(m, x, "integrated_gradients", max_steps=45, return_info=True)
+    assert info["steps"].max() == 45 and set(info["steps"]) <= {15, 45}
     assert not info["converged"].all()
     assert (info["converged"] == (info["completeness_error"] <= 0.01)).all()
+    with pytest.raises(InputError, match="at least 15"):
+        contributions(m, x, "integrated_gradients", max_steps=10)
 
 
 def test_ig_mean_baseline_and_array_baseline(gru):

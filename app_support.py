@@ -228,7 +228,7 @@ def _build_loaded(demo_key: str, model_dig: str | None, data_dig: str | None) ->
     from rnnviz_core.errors import InputError
     model, ds, mkey, dkey = demo(demo_key)
     title = demo_infos()[demo_key].title
-    mname, dname = f"{title} (demo)", f"{title} (demo data)"
+    mname, dname = f"{title}: shipped model", f"{title}: shipped test data"
     for kind, dig in (("model", model_dig), ("data", data_dig)):
         if not dig:
             continue
@@ -398,6 +398,9 @@ def model_card(ctx: Loaded) -> dict:
         "data": f"{X.shape[0]} sequences, up to {X.shape[1]} steps, {X.shape[2]} feature(s)",
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data has no labels, so accuracy cannot be computed.",
+        "about": (demo_infos()[ctx.demo].description
+                  if ctx.demo in demo_infos() and not (ctx.extra.get("model_upload") or ctx.extra.get("data_upload"))
+                  else ""),
     }
     y = getattr(ds, "y", None)
     if y is None:

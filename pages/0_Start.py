@@ -20,6 +20,8 @@ st.subheader("The loaded model")
 left, right = st.columns([3, 2])
 with left:
     st.markdown(f"**{ctx.model_name}** on **{ctx.data_name}**")
+    if card["about"]:
+        st.caption(card["about"])
     st.markdown(f"- Architecture: {card['architecture']}\n- Outputs: {card['outputs']}\n"
                 f"- Data: {card['data']}\n- Computing on: {ctx.device_label}")
 with right:

@@ -40,7 +40,7 @@ def browser(app_url):
 
 @pytest.fixture
 def page(browser, request):
-    pg = new_page(browser)
+    pg = new_page(browser, 1400, 2200)  # tall, so the screenshot shows most of the page
     ctx = pg.context
     pg.set_default_timeout(90_000)
     yield pg

@@ -184,7 +184,7 @@ def test_data_that_does_not_fit_the_model_is_refused(page, app_url):
     err = page.locator('[data-testid="stAlertContentError"]')
     assert err.count() >= 1 and "Traceback" not in err.first.inner_text()
     side = sidebar(page).inner_text()
-    assert f"Data: {other.name}" not in side and "(demo data)" in side
+    assert f"Data: {other.name}" not in side and "shipped test data" in side
     assert page.locator('[data-testid="stMetric"]').first.inner_text() == before
     assert "data=" not in page.url
     assert_clean(page)

@@ -6,6 +6,7 @@ Screenshots go to ``test-artifacts/e2e/`` (git-ignored).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,9 +19,18 @@ from harness import ARTIFACTS, launch_browser, new_page, start_server, stop_serv
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
+    missing = None
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
+        missing = "Debian's chromium is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "playwright is not installed (pip install -e '.[test]')"
+    if missing:
+        if os.environ.get("RNNVIZ_REQUIRE_BROWSER"):
+            pytest.fail(f"browser tests required (RNNVIZ_REQUIRE_BROWSER is set) but {missing}")
+        pytest.skip(missing)
     proc, url, log_path = start_server(tmp_path_factory.mktemp("server"))
     yield url
     stop_server(proc)

@@ -185,3 +185,35 @@ def test_invalid_store_request_is_input_error(tmp_path):
     from rnnviz_core.store import UploadStore
     with pytest.raises(InputError):
         UploadStore(tmp_path, max_bytes=0)
+
+
+def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key):
+    layers, dirs, _ = sup.layer_options(ctx)
+    table = sup.saturation_table(ctx, layers[-1], "fwd", 0.9, 0.1, 0.9)
+    assert len(table) == len(ctx.data.X) and "frac_saturated" in table
+    options = sup.groupings(ctx, table)
+    assert "correct" in options and "saturation" in options
+    labels = sup.group_labels(table, "correct")
+    assert set(labels.unique()) <= {"correct", "wrong"}
+    res = sup.resilience_results(ctx)
+    full = sup.with_resilience(table, res)
+    assert any(c.startswith("change: ") for c in full.columns)
+    view = sup.comparison_view(sup.compare(full, "correct", "correct", "wrong"))
+    assert {"measure", "A", "B", "A − B", "p-value", "effect size"} <= set(view.columns)
+    assert "accuracy (share correct)" in set(view["measure"])
+    # the same model as "second model": the two agree on every sequence
+    mpath, _ = sup.demo_files(demo_key)
+    dig = sup.upload_store().put(mpath.read_bytes(), name=mpath.name)
+    name, rep = sup.second_model_view(ctx, dig, "correct", labels.to_numpy())
+    assert name == mpath.name
+    assert np.allclose(rep["agreement"].dropna(), 1.0)
+
+
+def test_contribution_glue_scores_and_views(ctx):
+    sc, info = sup.scores(ctx, "grad_norm")
+    assert sc.shape == ctx.data.X.shape[:2]
+    frame, top, pos, by_group = sup.contribution_views(ctx, sc, 0, 1, "grad_norm")
+    assert set(frame["seq"]) == {str(ctx.data.ids[0]), str(ctx.data.ids[1])}
+    assert top["rank"].min() == 1 and len(pos) > 0
+    with pytest.raises(InputError):
+        sup.scores(ctx, "no_such_method")

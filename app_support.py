@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from rnnviz_core.errors import RnnvizError
+from rnnviz_core.errors import DataError, RnnvizError
 from rnnviz_core.store import UploadStore, content_hash
 
 GENERIC_ERROR = ("Something went wrong while reading or analysing this input. Check that the file is "
@@ -243,7 +243,7 @@ def _build_loaded(demo_key: str, model_dig: str | None, data_dig: str | None) ->
             ds, dkey, dname = data_from_bytes(raw, name), dig, name or "uploaded data"
     if model_dig or data_dig:
         from rnnviz_core.data import check_against_model
-        check_against_model(ds, model)
+        ds = check_against_model(ds, model)  # aligned to the model: feature order, class order
     dev = resolve_device("auto")
     return Loaded(model=model, data=ds, model_key=mkey, data_key=dkey, model_name=mname,
                   data_name=dname, demo=demo_key, device=str(dev), device_label=device_label(dev))
@@ -623,6 +623,12 @@ def second_model_view(ctx: Loaded, dig: str, by: str, groups):
     raw, name = stored(dig)
     other = model_from_bytes(raw, name)
     check_against_model(ctx.data, other)
+    mine, theirs = list(getattr(ctx.model, "class_names", None) or []), list(getattr(other, "class_names", None) or [])
+    if mine and theirs and mine != theirs:
+        raise DataError(
+            f"The second model's classes ({', '.join(map(str, theirs))}) are not those of the loaded model "
+            f"({', '.join(map(str, mine))}), so their predictions cannot be compared. Upload a model of the same task."
+        )
     tr_b = shared(_trace_all, other, ctx.data.X, ctx.data.lengths, key=("trace2", dig), device=ctx.device)
     return name, compute(_repro, full_trace(ctx), tr_b, groups,
                          key=("repro", dig, by, digest(np.asarray(groups, dtype=str))))

@@ -108,6 +108,22 @@ def test_uploaded_demo_files_replace_model_and_data(ctx, demo_key):
     assert new.model_key == mdig == ctx.model_key  # same bytes, same content hash
 
 
+def test_uploaded_race_csv_is_scored_in_the_models_class_order():
+    """The race CSV names its classes in text; read alone they sort alphabetically, which is not the
+    model's order. The uploaded data must be aligned to the model before anything is scored."""
+    if "race" not in sup.demo_infos():
+        pytest.skip("race demo not shipped")
+    demo_ctx = sup.resolve_loaded("race")
+    mpath, dpath = sup.demo_files("race")
+    ddig = sup.upload_store().put(dpath.read_bytes(), name=dpath.name)
+    sup.view().update(data=ddig)
+    up = sup.resolve_loaded("race")
+    assert up.data_key == ddig
+    assert list(up.data.class_names) == list(up.model.class_names)
+    np.testing.assert_array_equal(up.data.y, demo_ctx.data.y)
+    assert sup.model_card(up)["score_value"] == sup.model_card(demo_ctx)["score_value"]
+
+
 def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key, monkeypatch):
     shown = []
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))

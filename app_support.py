@@ -362,17 +362,11 @@ def csv_button(df, label: str, file_name: str, key: str) -> None:
 
 # ---------------------------------------------------------------- start page
 def _architecture(model) -> str:
-    import torch.nn as nn
-    parts = []
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)):
-            kind = type(m).__name__
-            if kind == "RNN":
-                kind = f"RNN ({m.nonlinearity})"
-            bi = ", bidirectional" if m.bidirectional else ""
-            proj = f", projection {m.proj_size}" if getattr(m, "proj_size", 0) else ""
-            parts.append(f"{kind}: {m.num_layers} layer(s) of {m.hidden_size} units{bi}{proj}")
-    return "; ".join(parts) or "no recurrent module found"
+    from rnnviz_core.engine import find_recurrent
+    try:
+        return "; ".join(info.describe() for info in find_recurrent(model))
+    except RnnvizError:
+        return "no recurrent module found"
 
 
 def _predict(model, X, lengths, device):

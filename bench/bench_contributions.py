@@ -199,7 +199,7 @@ def main():
     print(f"    ours, steps=50:                          {t_o:7.2f} s wall ({c_o:.2f} s CPU)   "
           f"ratio {t_o / t_c:.2f}x wall, {c_o / c_c:.2f}x CPU (target <= 1x); "
           f"completeness {q(err_o)}")
-    print(f"    ours, default refinement (to 1%, cap 1024 evaluations): "
+    print(f"    ours, default refinement (to 1%, cap 2048 evaluations): "
           f"{t_d:7.2f} s wall ({c_d:.2f} s CPU)   {t_d / t_c:.2f}x Captum-50 wall, "
           f"{c_d / c_c:.2f}x CPU; completeness {q(err_d)}")
     ev = infod["steps"]

@@ -82,7 +82,7 @@ TARGET_KINDS = ("logit", "probability", "loss")
 _ELEMENT_BUDGET = 1 << 23
 
 # Integrated-gradients refinement defaults (see _integrated_gradients).
-_IG_MAX_STEPS = 1024      # gradient evaluations per sequence before refinement gives up
+_IG_MAX_STEPS = 2048      # gradient evaluations per sequence before refinement gives up
 _IG_TOL = 0.01
 _IG_FLOOR = 0.01
 _IG_SPLIT = 0.25          # split every panel whose error estimate is >= this share of the worst
@@ -153,7 +153,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     **options
         ``target_kind`` ("logit", "probability", "loss"), ``y`` (labels for "loss"), ``loss``
         ("auto", "ce", "mse", "bce"); for integrated_gradients ``steps`` (fixed count of
-        Gauss-Legendre nodes; default: refine), ``tol`` (0.01), ``max_steps`` (1024 gradient
+        Gauss-Legendre nodes; default: refine), ``tol`` (0.01), ``max_steps`` (2048 gradient
         evaluations per sequence), ``floor`` (0.01).
 
     Returns

@@ -82,11 +82,21 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
             b_step = torch.cat([torch.zeros_like(w.b_hh[: 2 * hc]), w.b_hh[2 * hc :]])
         else:
             b_in, b_step = w.b_ih + w.b_hh, None
-    gi = torch.nn.functional.linear(x.transpose(0, 1), w.w_ih, b_in)  # (T, N, G*H)
-    w_hh_t = w.w_hh.t()
+    w_ih, w_hh = w.w_ih, w.w_hh
+    if mode == "LSTM":
+        # tanh(u) = 2 sigmoid(2u) - 1: doubling the g rows lets one sigmoid serve all four gates
+        scale = torch.ones(4 * hc, dtype=w_ih.dtype, device=w_ih.device)
+        scale[2 * hc : 3 * hc] = 2.0
+        w_ih, w_hh = w_ih * scale[:, None], w_hh * scale[:, None]
+        b_in = None if b_in is None else b_in * scale
+    gi = torch.nn.functional.linear(x.transpose(0, 1).contiguous(), w_ih, b_in)  # (T, N, G*H)
+    w_hh_t = w_hh.t()
     w_hr_t = None if w.w_hr is None else w.w_hr.t()
     outs = [None] * t_len
-    rec = {k: [None] * t_len for k in GATES[mode] + (("c",) if mode == "LSTM" else ())} if record else {}
+    n_seq = x.shape[0]
+    # Recorded values go straight into time-major buffers (one contiguous copy per step).
+    sig_buf = x.new_empty(t_len, n_seq, (2 if mode == "GRU" else 4) * hc) if record and mode in ("GRU", "LSTM") else None
+    cell_buf = x.new_empty(t_len, n_seq, hc) if record and mode in ("GRU", "LSTM") else None  # GRU n, LSTM c
     kept = [None] * t_len if keep else None
     for t in range(t_len - 1, -1, -1) if reverse else range(t_len):
         if mode == "GRU":
@@ -97,14 +107,15 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
             n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, ghn))
             h_new = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
             if record:
-                rec["r"][t], rec["z"][t], rec["n"][t] = r, z, n
+                sig_buf[t] = rz
+                cell_buf[t] = n
             if keep:
                 kept[t] = (h, r, z, n, ghn)
         elif mode == "LSTM":
-            pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o
+            pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o (g rows doubled)
             sg = torch.sigmoid(pre)
             i_g, f_g, o_g = sg[:, :hc], sg[:, hc : 2 * hc], sg[:, 3 * hc :]
-            g_g = torch.tanh(pre[:, 2 * hc : 3 * hc])
+            g_g = sg[:, 2 * hc : 3 * hc] * 2 - 1  # = tanh of the g pre-activation
             c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
             tc = torch.tanh(c_new)
             h_new = o_g * tc
@@ -113,7 +124,8 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
             if keep:
                 kept[t] = (c, i_g, f_g, g_g, o_g, tc)
             if record:
-                rec["i"][t], rec["f"][t], rec["g"][t], rec["o"][t], rec["c"][t] = i_g, f_g, g_g, o_g, c_new
+                sig_buf[t] = sg
+                cell_buf[t] = c_new
             c = torch.where(mask[:, t, None], c_new, c) if mask is not None else c_new
         else:
             pre = torch.addmm(gi[t], h, w_hh_t)
@@ -129,8 +141,14 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
         else:
             h = h_new
             outs[t] = h_new
-    out = torch.stack(outs, 1)  # (N, T, Hs)
-    return out, h, c, {k: torch.stack(v, 1) for k, v in rec.items()}, kept
+    out = torch.stack(outs, 0).transpose(0, 1)  # (N, T, Hs), time-major storage
+    rec = {}
+    if record and mode == "GRU":
+        rec = {"r": sig_buf[..., :hc], "z": sig_buf[..., hc:], "n": cell_buf}
+    elif record and mode == "LSTM":
+        rec = {"i": sig_buf[..., :hc], "f": sig_buf[..., hc : 2 * hc], "g": sig_buf[..., 2 * hc : 3 * hc] * 2 - 1,
+               "o": sig_buf[..., 3 * hc :], "c": cell_buf}
+    return out, h, c, {k: v.transpose(0, 1) for k, v in rec.items()}, kept
 
 
 def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f, reverse, need_dx):

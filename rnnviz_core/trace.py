@@ -198,7 +198,7 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast"):
     if full:
         per_step = sum(
             info.num_layers * info.num_directions * sum(info.kind_size(k) for k in info.kinds) for info in infos
-        ) * 3
+        )  # one batch holds about this many elements per step, plus the loop's small temporaries
     else:
         per_step = sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
     bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)

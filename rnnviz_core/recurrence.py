@@ -160,50 +160,51 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
     """
     n, t_len, hs = dh_direct.shape
     w_hh = w.w_hh  # (G*H, Hs)
-    lam = [None] * t_len
-    dpres = [None] * t_len if need_dx else None
+    g_h = w_hh.shape[0]  # G*H
+    hc = g_h // max(1, len(GATES[mode]))
+    # Pre-activation gradients go straight into a time-major buffer (no per-step concatenation);
+    # without an input gradient one (N, G*H) buffer is reused.
+    dpre_buf = dh_direct.new_empty(t_len, n, g_h) if need_dx else None
+    work = None if need_dx else dh_direct.new_empty(n, g_h)
+    lam_buf = dh_direct.new_empty(t_len, n, hs)
     carry = dh_direct.new_zeros(n, hs)
     dh0 = dh_direct.new_zeros(n, hs)
     carry_c = dc0 = None
     if mode == "LSTM":
-        carry_c = dh_direct.new_zeros(n, w.w_hh.shape[0] // 4)
+        carry_c = dh_direct.new_zeros(n, hc)
         dc0 = torch.zeros_like(carry_c)
     active = (dh_direct != 0).flatten(2).any(2).any(0).tolist()  # steps with a direct gradient
     if dc_direct is not None:
         active = [a or b for a, b in zip(active, (dc_direct != 0).flatten(2).any(2).any(0).tolist())]
     for t in range(t_len) if reverse else range(t_len - 1, -1, -1):
-        lam_t = carry + dh_direct[:, t] if active[t] else carry
-        lam[t] = lam_t
+        lam_t = torch.add(carry, dh_direct[:, t], out=lam_buf[t]) if active[t] else lam_buf[t].copy_(carry)
+        buf = dpre_buf[t] if need_dx else work  # (N, G*H)
         nxt_c = None
         if mode == "GRU":
             hp, r, z, g_n, ghn = kept[t]
+            d_r, d_z, d_n = buf[:, :hc], buf[:, hc : 2 * hc], buf[:, 2 * hc :]
             omz = 1 - z
-            d_n = lam_t * omz * (1 - g_n * g_n)  # d out / d (pre-activation of n)
-            d_z = lam_t * (hp - g_n) * z * omz
-            d_r = d_n * ghn * r * (1 - r)
-            nxt = torch.addmm(lam_t * z, torch.cat([d_r, d_z, d_n * r], 1), w_hh)
-            if need_dx:
-                dpres[t] = torch.cat([d_r, d_z, d_n], 1)
+            torch.mul(lam_t * omz, 1 - g_n * g_n, out=d_n)  # d out / d (pre-activation of n)
+            torch.mul(lam_t * (hp - g_n), z * omz, out=d_z)
+            torch.mul(d_n * ghn, r * (1 - r), out=d_r)
+            nxt = torch.addmm(lam_t * z, buf[:, : 2 * hc], w_hh[: 2 * hc])
+            nxt = torch.addmm(nxt, d_n * r, w_hh[2 * hc :])  # through W_hn h + b_hn, scaled by r
         elif mode == "LSTM":
             c_prev, i_g, f_g, g_g, o_g, tc = kept[t]
             lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
             dc = torch.addcmul(carry_c, lam_m, o_g * (1 - tc * tc))
             if dc_direct is not None and active[t]:
                 dc = dc + dc_direct[:, t]
-            d_pre = torch.cat(
-                [dc * g_g * i_g * (1 - i_g), dc * c_prev * f_g * (1 - f_g), dc * i_g * (1 - g_g * g_g),
-                 lam_m * tc * o_g * (1 - o_g)], 1,
-            )
-            nxt = d_pre @ w_hh
+            torch.mul(dc * g_g, i_g * (1 - i_g), out=buf[:, :hc])
+            torch.mul(dc * c_prev, f_g * (1 - f_g), out=buf[:, hc : 2 * hc])
+            torch.mul(dc * i_g, 1 - g_g * g_g, out=buf[:, 2 * hc : 3 * hc])
+            torch.mul(lam_m * tc, o_g * (1 - o_g), out=buf[:, 3 * hc :])
+            nxt = buf @ w_hh
             nxt_c = dc * f_g
-            if need_dx:
-                dpres[t] = d_pre
         else:
             act = kept[t]
-            d_pre = lam_t * ((1 - act * act) if mode == "RNN_TANH" else (act > 0).to(act.dtype))
-            nxt = d_pre @ w_hh
-            if need_dx:
-                dpres[t] = d_pre
+            torch.mul(lam_t, (1 - act * act) if mode == "RNN_TANH" else (act > 0).to(act.dtype), out=buf)
+            nxt = buf @ w_hh
         # the gradient of h_prev goes to the neighbouring step, or to h0 where the sequence starts
         nb = t + 1 if reverse else t - 1
         if 0 <= nb < t_len and (mask_f is None or not reverse):
@@ -221,10 +222,8 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
             dh0 = dh0 + nxt
             if nxt_c is not None:
                 dc0 = dc0 + nxt_c
-    lam_all = torch.stack(lam, 1)
-    dx = None
-    if need_dx:
-        dx = (torch.stack(dpres, 0) @ w.w_ih).transpose(0, 1)  # (N, T, I)
+    lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
+    dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
     return lam_all, dx, dh0, dc0
 
 
@@ -263,6 +262,7 @@ class LayerFn(torch.autograd.Function):
         return out, torch.stack(h_n, 0), (torch.stack(c_n, 0) if c_n else h0.new_zeros(0))
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_hn, d_cn):
         spec, mask = ctx.spec, ctx.mask
         n, t_len, _ = ctx.shape

@@ -406,7 +406,7 @@ def test_unavailable_device_is_a_clear_error():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=cfg_id)
 def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
-    """Fast path (fused states, batched gates, hand-written BPTT) vs the step-by-step autograd
+    """Fast path (step-by-step forward, hand-written BPTT) vs the step-by-step autograd
     reference: every traced array, and the gradients w.r.t. the probe (d out / d h_t), the input
     x and the learned initial state."""
     from rnnviz_core.trace import _run

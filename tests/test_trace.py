@@ -408,7 +408,7 @@ def test_unavailable_device_is_a_clear_error():
 def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
     """Fast path (step-by-step forward, hand-written BPTT) vs the step-by-step autograd
     reference: every traced array, and the gradients w.r.t. the probe (d out / d h_t), the input
-    x and the learned initial state."""
+    x (which also reaches the layers through a data-dependent initial state)."""
     from rnnviz_core.trace import _run
 
     cell, layers, bidir, bf, pack, h0 = config

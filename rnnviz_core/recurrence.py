@@ -98,33 +98,40 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
     sig_buf = x.new_empty(t_len, n_seq, (2 if mode == "GRU" else 4) * hc) if record and mode in ("GRU", "LSTM") else None
     cell_buf = x.new_empty(t_len, n_seq, hc) if record and mode in ("GRU", "LSTM") else None  # GRU n, LSTM c
     kept = [None] * t_len if keep else None
+    # Without autograd, the recorded values are computed in place in those buffers (no copies).
+    direct = record and not torch.is_grad_enabled()
     for t in range(t_len - 1, -1, -1) if reverse else range(t_len):
         if mode == "GRU":
             gh = torch.addmm(b_step, h, w_hh_t) if b_step is not None else h @ w_hh_t  # (N, 3H)
-            rz = torch.sigmoid(gi[t, :, : 2 * hc] + gh[:, : 2 * hc])
+            rz = torch.sigmoid(gi[t, :, : 2 * hc] + gh[:, : 2 * hc], out=sig_buf[t] if direct else None)
             r, z = rz[:, :hc], rz[:, hc:]
             ghn = gh[:, 2 * hc :]  # W_hn h + b_hn
-            n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, ghn))
+            n = torch.tanh(torch.addcmul(gi[t, :, 2 * hc :], r, ghn), out=cell_buf[t] if direct else None)
             h_new = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
-            if record:
+            if record and not direct:
                 sig_buf[t] = rz
                 cell_buf[t] = n
             if keep:
                 kept[t] = (h, r, z, n, ghn)
         elif mode == "LSTM":
             pre = torch.addmm(gi[t], h, w_hh_t)  # (N, 4H), gate order i, f, g, o (g rows doubled)
-            sg = torch.sigmoid(pre)
+            sg = torch.sigmoid(pre, out=sig_buf[t] if direct else None)
             i_g, f_g, o_g = sg[:, :hc], sg[:, hc : 2 * hc], sg[:, 3 * hc :]
-            g_g = sg[:, 2 * hc : 3 * hc] * 2 - 1  # = tanh of the g pre-activation
-            c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
+            if keep or not direct:
+                g_g = sg[:, 2 * hc : 3 * hc] * 2 - 1  # = tanh of the g pre-activation
+                c_new = torch.addcmul(f_g * c, i_g, g_g)  # c_t = f * c_{t-1} + i * g
+            else:  # the same, one operation shorter: f c + i (2 s_g - 1)
+                c_new = torch.addcmul(f_g * c - i_g, i_g, sg[:, 2 * hc : 3 * hc], value=2, out=cell_buf[t])
             tc = torch.tanh(c_new)
             h_new = o_g * tc
             if w_hr_t is not None:
                 h_new = h_new @ w_hr_t  # projection: h_t = W_hr (o_t * tanh(c_t))
             if keep:
                 kept[t] = (c, i_g, f_g, g_g, o_g, tc)
-            if record:
+            if record and not direct:
                 sig_buf[t] = sg
+                cell_buf[t] = c_new
+            elif direct and keep:
                 cell_buf[t] = c_new
             c = torch.where(mask[:, t, None], c_new, c) if mask is not None else c_new
         else:

@@ -36,6 +36,10 @@ GATES: dict[str, tuple[str, ...]] = {
 }
 DIRECTIONS = ("fwd", "bwd")
 
+# Fused derivative kernels: grad * y * (1 - y) and grad * (1 - y^2) in one pass, given the output y.
+_sigmoid_bwd = torch.ops.aten.sigmoid_backward.grad_input
+_tanh_bwd = torch.ops.aten.tanh_backward.grad_input
+
 
 @dataclass
 class LayerWeights:
@@ -190,27 +194,30 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
         if mode == "GRU":
             hp, r, z, g_n, ghn = kept[t]
             d_r, d_z, d_n = buf[:, :hc], buf[:, hc : 2 * hc], buf[:, 2 * hc :]
-            omz = 1 - z
-            torch.mul(lam_t * omz, 1 - g_n * g_n, out=d_n)  # d out / d (pre-activation of n)
-            torch.mul(lam_t * (hp - g_n), z * omz, out=d_z)
-            torch.mul(d_n * ghn, r * (1 - r), out=d_r)
-            nxt = torch.addmm(lam_t * z, buf[:, : 2 * hc], w_hh[: 2 * hc])
+            lz = lam_t * z
+            _tanh_bwd(lam_t - lz, g_n, grad_input=d_n)  # d out / d (pre-activation of n): lam (1-z) (1-n^2)
+            _sigmoid_bwd(lam_t * (hp - g_n), z, grad_input=d_z)  # lam (h - n) z (1-z)
+            _sigmoid_bwd(d_n * ghn, r, grad_input=d_r)  # through r * (W_hn h + b_hn)
+            nxt = torch.addmm(lz, buf[:, : 2 * hc], w_hh[: 2 * hc])
             nxt = torch.addmm(nxt, d_n * r, w_hh[2 * hc :])  # through W_hn h + b_hn, scaled by r
         elif mode == "LSTM":
             c_prev, i_g, f_g, g_g, o_g, tc = kept[t]
             lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
-            dc = torch.addcmul(carry_c, lam_m, o_g * (1 - tc * tc))
+            dc = carry_c + torch.ops.aten.tanh_backward(lam_m * o_g, tc)  # through h = o tanh(c)
             if dc_direct is not None and active[t]:
                 dc = dc + dc_direct[:, t]
-            torch.mul(dc * g_g, i_g * (1 - i_g), out=buf[:, :hc])
-            torch.mul(dc * c_prev, f_g * (1 - f_g), out=buf[:, hc : 2 * hc])
-            torch.mul(dc * i_g, 1 - g_g * g_g, out=buf[:, 2 * hc : 3 * hc])
-            torch.mul(lam_m * tc, o_g * (1 - o_g), out=buf[:, 3 * hc :])
+            _sigmoid_bwd(dc * g_g, i_g, grad_input=buf[:, :hc])
+            _sigmoid_bwd(dc * c_prev, f_g, grad_input=buf[:, hc : 2 * hc])
+            _tanh_bwd(dc * i_g, g_g, grad_input=buf[:, 2 * hc : 3 * hc])
+            _sigmoid_bwd(lam_m * tc, o_g, grad_input=buf[:, 3 * hc :])
             nxt = buf @ w_hh
             nxt_c = dc * f_g
         else:
             act = kept[t]
-            torch.mul(lam_t, (1 - act * act) if mode == "RNN_TANH" else (act > 0).to(act.dtype), out=buf)
+            if mode == "RNN_TANH":
+                _tanh_bwd(lam_t, act, grad_input=buf)
+            else:
+                torch.mul(lam_t, (act > 0).to(act.dtype), out=buf)
             nxt = buf @ w_hh
         # the gradient of h_prev goes to the neighbouring step, or to h0 where the sequence starts
         nb = t + 1 if reverse else t - 1

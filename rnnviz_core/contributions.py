@@ -317,11 +317,8 @@ def _as_2d(z: torch.Tensor) -> torch.Tensor:
 def _predict(model, x: torch.Tensor, lt, dev, batch_size) -> torch.Tensor:
     """The model's own output (fused modules, no grad), batched over rows."""
     from .engine import fused_forward
-    n = x.shape[0]
     size = batch_size or max(1, _ELEMENT_BUDGET // max(1, x.shape[1] * x.shape[2] * 8))
-    parts = [fused_forward(model, x[s:e], None if lt is None else lt[s:e])
-             for s, e in _chunks(n, size)]
-    return _as_2d(torch.cat([_as_2d(p) for p in parts]).float())
+    return _as_2d(fused_forward(model, x, lt, batch_size=size, device=dev)).float()
 
 
 def _pad_mask(L: np.ndarray, T: int) -> np.ndarray:

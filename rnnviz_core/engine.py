@@ -456,11 +456,28 @@ class ModelView:
         return out
 
 
-def fused_forward(model: nn.Module, xt: torch.Tensor, lt: torch.Tensor | None) -> torch.Tensor:
-    """The model's own output for a prepared batch, without gradients (eval mode, model untouched)."""
-    view = ModelView(model, xt.device, engine="fused")
+def fused_forward(
+    model: nn.Module,
+    xt: torch.Tensor,
+    lt: torch.Tensor | None,
+    *,
+    batch_size: int | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """The model's own output for a prepared batch, without gradients (eval mode, model untouched).
+
+    Rows stream through one private view in chunks of ``batch_size`` (default: all at once), each
+    chunk moved to ``device`` (default: where ``xt`` is); the outputs stay on that device.
+    """
+    view = ModelView(model, device or xt.device, engine="fused")
+    n = xt.shape[0]
+    bs = int(batch_size) if batch_size else n
     with torch.no_grad():
-        return view.run(xt, lt)
+        parts = [
+            view.run(xt[s : s + bs].to(view.device), None if lt is None else lt[s : s + bs])
+            for s in range(0, n, bs)
+        ]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
 
 def unrolled_forward(

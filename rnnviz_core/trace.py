@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .device import resolve_device
-from .engine import DIRECTIONS, ModelView, RecurrentInfo, find_recurrent, prepare
+from .engine import DIRECTIONS, ModelView, RecurrentInfo, find_recurrent, fused_forward, prepare
 from .errors import InputError, ModelError
 
 __all__ = ["trace", "predict", "Trace", "RecurrentInfo"]
@@ -168,6 +168,11 @@ def _auto_batch(n: int, t: int, per_step: int) -> int:
     return int(max(1, min(n, _BATCH_BUDGET // max(1, t * per_step))))
 
 
+def _fused_per_step(infos) -> int:
+    """Elements one sequence-step of the fused forward holds: outputs plus the gates' workspace."""
+    return sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
+
+
 def _nan_past(arr: np.ndarray, lengths: np.ndarray, start: int) -> None:
     """Set arr[i, t] = NaN for t >= lengths[start + i] (in place)."""
     n, t = arr.shape[:2]
@@ -200,7 +205,7 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast"):
             info.num_layers * info.num_directions * sum(info.kind_size(k) for k in info.kinds) for info in infos
         )  # one batch holds about this many elements per step, plus the loop's small temporaries
     else:
-        per_step = sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
+        per_step = _fused_per_step(infos)
     bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
     if bs < 1:
         raise InputError("batch_size must be a positive whole number.")
@@ -283,13 +288,5 @@ def predict(
     dev = resolve_device(device)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, t = xt.shape[:2]
-    infos = find_recurrent(model)
-    per_step = sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
-    bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
-    view = ModelView(model, dev, engine="fused")
-    parts = []
-    with torch.inference_mode():
-        for s in range(0, n, bs):
-            out = view.run(xt[s : s + bs].to(dev), None if lt is None else lt[s : s + bs])
-            parts.append(out.detach().to("cpu", torch.float32).numpy())
-    return np.concatenate(parts, 0)
+    bs = int(batch_size) if batch_size else _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
+    return fused_forward(model, xt, lt, batch_size=bs, device=dev).to("cpu", torch.float32).numpy()

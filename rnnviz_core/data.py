@@ -18,7 +18,7 @@ import difflib
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Sequence
 
@@ -60,8 +60,17 @@ class SequenceDataset:
     groups : pandas DataFrame, one row per sequence (RangeIndex aligned with X) holding extra
         per-sequence columns usable for grouping (may have no columns).
     feature_names : list[str] of length F.
-    class_names : list[str] (classification) or None; ``y`` indexes into it.
+    class_names : list[str] (classification) or None; ``y`` indexes into it. Every label string
+        of the file is kept here, so any other class order can be applied
+        (:meth:`with_class_order`, :func:`class_order_candidates`).
     name : where it came from (file name or demo key).
+    declared_classes : list[str] or None: the class order the file itself declares (the ``.ts``
+        ``@classLabel`` line, an NPZ ``class_names`` array).
+    vocabulary : list[str] or None: for token data, the token of each id (``vocabulary[i]`` is
+        id ``i``).
+
+    Token data (:attr:`is_tokens`) has ``X`` int64 [N, T] of token ids, one feature named
+    ``"token"``; steps past a sequence's length hold :attr:`pad_id`.
     """
 
     X: np.ndarray
@@ -72,19 +81,37 @@ class SequenceDataset:
     feature_names: list[str]
     class_names: list[str] | None = None
     name: str = ""
+    declared_classes: list[str] | None = None
+    vocabulary: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.X = np.ascontiguousarray(self.X, dtype=np.float32)
+        X = np.asarray(self.X)
+        if X.ndim == 2 and (np.issubdtype(X.dtype, np.integer) or self.vocabulary is not None):
+            self.X = np.ascontiguousarray(X, dtype=np.int64)                  # token ids (N, T)
+        else:
+            self.X = np.ascontiguousarray(X, dtype=np.float32)
+        if self.vocabulary is not None:
+            self.vocabulary = [str(v) for v in self.vocabulary]
+        if self.declared_classes is not None:
+            self.declared_classes = [str(c) for c in self.declared_classes]
         self.lengths = np.asarray(self.lengths, dtype=np.int64).reshape(-1)
         self.ids = np.asarray([str(i) for i in self.ids], dtype=object)
         self.feature_names = [str(f) for f in self.feature_names]
         if self.groups is None:
             self.groups = pd.DataFrame(index=pd.RangeIndex(len(self.lengths)))
         self.groups = self.groups.reset_index(drop=True)
-        if self.X.ndim != 3:
+        if self.is_tokens:
+            n, t = self.X.shape
+            f = 1
+            if self.vocabulary is not None and self.X.size and \
+                    (self.X.min() < 0 or self.X.max() >= len(self.vocabulary)):
+                raise DataError(f"Token ids must run from 0 to {len(self.vocabulary) - 1} (one per word of "
+                                f"the vocabulary).", code="bad_token_id", field="vocabulary")
+        elif self.X.ndim != 3:
             raise DataError(f"The sequences must form a 3-D array [sequences, steps, features], "
                             f"not shape {list(self.X.shape)}.")
-        n, t, f = self.X.shape
+        else:
+            n, t, f = self.X.shape
         if n == 0:
             raise DataError("The data holds no sequences; check the file has rows.")
         if len(self.lengths) != n or len(self.ids) != n or len(self.groups) != n:
@@ -113,8 +140,48 @@ class SequenceDataset:
         return int(self.X.shape[0])
 
     @property
+    def is_tokens(self) -> bool:
+        """True for token data: ``X`` holds int64 token ids [N, T]."""
+        return self.X.ndim == 2
+
+    @property
+    def pad_id(self) -> int:
+        """The id written past each sequence's length: the vocabulary's ``<pad>`` if it has one, else 0."""
+        return _special_id(self.vocabulary, _PAD_TOKENS) if self.vocabulary else 0
+
+    @property
     def n_features(self) -> int:
-        return int(self.X.shape[2])
+        return 1 if self.is_tokens else int(self.X.shape[2])
+
+    def tokens(self, i: int) -> list[str]:
+        """The tokens of sequence ``i`` (its valid steps), or their ids as text without a vocabulary."""
+        ids = self.X[i, : int(self.lengths[i])] if self.is_tokens else self.X[i, : int(self.lengths[i]), 0]
+        if self.vocabulary is None:
+            return [str(int(v)) for v in ids]
+        return [self.vocabulary[int(v)] for v in ids]
+
+    def with_class_order(self, class_names: Sequence[str]) -> "SequenceDataset":
+        """The same data with ``y`` re-indexed into ``class_names`` (matched by name).
+
+        Every label present in the data must be among ``class_names``; extra names (classes the
+        data does not hold) are allowed.
+        """
+        if self.class_names is None or self.y is None:
+            raise DataError("The data has no class labels, so there is no class order to choose.",
+                            code="no_classes", field="class_order")
+        names = [str(c) for c in class_names]
+        if len(set(names)) != len(names):
+            dup = pd.Series(names)[pd.Series(names).duplicated()].iloc[0]
+            raise DataError(f"The class '{dup}' is named twice in the class order; name each class once.",
+                            code="bad_class_order", field="class_order")
+        present = [self.class_names[i] for i in np.unique(self.y)]
+        unknown = [p for p in present if p not in names]
+        if unknown:
+            raise DataError(f"The class order leaves out labels the data has "
+                            f"({', '.join(map(repr, unknown[:5]))}); name every class.",
+                            code="bad_class_order", field="class_order")
+        remap = np.array([names.index(c) if c in names else -1 for c in self.class_names], dtype=np.int64)
+        return replace(self, y=remap[self.y], class_names=names)
 
     @property
     def max_len(self) -> int:
@@ -148,10 +215,9 @@ class SequenceDataset:
         idx = idx.astype(np.int64)
         lengths = self.lengths[idx]
         t = int(lengths.max()) if trim and len(idx) else self.max_len
-        return SequenceDataset(
-            X=self.X[idx, :t], lengths=lengths, y=None if self.y is None else self.y[idx],
-            ids=self.ids[idx], groups=self.groups.iloc[idx].reset_index(drop=True),
-            feature_names=list(self.feature_names), class_names=self.class_names, name=self.name)
+        return replace(self, X=self.X[idx, :t], lengths=lengths, y=None if self.y is None else self.y[idx],
+                       ids=self.ids[idx], groups=self.groups.iloc[idx].reset_index(drop=True),
+                       feature_names=list(self.feature_names))
 
     def to_frame(self, id_col: str = "id", order_col: str = "step", label_col: str = "label") -> pd.DataFrame:
         """The long form: one row per valid step (id, step 1.., features, extras, label)."""
@@ -159,8 +225,13 @@ class SequenceDataset:
         steps = np.concatenate([np.arange(1, l + 1) for l in self.lengths])
         df = pd.DataFrame({id_col: self.ids[rows], order_col: steps})
         feats = self.X[rows, steps - 1]
-        for j, f in enumerate(self.feature_names):
-            df[f] = feats[:, j]
+        if self.is_tokens:
+            df["token_id"] = feats
+            if self.vocabulary is not None:
+                df["token"] = np.asarray(self.vocabulary, dtype=object)[feats]
+        else:
+            for j, f in enumerate(self.feature_names):
+                df[f] = feats[:, j]
         for c in self.groups.columns:
             df[c] = self.groups[c].to_numpy()[rows]
         if self.y is not None:
@@ -708,9 +779,12 @@ def _load_npz(data: bytes, label: str, name: str, class_names, missing: str, tas
     groups = pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "US" else v) for k, v in extra.items()}) \
         if extra else None
     cn = class_names if class_names is not None else (None if names is None else [str(s) for s in names])
-    return from_arrays(X, arrays.get("lengths"), y=arrays.get("y"), ids=arrays.get("ids"), groups=groups,
-                       feature_names=None if fnames is None else [str(s) for s in fnames],
-                       class_names=cn, name=name, missing=missing, task=task)
+    ds = from_arrays(X, arrays.get("lengths"), y=arrays.get("y"), ids=arrays.get("ids"), groups=groups,
+                     feature_names=None if fnames is None else [str(s) for s in fnames],
+                     class_names=cn, name=name, missing=missing, task=task)
+    if names is not None and ds.class_names is not None:
+        ds.declared_classes = [str(s) for s in names]
+    return ds
 
 
 # --------------------------------------------------------------------------------- .ts
@@ -801,9 +875,12 @@ def _load_ts(data: bytes, label: str, name: str, class_names, missing: str, task
         cn = None
     problem = header.get("problemname", "")
     dim_names = [f"dim {j}" for j in range(f)] if f > 1 else [problem or "value"]
-    return from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(cases))], groups=None,
-                       feature_names=dim_names, class_names=cn, name=name, missing=missing,
-                       task=task or ("classification" if "classlabel" in header else "regression"))
+    ds = from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(cases))], groups=None,
+                     feature_names=dim_names, class_names=cn, name=name, missing=missing,
+                     task=task or ("classification" if "classlabel" in header else "regression"))
+    if class_list and ds.class_names is not None:
+        ds.declared_classes = list(class_list)
+    return ds
 
 
 def _is_float(s: str) -> bool:
@@ -814,60 +891,194 @@ def _is_float(s: str) -> bool:
         return False
 
 
+# ============================================================================ tokens
+#: Vocabulary entries read as the padding and the unknown-word token (first one found wins).
+_PAD_TOKENS = ("<pad>", "<PAD>", "[PAD]", "<blank>")
+_UNK_TOKENS = ("<unk>", "<UNK>", "[UNK]", "<oov>", "<OOV>")
+
+
+def _special_id(vocabulary: Sequence[str] | None, tokens: Sequence[str], default: int | None = 0) -> int | None:
+    """Index of the first of ``tokens`` in ``vocabulary``, else ``default``."""
+    for t in tokens:
+        if vocabulary and t in vocabulary:
+            return list(vocabulary).index(t)
+    return default
+
+
+# ======================================================================== class order
+def _is_int_text(s: str) -> bool:
+    return bool(re.fullmatch(r"-?\d+", s.strip()))
+
+
+def class_order_candidates(ds: SequenceDataset) -> list[tuple[str, str, list[str]]]:
+    """The class orders a model's outputs may follow, for a choice with each one's accuracy.
+
+    A state dict does not say which output is which class; the usual answers are the order the
+    data file declares, sorted labels (what scikit-learn's ``LabelEncoder``, ``np.unique`` and
+    pandas categories give) and the order of first appearance. Never pick one by accuracy
+    silently: show them all.
+
+    Parameters
+    ----------
+    ds : a classification dataset (its ``class_names`` hold every label string of the file).
+
+    Returns
+    -------
+    list of ``(key, label, names)``: ``key`` in ``"declared"`` (only when the file declares an
+    order: the ``.ts`` ``@classLabel`` line, an NPZ ``class_names`` array), ``"sorted"``,
+    ``"sorted_text"`` (only for whole-number labels whose text order differs from their number
+    order: ``"1", "10", "2"`` is what ``LabelEncoder`` gives for labels read as text), ``"first"``
+    (first appearance in the data; classes the file declares but does not use follow in their
+    declared order); ``label`` a plain sentence naming it; ``names`` the class names, output 0
+    first. Orders equal to an earlier one are kept (the label says so), so keys are stable. Empty
+    for regression targets or unlabelled data.
+    """
+    if ds.y is None or ds.class_names is None:
+        return []
+    names = list(ds.class_names)
+    if ds.declared_classes:
+        names += [c for c in ds.declared_classes if c not in names]
+    out: list[tuple[str, str, list[str]]] = []
+
+    def add(key: str, label: str, order: list[str]) -> None:
+        same = next((lab for _, lab, o in out if o == order), None)
+        out.append((key, label + (f" (the same as {same.split(' (')[0].lower()})" if same else ""), order))
+
+    if ds.declared_classes:
+        add("declared", "As the data file declares them", list(ds.declared_classes) +
+            [c for c in names if c not in ds.declared_classes])
+    if all(_is_int_text(c) for c in names):
+        add("sorted", "Sorted by number", sorted(names, key=lambda c: int(c)))
+        if sorted(names) != sorted(names, key=lambda c: int(c)):
+            add("sorted_text", "Sorted as text, as labels read from a text file sort", sorted(names))
+    else:
+        add("sorted", "Sorted A to Z", sorted(names))
+    first = [ds.class_names[i] for i in pd.unique(ds.y)]
+    rest = ds.declared_classes or names
+    add("first", "In order of first appearance in the data", first + [c for c in rest if c not in first])
+    return out
+
+
+def _placeholder_classes(names: Sequence[str] | None) -> bool:
+    """True for the numbered names an inferred state dict gets ("class 0", "class 1", ...)."""
+    return bool(names) and list(names) == [f"class {i}" for i in range(len(names))]
+
+
 # ====================================================================== data vs model
-def check_against_model(ds: SequenceDataset, model: Any) -> SequenceDataset:
+def check_against_model(ds: SequenceDataset, model: Any, *,
+                        class_names: Sequence[str] | None = None) -> SequenceDataset:
     """Check (and where safe, align) a dataset to a model; return the aligned dataset.
 
     - feature count must match ``model.config.input_size`` (or, for other models, whatever their
       first recurrent layer reads is not checked here);
     - when both carry real feature names (not ``feature 0`` ...), they must be the same names;
       the same names in another order are re-ordered to the model's order;
-    - text labels are mapped onto ``model.class_names``; labels the model does not know raise.
+    - token data goes with a model with an embedding encoder (ids below its vocabulary size;
+      when both carry a vocabulary, ids are re-mapped by token);
+    - labels are aligned by name onto the model's classes (``class_names`` when given: the
+      names of the model's outputs, output 0 first, for example one of
+      :func:`class_order_candidates`; else ``model.class_names``). A model whose file does not
+      name its classes (an inferred state dict: ``class 0``, ``class 1``, ...) and data with
+      real class names raise an error that asks for the class order; labels the model does not
+      know raise. Regression targets need no mapping.
     """
     cfg = getattr(model, "config", None)
     mnames = list(getattr(model, "feature_names", None) or [])
     n_model = getattr(cfg, "input_size", None) or (len(mnames) or None)
-    default = lambda names: all(re.fullmatch(r"feature \d+|dim \d+|value", n) for n in names)  # noqa: E731
-    if mnames and not default(mnames) and not default(ds.feature_names) and ds.feature_names != mnames:
+    default = lambda names: all(re.fullmatch(r"feature \d+|dim \d+|value|token", n) for n in names)  # noqa: E731
+    embedding = getattr(cfg, "encoder", None) == "embedding"
+    if ds.is_tokens or embedding:
+        ds = _check_tokens(ds, model, cfg, embedding)
+    elif mnames and not default(mnames) and not default(ds.feature_names) and ds.feature_names != mnames:
         missing_ = [m for m in mnames if m not in ds.feature_names]
         if not missing_ and len(ds.feature_names) >= len(mnames):
             idx = [ds.feature_names.index(m) for m in mnames]
-            ds = SequenceDataset(X=ds.X[:, :, idx], lengths=ds.lengths, y=ds.y, ids=ds.ids, groups=ds.groups,
-                                 feature_names=list(mnames), class_names=ds.class_names, name=ds.name)
+            ds = replace(ds, X=ds.X[:, :, idx], feature_names=list(mnames))
         else:
             hint = "; ".join(f"'{m}'{_suggest(m, ds.feature_names)}" for m in missing_[:3])
             raise DataError(f"The model reads the features {', '.join(mnames)}, but the data lacks {hint}. "
-                            f"Rename the data's columns to the model's feature names.")
+                            f"Rename the data's columns to the model's feature names, or choose the feature "
+                            f"columns in the model's order (feature_cols=[...]).",
+                            code="feature_names", field="features")
     if n_model is not None and ds.n_features != n_model:
         raise DataError(f"The model reads {n_model} features per step but the data has {ds.n_features} "
-                        f"({', '.join(ds.feature_names[:8])}). Choose the matching data file or feature columns.")
+                        f"({', '.join(ds.feature_names[:8])}). Choose the matching data file or feature columns.",
+                        code="feature_count", field="features")
     task = getattr(cfg, "task", None)
     mclasses = getattr(model, "class_names", None)
+    if class_names is not None:
+        mclasses = [str(c) for c in class_names]
+        n_out = getattr(cfg, "num_outputs", None)
+        if n_out is not None and task != "regression" and len(mclasses) != n_out:
+            raise DataError(f"The class order names {len(mclasses)} classes but the model has {n_out} outputs; "
+                            f"name one class per output.", code="bad_class_order", field="class_order")
     if ds.y is not None and task == "regression" and ds.class_names is not None:
         names = pd.to_numeric(pd.Series(ds.class_names), errors="coerce")
         if names.isna().any():
             raise DataError("The model predicts numbers (regression) but the data's labels are classes; "
-                            "choose the matching label column or model.")
-        ds = SequenceDataset(X=ds.X, lengths=ds.lengths, y=names.to_numpy(np.float32)[ds.y], ids=ds.ids,
-                             groups=ds.groups, feature_names=ds.feature_names, class_names=None, name=ds.name)
+                            "choose the matching label column or model.", code="task", field="label")
+        ds = replace(ds, y=names.to_numpy(np.float32)[ds.y], class_names=None, declared_classes=None)
     if ds.y is not None and mclasses and task != "regression":
         if ds.class_names is None:
             if not np.issubdtype(ds.y.dtype, np.integer):
                 raise DataError("The model predicts classes but the data's labels are not whole class numbers "
-                                "or class names; check the label column.")
+                                "or class names; check the label column.", code="task", field="label")
             ds_names = [str(i) for i in range(int(ds.y.max()) + 1)]
         else:
             ds_names = ds.class_names
-        present = sorted({ds_names[i] for i in np.unique(ds.y)})
+        present = [ds_names[i] for i in np.unique(ds.y)]
         if all(p in mclasses for p in present):
             remap = np.array([mclasses.index(c) if c in mclasses else -1 for c in ds_names])
             y = remap[ds.y]
-        elif all(p.isdigit() and int(p) < len(mclasses) for p in present):
+        elif class_names is None and all(p.isdigit() and int(p) < len(mclasses) for p in present):
             y = np.array([int(ds_names[i]) for i in ds.y], dtype=np.int64)   # class numbers
+        elif class_names is None and _placeholder_classes(mclasses):
+            shown = ", ".join(map(repr, present[:5])) + (" ..." if len(present) > 5 else "")
+            raise DataError(f"The model's file does not name its classes (its {len(mclasses)} outputs are numbered "
+                            f"'class 0' to 'class {len(mclasses) - 1}'), so rnnviz cannot tell which output stands "
+                            f"for which of the data's labels ({shown}). Choose the class order the model was "
+                            f"trained with (for example class_names=[...] in the order of class_order_candidates"
+                            f"(ds), or models.with_class_names(model, names)).",
+                            code="class_order_needed", field="class_order")
         else:
             unknown = [p for p in present if p not in mclasses]
             raise DataError(f"The data has labels the model does not know ({', '.join(map(repr, unknown[:5]))}); "
-                            f"the model's classes are {', '.join(map(repr, mclasses))}.")
-        ds = SequenceDataset(X=ds.X, lengths=ds.lengths, y=y, ids=ds.ids, groups=ds.groups,
-                             feature_names=ds.feature_names, class_names=list(mclasses), name=ds.name)
+                            f"the model's classes are {', '.join(map(repr, mclasses))}.",
+                            code="unknown_labels", field="class_order" if class_names is not None else "label")
+        ds = replace(ds, y=y, class_names=list(mclasses))
+    return ds
+
+
+def _check_tokens(ds: SequenceDataset, model: Any, cfg: Any, embedding: bool) -> SequenceDataset:
+    """Token data against a model: both must be about token ids; ids below the vocabulary size."""
+    if cfg is None:
+        return ds
+    if not embedding:
+        raise DataError("The data holds words (token ids) but the model reads numbers per step; choose a "
+                        "model with an embedding layer, or a data file of numeric features.",
+                        code="tokens_vs_numbers", field="file")
+    if not ds.is_tokens:
+        raise DataError("The model reads words (token ids, through an embedding layer) but the data holds "
+                        "numeric features; choose a data file with a text column or token ids.",
+                        code="tokens_vs_numbers", field="file")
+    mvocab = getattr(model, "vocabulary", None)
+    if mvocab and ds.vocabulary and list(mvocab) != list(ds.vocabulary):
+        index = {t: i for i, t in enumerate(mvocab)}
+        lost = [t for t in ds.vocabulary if t not in index]
+        unk = _special_id(list(mvocab), _UNK_TOKENS, default=None)
+        if lost and unk is None:
+            raise DataError(f"The data's vocabulary has words the model's does not ({', '.join(map(repr, lost[:5]))}); "
+                            f"use the model's own vocabulary for the data.", code="vocabulary", field="vocabulary")
+        table = np.array([index.get(t, unk if unk is not None else 0) for t in ds.vocabulary], dtype=np.int64)
+        X = table[ds.X]
+        X[np.arange(ds.max_len)[None, :] >= ds.lengths[:, None]] = _special_id(list(mvocab), _PAD_TOKENS)
+        ds = replace(ds, X=X, vocabulary=list(mvocab))
+    vocab_size = int(getattr(cfg, "vocab_size", 0) or 0)
+    if vocab_size:
+        valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]
+        top = int(ds.X[valid].max()) if valid.any() else 0
+        if top >= vocab_size or int(ds.X[valid].min()) < 0:
+            raise DataError(f"The data has token id {top}, but the model knows {vocab_size} tokens (ids 0 to "
+                            f"{vocab_size - 1}); use the vocabulary the model was trained with.",
+                            code="vocabulary", field="vocabulary")
     return ds

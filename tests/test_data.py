@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import rnnviz_core as rv
 from rnnviz_core.data import SequenceDataset, check_against_model, from_arrays, load_data
@@ -338,3 +339,114 @@ def test_upload_like_object():
 def test_semicolon_and_tab_separated_files(sep):
     ds = load_data(CSV.replace(",", sep).encode(), name="d.csv")
     np.testing.assert_array_equal(ds.X, _csv().X)
+
+
+# ------------------------------------------------------------------------ class order (issue 9)
+TS_PETS = """@problemName Pets
+@timeStamps false
+@univariate true
+@equalLength true
+@classLabel true cat dog bird
+@data
+1,2,3:bird
+4,5,6:dog
+7,8,9:bird
+1,1,1:cat
+"""
+
+
+def test_ts_declared_class_order_is_kept_with_real_names():
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    assert ds.class_names == ["cat", "dog", "bird"] and ds.declared_classes == ["cat", "dog", "bird"]
+    assert ds.y.tolist() == [2, 1, 2, 0] and list(ds.labels) == ["bird", "dog", "bird", "cat"]
+    cands = {k: names for k, _, names in rv.data.class_order_candidates(ds)}
+    assert cands == {"declared": ["cat", "dog", "bird"], "sorted": ["bird", "cat", "dog"],
+                     "first": ["bird", "dog", "cat"]}
+
+
+def test_declared_class_not_in_the_file_still_counts():
+    text = TS_PETS.replace("1,1,1:cat\n", "")            # 'cat' declared, never used
+    ds = load_data(text.encode(), name="p.ts")
+    cands = {k: names for k, _, names in rv.data.class_order_candidates(ds)}
+    assert cands["sorted"] == ["bird", "cat", "dog"] and cands["first"] == ["bird", "dog", "cat"]
+
+
+def test_npz_class_names_are_the_declared_order_and_csv_has_none():
+    X = np.zeros((3, 2, 1), np.float32)
+    ds = load_data(_npz(X=X, y=np.array([0, 2, 1]), class_names=np.array(["zebra", "ant", "moth"])), name="d.npz")
+    keys = [k for k, _, _ in rv.data.class_order_candidates(ds)]
+    assert keys == ["declared", "sorted", "first"] and ds.declared_classes == ["zebra", "ant", "moth"]
+    assert list(ds.labels) == ["zebra", "moth", "ant"]
+    csv = [(k, n) for k, _, n in rv.data.class_order_candidates(_csv())]
+    assert csv == [("sorted", ["down", "up"]), ("first", ["up", "down"])]
+
+
+def test_number_labels_offer_text_sorting_like_label_encoder():
+    from sklearn.preprocessing import LabelEncoder
+
+    text = "@problemName N\n@classLabel true 1 2 10\n@data\n" + "".join(f"0,1:{c}\n" for c in ["2", "10", "1"])
+    ds = load_data(text.encode(), name="n.ts")
+    cands = {k: (label, names) for k, label, names in rv.data.class_order_candidates(ds)}
+    assert cands["sorted"][1] == ["1", "2", "10"]
+    assert cands["sorted_text"][1] == list(LabelEncoder().fit(np.array(["2", "10", "1"])).classes_)
+    assert "same as" in cands["sorted"][0]              # declared 1 2 10 is also the number order
+
+
+def test_regression_targets_have_no_class_order():
+    ds = load_data(b"id,t,x,target\n1,1,0.1,2.5\n2,1,0.2,-1.0\n", name="r.csv")
+    assert rv.data.class_order_candidates(ds) == []
+    model = build_model(ModelConfig(cell="GRU", input_size=1, hidden_size=2, task="regression", num_outputs=1))
+    assert check_against_model(ds, model).y.tolist() == [2.5, -1.0]
+
+
+def test_with_class_order_reindexes_by_name():
+    ds = load_data(TS_PETS.encode(), name="p.ts")
+    other = ds.with_class_order(["bird", "cat", "dog"])
+    assert list(other.labels) == list(ds.labels) and other.y.tolist() == [0, 2, 0, 1]
+    with pytest.raises(DataError, match="leaves out labels the data has \\('bird'\\)") as e:
+        ds.with_class_order(["cat", "dog"])
+    assert e.value.field == "class_order"
+
+
+class _TutorialGRU(torch.nn.Module):
+    """The classifier a tutorial writes: attributes gru / fc, reading out[:, -1]."""
+
+    def __init__(self, n_in=1, hidden=4, n_out=3):
+        super().__init__()
+        self.gru = torch.nn.GRU(n_in, hidden, batch_first=True)
+        self.fc = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.fc(out[:, -1])
+
+
+def _state_dict_file(tmp_path, module) -> bytes:
+    torch.save(module.state_dict(), tmp_path / "model.pt")
+    return (tmp_path / "model.pt").read_bytes()
+
+
+def test_real_class_names_and_an_unnamed_state_dict_ask_for_the_class_order(tmp_path):
+    """Issue 9: 'labels the model does not know ... class 0' was shown for a plain state dict."""
+    torch.manual_seed(0)
+    model = rv.load_model(_state_dict_file(tmp_path, _TutorialGRU()), name="model.pt")
+    assert model.class_names == ["class 0", "class 1", "class 2"]
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    with pytest.raises(DataError) as e:
+        check_against_model(ds, model)
+    msg = str(e.value)
+    assert "does not know" not in msg and "Choose the class order" in msg and "'bird'" in msg
+    assert (e.value.code, e.value.field) == ("class_order_needed", "class_order")
+    # the order chosen names the model's outputs: output 0 is 'bird' when sorted
+    aligned = check_against_model(ds, model, class_names=["bird", "cat", "dog"])
+    assert aligned.class_names == ["bird", "cat", "dog"] and aligned.y.tolist() == [0, 2, 0, 1]
+    assert list(aligned.labels) == list(ds.labels)
+    with pytest.raises(DataError, match="names 2 classes but the model has 3 outputs"):
+        check_against_model(ds, model, class_names=["bird", "cat"])
+
+
+def test_model_named_classes_still_align_by_name(tmp_path):
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    model = _model(features=("feature 0",), classes=("dog", "bird", "cat"))
+    aligned = check_against_model(ds, model)
+    assert aligned.class_names == ["dog", "bird", "cat"] and list(aligned.labels) == list(ds.labels)

@@ -29,6 +29,7 @@ from .errors import DataError
 
 __all__ = [
     "SequenceDataset", "load_data", "check_against_model", "from_long_frame", "from_arrays",
+    "ColumnGuess", "inspect_columns", "class_order_candidates",
     "MAX_DATA_BYTES", "MAX_ROWS", "MAX_SEQUENCES", "MAX_STEPS", "MAX_FEATURES", "MAX_CELLS",
     "DATA_EXTENSIONS",
 ]
@@ -43,6 +44,12 @@ MAX_STEPS = 10_000
 MAX_FEATURES = 1_000
 #: Most values in the padded array X (N * T * F), about 400 MB of float32.
 MAX_CELLS = 100_000_000
+#: Most columns in a CSV/Parquet table (checked from its header, before anything is parsed).
+MAX_COLUMNS = MAX_FEATURES + 100
+#: Most values (rows x columns) in a CSV/Parquet table, checked before it is parsed.
+MAX_TABLE_CELLS = 50_000_000
+#: Most bytes a Parquet table or an NPZ archive may unpack to.
+MAX_DECODED_BYTES = 2 * MAX_DATA_BYTES
 #: File name endings :func:`load_data` reads.
 DATA_EXTENSIONS = (".csv", ".parquet", ".pq", ".npz", ".ts")
 
@@ -113,23 +120,23 @@ class SequenceDataset:
         else:
             n, t, f = self.X.shape
         if n == 0:
-            raise DataError("The data holds no sequences; check the file has rows.")
+            raise DataError("The data holds no sequences; check the file has rows.", code='no_sequences', field=None)
         if len(self.lengths) != n or len(self.ids) != n or len(self.groups) != n:
-            raise DataError("The sequences, lengths, ids and group rows must all have one entry per sequence.")
+            raise DataError("The sequences, lengths, ids and group rows must all have one entry per sequence.", code='shape', field=None)
         if len(self.feature_names) != f:
-            raise DataError(f"There are {f} features but {len(self.feature_names)} feature names.")
+            raise DataError(f"There are {f} features but {len(self.feature_names)} feature names.", code='shape', field=None)
         if self.lengths.min() < 1 or self.lengths.max() > t:
-            raise DataError(f"Every sequence length must be between 1 and {t}.")
+            raise DataError(f"Every sequence length must be between 1 and {t}.", code='lengths', field=None)
         if len(set(self.ids)) != n:
             dup = pd.Series(self.ids).loc[pd.Series(self.ids).duplicated()].iloc[0]
-            raise DataError(f"Sequence ids must be unique, but '{dup}' appears more than once.")
+            raise DataError(f"Sequence ids must be unique, but '{dup}' appears more than once.", code='duplicate_id', field='id')
         if self.y is not None:
             self.y = np.asarray(self.y).reshape(n, *np.shape(self.y)[1:])
             if self.class_names is not None:
                 self.class_names = [str(c) for c in self.class_names]
                 self.y = self.y.astype(np.int64)
                 if len(self.y) and (self.y.min() < 0 or self.y.max() >= len(self.class_names)):
-                    raise DataError("Some labels are not valid class numbers for the class names given.")
+                    raise DataError("Some labels are not valid class numbers for the class names given.", code='bad_labels', field='label')
             elif np.issubdtype(self.y.dtype, np.integer):
                 self.y = self.y.astype(np.int64)
             else:
@@ -253,27 +260,27 @@ def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = No
     if X.ndim == 2:
         X = X[:, :, None]
     if X.ndim != 3:
-        raise DataError(f"X must have 3 dimensions [sequences, steps, features]; it has shape {list(X.shape)}.")
+        raise DataError(f"X must have 3 dimensions [sequences, steps, features]; it has shape {list(X.shape)}.", code='shape', field=None)
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError("The data holds no sequences (or no steps); check the file.")
+        raise DataError("The data holds no sequences (or no steps); check the file.", code='no_sequences', field=None)
     if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
-        raise DataError("X must hold numbers; it holds text or objects. Convert the features to numbers first.")
+        raise DataError("X must hold numbers; it holds text or objects. Convert the features to numbers first.", code='not_numbers', field=None)
     _check_size(*X.shape)
     n, t, f = X.shape
     if lengths is None:
         lengths = np.full(n, t, dtype=np.int64)
     lengths = np.asarray(lengths).reshape(-1)
     if len(lengths) != n:
-        raise DataError(f"There are {n} sequences but {len(lengths)} lengths.")
+        raise DataError(f"There are {n} sequences but {len(lengths)} lengths.", code='shape', field=None)
     if not np.issubdtype(lengths.dtype, np.integer):
         if not np.issubdtype(lengths.dtype, np.number) or not np.all(np.equal(np.mod(lengths, 1), 0)):
-            raise DataError("Sequence lengths must be whole numbers.")
+            raise DataError("Sequence lengths must be whole numbers.", code='lengths', field=None)
     lengths = lengths.astype(np.int64)
     if lengths.min() < 1 or lengths.max() > t:
-        raise DataError(f"Every sequence length must be between 1 and the number of steps ({t}).")
+        raise DataError(f"Every sequence length must be between 1 and the number of steps ({t}).", code='lengths', field=None)
     ids = np.asarray([str(i) for i in (ids if ids is not None else range(n))], dtype=object)
     if len(ids) != n:
-        raise DataError(f"There are {n} sequences but {len(ids)} ids.")
+        raise DataError(f"There are {n} sequences but {len(ids)} ids.", code='shape', field=None)
     feature_names = list(feature_names) if feature_names is not None else [f"feature {j}" for j in range(f)]
     X = X.astype(np.float32)
     valid = np.arange(t)[None, :] < lengths[:, None]                     # (N, T)
@@ -290,21 +297,21 @@ def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = No
 def _check_size(n: int, t: int, f: int) -> None:
     if n > MAX_SEQUENCES:
         raise DataError(f"The data has {n:,} sequences; rnnviz handles at most {MAX_SEQUENCES:,}. "
-                        f"Upload a sample of them.")
+                        f"Upload a sample of them.", code='too_big', field=None)
     if t > MAX_STEPS:
         raise DataError(f"The longest sequence has {t:,} steps; rnnviz handles at most {MAX_STEPS:,}. "
-                        f"Shorten the sequences (for example keep the last {MAX_STEPS:,} steps).")
+                        f"Shorten the sequences (for example keep the last {MAX_STEPS:,} steps).", code='too_big', field=None)
     if f > MAX_FEATURES:
-        raise DataError(f"The data has {f:,} features per step; rnnviz handles at most {MAX_FEATURES:,}.")
+        raise DataError(f"The data has {f:,} features per step; rnnviz handles at most {MAX_FEATURES:,}.", code='too_big', field='features')
     if n * t * f > MAX_CELLS:
         raise DataError(f"The padded data would hold {n * t * f:,} values; rnnviz handles at most "
-                        f"{MAX_CELLS:,}. Upload fewer or shorter sequences.")
+                        f"{MAX_CELLS:,}. Upload fewer or shorter sequences.", code='too_big', field=None)
 
 
 def _handle_missing(X, lengths, valid, ids, feature_names, missing):
     """Apply the NaN/inf policy to the valid steps of X. Returns (X, lengths, kept sequence index)."""
     if missing not in ("error", "fill", "drop"):
-        raise DataError("The missing-value option must be 'error', 'fill' or 'drop'.")
+        raise DataError("The missing-value option must be 'error', 'fill' or 'drop'.", code='bad_option', field='missing')
     bad = ~np.isfinite(X) & valid[:, :, None]                            # (N, T, F)
     keep = np.arange(X.shape[0])
     if not bad.any():
@@ -315,12 +322,12 @@ def _handle_missing(X, lengths, valid, ids, feature_names, missing):
                           for s, st, c in list(zip(seq, step, feat))[:3])
         more = f" and {len(seq) - 3} more" if len(seq) > 3 else ""
         raise DataError(f"The data has {len(seq)} missing or infinite values ({where}{more}). Fix them in "
-                        f"the file, or choose to fill them (carry the last value forward) or drop those sequences.")
+                        f"the file, or choose to fill them (carry the last value forward) or drop those sequences.", code='missing_values', field='missing')
     if missing == "drop":
         keep = np.flatnonzero(~bad.any(axis=(1, 2)))
         if len(keep) == 0:
             raise DataError("Every sequence has a missing or infinite value, so dropping them leaves nothing; "
-                            "choose to fill them instead.")
+                            "choose to fill them instead.", code='missing_values', field='missing')
         t = int(lengths[keep].max())
         return X[keep, :t], lengths[keep], keep
     # fill: carry the last finite value forward within each sequence, then back-fill, else 0
@@ -347,14 +354,14 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
     if y is None:
         return None, None
     if task not in (None, "classification", "regression"):
-        raise DataError("The task must be 'classification' or 'regression'.")
+        raise DataError("The task must be 'classification' or 'regression'.", code='bad_option', field='label')
     y = np.asarray(y)
     if y.ndim != 1:
-        raise DataError("Labels must be one value per sequence.")
+        raise DataError("Labels must be one value per sequence.", code='bad_labels', field='label')
     if y.dtype.kind in "OUS":
         s = pd.Series(y)
         if s.isna().any():
-            raise DataError("Some sequences have no label; fill them in or remove the label column.")
+            raise DataError("Some sequences have no label; fill them in or remove the label column.", code='missing_label', field='label')
         nums = pd.to_numeric(s, errors="coerce")
         if not nums.isna().any() and (task == "regression" or (class_names is None and task is None
                                                               and not np.all(np.mod(nums, 1) == 0))):
@@ -362,7 +369,7 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
         else:
             if task == "regression":
                 raise DataError("The labels are text, so they cannot be regression targets; choose the "
-                                "column with the numbers to predict.")
+                                "column with the numbers to predict.", code='task', field='label')
             labels = s.astype(str).to_numpy()
             if class_names is None:
                 if not nums.isna().any():
@@ -375,15 +382,15 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
     if y.dtype == bool:
         y = y.astype(np.int64)
     if not np.all(np.isfinite(y.astype(np.float64))):
-        raise DataError("Some labels are missing or infinite; fill them in or remove those sequences.")
+        raise DataError("Some labels are missing or infinite; fill them in or remove those sequences.", code='missing_label', field='label')
     whole = bool(np.all(np.mod(y, 1) == 0))
     if task == "regression" or (task is None and class_names is None and
                                 (not whole or len(np.unique(y)) > MAX_CLASSES_GUESSED)):
         if class_names is not None:
-            raise DataError("Class names were given but the labels are read as regression targets.")
+            raise DataError("Class names were given but the labels are read as regression targets.", code='task', field='label')
         return y.astype(np.float32), None
     if not whole:
-        raise DataError("Labels must be whole class numbers (or class names) for a classification model.")
+        raise DataError("Labels must be whole class numbers (or class names) for a classification model.", code='task', field='label')
     y = y.astype(np.int64)
     if class_names is not None:
         names = [str(c) for c in class_names]
@@ -392,7 +399,7 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
             return _map_names(as_text, names), names        # numbered classes: match by name
         if y.min() < 0 or y.max() >= len(names):
             raise DataError(f"Label numbers must run from 0 to {len(names) - 1} (one per class: "
-                            f"{', '.join(names[:10])}); found {int(y.min())} to {int(y.max())}.")
+                            f"{', '.join(names[:10])}); found {int(y.min())} to {int(y.max())}.", code='bad_labels', field='class_order')
         return y, names
     uniq = np.unique(y)
     if uniq.min() == 0:
@@ -406,7 +413,7 @@ def _map_names(labels: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
     unknown = sorted(set(map(str, labels)) - set(index))
     if unknown:
         raise DataError(f"Some labels are not among the classes {list(class_names)}: "
-                        f"{', '.join(repr(u) for u in unknown[:5])}. Check the label column matches the model.")
+                        f"{', '.join(repr(u) for u in unknown[:5])}. Check the label column matches the model.", code='unknown_labels', field='class_order')
     return np.asarray([index[str(l)] for l in labels], dtype=np.int64)
 
 
@@ -435,59 +442,129 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
     ``class_names``, ``feature_names`` and any other [N] arrays as group columns; read with
     ``allow_pickle=False``), and the UCR/UEA ``.ts`` format.
     """
+    data, name, label, kind = _open_data(path_or_bytes, name)
+    long_kw = dict(id_col=id_col, order_col=order_col, label_col=label_col, feature_cols=feature_cols,
+                   group_cols=group_cols, class_names=class_names, missing=missing, name=name or "", task=task)
+    if kind == "npz":
+        return _load_npz(data, label, name or "", class_names, missing, task)
+    if kind == "ts":
+        return _load_ts(data, label, name or "", class_names, missing, task)
+    df = _read_table(data, kind, label)
+    del data
+    return from_long_frame(df, **long_kw)
+
+
+def _open_data(path_or_bytes, name) -> tuple[bytes, str | None, str, str]:
+    """(content, file name, how messages name the file, kind: csv/parquet/npz/ts)."""
     data, name = _read_bytes(path_or_bytes, name, MAX_DATA_BYTES, DataError, "data")
     label = f"'{name}'" if name else "The data file"
     ext = Path(name).suffix.lower() if name else ""
     if name and ext not in DATA_EXTENSIONS:
         raise DataError(f"{label} has the ending '{ext or '(none)'}', which rnnviz does not read; "
-                        f"use a .csv, .parquet, .npz or .ts file.")
+                        f"use a .csv, .parquet, .npz or .ts file.", code="file_type", field="file")
     if len(data) == 0:
-        raise DataError(f"{label} is empty; upload the data file again.")
+        raise DataError(f"{label} is empty; upload the data file again.", code="empty_file", field="file")
     kind = _sniff_data(data, ext)
-    long_kw = dict(id_col=id_col, order_col=order_col, label_col=label_col, feature_cols=feature_cols,
-                   group_cols=group_cols, class_names=class_names, missing=missing, name=name or "", task=task)
-    if kind == "parquet":
-        try:
-            import pyarrow.parquet as pq
+    if kind == "unknown":
+        raise DataError(f"{label} is not a CSV, Parquet, NPZ or .ts data file rnnviz can read.",
+                        code="unreadable", field="file")
+    return data, name, label, kind
 
-            meta = pq.ParquetFile(io.BytesIO(data)).metadata
-            rows, cols = meta.num_rows, meta.num_columns
-        except Exception:
-            raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
-        if rows > MAX_ROWS or cols > MAX_FEATURES + 100:
-            raise DataError(f"{label} has {rows:,} rows and {cols:,} columns; rnnviz handles at most "
-                            f"{MAX_ROWS:,} rows. Upload a sample of the sequences.")
+
+def _too_big(msg: str) -> DataError:
+    return DataError(msg, code="too_big", field="file")
+
+
+def _table_limits(label: str, rows: int, cols: int, more: bool = False) -> None:
+    """Refuse a table by its row and column counts, before any per-column work."""
+    if cols > MAX_COLUMNS:
+        raise _too_big(f"{label} has {cols:,} columns; rnnviz reads at most {MAX_COLUMNS:,} (up to "
+                       f"{MAX_FEATURES:,} features). Keep only the columns the model needs.")
+    if rows > MAX_ROWS:
+        raise _too_big(f"{label} has {'more than ' if more else ''}{MAX_ROWS if more else rows:,} rows; rnnviz "
+                       f"handles at most {MAX_ROWS:,}. Upload a sample of the sequences.")
+    if rows * cols > MAX_TABLE_CELLS:
+        raise _too_big(f"{label} has {rows:,} rows of {cols:,} columns ({rows * cols:,} values); rnnviz reads "
+                       f"at most {MAX_TABLE_CELLS:,}. Upload fewer rows or leave out unused columns.")
+
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _count_lines(data: bytes) -> int:
+    """Lines, with line breaks of every kind (\\n, \\r\\n and a lone \\r) counted once each."""
+    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
+
+
+def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
+    """A CSV or Parquet table, with its size refused from counts before it is parsed."""
+    if kind == "parquet":
+        return _read_parquet(data, label)
+    if b"\x00" in data[:4096]:
+        raise DataError(f"{label} is not a text CSV file (it holds binary data); export it as CSV again.",
+                        code="unreadable", field="file")
+    rows = _count_lines(data) - 1                                     # minus the header
+    if rows > MAX_ROWS:
+        _table_limits(label, rows, 1, more=True)
+    m = _LINE_BREAK.search(data)
+    first = data[: m.start() if m else len(data)].lstrip(b"\xef\xbb\xbf")
+    sep = b"," if b"," in first else next((d for d in (b";", b"\t", b"|") if d in first), b",")
+    _table_limits(label, rows, first.count(sep) + 1)                   # quoted separators only over-count
+    for enc in ("utf-8-sig", "latin-1"):
         try:
-            df = pd.read_parquet(io.BytesIO(data))
-        except Exception:
-            raise DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.") from None
-        return from_long_frame(df, **long_kw)
-    if kind == "npz":
-        return _load_npz(data, label, name or "", class_names, missing, task)
-    if kind == "ts":
-        return _load_ts(data, label, name or "", class_names, missing, task)
-    if kind == "csv":
-        try:
-            text = data.decode("utf-8-sig")
+            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=False, encoding=enc)
         except UnicodeDecodeError:
-            try:
-                text = data.decode("latin-1")
-            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
-                raise DataError(f"{label} is not a text file.") from None
-        if "\x00" in text[:4096]:
-            raise DataError(f"{label} is not a text CSV file (it holds binary data); export it as CSV again.")
-        if text.count("\n") > MAX_ROWS + 1:
-            raise DataError(f"{label} has more than {MAX_ROWS:,} rows; rnnviz handles at most that many. "
-                            f"Upload a sample of the sequences.")
-        first = text.lstrip().split("\n", 1)[0]
-        sep = "," if "," in first else next((d for d in (";", "\t", "|") if d in first), ",")
-        try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
+            continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
             raise DataError(f"{label} could not be read as CSV ({' '.join(str(e).split())[:150]}). "
-                            f"Check it has one header row and the same number of commas on every line.") from None
-        return from_long_frame(df, **long_kw)
-    raise DataError(f"{label} is not a CSV, Parquet, NPZ or .ts data file rnnviz can read.")
+                            f"Check it has one header row and the same number of commas on every line.",
+                            code="unreadable", field="file") from None
+    raise DataError(f"{label} is not a text file.", code="unreadable", field="file")  # pragma: no cover
+
+
+def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
+    """Parquet: counts and decoded size from the metadata first, then read in batches, measured."""
+    unreadable = DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.",
+                           code="unreadable", field="file")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(io.BytesIO(data))
+        meta = pf.metadata
+        rows, cols = int(meta.num_rows), int(meta.num_columns)
+        decoded = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+        schema = pf.schema_arrow
+    except Exception:
+        raise unreadable from None
+    _table_limits(label, rows, cols)
+    if decoded > MAX_DECODED_BYTES:
+        raise _too_big(f"{label} unpacks to {decoded / 2**20:,.0f} MB; rnnviz reads at most "
+                       f"{MAX_DECODED_BYTES // 2**20:,} MB of table. Upload fewer rows or columns.")
+    text_cols = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    batch_rows = max(1024, 4_000_000 // max(cols, 1))
+    batches, seen, nbytes = [], 0, 0
+    try:
+        pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=text_cols)   # text stays dictionary-encoded
+        for b in pf.iter_batches(batch_size=batch_rows):
+            seen += b.num_rows
+            nbytes += b.nbytes
+            if seen > MAX_ROWS or nbytes > MAX_DECODED_BYTES:
+                raise _too_big(f"{label} holds more than its header says (over {MAX_ROWS:,} rows or "
+                               f"{MAX_DECODED_BYTES // 2**20:,} MB); rnnviz stopped reading it. Export it again.")
+            batches.append(b)
+        table = pa.Table.from_batches(batches, schema=batches[0].schema) if batches else schema.empty_table()
+        del batches
+        df = table.to_pandas(self_destruct=True, split_blocks=True)
+    except DataError:
+        raise
+    except Exception:
+        raise unreadable from None
+    for c in df.columns:                                             # dictionary text -> plain text
+        if isinstance(df[c].dtype, pd.CategoricalDtype) and c in text_cols:
+            df[c] = df[c].astype(object)
+    return df
 
 
 def _read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
@@ -555,11 +632,17 @@ def _suggest(name: str, columns: Iterable[str]) -> str:
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+#: the field (choice in the app) of each column role, as carried by errors
+_ROLE_FIELD = {"sequence id column": "id", "order column": "order", "label column": "label",
+               "feature column": "features", "group column": "groups", "text column": "text",
+               "sequence id": "id", "step order": "order", "label": "label", "text": "text"}
+
+
 def _need_column(df: pd.DataFrame, col: str, role: str) -> str:
     if col not in df.columns:
         cols = ", ".join(map(str, list(df.columns)[:20]))
         raise DataError(f"There is no column '{col}' (given as the {role}).{_suggest(col, df.columns)} "
-                        f"The columns are: {cols}.")
+                        f"The columns are: {cols}.", code="missing_column", field=_ROLE_FIELD.get(role))
     return col
 
 
@@ -570,10 +653,12 @@ def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude:
     cols = ", ".join(map(str, list(df.columns)[:20]))
     if len(cands) > 1:
         raise DataError(f"Several columns could be the {role} ({', '.join(map(str, cands))}); "
-                        f"say which one with {kwarg}=... (in the app: pick it in the column settings).")
+                        f"say which one with {kwarg}=... (in the app: pick it in the column settings).",
+                        code="ambiguous_column", field=_ROLE_FIELD.get(role))
     if required:
         raise DataError(f"Could not tell which column is the {role}; name it with {kwarg}=... "
-                        f"(in the app: pick it in the column settings). The columns are: {cols}.")
+                        f"(in the app: pick it in the column settings). The columns are: {cols}.",
+                        code="unknown_column", field=_ROLE_FIELD.get(role))
     return None
 
 
@@ -592,15 +677,15 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     order. Sequences keep the order in which their ids first appear.
     """
     if not isinstance(df, pd.DataFrame) or len(df) == 0 or len(df.columns) == 0:
-        raise DataError("The table has no rows, so there are no sequences; check the file is not just a header.")
+        raise DataError("The table has no rows, so there are no sequences; check the file is not just a header.", code='no_sequences', field='file')
     if len(df) > MAX_ROWS:
         raise DataError(f"The table has {len(df):,} rows; rnnviz handles at most {MAX_ROWS:,}. "
-                        f"Upload a sample of the sequences.")
+                        f"Upload a sample of the sequences.", code='too_big', field=None)
     df = df.copy()
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         dup = pd.Series(df.columns)[pd.Series(df.columns).duplicated()].iloc[0]
-        raise DataError(f"The column name '{dup}' appears twice; give every column a different name.")
+        raise DataError(f"The column name '{dup}' appears twice; give every column a different name.", code='duplicate_column', field='file')
     used: set = set()
     if id_col is None:
         id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=True)
@@ -617,11 +702,11 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         _need_column(df, c, "feature column" if c in (feature_cols or []) else "group column")
         if c in used:
             raise DataError(f"The column '{c}' is already the sequence id, order or label column, so it "
-                            f"cannot also be a feature or group column.")
+                            f"cannot also be a feature or group column.", code='column_twice', field='features')
 
     if df[id_col].isna().any():
         row = int(np.flatnonzero(df[id_col].isna().to_numpy())[0])
-        raise DataError(f"The id column '{id_col}' is empty in row {row + 2} of the file; every row needs a sequence id.")
+        raise DataError(f"The id column '{id_col}' is empty in row {row + 2} of the file; every row needs a sequence id.", code='empty_id', field='id')
     ids_str = df[id_col].astype(str)
     codes, uniques = pd.factorize(ids_str, sort=False)                 # first-appearance order
     # order within each sequence
@@ -634,19 +719,19 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
                 if num.isna().any():
                     bad = okey[parsed.isna() & num.isna()].iloc[0]
                     raise DataError(f"The order column '{order_col}' must hold numbers or dates, but has "
-                                    f"{bad!r}; fix it or name another column with order_col=...")
+                                    f"{bad!r}; fix it or name another column with order_col=...", code='bad_order', field='order')
                 parsed = num
             okey = parsed
         if okey.isna().any():
             row = int(np.flatnonzero(okey.isna().to_numpy())[0])
-            raise DataError(f"The order column '{order_col}' is empty in row {row + 2}; every step needs its position.")
+            raise DataError(f"The order column '{order_col}' is empty in row {row + 2}; every step needs its position.", code='bad_order', field='order')
         dup = pd.DataFrame({"i": ids_str, "o": okey}).duplicated()
         if dup.any():
             r = int(np.flatnonzero(dup.to_numpy())[0])
             step = df[order_col].iloc[r]
             step = step.item() if hasattr(step, "item") else step
             raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {step} more than once "
-                            f"(column '{order_col}'); remove the duplicate rows or check the order column.")
+                            f"(column '{order_col}'); remove the duplicate rows or check the order column.", code='duplicate_step', field='order')
         order = np.lexsort((okey.to_numpy(), codes))
     else:
         order = np.argsort(codes, kind="stable")
@@ -662,7 +747,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     if feature_cols is not None:
         feature_cols = list(feature_cols)
         if not feature_cols:
-            raise DataError("No feature columns were given; name at least one.")
+            raise DataError("No feature columns were given; name at least one.", code='no_features', field='features')
         rest = [c for c in candidates if c not in feature_cols]
         group_cols = list(group_cols) if group_cols is not None else \
             [c for c in rest if _constant_per_seq(df[c], codes, n)]
@@ -682,13 +767,13 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
                 _raise_non_numeric(df, c, df[id_col].astype(str))
         if not feature_cols:
             raise DataError("No numeric feature columns were found (every other column holds text or one value "
-                            "per sequence); name them with feature_cols=[...].")
+                            "per sequence); name them with feature_cols=[...].", code='no_features', field='features')
     for c in group_cols:
         if not _constant_per_seq(df[c], codes, n):
             first = df.groupby(codes, sort=False)[c].nunique(dropna=False)
             bad = uniques[int(np.flatnonzero(first.to_numpy() > 1)[0])]
             raise DataError(f"The group column '{c}' changes within sequence '{bad}'; a group column needs one "
-                            f"value per sequence. Use it as a feature instead, or fix the rows.")
+                            f"value per sequence. Use it as a feature instead, or fix the rows.", code='group_changes', field='groups')
     feats = []
     for c in feature_cols:
         col = df[c]
@@ -714,15 +799,181 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         if (nun > 1).any():
             bad = uniques[int(np.flatnonzero(nun > 1)[0])]
             raise DataError(f"The label column '{label_col}' changes within sequence '{bad}'; it must hold one "
-                            f"label for the whole sequence (the same on each of its rows, or only on one row).")
+                            f"label for the whole sequence (the same on each of its rows, or only on one row).", code='label_changes', field='label')
         if (nun == 0).any():
             bad = uniques[int(np.flatnonzero(nun == 0)[0])]
             raise DataError(f"Sequence '{bad}' has no label in column '{label_col}'; fill it in, or remove "
-                            f"the label column to look at unlabelled data.")
+                            f"the label column to look at unlabelled data.", code='missing_label', field='label')
         y = lab.groupby(codes, sort=False).first().to_numpy()
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
                        feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
                        task=task)
+
+
+_TEXT_RE = re.compile(r"^(text|texts|review|reviews|sentence|sentences|document|doc|tokens|words|comment|comments|"
+                      r"content|body|utterance|phrase|tweet|message)$", re.I)
+
+
+@dataclass
+class ColumnGuess:
+    """What :func:`load_data` would infer for a table, so an app can prefill its column choices.
+
+    Attributes
+    ----------
+    kind : "table" (long-form CSV/Parquet), "npz" or "ts" (nothing to choose for the last two).
+    columns : every column, in file order.
+    numeric : the columns holding numbers (candidates for features).
+    id_col, order_col, label_col, text_col : the inferred column for each role, or None.
+    feature_cols, group_cols : the inferred features (file order) and per-sequence group columns.
+    candidates : role -> columns that could fill it, likeliest first, for ``"id"``, ``"order"``,
+        ``"label"``, ``"text"``, ``"features"``, ``"groups"``.
+    missing : feature column -> how many missing or infinite values it holds (when > 0).
+    problems : plain sentences (no code) on what could not be inferred.
+    n_rows : rows in the table.
+    """
+
+    kind: str
+    columns: list[str]
+    numeric: list[str]
+    id_col: str | None = None
+    order_col: str | None = None
+    label_col: str | None = None
+    text_col: str | None = None
+    feature_cols: list[str] | None = None
+    group_cols: list[str] | None = None
+    candidates: dict[str, list[str]] | None = None
+    missing: dict[str, int] | None = None
+    problems: list[str] | None = None
+    n_rows: int = 0
+
+    def choices(self) -> dict[str, Any]:
+        """The guesses as keyword arguments of :func:`load_data` (roles left unguessed are left out)."""
+        out: dict[str, Any] = {}
+        for k in ("id_col", "order_col", "text_col"):
+            if getattr(self, k):
+                out[k] = getattr(self, k)
+        if self.kind == "table":
+            out["label_col"] = self.label_col or ""
+            if self.feature_cols and not self.text_col:
+                out["feature_cols"] = list(self.feature_cols)
+            if self.group_cols is not None:
+                out["group_cols"] = list(self.group_cols)
+        return out
+
+
+def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
+                    name: str | None = None) -> ColumnGuess:
+    """Guess the role of each column of a data file without refusing it for what cannot be guessed.
+
+    Parameters
+    ----------
+    source : a path, bytes, an upload, or a DataFrame already read.
+    name : the file name when ``source`` is bytes.
+
+    Returns
+    -------
+    ColumnGuess : the inferred id/order/label/text/feature/group columns (None where unclear),
+        the candidate columns for each role, the numeric columns and the problems found, in
+        plain sentences. ``load_data(source, **guess.choices())`` reads what was guessed.
+        Files too big or unreadable raise :class:`DataError` as :func:`load_data` does.
+    """
+    if isinstance(source, pd.DataFrame):
+        df = source
+    else:
+        data, name, label, kind = _open_data(source, name)
+        if kind in ("npz", "ts"):
+            return ColumnGuess(kind=kind, columns=[], numeric=[], candidates={}, missing={}, problems=[],
+                               feature_cols=[], group_cols=[])
+        df = _read_table(data, kind, label)
+        del data
+    df = df.rename(columns=lambda c: str(c).strip())
+    cols = list(df.columns)
+    problems: list[str] = []
+    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+    g = ColumnGuess(kind="table", columns=cols, numeric=numeric, candidates={}, missing={}, problems=problems,
+                    n_rows=len(df))
+    if len(set(cols)) != len(cols):
+        dup = pd.Series(cols)[pd.Series(cols).duplicated()].iloc[0]
+        problems.append(f"The column name '{dup}' appears twice; give every column a different name.")
+        return g
+    if len(df) == 0:
+        problems.append("The table has no rows, so there are no sequences.")
+        return g
+
+    def likely(pattern: re.Pattern, used: set, others: list[str]) -> list[str]:
+        first = [c for c in cols if c not in used and pattern.search(c)]
+        return first + [c for c in others if c not in used and c not in first]
+
+    def textual(c: str) -> bool:
+        col = df[c]
+        if c in numeric:
+            return False
+        vals = col.dropna().astype(str).head(200)
+        return bool(len(vals)) and float(vals.str.contains(r"\s", regex=True).mean()) >= 0.5
+
+    def one(role: str, cands: list[str], pattern: re.Pattern, required: bool) -> str | None:
+        hits = [c for c in cands if pattern.search(c)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            problems.append(f"Several columns could be the {role} ({', '.join(hits)}); choose one.")
+        elif required:
+            problems.append(f"Could not tell which column is the {role}; choose it.")
+        return None
+
+    floats = [c for c in numeric if pd.api.types.is_float_dtype(df[c])]
+    text_like = [c for c in cols if textual(c)]
+    g.candidates["id"] = likely(_ID_RE, set(), [c for c in cols if c not in floats and c not in text_like])
+    used: set = set()
+    g.text_col = one("text", [c for c in cols if _TEXT_RE.search(c) or c in text_like],
+                     re.compile(".*") if len(text_like) == 1 else _TEXT_RE, False)
+    g.candidates["text"] = likely(_TEXT_RE, set(), text_like)
+    if g.text_col:
+        used.add(g.text_col)
+    g.id_col = one("sequence id", [c for c in cols if c not in used], _ID_RE, required=not g.text_col)
+    if g.id_col:
+        used.add(g.id_col)
+    g.candidates["order"] = likely(_ORDER_RE, used, [c for c in numeric if c not in used])
+    g.order_col = one("step order", [c for c in cols if c not in used], _ORDER_RE, False)
+    if g.order_col:
+        used.add(g.order_col)
+    g.candidates["label"] = likely(_LABEL_RE, used, [c for c in cols if c not in used and c not in text_like])
+    g.label_col = one("label", [c for c in cols if c not in used], _LABEL_RE, False)
+    if g.label_col:
+        used.add(g.label_col)
+    rest = [c for c in cols if c not in used]
+    g.candidates["features"] = [c for c in numeric if c not in used]
+    g.feature_cols, g.group_cols = [], []
+    if g.id_col is None and not g.text_col:
+        g.candidates["groups"] = [c for c in rest if c not in numeric]
+        g.feature_cols = list(g.candidates["features"])
+        return g
+    codes = pd.factorize(df[g.id_col].astype(str), sort=False)[0] if g.id_col else np.arange(len(df))
+    n = int(codes.max()) + 1 if len(codes) else 0
+    multi = bool((np.bincount(codes, minlength=n) > 1).any()) if n else False
+    for c in rest:
+        isnum = c in numeric
+        if _constant_per_seq(df[c], codes, n) and (not isnum or multi or g.text_col):
+            g.group_cols.append(c)
+        elif isnum:
+            g.feature_cols.append(c)
+        else:
+            problems.append(f"The column '{c}' holds text that changes within a sequence, so it can be neither a "
+                            f"feature nor a group; it is left out.")
+    g.candidates["groups"] = [c for c in rest if _constant_per_seq(df[c], codes, n)]
+    if not g.feature_cols and not g.text_col:
+        problems.append("No numeric feature columns were found; choose the feature columns.")
+    for c in g.feature_cols:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = int((~np.isfinite(v)).sum())
+        if bad:
+            g.missing[c] = bad
+    if g.missing:
+        total = sum(g.missing.values())
+        problems.append(f"The features hold {total:,} missing or infinite values (in "
+                        f"{', '.join(list(g.missing)[:5])}); choose whether to refuse them, fill them forward "
+                        f"or drop those sequences.")
+    return g
 
 
 def _constant_per_seq(col: pd.Series, codes: np.ndarray, n: int) -> bool:
@@ -735,7 +986,7 @@ def _raise_non_numeric(df: pd.DataFrame, c: str, ids: pd.Series) -> None:
     bad = np.flatnonzero((conv.isna() & df[c].notna()).to_numpy())
     r = int(bad[0]) if len(bad) else 0
     raise DataError(f"The column '{c}' holds text (for example {df[c].iloc[r]!r} in sequence '{ids.iloc[r]}'), "
-                    f"but features must be numbers. Convert it to numbers, or leave it out with feature_cols=[...].")
+                    f"but features must be numbers. Convert it to numbers, or leave it out with feature_cols=[...].", code='text_feature', field='features')
 
 
 # -------------------------------------------------------------------------------- NPZ

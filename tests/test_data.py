@@ -450,3 +450,69 @@ def test_model_named_classes_still_align_by_name(tmp_path):
     model = _model(features=("feature 0",), classes=("dog", "bird", "cat"))
     aligned = check_against_model(ds, model)
     assert aligned.class_names == ["dog", "bird", "cat"] and list(aligned.labels) == list(ds.labels)
+
+
+# ------------------------------------------------------------------ columns (issue 9, item 4)
+def test_inspect_columns_guesses_what_load_data_infers():
+    g = rv.data.inspect_columns(CSV.encode(), name="d.csv")
+    assert (g.kind, g.id_col, g.order_col, g.label_col) == ("table", "seq_id", "step", "label")
+    assert g.feature_cols == ["speed", "temp"] and g.group_cols == ["track"] and g.problems == []
+    assert g.numeric == ["step", "speed", "temp"] and g.n_rows == 5
+    assert g.candidates["id"][0] == "seq_id" and g.candidates["features"] == ["speed", "temp"]
+    a, b = _csv(), _csv(**g.choices())
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.y.tolist() == b.y.tolist() and a.groups.equals(b.groups)
+
+
+ODD = "who,when,a,b,outcome\nx,1,1,10,hi\nx,2,2,20,hi\nz,1,3,30,lo\n"
+
+
+def test_columns_that_cannot_be_inferred_are_reported_as_plain_sentences_and_can_be_chosen():
+    g = rv.data.inspect_columns(ODD.encode(), name="odd.csv")
+    assert g.id_col is None and g.order_col is None and g.label_col == "outcome"
+    assert g.problems == ["Could not tell which column is the sequence id; choose it."]
+    assert set(g.candidates["id"]) >= {"who", "when"} and set(g.numeric) == {"when", "a", "b"}
+    with pytest.raises(DataError) as e:
+        load_data(ODD.encode(), name="odd.csv")
+    assert (e.value.code, e.value.field) == ("unknown_column", "id")
+    ds = load_data(ODD.encode(), name="odd.csv", id_col="who", order_col="when", label_col="outcome",
+                   feature_cols=["b", "a"])                      # features in the order given
+    assert ds.feature_names == ["b", "a"] and ds.X[0].tolist() == [[10, 1], [20, 2]]
+    assert list(ds.labels) == ["hi", "lo"]
+
+
+def test_ambiguous_columns_give_no_code_in_problems():
+    g = rv.data.inspect_columns(b"id,user_id,x\n1,2,3\n", name="d.csv")
+    assert g.id_col is None
+    assert g.problems[0] == "Several columns could be the sequence id (id, user_id); choose one."
+    assert not any("=" in p or "_col" in p for p in g.problems)
+    with pytest.raises(DataError) as e:
+        load_data(b"id,user_id,x\n1,2,3\n", name="d.csv")
+    assert (e.value.code, e.value.field) == ("ambiguous_column", "id")
+
+
+@pytest.mark.parametrize("kw,code,field", [
+    (dict(label_col="lable"), "missing_column", "label"),
+    (dict(order_col="stp"), "missing_column", "order"),
+    (dict(feature_cols=["sped"]), "missing_column", "features"),
+    (dict(group_cols=["trak"]), "missing_column", "groups"),
+    (dict(missing="ignore"), "bad_option", "missing"),
+])
+def test_errors_name_the_choice_to_change(kw, code, field):
+    with pytest.raises(DataError) as e:
+        _csv(**kw)
+    assert (e.value.code, e.value.field) == (code, field)
+
+
+def test_missing_values_are_counted_for_the_missing_choice():
+    g = rv.data.inspect_columns(NAN_CSV.encode(), name="n.csv")
+    assert g.missing == {"x": 1, "z": 1} and "fill them forward or drop" in g.problems[-1]
+    with pytest.raises(DataError) as e:
+        load_data(NAN_CSV.encode(), name="n.csv", **g.choices())
+    assert (e.value.code, e.value.field) == ("missing_values", "missing")
+    assert load_data(NAN_CSV.encode(), name="n.csv", missing="drop", **g.choices()).ids.tolist() == ["b"]
+
+
+def test_inspect_npz_and_ts_have_nothing_to_choose():
+    assert rv.data.inspect_columns(TS_PETS.encode(), name="p.ts").kind == "ts"
+    assert rv.data.inspect_columns(_npz(X=np.zeros((2, 3, 1))), name="p.npz").choices() == {}

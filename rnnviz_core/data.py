@@ -29,7 +29,7 @@ from .errors import DataError
 
 __all__ = [
     "SequenceDataset", "load_data", "check_against_model", "from_long_frame", "from_arrays",
-    "ColumnGuess", "inspect_columns", "class_order_candidates",
+    "ColumnGuess", "inspect_columns", "class_order_candidates", "load_vocabulary",
     "MAX_DATA_BYTES", "MAX_ROWS", "MAX_SEQUENCES", "MAX_STEPS", "MAX_FEATURES", "MAX_CELLS",
     "DATA_EXTENSIONS",
 ]
@@ -422,7 +422,8 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
               id_col: str | None = None, order_col: str | None = None, label_col: str | None = None,
               feature_cols: Sequence[str] | None = None, group_cols: Sequence[str] | None = None,
               class_names: Sequence[str] | None = None, missing: str = "error",
-              task: str | None = None) -> SequenceDataset:
+              task: str | None = None, text_col: str | None = None,
+              vocabulary: Sequence[str] | None = None) -> SequenceDataset:
     """Read a data file into a validated :class:`SequenceDataset`.
 
     Parameters
@@ -436,6 +437,16 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
         "drop" (remove sequences with a missing or infinite feature value).
     task : "classification" or "regression" to say how to read the labels; None guesses (text and
         up to ``MAX_CLASSES_GUESSED`` whole numbers are classes, other numbers regression targets).
+    text_col, vocabulary : token data for a model with an embedding layer. With a
+        ``vocabulary`` (``vocabulary[i]`` is token id ``i``: the model's ``model.vocabulary``, or
+        :func:`load_vocabulary` of a ``.json``/``.txt`` file), a table with a text column
+        (``text_col``, else one named like ``text``/``review``/``sentence`` or holding words
+        separated by spaces) gives one sequence per row, its words split on whitespace (lower-cased
+        when the vocabulary has no capital letters); a long-form table with one whole-number
+        feature column, or an NPZ with ``X`` int [N, T], gives the ids as they are. Words not in the
+        vocabulary become its ``<unk>`` token (or ``[UNK]``, ``<oov>``) when it has one, else the
+        file is refused naming a few of them. The result has ``X`` int64 [N, T]; steps past a
+        sequence's length hold :attr:`SequenceDataset.pad_id` (the ``<pad>`` token's id, else 0).
 
     Formats (decided by content; the ending must be one of ``DATA_EXTENSIONS``): CSV and
     Parquet long form, NPZ (``X`` [N, T, F], optional ``lengths``, ``y``, ``ids``,
@@ -445,13 +456,35 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
     data, name, label, kind = _open_data(path_or_bytes, name)
     long_kw = dict(id_col=id_col, order_col=order_col, label_col=label_col, feature_cols=feature_cols,
                    group_cols=group_cols, class_names=class_names, missing=missing, name=name or "", task=task)
+    vocab = None if vocabulary is None else _check_vocabulary(vocabulary)
     if kind == "npz":
-        return _load_npz(data, label, name or "", class_names, missing, task)
+        ds = _load_npz(data, label, name or "", class_names, missing, task)
+        return ds if vocab is None else _as_tokens(ds, vocab, label)
     if kind == "ts":
         return _load_ts(data, label, name or "", class_names, missing, task)
     df = _read_table(data, kind, label)
     del data
-    return from_long_frame(df, **long_kw)
+    df.columns = [str(c).strip() for c in df.columns]
+    if text_col is None and vocab is not None and feature_cols is None:
+        found = [c for c in _text_columns(df) if c not in (id_col, label_col)]
+        text_col = found[0] if len(found) == 1 else None
+        if len(found) > 1:
+            raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
+                            f"text_col=... (in the app: pick it in the column settings).",
+                            code="ambiguous_column", field="text")
+    if text_col:
+        if vocab is None:
+            raise _vocabulary_needed(label, text_col)
+        return _from_text_frame(df, text_col, vocab, id_col=id_col, label_col=label_col, group_cols=group_cols,
+                                class_names=class_names, name=name or "", task=task, label=label)
+    try:
+        ds = from_long_frame(df, **long_kw)
+    except DataError as e:
+        texts = _text_columns(df)
+        if vocab is None and texts and e.code in ("unknown_column", "no_features", "text_feature"):
+            raise _vocabulary_needed(label, texts[0]) from None
+        raise
+    return ds if vocab is None else _as_tokens(ds, vocab, label)
 
 
 def _open_data(path_or_bytes, name) -> tuple[bytes, str | None, str, str]:
@@ -617,7 +650,9 @@ def _sniff_data(data: bytes, ext: str) -> str:
 
 
 # -------------------------------------------------------------------------- long form
-_ID_RE = re.compile(r"(^|[_\s])id$|^id[_\s]|^(sequence|seq|series|sample|case|subject|entity)([_\s]?(id|no|key|name))?$", re.I)
+_ID_RE = re.compile(r"^(?!(?:token|word|vocab|char|term)[_\s]?id$)"          # a token's id is not a sequence id
+                    r"(?:(?:.*[_\s])?id|id[_\s].*|(?:sequence|seq|series|sample|case|subject|entity)"
+                    r"(?:[_\s]?(?:id|no|key|name))?)$", re.I)
 _ORDER_RE = re.compile(r"^(step|steps|t|timestep|time_step|time_idx|order|seq_no|step_no|index|idx|position_in_sequence|"
                        r"date|datetime|timestamp|race_no|race_number|step_number)$|(_no|_num|_number|_step|_index|_date)$", re.I)
 _LABEL_RE = re.compile(r"^(label|labels|y|target|class|outcome|category)$|^(label|target)[_\s]|^next[_\s]", re.I)
@@ -1154,6 +1189,190 @@ def _special_id(vocabulary: Sequence[str] | None, tokens: Sequence[str], default
         if vocabulary and t in vocabulary:
             return list(vocabulary).index(t)
     return default
+
+
+#: Most tokens in a vocabulary, and the largest vocabulary file (bytes).
+MAX_VOCABULARY = 1_000_000
+MAX_VOCABULARY_BYTES = 50 * 1024 * 1024
+
+
+def load_vocabulary(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> list[str]:
+    """Read a vocabulary file: token ``i`` of the list is token id ``i``.
+
+    Parameters
+    ----------
+    path_or_bytes : a path, bytes or an upload of a ``.json`` file holding a list of tokens
+        (``json.dump(itos, f)``) or a token -> id object (``json.dump(stoi, f)``), or a ``.txt``
+        file with one token per line (line ``i``, counted from 0, is id ``i``).
+    name : the file name when giving bytes.
+
+    Returns
+    -------
+    list[str] of length V.
+    """
+    data, name = _read_bytes(path_or_bytes, name, MAX_VOCABULARY_BYTES, DataError, "vocabulary")
+    label = f"'{name}'" if name else "The vocabulary file"
+    ext = Path(name).suffix.lower() if name else ""
+    if ext not in ("", ".json", ".txt", ".vocab"):
+        raise DataError(f"{label} has the ending '{ext}'; a vocabulary is a .json list or a .txt file with one "
+                        f"token per line.", code="file_type", field="vocabulary")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{label} is not UTF-8 text; save the vocabulary as UTF-8.", code="unreadable",
+                        field="vocabulary") from None
+    if "\x00" in text:
+        raise DataError(f"{label} holds binary data, not a vocabulary.", code="unreadable", field="vocabulary")
+    stripped = text.lstrip()
+    if ext == ".json" or (ext == "" and stripped[:1] in ("[", "{")):
+        import json
+
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            raise DataError(f"{label} is not valid JSON; save the vocabulary with json.dump(list_of_tokens, f).",
+                            code="unreadable", field="vocabulary") from None
+        if isinstance(obj, dict):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in obj.values()):
+                raise DataError(f"{label} is a JSON object whose values are not all token ids (whole numbers); "
+                                f"save a list of tokens or a token -> id object.", code="unreadable",
+                                field="vocabulary")
+            if sorted(obj.values()) != list(range(len(obj))):
+                raise DataError(f"{label} gives token ids that are not 0 to {len(obj) - 1}, each once; rnnviz "
+                                f"needs one token per id.", code="unreadable", field="vocabulary")
+            vocab = [""] * len(obj)
+            for t, i in obj.items():
+                vocab[i] = t
+            obj = vocab
+        if not isinstance(obj, list) or not all(isinstance(t, str) for t in obj):
+            raise DataError(f"{label} must hold a JSON list of tokens (text), id 0 first.", code="unreadable",
+                            field="vocabulary")
+        return _check_vocabulary(obj, label)
+    lines = text.splitlines()
+    return _check_vocabulary([ln.strip() for ln in lines], label)
+
+
+def _check_vocabulary(vocab: Sequence[str], label: str = "The vocabulary") -> list[str]:
+    if isinstance(vocab, (str, bytes)) or not hasattr(vocab, "__len__"):
+        raise DataError("Give the vocabulary as a list of tokens (id 0 first); read a file with load_vocabulary(path).",
+                        code="vocabulary", field="vocabulary")
+    vocab = [str(t) for t in vocab]
+    if not vocab:
+        raise DataError(f"{label} holds no tokens.", code="vocabulary", field="vocabulary")
+    if len(vocab) > MAX_VOCABULARY:
+        raise DataError(f"{label} holds {len(vocab):,} tokens; rnnviz reads at most {MAX_VOCABULARY:,}.",
+                        code="too_big", field="vocabulary")
+    seen: set = set()
+    for t in vocab:
+        if t in seen and t != "":
+            raise DataError(f"{label} lists the token {t!r} twice; each token must have one id.",
+                            code="vocabulary", field="vocabulary")
+        seen.add(t)
+    return vocab
+
+
+def _text_columns(df: pd.DataFrame) -> list[str]:
+    """Columns holding words: named like text, or text with spaces in most rows."""
+    out = []
+    for c in df.columns:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        vals = col.dropna().astype(str).head(200)
+        if _TEXT_RE.search(str(c)) or (len(vals) and float(vals.str.contains(r"\s", regex=True).mean()) >= 0.5):
+            out.append(str(c))
+    return out
+
+
+def _vocabulary_needed(label: str, col: str) -> DataError:
+    return DataError(f"{label} has a text column ('{col}'); reading its words needs the model's vocabulary. "
+                     f"Pass vocabulary=[...] (or load_vocabulary(path)), or use a model file that holds its "
+                     f"vocabulary (saved with rv.save_model).", code="vocabulary_needed", field="vocabulary")
+
+
+def _lowercase(vocab: Sequence[str]) -> bool:
+    """Whether text should be lower-cased: the vocabulary has no capital letters (special tokens aside)."""
+    specials = set(_PAD_TOKENS) | set(_UNK_TOKENS)
+    return not any(t != t.lower() for t in vocab if t not in specials)
+
+
+def _encode_tokens(rows: Sequence[list[str]], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
+    """Token lists -> (X int64 [N, T] padded with the pad id, lengths [N])."""
+    index = {t: i for i, t in enumerate(vocab) if t != "" or i == 0}
+    unk = _special_id(vocab, _UNK_TOKENS, default=None)
+    pad = _special_id(vocab, _PAD_TOKENS)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    if len(rows) and lengths.min() == 0:
+        i = int(np.flatnonzero(lengths == 0)[0])
+        raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
+                        code="empty_text", field="text")
+    _check_size(len(rows), int(lengths.max()) if len(rows) else 1, 1)
+    X = np.full((len(rows), int(lengths.max()) if len(rows) else 1), pad, dtype=np.int64)
+    unknown: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        ids = [index.get(t, -1) for t in r]
+        if -1 in ids:
+            for t, v in zip(r, ids):
+                if v == -1:
+                    unknown[t] = unknown.get(t, 0) + 1
+            if unk is not None:
+                ids = [unk if v == -1 else v for v in ids]
+        X[i, : len(ids)] = ids
+    if unknown and unk is None:
+        top = sorted(unknown, key=lambda t: -unknown[t])[:5]
+        raise DataError(f"{label} has {len(unknown):,} words the vocabulary does not hold (for example "
+                        f"{', '.join(map(repr, top))}) and the vocabulary has no <unk> token for them. Use the "
+                        f"vocabulary the model was trained with.", code="unknown_tokens", field="vocabulary")
+    return X, lengths
+
+
+def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_col, label_col, group_cols,
+                     class_names, name: str, task, label: str) -> SequenceDataset:
+    """One sequence per row: the words of ``text_col`` split on whitespace."""
+    _need_column(df, text_col, "text column")
+    used = {text_col}
+    if id_col is None:
+        id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=False)
+    if id_col:
+        used.add(_need_column(df, id_col, "sequence id column"))
+    if label_col is None:
+        label_col = _pick(df, _LABEL_RE, "label", "label_col", used, required=False)
+    if label_col:
+        used.add(_need_column(df, label_col, "label column"))
+    for c in group_cols or []:
+        _need_column(df, c, "group column")
+    if len(df) > MAX_SEQUENCES:
+        _check_size(len(df), 1, 1)
+    text = df[text_col].fillna("").astype(str)
+    if _lowercase(vocab):
+        text = text.str.lower()
+    rows = [t.split() for t in text]
+    ids = df[id_col].astype(str).to_numpy() if id_col else np.arange(1, len(df) + 1).astype(str)
+    where = [f"sequence '{i}'" for i in ids] if id_col else [f"row {i + 2}" for i in range(len(df))]
+    X, lengths = _encode_tokens(rows, vocab, label, where)
+    del rows
+    groups = df[[c for c in (group_cols if group_cols is not None else df.columns) if c not in used]]
+    y, cn = _encode_labels(None if not label_col else df[label_col].to_numpy(), class_names, task)
+    return SequenceDataset(X=X, lengths=lengths, y=y, ids=ids, groups=groups.reset_index(drop=True),
+                           feature_names=["token"], class_names=cn, name=name, vocabulary=vocab)
+
+
+def _as_tokens(ds: SequenceDataset, vocab: list[str], label: str) -> SequenceDataset:
+    """Integer ids read as numbers (one feature column, or NPZ ``X`` [N, T]) -> token data."""
+    if ds.is_tokens:
+        return replace(ds, vocabulary=vocab)
+    if ds.n_features != 1:
+        raise DataError(f"{label} has {ds.n_features} feature columns; token ids need exactly one (the id of each "
+                        f"step's token), or a text column.", code="tokens_vs_numbers", field="features")
+    x = ds.X[:, :, 0]
+    valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]
+    v = x[valid]
+    if len(v) and (not np.all(np.mod(v, 1) == 0) or v.min() < 0 or v.max() >= len(vocab)):
+        bad = v[(np.mod(v, 1) != 0) | (v < 0) | (v >= len(vocab))][0]
+        raise DataError(f"{label} has the token id {bad:g}, but the vocabulary's ids run from 0 to {len(vocab) - 1}; "
+                        f"use the vocabulary the ids were made with.", code="vocabulary", field="vocabulary")
+    X = np.where(valid, x, _special_id(vocab, _PAD_TOKENS)).astype(np.int64)
+    return replace(ds, X=X, feature_names=["token"], vocabulary=vocab)
 
 
 # ======================================================================== class order

@@ -516,3 +516,95 @@ def test_missing_values_are_counted_for_the_missing_choice():
 def test_inspect_npz_and_ts_have_nothing_to_choose():
     assert rv.data.inspect_columns(TS_PETS.encode(), name="p.ts").kind == "ts"
     assert rv.data.inspect_columns(_npz(X=np.zeros((2, 3, 1))), name="p.npz").choices() == {}
+
+
+# --------------------------------------------------------------------- text data (issue 9, item 5)
+TRAIN = ["this movie was good", "not good at all", "a great film", "not great", "the plot was bad"]
+
+
+def _tutorial_vocab():
+    """How tutorials build it: lower-cased words by frequency after <pad> and <unk>."""
+    from collections import Counter
+
+    counter = Counter(w for r in TRAIN for w in r.lower().split())
+    itos = ["<pad>", "<unk>"] + [w for w, _ in counter.most_common()]
+    return itos, {w: i for i, w in enumerate(itos)}
+
+
+REVIEWS = "review_id,review,label\nr1,This movie was GOOD,pos\nr2,not good,neg\nr3,boring plot,neg\n"
+
+
+def test_text_csv_with_a_tutorial_vocabulary():
+    itos, stoi = _tutorial_vocab()
+    ds = load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    assert ds.is_tokens and ds.X.dtype == np.int64 and ds.vocabulary == itos and ds.n_features == 1
+    expect = [[stoi[w] for w in "this movie was good".split()],
+              [stoi["not"], stoi["good"]],
+              [stoi["<unk>"], stoi["plot"]]]                           # 'boring' is not in the vocabulary
+    assert ds.lengths.tolist() == [4, 2, 2] and ds.pad_id == 0 == stoi["<pad>"]
+    for i, e in enumerate(expect):
+        assert ds.X[i, : len(e)].tolist() == e and (ds.X[i, len(e):] == 0).all()
+    assert list(ds.ids) == ["r1", "r2", "r3"] and list(ds.labels) == ["pos", "neg", "neg"]
+    assert ds.tokens(1) == ["not", "good"] and ds.tokens(2) == ["<unk>", "plot"]
+
+
+def test_vocabulary_files_json_list_json_object_and_txt(tmp_path):
+    import json
+
+    itos, stoi = _tutorial_vocab()
+    (tmp_path / "itos.json").write_text(json.dumps(itos))
+    (tmp_path / "stoi.json").write_text(json.dumps(stoi))
+    (tmp_path / "vocab.txt").write_bytes("\r\n".join(itos).encode() + b"\r\n")    # Windows line endings
+    for f in ("itos.json", "stoi.json", "vocab.txt"):
+        assert rv.data.load_vocabulary(tmp_path / f) == itos, f
+    assert rv.data.load_vocabulary("\r".join(itos).encode(), name="v.txt") == itos    # CR only
+    with pytest.raises(DataError, match="lists the token 'good' twice"):
+        rv.data.load_vocabulary(b"a\ngood\ngood\n", name="v.txt")
+    with pytest.raises(DataError, match="not 0 to 1, each once"):
+        rv.data.load_vocabulary(b'{"a": 0, "b": 2}', name="v.json")
+
+
+def test_unknown_words_without_unk_are_refused_by_name():
+    itos = ["<pad>", "this", "movie", "was", "good", "not"]
+    with pytest.raises(DataError) as e:
+        load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    assert "'boring'" in str(e.value) and "'plot'" in str(e.value) and "no <unk> token" in str(e.value)
+    assert (e.value.code, e.value.field) == ("unknown_tokens", "vocabulary")
+
+
+def test_long_form_token_ids_and_text_without_ids():
+    itos, stoi = _tutorial_vocab()
+    text = "id,step,token_id,label\na,1,5,pos\na,2,3,pos\nb,1,2,neg\n"
+    ds = load_data(text.encode(), name="ids.csv", vocabulary=itos)
+    assert ds.is_tokens and ds.X.tolist() == [[5, 3], [2, 0]] and ds.tokens(0) == [itos[5], itos[3]]
+    with pytest.raises(DataError, match="has the token id 99"):
+        load_data(text.replace(",5,", ",99,").encode(), name="ids.csv", vocabulary=itos)
+    plain = load_data(b"text,label\nnot good,neg\na great film,pos\n", name="t.csv", vocabulary=itos)
+    assert list(plain.ids) == ["1", "2"] and plain.X[1].tolist() == [stoi["a"], stoi["great"], stoi["film"]]
+
+
+def test_text_without_a_vocabulary_asks_for_one():
+    with pytest.raises(DataError) as e:
+        load_data(REVIEWS.encode(), name="reviews.csv")
+    assert (e.value.code, e.value.field) == ("vocabulary_needed", "vocabulary")
+    assert "text column ('review')" in str(e.value)
+
+
+def test_token_data_against_embedding_and_numeric_models():
+    itos, _ = _tutorial_vocab()
+    ds = load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    cfg = dict(cell="LSTM", input_size=1, encoder="embedding", encoder_size=4, hidden_size=3, num_outputs=2)
+    model = build_model(ModelConfig(vocab_size=len(itos), **cfg), class_names=["neg", "pos"])
+    ok = check_against_model(ds, model)
+    assert list(ok.labels) == ["pos", "neg", "neg"] and ok.class_names == ["neg", "pos"]
+    torch.manual_seed(0)
+    model.eval()
+    with torch.no_grad():                                   # ids reach the embedding as they are
+        out = model(torch.as_tensor(ok.X), torch.as_tensor(ok.lengths))
+        ref = model(torch.as_tensor(ok.X[:1, :4]), torch.as_tensor([4]))
+    torch.testing.assert_close(out[:1], ref)
+    with pytest.raises(DataError, match="the model knows 5 tokens"):
+        check_against_model(ds, build_model(ModelConfig(vocab_size=5, **cfg), class_names=["neg", "pos"]))
+    with pytest.raises(DataError) as e:
+        check_against_model(ds, _model(features=("feature 0",), classes=("neg", "pos")))
+    assert e.value.code == "tokens_vs_numbers"

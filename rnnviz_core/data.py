@@ -250,11 +250,13 @@ class SequenceDataset:
 def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = None,
                 ids: Sequence[Any] | None = None, groups: pd.DataFrame | None = None,
                 feature_names: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
-                name: str = "", missing: str = "error", task: str | None = None) -> SequenceDataset:
+                name: str = "", missing: str = "error", task: str | None = None,
+                _copy: bool = True) -> SequenceDataset:
     """Build a validated dataset from arrays (what the NPZ and ``.ts`` loaders use).
 
     ``y`` may hold class indices (with ``class_names``), strings (mapped to sorted class names,
-    or to ``class_names`` when given) or floats (regression).
+    or to ``class_names`` when given) or floats (regression). ``X`` is copied (the caller's
+    array is left untouched) unless the private ``_copy=False`` says the loader owns it.
     """
     X = np.asarray(X)
     if X.ndim == 2:
@@ -282,7 +284,9 @@ def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = No
     if len(ids) != n:
         raise DataError(f"There are {n} sequences but {len(ids)} ids.", code='shape', field=None)
     feature_names = list(feature_names) if feature_names is not None else [f"feature {j}" for j in range(f)]
-    X = X.astype(np.float32)
+    X = X.astype(np.float32, copy=_copy)
+    if not X.flags.c_contiguous or not X.flags.writeable:
+        X = np.ascontiguousarray(X) if X.flags.writeable else X.copy()
     valid = np.arange(t)[None, :] < lengths[:, None]                     # (N, T)
     X[~valid] = 0.0
     X, lengths, keep = _handle_missing(X, lengths, valid, ids, feature_names, missing)
@@ -309,33 +313,48 @@ def _check_size(n: int, t: int, f: int) -> None:
 
 
 def _handle_missing(X, lengths, valid, ids, feature_names, missing):
-    """Apply the NaN/inf policy to the valid steps of X. Returns (X, lengths, kept sequence index)."""
+    """Apply the NaN/inf policy to the valid steps of X. Returns (X, lengths, kept sequence index).
+
+    Works through the sequences in blocks so no [N, T, F] temporary is made.
+    """
     if missing not in ("error", "fill", "drop"):
         raise DataError("The missing-value option must be 'error', 'fill' or 'drop'.", code='bad_option', field='missing')
-    bad = ~np.isfinite(X) & valid[:, :, None]                            # (N, T, F)
-    keep = np.arange(X.shape[0])
-    if not bad.any():
+    n = X.shape[0]
+    step = max(1, 4_000_000 // max(1, X.shape[1] * X.shape[2]))
+    seq_bad = np.zeros(n, dtype=bool)
+    for a in range(0, n, step):
+        nf = ~np.isfinite(X[a:a + step])                                 # (b, T, F)
+        nf &= valid[a:a + step, :, None]
+        seq_bad[a:a + step] = nf.any(axis=(1, 2))
+    keep = np.arange(n)
+    if not seq_bad.any():
         return X, lengths, keep
+    bad_seqs = np.flatnonzero(seq_bad)
     if missing == "error":
-        seq, step, feat = np.nonzero(bad)
-        where = "; ".join(f"sequence '{ids[s]}' step {st + 1} column '{feature_names[c]}'"
-                          for s, st, c in list(zip(seq, step, feat))[:3])
-        more = f" and {len(seq) - 3} more" if len(seq) > 3 else ""
-        raise DataError(f"The data has {len(seq)} missing or infinite values ({where}{more}). Fix them in "
-                        f"the file, or choose to fill them (carry the last value forward) or drop those sequences.", code='missing_values', field='missing')
+        where, count = [], 0
+        for s in bad_seqs:
+            st, c = np.nonzero(~np.isfinite(X[s, : int(lengths[s])]))
+            count += len(st)
+            if len(where) < 3:
+                where += [f"sequence '{ids[s]}' step {a + 1} column '{feature_names[b]}'"
+                          for a, b in zip(st[:3], c[:3])]
+        more = f" and {count - 3} more" if count > 3 else ""
+        raise DataError(f"The data has {count} missing or infinite values ({'; '.join(where[:3])}{more}). Fix them in "
+                        f"the file, or choose to fill them (carry the last value forward) or drop those sequences.",
+                        code='missing_values', field='missing')
     if missing == "drop":
-        keep = np.flatnonzero(~bad.any(axis=(1, 2)))
+        keep = np.flatnonzero(~seq_bad)
         if len(keep) == 0:
             raise DataError("Every sequence has a missing or infinite value, so dropping them leaves nothing; "
                             "choose to fill them instead.", code='missing_values', field='missing')
         t = int(lengths[keep].max())
         return X[keep, :t], lengths[keep], keep
     # fill: carry the last finite value forward within each sequence, then back-fill, else 0
-    X = X.copy()
-    X[bad] = np.nan
-    for s in np.flatnonzero(bad.any(axis=(1, 2))):
+    for s in bad_seqs:
         L = int(lengths[s])
-        X[s, :L] = pd.DataFrame(X[s, :L]).ffill().bfill().fillna(0.0).to_numpy(np.float32)
+        seq = X[s, :L]
+        seq[~np.isfinite(seq)] = np.nan
+        X[s, :L] = pd.DataFrame(seq).ffill().bfill().fillna(0.0).to_numpy(np.float32)
     return X, lengths, keep
 
 
@@ -1029,34 +1048,11 @@ _NPZ_RESERVED = {"X", "lengths", "y", "ids", "class_names", "feature_names"}
 
 
 def _load_npz(data: bytes, label: str, name: str, class_names, missing: str, task=None) -> SequenceDataset:
-    try:
-        import zipfile
-
-        unpacked = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
-    except Exception:
-        raise DataError(f"{label} is not a readable NPZ archive; save it again with np.savez.") from None
-    if unpacked > 2 * MAX_DATA_BYTES:
-        raise DataError(f"{label} unpacks to {unpacked / 2**20:,.0f} MB; rnnviz handles at most "
-                        f"{2 * MAX_DATA_BYTES // 2**20} MB of arrays. Upload fewer or shorter sequences.")
-    try:
-        npz = np.load(io.BytesIO(data), allow_pickle=False)
-        if not hasattr(npz, "files"):
-            raise DataError(f"{label} holds a single array, not an NPZ archive; save it with np.savez(..., X=X).")
-        keys = list(npz.files)
-    except DataError:
-        raise
-    except Exception:
-        raise DataError(f"{label} is not a readable NPZ archive; save it again with np.savez.") from None
+    arrays = _read_npz_arrays(data, label)
+    keys = list(arrays)
     if "X" not in keys:
         raise DataError(f"{label} has no array named 'X' (the sequences, shaped [N, T, F]).{_suggest('X', keys)} "
-                        f"It holds: {', '.join(keys) or 'nothing'}.")
-    arrays = {}
-    for k in keys:
-        try:
-            arrays[k] = npz[k]
-        except ValueError:
-            raise DataError(f"The array '{k}' in {label} holds Python objects, which rnnviz does not open "
-                            f"(they could run code). Save text as plain strings, e.g. np.array(ids, dtype=str).") from None
+                        f"It holds: {', '.join(keys) or 'nothing'}.", code="missing_array", field="file")
     X = arrays["X"]
     n = X.shape[0] if X.ndim >= 1 else 0
     names = arrays.get("class_names")
@@ -1067,30 +1063,113 @@ def _load_npz(data: bytes, label: str, name: str, class_names, missing: str, tas
     cn = class_names if class_names is not None else (None if names is None else [str(s) for s in names])
     ds = from_arrays(X, arrays.get("lengths"), y=arrays.get("y"), ids=arrays.get("ids"), groups=groups,
                      feature_names=None if fnames is None else [str(s) for s in fnames],
-                     class_names=cn, name=name, missing=missing, task=task)
+                     class_names=cn, name=name, missing=missing, task=task, _copy=False)
     if names is not None and ds.class_names is not None:
         ds.declared_classes = [str(s) for s in names]
     return ds
 
 
+#: Most arrays in an NPZ archive.
+MAX_NPZ_ARRAYS = 256
+
+
+def _read_npz_arrays(data: bytes, label: str) -> dict[str, np.ndarray]:
+    """Read an NPZ's arrays without trusting its headers.
+
+    Each array's ``.npy`` header (dtype, shape) is checked against the limits before anything is
+    allocated; the content is then read into that array in chunks and the bytes actually
+    unpacked are counted, so a zip entry whose sizes understate (or overstate) its content is
+    refused as damaged instead of being unpacked. Object arrays are refused (they need pickle).
+    """
+    import zipfile
+
+    from numpy.lib import format as npf
+
+    damaged = DataError(f"{label} is not a readable NPZ archive; save it again with np.savez.",
+                        code="unreadable", field="file")
+    limit = min(MAX_DECODED_BYTES, 2 * MAX_DATA_BYTES)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except Exception:
+        if data[:6] == b"\x93NUMPY":
+            raise DataError(f"{label} holds a single array, not an NPZ archive; save it with np.savez(..., X=X).",
+                            code="unreadable", field="file") from None
+        raise damaged from None
+    if len(infos) > MAX_NPZ_ARRAYS:
+        raise _too_big(f"{label} holds {len(infos):,} files; an NPZ for rnnviz holds at most {MAX_NPZ_ARRAYS}.")
+    arrays: dict[str, np.ndarray] = {}
+    total = 0
+    for info in infos:
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        try:
+            with zf.open(info) as f:
+                version = npf.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = npf.read_array_header_1_0(f, max_header_size=10_000)
+                else:
+                    shape, fortran, dtype = npf.read_array_header_2_0(f, max_header_size=10_000)
+                if dtype.hasobject:
+                    raise DataError(f"The array '{key}' in {label} holds Python objects, which rnnviz does not open "
+                                    f"(they could run code). Save text as plain strings, e.g. "
+                                    f"np.array(ids, dtype=str).", code="unsafe", field="file")
+                count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+                nbytes = count * dtype.itemsize
+                if count < 0 or total + nbytes > limit:
+                    raise _too_big(f"{label} unpacks to more than {limit // 2**20:,} MB of arrays ('{key}' alone "
+                                   f"is {nbytes / 2**20:,.0f} MB); rnnviz handles at most that much. Upload fewer "
+                                   f"or shorter sequences (or save X as float32).")
+                if key == "X" and len(shape) in (2, 3):
+                    _check_size(*(tuple(shape) + (1,))[:3])
+                elif len(shape) >= 1 and key != "X" and shape[0] > MAX_SEQUENCES and key not in (
+                        "class_names", "feature_names"):
+                    _check_size(shape[0], 1, 1)
+                arr = np.empty(count, dtype=dtype)
+                buf = memoryview(arr.view(np.uint8).reshape(-1)) if nbytes else memoryview(b"")
+                got = 0
+                while got < nbytes:
+                    k = f.readinto(buf[got: got + (1 << 24)])
+                    if not k:
+                        break
+                    got += k
+                if got != nbytes or f.read(1):                   # content measured, not the headers
+                    raise damaged
+                total += nbytes
+        except DataError:
+            raise
+        except Exception:
+            raise damaged from None
+        arrays[key] = arr.reshape(shape, order="F" if fortran else "C")
+    return arrays
+
+
 # --------------------------------------------------------------------------------- .ts
 def _load_ts(data: bytes, label: str, name: str, class_names, missing: str, task=None) -> SequenceDataset:
-    """Read the UCR/UEA ``.ts`` format (as written by sktime/aeon)."""
-    text = data.decode("utf-8-sig", errors="replace")
+    """Read the UCR/UEA ``.ts`` format (as written by sktime/aeon), line by line.
+
+    Each case's size (channels from its colons, steps from its commas) is checked against the
+    limits before the line is parsed, and the running total of values before it is stored.
+    """
     header: dict[str, str] = {}
-    cases: list[list[np.ndarray]] = []
+    cases: list[np.ndarray] = []                                       # each (T_i, C) float32
     labels: list[str] = []
     in_data = False
     class_list: list[str] | None = None
     has_label = False
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    total = 0
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    for lineno, (a, b) in enumerate(_lines(data, start), start=1):
+        while a < b and data[a] in b" \t":
+            a += 1
+        if a == b or data[a] == ord("#"):
             continue
         if not in_data:
+            if b - a > 1_000_000:
+                raise _too_big(f"{label}: line {lineno} is a header line of {b - a:,} bytes; check the file.")
+            line = data[a:b].decode("utf-8", errors="replace").strip()
             if not line.startswith("@"):
                 raise DataError(f"{label}: line {lineno} comes before '@data' but is not a header line; "
-                                f"check the file is in the .ts format.")
+                                f"check the file is in the .ts format.", code="unreadable", field="file")
             key, _, val = line[1:].partition(" ")
             key = key.lower()
             header[key] = val.strip()
@@ -1102,45 +1181,56 @@ def _load_ts(data: bytes, label: str, name: str, class_names, missing: str, task
                 has_label = val.split()[:1] == ["true"]
             elif key == "timestamps" and val.strip().lower() == "true":
                 raise DataError(f"{label} uses time stamps, which rnnviz does not read yet; export it "
-                                f"without time stamps or as a long-form CSV.")
+                                f"without time stamps or as a long-form CSV.", code="unreadable", field="file")
             elif key == "data":
                 in_data = True
             continue
-        parts = line.split(":")
+        if len(cases) >= MAX_SEQUENCES:
+            _check_size(len(cases) + 1, 1, 1)
+        channels = data.count(b":", a, b) + 1 - has_label
+        values = data.count(b",", a, b) + max(channels, 1)
+        if channels > MAX_FEATURES:
+            _check_size(1, 1, channels)
+        if channels >= 1 and values // channels > MAX_STEPS:
+            raise _too_big(f"{label}: case {len(cases) + 1} (line {lineno}) has about {values // channels:,} steps; "
+                           f"rnnviz handles at most {MAX_STEPS:,}. Shorten the sequences (for example keep the "
+                           f"last {MAX_STEPS:,} steps).")
+        total += values
+        if total > MAX_CELLS:
+            raise _too_big(f"{label} holds more than {MAX_CELLS:,} values; rnnviz handles at most that many. "
+                           f"Upload fewer or shorter sequences.")
+        parts = data[a:b].split(b":")
         if has_label:
-            labels.append(parts[-1].strip())
+            labels.append(parts[-1].strip().decode("utf-8", errors="replace"))
             parts = parts[:-1]
         if not parts:
-            raise DataError(f"{label}: line {lineno} has no values.")
-        dims = []
-        for p in parts:
-            vals = [v.strip() for v in p.split(",") if v.strip() != ""]
-            try:
-                dims.append(np.array([np.nan if v == "?" else float(v) for v in vals], dtype=np.float64))
-            except ValueError:
-                bad = next(v for v in vals if v != "?" and not _is_float(v))
-                raise DataError(f"{label}: line {lineno} has the value {bad!r}, which is not a number.") from None
-        if cases and len(dims) != len(cases[0]):
+            raise DataError(f"{label}: line {lineno} has no values.", code="unreadable", field="file")
+        dims = [_ts_values(p, label, lineno) for p in parts]
+        if cases and len(dims) != cases[0].shape[1]:
             raise DataError(f"{label}: line {lineno} has {len(dims)} channels but the first case has "
-                            f"{len(cases[0])}; every case needs the same channels.")
+                            f"{cases[0].shape[1]}; every case needs the same channels.", code="unreadable",
+                            field="file")
         if len({len(d) for d in dims}) != 1:
             raise DataError(f"{label}: the channels on line {lineno} have different lengths; rnnviz needs "
-                            f"all channels of a case to have the same number of steps.")
-        cases.append(dims)
-        if len(cases) > MAX_SEQUENCES:
-            _check_size(len(cases), 1, 1)
+                            f"all channels of a case to have the same number of steps.", code="unreadable",
+                            field="file")
+        cases.append(np.stack(dims, axis=1).astype(np.float32))
     if not in_data:
-        raise DataError(f"{label} has no '@data' line, so it is not a complete .ts file.")
+        raise DataError(f"{label} has no '@data' line, so it is not a complete .ts file.", code="unreadable",
+                        field="file")
     if not cases:
-        raise DataError(f"{label} has no cases after '@data', so there are no sequences.")
-    f = len(cases[0])
-    lengths = np.array([len(c[0]) for c in cases], dtype=np.int64)
+        raise DataError(f"{label} has no cases after '@data', so there are no sequences.", code="no_sequences",
+                        field="file")
+    f = cases[0].shape[1]
+    lengths = np.array([len(c) for c in cases], dtype=np.int64)
     if lengths.min() < 1:
-        raise DataError(f"{label} has a case with no values.")
+        raise DataError(f"{label} has a case with no values.", code="unreadable", field="file")
     _check_size(len(cases), int(lengths.max()), f)
     X = np.zeros((len(cases), int(lengths.max()), f), dtype=np.float32)
-    for i, c in enumerate(cases):
-        X[i, : lengths[i]] = np.stack(c, axis=1)
+    for i in range(len(cases)):
+        X[i, : lengths[i]] = cases[i]
+        cases[i] = None                                                # free as we go
+    del cases
     y = None
     if has_label:
         if "classlabel" in header:
@@ -1150,23 +1240,50 @@ def _load_ts(data: bytes, label: str, name: str, class_names, missing: str, task
                 unknown = sorted(set(labels) - set(cn))
                 if unknown and class_names is None:
                     raise DataError(f"{label} has labels not declared in its @classLabel line: "
-                                    f"{', '.join(unknown[:5])}.")
+                                    f"{', '.join(unknown[:5])}.", code="unknown_labels", field="label")
         else:
             cn = None
             try:
                 y = np.asarray([float(v) for v in labels], dtype=np.float32)
             except ValueError:
-                raise DataError(f"{label} declares numeric targets but has a non-numeric one.") from None
+                raise DataError(f"{label} declares numeric targets but has a non-numeric one.", code="bad_labels",
+                                field="label") from None
     else:
         cn = None
     problem = header.get("problemname", "")
     dim_names = [f"dim {j}" for j in range(f)] if f > 1 else [problem or "value"]
-    ds = from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(cases))], groups=None,
+    ds = from_arrays(X, lengths, y=y, ids=[f"case{i:05d}" for i in range(len(lengths))], groups=None,
                      feature_names=dim_names, class_names=cn, name=name, missing=missing,
-                     task=task or ("classification" if "classlabel" in header else "regression"))
+                     task=task or ("classification" if "classlabel" in header else "regression"), _copy=False)
     if class_list and ds.class_names is not None:
         ds.declared_classes = list(class_list)
     return ds
+
+
+def _lines(data: bytes, start: int = 0) -> Iterable[tuple[int, int]]:
+    """(start, end) of each line of ``data``, for line breaks of every kind (\\n, \\r\\n, a lone \\r)."""
+    pos = start
+    for m in _LINE_BREAK.finditer(data, start):
+        yield pos, m.start()
+        pos = m.end()
+    if pos < len(data):
+        yield pos, len(data)
+
+
+def _ts_values(part: bytes, label: str, lineno: int) -> np.ndarray:
+    """One channel of a ``.ts`` case: comma-separated numbers, ``?`` for a missing value."""
+    vals = part.replace(b"?", b"nan").split(b",")
+    if vals and not vals[-1].strip():
+        vals = vals[:-1]                                               # a trailing comma
+    try:
+        return np.array(vals, dtype=bytes).astype(np.float64)
+    except ValueError:
+        bad = next((v.strip().decode("utf-8", "replace") for v in vals
+                    if not _is_float(v.strip().decode("utf-8", "replace").replace("nan", "?").replace("?", "0"))),
+                   "")
+        bad = bad.replace("nan", "?")
+        raise DataError(f"{label}: line {lineno} has the value {bad!r}, which is not a number.", code="unreadable",
+                        field="file") from None
 
 
 def _is_float(s: str) -> bool:

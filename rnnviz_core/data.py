@@ -575,6 +575,14 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     raise DataError(f"{label} is not a text file.", code="unreadable", field="file")  # pragma: no cover
 
 
+def _arrow_width(t) -> int:
+    """Bytes per row of an Arrow type once decoded (16 for text and other variable-width types)."""
+    try:
+        return max(1, int(t.bit_width) // 8)
+    except ValueError:
+        return 16
+
+
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
     """Parquet: counts and decoded size from the metadata first, then read in batches, measured."""
     unreadable = DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.",
@@ -586,8 +594,12 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         pf = pq.ParquetFile(io.BytesIO(data))
         meta = pf.metadata
         rows, cols = int(meta.num_rows), int(meta.num_columns)
-        decoded = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
         schema = pf.schema_arrow
+        stored = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+        # decoded size: fixed-width columns take rows x width whatever their encoding (a column of
+        # zeros encodes to almost nothing); text takes a pointer per row plus its stored bytes
+        width = sum(_arrow_width(f.type) for f in schema)
+        decoded = rows * width + stored
     except Exception:
         raise unreadable from None
     _table_limits(label, rows, cols)

@@ -563,9 +563,9 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     first = data[: m.start() if m else len(data)].lstrip(b"\xef\xbb\xbf")
     sep = b"," if b"," in first else next((d for d in (b";", b"\t", b"|") if d in first), b",")
     _table_limits(label, rows, first.count(sep) + 1)                   # quoted separators only over-count
-    for enc in ("utf-8-sig", "latin-1"):
+    for enc in (None, "latin-1"):                                      # None: UTF-8 read as bytes (BOM skipped)
         try:
-            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=False, encoding=enc)
+            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=True, encoding=enc)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:

@@ -3,7 +3,13 @@
 The family covers what people usually train to turn a sequence into one output::
 
     x [N, T, F] --normalise--> encoder (none | linear | embedding) --> rnn (RNN/GRU/LSTM)
-        --> final state of each sequence [N, H*D] --> head (linear | mlp) --> logits [N, C] or [N]
+        --> readout [N, H*D] --> head (linear | mlp) --> logits [N, C] or [N]
+
+The *readout* is how the head reads the sequence (``ModelConfig.readout``, see
+:data:`READOUTS`): the last real step's output (``"last"``, what ``out[:, -1]`` does), the
+final hidden state (``"h_n"``, what ``h[-1]`` does), or the mean or max over the real steps.
+A file's weights cannot tell which one a model was trained with, so for a plain state dict it
+is an assumption (see :func:`assumptions`) that :func:`with_readout` changes.
 
 Model files
 -----------
@@ -30,6 +36,7 @@ command line (never from an upload).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import io
@@ -45,7 +52,7 @@ from typing import Any, BinaryIO, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .data import _read_bytes  # shared path/bytes/upload reading with the size limit
 from .errors import InputError, ModelError, ModelFileError
@@ -53,7 +60,7 @@ from .errors import InputError, ModelError, ModelFileError
 __all__ = [
     "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
     "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
-    "MODEL_EXTENSIONS",
+    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions",
 ]
 
 #: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
@@ -65,6 +72,15 @@ FORMAT_VERSION = 1
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin")
 
 CELLS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
+#: How the head reads the sequence: key -> a plain sentence (the app shows these).
+READOUTS = {
+    "last": "the output at each sequence's last real step (both directions' outputs at that step "
+            "for a bidirectional layer), as out[:, -1] reads it",
+    "h_n": "the final hidden state (forward at the last real step, backward at the first step for a "
+           "bidirectional layer), as h[-1] or h_n reads it",
+    "mean": "the average of the outputs over the real steps (mean pooling)",
+    "max": "the largest value of each output unit over the real steps (max pooling)",
+}
 _GATE_MULT = {"GRU": 3, "LSTM": 4, "RNN_TANH": 1, "RNN_RELU": 1}
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
 
@@ -91,6 +107,7 @@ class ModelConfig:
     head_activation: str = "relu"     # mlp head's activation: "relu", "tanh" or "none"
     task: str = "classification"      # "classification" (logits [N, C]) or "regression"
     num_outputs: int = 2              # classes C, or regression targets (1 gives output [N])
+    readout: str = "last"             # how the head reads the sequence: a key of READOUTS
 
     def __post_init__(self) -> None:
         self.validate()
@@ -125,6 +142,8 @@ class ModelConfig:
             bad(f"The task {self.task!r} is not supported; use 'classification' or 'regression'.")
         if self.task == "classification" and self.num_outputs < 2:
             bad("A classification model needs at least 2 classes (num_outputs >= 2).")
+        if self.readout not in READOUTS:
+            bad(f"The readout {self.readout!r} is not supported; use one of {', '.join(READOUTS)}.")
 
     @property
     def rnn_input_size(self) -> int:
@@ -160,13 +179,17 @@ class RecurrentModel(nn.Module):
     ``forward(x, lengths=None)`` takes raw (un-normalised) padded input ``x`` [N, T, F]
     (token ids in ``x[..., 0]`` for an embedding encoder) and returns logits [N, C]
     (classification), [N] (regression with one target) or [N, K]. With ``lengths`` the
-    input is packed, so padding never reaches the recurrence; the head reads each sequence's
-    final state (bidirectional: forward state at the last valid step ++ backward state at
-    step 0).
+    input is packed, so padding never reaches the recurrence. The head reads what
+    ``config.readout`` says (:data:`READOUTS`): ``"last"`` the last layer's output at each
+    sequence's last real step, ``"h_n"`` its final hidden state (bidirectional: forward state at
+    the last valid step ++ backward state at step 0), ``"mean"``/``"max"`` the output pooled
+    over the real steps.
 
     Attributes: ``config``, ``class_names`` (list or None), ``feature_names`` (list), the
-    recurrent module ``rnn`` (``nn.GRU``/``nn.LSTM``/``nn.RNN``, batch_first) and buffers
-    ``norm_mean``/``norm_std`` [F] applied inside ``forward``.
+    recurrent module ``rnn`` (``nn.GRU``/``nn.LSTM``/``nn.RNN``, batch_first), buffers
+    ``norm_mean``/``norm_std`` [F] applied inside ``forward``, ``vocabulary`` (list of tokens
+    or None, embedding models), ``inferred`` (True when built from a plain state dict, whose
+    unknowns :func:`assumptions` lists) and ``notes`` (plain sentences on how it was obtained).
     """
 
     def __init__(self, config: ModelConfig, class_names: Sequence[str] | None = None,
@@ -208,6 +231,8 @@ class RecurrentModel(nn.Module):
             or [f"feature {i}" for i in range(c.input_size)]
         # plain sentences on how this model was obtained (filled in for inferred state dicts)
         self.notes: list[str] = []
+        self.inferred = False          # built from a plain state dict (see assumptions())
+        self.vocabulary: list[str] | None = None
 
     # -- normalisation ---------------------------------------------------------------------
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -251,8 +276,9 @@ class RecurrentModel(nn.Module):
             z = (x.to(self.norm_mean.dtype) - self.norm_mean) / self.norm_std   # (N, T, F)
             if c.encoder == "linear":
                 z = self.encoder_act(self.encoder(z))             # (N, T, E)
+        lens = None
         if lengths is None:
-            _, h = self.rnn(z)
+            seq, h = self.rnn(z)
         else:
             lens = torch.as_tensor(lengths).to(device="cpu", dtype=torch.int64).reshape(-1)
             if lens.numel() != x.shape[0]:
@@ -260,18 +286,36 @@ class RecurrentModel(nn.Module):
             if lens.numel() and (int(lens.min()) < 1 or int(lens.max()) > x.shape[1]):
                 raise InputError(f"Every length must be between 1 and the padded length {x.shape[1]}.")
             packed = pack_padded_sequence(z, lens, batch_first=True, enforce_sorted=False)
-            _, h = self.rnn(packed)                               # h back in input order
-        if isinstance(h, tuple):                                  # LSTM: (h_n, c_n)
-            h = h[0]
-        d = 2 if c.bidirectional else 1
-        final = torch.cat(list(h[-d:]), dim=-1)                   # (N, H_out * D), last layer
+            seq, h = self.rnn(packed)                             # h back in input order
+        final = self._read(seq, h, lens)                          # (N, H_out * D)
         out = self.head(final)                                    # (N, C)
         if c.task == "regression" and c.num_outputs == 1:
             out = out.squeeze(-1)                                 # (N,)
         return out
 
+    def _read(self, seq: torch.Tensor | PackedSequence, h: Any, lens: torch.Tensor | None) -> torch.Tensor:
+        """What the head reads, per ``config.readout``: (N, H_out * D)."""
+        c = self.config
+        if c.readout == "h_n":
+            if isinstance(h, tuple):                              # LSTM: (h_n, c_n)
+                h = h[0]
+            d = 2 if c.bidirectional else 1
+            return torch.cat(list(h[-d:]), dim=-1)                # last layer's final states
+        if isinstance(seq, PackedSequence):
+            seq, _ = pad_packed_sequence(seq, batch_first=True)   # (N, T', H_out * D), input order
+        n, t = seq.shape[:2]
+        if lens is None:
+            lens = torch.full((n,), t, dtype=torch.int64)
+        lens = lens.to(seq.device)
+        if c.readout == "last":
+            return seq[torch.arange(n, device=seq.device), lens - 1]
+        valid = (torch.arange(t, device=seq.device)[None, :] < lens[:, None])[..., None]   # (N, T', 1)
+        if c.readout == "mean":
+            return (seq * valid).sum(1) / lens[:, None].to(seq.dtype)
+        return seq.masked_fill(~valid, float("-inf")).amax(1)    # "max"
+
     def extra_repr(self) -> str:
-        return f"task={self.config.task}, classes={self.class_names}"
+        return f"task={self.config.task}, readout={self.config.readout}, classes={self.class_names}"
 
 
 def _check_names(names: Sequence[str] | None, n: int, what: str) -> list[str] | None:
@@ -292,12 +336,125 @@ def build_model(config: ModelConfig, class_names: Sequence[str] | None = None,
     return RecurrentModel(config, class_names, feature_names, normalization)
 
 
+def _sibling(model: RecurrentModel) -> RecurrentModel:
+    """A new RecurrentModel object sharing ``model``'s modules, parameters and buffers."""
+    if not isinstance(model, RecurrentModel):
+        raise ModelError("Only models from rnnviz's built-in family (rv.load_model, rv.build_model) have "
+                         "readout and class-name settings; your own model class reads the sequence as its "
+                         "forward says.")
+    new = copy.copy(model)                       # new object, same attribute values
+    for k, v in list(new.__dict__.items()):      # own containers (parameters, buffers, modules,
+        if isinstance(v, dict):                  # hooks), holding the same tensors and submodules
+            new.__dict__[k] = v.copy()
+    new.config = dataclasses.replace(model.config)
+    new.class_names = list(model.class_names) if model.class_names is not None else None
+    new.feature_names = list(model.feature_names)
+    new.notes = list(model.notes)
+    new.vocabulary = list(model.vocabulary) if model.vocabulary is not None else None
+    return new
+
+
+def with_readout(model: RecurrentModel, readout: str) -> RecurrentModel:
+    """The same model (parameters shared, not copied) reading the sequence another way.
+
+    Parameters
+    ----------
+    model : a :class:`RecurrentModel`; it is not changed.
+    readout : a key of :data:`READOUTS` ("last", "h_n", "mean" or "max").
+
+    Returns
+    -------
+    A new :class:`RecurrentModel` whose ``config.readout`` is ``readout`` (in ``model``'s
+    train/eval mode). Training one trains the other: they hold the same tensors.
+    """
+    if readout not in READOUTS:
+        raise ModelError(f"The readout {readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+    new = _sibling(model)
+    new.config.readout = readout
+    return new
+
+
+def with_class_names(model: RecurrentModel, names: Sequence[str]) -> RecurrentModel:
+    """The same model (parameters shared) with its outputs named ``names`` in output order.
+
+    ``names[i]`` names the model's i-th output. A plain state dict holds no class names, so
+    this is how the class order a training script used (e.g. sorted labels, as LabelEncoder
+    gives) is put back. ``model`` is not changed. Raises :class:`ModelError` when the count is
+    not the model's number of classes or two names are the same.
+    """
+    new = _sibling(model)
+    if new.config.task != "classification":
+        raise ModelError("This model predicts numbers (regression), so it has no class names to set.")
+    new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    return new
+
+
+def assumptions(model: nn.Module) -> list[dict[str, str]]:
+    """What rnnviz assumed about a model built from a plain state dict, and where to change it.
+
+    Returns one dict per assumption with keys ``key`` ("readout", "class_order",
+    "activations", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
+    ``value`` (the current setting, as text), ``how_to_change`` (where to change it in the app,
+    naming its sidebar control when there is one) and ``python`` (the same in code). A model
+    whose file records its settings (saved with :func:`save_model`), or a model that is not in
+    the built-in family, gives an empty list: nothing was assumed.
+    """
+    if not isinstance(model, RecurrentModel) or not getattr(model, "inferred", False):
+        return []
+    c = model.config
+    fixed = "It cannot be changed in the app; ask for the model saved with rnnviz's save_model, which records it."
+    out = [dict(
+        key="readout",
+        what="The file does not say how the model reads the sequence; it is read as "
+             f"{READOUTS[c.readout]}.",
+        value=c.readout,
+        how_to_change="Choose another reading under 'How the model reads the sequence' in the sidebar; "
+                      "each choice is shown with its accuracy on the data.",
+        python="rnnviz_core.models.with_readout(model, 'mean')")]
+    if c.task == "classification":
+        numbered = model.class_names == [f"class {i}" for i in range(c.num_outputs)]
+        out.append(dict(
+            key="class_order",
+            what="The file holds no class names, so which class each output stands for is assumed"
+                 + (" (the outputs are numbered)." if numbered else ": ") + ("" if numbered else ", ".join(model.class_names) + "."),
+            value=", ".join(model.class_names),
+            how_to_change="Choose the order your training script used under 'Class order' in the sidebar "
+                          "(declared in the data file, sorted, first appearance, or typed by hand).",
+            python="rnnviz_core.models.with_class_names(model, ['neg', 'pos'])"))
+    acts = []
+    if c.cell == "RNN_TANH":
+        acts.append("a plain RNN uses tanh (a ReLU RNN has the same weights)")
+    if c.encoder == "linear":
+        acts.append(f"the layer before the recurrent layer uses {c.encoder_activation}")
+    if c.head == "mlp":
+        acts.append(f"the head's hidden layer uses {c.head_activation}")
+    if acts:
+        out.append(dict(key="activations", what="Activations cannot be read from weights: " + "; ".join(acts) + ".",
+                        value=", ".join(acts), how_to_change=fixed,
+                        python="rv.build_model(ModelConfig(..., head_activation='tanh')), load the weights, rv.save_model"))
+    norm = model.normalization
+    if c.encoder != "embedding":
+        out.append(dict(
+            key="normalisation",
+            what=("No input normalisation is applied: the data must be scaled as it was in training."
+                  if norm is None else "The input normalisation stored with the weights is applied."),
+            value="none" if norm is None else "stored mean and std",
+            how_to_change="Scale the data file as the training script did, or " + fixed[0].lower() + fixed[1:],
+            python="model.set_normalization(mean, std); rv.save_model(model, 'model.safetensors')"))
+    if c.task == "regression":
+        out.append(dict(key="task", what="A single output is read as a number (regression), not a yes/no probability.",
+                        value="regression", how_to_change=fixed, python="rv.save_model with task='classification'"))
+    return out
+
+
 # ------------------------------------------------------------------------------ save / load
 def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` (a :class:`RecurrentModel`) to one ``.safetensors`` file.
 
-    The weights are tensors; the metadata holds JSON strings ``config``, ``class_names``,
-    ``feature_names``, ``normalization`` and ``rnnviz_format``. Returns the path written.
+    The weights are tensors; the metadata holds JSON strings ``config`` (with ``readout``),
+    ``class_names``, ``feature_names``, ``normalization``, ``rnnviz_format`` and, for a token
+    model with ``model.vocabulary`` set, ``vocabulary`` (the token of each id). Returns the path
+    written.
     """
     from safetensors.torch import save
 
@@ -316,6 +473,8 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         "feature_names": json.dumps(model.feature_names),
         "normalization": json.dumps(model.normalization),
     }
+    if model.vocabulary is not None:
+        meta["vocabulary"] = json.dumps(list(model.vocabulary))
     raw = save(tensors, metadata=meta)
     path.write_bytes(_canonical_safetensors(raw))
     return path
@@ -588,12 +747,15 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
         cfg = json.loads(meta["config"])
         class_names = json.loads(meta.get("class_names", "null"))
         feature_names = json.loads(meta.get("feature_names", "null"))
+        vocabulary = json.loads(meta.get("vocabulary", "null"))
     except (ValueError, TypeError):
         raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.") from None
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{label} was written by a newer rnnviz (format {version}); update rnnviz to open it.")
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.")
+    # files written before the readout setting existed read the final hidden state h_n
+    cfg = {**cfg, "readout": cfg.get("readout", "h_n")}
     try:
         config = ModelConfig.from_dict(cfg)
         with torch.device("meta"):              # shapes only: a crafted config allocates nothing
@@ -615,6 +777,12 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
     except RuntimeError as e:
         raise ModelFileError(f"The weights in {label} do not match its own settings ({_short(str(e))}); "
                              f"re-save the model with rv.save_model.") from None
+    if vocabulary is not None:
+        if (config.encoder != "embedding" or not isinstance(vocabulary, list)
+                or len(vocabulary) != config.vocab_size or not all(isinstance(t, str) for t in vocabulary)):
+            raise ModelFileError(f"{label} has a vocabulary that does not fit its model (it must list one token "
+                                 f"per id, {config.vocab_size} in all); re-save the model with rv.save_model.")
+        model.vocabulary = list(vocabulary)
     return model
 
 
@@ -784,4 +952,5 @@ def _model_from_state_dict(sd: Mapping[str, torch.Tensor], label: str) -> Recurr
     if "norm_mean" not in sd:
         notes.append("No input normalisation is applied: the data must be scaled as it was in training.")
     model.notes = notes
+    model.inferred = True
     return model

@@ -45,6 +45,7 @@ import os
 import pickletools
 import re
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -613,99 +614,105 @@ def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor],
     return tensors, meta
 
 
-# Globals a plain state dict's pickle may name: containers and tensor rebuilders only.
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch", "dtype"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "tuple"),
-    ("__builtin__", "set"),
-    ("__builtin__", "frozenset"),
-}
-_STORAGE_RE = re.compile(r"^(Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool|ComplexFloat|ComplexDouble)Storage$")
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+_DANGEROUS_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy",
+                      "code", "pty", "ctypes", "builtins", "__builtin__", "pickle", "marshal", "types")
 
 
-def _pickle_globals(pkl: bytes) -> list[tuple[str, str]]:
-    """List the (module, name) globals a pickle would import, without executing it.
+def _names_for_message(pkl: bytes) -> list[str]:
+    """Globals a pickle names, as 'module.name', to say in a refusal what a file asked for.
 
-    Raises ValueError when the opcode stream cannot be parsed or a global cannot be resolved.
+    Only wording depends on this: whether a file is opened is decided by torch's own
+    checkpoint inspection and ``weights_only`` loader. Used when torch's inspector cannot
+    parse the stream (pickle protocol 4+). Raises ValueError when the stream is not a pickle.
     """
-    found: list[tuple[str, str]] = []
-    recent: list[Any] = []         # values of string pushes, to resolve STACK_GLOBAL
-    memo: dict[int, Any] = {}
+    names, strings = [], []
     for op, arg, _pos in pickletools.genops(pkl):
-        name = op.name
-        if name == "GLOBAL" or name == "INST":
-            mod, _, attr = str(arg).partition(" ")
-            found.append((mod, attr))
-        elif name == "STACK_GLOBAL":
-            if len(recent) < 2 or not all(isinstance(s, str) for s in recent[-2:]):
-                raise ValueError("unresolvable STACK_GLOBAL")
-            found.append((recent[-2], recent[-1]))
-            recent.clear()
-        elif name in _STRING_OPS:
-            recent.append(arg if isinstance(arg, str) else str(arg))
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            memo[int(arg)] = recent[-1] if recent else None
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[-1] if recent else None
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            recent.append(memo.get(int(arg)))
-        elif name == "OBJ":
-            raise ValueError("OBJ opcode")
-    return found
+        if op.name in ("GLOBAL", "INST"):
+            names.append(str(arg).replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            names.append(f"{strings[-2]}.{strings[-1]}")
+        elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
+            strings.append(str(arg))
+    return names
+
+
+def _refuse_unsafe(label: str, unsafe: Sequence[str]) -> None:
+    """Raise the plain refusal for a checkpoint that names globals torch does not allow."""
+    dangerous = any(n.split(".")[0] in _DANGEROUS_MODULES for n in unsafe)
+    if any(n.startswith("torch.nn.") for n in unsafe) and not dangerous:
+        raise ModelFileError(
+            f"{label} holds a whole pickled model, not just its weights, and opening that would "
+            f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
+            f"weights with torch.save(model.state_dict(), 'model.pt').")
+    raise ModelFileError(
+        f"{label} asks to run code when opened ({', '.join(list(unsafe)[:3])}), so rnnviz refused it. "
+        f"Only plain weights are accepted: re-save with rv.save_model.")
+
+
+def _measured_zip(data: bytes, label: str, limit: int) -> zipfile.ZipFile:
+    """Open a zip, refusing it unless its members' real unpacked size (measured by reading,
+    not taken from the headers) and their declared sizes both stay within ``limit`` bytes."""
+    too_big = ModelFileError(f"{label} unpacks to more than the {limit // 2**20} MB rnnviz accepts "
+                             f"for a model; re-save the model with rv.save_model(model, 'model.safetensors').")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise ModelFileError(f"{label} is a damaged archive; upload it again or re-save the model "
+                             f"with rv.save_model(model, 'model.safetensors').") from None
+    if len(infos) > 10_000 or sum(i.file_size for i in infos) > limit:
+        raise too_big
+    total = 0
+    try:
+        for info in infos:
+            with zf.open(info) as member:
+                while chunk := member.read(1 << 20):       # 1 MB at a time: memory stays flat
+                    total += len(chunk)
+                    if total > limit:
+                        raise too_big
+    except ModelFileError:
+        raise
+    except Exception:   # CRC or size mismatch (headers that lie), bad compression, encryption
+        raise ModelFileError(f"{label} is a damaged archive (its contents do not match its index); upload it "
+                             f"again or re-save the model with rv.save_model(model, 'model.safetensors').") from None
+    return zf
 
 
 def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
-    """Read a torch.save zip holding a state dict; refuse TorchScript and anything with code."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise ModelFileError(f"{label} is a damaged archive; upload it again or re-save the model "
-                             f"with rv.save_model(model, 'model.safetensors').") from None
+    """Read a torch.save zip holding a state dict; refuse TorchScript and anything with code.
+
+    The zip is measured first (:func:`_measured_zip`); torch's own checkpoint inspection
+    (``torch.serialization.get_unsafe_globals_in_checkpoint``) then lists anything beyond
+    tensors and plain containers, and only a clean file is read, with ``weights_only=True``.
+    """
+    zf = _measured_zip(data, label, MAX_MODEL_BYTES)
+    names = zf.namelist()
     if any(n.split("/", 1)[-1].startswith("code/") or n.endswith("constants.pkl") for n in names):
         raise ModelFileError(
             f"{label} is a TorchScript model, which contains code, so rnnviz never loads it from a file. "
             f"Save only the weights (torch.save(model.state_dict(), 'model.pt')) or use rv.save_model.")
-    if sum(i.file_size for i in zf.infolist()) > MAX_MODEL_BYTES or len(names) > 100_000:
-        raise ModelFileError(f"{label} unpacks to more than the {MAX_MODEL_BYTES // 2**20} MB rnnviz accepts "
-                             f"for a model; re-save the model with rv.save_model(model, 'model.safetensors').")
     pkls = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
     if len(pkls) != 1:
         raise ModelFileError(f"{label} is a zip archive but not a PyTorch weights file; "
                              f"re-save the model with rv.save_model(model, 'model.safetensors').")
     try:
-        globals_ = _pickle_globals(zf.read(pkls[0]))
-    except Exception:
-        raise ModelFileError(f"{label} holds data rnnviz cannot check is safe, so it was not opened; "
-                             f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
-    unsafe = [(m, a) for m, a in globals_
-              if (m, a) not in _SAFE_GLOBALS and not (m == "torch" and _STORAGE_RE.match(a))]
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+    except Exception:   # torch's inspector cannot parse it (e.g. pickle protocol 4+, garbage)
+        try:
+            unsafe = [n for n in _names_for_message(zf.read(pkls[0]))
+                      if not n.startswith(("torch._utils.", "collections.OrderedDict"))
+                      and not re.fullmatch(r"torch\.(\w+Storage|Size|device|dtype)", n)
+                      and n not in ("builtins.set", "builtins.frozenset", "builtins.tuple", "builtins.list",
+                                    "builtins.dict")]
+        except Exception:
+            raise ModelFileError(f"{label} holds data rnnviz cannot check is safe, so it was not opened; "
+                                 f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
     if unsafe:
-        modules = [m for m, _ in unsafe]
-        dangerous = any(m.split(".")[0] in ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket",
-                                             "importlib", "runpy", "code", "pty", "ctypes")
-                        or (m in ("builtins", "__builtin__") and a not in ("set", "frozenset", "tuple",
-                                                                           "list", "dict", "slice", "range"))
-                        for m, a in unsafe)
-        if any(m.startswith("torch.nn") for m in modules) and not dangerous:
-            raise ModelFileError(
-                f"{label} holds a whole pickled model, not just its weights, and opening that would "
-                f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
-                f"weights with torch.save(model.state_dict(), 'model.pt').")
-        raise ModelFileError(
-            f"{label} asks to run code when opened ({', '.join(f'{m}.{a}' for m, a in unsafe[:3])}), "
-            f"so rnnviz refused it. Only plain weights are accepted: re-save with rv.save_model.")
+        _refuse_unsafe(label, unsafe)
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # torch's notes on pickle protocols
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:   # torch's own safe reader refused it (e.g. pickle protocol 4+, odd objects)
         raise ModelFileError(f"{label} could not be read as plain PyTorch weights. Re-save the model with "
                              f"rv.save_model(model, 'model.safetensors'), or with "
@@ -733,11 +740,17 @@ def _short(msg: str, n: int = 200) -> str:
 
 
 def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes added by DataParallel ('module.') and torch.compile ('_orig_mod.')."""
+    """Drop wrapper prefixes added by DataParallel ('module.') and torch.compile ('_orig_mod.').
+
+    A prefix is dropped when every key carries it, with torch's own
+    ``consume_prefix_in_state_dict_if_present``.
+    """
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
     out = dict(sd)
     for prefix in ("module.", "_orig_mod."):
         if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
+            consume_prefix_in_state_dict_if_present(out, prefix)
     return out
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "similar_pairs",
     "HeatmapData",
     "heatmap_data",
+    "unit_order",
     "valid_mask",
     "typical_state_norm",
 ]
@@ -767,4 +768,50 @@ def heatmap_data(
         domain = (float(domain[0]), float(domain[1]))
         if not domain[0] < domain[1]:
             raise InputError(f"domain must be (low, high) with low < high; got {domain}.")
+    frame.attrs["unit_order"] = [int(c) for c in cols]
     return HeatmapData(frame, domain)
+
+
+def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", top: int | None = None) -> np.ndarray:
+    """Unit indices in a readable order for a heatmap's rows (pass to :func:`heatmap_data` ``units=``).
+
+    Parameters
+    ----------
+    states : [N, T, H] (or a Trace); lengths : [N] or None.
+    order : ``"similarity"`` puts units that rise and fall together next to each other (average-
+        linkage clustering of the units' values over every valid step, distance 1 - correlation,
+        leaves in dendrogram order); ``"variance"`` puts the units that vary most first;
+        ``"index"`` keeps 0..H-1.
+    top : keep only the ``top`` units that vary most (then ordered by ``order``); None keeps all.
+
+    Returns
+    -------
+    int64 array of unit indices, at most ``top`` long.
+    """
+    arr, lens = _as_states(states, lengths)
+    if order not in ("similarity", "variance", "index"):
+        raise InputError(f"order must be 'similarity', 'variance' or 'index'; got {order!r}.")
+    h = arr.shape[2]
+    pts = arr[valid_mask(lens, arr.shape[1])].astype(np.float64)  # (P, H)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    var = pts.var(axis=0) if pts.shape[0] else np.zeros(h)
+    units = np.arange(h)
+    if top is not None:
+        top = _check_positive_int(top, "top")
+        units = np.sort(np.argsort(-var, kind="stable")[:top])
+    if order == "index" or units.size < 3:
+        return units.astype(np.int64) if order != "variance" else units[np.argsort(-var[units], kind="stable")]
+    if order == "variance":
+        return units[np.argsort(-var[units], kind="stable")].astype(np.int64)
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    sub = pts[:, units]
+    if sub.shape[0] > 20000:  # the order needs only a sample of steps
+        sub = sub[np.random.default_rng(0).choice(sub.shape[0], 20000, replace=False)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(sub, rowvar=False)
+    corr = np.nan_to_num(corr, nan=0.0)
+    dist = np.clip(1.0 - corr, 0.0, 2.0)
+    iu = np.triu_indices(units.size, k=1)
+    leaves = leaves_list(linkage(dist[iu], method="average"))
+    return units[leaves].astype(np.int64)

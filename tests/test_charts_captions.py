@@ -181,3 +181,20 @@ def test_pair_heatmaps_one_step_scale_for_different_lengths():
     assert "min(step_now, datum.last)" in str(frames[1]["transform"])
     assert [r["last"] for r in spec["datasets"][frames[1]["data"]["name"]]] == [4]
     assert "one step scale (18 and 5 steps)" in caption(chart)
+
+
+# ----------------------------------------------------------------------------- PCA legend
+def test_pca_legend_lists_both_sequences_and_explains_dashes():
+    from rnnviz_core.charts.trajectories import pca_paths_chart
+    from rnnviz_core.trajectories import pca_paths
+
+    x = np.random.default_rng(2).normal(size=(5, 8, 3))
+    paths, _ = pca_paths(x)
+    for a, b in ((0, 3), (2, 2)):  # also A == B: both still listed
+        chart = pca_paths_chart(paths, [a, b])
+        spec = chart.to_dict()
+        dash = [v["encoding"]["strokeDash"] for v in _views(spec) if "strokeDash" in v["encoding"]][0]
+        assert dash["scale"]["domain"] == [f"A: {a}", f"B: {b}"]
+        assert dash["scale"]["range"][0] != dash["scale"]["range"][1]
+        text = caption(chart)
+        assert f"A: {a} is a solid line" in text and f"B: {b} is a dashed line" in text

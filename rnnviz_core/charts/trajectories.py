@@ -202,15 +202,22 @@ def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Se
 
 
 # ----------------------------------------------------------------------------- PCA paths
+DASHES = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]]
+SHAPES = ["circle", "square", "triangle-up", "diamond"]
+
+
 def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, cloud: bool = True,
                     scrubber: bool = True, cloud_max: int = CLOUD_MAX, width: int = 420, height: int = 360,
-                    random_state: int = 0) -> alt.LayerChart:
+                    random_state: int = 0, names: Sequence[str] | None = None) -> alt.LayerChart:
     """Paths of a few sequences through the shared PCA picture, coloured by time, drawn over a
     faint cloud of every sequence's states.
 
     ``paths`` is the frame of :func:`rnnviz_core.trajectories.pca_paths`; ``seqs`` the ids to
-    draw as paths (default: the first two). The cloud is a fixed-seed sample of at most
-    ``cloud_max`` points. With ``scrubber``, a slider shows each path up to the chosen step.
+    draw as paths (default: the first two); ``names`` their legend names (default "A: id",
+    "B: id", ...). The first path is solid with round dots, the second dashed with squares, and
+    the legend lists every path (even when two names share one id). The cloud is a fixed-seed
+    sample of at most ``cloud_max`` points. With ``scrubber``, a slider shows each path up to
+    the chosen step.
     """
     _require(paths, ["seq", "step", "pc1", "pc2"], "pca_paths_chart")
     ids = list(pd.unique(paths["seq"]))
@@ -220,14 +227,25 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     missing = [s for s in seqs if s not in set(ids)]
     if missing:
         raise InputError(f"Sequences {missing} are not in the paths frame.")
+    if len(seqs) > len(DASHES):
+        raise InputError(f"Draw at most {len(DASHES)} paths at once; pass fewer seqs.")
+    if names is None:
+        names = [f"{chr(65 + i)}: {s}" for i, s in enumerate(seqs)]
+    names = [str(n) for n in names]
+    if len(names) != len(seqs) or len(set(names)) != len(names):
+        raise InputError("names must give one distinct name per sequence drawn.")
     evr = paths.attrs.get("explained_variance_ratio") or []
     xt = f"PC1 ({evr[0]:.0%} of variance)" if len(evr) > 0 else "PC1"
     yt = f"PC2 ({evr[1]:.0%} of variance)" if len(evr) > 1 else "PC2"
-    sel = paths[paths["seq"].isin(seqs)].copy()
-    sel["sequence"] = sel["seq"].astype(str)
+    sel = pd.concat([paths[paths["seq"] == s].assign(sequence=n) for s, n in zip(seqs, names)], ignore_index=True)
     max_step = int(sel["step"].max())
     x = alt.X("pc1:Q", title=xt)
     y = alt.Y("pc2:Q", title=yt)
+    dash = alt.StrokeDash("sequence:N", title="sequence", sort=names,
+                          scale=alt.Scale(domain=names, range=DASHES[:len(names)]),
+                          legend=alt.Legend(symbolStrokeWidth=2, labelLimit=0))
+    shape = alt.Shape("sequence:N", title="sequence", sort=names,
+                      scale=alt.Scale(domain=names, range=SHAPES[:len(names)]), legend=alt.Legend(labelLimit=0))
     layers = []
     if cloud:
         pts = paths[["pc1", "pc2"]]
@@ -238,27 +256,33 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     base = alt.Chart(sel)
     if slider is not None:
         base = base.transform_filter(alt.datum.step <= slider)
-    line = base.mark_line(strokeWidth=1.2, color="#555555").encode(
-        x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=alt.StrokeDash("sequence:N", title="sequence"))
-    dots = base.mark_circle(size=45, opacity=0.9).encode(
-        x=x, y=y, color=alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis", domain=[0, max(max_step, 1)])),
-        shape=alt.Shape("sequence:N", title="sequence"),
+    line = base.mark_line(strokeWidth=1.5, color="#555555").encode(
+        x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=dash)
+    dots = base.mark_point(size=45, opacity=0.9, filled=True).encode(
+        x=x, y=y, color=alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis", domain=[0, max(max_step, 1)]),
+                                  legend=alt.Legend(format="d", tickMinStep=1)),
+        shape=shape,
         tooltip=["sequence:N", "step:Q", alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
     layers += [line, dots]
     if slider is not None:
         now = alt.Chart(sel).transform_filter(alt.datum.step == slider).mark_point(
-            size=160, filled=False, color="black", strokeWidth=2).encode(x=x, y=y, shape="sequence:N")
+            size=160, filled=False, color="black", strokeWidth=2).encode(x=x, y=y, shape=shape)
         layers.append(now)
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=pca_caption(evr))
+    return chart.properties(description=pca_caption(evr, names))
 
 
-def pca_caption(evr: Sequence[float] = ()) -> str:
+def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = ()) -> str:
     share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
+    styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
+              "a dash-dot line with diamonds"]
+    who = ""
+    if len(names):
+        who = "; " + ", ".join(f"{n} is {styles[i]}" for i, n in enumerate(names))
     return ("Each dot is the network's memory at one step, squeezed onto the two directions in which the "
-            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps, and grey dots "
+            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}, and grey dots "
             "are all other sequences for reference.")
 
 

@@ -200,9 +200,10 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
     """Which parameter of ``model.forward`` takes the sequence lengths (None: none does).
 
     In order: the parameter named ``lengths_arg`` when the caller gives one; a parameter named
-    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (any
-    name containing "len"); the only positional parameter after ``x`` unless its name says it
-    is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
+    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (or
+    any name ending in ``_lengths``/``_lens``/``_length``, except ``max_*``/``min_*``); the only
+    positional parameter after ``x`` when it has no default (or None) and its name does not say
+    it is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
     (``nn.DataParallel``) are looked through.
     """
     model = unwrap_model(model)
@@ -239,10 +240,13 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
         if p.name in _LENGTH_NAMES:
             return slot(p)
     for p in rest:
-        if "len" in p.name.lower():
+        name = p.name.lower()
+        if re.search(r"(^|_)(lengths?|lens|lengths_\w+)$", name) and not name.startswith(("max", "min")):
             return slot(p)
     extra = [p for p in rest if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    if len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos:
+    if (len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos
+            and not extra[0].name.lower().startswith(("max", "min"))
+            and (extra[0].default is P.empty or extra[0].default is None)):
         return slot(extra[0])
     if var_pos and not extra:
         return LengthsSlot(None, 1, False, "its second positional argument (*args)")

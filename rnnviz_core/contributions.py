@@ -197,6 +197,10 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
 
     Notes
     -----
+    * The model runs as in :func:`rnnviz_core.trace`: lengths reach whichever forward parameter
+      takes them (sorted batches for ``enforce_sorted=True`` packing, results in your order),
+      ``nn.DataParallel`` is looked through, the user's forward hooks run on every pass and
+      backward hooks never do, and a forward that runs a recurrent module twice is refused.
     * ``grad_norm`` and ``grad_x_state`` use the gradient with respect to the per-step state of
       the *last layer of the last recurrent module* (the total derivative through all later
       steps, computed by the trace engine's unrolled recurrence). For a bidirectional layer the

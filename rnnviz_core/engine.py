@@ -7,7 +7,25 @@ for every step the head does not read). The engine therefore runs the user's mod
 *private view*: a structural copy of the module tree, in eval mode, that shares the model's
 parameter storage (detached, so no parameter gradients are ever built) and has each recurrent
 module replaced by a :class:`_RecurrentProxy`. The user's model object is never touched: no
-``.eval()``, no hooks, no ``.to()``; a model shared by several threads stays correct for all.
+``.eval()``, no hooks registered on it, no ``.to()``; a model shared by several threads stays
+correct for all.
+
+The view runs the model as the user's own call would, on every engine:
+
+* lengths reach the forward parameter that takes them (:func:`lengths_slot`), each batch
+  sorted longest first when they do (``pack_padded_sequence`` defaults to
+  ``enforce_sorted=True``), results returned in the caller's order;
+* the user's forward hooks and forward pre-hooks (on any module, recurrent ones included) run
+  once per call, on the fused and the unrolled engines alike; backward hooks never run (the
+  gradients rnnviz reports are the derivative of the forward as it is);
+* a forward that calls the same recurrent module twice is refused (:func:`_called_twice`);
+* a tuple output gives the one element shaped [N, C] or [N] unless ``output=`` picks one;
+* a failing forward is reported with its cause (:func:`_explain_failure`): feature count
+  (expected and given), token ids, lengths, sorting, number types.
+
+Token ids ([N, T] integers) go to the model unchanged; for gradients with respect to the input,
+a forward hook on the view's copy of the ``nn.Embedding`` that reads them makes its output a
+leaf (:class:`EmbedSpec`).
 
 A proxy runs in one of three ways:
 

@@ -825,7 +825,8 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         rule = (f"adaptive gauss-kronrod 7-15 to {tol:g} completeness, at most {max_steps} "
                 "evaluations per sequence")
     res = res * valid
-    err = ((res.sum(1) - delta).abs() / denom)
+    sums = res.sum(1)                                          # (N,)
+    err = ((sums - delta).abs() / denom)
     if prob.per_feature:
         res = res.reshape(prob.N, prob.T, prob.n_features)
     info.update({
@@ -834,7 +835,7 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         "steps": evals,
         "gradient_evaluations": int(evals.sum()),
         "target_x": fx.cpu().numpy(), "target_baseline": fb.cpu().numpy(),
-        "sum_scores": res.sum(1).cpu().numpy(),
+        "sum_scores": sums.cpu().numpy(),
         "tol": float(tol), "floor": float(floor), "rule": rule,
     })
     return res

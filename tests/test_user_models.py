@@ -468,6 +468,9 @@ def test_per_feature_scores_add_up_to_per_step_scores(method):
     np.testing.assert_allclose(np.nansum(pf, -1), np.nan_to_num(step), atol=1e-5)
     assert np.isnan(pf[~np.isnan(step)[..., None].repeat(F_IN, -1)]).sum() == 0
     assert np.isnan(pf[np.isnan(step)]).all()
+    if method == "integrated_gradients":   # completeness is reported per sequence, as without per_feature
+        np.testing.assert_allclose(info["sum_scores"], np.nansum(pf, (1, 2)), atol=1e-5)
+        assert info["converged"].all()
     if method == "input_x_grad":
         ref = ref_input_x_grad(model, x, lengths, info["target"], per_feature=True)
     else:

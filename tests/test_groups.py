@@ -318,12 +318,13 @@ def test_share_intervals_are_clopper_pearson_by_hand():
 
 def test_mean_interval_bootstrap_matches_the_normal_interval():
     rng = np.random.default_rng(5)
-    x = rng.normal(3.0, 2.0, 4000)
-    t = pd.DataFrame({"seq": range(4000), "g": ["a"] * 4000, "loss": x})
-    s = group_summary(t, by="g").iloc[0]
-    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
-    assert s["mean_loss_low"] == pytest.approx(x.mean() - half, abs=0.15 * half)
-    assert s["mean_loss_high"] == pytest.approx(x.mean() + half, abs=0.15 * half)
+    for n in (1500, 4000):  # bootstrap below BOOTSTRAP_MAX_N, t interval above
+        x = rng.normal(3.0, 2.0, n)
+        t = pd.DataFrame({"seq": range(n), "g": ["a"] * n, "loss": x})
+        s = group_summary(t, by="g").iloc[0]
+        half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+        assert s["mean_loss_low"] == pytest.approx(x.mean() - half, abs=0.15 * half)
+        assert s["mean_loss_high"] == pytest.approx(x.mean() + half, abs=0.15 * half)
 
 
 def test_false_discovery_control_across_rows_by_hand():

@@ -122,15 +122,28 @@ def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title
     df["group"] = df["group"].astype(str)
     label = title or metric.replace("_", " ")
     percent = metric in ("accuracy", "mean_confidence", "flip_rate", "sat_mean", "share", "agreement")
-    chart = alt.Chart(df).mark_bar().encode(
+    lo, hi = f"{metric}_low", f"{metric}_high"
+    has_ci = lo in df and hi in df and df[[lo, hi]].notna().any().any()
+    tip = ["group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".1%" if percent else ".3f")]
+    if has_ci:
+        tip += [alt.Tooltip(f"{lo}:Q", format=".1%" if percent else ".3f", title="95% interval from"),
+                alt.Tooltip(f"{hi}:Q", format=".1%" if percent else ".3f", title="to")]
+    bars = alt.Chart(df).mark_bar().encode(
         x=alt.X("group:N", title="group", sort=None),
         y=alt.Y(f"{metric}:Q", title=label, axis=alt.Axis(format="%") if percent else alt.Axis()),
         color=alt.Color("group:N", legend=None),
-        tooltip=["group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".1%" if percent else ".3f")],
-    ).properties(width=width, height=height)
-    return chart.properties(description=(
-        f"Each bar is one group of sequences and its height the group's {label}; hover a bar to see how many "
-        f"sequences it holds, since small groups give unreliable bars."))
+        tooltip=tip,
+    )
+    chart = bars
+    if has_ci:
+        chart = alt.layer(bars, alt.Chart(df).mark_rule(color="black", strokeWidth=1.5).encode(
+            x=alt.X("group:N", sort=None), y=f"{lo}:Q", y2=f"{hi}:Q"))
+    chart = chart.properties(width=width, height=height)
+    text = (f"Each bar is one group of sequences and its height the group's {label}; hover a bar to see how many "
+            f"sequences it holds")
+    text += (", and the black line on each bar spans its 95% interval (long lines: unreliable bars)." if has_ci
+             else ", since small groups give unreliable bars.")
+    return chart.properties(description=text)
 
 
 def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change", width: int = 420,
@@ -145,16 +158,22 @@ def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change
     df["group"] = df["group"].astype(str)
     title = {"mean_output_change": "mean change of the output", "median_output_change": "median change of the output",
              "flip_rate": "share of predictions that flip"}[metric]
+    lo, hi = f"{metric}_low", f"{metric}_high"
+    has_ci = lo in df and hi in df and df[[lo, hi]].notna().any().any()
+    enc = dict(x=alt.X("condition:N", title=None, sort=None, axis=alt.Axis(labelLimit=0)),
+               xOffset=alt.XOffset("group:N"))
     chart = alt.Chart(df).mark_bar().encode(
-        x=alt.X("condition:N", title=None, sort=None),
-        xOffset=alt.XOffset("group:N"),
         y=alt.Y(f"{metric}:Q", title=title, axis=alt.Axis(format="%") if metric == "flip_rate" else alt.Axis()),
         color=alt.Color("group:N", title="group"),
-        tooltip=["condition:N", "group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    ).properties(width=width, height=height)
-    return chart.properties(description=(
-        "Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
-        "one colour per group of sequences; taller bars mean a more fragile group."))
+        tooltip=["condition:N", "group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".3f")], **enc,
+    )
+    if has_ci:
+        chart = alt.layer(chart, alt.Chart(df).mark_rule(color="black", strokeWidth=1.5).encode(
+            y=f"{lo}:Q", y2=f"{hi}:Q", **enc))
+    chart = chart.properties(width=width, height=height)
+    text = ("Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
+            "one colour per group of sequences; taller bars mean a more fragile group")
+    return chart.properties(description=text + ("; black lines span 95% intervals." if has_ci else "."))
 
 
 def distribution_chart(dist: pd.DataFrame, *, threshold: float | None = None, low: float | None = None,

@@ -129,7 +129,7 @@ def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title
         tip += [alt.Tooltip(f"{lo}:Q", format=".1%" if percent else ".3f", title="95% interval from"),
                 alt.Tooltip(f"{hi}:Q", format=".1%" if percent else ".3f", title="to")]
     bars = alt.Chart(df).mark_bar().encode(
-        x=alt.X("group:N", title="group", sort=None),
+        x=alt.X("group:N", title="group", sort=None, axis=alt.Axis(labelAngle=0, labelLimit=0)),
         y=alt.Y(f"{metric}:Q", title=label, axis=alt.Axis(format="%") if percent else alt.Axis()),
         color=alt.Color("group:N", legend=None),
         tooltip=tip,

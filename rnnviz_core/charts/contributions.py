@@ -246,7 +246,7 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
         raise InputError(f"position_chart: no column {group!r} in the frame.")
     x = (alt.X("position:Q", title="position in the sequence",
                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
-         if relative else alt.X("position:Q", title="step"))
+         if relative else alt.X("position:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
     enc = dict(x=x, y=alt.Y("mean_abs:Q", title="mean |contribution|"),
                tooltip=[alt.Tooltip("position:Q", format=".0%" if relative else "d"),
                         alt.Tooltip("mean_abs:Q", format=".4g"), alt.Tooltip("n:Q")])

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 
 from ..errors import InputError
-from .trajectories import _require, caption, step_slider
+from .trajectories import _int_axis, _require, _step_axis, _unit_axis, caption, step_slider
 
 __all__ = [
     "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",
@@ -35,14 +35,16 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         df["lo"] = (df["frac_saturated"] - df["sem"].fillna(0)).clip(lower=0)
         df["hi"] = (df["frac_saturated"] + df["sem"].fillna(0)).clip(upper=1)
     color = alt.Color("group:N", title="group")
-    x = alt.X("step:Q", title="step")
+    n_steps = int(df["step"].max()) + 1 if len(df) else 1
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
+              axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
         layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
-    layers.append(alt.Chart(df).mark_line(point=True).encode(
+    layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
                      scale=alt.Scale(domain=[0, 1])),
         color=color, tooltip=tooltip))
@@ -72,8 +74,12 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     if "n_sequences" in unit_time:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     base = alt.Chart(unit_time)
+    n_steps = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
+    units = sorted(pd.unique(unit_time["unit"]).tolist())
     rect = base.mark_rect().encode(
-        x=alt.X("step:O", title="step"), y=alt.Y("unit:O", title="unit"),
+        x=alt.X("step:O", scale=alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0),
+                axis=_step_axis(n_steps, width / max(n_steps, 1))),
+        y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
                         scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
         tooltip=tooltip).properties(width=width, height=height)

@@ -46,7 +46,7 @@ def _pct(v: float) -> str:
     if v == 0:
         return "0%"
     if 0 < v < 0.001:
-        return "less than 0.1%"
+        return "under 0.1%"
     return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
 
 

@@ -31,7 +31,7 @@ MODEL_HELP = ("Your trained model: a .safetensors file saved with rnnviz, or a P
 DATA_HELP = ("Your sequences: CSV or Parquet (one row per step), NPZ, or a UCR/UEA .ts file; "
              "a text CSV with a text column for models that read words.")
 #: URL parameters of the data file's reading options (reset when another data file comes)
-DATA_PARAMS = ("idc", "ordc", "labc", "featc", "grpc", "miss", "order", "orderx")
+DATA_PARAMS = ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss", "order", "orderx")
 #: URL parameters of the model's reading options (reset when another model comes)
 MODEL_PARAMS = ("readout", "order", "orderx")
 AUTO = "(found automatically)"
@@ -63,7 +63,7 @@ def _columns_of(data: bytes, name: str) -> list[str] | None:
 def _data_options(v: dict) -> dict:
     """load_data keyword options from the view (validated later against the file's columns)."""
     opts: dict[str, Any] = {}
-    for param, kw in (("idc", "id_col"), ("ordc", "order_col"), ("labc", "label_col")):
+    for param, kw in (("idc", "id_col"), ("ordc", "order_col"), ("labc", "label_col"), ("textc", "text_col")):
         val = v.get(param)
         if val == NO_LABELS and kw == "label_col":
             opts[kw] = ""
@@ -183,6 +183,9 @@ class OwnState:
     readouts: Any = None                      # DataFrame[readout, description, accuracy] or None
     orders: Any = None                        # DataFrame[key, label, names, accuracy] or None
     order_keys: list[str] = field(default_factory=list)
+    order_labels: dict = field(default_factory=dict)  # class-order key -> its plain label
+    needs_vocabulary: bool = False            # a text model/data pair without a vocabulary yet
+    text_model: bool = False                  # the model reads token ids (an embedding first)
     waiting: str = ""                         # what the page says while a half is missing
 
 
@@ -190,6 +193,43 @@ class OwnState:
 def _data_with(dig: str, name: str, opts_key: str, _data: bytes, _opts: dict):
     from rnnviz_core.data import load_data
     return load_data(_data, name=name, **_opts)
+
+
+def _vocabulary(state: OwnState, v: dict) -> list[str] | None:
+    """The vocabulary for text data: an uploaded vocabulary file, else the model's own."""
+    dig = v.get("vocab")
+    if dig:
+        try:
+            raw, name = stored(dig)
+            return _vocab_from(dig, name, raw)
+        except Exception as exc:  # noqa: BLE001
+            v.pop("vocab", None)
+            state.problems["vocabulary"] = (app_message(exc, "data"), "vocabulary")
+    voc = getattr(state.model, "vocabulary", None)
+    return list(voc) if voc else None
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _vocab_from(dig: str, name: str, _raw: bytes) -> list[str]:
+    from rnnviz_core.data import load_vocabulary
+    return load_vocabulary(_raw, name=name)
+
+
+def on_vocabulary() -> None:
+    """Callback of the vocabulary uploader: keep a readable vocabulary file (else say why)."""
+    up = st.session_state.get("up_vocab")
+    v = view()
+    errors = st.session_state.setdefault("_upload_errors", {})
+    errors.pop("vocab", None)
+    if up is None:
+        v.pop("vocab", None)
+        return
+    try:
+        from rnnviz_core.data import load_vocabulary
+        load_vocabulary(up.getvalue(), name=up.name)
+        v["vocab"] = upload_store().put(up.getvalue(), name=up.name, owner=session_owner())
+    except Exception as exc:  # noqa: BLE001
+        errors["vocab"] = (up.file_id, app_message(exc, "data"))
 
 
 def _load_half(kind: str, dig: str, state: OwnState, v: dict):
@@ -210,9 +250,15 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
     state.data_name = name or "uploaded data"
     state.columns = _columns_of(raw, name)
     opts = _column_choices(state.columns, v)
+    vocab = _vocabulary(state, v)
+    if vocab:
+        opts["vocabulary"] = vocab
     try:
-        return _data_with(dig, name, repr(sorted(opts.items())), raw, opts)
+        return _data_with(dig, name, repr(sorted((k, o) for k, o in opts.items() if k != "vocabulary"))
+                          + repr(v.get("vocab")) + repr(len(vocab or [])), raw, opts)
     except Exception as exc:  # noqa: BLE001
+        if getattr(exc, "field", None) == "vocabulary":
+            state.needs_vocabulary = True
         state.problems[kind] = (app_message(exc, kind), getattr(exc, "field", None))
         return None
 
@@ -224,12 +270,13 @@ def _column_choices(columns: list[str] | None, v: dict) -> dict:
         widget_key("idc", AUTO, [AUTO, *columns])
         widget_key("ordc", AUTO, [AUTO, *columns])
         widget_key("labc", AUTO, [AUTO, NO_LABELS, *columns])
+        widget_key("textc", AUTO, [AUTO, *columns])
         for name in ("featc", "grpc"):
             key = "w_" + name
             cur = st.session_state.get(key)
             if cur is None or not set(cur) <= set(columns):
                 st.session_state[key] = [c for c in _json_list(v.get(name)) if c in columns]
-        for name in ("idc", "ordc", "labc"):
+        for name in ("idc", "ordc", "labc", "textc"):
             remember(name, None if st.session_state["w_" + name] == AUTO else st.session_state["w_" + name])
         for name in ("featc", "grpc"):
             sel = st.session_state["w_" + name]
@@ -240,23 +287,24 @@ def _column_choices(columns: list[str] | None, v: dict) -> dict:
 
 
 def _is_inferred(model) -> bool:
-    return bool(getattr(model, "inferred", False)) or bool(getattr(model, "notes", None)) and \
-        not getattr(model, "class_names", None)
+    """Built from a plain state dict: what the weights cannot tell is chosen in the sidebar."""
+    return bool(getattr(model, "inferred", False))
 
 
 def _apply_choices(model, ds, state: OwnState, v: dict):
-    """Head reading and class order as chosen; returns (model, ds) ready to be checked."""
+    """Head reading and class order as chosen; returns (model, data aligned to it)."""
+    from rnnviz_core import data as dm
     from rnnviz_core import models as mm
+    from rnnviz_core.data import check_against_model
     inferred = _is_inferred(model)
-    if inferred and hasattr(mm, "with_readout") and hasattr(mm, "READOUTS"):
+    if inferred:
         key = widget_key("readout", "last", list(mm.READOUTS))
         remember("readout", st.session_state[key])
         model = mm.with_readout(model, st.session_state[key])
     classify = ds.y is not None and ds.class_names is not None and \
         getattr(getattr(model, "config", None), "task", "classification") != "regression"
-    if classify and not getattr(model, "class_names", None):
-        from rnnviz_core import data as dm
-        cands = dm.class_order_candidates(ds) if hasattr(dm, "class_order_candidates") else []
+    if inferred and classify:
+        cands = dm.class_order_candidates(ds)
         if cands:
             keys = [k for k, _, _ in cands] + [TYPED]
             default = "declared" if "declared" in keys else ("sorted" if "sorted" in keys else keys[0])
@@ -268,47 +316,45 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
                 remember("orderx", st.session_state[tkey])
                 names = [s.strip() for s in str(st.session_state[tkey]).split(",") if s.strip()]
             else:
-                names = next(n for k, _, n in cands if k == choice)
+                names = list(next(n for k, _, n in cands if k == choice))
             state.order_keys = keys
+            state.order_labels = {k: lab for k, lab, _ in cands}
             try:
-                state.orders = _order_table(model, ds, cands)
+                state.orders = _table("order", model, ds, cands)
             except Exception:  # noqa: BLE001 - the accuracies are a help, not a requirement
                 state.orders = None
-            ds = ds.with_class_order(names)
-            if hasattr(mm, "with_class_names"):
+            try:
                 model = mm.with_class_names(model, names)
-    if inferred and hasattr(mm, "READOUTS"):
+            except Exception as exc:  # noqa: BLE001 - a typed order with the wrong count
+                exc.field = getattr(exc, "field", None) or "class_order"
+                raise
+    if inferred:
         try:
-            state.readouts = _readout_table(model, ds)
+            state.readouts = _table("readout", model, ds, None)
         except Exception:  # noqa: BLE001
             state.readouts = None
-    return model, ds
+    return model, check_against_model(ds, model)
 
 
-def _readout_table(model, ds):
+@st.cache_data(max_entries=32, show_spinner="Trying each choice on your data…")
+def _choice_table(what: str, key: str, _model, _ds, _cands):
     from rnnviz_core import pairing
-    return _cached_table("readout", model, ds, lambda: pairing.readout_choices(model, ds))
+    if what == "order":
+        return pairing.class_order_choices(_model, _ds, _cands)
+    return pairing.readout_choices(_model, _ds)
 
 
-def _order_table(model, ds, cands):
-    from rnnviz_core import pairing
-    return _cached_table("order", model, ds, lambda: pairing.class_order_choices(model, ds, cands))
-
-
-def _cached_table(what: str, model, ds, fn):
-    from rnnviz_app.hashing import digest
-    key = digest(what, v_key(), getattr(model, "readout", None) if what == "order" else None)
-    cache = st.session_state.setdefault("_choice_tables", {})
-    if key not in cache:
-        cache.clear() if len(cache) > 16 else None
-        cache[key] = fn()
-    return cache[key]
+def _table(what: str, model, ds, cands):
+    """The accuracy of each choice (cached under the files' hashes and the other choice)."""
+    other = getattr(getattr(model, "config", None), "readout", None) if what == "order" else \
+        list(getattr(model, "class_names", None) or [])
+    return _choice_table(what, v_key() + repr(other), model, ds, cands)
 
 
 def v_key() -> str:
     """The part of the view that decides the pair (files and their reading options)."""
     v = view()
-    return repr([v.get(k) for k in ("model", "data", *DATA_PARAMS, "readout")])
+    return repr([v.get(k) for k in ("model", "data", "vocab", *DATA_PARAMS, "readout")])
 
 
 def describe_needed(state: OwnState) -> str:
@@ -342,12 +388,14 @@ def describe_needed(state: OwnState) -> str:
 
 def resolve_own() -> tuple[Loaded | None, OwnState]:
     """The user's pair, loaded and checked; ``(None, state)`` while it is incomplete or refused."""
-    from rnnviz_core.data import check_against_model
     from rnnviz_core.device import device_label, resolve_device
     v = view()
     state = OwnState()
     mdig, ddig = v.get("model"), v.get("data")
+    remember("vocab", v.get("vocab"))
     model = _load_half("model", mdig, state, v) if mdig else None
+    state.model = model
+    state.text_model = getattr(getattr(model, "config", None), "encoder", None) == "embedding"
     ds = _load_half("data", ddig, state, v) if ddig else None
     state.model, state.data = model, ds
     if model is None or ds is None:
@@ -355,7 +403,6 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
         return None, state
     try:
         model, ds = _apply_choices(model, ds, state, v)
-        ds = check_against_model(ds, model)
     except Exception as exc:  # noqa: BLE001
         state.problems["pair"] = (app_message(exc), getattr(exc, "field", None))
         return None, state
@@ -370,39 +417,29 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
 def _key(dig: str, v: dict, kind: str) -> str:
     """Cache key of a half: its content hash plus the choices that change what it computes."""
     from rnnviz_app.hashing import digest
-    params = ("readout", "order", "orderx") if kind == "model" else DATA_PARAMS
+    params = ("readout", "order", "orderx") if kind == "model" else (*DATA_PARAMS, "vocab")
     extra = [v.get(p) for p in params]
     return dig if not any(extra) else digest(dig, extra)
 
 
 def assumptions(model, ds, v: dict) -> list[dict]:
-    """What was assumed for a state dict, each with the control that changes it."""
+    """What was assumed for a state dict, each with where to change it (a control on screen)."""
     from rnnviz_core import models as mm
+    from rnnviz_app.messages import _CODE
     if not _is_inferred(model):
         return []
-    out = []
-    if hasattr(mm, "assumptions"):
-        try:
-            out = [dict(a) for a in mm.assumptions(model)]
-        except Exception:  # noqa: BLE001
-            out = []
-    if not out:
-        out = [{"key": "architecture", "what": "Architecture", "value": "read from the weights' names and shapes",
-                "how_to_change": ""}]
-        for note in getattr(model, "notes", []) or []:
-            out.append({"key": "note", "what": "Assumed", "value": note, "how_to_change": ""})
-    where = {"readout": CONTROLS["readout"], "class_order": CONTROLS["class_order"],
-             "class_names": CONTROLS["class_order"], "normalization": None, "activations": None}
+    try:
+        out = [dict(a) for a in mm.assumptions(model)]
+    except Exception:  # noqa: BLE001
+        out = []
+    where = {"readout": CONTROLS["readout"], "class_order": CONTROLS["class_order"]}
     for a in out:
         ctl = where.get(a.get("key"))
-        a["control"] = ctl
         if ctl:
             a["how_to_change"] = f"change it under '{ctl}' in the sidebar"
-        elif a.get("key") in ("normalization", "activations", "architecture", "note", "cell"):
-            a["how_to_change"] = ("the weights alone cannot tell; if this is wrong, save the model with its "
-                                  "settings (a .safetensors file written by rnnviz) and upload that under 'Model file'")
-    if ds.class_names and not getattr(mm, "with_class_names", None):
-        pass
+        elif not a.get("how_to_change") or _CODE.search(str(a["how_to_change"])):
+            a["how_to_change"] = ("the weights alone cannot tell; if this is wrong, upload the model saved with "
+                                  "its settings (a .safetensors file written by rnnviz) under 'Model file'")
     return out
 
 

@@ -83,10 +83,8 @@ def _own_controls(state: own.OwnState) -> None:
                      help="The weights cannot tell which step's output the model's last layer reads. Pick the one "
                           "your training script used; the accuracy of each choice on the loaded data is shown.")
     if state.order_keys:
-        from rnnviz_core import data as dm
-        cands = {k: lab for k, lab, _ in dm.class_order_candidates(state.data)}
         st.selectbox("Class order", state.order_keys, key="w_order",
-                     format_func=lambda k: own.order_label(k, state.orders, cands),
+                     format_func=lambda k: own.order_label(k, state.orders, state.order_labels),
                      help="A state dict does not name its outputs. Pick the order your training script gave the "
                           "classes (output 0 first); the accuracy of each order on the loaded data is shown.")
         if st.session_state.get("w_order") == own.TYPED:
@@ -99,15 +97,23 @@ def _own_controls(state: own.OwnState) -> None:
                 st.selectbox("Sequence id column", [own.AUTO, *cols], key="w_idc")
                 st.selectbox("Step order column", [own.AUTO, *cols], key="w_ordc")
                 st.selectbox("Label column", [own.AUTO, own.NO_LABELS, *cols], key="w_labc")
+                if state.text_model or state.needs_vocabulary:
+                    st.selectbox("Text column", [own.AUTO, *cols], key="w_textc",
+                                 help="The column holding each sequence's text (words separated by spaces).")
                 st.multiselect("Feature columns", cols, key="w_featc",
                                help="Leave empty to use every other numeric column; pick them in the model's order.")
                 st.multiselect("Group columns", cols, key="w_grpc",
                                help="Columns that describe each sequence (not a step), for grouping.")
             st.selectbox("Missing values", list(own.MISSING), key="w_miss", format_func=own.MISSING.get,
                          help="What to do with empty or non-numeric feature values.")
-    for kind in ("model", "data"):
-        if kind in state.problems and state.problems[kind][1] not in own.COLUMN_FIELDS:
-            pass  # shown on the page
+    if state.text_model or state.needs_vocabulary or view().get("vocab"):
+        st.file_uploader("Vocabulary file", key="up_vocab", on_change=own.on_vocabulary,
+                         help="The words your model knows, in id order: a .json list (or word -> id object) or a "
+                              ".txt file with one word per line. Not needed when the model file holds its vocabulary.")
+        up = st.session_state.get("up_vocab")
+        rec = st.session_state.get("_upload_errors", {}).get("vocab")
+        if up is not None and rec and rec[0] == up.file_id:
+            st.error(rec[1])
 
 
 def loaded_caption(ctx: Loaded) -> None:

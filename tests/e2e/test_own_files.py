@@ -13,123 +13,21 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tutorial_files import make_files  # noqa: E402
 from harness import ARTIFACTS, CHART, EXCEPTION, assert_clean, open_app, select_option, wait_idle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-CLASSES = ["zebra", "apple", "mango"]        # declared order (not sorted): output 0 is "zebra"
-F, T, N = 6, 12, 120
 ERROR = '[data-testid="stAlertContentError"]'
-
-
-# ----------------------------------------------------------------------------- the "user's" files
-def _toy(seed: int):
-    """Three classes; class c shifts feature c (and c+3) a little at every step, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, N)
-    X = rng.normal(0, 1, (N, T, F)).astype(np.float32)
-    for c in range(3):
-        X[y == c, :, c] += 0.25
-        X[y == c, :, c + 3] -= 0.25
-    return X, y
-
-
-def _write_ts(path: Path, X, y) -> None:
-    lines = ["@problemName toy", "@timeStamps false", "@missing false", "@univariate false",
-             f"@dimensions {F}", "@equalLength true", f"@seriesLength {T}",
-             f"@classLabel true {' '.join(CLASSES)}", "@data"]
-    for xi, yi in zip(X, y):
-        dims = [",".join(f"{v:.5f}" for v in xi[:, j]) for j in range(F)]
-        lines.append(":".join(dims) + ":" + CLASSES[yi])
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _train(model, X, y, epochs: int = 30):
-    import torch
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    xt, yt = torch.tensor(X), torch.tensor(y)
-    for _ in range(epochs):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xt), yt)
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        return float((model(xt).argmax(1) == yt).float().mean())   # what the script prints
-
-
-def _models():
-    import torch
-    from torch import nn
-
-    class GRUNet(nn.Module):                      # the PyTorch-tutorial shape
-        def __init__(self):
-            super().__init__()
-            self.gru = nn.GRU(F, 16, batch_first=True)
-            self.fc = nn.Linear(16, 3)
-
-        def forward(self, x):
-            out, _ = self.gru(x)
-            return self.fc(out[:, -1])
-
-    class LSTMNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = nn.LSTM(F, 16, batch_first=True)
-            self.linear = nn.Linear(16, 3)
-
-        def forward(self, x):
-            _, (h, _) = self.lstm(x)
-            return self.linear(h[-1])
-
-    class BiGRUMean(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gru = nn.GRU(F, 12, batch_first=True, bidirectional=True)
-            self.fc = nn.Linear(24, 3)
-
-        def forward(self, x):
-            out, _ = self.gru(x)
-            return self.fc(out.mean(dim=1))
-
-    torch.manual_seed(1)
-    return {"gru": GRUNet(), "lstm": LSTMNet(), "bigru_mean": BiGRUMean()}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    import torch
-    d = tmp_path_factory.mktemp("own")
-    X, y = _toy(7)
-    out = {"ts": d / "toy_TEST.ts"}
-    _write_ts(out["ts"], X, y)
-    for name, model in _models().items():
-        acc = _train(model, X, y)
-        path = d / f"{name}.pt"
-        torch.save(model.state_dict(), path)
-        out[name] = (path, f"{acc:.1%}")
-    # a long-form CSV whose id and label columns rnnviz cannot guess; labels sorted as LabelEncoder does
-    import pandas as pd
-    rows = []
-    names = sorted(CLASSES)
-    for i in range(N):
-        for t in range(T):
-            rows.append({"patient": f"p{i:03d}", "t": t, "diagnosis": names[y[i]],
-                         **{f"m{j}": X[i, t, j] for j in range(F)}})
-    out["csv"] = d / "long_form.csv"
-    pd.DataFrame(rows).to_csv(out["csv"], index=False)
-    model = _models()["gru"]
-    acc = _train(model, X, y)          # trained on labels in sorted order: class index = sorted position
-    path = d / "gru_csv.pt"
-    torch.save(model.state_dict(), path)
-    out["gru_csv"] = (path, f"{acc:.1%}")
-    return out
+    return make_files(tmp_path_factory.mktemp("own"))
 
 
 # ----------------------------------------------------------------------------- browser helpers

@@ -4,12 +4,14 @@ import streamlit as st
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
 from rnnviz_app import sequences as sq
 from rnnviz_app import state_url as su
 from rnnviz_app import widgets as wg
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
 
+page_boot.require_entry_point()
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Trajectories")

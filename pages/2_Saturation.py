@@ -4,6 +4,7 @@ import streamlit as st
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import second_model as m2
 from rnnviz_app import sequences as sq
@@ -12,6 +13,7 @@ from rnnviz_app import widgets as wg
 from rnnviz_core import saturation as sa
 from rnnviz_core.charts import saturation as sc
 
+page_boot.require_entry_point()
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Saturation")

@@ -4,6 +4,7 @@ import streamlit as st
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
 from rnnviz_app import sequences as sq
 from rnnviz_app import state_url as su
@@ -13,6 +14,7 @@ from rnnviz_core.charts import contributions as cc
 from rnnviz_core.charts import trajectories as tc
 from rnnviz_core.contributions import METHODS
 
+page_boot.require_entry_point()
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Contributions")

@@ -176,7 +176,7 @@ function hover(state, ev) {
   for (const p of state.panels) {
     if (y >= p.top && y < p.top + p.h && x >= LEFT && x < LEFT + p.w) {
       const t = Math.floor((x - LEFT) / d.cell_w), r = Math.floor((y - p.top) / p.cellH);
-      const v = p.vals[r * p.steps + t];
+      const v = p.tips[r * p.steps + t];
       state.tip.textContent = `${p.title} · step ${t} · ${p.labels[r]}: ${Number.isFinite(v) ? v.toPrecision(3) : "no value"}`;
       return;
     }
@@ -234,6 +234,7 @@ function build(root, data) {
   state.panels = data.panels.map((p) => {
     const q = Object.assign({}, p);
     q.vals = decode(p.values);
+    q.tips = p.raw ? decode(p.raw) : q.vals;
     q.cellH = p.cell_h || data.cell_h;
     q.bmp = bitmap(q);
     return q;

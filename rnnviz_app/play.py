@@ -50,7 +50,7 @@ def _b64(values: np.ndarray) -> str:
 
 def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], labels: Sequence[str] | None = None,
           marks: Sequence[int] = (), group: str | None = None, cell_h: int | None = None,
-          legend: str = "value", strip: bool = False) -> dict:
+          legend: str = "value", strip: bool = False, raw: Any = None) -> dict:
     """One heatmap panel for :func:`play_heatmaps`.
 
     Parameters
@@ -68,6 +68,7 @@ def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], l
     cell_h : pixels per row (default: chosen by :func:`play_heatmaps` to fit its height).
     legend : the colour bar's name.
     strip : True for an input strip (drawn above a heatmap; the colour bar shown is the heatmaps').
+    raw : array like ``values`` whose numbers the hover text shows (e.g. inputs before scaling).
     """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 1:
@@ -85,9 +86,13 @@ def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], l
     if len(labels) != rows:
         raise ValueError(f"{rows} rows but {len(labels)} labels.")
     grid = arr[:steps].T  # (R, T) row-major: one heatmap row per unit
+    tips = None
+    if raw is not None:
+        r = np.asarray(raw, dtype=np.float64).reshape(arr.shape[0], -1)
+        tips = _b64(r[:steps].T)
     return {"title": str(title), "rows": rows, "steps": steps, "values": _b64(grid), "lo": lo, "hi": hi,
             "signed": bool(lo < 0 < hi), "labels": labels, "marks": sorted({int(m) for m in marks if 0 <= int(m) < steps}),
-            "group": group, "cell_h": cell_h, "legend": str(legend), "strip": bool(strip), "_extent": (float(np.nanmin(grid)) if np.isfinite(grid).any() else None,
+            "group": group, "cell_h": cell_h, "legend": str(legend), "strip": bool(strip), "raw": tips, "_extent": (float(np.nanmin(grid)) if np.isfinite(grid).any() else None,
                                                           float(np.nanmax(grid)) if np.isfinite(grid).any() else None)}
 
 

@@ -1,9 +1,11 @@
 """Start page: what rnnviz shows, what is loaded, where to go next."""
 import streamlit as st
 
-import app_support as sup
+from rnnviz_app import context as cx
+from rnnviz_app import messages as msg
+from rnnviz_app import summary as sm
 
-ctx = sup.loaded()
+ctx = cx.loaded()
 st.title("rnnviz: see inside a recurrent network")
 st.markdown(
     "rnnviz shows what happens inside a recurrent network (GRU, LSTM or plain RNN) while it reads "
@@ -15,7 +17,7 @@ st.markdown(
     "A trained demo is loaded below; pick another demo or your own files in the sidebar."
 )
 
-card = sup.guarded(sup.model_card, ctx)
+card = msg.guarded(sm.model_card, ctx)
 st.subheader("The loaded model")
 left, right = st.columns([3, 2])
 with left:

@@ -3,7 +3,7 @@
 AppTest runs the start page through the real entry point. It cannot drive the other pages: with
 the page folder named pages/, Streamlit 1.67's AppTest runs a switched-to page without the entry
 point (and drops the entry point's sidebar widgets after a rerun), so those pages are tested in
-a real browser (tests/e2e) and through app_support in tests/test_app_support.py.
+a real browser (tests/e2e) and through the rnnviz_app package in tests/test_app_support.py.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import rnnviz_core as rv
 from rnnviz_core.data import SequenceDataset, check_against_model, from_arrays, load_data
@@ -338,3 +339,272 @@ def test_upload_like_object():
 def test_semicolon_and_tab_separated_files(sep):
     ds = load_data(CSV.replace(",", sep).encode(), name="d.csv")
     np.testing.assert_array_equal(ds.X, _csv().X)
+
+
+# ------------------------------------------------------------------------ class order (issue 9)
+TS_PETS = """@problemName Pets
+@timeStamps false
+@univariate true
+@equalLength true
+@classLabel true cat dog bird
+@data
+1,2,3:bird
+4,5,6:dog
+7,8,9:bird
+1,1,1:cat
+"""
+
+
+def test_ts_declared_class_order_is_kept_with_real_names():
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    assert ds.class_names == ["cat", "dog", "bird"] and ds.declared_classes == ["cat", "dog", "bird"]
+    assert ds.y.tolist() == [2, 1, 2, 0] and list(ds.labels) == ["bird", "dog", "bird", "cat"]
+    cands = {k: names for k, _, names in rv.data.class_order_candidates(ds)}
+    assert cands == {"declared": ["cat", "dog", "bird"], "sorted": ["bird", "cat", "dog"],
+                     "first": ["bird", "dog", "cat"]}
+
+
+def test_declared_class_not_in_the_file_still_counts():
+    text = TS_PETS.replace("1,1,1:cat\n", "")            # 'cat' declared, never used
+    ds = load_data(text.encode(), name="p.ts")
+    cands = {k: names for k, _, names in rv.data.class_order_candidates(ds)}
+    assert cands["sorted"] == ["bird", "cat", "dog"] and cands["first"] == ["bird", "dog", "cat"]
+
+
+def test_npz_class_names_are_the_declared_order_and_csv_has_none():
+    X = np.zeros((3, 2, 1), np.float32)
+    ds = load_data(_npz(X=X, y=np.array([0, 2, 1]), class_names=np.array(["zebra", "ant", "moth"])), name="d.npz")
+    keys = [k for k, _, _ in rv.data.class_order_candidates(ds)]
+    assert keys == ["declared", "sorted", "first"] and ds.declared_classes == ["zebra", "ant", "moth"]
+    assert list(ds.labels) == ["zebra", "moth", "ant"]
+    csv = [(k, n) for k, _, n in rv.data.class_order_candidates(_csv())]
+    assert csv == [("sorted", ["down", "up"]), ("first", ["up", "down"])]
+
+
+def test_number_labels_offer_text_sorting_like_label_encoder():
+    from sklearn.preprocessing import LabelEncoder
+
+    text = "@problemName N\n@classLabel true 1 2 10\n@data\n" + "".join(f"0,1:{c}\n" for c in ["2", "10", "1"])
+    ds = load_data(text.encode(), name="n.ts")
+    cands = {k: (label, names) for k, label, names in rv.data.class_order_candidates(ds)}
+    assert cands["sorted"][1] == ["1", "2", "10"]
+    assert cands["sorted_text"][1] == list(LabelEncoder().fit(np.array(["2", "10", "1"])).classes_)
+    assert "same as" in cands["sorted"][0]              # declared 1 2 10 is also the number order
+
+
+def test_regression_targets_have_no_class_order():
+    ds = load_data(b"id,t,x,target\n1,1,0.1,2.5\n2,1,0.2,-1.0\n", name="r.csv")
+    assert rv.data.class_order_candidates(ds) == []
+    model = build_model(ModelConfig(cell="GRU", input_size=1, hidden_size=2, task="regression", num_outputs=1))
+    assert check_against_model(ds, model).y.tolist() == [2.5, -1.0]
+
+
+def test_with_class_order_reindexes_by_name():
+    ds = load_data(TS_PETS.encode(), name="p.ts")
+    other = ds.with_class_order(["bird", "cat", "dog"])
+    assert list(other.labels) == list(ds.labels) and other.y.tolist() == [0, 2, 0, 1]
+    with pytest.raises(DataError, match="leaves out labels the data has \\('bird'\\)") as e:
+        ds.with_class_order(["cat", "dog"])
+    assert e.value.field == "class_order"
+
+
+class _TutorialGRU(torch.nn.Module):
+    """The classifier a tutorial writes: attributes gru / fc, reading out[:, -1]."""
+
+    def __init__(self, n_in=1, hidden=4, n_out=3):
+        super().__init__()
+        self.gru = torch.nn.GRU(n_in, hidden, batch_first=True)
+        self.fc = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.fc(out[:, -1])
+
+
+def _state_dict_file(tmp_path, module) -> bytes:
+    torch.save(module.state_dict(), tmp_path / "model.pt")
+    return (tmp_path / "model.pt").read_bytes()
+
+
+def test_real_class_names_and_an_unnamed_state_dict_ask_for_the_class_order(tmp_path):
+    """Issue 9: 'labels the model does not know ... class 0' was shown for a plain state dict."""
+    torch.manual_seed(0)
+    model = rv.load_model(_state_dict_file(tmp_path, _TutorialGRU()), name="model.pt")
+    assert model.class_names == ["class 0", "class 1", "class 2"]
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    with pytest.raises(DataError) as e:
+        check_against_model(ds, model)
+    msg = str(e.value)
+    assert "does not know" not in msg and "Choose the class order" in msg and "'bird'" in msg
+    assert (e.value.code, e.value.field) == ("class_order_needed", "class_order")
+    # the order chosen names the model's outputs: output 0 is 'bird' when sorted
+    aligned = check_against_model(ds, model, class_names=["bird", "cat", "dog"])
+    assert aligned.class_names == ["bird", "cat", "dog"] and aligned.y.tolist() == [0, 2, 0, 1]
+    assert list(aligned.labels) == list(ds.labels)
+    with pytest.raises(DataError, match="names 2 classes but the model has 3 outputs"):
+        check_against_model(ds, model, class_names=["bird", "cat"])
+
+
+def test_model_named_classes_still_align_by_name(tmp_path):
+    ds = load_data(TS_PETS.encode(), name="Pets_TEST.ts")
+    model = _model(features=("feature 0",), classes=("dog", "bird", "cat"))
+    aligned = check_against_model(ds, model)
+    assert aligned.class_names == ["dog", "bird", "cat"] and list(aligned.labels) == list(ds.labels)
+
+
+# ------------------------------------------------------------------ columns (issue 9, item 4)
+def test_inspect_columns_guesses_what_load_data_infers():
+    g = rv.data.inspect_columns(CSV.encode(), name="d.csv")
+    assert (g.kind, g.id_col, g.order_col, g.label_col) == ("table", "seq_id", "step", "label")
+    assert g.feature_cols == ["speed", "temp"] and g.group_cols == ["track"] and g.problems == []
+    assert g.numeric == ["step", "speed", "temp"] and g.n_rows == 5
+    assert g.candidates["id"][0] == "seq_id" and g.candidates["features"] == ["speed", "temp"]
+    a, b = _csv(), _csv(**g.choices())
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.y.tolist() == b.y.tolist() and a.groups.equals(b.groups)
+
+
+ODD = "who,when,a,b,outcome\nx,1,1,10,hi\nx,2,2,20,hi\nz,1,3,30,lo\n"
+
+
+def test_columns_that_cannot_be_inferred_are_reported_as_plain_sentences_and_can_be_chosen():
+    g = rv.data.inspect_columns(ODD.encode(), name="odd.csv")
+    assert g.id_col is None and g.order_col is None and g.label_col == "outcome"
+    assert g.problems == ["Could not tell which column is the sequence id; choose it."]
+    assert set(g.candidates["id"]) >= {"who", "when"} and set(g.numeric) == {"when", "a", "b"}
+    with pytest.raises(DataError) as e:
+        load_data(ODD.encode(), name="odd.csv")
+    assert (e.value.code, e.value.field) == ("unknown_column", "id")
+    ds = load_data(ODD.encode(), name="odd.csv", id_col="who", order_col="when", label_col="outcome",
+                   feature_cols=["b", "a"])                      # features in the order given
+    assert ds.feature_names == ["b", "a"] and ds.X[0].tolist() == [[10, 1], [20, 2]]
+    assert list(ds.labels) == ["hi", "lo"]
+
+
+def test_ambiguous_columns_give_no_code_in_problems():
+    g = rv.data.inspect_columns(b"id,user_id,x\n1,2,3\n", name="d.csv")
+    assert g.id_col is None
+    assert g.problems[0] == "Several columns could be the sequence id (id, user_id); choose one."
+    assert not any("=" in p or "_col" in p for p in g.problems)
+    with pytest.raises(DataError) as e:
+        load_data(b"id,user_id,x\n1,2,3\n", name="d.csv")
+    assert (e.value.code, e.value.field) == ("ambiguous_column", "id")
+
+
+@pytest.mark.parametrize("kw,code,field", [
+    (dict(label_col="lable"), "missing_column", "label"),
+    (dict(order_col="stp"), "missing_column", "order"),
+    (dict(feature_cols=["sped"]), "missing_column", "features"),
+    (dict(group_cols=["trak"]), "missing_column", "groups"),
+    (dict(missing="ignore"), "bad_option", "missing"),
+])
+def test_errors_name_the_choice_to_change(kw, code, field):
+    with pytest.raises(DataError) as e:
+        _csv(**kw)
+    assert (e.value.code, e.value.field) == (code, field)
+
+
+def test_missing_values_are_counted_for_the_missing_choice():
+    g = rv.data.inspect_columns(NAN_CSV.encode(), name="n.csv")
+    assert g.missing == {"x": 1, "z": 1} and "fill them forward or drop" in g.problems[-1]
+    with pytest.raises(DataError) as e:
+        load_data(NAN_CSV.encode(), name="n.csv", **g.choices())
+    assert (e.value.code, e.value.field) == ("missing_values", "missing")
+    assert load_data(NAN_CSV.encode(), name="n.csv", missing="drop", **g.choices()).ids.tolist() == ["b"]
+
+
+def test_inspect_npz_and_ts_have_nothing_to_choose():
+    assert rv.data.inspect_columns(TS_PETS.encode(), name="p.ts").kind == "ts"
+    assert rv.data.inspect_columns(_npz(X=np.zeros((2, 3, 1))), name="p.npz").choices() == {}
+
+
+# --------------------------------------------------------------------- text data (issue 9, item 5)
+TRAIN = ["this movie was good", "not good at all", "a great film", "not great", "the plot was bad"]
+
+
+def _tutorial_vocab():
+    """How tutorials build it: lower-cased words by frequency after <pad> and <unk>."""
+    from collections import Counter
+
+    counter = Counter(w for r in TRAIN for w in r.lower().split())
+    itos = ["<pad>", "<unk>"] + [w for w, _ in counter.most_common()]
+    return itos, {w: i for i, w in enumerate(itos)}
+
+
+REVIEWS = "review_id,review,label\nr1,This movie was GOOD,pos\nr2,not good,neg\nr3,boring plot,neg\n"
+
+
+def test_text_csv_with_a_tutorial_vocabulary():
+    itos, stoi = _tutorial_vocab()
+    ds = load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    assert ds.is_tokens and ds.X.dtype == np.int64 and ds.vocabulary == itos and ds.n_features == 1
+    expect = [[stoi[w] for w in "this movie was good".split()],
+              [stoi["not"], stoi["good"]],
+              [stoi["<unk>"], stoi["plot"]]]                           # 'boring' is not in the vocabulary
+    assert ds.lengths.tolist() == [4, 2, 2] and ds.pad_id == 0 == stoi["<pad>"]
+    for i, e in enumerate(expect):
+        assert ds.X[i, : len(e)].tolist() == e and (ds.X[i, len(e):] == 0).all()
+    assert list(ds.ids) == ["r1", "r2", "r3"] and list(ds.labels) == ["pos", "neg", "neg"]
+    assert ds.tokens(1) == ["not", "good"] and ds.tokens(2) == ["<unk>", "plot"]
+
+
+def test_vocabulary_files_json_list_json_object_and_txt(tmp_path):
+    import json
+
+    itos, stoi = _tutorial_vocab()
+    (tmp_path / "itos.json").write_text(json.dumps(itos))
+    (tmp_path / "stoi.json").write_text(json.dumps(stoi))
+    (tmp_path / "vocab.txt").write_bytes("\r\n".join(itos).encode() + b"\r\n")    # Windows line endings
+    for f in ("itos.json", "stoi.json", "vocab.txt"):
+        assert rv.data.load_vocabulary(tmp_path / f) == itos, f
+    assert rv.data.load_vocabulary("\r".join(itos).encode(), name="v.txt") == itos    # CR only
+    with pytest.raises(DataError, match="lists the token 'good' twice"):
+        rv.data.load_vocabulary(b"a\ngood\ngood\n", name="v.txt")
+    with pytest.raises(DataError, match="not 0 to 1, each once"):
+        rv.data.load_vocabulary(b'{"a": 0, "b": 2}', name="v.json")
+
+
+def test_unknown_words_without_unk_are_refused_by_name():
+    itos = ["<pad>", "this", "movie", "was", "good", "not"]
+    with pytest.raises(DataError) as e:
+        load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    assert "'boring'" in str(e.value) and "'plot'" in str(e.value) and "no <unk> token" in str(e.value)
+    assert (e.value.code, e.value.field) == ("unknown_tokens", "vocabulary")
+
+
+def test_long_form_token_ids_and_text_without_ids():
+    itos, stoi = _tutorial_vocab()
+    text = "id,step,token_id,label\na,1,5,pos\na,2,3,pos\nb,1,2,neg\n"
+    ds = load_data(text.encode(), name="ids.csv", vocabulary=itos)
+    assert ds.is_tokens and ds.X.tolist() == [[5, 3], [2, 0]] and ds.tokens(0) == [itos[5], itos[3]]
+    with pytest.raises(DataError, match="has the token id 99"):
+        load_data(text.replace(",5,", ",99,").encode(), name="ids.csv", vocabulary=itos)
+    plain = load_data(b"text,label\nnot good,neg\na great film,pos\n", name="t.csv", vocabulary=itos)
+    assert list(plain.ids) == ["1", "2"] and plain.X[1].tolist() == [stoi["a"], stoi["great"], stoi["film"]]
+
+
+def test_text_without_a_vocabulary_asks_for_one():
+    with pytest.raises(DataError) as e:
+        load_data(REVIEWS.encode(), name="reviews.csv")
+    assert (e.value.code, e.value.field) == ("vocabulary_needed", "vocabulary")
+    assert "text column ('review')" in str(e.value)
+
+
+def test_token_data_against_embedding_and_numeric_models():
+    itos, _ = _tutorial_vocab()
+    ds = load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    cfg = dict(cell="LSTM", input_size=1, encoder="embedding", encoder_size=4, hidden_size=3, num_outputs=2)
+    model = build_model(ModelConfig(vocab_size=len(itos), **cfg), class_names=["neg", "pos"])
+    ok = check_against_model(ds, model)
+    assert list(ok.labels) == ["pos", "neg", "neg"] and ok.class_names == ["neg", "pos"]
+    torch.manual_seed(0)
+    model.eval()
+    with torch.no_grad():                                   # ids reach the embedding as they are
+        out = model(torch.as_tensor(ok.X), torch.as_tensor(ok.lengths))
+        ref = model(torch.as_tensor(ok.X[:1, :4]), torch.as_tensor([4]))
+    torch.testing.assert_close(out[:1], ref)
+    with pytest.raises(DataError, match="the model knows 5 tokens"):
+        check_against_model(ds, build_model(ModelConfig(vocab_size=5, **cfg), class_names=["neg", "pos"]))
+    with pytest.raises(DataError) as e:
+        check_against_model(ds, _model(features=("feature 0",), classes=("neg", "pos")))
+    assert e.value.code == "tokens_vs_numbers"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 import altair as alt
 import pandas as pd
 
@@ -17,7 +19,7 @@ from .trajectories import _require, caption, step_slider
 
 __all__ = [
     "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",
-    "group_metric_chart", "resilience_chart",
+    "group_metric_chart", "resilience_chart", "distribution_chart",
 ]
 
 
@@ -51,10 +53,13 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=(
-        f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
-        f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
-        f"and can no longer change smoothly."))
+    text = (f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
+            f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
+            f"and can no longer change smoothly.")
+    if len(df) and float(df["frac_saturated"].max()) == 0.0:
+        text += (f" Here no unit reaches {threshold:g} at any step, so every line lies flat at 0%; lower the "
+                 f"threshold (the distribution of |value| shows where the values lie).")
+    return chart.properties(description=text)
 
 
 def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
@@ -78,10 +83,12 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
         now = base.mark_rect(filled=False, stroke="black", strokeWidth=2).encode(x="step:O").transform_filter(
             alt.datum.step == slider).transform_aggregate(groupby=["step"])
         chart = alt.layer(rect, now).add_params(slider)
-    return chart.properties(description=(
-        f"Each row is one unit and each column one step; the darker the cell, the more sequences have that unit "
-        f"pinned at its limit (|value| at least {threshold:g}) at that step, so dark rows are units that are "
-        f"almost always saturated."))
+    text = (f"Each row is one unit and each column one step; the darker the cell, the more sequences have that unit "
+            f"pinned at its limit (|value| at least {threshold:g}) at that step, so dark rows are units that are "
+            f"almost always saturated.")
+    if len(unit_time) and float(unit_time["frac_saturated"].max()) == 0.0:
+        text += f" Here no unit reaches {threshold:g} at any step, so every cell is blank."
+    return chart.properties(description=text)
 
 
 def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0.9,
@@ -148,3 +155,48 @@ def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change
     return chart.properties(description=(
         "Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
         "one colour per group of sequences; taller bars mean a more fragile group."))
+
+
+def distribution_chart(dist: pd.DataFrame, *, threshold: float | None = None, low: float | None = None,
+                       high: float | None = None, width: int = 300, height: int = 140) -> alt.TopLevelMixin:
+    """How the values are spread, to choose thresholds by eye: one histogram for |h| (with the
+    saturation threshold as a red rule) and one per gate (with the "nearly shut" and "nearly
+    open" limits). ``dist`` is the frame of :func:`rnnviz_core.saturation.value_distribution`;
+    the caption quotes the exact shares it stores in ``attrs`` (computed for these limits)."""
+    _require(dist, ["what", "bin_start", "bin_end", "share"], "distribution_chart")
+    panels = []
+    for what in pd.unique(dist["what"]):
+        sub = dist[dist["what"] == what]
+        bars = alt.Chart(sub).mark_bar(color="#7f8fa6", binSpacing=0).encode(
+            x=alt.X("bin_start:Q", bin="binned", title=what if what == "|h|" else f"{what} value",
+                    scale=alt.Scale(domain=[0, float(sub["bin_end"].max())])),
+            x2="bin_end:Q",
+            y=alt.Y("share:Q", title="share of unit-steps", axis=alt.Axis(format="%")),
+            tooltip=[alt.Tooltip("bin_start:Q", format=".2f", title="from"),
+                     alt.Tooltip("bin_end:Q", format=".2f", title="to"), alt.Tooltip("share:Q", format=".2%")])
+        cuts = ([threshold] if what == "|h|" and threshold is not None else
+                [v for v in (low, high) if v is not None] if what != "|h|" else [])
+        layers = [bars]
+        if cuts:
+            layers.append(alt.Chart(pd.DataFrame({"cut": [float(c) for c in cuts]})).mark_rule(
+                color="#e45756", strokeWidth=2).encode(x="cut:Q", tooltip=[alt.Tooltip("cut:Q", title="limit")]))
+        panels.append(alt.layer(*layers).properties(width=width, height=height, title=str(what)))
+    rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
+    chart = alt.vconcat(*rows) if len(rows) > 1 else rows[0]
+    text = "Each bar shows how many of all units' values over all steps fall in that range"
+    share = dist.attrs.get("share_saturated")
+    if threshold is not None:
+        text += f"; the red line on |h| is the saturation threshold {threshold:g}"
+        if share is not None:
+            if share == 0:
+                text += ", and no value reaches it"
+            else:
+                text += f", and {_share_words(share)} of the values lie at or beyond it"
+    gs = dist.attrs.get("gate_shares")
+    if gs and low is not None and high is not None:
+        text += (f"; on the gates the red lines are the limits {low:g} (nearly shut) and {high:g} (nearly open)")
+    return chart.properties(description=text + ".")
+
+
+def _share_words(v: float) -> str:
+    return "less than 0.1%" if 0 < v < 0.001 else f"{v:.1%}"

@@ -29,6 +29,26 @@ Integrated gradients, occlusion, prediction_delta and the deletion check replace
 *baseline*: ``None``/``"zeros"`` (default) or ``"mean"`` (the per-feature mean over all valid
 steps of all sequences passed in), or an array of shape ``[F]``, ``[T, F]`` or ``[N, T, F]``.
 Padding positions (at and past a sequence's length) are never replaced.
+
+Token models
+------------
+``x`` may be integer token ids ``[N, T]`` for a model that embeds them with ``nn.Embedding``;
+they are never cast to float. ``grad_norm`` and ``grad_x_state`` work on the recurrent states
+as for any model. ``input_x_grad`` and ``integrated_gradients`` attribute to the *embedding
+output* E [N, T, D] (the output of the ``nn.Embedding`` that reads x), summed over its D
+dimensions. The baseline is a token, ``baseline_token=`` (default: the ``padding_idx`` of the
+model's first embedding that declares one, else 0): occlusion, prediction_delta and the
+deletion check put that token in place of a step, and integrated gradients runs the straight
+path from that token's embedding to E at every real step (``baseline="zeros"``: from the zero
+vector instead, for integrated gradients only). ``per_feature`` is not offered for token ids
+(a step holds one token).
+
+Per-feature scores
+------------------
+``per_feature=True`` (input_x_grad, integrated_gradients, occlusion) returns ``[N, T, F]``:
+one score per feature at each step. For input_x_grad and integrated_gradients they add up over
+F to the per-step score exactly (same quadrature nodes); occlusion's replace one feature at one
+step at a time, so they add up to the per-step score only when the features do not interact.
 """
 from __future__ import annotations
 
@@ -122,7 +142,8 @@ def contributions(model, x, method: str = ..., lengths=..., target=..., *, basel
 
 
 def contributions(model, x, method="grad_norm", lengths=None, target=None, *, baseline=None,
-                  device="auto", batch_size=None, return_info=False, **options):
+                  device="auto", batch_size=None, return_info=False, lengths_arg=None, output=None,
+                  **options):
     """Score every timestep of every sequence by how much it drove the model's output.
 
     Parameters
@@ -131,8 +152,9 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         A model containing ``nn.RNN``/``nn.GRU``/``nn.LSTM`` modules whose forward takes a padded
         batch ``x`` [N, T, F] (plus ``lengths`` when its signature has it) and returns logits
         [N, C] or [N] / [N, 1]. Never modified.
-    x : array-like or torch.Tensor, shape [N, T, F]
-        Padded sequences. Copied on the way in; the caller's array is left untouched.
+    x : array-like or torch.Tensor, shape [N, T, F], or integer token ids [N, T]
+        Padded sequences. Copied on the way in; the caller's array is left untouched. For token
+        ids see "Token models" in the module docstring.
     method : str
         One of :data:`METHODS` (its value is the method's meaning in one sentence).
     lengths : array-like of int [N], optional
@@ -150,15 +172,19 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     return_info : bool
         Also return a dict with what was computed (target classes, and for integrated
         gradients the per-sequence completeness error and step counts).
+    lengths_arg, output : as in :func:`rnnviz_core.trace`: the forward parameter that takes the
+        lengths (default: found by name), and what picks the logits from what it returns.
     **options
         ``target_kind`` ("logit", "probability", "loss"), ``y`` (labels for "loss"), ``loss``
         ("auto", "ce", "mse", "bce"); for integrated_gradients ``steps`` (fixed count of
         Gauss-Legendre nodes; default: refine), ``tol`` (0.01), ``max_steps`` (2048 gradient
-        evaluations per sequence), ``floor`` (0.01).
+        evaluations per sequence), ``floor`` (0.01); ``per_feature`` (input_x_grad,
+        integrated_gradients, occlusion: scores [N, T, F]); ``baseline_token`` (token models:
+        the id that replaces a step; see the module docstring).
 
     Returns
     -------
-    scores : np.ndarray float32 [N, T]
+    scores : np.ndarray float32 [N, T] ([N, T, F] with ``per_feature=True``)
         NaN at and past each sequence's length.
     info : dict
         Only with ``return_info=True``. Always: ``method``, ``target`` (int [N], the class
@@ -171,6 +197,10 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
 
     Notes
     -----
+    * The model runs as in :func:`rnnviz_core.trace`: lengths reach whichever forward parameter
+      takes them (sorted batches for ``enforce_sorted=True`` packing, results in your order),
+      ``nn.DataParallel`` is looked through, the user's forward hooks run on every pass and
+      backward hooks never do, and a forward that runs a recurrent module twice is refused.
     * ``grad_norm`` and ``grad_x_state`` use the gradient with respect to the per-step state of
       the *last layer of the last recurrent module* (the total derivative through all later
       steps, computed by the trace engine's unrolled recurrence). For a bidirectional layer the
@@ -197,9 +227,23 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     if fn is None:
         raise InputError(
             f"Unknown contribution method {method!r}. Choose one of: {', '.join(METHODS)}.")
+    per_feature = options.pop("per_feature", False)
+    if not isinstance(per_feature, (bool, np.bool_)):
+        raise InputError(f"per_feature must be True or False, got {per_feature!r}.")
+    if per_feature and method not in _PER_FEATURE:
+        raise InputError(f"per_feature=True is offered for {', '.join(sorted(_PER_FEATURE))}; "
+                         f"{method!r} scores whole steps.")
+    baseline_token = options.pop("baseline_token", None)
     prob = _setup(model, x, lengths, target, device=device, batch_size=batch_size,
                   target_kind=options.pop("target_kind", "logit"), y=options.pop("y", None),
-                  loss=options.pop("loss", "auto"))
+                  loss=options.pop("loss", "auto"), lengths_arg=lengths_arg, output=output,
+                  baseline_token=baseline_token)
+    if per_feature and prob.tokens:
+        raise InputError("per_feature=True needs features [N, T, F]; x holds token ids, one token per "
+                         "step, so the per-step scores already score each token.")
+    if baseline_token is not None and method not in _USES_BASELINE:
+        raise InputError(f"Method {method!r} does not use a baseline; leave baseline_token=None.")
+    prob.per_feature = bool(per_feature)
     allowed = _OPTIONS[method]
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -208,7 +252,11 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     info: dict[str, Any] = {"method": method, "target_kind": prob.kind,
                             "device": str(prob.dev), "lengths": prob.L.copy()}
     if method in _USES_BASELINE:
-        b = resolve_baseline(baseline, prob.xt, prob.L)
+        b = resolve_baseline(baseline, prob.xt, prob.L, baseline_token=prob.baseline_token,
+                             zeros_ok=method == "integrated_gradients")
+        if prob.tokens:
+            prob.zero_embedding = isinstance(baseline, str) and baseline == "zeros"
+            info["baseline_token"] = prob.baseline_token
         scores = fn(prob, b, info, **options)
     else:
         if baseline is not None:
@@ -216,7 +264,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         scores = fn(prob, info, **options)
     info["target"] = prob.cls.cpu().numpy().copy()
     scores = scores.detach().to("cpu", torch.float32).numpy()
-    scores[_pad_mask(prob.L, prob.T)] = np.nan
+    scores[_pad_mask(prob.L, prob.T)] = np.nan          # [N, T] or, per feature, [N, T, F]
     return (scores, info) if return_info else scores
 
 
@@ -241,6 +289,15 @@ class _Problem:
     batch_size: int | None
     predicted: bool = False   # target=None on a multi-class model: cls filled from clean passes
     _width: int | None = None  # H_out of the last recurrent module, measured once
+    call: dict | None = None  # lengths_arg= and output= for the engine
+    baseline_token: int = 0   # token models: the id that stands for "no token"
+    per_feature: bool = False  # scores [N, T, F] instead of [N, T]
+    zero_embedding: bool = False  # token models, integrated gradients from the zero embedding
+
+    @property
+    def tokens(self) -> bool:
+        """x holds token ids [N, T] (gradients go to the embedding output)."""
+        return self.xt.dim() == 2
 
     def width(self) -> int:
         if self._width is None:
@@ -259,7 +316,11 @@ class _Problem:
         if self.batch_size is not None:
             return self.batch_size
         steps = self.T if steps is None else steps
-        return max(1, _ELEMENT_BUDGET // max(1, steps * max(width, self.xt.shape[2])))
+        return max(1, _ELEMENT_BUDGET // max(1, steps * max(width, self.n_features)))
+
+    @property
+    def n_features(self) -> int:
+        return 1 if self.tokens else self.xt.shape[2]
 
     def lengths_of(self, rows: torch.Tensor) -> torch.Tensor | None:
         return None if self.lt is None else self.lt[rows.cpu()]
@@ -298,14 +359,28 @@ class _Problem:
         """Differentiable unrolled forward -> (target per row, h_last)."""
         from .engine import unrolled_forward
         lt = self.lengths_of(rows) if lengths is None else lengths
-        logits, h_last = unrolled_forward(self.model, x, lt, probe=probe)
+        logits, h_last = unrolled_forward(self.model, x, lt, probe=probe, **(self.call or {}))
         return self.out(logits, rows, clean=clean), h_last
+
+    def forward_embedded(self, x: torch.Tensor, rows: torch.Tensor, mode: str,
+                         base_ids: torch.Tensor | None = None, alphas: torch.Tensor | None = None,
+                         clean: bool = False):
+        """Token models: unrolled forward with the embedding output as a leaf.
+
+        Returns (target per row, E_leaf [n, T, D], delta [n, T, D]); see engine.EmbedSpec.
+        """
+        from .engine import EmbedSpec, run_unrolled
+        lt = self.lengths_of(rows)
+        valid = _valid_mask_t(self.L[rows.cpu().numpy()], self.T, x.device)
+        spec = EmbedSpec(mode, valid, base_ids, alphas)
+        logits, _, leaf, delta = run_unrolled(self.model, x, lt, embed=spec, **(self.call or {}))
+        return self.out(logits, rows, clean=clean), leaf, delta
 
     def predict_out(self, x: torch.Tensor, rows: torch.Tensor, lengths=None,
                     clean: bool = False) -> torch.Tensor:
         """Fast no-grad target per row (fused modules)."""
         lt = self.lengths_of(rows) if lengths is None else lengths
-        logits = _predict(self.model, x, lt, self.dev, self.batch_size)
+        logits = _predict(self.model, x, lt, self.dev, self.batch_size, self.call)
         with torch.no_grad():
             return self.out(logits, rows, clean=clean)
 
@@ -314,11 +389,28 @@ def _as_2d(z: torch.Tensor) -> torch.Tensor:
     return z.reshape(z.shape[0], -1) if z.dim() != 2 else z
 
 
-def _predict(model, x: torch.Tensor, lt, dev, batch_size) -> torch.Tensor:
+def _predict(model, x: torch.Tensor, lt, dev, batch_size, call=None) -> torch.Tensor:
     """The model's own output (fused modules, no grad), batched over rows."""
     from .engine import fused_forward
-    size = batch_size or max(1, _ELEMENT_BUDGET // max(1, x.shape[1] * x.shape[2] * 8))
-    return _as_2d(fused_forward(model, x, lt, batch_size=size, device=dev)).float()
+    feat = x.shape[2] if x.dim() == 3 else 1
+    size = batch_size or max(1, _ELEMENT_BUDGET // max(1, x.shape[1] * feat * 8))
+    return _as_2d(fused_forward(model, x, lt, batch_size=size, device=dev, **(call or {}))).float()
+
+
+def _grad(out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """torch.autograd.grad, with a plain message when the output does not depend on x."""
+    try:
+        return torch.autograd.grad(out, inputs=inputs)
+    except RuntimeError as exc:
+        if "does not require grad" not in str(exc) and "not have a grad_fn" not in str(exc):
+            raise
+        from .errors import ModelError
+        raise ModelError(
+            "The model's output does not depend differentiably on x: its forward turns x into "
+            "whole numbers (token ids for an embedding, say) or detaches it. Pass token ids as an "
+            "integer array [sequences, steps], so that rnnviz attributes to the embedding output; "
+            "grad_norm and grad_x_state, which attribute to the recurrent states, work as they are."
+        ) from exc
 
 
 def _pad_mask(L: np.ndarray, T: int) -> np.ndarray:
@@ -330,18 +422,20 @@ def _valid_mask_t(L: np.ndarray, T: int, dev) -> torch.Tensor:
     return torch.as_tensor(~_pad_mask(L, T), device=dev)
 
 
-def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss) -> _Problem:
+def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss,
+           lengths_arg=None, output=None, baseline_token=None) -> _Problem:
     from .device import resolve_device
-    from .engine import prepare
+    from .engine import default_baseline_token, embeddings, lengths_slot, prepare, unwrap_model
+
+    model = unwrap_model(model)
+    call = {"lengths_arg": lengths_arg, "output": output}
+    lengths_slot(model, lengths_arg)                     # a wrong lengths_arg is refused now
 
     if target_kind not in TARGET_KINDS:
         raise InputError(f"Unknown target_kind {target_kind!r}. Choose one of: "
                          f"{', '.join(TARGET_KINDS)}.")
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise InputError(f"batch_size must be a positive whole number, got {batch_size!r}.")
-        batch_size = int(batch_size)
+    from .engine import check_batch_size
+    batch_size = check_batch_size(batch_size)
     dev = resolve_device(device)
     xt, lt = prepare(model, x, lengths, dev)
     N, T = xt.shape[0], xt.shape[1]
@@ -351,7 +445,7 @@ def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, los
 
     # one row is enough to learn the output width; the predicted classes come from the first
     # forward pass over the clean x that each method makes anyway
-    C = _predict(model, xt[:1], None if lt is None else lt[:1], dev, 1).shape[1]
+    C = _predict(model, xt[:1], None if lt is None else lt[:1], dev, 1, call).shape[1]
     single = C == 1
 
     # --- target class per row
@@ -415,17 +509,41 @@ def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, los
     else:
         loss = "ce" if (loss == "auto" and not single) else ("mse" if loss == "auto" else loss)
 
+    # --- the token that stands for "no token" (token ids only)
+    if baseline_token is None:
+        baseline_token = default_baseline_token(model)
+    elif xt.dim() != 2:
+        raise InputError("baseline_token= is for token ids (an integer x [sequences, steps]); for "
+                         "features use baseline=.")
+    else:
+        if isinstance(baseline_token, (bool, np.bool_)) or not isinstance(
+                baseline_token, (int, np.integer)) or baseline_token < 0:
+            raise InputError(f"baseline_token must be a token id (a whole number >= 0), got "
+                             f"{baseline_token!r}.")
+        embs = embeddings(model)
+        if embs and baseline_token >= embs[0][1].num_embeddings:
+            raise InputError(f"baseline_token={baseline_token} is outside the model's vocabulary "
+                             f"(ids 0 to {embs[0][1].num_embeddings - 1}).")
+
     return _Problem(model=model, dev=dev, xt=xt, lt=lt, L=L, single=single, C=C, cls=cls,
                     kind=target_kind, y=yt, loss=loss, batch_size=batch_size,
-                    predicted=target is None and not single)
+                    predicted=target is None and not single, call=call,
+                    baseline_token=int(baseline_token))
 
 
-def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray) -> torch.Tensor:
+def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray, *, baseline_token: int = 0,
+                     zeros_ok: bool = True) -> torch.Tensor:
     """Baseline tensor [N, T, F] on xt's device, equal to ``xt`` at padding positions.
 
     ``None``/"zeros": zeros; "mean": per-feature mean over all valid steps of all sequences;
     an array [F], [T, F] or [N, T, F]. Anything else raises InputError.
+
+    Token ids ``xt`` [N, T]: ids [N, T], ``baseline_token`` on every real step for ``None`` (and
+    for "zeros" when ``zeros_ok``: integrated gradients then starts from the zero embedding),
+    or given ids [T] / [N, T].
     """
+    if xt.dim() == 2:
+        return _token_baseline(baseline, xt, L, baseline_token, zeros_ok)
     N, T, Fdim = xt.shape
     valid = _valid_mask_t(L, T, xt.device)                     # (N, T)
     if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
@@ -457,6 +575,26 @@ def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray) -> torch.Tensor:
     return torch.where(valid[..., None], b, xt)
 
 
+def _token_baseline(baseline, xt: torch.Tensor, L: np.ndarray, token: int,
+                    zeros_ok: bool) -> torch.Tensor:
+    N, T = xt.shape
+    valid = _valid_mask_t(L, T, xt.device)
+    if baseline is None or (isinstance(baseline, str) and baseline == "zeros" and zeros_ok):
+        b = torch.full_like(xt, int(token))
+    elif isinstance(baseline, str):
+        raise InputError(f"x holds token ids, so a removed step is replaced by a token: leave "
+                         f"baseline=None and choose it with baseline_token= (baseline={baseline!r} "
+                         "is not available here; \"zeros\" is for integrated gradients only).")
+    else:
+        arr = np.asarray(baseline.detach().cpu() if torch.is_tensor(baseline) else baseline)
+        if arr.dtype.kind not in "iu" or arr.shape not in ((T,), (N, T)):
+            raise InputError(f"For token ids the baseline must be token ids of shape [{T}] or "
+                             f"[{N}, {T}], or None with baseline_token=; got {arr.dtype} "
+                             f"{list(arr.shape)}.")
+        b = torch.as_tensor(arr.astype(np.int64), device=xt.device).expand(N, T).clone()
+    return torch.where(valid, b, xt)
+
+
 def _chunks(n: int, size: int):
     for s in range(0, n, size):
         yield s, min(n, s + size)
@@ -474,7 +612,7 @@ def _state_grads(prob: _Problem, want_state: bool):
         rows = rows_all[s:e]
         probe = torch.zeros(e - s, prob.T, H, device=prob.dev, requires_grad=True)
         out, h = prob.forward(prob.xt[s:e], rows, probe=probe, clean=True)
-        (g,) = torch.autograd.grad(out.sum(), inputs=[probe])   # (n, T, H)
+        (g,) = _grad(out.sum(), inputs=[probe])   # (n, T, H)
         yield s, e, g, (h.detach() if want_state else None)
 
 
@@ -493,13 +631,21 @@ def _grad_x_state(prob: _Problem, info) -> torch.Tensor:
 
 
 def _input_x_grad(prob: _Problem, info) -> torch.Tensor:
-    res = torch.empty(prob.N, prob.T, device=prob.dev)
+    """x * df/dx summed over features (token ids: E * df/dE summed over the embedding dims)."""
+    shape = (prob.N, prob.T, prob.n_features) if prob.per_feature else (prob.N, prob.T)
+    res = torch.empty(shape, device=prob.dev)
     rows_all = torch.arange(prob.N, device=prob.dev)
     for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
+        if prob.tokens:
+            out, leaf, delta = prob.forward_embedded(prob.xt[s:e], rows_all[s:e], "grad", clean=True)
+            (g,) = _grad(out.sum(), inputs=[leaf])
+            res[s:e] = (delta * g).sum(-1)
+            continue
         xr = prob.xt[s:e].detach().clone().requires_grad_(True)
         out, _ = prob.forward(xr, rows_all[s:e], clean=True)
-        (g,) = torch.autograd.grad(out.sum(), inputs=[xr])
-        res[s:e] = (xr.detach() * g).sum(-1)
+        (g,) = _grad(out.sum(), inputs=[xr])
+        prod = xr.detach() * g
+        res[s:e] = prod if prob.per_feature else prod.sum(-1)
     return res
 
 
@@ -524,19 +670,29 @@ def _ig_nodes(prob: _Problem, b: torch.Tensor, rows: torch.Tensor,
     """Per path point: sum over features of (x - b) * grad f(b + a (x - b)).
 
     ``rows`` [E] (dataset rows, may repeat) and ``alphas`` [E] list the points; they are
-    evaluated in batches of rows, never one sequence at a time. Returns [E, T].
+    evaluated in batches of rows, never one sequence at a time. Returns [E, T], or with
+    ``prob.per_feature`` [E, T * F] (step-major: the features of step 0, then of step 1, ...).
+    Token ids: the path runs in the embedding space (engine.EmbedSpec), summed over its dims.
     """
     E = rows.numel()
-    res = torch.empty(E, prob.T, device=prob.dev)
+    width = prob.T * prob.n_features if prob.per_feature else prob.T
+    res = torch.empty(E, width, device=prob.dev)
     per = prob.rows_per_batch(prob.width())
     for s, e in _chunks(E, per):
-        r, a = rows[s:e], alphas[s:e].to(prob.xt.dtype)
+        r = rows[s:e]
+        if prob.tokens:
+            base = None if prob.zero_embedding else b[r]
+            out, leaf, d = prob.forward_embedded(prob.xt[r], r, "path", base, alphas[s:e])
+            (g,) = _grad(out.sum(), inputs=[leaf])
+            res[s:e] = (d * g).sum(-1)
+            continue
+        a = alphas[s:e].to(prob.xt.dtype)
         x, bb = prob.xt[r], b[r]
         d = x - bb                                                   # (n, T, F)
         xa = (bb + a[:, None, None] * d).requires_grad_(True)
         out, _ = prob.forward(xa, r)
-        (g,) = torch.autograd.grad(out.sum(), inputs=[xa])
-        res[s:e] = (d * g).sum(-1)
+        (g,) = _grad(out.sum(), inputs=[xa])
+        res[s:e] = (d * g).reshape(e - s, -1) if prob.per_feature else (d * g).sum(-1)
     return res
 
 
@@ -549,7 +705,7 @@ def _ig_fixed(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, n: int) -> to
     k = torch.arange(K, device=prob.dev).repeat_interleave(m)             # node-major order
     i = torch.arange(m, device=prob.dev).repeat(K)
     c = _ig_nodes(prob, b, rows[i], a_t[k])                                # (K*m, T)
-    res = torch.zeros(m, prob.T, device=prob.dev)
+    res = torch.zeros(m, c.shape[1], device=prob.dev)
     res.index_add_(0, i, c * w_t[k, None])
     return res
 
@@ -563,6 +719,7 @@ def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: to
     Returns (scores [N, T], evaluations per row [N]).
     """
     N, dev = prob.N, prob.dev
+    W = valid.shape[1]               # T, or T * F for per-feature scores
     gx = torch.as_tensor(_GK_X, dtype=torch.float64, device=dev)
     wk = torch.as_tensor(_GK_WK, dtype=torch.float32, device=dev)
     wg = torch.as_tensor(_GK_WG, dtype=torch.float32, device=dev)
@@ -573,7 +730,7 @@ def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: to
         half = (p_b - p_a) / 2                                               # (P,)
         alphas = ((p_a + p_b) / 2)[:, None] + half[:, None] * gx[None, :]    # (P, 15)
         c = _ig_nodes(prob, b, p_row.repeat_interleave(15), alphas.reshape(-1))
-        c = c.reshape(P, 15, prob.T) * valid[p_row][:, None, :]
+        c = c.reshape(P, 15, W) * valid[p_row][:, None, :]
         h = half.to(torch.float32)[:, None]
         k_est = torch.einsum("k,pkt->pt", wk, c) * h                         # (P, T)
         g_sum = torch.einsum("k,pkt->p", wg, c) * h[:, 0]
@@ -585,7 +742,7 @@ def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: to
     p_est, p_err = evaluate(p_row, p_a, p_b)
     evals = torch.full((N,), 15, dtype=torch.long, device=dev)
     while True:
-        scores = torch.zeros(N, prob.T, device=dev).index_add_(0, p_row, p_est)
+        scores = torch.zeros(N, W, device=dev).index_add_(0, p_row, p_est)
         err = (scores.sum(1) - delta).abs() / denom
         active = (err > tol) & (evals + 30 <= max_evals)
         if not bool(active.any()):
@@ -617,13 +774,22 @@ def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: to
         evals += 30 * cnt
 
 
-def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False) -> torch.Tensor:
-    """Target for every row with the same unrolled forward the gradients use (no grad)."""
+def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False,
+                  zero_embedding: bool = False) -> torch.Tensor:
+    """Target for every row with the same unrolled forward the gradients use (no grad).
+
+    ``zero_embedding`` (token ids): the embedding output is zero on every real step.
+    """
     res = torch.empty(prob.N, device=prob.dev)
     rows_all = torch.arange(prob.N, device=prob.dev)
     with torch.no_grad():
         for s, e in _chunks(prob.N, prob.rows_per_batch(prob.width())):
-            res[s:e] = prob.forward(x[s:e], rows_all[s:e], clean=clean)[0]
+            r = rows_all[s:e]
+            if zero_embedding:
+                zero = torch.zeros(e - s, dtype=torch.float64, device=prob.dev)
+                res[s:e] = prob.forward_embedded(x[s:e], r, "path", None, zero)[0]
+            else:
+                res[s:e] = prob.forward(x[s:e], r, clean=clean)[0]
     return res
 
 
@@ -641,10 +807,13 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         raise InputError("max_steps must be at least 15 (one Gauss-Kronrod panel) when the "
                          "step count is refined; pass steps= for a fixed, smaller count.")
     fx = _unrolled_out(prob, prob.xt, clean=True)
-    fb = _unrolled_out(prob, b)
+    fb = (_unrolled_out(prob, prob.xt, zero_embedding=True) if prob.tokens and prob.zero_embedding
+          else _unrolled_out(prob, b))
     delta = fx - fb                                            # (N,)
     denom = delta.abs().clamp_min(floor)
     valid = _valid_mask_t(prob.L, prob.T, prob.dev)
+    if prob.per_feature:                                       # (N, T * F), step-major
+        valid = valid[:, :, None].expand(-1, -1, prob.n_features).reshape(prob.N, -1)
     rows_all = torch.arange(prob.N, device=prob.dev)
     if steps is not None:
         res = _ig_fixed(prob, b, rows_all, int(steps))
@@ -656,14 +825,17 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         rule = (f"adaptive gauss-kronrod 7-15 to {tol:g} completeness, at most {max_steps} "
                 "evaluations per sequence")
     res = res * valid
-    err = ((res.sum(1) - delta).abs() / denom)
+    sums = res.sum(1)                                          # (N,)
+    err = ((sums - delta).abs() / denom)
+    if prob.per_feature:
+        res = res.reshape(prob.N, prob.T, prob.n_features)
     info.update({
         "completeness_error": err.cpu().numpy().astype(np.float64),
         "converged": (err <= tol).cpu().numpy(),
         "steps": evals,
         "gradient_evaluations": int(evals.sum()),
         "target_x": fx.cpu().numpy(), "target_baseline": fb.cpu().numpy(),
-        "sum_scores": res.sum(1).cpu().numpy(),
+        "sum_scores": sums.cpu().numpy(),
         "tol": float(tol), "floor": float(floor), "rule": rule,
     })
     return res
@@ -674,12 +846,29 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
 # --------------------------------------------------------------------------------------------
 
 def _occlusion(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
-    """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair."""
+    """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair.
+
+    Per feature: f(x) - f(x with feature k of step t replaced), every valid (sequence, step,
+    feature) triple. Token ids: the step's token is replaced by the baseline token.
+    """
     rows_all = torch.arange(prob.N, device=prob.dev)
     fx = prob.predict_out(prob.xt, rows_all, clean=True)
+    valid = ~_pad_mask(prob.L, prob.T)
+    per = prob.rows_per_batch(prob.n_features * 4)
+    if prob.per_feature:
+        Fdim = prob.n_features
+        res = torch.zeros(prob.N, prob.T, Fdim, device=prob.dev)
+        cells = torch.as_tensor(np.argwhere(np.repeat(valid[:, :, None], Fdim, 2)),
+                                device=prob.dev)                             # (P, 3)
+        for s, e in _chunks(cells.shape[0], per):
+            r, t, k = cells[s:e, 0], cells[s:e, 1], cells[s:e, 2]
+            xo = prob.xt[r].clone()                            # (p, T, F) private copy
+            xo[torch.arange(e - s, device=prob.dev), t, k] = b[r, t, k]
+            res[r, t, k] = fx[r] - prob.predict_out(xo, r)
+        info["target_x"] = fx.cpu().numpy()
+        return res
     res = torch.zeros(prob.N, prob.T, device=prob.dev)
-    pairs = torch.as_tensor(np.argwhere(~_pad_mask(prob.L, prob.T)), device=prob.dev)  # (P, 2)
-    per = prob.rows_per_batch(prob.xt.shape[2] * 4)
+    pairs = torch.as_tensor(np.argwhere(valid), device=prob.dev)             # (P, 2)
     for s, e in _chunks(pairs.shape[0], per):
         r, t = pairs[s:e, 0], pairs[s:e, 1]
         xo = prob.xt[r].clone()                                # (p, T, F) private copy
@@ -699,7 +888,7 @@ def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     info["target_empty_prefix"] = prev.cpu().numpy().copy()
     res = torch.zeros(N, T, device=prob.dev)
     L_t = torch.as_tensor(prob.L, device=prob.dev)
-    per = prob.rows_per_batch(prob.xt.shape[2] * 4)
+    per = prob.rows_per_batch(prob.n_features * 4)
     for t in range(1, T + 1):                                  # a loop over time, batched rows
         rows = rows_all[L_t >= t]
         if rows.numel() == 0:
@@ -730,4 +919,5 @@ _DISPATCH = {
 _USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta"}
 _OPTIONS: dict[str, set[str]] = {m: set() for m in _DISPATCH}
 _OPTIONS["integrated_gradients"] = {"steps", "tol", "max_steps", "floor"}
+_PER_FEATURE = {"input_x_grad", "integrated_gradients", "occlusion"}
 assert set(_DISPATCH) == set(METHODS)

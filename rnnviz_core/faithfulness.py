@@ -83,7 +83,7 @@ def _deletion_outputs(prob, b: torch.Tensor, ranking: np.ndarray, fr: np.ndarray
     for j, f in enumerate(fr):
         k = torch.as_tensor(np.rint(f * prob.L).astype(np.int64), device=prob.dev)   # (N,)
         removed = rank_pos_t < k[:, None]                                            # (N, T)
-        xd = torch.where(removed[..., None], b, prob.xt)
+        xd = torch.where(removed if prob.tokens else removed[..., None], b, prob.xt)
         outs[j] = prob.predict_out(xd, rows).cpu().numpy()
     return outs
 
@@ -94,10 +94,13 @@ def aopc(outputs: np.ndarray) -> float:
     return float(np.mean(o[0][None, :] - o))
 
 
-def _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size):
+def _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size,
+             lengths_arg=None, output=None, baseline_token=None):
     prob = _setup(model, x, lengths, target, device=device, batch_size=batch_size,
-                  target_kind=target_kind, y=y, loss="auto")
-    b = resolve_baseline(baseline, prob.xt, prob.L)
+                  target_kind=target_kind, y=y, loss="auto", lengths_arg=lengths_arg,
+                  output=output, baseline_token=baseline_token)
+    b = resolve_baseline(baseline, prob.xt, prob.L, baseline_token=prob.baseline_token,
+                         zeros_ok=False)
     rows = torch.arange(prob.N, device=prob.dev)
     prob.predict_out(prob.xt, rows, clean=True)            # fixes the predicted class
     return prob, b
@@ -115,8 +118,12 @@ def _check_scores(scores, N, T, name="scores") -> np.ndarray:
 def deletion_curve(model, x, scores, lengths=None, target=None, *, baseline=None,
                    fractions: Any = 11, order: str = "score", target_kind: str = "logit",
                    y=None, random: bool = False, n_random: int = 3, seed: int = 0,
-                   device="auto", batch_size=None) -> pd.DataFrame:
+                   device="auto", batch_size=None, lengths_arg=None, output=None,
+                   baseline_token=None) -> pd.DataFrame:
     """Deletion curve of one ranking (``scores`` [N, T]), optionally with the random one.
+
+    ``lengths_arg``, ``output`` and (token ids) ``baseline_token`` are as in
+    :func:`rnnviz_core.contributions`; for token ids a removed step holds the baseline token.
 
     Returns columns ``method`` ("scores" / "random"), ``fraction``, ``mean_output``,
     ``is_random``; the AOPC of each is :func:`aopc` of the curve or see
@@ -125,7 +132,8 @@ def deletion_curve(model, x, scores, lengths=None, target=None, *, baseline=None
     if order not in ("score", "abs"):
         raise InputError(f'order must be "score" or "abs", got {order!r}.')
     fr = _fractions(fractions)
-    prob, b = _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size)
+    prob, b = _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size,
+                       lengths_arg, output, baseline_token)
     s = _check_scores(scores, prob.N, prob.T)
     outs = _deletion_outputs(prob, b, _ranking(s, prob.L, order), fr)
     frames = [_curve_frame("scores", fr, outs, False)]
@@ -153,7 +161,8 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
                     target=None, *, scores: dict | None = None, baseline=None,
                     fractions: Any = 11, order: str = "score", n_random: int = 3, seed: int = 0,
                     target_kind: str = "logit", y=None, device="auto", batch_size=None,
-                    method_options: dict | None = None) -> FaithfulnessReport:
+                    method_options: dict | None = None, lengths_arg=None, output=None,
+                    baseline_token=None) -> FaithfulnessReport:
     """Deletion curves and AOPC of several methods on the same sequences, against random.
 
     Parameters
@@ -164,6 +173,8 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
         Precomputed scores (e.g. cached by the app); computed with :func:`contributions` (same
         target, target kind and baseline) for the methods not given.
     method_options : dict name -> dict of options passed to :func:`contributions`.
+    lengths_arg, output, baseline_token : as in :func:`contributions` (token ids: a removed
+        step holds ``baseline_token``, and integrated gradients starts from its embedding).
 
     Returns
     -------
@@ -187,7 +198,8 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
     if "random" in names:
         raise InputError('"random" is the reference added automatically; do not name a method so.')
     fr = _fractions(fractions)
-    prob, b = _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size)
+    prob, b = _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size,
+                       lengths_arg, output, baseline_token)
     targets = prob.cls.cpu().numpy()
     method_options = method_options or {}
     infos: dict[str, Any] = {"targets": targets}
@@ -203,7 +215,8 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
             s, infos[name] = contributions(
                 model, prob.xt, name, lengths=prob.lt,
                 target=None if prob.single else targets, device=prob.dev,
-                batch_size=batch_size, return_info=True, target_kind=target_kind, y=y, **kw)
+                batch_size=batch_size, return_info=True, target_kind=target_kind, y=y,
+                lengths_arg=lengths_arg, output=output, **kw)
             scores[name] = s
         outs = _deletion_outputs(prob, b, _ranking(np.asarray(s, np.float64), prob.L, order), fr)
         curves.append(_curve_frame(name, fr, outs, False))

@@ -3,7 +3,13 @@
 The family covers what people usually train to turn a sequence into one output::
 
     x [N, T, F] --normalise--> encoder (none | linear | embedding) --> rnn (RNN/GRU/LSTM)
-        --> final state of each sequence [N, H*D] --> head (linear | mlp) --> logits [N, C] or [N]
+        --> readout [N, H*D] --> head (linear | mlp) --> logits [N, C] or [N]
+
+The *readout* is how the head reads the sequence (``ModelConfig.readout``, see
+:data:`READOUTS`): the last real step's output (``"last"``, what ``out[:, -1]`` does), the
+final hidden state (``"h_n"``, what ``h[-1]`` does), or the mean or max over the real steps.
+A file's weights cannot tell which one a model was trained with, so for a plain state dict it
+is an assumption (see :func:`assumptions`) that :func:`with_readout` changes.
 
 Model files
 -----------
@@ -30,6 +36,7 @@ command line (never from an upload).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import io
@@ -38,6 +45,7 @@ import os
 import pickletools
 import re
 import struct
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +53,7 @@ from typing import Any, BinaryIO, Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .data import _read_bytes  # shared path/bytes/upload reading with the size limit
 from .errors import InputError, ModelError, ModelFileError
@@ -53,7 +61,7 @@ from .errors import InputError, ModelError, ModelFileError
 __all__ = [
     "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
     "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
-    "MODEL_EXTENSIONS",
+    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions",
 ]
 
 #: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
@@ -64,7 +72,28 @@ FORMAT_VERSION = 1
 #: File name endings that :func:`load_model` accepts (content decides the actual format).
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin")
 
+#: Largest safetensors header (JSON) read: the format allows 100 MB; an rnnviz file's header
+#: (names, settings, a vocabulary) is a few kB to a few MB.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
+#: Bounds on every size a model file may state, checked before anything is built.
+MAX_LAYERS = 32            # stacked recurrent layers
+MAX_UNITS = 16_384         # hidden_size, proj_size, encoder_size, head_hidden
+MAX_INPUTS = 10_000        # features per step
+MAX_OUTPUTS = 10_000       # classes or regression targets
+MAX_VOCAB = 1_000_000      # token ids of an embedding
+#: Most numbers (weights and buffers) in one model: 200 MB of float32, the file size limit.
+MAX_PARAMETERS = MAX_MODEL_BYTES // 4
+
 CELLS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
+#: How the head reads the sequence: key -> a plain sentence (the app shows these).
+READOUTS = {
+    "last": "the output at each sequence's last real step (both directions' outputs at that step "
+            "for a bidirectional layer), as out[:, -1] reads it",
+    "h_n": "the final hidden state (forward at the last real step, backward at the first step for a "
+           "bidirectional layer), as h[-1] or h_n reads it",
+    "mean": "the average of the outputs over the real steps (mean pooling)",
+    "max": "the largest value of each output unit over the real steps (max pooling)",
+}
 _GATE_MULT = {"GRU": 3, "LSTM": 4, "RNN_TANH": 1, "RNN_RELU": 1}
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "none": nn.Identity}
 
@@ -91,6 +120,7 @@ class ModelConfig:
     head_activation: str = "relu"     # mlp head's activation: "relu", "tanh" or "none"
     task: str = "classification"      # "classification" (logits [N, C]) or "regression"
     num_outputs: int = 2              # classes C, or regression targets (1 gives output [N])
+    readout: str = "last"             # how the head reads the sequence: a key of READOUTS
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,7 +135,23 @@ class ModelConfig:
         for name in ("input_size", "hidden_size", "num_layers", "num_outputs"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(f"The model setting {name} must be a whole number of at least 1, not {v!r}.")
+                bad(f"The model setting {name} must be a whole number of at least 1, not {_short(repr(v), 40)}.")
+        for name in ("encoder_size", "vocab_size", "head_hidden", "proj_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad(f"The model setting {name} must be a whole number, not {_short(repr(v), 40)}.")
+        for name, most in (("num_layers", MAX_LAYERS), ("hidden_size", MAX_UNITS), ("proj_size", MAX_UNITS),
+                           ("encoder_size", MAX_UNITS), ("head_hidden", MAX_UNITS), ("input_size", MAX_INPUTS),
+                           ("num_outputs", MAX_OUTPUTS), ("vocab_size", MAX_VOCAB)):
+            if getattr(self, name) > most:
+                bad(f"The model setting {name} is {getattr(self, name):,}, more than the {most:,} rnnviz "
+                    f"accepts; this is not a model rnnviz can show.")
+        for name in ("bidirectional", "rnn_bias"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"The model setting {name} must be true or false.")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) \
+                or not 0.0 <= self.dropout < 1.0:
+            bad("The model setting dropout must be a number from 0 up to (not including) 1.")
         if self.proj_size and (self.cell != "LSTM" or not 0 < self.proj_size < self.hidden_size):
             bad("proj_size works only with an LSTM and must be smaller than hidden_size.")
         if self.encoder not in (None, "linear", "embedding"):
@@ -125,6 +171,34 @@ class ModelConfig:
             bad(f"The task {self.task!r} is not supported; use 'classification' or 'regression'.")
         if self.task == "classification" and self.num_outputs < 2:
             bad("A classification model needs at least 2 classes (num_outputs >= 2).")
+        if self.readout not in READOUTS:
+            bad(f"The readout {_short(repr(self.readout), 40)} is not supported; use one of {', '.join(READOUTS)}.")
+        if self.num_parameters > MAX_PARAMETERS:
+            bad(f"These settings make a model of {self.num_parameters:,} numbers, more than the "
+                f"{MAX_PARAMETERS:,} rnnviz accepts.")
+
+    @property
+    def num_parameters(self) -> int:
+        """Weights and buffers a model with this config holds (arithmetic only, nothing built)."""
+        out_w = self.proj_size or self.hidden_size                 # what each direction outputs
+        d = 2 if self.bidirectional else 1
+        g = _GATE_MULT.get(self.cell, 1) * self.hidden_size
+        n = 2 * self.input_size                                    # norm_mean, norm_std
+        if self.encoder == "linear":
+            n += self.input_size * self.encoder_size + self.encoder_size
+        elif self.encoder == "embedding":
+            n += self.vocab_size * self.encoder_size
+        for layer in range(self.num_layers):
+            inp = self.rnn_input_size if layer == 0 else out_w * d
+            per_dir = g * inp + g * out_w + (2 * g if self.rnn_bias else 0)
+            per_dir += self.proj_size * self.hidden_size
+            n += d * per_dir
+        state = out_w * d
+        if self.head == "mlp":
+            n += state * self.head_hidden + self.head_hidden + self.head_hidden * self.num_outputs + self.num_outputs
+        else:
+            n += state * self.num_outputs + self.num_outputs
+        return n
 
     @property
     def rnn_input_size(self) -> int:
@@ -160,13 +234,17 @@ class RecurrentModel(nn.Module):
     ``forward(x, lengths=None)`` takes raw (un-normalised) padded input ``x`` [N, T, F]
     (token ids in ``x[..., 0]`` for an embedding encoder) and returns logits [N, C]
     (classification), [N] (regression with one target) or [N, K]. With ``lengths`` the
-    input is packed, so padding never reaches the recurrence; the head reads each sequence's
-    final state (bidirectional: forward state at the last valid step ++ backward state at
-    step 0).
+    input is packed, so padding never reaches the recurrence. The head reads what
+    ``config.readout`` says (:data:`READOUTS`): ``"last"`` the last layer's output at each
+    sequence's last real step, ``"h_n"`` its final hidden state (bidirectional: forward state at
+    the last valid step ++ backward state at step 0), ``"mean"``/``"max"`` the output pooled
+    over the real steps.
 
     Attributes: ``config``, ``class_names`` (list or None), ``feature_names`` (list), the
-    recurrent module ``rnn`` (``nn.GRU``/``nn.LSTM``/``nn.RNN``, batch_first) and buffers
-    ``norm_mean``/``norm_std`` [F] applied inside ``forward``.
+    recurrent module ``rnn`` (``nn.GRU``/``nn.LSTM``/``nn.RNN``, batch_first), buffers
+    ``norm_mean``/``norm_std`` [F] applied inside ``forward``, ``vocabulary`` (list of tokens
+    or None, embedding models), ``inferred`` (True when built from a plain state dict, whose
+    unknowns :func:`assumptions` lists) and ``notes`` (plain sentences on how it was obtained).
     """
 
     def __init__(self, config: ModelConfig, class_names: Sequence[str] | None = None,
@@ -208,6 +286,8 @@ class RecurrentModel(nn.Module):
             or [f"feature {i}" for i in range(c.input_size)]
         # plain sentences on how this model was obtained (filled in for inferred state dicts)
         self.notes: list[str] = []
+        self.inferred = False          # built from a plain state dict (see assumptions())
+        self.vocabulary: list[str] | None = None
 
     # -- normalisation ---------------------------------------------------------------------
     def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -251,8 +331,9 @@ class RecurrentModel(nn.Module):
             z = (x.to(self.norm_mean.dtype) - self.norm_mean) / self.norm_std   # (N, T, F)
             if c.encoder == "linear":
                 z = self.encoder_act(self.encoder(z))             # (N, T, E)
+        lens = None
         if lengths is None:
-            _, h = self.rnn(z)
+            seq, h = self.rnn(z)
         else:
             lens = torch.as_tensor(lengths).to(device="cpu", dtype=torch.int64).reshape(-1)
             if lens.numel() != x.shape[0]:
@@ -260,18 +341,36 @@ class RecurrentModel(nn.Module):
             if lens.numel() and (int(lens.min()) < 1 or int(lens.max()) > x.shape[1]):
                 raise InputError(f"Every length must be between 1 and the padded length {x.shape[1]}.")
             packed = pack_padded_sequence(z, lens, batch_first=True, enforce_sorted=False)
-            _, h = self.rnn(packed)                               # h back in input order
-        if isinstance(h, tuple):                                  # LSTM: (h_n, c_n)
-            h = h[0]
-        d = 2 if c.bidirectional else 1
-        final = torch.cat(list(h[-d:]), dim=-1)                   # (N, H_out * D), last layer
+            seq, h = self.rnn(packed)                             # h back in input order
+        final = self._read(seq, h, lens)                          # (N, H_out * D)
         out = self.head(final)                                    # (N, C)
         if c.task == "regression" and c.num_outputs == 1:
             out = out.squeeze(-1)                                 # (N,)
         return out
 
+    def _read(self, seq: torch.Tensor | PackedSequence, h: Any, lens: torch.Tensor | None) -> torch.Tensor:
+        """What the head reads, per ``config.readout``: (N, H_out * D)."""
+        c = self.config
+        if c.readout == "h_n":
+            if isinstance(h, tuple):                              # LSTM: (h_n, c_n)
+                h = h[0]
+            d = 2 if c.bidirectional else 1
+            return torch.cat(list(h[-d:]), dim=-1)                # last layer's final states
+        if isinstance(seq, PackedSequence):
+            seq, _ = pad_packed_sequence(seq, batch_first=True)   # (N, T', H_out * D), input order
+        n, t = seq.shape[:2]
+        if lens is None:
+            lens = torch.full((n,), t, dtype=torch.int64)
+        lens = lens.to(seq.device)
+        if c.readout == "last":
+            return seq[torch.arange(n, device=seq.device), lens - 1]
+        valid = (torch.arange(t, device=seq.device)[None, :] < lens[:, None])[..., None]   # (N, T', 1)
+        if c.readout == "mean":
+            return (seq * valid).sum(1) / lens[:, None].to(seq.dtype)
+        return seq.masked_fill(~valid, float("-inf")).amax(1)    # "max"
+
     def extra_repr(self) -> str:
-        return f"task={self.config.task}, classes={self.class_names}"
+        return f"task={self.config.task}, readout={self.config.readout}, classes={self.class_names}"
 
 
 def _check_names(names: Sequence[str] | None, n: int, what: str) -> list[str] | None:
@@ -292,12 +391,125 @@ def build_model(config: ModelConfig, class_names: Sequence[str] | None = None,
     return RecurrentModel(config, class_names, feature_names, normalization)
 
 
+def _sibling(model: RecurrentModel) -> RecurrentModel:
+    """A new RecurrentModel object sharing ``model``'s modules, parameters and buffers."""
+    if not isinstance(model, RecurrentModel):
+        raise ModelError("Only models from rnnviz's built-in family (rv.load_model, rv.build_model) have "
+                         "readout and class-name settings; your own model class reads the sequence as its "
+                         "forward says.")
+    new = copy.copy(model)                       # new object, same attribute values
+    for k, v in list(new.__dict__.items()):      # own containers (parameters, buffers, modules,
+        if isinstance(v, dict):                  # hooks), holding the same tensors and submodules
+            new.__dict__[k] = v.copy()
+    new.config = dataclasses.replace(model.config)
+    new.class_names = list(model.class_names) if model.class_names is not None else None
+    new.feature_names = list(model.feature_names)
+    new.notes = list(model.notes)
+    new.vocabulary = list(model.vocabulary) if model.vocabulary is not None else None
+    return new
+
+
+def with_readout(model: RecurrentModel, readout: str) -> RecurrentModel:
+    """The same model (parameters shared, not copied) reading the sequence another way.
+
+    Parameters
+    ----------
+    model : a :class:`RecurrentModel`; it is not changed.
+    readout : a key of :data:`READOUTS` ("last", "h_n", "mean" or "max").
+
+    Returns
+    -------
+    A new :class:`RecurrentModel` whose ``config.readout`` is ``readout`` (in ``model``'s
+    train/eval mode). Training one trains the other: they hold the same tensors.
+    """
+    if readout not in READOUTS:
+        raise ModelError(f"The readout {readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+    new = _sibling(model)
+    new.config.readout = readout
+    return new
+
+
+def with_class_names(model: RecurrentModel, names: Sequence[str]) -> RecurrentModel:
+    """The same model (parameters shared) with its outputs named ``names`` in output order.
+
+    ``names[i]`` names the model's i-th output. A plain state dict holds no class names, so
+    this is how the class order a training script used (e.g. sorted labels, as LabelEncoder
+    gives) is put back. ``model`` is not changed. Raises :class:`ModelError` when the count is
+    not the model's number of classes or two names are the same.
+    """
+    new = _sibling(model)
+    if new.config.task != "classification":
+        raise ModelError("This model predicts numbers (regression), so it has no class names to set.")
+    new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    return new
+
+
+def assumptions(model: nn.Module) -> list[dict[str, str]]:
+    """What rnnviz assumed about a model built from a plain state dict, and where to change it.
+
+    Returns one dict per assumption with keys ``key`` ("readout", "class_order",
+    "activations", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
+    ``value`` (the current setting, as text), ``how_to_change`` (where to change it in the app,
+    naming its sidebar control when there is one) and ``python`` (the same in code). A model
+    whose file records its settings (saved with :func:`save_model`), or a model that is not in
+    the built-in family, gives an empty list: nothing was assumed.
+    """
+    if not isinstance(model, RecurrentModel) or not getattr(model, "inferred", False):
+        return []
+    c = model.config
+    fixed = "It cannot be changed in the app; ask for the model saved with rnnviz's save_model, which records it."
+    out = [dict(
+        key="readout",
+        what="The file does not say how the model reads the sequence; it is read as "
+             f"{READOUTS[c.readout]}.",
+        value=c.readout,
+        how_to_change="Choose another reading under 'How the model reads the sequence' in the sidebar; "
+                      "each choice is shown with its accuracy on the data.",
+        python="rnnviz_core.models.with_readout(model, 'mean')")]
+    if c.task == "classification":
+        numbered = model.class_names == [f"class {i}" for i in range(c.num_outputs)]
+        out.append(dict(
+            key="class_order",
+            what="The file holds no class names, so which class each output stands for is assumed"
+                 + (" (the outputs are numbered)." if numbered else ": ") + ("" if numbered else ", ".join(model.class_names) + "."),
+            value=", ".join(model.class_names),
+            how_to_change="Choose the order your training script used under 'Class order' in the sidebar "
+                          "(declared in the data file, sorted, first appearance, or typed by hand).",
+            python="rnnviz_core.models.with_class_names(model, ['neg', 'pos'])"))
+    acts = []
+    if c.cell == "RNN_TANH":
+        acts.append("a plain RNN uses tanh (a ReLU RNN has the same weights)")
+    if c.encoder == "linear":
+        acts.append(f"the layer before the recurrent layer uses {c.encoder_activation}")
+    if c.head == "mlp":
+        acts.append(f"the head's hidden layer uses {c.head_activation}")
+    if acts:
+        out.append(dict(key="activations", what="Activations cannot be read from weights: " + "; ".join(acts) + ".",
+                        value=", ".join(acts), how_to_change=fixed,
+                        python="rv.build_model(ModelConfig(..., head_activation='tanh')), load the weights, rv.save_model"))
+    norm = model.normalization
+    if c.encoder != "embedding":
+        out.append(dict(
+            key="normalisation",
+            what=("No input normalisation is applied: the data must be scaled as it was in training."
+                  if norm is None else "The input normalisation stored with the weights is applied."),
+            value="none" if norm is None else "stored mean and std",
+            how_to_change="Scale the data file as the training script did, or " + fixed[0].lower() + fixed[1:],
+            python="model.set_normalization(mean, std); rv.save_model(model, 'model.safetensors')"))
+    if c.task == "regression":
+        out.append(dict(key="task", what="A single output is read as a number (regression), not a yes/no probability.",
+                        value="regression", how_to_change=fixed, python="rv.save_model with task='classification'"))
+    return out
+
+
 # ------------------------------------------------------------------------------ save / load
 def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``model`` (a :class:`RecurrentModel`) to one ``.safetensors`` file.
 
-    The weights are tensors; the metadata holds JSON strings ``config``, ``class_names``,
-    ``feature_names``, ``normalization`` and ``rnnviz_format``. Returns the path written.
+    The weights are tensors; the metadata holds JSON strings ``config`` (with ``readout``),
+    ``class_names``, ``feature_names``, ``normalization``, ``rnnviz_format`` and, for a token
+    model with ``model.vocabulary`` set, ``vocabulary`` (the token of each id). Returns the path
+    written.
     """
     from safetensors.torch import save
 
@@ -316,6 +528,11 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         "feature_names": json.dumps(model.feature_names),
         "normalization": json.dumps(model.normalization),
     }
+    if model.vocabulary is not None:
+        if model.config.encoder != "embedding" or len(model.vocabulary) != model.config.vocab_size:
+            raise ModelError(f"model.vocabulary must list one token per id of the embedding "
+                             f"({model.config.vocab_size}), token i for id i.")
+        meta["vocabulary"] = json.dumps([str(t) for t in model.vocabulary])
     raw = save(tensors, metadata=meta)
     path.write_bytes(_canonical_safetensors(raw))
     return path
@@ -362,12 +579,13 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
     kind = _sniff_model(data)
     if kind == "safetensors":
         tensors, meta = _read_safetensors(data, label)
+        tensors = _checked_weights(tensors, label)
         if meta and "config" in meta and "rnnviz_format" in meta:
             model = _model_from_rnnviz_file(tensors, meta, label)
         else:
             model = _model_from_state_dict(tensors, label)
     elif kind == "torchzip":
-        model = _model_from_state_dict(_read_torch_zip(data, label), label)
+        model = _model_from_state_dict(_checked_weights(_read_torch_zip(data, label), label), label)
     elif kind == "pickle":
         raise ModelFileError(
             f"{label} is a raw Python pickle, which can run code when opened, so rnnviz refuses it. "
@@ -378,6 +596,7 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
             f"{label} is not a model file rnnviz can read (not safetensors and not a PyTorch "
             f"state dict); it may be damaged or another format. Re-save the model with "
             f"rv.save_model(model, 'model.safetensors').")
+    _check_normalisation(model, label)
     model.eval()
     return model
 
@@ -437,7 +656,11 @@ def _sniff_model(data: bytes) -> str:
 def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors.torch import load as st_load
 
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack("<Q", data[:8])                  # the header's length, read first
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{label} has a settings header of {n / 2**20:.0f} MB, far more than a model needs "
+                             f"(rnnviz reads at most {MAX_HEADER_BYTES // 2**20} MB), so it was not read; "
+                             f"re-save the model with rv.save_model.")
     if n > len(data) - 8:
         raise ModelFileError(f"{label} is cut short (its header is incomplete); upload it again.")
     try:
@@ -445,8 +668,17 @@ def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor],
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
         meta = header.get("__metadata__") or {}
-        if not isinstance(meta, dict):
-            raise ValueError("metadata is not an object")
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ValueError("metadata is not an object of strings")
+        ok = len(header) <= _MAX_TENSORS + 1
+    except Exception:  # JSON errors, unicode errors, deep nesting
+        ok = None
+    if ok is False:
+        raise ModelFileError(f"{label} holds more than {_MAX_TENSORS:,} weight arrays, far more than a "
+                             f"recurrent model has; re-save the model with rv.save_model.")
+    try:
+        if ok is None:
+            raise ValueError("unreadable header")
         tensors = st_load(data)
     except Exception:  # SafetensorError, JSON errors, unicode errors
         raise ModelFileError(f"{label} is damaged or cut short (the safetensors data does not add up); "
@@ -454,99 +686,152 @@ def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor],
     return tensors, meta
 
 
-# Globals a plain state dict's pickle may name: containers and tensor rebuilders only.
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch", "dtype"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "tuple"),
-    ("__builtin__", "set"),
-    ("__builtin__", "frozenset"),
-}
-_STORAGE_RE = re.compile(r"^(Float|Double|Half|BFloat16|Long|Int|Short|Char|Byte|Bool|ComplexFloat|ComplexDouble)Storage$")
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+_MAX_TENSORS = 10_000
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def _pickle_globals(pkl: bytes) -> list[tuple[str, str]]:
-    """List the (module, name) globals a pickle would import, without executing it.
+def _checked_weights(tensors: Mapping[str, torch.Tensor], label: str) -> dict[str, torch.Tensor]:
+    """Refuse weights rnnviz cannot use safely, before any module is built; return them as float32.
 
-    Raises ValueError when the opcode stream cannot be parsed or a global cannot be resolved.
+    Refused with a sentence: more than ``_MAX_TENSORS`` arrays or ``MAX_PARAMETERS`` numbers,
+    an empty array (a dimension of 0), whole-number or other non-float dtypes (int8, uint8,
+    bool, quantised, complex: reading them as floats would give wrong numbers, e.g. a
+    normalisation divisor of 0), and values that are NaN or infinite once read as float32.
     """
-    found: list[tuple[str, str]] = []
-    recent: list[Any] = []         # values of string pushes, to resolve STACK_GLOBAL
-    memo: dict[int, Any] = {}
+    if len(tensors) > _MAX_TENSORS:
+        raise ModelFileError(f"{label} holds more than {_MAX_TENSORS:,} weight arrays, far more than a "
+                             f"recurrent model has; re-save the model with rv.save_model.")
+    total = 0
+    for k, v in tensors.items():
+        if v.numel() == 0:
+            raise ModelFileError(f"{label} holds an empty weight array ('{_short(k, 60)}' of shape "
+                                 f"{list(v.shape)}), which no trained model has; re-save the model with rv.save_model.")
+        if v.dtype not in _FLOAT_DTYPES:
+            raise ModelFileError(
+                f"{label} stores its weights as {str(v.dtype).replace('torch.', '')} (for example "
+                f"'{_short(k, 60)}'), not as floating-point numbers; rnnviz reads float weights only. "
+                f"Convert them with model.float() and re-save (rv.save_model, or torch.save(model.state_dict())).")
+        total += v.numel()
+        if total > MAX_PARAMETERS:
+            raise ModelFileError(f"{label} holds more than {MAX_PARAMETERS:,} numbers, more than rnnviz accepts "
+                                 f"for a model.")
+    out = {}
+    for k, v in tensors.items():
+        f = v.detach().to(torch.float32)
+        if not bool(torch.isfinite(f).all()):
+            raise ModelFileError(
+                f"{label} has weights that are not numbers (NaN) or are infinite, in '{_short(k, 60)}'; "
+                f"the model is damaged (often a training run that diverged), so rnnviz cannot show it. "
+                f"Re-save it from a checkpoint taken before that.")
+        out[k] = f
+    return out
+
+
+def _check_normalisation(model: "RecurrentModel", label: str) -> None:
+    if not bool((model.norm_std > 0).all()):
+        raise ModelFileError(f"{label} has an input normalisation whose std is 0 or negative, which would divide "
+                             f"by zero; re-save the model with its real normalisation (rv.save_model).")
+
+
+_DANGEROUS_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy",
+                      "code", "pty", "ctypes", "builtins", "__builtin__", "pickle", "marshal", "types")
+
+
+def _names_for_message(pkl: bytes) -> list[str]:
+    """Globals a pickle names, as 'module.name', to say in a refusal what a file asked for.
+
+    Only wording depends on this: whether a file is opened is decided by torch's own
+    checkpoint inspection and ``weights_only`` loader. Used when torch's inspector cannot
+    parse the stream (pickle protocol 4+). Raises ValueError when the stream is not a pickle.
+    """
+    names, strings = [], []
     for op, arg, _pos in pickletools.genops(pkl):
-        name = op.name
-        if name == "GLOBAL" or name == "INST":
-            mod, _, attr = str(arg).partition(" ")
-            found.append((mod, attr))
-        elif name == "STACK_GLOBAL":
-            if len(recent) < 2 or not all(isinstance(s, str) for s in recent[-2:]):
-                raise ValueError("unresolvable STACK_GLOBAL")
-            found.append((recent[-2], recent[-1]))
-            recent.clear()
-        elif name in _STRING_OPS:
-            recent.append(arg if isinstance(arg, str) else str(arg))
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            memo[int(arg)] = recent[-1] if recent else None
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[-1] if recent else None
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            recent.append(memo.get(int(arg)))
-        elif name == "OBJ":
-            raise ValueError("OBJ opcode")
-    return found
+        if op.name in ("GLOBAL", "INST"):
+            names.append(str(arg).replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            names.append(f"{strings[-2]}.{strings[-1]}")
+        elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
+            strings.append(str(arg))
+    return names
+
+
+def _refuse_unsafe(label: str, unsafe: Sequence[str]) -> None:
+    """Raise the plain refusal for a checkpoint that names globals torch does not allow."""
+    dangerous = any(n.split(".")[0] in _DANGEROUS_MODULES for n in unsafe)
+    if any(n.startswith("torch.nn.") for n in unsafe) and not dangerous:
+        raise ModelFileError(
+            f"{label} holds a whole pickled model, not just its weights, and opening that would "
+            f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
+            f"weights with torch.save(model.state_dict(), 'model.pt').")
+    raise ModelFileError(
+        f"{label} asks to run code when opened ({', '.join(list(unsafe)[:3])}), so rnnviz refused it. "
+        f"Only plain weights are accepted: re-save with rv.save_model.")
+
+
+def _measured_zip(data: bytes, label: str, limit: int) -> zipfile.ZipFile:
+    """Open a zip, refusing it unless its members' real unpacked size (measured by reading,
+    not taken from the headers) and their declared sizes both stay within ``limit`` bytes."""
+    too_big = ModelFileError(f"{label} unpacks to more than the {limit // 2**20} MB rnnviz accepts "
+                             f"for a model; re-save the model with rv.save_model(model, 'model.safetensors').")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise ModelFileError(f"{label} is a damaged archive; upload it again or re-save the model "
+                             f"with rv.save_model(model, 'model.safetensors').") from None
+    if len(infos) > 10_000 or sum(i.file_size for i in infos) > limit:
+        raise too_big
+    total = 0
+    try:
+        for info in infos:
+            with zf.open(info) as member:
+                while chunk := member.read(1 << 20):       # 1 MB at a time: memory stays flat
+                    total += len(chunk)
+                    if total > limit:
+                        raise too_big
+    except ModelFileError:
+        raise
+    except Exception:   # CRC or size mismatch (headers that lie), bad compression, encryption
+        raise ModelFileError(f"{label} is a damaged archive (its contents do not match its index); upload it "
+                             f"again or re-save the model with rv.save_model(model, 'model.safetensors').") from None
+    return zf
 
 
 def _read_torch_zip(data: bytes, label: str) -> dict[str, torch.Tensor]:
-    """Read a torch.save zip holding a state dict; refuse TorchScript and anything with code."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-        names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise ModelFileError(f"{label} is a damaged archive; upload it again or re-save the model "
-                             f"with rv.save_model(model, 'model.safetensors').") from None
+    """Read a torch.save zip holding a state dict; refuse TorchScript and anything with code.
+
+    The zip is measured first (:func:`_measured_zip`); torch's own checkpoint inspection
+    (``torch.serialization.get_unsafe_globals_in_checkpoint``) then lists anything beyond
+    tensors and plain containers, and only a clean file is read, with ``weights_only=True``.
+    """
+    zf = _measured_zip(data, label, MAX_MODEL_BYTES)
+    names = zf.namelist()
     if any(n.split("/", 1)[-1].startswith("code/") or n.endswith("constants.pkl") for n in names):
         raise ModelFileError(
             f"{label} is a TorchScript model, which contains code, so rnnviz never loads it from a file. "
             f"Save only the weights (torch.save(model.state_dict(), 'model.pt')) or use rv.save_model.")
-    if sum(i.file_size for i in zf.infolist()) > MAX_MODEL_BYTES or len(names) > 100_000:
-        raise ModelFileError(f"{label} unpacks to more than the {MAX_MODEL_BYTES // 2**20} MB rnnviz accepts "
-                             f"for a model; re-save the model with rv.save_model(model, 'model.safetensors').")
     pkls = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
     if len(pkls) != 1:
         raise ModelFileError(f"{label} is a zip archive but not a PyTorch weights file; "
                              f"re-save the model with rv.save_model(model, 'model.safetensors').")
     try:
-        globals_ = _pickle_globals(zf.read(pkls[0]))
-    except Exception:
-        raise ModelFileError(f"{label} holds data rnnviz cannot check is safe, so it was not opened; "
-                             f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
-    unsafe = [(m, a) for m, a in globals_
-              if (m, a) not in _SAFE_GLOBALS and not (m == "torch" and _STORAGE_RE.match(a))]
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+    except Exception:   # torch's inspector cannot parse it (e.g. pickle protocol 4+, garbage)
+        try:
+            unsafe = [n for n in _names_for_message(zf.read(pkls[0]))
+                      if not n.startswith(("torch._utils.", "collections.OrderedDict"))
+                      and not re.fullmatch(r"torch\.(\w+Storage|Size|device|dtype)", n)
+                      and n not in ("builtins.set", "builtins.frozenset", "builtins.tuple", "builtins.list",
+                                    "builtins.dict")]
+        except Exception:
+            raise ModelFileError(f"{label} holds data rnnviz cannot check is safe, so it was not opened; "
+                                 f"re-save the model with rv.save_model(model, 'model.safetensors').") from None
     if unsafe:
-        modules = [m for m, _ in unsafe]
-        dangerous = any(m.split(".")[0] in ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket",
-                                             "importlib", "runpy", "code", "pty", "ctypes")
-                        or (m in ("builtins", "__builtin__") and a not in ("set", "frozenset", "tuple",
-                                                                           "list", "dict", "slice", "range"))
-                        for m, a in unsafe)
-        if any(m.startswith("torch.nn") for m in modules) and not dangerous:
-            raise ModelFileError(
-                f"{label} holds a whole pickled model, not just its weights, and opening that would "
-                f"run code. Re-save it with rv.save_model(model, 'model.safetensors'), or save the "
-                f"weights with torch.save(model.state_dict(), 'model.pt').")
-        raise ModelFileError(
-            f"{label} asks to run code when opened ({', '.join(f'{m}.{a}' for m, a in unsafe[:3])}), "
-            f"so rnnviz refused it. Only plain weights are accepted: re-save with rv.save_model.")
+        _refuse_unsafe(label, unsafe)
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # torch's notes on pickle protocols
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:   # torch's own safe reader refused it (e.g. pickle protocol 4+, odd objects)
         raise ModelFileError(f"{label} could not be read as plain PyTorch weights. Re-save the model with "
                              f"rv.save_model(model, 'model.safetensors'), or with "
@@ -574,11 +859,17 @@ def _short(msg: str, n: int = 200) -> str:
 
 
 def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop wrapper prefixes added by DataParallel ('module.') and torch.compile ('_orig_mod.')."""
+    """Drop wrapper prefixes added by DataParallel ('module.') and torch.compile ('_orig_mod.').
+
+    A prefix is dropped when every key carries it, with torch's own
+    ``consume_prefix_in_state_dict_if_present``.
+    """
+    from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
+
     out = dict(sd)
     for prefix in ("module.", "_orig_mod."):
         if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
+            consume_prefix_in_state_dict_if_present(out, prefix)
     return out
 
 
@@ -588,12 +879,15 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
         cfg = json.loads(meta["config"])
         class_names = json.loads(meta.get("class_names", "null"))
         feature_names = json.loads(meta.get("feature_names", "null"))
+        vocabulary = json.loads(meta.get("vocabulary", "null"))
     except (ValueError, TypeError):
         raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.") from None
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{label} was written by a newer rnnviz (format {version}); update rnnviz to open it.")
     if not isinstance(cfg, dict):
         raise ModelFileError(f"{label} has unreadable rnnviz settings; re-save it with rv.save_model.")
+    # files written before the readout setting existed read the final hidden state h_n
+    cfg = {**cfg, "readout": cfg.get("readout", "h_n")}
     try:
         config = ModelConfig.from_dict(cfg)
         with torch.device("meta"):              # shapes only: a crafted config allocates nothing
@@ -615,11 +909,65 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
     except RuntimeError as e:
         raise ModelFileError(f"The weights in {label} do not match its own settings ({_short(str(e))}); "
                              f"re-save the model with rv.save_model.") from None
+    if vocabulary is not None:
+        if (config.encoder != "embedding" or not isinstance(vocabulary, list)
+                or len(vocabulary) != config.vocab_size or not all(isinstance(t, str) for t in vocabulary)):
+            raise ModelFileError(f"{label} has a vocabulary that does not fit its model (it must list one token "
+                                 f"per id, {config.vocab_size} in all); re-save the model with rv.save_model.")
+        model.vocabulary = list(vocabulary)
     return model
 
 
 # ------------------------------------------------------------------- state-dict inference
 _RNN_KEY = re.compile(r"^(?:(?P<prefix>.*)\.)?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+
+
+def _check_recurrent_layout(p: Mapping[tuple[str, int, bool], torch.Tensor], cell: str, hidden: int,
+                            proj_size: int, rnn_in: int, num_layers: int, bidirectional: bool, bias: bool,
+                            prefix: str) -> None:
+    """Refuse a recurrent module whose weights are not exactly those of one nn.RNN/GRU/LSTM.
+
+    Every layer 0..num_layers-1 (and each direction) must be present with the shapes PyTorch
+    gives it, so a stray key such as ``weight_ih_l999`` cannot make rnnviz build 1000 layers.
+    Sizes are bounded before the shapes are compared.
+    """
+    name = prefix or "the recurrent layer"
+    present = sorted({layer for _, layer, _ in p})
+    if present != list(range(len(present))) or num_layers > MAX_LAYERS:
+        raise ModelFileError(
+            f"The recurrent module '{name}' has weights for layers {_layer_list(present)}, which is not a "
+            f"stack of layers 0, 1, 2, ... (at most {MAX_LAYERS}); the file is damaged or was edited. "
+            f"Re-save the model's state dict.")
+    if hidden > MAX_UNITS or rnn_in > max(MAX_INPUTS, MAX_UNITS):
+        raise ModelFileError(f"The recurrent module '{name}' has {hidden:,} units reading {rnn_in:,} inputs, "
+                             f"more than rnnviz accepts ({MAX_UNITS:,} units).")
+    g = _GATE_MULT[cell] * hidden
+    out_w = proj_size or hidden
+    d = 2 if bidirectional else 1
+    expected: dict[tuple[str, int, bool], tuple[int, ...]] = {}
+    for layer in range(num_layers):
+        for rev in ((False, True) if bidirectional else (False,)):
+            inp = rnn_in if layer == 0 else out_w * d
+            expected[("weight_ih", layer, rev)] = (g, inp)
+            expected[("weight_hh", layer, rev)] = (g, out_w)
+            if bias:
+                expected[("bias_ih", layer, rev)] = (g,)
+                expected[("bias_hh", layer, rev)] = (g,)
+            if proj_size:
+                expected[("weight_hr", layer, rev)] = (proj_size, hidden)
+    found = {k: tuple(v.shape) for k, v in p.items()}
+    if found != expected:
+        def key(k):
+            return f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}"
+        wrong = sorted(key(k) for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise ModelFileError(
+            f"The recurrent module '{name}' does not have the weights of one {cell} with {num_layers} layer(s) of "
+            f"{hidden} units ({', '.join(wrong[:3])} missing, extra or of another shape); the file is damaged "
+            f"or was edited. Re-save the model's state dict.")
+
+
+def _layer_list(layers: Sequence[int]) -> str:
+    return ", ".join(map(str, layers[:5])) + (f", ... {layers[-1]}" if len(layers) > 5 else "")
 
 
 def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -671,6 +1019,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, d
     rnn_in = int(w_ih0.shape[1])
     state = (proj_size or hidden) * (2 if bidirectional else 1)
     rnn_bias = ("bias_ih", 0, False) in p
+    _check_recurrent_layout(p, cell, hidden, proj_size, rnn_in, num_layers, bidirectional, rnn_bias, prefix)
 
     # classify the other modules into encoder / head
     mods = dict(others)
@@ -784,4 +1133,5 @@ def _model_from_state_dict(sd: Mapping[str, torch.Tensor], label: str) -> Recurr
     if "norm_mean" not in sd:
         notes.append("No input normalisation is applied: the data must be scaled as it was in training.")
     model.notes = notes
+    model.inferred = True
     return model

@@ -17,7 +17,7 @@ name -> [N, T, H], ``lengths`` [N] or None to infer from NaN padding) or a Trace
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_LOW", "DEFAULT_HIGH", "SIGMOID_GATES",
     "saturated_units", "saturation_by_step", "saturation_by_unit", "unit_saturation_over_time",
     "saturation_by_sequence", "saturation_over_time", "gate_saturation", "saturation_by_gate", "gate_saturation_over_time",
-    "trace_gates",
+    "trace_gates", "value_distribution", "suggest_threshold", "ThresholdSuggestion",
 ]
 
 DEFAULT_THRESHOLD = 0.9
@@ -300,3 +300,139 @@ def trace_gates(trace: Any, *, layer: int = -1, direction: str = "fwd", module: 
         available = tuple(trace.gate_kinds(module=module))
         kinds = tuple(k for k in available if k not in ("n", "g"))
     return {k: np.asarray(trace.get(k, layer=layer, direction=direction, module=module)) for k in kinds}
+
+
+# ----------------------------------------------------------------------------- choosing thresholds by eye
+def value_distribution(
+    states: Any,
+    lengths: Any = None,
+    *,
+    gates: Any = None,
+    bins: int = 100,
+    threshold: float | None = None,
+    low: float | None = None,
+    high: float | None = None,
+) -> pd.DataFrame:
+    """Histogram of |h| (and of each sigmoid gate's values) over every valid step and unit.
+
+    ``|h|`` is binned on ``[0, max(1, largest |h|)]`` and gates on ``[0, 1]``, in ``bins`` equal
+    bins (default 100, so thresholds on a 0.01 grid fall on bin edges). When ``states`` is a
+    Trace and ``gates`` is None, its sigmoid gates are included.
+
+    Returns
+    -------
+    frame with columns ``what`` ("|h|", or "gate z" ...), ``bin_start``, ``bin_end``, ``count``,
+    ``share`` (count / all of that kind's unit-steps). ``attrs`` hold the exact shares the
+    captions quote: ``share_saturated`` (|h| >= threshold) when ``threshold`` is given, and
+    ``gate_shares`` {gate: (share < low, share > high)} when ``low``/``high`` are given.
+    """
+    if gates is None and hasattr(states, "gate_kinds"):
+        gates = trace_gates(states) or None
+    arr, lens = _as_states(states, lengths)
+    bins = int(bins)
+    if bins < 2:
+        raise InputError("bins must be at least 2.")
+    a = np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1)
+    a = a[np.isfinite(a)]
+    top = max(1.0, float(a.max()) if a.size else 1.0)
+    frames = [_histogram("|h|", a, top, bins)]
+    attrs: dict[str, Any] = {}
+    if threshold is not None:
+        attrs["share_saturated"] = float((a >= _check_threshold(threshold)).mean()) if a.size else 0.0
+        attrs["threshold"] = float(threshold)
+    if gates is not None:
+        g, glens = _as_gates(gates, lens, n_expected=arr.shape[0])
+        shares = {}
+        for name, garr in g.items():
+            v = garr[valid_mask(glens, garr.shape[1])].reshape(-1)
+            v = v[np.isfinite(v)]
+            frames.append(_histogram(f"gate {name}", v, 1.0, bins))
+            if low is not None and high is not None:
+                lo, hi = _check_low_high(low, high)
+                shares[name] = (float((v < lo).mean()) if v.size else 0.0, float((v > hi).mean()) if v.size else 0.0)
+        if shares:
+            attrs["gate_shares"] = shares
+            attrs["low"], attrs["high"] = float(low), float(high)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs.update(attrs)
+    return frame
+
+
+def _histogram(what: str, values: np.ndarray, top: float, bins: int) -> pd.DataFrame:
+    edges = np.linspace(0.0, top, bins + 1)
+    count, _ = np.histogram(values, bins=edges)
+    total = max(int(values.size), 1)
+    return pd.DataFrame({"what": what, "bin_start": edges[:-1], "bin_end": edges[1:], "count": count,
+                         "share": count / total})
+
+
+class ThresholdSuggestion(NamedTuple):
+    """A starting threshold for "saturated when |h| >= threshold", and why.
+
+    ``share``: the share of unit-steps saturated at ``threshold``; ``max_abs``: the largest |h|
+    seen; ``message``: a plain sentence to show beside the slider ("" when the default shows
+    something and needs no word).
+    """
+
+    threshold: float
+    share: float
+    max_abs: float
+    message: str
+
+
+def suggest_threshold(
+    states: Any,
+    lengths: Any = None,
+    *,
+    default: float = DEFAULT_THRESHOLD,
+    lo: float = 0.5,
+    hi: float = 0.99,
+    step: float = 0.01,
+    min_share: float = 0.01,
+) -> ThresholdSuggestion:
+    """A threshold that shows something on these states.
+
+    Rule: keep ``default`` when at least ``min_share`` (1%) of all valid unit-steps have
+    ``|h| >= default``; otherwise take the highest threshold on the grid ``lo, lo + step, ...,
+    hi`` (the app's slider) where at least ``min_share`` do. When none does, return ``lo`` if some
+    unit-step reaches it (few saturate at any threshold), and ``default`` with a sentence saying
+    nothing saturates at any threshold on the grid when the largest |h| is below ``lo``.
+    """
+    arr, lens = _as_states(states, lengths)
+    default = _check_threshold(default)
+    a = np.sort(np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1))
+    a = a[np.isfinite(a)]
+    n = max(a.size, 1)
+    max_abs = float(a[-1]) if a.size else 0.0
+
+    def share(t: float) -> float:
+        return float(a.size - np.searchsorted(a, t, side="left")) / n
+
+    s0 = share(default)
+    if s0 >= min_share:
+        return ThresholdSuggestion(default, s0, max_abs, "")
+    grid = np.round(np.arange(round(lo / step), round(hi / step) + 1) * step, 10)
+    shares = np.array([share(t) for t in grid])
+    ok = np.flatnonzero(shares >= min_share)
+    if ok.size:
+        t = float(grid[ok[-1]])
+        return ThresholdSuggestion(t, float(shares[ok[-1]]), max_abs, (
+            f"At |value| {default:g} or more, {_pct(s0)} of the unit-steps saturate, so the threshold starts at "
+            f"{t:g}, where {_pct(shares[ok[-1]])} do; move it to see more or fewer."))
+    if max_abs >= lo:
+        return ThresholdSuggestion(float(lo), share(lo), max_abs, (
+            f"Few units saturate at any threshold: even at |value| {lo:g} or more, {_pct(share(lo))} of the "
+            f"unit-steps do (the largest |value| is {max_abs:.2f})."))
+    return ThresholdSuggestion(default, s0, max_abs, (
+        f"Nothing saturates at any threshold from {lo:g} to {hi:g}: the largest |value| any unit reaches on these "
+        f"sequences is {max_abs:.2f}."))
+
+
+def _pct(v: float) -> str:
+    """A share for people: 0% only when it is zero, "< 0.1%" for tiny shares."""
+    v = float(v)
+    if v == 0:
+        return "0%"
+    if v < 0.001:
+        return "under 0.1%"
+    return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from .device import resolve_device
-from .engine import DIRECTIONS, ModelView, RecurrentInfo, find_recurrent, fused_forward, prepare
+from .engine import (DIRECTIONS, ModelView, RecurrentInfo, check_batch_size, find_recurrent, fused_forward,
+                     prepare, unwrap_model)
 from .errors import InputError, ModelError
 
 __all__ = ["trace", "predict", "Trace", "RecurrentInfo"]
@@ -194,7 +195,7 @@ def _fill(dst: np.ndarray, src: torch.Tensor, what: str) -> None:
         dst[:, t:] = np.nan
 
 
-def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast"):
+def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", lengths_arg=None, output=None):
     """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
     infos = find_recurrent(model)
     last = infos[-1]
@@ -206,10 +207,9 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast"):
         )  # one batch holds about this many elements per step, plus the loop's small temporaries
     else:
         per_step = _fused_per_step(infos)
-    bs = int(batch_size) if batch_size else _auto_batch(n, t, per_step)
-    if bs < 1:
-        raise InputError("batch_size must be a positive whole number.")
-    view = ModelView(model, device, engine=engine if full else "fused", record=full)
+    bs = check_batch_size(batch_size) or _auto_batch(n, t, per_step)
+    view = ModelView(model, device, engine=engine if full else "fused", record=full,
+                     lengths_arg=lengths_arg, output=output)
     hidden = np.empty((n, t, last.output_size), dtype=np.float32)
     arrays: dict[str, np.ndarray] = {}
     logits_parts = []
@@ -246,33 +246,61 @@ def trace(
     gates: bool = False,
     device: str | torch.device | None = "auto",
     batch_size: int | None = None,
+    lengths_arg: str | None = None,
+    output: int | str | Callable | None = None,
 ) -> Trace:
     """Trace a many-to-one recurrent model on a padded batch.
 
     Parameters
     ----------
     model : any ``nn.Module`` containing ``nn.RNN``/``nn.GRU``/``nn.LSTM`` modules whose forward
-        takes ``x`` (and ``lengths`` when its signature has that parameter) and returns logits
-        [N, C] or [N] / [N, 1]. It is never modified.
-    x : float tensor or ndarray [N, T, F], batch-first, padded.
-    lengths : ints [N] (real steps per sequence) or None for "all T".
+        takes ``x`` (plus the lengths, see below) and returns logits [N, C] or [N] / [N, 1], or a
+        tuple holding them. It is never modified; ``nn.DataParallel`` and
+        ``DistributedDataParallel`` wrappers are looked through.
+    x : float tensor or ndarray [N, T, F], batch-first, padded; or integer token ids [N, T]
+        (never cast to float; the model's embedding reads them as it would).
+    lengths : ints [N] (real steps per sequence) or None for "all T". They reach the forward
+        parameter named ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``,
+        ``length`` (any name containing "len"), else its only extra positional parameter, else
+        ``*args``; ``lengths_arg`` names it outright. When the model takes lengths, each batch
+        reaches it sorted longest first (so ``pack_padded_sequence(..., enforce_sorted=True)``
+        works) and results come back in your order. With ``lengths=None``, a forward whose
+        lengths parameter has no default gets "all T".
     gates : compute gates and cell states of every layer now (otherwise on first request).
     device : "auto" (CUDA, then MPS, then CPU), or an explicit available device.
-    batch_size : sequences per batch (default: sized so intermediates stay around 64 MB).
+    batch_size : sequences per batch (default: sized so intermediates stay around 64 MB); a
+        positive whole number.
+    lengths_arg : name of the forward parameter that takes the lengths (default: found as above).
+    output : which part of what the forward returns holds the logits: an index or key, or a
+        function ``f(returned) -> logits``. Default: the returned tensor; for a tuple or list,
+        the one element shaped [N, C] or [N] (a tuple with several such elements is refused).
+
+    Notes
+    -----
+    The model runs as in your own call, in eval mode, with no gradient for its parameters: the
+    forward hooks and forward pre-hooks you registered (on any module, recurrent ones included)
+    run on every path, the full trace as well as the outputs and the contributions, so a hook
+    that changes an output changes rnnviz's numbers exactly as it changes the model's; hooks see
+    rnnviz's batches (chunks of x, perturbed copies for some contributions). Backward hooks do
+    not run. The traced states are the recurrent module's own outputs (before a hook on it).
+    A forward that runs the same recurrent module twice is refused.
 
     Returns
     -------
     Trace
         ``hidden`` [N, T, H_out], ``logits``, ``lengths`` and every per-step array by name.
     """
+    model = unwrap_model(model)
     dev = resolve_device(device)
+    batch_size = check_batch_size(batch_size)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     infos = find_recurrent(model)
-    hidden, logits, lens, arrays = _run(model, xt, lt, dev, batch_size, full=gates)
+    hidden, logits, lens, arrays = _run(model, xt, lt, dev, batch_size, full=gates,
+                                        lengths_arg=lengths_arg, output=output)
     loader = None
     if arrays is None:
         def loader():
-            return _run(model, xt, lt, dev, batch_size, full=True)[3]
+            return _run(model, xt, lt, dev, batch_size, full=True, lengths_arg=lengths_arg, output=output)[3]
     return Trace(hidden, logits, lens, infos, arrays=arrays, loader=loader)
 
 
@@ -283,10 +311,18 @@ def predict(
     *,
     device: str | torch.device | None = "auto",
     batch_size: int | None = None,
+    lengths_arg: str | None = None,
+    output: int | str | Callable | None = None,
 ) -> np.ndarray:
-    """The model's own output for x as float32 numpy ([N, C], or [N] / [N, 1]); model untouched."""
+    """The model's own output for x as float32 numpy ([N, C], or [N] / [N, 1]); model untouched.
+
+    ``x``, ``lengths``, ``lengths_arg`` and ``output`` are as in :func:`trace`.
+    """
+    model = unwrap_model(model)
     dev = resolve_device(device)
+    batch_size = check_batch_size(batch_size)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, t = xt.shape[:2]
-    bs = int(batch_size) if batch_size else _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
-    return fused_forward(model, xt, lt, batch_size=bs, device=dev).to("cpu", torch.float32).numpy()
+    bs = batch_size or _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
+    return fused_forward(model, xt, lt, batch_size=bs, device=dev, lengths_arg=lengths_arg,
+                         output=output).to("cpu", torch.float32).numpy()

@@ -25,7 +25,11 @@ Rules, stated once:
   consecutive steps (or until the shorter sequence ends, if that comes first). ``scale`` is the
   typical state size: the mean Euclidean norm ||h_t|| over both sequences' valid steps, unless
   given (:func:`typical_state_norm` gives a dataset-wide one). -1 when they never part.
-  Defaults: ``rel_threshold=0.25``, ``k=3``.
+  Defaults: ``rel_threshold=0.25``, ``k=3``. :func:`parting_summary` tells the whole story in
+  one of three cases: never parted; parted and rejoined (the distance drops back below the
+  threshold and no later run above it lasts ``k`` steps); parted for good (the last run above
+  the threshold reaches the last compared step) — "apart from the start" when that run begins
+  at the first compared step.
 """
 from __future__ import annotations
 
@@ -43,9 +47,12 @@ __all__ = [
     "plateau_steps",
     "pair_distance",
     "parting_step",
+    "Parting",
+    "parting_summary",
     "similar_pairs",
     "HeatmapData",
     "heatmap_data",
+    "unit_order",
     "valid_mask",
     "typical_state_norm",
 ]
@@ -519,6 +526,82 @@ def parting_step(distance: Any, *, rel_threshold: float = 0.25, k: int = 3, scal
     return int(steps[hits[0]]) if hits.size else -1
 
 
+class Parting(NamedTuple):
+    """What the distance between two sequences does, against one threshold (rule in :func:`parting_summary`).
+
+    ``kind``: ``"never"`` (never parted), ``"rejoined"`` (parted, then back together) or
+    ``"for good"`` (apart at the last compared step). Steps are aligned steps (the ``step``
+    column of :func:`pair_distance`); None where they do not apply.
+    """
+
+    kind: str
+    part_step: int | None        #: first step of the first run above the threshold lasting k steps
+    rejoin_step: int | None      #: "rejoined": first step after the last such run (below threshold)
+    last_part_step: int | None   #: "for good": first step of the run that lasts to the end
+    first_step: int              #: first compared (aligned) step
+    last_step: int               #: last compared (aligned) step
+    threshold: float             #: the threshold in distance units (rel_threshold * scale)
+    rel_threshold: float
+    k: int
+    n_partings: int              #: how many runs above the threshold last k steps (or reach the end)
+    max_distance: float
+    min_distance: float
+
+    @property
+    def apart_from_start(self) -> bool:
+        """True when the sequences are already apart at the first compared step and stay apart."""
+        return self.kind == "for good" and self.last_part_step == self.first_step
+
+
+def parting_summary(distance: pd.DataFrame, *, rel_threshold: float = 0.25, k: int = 3) -> Parting:
+    """Classify the distance curve of :func:`pair_distance` against a threshold.
+
+    A *parting* is a run of steps where ``rel_distance > rel_threshold`` that lasts at least
+    ``k`` steps or reaches the last compared step (the rule of :func:`parting_step`; shorter
+    runs are blips and do not count). Then:
+
+    * no parting: ``kind="never"``;
+    * the last parting reaches the last compared step: ``kind="for good"`` with
+      ``last_part_step`` the step that run starts (``part_step`` is the first parting, the
+      same when there is only one);
+    * otherwise ``kind="rejoined"`` with ``rejoin_step`` the first step after the last parting
+      (the distance is at or below the threshold there, and no later run lasts ``k`` steps).
+
+    Parameters
+    ----------
+    distance : the frame of :func:`pair_distance` (``step``, ``distance``, ``rel_distance``;
+        ``attrs["scale"]``).
+    rel_threshold, k : as in :func:`parting_step`.
+    """
+    rel_threshold = _check_nonneg(rel_threshold, "rel_threshold")
+    k = _check_positive_int(k, "k")
+    if not isinstance(distance, pd.DataFrame) or not {"rel_distance", "step", "distance"} <= set(distance.columns):
+        raise InputError("Pass the frame returned by pair_distance (it needs step, distance and rel_distance).")
+    if len(distance) == 0:
+        raise InputError("The distance frame is empty; the two sequences share no step to compare.")
+    rel = distance["rel_distance"].to_numpy(dtype=np.float64)
+    steps = distance["step"].to_numpy().astype(np.int64)
+    dist = distance["distance"].to_numpy(dtype=np.float64)
+    scale = float(distance.attrs.get("scale", np.nan))
+    above = rel > rel_threshold
+    m = above.size
+    # runs of True: starts and (exclusive) ends
+    edges = np.diff(np.r_[0, above.astype(np.int8), 0])
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = ((ends - starts) >= k) | (ends == m)
+    starts, ends = starts[keep], ends[keep]
+    common = dict(first_step=int(steps[0]), last_step=int(steps[-1]),
+                  threshold=rel_threshold * scale if np.isfinite(scale) else float("nan"),
+                  rel_threshold=rel_threshold, k=k, n_partings=int(starts.size),
+                  max_distance=float(np.nanmax(dist)), min_distance=float(np.nanmin(dist)))
+    if starts.size == 0:
+        return Parting("never", None, None, None, **common)
+    first = int(steps[starts[0]])
+    if ends[-1] == m:
+        return Parting("for good", first, None, int(steps[starts[-1]]), **common)
+    return Parting("rejoined", first, int(steps[ends[-1]]), None, **common)
+
+
 # ----------------------------------------------------------------------------- pairs worth comparing
 def _summaries(arr: np.ndarray, lens: np.ndarray, summary: str) -> np.ndarray:
     if summary == "final":
@@ -685,4 +768,51 @@ def heatmap_data(
         domain = (float(domain[0]), float(domain[1]))
         if not domain[0] < domain[1]:
             raise InputError(f"domain must be (low, high) with low < high; got {domain}.")
+    frame.attrs["unit_order"] = [int(c) for c in cols]
+    frame.attrs["n_units_total"] = int(h)
     return HeatmapData(frame, domain)
+
+
+def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", top: int | None = None) -> np.ndarray:
+    """Unit indices in a readable order for a heatmap's rows (pass to :func:`heatmap_data` ``units=``).
+
+    Parameters
+    ----------
+    states : [N, T, H] (or a Trace); lengths : [N] or None.
+    order : ``"similarity"`` puts units that rise and fall together next to each other (average-
+        linkage clustering of the units' values over every valid step, distance 1 - correlation,
+        leaves in dendrogram order); ``"variance"`` puts the units that vary most first;
+        ``"index"`` keeps 0..H-1.
+    top : keep only the ``top`` units that vary most (then ordered by ``order``); None keeps all.
+
+    Returns
+    -------
+    int64 array of unit indices, at most ``top`` long.
+    """
+    arr, lens = _as_states(states, lengths)
+    if order not in ("similarity", "variance", "index"):
+        raise InputError(f"order must be 'similarity', 'variance' or 'index'; got {order!r}.")
+    h = arr.shape[2]
+    pts = arr[valid_mask(lens, arr.shape[1])].astype(np.float64)  # (P, H)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    var = pts.var(axis=0) if pts.shape[0] else np.zeros(h)
+    units = np.arange(h)
+    if top is not None:
+        top = _check_positive_int(top, "top")
+        units = np.sort(np.argsort(-var, kind="stable")[:top])
+    if order == "index" or units.size < 3:
+        return units.astype(np.int64) if order != "variance" else units[np.argsort(-var[units], kind="stable")]
+    if order == "variance":
+        return units[np.argsort(-var[units], kind="stable")].astype(np.int64)
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    sub = pts[:, units]
+    if sub.shape[0] > 20000:  # the order needs only a sample of steps
+        sub = sub[np.random.default_rng(0).choice(sub.shape[0], 20000, replace=False)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(sub, rowvar=False)
+    corr = np.nan_to_num(corr, nan=0.0)
+    dist = np.clip(1.0 - corr, 0.0, 2.0)
+    iu = np.triu_indices(units.size, k=1)
+    leaves = leaves_list(linkage(dist[iu], method="average"))
+    return units[leaves].astype(np.int64)

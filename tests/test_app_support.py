@@ -1,4 +1,4 @@
-"""The app's glue (app_support) in plain pytest: hashing, URL state, loading, errors, caching.
+"""The app's glue (the rnnviz_app package) in plain pytest: hashing, URL state, loading, errors, caching.
 
 Streamlit runs in bare mode here (no server): session state and caches work, widgets are not
 drawn. Page rendering is covered by tests/e2e in a real browser.
@@ -11,7 +11,19 @@ import numpy as np
 import pytest
 import streamlit as st
 
-import app_support as sup
+from rnnviz_app import compute as cp
+from rnnviz_app import context as cx
+from rnnviz_app import hashing as hs
+from rnnviz_app import loading as ld
+from rnnviz_app import messages as msg
+from rnnviz_app import own_files as own
+from rnnviz_app import page_contributions as pc
+from rnnviz_app import page_saturation as ps
+from rnnviz_app import second_model as m2
+from rnnviz_app import sequences as sq
+from rnnviz_app import state_url as su
+from rnnviz_app import summary as sm
+from rnnviz_app import uploads as up
 from rnnviz_core.errors import DataError, InputError
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
@@ -20,22 +32,22 @@ logging.getLogger("streamlit").setLevel(logging.ERROR)
 @pytest.fixture(autouse=True)
 def fresh_session(monkeypatch, tmp_path):
     monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
-    sup.upload_store.clear()
+    up.upload_store.clear()
     for k in list(st.session_state.keys()):
         del st.session_state[k]
-    sup.init_session()
+    su.init_session()
     yield
 
 
 @pytest.fixture
 def demo_key():
-    keys = list(sup.demo_infos())
-    return sup.DEFAULT_DEMO if sup.DEFAULT_DEMO in keys else keys[0]
+    keys = list(ld.demo_infos())
+    return ld.DEFAULT_DEMO if ld.DEFAULT_DEMO in keys else keys[0]
 
 
 @pytest.fixture
 def ctx(demo_key):
-    c = sup.resolve_loaded(demo_key)
+    c = ld.resolve_loaded(demo_key)
     assert c is not None
     return c
 
@@ -45,37 +57,37 @@ def test_digest_sees_every_byte_of_large_arrays():
     a = np.zeros((200, 100, 64), dtype=np.float32)
     b = a.copy()
     b[137, 51, 17] = 1e-7  # one value deep inside: Streamlit's sampled hashing can miss this
-    assert sup.digest(a) != sup.digest(b)
-    assert sup.digest(a) == sup.digest(a.copy())
+    assert hs.digest(a) != hs.digest(b)
+    assert hs.digest(a) == hs.digest(a.copy())
 
 
 def test_digest_distinguishes_dtype_and_shape():
     a = np.zeros(12, dtype=np.float32)
-    assert sup.digest(a) != sup.digest(a.reshape(3, 4))
-    assert sup.digest(a) != sup.digest(np.zeros(6, dtype=np.float64))  # same 48 bytes
+    assert hs.digest(a) != hs.digest(a.reshape(3, 4))
+    assert hs.digest(a) != hs.digest(np.zeros(6, dtype=np.float64))  # same 48 bytes
 
 
 # ----------------------------------------------------------------- URL state
 def test_widget_starts_from_link_value_when_valid():
     st.session_state["_view"] = {"a": "7", "b": "oops"}
-    key_a = sup.widget_key("a", 0, options=list(range(10)), cast=int)
-    key_b = sup.widget_key("b", 3, options=list(range(10)), cast=int)
+    key_a = su.widget_key("a", 0, options=list(range(10)), cast=int)
+    key_b = su.widget_key("b", 3, options=list(range(10)), cast=int)
     assert st.session_state[key_a] == 7
     assert st.session_state[key_b] == 3  # invalid link value falls back to the default
 
 
 def test_widget_value_reset_when_no_longer_an_option():
-    key = sup.widget_key("seq", "x", options=["x", "y"])
+    key = su.widget_key("seq", "x", options=["x", "y"])
     st.session_state[key] = "y"
-    sup.widget_key("seq", "x", options=["x", "z"])  # new data: "y" is gone
+    su.widget_key("seq", "x", options=["x", "z"])  # new data: "y" is gone
     assert st.session_state[key] == "x"
 
 
 def test_used_values_are_the_only_query_params_written():
-    sup.widget_key("a", 1, cast=int)
-    assert sup.value("a") == 1
-    sup.remember("unused_elsewhere", None)
-    assert sup.view()["a"] == "1"
+    su.widget_key("a", 1, cast=int)
+    assert su.value("a") == 1
+    su.remember("unused_elsewhere", None)
+    assert su.view()["a"] == "1"
     assert "a" in st.session_state["_used"]
 
 
@@ -89,7 +101,7 @@ def test_default_demo_loads_with_model_and_data(ctx, demo_key):
 
 
 def test_model_card_reports_architecture_classes_and_accuracy(ctx):
-    card = sup.model_card(ctx)
+    card = sm.model_card(ctx)
     assert any(cell in card["architecture"] for cell in ("GRU", "LSTM", "RNN"))
     assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
     if ctx.data.y is not None and ctx.data.class_names:
@@ -97,63 +109,88 @@ def test_model_card_reports_architecture_classes_and_accuracy(ctx):
         assert 0.0 <= float(card["score_value"].rstrip("%")) <= 100.0
 
 
+class FakeUpload:
+    """What st.file_uploader puts in session state: bytes, the file's name and an id."""
+
+    def __init__(self, data: bytes, name: str, file_id: str = "f1"):
+        self._data, self.name, self.file_id = data, name, file_id
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def upload(kind: str, data: bytes, name: str, file_id: str | None = None) -> None:
+    """Put a file in the ``kind`` uploader and run its callback, as Streamlit does."""
+    st.session_state["up_" + kind] = FakeUpload(data, name, file_id or name)
+    own.on_upload(kind)
+
+
 def test_uploaded_demo_files_replace_model_and_data(ctx, demo_key):
-    mpath, dpath = sup.demo_files(demo_key)
-    mdig = sup.upload_store().put(mpath.read_bytes(), name=mpath.name)
-    ddig = sup.upload_store().put(dpath.read_bytes(), name=dpath.name)
-    sup.view().update(model=mdig, data=ddig)
-    new = sup.resolve_loaded(demo_key)
-    assert new is not ctx
+    """Issue 9: uploads form a pair of their own ("My own files"), named by their file names."""
+    mpath, dpath = ld.demo_files(demo_key)
+    upload("model", mpath.read_bytes(), mpath.name)
+    assert su.view()["demo"] == own.OWN and st.session_state["w_demo"] == own.OWN
+    upload("data", dpath.read_bytes(), dpath.name)
+    new, state = own.resolve_own()
+    assert new is not ctx and new is not None
     assert new.model_name == mpath.name and new.data_name == dpath.name
+    mdig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
     assert new.model_key == mdig == ctx.model_key  # same bytes, same content hash
+    assert new.data_key == ctx.data_key
 
 
 def test_uploaded_race_csv_is_scored_in_the_models_class_order():
     """The race CSV names its classes in text; read alone they sort alphabetically, which is not the
     model's order. The uploaded data must be aligned to the model before anything is scored."""
-    if "race" not in sup.demo_infos():
+    if "race" not in ld.demo_infos():
         pytest.skip("race demo not shipped")
-    demo_ctx = sup.resolve_loaded("race")
-    mpath, dpath = sup.demo_files("race")
-    ddig = sup.upload_store().put(dpath.read_bytes(), name=dpath.name)
-    sup.view().update(data=ddig)
-    up = sup.resolve_loaded("race")
-    assert up.data_key == ddig
-    assert list(up.data.class_names) == list(up.model.class_names)
-    np.testing.assert_array_equal(up.data.y, demo_ctx.data.y)
-    assert sup.model_card(up)["score_value"] == sup.model_card(demo_ctx)["score_value"]
+    demo_ctx = ld.resolve_loaded("race")
+    mpath, dpath = ld.demo_files("race")
+    upload("data", dpath.read_bytes(), dpath.name)
+    upload("model", mpath.read_bytes(), mpath.name)
+    uploaded, _ = own.resolve_own()
+    assert uploaded.data_key == up.upload_store().put(dpath.read_bytes(), name=dpath.name)
+    assert list(uploaded.data.class_names) == list(uploaded.model.class_names)
+    np.testing.assert_array_equal(uploaded.data.y, demo_ctx.data.y)
+    assert sm.model_card(uploaded)["score_value"] == sm.model_card(demo_ctx)["score_value"]
 
 
-def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key, monkeypatch):
-    shown = []
-    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
-    bad = sup.upload_store().put(b"this is not a model", name="model.safetensors")
-    sup.view()["model"] = bad
-    st.session_state["_pending"] = ("model", "file-1")
-    kept = sup.resolve_loaded(demo_key)
-    assert kept is ctx
-    assert len(shown) == 1 and "Traceback" not in shown[0] and len(shown[0]) > 20
-    assert "model" not in sup.view()  # the link points at what is on screen
-    assert sup.upload_error("model", "file-1") == shown[0]
+def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key):
+    """A file that is not a model is refused in the uploader: not stored, the demo stays."""
+    raw = b"this is not a model"
+    su.view()["demo"] = demo_key
+    upload("model", raw, "model.safetensors", "file-1")
+    shown = up.upload_error("model", "file-1")
+    assert shown and "Traceback" not in shown and len(shown) > 20
+    assert "Model file" in shown  # names the control to use
+    assert "model" not in su.view() and su.view()["demo"] == demo_key  # the link points at what is on screen
+    assert cp_hash(raw) not in up.upload_store()  # a refused file is not kept (issue 13)
+    kept = ld.resolve_loaded(demo_key)
+    assert kept.key == ctx.key
 
 
-def test_link_to_a_file_the_server_no_longer_has(demo_key, monkeypatch):
-    shown = []
-    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
-    sup.view()["data"] = "0" * 64
-    ctx = sup.resolve_loaded(demo_key)
-    assert shown and "upload it again" in shown[0]
-    assert ctx is not None and ctx.demo == demo_key and ctx.extra["data_upload"] is None  # the demo instead
-    assert "data" not in sup.view()
+def cp_hash(data: bytes) -> str:
+    from rnnviz_core.store import content_hash
+    return content_hash(data)
+
+
+def test_link_to_a_file_the_server_no_longer_has(demo_key):
+    """Own files never fall back to a demo's half (issue 9): the page says to upload it again."""
+    su.view().update(demo=own.OWN, data="0" * 64)
+    ctx, state = own.resolve_own()
+    assert ctx is None
+    assert "upload it again" in state.problems["data"][0] and "'Data file'" in state.problems["data"][0]
+    assert "data" not in su.view()
+    assert "model file" in state.waiting.lower()
 
 
 def test_show_error_never_leaks_internal_messages(monkeypatch):
     shown = []
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
-    sup.show_error(DataError("The data has no label column; name it with label=."))
-    sup.show_error(KeyError("internal detail"))
+    msg.show_error(DataError("The data has no label column; name it with label=."))
+    msg.show_error(KeyError("internal detail"))
     assert shown[0] == "The data has no label column; name it with label=."
-    assert shown[1] == sup.GENERIC_ERROR and "internal" not in shown[1]
+    assert shown[1] == msg.GENERIC_ERROR and "internal" not in shown[1]
 
 
 # ----------------------------------------------------------------- caching
@@ -165,36 +202,36 @@ def test_compute_is_cached_by_content_hash(ctx):
         return x * scale
 
     arr = np.arange(4.0)
-    assert np.array_equal(sup.compute(f, arr, key=("t",), scale=2), arr * 2)
-    assert np.array_equal(sup.compute(f, arr, key=("t",), scale=2), arr * 2)
+    assert np.array_equal(cp.compute(f, arr, key=("t",), scale=2), arr * 2)
+    assert np.array_equal(cp.compute(f, arr, key=("t",), scale=2), arr * 2)
     assert calls == [2]
-    sup.compute(f, arr, key=("t",), scale=3)
+    cp.compute(f, arr, key=("t",), scale=3)
     assert calls == [2, 3]
 
 
 def test_states_and_layer_options(ctx):
-    layers, dirs, kinds = sup.layer_options(ctx)
+    layers, dirs, kinds = sq.layer_options(ctx)
     assert layers and dirs[0] == "fwd" and "h" in kinds
-    h = sup.states(ctx, "h", layers[-1], "fwd")
+    h = sq.states(ctx, "h", layers[-1], "fwd")
     n, t, _ = ctx.data.X.shape
     assert h.shape[:2] == (n, t)
     assert np.isnan(h[0, ctx.data.lengths[0]:]).all()
 
 
 def test_most_different_pair_is_two_distinct_sequences(ctx):
-    a, b, sentence = sup.most_different_pair(ctx)
+    a, b, sentence = sq.most_different_pair(ctx)
     assert a != b and 0 <= a < len(ctx.data.X) and 0 <= b < len(ctx.data.X)
     assert "furthest apart" in sentence
 
 
 def test_target_options_follow_class_names(ctx):
-    opts = sup.target_options(ctx)
+    opts = cx.target_options(ctx)
     assert "predicted" in opts
     names = ctx.data.class_names or []
     if len(names) > 1:
         assert len(opts) == len(names) + 1
-        assert sup.target_index("1") == 1
-    assert sup.target_index("predicted") is None
+        assert cx.target_index("1") == 1
+    assert cx.target_index("predicted") is None
 
 
 def test_invalid_store_request_is_input_error(tmp_path):
@@ -204,32 +241,32 @@ def test_invalid_store_request_is_input_error(tmp_path):
 
 
 def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key):
-    layers, dirs, _ = sup.layer_options(ctx)
-    table = sup.saturation_table(ctx, layers[-1], "fwd", 0.9, 0.1, 0.9)
+    layers, dirs, _ = sq.layer_options(ctx)
+    table = ps.saturation_table(ctx, layers[-1], "fwd", 0.9, 0.1, 0.9)
     assert len(table) == len(ctx.data.X) and "frac_saturated" in table
-    options = sup.groupings(ctx, table)
+    options = ps.groupings(ctx, table)
     assert "correct" in options and "saturation" in options
-    labels = sup.group_labels(table, "correct")
+    labels = ps.group_labels(table, "correct")
     assert set(labels.unique()) <= {"correct", "wrong"}
-    res = sup.resilience_results(ctx)
-    full = sup.with_resilience(table, res)
+    res = ps.resilience_results(ctx)
+    full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
-    view = sup.comparison_view(sup.compare(full, "correct", "correct", "wrong"))
+    view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
     assert {"measure", "A", "B", "A − B", "p-value", "effect size"} <= set(view.columns)
     assert "accuracy (share correct)" in set(view["measure"])
     # the same model as "second model": the two agree on every sequence
-    mpath, _ = sup.demo_files(demo_key)
-    dig = sup.upload_store().put(mpath.read_bytes(), name=mpath.name)
-    name, rep = sup.second_model_view(ctx, dig, "correct", labels.to_numpy())
+    mpath, _ = ld.demo_files(demo_key)
+    dig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
+    name, rep = m2.second_model_view(ctx, dig, "correct", labels.to_numpy())
     assert name == mpath.name
     assert np.allclose(rep["agreement"].dropna(), 1.0)
 
 
 def test_contribution_glue_scores_and_views(ctx):
-    sc, info = sup.scores(ctx, "grad_norm")
+    sc, info = pc.scores(ctx, "grad_norm")
     assert sc.shape == ctx.data.X.shape[:2]
-    frame, top, pos, by_group = sup.contribution_views(ctx, sc, 0, 1, "grad_norm")
+    frame, top, pos, by_group = pc.contribution_views(ctx, sc, 0, 1, "grad_norm")
     assert set(frame["seq"]) == {str(ctx.data.ids[0]), str(ctx.data.ids[1])}
     assert top["rank"].min() == 1 and len(pos) > 0
     with pytest.raises(InputError):
-        sup.scores(ctx, "no_such_method")
+        pc.scores(ctx, "no_such_method")

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnviz_core.charts.contributions import (CAPTIONS, NEGATIVE, POSITIVE, RANDOM, aopc_chart,
-                                              caption, deletion_chart, position_chart,
+from rnnviz_core.charts.contributions import (CAPTIONS, NEGATIVE, NEUTRAL, POSITIVE, RANDOM, aopc_chart,
+                                              caption, deletion_chart, faithfulness_table,
+                                              feature_scores_chart, position_chart,
                                               step_scores_chart, top_steps_table, under_heatmap)
 from rnnviz_core.errors import InputError
 from rnnviz_core.rankings import mean_abs_by_group, mean_abs_by_position, scores_frame, top_steps
@@ -91,9 +92,10 @@ def test_deletion_chart_random_is_grey_and_dashed():
     c = deletion_chart(_curves())
     d = c.to_dict()
     enc = d["encoding"]
-    assert enc["color"]["scale"]["domain"] == ["ig", "random"]
+    # plain names (issue 10): "random" is shown as "random order"
+    assert enc["color"]["scale"]["domain"] == ["ig", "random order"]
     assert enc["color"]["scale"]["range"][-1] == RANDOM
-    assert enc["strokeDash"]["field"] == "is_random"
+    assert enc["strokeDash"]["field"] == "method"
     assert enc["strokeDash"]["scale"]["range"][1] == [6, 4]
     assert enc["x"]["field"] == "fraction" and enc["y"]["field"] == "mean_output"
     assert len(_data(d)) == 6
@@ -108,7 +110,7 @@ def test_aopc_chart():
     bars = d["layer"][0]
     assert bars["encoding"]["x"]["field"] == "aopc_minus_random"
     data = pd.DataFrame(d["datasets"][bars["data"]["name"]])
-    assert data.method.tolist() == ["ig", "grad_norm"]
+    assert data.method.tolist() == ["ig", "gradient size"]  # plain names (issue 10)
     assert data.beats_random.tolist() == [True, False]
     assert caption(c) == CAPTIONS["aopc_chart"]
 
@@ -125,3 +127,90 @@ def test_missing_columns_are_plain_errors():
 def test_captions_are_plain_sentences():
     for name, text in CAPTIONS.items():
         assert text.endswith(".") and "_" not in text and len(text) < 320, name
+
+
+# ------------------------------------------------------------------ issue 10: truthful, readable
+ALL6 = ["grad_norm", "grad_x_state", "input_x_grad", "integrated_gradients", "occlusion", "prediction_delta"]
+
+
+def test_unsigned_scores_one_neutral_colour_and_magnitude_caption():
+    g = np.abs(S)  # grad_norm is never negative
+    c = step_scores_chart(scores_frame(g, method="grad_norm"), seq=0)
+    d = c.to_dict()
+    assert d["encoding"]["color"]["scale"] == {"domain": ["strength"], "range": [NEUTRAL]}
+    assert "strength (no direction)" in d["encoding"]["color"]["legend"]["labelExpr"]
+    assert set(_data(d).direction) == {"strength"}
+    assert caption(c) == CAPTIONS["step_scores_chart_unsigned"]
+    assert "pushed" not in caption(c) and "orange" not in caption(c)
+
+
+def test_signed_caption_follows_the_signs_drawn():
+    assert caption(step_scores_chart(scores_frame(S, method="occlusion"), seq=0)) == CAPTIONS["step_scores_chart"]
+    up = caption(step_scores_chart(scores_frame(np.abs(S), method="occlusion"), seq=0))
+    assert up == CAPTIONS["step_scores_chart_up_only"] and "none pushed it down" in up
+    down = caption(step_scores_chart(scores_frame(-np.abs(S), method="input_x_grad"), seq=0))
+    assert down == CAPTIONS["step_scores_chart_down_only"]
+
+
+def test_step_scores_marks_known_steps():
+    c = step_scores_chart(scores_frame(S, method="occlusion"), seq=1, marks=[0, 4])
+    d = c.to_dict()
+    tri = [v for v in d["layer"] if isinstance(v["mark"], dict) and v["mark"].get("shape") == "triangle-down"]
+    assert [r["step"] for r in d["datasets"][tri[0]["data"]["name"]]] == [0, 4]
+    assert "(step 0, 4)" in caption(c)
+
+
+def _six_curves():
+    fr = np.linspace(0, 1, 5)
+    rows = [(m, f, 1 - f, False) for m in ALL6 for f in fr]          # six identical lines
+    rows += [("random", f, 1 - f / 2, True) for f in fr]
+    return pd.DataFrame(rows, columns=["method", "fraction", "mean_output", "is_random"])
+
+
+def test_deletion_chart_six_methods_readable_and_distinct():
+    d = deletion_chart(_six_curves()).to_dict()
+    enc = d["encoding"]
+    names = enc["color"]["scale"]["domain"]
+    assert names == ["gradient size", "gradient × memory", "input × gradient", "integrated gradients",
+                     "occlusion", "change of the running answer", "random order"]
+    assert enc["color"]["legend"]["labelLimit"] == 0           # never cut ("integrated_gra")
+    dashes = [tuple(x) for x in enc["strokeDash"]["scale"]["range"]]
+    shapes = enc["shape"]["scale"]["range"]
+    assert len(set(dashes)) == 7 and len(set(shapes)) == 7      # identical curves stay distinguishable
+    assert "_" not in " ".join(names)
+    # curves that coincide are named in the caption (all six are identical here)
+    assert "draw the same curve, one on top of the other" in caption(deletion_chart(_six_curves()))
+    assert "same curve" not in caption(deletion_chart(_curves()))
+    f = deletion_chart(_six_curves(), facet=True).to_dict()
+    assert sum(len(r["hconcat"]) for r in f["vconcat"]) == 6
+
+
+def test_faithfulness_table_plain_and_no_none():
+    summary = pd.DataFrame({"method": ["integrated_gradients", "occlusion", "random"],
+                            "aopc": [0.4, 0.6, 0.1], "aopc_minus_random": [0.3, 0.5, 0.0],
+                            "output_start": [2.0, 2.0, 2.0], "output_end": [0.1, 0.1, 0.1],
+                            "completeness_error": [0.004, np.nan, np.nan],
+                            "completeness_error_max": [0.01, np.nan, np.nan],
+                            "converged_share": [1.0, np.nan, np.nan]})
+    t = faithfulness_table(summary)
+    assert t["Method"].tolist() == ["occlusion", "integrated gradients", "random order"]
+    assert all("_" not in c for c in t.columns)
+    assert "aopc" not in " ".join(t.columns).lower()
+    cells = t.astype(str).to_numpy().ravel()
+    assert not {"None", "nan", "NaN"} & set(cells)
+    assert t.loc[1, "Scores miss the total change by (median)"] == "0.4%"
+    assert t.loc[0, "Scores miss the total change by (median)"] == ""
+
+
+def test_feature_scores_chart_signed_and_unsigned():
+    sc = np.array([[0.5, -1.0], [0.0, 2.0], [np.nan, np.nan]])
+    c = feature_scores_chart(sc, feature_names=["value", "marker"], marks=[1])
+    d = c.to_dict()
+    rect = d["layer"][0]
+    assert rect["encoding"]["color"]["scale"]["domain"] == [-2.0, 2.0]
+    assert "from -2 to 2" in caption(c) and "Black frames" in caption(c)
+    rows = pd.DataFrame(d["datasets"][rect["data"]["name"]])
+    assert len(rows) == 4 and set(rows.feature) == {"value", "marker"}
+    u = feature_scores_chart(np.abs(sc), signed=False)
+    assert u.to_dict()["encoding"]["color"]["scale"]["domain"] == [0.0, 2.0]
+    assert "no direction" in caption(u) and "orange" not in caption(u)

@@ -5,6 +5,7 @@ import io
 import json
 import struct
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -85,14 +86,93 @@ def test_output_shape_and_padding_never_reaches_the_recurrence(key):
 
 
 def test_head_reads_final_states_by_hand():
-    """Bidirectional: head input = fwd state at last valid step ++ bwd state at step 0."""
+    """readout "h_n", bidirectional: head input = fwd state at last valid step ++ bwd state at step 0."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3, bidirectional=True)).eval()
+    model = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3, bidirectional=True,
+                                    readout="h_n")).eval()
     x = torch.randn(1, 5, 2)
     L = 3
     out_seq, _ = model.rnn(x[:, :L])                                   # (1, 3, 6) unpadded run
     final = torch.cat([out_seq[0, L - 1, :3], out_seq[0, 0, 3:]])
     assert torch.allclose(model(x, torch.tensor([L]))[0], model.head(final), atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
+@pytest.mark.parametrize("readout", ["last", "h_n", "mean", "max"])
+def test_every_readout_by_hand_on_an_unpadded_run(cell, readout):
+    """Each readout computed by hand from nn.GRU/nn.LSTM run on each sequence alone (no padding)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell=cell, input_size=2, hidden_size=3, num_layers=2, bidirectional=True,
+                                    readout=readout)).eval()
+    x = torch.randn(3, 6, 2)
+    lengths = torch.tensor([6, 2, 4])
+    got = model(x, lengths)
+    for i, L in enumerate(lengths.tolist()):
+        out_seq, h = model.rnn(x[i:i + 1, :L])                           # (1, L, 6)
+        h_n = h[0] if isinstance(h, tuple) else h                          # (4, 1, 3)
+        ref = {"last": out_seq[0, L - 1],
+               "h_n": torch.cat([h_n[-2, 0], h_n[-1, 0]]),
+               "mean": out_seq[0].mean(0),
+               "max": out_seq[0].max(0).values}[readout]
+        assert torch.allclose(got[i], model.head(ref), atol=1e-6), (cell, readout, i)
+    # without lengths every step is real
+    out_seq, h = model.rnn(x)
+    if readout == "mean":
+        assert torch.allclose(model(x), model.head(out_seq.mean(1)), atol=1e-6)
+
+
+def test_readout_last_and_h_n_differ_only_when_bidirectional():
+    torch.manual_seed(0)
+    x, lengths = torch.randn(3, 5, 2), torch.tensor([5, 3, 1])
+    for bi in (False, True):
+        m = build_model(ModelConfig(cell="LSTM", input_size=2, hidden_size=3, bidirectional=bi)).eval()
+        same = torch.allclose(m(x, lengths), rv.models.with_readout(m, "h_n")(x, lengths), atol=1e-6)
+        assert same is (not bi), bi
+
+
+def test_with_readout_and_class_names_share_parameters_and_leave_the_model_alone():
+    from rnnviz_core.models import with_class_names, with_readout
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3, bidirectional=True, num_outputs=3)).eval()
+    x = torch.randn(2, 4, 2)
+    before = m(x).detach().clone()
+    r = with_readout(m, "mean")
+    n = with_class_names(m, ["b", "c", "a"])
+    assert m.config.readout == "last" and r.config.readout == "mean" and n.config.readout == "last"
+    assert m.class_names == ["class 0", "class 1", "class 2"] and n.class_names == ["b", "c", "a"]
+    assert torch.equal(m(x), before) and torch.equal(n(x), before) and not torch.equal(r(x), before)
+    assert r.rnn is m.rnn and r.head.weight is m.head.weight and n.norm_mean is m.norm_mean
+    assert not r.training
+    with torch.no_grad():                            # shared: a change to one is seen by the other
+        m.head.bias.add_(1.0)
+    assert torch.equal(n(x), m(x))
+    with pytest.raises(ModelError, match="readout 'pool'"):
+        with_readout(m, "pool")
+    with pytest.raises(ModelError, match="3 class names|Got 2 class names"):
+        with_class_names(m, ["a", "b"])
+    with pytest.raises(ModelError, match="different"):
+        with_class_names(m, ["a", "a", "b"])
+
+
+def test_v1_files_without_readout_load_as_h_n(tmp_path):
+    """A file written before the readout setting existed keeps reading h_n (what rnnviz v1 did)."""
+    from safetensors.torch import load, save
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3, bidirectional=True, readout="h_n")).eval()
+    data = save_model(m, tmp_path / "m.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    cfg = json.loads(meta["config"])
+    del cfg["readout"]
+    meta["config"] = json.dumps(cfg)
+    loaded = load_model(save(load(data), metadata=meta), name="v1.safetensors")
+    assert loaded.config.readout == "h_n"
+    x, lengths = torch.randn(3, 5, 2), torch.tensor([5, 2, 4])
+    assert torch.equal(loaded(x, lengths), m(x, lengths))
+    # and a file that records its readout keeps it
+    assert load_model(save_model(rv.models.with_readout(m, "max"), tmp_path / "x.safetensors")).config.readout == "max"
 
 
 def test_normalisation_is_applied_inside_forward():
@@ -186,6 +266,11 @@ def test_hand_built_state_dicts_are_inferred(cls, shape):
     hand = cls().eval()
     x = torch.randn(*shape)
     loaded = load_model(_torch_bytes(hand.state_dict()), name="hand.pt")
+    assert loaded.inferred and loaded.config.readout == "last", cls.__name__
+    # both read h_n; the default "last" is the same thing for a one-direction layer only
+    if loaded.config.bidirectional:
+        assert not torch.allclose(loaded(x), hand(x), atol=1e-6), cls.__name__
+        loaded = rv.models.with_readout(loaded, "h_n")
     assert torch.allclose(loaded(x), hand(x), atol=1e-6), cls.__name__
     assert any("assumed to use ReLU" in n for n in loaded.notes), cls.__name__
     assert any("No input normalisation" in n for n in loaded.notes), cls.__name__
@@ -207,7 +292,7 @@ def test_plain_safetensors_state_dict_is_inferred(tmp_path):
     torch.manual_seed(0)
     hand = HandLSTMWithEncoder().eval()
     save_file({k: v.contiguous() for k, v in hand.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    loaded = load_model(tmp_path / "w.safetensors")
+    loaded = rv.models.with_readout(load_model(tmp_path / "w.safetensors"), "h_n")   # it reads h_n
     x = torch.randn(3, 4, 5)
     assert torch.allclose(loaded(x), hand(x), atol=1e-6)
 
@@ -346,3 +431,266 @@ def test_save_refuses_foreign_models_and_wrong_endings(tmp_path):
         save_model(HandGRU(), tmp_path / "m.safetensors")
     with pytest.raises(ModelError, match=".safetensors"):
         save_model(_built("gru"), tmp_path / "m.pt")
+
+
+# ------------------------------------------------- tutorial-shaped models, saved as users save them
+class TutorialGRU(nn.Module):
+    """The PyTorch-tutorial shape: attributes gru/fc, reads out[:, -1]."""
+
+    def __init__(self, f=3, h=8, c=3, rnn_name="gru", head_name="fc"):
+        super().__init__()
+        self.rnn_name, self.head_name = rnn_name, head_name
+        setattr(self, rnn_name, nn.GRU(f, h, batch_first=True))
+        setattr(self, head_name, nn.Linear(h, c))
+
+    def forward(self, x):
+        out, _ = getattr(self, self.rnn_name)(x)
+        return getattr(self, self.head_name)(out[:, -1])
+
+
+class TutorialLSTM(nn.Module):
+    """attributes lstm/linear, two layers, reads h[-1]."""
+
+    def __init__(self, f=3, h=8, c=3, rnn_name="lstm", head_name="linear"):
+        super().__init__()
+        self.rnn_name, self.head_name = rnn_name, head_name
+        setattr(self, rnn_name, nn.LSTM(f, h, num_layers=2, batch_first=True))
+        setattr(self, head_name, nn.Linear(h, c))
+
+    def forward(self, x):
+        _, (h, _) = getattr(self, self.rnn_name)(x)
+        return getattr(self, self.head_name)(h[-1])
+
+
+class TutorialBiGRUMean(nn.Module):
+    """bidirectional GRU, mean pooling over time, then a classifier."""
+
+    def __init__(self, f=3, h=8, c=3, rnn_name="gru", head_name="classifier"):
+        super().__init__()
+        self.rnn_name, self.head_name = rnn_name, head_name
+        setattr(self, rnn_name, nn.GRU(f, h, batch_first=True, bidirectional=True))
+        setattr(self, head_name, nn.Linear(2 * h, c))
+
+    def forward(self, x):
+        out, _ = getattr(self, self.rnn_name)(x)
+        return getattr(self, self.head_name)(out.mean(dim=1))
+
+
+class TutorialBiLSTMMax(nn.Module):
+    """bidirectional LSTM, max pooling over time."""
+
+    def __init__(self, f=3, h=8, c=3, rnn_name="lstm", head_name="out"):
+        super().__init__()
+        self.rnn_name, self.head_name = rnn_name, head_name
+        setattr(self, rnn_name, nn.LSTM(f, h, batch_first=True, bidirectional=True))
+        setattr(self, head_name, nn.Linear(2 * h, c))
+
+    def forward(self, x):
+        out, _ = getattr(self, self.rnn_name)(x)
+        return getattr(self, self.head_name)(out.max(dim=1).values)
+
+
+class TutorialTextLSTM(nn.Module):
+    """The text-classification tutorial shape: embedding -> LSTM -> fc on h[-1]; x is int64 ids [N, T]."""
+
+    def __init__(self, vocab=30, e=6, h=8, c=2, emb_name="embedding", rnn_name="lstm", head_name="fc"):
+        super().__init__()
+        self.names = (emb_name, rnn_name, head_name)
+        setattr(self, emb_name, nn.Embedding(vocab, e, padding_idx=0))
+        setattr(self, rnn_name, nn.LSTM(e, h, batch_first=True))
+        setattr(self, head_name, nn.Linear(h, c))
+
+    def forward(self, x):
+        emb, rnn, head = (getattr(self, n) for n in self.names)
+        _, (h, _) = rnn(emb(x))
+        return head(h[-1])
+
+
+def _train_tiny(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 25) -> nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+def _toy_data(text: bool = False, n: int = 64, t: int = 9):
+    g = torch.Generator().manual_seed(3)
+    if text:
+        x = torch.randint(1, 30, (n, t), generator=g)
+        y = (x[:, :3].sum(1) > 45).long()
+    else:
+        x = torch.randn(n, t, 3, generator=g)
+        y = (x[:, :, 0].sum(1) > 0).long() + (x[:, -1, 1] > 0.5).long()
+    return x, y
+
+
+TUTORIALS = {   # id -> (class, kwargs, readout the user's head uses)
+    "gru-fc-last": (TutorialGRU, {}, "last"),
+    "rnn-out-last": (TutorialGRU, dict(rnn_name="rnn", head_name="out"), "last"),
+    "gru-head-last": (TutorialGRU, dict(head_name="head"), "last"),
+    "lstm-linear-h_n": (TutorialLSTM, {}, "h_n"),
+    "lstm-classifier-h_n": (TutorialLSTM, dict(head_name="classifier"), "h_n"),
+    "bigru-classifier-mean": (TutorialBiGRUMean, {}, "mean"),
+    "bigru-fc-mean": (TutorialBiGRUMean, dict(head_name="fc"), "mean"),
+    "bilstm-out-max": (TutorialBiLSTMMax, {}, "max"),
+    "text-embedding-lstm-fc": (TutorialTextLSTM, {}, "h_n"),
+    "text-emb-lstm-head": (TutorialTextLSTM, dict(emb_name="emb", head_name="head"), "h_n"),
+    "text-embedding-rnn-linear": (TutorialTextLSTM, dict(rnn_name="rnn", head_name="linear"), "h_n"),
+}
+
+
+@pytest.mark.parametrize("key,parallel", [(k, False) for k in sorted(TUTORIALS)] + [
+    (k, True) for k in ("gru-fc-last", "bigru-classifier-mean", "text-embedding-lstm-fc")])
+def test_tutorial_model_saved_as_a_state_dict_gives_the_users_own_outputs(key, parallel, tmp_path):
+    """The reference is the user's own model: trained here, saved with torch.save(model.state_dict())."""
+    cls, kw, readout = TUTORIALS[key]
+    torch.manual_seed(0)
+    text = cls is TutorialTextLSTM
+    x, y = _toy_data(text)
+    user = _train_tiny(cls(**kw), x, y)
+    saved = nn.DataParallel(user) if parallel else user            # keys start with "module."
+    path = tmp_path / "model.pt"
+    torch.save(saved.state_dict(), path)
+    if parallel:
+        assert all(k.startswith("module.") for k in torch.load(path, weights_only=True))
+    loaded = load_model(path)
+    assert loaded.inferred and loaded.config.readout == "last", key
+    model = rv.models.with_readout(loaded, readout)
+    with torch.no_grad():
+        want = user(x)
+        got = model(x)
+        got_lengths = model(x, torch.full((len(x),), x.shape[1]))      # all steps real: the same
+    assert torch.allclose(got, want, atol=1e-5, rtol=0), (key, float((got - want).abs().max()))
+    assert torch.allclose(got_lengths, want, atol=1e-5, rtol=0), key
+    # the model as a whole is what rnnviz traces: rv.predict agrees too
+    # (token ids as a [N, T, 1] float array: the form every rnnviz version takes)
+    xs = x[..., None].float().numpy() if text else x.numpy()
+    assert np.allclose(rv.predict(model, xs), want.numpy(), atol=1e-5), key
+    if text:
+        assert loaded.config.encoder == "embedding" and loaded.config.vocab_size == 30
+    # a wrong readout is not silently the same (else the choice would not matter)
+    other = "mean" if readout in ("last", "h_n") else "last"
+    with torch.no_grad():
+        assert not torch.allclose(rv.models.with_readout(loaded, other)(x), want, atol=1e-4), key
+
+
+def test_assumptions_of_a_state_dict_name_where_to_change_them(tmp_path):
+    from rnnviz_core.models import assumptions
+
+    torch.manual_seed(0)
+    user = TutorialBiGRUMean()
+    torch.save(user.state_dict(), tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    items = {a["key"]: a for a in assumptions(loaded)}
+    assert {"readout", "class_order", "normalisation"} <= set(items)
+    for a in items.values():
+        assert set(a) >= {"key", "what", "value", "how_to_change"} and a["what"].endswith(".")
+        assert "rv." not in a["how_to_change"] and "(" not in a["how_to_change"].split("'")[0]
+    assert "'How the model reads the sequence'" in items["readout"]["how_to_change"]
+    assert "'Class order'" in items["class_order"]["how_to_change"]
+    assert items["readout"]["value"] == "last"
+    assert items["class_order"]["value"] == "class 0, class 1, class 2"
+    # the note follows the model it describes
+    mean = rv.models.with_class_names(rv.models.with_readout(loaded, "mean"), ["b", "a", "c"])
+    items = {a["key"]: a for a in assumptions(mean)}
+    assert items["readout"]["value"] == "mean" and items["class_order"]["value"] == "b, a, c"
+    # a file that records its settings assumes nothing
+    assert assumptions(load_model(save_model(_built("gru"), tmp_path / "m.safetensors"))) == []
+    assert assumptions(TutorialGRU()) == []
+
+
+class ConvFront(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3)
+        self.gru = nn.GRU(4, 5, batch_first=True)
+        self.fc = nn.Linear(5, 2)
+
+
+def test_unknown_layout_is_refused_with_a_plain_sentence(tmp_path):
+    torch.save(ConvFront().state_dict(), tmp_path / "conv.pt")
+    with pytest.raises(ModelFileError) as e:
+        load_model(tmp_path / "conv.pt")
+    msg = str(e.value)
+    assert "'conv'" in msg and "does not have" in msg and "Traceback" not in msg
+
+
+# ------------------------------------------------------------------- bounds before building
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_num_parameters_counts_what_the_built_model_holds(key):
+    cfg = CONFIGS[key]
+    assert cfg.num_parameters == sum(t.numel() for t in build_model(cfg).state_dict().values()), key
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(num_outputs=1_000_000_000), "num_outputs is 1,000,000,000"),
+    (dict(input_size=10_001), "input_size is 10,001"),
+    (dict(num_layers=33), "num_layers is 33"),
+    (dict(hidden_size=16_385), "hidden_size is 16,385"),
+    (dict(encoder="embedding", encoder_size=4, vocab_size=2_000_000, input_size=1), "vocab_size is 2,000,000"),
+    (dict(hidden_size=4096, num_layers=8), "more than the 52,428,800"),
+    (dict(encoder_size="8"), "encoder_size must be a whole number"),
+    (dict(bidirectional="yes"), "bidirectional must be true or false"),
+    (dict(dropout=1.5), "dropout must be a number"),
+])
+def test_config_sizes_are_bounded_before_anything_is_built(kwargs, needle):
+    with pytest.raises(ModelError) as e:
+        ModelConfig(**kwargs)
+    assert needle in str(e.value)
+
+
+class TwoLayerGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda sd: sd.pop("gru.weight_hh_l1"), "weight_hh_l1"),
+    (lambda sd: sd.pop("gru.bias_ih_l1"), "bias_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l1": torch.zeros(12, 5)}), "weight_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l0_reverse": torch.zeros(12, 3)}), "reverse"),
+    (lambda sd: sd.update({"gru.weight_ih_l3": torch.zeros(12, 4), "gru.weight_hh_l3": torch.zeros(12, 4)}),
+     "layers 0, 1, 3"),
+])
+def test_inconsistent_recurrent_weights_are_refused_before_building(edit, needle):
+    sd = TwoLayerGRU().state_dict()
+    edit(sd)
+    with pytest.raises(ModelFileError) as e:
+        load_model(_torch_bytes(sd), name="m.pt")
+    assert needle in str(e.value) and "damaged or was edited" in str(e.value), str(e.value)
+
+
+def test_half_and_double_weights_load_as_float32():
+    torch.manual_seed(0)
+    user = TwoLayerGRU()
+    x = torch.randn(2, 5, 3)
+    for dtype in (torch.float64, torch.float16):
+        sd = {k: v.to(dtype) for k, v in user.state_dict().items()}
+        loaded = load_model(_torch_bytes(sd), name="m.pt")
+        assert loaded.rnn.weight_ih_l0.dtype == torch.float32
+        ref = TwoLayerGRU()
+        ref.load_state_dict({k: v.float() for k, v in sd.items()})
+        out, h = ref.gru(x)
+        assert torch.allclose(loaded(x), ref.fc(out[:, -1]), atol=1e-6), dtype
+
+
+def test_vocabulary_is_saved_in_the_metadata(tmp_path):
+    m = _built("gru-embedding")
+    m.vocabulary = ["<pad>", "good", "bad", "not", "movie", "the", "a", "very", "plot", "<unk>"]
+    loaded = load_model(save_model(m, tmp_path / "t.safetensors"))
+    assert loaded.vocabulary == m.vocabulary
+    m.vocabulary = ["too", "short"]
+    with pytest.raises(ModelError, match="one token per id"):
+        save_model(m, tmp_path / "bad.safetensors")
+    from safetensors.torch import load, save
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    meta["vocabulary"] = json.dumps(["too", "short"])
+    with pytest.raises(ModelFileError, match="vocabulary that does not fit"):
+        load_model(save(load(data), metadata=meta), name="bad.safetensors")

@@ -133,3 +133,55 @@ def test_gate_saturation_over_time_by_hand():
     both = gate_saturation_over_time({"z": z}, LENS)
     assert both["left"].tolist() == [0.75, 0.0, 0.0] and both["right"].tolist() == [0.0, 0.5, 0.0]
     assert both["n_sequences"].tolist() == [2, 2, 1]
+
+
+# ----------------------------------------------------------------------------- thresholds by eye (issue 10)
+def test_value_distribution_counts_by_hand():
+    from rnnviz_core.saturation import value_distribution
+    h = np.array([[[0.05, -0.95], [0.55, 0.91], [np.nan, np.nan]]])  # one sequence, 2 valid steps
+    g = {"z": np.array([[[0.02, 0.5], [0.97, 0.99], [np.nan, np.nan]]])}
+    d = value_distribution(h, gates=g, bins=10, threshold=0.9, low=0.1, high=0.9)
+    hh = d[d["what"] == "|h|"]
+    assert hh["count"].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]
+    assert hh["share"].sum() == pytest.approx(1.0)
+    assert d.attrs["share_saturated"] == pytest.approx(0.5)          # 0.95 and 0.91 of 4 values
+    assert d.attrs["gate_shares"]["z"] == pytest.approx((0.25, 0.5))
+    assert set(d["what"]) == {"|h|", "gate z"}
+
+
+def test_suggest_threshold_branches():
+    from rnnviz_core.saturation import suggest_threshold
+    rng = np.random.default_rng(0)
+    # plenty at 0.9: default kept, no word needed
+    x = rng.uniform(-1, 1, size=(5, 20, 8))
+    s = suggest_threshold(x)
+    assert s.threshold == 0.9 and s.message == "" and s.share == pytest.approx((np.abs(x) >= 0.9).mean())
+    # values up to ~0.7: the highest slider value where >= 1% saturate
+    y = rng.uniform(-0.7, 0.7, size=(5, 20, 8))
+    s = suggest_threshold(y)
+    grid = np.round(np.arange(50, 100) / 100, 2)
+    expect = max(t for t in grid if (np.abs(y) >= t).mean() >= 0.01)
+    assert s.threshold == pytest.approx(expect) and (np.abs(y) >= s.threshold).mean() >= 0.01
+    assert "starts at" in s.message
+    # nothing reaches the slider's lowest value: say so
+    z = rng.uniform(-0.3, 0.3, size=(5, 20, 8))
+    s = suggest_threshold(z)
+    assert s.share == 0 and "Nothing saturates at any threshold" in s.message
+    assert f"{np.abs(z).max():.2f}" in s.message
+    # one lonely value over 0.5: few at any threshold
+    w = np.zeros((5, 20, 8))
+    w[0, 0, 0] = 0.6
+    s = suggest_threshold(w)
+    assert s.threshold == 0.5 and "Few units saturate" in s.message
+
+
+def test_flat_saturation_charts_say_nothing_saturates():
+    from rnnviz_core.charts.saturation import caption, distribution_chart, saturation_time_chart, unit_saturation_chart
+    from rnnviz_core.saturation import value_distribution
+    z = np.full((3, 6, 4), 0.2)
+    assert "no unit reaches 0.9 at any step" in caption(saturation_time_chart(saturation_over_time(z), threshold=0.9))
+    assert "every cell is blank" in caption(unit_saturation_chart(unit_saturation_over_time(z), threshold=0.9))
+    assert "no value reaches it" in caption(distribution_chart(value_distribution(z, threshold=0.9), threshold=0.9))
+    x = np.full((3, 6, 4), 0.95)
+    assert "flat" not in caption(saturation_time_chart(saturation_over_time(x), threshold=0.9))
+    assert "100.0% of the values" in caption(distribution_chart(value_distribution(x, threshold=0.9), threshold=0.9))

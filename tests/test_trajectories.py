@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnviz_core import trajectories as tj
+
 from rnnviz_core.errors import InputError
 from rnnviz_core.trajectories import (
     StatePCA, heatmap_data, pair_distance, parting_step, pca_paths, plateau_steps,
@@ -215,3 +217,23 @@ def test_inputs_are_never_modified():
     heatmap_data(x32, lens, seqs=[0, 1])
     pair_distance(x32[0], x32[1], 7, 5)
     np.testing.assert_array_equal(x32, keep)
+
+
+def test_unit_order_groups_units_that_move_together():
+    """Units 0, 2, 4 follow one signal and 1, 3, 5 another: similarity puts each trio together."""
+    rng = np.random.default_rng(3)
+    s1, s2 = rng.normal(size=(2, 4, 30))
+    x = np.zeros((4, 30, 6))
+    for u in (0, 2, 4):
+        x[:, :, u] = s1 * (1 + 0.1 * u) + 0.01 * rng.normal(size=(4, 30))
+    for u in (1, 3, 5):
+        x[:, :, u] = s2 * (1 + 0.1 * u) + 0.01 * rng.normal(size=(4, 30))
+    order = list(tj.unit_order(x))
+    assert sorted(order) == list(range(6))
+    assert {frozenset(order[:3]), frozenset(order[3:])} == {frozenset({0, 2, 4}), frozenset({1, 3, 5})}
+    var = x.reshape(-1, 6).var(axis=0)
+    assert list(tj.unit_order(x, order="variance")) == list(np.argsort(-var))
+    top = tj.unit_order(x, order="variance", top=2)
+    assert list(top) == list(np.argsort(-var)[:2])
+    hm = tj.heatmap_data(x, units=order)
+    assert hm.frame.attrs["unit_order"] == order

@@ -11,7 +11,7 @@ field, titled "step", same default width), so ``alt.vconcat(heatmap, bars)`` lin
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import altair as alt
 import numpy as np
@@ -20,16 +20,55 @@ import pandas as pd
 from ..errors import InputError
 
 __all__ = ["caption", "CAPTIONS", "step_scores_chart", "under_heatmap", "top_steps_table",
-           "position_chart", "deletion_chart", "aopc_chart", "POSITIVE", "NEGATIVE", "RANDOM"]
+           "position_chart", "deletion_chart", "aopc_chart", "faithfulness_table", "feature_scores_chart",
+           "method_label", "is_signed", "METHOD_LABELS", "UNSIGNED_METHODS",
+           "POSITIVE", "NEGATIVE", "NEUTRAL", "RANDOM"]
 
 POSITIVE = "#d95f02"    # pushed the explained output up
 NEGATIVE = "#1f77b4"    # pushed it down
+NEUTRAL = "#5b6b7f"     # an unsigned score: how strongly, not which way
 RANDOM = "#7f7f7f"      # the random reference in the deletion check
+
+#: plain names of the contribution methods, for legends and tables
+METHOD_LABELS = {
+    "grad_norm": "gradient size",
+    "grad_x_state": "gradient × memory",
+    "input_x_grad": "input × gradient",
+    "integrated_gradients": "integrated gradients",
+    "occlusion": "occlusion",
+    "prediction_delta": "change of the running answer",
+    "random": "random order",
+}
+#: methods whose scores are never negative (a size, not a direction)
+UNSIGNED_METHODS = frozenset({"grad_norm"})
+
+
+def method_label(method: str) -> str:
+    """The plain name of a method (unknown names are returned with underscores as spaces)."""
+    return METHOD_LABELS.get(str(method), str(method).replace("_", " "))
+
+
+def is_signed(method: str) -> bool:
+    """Whether a method's scores carry a direction (pushed up / pushed down); False for sizes
+    such as ``grad_norm``."""
+    return str(method) not in UNSIGNED_METHODS
 
 CAPTIONS = {
     "step_scores_chart": (
         "Each bar is one step of the sequence: the taller the bar, the more that step drove the "
         "model's answer; orange bars pushed the answer up, blue bars pushed it down, and the "
+        "strongest steps are drawn darker."),
+    "step_scores_chart_up_only": (
+        "Each bar is one step of the sequence: the taller the bar, the more that step drove the "
+        "model's answer; every step here pushed the answer up (none pushed it down), and the "
+        "strongest steps are drawn darker."),
+    "step_scores_chart_down_only": (
+        "Each bar is one step of the sequence: the longer the bar, the more that step drove the "
+        "model's answer; every step here pushed the answer down (none pushed it up), and the "
+        "strongest steps are drawn darker."),
+    "step_scores_chart_unsigned": (
+        "Each bar is one step of the sequence: its height is how strongly the answer reacts to "
+        "that step, a size that is never negative, so it says how much and not which way; the "
         "strongest steps are drawn darker."),
     "top_steps_table": (
         "The steps that drove the model's answer the most, strongest first, with where each "
@@ -39,8 +78,9 @@ CAPTIONS = {
         "a peak shows where in the sequences the model finds what it uses."),
     "deletion_chart": (
         "What happens to the model's answer when the steps a method ranks highest are blanked "
-        "out first: the faster a line falls below the grey dashed line (steps blanked in random "
-        "order), the more the method's ranking can be trusted."),
+        "out first: the faster a line falls below the grey line (steps blanked in random "
+        "order), the more the method's ranking can be trusted; each method has its own colour, "
+        "dash and marker so that lines on top of each other stay visible."),
     "aopc_chart": (
         "How much better than a random guess each method picks the steps the model relies on: "
         "bars to the right of zero beat chance, longer is better."),
@@ -64,13 +104,28 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 # ------------------------------------------------------------------------- per-step bars
 
+def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
+    from .trajectories import _step_axis as ax
+    return ax(n_steps, step_width)
+
+
 def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: int = 360,
-                      height: int = 110, title: str | None = None) -> alt.Chart:
+                      height: int = 110, title: str | None = None, signed: bool | None = None,
+                      step_width: float | None = None, n_steps: int | None = None,
+                      marks: Sequence[int] | None = None) -> alt.Chart:
     """Bars of one sequence's per-step scores (frame from ``rankings.scores_frame``).
 
     ``seq``: the ``seq`` id to draw (default: the first). With a ``method`` column holding
     several methods, one row of bars per method, each with its own y scale and a shared x axis.
     The ``top_k`` steps by |score| of each method are drawn opaque, the others faded.
+
+    Colours: a signed method (see :func:`is_signed`; ``signed`` overrides) is drawn orange where
+    it pushed the answer up and blue where it pushed it down; an unsigned one (``grad_norm``) in
+    one neutral colour under a legend that says "strength (no direction)". ``step_width`` (px per
+    step) and ``n_steps`` put the bars on the heatmap's step scale; ``marks``: steps known to
+    decide the answer (e.g. the marker demo's), drawn as black triangles above the bars (one
+    method only). The caption is chosen from the scores drawn (both directions, up only, down
+    only, or strength).
     """
     _require(frame, ["seq", "step", "score"], "step_scores_chart")
     if frame.empty:
@@ -83,27 +138,62 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     if "method" not in sub.columns:
         sub["method"] = "score"
     sub = sub[np.isfinite(sub["score"].to_numpy(dtype=float))]
-    sub["direction"] = np.where(sub["score"] >= 0, "up", "down")
+    signed_of = {m: (is_signed(m) if signed is None else bool(signed)) for m in pd.unique(sub["method"])}
+    sgn = sub["method"].map(signed_of).to_numpy(dtype=bool)
+    sub["direction"] = np.where(~sgn, "strength", np.where(sub["score"] >= 0, "up", "down"))
     rank = sub["score"].abs().groupby(sub["method"]).rank(method="first", ascending=False)
     sub["top"] = rank <= top_k
+    sub["method"] = sub["method"].map(method_label)
     n_methods = sub["method"].nunique()
+    present = [d for d in ("up", "down", "strength") if (sub["direction"] == d).any()]
+    full = {"up": POSITIVE, "down": NEGATIVE, "strength": NEUTRAL}
+    dom = ["up", "down"] if any(signed_of.values()) else []
+    dom += ["strength"] if not all(signed_of.values()) else []
+    n = int(sub["step"].max()) + 1 if n_steps is None else int(n_steps)
+    sw = float(width) / max(n, 1) if step_width is None else float(step_width)
     base = alt.Chart(sub).mark_bar().encode(
-        x=alt.X("step:O", title="step", axis=alt.Axis(labelOverlap=True)),
-        y=alt.Y("score:Q", title="contribution"),
+        x=alt.X("step:O", scale=alt.Scale(domain=list(range(n)), paddingInner=0.1, paddingOuter=0),
+                axis=_step_axis(n, sw)),
+        y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength"),
         color=alt.Color("direction:N", title=None,
-                        scale=alt.Scale(domain=["up", "down"], range=[POSITIVE, NEGATIVE]),
-                        legend=alt.Legend(orient="right", labelExpr=
-                                          "datum.label == 'up' ? 'pushed up' : 'pushed down'")),
+                        scale=alt.Scale(domain=dom, range=[full[d] for d in dom]),
+                        legend=alt.Legend(orient="right", labelLimit=0, labelExpr=
+                                          "datum.label == 'up' ? 'pushed up' : datum.label == 'down' "
+                                          "? 'pushed down' : 'strength (no direction)'")),
         opacity=alt.condition(alt.datum.top, alt.value(1.0), alt.value(0.45)),
         tooltip=[alt.Tooltip("method:N"), alt.Tooltip("step:O"),
                  alt.Tooltip("score:Q", format=".4g")],
-    ).properties(width=width, height=height)
+    )
     if n_methods > 1:
-        chart = base.facet(row=alt.Row("method:N", title=None),
-                           title=title or f"Sequence {seq}").resolve_scale(y="independent")
+        chart = base.properties(width=alt.Step(sw), height=height).facet(
+            row=alt.Row("method:N", title=None), title=title or f"Sequence {seq}").resolve_scale(y="independent")
     else:
-        chart = base.properties(title=title or f"Sequence {seq}: {sub['method'].iloc[0]}")
-    return chart.properties(description=CAPTIONS["step_scores_chart"])
+        chart = base.properties(width=alt.Step(sw), height=height)
+        if marks is not None and len(marks):
+            top = float(np.nanmax(sub["score"].to_numpy(dtype=float))) if len(sub) else 1.0
+            mk = pd.DataFrame({"step": [int(m) for m in marks], "y": top})
+            chart = alt.layer(chart, alt.Chart(mk).mark_point(
+                shape="triangle-down", filled=True, color="black", size=60).encode(
+                x=alt.X("step:O"), y="y:Q", tooltip=[alt.Tooltip("step:O", title="marked step")]))
+        chart = chart.properties(title=title or f"Sequence {seq}: {sub['method'].iloc[0]}")
+    text = CAPTIONS[_scores_caption_key(present)]
+    if "strength" in present and {"up", "down"} & set(present):
+        text += " Grey bars are sizes with no direction (how strongly, not which way)."
+    if marks is not None and len(marks) and n_methods == 1:
+        text += (" Black triangles mark the steps known to decide the answer "
+                 f"(step {', '.join(str(int(m)) for m in marks)}).")
+    return chart.properties(description=text)
+
+
+def _scores_caption_key(present: Sequence[str]) -> str:
+    """Which caption tells the truth about the bars drawn."""
+    if "strength" in present and not ({"up", "down"} & set(present)):
+        return "step_scores_chart_unsigned"
+    if "up" in present and "down" not in present:
+        return "step_scores_chart_up_only"
+    if "down" in present and "up" not in present:
+        return "step_scores_chart_down_only"
+    return "step_scores_chart"
 
 
 def under_heatmap(heatmap: alt.TopLevelMixin, bars: alt.TopLevelMixin) -> alt.VConcatChart:
@@ -156,7 +246,7 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
         raise InputError(f"position_chart: no column {group!r} in the frame.")
     x = (alt.X("position:Q", title="position in the sequence",
                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
-         if relative else alt.X("position:Q", title="step"))
+         if relative else alt.X("position:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
     enc = dict(x=x, y=alt.Y("mean_abs:Q", title="mean |contribution|"),
                tooltip=[alt.Tooltip("position:Q", format=".0%" if relative else "d"),
                         alt.Tooltip("mean_abs:Q", format=".4g"), alt.Tooltip("n:Q")])
@@ -173,45 +263,203 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
 
 # ---------------------------------------------------------------------- faithfulness
 
+_PALETTE = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
+_DASHES = [[1, 0], [8, 3], [3, 3], [10, 3, 2, 3], [1, 3], [6, 2, 2, 2, 2, 2], [12, 4]]
+_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "wedge"]
+
+
 def deletion_chart(curves: pd.DataFrame, *, width: int = 360, height: int = 220,
-                   title: str | None = None, y_title: str = "model output (mean)") -> alt.Chart:
-    """Deletion curves (``faithfulness.compare_methods(...).curves``): one line per method, the
-    random ranking grey and dashed."""
+                   title: str | None = None, y_title: str = "model output (mean)",
+                   facet: bool = False) -> alt.Chart:
+    """Deletion curves (``faithfulness.compare_methods(...).curves``): one line per method under
+    its plain name, each with its own colour, dash and marker (so a line drawn on top of another
+    still shows), the random order grey and dashed; the legend sits below the chart, two names
+    per row, never cut. ``facet=True`` draws one small panel per method, each with the random
+    order for reference."""
     _require(curves, ["method", "fraction", "mean_output", "is_random"], "deletion_chart")
     methods = [m for m in dict.fromkeys(curves["method"]) if m != "random"]
-    palette = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
-    domain = methods + (["random"] if (curves["method"] == "random").any() else [])
-    rng = [palette[i % len(palette)] for i in range(len(methods))] + \
-        ([RANDOM] if "random" in domain else [])
-    chart = alt.Chart(curves).mark_line(point=True).encode(
+    has_random = bool((curves["method"] == "random").any())
+    names = [method_label(m) for m in methods]
+    domain = names + ([method_label("random")] if has_random else [])
+    colours = [_PALETTE[i % len(_PALETTE)] for i in range(len(names))] + ([RANDOM] if has_random else [])
+    dashes = [_DASHES[i % len(_DASHES)] for i in range(len(names))] + ([[6, 4]] if has_random else [])
+    shapes = [_SHAPES[i % len(_SHAPES)] for i in range(len(names))] + (["stroke"] if has_random else [])
+    data = curves.assign(method=curves["method"].map(method_label))
+    legend = alt.Legend(orient="bottom", columns=2, labelLimit=0, symbolStrokeWidth=2, title=None)
+    enc = dict(
         x=alt.X("fraction:Q", title="share of steps blanked out (most important first)",
                 axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("mean_output:Q", title=y_title),
-        color=alt.Color("method:N", title="method", scale=alt.Scale(domain=domain, range=rng)),
-        strokeDash=alt.StrokeDash("is_random:N", title=None, legend=None,
-                                  scale=alt.Scale(domain=[False, True], range=[[1, 0], [6, 4]])),
+        color=alt.Color("method:N", title="method", scale=alt.Scale(domain=domain, range=colours), legend=legend),
+        strokeDash=alt.StrokeDash("method:N", title="method", scale=alt.Scale(domain=domain, range=dashes),
+                                  legend=legend),
         tooltip=[alt.Tooltip("method:N"), alt.Tooltip("fraction:Q", format=".0%"),
                  alt.Tooltip("mean_output:Q", format=".4g")],
-    ).properties(width=width, height=height, title=title or "Deletion check")
-    return chart.properties(description=CAPTIONS["deletion_chart"])
+    )
+    shape = alt.Shape("method:N", title="method", scale=alt.Scale(domain=domain, range=shapes), legend=legend)
+    if facet and methods:
+        rand = data[data["method"] == method_label("random")]
+        panels = []
+        for nm in names:
+            part = pd.concat([data[data["method"] == nm], rand], ignore_index=True)
+            lines = alt.Chart(part).mark_line(point=True, strokeWidth=2).encode(**enc)
+            panels.append(lines.properties(width=max(120, width // 3), height=max(90, height // 2), title=nm))
+        rows = [alt.hconcat(*panels[i:i + 3]) for i in range(0, len(panels), 3)]
+        chart = alt.vconcat(*rows, title=title or "Deletion check")
+        return chart.properties(description=CAPTIONS["deletion_chart"])
+    chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2,
+                                      opacity=0.9).encode(shape=shape, **enc).properties(
+        width=width, height=height, title=title or "Deletion check")
+    return chart.properties(description=CAPTIONS["deletion_chart"] + _same_curves(curves))
+
+
+def _same_curves(curves: pd.DataFrame) -> str:
+    """A sentence naming methods whose deletion curves coincide (drawn on top of each other)."""
+    wide = curves.pivot_table(index="fraction", columns="method", values="mean_output")
+    cols = [c for c in wide.columns if c != "random"]
+    span = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 0.0
+    tol = 1e-3 * max(span, 1e-12)
+    groups: list[list[str]] = []
+    for c in cols:
+        for g in groups:
+            if np.allclose(wide[c].to_numpy(), wide[g[0]].to_numpy(), rtol=0, atol=tol, equal_nan=True):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    same = [g for g in groups if len(g) > 1]
+    if not same:
+        return ""
+    parts = [" and ".join(method_label(m) for m in g) for g in same]
+    return " Here " + "; ".join(parts) + (" draw the same curve, one on top of the other." if len(same) == 1
+                                          else " draw the same curves, one on top of the other.")
 
 
 def aopc_chart(summary: pd.DataFrame, *, width: int = 360, height: int | None = None,
                title: str | None = None) -> alt.Chart:
-    """Horizontal bars of AOPC minus random (``compare_methods(...).summary``), random left out."""
+    """Horizontal bars of AOPC minus random (``compare_methods(...).summary``) under plain method
+    names, random left out."""
     _require(summary, ["method", "aopc", "aopc_minus_random"], "aopc_chart")
     data = summary[summary["method"] != "random"].copy()
+    data["method"] = data["method"].map(method_label)
     data["beats_random"] = data["aopc_minus_random"] > 0
     bars = alt.Chart(data).mark_bar().encode(
-        x=alt.X("aopc_minus_random:Q", title="better than random (AOPC minus random)"),
-        y=alt.Y("method:N", title=None, sort="-x"),
+        x=alt.X("aopc_minus_random:Q", title="advantage over a random order"),
+        y=alt.Y("method:N", title=None, sort="-x", axis=alt.Axis(labelLimit=0)),
         color=alt.Color("beats_random:N", title=None, legend=None,
                         scale=alt.Scale(domain=[True, False], range=[POSITIVE, RANDOM])),
-        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("aopc:Q", format=".4g"),
-                 alt.Tooltip("aopc_minus_random:Q", format=".4g")],
+        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("aopc:Q", format=".4g", title="average drop of the answer"),
+                 alt.Tooltip("aopc_minus_random:Q", format=".4g", title="advantage over random")],
     )
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="black").encode(x="x:Q")
     chart = alt.layer(bars, zero).properties(
         width=width, height=height or max(60, 28 * len(data)),
         title=title or "Which ranking beats chance")
     return chart.properties(description=CAPTIONS["aopc_chart"])
+
+
+def _cell(v: Any, fmt: str) -> str:
+    """A number for a table cell; missing values are an empty cell, never "None" or "nan"."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return ""
+    return "" if not np.isfinite(f) else format(f, fmt)
+
+
+def faithfulness_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The deletion-check summary (``compare_methods(...).summary``) as a table people read:
+    plain method names and column names, best method first, the random order last, and empty
+    cells (never "None") where a figure does not apply.
+
+    Columns: Method, Advantage over random order, Average drop of the answer, Answer with no
+    step blanked, Answer with every step blanked, and for integrated gradients Scores miss the
+    total change by (median) and Sequences refined to 1%.
+    """
+    _require(summary, ["method", "aopc", "aopc_minus_random"], "faithfulness_table")
+    df = summary.copy()
+    df["_r"] = df["method"] == "random"
+    df = df.sort_values(["_r", "aopc_minus_random"], ascending=[True, False], kind="stable")
+    out = pd.DataFrame({
+        "Method": df["method"].map(method_label).to_numpy(),
+        "Advantage over random order": [_cell(v, ".3g") if not r else "" for v, r in zip(df["aopc_minus_random"], df["_r"])],
+        "Average drop of the answer": [_cell(v, ".3g") for v in df["aopc"]],
+    })
+    if "output_start" in df:
+        out["Answer with no step blanked"] = [_cell(v, ".3g") for v in df["output_start"]]
+    if "output_end" in df:
+        out["Answer with every step blanked"] = [_cell(v, ".3g") for v in df["output_end"]]
+    if "completeness_error" in df and df["completeness_error"].notna().any():
+        out["Scores miss the total change by (median)"] = [_cell(v, ".1%") for v in df["completeness_error"]]
+    if "converged_share" in df and df["converged_share"].notna().any():
+        out["Sequences refined to 1%"] = [_cell(v, ".0%") for v in df["converged_share"]]
+    out.attrs["caption"] = (
+        "One row per method, the most trustworthy first: the advantage over a random order is how much faster the "
+        "answer falls when the method's top steps are blanked first; empty cells are figures that do not apply "
+        "to that method.")
+    return out
+
+
+def feature_scores_chart(scores: Any, *, length: int | None = None, feature_names: Sequence[str] | None = None,
+                         signed: bool = True, width: int = 360, height: int | None = None,
+                         step_width: float | None = None, title: str | None = None,
+                         marks: Sequence[int] | None = None) -> alt.Chart:
+    """Step x feature heatmap of one sequence's per-feature scores (``per_feature=True``
+    contributions, shape [T, F]; padding NaN or cut by ``length``).
+
+    Signed scores are coloured orange (pushed the answer up) through white to blue (pushed it
+    down) on a range symmetric around 0 (the caption states it); unsigned ones (``signed=False``)
+    on one neutral ramp from 0. ``step_width`` puts it on the heatmap's step scale; ``marks``:
+    steps known to decide the answer, framed in black.
+    """
+    arr = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise InputError(f"feature_scores_chart needs one sequence's scores shaped [T, F]; got {arr.shape}.")
+    t, f = arr.shape
+    if length is None:
+        real = np.isfinite(arr).any(axis=1)
+        length = int(np.flatnonzero(real)[-1]) + 1 if real.any() else 0
+    if length < 1:
+        raise InputError("These scores have no valid step.")
+    arr = arr[:length]
+    names = [str(n) for n in feature_names] if feature_names is not None else [f"feature {i}" for i in range(f)]
+    if len(names) != f:
+        raise InputError(f"feature_names has {len(names)} names but the scores have {f} features.")
+    frame = pd.DataFrame({"step": np.repeat(np.arange(length), f), "feature": np.tile(names, length),
+                          "score": arr.reshape(-1)})
+    frame = frame[np.isfinite(frame["score"])]
+    m = float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 1.0
+    m = m if m > 0 else 1.0
+    if signed:
+        domain, scale = [-m, m], alt.Scale(domain=[-m, m], scheme="blueorange", clamp=True)
+    else:
+        domain, scale = [0.0, m], alt.Scale(domain=[0.0, m], scheme="greys", clamp=True)
+    sw = float(width) / length if step_width is None else float(step_width)
+    ticks = [domain[0], 0.0, domain[1]] if signed else domain
+    h = height or max(60, min(400, 16 * f))
+    rect = alt.Chart(frame).mark_rect().encode(
+        x=alt.X("step:O", scale=alt.Scale(domain=list(range(length)), paddingInner=0, paddingOuter=0),
+                axis=_step_axis(length, sw)),
+        y=alt.Y("feature:N", sort=names, title=None, axis=alt.Axis(labelLimit=0)),
+        color=alt.Color("score:Q", title="contribution" if signed else "strength", scale=scale,
+                        legend=alt.Legend(values=ticks, format=".3~g")),
+        tooltip=["step:O", "feature:N", alt.Tooltip("score:Q", format=".4g")],
+    ).properties(width=alt.Step(sw), height=h)
+    chart: Any = rect
+    if marks is not None and len(marks):
+        mk = pd.DataFrame({"step": [int(s) for s in marks if 0 <= int(s) < length]})
+        chart = alt.layer(rect, alt.Chart(mk).mark_rect(filled=False, stroke="black", strokeWidth=2).encode(
+            x=alt.X("step:O")))
+    chart = chart.properties(title=title or "Contribution of each feature at each step")
+    lo, hi = (f"{v:.3g}" for v in domain)
+    if signed:
+        text = (f"Each cell is one input feature at one step: orange cells pushed the answer up and blue cells "
+                f"pushed it down, on a colour bar from {lo} to {hi} with white at 0.")
+    else:
+        text = (f"Each cell is one input feature at one step, darker where the answer reacts more strongly to it "
+                f"(a size from 0 to {hi}, with no direction).")
+    if marks is not None and len(marks):
+        text += " Black frames mark the steps known to decide the answer."
+    return chart.properties(description=text)

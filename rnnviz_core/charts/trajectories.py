@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..trajectories import HeatmapData
+from ..trajectories import HeatmapData, Parting, parting_summary
 
 __all__ = [
     "caption", "step_slider", "heatmap_chart", "pair_heatmaps_chart", "pca_paths_chart",
@@ -52,31 +52,80 @@ def _require(frame: pd.DataFrame, cols: Sequence[str], what: str) -> None:
         raise InputError(f"{what} needs the columns {', '.join(missing)}; pass the frame the matching rnnviz_core function returns.")
 
 
+def _tick_every(n_steps: int, length_px: float, min_gap_px: float = 36.0) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... steps between labels that keeps them apart."""
+    per = max(float(length_px), 1.0) / max(int(n_steps), 1)
+    for base in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000):
+        if base * per >= min_gap_px:
+            return base
+    return 100000
+
+
+def _int_axis(n_steps: int, length_px: float, **kw) -> alt.Axis:
+    """A quantitative step axis with whole-number ticks only, spaced to stay readable."""
+    return alt.Axis(format="d", tickMinStep=_tick_every(n_steps, length_px), **kw)
+
+
 # ----------------------------------------------------------------------------- heatmaps
+def _num(v: float) -> str:
+    """A number as a caption shows it (3 significant digits), the same text the colour bar labels use."""
+    text = f"{float(v):.3g}"
+    return "0" if text in ("-0", "0") else text
+
+
+def _unit_axis(units: Sequence[Any], height: float, min_gap_px: float = 12.0) -> alt.Axis:
+    """A unit axis that labels every k-th unit so labels never overlap (one label per ~12 px)."""
+    n = max(len(units), 1)
+    every = max(1, int(np.ceil(min_gap_px * n / max(float(height), 1.0))))
+    return alt.Axis(values=list(units)[::every], labelOverlap=False, title="unit")
+
+
+def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
+    """An ordinal step axis labelled every 1, 2, 5, 10, 20, 50 ... steps (whole numbers only)."""
+    every = _tick_every(n_steps, n_steps * step_width)
+    return alt.Axis(values=list(range(0, int(n_steps), every)), labelAngle=0, title="step")
+
+
 def _heatmap(frame: pd.DataFrame, domain: tuple[float, float], title: str, slider: alt.Parameter | None,
-             width: int, height: int) -> alt.LayerChart | alt.Chart:
-    color = alt.Color("value:Q", title="state value",
-                      scale=alt.Scale(domain=list(domain), scheme="redblue", reverse=True, clamp=True),
-                      legend=alt.Legend(orient="right", gradientLength=min(height, 200)))
+             width: float | None, height: int, *, step_width: float | None = None, n_steps: int | None = None,
+             value_title: str = "state value") -> alt.LayerChart | alt.Chart:
+    """One units x steps heatmap; the x scale has one band per step (``step_width`` px each)."""
+    n_steps = int(frame["step"].max()) + 1 if n_steps is None else int(n_steps)
+    if step_width is None:
+        step_width = float(width or 360) / max(n_steps, 1)
+    order = frame.attrs.get("unit_order")
+    units = list(order) if order is not None else sorted(pd.unique(frame["unit"]).tolist())
+    lo, hi = domain
+    ticks = [lo, 0.0, hi] if lo < 0 < hi else [lo, hi]
+    color = alt.Color("value:Q", title=value_title,
+                      scale=alt.Scale(domain=[lo, hi], scheme="redblue", reverse=True, clamp=True),
+                      legend=alt.Legend(orient="right", gradientLength=min(height, 200), values=ticks, format=".3~g"))
+    xscale = alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0)
     base = alt.Chart(frame, title=title)
     rect = base.mark_rect().encode(
-        x=alt.X("step:O", title="step"),
-        y=alt.Y("unit:O", title="unit"),
+        x=alt.X("step:O", scale=xscale, axis=_step_axis(n_steps, step_width)),
+        y=alt.Y("unit:O", sort=units, scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=color,
         tooltip=[alt.Tooltip("step:O"), alt.Tooltip("unit:O"), alt.Tooltip("value:Q", format=".3f")],
-    ).properties(width=width, height=height)
+    ).properties(width=alt.Step(step_width), height=height)
     if slider is None:
         return rect
-    rule = base.mark_rect(filled=False, stroke="black", strokeWidth=2).encode(x="step:O").transform_filter(
-        alt.datum.step == slider).transform_aggregate(groupby=["step"])
+    last = n_steps - 1
+    # the frame stays on the last step of a sequence that ends before the slider's step
+    rule = alt.Chart(pd.DataFrame({"last": [last]})).mark_rect(filled=False, stroke="black", strokeWidth=2).encode(
+        x=alt.X("now:O", scale=xscale)).transform_calculate(now=f"min({slider.name}, datum.last)")
     return alt.layer(rect, rule)
 
 
 def heatmap_chart(heat: HeatmapData, seq: Any = None, *, title: str | None = None, scrubber: bool = True,
-                  width: int = 360, height: int = 240) -> alt.LayerChart | alt.Chart:
+                  width: int = 360, height: int = 240, step_width: float | None = None,
+                  value_title: str = "state value") -> alt.LayerChart | alt.Chart:
     """Units x time heatmap of one sequence, coloured on the set's shared range ``heat.domain``.
 
     ``seq``: the id (``seq`` column) to draw; None takes the first one in ``heat.frame``.
+    ``step_width``: pixels per step (default ``width`` / number of steps); pass the same value
+    for several charts to put them on one step scale. Units are drawn in the order of
+    ``heat.frame.attrs["unit_order"]`` when set (see :func:`rnnviz_core.trajectories.unit_order`).
     """
     if not isinstance(heat, HeatmapData):
         raise InputError("heatmap_chart needs the HeatmapData returned by rnnviz_core.trajectories.heatmap_data.")
@@ -87,23 +136,50 @@ def heatmap_chart(heat: HeatmapData, seq: Any = None, *, title: str | None = Non
     sub = frame[frame["seq"] == seq]
     if sub.empty:
         raise InputError(f"Sequence {seq!r} is not in this heatmap data; pass one of its seq ids.")
+    sub.attrs = dict(frame.attrs)
     slider = step_slider(int(sub["step"].max())) if scrubber else None
-    chart = _heatmap(sub, heat.domain, title or f"Sequence {seq}", slider, width, height)
+    chart = _heatmap(sub, heat.domain, title or f"Sequence {seq}", slider, width, height, step_width=step_width,
+                     value_title=value_title)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=heatmap_caption(heat.domain))
+    return chart.properties(description=heatmap_caption(heat.domain, sub["value"].to_numpy(), *_units_shown(frame)))
 
 
-def heatmap_caption(domain: tuple[float, float]) -> str:
-    lo, hi = domain
-    return (f"Each row is one hidden unit and each column one step of the sequence; red means the unit's value "
-            f"is high (up to {hi:.2g}), blue low (down to {lo:.2g}) and white near zero, on the same colour range "
-            f"for every sequence shown.")
+def heatmap_caption(domain: tuple[float, float], values: Any = None, n_units: int | None = None,
+                    n_units_total: int | None = None) -> str:
+    """Caption of a heatmap: the colour bar's range exactly (``domain``), when ``values`` are
+    given the range the drawn values actually span, and "N of the H units" when only some are drawn."""
+    lo, hi = float(domain[0]), float(domain[1])
+    if lo < 0 < hi:
+        scale = f"blue at {_num(lo)} through white at 0 to red at {_num(hi)}"
+    else:
+        scale = f"blue at {_num(lo)} to red at {_num(hi)}"
+    text = (f"Each row is one hidden unit and each column one step of the sequence; colours run from {scale}, as "
+            f"on the colour bar: one colour range for every sequence shown")
+    if values is not None:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            text += f" (values here run from {_num(v.min())} to {_num(v.max())})"
+    if n_units is not None and n_units_total is not None and n_units < n_units_total:
+        text += f"; only {n_units} of the {n_units_total} units are drawn"
+    return text + "."
+
+
+def _units_shown(frame: pd.DataFrame) -> tuple[int | None, int | None]:
+    order = frame.attrs.get("unit_order")
+    return (len(order) if order is not None else None), frame.attrs.get("n_units_total")
 
 
 def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Sequence[str] | None = None,
-                        scrubber: bool = True, width: int = 300, height: int = 240) -> alt.HConcatChart:
-    """Two sequences' heatmaps side by side on one shared colour scale and one step slider."""
+                        scrubber: bool = True, width: int = 300, height: int = 240,
+                        step_width: float | None = None, value_title: str = "state value") -> alt.HConcatChart:
+    """Two sequences' heatmaps side by side on one colour scale, one step scale and one slider.
+
+    Both panels use the same width per step (``step_width``, default ``width`` / the longer
+    sequence's length), so a 5-step sequence is drawn narrower than an 18-step one and columns
+    line up step for step; the slider's frame stops at the last step of the shorter sequence.
+    """
     if not isinstance(heat, HeatmapData):
         raise InputError("pair_heatmaps_chart needs the HeatmapData returned by heatmap_data.")
     frame = heat.frame
@@ -111,28 +187,45 @@ def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Se
     for s in (seq_a, seq_b):
         if not (frame["seq"] == s).any():
             raise InputError(f"Sequence {s!r} is not in this heatmap data; compute heatmap_data for both sequences.")
-    steps = int(frame.loc[frame["seq"].isin([seq_a, seq_b]), "step"].max())
+    lens = [int(frame.loc[frame["seq"] == s, "step"].max()) + 1 for s in (seq_a, seq_b)]
+    steps = max(lens) - 1
+    if step_width is None:
+        step_width = float(width) / max(lens)
     slider = step_slider(steps) if scrubber else None
     names = titles or (f"Sequence A ({seq_a})", f"Sequence B ({seq_b})")
     for s, t in zip((seq_a, seq_b), names):
-        parts.append(_heatmap(frame[frame["seq"] == s], heat.domain, t, slider, width, height))
+        sub = frame[frame["seq"] == s]
+        sub.attrs = dict(frame.attrs)
+        parts.append(_heatmap(sub, heat.domain, t, slider, None, height, step_width=step_width,
+                              value_title=value_title))
     if slider is not None:
         parts[0] = parts[0].add_params(slider)
     chart = alt.hconcat(*parts).resolve_scale(color="shared")
-    return chart.properties(description=heatmap_caption(heat.domain)
-                            + " Compare the two blocks column by column to see where the sequences' states differ.")
+    sel = frame.loc[frame["seq"].isin([seq_a, seq_b]), "value"].to_numpy()
+    same = lens[0] == lens[1]
+    how = ("" if same else f" Both are drawn on one step scale ({lens[0]} and {lens[1]} steps), so ")
+    tail = (" Compare the two blocks column by column to see where the sequences' states differ." if same else
+            how + "each column of one lines up with the same step of the other.")
+    return chart.properties(description=heatmap_caption(heat.domain, sel, *_units_shown(frame)) + tail)
 
 
 # ----------------------------------------------------------------------------- PCA paths
+DASHES = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]]
+SHAPES = ["circle", "square", "triangle-up", "diamond"]
+
+
 def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, cloud: bool = True,
                     scrubber: bool = True, cloud_max: int = CLOUD_MAX, width: int = 420, height: int = 360,
-                    random_state: int = 0) -> alt.LayerChart:
+                    random_state: int = 0, names: Sequence[str] | None = None) -> alt.LayerChart:
     """Paths of a few sequences through the shared PCA picture, coloured by time, drawn over a
     faint cloud of every sequence's states.
 
     ``paths`` is the frame of :func:`rnnviz_core.trajectories.pca_paths`; ``seqs`` the ids to
-    draw as paths (default: the first two). The cloud is a fixed-seed sample of at most
-    ``cloud_max`` points. With ``scrubber``, a slider shows each path up to the chosen step.
+    draw as paths (default: the first two); ``names`` their legend names (default "A: id",
+    "B: id", ...). The first path is solid with round dots, the second dashed with squares, and
+    the legend lists every path (even when two names share one id). The cloud is a fixed-seed
+    sample of at most ``cloud_max`` points. With ``scrubber``, a slider shows each path up to
+    the chosen step.
     """
     _require(paths, ["seq", "step", "pc1", "pc2"], "pca_paths_chart")
     ids = list(pd.unique(paths["seq"]))
@@ -142,14 +235,25 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     missing = [s for s in seqs if s not in set(ids)]
     if missing:
         raise InputError(f"Sequences {missing} are not in the paths frame.")
+    if len(seqs) > len(DASHES):
+        raise InputError(f"Draw at most {len(DASHES)} paths at once; pass fewer seqs.")
+    if names is None:
+        names = [f"{chr(65 + i)}: {s}" for i, s in enumerate(seqs)]
+    names = [str(n) for n in names]
+    if len(names) != len(seqs) or len(set(names)) != len(names):
+        raise InputError("names must give one distinct name per sequence drawn.")
     evr = paths.attrs.get("explained_variance_ratio") or []
     xt = f"PC1 ({evr[0]:.0%} of variance)" if len(evr) > 0 else "PC1"
     yt = f"PC2 ({evr[1]:.0%} of variance)" if len(evr) > 1 else "PC2"
-    sel = paths[paths["seq"].isin(seqs)].copy()
-    sel["sequence"] = sel["seq"].astype(str)
+    sel = pd.concat([paths[paths["seq"] == s].assign(sequence=n) for s, n in zip(seqs, names)], ignore_index=True)
     max_step = int(sel["step"].max())
     x = alt.X("pc1:Q", title=xt)
     y = alt.Y("pc2:Q", title=yt)
+    dash = alt.StrokeDash("sequence:N", title="sequence", sort=names,
+                          scale=alt.Scale(domain=names, range=DASHES[:len(names)]),
+                          legend=alt.Legend(symbolStrokeWidth=2, labelLimit=0))
+    shape = alt.Shape("sequence:N", title="sequence", sort=names,
+                      scale=alt.Scale(domain=names, range=SHAPES[:len(names)]), legend=alt.Legend(labelLimit=0))
     layers = []
     if cloud:
         pts = paths[["pc1", "pc2"]]
@@ -160,37 +264,45 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     base = alt.Chart(sel)
     if slider is not None:
         base = base.transform_filter(alt.datum.step <= slider)
-    line = base.mark_line(strokeWidth=1.2, color="#555555").encode(
-        x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=alt.StrokeDash("sequence:N", title="sequence"))
-    dots = base.mark_circle(size=45, opacity=0.9).encode(
-        x=x, y=y, color=alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis", domain=[0, max(max_step, 1)])),
-        shape=alt.Shape("sequence:N", title="sequence"),
+    line = base.mark_line(strokeWidth=1.5, color="#555555").encode(
+        x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=dash)
+    dots = base.mark_point(size=45, opacity=0.9, filled=True).encode(
+        x=x, y=y, color=alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis", domain=[0, max(max_step, 1)]),
+                                  legend=alt.Legend(format="d", tickMinStep=1)),
+        shape=shape,
         tooltip=["sequence:N", "step:Q", alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
     layers += [line, dots]
     if slider is not None:
         now = alt.Chart(sel).transform_filter(alt.datum.step == slider).mark_point(
-            size=160, filled=False, color="black", strokeWidth=2).encode(x=x, y=y, shape="sequence:N")
+            size=160, filled=False, color="black", strokeWidth=2).encode(x=x, y=y, shape=shape)
         layers.append(now)
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=pca_caption(evr))
+    return chart.properties(description=pca_caption(evr, names))
 
 
-def pca_caption(evr: Sequence[float] = ()) -> str:
+def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = ()) -> str:
     share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
+    styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
+              "a dash-dot line with diamonds"]
+    who = ""
+    if len(names):
+        who = "; " + ", ".join(f"{n} is {styles[i]}" for i, n in enumerate(names))
     return ("Each dot is the network's memory at one step, squeezed onto the two directions in which the "
-            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps, and grey dots "
+            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}, and grey dots "
             "are all other sequences for reference.")
 
 
 # ----------------------------------------------------------------------------- |h| over time
 def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrubber: bool = True,
-                width: int = 420, height: int = 160) -> alt.VConcatChart:
+                width: int = 420, height: int = 160, names: Sequence[str] | None = None) -> alt.VConcatChart:
     """Sum of |h| (top) and step change ||h_t - h_(t-1)|| (bottom) over time for a few
-    sequences, with each sequence's plateau step marked as a dashed rule.
+    sequences, with each sequence's plateau step marked as a dashed rule (only for the
+    sequences that have one; the caption says which do and which do not settle).
 
-    ``norms`` is the frame of :func:`rnnviz_core.trajectories.state_norms`.
+    ``norms`` is the frame of :func:`rnnviz_core.trajectories.state_norms`; ``names``: how the
+    caption and legend call the sequences (default their ids).
     """
     _require(norms, ["seq", "step", "sum_abs", "step_change", "plateau_step"], "norms_chart")
     ids = list(pd.unique(norms["seq"]))
@@ -198,28 +310,35 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     sel = norms[norms["seq"].isin(seqs)].copy()
     if sel.empty:
         raise InputError("None of these sequences is in the norms frame.")
-    sel["sequence"] = sel["seq"].astype(str)
-    plateaus = sel.groupby("sequence", as_index=False)["plateau_step"].first()
-    plateaus = plateaus[plateaus["plateau_step"] >= 0]
-    color = alt.Color("sequence:N", title="sequence")
+    label = {s: str(s) for s in seqs} if names is None else {s: str(n) for s, n in zip(seqs, names)}
+    sel["sequence"] = sel["seq"].map(label)
+    order = [label[s] for s in seqs if s in set(sel["seq"])]
+    first = sel.groupby("seq", sort=False)["plateau_step"].first()
+    per_seq = [(label[s], int(first[s])) for s in seqs if s in first.index]
+    plateaus = pd.DataFrame([{"sequence": n, "plateau_step": p} for n, p in per_seq if p >= 0],
+                            columns=["sequence", "plateau_step"])
+    color = alt.Color("sequence:N", title="sequence", sort=order)
     max_step = int(sel["step"].max())
     xscale = alt.Scale(domain=[0, max(max_step, 1)], nice=False)
-    x = alt.X("step:Q", title="step", scale=xscale)
+    x = alt.X("step:Q", title="step", scale=xscale, axis=_int_axis(max_step + 1, width))
     slider = step_slider(max_step) if scrubber else None
+    pts = max_step <= 200
     top_layers = [
-        alt.Chart(sel).mark_line(point=True).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
+        alt.Chart(sel).mark_line(point=pts).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
                                                    tooltip=["sequence:N", "step:Q", alt.Tooltip("sum_abs:Q", format=".3f")]),
-        alt.Chart(plateaus).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
-            x=alt.X("plateau_step:Q", scale=xscale), color=color, tooltip=[alt.Tooltip("plateau_step:Q", title="plateau from step")]),
     ]
+    if len(plateaus):
+        top_layers.append(alt.Chart(plateaus).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
+            x=alt.X("plateau_step:Q", scale=xscale), color=color,
+            tooltip=["sequence:N", alt.Tooltip("plateau_step:Q", title="settles from step")]))
     bottom_layers = [
-        alt.Chart(sel.dropna(subset=["step_change"])).mark_line(point=True).encode(
+        alt.Chart(sel.dropna(subset=["step_change"])).mark_line(point=pts).encode(
             x=x, y=alt.Y("step_change:Q", title="change from previous step"), color=color,
             tooltip=["sequence:N", "step:Q", alt.Tooltip("step_change:Q", format=".3f")]),
     ]
     if slider is not None:
         now = alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
-            x=alt.X("now:Q")).transform_calculate(now=slider.name)
+            x=alt.X("now:Q", scale=xscale)).transform_calculate(now=slider.name)
         top_layers.append(now)
         bottom_layers.append(now)
     top = alt.layer(*top_layers).properties(width=width, height=height)
@@ -228,58 +347,136 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
         top = top.add_params(slider)
     chart = alt.vconcat(top, bottom)
     rel_tol = norms.attrs.get("plateau_rule", {}).get("rel_tol", 0.1)
-    return chart.properties(description=norms_caption(plateaus["plateau_step"].tolist(), rel_tol))
+    return chart.properties(description=norms_caption(per_seq, rel_tol))
 
 
-def norms_caption(plateaus: Sequence[int] = (), rel_tol: float = 0.1) -> str:
-    where = ""
-    if len(plateaus):
-        where = f" (here from step {', '.join(str(int(p)) for p in plateaus)})"
-    return ("The top panel shows how much is stored in the network's memory at each step (the sum of all units' "
-            "absolute values) and the bottom one how much it changed from the step before; the dashed line marks "
-            f"where the total settles within {rel_tol:.0%} of its final level{where}.")
+def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1) -> str:
+    """Caption of :func:`norms_chart`. ``plateaus``: (name, plateau step or -1) per drawn
+    sequence; the dashed line is mentioned only when one is drawn."""
+    head = ("The top panel shows how much is stored in the network's memory at each step (the sum of all units' "
+            "absolute values) and the bottom one how much it changed from the step before")
+    items = [(str(n), int(p)) for n, p in plateaus] if plateaus and not np.isscalar(plateaus[0]) else \
+        [(str(i), int(p)) for i, p in enumerate(plateaus)]
+    settled = [(n, p) for n, p in items if p >= 0]
+    moving = [n for n, p in items if p < 0]
+    band = f"within {rel_tol:.0%} of its final level"
+    if not settled:
+        who = "the total never settles" if len(items) <= 1 else "neither total settles"
+        return head + f"; {who} {band} before the end (it is still moving), so no plateau line is drawn."
+    parts = [f"sequence {n} from step {p}" for n, p in settled]
+    text = head + f"; the dashed line marks where the total settles {band} ({', '.join(parts)})"
+    if moving:
+        text += f", while sequence {' and '.join(moving)} never settles before the end"
+    return text + "."
 
 
 # ----------------------------------------------------------------------------- two sequences
-def distance_chart(distance: pd.DataFrame, parting: int | None = None, *, rel_threshold: float | None = None,
-                   scrubber: bool = True, width: int = 420, height: int = 200) -> alt.LayerChart:
-    """Distance between sequences A and B at each aligned step, with the parting step marked
-    (dashed rule) and the threshold of the parting rule (dotted line) when given.
+def _step_words(step: int, align: str) -> str:
+    """An aligned step in words: "step 7", or with the end alignment "3 steps before the end"."""
+    step = int(step)
+    if align != "end":
+        return f"step {step}"
+    if step == 0:
+        return "the last step"
+    return "1 step before the end" if step == -1 else f"{-step} steps before the end"
 
-    ``distance`` is the frame of :func:`rnnviz_core.trajectories.pair_distance`; ``parting``
-    the result of :func:`parting_step` (-1 or None: not drawn).
+
+def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold: float | None = 0.25,
+                   k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200) -> alt.LayerChart:
+    """Distance between sequences A and B at each aligned step, with the parting threshold
+    (dotted grey line), where they part (dashed red rule) and where they come back together
+    (dashed green rule), all from :func:`rnnviz_core.trajectories.parting_summary`.
+
+    ``distance`` is the frame of :func:`rnnviz_core.trajectories.pair_distance`. ``parting``:
+    a :class:`~rnnviz_core.trajectories.Parting` computed by the caller (it must be of this
+    frame); anything else (an int from :func:`parting_step`, None) is ignored and the summary is
+    computed here with ``rel_threshold`` (None: 0.25) and ``k``, so the caption always describes
+    the drawn curve. The caption is :func:`distance_caption` of that summary.
     """
-    _require(distance, ["step", "distance"], "distance_chart")
+    _require(distance, ["step", "distance", "rel_distance"], "distance_chart")
     align = distance.attrs.get("align", "start")
+    if isinstance(parting, Parting):
+        summary = parting
+    else:
+        summary = parting_summary(distance, rel_threshold=0.25 if rel_threshold is None else rel_threshold, k=k)
     xt = "step" if align == "start" else "steps before the end (0 = last step)"
+    lo, hi = (int(distance["step"].min()), int(distance["step"].max())) if len(distance) else (0, 0)
+    xscale = alt.Scale(domain=[lo, max(hi, lo + 1)], nice=False)
+    x = alt.X("step:Q", title=xt, scale=xscale, axis=_int_axis(hi - lo + 1, width))
     base = alt.Chart(distance)
-    layers = [base.mark_line(point=True, color="#4c78a8").encode(
-        x=alt.X("step:Q", title=xt), y=alt.Y("distance:Q", title="distance between A and B"),
+    layers = [base.mark_line(point=len(distance) <= 200, color="#4c78a8").encode(
+        x=x, y=alt.Y("distance:Q", title="distance between A and B"),
         tooltip=["step:Q", "step_a:Q", "step_b:Q", alt.Tooltip("distance:Q", format=".3f")]
         if {"step_a", "step_b"} <= set(distance.columns) else ["step:Q", "distance:Q"])]
-    if rel_threshold is not None and "scale" in distance.attrs:
-        thr = float(rel_threshold) * float(distance.attrs["scale"])
-        layers.append(alt.Chart(pd.DataFrame({"threshold": [thr]})).mark_rule(strokeDash=[2, 3], color="gray").encode(
+    if np.isfinite(summary.threshold):
+        layers.append(alt.Chart(pd.DataFrame({"threshold": [summary.threshold]})).mark_rule(
+            strokeDash=[2, 3], color="gray").encode(
             y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="parting threshold", format=".3f")]))
-    if parting is not None and parting >= 0:
-        layers.append(alt.Chart(pd.DataFrame({"parting": [int(parting)]})).mark_rule(
+    marks = []
+    if summary.kind != "never":
+        marks.append({"at": summary.part_step, "what": "part" if summary.n_partings == 1 or summary.kind == "rejoined"
+                      else "first part"})
+    if summary.kind == "for good" and summary.n_partings > 1:
+        marks.append({"at": summary.last_part_step, "what": "part for good"})
+    for row in marks:
+        layers.append(alt.Chart(pd.DataFrame({"parting": [int(row["at"])], "what": [row["what"]]})).mark_rule(
             strokeDash=[6, 4], strokeWidth=2, color="#e45756").encode(
-            x="parting:Q", tooltip=[alt.Tooltip("parting:Q", title="the sequences part at step")]))
+            x=alt.X("parting:Q", scale=xscale), tooltip=[alt.Tooltip("what:N", title="the sequences"),
+                                                         alt.Tooltip("parting:Q", title="at step")]))
+    if summary.kind == "rejoined":
+        layers.append(alt.Chart(pd.DataFrame({"rejoin": [int(summary.rejoin_step)]})).mark_rule(
+            strokeDash=[6, 4], strokeWidth=2, color="#54a24b").encode(
+            x=alt.X("rejoin:Q", scale=xscale), tooltip=[alt.Tooltip("rejoin:Q", title="back together at step")]))
     slider = None
     if scrubber and len(distance):
-        lo, hi = int(distance["step"].min()), int(distance["step"].max())
         slider = alt.param(name=STEP_PARAM, value=hi, bind=alt.binding_range(min=lo, max=hi, step=1, name="Step "))
         layers.append(alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
-            x="now:Q").transform_calculate(now=slider.name))
+            x=alt.X("now:Q", scale=xscale)).transform_calculate(now=slider.name))
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=distance_caption(parting, align))
+    return chart.properties(description=distance_caption(summary, align, distance))
 
 
-def distance_caption(parting: int | None = None, align: str = "start") -> str:
-    when = ("the dashed red line marks where they part for good" if parting is not None and parting >= 0
-            else "they never move far enough apart to count as parted")
+def distance_caption(parting: Parting | None = None, align: str = "start",
+                     distance: pd.DataFrame | None = None) -> str:
+    """The distance chart's caption, true for the curve ``parting`` summarises (three cases:
+    never parted, parted and rejoined, parted for good; "apart from the start" when the
+    sequences are already apart at the first compared step)."""
     lined = "step by step from the start" if align == "start" else "lined up at their last steps"
-    return (f"The line shows how far apart the network's memory is for sequence A and sequence B, compared "
-            f"{lined}; {when}.")
+    head = (f"The line shows how far apart the network's memory is for sequence A and sequence B, compared "
+            f"{lined}; the dotted grey line is the parting threshold")
+    if not isinstance(parting, Parting):
+        return head + "."
+    p = parting
+    thr = f" ({p.threshold:.3g})" if np.isfinite(p.threshold) else ""
+    head += thr
+    rel = distance["rel_distance"].to_numpy(dtype=np.float64) if distance is not None else None
+    steps = distance["step"].to_numpy() if distance is not None else None
+    if p.kind == "never":
+        if p.max_distance <= p.threshold:
+            return head + ", and the distance never rises above it, so the two never part."
+        return (head + f", and the distance never stays above it for {p.k} steps in a row, so the two never "
+                "count as parted.")
+    if p.kind == "for good":
+        if p.apart_from_start:
+            ratio = ""
+            if rel is not None and p.rel_threshold > 0:
+                ratio = f" ({rel[0] / p.rel_threshold:.1f} times the threshold)"
+            return (head + f"; the sequences are already apart at the first compared step{ratio} and stay apart "
+                    "to the end.")
+        if p.n_partings == 1:
+            return (head + f"; they part at {_step_words(p.part_step, align)} (dashed red line) and stay apart to "
+                    "the end.")
+        return (head + f"; they first part at {_step_words(p.part_step, align)}, come back together, and part for "
+                f"good at {_step_words(p.last_part_step, align)} (dashed red lines).")
+    # rejoined
+    after = ""
+    if rel is not None and steps is not None:
+        tail = rel[steps >= p.rejoin_step]
+        after = (" and stay within it to the end" if (tail <= p.rel_threshold).all()
+                 else f" and never again stay above it for {p.k} steps in a row")
+    start = ("are already apart at the first compared step" if p.part_step == p.first_step
+             else f"part at {_step_words(p.part_step, align)} (dashed red line)")
+    return (head + f"; they {start}, come back together at {_step_words(p.rejoin_step, align)} (dashed green "
+            f"line){after}.")

@@ -1,0 +1,114 @@
+"""Glue of the Contributions page: per-step scores, their views, and the deletion check."""
+from __future__ import annotations
+
+import numpy as np
+
+from rnnviz_app.compute import compute_status
+from rnnviz_app.context import Loaded
+from rnnviz_app.sequences import labels_of
+
+FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
+
+
+def _scores(model, X, lengths, method, target, device):
+    from rnnviz_core.contributions import contributions
+    return contributions(model, X, method, lengths, target, device=device, return_info=True)
+
+
+def scores(ctx: Loaded, method: str):
+    """(scores [N, T], info) of ``method`` for every loaded sequence and the chosen target (cached)."""
+    from rnnviz_core.contributions import METHODS
+    from rnnviz_core.errors import InputError
+    if method not in METHODS:
+        raise InputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    return compute_status(f"Scoring every step of {len(ctx.data.X)} sequences with {method}…",
+                          _scores, ctx.model, ctx.data.X, ctx.data.lengths, method, ctx.target, ctx.device,
+                          key=("scores", method, ctx.target))
+
+
+def _faith(model, X, lengths, target, device):
+    from rnnviz_core.contributions import METHODS
+    from rnnviz_core.faithfulness import compare_methods
+    rep = compare_methods(model, X, methods=tuple(METHODS), lengths=lengths, target=target, device=device)
+    return rep.curves, rep.summary
+
+
+def faithfulness(ctx: Loaded):
+    """Deletion curves and AOPC of all six methods (and random orders) on the first FAITH_SAMPLE sequences."""
+    n = min(FAITH_SAMPLE, len(ctx.data.X))
+    X, L = ctx.data.X[:n], ctx.data.lengths[:n]
+    return compute_status(f"Checking each method on {n} sequences: removing their top steps first…",
+                          _faith, ctx.model, X, L, ctx.target, ctx.device, key=("faith", n, ctx.target))
+
+
+def contribution_views(ctx: Loaded, sc, a: int, b: int, method: str):
+    """Tidy frames for the page: per-step scores of A and B, their top steps, positions."""
+    from rnnviz_core import rankings as rk
+    ids = np.asarray([str(i) for i in ctx.data.ids], dtype=object)
+    frame = rk.scores_frame(sc[[a, b]], method=method, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
+    top = rk.top_steps(sc[[a, b]], k=5, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
+    pos = rk.mean_abs_by_position(sc, relative=True, normalize=True, lengths=ctx.data.lengths)
+    y, names = labels_of(ctx)
+    by_group = None
+    if y is not None:
+        by_group = rk.mean_abs_by_group(sc, np.asarray(names, dtype=object)[y], lengths=ctx.data.lengths,
+                                        name="true class")
+    return frame, top, pos, by_group
+
+
+def all_scores_frame(ctx: Loaded, sc, method: str):
+    """Every step's score of every sequence, tidy (for the CSV download)."""
+    from rnnviz_core import rankings as rk
+    return rk.scores_frame(sc, method=method, ids=[str(i) for i in ctx.data.ids], lengths=ctx.data.lengths)
+
+
+PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion")  # methods that score each input feature
+
+
+def _feature_scores(model, X, lengths, method, target, device):
+    from rnnviz_core.contributions import contributions
+    return contributions(model, X, method, lengths, target, device=device, per_feature=True)
+
+
+def feature_scores(ctx: Loaded, method: str, rows: tuple[int, int]):
+    """Per-feature scores [2, T, F] of sequences A and B (cached), or None when ``method`` does not
+    score features or the data is token ids."""
+    ds = ctx.data
+    if method not in PER_FEATURE or getattr(ds, "is_tokens", False):
+        return None
+    idx = list(rows)
+    return compute_status(f"Scoring each input feature of A and B with {method}…", _feature_scores, ctx.model,
+                          ds.X[idx], ds.lengths[idx], method, ctx.target, ctx.device,
+                          key=("feature_scores", method, ctx.target, tuple(idx)))
+
+
+def _known_mask(X, lengths, names):
+    from rnnviz_core.charts.inputs import marker_steps
+    mask = np.zeros(X.shape[:2], dtype=bool)
+    for i in range(len(X)):
+        steps = marker_steps(X[i], int(lengths[i]), names)
+        if steps is None:
+            return None
+        mask[i, steps] = True
+    return mask
+
+
+def known_steps(ctx: Loaded):
+    """bool [N, T]: the steps known to decide each answer (the marker demo), or None."""
+    from rnnviz_app.compute import compute
+    ds = ctx.data
+    if getattr(ds, "is_tokens", False) or "marker" not in list(ds.feature_names or []):
+        return None
+    return compute(_known_mask, ds.X, ds.lengths, ds.feature_names, key=("known_steps",))
+
+
+def known_step_hits(ctx: Loaded, sc, method: str, known) -> dict | None:
+    """{method: share of sequences whose top steps are exactly their known steps}, or None when
+    the data knows no deciding steps (or the findings module is not there)."""
+    if known is None:
+        return None
+    try:
+        from rnnviz_core.findings import known_step_hits as hits
+    except ImportError:
+        return None
+    return {method: hits(sc, known, ctx.data.lengths)}

@@ -1,0 +1,155 @@
+"""Glue of the Saturation page: the per-sequence table, groupings, group comparison,
+resilience and gate summaries (every number from ``rnnviz_core``, cached by content hash)."""
+from __future__ import annotations
+
+from rnnviz_app.compute import compute, compute_status
+from rnnviz_app.context import Loaded
+from rnnviz_app.sequences import full_trace
+
+BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted class",
+                     "correct": "Correct vs wrong", "saturation": "Saturation level"}
+METRIC_LABELS = {"correct": "accuracy (share correct)", "loss": "loss", "confidence": "confidence",
+                 "frac_saturated": "share of unit-steps saturated",
+                 "frac_saturated_final": "share of units saturated at the last step"}
+
+
+def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, high):
+    from rnnviz_core.groups import sequence_table
+    from rnnviz_core.saturation import trace_gates
+    gates = trace_gates(tr, layer=layer, direction=direction) or None
+    table = sequence_table(tr.logits, y, states=tr.get("h", layer=layer, direction=direction),
+                           lengths=tr.lengths, columns=columns, class_names=class_names,
+                           threshold=threshold)
+    if gates:
+        from rnnviz_core.saturation import saturation_by_sequence
+        sat = saturation_by_sequence(tr.get("h", layer=layer, direction=direction), tr.lengths,
+                                     gates=gates, threshold=threshold, low=low, high=high)
+        for col in sat.columns.drop("seq"):
+            table[col] = sat[col].to_numpy()
+    return table
+
+
+def saturation_table(ctx: Loaded, layer: int, direction: str, threshold: float,
+                     low: float, high: float):
+    """One row per sequence: outcomes, saturation shares, dataset columns (cached)."""
+    tr = full_trace(ctx)
+    ds = ctx.data
+    return compute(_sat_table, tr, ds.y, ds.groups, ds.class_names, layer, direction, threshold, low, high,
+                   key=("sat_table", layer, direction, threshold, low, high))
+
+
+def groupings(ctx: Loaded, table) -> dict:
+    """Grouping choices available for this data: built-in ones plus dataset columns."""
+    out = {k: v for k, v in BUILTIN_GROUPINGS.items()
+           if {"correct": "outcome"}.get(k, k) in table.columns}
+    for col in getattr(ctx.data.groups, "columns", []):
+        if col in table.columns or f"{col}_data" in table.columns:
+            out[col if col in table.columns else f"{col}_data"] = f"Data column: {col}"
+    return out
+
+
+def group_labels(table, by: str):
+    """Group label per row of ``table`` under grouping ``by`` (strings)."""
+    from rnnviz_core.groups import assign_groups
+    return assign_groups(table, by).astype(str)
+
+
+def _resilience(model, X, lengths, device):
+    from rnnviz_core.groups import resilience_sweep
+    return resilience_sweep(model, X, lengths, device=device)
+
+
+def resilience_results(ctx: Loaded):
+    """Output change per sequence under noise and missing steps (cached; one batched run each)."""
+    return compute_status("Damaging the inputs (noise, missing steps) and re-running the model…",
+                          _resilience, ctx.model, ctx.data.X, ctx.data.lengths, key=("resilience",),
+                          device=ctx.device)
+
+
+def with_resilience(table, results):
+    """``table`` plus one ``change: <condition>`` column per damage condition."""
+    out = table.copy()
+    for cond, part in results.groupby("condition", sort=False):
+        out[f"change: {cond}"] = part.set_index("seq")["output_change"].reindex(out["seq"]).to_numpy()
+    return out
+
+
+def format_p(p: float) -> str:
+    """A p-value for people: "less than 0.001" below it, two significant digits above; "" when missing."""
+    import math
+    if p is None or not math.isfinite(float(p)):
+        return ""
+    p = float(p)
+    return "less than 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def effect_words(value: float, name: str) -> str:
+    """An effect size named in words (rank-biserial r: 0.1 / 0.3 / 0.5; Cohen's d: 0.2 / 0.5 / 0.8)."""
+    import math
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    cuts = (0.1, 0.3, 0.5) if "rank" in str(name) else (0.2, 0.5, 0.8)
+    v = abs(float(value))
+    word = "negligible" if v < cuts[0] else "small" if v < cuts[1] else "medium" if v < cuts[2] else "large"
+    return f"{word} ({name} {float(value):.2f})"
+
+
+def comparison_view(cmp):
+    """The two-group test frame as a table a non-programmer can read: plain column names, p-values
+    as "less than 0.001", effect sizes in words, empty cells (never "None") where nothing applies."""
+    import pandas as pd
+
+    def num(v):
+        return "" if v is None or pd.isna(v) else f"{float(v):.3g}"
+
+    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("change: ", "output change under ")))
+    test = cmp["test"].map({"Mann-Whitney U": "rank test (Mann-Whitney)", "Welch's t": "t-test (Welch)"}).fillna(cmp["test"])
+    return pd.DataFrame({
+        "Measure": label,
+        "Group A (mean)": [num(v) for v in cmp["mean_a"]],
+        "Group B (mean)": [num(v) for v in cmp["mean_b"]],
+        "Difference A − B": [num(a - b) for a, b in zip(cmp["mean_a"], cmp["mean_b"])],
+        "How big the difference is": [effect_words(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
+        "Chance of a difference this large by luck (p)": [format_p(v) for v in cmp["p_value"]],
+        "Test": test.fillna("").astype(str),
+        "Sequences (A / B)": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
+    })
+
+
+def _distribution(tr, layer, direction, threshold, low, high):
+    from rnnviz_core.saturation import trace_gates, value_distribution
+    gates = trace_gates(tr, layer=layer, direction=direction) or None
+    return value_distribution(tr.get("h", layer=layer, direction=direction), tr.lengths, gates=gates,
+                              threshold=threshold, low=low, high=high)
+
+
+def distribution(ctx: Loaded, layer: int, direction: str, threshold: float, low: float, high: float):
+    """Histogram of |h| and of each gate's values (cached), with the shares at these limits."""
+    return compute(_distribution, full_trace(ctx), layer, direction, threshold, low, high,
+                   key=("value_dist", layer, direction, threshold, low, high))
+
+
+def _gate_scatter(tr, layer, direction, mask, low, high):
+    from rnnviz_core.saturation import gate_saturation, trace_gates
+    gates = {k: v[mask] for k, v in trace_gates(tr, layer=layer, direction=direction).items()}
+    return gate_saturation(gates, tr.lengths[mask], low=low, high=high)
+
+
+def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float, high: float, key: tuple):
+    """Per gate unit: share of steps nearly shut / nearly open, over the sequences in ``mask``."""
+    return compute(_gate_scatter, full_trace(ctx), layer, direction, mask, low, high, key=("gates",) + key)
+
+
+def compare(table, by: str, a: str, b: str):
+    """Two-group tests on outcome, saturation and resilience columns."""
+    from rnnviz_core.groups import _metric_columns, compare_groups
+    metrics = [m for m in _metric_columns(table) if m not in ("output_change", "flipped")]
+    metrics += [c for c in table.columns if str(c).startswith("change: ")]
+    return compare_groups(table, by, a, b, metrics=metrics)
+
+
+def resilience_by_group(results, table, labels, a: str, b: str):
+    """Resilience per damage condition for groups ``a`` and ``b`` only."""
+    from rnnviz_core.groups import resilience_summary
+    out = resilience_summary(results, table, labels)
+    return out[out["group"].astype(str).isin([a, b])].reset_index(drop=True)

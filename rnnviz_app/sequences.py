@@ -1,0 +1,92 @@
+"""Traces of the loaded sequences, layer/kind choices, and the data behind the A/B pickers."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from rnnviz_app.compute import compute, shared
+from rnnviz_app.context import Loaded
+from rnnviz_app.summary import predictions
+
+KIND_LABELS = {"h": "Hidden state h", "c": "Cell state c", "r": "Reset gate r", "z": "Update gate z",
+               "n": "Candidate n", "i": "Input gate i", "f": "Forget gate f", "g": "Candidate g",
+               "o": "Output gate o"}
+
+
+def _trace_all(model, X, lengths, device):
+    from rnnviz_core.trace import trace
+    return trace(model, X, lengths, gates=True, device=device)
+
+
+def full_trace(ctx: Loaded):
+    """Trace of every loaded sequence with gates and cell states (one shared object, cached)."""
+    with st.spinner("Tracing every sequence through the model…"):
+        return shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",),
+                      device=ctx.device)
+
+
+def _pick(tr, kind, layer, direction):
+    return np.ascontiguousarray(tr.get(kind, layer=layer, direction=direction))
+
+
+def states(ctx: Loaded, kind: str = "h", layer: int = -1, direction: str = "fwd") -> np.ndarray:
+    """float32 [N, T, H] for one kind / layer / direction of the last recurrent module."""
+    tr = full_trace(ctx)
+    return compute(_pick, tr, kind, layer, direction, key=("states", kind, layer, direction))
+
+
+def layer_options(ctx: Loaded) -> tuple[list[int], list[str], dict]:
+    """(layers, directions, kind -> label) available in the last recurrent module."""
+    info = full_trace(ctx).modules[-1]
+    dirs = ["fwd", "bwd"][: info.num_directions]
+    return list(range(info.num_layers)), dirs, {k: KIND_LABELS.get(k, k) for k in info.kinds}
+
+
+def labels_of(ctx: Loaded) -> tuple[np.ndarray | None, list[str]]:
+    """True class per sequence [N] (or None) and the class names."""
+    ds = ctx.data
+    names = list(ds.class_names or [])
+    return (np.asarray(ds.y) if ds.y is not None and names else None), names
+
+
+def most_different_pair(ctx: Loaded, kind: str = "h", layer: int = -1,
+                        direction: str = "fwd") -> tuple[int, int, str]:
+    """Row indices of the two sequences whose final states are furthest apart, and a sentence."""
+    from rnnviz_core.trajectories import similar_pairs
+    st_arr = states(ctx, kind, layer, direction)
+    y, names = labels_of(ctx)
+    mode = "across" if y is not None and len(np.unique(y)) > 1 else "within"
+    df = compute(similar_pairs, st_arr, ctx.data.lengths, y, mode=mode, n_pairs=1,
+                 ids=np.arange(len(st_arr)), key=("pairs", kind, layer, direction))
+    row = df[df["kind"] == "least similar"].iloc[0]
+    how = "of different classes " if mode == "across" else ""
+    return int(row["seq_a"]), int(row["seq_b"]), (
+        f"The two sequences {how}whose final states are furthest apart (distance {row['distance']:.3g}).")
+
+
+def sequence_labels(ctx: Loaded) -> dict:
+    """Sequence id -> "id · true … · predicted …" for pickers."""
+    ds = ctx.data
+    y, names = labels_of(ctx)
+    out = np.asarray(predictions(ctx))
+    pred = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 else None
+    labels = {}
+    for i, sid in enumerate(ds.ids):
+        parts = [str(sid)]
+        if y is not None:
+            parts.append(f"true {names[int(y[i])]}")
+        if pred is not None and names:
+            parts.append(f"predicted {names[int(pred[i])]}")
+        labels[str(sid)] = " · ".join(parts)
+    return labels
+
+
+def row_of(ctx: Loaded) -> dict:
+    """Sequence id -> row index."""
+    return {str(s): i for i, s in enumerate(ctx.data.ids)}
+
+
+def ids_of_class(ctx: Loaded, cls: int) -> list[str]:
+    """Ids of the sequences whose true class is ``cls``."""
+    y, _ = labels_of(ctx)
+    return [str(s) for s, c in zip(ctx.data.ids, y) if int(c) == cls]

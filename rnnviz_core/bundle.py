@@ -1,0 +1,1214 @@
+"""Analysis bundles: the numbers the app shows, computed where the model lives, shipped as data.
+
+A bundle holds **only data** (JSON, Parquet tables, safetensors arrays; nothing is ever
+unpickled), so a colleague's app can browse the analyses of a model it could never load (your own
+model class, custom layers) or of more sequences than one process can trace::
+
+    import rnnviz_core as rv
+    from rnnviz_core import bundle
+    bundle.build(model, dataset, "run.rnnviz", methods=["grad_norm", "integrated_gradients"])
+    b = bundle.open("run.rnnviz")          # checks the manifest, refuses anything else
+    b.sequences                             # one row per sequence (outcome, confidence, loss, ...)
+    b.scores("grad_norm")                   # float32 [N, T], NaN past each length
+    b.paths()                               # PCA paths of every sequence in one shared basis
+
+Layout (format version 1), as a directory or as one uncompressed zip of that directory::
+
+    manifest.json                     what was computed, from what (hashes), and every file's size + SHA-256
+    sequences/part-00000.parquet ...  one row per sequence: ids, outcomes, saturation shares, plateau,
+                                      data columns, and per-step list columns ("step:*", "score:*")
+    pca.safetensors                   the shared PCA basis: mean [H], components [k, H], variances [k]
+    saturation.safetensors            per grouping: count / sum / sum of squares [K, T] of the share of
+                                      saturated units per step (saturation over time by group)
+    samples.safetensors               full traces (h, c, every gate, every layer) of a sample of
+                                      sequences chosen to cover every class x outcome cell
+
+What is analysed: the last recurrent module's last layer, forward direction (the pages' default
+view), with the pages' default thresholds unless given.
+
+**PCA (decided for both engines):** the basis is the exact PCA of all valid steps' states, from
+moments (count, mean, centred cross-products) accumulated in float64 per block and merged with
+Chan's formula, then one eigen-decomposition. This equals scikit-learn's ``PCA`` fitted on every
+point (``StatePCA(max_points=None)``; signs as scikit-learn fixes them) and, unlike
+``IncrementalPCA`` truncated to k components, it does not depend on how the data is cut into
+blocks or in which order blocks arrive, so a bundle built locally and one built on Ray agree.
+Each block sends H x H numbers, whatever its size.
+
+**Engines:** ``engine="local"`` runs blocks one after another in this process; ``engine="ray"``
+runs the same per-block code in Ray Data actors that load the model once (``map_batches`` with a
+callable class, a fixed batch size, one GPU per actor when the cluster has GPUs) and write
+partitioned Parquet. Both read the input in blocks, so memory follows the block size, not the
+number of sequences (see :func:`write_sequences` for the on-disk input form).
+"""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, RnnvizError
+
+__all__ = [
+    "FORMAT", "FORMAT_VERSION", "DEFAULT_METHODS", "BundleError", "Bundle",
+    "build", "open", "write_sequences", "model_hash",
+]
+
+FORMAT = "rnnviz-bundle"
+FORMAT_VERSION = 1
+#: cheap methods (one backward pass each); pass ``methods=`` for more
+DEFAULT_METHODS = ("grad_norm", "input_x_grad")
+DEFAULT_BATCH = 256
+DEFAULT_SAMPLE = 64
+#: read limits (bundles may be uploaded): the whole bundle, the manifest, the number of files
+DEFAULT_MAX_BYTES = 2 * 1024**3
+MAX_MANIFEST_BYTES = 8 * 1024**2
+MAX_FILES = 10_000
+_SAFE_NAME = re.compile(r"^(sequences/)?[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+_STEP_PREFIX = "step:"
+_SCORE_PREFIX = "score:"
+_N_GROUP_VALUES = 20   # data columns with at most this many values get precomputed saturation curves
+
+
+class BundleError(RnnvizError):
+    """A bundle is refused or cannot be read (wrong format or version, missing or extra files, hashes)."""
+
+
+# ============================================================================ hashing
+def model_hash(model: Any) -> str:
+    """SHA-256 of a model's parameters and buffers (names, dtypes, shapes, values), hex.
+
+    The same weights give the same hash whatever file format they were saved in.
+    """
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _row_hash_sum(rows: np.ndarray, ids: np.ndarray, lens: np.ndarray, X: np.ndarray, y: np.ndarray | None) -> int:
+    """Sum modulo 2**256 of the SHA-256 of each sequence (row, id, length, values, label).
+
+    A sum of per-sequence hashes does not depend on how the data is cut into blocks, so every
+    engine reports the same data hash.
+    """
+    total = 0
+    for i in range(len(rows)):
+        h = hashlib.sha256()
+        h.update(f"{int(rows[i])}|{ids[i]}|{int(lens[i])}|".encode())
+        h.update(np.ascontiguousarray(X[i, : int(lens[i])]).tobytes())
+        if y is not None:
+            h.update(b"|" + np.ascontiguousarray(y[i]).tobytes())
+        total = (total + int.from_bytes(h.digest(), "big")) % (1 << 256)
+    return total
+
+
+def _file_sha256(path: Path, limit: int | None = None) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with builtins.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BundleError(f"'{path.name}' is larger than its manifest entry says; the bundle is damaged. "
+                                  f"Build it again.")
+            h.update(chunk)
+    return h.hexdigest(), size
+
+
+# ============================================================================ input in blocks
+def _x_schema_meta(ds: Any) -> dict:
+    X = ds.X
+    return {
+        "n_features": int(X.shape[2]) if X.ndim == 3 else 0,
+        "x_dtype": str(X.dtype),
+        "feature_names": list(ds.feature_names),
+        "class_names": None if ds.class_names is None else list(ds.class_names),
+        "name": str(getattr(ds, "name", "") or ""),
+        "has_y": ds.y is not None,
+        "y_dtype": None if ds.y is None else str(ds.y.dtype),
+        "group_columns": [str(c) for c in ds.groups.columns],
+        "n_sequences": len(ds),
+        "max_length": int(ds.X.shape[1]),
+    }
+
+
+def _block_table(ds: Any, start: int, stop: int, groups_schema: Any) -> Any:
+    """Sequences start..stop-1 of an in-memory dataset as one Arrow table (one row per sequence)."""
+    import pyarrow as pa
+
+    from .trajectories import valid_mask
+
+    lens = ds.lengths[start:stop]
+    t = int(lens.max())
+    X = ds.X[start:stop, :t]
+    vals = X[valid_mask(lens, t)].reshape(-1)
+    width = X.shape[2] if X.ndim == 3 else 1
+    offsets = np.concatenate([[0], np.cumsum(lens * width)]).astype(np.int32)
+    cols = {
+        "row": pa.array(np.arange(start, stop, dtype=np.int64)),
+        "id": pa.array([str(i) for i in ds.ids[start:stop]], type=pa.string()),
+        "length": pa.array(lens.astype(np.int64)),
+        "x": pa.ListArray.from_arrays(pa.array(offsets), pa.array(vals)),
+    }
+    if ds.y is not None:
+        cols["y"] = pa.array(np.asarray(ds.y[start:stop]))
+    tbl = pa.table(cols)
+    if len(ds.groups.columns):
+        g = pa.Table.from_pandas(ds.groups.iloc[start:stop].reset_index(drop=True), schema=groups_schema,
+                                 preserve_index=False)
+        for name in g.column_names:
+            tbl = tbl.append_column(f"group:{name}", g[name])
+    return tbl
+
+
+def write_sequences(dataset: Any, path: str | os.PathLike, *, block_size: int = 4096) -> Path:
+    """Write a dataset in the input form bundles stream from: Parquet, one row per sequence.
+
+    Columns: ``row``, ``id``, ``length``, ``x`` (the sequence's valid values, flattened step by
+    step), ``y`` (when labelled) and ``group:<name>`` per data column; the feature and class names
+    travel in the file's metadata. Row groups hold ``block_size`` sequences, so a reader (this
+    module, or Ray Data) holds one block at a time. Returns the path.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    meta = _x_schema_meta(dataset)
+    gschema = pa.Schema.from_pandas(dataset.groups, preserve_index=False) if len(dataset.groups.columns) else None
+    writer = None
+    try:
+        for start in range(0, len(dataset), block_size):
+            tbl = _block_table(dataset, start, min(start + block_size, len(dataset)), gschema)
+            if writer is None:
+                schema = tbl.schema.with_metadata({"rnnviz": json.dumps(meta)})
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(tbl.replace_schema_metadata(writer.schema.metadata), row_group_size=block_size)
+    finally:
+        if writer is not None:
+            writer.close()
+    return path
+
+
+class _Source:
+    """The input, read block by block: an in-memory SequenceDataset or a :func:`write_sequences` file."""
+
+    def __init__(self, dataset: Any, block_size: int):
+        self.block_size = int(block_size)
+        self.path: Path | None = None
+        self.ds = None
+        if isinstance(dataset, (str, os.PathLike)):
+            import pyarrow.parquet as pq
+
+            self.path = Path(dataset)
+            try:
+                pf = pq.ParquetFile(self.path)
+                raw = (pf.schema_arrow.metadata or {}).get(b"rnnviz")
+            except Exception as exc:
+                raise InputError(f"'{self.path.name}' could not be read as Parquet ({exc}).") from None
+            if raw is None:
+                raise InputError(f"'{self.path.name}' is not a sequence file written by bundle.write_sequences; "
+                                 f"load the data with rv.load_data and pass the dataset, or write it with "
+                                 f"rnnviz_core.bundle.write_sequences(dataset, path).")
+            self.meta = json.loads(raw)
+        else:
+            if not all(hasattr(dataset, a) for a in ("X", "lengths", "ids", "groups", "feature_names")):
+                raise InputError("dataset must be an rnnviz SequenceDataset (rv.load_data(...)) or the path of a "
+                                 "file written by rnnviz_core.bundle.write_sequences.")
+            self.ds = dataset
+            self.meta = _x_schema_meta(dataset)
+            import pyarrow as pa
+            self._gschema = (pa.Schema.from_pandas(dataset.groups, preserve_index=False)
+                             if len(dataset.groups.columns) else None)
+
+    @property
+    def n(self) -> int:
+        return int(self.meta["n_sequences"])
+
+    def tables(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+        """Arrow tables of about ``block_size`` sequences each, in row order."""
+        if self.ds is not None:
+            for start in range(0, len(self.ds), self.block_size):
+                tbl = _block_table(self.ds, start, min(start + self.block_size, len(self.ds)), self._gschema)
+                yield tbl if columns is None else tbl.select(list(columns))
+        else:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(self.path)
+            for batch in pf.iter_batches(batch_size=self.block_size, columns=columns):
+                import pyarrow as pa
+                yield pa.Table.from_batches([batch])
+
+    def ray_dataset(self, tmpdir: Path) -> Any:
+        import ray.data
+
+        path = self.path
+        if path is None:
+            path = write_sequences(self.ds, tmpdir / "input.parquet", block_size=self.block_size)
+        return ray.data.read_parquet(str(path))
+
+
+def _block_arrays(tbl: Any, meta: Mapping) -> dict:
+    """An Arrow block (one row per sequence) -> padded arrays and per-sequence columns."""
+    import pyarrow as pa
+
+    from .trajectories import valid_mask
+
+    rows = tbl["row"].to_numpy()
+    lens = tbl["length"].to_numpy().astype(np.int64)
+    t = int(lens.max())
+    f = int(meta["n_features"])
+    xcol = tbl["x"].combine_chunks() if isinstance(tbl["x"], pa.ChunkedArray) else tbl["x"]
+    vals = xcol.flatten().to_numpy(zero_copy_only=False).astype(meta["x_dtype"], copy=False)
+    X = np.zeros((len(rows), t, f) if f else (len(rows), t), dtype=meta["x_dtype"])
+    X[valid_mask(lens, t)] = vals.reshape(-1, f) if f else vals
+    y = tbl["y"].to_numpy(zero_copy_only=False) if "y" in tbl.column_names else None
+    gcols = [c for c in tbl.column_names if c.startswith("group:")]
+    groups = pd.DataFrame({c[len("group:"):]: tbl[c].to_pandas() for c in gcols}) if gcols else None
+    return {"rows": rows, "ids": np.asarray(tbl["id"].to_pylist(), dtype=object), "lengths": lens, "X": X,
+            "y": y, "groups": groups}
+
+
+# ============================================================================ per-block work
+def _merge_moments(a: tuple | None, b: tuple) -> tuple:
+    """Chan et al.'s pairwise merge of (count, mean [H], centred cross-products [H, H])."""
+    if a is None or a[0] == 0:
+        return b
+    if b[0] == 0:
+        return a
+    na, ma, sa = a
+    nb, mb, sb = b
+    n = na + nb
+    d = mb - ma
+    return n, ma + d * (nb / n), sa + sb + np.outer(d, d) * (na * nb / n)
+
+
+class _Worker:
+    """The per-block work both engines run: load the model once, then analyse blocks.
+
+    Ray Data calls an instance once per batch (``map_batches`` with this class); the local engine
+    calls the same methods in a loop, so the two engines compute the same numbers.
+    """
+
+    def __init__(self, model: Any, opts: Mapping, meta: Mapping, pca: Mapping | None = None):
+        self.model = model
+        self.opts = dict(opts)
+        self.meta = dict(meta)
+        self.pca = None
+        if pca is not None:
+            self.pca = _fitted_pca(pca)
+
+    def _trace(self, b: dict, gates: bool) -> Any:
+        from .trace import trace
+
+        return trace(self.model, b["X"], b["lengths"], gates=gates, device=self.opts["device"],
+                     batch_size=self.opts["batch_size"])
+
+    def moments(self, tbl: Any) -> dict:
+        """Count, mean and centred cross-products of the analysed states, and the data hash part."""
+        from .trajectories import valid_mask
+
+        b = _block_arrays(tbl, self.meta)
+        tr = self._trace(b, gates=False)
+        h = tr.get("h", layer=-1, direction="fwd")
+        pts = h[valid_mask(b["lengths"], h.shape[1])].astype(np.float64)
+        mean = pts.mean(axis=0)
+        c = pts - mean
+        infos = [dataclasses.asdict(m) for m in tr.modules]
+        return {"n": int(pts.shape[0]), "mean": mean, "m2": c.T @ c,
+                "hash": _row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"]),
+                "modules": infos, "logit_shape": list(tr.logits.shape[1:]), "units": int(h.shape[2])}
+
+    def moments_table(self, tbl: Any) -> Any:
+        """:meth:`moments` as a one-row Arrow table (what a Ray actor returns)."""
+        import pyarrow as pa
+
+        m = self.moments(tbl)
+        return pa.table({"n": [m["n"]], "mean": [m["mean"].tolist()], "m2": [m["m2"].reshape(-1).tolist()],
+                         "hash": [format(m["hash"], "064x")], "modules": [json.dumps(m["modules"])],
+                         "logit_shape": [json.dumps(m["logit_shape"])], "units": [m["units"]]})
+
+    def __call__(self, tbl: Any) -> Any:
+        """Analyse one block; returns an Arrow table, one row per sequence (a bundle part)."""
+        import pyarrow as pa
+
+        from . import saturation as sa
+        from . import trajectories as tj
+        from .contributions import contributions
+        from .groups import sequence_table
+
+        o = self.opts
+        b = _block_arrays(tbl, self.meta)
+        lens, n = b["lengths"], len(b["rows"])
+        tr = self._trace(b, gates=True)
+        h = tr.get("h", layer=-1, direction="fwd")
+        gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
+        # the saturation page's table (app_support._sat_table) with the bundle's thresholds
+        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, columns=b["groups"],
+                               class_names=self.meta["class_names"], threshold=o["threshold"],
+                               levels=o["levels"])
+        if gates:
+            sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
+                                            high=o["high"])
+            for col in sat.columns.drop("seq"):
+                table[col] = sat[col].to_numpy()
+        norms = tj.state_norms(h, lens)
+        per_step = sa.saturation_by_step(h, lens, threshold=o["threshold"])
+        table["plateau_step"] = norms.groupby("seq", sort=True)["plateau_step"].first().to_numpy()
+        table = table.drop(columns=["seq"])
+        out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
+        gnames = [] if b["groups"] is None else list(b["groups"].columns)
+        for col in table.columns:
+            if col in ("length",):
+                continue
+            s = table[col]
+            src = col[: -len("_data")] if col.endswith("_data") and col[: -len("_data")] in gnames else col
+            if src in gnames and (col == src or col.endswith("_data")):
+                out[f"data:{src}"] = tbl[f"group:{src}"]
+                continue
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.astype(object).where(s.notna(), None)
+            out[col] = pa.array(s.to_numpy() if s.dtype != object else s.tolist())
+        out["length"] = pa.array(lens.astype(np.int64))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int32))
+
+        def steps(values: np.ndarray) -> Any:
+            return pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
+
+        mask = tj.valid_mask(lens, h.shape[1])
+        out["step:sum_abs"] = steps(norms["sum_abs"].to_numpy())
+        out["step:step_change"] = steps(norms["step_change"].to_numpy())
+        out["step:frac_saturated"] = steps(per_step["frac_saturated"].to_numpy())
+        proj = self.pca.transform(h, lens)
+        for j in range(proj.shape[2]):
+            out[f"step:pc{j + 1}"] = steps(proj[..., j][mask])
+        for method in o["methods"]:
+            sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
+                                     batch_size=o["batch_size"], return_info=True,
+                                     **o["method_options"].get(method, {}))
+            out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
+            if "completeness_error" in info:
+                out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
+        return pa.table(out)
+
+
+def _fitted_pca(state: Mapping) -> Any:
+    from .trajectories import StatePCA
+
+    pca = StatePCA(n_components=int(np.asarray(state["components"]).shape[0]), max_points=None)
+    pca.mean_ = np.asarray(state["mean"], dtype=np.float64)
+    pca.components_ = np.asarray(state["components"], dtype=np.float64)
+    pca.explained_variance_ = np.asarray(state["explained_variance"], dtype=np.float64)
+    pca.explained_variance_ratio_ = np.asarray(state["explained_variance_ratio"], dtype=np.float64)
+    pca.n_samples_ = int(np.asarray(state["n_samples"]).reshape(-1)[0])
+    return pca
+
+
+def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
+    """Exact PCA from merged moments, with scikit-learn's sign rule (largest |loading| positive)."""
+    if n < 2:
+        raise InputError("The PCA needs at least two valid steps in the data.")
+    cov = m2 / (n - 1)
+    vals, vecs = np.linalg.eigh(cov)
+    order = np.argsort(vals)[::-1]
+    vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
+    comps = vecs[:, :k].T.copy()                                      # (k, H)
+    signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
+    comps *= np.where(signs == 0, 1.0, signs)[:, None]
+    total = float(np.trace(cov))
+    return {"mean": mean, "components": comps, "explained_variance": vals[:k],
+            "explained_variance_ratio": vals[:k] / total if total > 0 else np.zeros(k),
+            "n_samples": np.array([n], dtype=np.int64)}
+
+
+# ============================================================================ the builder
+def _check_methods(methods: Sequence[str] | str) -> list[str]:
+    from .contributions import METHODS
+
+    if isinstance(methods, str):
+        methods = [methods]
+    methods = list(dict.fromkeys(methods))
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise InputError(f"Unknown contribution method(s) {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(METHODS)}.")
+    return methods
+
+
+def _run_local(src: _Source, worker: _Worker, parts_dir: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    acc, hsum, first = None, 0, None
+    for tbl in src.tables():
+        m = worker.moments(tbl)
+        acc = _merge_moments(acc, (m["n"], m["mean"], m["m2"]))
+        hsum = (hsum + m["hash"]) % (1 << 256)
+        first = first or m
+    pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
+    worker.pca = _fitted_pca(pca)
+    for k, tbl in enumerate(src.tables()):
+        pq.write_table(worker(tbl), parts_dir / f"part-{k:05d}.parquet")
+    return {"pca": pca, "hash": hsum, "first": first}
+
+
+def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
+             num_gpus: float | None) -> dict:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise InputError("engine='ray' needs Ray Data: pip install 'rnnviz[ray]' (or pip install 'ray[data]'), "
+                         "or use engine='local'.") from None
+    import pyarrow.parquet as pq
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        if num_gpus is None:
+            num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        if concurrency is None:
+            # one actor per GPU, or per CPU but one (Ray Data's read tasks need a CPU too: actors
+            # holding every CPU would leave the reads waiting for ever)
+            res = ray.cluster_resources()
+            concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
+        rds = src.ray_dataset(tmp)
+        kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
+                  compute=ray.data.ActorPoolStrategy(size=int(concurrency)))
+        if num_gpus:
+            kw["num_gpus"] = num_gpus
+        model_ref = ray.put(model)
+
+        acc, hsum, first = None, 0, None
+        mom = rds.map_batches(_RayMoments, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta},
+                              **kw)
+        for tbl in mom.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for i in range(tbl.num_rows):
+                r = {c: tbl[c][i].as_py() for c in tbl.column_names}
+                h = len(r["mean"])
+                acc = _merge_moments(acc, (int(r["n"]), np.asarray(r["mean"]), np.asarray(r["m2"]).reshape(h, h)))
+                hsum = (hsum + int(r["hash"], 16)) % (1 << 256)
+                first = first or {"modules": json.loads(r["modules"]), "logit_shape": json.loads(r["logit_shape"]),
+                                  "units": int(r["units"])}
+        pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
+
+        out = rds.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta,
+                                                               "pca": pca}, **kw)
+        raw = tmp / "ray-out"
+        out.write_parquet(str(raw))
+        # tidy names: part-00000... in row order (Ray names files by task)
+        files = sorted(raw.glob("*.parquet"),
+                       key=lambda p: pq.read_table(p, columns=["row"])["row"].to_numpy().min()
+                       if pq.ParquetFile(p).metadata.num_rows else -1)
+        k = 0
+        for f in files:
+            if pq.ParquetFile(f).metadata.num_rows:
+                shutil.move(str(f), parts_dir / f"part-{k:05d}.parquet")
+                k += 1
+        return {"pca": pca, "hash": hsum, "first": first}
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _RayActor:
+    """Base of the Ray Data actors: builds the shared worker once per actor (model loaded once)."""
+
+    def __init__(self, model: Any, opts: Mapping, meta: Mapping, pca: Mapping | None = None):
+        import torch
+
+        if not isinstance(model, torch.nn.Module):  # an ObjectRef that Ray did not resolve
+            import ray
+            model = ray.get(model)
+        self.worker = _Worker(model, opts, meta, pca)
+
+
+class _RayMoments(_RayActor):
+    def __call__(self, tbl: Any) -> Any:
+        return self.worker.moments_table(tbl)
+
+
+class _RayAnalyse(_RayActor):
+    def __call__(self, tbl: Any) -> Any:
+        return self.worker(tbl)
+
+
+def _read_parts(parts_dir: Path, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for p in sorted(parts_dir.glob("*.parquet")):
+        yield pq.read_table(p, columns=list(columns)).to_pandas()
+
+
+def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
+    """Per grouping: count / sum / sum of squares [K, T] of the per-step saturated share, streamed."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
+    names = [c for c in ("true_class", "predicted_class", "outcome", "saturation") if c in schema.names]
+    names += [c for c in schema.names if c.startswith("data:")]
+    labels: dict[str, dict[str, int]] = {g: {} for g in names}
+    sums: dict[str, list] = {g: [] for g in names}
+    for p in sorted(parts_dir.glob("*.parquet")):
+        tbl = pq.read_table(p, columns=names + ["length", "step:frac_saturated"])
+        lens = tbl["length"].to_numpy()
+        t = int(lens.max())
+        vals = tbl["step:frac_saturated"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+        from .trajectories import valid_mask
+
+        mask = valid_mask(lens, t)
+        per = np.zeros(mask.shape)
+        per[mask] = vals
+        for g in names:
+            lab = np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=object)
+            idx = np.empty(len(lab), dtype=np.int64)
+            for i, v in enumerate(lab):
+                idx[i] = labels[g].setdefault(v, len(labels[g]))
+            if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
+                continue
+            k = len(labels[g])
+            while len(sums[g]) < 3:
+                sums[g].append(np.zeros((0, t_max)))
+            for j, arr in enumerate((mask.astype(float), per, per ** 2)):
+                acc = sums[g][j]
+                if acc.shape[0] < k:
+                    acc = np.vstack([acc, np.zeros((k - acc.shape[0], t_max))])
+                np.add.at(acc[:, :t], idx, arr)
+                sums[g][j] = acc
+    arrays, listed = {}, {}
+    for g in names:
+        if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
+            continue
+        for j, what in enumerate(("count", "sum", "sumsq")):
+            arrays[f"{g}.{what}"] = np.ascontiguousarray(sums[g][j])
+        listed[g] = list(labels[g])
+    return arrays, listed
+
+
+def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
+    """Rows covering every (true class, outcome) cell (or predicted class without labels), round robin."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
+    keys = [c for c in ("true_class", "outcome") if c in schema.names] or \
+           [c for c in ("predicted_class",) if c in schema.names]
+    frames = list(_read_parts(parts_dir, ["row"] + keys))
+    df = pd.concat(frames, ignore_index=True).sort_values("row", kind="stable")
+    if size >= len(df):
+        return df["row"].to_numpy(np.int64)
+    rng = np.random.default_rng(seed)
+    cell = df[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("all", index=df.index)
+    pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
+    picked: list[int] = []
+    i = 0
+    while len(picked) < size:
+        for pool in pools:
+            if i < len(pool) and len(picked) < size:
+                picked.append(int(pool[i]))
+        i += 1
+    return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def _sample_arrays(src: _Source, model: Any, rows: np.ndarray, opts: Mapping) -> dict:
+    from .trace import trace
+
+    wanted = set(int(r) for r in rows)
+    blocks = []
+    for tbl in src.tables():
+        r = tbl["row"].to_numpy()
+        keep = np.flatnonzero(np.isin(r, rows))
+        if keep.size:
+            blocks.append(_block_arrays(tbl.take(keep), src.meta))
+        wanted -= set(int(v) for v in r[keep])
+        if not wanted:
+            break
+    t = max(int(b["lengths"].max()) for b in blocks)
+    X = np.concatenate([np.pad(b["X"], [(0, 0), (0, t - b["X"].shape[1])] + [(0, 0)] * (b["X"].ndim - 2))
+                        for b in blocks])
+    lens = np.concatenate([b["lengths"] for b in blocks])
+    tr = trace(model, X, lens, gates=True, device=opts["device"], batch_size=opts["batch_size"])
+    out = {"rows": np.concatenate([b["rows"] for b in blocks]).astype(np.int64), "lengths": lens.astype(np.int64),
+           "x": np.ascontiguousarray(X), "logits": np.ascontiguousarray(tr.logits, dtype=np.float32),
+           "hidden": np.ascontiguousarray(tr.hidden)}
+    for name, arr in tr.arrays.items():
+        out[f"trace:{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
+    return out
+
+
+def _save_st(arrays: Mapping[str, np.ndarray], path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def build(
+    model: Any,
+    dataset: Any,
+    path: str | os.PathLike,
+    *,
+    methods: Sequence[str] | str = DEFAULT_METHODS,
+    method_options: Mapping[str, Mapping[str, Any]] | None = None,
+    engine: str = "local",
+    batch_size: int = DEFAULT_BATCH,
+    sample: int = DEFAULT_SAMPLE,
+    threshold: float = 0.9,
+    low: float = 0.1,
+    high: float = 0.9,
+    levels: Sequence[float] = (0.1, 0.5),
+    device: str = "auto",
+    single_file: bool | None = None,
+    overwrite: bool = False,
+    concurrency: int | None = None,
+    num_gpus: float | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Compute every analysis the pages show and write them as a bundle (data only).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model rnnviz can trace (your own class too: the bundle carries only numbers).
+    dataset : SequenceDataset or path
+        An rnnviz dataset (``rv.load_data``), or a Parquet file written by :func:`write_sequences`
+        (streamed block by block, so memory follows ``batch_size``, not the number of sequences).
+    path : where to write: a directory, or one file when ``single_file`` (default: a path ending
+        in ``.rnnviz`` or ``.zip`` is one file, anything else a directory).
+    methods : contribution methods to score (names of ``rv.METHODS``); ``method_options`` maps a
+        method to its keyword options (e.g. ``{"integrated_gradients": {"steps": 64}}``).
+    engine : "local" (this process, block after block) or "ray" (Ray Data actors; needs
+        ``pip install 'rnnviz[ray]'``; uses the running Ray cluster, or starts a local one).
+    batch_size : sequences per block (the unit of reading, scoring and memory).
+    sample : how many sequences get full traces (h, c, every gate of every layer), chosen to
+        cover every class x outcome cell.
+    threshold, low, high, levels : saturation thresholds (as in :mod:`rnnviz_core.saturation`
+        and :func:`rnnviz_core.groups.sequence_table`).
+    concurrency, num_gpus : Ray only: actors (default: one per CPU, or per GPU when the cluster
+        has GPUs) and GPUs per actor (default 1 when the cluster has GPUs).
+    provenance : extra facts for the manifest (the CLI records file names and file hashes).
+
+    Returns
+    -------
+    Path of the bundle.
+    """
+    from . import __version__
+    from .contributions import METHODS
+
+    methods = _check_methods(methods)
+    method_options = {k: dict(v) for k, v in (method_options or {}).items()}
+    unknown = sorted(set(method_options) - set(methods))
+    if unknown:
+        raise InputError(f"method_options names {', '.join(unknown)}, which is not in methods; add it to methods.")
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0:
+        raise InputError(f"sample must be a whole number >= 0; got {sample!r}.")
+    path = Path(path)
+    if single_file is None:
+        single_file = path.suffix.lower() in (".rnnviz", ".zip")
+    if path.exists() and not overwrite:
+        raise InputError(f"'{path}' already exists; choose another path or pass overwrite=True.")
+    if not isinstance(dataset, (str, os.PathLike)):
+        from .data import check_against_model
+        dataset = check_against_model(dataset, model)
+    src = _Source(dataset, batch_size)
+    opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
+            "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
+            "device": device, "batch_size": int(batch_size)}
+    parent = path.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    try:
+        stage = tmp / "bundle"
+        parts = stage / "sequences"
+        parts.mkdir(parents=True)
+        if engine == "local":
+            res = _run_local(src, _Worker(model, opts, src.meta), parts)
+        else:
+            res = _run_ray(src, model, opts, parts, tmp, concurrency, num_gpus)
+        _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
+        sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
+        _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
+        sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
+        if sample_rows.size:
+            _save_st(_sample_arrays(src, model, sample_rows, opts), stage / "samples.safetensors")
+        first = res["first"]
+        mods = first["modules"]
+        last = mods[-1]
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rnnviz_version": __version__,
+            "model": {
+                "sha256": model_hash(model),
+                "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "recurrent_modules": mods,
+                "output_shape": first["logit_shape"],
+                "class_names": src.meta["class_names"] or (list(getattr(model, "class_names", None) or []) or None),
+            },
+            "data": {
+                "content_hash": "sha256-sum:" + format(res["hash"], "064x"),
+                "content_hash_rule": "sum modulo 2**256 of the SHA-256 of each sequence's row number, id, length, "
+                                     "values and label",
+                "name": src.meta["name"], "n_sequences": src.n, "max_length": int(src.meta["max_length"]),
+                "n_features": int(src.meta["n_features"]), "feature_names": src.meta["feature_names"],
+                "class_names": src.meta["class_names"], "group_columns": src.meta["group_columns"],
+                "labelled": bool(src.meta["has_y"]),
+            },
+            "analysis": {
+                "state": f"{last['name']}.l{last['num_layers'] - 1}.fwd.h", "units": first["units"],
+                "methods": {m: METHODS[m] for m in methods}, "method_options": method_options,
+                "target": "the predicted class (or the single output)",
+                "threshold": opts["threshold"], "gate_low": opts["low"], "gate_high": opts["high"],
+                "levels": opts["levels"],
+                "pca": {"n_components": int(np.asarray(res["pca"]["components"]).shape[0]),
+                        "rule": "exact PCA of every valid step (moments merged over blocks)"},
+                "saturation_groupings": sat_groups,
+                "sample": {"size": int(sample_rows.size),
+                           "rule": "round robin over the (true class, outcome) cells, seeded"},
+                "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",
+                                 "contribution methods not listed above", "other thresholds",
+                                 "full traces beyond the sample"],
+            },
+            "build": {"engine": engine, "batch_size": int(batch_size), **dict(provenance or {})},
+        }
+        files = {}
+        for p in sorted(stage.rglob("*")):
+            if p.is_file():
+                digest, size = _file_sha256(p)
+                files[p.relative_to(stage).as_posix()] = {"bytes": size, "sha256": digest}
+        manifest["files"] = files
+        with builtins.open(stage / "manifest.json", "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if single_file:
+            tmpzip = tmp / "bundle.zip"
+            with zipfile.ZipFile(tmpzip, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name in ["manifest.json"] + sorted(files):
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_STORED
+                    with builtins.open(stage / name, "rb") as src_f, zf.open(info, "w") as dst:
+                        shutil.copyfileobj(src_f, dst, 1 << 20)
+            os.replace(tmpzip, path)
+        else:
+            os.replace(stage, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+# ============================================================================ the reader
+def _refuse(msg: str) -> BundleError:
+    return BundleError(msg + " Build it again with rnnviz_core.bundle.build or `rnnviz precompute`.")
+
+
+class _Files:
+    """Read access to the files of a bundle, directory or zip, within the manifest's sizes."""
+
+    def __init__(self, src: Any, max_bytes: int):
+        self.zip: zipfile.ZipFile | None = None
+        self.dir: Path | None = None
+        self.max_bytes = int(max_bytes)
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            if len(src) > self.max_bytes:
+                raise BundleError(f"This bundle is {len(src) / 1e6:.0f} MB, more than the {self.max_bytes / 1e6:.0f} MB "
+                                  f"this reader accepts.")
+            self._open_zip(io.BytesIO(bytes(src)))
+        elif hasattr(src, "read") and not isinstance(src, (str, os.PathLike)):
+            data = src.read(self.max_bytes + 1)
+            if len(data) > self.max_bytes:
+                raise BundleError(f"This bundle is more than the {self.max_bytes / 1e6:.0f} MB this reader accepts.")
+            self._open_zip(io.BytesIO(data))
+        else:
+            p = Path(src)
+            if p.is_dir():
+                self.dir = p
+            elif p.is_file():
+                if p.stat().st_size > self.max_bytes:
+                    raise BundleError(f"'{p.name}' is {p.stat().st_size / 1e6:.0f} MB, more than the "
+                                      f"{self.max_bytes / 1e6:.0f} MB this reader accepts.")
+                self._open_zip(p)
+            else:
+                raise BundleError(f"There is no bundle at '{p}'; check the path.")
+
+    def _open_zip(self, f: Any) -> None:
+        try:
+            self.zip = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise BundleError("This file is not an rnnviz bundle (a bundle is a folder or an uncompressed zip "
+                              "holding manifest.json); choose a file written by `rnnviz precompute`.") from None
+
+    def names(self) -> list[str]:
+        if self.zip is not None:
+            infos = self.zip.infolist()
+            if len(infos) > MAX_FILES + 1:
+                raise _refuse(f"This bundle holds {len(infos)} files, more than a bundle ever has.")
+            return [i.filename for i in infos if not i.is_dir()]
+        out = []
+        for root, dirs, fnames in os.walk(self.dir):
+            for fn in fnames:
+                out.append((Path(root) / fn).relative_to(self.dir).as_posix())
+                if len(out) > MAX_FILES + 1:
+                    raise _refuse("This bundle folder holds more files than a bundle ever has.")
+        return out
+
+    def size(self, name: str) -> int:
+        if self.zip is not None:
+            info = self.zip.getinfo(name)
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise _refuse(f"'{name}' is compressed inside the bundle; rnnviz bundles are stored uncompressed.")
+            return info.file_size
+        p = self.dir / name
+        if p.is_symlink():
+            raise _refuse(f"'{name}' in the bundle folder is a link; a bundle holds plain files only.")
+        return p.stat().st_size
+
+    def read(self, name: str, expected: int) -> bytes:
+        """The file's bytes, refusing it when it is longer than ``expected``."""
+        if self.zip is not None:
+            with self.zip.open(name) as f:
+                data = f.read(expected + 1)
+        else:
+            with builtins.open(self.dir / name, "rb") as f:
+                data = f.read(expected + 1)
+        if len(data) != expected:
+            raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
+        return data
+
+
+def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> "Bundle":  # noqa: A001
+    """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
+
+    The manifest must name this format and version, list every file of the bundle (no file
+    missing, none extra), with each file's size and SHA-256 matching; the whole bundle may hold
+    at most ``max_bytes``. Anything else is refused with a sentence saying what is wrong. Every
+    file is hashed here once; tables and arrays are read on first use.
+    """
+    files = _Files(path, max_bytes)
+    names = files.names()
+    if "manifest.json" not in names:
+        raise BundleError("This is not an rnnviz bundle: it has no manifest.json. Choose a bundle written by "
+                          "`rnnviz precompute` or rnnviz_core.bundle.build.")
+    msize = files.size("manifest.json")
+    if msize > MAX_MANIFEST_BYTES:
+        raise _refuse(f"Its manifest.json is {msize / 1e6:.1f} MB, far more than a manifest needs.")
+    try:
+        manifest = json.loads(files.read("manifest.json", msize).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _refuse("Its manifest.json is not valid JSON.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError("This manifest is not an rnnviz bundle's (its 'format' is not 'rnnviz-bundle').")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"This bundle has format version {version!r}, and this rnnviz reads version "
+                          f"{FORMAT_VERSION} only. Build the bundle again with this rnnviz "
+                          f"(`rnnviz precompute`), or open it with the rnnviz that wrote it "
+                          f"({manifest.get('rnnviz_version', 'unknown')}).")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not listed:
+        raise _refuse("Its manifest lists no files.")
+    for name, entry in listed.items():
+        if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+            raise _refuse(f"Its manifest names a file {name!r} that no bundle holds.")
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0 \
+                or not isinstance(entry.get("sha256"), str):
+            raise _refuse(f"Its manifest entry for '{name}' lacks a size or hash.")
+    present = set(names) - {"manifest.json"}
+    missing = sorted(set(listed) - present)
+    extra = sorted(present - set(listed))
+    if missing:
+        raise _refuse(f"The bundle is incomplete: {', '.join(missing[:5])} "
+                      f"{'is' if len(missing) == 1 else 'are'} missing.")
+    if extra:
+        raise _refuse(f"The bundle holds files its manifest does not list ({', '.join(extra[:5])}); "
+                      f"a bundle holds exactly the files its manifest lists.")
+    total = msize + sum(int(e["bytes"]) for e in listed.values())
+    if total > max_bytes:
+        raise BundleError(f"This bundle holds {total / 1e6:.0f} MB, more than the {max_bytes / 1e6:.0f} MB this "
+                          f"reader accepts.")
+    for name, entry in listed.items():
+        if files.size(name) != entry["bytes"]:
+            raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
+        if files.zip is not None:
+            h = hashlib.sha256()
+            with files.zip.open(name) as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            digest = h.hexdigest()
+        else:
+            digest, _ = _file_sha256(files.dir / name, limit=entry["bytes"])
+        if digest != entry["sha256"]:
+            raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
+    for need in ("pca.safetensors", "saturation.safetensors"):
+        if need not in listed:
+            raise _refuse(f"The bundle lacks {need}.")
+    if not any(n.startswith("sequences/") for n in listed):
+        raise _refuse("The bundle holds no sequence table.")
+    return Bundle(manifest, files)
+
+
+class Bundle:
+    """An opened, checked bundle. Tables and arrays are read on first use.
+
+    Attributes
+    ----------
+    manifest : dict, what was computed and from what.
+    n_sequences, max_length : sizes.
+    methods : list of the contribution methods the bundle holds.
+    """
+
+    def __init__(self, manifest: dict, files: _Files):
+        self.manifest = manifest
+        self._files = files
+        self._frame: pd.DataFrame | None = None
+        self._steps: dict[str, np.ndarray] = {}
+        self._st: dict[str, dict[str, np.ndarray]] = {}
+        data = manifest.get("data", {})
+        self.n_sequences = int(data.get("n_sequences", 0))
+        self.max_length = int(data.get("max_length", 0))
+        self.methods = list(manifest.get("analysis", {}).get("methods", {}))
+
+    def __repr__(self) -> str:
+        return (f"Bundle({self.n_sequences} sequences, up to {self.max_length} steps; methods "
+                f"{', '.join(self.methods) or 'none'})")
+
+    # ------------------------------------------------------------------ raw access
+    def _bytes(self, name: str) -> bytes:
+        return self._files.read(name, int(self.manifest["files"][name]["bytes"]))
+
+    def _arrays(self, name: str) -> dict[str, np.ndarray]:
+        if name not in self._st:
+            if name not in self.manifest["files"]:
+                raise BundleError(f"This bundle has no {name}.")
+            from safetensors.numpy import load
+
+            try:
+                self._st[name] = load(self._bytes(name))
+            except Exception:
+                raise _refuse(f"'{name}' could not be read as safetensors.") from None
+        return self._st[name]
+
+    def _table(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts = sorted(n for n in self.manifest["files"] if n.startswith("sequences/"))
+        tables = []
+        for name in parts:
+            try:
+                tables.append(pq.read_table(pa.BufferReader(self._bytes(name))))
+            except Exception:
+                raise _refuse(f"'{name}' could not be read as Parquet.") from None
+        try:
+            tbl = pa.concat_tables(tables, promote_options="permissive")
+        except Exception:
+            raise _refuse("The bundle's sequence tables do not share one layout.") from None
+        rows = tbl["row"].to_numpy()
+        order = np.argsort(rows, kind="stable")
+        if len(rows) != self.n_sequences or not np.array_equal(rows[order], np.arange(self.n_sequences)):
+            raise _refuse(f"The bundle's sequence table does not hold rows 0..{self.n_sequences - 1} once each.")
+        tbl = tbl.take(pa.array(order))
+        lens = tbl["length"].to_numpy()
+        if lens.min() < 1 or lens.max() > self.max_length:
+            raise _refuse("The bundle's sequence lengths fall outside its stated maximum length.")
+        return tbl
+
+    def _load(self) -> None:
+        if self._frame is not None:
+            return
+        tbl = self._table()
+        lens = tbl["length"].to_numpy().astype(np.int64)
+        step_cols = [c for c in tbl.column_names if c.startswith((_STEP_PREFIX, _SCORE_PREFIX))]
+        from .trajectories import valid_mask
+
+        mask = valid_mask(lens, self.max_length)
+        total = int(lens.sum())
+        for c in step_cols:
+            col = tbl[c].combine_chunks()
+            vals = col.flatten().to_numpy(zero_copy_only=False)
+            counts = np.diff(col.offsets.to_numpy())
+            if vals.size != total or not np.array_equal(counts, lens):
+                raise _refuse(f"The per-step column '{c}' does not hold one value per step of each sequence.")
+            arr = np.full((len(lens), self.max_length), np.nan, dtype=np.float32)
+            arr[mask] = vals
+            self._steps[c] = arr
+        frame = tbl.drop_columns(step_cols).to_pandas()
+        frame = frame.rename(columns={c: c[len("data:"):] for c in frame.columns if c.startswith("data:")})
+        names = self.class_names
+        for col in ("true_class", "predicted_class"):
+            if col in frame and names:
+                frame[col] = pd.Categorical(frame[col], categories=names)
+        if "outcome" in frame:
+            frame["outcome"] = pd.Categorical(frame["outcome"], categories=["correct", "wrong"])
+        if "saturation" in frame:
+            from .groups import SATURATION_LEVELS
+            frame["saturation"] = pd.Categorical(frame["saturation"], categories=list(SATURATION_LEVELS),
+                                                 ordered=True)
+        frame.insert(0, "seq", frame.pop("row"))
+        self._frame = frame
+
+    # ------------------------------------------------------------------ what the pages read
+    @property
+    def class_names(self) -> list[str] | None:
+        """The class names the table's class columns use (the data's, aligned to the model's)."""
+        return self.manifest.get("data", {}).get("class_names")
+
+    @property
+    def sequences(self) -> pd.DataFrame:
+        """One row per sequence (``seq`` = row number): ``id``, ``pred``, ``confidence``, ``true``,
+        ``correct``, ``loss``, ``true_class``/``predicted_class``, ``outcome``, ``length``,
+        ``frac_saturated``, ``frac_saturated_final``, per-gate shares, ``saturation``,
+        ``plateau_step`` and the data's own columns — the columns of
+        :func:`rnnviz_core.groups.sequence_table`."""
+        self._load()
+        return self._frame
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.sequences["length"].to_numpy(np.int64)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.sequences["id"].to_numpy(object)
+
+    def steps(self, name: str) -> np.ndarray:
+        """A per-step quantity as float32 [N, T] (NaN past each length): ``sum_abs``, ``step_change``,
+        ``frac_saturated``, ``pc1``, ``pc2``."""
+        self._load()
+        key = _STEP_PREFIX + name
+        if key not in self._steps:
+            have = [k[len(_STEP_PREFIX):] for k in self._steps if k.startswith(_STEP_PREFIX)]
+            raise BundleError(f"This bundle has no per-step '{name}'; it has {', '.join(have)}.")
+        return self._steps[key]
+
+    def scores(self, method: str) -> np.ndarray:
+        """Contribution scores of one method, float32 [N, T], NaN past each length."""
+        self._load()
+        key = _SCORE_PREFIX + method
+        if key not in self._steps:
+            raise BundleError(f"This bundle holds the scores of {', '.join(self.methods) or 'no method'} only; "
+                              f"'{method}' needs the model, which a bundle does not include. Build the bundle "
+                              f"again with methods=[..., '{method}'].")
+        return self._steps[key]
+
+    @property
+    def pca(self) -> Any:
+        """The shared basis as a fitted :class:`rnnviz_core.trajectories.StatePCA`."""
+        return _fitted_pca(self._arrays("pca.safetensors"))
+
+    def paths(self) -> pd.DataFrame:
+        """PCA paths of every sequence (columns ``seq, step, pc1 .. pck``; ``seq`` = the ids), as
+        :func:`rnnviz_core.trajectories.pca_paths` gives them, with the explained variance ratios
+        in ``attrs``."""
+        from .trajectories import valid_mask
+
+        k = int(self._arrays("pca.safetensors")["components"].shape[0])
+        lens = self.lengths
+        s_idx, t_idx = np.nonzero(valid_mask(lens, self.max_length))
+        data = {"seq": self.ids[s_idx], "step": t_idx}
+        for j in range(k):
+            data[f"pc{j + 1}"] = self.steps(f"pc{j + 1}")[s_idx, t_idx].astype(np.float64)
+        frame = pd.DataFrame(data)
+        frame.attrs["explained_variance_ratio"] = [
+            float(v) for v in self._arrays("pca.safetensors")["explained_variance_ratio"]]
+        return frame
+
+    def norms(self) -> pd.DataFrame:
+        """|h| over time as :func:`rnnviz_core.trajectories.state_norms` gives it (``seq`` = the ids)."""
+        from .trajectories import valid_mask
+
+        lens = self.lengths
+        s_idx, t_idx = np.nonzero(valid_mask(lens, self.max_length))
+        sum_abs = self.steps("sum_abs")[s_idx, t_idx].astype(np.float64)
+        units = int(self.manifest["analysis"]["units"])
+        return pd.DataFrame({
+            "seq": self.ids[s_idx], "step": t_idx, "sum_abs": sum_abs, "mean_abs": sum_abs / units,
+            "step_change": self.steps("step_change")[s_idx, t_idx].astype(np.float64),
+            "plateau_step": self.sequences["plateau_step"].to_numpy()[s_idx], "length": lens[s_idx],
+        })
+
+    def saturation_over_time(self, by: str | Sequence[Any] | None = None) -> pd.DataFrame:
+        """Mean share of saturated units per step and group, as
+        :func:`rnnviz_core.saturation.saturation_over_time` gives it at the bundle's threshold.
+
+        ``by``: a precomputed grouping (``true_class``, ``predicted_class``, ``outcome``,
+        ``saturation`` or a data column with few values), one label per sequence, or None for one
+        group "all".
+        """
+        from .saturation import _group_time_mean
+        from .trajectories import valid_mask
+
+        groupings = self.manifest["analysis"].get("saturation_groupings", {})
+        key = by if isinstance(by, str) and by in groupings else (f"data:{by}" if isinstance(by, str) and
+                                                                  f"data:{by}" in groupings else None)
+        if key is not None:
+            arr = self._arrays("saturation.safetensors")
+            cnt, s1, s2 = (arr[f"{key}.{w}"].astype(np.float64) for w in ("count", "sum", "sumsq"))
+            labels = np.asarray(groupings[key], dtype=object)
+            order = np.argsort(labels.astype(str), kind="stable")
+            cnt, s1, s2, labels = cnt[order], s1[order], s2[order], labels[order]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = s1 / cnt
+                var = np.maximum(s2 / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+                sem = np.sqrt(var / cnt)
+            gi, si = np.nonzero(cnt > 0)
+            return pd.DataFrame({"group": labels[gi], "step": si, "frac_saturated": mean[gi, si],
+                                 "sem": np.where(cnt[gi, si] > 1, sem[gi, si], np.nan),
+                                 "n_sequences": cnt[gi, si].astype(np.int64)})
+        if isinstance(by, str):
+            if by not in self.sequences:
+                raise BundleError(f"This bundle has no column '{by}' to group by.")
+            by = self.sequences[by].astype(str).to_numpy()
+        per = np.nan_to_num(self.steps("frac_saturated").astype(np.float64))
+        return _group_time_mean(per, valid_mask(self.lengths, self.max_length), by)
+
+    # ------------------------------------------------------------------ sampled full traces
+    @property
+    def sample_rows(self) -> np.ndarray:
+        """Row numbers of the sequences whose full traces the bundle holds."""
+        if "samples.safetensors" not in self.manifest["files"]:
+            return np.zeros(0, dtype=np.int64)
+        return self._arrays("samples.safetensors")["rows"]
+
+    def sample_trace(self) -> Any:
+        """The sampled sequences' full traces as a :class:`rnnviz_core.Trace` (h, c, every gate, every
+        layer; rows in :attr:`sample_rows` order) — the same object ``rv.trace`` returns."""
+        from .engine import RecurrentInfo
+        from .trace import Trace
+
+        if not self.sample_rows.size:
+            raise BundleError("This bundle holds no full traces; build it with sample > 0.")
+        a = self._arrays("samples.safetensors")
+        try:
+            mods = [RecurrentInfo(**m) for m in self.manifest["model"]["recurrent_modules"]]
+        except TypeError:
+            raise _refuse("The manifest's description of the recurrent modules is not one this rnnviz reads.") from None
+        arrays = {k[len("trace:"):]: v for k, v in a.items() if k.startswith("trace:")}
+        return Trace(a["hidden"], a["logits"], a["lengths"], mods, arrays=arrays)
+
+    def sample_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x [S, T, F], lengths [S]) of the sampled sequences."""
+        a = self._arrays("samples.safetensors")
+        return a["x"], a["lengths"]
+
+    def not_included(self) -> list[str]:
+        """Views that need the model itself, which a bundle does not include (plain phrases)."""
+        return list(self.manifest.get("analysis", {}).get("not_included", []))

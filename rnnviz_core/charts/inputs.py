@@ -1,0 +1,164 @@
+"""The inputs of one sequence over time, drawn to sit above its heatmap on the same step scale.
+
+:func:`input_strip_chart` picks the drawing from the data: one small line panel per feature for
+a few features, a feature x step heatmap for many, and the tokens as text for token data.
+:func:`marker_steps` finds the steps a known-answer task marks (the marker demo keeps them in
+its ``marker`` feature: 1 at the two steps that decide the label, 0 elsewhere), so charts can
+show whether a method points at the right steps.
+
+Like the other chart modules, every chart's ``description`` holds its caption.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .trajectories import _step_axis
+
+__all__ = ["input_strip_chart", "marker_steps", "MARK_COLOUR"]
+
+MARK_COLOUR = "#e45756"
+
+
+def marker_steps(x: Any, length: int | None = None, feature_names: Sequence[str] | None = None, *,
+                 feature: str = "marker") -> list[int] | None:
+    """Steps of one sequence where the feature named ``feature`` is non-zero.
+
+    Parameters
+    ----------
+    x : one sequence's inputs [T, F] (padding past ``length`` is ignored).
+    length : its length (default T).
+    feature_names : the dataset's feature names; the feature is found by name.
+
+    Returns
+    -------
+    The marked steps in order, or None when the data has no feature of that name (so nothing is
+    known to mark; an empty list means the feature exists but marks no step here).
+    """
+    if feature_names is None or feature not in list(feature_names):
+        return None
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        return None
+    j = list(feature_names).index(feature)
+    n = arr.shape[0] if length is None else int(length)
+    col = arr[:n, j].astype(np.float64)
+    return [int(t) for t in np.flatnonzero(np.isfinite(col) & (col != 0))]
+
+
+def _steps_words(steps: Sequence[int]) -> str:
+    steps = [int(s) for s in steps]
+    if len(steps) == 1:
+        return f"step {steps[0]}"
+    return "steps " + ", ".join(str(s) for s in steps[:-1]) + f" and {steps[-1]}"
+
+
+def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Sequence[str] | None = None,
+                      vocabulary: Sequence[str] | None = None, marks: Sequence[int] | None = None,
+                      width: int = 360, step_width: float | None = None, n_steps: int | None = None,
+                      max_lines: int = 6, row_height: int = 36, title: str | None = None) -> alt.TopLevelMixin:
+    """The inputs of one sequence over time.
+
+    Parameters
+    ----------
+    x : one sequence's inputs: floats [T, F], or integer token ids [T] (or [T, 1]).
+    length : its length (default: T, or the last step with a finite value).
+    feature_names : names of the F features (default "feature 0" ...).
+    vocabulary : token strings by id (token data); ids outside it are shown as "#id".
+    marks : steps to mark (e.g. :func:`marker_steps`), drawn as red dashed rules / red tokens.
+    step_width, n_steps : pixels per step and the number of step columns, to sit on the step
+        scale of the heatmap below (default ``width`` / length and the length).
+    max_lines : up to this many features are drawn as one line panel each (own y scale); more
+        are drawn as a feature x step heatmap, each feature's row scaled to its own mean and
+        spread over the sequence.
+
+    Returns
+    -------
+    An Altair chart whose caption says which drawing was chosen and what the marks are.
+    """
+    arr = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    tokens = np.issubdtype(arr.dtype, np.integer) and (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1))
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InputError(f"input_strip_chart needs one sequence's inputs [T, F] or token ids [T]; got {arr.shape}.")
+    t, f = arr.shape
+    if length is None:
+        if tokens:
+            length = t
+        else:
+            real = np.isfinite(arr.astype(np.float64)).any(axis=1)
+            length = int(np.flatnonzero(real)[-1]) + 1 if real.any() else 0
+    length = int(length)
+    if not 1 <= length <= t:
+        raise InputError(f"length must be between 1 and {t}; got {length}.")
+    arr = arr[:length]
+    n = length if n_steps is None else max(int(n_steps), length)
+    sw = float(width) / n if step_width is None else float(step_width)
+    xscale = alt.Scale(domain=list(range(n)), paddingInner=0, paddingOuter=0)
+    x_enc = alt.X("step:O", scale=xscale, axis=_step_axis(n, sw))
+    marks = [int(m) for m in (marks or []) if 0 <= int(m) < length]
+    mark_text = (f" Red marks show {_steps_words(marks)}, the steps known to decide the answer." if marks else "")
+    head = title or "Inputs"
+
+    if tokens:
+        ids = arr[:, 0].astype(np.int64)
+        vocab = list(vocabulary) if vocabulary is not None else None
+        words = [(vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}") for i in ids]
+        frame = pd.DataFrame({"step": np.arange(length), "token": words, "marked": np.isin(np.arange(length), marks)})
+        angle = 0 if sw >= 40 else -90
+        chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "right", baseline="middle",
+                                           fontSize=11 if sw >= 9 else 8, limit=80).encode(
+            x=x_enc, text="token:N",
+            color=alt.condition(alt.datum.marked, alt.value(MARK_COLOUR), alt.value("black")),
+            tooltip=["step:O", "token:N"],
+        ).properties(width=alt.Step(sw), height=24 if angle == 0 else 70, title=head)
+        how = "the text of the sequence, one token per step" + ("" if vocab is not None else
+                                                                 " (as token ids: no vocabulary is loaded)")
+        return chart.properties(description=f"The inputs of this sequence over its {length} steps: {how}.{mark_text}")
+
+    vals = arr.astype(np.float64)
+    names = [str(s) for s in feature_names] if feature_names is not None else [f"feature {i}" for i in range(f)]
+    if len(names) != f:
+        raise InputError(f"feature_names has {len(names)} names but the inputs have {f} features.")
+    rules = None
+    if marks:
+        rules = alt.Chart(pd.DataFrame({"step": marks})).mark_rule(color=MARK_COLOUR, strokeDash=[4, 3],
+                                                                    strokeWidth=1.5).encode(x=alt.X("step:O"))
+    if f <= max_lines:
+        panels = []
+        for j, nm in enumerate(names):
+            frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
+            line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
+                x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
+                y=alt.Y("value:Q", title=nm, axis=alt.Axis(tickCount=2, titleAngle=0, titleAlign="right",
+                                                          titleLimit=120)),
+                tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
+            layer = alt.layer(line, rules) if rules is not None else line
+            panels.append(layer.properties(width=alt.Step(sw), height=row_height))
+        chart = alt.vconcat(*panels, spacing=2, title=head)
+        how = f"one small line per feature ({', '.join(names)}), each on its own scale"
+    else:
+        mu = np.nanmean(vals, axis=0)
+        sd = np.nanstd(vals, axis=0)
+        z = (vals - mu) / np.where(sd > 0, sd, 1.0)
+        frame = pd.DataFrame({"step": np.repeat(np.arange(length), f), "feature": np.tile(names, length),
+                              "scaled": z.reshape(-1), "value": vals.reshape(-1)})
+        m = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+        m = m if m > 0 else 1.0
+        rect = alt.Chart(frame).mark_rect().encode(
+            x=x_enc, y=alt.Y("feature:N", sort=names, title=None,
+                             axis=alt.Axis(values=names[::max(1, int(np.ceil(12 * f / max(8 * f, 60))))])),
+            color=alt.Color("scaled:Q", title="vs. its usual value",
+                            scale=alt.Scale(domain=[-m, m], scheme="purpleorange", clamp=True),
+                            legend=alt.Legend(values=[-m, 0.0, m], format=".2~g")),
+            tooltip=["step:O", "feature:N", alt.Tooltip("value:Q", format=".4g")])
+        layer = alt.layer(rect, rules) if rules is not None else rect
+        chart = layer.properties(width=alt.Step(sw), height=max(60, min(240, 8 * f)), title=head)
+        how = (f"a small heatmap of its {f} features, each row scaled to that feature's own mean and spread over "
+               "the sequence (orange above its usual value, purple below)")
+    return chart.properties(description=f"The inputs of this sequence over its {length} steps: {how}.{mark_text}")

@@ -1,0 +1,323 @@
+"""Analysis bundles: every number against the live core functions, and a reader that refuses.
+
+References are the core's public analyses run on the whole dataset at once (``rv.trace``,
+``rv.contributions``, ``groups.sequence_table``, ``trajectories.state_norms``,
+``saturation.saturation_over_time``) and scikit-learn's ``PCA`` fitted on every valid step; the
+bundle computes them block by block, so a mismatch in the block handling shows here.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import rnnviz_core as rv
+from rnnviz_core import bundle
+from rnnviz_core import saturation as sa
+from rnnviz_core import trajectories as tj
+from rnnviz_core.data import from_arrays
+from rnnviz_core.groups import sequence_table
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def race():
+    model, ds = rv.demos.load_demo("race")[:2]
+    return model, ds.subset(np.arange(150))
+
+
+@pytest.fixture(scope="module")
+def race_bundle(race, tmp_path_factory):
+    model, ds = race
+    path = tmp_path_factory.mktemp("b") / "race"
+    bundle.build(model, ds, path, batch_size=40, sample=12)   # 4 blocks, the last one short
+    return bundle.open(path)
+
+
+@pytest.fixture(scope="module")
+def live(race):
+    """The live analyses, on all 150 sequences in one go (what the pages compute)."""
+    model, ds = race
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    h = tr.get("h", layer=-1, direction="fwd")
+    table = sequence_table(tr.logits, ds.y, states=h, lengths=tr.lengths, columns=ds.groups,
+                           class_names=ds.class_names)
+    sat = sa.saturation_by_sequence(h, tr.lengths, gates=sa.trace_gates(tr))
+    for col in sat.columns.drop("seq"):
+        table[col] = sat[col].to_numpy()
+    return tr, h, table
+
+
+def _close(a, b, tol=TOL):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.nanmax(np.abs(a - b), initial=0.0) <= tol
+
+
+def test_sequence_table_matches_the_live_table(race_bundle, live, race):
+    _, ds = race
+    _, _, ref = live
+    got = race_bundle.sequences
+    assert list(got["id"]) == list(ds.ids)
+    for col in ("pred", "confidence", "true", "loss", "frac_saturated", "frac_saturated_final",
+                "r_left", "r_right", "z_left", "z_right"):
+        _close(got[col], ref[col])
+    for col in ("correct", "predicted_class", "true_class", "outcome", "saturation", "track", "grade", "sex"):
+        assert list(got[col].astype(str)) == list(ref[col].astype(str)), col
+    assert list(got["saturation"].cat.categories) == list(ref["saturation"].cat.categories)
+    assert list(got["length"]) == list(ds.lengths)
+
+
+def test_scores_match_rv_contributions(race_bundle, race):
+    model, ds = race
+    assert race_bundle.methods == list(bundle.DEFAULT_METHODS)
+    for method in bundle.DEFAULT_METHODS:
+        ref = rv.contributions(model, ds.X, method, ds.lengths, device="cpu")
+        _close(race_bundle.scores(method), ref)
+
+
+def test_pca_is_scikit_learns_pca_on_every_valid_step(race_bundle, live):
+    from sklearn.decomposition import PCA
+
+    _, h, _ = live
+    lens = race_bundle.lengths
+    pts = h[tj.valid_mask(lens, h.shape[1])].astype(np.float64)
+    ref = PCA(n_components=2, svd_solver="full").fit(pts)
+    pca = race_bundle.pca
+    _close(pca.components_, ref.components_)
+    _close(pca.mean_, ref.mean_)
+    _close(pca.explained_variance_ratio_, ref.explained_variance_ratio_)
+    paths = race_bundle.paths()
+    ref_paths, _ = tj.pca_paths(h, lens, pca=tj.StatePCA(max_points=None).fit(h, lens), ids=race_bundle.ids)
+    assert list(paths["seq"]) == list(ref_paths["seq"]) and list(paths["step"]) == list(ref_paths["step"])
+    _close(paths[["pc1", "pc2"]], ref_paths[["pc1", "pc2"]], 1e-4)   # float32 storage of values ~1
+    _close(paths.attrs["explained_variance_ratio"], ref_paths.attrs["explained_variance_ratio"])
+
+
+def test_norms_and_plateaus_match_state_norms(race_bundle, live):
+    _, h, _ = live
+    ref = tj.state_norms(h, race_bundle.lengths, ids=race_bundle.ids)
+    got = race_bundle.norms()
+    assert list(got["seq"]) == list(ref["seq"])
+    _close(got[["sum_abs", "mean_abs", "step_change"]], ref[["sum_abs", "mean_abs", "step_change"]])
+    assert np.array_equal(got["plateau_step"], ref["plateau_step"])
+
+
+@pytest.mark.parametrize("by", ["outcome", "saturation", "true_class", "track", None])
+def test_saturation_over_time_matches_the_live_curves(race_bundle, live, by):
+    _, h, table = live
+    groups = None if by is None else table[by].astype(str).to_numpy()
+    ref = sa.saturation_over_time(h, race_bundle.lengths, groups=groups)
+    got = race_bundle.saturation_over_time(by)
+    key = ["group", "step"]
+    got, ref = got.sort_values(key).reset_index(drop=True), ref.sort_values(key).reset_index(drop=True)
+    assert list(got["group"].astype(str)) == list(ref["group"].astype(str))
+    assert np.array_equal(got["n_sequences"], ref["n_sequences"])
+    _close(got[["frac_saturated", "sem"]], ref[["frac_saturated", "sem"]])
+
+
+def test_sample_traces_are_the_full_traces_and_cover_every_cell(race_bundle, live, race):
+    model, ds = race
+    tr, _, table = live
+    rows = race_bundle.sample_rows
+    assert len(rows) == 12 and len(set(rows)) == 12
+    cells = set(zip(table["true_class"].astype(str), table["outcome"].astype(str)))
+    got_cells = set(zip(table["true_class"].astype(str)[rows], table["outcome"].astype(str)[rows]))
+    assert got_cells == cells   # 3 classes x {correct, wrong}: every cell present in the data is sampled
+    st = race_bundle.sample_trace()
+    assert set(st.keys()) == set(tr.keys())
+    for name in tr.keys():
+        ref = tr[name][rows][:, : st[name].shape[1]]
+        _close(st[name], ref)
+    _close(st.logits, tr.logits[rows])
+    x, lens = race_bundle.sample_inputs()
+    assert np.array_equal(lens, ds.lengths[rows])
+    _close(x, ds.X[rows][:, : x.shape[1]])
+
+
+def test_block_size_and_file_form_do_not_change_a_number(race, race_bundle, tmp_path):
+    model, ds = race
+    one = bundle.build(model, ds, tmp_path / "one.rnnviz", batch_size=1000, sample=12)
+    assert zipfile.is_zipfile(one)
+    with zipfile.ZipFile(one) as zf:
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+        assert zf.namelist()[0] == "manifest.json"
+    for b in (bundle.open(one), bundle.open(one.read_bytes())):
+        for method in b.methods:
+            _close(b.scores(method), race_bundle.scores(method))
+        for name in ("sum_abs", "step_change", "frac_saturated", "pc1", "pc2"):
+            _close(b.steps(name), race_bundle.steps(name))
+        num = race_bundle.sequences.select_dtypes("number").columns
+        _close(b.sequences[num], race_bundle.sequences[num])
+        assert b.manifest["data"]["content_hash"] == race_bundle.manifest["data"]["content_hash"]
+        assert b.manifest["model"]["sha256"] == race_bundle.manifest["model"]["sha256"]
+        assert np.array_equal(b.sample_rows, race_bundle.sample_rows)
+
+
+def test_streamed_sequence_file_gives_the_same_bundle(race, race_bundle, tmp_path):
+    model, ds = race
+    seq = bundle.write_sequences(ds, tmp_path / "seq.parquet", block_size=64)
+    b = bundle.open(bundle.build(model, seq, tmp_path / "from_file", batch_size=50, sample=12))
+    assert b.manifest["data"]["content_hash"] == race_bundle.manifest["data"]["content_hash"]
+    for method in b.methods:
+        _close(b.scores(method), race_bundle.scores(method))
+    assert list(b.sequences["track"]) == list(race_bundle.sequences["track"])
+    _close(b.steps("pc1"), race_bundle.steps("pc1"))
+
+
+def test_lstm_two_layers_unlabelled_bidirectional(tmp_path):
+    """Gates, cell states and both directions of every layer reach the sample; no labels needed."""
+    torch.manual_seed(3)
+    model = rv.build_model(rv.ModelConfig(cell="LSTM", input_size=3, hidden_size=5, num_layers=2,
+                                          bidirectional=True, num_outputs=3))
+    rng = np.random.default_rng(0)
+    ds = from_arrays(rng.normal(size=(30, 9, 3)).astype(np.float32), lengths=rng.integers(2, 10, 30))
+    b = bundle.open(bundle.build(model, ds, tmp_path / "lstm", batch_size=7, sample=5,
+                                 methods=["grad_x_state", "occlusion"]))
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    st = b.sample_trace()
+    assert "rnn.l1.bwd.c" in st.keys() and "rnn.l0.fwd.f" in st.keys()
+    for name in tr.keys():
+        _close(st[name], tr[name][b.sample_rows][:, : st[name].shape[1]])
+    _close(b.scores("occlusion"), rv.contributions(model, ds.X, "occlusion", ds.lengths, device="cpu"))
+    assert "true" not in b.sequences and "outcome" not in b.sequences
+    h = tr.get("h", layer=-1, direction="fwd")   # the analysed state: last layer, forward
+    _close(b.steps("sum_abs"), np.where(tj.valid_mask(ds.lengths, 9), np.abs(h).sum(axis=2), np.nan))
+    assert b.manifest["analysis"]["state"] == "rnn.l1.fwd.h"
+
+
+def test_manifest_says_what_was_computed_from_what(race_bundle, race):
+    model, ds = race
+    m = race_bundle.manifest
+    assert m["format"] == "rnnviz-bundle" and m["format_version"] == bundle.FORMAT_VERSION
+    assert m["model"]["sha256"] == bundle.model_hash(model)
+    assert m["data"]["n_sequences"] == 150 and m["data"]["feature_names"] == ds.feature_names
+    assert m["model"]["class_names"] == ds.class_names
+    assert set(m["analysis"]["methods"]) == set(bundle.DEFAULT_METHODS)
+    assert m["data"]["group_columns"] == list(ds.groups.columns)
+    # one changed value in one sequence changes the data hash
+    X = ds.X.copy()
+    X[3, 0, 0] += 1.0
+    before = bundle._row_hash_sum(np.arange(150), ds.ids, ds.lengths, ds.X, ds.y)
+    after = bundle._row_hash_sum(np.arange(150), ds.ids, ds.lengths, X, ds.y)
+    assert format(before, "064x") == m["data"]["content_hash"].split(":")[1] and after != before
+
+
+def test_views_that_need_the_model_say_so(race_bundle):
+    with pytest.raises(bundle.BundleError, match="integrated_gradients.*needs the model.*methods="):
+        race_bundle.scores("integrated_gradients")
+    assert any("resilience" in s for s in race_bundle.not_included())
+
+
+# ----------------------------------------------------------------------------- the reader refuses
+@pytest.fixture()
+def copy(race_bundle, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(race_bundle._files.dir, dst)
+    return dst
+
+
+def _rewrite_manifest(path: Path, change) -> None:
+    m = json.loads((path / "manifest.json").read_text())
+    change(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_refuses_another_format_version(copy):
+    _rewrite_manifest(copy, lambda m: m.update(format_version=2))
+    with pytest.raises(bundle.BundleError, match="format version 2.*reads version 1"):
+        bundle.open(copy)
+
+
+def test_refuses_a_missing_file(copy):
+    (copy / "pca.safetensors").unlink()
+    with pytest.raises(bundle.BundleError, match="incomplete: pca.safetensors is missing"):
+        bundle.open(copy)
+
+
+def test_refuses_an_extra_file(copy):
+    (copy / "sequences" / "evil.pkl").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(bundle.BundleError, match="does not list.*evil.pkl"):
+        bundle.open(copy)
+
+
+def test_refuses_a_changed_file(copy):
+    part = sorted((copy / "sequences").iterdir())[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="does not match the hash"):
+        bundle.open(copy)
+
+
+def test_refuses_a_path_outside_the_bundle(copy):
+    _rewrite_manifest(copy, lambda m: m["files"].update({"../x": {"bytes": 1, "sha256": "0" * 64}}))
+    with pytest.raises(bundle.BundleError, match="names a file '../x'"):
+        bundle.open(copy)
+
+
+def test_refuses_no_manifest_and_not_a_bundle(copy, tmp_path):
+    (copy / "manifest.json").unlink()
+    with pytest.raises(bundle.BundleError, match="no manifest.json"):
+        bundle.open(copy)
+    junk = tmp_path / "junk.rnnviz"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(bundle.BundleError, match="not an rnnviz bundle"):
+        bundle.open(junk)
+    with pytest.raises(bundle.BundleError, match="no bundle at"):
+        bundle.open(tmp_path / "nothing-here")
+
+
+def test_refuses_a_bundle_over_the_size_limit(race_bundle, copy):
+    total = sum(e["bytes"] for e in race_bundle.manifest["files"].values())
+    with pytest.raises(bundle.BundleError, match="more than the"):
+        bundle.open(copy, max_bytes=total // 2)
+
+
+def test_refuses_compressed_zip_entries(copy, tmp_path):
+    z = tmp_path / "deflated.rnnviz"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(copy.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(copy).as_posix())
+    with pytest.raises(bundle.BundleError, match="compressed"):
+        bundle.open(z)
+
+
+def test_refuses_a_table_with_rows_missing(copy):
+    """Hashes recomputed by hand (a forged manifest) still cannot smuggle a short table past the reader."""
+    import hashlib
+
+    parts = sorted((copy / "sequences").iterdir())
+    parts[-1].unlink()
+
+    def drop(m):
+        name = f"sequences/{parts[-1].name}"
+        del m["files"][name]
+    _rewrite_manifest(copy, drop)
+    b = bundle.open(copy)
+    with pytest.raises(bundle.BundleError, match="does not hold rows 0..149 once each"):
+        b.sequences
+    assert hashlib  # (hashes of the remaining files are still the genuine ones)
+
+
+def test_build_refusals(race, tmp_path):
+    model, ds = race
+    with pytest.raises(rv.InputError, match="Unknown contribution method.*'gradnorm'"):
+        bundle.build(model, ds, tmp_path / "x", methods=["gradnorm"])
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(rv.InputError, match="already exists.*overwrite=True"):
+        bundle.build(model, ds, tmp_path / "exists")
+    with pytest.raises(rv.InputError, match="engine must be 'local' or 'ray'"):
+        bundle.build(model, ds, tmp_path / "y", engine="spark")
+    with pytest.raises(rv.InputError, match="not a sequence file written by bundle.write_sequences"):
+        pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "plain.parquet")
+        bundle.build(model, tmp_path / "plain.parquet", tmp_path / "z")

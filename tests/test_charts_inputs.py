@@ -1,0 +1,65 @@
+"""Input strips: the drawing follows the data, and the marker demo's true steps are found."""
+import numpy as np
+import pytest
+
+from rnnviz_core.charts.inputs import MARK_COLOUR, input_strip_chart, marker_steps
+from rnnviz_core.charts.trajectories import caption
+from rnnviz_core.demos.tasks import make_marker_task
+from rnnviz_core.errors import InputError
+
+
+def _views(spec):
+    out = [spec] if "mark" in spec else []
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for sub in spec.get(key, []):
+            out += _views(sub)
+    return out
+
+
+def test_marker_steps_are_the_tasks_decisive_steps():
+    ds, decisive = make_marker_task(30, seed=4)
+    for i in range(30):
+        got = marker_steps(ds.X[i], int(ds.lengths[i]), ds.feature_names)
+        assert got == list(np.flatnonzero(decisive[i]))
+    assert marker_steps(ds.X[0], None, ["a", "b", "c"]) is None      # no marker feature: nothing known
+    assert marker_steps(ds.X[0], None, None) is None
+
+
+def test_few_features_as_lines_with_marks():
+    ds, decisive = make_marker_task(3, seed=1)
+    L = int(ds.lengths[0])
+    marks = marker_steps(ds.X[0], L, ds.feature_names)
+    chart = input_strip_chart(ds.X[0], L, feature_names=ds.feature_names, marks=marks, width=400)
+    spec = chart.to_dict()
+    assert len(spec["vconcat"]) == 3                                  # one panel per feature
+    lines = [v for v in _views(spec) if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    assert [v["encoding"]["y"]["title"] for v in lines] == ["value", "marker", "noise"]
+    rules = [v for v in _views(spec) if isinstance(v["mark"], dict) and v["mark"].get("color") == MARK_COLOUR]
+    assert rules and [r["step"] for r in spec["datasets"][rules[0]["data"]["name"]]] == marks
+    a, b = marks
+    assert f"steps {a} and {b}, the steps known to decide the answer" in caption(chart)
+    assert f"over its {L} steps" in caption(chart)
+    # on the heatmap's step scale
+    assert spec["vconcat"][0]["width"] == {"step": 400 / L}
+
+
+def test_many_features_as_heatmap():
+    x = np.random.default_rng(0).normal(size=(12, 20))
+    chart = input_strip_chart(x, width=240)
+    spec = chart.to_dict()
+    rect = [v for v in _views(spec) if v["mark"] == "rect" or (isinstance(v["mark"], dict) and v["mark"]["type"] == "rect")]
+    assert rect and rect[0]["encoding"]["y"]["field"] == "feature"
+    assert "small heatmap of its 20 features" in caption(chart)
+
+
+def test_tokens_as_text():
+    ids = np.array([2, 0, 1, 7])
+    chart = input_strip_chart(ids, vocabulary=["the", "cat", "sat"], marks=[1])
+    spec = chart.to_dict()
+    rows = spec["datasets"][spec["data"]["name"]]
+    assert [r["token"] for r in rows] == ["sat", "the", "cat", "#7"]
+    assert spec["mark"]["type"] == "text"
+    assert "one token per step" in caption(chart) and "step 1" in caption(chart)
+    assert "no vocabulary" in caption(input_strip_chart(ids))
+    with pytest.raises(InputError):
+        input_strip_chart(ids, length=9)

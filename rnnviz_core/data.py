@@ -1437,33 +1437,58 @@ def _lowercase(vocab: Sequence[str]) -> bool:
     return not any(t != t.lower() for t in vocab if t not in specials)
 
 
-def _encode_tokens(rows: Sequence[list[str]], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
-    """Token lists -> (X int64 [N, T] padded with the pad id, lengths [N])."""
+#: Most characters in one text cell (a sequence's words), checked before it is split.
+MAX_TEXT_CHARS = 1_000_000
+
+
+def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
+    """Texts -> (X int64 [N, T] padded with the pad id, lengths [N]), one text at a time.
+
+    Each text's size is checked before it is split, each sequence's length and the running
+    total of tokens as they come, and the padded array's size before it is allocated.
+    """
     index = {t: i for i, t in enumerate(vocab) if t != "" or i == 0}
     unk = _special_id(vocab, _UNK_TOKENS, default=None)
     pad = _special_id(vocab, _PAD_TOKENS)
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    if len(rows) and lengths.min() == 0:
-        i = int(np.flatnonzero(lengths == 0)[0])
-        raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
-                        code="empty_text", field="text")
-    _check_size(len(rows), int(lengths.max()) if len(rows) else 1, 1)
-    X = np.full((len(rows), int(lengths.max()) if len(rows) else 1), pad, dtype=np.int64)
+    rows: list[np.ndarray] = []
     unknown: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        ids = [index.get(t, -1) for t in r]
+    total = 0
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise _too_big(f"{label}: {where[i]} has {len(text):,} characters of text; rnnviz reads at most "
+                           f"{MAX_TEXT_CHARS:,} per sequence. Shorten the texts.")
+        words = text.split()
+        if not words:
+            raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
+                            code="empty_text", field="text")
+        if len(words) > MAX_STEPS:
+            _check_size(1, len(words), 1)
+        total += len(words)
+        if total > MAX_CELLS // 2:
+            raise _too_big(f"{label} holds more than {MAX_CELLS // 2:,} words; rnnviz handles at most that many. "
+                           f"Upload fewer or shorter texts.")
+        ids = [index.get(t, -1) for t in words]
         if -1 in ids:
-            for t, v in zip(r, ids):
+            for t, v in zip(words, ids):
                 if v == -1:
                     unknown[t] = unknown.get(t, 0) + 1
             if unk is not None:
                 ids = [unk if v == -1 else v for v in ids]
-        X[i, : len(ids)] = ids
+        rows.append(np.asarray(ids, dtype=np.int32))
     if unknown and unk is None:
         top = sorted(unknown, key=lambda t: -unknown[t])[:5]
         raise DataError(f"{label} has {len(unknown):,} words the vocabulary does not hold (for example "
                         f"{', '.join(map(repr, top))}) and the vocabulary has no <unk> token for them. Use the "
                         f"vocabulary the model was trained with.", code="unknown_tokens", field="vocabulary")
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    t = int(lengths.max()) if len(rows) else 1
+    _check_size(len(rows), t, 1)
+    if len(rows) * t > MAX_CELLS // 2:                                 # int64 ids: twice a float32 value
+        raise _too_big(f"The padded token ids would hold {len(rows) * t:,} values; rnnviz handles at most "
+                       f"{MAX_CELLS // 2:,}. Upload fewer or shorter texts.")
+    X = np.full((len(rows), t), pad, dtype=np.int64)
+    for i, r in enumerate(rows):
+        X[i, : len(r)] = r
     return X, lengths
 
 
@@ -1487,11 +1512,9 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     text = df[text_col].fillna("").astype(str)
     if _lowercase(vocab):
         text = text.str.lower()
-    rows = [t.split() for t in text]
     ids = df[id_col].astype(str).to_numpy() if id_col else np.arange(1, len(df) + 1).astype(str)
     where = [f"sequence '{i}'" for i in ids] if id_col else [f"row {i + 2}" for i in range(len(df))]
-    X, lengths = _encode_tokens(rows, vocab, label, where)
-    del rows
+    X, lengths = _encode_tokens(text, vocab, label, where)
     groups = df[[c for c in (group_cols if group_cols is not None else df.columns) if c not in used]]
     y, cn = _encode_labels(None if not label_col else df[label_col].to_numpy(), class_names, task)
     return SequenceDataset(X=X, lengths=lengths, y=y, ids=ids, groups=groups.reset_index(drop=True),

@@ -232,10 +232,11 @@ class SequenceDataset:
         steps = np.concatenate([np.arange(1, l + 1) for l in self.lengths])
         df = pd.DataFrame({id_col: self.ids[rows], order_col: steps})
         feats = self.X[rows, steps - 1]
-        if self.is_tokens:
-            df["token_id"] = feats
+        if self.is_tokens:                                              # the word, else its id
             if self.vocabulary is not None:
                 df["token"] = np.asarray(self.vocabulary, dtype=object)[feats]
+            else:
+                df["token_id"] = feats
         else:
             for j, f in enumerate(self.feature_names):
                 df[f] = feats[:, j]
@@ -491,6 +492,15 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
             raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
                             f"text_col=... (in the app: pick it in the column settings).",
                             code="ambiguous_column", field="text")
+    if vocab is not None and not text_col and feature_cols is None:
+        words = [c for c in df.columns if re.fullmatch(r"(token|word)s?", c, re.I)
+                 and not pd.api.types.is_numeric_dtype(df[c]) and c not in (id_col, label_col)]
+        if len(words) == 1:                                              # long form, one word per row
+            c = words[0]
+            where = [f"row {i + 2}" for i in range(len(df))]
+            col = df[c].fillna("").astype(str)
+            ids, _ = _encode_tokens(col.str.lower() if _lowercase(vocab) else col, vocab, label, where, single=True)
+            df[c] = ids[:, 0]
     if text_col:
         if vocab is None:
             raise _vocabulary_needed(label, text_col)
@@ -1441,8 +1451,11 @@ def _lowercase(vocab: Sequence[str]) -> bool:
 MAX_TEXT_CHARS = 1_000_000
 
 
-def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
+def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str],
+                   single: bool = False) -> tuple:
     """Texts -> (X int64 [N, T] padded with the pad id, lengths [N]), one text at a time.
+
+    With ``single`` each text is one token (a long-form word column): X is [N, 1].
 
     Each text's size is checked before it is split, each sequence's length and the running
     total of tokens as they come, and the padded array's size before it is allocated.
@@ -1457,7 +1470,10 @@ def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Se
         if len(text) > MAX_TEXT_CHARS:
             raise _too_big(f"{label}: {where[i]} has {len(text):,} characters of text; rnnviz reads at most "
                            f"{MAX_TEXT_CHARS:,} per sequence. Shorten the texts.")
-        words = text.split()
+        words = [text.strip()] if single and text.strip() else text.split()
+        if len(words) > 1 and single:
+            raise DataError(f"{label}: {where[i]} holds {len(words)} words in one step; put one word per row.",
+                            code="text", field="features")
         if not words:
             raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
                             code="empty_text", field="text")

@@ -9,8 +9,15 @@ Long form means one row per sequence step::
 with a sequence id column, an order column, numeric feature columns, an optional label
 column (constant within a sequence) and optional extra per-sequence columns (grouping).
 Columns are inferred where that is unambiguous and can always be named with keyword
-arguments. Every problem raises :class:`~rnnviz_core.errors.DataError` with a message that
-says what is wrong and what to do.
+arguments (:func:`inspect_columns` reports the guesses and the candidates for each role
+without refusing anything). Every problem raises :class:`~rnnviz_core.errors.DataError` with a
+message that says what is wrong and what to do, and a ``code``/``field`` naming the choice to
+change.
+
+Also read: token data (a text column plus a vocabulary, or integer ids: ``X`` int64 [N, T]),
+the class order a file declares (:func:`class_order_candidates`), and untrusted files within
+bounded memory: sizes are refused from counts (rows, columns, a case's commas, an array's
+``.npy`` header, Parquet metadata) before anything is expanded.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .trajectories import Y_EXTENT, _step_axis
 
 __all__ = ["caption", "CAPTIONS", "step_scores_chart", "under_heatmap", "top_steps_table",
            "position_chart", "deletion_chart", "aopc_chart", "faithfulness_table", "feature_scores_chart",
@@ -104,12 +105,7 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 # ------------------------------------------------------------------------- per-step bars
 
-def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
-    from .trajectories import _step_axis as ax
-    return ax(n_steps, step_width)
 
-
-from .trajectories import Y_EXTENT  # noqa: E402  (one label width for every step-scale chart)
 
 
 def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: int = 360,

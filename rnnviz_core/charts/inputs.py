@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import InputError
 from .trajectories import Y_EXTENT, _step_axis
 
-__all__ = ["input_strip_chart", "marker_steps", "MARK_COLOUR"]
+__all__ = ["input_strip_chart", "marker_steps", "marker_mask", "MARK_COLOUR"]
 
 MARK_COLOUR = "#e45756"
 
@@ -48,6 +48,23 @@ def marker_steps(x: Any, length: int | None = None, feature_names: Sequence[str]
     n = arr.shape[0] if length is None else int(length)
     col = arr[:n, j].astype(np.float64)
     return [int(t) for t in np.flatnonzero(np.isfinite(col) & (col != 0))]
+
+
+def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None = None, *,
+                feature: str = "marker") -> np.ndarray | None:
+    """Bool [N, T]: True at the steps the feature named ``feature`` marks (non-zero) inside each
+    sequence's length; None when the data has no such feature. Pass it to
+    :func:`rnnviz_core.findings.known_step_hits`."""
+    if feature_names is None or feature not in list(feature_names):
+        return None
+    arr = np.asarray(x)
+    if arr.ndim != 3:
+        return None
+    col = arr[:, :, list(feature_names).index(feature)].astype(np.float64)
+    n, t = col.shape
+    lens = np.full(n, t) if lengths is None else np.asarray(lengths)
+    inside = np.arange(t)[None, :] < lens[:, None]
+    return inside & np.isfinite(col) & (col != 0)
 
 
 def _steps_words(steps: Sequence[int]) -> str:

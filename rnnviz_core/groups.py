@@ -343,7 +343,7 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
 
 # ----------------------------------------------------------------------------- intervals
 CONFIDENCE = 0.95
-_BOOT_RESAMPLES = 1999
+_BOOT_RESAMPLES = 999
 
 
 def _is_binary(values: np.ndarray, dtype: Any = None) -> bool:
@@ -360,7 +360,7 @@ BOOTSTRAP_MAX_N = 500
 
 
 def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 1999 resamples)
+    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 999 resamples)
     up to :data:`BOOTSTRAP_MAX_N` values, Student's t interval beyond; (v, v) when every value is
     v; NaN with fewer than 2 values."""
     from scipy import stats
@@ -461,7 +461,7 @@ def compare_groups(
       Effect size: Cohen's d = (mean_a - mean_b) / pooled standard deviation.
 
     Every group mean has a 95% interval: ``scipy.stats.binomtest(k, n).proportion_ci`` for a 0/1
-    outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 1999
+    outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 999
     resamples, seeded by ``seed``) otherwise, or Student's t interval for groups of more than
     :data:`BOOTSTRAP_MAX_N` sequences (where the two agree and the bootstrap gets slow). ``p_adjusted`` controls the false discovery rate
     across the table's rows (Benjamini–Hochberg, ``scipy.stats.false_discovery_control``).

@@ -23,6 +23,19 @@ __all__ = [
 ]
 
 
+def _top_share(df: pd.DataFrame) -> float:
+    """Top of the share axis: a little above the highest line or band (at most 100%), so a
+    few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
+    cols = [c for c in ("hi", "frac_saturated") if c in df]
+    top = float(np.nanmax(df[cols].to_numpy(dtype=float))) if len(df) else 0.0
+    if not np.isfinite(top) or top <= 0:
+        return 0.05
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0):
+        if top * 1.1 <= step:
+            return step
+    return 1.0
+
+
 def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
                           width: int = 420, height: int = 220) -> alt.LayerChart:
     """Mean share of saturated units at each step, one line per group, with its 95% interval
@@ -46,7 +59,7 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
-                     scale=alt.Scale(domain=[0, 1])),
+                     scale=alt.Scale(domain=[0, _top_share(df)], nice=False)),
         color=color, tooltip=tooltip))
     slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
     if slider is not None:

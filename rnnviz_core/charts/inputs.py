@@ -155,8 +155,8 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
             frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
             line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
                 x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
-                y=alt.Y("value:Q", title=nm, axis=alt.Axis(tickCount=2, titleLimit=row_height + 6,
-                                                          minExtent=Y_EXTENT, maxExtent=Y_EXTENT, format=".2~g")),
+                y=alt.Y("value:Q", title=nm, scale=alt.Scale(zero=False),
+                        axis=alt.Axis(tickCount=2, titleLimit=row_height + 6, minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
                 tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
             layer = alt.layer(line, rules) if rules is not None else line
             panels.append(layer.properties(width=alt.Step(sw), height=row_height))

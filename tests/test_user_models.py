@@ -386,9 +386,12 @@ def test_token_ids_are_traced_as_integers():
 def test_input_x_grad_on_token_ids_attributes_to_embedding_output():
     model = seeded(TextLSTM)
     ids, lengths = tokens()
+    ids_before = ids.clone()
     s, info = rv.contributions(model, ids, "input_x_grad", lengths, return_info=True)
     np.testing.assert_allclose(s, emb_reference(model, ids, lengths, info["target"]), atol=TOL,
                                equal_nan=True)
+    assert torch.equal(ids, ids_before) and ids.dtype == torch.int64
+    assert not model.embedding._forward_hooks and all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.parametrize("baseline, token", [(None, 0), (None, 5), ("zeros", None)],
@@ -583,6 +586,7 @@ def test_user_forward_hooks_run_on_every_path():
     (g,) = torch.autograd.grad(model(xi)[:, 2].sum(), xi)
     np.testing.assert_allclose(rv.contributions(model, x, "input_x_grad", target=2),
                                (x * g).sum(-1).numpy(), atol=TOL)
+    assert (len(model.gru._forward_hooks), len(model.gru._forward_pre_hooks), len(model.fc._forward_hooks)) == (1, 1, 1)
 
 
 def test_user_backward_hooks_do_not_change_gradients():

@@ -725,7 +725,8 @@ def _explain_failure(exc: Exception, model: nn.Module, xt: torch.Tensor, given: 
             f"The model's forward needs an argument '{name}' that rnnviz does not know how to give ({msg}). "
             f"If '{name}' is the sequence lengths, pass lengths_arg='{name}' (and lengths=); rnnviz calls the "
             "forward with x and the lengths only.", code="lengths", field="lengths")
-    if passed is None and slot is not None and given is None:
+    if passed is None and slot is not None and given is None and (
+            "none" in low or "len" in low or "pack" in low):
         return ModelError(head + f"The forward takes the lengths as {slot.where} but none were given, so it ran "
                           "with its default. Pass lengths= (one per sequence).", code="lengths", field="lengths")
     if given is not None and slot is None and ("len" in low or "pack" in low):

@@ -722,3 +722,27 @@ def test_batch_size_zero_is_refused_by(fn):
     x, _ = data(full=True)
     with pytest.raises(rv.InputError, match="batch_size must be a positive whole number"):
         getattr(rv, fn)(seeded(Plain), x, batch_size=0)
+
+
+def test_distributed_data_parallel_is_looked_through():
+    inner = seeded(LensNone)
+    ddp = nn.parallel.DistributedDataParallel.__new__(nn.parallel.DistributedDataParallel)
+    nn.Module.__init__(ddp)          # a stand-in: no process group needed to hold a module
+    ddp.module = inner
+    x, lengths = data()
+    np.testing.assert_allclose(rv.predict(ddp, x, lengths), per_sequence(inner, x, lengths), atol=TOL)
+    assert rv.trace(ddp, x, lengths).last.name == "gru"
+
+
+def test_dict_output_reads_its_logits():
+    class DictOut(Plain):
+        def forward(self, x):
+            out, h = self.gru(x)
+            return {"hidden": out[:, -1], "logits": self.fc(out[:, -1])}
+
+    model = seeded(DictOut)
+    x, _ = data(full=True)
+    with torch.no_grad():
+        ref = model(x)["logits"].numpy()
+    np.testing.assert_allclose(rv.trace(model, x, gates=True).logits, ref, atol=TOL)
+    np.testing.assert_allclose(rv.predict(model, x, output="logits"), ref, atol=TOL)

@@ -45,7 +45,6 @@ three with the fused modules on every configuration to 1e-5.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 from collections import OrderedDict

@@ -23,7 +23,7 @@ from torch import nn
 from .device import resolve_device
 from .engine import (DIRECTIONS, ModelView, RecurrentInfo, check_batch_size, find_recurrent, fused_forward,
                      prepare, unwrap_model)
-from .errors import InputError, ModelError
+from .errors import ModelError
 
 __all__ = ["trace", "predict", "Trace", "RecurrentInfo"]
 

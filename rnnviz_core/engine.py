@@ -813,8 +813,13 @@ class ModelView:
         return out
 
     def run(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None = None,
-            embed: EmbedSpec | None = None) -> torch.Tensor:
-        """The model's output for ``xt`` (caller's row order); records in ``self.records``."""
+            embed: EmbedSpec | None = None, unsort_records: bool = True) -> torch.Tensor:
+        """The model's output for ``xt`` (caller's row order); records in ``self.records``.
+
+        The records come back in the caller's row order too, unless ``unsort_records=False``:
+        then row i of every record is caller row ``self.session.perm[i]`` when the batch was
+        sorted for the model (``perm`` None: not sorted).
+        """
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None
@@ -852,7 +857,7 @@ class ModelView:
         if sess.inv is not None:
             inv = sess.inv
             out = out.index_select(0, inv.to(out.device))
-            for rec in sess.records.values():
+            for rec in (sess.records.values() if unsort_records else ()):
                 for k, v in rec.items():
                     if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n:
                         rec[k] = v.index_select(0, inv.to(v.device))

@@ -9,8 +9,15 @@ Long form means one row per sequence step::
 with a sequence id column, an order column, numeric feature columns, an optional label
 column (constant within a sequence) and optional extra per-sequence columns (grouping).
 Columns are inferred where that is unambiguous and can always be named with keyword
-arguments. Every problem raises :class:`~rnnviz_core.errors.DataError` with a message that
-says what is wrong and what to do.
+arguments (:func:`inspect_columns` reports the guesses and the candidates for each role
+without refusing anything). Every problem raises :class:`~rnnviz_core.errors.DataError` with a
+message that says what is wrong and what to do, and a ``code``/``field`` naming the choice to
+change.
+
+Also read: token data (a text column plus a vocabulary, or integer ids: ``X`` int64 [N, T]),
+the class order a file declares (:func:`class_order_candidates`), and untrusted files within
+bounded memory: sizes are refused from counts (rows, columns, a case's commas, an array's
+``.npy`` header, Parquet metadata) before anything is expanded.
 """
 from __future__ import annotations
 
@@ -232,10 +239,11 @@ class SequenceDataset:
         steps = np.concatenate([np.arange(1, l + 1) for l in self.lengths])
         df = pd.DataFrame({id_col: self.ids[rows], order_col: steps})
         feats = self.X[rows, steps - 1]
-        if self.is_tokens:
-            df["token_id"] = feats
+        if self.is_tokens:                                              # the word, else its id
             if self.vocabulary is not None:
                 df["token"] = np.asarray(self.vocabulary, dtype=object)[feats]
+            else:
+                df["token_id"] = feats
         else:
             for j, f in enumerate(self.feature_names):
                 df[f] = feats[:, j]
@@ -491,6 +499,15 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
             raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
                             f"text_col=... (in the app: pick it in the column settings).",
                             code="ambiguous_column", field="text")
+    if vocab is not None and not text_col and feature_cols is None:
+        words = [c for c in df.columns if re.fullmatch(r"(token|word)s?", c, re.I)
+                 and not pd.api.types.is_numeric_dtype(df[c]) and c not in (id_col, label_col)]
+        if len(words) == 1:                                              # long form, one word per row
+            c = words[0]
+            where = [f"row {i + 2}" for i in range(len(df))]
+            col = df[c].fillna("").astype(str)
+            ids, _ = _encode_tokens(col.str.lower() if _lowercase(vocab) else col, vocab, label, where, single=True)
+            df[c] = ids[:, 0]
     if text_col:
         if vocab is None:
             raise _vocabulary_needed(label, text_col)
@@ -563,9 +580,9 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     first = data[: m.start() if m else len(data)].lstrip(b"\xef\xbb\xbf")
     sep = b"," if b"," in first else next((d for d in (b";", b"\t", b"|") if d in first), b",")
     _table_limits(label, rows, first.count(sep) + 1)                   # quoted separators only over-count
-    for enc in ("utf-8-sig", "latin-1"):
+    for enc in (None, "latin-1"):                                      # None: UTF-8 read as bytes (BOM skipped)
         try:
-            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=False, encoding=enc)
+            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=True, encoding=enc)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
@@ -1437,33 +1454,64 @@ def _lowercase(vocab: Sequence[str]) -> bool:
     return not any(t != t.lower() for t in vocab if t not in specials)
 
 
-def _encode_tokens(rows: Sequence[list[str]], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
-    """Token lists -> (X int64 [N, T] padded with the pad id, lengths [N])."""
+#: Most characters in one text cell (a sequence's words), checked before it is split.
+MAX_TEXT_CHARS = 1_000_000
+
+
+def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str],
+                   single: bool = False) -> tuple:
+    """Texts -> (X int64 [N, T] padded with the pad id, lengths [N]), one text at a time.
+
+    With ``single`` each text is one token (a long-form word column): X is [N, 1].
+
+    Each text's size is checked before it is split, each sequence's length and the running
+    total of tokens as they come, and the padded array's size before it is allocated.
+    """
     index = {t: i for i, t in enumerate(vocab) if t != "" or i == 0}
     unk = _special_id(vocab, _UNK_TOKENS, default=None)
     pad = _special_id(vocab, _PAD_TOKENS)
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    if len(rows) and lengths.min() == 0:
-        i = int(np.flatnonzero(lengths == 0)[0])
-        raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
-                        code="empty_text", field="text")
-    _check_size(len(rows), int(lengths.max()) if len(rows) else 1, 1)
-    X = np.full((len(rows), int(lengths.max()) if len(rows) else 1), pad, dtype=np.int64)
+    rows: list[np.ndarray] = []
     unknown: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        ids = [index.get(t, -1) for t in r]
+    total = 0
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise _too_big(f"{label}: {where[i]} has {len(text):,} characters of text; rnnviz reads at most "
+                           f"{MAX_TEXT_CHARS:,} per sequence. Shorten the texts.")
+        words = [text.strip()] if single and text.strip() else text.split()
+        if len(words) > 1 and single:
+            raise DataError(f"{label}: {where[i]} holds {len(words)} words in one step; put one word per row.",
+                            code="text", field="features")
+        if not words:
+            raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
+                            code="empty_text", field="text")
+        if len(words) > MAX_STEPS:
+            _check_size(1, len(words), 1)
+        total += len(words)
+        if total > MAX_CELLS // 2:
+            raise _too_big(f"{label} holds more than {MAX_CELLS // 2:,} words; rnnviz handles at most that many. "
+                           f"Upload fewer or shorter texts.")
+        ids = [index.get(t, -1) for t in words]
         if -1 in ids:
-            for t, v in zip(r, ids):
+            for t, v in zip(words, ids):
                 if v == -1:
                     unknown[t] = unknown.get(t, 0) + 1
             if unk is not None:
                 ids = [unk if v == -1 else v for v in ids]
-        X[i, : len(ids)] = ids
+        rows.append(np.asarray(ids, dtype=np.int32))
     if unknown and unk is None:
         top = sorted(unknown, key=lambda t: -unknown[t])[:5]
         raise DataError(f"{label} has {len(unknown):,} words the vocabulary does not hold (for example "
                         f"{', '.join(map(repr, top))}) and the vocabulary has no <unk> token for them. Use the "
                         f"vocabulary the model was trained with.", code="unknown_tokens", field="vocabulary")
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    t = int(lengths.max()) if len(rows) else 1
+    _check_size(len(rows), t, 1)
+    if len(rows) * t > MAX_CELLS // 2:                                 # int64 ids: twice a float32 value
+        raise _too_big(f"The padded token ids would hold {len(rows) * t:,} values; rnnviz handles at most "
+                       f"{MAX_CELLS // 2:,}. Upload fewer or shorter texts.")
+    X = np.full((len(rows), t), pad, dtype=np.int64)
+    for i, r in enumerate(rows):
+        X[i, : len(r)] = r
     return X, lengths
 
 
@@ -1487,11 +1535,9 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     text = df[text_col].fillna("").astype(str)
     if _lowercase(vocab):
         text = text.str.lower()
-    rows = [t.split() for t in text]
     ids = df[id_col].astype(str).to_numpy() if id_col else np.arange(1, len(df) + 1).astype(str)
     where = [f"sequence '{i}'" for i in ids] if id_col else [f"row {i + 2}" for i in range(len(df))]
-    X, lengths = _encode_tokens(rows, vocab, label, where)
-    del rows
+    X, lengths = _encode_tokens(text, vocab, label, where)
     groups = df[[c for c in (group_cols if group_cols is not None else df.columns) if c not in used]]
     y, cn = _encode_labels(None if not label_col else df[label_col].to_numpy(), class_names, task)
     return SequenceDataset(X=X, lengths=lengths, y=y, ids=ids, groups=groups.reset_index(drop=True),

@@ -237,3 +237,13 @@ def test_time_of_wide_csv_refusal_in_process():
     with pytest.raises(DataError, match="100,000 columns"):
         data.load_data(blob, name="wide.csv")
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_text_sizes_are_checked_before_words_are_split(monkeypatch):
+    vocab = ["<pad>", "<unk>", "a"]
+    monkeypatch.setattr(data, "MAX_TEXT_CHARS", 20)
+    with pytest.raises(DataError, match="row 3 has 23 characters of text"):
+        data.load_data(b"text\na a\n" + b"a " * 11 + b"a\n", name="t.csv", vocabulary=vocab)
+    monkeypatch.setattr(data, "MAX_STEPS", 3)
+    with pytest.raises(DataError, match="4 steps; rnnviz handles at most 3"):
+        data.load_data(b"text\na a a a\n", name="t.csv", vocabulary=vocab)

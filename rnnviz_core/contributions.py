@@ -48,7 +48,8 @@ Per-feature scores
 ``per_feature=True`` (input_x_grad, integrated_gradients, occlusion) returns ``[N, T, F]``:
 one score per feature at each step. For input_x_grad and integrated_gradients they add up over
 F to the per-step score exactly (same quadrature nodes); occlusion's replace one feature at one
-step at a time, so they add up to the per-step score only when the features do not interact.
+step at a time, so they add up to the per-step score only when the features do not interact
+(and cost F times the forward passes of per-step occlusion).
 """
 from __future__ import annotations
 

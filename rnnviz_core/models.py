@@ -61,7 +61,7 @@ from .errors import InputError, ModelError, ModelFileError
 __all__ = [
     "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
     "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
-    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions",
+    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions", "MODEL_ERROR_CODES",
 ]
 
 #: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
@@ -423,7 +423,8 @@ def with_readout(model: RecurrentModel, readout: str) -> RecurrentModel:
     train/eval mode). Training one trains the other: they hold the same tensors.
     """
     if readout not in READOUTS:
-        raise ModelError(f"The readout {readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+        raise ModelError(f"The readout {_short(repr(readout), 40)} is not supported; use one of "
+                         f"{', '.join(READOUTS)}.", code="bad_readout", field="readout")
     new = _sibling(model)
     new.config.readout = readout
     return new
@@ -440,7 +441,10 @@ def with_class_names(model: RecurrentModel, names: Sequence[str]) -> RecurrentMo
     new = _sibling(model)
     if new.config.task != "classification":
         raise ModelError("This model predicts numbers (regression), so it has no class names to set.")
-    new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    try:
+        new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    except ModelError as e:
+        raise ModelError(str(e), code="bad_class_order", field="class_order") from None
     return new
 
 
@@ -563,8 +567,49 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
     Accepted: ``.safetensors`` written by :func:`save_model` (or any safetensors file whose
     parameter names and shapes fit the built-in family), and ``.pt``/``.pth``/``.bin`` holding a
     plain state dict from ``torch.save(model.state_dict(), ...)``. The format is decided by the
-    file's content. Everything else raises :class:`ModelFileError`.
+    file's content. Everything else raises :class:`ModelFileError`. Every refusal carries ``field="model"`` and a ``code`` (:data:`MODEL_ERROR_CODES`) so an app can
+    say which file to change and why.
     """
+    try:
+        return _load_model(path_or_bytes, name)
+    except ModelFileError as e:
+        if e.field is None:
+            e.field = "model"
+        if e.code is None:
+            e.code = _error_code(str(e))
+        raise
+
+
+#: ``code`` of a :class:`ModelFileError` from :func:`load_model` -> what it means.
+MODEL_ERROR_CODES = {
+    "unsafe_file": "the file could run code (a pickle, a whole pickled model, TorchScript): refused unread",
+    "too_large": "a size in the file is beyond rnnviz's bounds",
+    "bad_weights": "weights that are empty, not floating-point, NaN or infinite, or a zero std",
+    "unsupported_layout": "weights outside the built-in model family or not one recurrent stack",
+    "inconsistent": "the file's settings and its weights disagree",
+    "damaged": "the file is cut short, empty or corrupt",
+    "wrong_format": "not a model format rnnviz reads",
+}
+_CODE_WORDS = [
+    ("wrong_format", ("not a model file rnnviz can read", "has the ending", "neither safetensors")),
+    ("unsafe_file", ("run code", "pickle", "TorchScript", "cannot check is safe")),
+    ("bad_weights", ("NaN", "stores its weights as", "empty weight", "std is 0")),
+    ("too_large", ("larger than", "unpacks to more than", "more than the", "more than rnnviz", "header of",
+                   "holds more than")),
+    ("damaged", ("damaged", "cut short", "is empty", "unreadable")),
+    ("inconsistent", ("do not match its own", "do not fit", "does not fit", "describes a model")),
+    ("unsupported_layout", ("family", "recurrent", "Could not tell", "does not hold a model")),
+]
+
+
+def _error_code(message: str) -> str:
+    for code, words in _CODE_WORDS:
+        if any(w in message for w in words):
+            return code
+    return "wrong_format"
+
+
+def _load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None) -> nn.Module:
     data, name = _read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
     label = f"'{name}'" if name else "The model file"
     if name:

@@ -240,3 +240,18 @@ def test_state_dict_torch_cannot_read_safely_is_refused_plainly():
     else:   # a later torch may read it: then it must be the same model
         x = torch.randn(2, 4, 2)
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("make,code", [
+    (lambda tmp: pickle.dumps({"a": 1}), "unsafe_file"),
+    (lambda tmp: _torch_save(torch.nn.Linear(2, 2)), "unsafe_file"),
+    (lambda tmp: _valid_model_bytes(tmp)[:-4], "damaged"),
+    (lambda tmp: b"hello world, not a model", "wrong_format"),
+    (lambda tmp: _torch_save({"fc.weight": torch.zeros(2, 3), "fc.bias": torch.zeros(2)}), "unsupported_layout"),
+    (lambda tmp: _torch_save({"rnn.weight_ih_l0": torch.zeros(3, 2, dtype=torch.int8)}), "bad_weights"),
+])
+def test_model_file_refusals_carry_a_code_and_the_model_field(make, code, tmp_path):
+    """The app points at the model uploader and can tell kinds of refusal apart without parsing text."""
+    with pytest.raises(ModelFileError) as e:
+        load_model(make(tmp_path), name="m.pt")
+    assert e.value.field == "model" and e.value.code == code, (e.value.code, str(e.value))

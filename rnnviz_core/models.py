@@ -17,11 +17,18 @@ Model files
 metadata the config, class names, feature names and normalisation as JSON strings.
 ``load_model`` reads it back into an identical model in eval mode. It also accepts a plain
 PyTorch *state dict* saved with ``torch.save(model.state_dict(), "m.pt")``; that file is read
-with ``torch.load(..., weights_only=True)`` only after a scan of its pickle opcodes has found
+with ``torch.load(..., weights_only=True)`` only after its zip has been measured and torch's
+own checkpoint inspection (``torch.serialization.get_unsafe_globals_in_checkpoint``) has found
 nothing but tensors and plain containers, and the architecture is inferred from parameter
-names and shapes. Whole pickled models, TorchScript archives, old-style (non-zip) pickles and
-anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what to
-do. Nothing in an uploaded file is ever executed.
+names and shapes (how the head reads the sequence and the class order are then assumptions:
+:func:`assumptions`). Whole pickled models, TorchScript archives, old-style (non-zip) pickles
+and anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what
+to do.
+
+Before anything is built, every size a file states is bounded (``MAX_*`` below: header, layers,
+units, inputs, outputs, vocabulary, total numbers) and checked against the weights' own
+shapes; weights that are empty, not floating-point, NaN or infinite, or a zero std, are refused.
+Nothing in an uploaded file is ever executed.
 
 Your own model class (local use only)
 -------------------------------------

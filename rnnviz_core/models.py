@@ -459,7 +459,7 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
     """What rnnviz assumed about a model built from a plain state dict, and where to change it.
 
     Returns one dict per assumption with keys ``key`` ("readout", "class_order",
-    "activations", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
+    "activations", "vocabulary", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
     ``value`` (the current setting, as text), ``how_to_change`` (where to change it in the app,
     naming its sidebar control when there is one) and ``python`` (the same in code). A model
     whose file records its settings (saved with :func:`save_model`), or a model that is not in
@@ -498,6 +498,15 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
         out.append(dict(key="activations", what="Activations cannot be read from weights: " + "; ".join(acts) + ".",
                         value=", ".join(acts), how_to_change=fixed,
                         python="rv.build_model(ModelConfig(..., head_activation='tanh')), load the weights, rv.save_model"))
+    if c.encoder == "embedding" and model.vocabulary is None:
+        out.append(dict(
+            key="vocabulary",
+            what=f"The file holds no vocabulary, so which word each of the {c.vocab_size:,} token ids stands for "
+                 f"is unknown; text data needs the vocabulary the model was trained with.",
+            value="none",
+            how_to_change="Upload the vocabulary beside the data file (a .json list, or a .txt file with one "
+                          "token per line, in id order), or use data holding token ids.",
+            python="rv.load_data('data.csv', vocabulary=rnnviz_core.data.load_vocabulary('vocab.json'))"))
     norm = model.normalization
     if c.encoder != "embedding":
         out.append(dict(

@@ -599,6 +599,11 @@ def test_assumptions_of_a_state_dict_name_where_to_change_them(tmp_path):
     # a file that records its settings assumes nothing
     assert assumptions(load_model(save_model(_built("gru"), tmp_path / "m.safetensors"))) == []
     assert assumptions(TutorialGRU()) == []
+    # a text model's state dict has no vocabulary: said, with where to give one; no normalisation note
+    torch.save(TutorialTextLSTM().state_dict(), tmp_path / "t.pt")
+    items = {a["key"]: a for a in assumptions(load_model(tmp_path / "t.pt"))}
+    assert "vocabulary" in items and "normalisation" not in items
+    assert ".json" in items["vocabulary"]["how_to_change"] and "30" in items["vocabulary"]["what"]
 
 
 class ConvFront(nn.Module):

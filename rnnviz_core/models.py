@@ -845,11 +845,15 @@ def _measured_zip(data: bytes, label: str, limit: int) -> zipfile.ZipFile:
     total = 0
     try:
         for info in infos:
+            got = 0
             with zf.open(info) as member:
                 while chunk := member.read(1 << 20):       # 1 MB at a time: memory stays flat
-                    total += len(chunk)
-                    if total > limit:
+                    got += len(chunk)
+                    if total + got > limit:
                         raise too_big
+            if got != info.file_size:                      # the index lies about this member
+                raise ValueError("size mismatch")
+            total += got
     except ModelFileError:
         raise
     except Exception:   # CRC or size mismatch (headers that lie), bad compression, encryption

@@ -255,3 +255,19 @@ def test_model_file_refusals_carry_a_code_and_the_model_field(make, code, tmp_pa
     with pytest.raises(ModelFileError) as e:
         load_model(make(tmp_path), name="m.pt")
     assert e.value.field == "model" and e.value.code == code, (e.value.code, str(e.value))
+
+
+def test_zip_whose_index_overstates_a_member_is_refused():
+    """A stored member whose index claims more bytes than it holds: torch would size its buffer by the claim."""
+    good = _torch_save(build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3)).state_dict())
+    raw = bytearray(good)
+    zf = zipfile.ZipFile(io.BytesIO(good))
+    info = next(i for i in zf.infolist() if i.filename.endswith("/version"))
+    pos = 0
+    while (pos := raw.find(b"PK\x01\x02", pos)) != -1:
+        n = struct.unpack("<H", raw[pos + 28:pos + 30])[0]
+        if raw[pos + 46:pos + 46 + n] == info.filename.encode():
+            raw[pos + 24:pos + 28] = struct.pack("<I", 150_000_000)   # claims 150 MB
+        pos += 4
+    with pytest.raises(ModelFileError, match="damaged archive"):
+        load_model(bytes(raw), name="m.pt")

@@ -374,7 +374,9 @@ def describe_needed(state: OwnState) -> str:
             f = getattr(cfg, "input_size", None)
             what = f"a data file with {f} feature{'s' if f != 1 else ''} per step" if f else "a data file"
         names = getattr(m, "class_names", None)
-        if names:
+        if _is_inferred(m) and getattr(cfg, "task", None) == "classification":
+            what += f", labelled with its {cfg.num_outputs} classes"
+        elif names:
             what += f", labelled with the model's classes ({', '.join(map(str, names[:6]))}{', …' if len(names) > 6 else ''})"
         return (f"The model '{state.model_name}' is loaded. Now upload the data it reads under 'Data file' "
                 f"in the sidebar: {what}.")
@@ -469,4 +471,4 @@ def _acc(table, col: str, key: str) -> str:
         acc = float(row["accuracy"].iloc[0])
     except Exception:  # noqa: BLE001
         return ""
-    return "" if not np.isfinite(acc) else f" — accuracy {acc:.1%}"
+    return "" if not np.isfinite(acc) else f" ({acc:.1%})"

@@ -190,7 +190,9 @@ def test_show_error_never_leaks_internal_messages(monkeypatch):
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
     msg.show_error(DataError("The data has no label column; name it with label=."))
     msg.show_error(KeyError("internal detail"))
-    assert shown[0] == "The data has no label column; name it with label=."
+    # issue 9: the app names a control on screen instead of the Python API's advice (label=)
+    assert shown[0].startswith("The data has no label column.") and "label=" not in shown[0]
+    assert "'Data file'" in shown[0]
     assert shown[1] == msg.GENERIC_ERROR and "internal" not in shown[1]
 
 

@@ -16,13 +16,15 @@ su.init_session()
 
 PAGES = [
     st.Page("pages/0_Start.py", title="Start", icon=":material/home:", default=True),
-    st.Page("pages/1_Trajectories.py", title="Trajectories", url_path="trajectories", icon=":material/timeline:"),
-    st.Page("pages/2_Saturation.py", title="Saturation", url_path="saturation", icon=":material/thermostat:"),
-    st.Page("pages/3_Contributions.py", title="Contributions", url_path="contributions", icon=":material/bar_chart:"),
+    st.Page("pages/1_Trajectories.py", title="Trajectories", url_path="Trajectories", icon=":material/timeline:"),
+    st.Page("pages/2_Saturation.py", title="Saturation", url_path="Saturation", icon=":material/thermostat:"),
+    st.Page("pages/3_Contributions.py", title="Contributions", url_path="Contributions", icon=":material/bar_chart:"),
 ]
-# Lower-case url paths on purpose: Streamlit 1.67 treats a folder named pages/ as a v1 multipage
-# app until the first st.navigation call of the server process, and during that first session a
-# URL matching a v1 page name (/Trajectories) would run the page without this entry point.
+# Links written before (lower-case paths) still open their page once the server is warm.
+PAGES += [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibility="hidden") for p in PAGES[1:]]
+# URL paths equal to the names Streamlit 1.67 gives these files as v1 pages, on purpose: a
+# folder named pages/ is a v1 multipage app until the server's first st.navigation call, and a
+# deep link on a fresh server must resolve in both phases (see rnnviz_app/page_boot.py).
 page = st.navigation(PAGES)
 
 with st.sidebar:

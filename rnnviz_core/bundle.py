@@ -484,11 +484,13 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
         if num_gpus is None:
             num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         if concurrency is None:
+            # one actor per GPU, or per CPU but one (Ray Data's read tasks need a CPU too: actors
+            # holding every CPU would leave the reads waiting for ever)
             res = ray.cluster_resources()
-            concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)))
+            concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
         rds = src.ray_dataset(tmp)
-        kw = dict(batch_size=src.block_size, batch_format="pyarrow", concurrency=concurrency,
-                  zero_copy_batch=True)
+        kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
+                  compute=ray.data.ActorPoolStrategy(size=int(concurrency)))
         if num_gpus:
             kw["num_gpus"] = num_gpus
         model_ref = ray.put(model)

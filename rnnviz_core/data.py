@@ -48,8 +48,8 @@ MAX_CELLS = 100_000_000
 MAX_COLUMNS = MAX_FEATURES + 100
 #: Most values (rows x columns) in a CSV/Parquet table, checked before it is parsed.
 MAX_TABLE_CELLS = 50_000_000
-#: Most bytes a Parquet table or an NPZ archive may unpack to.
-MAX_DECODED_BYTES = 2 * MAX_DATA_BYTES
+#: Most bytes a Parquet table or an NPZ archive may unpack to (an NPZ at most 2 x MAX_DATA_BYTES).
+MAX_DECODED_BYTES = 512 * 1024 * 1024
 #: File name endings :func:`load_data` reads.
 DATA_EXTENSIONS = (".csv", ".parquet", ".pq", ".npz", ".ts")
 
@@ -575,6 +575,14 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     raise DataError(f"{label} is not a text file.", code="unreadable", field="file")  # pragma: no cover
 
 
+def _arrow_width(t) -> int:
+    """Bytes per row of an Arrow type once decoded (16 for text and other variable-width types)."""
+    try:
+        return max(1, int(t.bit_width) // 8)
+    except ValueError:
+        return 16
+
+
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
     """Parquet: counts and decoded size from the metadata first, then read in batches, measured."""
     unreadable = DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.",
@@ -586,8 +594,12 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         pf = pq.ParquetFile(io.BytesIO(data))
         meta = pf.metadata
         rows, cols = int(meta.num_rows), int(meta.num_columns)
-        decoded = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
         schema = pf.schema_arrow
+        stored = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+        # decoded size: fixed-width columns take rows x width whatever their encoding (a column of
+        # zeros encodes to almost nothing); text takes a pointer per row plus its stored bytes
+        width = sum(_arrow_width(f.type) for f in schema)
+        decoded = rows * width + stored
     except Exception:
         raise unreadable from None
     _table_limits(label, rows, cols)
@@ -735,7 +747,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     if len(df) > MAX_ROWS:
         raise DataError(f"The table has {len(df):,} rows; rnnviz handles at most {MAX_ROWS:,}. "
                         f"Upload a sample of the sequences.", code='too_big', field=None)
-    df = df.copy()
+    df = df.copy(deep=False)                                            # the caller's frame keeps its names
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         dup = pd.Series(df.columns)[pd.Series(df.columns).duplicated()].iloc[0]
@@ -779,21 +791,23 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         if okey.isna().any():
             row = int(np.flatnonzero(okey.isna().to_numpy())[0])
             raise DataError(f"The order column '{order_col}' is empty in row {row + 2}; every step needs its position.", code='bad_order', field='order')
-        dup = pd.DataFrame({"i": ids_str, "o": okey}).duplicated()
-        if dup.any():
-            r = int(np.flatnonzero(dup.to_numpy())[0])
+        okeys = okey.to_numpy()
+        order = np.lexsort((okeys, codes))
+        cs, ks = codes[order], okeys[order]
+        dup = np.flatnonzero((cs[1:] == cs[:-1]) & (ks[1:] == ks[:-1]))
+        if len(dup):
+            r = int(order[dup[0] + 1])
             step = df[order_col].iloc[r]
             step = step.item() if hasattr(step, "item") else step
             raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {step} more than once "
                             f"(column '{order_col}'); remove the duplicate rows or check the order column.", code='duplicate_step', field='order')
-        order = np.lexsort((okey.to_numpy(), codes))
     else:
         order = np.argsort(codes, kind="stable")
-    df = df.iloc[order].reset_index(drop=True)
-    codes = codes[order]
     n = len(uniques)
     lengths = np.bincount(codes, minlength=n).astype(np.int64)
-    pos = df.groupby(codes, sort=False).cumcount().to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pos = np.empty(len(codes), dtype=np.int64)                          # each row's step within its sequence
+    pos[order] = np.arange(len(codes)) - starts[codes[order]]           # (the table itself is never re-sorted)
     multi = lengths[codes] > 1                                          # rows of sequences with >1 step
 
     # per-sequence columns vs features
@@ -828,8 +842,10 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             bad = uniques[int(np.flatnonzero(first.to_numpy() > 1)[0])]
             raise DataError(f"The group column '{c}' changes within sequence '{bad}'; a group column needs one "
                             f"value per sequence. Use it as a feature instead, or fix the rows.", code='group_changes', field='groups')
-    feats = []
-    for c in feature_cols:
+    _check_size(n, int(lengths.max()), len(feature_cols))
+    T = int(lengths.max())
+    X = np.zeros((n, T, len(feature_cols)), dtype=np.float32)
+    for j, c in enumerate(feature_cols):                                 # one column at a time: no (rows, F) copy
         col = df[c]
         if pd.api.types.is_bool_dtype(col):
             col = col.astype(np.float32)
@@ -838,13 +854,10 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             if (conv.isna() & col.notna()).any():
                 _raise_non_numeric(df, c, df[id_col].astype(str))
             col = conv
-        feats.append(col.to_numpy(dtype=np.float64))
-    _check_size(n, int(lengths.max()), len(feature_cols))
-    T = int(lengths.max())
-    X = np.zeros((n, T, len(feature_cols)), dtype=np.float32)
-    X[codes, pos] = np.stack(feats, axis=1).astype(np.float32)           # (rows, F) -> (N, T, F)
+        X[codes, pos, j] = col.to_numpy(dtype=np.float32)                # (rows,) -> (N, T)
 
-    firsts = np.flatnonzero(pos == 0)                                   # first row of each sequence
+    firsts = np.flatnonzero(pos == 0)                                   # first step of each sequence
+    firsts = firsts[np.argsort(codes[firsts])]                          # in sequence order
     groups = df.iloc[firsts][group_cols].reset_index(drop=True) if group_cols else pd.DataFrame(index=pd.RangeIndex(n))
     y = None
     if label_col:
@@ -861,7 +874,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         y = lab.groupby(codes, sort=False).first().to_numpy()
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
                        feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
-                       task=task)
+                       task=task, _copy=False)
 
 
 _TEXT_RE = re.compile(r"^(text|texts|review|reviews|sentence|sentences|document|doc|tokens|words|comment|comments|"
@@ -1031,8 +1044,19 @@ def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
 
 
 def _constant_per_seq(col: pd.Series, codes: np.ndarray, n: int) -> bool:
-    nun = col.groupby(codes, sort=False).nunique(dropna=False).to_numpy()
-    return bool((nun <= 1).all())
+    """Whether ``col`` holds one value per sequence (missing values count as a value)."""
+    if len(codes) == 0:
+        return True
+    first = np.empty(n, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)              # each sequence's first row
+    vals = col.to_numpy()
+    ref = vals[first[codes]]                                            # (rows,) its sequence's first value
+    missing = pd.isna(vals)
+    same = missing == pd.isna(ref)
+    with np.errstate(invalid="ignore"):
+        eq = np.asarray(vals == ref, dtype=bool) if vals.dtype != object else \
+            np.fromiter((a == b for a, b in zip(vals, ref)), dtype=bool, count=len(vals))
+    return bool(np.all(same & (missing | eq)))
 
 
 def _raise_non_numeric(df: pd.DataFrame, c: str, ids: pd.Series) -> None:
@@ -1529,10 +1553,10 @@ def class_order_candidates(ds: SequenceDataset) -> list[tuple[str, str, list[str
 
     def add(key: str, label: str, order: list[str]) -> None:
         same = next((lab for _, lab, o in out if o == order), None)
-        out.append((key, label + (f" (the same as {same.split(' (')[0].lower()})" if same else ""), order))
+        out.append((key, label + (f" (the same as: {same.split(' (')[0].lower()})" if same else ""), order))
 
     if ds.declared_classes:
-        add("declared", "As the data file declares them", list(ds.declared_classes) +
+        add("declared", "The order the data file declares", list(ds.declared_classes) +
             [c for c in names if c not in ds.declared_classes])
     if all(_is_int_text(c) for c in names):
         add("sorted", "Sorted by number", sorted(names, key=lambda c: int(c)))
@@ -1542,7 +1566,7 @@ def class_order_candidates(ds: SequenceDataset) -> list[tuple[str, str, list[str
         add("sorted", "Sorted A to Z", sorted(names))
     first = [ds.class_names[i] for i in pd.unique(ds.y)]
     rest = ds.declared_classes or names
-    add("first", "In order of first appearance in the data", first + [c for c in rest if c not in first])
+    add("first", "Order of first appearance in the data", first + [c for c in rest if c not in first])
     return out
 
 

@@ -7,7 +7,25 @@ for every step the head does not read). The engine therefore runs the user's mod
 *private view*: a structural copy of the module tree, in eval mode, that shares the model's
 parameter storage (detached, so no parameter gradients are ever built) and has each recurrent
 module replaced by a :class:`_RecurrentProxy`. The user's model object is never touched: no
-``.eval()``, no hooks, no ``.to()``; a model shared by several threads stays correct for all.
+``.eval()``, no hooks registered on it, no ``.to()``; a model shared by several threads stays
+correct for all.
+
+The view runs the model as the user's own call would, on every engine:
+
+* lengths reach the forward parameter that takes them (:func:`lengths_slot`), each batch
+  sorted longest first when they do (``pack_padded_sequence`` defaults to
+  ``enforce_sorted=True``), results returned in the caller's order;
+* the user's forward hooks and forward pre-hooks (on any module, recurrent ones included) run
+  once per call, on the fused and the unrolled engines alike; backward hooks never run (the
+  gradients rnnviz reports are the derivative of the forward as it is);
+* a forward that calls the same recurrent module twice is refused (:func:`_called_twice`);
+* a tuple output gives the one element shaped [N, C] or [N] unless ``output=`` picks one;
+* a failing forward is reported with its cause (:func:`_explain_failure`): feature count
+  (expected and given), token ids, lengths, sorting, number types.
+
+Token ids ([N, T] integers) go to the model unchanged; for gradients with respect to the input,
+a forward hook on the view's copy of the ``nn.Embedding`` that reads them makes its output a
+leaf (:class:`EmbedSpec`).
 
 A proxy runs in one of three ways:
 
@@ -200,9 +218,10 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
     """Which parameter of ``model.forward`` takes the sequence lengths (None: none does).
 
     In order: the parameter named ``lengths_arg`` when the caller gives one; a parameter named
-    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (any
-    name containing "len"); the only positional parameter after ``x`` unless its name says it
-    is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
+    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (or
+    any name ending in ``_lengths``/``_lens``/``_length``, except ``max_*``/``min_*``); the only
+    positional parameter after ``x`` when it has no default (or None) and its name does not say
+    it is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
     (``nn.DataParallel``) are looked through.
     """
     model = unwrap_model(model)
@@ -239,10 +258,13 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
         if p.name in _LENGTH_NAMES:
             return slot(p)
     for p in rest:
-        if "len" in p.name.lower():
+        name = p.name.lower()
+        if re.search(r"(^|_)(lengths?|lens|lengths_\w+)$", name) and not name.startswith(("max", "min")):
             return slot(p)
     extra = [p for p in rest if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    if len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos:
+    if (len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos
+            and not extra[0].name.lower().startswith(("max", "min"))
+            and (extra[0].default is P.empty or extra[0].default is None)):
         return slot(extra[0])
     if var_pos and not extra:
         return LengthsSlot(None, 1, False, "its second positional argument (*args)")

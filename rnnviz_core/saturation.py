@@ -417,11 +417,11 @@ def suggest_threshold(
     if ok.size:
         t = float(grid[ok[-1]])
         return ThresholdSuggestion(t, float(shares[ok[-1]]), max_abs, (
-            f"At |value| {default:g} or more only {_pct(s0)} of the unit-steps saturate, so the threshold starts at "
+            f"At |value| {default:g} or more, {_pct(s0)} of the unit-steps saturate, so the threshold starts at "
             f"{t:g}, where {_pct(shares[ok[-1]])} do; move it to see more or fewer."))
     if max_abs >= lo:
         return ThresholdSuggestion(float(lo), share(lo), max_abs, (
-            f"Few units saturate at any threshold: even at |value| {lo:g} or more only {_pct(share(lo))} of the "
+            f"Few units saturate at any threshold: even at |value| {lo:g} or more, {_pct(share(lo))} of the "
             f"unit-steps do (the largest |value| is {max_abs:.2f})."))
     return ThresholdSuggestion(default, s0, max_abs, (
         f"Nothing saturates at any threshold from {lo:g} to {hi:g}: the largest |value| any unit reaches on these "
@@ -434,5 +434,5 @@ def _pct(v: float) -> str:
     if v == 0:
         return "0%"
     if v < 0.001:
-        return "less than 0.1%"
+        return "under 0.1%"
     return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"

@@ -198,3 +198,11 @@ def test_pca_legend_lists_both_sequences_and_explains_dashes():
         assert dash["scale"]["range"][0] != dash["scale"]["range"][1]
         text = caption(chart)
         assert f"A: {a} is a solid line" in text and f"B: {b} is a dashed line" in text
+
+
+def test_heatmap_caption_says_when_only_top_units_are_drawn():
+    from rnnviz_core.trajectories import unit_order
+    x = np.random.default_rng(4).normal(size=(2, 6, 10))
+    hm = heatmap_data(x, units=unit_order(x, top=4))
+    assert "only 4 of the 10 units are drawn" in caption(heatmap_chart(hm, 0))
+    assert "units are drawn" not in caption(heatmap_chart(heatmap_data(x), 0))

@@ -616,3 +616,81 @@ def test_unknown_layout_is_refused_with_a_plain_sentence(tmp_path):
         load_model(tmp_path / "conv.pt")
     msg = str(e.value)
     assert "'conv'" in msg and "does not have" in msg and "Traceback" not in msg
+
+
+# ------------------------------------------------------------------- bounds before building
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_num_parameters_counts_what_the_built_model_holds(key):
+    cfg = CONFIGS[key]
+    assert cfg.num_parameters == sum(t.numel() for t in build_model(cfg).state_dict().values()), key
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(num_outputs=1_000_000_000), "num_outputs is 1,000,000,000"),
+    (dict(input_size=10_001), "input_size is 10,001"),
+    (dict(num_layers=33), "num_layers is 33"),
+    (dict(hidden_size=16_385), "hidden_size is 16,385"),
+    (dict(encoder="embedding", encoder_size=4, vocab_size=2_000_000, input_size=1), "vocab_size is 2,000,000"),
+    (dict(hidden_size=4096, num_layers=8), "more than the 52,428,800"),
+    (dict(encoder_size="8"), "encoder_size must be a whole number"),
+    (dict(bidirectional="yes"), "bidirectional must be true or false"),
+    (dict(dropout=1.5), "dropout must be a number"),
+])
+def test_config_sizes_are_bounded_before_anything_is_built(kwargs, needle):
+    with pytest.raises(ModelError) as e:
+        ModelConfig(**kwargs)
+    assert needle in str(e.value)
+
+
+class TwoLayerGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda sd: sd.pop("gru.weight_hh_l1"), "weight_hh_l1"),
+    (lambda sd: sd.pop("gru.bias_ih_l1"), "bias_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l1": torch.zeros(12, 5)}), "weight_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l0_reverse": torch.zeros(12, 3)}), "reverse"),
+    (lambda sd: sd.update({"gru.weight_ih_l3": torch.zeros(12, 4), "gru.weight_hh_l3": torch.zeros(12, 4)}),
+     "layers 0, 1, 3"),
+])
+def test_inconsistent_recurrent_weights_are_refused_before_building(edit, needle):
+    sd = TwoLayerGRU().state_dict()
+    edit(sd)
+    with pytest.raises(ModelFileError) as e:
+        load_model(_torch_bytes(sd), name="m.pt")
+    assert needle in str(e.value) and "damaged or was edited" in str(e.value), str(e.value)
+
+
+def test_half_and_double_weights_load_as_float32():
+    torch.manual_seed(0)
+    user = TwoLayerGRU()
+    x = torch.randn(2, 5, 3)
+    for dtype in (torch.float64, torch.float16):
+        sd = {k: v.to(dtype) for k, v in user.state_dict().items()}
+        loaded = load_model(_torch_bytes(sd), name="m.pt")
+        assert loaded.rnn.weight_ih_l0.dtype == torch.float32
+        ref = TwoLayerGRU()
+        ref.load_state_dict({k: v.float() for k, v in sd.items()})
+        out, h = ref.gru(x)
+        assert torch.allclose(loaded(x), ref.fc(out[:, -1]), atol=1e-6), dtype
+
+
+def test_vocabulary_is_saved_in_the_metadata(tmp_path):
+    m = _built("gru-embedding")
+    m.vocabulary = ["<pad>", "good", "bad", "not", "movie", "the", "a", "very", "plot", "<unk>"]
+    loaded = load_model(save_model(m, tmp_path / "t.safetensors"))
+    assert loaded.vocabulary == m.vocabulary
+    m.vocabulary = ["too", "short"]
+    with pytest.raises(ModelError, match="one token per id"):
+        save_model(m, tmp_path / "bad.safetensors")
+    from safetensors.torch import load, save
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    meta["vocabulary"] = json.dumps(["too", "short"])
+    with pytest.raises(ModelFileError, match="vocabulary that does not fit"):
+        load_model(save(load(data), metadata=meta), name="bad.safetensors")

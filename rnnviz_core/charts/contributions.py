@@ -246,7 +246,7 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
         raise InputError(f"position_chart: no column {group!r} in the frame.")
     x = (alt.X("position:Q", title="position in the sequence",
                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
-         if relative else alt.X("position:Q", title="step"))
+         if relative else alt.X("position:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
     enc = dict(x=x, y=alt.Y("mean_abs:Q", title="mean |contribution|"),
                tooltip=[alt.Tooltip("position:Q", format=".0%" if relative else "d"),
                         alt.Tooltip("mean_abs:Q", format=".4g"), alt.Tooltip("n:Q")])
@@ -310,7 +310,29 @@ def deletion_chart(curves: pd.DataFrame, *, width: int = 360, height: int = 220,
     chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2,
                                       opacity=0.9).encode(shape=shape, **enc).properties(
         width=width, height=height, title=title or "Deletion check")
-    return chart.properties(description=CAPTIONS["deletion_chart"])
+    return chart.properties(description=CAPTIONS["deletion_chart"] + _same_curves(curves))
+
+
+def _same_curves(curves: pd.DataFrame) -> str:
+    """A sentence naming methods whose deletion curves coincide (drawn on top of each other)."""
+    wide = curves.pivot_table(index="fraction", columns="method", values="mean_output")
+    cols = [c for c in wide.columns if c != "random"]
+    span = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 0.0
+    tol = 1e-3 * max(span, 1e-12)
+    groups: list[list[str]] = []
+    for c in cols:
+        for g in groups:
+            if np.allclose(wide[c].to_numpy(), wide[g[0]].to_numpy(), rtol=0, atol=tol, equal_nan=True):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    same = [g for g in groups if len(g) > 1]
+    if not same:
+        return ""
+    parts = [" and ".join(method_label(m) for m in g) for g in same]
+    return " Here " + "; ".join(parts) + (" draw the same curve, one on top of the other." if len(same) == 1
+                                          else " draw the same curves, one on top of the other.")
 
 
 def aopc_chart(summary: pd.DataFrame, *, width: int = 360, height: int | None = None,

@@ -142,12 +142,13 @@ def heatmap_chart(heat: HeatmapData, seq: Any = None, *, title: str | None = Non
                      value_title=value_title)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=heatmap_caption(heat.domain, sub["value"].to_numpy()))
+    return chart.properties(description=heatmap_caption(heat.domain, sub["value"].to_numpy(), *_units_shown(frame)))
 
 
-def heatmap_caption(domain: tuple[float, float], values: Any = None) -> str:
-    """Caption of a heatmap: the colour bar's range exactly (``domain``), and when ``values`` are
-    given the range the drawn values actually span."""
+def heatmap_caption(domain: tuple[float, float], values: Any = None, n_units: int | None = None,
+                    n_units_total: int | None = None) -> str:
+    """Caption of a heatmap: the colour bar's range exactly (``domain``), when ``values`` are
+    given the range the drawn values actually span, and "N of the H units" when only some are drawn."""
     lo, hi = float(domain[0]), float(domain[1])
     if lo < 0 < hi:
         scale = f"blue at {_num(lo)} through white at 0 to red at {_num(hi)}"
@@ -160,7 +161,14 @@ def heatmap_caption(domain: tuple[float, float], values: Any = None) -> str:
         v = v[np.isfinite(v)]
         if v.size:
             text += f" (values here run from {_num(v.min())} to {_num(v.max())})"
+    if n_units is not None and n_units_total is not None and n_units < n_units_total:
+        text += f"; only {n_units} of the {n_units_total} units are drawn"
     return text + "."
+
+
+def _units_shown(frame: pd.DataFrame) -> tuple[int | None, int | None]:
+    order = frame.attrs.get("unit_order")
+    return (len(order) if order is not None else None), frame.attrs.get("n_units_total")
 
 
 def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Sequence[str] | None = None,
@@ -198,7 +206,7 @@ def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Se
     how = ("" if same else f" Both are drawn on one step scale ({lens[0]} and {lens[1]} steps), so ")
     tail = (" Compare the two blocks column by column to see where the sequences' states differ." if same else
             how + "each column of one lines up with the same step of the other.")
-    return chart.properties(description=heatmap_caption(heat.domain, sel) + tail)
+    return chart.properties(description=heatmap_caption(heat.domain, sel, *_units_shown(frame)) + tail)
 
 
 # ----------------------------------------------------------------------------- PCA paths

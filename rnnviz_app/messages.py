@@ -79,8 +79,9 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
 
 
 def show_error(exc: BaseException) -> None:
-    """A plain message for the user: the core's own sentence, or a generic one. Never a traceback."""
-    st.error(message_of(exc))
+    """A plain message for the user (:func:`app_message`: the core's sentence without Python
+    advice, naming the control to use), or a generic one. Never a traceback."""
+    st.error(app_message(exc))
 
 
 def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

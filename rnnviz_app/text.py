@@ -2,6 +2,7 @@
 exports whose cells cannot run as spreadsheet formulas (OWASP CSV-injection rule)."""
 from __future__ import annotations
 
+import csv
 import re
 
 import pandas as pd
@@ -35,4 +36,5 @@ def safe_csv(df: pd.DataFrame) -> bytes:
         col = out[c]
         if col.dtype == object or pd.api.types.is_string_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
             out[c] = col.astype(object).map(safe_cell)
-    return out.to_csv(index=False).encode()
+    # text quoted: a carriage return or a separator inside a cell cannot start a new cell or row
+    return out.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode()

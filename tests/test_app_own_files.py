@@ -66,6 +66,7 @@ def test_model_alone_says_which_data_file_is_needed(files):
     ctx, state = own.resolve_own()
     assert ctx is None and not state.problems
     assert f"a data file with {F} features per step" in state.waiting and "'Data file'" in state.waiting
+    assert "labelled with its 3 classes" in state.waiting and "class 0" not in state.waiting
     assert su.view()["demo"] == own.OWN and "data" not in su.view()   # the race demo's data is not its pair
 
 
@@ -100,7 +101,7 @@ def test_each_class_order_is_offered_with_its_accuracy(files):
     ctx, state = own.resolve_own()
     assert {"declared", "sorted", "first", own.TYPED} <= set(state.order_keys)
     declared = own.order_label("declared", state.orders, state.order_labels)
-    assert declared.endswith(f"accuracy {script_acc}")
+    assert declared.endswith(f"({script_acc})")
     sorted_acc = float(state.orders.set_index("key").loc["sorted", "accuracy"])
     assert f"{sorted_acc:.1%}" != script_acc   # a wrong order shows a different figure
 
@@ -112,7 +113,7 @@ def test_mean_pooling_model_gets_the_scripts_accuracy_with_mean(files):
     ctx, state = own.resolve_own()
     assert st.session_state["w_readout"] == "last"
     assert accuracy(ctx) != script_acc
-    assert own.readout_label("mean", state.readouts).endswith(f"accuracy {script_acc}")
+    assert own.readout_label("mean", state.readouts).endswith(f"({script_acc})")
     st.session_state["w_readout"] = "mean"
     ctx, state = own.resolve_own()
     assert accuracy(ctx) == script_acc

@@ -102,6 +102,12 @@ if faith:
     curves, summary = msg.guarded(pc.faithfulness, ctx)
     st.caption(wg.chart(cc.deletion_chart, curves, width=330, key=("faith", ctx.target, "curves")))
     st.caption(wg.chart(cc.aopc_chart, summary, width=330, key=("faith", ctx.target, "aopc")))
+    ig = summary[summary["method"] == "integrated_gradients"]
+    if len(ig) and "completeness_error" in ig and ig["completeness_error"].notna().any():
+        st.metric("Integrated gradients: completeness error (how far its scores miss the total change; median)",
+                  f"{float(ig['completeness_error'].iloc[0]):.2%}",
+                  help="Each sequence's scores should add up to the change of the answer from the blank input to the "
+                       "real one; near 0% means they account for the whole change.")
     st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
     wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
 pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known))

@@ -385,6 +385,8 @@ class _Worker:
                 s = s.astype(object).where(s.notna(), None)
             out[col] = pa.array(s.to_numpy() if s.dtype != object else s.tolist())
         out["length"] = pa.array(lens.astype(np.int64))
+        logits = np.asarray(tr.logits, dtype=np.float32).reshape(n, -1)
+        out["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])
         offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int32))
 
         def steps(values: np.ndarray) -> Any:
@@ -1050,7 +1052,12 @@ class Bundle:
             arr = np.full((len(lens), self.max_length), np.nan, dtype=np.float32)
             arr[mask] = vals
             self._steps[c] = arr
-        frame = tbl.drop_columns(step_cols).to_pandas()
+        logits = tbl["logits"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        shape = [int(v) for v in self.manifest.get("model", {}).get("output_shape", [])]
+        if logits.size != len(lens) * int(np.prod(shape, dtype=np.int64)):
+            raise _refuse("The bundle's model outputs do not match the output shape in its manifest.")
+        self._logits = logits.reshape(len(lens), *shape).astype(np.float32)
+        frame = tbl.drop_columns(step_cols + ["logits"]).to_pandas()
         frame = frame.rename(columns={c: c[len("data:"):] for c in frame.columns if c.startswith("data:")})
         names = self.class_names
         for col in ("true_class", "predicted_class"):
@@ -1080,6 +1087,12 @@ class Bundle:
         :func:`rnnviz_core.groups.sequence_table`."""
         self._load()
         return self._frame
+
+    @property
+    def logits(self) -> np.ndarray:
+        """The model's own output for every sequence, float32 ([N, C], or [N] / [N, 1] as the model gave it)."""
+        self._load()
+        return self._logits
 
     @property
     def lengths(self) -> np.ndarray:

@@ -74,6 +74,7 @@ def test_sequence_table_matches_the_live_table(race_bundle, live, race):
         assert list(got[col].astype(str)) == list(ref[col].astype(str)), col
     assert list(got["saturation"].cat.categories) == list(ref["saturation"].cat.categories)
     assert list(got["length"]) == list(ds.lengths)
+    _close(race_bundle.logits, rv.predict(race[0], ds.X, ds.lengths, device="cpu"))
 
 
 def test_scores_match_rv_contributions(race_bundle, race):

@@ -77,15 +77,19 @@ def timed_build(src: Path, out: Path, engine: str, batch: int) -> float:
     return wall
 
 
-def throughput(n: int, batch: int, with_ray: bool) -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
+def throughput(n: int, batch: int, with_ray: bool, threads: int | None) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         src = make_file(n, d / "seq.parquet", batch)
         local = timed_build(src, d / "local.rnnviz", "local", batch)
         size = (d / "local.rnnviz").stat().st_size
+        files = bundle.open(d / "local.rnnviz").manifest["files"]
+        per_seq = sum(e["bytes"] for k, e in files.items() if k.startswith("sequences/"))
+        fixed = size - per_seq
         print(f"local: {n} sequences x {T} steps in {local:.1f} s = {n / local:.0f} sequences/s; "
-              f"bundle {size / 1e6:.1f} MB ({size / n / 1e3:.2f} kB per sequence)")
+              f"bundle {size / 1e6:.1f} MB = {per_seq / n / 1e3:.2f} kB per sequence (tables) + "
+              f"{fixed / 1e6:.1f} MB fixed (64 full traces, PCA, saturation curves, manifest)")
         if with_ray:
             import ray
             t0 = time.perf_counter()
@@ -125,6 +129,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--memory", type=int, nargs="*")
+    p.add_argument("--threads", type=int, help="torch threads of the local engine (default: all cores)")
     a = p.parse_args()
     if a.memory:
         for n in a.memory:
@@ -136,7 +141,7 @@ def main() -> None:
     except ImportError:
         print("ray is not installed (pip install 'rnnviz[ray]'): local engine only")
         with_ray = False
-    throughput(a.n, a.batch, with_ray)
+    throughput(a.n, a.batch, with_ray, a.threads)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def bundle_data(b: Bundle) -> BundleData:
     y = None
     if "true" in seq and data.get("labelled"):
         y = seq["true"].to_numpy(np.int64 if data.get("class_names") else np.float32)
-    groups = pd.DataFrame({c: seq[c].to_numpy() for c in data.get("group_columns", []) if c in seq})
+    groups = b.data_columns
     return BundleData(ids=b.ids.astype(str), lengths=b.lengths, y=y, class_names=data.get("class_names"),
                       groups=groups, feature_names=list(data.get("feature_names", [])),
                       name=str(data.get("name") or "bundle"), sample_rows=b.sample_rows)

@@ -91,3 +91,13 @@ def test_constant_feature_axis_is_not_labelled_with_six_zeros():
     lo, hi = y["scale"]["domain"]
     assert lo < 7.0 < hi                               # the value sits inside a non-empty range
     assert y["axis"]["format"].endswith("~g")          # d3 "~" trims trailing zeros: 7 -> "7"
+
+
+def test_tokens_of_a_long_review_are_drawn_upright_text():
+    """A 20-token review at the page's width (steps < 40 px) asked Vega-Lite for angle -90, which
+    its schema refuses (0..360): the text demo's Contributions page broke on every review."""
+    ids = np.arange(20) % 3
+    chart = input_strip_chart(ids, vocabulary=["the", "cat", "sat"], width=300)
+    spec = chart.to_dict(validate=True)                 # raised SchemaValidationError before the fix
+    text = [v for v in _views(spec) if isinstance(v["mark"], dict) and v["mark"]["type"] == "text"]
+    assert text and 0 <= text[0]["mark"]["angle"] <= 360 and text[0]["mark"]["angle"] % 180 == 90

@@ -147,7 +147,7 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         vocab = list(vocabulary) if vocabulary is not None else None
         words = [(vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}") for i in ids]
         frame = pd.DataFrame({"step": np.arange(length), "token": words, "marked": np.isin(np.arange(length), marks)})
-        angle = 0 if sw >= 40 else -90
+        angle = 0 if sw >= 40 else 270     # Vega-Lite takes 0..360: 270 reads bottom to top
         chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "right", baseline="middle",
                                            fontSize=11 if sw >= 9 else 8, limit=80).encode(
             x=x_enc, text="token:N",

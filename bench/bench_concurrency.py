@@ -14,8 +14,17 @@ For each phase it prints A's rerun times (from the click to the end of the scrip
 chart drawn): median, 90th percentile and max, and how long B's work took. Target: A's reruns
 stay at or under 0.5 s while B works.
 
-Run: ``python bench/bench_concurrency.py [--files DIR] [--rows-per-seq 25] [--phases contrib,csv,parquet]``.
-The files are made once under ``--files`` (default: a temporary folder; ~260 MB of disk).
+``--torch-threads N`` starts the server with ``OMP_NUM_THREADS=N`` (torch's intra-op threads), to
+compare a server that lets one session's computation take every core with one that does not.
+
+``--inproc`` measures without a server or browser: the longest time the GIL is held away from
+a probe thread (which sleeps 1 ms in a loop) while ``load_data`` reads each file, and while
+``contributions`` runs on the default demo at 1 and at the default number of torch threads;
+these figures depend little on other load on the machine.
+
+Run: ``python bench/bench_concurrency.py [--files DIR] [--phases contrib,csv,parquet] [--torch-threads N]``
+or ``python bench/bench_concurrency.py --inproc``. The files are made once under ``--files``
+(default: a temporary folder; ~260 MB of disk).
 """
 from __future__ import annotations
 
@@ -111,18 +120,70 @@ def _upload(pg, path: Path):
     return lambda: box.locator('input[type="file"]').set_input_files(str(path))
 
 
+def _probe_during(job) -> tuple[float, float, int]:
+    """Run ``job`` in a thread; return (its seconds, longest probe stall in s, stalls over 50 ms)."""
+    import threading
+    out: list = []
+    th = threading.Thread(target=lambda: out.append(job()))
+    t0 = time.perf_counter()
+    th.start()
+    worst, over, last = 0.0, 0, time.perf_counter()
+    while th.is_alive():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        gap = now - last - 0.001
+        worst, over, last = max(worst, gap), over + (gap > 0.05), now
+    th.join()
+    return time.perf_counter() - t0, worst, over
+
+
+def inproc(csv: Path, pq: Path) -> None:
+    import torch
+
+    from rnnviz_core import contributions
+    from rnnviz_core.data import load_data
+    from rnnviz_core.demos import load_demo
+    for path in (csv, pq):
+        raw = path.read_bytes()
+        dt, worst, over = _probe_during(lambda: load_data(raw, name=path.name))
+        print(f"load_data {path.name:<24} {dt:6.1f} s   longest GIL stall {worst * 1000:6.0f} ms, "
+              f"stalls >50 ms: {over}", flush=True)
+    model, ds = load_demo()
+    default = torch.get_num_threads()
+    for n in sorted({1, default}):
+        torch.set_num_threads(n)
+        dt, worst, over = _probe_during(lambda: contributions(model, ds.X, "integrated_gradients", ds.lengths,
+                                                              device="cpu"))
+        print(f"contributions IG, torch threads={n:<2}          {dt:6.1f} s   longest probe stall "
+              f"{worst * 1000:6.0f} ms, stalls >50 ms: {over}", flush=True)
+    torch.set_num_threads(default)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=Path, default=None, help="folder for the big files (made once)")
     ap.add_argument("--phases", default="contrib,csv,parquet")
     ap.add_argument("--baseline", type=int, default=8, help="A's reruns timed with B idle")
+    ap.add_argument("--torch-threads", type=int, default=None, help="OMP_NUM_THREADS for the server")
+    ap.add_argument("--inproc", action="store_true", help="GIL stalls in this process, no server")
+    ap.add_argument("--root", type=Path, default=ROOT,
+                    help="with --inproc: the checkout whose rnnviz_core is measured (before/after a change)")
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the server, e.g. STREAMLIT_RUNNER_POST_SCRIPT_GC=false")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-conc-"))
     csv, pq = make_files(args.files or tmp / "files")
     print(f"files: {csv.name} {csv.stat().st_size / 2**20:.0f} MB, {pq.name} {pq.stat().st_size / 2**20:.0f} MB")
-    proc, url, log = start_server(tmp)
+    if args.inproc:
+        sys.path.insert(0, str(args.root))
+        return inproc(csv, pq)
+    env = dict(kv.split("=", 1) for kv in args.server_env)
+    if args.torch_threads is not None:
+        env["OMP_NUM_THREADS"] = str(args.torch_threads)
+    proc, url, log = start_server(tmp, env)
+    print(f"server environment: {env or 'default'}")
     print(f"server pid {proc.pid} at {url}", flush=True)
     try:
         with sync_playwright() as pw:
@@ -139,7 +200,7 @@ def main() -> None:
             pb.set_default_timeout(600_000)
             pb.goto(url)
             wait_idle(pb)
-            phases = args.phases.split(",")
+            phases = args.phases.split(",") if args.phases else []
             if "contrib" in phases:
                 link = pb.locator('[data-testid="stSidebarNav"] a[href$="/Contributions"]')
                 times, tb = _while_b(a, pb, link.click)

@@ -71,10 +71,10 @@ def test_injected_markdown_in_names_stays_text_on_start_page_and_sidebar(page, a
     page.screenshot(path=str(ARTIFACTS / "hostile_start.png"), full_page=True)
 
 
-@pytest.mark.xfail(strict=True, reason="pages 1-3 (owned by the pages helper) still put sequence labels, group "
-                                       "values and class names into Markdown (st.info/st.caption/st.markdown); "
-                                       "remove this mark once they go through rnnviz_app.text.md_escape")
 def test_injected_markdown_stays_text_on_every_page(page, app_url, hostile):
+    """Sequence ids, class names and group values planted with links: every page, including the
+    Saturation page grouped by the file's own (hostile) group column."""
+    from harness import select_option
     mpath, dpath = hostile
     open_app(page, app_url)
     _upload(page, "Model file", mpath)
@@ -83,6 +83,11 @@ def test_injected_markdown_stays_text_on_every_page(page, app_url, hostile):
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
         wait_idle(page, 300)
         page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 1", arg=CHART, timeout=300_000)
+        if title == "Saturation":
+            select_option(page, "Group the sequences by", "Data column: team")
+            page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 1", arg=CHART, timeout=300_000)
+            text = page.locator('[data-testid="stMain"]').inner_text().replace("\u2060", "")
+            assert INJ_GROUP[0] in text                      # the group value, literally
         page.screenshot(path=str(ARTIFACTS / f"hostile_{title.lower()}.png"), full_page=True)
         _no_planted_link(page, title)
 

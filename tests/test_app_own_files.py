@@ -186,3 +186,11 @@ def test_app_message_names_a_control_and_drops_code_advice():
     text = app_message(ModelFileError("m.pt: unknown layers; re-save it with rv.save_model."))
     assert "rv." not in text and "'Model file'" in text
     assert "Traceback" not in app_message(KeyError("x"))
+
+
+def test_app_message_keeps_plain_parentheses_and_names_each_control_once():
+    text = app_message(DataError("The data has 3 feature(s) but the model reads 6."))
+    assert text.startswith("The data has 3 feature(s) but the model reads 6.")
+    err = DataError("Upload a model of the same task under 'Second model file'.")
+    err.field = "model2"
+    assert app_message(err).count("'Second model file'") == 1

@@ -9,9 +9,10 @@ install:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e .
 
+# the test extras include the optional Ray extra, so CI runs the Ray-engine tests too
 install-test:
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,ray]'
 
 # Debian's chromium for the end-to-end browser tests (needs root; skipped with a note otherwise).
 browser:

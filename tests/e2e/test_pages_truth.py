@@ -65,6 +65,9 @@ def test_page_on_demo_is_clean(page, app_url, demo, path):
     if path == "Trajectories":
         play_root(page).wait_for()
         assert page.get_by_role("button", name="Play").count() == 1
+        # findings in words at the top, before the first chart
+        box = page.locator(".st-key-findings_trajectory_findings")
+        assert box.count() == 1 and "A and B" in box.inner_text()
 
 
 # ------------------------------------------------------------------------- trajectories: play control
@@ -129,7 +132,7 @@ def test_a_and_b_are_kept_across_pages(page, app_url):
     # the most different pair chosen on one page is the pair on the others
     page.get_by_text("Most different pair", exact=True).click()
     wait_idle(page)
-    info = page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
+    info = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="furthest apart").first.inner_text()
     go(page, "Contributions")
     assert info in page.locator('[data-testid="stMain"]').inner_text()
     assert_clean(page)

@@ -52,3 +52,11 @@ def test_caption_of_an_unsigned_scale_names_no_red_or_blue():
 
 def test_normal_speed_plays_a_sequence_in_about_twelve_seconds():
     assert steps_per_second(9) == 4 and steps_per_second(119) == 10 and steps_per_second(2000) == 30
+
+
+def test_token_strip_sends_the_words_as_text_one_per_step():
+    from rnnviz_app.play import token_panel
+    p = token_panel(["<b>bold</b>", "fine"], title="A: words")
+    assert p["tokens"] == ["<b>bold</b>", "fine"] and p["steps"] == 2 and p["strip"] is True
+    with pytest.raises(ValueError):
+        token_panel([], title="A")

@@ -58,7 +58,7 @@ def play_root(pg):
 @pytest.mark.parametrize("path", list(PAGES))
 def test_page_on_demo_is_clean(page, app_url, demo, path):
     open_app(page, f"{app_url}/{path}?demo={demo}")
-    page.locator(CHART).first.wait_for()
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
     assert_clean(page)
     assert page.locator('[role="dialog"]').count() == 0
     assert page.get_by_role("heading", name=path, exact=True).count() == 1

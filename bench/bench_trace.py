@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -21,7 +22,9 @@ import time
 import torch
 from torch import nn
 
-import rnnviz_core as rv
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import rnnviz_core as rv  # noqa: E402  (this checkout's, not an installed copy)
 
 N, T, F, H = 512, 100, 8, 64
 

@@ -1,11 +1,11 @@
-"""Start page: what rnnviz shows, what is loaded, where to go next."""
+"""Start page: what rnnviz shows, what is loaded, what was assumed, where to go next."""
 import streamlit as st
 
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
 from rnnviz_app import summary as sm
+from rnnviz_app.text import md_escape
 
-ctx = cx.loaded()
 st.title("rnnviz: see inside a recurrent network")
 st.markdown(
     "rnnviz shows what happens inside a recurrent network (GRU, LSTM or plain RNN) while it reads "
@@ -16,21 +16,38 @@ st.markdown(
     "each ranking can be trusted. "
     "A trained demo is loaded below; pick another demo or your own files in the sidebar."
 )
+ctx = cx.loaded()
 
 card = msg.guarded(sm.model_card, ctx)
 st.subheader("The loaded model")
 left, right = st.columns([3, 2])
 with left:
-    st.markdown(f"**{ctx.model_name}** on **{ctx.data_name}**")
+    st.markdown(f"**{md_escape(ctx.model_name)}** on **{md_escape(ctx.data_name)}**")
     if card["about"]:
         st.caption(card["about"])
-    st.markdown(f"- Architecture: {card['architecture']}\n- Outputs: {card['outputs']}\n"
-                f"- Data: {card['data']}\n- Computing on: {ctx.device_label}")
+    st.markdown(f"- Architecture: {md_escape(card['architecture'])}\n- Outputs: {md_escape(card['outputs'])}\n"
+                f"- Data: {md_escape(card['data'])}\n- Computing on: {ctx.device_label}")
 with right:
     if card["score_value"] is not None:
         st.metric(card["score_name"], card["score_value"], help=card["score_help"])
     else:
         st.info(card["score_help"])
+
+assumed = ctx.extra.get("assumptions") or []
+
+
+def _sentence(text: str) -> str:
+    text = md_escape(text)
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
+
+
+if assumed:
+    st.subheader("What rnnviz assumed about your model")
+    st.caption("A PyTorch state dict holds weights only. These choices come from elsewhere; check them "
+               "against your training script.")
+    st.markdown("\n".join(f"- {md_escape(a.get('what', ''))} Now: **{md_escape(a.get('value', ''))}**. "
+                          f"{_sentence(a.get('how_to_change', ''))}"
+                          for a in assumed))
 
 st.subheader("Explore")
 c1, c2, c3 = st.columns(3)

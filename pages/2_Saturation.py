@@ -4,51 +4,65 @@ import streamlit as st
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
+from rnnviz_app import page_findings as pf
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import second_model as m2
 from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_core import saturation as sa
 from rnnviz_core.charts import saturation as sc
 
+page_boot.require_entry_point()
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Saturation")
 st.caption("A unit is saturated when its value sits at the edge of its range, where it can no longer change "
            "smoothly. Compare two groups of sequences: do the ones whose memory saturates fare worse?")
+findings = st.container()
 
 layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
-c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-c1.slider("Saturated when |value| is at least", 0.5, 0.99, step=0.01, key=su.widget_key("thr", 0.9, cast=float),
-          help="Hidden states of GRU/LSTM/tanh units lie between -1 and 1.")
-c2.slider("Gate nearly shut below / nearly open above", 0.0, 1.0, step=0.01,
-          key=su.widget_key("gates", (0.1, 0.9), cast=lambda v: tuple(float(x) for x in v.strip("()").split(","))))
-c3.selectbox("Layer", layers, key=su.widget_key("layer", layers[-1], layers, int))
-c4.selectbox("Direction", dirs, key=su.widget_key("dir", "fwd", dirs), format_func={"fwd": "forward", "bwd": "backward"}.get)
-thr, (low, high), layer, direction = su.value("thr"), su.value("gates"), su.value("layer"), su.value("dir")
-if not low < high:
-    st.warning("The 'nearly shut' limit must be below the 'nearly open' limit; move the two handles apart.")
-    st.stop()
+c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
+layer = bound(c4.selectbox, "Layer", "layer", layers[-1], layers, int)
+direction = bound(c5.selectbox, "Direction", "dir", "fwd", dirs, format_func={"fwd": "forward", "bwd": "backward"}.get)
+H = msg.guarded(sq.states, ctx, "h", layer, direction)
+hint = msg.guarded(cp.compute, sa.suggest_threshold, H, ds.lengths, key=("suggest", layer, direction))
+thr = bound(c1.slider, "Saturated when |value| is at least", "thr", hint.threshold, cast=float,
+            min_value=0.5, max_value=0.99, step=0.01,
+            help="Hidden states of GRU/LSTM/tanh units lie between -1 and 1. The start value shows something on "
+                 "this model; the bars below show how the values are spread.")
+gated = bool(kinds.keys() - {"h", "c"})
+low = bound(c2.slider, "Gate nearly shut below", "shut", 0.1, cast=float, min_value=0.0, max_value=0.49, step=0.01,
+            disabled=not gated)
+high = bound(c3.slider, "Gate nearly open above", "open", 0.9, cast=float, min_value=0.51, max_value=1.0, step=0.01,
+             disabled=not gated)
+if hint.message:
+    st.info(pf.plain(hint.message))
+
+with st.expander("How the values are spread (choose the thresholds by eye)", expanded=hint.share < 0.01):
+    dist = msg.guarded(ps.distribution, ctx, layer, direction, thr, low, high)
+    st.caption(wg.chart(sc.distribution_chart, dist, threshold=thr, low=low if gated else None,
+                        high=high if gated else None, key=(layer, direction, thr, low, high, "dist")))
 
 table = msg.guarded(ps.saturation_table, ctx, layer, direction, thr, low, high)
 options = ps.groupings(ctx, table)
 g1, g2, g3 = st.columns([2, 1, 1])
-g1.selectbox("Group the sequences by", list(options), format_func=options.get,
-             key=su.widget_key("by", next(k for k in ("correct", *options) if k in options), list(options)))
-by = su.value("by")
+by = bound(g1.selectbox, "Group the sequences by", "by", next(k for k in ("correct", *options) if k in options),
+           list(options), format_func=options.get)
 labels = msg.guarded(ps.group_labels, table, by)
 present = list(dict.fromkeys(sorted(labels.unique(), key=str)))
 if len(present) < 2:
-    st.warning("This grouping puts every sequence in one group; choose another grouping or other thresholds.")
+    st.warning(f"Grouping by '{options[by]}' puts every sequence in one group; choose another grouping under "
+               "'Group the sequences by' or move the thresholds.")
     st.stop()
-g2.selectbox("Group A", present, key=su.widget_key("ga", present[0], present))
-g3.selectbox("Group B", present, key=su.widget_key("gb", present[-1], present))
-ga, gb = su.value("ga"), su.value("gb")
+ga = bound(g2.selectbox, "Group A", "ga", present[0], present)
+gb = bound(g3.selectbox, "Group B", "gb", present[-1], present)
+if ga == gb:
+    st.warning("Group A and group B are the same group; choose another one under 'Group B'.")
 mask_a, mask_b = (labels == ga).to_numpy(), (labels == gb).to_numpy()
-st.caption(f"Group A: **{ga}** ({mask_a.sum()} sequences) · Group B: **{gb}** ({mask_b.sum()} sequences)")
-
-H = msg.guarded(sq.states, ctx, "h", layer, direction)
+st.caption(f"Grouped by {pf.plain(options[by])}. Group A: **{pf.plain(ga)}** ({mask_a.sum()} sequences) · "
+           f"Group B: **{pf.plain(gb)}** ({mask_b.sum()} sequences)")
 key = (layer, direction, thr, low, high, by, ga, gb)
 
 
@@ -65,35 +79,35 @@ show(sc.saturation_time_chart, over, threshold=thr, width=640, csv=over, name="o
 
 st.subheader("Which units saturate, and when")
 cols = st.columns(2)
-for col, g, m in ((cols[0], ga, mask_a), (cols[1], gb, mask_b)):
+for col, g, m, side in ((cols[0], ga, mask_a, "a"), (cols[1], gb, mask_b, "b")):
     with col:
-        st.markdown(f"**{g}**")
-        ut = msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr, key=key + (g,))
+        st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
+        ut = msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr, key=key + (side,))
         show(sc.unit_saturation_chart, ut, threshold=thr, width=330, height=max(120, min(320, 8 * H.shape[2])),
-             csv=ut, name=f"units_{'ab'[g == gb]}")
+             csv=ut, name=f"units_{side}")
 
-if kinds.keys() - {"h", "c"}:
+if gated:
     st.subheader("Gates: nearly shut or nearly open?")
     cols = st.columns(2)
-    for col, g, m in ((cols[0], ga, mask_a), (cols[1], gb, mask_b)):
+    for col, g, m, side in ((cols[0], ga, mask_a, "a"), (cols[1], gb, mask_b, "b")):
         with col:
-            st.markdown(f"**{g}**")
-            gs = msg.guarded(ps.gate_scatter_data, ctx, layer, direction, m, low, high, key=key + (g,))
-            show(sc.gate_scatter_chart, gs, low=low, high=high, csv=gs, name=f"gates_{'ab'[g == gb]}")
+            st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
+            gs = msg.guarded(ps.gate_scatter_data, ctx, layer, direction, m, low, high, key=key + (side,))
+            show(sc.gate_scatter_chart, gs, low=low, high=high, csv=gs, name=f"gates_{side}")
 
 st.subheader("Group A vs group B")
 res = msg.guarded(ps.resilience_results, ctx)
 full = ps.with_resilience(table, res)
 cmp = msg.guarded(cp.compute, ps.compare, full, by, ga, gb, key=key + ("cmp",))
-st.dataframe(ps.comparison_view(cmp), hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.3g") for c in ("A", "B", "A − B", "p-value", "effect size")})
-st.caption("One row per measure: the mean in group A and in group B, their difference, and a test of whether "
-           "the difference could be chance (small p-value: unlikely to be chance; read the effect size first, "
-           "since with many sequences tiny differences look significant). Output change: how much the answer moves "
-           "when the input gets noise or loses steps.")
+st.dataframe(ps.comparison_view(cmp), hide_index=True, width="stretch")
+st.caption("One row per measure: the mean in group A and in group B, their difference, and whether the difference "
+           "could be chance (a small p-value says it is unlikely to be; read how big the difference is first, since "
+           "with many sequences tiny differences look certain). Output change: how much the answer moves when the "
+           "input gets noise or loses steps.")
 wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
 rs = msg.guarded(cp.compute, ps.resilience_by_group, res, table, labels.to_numpy(), ga, gb, key=key + ("res",))
 show(sc.resilience_chart, rs, width=640, csv=rs, name="resilience")
+pf.show_findings(findings, "saturation_findings", cmp, over_time=over, suggestion=hint, by=by)
 
 with st.expander("Compare with a second trained model (reproducibility)"):
     m2.second_model_section(ctx, by, labels)

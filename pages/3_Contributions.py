@@ -4,33 +4,32 @@ import streamlit as st
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
+from rnnviz_app import page_findings as pf
+from rnnviz_app import page_pair as pp
 from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import contributions as cc
-from rnnviz_core.charts import trajectories as tc
 from rnnviz_core.contributions import METHODS
 
+page_boot.require_entry_point()
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Contributions")
 st.caption("Which steps of a sequence drove the model's final answer? Each method gives every step a score; "
            "compare two sequences, see where in the sequences the model looks, and check which method to trust.")
+findings = st.container()
 
 methods = list(METHODS)
+method = bound(st.selectbox, "Method", "method", "grad_norm", methods, format_func=cc.method_label)
 labels = msg.guarded(sq.sequence_labels, ctx)
 ids = list(labels)
-rows = sq.row_of(ctx)
-c1, c2, c3 = st.columns([2, 3, 3])
-c1.selectbox("Method", methods, key=su.widget_key("method", "grad_norm", methods),
-             format_func=lambda m: m.replace("_", " "))
-c2.selectbox("Sequence A", ids, format_func=labels.get, key=su.widget_key("a", ids[0], ids))
-c3.selectbox("Sequence B", ids, format_func=labels.get, key=su.widget_key("b", ids[min(1, len(ids) - 1)], ids))
-method, a, b = su.value("method"), rows[su.value("a")], rows[su.value("b")]
+a, b = pp.pick_pair(ctx, labels)
 target_name = cx.target_options(ctx).get("predicted" if ctx.target is None else str(ctx.target))
-st.info(f"**{method.replace('_', ' ')}**: {METHODS[method]}  \nExplaining: {target_name.lower()} "
+st.info(f"**{cc.method_label(method)}**: {METHODS[method]}  \nExplaining: {target_name.lower()} "
         "(change it under 'Target output' in the sidebar).")
 
 sc, info = msg.guarded(pc.scores, ctx, method)
@@ -38,22 +37,45 @@ frame, top, pos, by_group = msg.guarded(cp.compute, pc.contribution_views, ctx, 
                                         key=("views", method, ctx.target, a, b))
 H = msg.guarded(sq.states, ctx, "h", -1, "fwd")
 hm = msg.guarded(cp.compute, tj.heatmap_data, H, ds.lengths, seqs=[a, b], ids=ids, key=("hm", a, b))
+known = pc.known_steps(ctx)
 key = (method, ctx.target, a, b)
+n_steps = int(max(ds.lengths[a], ds.lengths[b]))
+step_w = max(2.0, 330 / n_steps)  # one step scale for A and B: a column is the same step in both
 
 
-def combined(heat, bars):
-    return cc.under_heatmap(heat, bars)
+def stacked(r: int, side: str):
+    """Inputs, hidden state and the step scores of one sequence, on the shared step scale."""
+    from rnnviz_core.charts.inputs import input_strip_chart
+    from rnnviz_core.charts.trajectories import heatmap_chart
+    marks = None if known is None else [int(t) for t in known[r].nonzero()[0]]
+    strip = input_strip_chart(ds.X[r], int(ds.lengths[r]), feature_names=ds.feature_names,
+                              vocabulary=getattr(ds, "vocabulary", None), marks=marks, step_width=step_w,
+                              n_steps=n_steps, title=f"{side}: inputs")
+    heat = heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
+                         height=max(100, min(260, 6 * H.shape[2])))
+    bars = cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks)
+    import altair as alt
+    return alt.vconcat(strip, heat, bars, spacing=6).properties(
+        description=f"{cc.caption(strip)} {cc.caption(heat)} {cc.caption(bars)}")
 
 
-st.subheader("Scores under the hidden state")
+st.subheader("Scores under the inputs and the hidden state")
 cols = st.columns(2)
 for col, r, side in ((cols[0], a, "A"), (cols[1], b, "B")):
     with col:
-        heat = tc.heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}", scrubber=False, width=330,
-                                height=max(100, min(260, 6 * H.shape[2])))
-        bars = cc.step_scores_chart(frame, ids[r], width=330)
-        st.caption(wg.chart(combined, heat, bars, key=key + (side,)))
+        st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
 wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+
+fs = msg.guarded(pc.feature_scores, ctx, method, (a, b))
+if fs is not None:
+    st.subheader("Which input features drove it")
+    cols = st.columns(2)
+    for col, i, r, side in ((cols[0], 0, a, "A"), (cols[1], 1, b, "B")):
+        with col:
+            st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]), feature_names=ds.feature_names,
+                                signed=cc.is_signed(method), step_width=step_w, title=f"{side}: {ids[r]}",
+                                marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
+                                key=key + (side, "features")))
 
 st.subheader("The top steps, ranked")
 table = cc.top_steps_table(top, method=method)
@@ -70,23 +92,22 @@ if by_group is not None:
         st.caption(wg.chart(cc.position_chart, by_group, width=330, title="By true class", key=key + ("group",)))
         wg.csv_button(by_group, "Download (CSV)", "by_class.csv", "dl_group")
 full = cp.compute(pc.all_scores_frame, ctx, sc, method, key=("all", method, ctx.target))
-wg.csv_button(full, f"Download every step's {method.replace('_', ' ')} score (CSV)", "scores.csv", "dl_all")
+wg.csv_button(full, f"Download every step's {cc.method_label(method)} score (CSV)", "scores.csv", "dl_all")
 
 st.subheader("How far can each ranking be trusted?")
-st.toggle(f"Run the deletion check on {min(pc.FAITH_SAMPLE, len(ds.X))} sequences (takes a while the first time)",
-          key=su.widget_key("faith", False, [False, True], cast=lambda v: v == "True"))
-if su.value("faith"):
+faith = bound(st.toggle, f"Run the deletion check of all six methods on {min(pc.FAITH_SAMPLE, len(ds.X))} sequences "
+              "(takes a while the first time)", "faith", False, cast=lambda v: v == "True")
+summary = None
+if faith:
     curves, summary = msg.guarded(pc.faithfulness, ctx)
-    cols = st.columns(2)
-    with cols[0]:
-        st.caption(wg.chart(cc.deletion_chart, curves, width=330, key=("faith", ctx.target, "curves")))
-    with cols[1]:
-        st.caption(wg.chart(cc.aopc_chart, summary, width=330, key=("faith", ctx.target, "aopc")))
+    st.caption(wg.chart(cc.deletion_chart, curves, width=330, key=("faith", ctx.target, "curves")))
+    st.caption(wg.chart(cc.aopc_chart, summary, width=330, key=("faith", ctx.target, "aopc")))
     ig = summary[summary["method"] == "integrated_gradients"]
-    if len(ig) and "completeness_error" in ig:
-        st.metric("Integrated gradients: completeness error (median over sequences)",
+    if len(ig) and "completeness_error" in ig and ig["completeness_error"].notna().any():
+        st.metric("Integrated gradients: completeness error (how far its scores miss the total change; median)",
                   f"{float(ig['completeness_error'].iloc[0]):.2%}",
-                  help="How far each sequence's scores miss adding up to the change of the answer from the baseline "
-                       "to the real input; near 0% means the scores account for the whole change.")
-    st.dataframe(summary, hide_index=True, width="stretch")
+                  help="Each sequence's scores should add up to the change of the answer from the blank input to the "
+                       "real one; near 0% means they account for the whole change.")
+    st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
     wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
+pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known))

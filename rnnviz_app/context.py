@@ -38,9 +38,16 @@ def loaded() -> Loaded:
     """The loaded context of this session; stops the page with a hint when there is none."""
     ctx = st.session_state.get("_loaded")
     if ctx is None:
-        st.info("Choose a model and data in the sidebar to begin.")
+        level, text = st.session_state.get("_waiting") or ("info", "Choose a model and data in the sidebar to begin.")
+        (st.error if level == "error" else st.info)(text)
         st.stop()
     return ctx
+
+
+def set_waiting(level: str | None, text: str = "") -> None:
+    """What the pages say instead of their content while no pair is loaded (``level`` "info"
+    for a missing file, "error" for a refused pair; None clears it)."""
+    st.session_state["_waiting"] = (level, text) if level else None
 
 
 def target_options(ctx: Loaded) -> dict:

@@ -27,13 +27,14 @@ def scores(ctx: Loaded, method: str):
 
 
 def _faith(model, X, lengths, target, device):
+    from rnnviz_core.contributions import METHODS
     from rnnviz_core.faithfulness import compare_methods
-    rep = compare_methods(model, X, lengths=lengths, target=target, device=device)
+    rep = compare_methods(model, X, methods=tuple(METHODS), lengths=lengths, target=target, device=device)
     return rep.curves, rep.summary
 
 
 def faithfulness(ctx: Loaded):
-    """Deletion curves and AOPC of the default methods on the first FAITH_SAMPLE sequences."""
+    """Deletion curves and AOPC of all six methods (and random orders) on the first FAITH_SAMPLE sequences."""
     n = min(FAITH_SAMPLE, len(ctx.data.X))
     X, L = ctx.data.X[:n], ctx.data.lengths[:n]
     return compute_status(f"Checking each method on {n} sequences: removing their top steps first…",
@@ -59,3 +60,55 @@ def all_scores_frame(ctx: Loaded, sc, method: str):
     """Every step's score of every sequence, tidy (for the CSV download)."""
     from rnnviz_core import rankings as rk
     return rk.scores_frame(sc, method=method, ids=[str(i) for i in ctx.data.ids], lengths=ctx.data.lengths)
+
+
+PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion")  # methods that score each input feature
+
+
+def _feature_scores(model, X, lengths, method, target, device):
+    from rnnviz_core.contributions import contributions
+    return contributions(model, X, method, lengths, target, device=device, per_feature=True)
+
+
+def feature_scores(ctx: Loaded, method: str, rows: tuple[int, int]):
+    """Per-feature scores [2, T, F] of sequences A and B (cached), or None when ``method`` does not
+    score features or the data is token ids."""
+    ds = ctx.data
+    if method not in PER_FEATURE or getattr(ds, "is_tokens", False):
+        return None
+    idx = list(rows)
+    return compute_status(f"Scoring each input feature of A and B with {method}…", _feature_scores, ctx.model,
+                          ds.X[idx], ds.lengths[idx], method, ctx.target, ctx.device,
+                          key=("feature_scores", method, ctx.target, tuple(idx)))
+
+
+def _known_mask(X, lengths, names):
+    from rnnviz_core.charts.inputs import marker_steps
+    mask = np.zeros(X.shape[:2], dtype=bool)
+    for i in range(len(X)):
+        steps = marker_steps(X[i], int(lengths[i]), names)
+        if steps is None:
+            return None
+        mask[i, steps] = True
+    return mask
+
+
+def known_steps(ctx: Loaded):
+    """bool [N, T]: the steps known to decide each answer (the marker demo), or None."""
+    from rnnviz_app.compute import compute
+    ds = ctx.data
+    if getattr(ds, "is_tokens", False) or "marker" not in list(ds.feature_names or []):
+        return None
+    return compute(_known_mask, ds.X, ds.lengths, ds.feature_names, key=("known_steps",))
+
+
+def known_step_hits(ctx: Loaded, sc, method: str, known) -> dict | None:
+    """{method: share of sequences whose top steps are exactly their known steps}, or None when
+    the data knows no deciding steps (or the findings module is not there)."""
+    if known is None:
+        return None
+    try:
+        from rnnviz_core.findings import known_step_hits as hits
+    except ImportError:
+        return None
+    return {method: hits(sc, known, ctx.data.lengths)}

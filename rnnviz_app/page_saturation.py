@@ -74,15 +74,59 @@ def with_resilience(table, results):
     return out
 
 
+def format_p(p: float) -> str:
+    """A p-value for people: "less than 0.001" below it, two significant digits above; "" when missing."""
+    import math
+    if p is None or not math.isfinite(float(p)):
+        return ""
+    p = float(p)
+    return "less than 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def effect_words(value: float, name: str) -> str:
+    """An effect size named in words (rank-biserial r: 0.1 / 0.3 / 0.5; Cohen's d: 0.2 / 0.5 / 0.8)."""
+    import math
+    if value is None or not math.isfinite(float(value)):
+        return ""
+    cuts = (0.1, 0.3, 0.5) if "rank" in str(name) else (0.2, 0.5, 0.8)
+    v = abs(float(value))
+    word = "negligible" if v < cuts[0] else "small" if v < cuts[1] else "medium" if v < cuts[2] else "large"
+    return f"{word} ({name} {float(value):.2f})"
+
+
 def comparison_view(cmp):
-    """The two-group test frame as a table a non-programmer can read."""
+    """The two-group test frame as a table a non-programmer can read: plain column names, p-values
+    as "less than 0.001", effect sizes in words, empty cells (never "None") where nothing applies."""
     import pandas as pd
-    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, m.replace("change: ", "output change under ")))
+
+    def num(v):
+        return "" if v is None or pd.isna(v) else f"{float(v):.3g}"
+
+    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("change: ", "output change under ")))
+    test = cmp["test"].map({"Mann-Whitney U": "rank test (Mann-Whitney)", "Welch's t": "t-test (Welch)"}).fillna(cmp["test"])
     return pd.DataFrame({
-        "measure": label, "A": cmp["mean_a"], "B": cmp["mean_b"], "A − B": cmp["mean_a"] - cmp["mean_b"],
-        "p-value": cmp["p_value"], "effect size": cmp["effect_size"],
-        "test": cmp["test"] + " (" + cmp["effect_name"] + ")", "sizes": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
+        "Measure": label,
+        "Group A (mean)": [num(v) for v in cmp["mean_a"]],
+        "Group B (mean)": [num(v) for v in cmp["mean_b"]],
+        "Difference A − B": [num(a - b) for a, b in zip(cmp["mean_a"], cmp["mean_b"])],
+        "How big the difference is": [effect_words(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
+        "Chance of a difference this large by luck (p)": [format_p(v) for v in cmp["p_value"]],
+        "Test": test.fillna("").astype(str),
+        "Sequences (A / B)": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
     })
+
+
+def _distribution(tr, layer, direction, threshold, low, high):
+    from rnnviz_core.saturation import trace_gates, value_distribution
+    gates = trace_gates(tr, layer=layer, direction=direction) or None
+    return value_distribution(tr.get("h", layer=layer, direction=direction), tr.lengths, gates=gates,
+                              threshold=threshold, low=low, high=high)
+
+
+def distribution(ctx: Loaded, layer: int, direction: str, threshold: float, low: float, high: float):
+    """Histogram of |h| and of each gate's values (cached), with the shares at these limits."""
+    return compute(_distribution, full_trace(ctx), layer, direction, threshold, low, high,
+                   key=("value_dist", layer, direction, threshold, low, high))
 
 
 def _gate_scatter(tr, layer, direction, mask, low, high):

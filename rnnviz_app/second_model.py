@@ -13,7 +13,7 @@ from rnnviz_app.sequences import _trace_all, full_trace
 from rnnviz_app.state_url import remember, view
 from rnnviz_app.uploads import model_from_bytes, store_upload, stored
 from rnnviz_app.widgets import csv_button
-from rnnviz_core.errors import DataError
+from rnnviz_core.errors import DataError, ModelError
 
 
 def _repro(tr_a, tr_b, groups):
@@ -21,11 +21,44 @@ def _repro(tr_a, tr_b, groups):
     return reproducibility(tr_a, tr_b, groups=groups)
 
 
+def _shape(model) -> tuple:
+    """(features read per step, outputs, task) of a model, from its settings or its weights."""
+    cfg = getattr(model, "config", None)
+    if cfg is not None:
+        return (getattr(cfg, "input_size", None), getattr(cfg, "num_outputs", None), getattr(cfg, "task", None))
+    from rnnviz_core.engine import find_recurrent
+    try:
+        info = find_recurrent(model)[0]
+        return (getattr(info, "input_size", None), None, None)
+    except Exception:  # noqa: BLE001
+        return (None, None, None)
+
+
+def _same_task(mine, other) -> None:
+    """Refuse a second model of another task with a sentence about the model."""
+    a, b = _shape(mine), _shape(other)
+
+    def says(s: tuple) -> str:
+        parts = [f"reads {s[0]} feature{'s' if s[0] != 1 else ''} per step" if s[0] else ""]
+        if s[2] == "regression":
+            parts.append("predicts a number")
+        elif s[1]:
+            parts.append(f"gives {s[1]} outputs")
+        return " and ".join(p for p in parts if p) or "is of another kind"
+
+    if any(x is not None and y is not None and x != y for x, y in zip(a, b)):
+        err = ModelError(f"The second model {says(b)}, but the loaded model {says(a)}: it was trained for a "
+                         f"different task. Upload a model of the same task under 'Second model file'.")
+        err.code, err.field = "other_task", "model2"
+        raise err
+
+
 def second_model_view(ctx: Loaded, dig: str, by: str, groups):
     """Reproducibility table of the loaded model against the second model kept under ``dig``."""
     from rnnviz_core.data import check_against_model
     raw, name = stored(dig)
     other = model_from_bytes(raw, name)
+    _same_task(ctx.model, other)
     check_against_model(ctx.data, other)
     mine, theirs = list(getattr(ctx.model, "class_names", None) or []), list(getattr(other, "class_names", None) or [])
     if mine and theirs and mine != theirs:
@@ -47,6 +80,8 @@ def second_model_section(ctx: Loaded, by: str, labels) -> None:
     if up is not None and st.session_state.get("_seen_model2") != up.file_id:
         st.session_state["_seen_model2"] = up.file_id
         try:
+            other = model_from_bytes(up.getvalue(), up.name)  # refused files are not stored
+            _same_task(ctx.model, other)
             view()["model2"] = store_upload(up)[0]
         except Exception as exc:  # noqa: BLE001
             show_error(exc)

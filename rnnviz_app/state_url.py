@@ -2,11 +2,13 @@
 reproduces it. Each widget registered with :func:`widget_key` starts from the link's value."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import streamlit as st
 
 GLOBAL_PARAMS = ("demo", "model", "data", "target")
+MAX_PARAM_CHARS = 2000  # longer link values are ignored (a JSON list of column names fits)
 
 
 def init_session() -> None:
@@ -21,25 +23,62 @@ def view() -> dict:
     return st.session_state["_view"]
 
 
+def _finite(v: Any) -> bool:
+    """True unless ``v`` is (or holds) a NaN or infinite number."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, (tuple, list)):
+        return all(_finite(x) for x in v)
+    return True
+
+
+def _within(v: Any, bounds: tuple[float, float] | None) -> bool:
+    if bounds is None:
+        return True
+    if isinstance(v, (tuple, list)):
+        return all(_within(x, bounds) for x in v)
+    try:
+        return bounds[0] <= v <= bounds[1]
+    except TypeError:
+        return False
+
+
+def _note_bad_link_value(name: str) -> None:
+    notes = st.session_state.setdefault("_link_notes", [])
+    if name not in notes:
+        notes.append(name)
+
+
 def widget_key(name: str, default: Any, options: list | None = None,
-               cast: Callable[[str], Any] = str) -> str:
+               cast: Callable[[str], Any] = str, bounds: tuple[float, float] | None = None) -> str:
     """Key for a widget whose value lives in the URL as ``name``.
 
     The first time the widget appears, it starts from the link's value when that value is
-    valid (castable, and among ``options`` if given), else from ``default``. Returns the key.
+    valid (at most :data:`MAX_PARAM_CHARS` characters, castable, finite, within ``bounds``
+    (inclusive, for numbers and tuples of numbers) and among ``options`` if given), else from
+    ``default``, and a bad link value is noted for :func:`show_link_notes`. Returns the key.
     """
     key = "w_" + name
     current = st.session_state.get(key, None)
-    if key not in st.session_state or (options is not None and current not in options):
+    first = key not in st.session_state
+    if first or (options is not None and current not in options):
         value = default
         raw = view().get(name)
         if raw is not None:
             try:
+                if len(str(raw)) > MAX_PARAM_CHARS:
+                    raise ValueError(name)
                 cand = cast(raw)
+                if not _finite(cand) or not _within(cand, bounds):
+                    raise ValueError(name)
                 if options is None or cand in options:
                     value = cand
-            except (TypeError, ValueError):
-                pass
+                else:
+                    raise ValueError(name)
+            except (TypeError, ValueError, OverflowError, ArithmeticError):
+                if first:
+                    _note_bad_link_value(name)
+                view().pop(name, None)
         st.session_state[key] = value
     if name not in st.session_state["_used"]:
         st.session_state["_used"].append(name)
@@ -69,3 +108,11 @@ def sync_url() -> None:
     wanted = {k: v[k] for k in st.session_state.get("_used", []) if v.get(k) not in (None, "")}
     if dict(st.query_params) != wanted:
         st.query_params.from_dict(wanted)
+
+
+def show_link_notes() -> None:
+    """Say once which values of the opened link were not valid and were replaced by defaults."""
+    notes = st.session_state.pop("_link_notes", None)
+    if notes:
+        st.caption("Some settings in this link were not valid here and start from their defaults: "
+                   + ", ".join(sorted(str(n)[:40] for n in notes)) + ".")

@@ -17,10 +17,18 @@ def upload_store() -> UploadStore:
     return UploadStore(max_bytes=MAX_STORE_BYTES)
 
 
+def session_owner() -> str:
+    """An id for this browser session: the store's per-visitor quota is counted under it."""
+    if "_owner" not in st.session_state:
+        import secrets
+        st.session_state["_owner"] = secrets.token_hex(8)
+    return st.session_state["_owner"]
+
+
 def store_upload(uploaded) -> tuple[str, bytes, str]:
     """Keep an ``UploadedFile`` under its content hash; return ``(digest, bytes, name)``."""
     data = uploaded.getvalue()
-    return upload_store().put(data, name=uploaded.name), data, uploaded.name
+    return upload_store().put(data, name=uploaded.name, owner=session_owner()), data, uploaded.name
 
 
 def stored(dig: str) -> tuple[bytes, str]:

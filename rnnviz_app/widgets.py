@@ -6,11 +6,12 @@ from typing import Any, Callable
 import streamlit as st
 
 from rnnviz_app.compute import compute
+from rnnviz_app.text import safe_csv
 
 
 def csv_button(df, label: str, file_name: str, key: str) -> None:
-    """Download button for the data behind a view."""
-    st.download_button(label, df.to_csv(index=False).encode(), file_name=file_name,
+    """Download button for the data behind a view (text cells cannot run as spreadsheet formulas)."""
+    st.download_button(label, safe_csv(df), file_name=file_name,
                        mime="text/csv", key=key)
 
 

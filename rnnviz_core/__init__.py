@@ -24,7 +24,7 @@ _EXPORTS = {
     "RecurrentInfo": "trace",
     "resolve_device": "device",
     "RnnvizError": "errors", "InputError": "errors", "ModelError": "errors",
-    "ModelFileError": "errors", "DataError": "errors",
+    "ModelFileError": "errors", "DataError": "errors", "MismatchError": "errors",
     "load_model": "models", "save_model": "models", "ModelConfig": "models",
     "build_model": "models",
     "load_data": "data", "SequenceDataset": "data",

@@ -48,7 +48,8 @@ Per-feature scores
 ``per_feature=True`` (input_x_grad, integrated_gradients, occlusion) returns ``[N, T, F]``:
 one score per feature at each step. For input_x_grad and integrated_gradients they add up over
 F to the per-step score exactly (same quadrature nodes); occlusion's replace one feature at one
-step at a time, so they add up to the per-step score only when the features do not interact.
+step at a time, so they add up to the per-step score only when the features do not interact
+(and cost F times the forward passes of per-step occlusion).
 """
 from __future__ import annotations
 
@@ -197,6 +198,10 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
 
     Notes
     -----
+    * The model runs as in :func:`rnnviz_core.trace`: lengths reach whichever forward parameter
+      takes them (sorted batches for ``enforce_sorted=True`` packing, results in your order),
+      ``nn.DataParallel`` is looked through, the user's forward hooks run on every pass and
+      backward hooks never do, and a forward that runs a recurrent module twice is refused.
     * ``grad_norm`` and ``grad_x_state`` use the gradient with respect to the per-step state of
       the *last layer of the last recurrent module* (the total derivative through all later
       steps, computed by the trace engine's unrolled recurrence). For a bidirectional layer the
@@ -821,7 +826,8 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         rule = (f"adaptive gauss-kronrod 7-15 to {tol:g} completeness, at most {max_steps} "
                 "evaluations per sequence")
     res = res * valid
-    err = ((res.sum(1) - delta).abs() / denom)
+    sums = res.sum(1)                                          # (N,)
+    err = ((sums - delta).abs() / denom)
     if prob.per_feature:
         res = res.reshape(prob.N, prob.T, prob.n_features)
     info.update({
@@ -830,7 +836,7 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
         "steps": evals,
         "gradient_evaluations": int(evals.sum()),
         "target_x": fx.cpu().numpy(), "target_baseline": fb.cpu().numpy(),
-        "sum_scores": res.sum(1).cpu().numpy(),
+        "sum_scores": sums.cpu().numpy(),
         "tol": float(tol), "floor": float(floor), "rule": rule,
     })
     return res

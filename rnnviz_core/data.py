@@ -9,8 +9,15 @@ Long form means one row per sequence step::
 with a sequence id column, an order column, numeric feature columns, an optional label
 column (constant within a sequence) and optional extra per-sequence columns (grouping).
 Columns are inferred where that is unambiguous and can always be named with keyword
-arguments. Every problem raises :class:`~rnnviz_core.errors.DataError` with a message that
-says what is wrong and what to do.
+arguments (:func:`inspect_columns` reports the guesses and the candidates for each role
+without refusing anything). Every problem raises :class:`~rnnviz_core.errors.DataError` with a
+message that says what is wrong and what to do, and a ``code``/``field`` naming the choice to
+change.
+
+Also read: token data (a text column plus a vocabulary, or integer ids: ``X`` int64 [N, T]),
+the class order a file declares (:func:`class_order_candidates`), and untrusted files within
+bounded memory: sizes are refused from counts (rows, columns, a case's commas, an array's
+``.npy`` header, Parquet metadata) before anything is expanded.
 """
 from __future__ import annotations
 
@@ -48,8 +55,8 @@ MAX_CELLS = 100_000_000
 MAX_COLUMNS = MAX_FEATURES + 100
 #: Most values (rows x columns) in a CSV/Parquet table, checked before it is parsed.
 MAX_TABLE_CELLS = 50_000_000
-#: Most bytes a Parquet table or an NPZ archive may unpack to.
-MAX_DECODED_BYTES = 2 * MAX_DATA_BYTES
+#: Most bytes a Parquet table or an NPZ archive may unpack to (an NPZ at most 2 x MAX_DATA_BYTES).
+MAX_DECODED_BYTES = 512 * 1024 * 1024
 #: File name endings :func:`load_data` reads.
 DATA_EXTENSIONS = (".csv", ".parquet", ".pq", ".npz", ".ts")
 
@@ -232,10 +239,11 @@ class SequenceDataset:
         steps = np.concatenate([np.arange(1, l + 1) for l in self.lengths])
         df = pd.DataFrame({id_col: self.ids[rows], order_col: steps})
         feats = self.X[rows, steps - 1]
-        if self.is_tokens:
-            df["token_id"] = feats
+        if self.is_tokens:                                              # the word, else its id
             if self.vocabulary is not None:
                 df["token"] = np.asarray(self.vocabulary, dtype=object)[feats]
+            else:
+                df["token_id"] = feats
         else:
             for j, f in enumerate(self.feature_names):
                 df[f] = feats[:, j]
@@ -491,6 +499,15 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
             raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
                             f"text_col=... (in the app: pick it in the column settings).",
                             code="ambiguous_column", field="text")
+    if vocab is not None and not text_col and feature_cols is None:
+        words = [c for c in df.columns if re.fullmatch(r"(token|word)s?", c, re.I)
+                 and not pd.api.types.is_numeric_dtype(df[c]) and c not in (id_col, label_col)]
+        if len(words) == 1:                                              # long form, one word per row
+            c = words[0]
+            where = [f"row {i + 2}" for i in range(len(df))]
+            col = df[c].fillna("").astype(str)
+            ids, _ = _encode_tokens(col.str.lower() if _lowercase(vocab) else col, vocab, label, where, single=True)
+            df[c] = ids[:, 0]
     if text_col:
         if vocab is None:
             raise _vocabulary_needed(label, text_col)
@@ -563,9 +580,9 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     first = data[: m.start() if m else len(data)].lstrip(b"\xef\xbb\xbf")
     sep = b"," if b"," in first else next((d for d in (b";", b"\t", b"|") if d in first), b",")
     _table_limits(label, rows, first.count(sep) + 1)                   # quoted separators only over-count
-    for enc in ("utf-8-sig", "latin-1"):
+    for enc in (None, "latin-1"):                                      # None: UTF-8 read as bytes (BOM skipped)
         try:
-            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=False, encoding=enc)
+            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=True, encoding=enc)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
@@ -573,6 +590,14 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
                             f"Check it has one header row and the same number of commas on every line.",
                             code="unreadable", field="file") from None
     raise DataError(f"{label} is not a text file.", code="unreadable", field="file")  # pragma: no cover
+
+
+def _arrow_width(t) -> int:
+    """Bytes per row of an Arrow type once decoded (16 for text and other variable-width types)."""
+    try:
+        return max(1, int(t.bit_width) // 8)
+    except ValueError:
+        return 16
 
 
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
@@ -586,8 +611,12 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         pf = pq.ParquetFile(io.BytesIO(data))
         meta = pf.metadata
         rows, cols = int(meta.num_rows), int(meta.num_columns)
-        decoded = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
         schema = pf.schema_arrow
+        stored = sum(int(meta.row_group(i).total_byte_size) for i in range(meta.num_row_groups))
+        # decoded size: fixed-width columns take rows x width whatever their encoding (a column of
+        # zeros encodes to almost nothing); text takes a pointer per row plus its stored bytes
+        width = sum(_arrow_width(f.type) for f in schema)
+        decoded = rows * width + stored
     except Exception:
         raise unreadable from None
     _table_limits(label, rows, cols)
@@ -735,7 +764,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     if len(df) > MAX_ROWS:
         raise DataError(f"The table has {len(df):,} rows; rnnviz handles at most {MAX_ROWS:,}. "
                         f"Upload a sample of the sequences.", code='too_big', field=None)
-    df = df.copy()
+    df = df.copy(deep=False)                                            # the caller's frame keeps its names
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         dup = pd.Series(df.columns)[pd.Series(df.columns).duplicated()].iloc[0]
@@ -779,21 +808,23 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         if okey.isna().any():
             row = int(np.flatnonzero(okey.isna().to_numpy())[0])
             raise DataError(f"The order column '{order_col}' is empty in row {row + 2}; every step needs its position.", code='bad_order', field='order')
-        dup = pd.DataFrame({"i": ids_str, "o": okey}).duplicated()
-        if dup.any():
-            r = int(np.flatnonzero(dup.to_numpy())[0])
+        okeys = okey.to_numpy()
+        order = np.lexsort((okeys, codes))
+        cs, ks = codes[order], okeys[order]
+        dup = np.flatnonzero((cs[1:] == cs[:-1]) & (ks[1:] == ks[:-1]))
+        if len(dup):
+            r = int(order[dup[0] + 1])
             step = df[order_col].iloc[r]
             step = step.item() if hasattr(step, "item") else step
             raise DataError(f"Sequence '{ids_str.iloc[r]}' has step {step} more than once "
                             f"(column '{order_col}'); remove the duplicate rows or check the order column.", code='duplicate_step', field='order')
-        order = np.lexsort((okey.to_numpy(), codes))
     else:
         order = np.argsort(codes, kind="stable")
-    df = df.iloc[order].reset_index(drop=True)
-    codes = codes[order]
     n = len(uniques)
     lengths = np.bincount(codes, minlength=n).astype(np.int64)
-    pos = df.groupby(codes, sort=False).cumcount().to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pos = np.empty(len(codes), dtype=np.int64)                          # each row's step within its sequence
+    pos[order] = np.arange(len(codes)) - starts[codes[order]]           # (the table itself is never re-sorted)
     multi = lengths[codes] > 1                                          # rows of sequences with >1 step
 
     # per-sequence columns vs features
@@ -828,8 +859,10 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             bad = uniques[int(np.flatnonzero(first.to_numpy() > 1)[0])]
             raise DataError(f"The group column '{c}' changes within sequence '{bad}'; a group column needs one "
                             f"value per sequence. Use it as a feature instead, or fix the rows.", code='group_changes', field='groups')
-    feats = []
-    for c in feature_cols:
+    _check_size(n, int(lengths.max()), len(feature_cols))
+    T = int(lengths.max())
+    X = np.zeros((n, T, len(feature_cols)), dtype=np.float32)
+    for j, c in enumerate(feature_cols):                                 # one column at a time: no (rows, F) copy
         col = df[c]
         if pd.api.types.is_bool_dtype(col):
             col = col.astype(np.float32)
@@ -838,13 +871,10 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             if (conv.isna() & col.notna()).any():
                 _raise_non_numeric(df, c, df[id_col].astype(str))
             col = conv
-        feats.append(col.to_numpy(dtype=np.float64))
-    _check_size(n, int(lengths.max()), len(feature_cols))
-    T = int(lengths.max())
-    X = np.zeros((n, T, len(feature_cols)), dtype=np.float32)
-    X[codes, pos] = np.stack(feats, axis=1).astype(np.float32)           # (rows, F) -> (N, T, F)
+        X[codes, pos, j] = col.to_numpy(dtype=np.float32)                # (rows,) -> (N, T)
 
-    firsts = np.flatnonzero(pos == 0)                                   # first row of each sequence
+    firsts = np.flatnonzero(pos == 0)                                   # first step of each sequence
+    firsts = firsts[np.argsort(codes[firsts])]                          # in sequence order
     groups = df.iloc[firsts][group_cols].reset_index(drop=True) if group_cols else pd.DataFrame(index=pd.RangeIndex(n))
     y = None
     if label_col:
@@ -861,7 +891,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         y = lab.groupby(codes, sort=False).first().to_numpy()
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
                        feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
-                       task=task)
+                       task=task, _copy=False)
 
 
 _TEXT_RE = re.compile(r"^(text|texts|review|reviews|sentence|sentences|document|doc|tokens|words|comment|comments|"
@@ -1031,8 +1061,19 @@ def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
 
 
 def _constant_per_seq(col: pd.Series, codes: np.ndarray, n: int) -> bool:
-    nun = col.groupby(codes, sort=False).nunique(dropna=False).to_numpy()
-    return bool((nun <= 1).all())
+    """Whether ``col`` holds one value per sequence (missing values count as a value)."""
+    if len(codes) == 0:
+        return True
+    first = np.empty(n, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)              # each sequence's first row
+    vals = col.to_numpy()
+    ref = vals[first[codes]]                                            # (rows,) its sequence's first value
+    missing = pd.isna(vals)
+    same = missing == pd.isna(ref)
+    with np.errstate(invalid="ignore"):
+        eq = np.asarray(vals == ref, dtype=bool) if vals.dtype != object else \
+            np.fromiter((a == b for a, b in zip(vals, ref)), dtype=bool, count=len(vals))
+    return bool(np.all(same & (missing | eq)))
 
 
 def _raise_non_numeric(df: pd.DataFrame, c: str, ids: pd.Series) -> None:
@@ -1413,33 +1454,64 @@ def _lowercase(vocab: Sequence[str]) -> bool:
     return not any(t != t.lower() for t in vocab if t not in specials)
 
 
-def _encode_tokens(rows: Sequence[list[str]], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
-    """Token lists -> (X int64 [N, T] padded with the pad id, lengths [N])."""
+#: Most characters in one text cell (a sequence's words), checked before it is split.
+MAX_TEXT_CHARS = 1_000_000
+
+
+def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str],
+                   single: bool = False) -> tuple:
+    """Texts -> (X int64 [N, T] padded with the pad id, lengths [N]), one text at a time.
+
+    With ``single`` each text is one token (a long-form word column): X is [N, 1].
+
+    Each text's size is checked before it is split, each sequence's length and the running
+    total of tokens as they come, and the padded array's size before it is allocated.
+    """
     index = {t: i for i, t in enumerate(vocab) if t != "" or i == 0}
     unk = _special_id(vocab, _UNK_TOKENS, default=None)
     pad = _special_id(vocab, _PAD_TOKENS)
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    if len(rows) and lengths.min() == 0:
-        i = int(np.flatnonzero(lengths == 0)[0])
-        raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
-                        code="empty_text", field="text")
-    _check_size(len(rows), int(lengths.max()) if len(rows) else 1, 1)
-    X = np.full((len(rows), int(lengths.max()) if len(rows) else 1), pad, dtype=np.int64)
+    rows: list[np.ndarray] = []
     unknown: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        ids = [index.get(t, -1) for t in r]
+    total = 0
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise _too_big(f"{label}: {where[i]} has {len(text):,} characters of text; rnnviz reads at most "
+                           f"{MAX_TEXT_CHARS:,} per sequence. Shorten the texts.")
+        words = [text.strip()] if single and text.strip() else text.split()
+        if len(words) > 1 and single:
+            raise DataError(f"{label}: {where[i]} holds {len(words)} words in one step; put one word per row.",
+                            code="text", field="features")
+        if not words:
+            raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
+                            code="empty_text", field="text")
+        if len(words) > MAX_STEPS:
+            _check_size(1, len(words), 1)
+        total += len(words)
+        if total > MAX_CELLS // 2:
+            raise _too_big(f"{label} holds more than {MAX_CELLS // 2:,} words; rnnviz handles at most that many. "
+                           f"Upload fewer or shorter texts.")
+        ids = [index.get(t, -1) for t in words]
         if -1 in ids:
-            for t, v in zip(r, ids):
+            for t, v in zip(words, ids):
                 if v == -1:
                     unknown[t] = unknown.get(t, 0) + 1
             if unk is not None:
                 ids = [unk if v == -1 else v for v in ids]
-        X[i, : len(ids)] = ids
+        rows.append(np.asarray(ids, dtype=np.int32))
     if unknown and unk is None:
         top = sorted(unknown, key=lambda t: -unknown[t])[:5]
         raise DataError(f"{label} has {len(unknown):,} words the vocabulary does not hold (for example "
                         f"{', '.join(map(repr, top))}) and the vocabulary has no <unk> token for them. Use the "
                         f"vocabulary the model was trained with.", code="unknown_tokens", field="vocabulary")
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    t = int(lengths.max()) if len(rows) else 1
+    _check_size(len(rows), t, 1)
+    if len(rows) * t > MAX_CELLS // 2:                                 # int64 ids: twice a float32 value
+        raise _too_big(f"The padded token ids would hold {len(rows) * t:,} values; rnnviz handles at most "
+                       f"{MAX_CELLS // 2:,}. Upload fewer or shorter texts.")
+    X = np.full((len(rows), t), pad, dtype=np.int64)
+    for i, r in enumerate(rows):
+        X[i, : len(r)] = r
     return X, lengths
 
 
@@ -1463,11 +1535,9 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     text = df[text_col].fillna("").astype(str)
     if _lowercase(vocab):
         text = text.str.lower()
-    rows = [t.split() for t in text]
     ids = df[id_col].astype(str).to_numpy() if id_col else np.arange(1, len(df) + 1).astype(str)
     where = [f"sequence '{i}'" for i in ids] if id_col else [f"row {i + 2}" for i in range(len(df))]
-    X, lengths = _encode_tokens(rows, vocab, label, where)
-    del rows
+    X, lengths = _encode_tokens(text, vocab, label, where)
     groups = df[[c for c in (group_cols if group_cols is not None else df.columns) if c not in used]]
     y, cn = _encode_labels(None if not label_col else df[label_col].to_numpy(), class_names, task)
     return SequenceDataset(X=X, lengths=lengths, y=y, ids=ids, groups=groups.reset_index(drop=True),
@@ -1529,10 +1599,10 @@ def class_order_candidates(ds: SequenceDataset) -> list[tuple[str, str, list[str
 
     def add(key: str, label: str, order: list[str]) -> None:
         same = next((lab for _, lab, o in out if o == order), None)
-        out.append((key, label + (f" (the same as {same.split(' (')[0].lower()})" if same else ""), order))
+        out.append((key, label + (f" (the same as: {same.split(' (')[0].lower()})" if same else ""), order))
 
     if ds.declared_classes:
-        add("declared", "As the data file declares them", list(ds.declared_classes) +
+        add("declared", "The order the data file declares", list(ds.declared_classes) +
             [c for c in names if c not in ds.declared_classes])
     if all(_is_int_text(c) for c in names):
         add("sorted", "Sorted by number", sorted(names, key=lambda c: int(c)))
@@ -1542,7 +1612,7 @@ def class_order_candidates(ds: SequenceDataset) -> list[tuple[str, str, list[str
         add("sorted", "Sorted A to Z", sorted(names))
     first = [ds.class_names[i] for i in pd.unique(ds.y)]
     rest = ds.declared_classes or names
-    add("first", "In order of first appearance in the data", first + [c for c in rest if c not in first])
+    add("first", "Order of first appearance in the data", first + [c for c in rest if c not in first])
     return out
 
 

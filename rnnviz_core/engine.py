@@ -7,7 +7,25 @@ for every step the head does not read). The engine therefore runs the user's mod
 *private view*: a structural copy of the module tree, in eval mode, that shares the model's
 parameter storage (detached, so no parameter gradients are ever built) and has each recurrent
 module replaced by a :class:`_RecurrentProxy`. The user's model object is never touched: no
-``.eval()``, no hooks, no ``.to()``; a model shared by several threads stays correct for all.
+``.eval()``, no hooks registered on it, no ``.to()``; a model shared by several threads stays
+correct for all.
+
+The view runs the model as the user's own call would, on every engine:
+
+* lengths reach the forward parameter that takes them (:func:`lengths_slot`), each batch
+  sorted longest first when they do (``pack_padded_sequence`` defaults to
+  ``enforce_sorted=True``), results returned in the caller's order;
+* the user's forward hooks and forward pre-hooks (on any module, recurrent ones included) run
+  once per call, on the fused and the unrolled engines alike; backward hooks never run (the
+  gradients rnnviz reports are the derivative of the forward as it is);
+* a forward that calls the same recurrent module twice is refused (:func:`_called_twice`);
+* a tuple output gives the one element shaped [N, C] or [N] unless ``output=`` picks one;
+* a failing forward is reported with its cause (:func:`_explain_failure`): feature count
+  (expected and given), token ids, lengths, sorting, number types.
+
+Token ids ([N, T] integers) go to the model unchanged; for gradients with respect to the input,
+a forward hook on the view's copy of the ``nn.Embedding`` that reads them makes its output a
+leaf (:class:`EmbedSpec`).
 
 A proxy runs in one of three ways:
 
@@ -27,7 +45,6 @@ three with the fused modules on every configuration to 1e-5.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 from collections import OrderedDict
@@ -200,9 +217,10 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
     """Which parameter of ``model.forward`` takes the sequence lengths (None: none does).
 
     In order: the parameter named ``lengths_arg`` when the caller gives one; a parameter named
-    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (any
-    name containing "len"); the only positional parameter after ``x`` unless its name says it
-    is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
+    ``lengths``, ``lens``, ``seq_lens``, ``seq_lengths``, ``input_lengths``, ``length``, ... (or
+    any name ending in ``_lengths``/``_lens``/``_length``, except ``max_*``/``min_*``); the only
+    positional parameter after ``x`` when it has no default (or None) and its name does not say
+    it is something else (``hidden``, ``h0``, ``state``, ``mask``, ...); ``*args``. Wrappers
     (``nn.DataParallel``) are looked through.
     """
     model = unwrap_model(model)
@@ -239,10 +257,13 @@ def lengths_slot(model: nn.Module, lengths_arg: str | None = None) -> LengthsSlo
         if p.name in _LENGTH_NAMES:
             return slot(p)
     for p in rest:
-        if "len" in p.name.lower():
+        name = p.name.lower()
+        if re.search(r"(^|_)(lengths?|lens|lengths_\w+)$", name) and not name.startswith(("max", "min")):
             return slot(p)
     extra = [p for p in rest if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
-    if len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos:
+    if (len(extra) == 1 and extra[0].name.lower() not in _NOT_LENGTHS and not var_pos
+            and not extra[0].name.lower().startswith(("max", "min"))
+            and (extra[0].default is P.empty or extra[0].default is None)):
         return slot(extra[0])
     if var_pos and not extra:
         return LengthsSlot(None, 1, False, "its second positional argument (*args)")
@@ -703,7 +724,8 @@ def _explain_failure(exc: Exception, model: nn.Module, xt: torch.Tensor, given: 
             f"The model's forward needs an argument '{name}' that rnnviz does not know how to give ({msg}). "
             f"If '{name}' is the sequence lengths, pass lengths_arg='{name}' (and lengths=); rnnviz calls the "
             "forward with x and the lengths only.", code="lengths", field="lengths")
-    if passed is None and slot is not None and given is None:
+    if passed is None and slot is not None and given is None and (
+            "none" in low or "len" in low or "pack" in low):
         return ModelError(head + f"The forward takes the lengths as {slot.where} but none were given, so it ran "
                           "with its default. Pass lengths= (one per sequence).", code="lengths", field="lengths")
     if given is not None and slot is None and ("len" in low or "pack" in low):
@@ -791,8 +813,13 @@ class ModelView:
         return out
 
     def run(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None = None,
-            embed: EmbedSpec | None = None) -> torch.Tensor:
-        """The model's output for ``xt`` (caller's row order); records in ``self.records``."""
+            embed: EmbedSpec | None = None, unsort_records: bool = True) -> torch.Tensor:
+        """The model's output for ``xt`` (caller's row order); records in ``self.records``.
+
+        The records come back in the caller's row order too, unless ``unsort_records=False``:
+        then row i of every record is caller row ``self.session.perm[i]`` when the batch was
+        sorted for the model (``perm`` None: not sorted).
+        """
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None
@@ -830,7 +857,7 @@ class ModelView:
         if sess.inv is not None:
             inv = sess.inv
             out = out.index_select(0, inv.to(out.device))
-            for rec in sess.records.values():
+            for rec in (sess.records.values() if unsort_records else ()):
                 for k, v in rec.items():
                     if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n:
                         rec[k] = v.index_select(0, inv.to(v.device))

@@ -43,6 +43,8 @@ __all__ = [
     "group_summary", "compare_groups",
     "perturb_inputs", "resilience", "resilience_sweep", "resilience_summary",
     "reproducibility", "compare_models",
+    "METRIC_NAMES", "format_p", "effect_words", "comparison_table", "summary_table", "reproducibility_table",
+    "resilience_table",
 ]
 
 SATURATION_LEVELS = ("not saturated", "partly saturated", "fully saturated")
@@ -79,20 +81,28 @@ def _logits_array(logits: Any) -> np.ndarray:
     return arr
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _probs(arr: np.ndarray, task: str) -> np.ndarray | None:
-    """Class probabilities [N, C] (binary: [N, 2]); None for regression."""
+    """Class probabilities [N, C] (binary: [N, 2]); None for regression (``scipy.special``:
+    no overflow for any finite logit)."""
+    from scipy.special import expit, softmax
+
     if task == "classification":
-        return _softmax(arr)
+        return softmax(arr, axis=1)
     if task == "binary":
-        p1 = 1.0 / (1.0 + np.exp(-arr.reshape(arr.shape[0], -1)[:, 0]))
-        return np.stack([1.0 - p1, p1], axis=1)
+        z = arr.reshape(arr.shape[0], -1)[:, 0]
+        return np.stack([expit(-z), expit(z)], axis=1)
     return None
+
+
+def _log_probs(arr: np.ndarray, task: str) -> np.ndarray:
+    """Log class probabilities [N, C] (binary: [N, 2]) computed in log space, so a confidently
+    wrong answer gets its true loss (a logit margin of 1e4 costs 1e4 nats, not a capped 690)."""
+    from scipy.special import log_expit, log_softmax
+
+    if task == "classification":
+        return log_softmax(arr, axis=1)
+    z = arr.reshape(arr.shape[0], -1)[:, 0]
+    return np.stack([log_expit(-z), log_expit(z)], axis=1)
 
 
 def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: Any = None) -> pd.DataFrame:
@@ -137,7 +147,7 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
             raise InputError(f"Class indices in y must run from 0 to {probs.shape[1] - 1}.")
         frame["true"] = yi
         frame["correct"] = pred == yi
-        frame["loss"] = -np.log(np.clip(probs[np.arange(n), yi], 1e-300, None))
+        frame["loss"] = -_log_probs(arr, task)[np.arange(n), yi]
     else:
         out = arr.reshape(n, -1)
         target = yy.astype(np.float64).reshape(n, -1)
@@ -286,7 +296,12 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
     ``mean_confidence``, saturation statistics (``sat_mean``, ``sat_median``,
     ``sat_final_mean``, ``share_fully_saturated``) and, when the table carries resilience
     results, ``mean_output_change`` and ``flip_rate``. Columns whose inputs are missing are left
-    out. Groups are in their natural (categorical or sorted) order."""
+    out. Groups are in their natural (categorical or sorted) order.
+
+    Every mean and share has a 95% interval in ``{name}_low`` / ``{name}_high``: a binomial
+    interval (``scipy.stats.binomtest(...).proportion_ci``) for shares of a 0/1 outcome
+    (accuracy, flip rate, share fully saturated), a percentile bootstrap of the mean
+    (``scipy.stats.bootstrap``) for the others."""
     g = assign_groups(table, by, bins=bins)
     df = table.assign(_g=g.values)  # keeps categorical order (levels, bins)
     grouped = df.groupby("_g", observed=True, sort=True, dropna=False)
@@ -297,13 +312,125 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
             ("frac_saturated", "sat_median", "median"), ("frac_saturated_final", "sat_final_mean", "mean"),
             ("output_change", "mean_output_change", "mean"), ("flipped", "flip_rate", "mean")]
     present = set(_metric_columns(df))
+    intervals: dict[str, tuple[list[float], list[float]]] = {}
+    boot: list[tuple[str, str]] = []  # (column, name) of the means whose intervals are bootstrapped together
     for col, name, how in spec:
         if col in present:
             out[name] = grouped[col].agg(lambda s, how=how: getattr(pd.to_numeric(s, errors="coerce"), how)())
+            if how == "mean":
+                binary = _is_binary(pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64), df[col].dtype)
+                if binary:
+                    cis = [_ci(pd.to_numeric(grp[col], errors="coerce").to_numpy(dtype=np.float64), True)
+                           for _, grp in grouped]
+                    intervals[name] = ([c[0] for c in cis], [c[1] for c in cis])
+                else:
+                    boot.append((col, name))
+    if boot:
+        per_group = [_mean_cis(np.stack([pd.to_numeric(grp[c], errors="coerce").to_numpy(dtype=np.float64)
+                                         for c, _ in boot]), i) for i, (_, grp) in enumerate(grouped)]
+        for j, (_, name) in enumerate(boot):
+            intervals[name] = ([g[j][0] for g in per_group], [g[j][1] for g in per_group])
     if "saturation" in df.columns:
         out["share_fully_saturated"] = grouped["saturation"].agg(lambda s: float((s == SATURATION_LEVELS[2]).mean()))
+        cis = [_share_ci(int((grp["saturation"] == SATURATION_LEVELS[2]).sum()), len(grp)) for _, grp in grouped]
+        intervals["share_fully_saturated"] = ([c[0] for c in cis], [c[1] for c in cis])
+    for name, (low, high) in intervals.items():
+        out[f"{name}_low"] = low
+        out[f"{name}_high"] = high
     out.index.name = "group"
     return out.reset_index()
+
+
+# ----------------------------------------------------------------------------- intervals
+CONFIDENCE = 0.95
+_BOOT_RESAMPLES = 999
+
+
+def _is_binary(values: np.ndarray, dtype: Any = None) -> bool:
+    """A 0/1 outcome (bool column, or only the values 0 and 1)."""
+    v = values[np.isfinite(values)]
+    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+        return True
+    return v.size > 0 and bool(np.isin(v, (0.0, 1.0)).all())
+
+
+#: above this many values the mean's interval is Student's t (``scipy.stats.t``): the bootstrap
+#: gives the same interval there (central limit) at a cost that grows with n x resamples
+BOOTSTRAP_MAX_N = 500
+
+
+def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 999 resamples)
+    up to :data:`BOOTSTRAP_MAX_N` values, Student's t interval beyond; (v, v) when every value is
+    v; NaN with fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    if np.ptp(x) == 0:
+        return (float(x[0]), float(x[0]))
+    if x.size > BOOTSTRAP_MAX_N:
+        lo, hi = stats.t.interval(CONFIDENCE, x.size - 1, loc=x.mean(), scale=stats.sem(x))
+        return (float(lo), float(hi))
+    res = stats.bootstrap((x,), np.mean, n_resamples=_BOOT_RESAMPLES, confidence_level=CONFIDENCE,
+                          method="percentile", vectorized=True, batch=max(1, int(2e7 // x.size)),
+                          rng=np.random.default_rng(seed))
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def _mean_cis(rows: np.ndarray, seed: int = 0) -> list[tuple[float, float]]:
+    """:func:`_mean_ci` of each row of ``rows`` [M, n]; rows without NaN that need the bootstrap
+    share one ``scipy.stats.bootstrap`` call (one set of resamples, a vector-valued statistic)."""
+    from scipy import stats
+
+    out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * rows.shape[0]
+    joint = []
+    for j, r in enumerate(rows):
+        fin = r[np.isfinite(r)]
+        if fin.size != r.size or r.size < 2 or np.ptp(r) == 0 or r.size > BOOTSTRAP_MAX_N:
+            out[j] = _mean_ci(r, seed)
+        else:
+            joint.append(j)
+    if joint:
+        sub = rows[joint]
+        res = stats.bootstrap((sub,), np.mean, n_resamples=_BOOT_RESAMPLES, confidence_level=CONFIDENCE,
+                              method="percentile", vectorized=True, axis=-1, rng=np.random.default_rng(seed))
+        lo, hi = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
+        for k, j in enumerate(joint):
+            out[j] = (float(lo[k]), float(hi[k]))
+    return out
+
+
+def _share_ci(k: int, n: int) -> tuple[float, float]:
+    """95% interval of a share k/n (``scipy.stats.binomtest(...).proportion_ci``, Clopper-Pearson)."""
+    from scipy import stats
+
+    if n < 1:
+        return (float("nan"), float("nan"))
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=CONFIDENCE)
+    return (float(ci.low), float(ci.high))
+
+
+def _ci(values: np.ndarray, binary: bool, seed: int = 0) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if binary:
+        return _share_ci(int(v.sum()), int(v.size))
+    return _mean_ci(v, seed)
+
+
+def _corr_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """95% interval of a Pearson correlation (``scipy.stats.pearsonr(...).confidence_interval``)."""
+    from scipy import stats
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 4 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return (float("nan"), float("nan"))
+    ci = stats.pearsonr(a, b).confidence_interval(confidence_level=CONFIDENCE)
+    return (float(ci.low), float(ci.high))
 
 
 # ----------------------------------------------------------------------------- two-group test
@@ -316,30 +443,40 @@ def compare_groups(
     metrics: str | Sequence[str] | None = None,
     test: str = "mann-whitney",
     bins: int | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Do groups ``a`` and ``b`` differ? One row per metric.
 
     Tests (two-sided):
 
-    * ``"mann-whitney"`` (default): Mann–Whitney U test (``scipy.stats.mannwhitneyu``, normal
-      approximation with tie correction when there are ties). Effect size: the rank-biserial
-      correlation ``r = 2 U_a / (n_a n_b) - 1`` in [-1, 1]; r > 0 means values in ``a`` tend to
-      be larger (r = 0.3 means a random member of a beats a random member of b 65 % of the time).
-    * ``"welch"``: Welch's t test (unequal variances, ``scipy.stats.ttest_ind(equal_var=False)``).
+    * a 0/1 outcome (a bool column such as ``correct`` or ``flipped``, or any column holding only
+      0 and 1): Fisher's exact test on the 2 x 2 table (``scipy.stats.fisher_exact``; statistic =
+      the odds ratio). Effect size: Cohen's h = 2 asin(sqrt(p_a)) - 2 asin(sqrt(p_b)).
+    * otherwise ``"mann-whitney"`` (default): Mann–Whitney U test (``scipy.stats.mannwhitneyu``,
+      normal approximation with tie correction when there are ties). Effect size: the
+      rank-biserial correlation ``r = 2 U_a / (n_a n_b) - 1`` in [-1, 1]; r > 0 means values in
+      ``a`` tend to be larger (r = 0.3 means a random member of a beats a random member of b 65 %
+      of the time).
+    * or ``"welch"``: Welch's t test (unequal variances, ``scipy.stats.ttest_ind(equal_var=False)``).
       Effect size: Cohen's d = (mean_a - mean_b) / pooled standard deviation.
+
+    Every group mean has a 95% interval: ``scipy.stats.binomtest(k, n).proportion_ci`` for a 0/1
+    outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 999
+    resamples, seeded by ``seed``) otherwise, or Student's t interval for groups of more than
+    :data:`BOOTSTRAP_MAX_N` sequences (where the two agree and the bootstrap gets slow). ``p_adjusted`` controls the false discovery rate
+    across the table's rows (Benjamini–Hochberg, ``scipy.stats.false_discovery_control``).
 
     Caveats: the tests treat sequences as independent samples, which overlapping windows of
     one series are not; the groups are often defined from the model's own behaviour (e.g.
-    saturation) so a difference is an association, not a cause; with several metrics or group
-    pairs, some p-values fall below 0.05 by chance (no correction is applied); with thousands of
-    sequences tiny differences become "significant" — read the effect size first. A 0/1
-    metric (``correct``, ``flipped``) is tested the same way (a rank test on two values); fewer
-    than 2 sequences in a group gives NaN.
+    saturation) so a difference is an association, not a cause; with thousands of sequences tiny
+    differences become "significant" — read the effect size first. Fewer than 2 sequences in a
+    group gives NaN.
 
     Returns
     -------
-    frame with ``metric, group_a, group_b, n_a, n_b, mean_a, mean_b, median_a, median_b, test,
-    statistic, p_value, effect_size, effect_name``.
+    frame with ``metric, group_a, group_b, n_a, n_b, mean_a, mean_b, ci_a_low, ci_a_high,
+    ci_b_low, ci_b_high, median_a, median_b, test, statistic, p_value, p_adjusted, effect_size,
+    effect_name``.
     """
     from scipy import stats
 
@@ -362,14 +499,22 @@ def compare_groups(
         v = pd.to_numeric(table[m], errors="coerce").to_numpy(dtype=np.float64)
         xa = v[(g == ga) & np.isfinite(v)]
         xb = v[(g == gb) & np.isfinite(v)]
+        binary = _is_binary(v, table[m].dtype)
+        ci_a, ci_b = _ci(xa, binary, seed), _ci(xb, binary, seed + 1)
         row = {"metric": m, "group_a": a, "group_b": b, "n_a": xa.size, "n_b": xb.size,
                "mean_a": xa.mean() if xa.size else np.nan, "mean_b": xb.mean() if xb.size else np.nan,
+               "ci_a_low": ci_a[0], "ci_a_high": ci_a[1], "ci_b_low": ci_b[0], "ci_b_high": ci_b[1],
                "median_a": np.median(xa) if xa.size else np.nan, "median_b": np.median(xb) if xb.size else np.nan,
-               "test": "Mann-Whitney U" if test == "mann-whitney" else "Welch's t",
+               "test": "Fisher's exact" if binary else ("Mann-Whitney U" if test == "mann-whitney" else "Welch's t"),
                "statistic": np.nan, "p_value": np.nan, "effect_size": np.nan,
-               "effect_name": "rank-biserial r" if test == "mann-whitney" else "Cohen's d"}
+               "effect_name": "Cohen's h" if binary else ("rank-biserial r" if test == "mann-whitney" else "Cohen's d")}
         if xa.size >= 2 and xb.size >= 2:
-            if test == "mann-whitney":
+            if binary:
+                ka, kb = int(xa.sum()), int(xb.sum())
+                res = stats.fisher_exact([[ka, xa.size - ka], [kb, xb.size - kb]])
+                row.update(statistic=float(res.statistic), p_value=float(res.pvalue),
+                           effect_size=2 * np.arcsin(np.sqrt(ka / xa.size)) - 2 * np.arcsin(np.sqrt(kb / xb.size)))
+            elif test == "mann-whitney":
                 if np.ptp(np.r_[xa, xb]) == 0:  # every value equal: no difference at all
                     row.update(statistic=xa.size * xb.size / 2, p_value=1.0, effect_size=0.0)
                 else:
@@ -388,7 +533,21 @@ def compare_groups(
                     row.update(statistic=float(res.statistic), p_value=float(res.pvalue),
                                effect_size=(xa.mean() - xb.mean()) / pooled)
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.insert(out.columns.get_loc("p_value") + 1, "p_adjusted", _fdr(out["p_value"].to_numpy(dtype=np.float64))
+               if len(out) else [])
+    return out
+
+
+def _fdr(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values over the finite ones (NaN stays NaN)."""
+    from scipy import stats
+
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
+    return out
 
 
 # ----------------------------------------------------------------------------- resilience
@@ -648,6 +807,16 @@ def resilience_summary(results: pd.DataFrame, table: pd.DataFrame, by: str | Seq
     out = grouped.agg(size=("seq", "size"), mean_output_change=("output_change", "mean"),
                       median_output_change=("output_change", "median"),
                       flip_rate=("flipped", lambda s: pd.to_numeric(s, errors="coerce").mean()))
+    change_ci = [_mean_ci(grp["output_change"].to_numpy(dtype=np.float64), i) for i, (_, grp) in enumerate(grouped)]
+    flip_ci = []
+    for _, grp in grouped:
+        f = pd.to_numeric(grp["flipped"], errors="coerce").to_numpy(dtype=np.float64)
+        f = f[np.isfinite(f)]
+        flip_ci.append(_share_ci(int(f.sum()), int(f.size)) if f.size else (np.nan, np.nan))
+    out["mean_output_change_low"] = [c[0] for c in change_ci]
+    out["mean_output_change_high"] = [c[1] for c in change_ci]
+    out["flip_rate_low"] = [c[0] for c in flip_ci]
+    out["flip_rate_high"] = [c[1] for c in flip_ci]
     return out.reset_index()
 
 
@@ -730,19 +899,27 @@ def reproducibility(
     for name in names:
         sel = labels == name
         t_g = time[time["group"] == name]
-        rows.append({"group": name, "size": int(sel.sum()),
-                     "agreement": float(np.nanmean(agree[sel])) if np.isfinite(agree[sel]).any() else np.nan,
-                     "sat_corr_sequences": _pearson(sat_a[sel], sat_b[sel]),
-                     "sat_corr_time": _pearson(t_g["frac_saturated_a"].to_numpy(), t_g["frac_saturated_b"].to_numpy()),
-                     "sat_mean_a": float(sat_a[sel].mean()), "sat_mean_b": float(sat_b[sel].mean())})
+        rows.append(_repro_row(name, agree[sel], sat_a[sel], sat_b[sel], t_g["frac_saturated_a"].to_numpy(),
+                               t_g["frac_saturated_b"].to_numpy()))
     if len(names) > 1:
         all_a = _group_time_mean(step_a, mask, None)["frac_saturated"].to_numpy()
         all_b = _group_time_mean(step_b, mask, None)["frac_saturated"].to_numpy()
-        rows.append({"group": "all", "size": n,
-                     "agreement": float(np.nanmean(agree)) if np.isfinite(agree).any() else np.nan,
-                     "sat_corr_sequences": _pearson(sat_a, sat_b), "sat_corr_time": _pearson(all_a, all_b),
-                     "sat_mean_a": float(sat_a.mean()), "sat_mean_b": float(sat_b.mean())})
+        rows.append(_repro_row("all", agree, sat_a, sat_b, all_a, all_b))
     return pd.DataFrame(rows)
+
+
+def _repro_row(name: Any, agree: np.ndarray, sat_a: np.ndarray, sat_b: np.ndarray, time_a: np.ndarray,
+               time_b: np.ndarray) -> dict[str, Any]:
+    ok = np.isfinite(agree)
+    ag_ci = _share_ci(int(agree[ok].sum()), int(ok.sum())) if ok.any() else (np.nan, np.nan)
+    cs, ct = _corr_ci(sat_a, sat_b), _corr_ci(time_a, time_b)
+    return {"group": name, "size": int(sat_a.size),
+            "agreement": float(np.nanmean(agree)) if ok.any() else np.nan,
+            "sat_corr_sequences": _pearson(sat_a, sat_b), "sat_corr_time": _pearson(time_a, time_b),
+            "sat_mean_a": float(sat_a.mean()), "sat_mean_b": float(sat_b.mean()),
+            "agreement_low": ag_ci[0], "agreement_high": ag_ci[1],
+            "sat_corr_sequences_low": cs[0], "sat_corr_sequences_high": cs[1],
+            "sat_corr_time_low": ct[0], "sat_corr_time_high": ct[1]}
 
 
 def compare_models(
@@ -763,3 +940,203 @@ def compare_models(
     tr_a = trace(model_a, x, lengths, device=device)
     tr_b = trace(model_b, x, lengths, device=device)
     return reproducibility(tr_a, tr_b, groups=groups, task=task, threshold=threshold)
+
+
+# ----------------------------------------------------------------------------- tables for people
+#: plain names of the per-sequence measures (resilience columns "change: <condition>" are named
+#: "output change under <condition>")
+METRIC_NAMES = {
+    "correct": "accuracy (share correct)", "loss": "loss", "confidence": "confidence",
+    "frac_saturated": "share of unit-steps saturated", "frac_saturated_final": "share of units saturated at the last step",
+    "output_change": "change of the answer under damage", "flipped": "share of answers that flip",
+}
+_PERCENT_METRICS = {"correct", "confidence", "frac_saturated", "frac_saturated_final", "flipped"}
+_EFFECT_CUTS = {"rank-biserial r": (0.1, 0.3, 0.5), "Cohen's d": (0.2, 0.5, 0.8), "Cohen's h": (0.2, 0.5, 0.8)}
+
+
+def _metric_name(m: str) -> str:
+    m = str(m)
+    if m.startswith("change: "):
+        return "output change under " + m[len("change: "):]
+    if m.endswith("_left"):
+        return f"share of steps gate {m[:-5]} is nearly shut"
+    if m.endswith("_right"):
+        return f"share of steps gate {m[:-6]} is nearly open"
+    return METRIC_NAMES.get(m, m.replace("_", " "))
+
+
+def _is_percent(m: str) -> bool:
+    return str(m) in _PERCENT_METRICS or str(m).endswith(("_left", "_right"))
+
+
+def format_p(p: float) -> str:
+    """A p-value for people: "p < 0.001", "p = 0.004", "p = 0.32"; "" when there is none."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(p):
+        return ""
+    if p < 0.001:
+        return "p < 0.001"
+    if p < 0.01:
+        return f"p = {p:.3f}"
+    return f"p = {min(p, 1.0):.2f}"
+
+
+def effect_words(effect: float, name: str) -> str:
+    """An effect size in a word: "negligible", "small", "medium" or "large" (rank-biserial r:
+    0.1 / 0.3 / 0.5; Cohen's d and h: 0.2 / 0.5 / 0.8); "" when there is none."""
+    try:
+        e = abs(float(effect))
+    except (TypeError, ValueError):
+        return ""
+    cuts = _EFFECT_CUTS.get(str(name))
+    if cuts is None or np.isnan(e):
+        return ""
+    if e < cuts[0]:
+        return "negligible"
+    if e < cuts[1]:
+        return "small"
+    if e < cuts[2]:
+        return "medium"
+    return "large"
+
+
+def _fmt(v: float, percent: bool) -> str:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(v):
+        return ""
+    return f"{v:.1%}" if percent else f"{v:.3g}"
+
+
+def _with_interval(v: float, lo: float, hi: float, percent: bool) -> str:
+    text = _fmt(v, percent)
+    if text and np.isfinite(lo) and np.isfinite(hi) and lo != hi:
+        text += f" ({_fmt(lo, percent)} to {_fmt(hi, percent)})"
+    return text
+
+
+def _effect_text(row: Mapping[str, Any]) -> str:
+    word = effect_words(row.get("effect_size"), row.get("effect_name"))
+    if not word:
+        return ""
+    e = float(row["effect_size"])
+    name = row.get("effect_name")
+    if name == "rank-biserial r":
+        return f"{word}: A higher in {(e + 1) / 2:.0%} of pairs"
+    if name == "Cohen's h":
+        return f"{word}: {100 * (row['mean_a'] - row['mean_b']):+.1f} points"
+    if name == "Cohen's d":
+        return f"{word}: {e:+.2f} standard deviations"
+    return word
+
+
+def comparison_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """The frame of :func:`compare_groups` as a table people read: one row per measure, plain
+    column names, each group's mean with its 95% interval, the difference, whether it could be
+    chance (false-discovery-corrected p formatted as "p < 0.001") and how big it is in words.
+    Empty cells where a figure cannot be computed (never "None")."""
+    need = ["metric", "group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b", "p_value", "effect_size", "effect_name"]
+    missing = [c for c in need if c not in cmp.columns]
+    if missing:
+        raise InputError(f"comparison_table needs the frame of compare_groups (missing {', '.join(missing)}).")
+    if cmp.empty:
+        return pd.DataFrame(columns=["Measure", "Group A", "Group B", "Difference (A − B)", "Could it be chance?",
+                                     "How big", "Sequences (A / B)"])
+    ga, gb = str(cmp["group_a"].iloc[0]), str(cmp["group_b"].iloc[0])
+    rows = []
+    pcol = "p_adjusted" if "p_adjusted" in cmp.columns else "p_value"
+    for _, r in cmp.iterrows():
+        pct = _is_percent(r["metric"])
+        rows.append({
+            "Measure": _metric_name(r["metric"]),
+            f"A: {ga}": _with_interval(r["mean_a"], r.get("ci_a_low", np.nan), r.get("ci_a_high", np.nan), pct),
+            f"B: {gb}": _with_interval(r["mean_b"], r.get("ci_b_low", np.nan), r.get("ci_b_high", np.nan), pct),
+            "Difference (A − B)": (f"{100 * (r['mean_a'] - r['mean_b']):+.1f} points" if pct and
+                                   np.isfinite(r["mean_a"] - r["mean_b"]) else
+                                   (f"{r['mean_a'] - r['mean_b']:+.3g}" if np.isfinite(r["mean_a"] - r["mean_b"]) else "")),
+            "Could it be chance?": format_p(r[pcol]),
+            "How big": _effect_text(r),
+            "Sequences (A / B)": f"{int(r['n_a'])} / {int(r['n_b'])}",
+        })
+    out = pd.DataFrame(rows)
+    out.attrs["caption"] = (
+        "One row per measure: each group's average with its 95% interval in brackets, their difference, how likely "
+        f"a difference this large is by chance alone (corrected for testing {len(out)} measures at once; below "
+        "0.05 is unlikely to be chance) and how big the difference is in words, which matters more with many "
+        "sequences.")
+    return out
+
+
+_SUMMARY_NAMES = {
+    "accuracy": ("Accuracy", True), "mean_loss": ("Average loss", False), "mean_confidence": ("Average confidence", True),
+    "sat_mean": ("Saturated share of unit-steps", True), "sat_median": ("Median saturated share", True),
+    "sat_final_mean": ("Units saturated at the last step", True),
+    "share_fully_saturated": ("Fully saturated sequences", True),
+    "mean_output_change": ("Change of the answer under damage", False), "flip_rate": ("Answers that flip", True),
+}
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The frame of :func:`group_summary` as a table people read: plain column names, shares in
+    %, each figure with its 95% interval in brackets, empty cells where a figure is missing."""
+    if "group" not in summary.columns or "size" not in summary.columns:
+        raise InputError("summary_table needs the frame of group_summary.")
+    out = pd.DataFrame({"Group": summary["group"].astype(str).to_numpy(),
+                        "Sequences": summary["size"].astype(int).to_numpy()})
+    if "share" in summary:
+        out["Share of all"] = [_fmt(v, True) for v in summary["share"]]
+    for col, (name, pct) in _SUMMARY_NAMES.items():
+        if col not in summary:
+            continue
+        lo = summary.get(f"{col}_low", pd.Series(np.nan, index=summary.index))
+        hi = summary.get(f"{col}_high", pd.Series(np.nan, index=summary.index))
+        out[name] = [_with_interval(v, a, b, pct) for v, a, b in zip(summary[col], lo, hi)]
+    out.attrs["caption"] = "One row per group; brackets hold the 95% interval of each figure (narrow = reliable)."
+    return out
+
+
+def reproducibility_table(rep: pd.DataFrame) -> pd.DataFrame:
+    """The frame of :func:`reproducibility` as a table people read (plain names, no
+    ``sat_corr_sequences``), with 95% intervals where they are computed; empty cells where a
+    figure cannot be computed."""
+    if "group" not in rep.columns:
+        raise InputError("reproducibility_table needs the frame of reproducibility.")
+
+    def col(name: str, pct: bool) -> list[str]:
+        lo = rep.get(f"{name}_low", pd.Series(np.nan, index=rep.index))
+        hi = rep.get(f"{name}_high", pd.Series(np.nan, index=rep.index))
+        return [_with_interval(v, a, b, pct) for v, a, b in zip(rep[name], lo, hi)]
+
+    out = pd.DataFrame({"Group": rep["group"].astype(str).to_numpy(), "Sequences": rep["size"].astype(int).to_numpy(),
+                        "Same answer from both models": col("agreement", True),
+                        "Do the same sequences saturate? (correlation)": col("sat_corr_sequences", False),
+                        "Does saturation rise at the same steps? (correlation)": col("sat_corr_time", False),
+                        "Saturated share, loaded model": [_fmt(v, True) for v in rep["sat_mean_a"]],
+                        "Saturated share, second model": [_fmt(v, True) for v in rep["sat_mean_b"]]})
+    out.attrs["caption"] = (
+        "One row per group: how often the two models give the same answer, and whether saturation picks the same "
+        "sequences and the same steps in both (correlation 1 = exactly, 0 = unrelated); empty cells could not be "
+        "computed (too few sequences, or a side that never changes); brackets hold 95% intervals.")
+    return out
+
+
+def resilience_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The frame of :func:`resilience_summary` with plain column names and 95% intervals."""
+    if not {"condition", "group", "size"} <= set(summary.columns):
+        raise InputError("resilience_table needs the frame of resilience_summary.")
+    out = pd.DataFrame({"Damage": summary["condition"].astype(str).to_numpy(),
+                        "Group": summary["group"].astype(str).to_numpy(),
+                        "Sequences": summary["size"].astype(int).to_numpy()})
+    for col, (name, pct) in (("mean_output_change", ("Average change of the answer", False)),
+                             ("median_output_change", ("Median change of the answer", False)),
+                             ("flip_rate", ("Answers that flip", True))):
+        if col in summary:
+            lo = summary.get(f"{col}_low", pd.Series(np.nan, index=summary.index))
+            hi = summary.get(f"{col}_high", pd.Series(np.nan, index=summary.index))
+            out[name] = [_with_interval(v, a, b, pct) for v, a, b in zip(summary[col], lo, hi)]
+    return out

@@ -17,11 +17,18 @@ Model files
 metadata the config, class names, feature names and normalisation as JSON strings.
 ``load_model`` reads it back into an identical model in eval mode. It also accepts a plain
 PyTorch *state dict* saved with ``torch.save(model.state_dict(), "m.pt")``; that file is read
-with ``torch.load(..., weights_only=True)`` only after a scan of its pickle opcodes has found
+with ``torch.load(..., weights_only=True)`` only after its zip has been measured and torch's
+own checkpoint inspection (``torch.serialization.get_unsafe_globals_in_checkpoint``) has found
 nothing but tensors and plain containers, and the architecture is inferred from parameter
-names and shapes. Whole pickled models, TorchScript archives, old-style (non-zip) pickles and
-anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what to
-do. Nothing in an uploaded file is ever executed.
+names and shapes (how the head reads the sequence and the class order are then assumptions:
+:func:`assumptions`). Whole pickled models, TorchScript archives, old-style (non-zip) pickles
+and anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what
+to do.
+
+Before anything is built, every size a file states is bounded (``MAX_*`` below: header, layers,
+units, inputs, outputs, vocabulary, total numbers) and checked against the weights' own
+shapes; weights that are empty, not floating-point, NaN or infinite, or a zero std, are refused.
+Nothing in an uploaded file is ever executed.
 
 Your own model class (local use only)
 -------------------------------------
@@ -61,7 +68,7 @@ from .errors import InputError, ModelError, ModelFileError
 __all__ = [
     "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
     "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
-    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions",
+    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions", "MODEL_ERROR_CODES",
 ]
 
 #: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
@@ -71,6 +78,18 @@ MAX_MODEL_BYTES = 200 * 1024 * 1024
 FORMAT_VERSION = 1
 #: File name endings that :func:`load_model` accepts (content decides the actual format).
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin")
+
+#: Largest safetensors header (JSON) read: the format allows 100 MB; an rnnviz file's header
+#: (names, settings, a vocabulary) is a few kB to a few MB.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
+#: Bounds on every size a model file may state, checked before anything is built.
+MAX_LAYERS = 32            # stacked recurrent layers
+MAX_UNITS = 16_384         # hidden_size, proj_size, encoder_size, head_hidden
+MAX_INPUTS = 10_000        # features per step
+MAX_OUTPUTS = 10_000       # classes or regression targets
+MAX_VOCAB = 1_000_000      # token ids of an embedding
+#: Most numbers (weights and buffers) in one model: 200 MB of float32, the file size limit.
+MAX_PARAMETERS = MAX_MODEL_BYTES // 4
 
 CELLS = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
 #: How the head reads the sequence: key -> a plain sentence (the app shows these).
@@ -123,7 +142,23 @@ class ModelConfig:
         for name in ("input_size", "hidden_size", "num_layers", "num_outputs"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(f"The model setting {name} must be a whole number of at least 1, not {v!r}.")
+                bad(f"The model setting {name} must be a whole number of at least 1, not {_short(repr(v), 40)}.")
+        for name in ("encoder_size", "vocab_size", "head_hidden", "proj_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                bad(f"The model setting {name} must be a whole number, not {_short(repr(v), 40)}.")
+        for name, most in (("num_layers", MAX_LAYERS), ("hidden_size", MAX_UNITS), ("proj_size", MAX_UNITS),
+                           ("encoder_size", MAX_UNITS), ("head_hidden", MAX_UNITS), ("input_size", MAX_INPUTS),
+                           ("num_outputs", MAX_OUTPUTS), ("vocab_size", MAX_VOCAB)):
+            if getattr(self, name) > most:
+                bad(f"The model setting {name} is {getattr(self, name):,}, more than the {most:,} rnnviz "
+                    f"accepts; this is not a model rnnviz can show.")
+        for name in ("bidirectional", "rnn_bias"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"The model setting {name} must be true or false.")
+        if not isinstance(self.dropout, (int, float)) or isinstance(self.dropout, bool) \
+                or not 0.0 <= self.dropout < 1.0:
+            bad("The model setting dropout must be a number from 0 up to (not including) 1.")
         if self.proj_size and (self.cell != "LSTM" or not 0 < self.proj_size < self.hidden_size):
             bad("proj_size works only with an LSTM and must be smaller than hidden_size.")
         if self.encoder not in (None, "linear", "embedding"):
@@ -144,7 +179,33 @@ class ModelConfig:
         if self.task == "classification" and self.num_outputs < 2:
             bad("A classification model needs at least 2 classes (num_outputs >= 2).")
         if self.readout not in READOUTS:
-            bad(f"The readout {self.readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+            bad(f"The readout {_short(repr(self.readout), 40)} is not supported; use one of {', '.join(READOUTS)}.")
+        if self.num_parameters > MAX_PARAMETERS:
+            bad(f"These settings make a model of {self.num_parameters:,} numbers, more than the "
+                f"{MAX_PARAMETERS:,} rnnviz accepts.")
+
+    @property
+    def num_parameters(self) -> int:
+        """Weights and buffers a model with this config holds (arithmetic only, nothing built)."""
+        out_w = self.proj_size or self.hidden_size                 # what each direction outputs
+        d = 2 if self.bidirectional else 1
+        g = _GATE_MULT.get(self.cell, 1) * self.hidden_size
+        n = 2 * self.input_size                                    # norm_mean, norm_std
+        if self.encoder == "linear":
+            n += self.input_size * self.encoder_size + self.encoder_size
+        elif self.encoder == "embedding":
+            n += self.vocab_size * self.encoder_size
+        for layer in range(self.num_layers):
+            inp = self.rnn_input_size if layer == 0 else out_w * d
+            per_dir = g * inp + g * out_w + (2 * g if self.rnn_bias else 0)
+            per_dir += self.proj_size * self.hidden_size
+            n += d * per_dir
+        state = out_w * d
+        if self.head == "mlp":
+            n += state * self.head_hidden + self.head_hidden + self.head_hidden * self.num_outputs + self.num_outputs
+        else:
+            n += state * self.num_outputs + self.num_outputs
+        return n
 
     @property
     def rnn_input_size(self) -> int:
@@ -369,7 +430,8 @@ def with_readout(model: RecurrentModel, readout: str) -> RecurrentModel:
     train/eval mode). Training one trains the other: they hold the same tensors.
     """
     if readout not in READOUTS:
-        raise ModelError(f"The readout {readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+        raise ModelError(f"The readout {_short(repr(readout), 40)} is not supported; use one of "
+                         f"{', '.join(READOUTS)}.", code="bad_readout", field="readout")
     new = _sibling(model)
     new.config.readout = readout
     return new
@@ -386,7 +448,10 @@ def with_class_names(model: RecurrentModel, names: Sequence[str]) -> RecurrentMo
     new = _sibling(model)
     if new.config.task != "classification":
         raise ModelError("This model predicts numbers (regression), so it has no class names to set.")
-    new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    try:
+        new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    except ModelError as e:
+        raise ModelError(str(e), code="bad_class_order", field="class_order") from None
     return new
 
 
@@ -394,7 +459,7 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
     """What rnnviz assumed about a model built from a plain state dict, and where to change it.
 
     Returns one dict per assumption with keys ``key`` ("readout", "class_order",
-    "activations", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
+    "activations", "vocabulary", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
     ``value`` (the current setting, as text), ``how_to_change`` (where to change it in the app,
     naming its sidebar control when there is one) and ``python`` (the same in code). A model
     whose file records its settings (saved with :func:`save_model`), or a model that is not in
@@ -433,6 +498,15 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
         out.append(dict(key="activations", what="Activations cannot be read from weights: " + "; ".join(acts) + ".",
                         value=", ".join(acts), how_to_change=fixed,
                         python="rv.build_model(ModelConfig(..., head_activation='tanh')), load the weights, rv.save_model"))
+    if c.encoder == "embedding" and model.vocabulary is None:
+        out.append(dict(
+            key="vocabulary",
+            what=f"The file holds no vocabulary, so which word each of the {c.vocab_size:,} token ids stands for "
+                 f"is unknown; text data needs the vocabulary the model was trained with.",
+            value="none",
+            how_to_change="Upload the vocabulary beside the data file (a .json list, or a .txt file with one "
+                          "token per line, in id order), or use data holding token ids.",
+            python="rv.load_data('data.csv', vocabulary=rnnviz_core.data.load_vocabulary('vocab.json'))"))
     norm = model.normalization
     if c.encoder != "embedding":
         out.append(dict(
@@ -475,7 +549,10 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> Path:
         "normalization": json.dumps(model.normalization),
     }
     if model.vocabulary is not None:
-        meta["vocabulary"] = json.dumps(list(model.vocabulary))
+        if model.config.encoder != "embedding" or len(model.vocabulary) != model.config.vocab_size:
+            raise ModelError(f"model.vocabulary must list one token per id of the embedding "
+                             f"({model.config.vocab_size}), token i for id i.")
+        meta["vocabulary"] = json.dumps([str(t) for t in model.vocabulary])
     raw = save(tensors, metadata=meta)
     path.write_bytes(_canonical_safetensors(raw))
     return path
@@ -506,8 +583,49 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
     Accepted: ``.safetensors`` written by :func:`save_model` (or any safetensors file whose
     parameter names and shapes fit the built-in family), and ``.pt``/``.pth``/``.bin`` holding a
     plain state dict from ``torch.save(model.state_dict(), ...)``. The format is decided by the
-    file's content. Everything else raises :class:`ModelFileError`.
+    file's content. Everything else raises :class:`ModelFileError`. Every refusal carries ``field="model"`` and a ``code`` (:data:`MODEL_ERROR_CODES`) so an app can
+    say which file to change and why.
     """
+    try:
+        return _load_model(path_or_bytes, name)
+    except ModelFileError as e:
+        if e.field is None:
+            e.field = "model"
+        if e.code is None:
+            e.code = _error_code(str(e))
+        raise
+
+
+#: ``code`` of a :class:`ModelFileError` from :func:`load_model` -> what it means.
+MODEL_ERROR_CODES = {
+    "unsafe_file": "the file could run code (a pickle, a whole pickled model, TorchScript): refused unread",
+    "too_large": "a size in the file is beyond rnnviz's bounds",
+    "bad_weights": "weights that are empty, not floating-point, NaN or infinite, or a zero std",
+    "unsupported_layout": "weights outside the built-in model family or not one recurrent stack",
+    "inconsistent": "the file's settings and its weights disagree",
+    "damaged": "the file is cut short, empty or corrupt",
+    "wrong_format": "not a model format rnnviz reads",
+}
+_CODE_WORDS = [
+    ("wrong_format", ("not a model file rnnviz can read", "has the ending", "neither safetensors")),
+    ("unsafe_file", ("run code", "pickle", "TorchScript", "cannot check is safe")),
+    ("bad_weights", ("NaN", "stores its weights as", "empty weight", "std is 0")),
+    ("too_large", ("larger than", "unpacks to more than", "more than the", "more than rnnviz", "header of",
+                   "holds more than")),
+    ("damaged", ("damaged", "cut short", "is empty", "unreadable")),
+    ("inconsistent", ("do not match its own", "do not fit", "does not fit", "describes a model")),
+    ("unsupported_layout", ("family", "recurrent", "Could not tell", "does not hold a model")),
+]
+
+
+def _error_code(message: str) -> str:
+    for code, words in _CODE_WORDS:
+        if any(w in message for w in words):
+            return code
+    return "wrong_format"
+
+
+def _load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None) -> nn.Module:
     data, name = _read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
     label = f"'{name}'" if name else "The model file"
     if name:
@@ -522,12 +640,13 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
     kind = _sniff_model(data)
     if kind == "safetensors":
         tensors, meta = _read_safetensors(data, label)
+        tensors = _checked_weights(tensors, label)
         if meta and "config" in meta and "rnnviz_format" in meta:
             model = _model_from_rnnviz_file(tensors, meta, label)
         else:
             model = _model_from_state_dict(tensors, label)
     elif kind == "torchzip":
-        model = _model_from_state_dict(_read_torch_zip(data, label), label)
+        model = _model_from_state_dict(_checked_weights(_read_torch_zip(data, label), label), label)
     elif kind == "pickle":
         raise ModelFileError(
             f"{label} is a raw Python pickle, which can run code when opened, so rnnviz refuses it. "
@@ -538,6 +657,7 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
             f"{label} is not a model file rnnviz can read (not safetensors and not a PyTorch "
             f"state dict); it may be damaged or another format. Re-save the model with "
             f"rv.save_model(model, 'model.safetensors').")
+    _check_normalisation(model, label)
     model.eval()
     return model
 
@@ -597,7 +717,11 @@ def _sniff_model(data: bytes) -> str:
 def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors.torch import load as st_load
 
-    (n,) = struct.unpack("<Q", data[:8])
+    (n,) = struct.unpack("<Q", data[:8])                  # the header's length, read first
+    if n > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{label} has a settings header of {n / 2**20:.0f} MB, far more than a model needs "
+                             f"(rnnviz reads at most {MAX_HEADER_BYTES // 2**20} MB), so it was not read; "
+                             f"re-save the model with rv.save_model.")
     if n > len(data) - 8:
         raise ModelFileError(f"{label} is cut short (its header is incomplete); upload it again.")
     try:
@@ -605,13 +729,69 @@ def _read_safetensors(data: bytes, label: str) -> tuple[dict[str, torch.Tensor],
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
         meta = header.get("__metadata__") or {}
-        if not isinstance(meta, dict):
-            raise ValueError("metadata is not an object")
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ValueError("metadata is not an object of strings")
+        ok = len(header) <= _MAX_TENSORS + 1
+    except Exception:  # JSON errors, unicode errors, deep nesting
+        ok = None
+    if ok is False:
+        raise ModelFileError(f"{label} holds more than {_MAX_TENSORS:,} weight arrays, far more than a "
+                             f"recurrent model has; re-save the model with rv.save_model.")
+    try:
+        if ok is None:
+            raise ValueError("unreadable header")
         tensors = st_load(data)
     except Exception:  # SafetensorError, JSON errors, unicode errors
         raise ModelFileError(f"{label} is damaged or cut short (the safetensors data does not add up); "
                              f"upload it again or re-save it with rv.save_model.") from None
     return tensors, meta
+
+
+_MAX_TENSORS = 10_000
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _checked_weights(tensors: Mapping[str, torch.Tensor], label: str) -> dict[str, torch.Tensor]:
+    """Refuse weights rnnviz cannot use safely, before any module is built; return them as float32.
+
+    Refused with a sentence: more than ``_MAX_TENSORS`` arrays or ``MAX_PARAMETERS`` numbers,
+    an empty array (a dimension of 0), whole-number or other non-float dtypes (int8, uint8,
+    bool, quantised, complex: reading them as floats would give wrong numbers, e.g. a
+    normalisation divisor of 0), and values that are NaN or infinite once read as float32.
+    """
+    if len(tensors) > _MAX_TENSORS:
+        raise ModelFileError(f"{label} holds more than {_MAX_TENSORS:,} weight arrays, far more than a "
+                             f"recurrent model has; re-save the model with rv.save_model.")
+    total = 0
+    for k, v in tensors.items():
+        if v.numel() == 0:
+            raise ModelFileError(f"{label} holds an empty weight array ('{_short(k, 60)}' of shape "
+                                 f"{list(v.shape)}), which no trained model has; re-save the model with rv.save_model.")
+        if v.dtype not in _FLOAT_DTYPES:
+            raise ModelFileError(
+                f"{label} stores its weights as {str(v.dtype).replace('torch.', '')} (for example "
+                f"'{_short(k, 60)}'), not as floating-point numbers; rnnviz reads float weights only. "
+                f"Convert them with model.float() and re-save (rv.save_model, or torch.save(model.state_dict())).")
+        total += v.numel()
+        if total > MAX_PARAMETERS:
+            raise ModelFileError(f"{label} holds more than {MAX_PARAMETERS:,} numbers, more than rnnviz accepts "
+                                 f"for a model.")
+    out = {}
+    for k, v in tensors.items():
+        f = v.detach().to(torch.float32)
+        if not bool(torch.isfinite(f).all()):
+            raise ModelFileError(
+                f"{label} has weights that are not numbers (NaN) or are infinite, in '{_short(k, 60)}'; "
+                f"the model is damaged (often a training run that diverged), so rnnviz cannot show it. "
+                f"Re-save it from a checkpoint taken before that.")
+        out[k] = f
+    return out
+
+
+def _check_normalisation(model: "RecurrentModel", label: str) -> None:
+    if not bool((model.norm_std > 0).all()):
+        raise ModelFileError(f"{label} has an input normalisation whose std is 0 or negative, which would divide "
+                             f"by zero; re-save the model with its real normalisation (rv.save_model).")
 
 
 _DANGEROUS_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy",
@@ -665,11 +845,15 @@ def _measured_zip(data: bytes, label: str, limit: int) -> zipfile.ZipFile:
     total = 0
     try:
         for info in infos:
+            got = 0
             with zf.open(info) as member:
                 while chunk := member.read(1 << 20):       # 1 MB at a time: memory stays flat
-                    total += len(chunk)
-                    if total > limit:
+                    got += len(chunk)
+                    if total + got > limit:
                         raise too_big
+            if got != info.file_size:                      # the index lies about this member
+                raise ValueError("size mismatch")
+            total += got
     except ModelFileError:
         raise
     except Exception:   # CRC or size mismatch (headers that lie), bad compression, encryption
@@ -803,6 +987,54 @@ def _model_from_rnnviz_file(tensors: dict, meta: Mapping[str, str], label: str) 
 _RNN_KEY = re.compile(r"^(?:(?P<prefix>.*)\.)?(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 
 
+def _check_recurrent_layout(p: Mapping[tuple[str, int, bool], torch.Tensor], cell: str, hidden: int,
+                            proj_size: int, rnn_in: int, num_layers: int, bidirectional: bool, bias: bool,
+                            prefix: str) -> None:
+    """Refuse a recurrent module whose weights are not exactly those of one nn.RNN/GRU/LSTM.
+
+    Every layer 0..num_layers-1 (and each direction) must be present with the shapes PyTorch
+    gives it, so a stray key such as ``weight_ih_l999`` cannot make rnnviz build 1000 layers.
+    Sizes are bounded before the shapes are compared.
+    """
+    name = prefix or "the recurrent layer"
+    present = sorted({layer for _, layer, _ in p})
+    if present != list(range(len(present))) or num_layers > MAX_LAYERS:
+        raise ModelFileError(
+            f"The recurrent module '{name}' has weights for layers {_layer_list(present)}, which is not a "
+            f"stack of layers 0, 1, 2, ... (at most {MAX_LAYERS}); the file is damaged or was edited. "
+            f"Re-save the model's state dict.")
+    if hidden > MAX_UNITS or rnn_in > max(MAX_INPUTS, MAX_UNITS):
+        raise ModelFileError(f"The recurrent module '{name}' has {hidden:,} units reading {rnn_in:,} inputs, "
+                             f"more than rnnviz accepts ({MAX_UNITS:,} units).")
+    g = _GATE_MULT[cell] * hidden
+    out_w = proj_size or hidden
+    d = 2 if bidirectional else 1
+    expected: dict[tuple[str, int, bool], tuple[int, ...]] = {}
+    for layer in range(num_layers):
+        for rev in ((False, True) if bidirectional else (False,)):
+            inp = rnn_in if layer == 0 else out_w * d
+            expected[("weight_ih", layer, rev)] = (g, inp)
+            expected[("weight_hh", layer, rev)] = (g, out_w)
+            if bias:
+                expected[("bias_ih", layer, rev)] = (g,)
+                expected[("bias_hh", layer, rev)] = (g,)
+            if proj_size:
+                expected[("weight_hr", layer, rev)] = (proj_size, hidden)
+    found = {k: tuple(v.shape) for k, v in p.items()}
+    if found != expected:
+        def key(k):
+            return f"{k[0]}_l{k[1]}{'_reverse' if k[2] else ''}"
+        wrong = sorted(key(k) for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+        raise ModelFileError(
+            f"The recurrent module '{name}' does not have the weights of one {cell} with {num_layers} layer(s) of "
+            f"{hidden} units ({', '.join(wrong[:3])} missing, extra or of another shape); the file is damaged "
+            f"or was edited. Re-save the model's state dict.")
+
+
+def _layer_list(layers: Sequence[int]) -> str:
+    return ", ".join(map(str, layers[:5])) + (f", ... {layers[-1]}" if len(layers) > 5 else "")
+
+
 def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """Infer a :class:`ModelConfig` from a plain state dict and rename its keys to the family's.
 
@@ -852,6 +1084,7 @@ def infer_config(state_dict: Mapping[str, torch.Tensor]) -> tuple[ModelConfig, d
     rnn_in = int(w_ih0.shape[1])
     state = (proj_size or hidden) * (2 if bidirectional else 1)
     rnn_bias = ("bias_ih", 0, False) in p
+    _check_recurrent_layout(p, cell, hidden, proj_size, rnn_in, num_layers, bidirectional, rnn_bias, prefix)
 
     # classify the other modules into encoder / head
     mods = dict(others)

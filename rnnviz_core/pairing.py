@@ -20,7 +20,6 @@ person chooses. Accuracy is NaN where the data has no labels or the task is regr
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -132,16 +131,12 @@ def class_order_choices(model: nn.Module, ds: SequenceDataset,
         return pd.DataFrame(columns=cols)
     pred = _predicted_classes(model, features) if ds.y is not None and ds.task == "classification" else None
     n_out = None if pred is None else _n_outputs(model, features)
-    task = getattr(getattr(model, "config", None), "task", None)
     rows = []
     for key, label, names in cands:
         acc = float("nan")
         if pred is not None and len(set(names)) == len(names) and len(names) == n_out:
-            # only the names change: the labels are matched to them by check_against_model's rules
-            stand_in = SimpleNamespace(config=SimpleNamespace(task=task, input_size=None), feature_names=[],
-                                       class_names=names)
-            try:
-                acc = _accuracy(pred, check_against_model(ds, stand_in))
+            try:   # only the names change: labels are matched to them by check_against_model's rules
+                acc = _accuracy(pred, check_against_model(ds, model, class_names=names))
             except DataError:
                 pass
         rows.append((key, label, names, acc))

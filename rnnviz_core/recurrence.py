@@ -22,6 +22,7 @@ is used (cuDNN refuses to run RNN backward in eval mode). The autograd version o
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +76,8 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
 
     Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
     """
+    if mode == "LSTM" and probe is None and (keep or (record and not torch.is_grad_enabled())):
+        return _lstm_from_fused(x, h, c, w, mask, reverse, record, keep)
     t_len = x.shape[1]
     hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
     # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
@@ -160,6 +163,118 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
         rec = {"i": sig_buf[..., :hc], "f": sig_buf[..., hc : 2 * hc], "g": sig_buf[..., 2 * hc : 3 * hc] * 2 - 1,
                "o": sig_buf[..., 3 * hc :], "c": cell_buf}
     return out, h, c, {k: v.transpose(0, 1) for k, v in rec.items()}, kept
+
+
+def _reverse_index(mask, t_len, n, device):
+    """(N, T) int64 index that reverses each sequence within its length (padding stays put).
+
+    The permutation is its own inverse: gathering with it again restores the original order.
+    """
+    t = torch.arange(t_len, device=device)[None, :].expand(n, t_len)
+    if mask is None:
+        return t_len - 1 - t
+    lens = mask.sum(1, keepdim=True)
+    return torch.where(t < lens, lens - 1 - t, t)
+
+
+def _unreverse_tm(a, idx_tm):
+    """Reorder a time-major (T, N, K) tensor with a per-sequence time index (T, N)."""
+    return a.gather(0, idx_tm[..., None].expand_as(a))
+
+
+def _lstm_from_fused(x, h0, c0, w: LayerWeights, mask, reverse, record, keep):
+    """LSTM layer direction without a step loop: h from the fused kernel, then everything else
+    in whole-sequence operations.
+
+    The fused kernel (``torch._VF.lstm``, what ``nn.LSTM`` calls) gives h_t for every step. Every
+    gate depends only on x_t and h_{t-1}, so all of them come from one matrix product over all
+    steps at once and one sigmoid; the cell state is the only recurrence left, c_t = f_t c_{t-1}
+    + i_t g_t, one fused elementwise operation per step. The backward direction runs on each
+    sequence reversed within its length and is put back in order at the end. Padding (masked
+    steps) is fed zeros and continues the recurrence; its values are never used (outputs there
+    are 0 and h_n / c_n are taken at each sequence's last real step), and zeros keep them finite
+    for the hand-written backward, which multiplies them by 0.
+
+    Same returns as :func:`run_direction`.
+    """
+    n, t_len, _ = x.shape
+    dev = x.device
+    hc = w.w_hh.shape[0] // 4
+    hs = w.w_hh.shape[1]
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=dev))
+    idx = None
+    x_tm = x.transpose(0, 1)  # (T, N, I), processing order
+    if reverse:
+        if mask is None:
+            x_tm = x_tm.flip(0)
+        else:
+            idx = _reverse_index(mask, t_len, n, dev).t()  # (T, N)
+            x_tm = _unreverse_tm(x_tm, idx)
+    x_tm = x_tm.contiguous()
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    if w.w_hr is not None:
+        params.append(w.w_hr)
+    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
+        warnings.filterwarnings("ignore", message="LSTM with projections")
+        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False, False,
+                                      False)
+    # pre-activations of all gates at all steps: W_ih x_t + b + W_hh h_{t-1} (g rows doubled so one
+    # sigmoid serves all four gates: tanh(u) = 2 sigmoid(2u) - 1)
+    scale = torch.ones(4 * hc, dtype=x.dtype, device=dev)
+    scale[2 * hc : 3 * hc] = 2.0
+    w_ih_t = (w.w_ih * scale[:, None]).t()
+    w_hh_t = (w.w_hh * scale[:, None]).t()
+    sg = torch.empty(t_len, n, 4 * hc, dtype=x.dtype, device=dev)
+    flat = sg.view(t_len * n, 4 * hc)
+    xf = x_tm.view(t_len * n, -1)
+    if w.b_ih is not None:
+        torch.addmm((w.b_ih + w.b_hh) * scale, xf, w_ih_t, out=flat)
+    else:
+        torch.mm(xf, w_ih_t, out=flat)
+    sg[0].addmm_(h0, w_hh_t)
+    if t_len > 1:
+        sg[1:].view((t_len - 1) * n, 4 * hc).addmm_(out_tm[:-1].reshape((t_len - 1) * n, hs), w_hh_t)
+    sg.sigmoid_()
+    i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
+    g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation
+    # cell states: cs[0] = c0, cs[t + 1] = c_t
+    cs = torch.empty(t_len + 1, n, hc, dtype=x.dtype, device=dev)
+    cs[0] = c0
+    torch.mul(i_g, g_g, out=cs[1:])
+    for t in range(t_len):
+        cs[t + 1].addcmul_(f_g[t], cs[t])
+    c_tm = cs[1:]
+    if idx is not None or (reverse and mask is None):
+        # back to the original time order (the same permutation undoes itself)
+        def back(a):
+            return a.flip(0) if idx is None else _unreverse_tm(a, idx)
+        out_tm, sg, c_tm = back(out_tm), back(sg), back(c_tm)
+        i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
+        if keep:  # c_{t-1} in processing order is c at the neighbouring step in original order
+            cp = back(cs[:-1])
+    elif keep:
+        cp = cs[:-1]
+    # h_n, c_n at each sequence's last real step (step 0 for the backward direction)
+    if mask is None:
+        last = 0 if reverse else t_len - 1
+        h_n, c_n = out_tm[last], c_tm[last]
+    else:
+        rows = torch.arange(n, device=dev)
+        last = torch.zeros(n, dtype=torch.int64, device=dev) if reverse else mask.sum(1) - 1
+        h_n, c_n = out_tm[last, rows], c_tm[last, rows]
+        out_tm = torch.where(mask.t()[..., None], out_tm, torch.zeros((), dtype=x.dtype, device=dev))
+    kept = None
+    if keep:
+        tc = torch.tanh(c_tm)
+        kept = [(cp[t], i_g[t], f_g[t], g_g[t], o_g[t], tc[t]) for t in range(t_len)]
+    rec = {}
+    if record:
+        rec = {k: v.transpose(0, 1) for k, v in zip("ifgo", (i_g, f_g, g_g, o_g))}
+        rec["c"] = c_tm.transpose(0, 1)
+    return out_tm.transpose(0, 1), h_n, c_n, rec, kept
 
 
 def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f, reverse, need_dx):

@@ -769,6 +769,7 @@ def heatmap_data(
         if not domain[0] < domain[1]:
             raise InputError(f"domain must be (low, high) with low < high; got {domain}.")
     frame.attrs["unit_order"] = [int(c) for c in cols]
+    frame.attrs["n_units_total"] = int(h)
     return HeatmapData(frame, domain)
 
 

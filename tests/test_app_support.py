@@ -6,6 +6,7 @@ drawn. Page rendering is covered by tests/e2e in a real browser.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from rnnviz_app import context as cx
 from rnnviz_app import hashing as hs
 from rnnviz_app import loading as ld
 from rnnviz_app import messages as msg
+from rnnviz_app import own_files as own
 from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import second_model as m2
@@ -108,15 +110,34 @@ def test_model_card_reports_architecture_classes_and_accuracy(ctx):
         assert 0.0 <= float(card["score_value"].rstrip("%")) <= 100.0
 
 
+class FakeUpload:
+    """What st.file_uploader puts in session state: bytes, the file's name and an id."""
+
+    def __init__(self, data: bytes, name: str, file_id: str = "f1"):
+        self._data, self.name, self.file_id = data, name, file_id
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def upload(kind: str, data: bytes, name: str, file_id: str | None = None) -> None:
+    """Put a file in the ``kind`` uploader and run its callback, as Streamlit does."""
+    st.session_state["up_" + kind] = FakeUpload(data, name, file_id or name)
+    own.on_upload(kind)
+
+
 def test_uploaded_demo_files_replace_model_and_data(ctx, demo_key):
+    """Issue 9: uploads form a pair of their own ("My own files"), named by their file names."""
     mpath, dpath = ld.demo_files(demo_key)
-    mdig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
-    ddig = up.upload_store().put(dpath.read_bytes(), name=dpath.name)
-    su.view().update(model=mdig, data=ddig)
-    new = ld.resolve_loaded(demo_key)
-    assert new is not ctx
+    upload("model", mpath.read_bytes(), mpath.name)
+    assert su.view()["demo"] == own.OWN and st.session_state["w_demo"] == own.OWN
+    upload("data", dpath.read_bytes(), dpath.name)
+    new, state = own.resolve_own()
+    assert new is not ctx and new is not None
     assert new.model_name == mpath.name and new.data_name == dpath.name
+    mdig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
     assert new.model_key == mdig == ctx.model_key  # same bytes, same content hash
+    assert new.data_key == ctx.data_key
 
 
 def test_uploaded_race_csv_is_scored_in_the_models_class_order():
@@ -126,36 +147,42 @@ def test_uploaded_race_csv_is_scored_in_the_models_class_order():
         pytest.skip("race demo not shipped")
     demo_ctx = ld.resolve_loaded("race")
     mpath, dpath = ld.demo_files("race")
-    ddig = up.upload_store().put(dpath.read_bytes(), name=dpath.name)
-    su.view().update(data=ddig)
-    uploaded = ld.resolve_loaded("race")
-    assert uploaded.data_key == ddig
+    upload("data", dpath.read_bytes(), dpath.name)
+    upload("model", mpath.read_bytes(), mpath.name)
+    uploaded, _ = own.resolve_own()
+    assert uploaded.data_key == up.upload_store().put(dpath.read_bytes(), name=dpath.name)
     assert list(uploaded.data.class_names) == list(uploaded.model.class_names)
     np.testing.assert_array_equal(uploaded.data.y, demo_ctx.data.y)
     assert sm.model_card(uploaded)["score_value"] == sm.model_card(demo_ctx)["score_value"]
 
 
-def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key, monkeypatch):
-    shown = []
-    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
-    bad = up.upload_store().put(b"this is not a model", name="model.safetensors")
-    su.view()["model"] = bad
-    st.session_state["_pending"] = ("model", "file-1")
+def test_bad_model_upload_keeps_previous_view_and_says_why(ctx, demo_key):
+    """A file that is not a model is refused in the uploader: not stored, the demo stays."""
+    raw = b"this is not a model"
+    su.view()["demo"] = demo_key
+    upload("model", raw, "model.safetensors", "file-1")
+    shown = up.upload_error("model", "file-1")
+    assert shown and "Traceback" not in shown and len(shown) > 20
+    assert "Model file" in shown  # names the control to use
+    assert "model" not in su.view() and su.view()["demo"] == demo_key  # the link points at what is on screen
+    assert cp_hash(raw) not in up.upload_store()  # a refused file is not kept (issue 13)
     kept = ld.resolve_loaded(demo_key)
-    assert kept is ctx
-    assert len(shown) == 1 and "Traceback" not in shown[0] and len(shown[0]) > 20
-    assert "model" not in su.view()  # the link points at what is on screen
-    assert up.upload_error("model", "file-1") == shown[0]
+    assert kept.key == ctx.key
 
 
-def test_link_to_a_file_the_server_no_longer_has(demo_key, monkeypatch):
-    shown = []
-    monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
-    su.view()["data"] = "0" * 64
-    ctx = ld.resolve_loaded(demo_key)
-    assert shown and "upload it again" in shown[0]
-    assert ctx is not None and ctx.demo == demo_key and ctx.extra["data_upload"] is None  # the demo instead
+def cp_hash(data: bytes) -> str:
+    from rnnviz_core.store import content_hash
+    return content_hash(data)
+
+
+def test_link_to_a_file_the_server_no_longer_has(demo_key):
+    """Own files never fall back to a demo's half (issue 9): the page says to upload it again."""
+    su.view().update(demo=own.OWN, data="0" * 64)
+    ctx, state = own.resolve_own()
+    assert ctx is None
+    assert "upload it again" in state.problems["data"][0] and "'Data file'" in state.problems["data"][0]
     assert "data" not in su.view()
+    assert "model file" in state.waiting.lower()
 
 
 def test_show_error_never_leaks_internal_messages(monkeypatch):
@@ -163,7 +190,9 @@ def test_show_error_never_leaks_internal_messages(monkeypatch):
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
     msg.show_error(DataError("The data has no label column; name it with label=."))
     msg.show_error(KeyError("internal detail"))
-    assert shown[0] == "The data has no label column; name it with label=."
+    # issue 9: the app names a control on screen instead of the Python API's advice (label=)
+    assert shown[0].startswith("The data has no label column.") and "label=" not in shown[0]
+    assert "'Data file'" in shown[0]
     assert shown[1] == msg.GENERIC_ERROR and "internal" not in shown[1]
 
 
@@ -244,3 +273,45 @@ def test_contribution_glue_scores_and_views(ctx):
     assert top["rank"].min() == 1 and len(pos) > 0
     with pytest.raises(InputError):
         pc.scores(ctx, "no_such_method")
+
+
+# ----------------------------------------------------------------- issue 13: links and text from files
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1" * 5000, "(nan, 0.9)", "(0.1, inf)", "x" * 3000])
+def test_bad_link_values_fall_back_to_defaults_with_a_note(raw):
+    def pair(v):
+        return tuple(float(x) for x in v.strip("()").split(","))
+    st.session_state["_view"] = {"thr": raw, "gates": raw, "layer": raw}
+    assert st.session_state[su.widget_key("thr", 0.9, cast=float, bounds=(0.5, 0.99))] == 0.9
+    assert st.session_state[su.widget_key("gates", (0.1, 0.9), cast=pair, bounds=(0.0, 1.0))] == (0.1, 0.9)
+    assert st.session_state[su.widget_key("layer", 0, [0, 1], int)] == 0
+    assert {"thr", "gates", "layer"} == set(st.session_state["_link_notes"])
+    assert "thr" not in su.view()  # the bad value is not written back into the link
+
+
+def test_link_value_outside_bounds_is_refused_inside_kept():
+    st.session_state["_view"] = {"thr": "0.3", "low": "0.7"}
+    assert st.session_state[su.widget_key("thr", 0.9, cast=float, bounds=(0.5, 0.99))] == 0.9
+    assert st.session_state[su.widget_key("low", 0.1, cast=float, bounds=(0.0, 1.0))] == 0.7
+
+
+def test_markdown_from_files_is_escaped_to_literal_text():
+    from rnnviz_app.text import md_escape
+    inj = "[Your session expired - sign in again](https://evil.example/login) <b>x</b> **y** :red[z] $x$"
+    out = md_escape(inj)
+    # every character that starts Markdown or HTML is backslash-escaped; removing escapes gives the text back
+    assert re.sub(r"\\(.)", r"\1", out) == inj
+    for ch in "[]()<>*:$":
+        assert re.search(r"(?<!\\)" + re.escape(ch), out) is None, ch
+    assert "\n" not in md_escape("a\nb\r\nc")
+
+
+def test_csv_exports_neutralise_formula_cells():
+    import io
+    import pandas as pd
+    from rnnviz_app.text import safe_csv
+    df = pd.DataFrame({"seq": ["=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry", "ok"],
+                       "score": [-1.5, 2.0, -0.25, 0.0, 1.0, 2.0, 3.0]})
+    back = pd.read_csv(io.BytesIO(safe_csv(df)), keep_default_na=False)
+    assert [v[0] for v in back["seq"][:6]] == ["'"] * 6
+    assert back["seq"][6] == "ok"
+    assert back["score"].tolist() == df["score"].tolist()   # numbers stay numbers (negative ones too)

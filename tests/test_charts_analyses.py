@@ -167,14 +167,18 @@ def test_group_and_resilience_charts():
     table = sequence_table(logits, np.arange(12) % 2, states=X, lengths=LENS)
     bars = group_metric_chart(group_summary(table, "correct"), "accuracy")
     spec = bars.to_dict()
-    assert spec["encoding"]["y"]["field"] == "accuracy"
+    (bar,) = [v for v in _views(spec) if _mark(v) == "bar"]  # bars under their 95% interval rules
+    assert bar["encoding"]["y"]["field"] == "accuracy"
+    (ci,) = [v for v in _views(spec) if _mark(v) == "rule"]
+    assert (ci["encoding"]["y"]["field"], ci["encoding"]["y2"]["field"]) == ("accuracy_low", "accuracy_high")
     _check_caption(bars)
     import pandas as pd
     res = pd.DataFrame({"seq": np.r_[np.arange(12), np.arange(12)], "output_change": RNG.uniform(size=24),
                         "flipped": RNG.uniform(size=24) > 0.5, "condition": ["noise"] * 12 + ["early"] * 12})
     rc = resilience_chart(resilience_summary(res, table, "correct"), metric="flip_rate")
     spec = rc.to_dict()
-    assert spec["encoding"]["xOffset"]["field"] == "group" and spec["encoding"]["y"]["field"] == "flip_rate"
+    (bar,) = [v for v in _views(spec) if _mark(v) == "bar"]
+    assert bar["encoding"]["xOffset"]["field"] == "group" and bar["encoding"]["y"]["field"] == "flip_rate"
     _check_caption(rc)
     with pytest.raises(InputError):
         group_metric_chart(group_summary(table, "correct"), "nonsense")

@@ -178,6 +178,9 @@ def test_deletion_chart_six_methods_readable_and_distinct():
     shapes = enc["shape"]["scale"]["range"]
     assert len(set(dashes)) == 7 and len(set(shapes)) == 7      # identical curves stay distinguishable
     assert "_" not in " ".join(names)
+    # curves that coincide are named in the caption (all six are identical here)
+    assert "draw the same curve, one on top of the other" in caption(deletion_chart(_six_curves()))
+    assert "same curve" not in caption(deletion_chart(_curves()))
     f = deletion_chart(_six_curves(), facet=True).to_dict()
     assert sum(len(r["hconcat"]) for r in f["vconcat"]) == 6
 

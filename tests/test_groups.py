@@ -279,3 +279,84 @@ def test_numeric_column_is_binned_in_order():
     assert s["group"].tolist()[0].startswith("-0.001 to") and s["group"].tolist()[-1].endswith("to 39")
     two = compare_groups(table.assign(loss=np.arange(40.0)), "age", s["group"][0], s["group"][3], metrics="loss")
     assert two["effect_size"].iloc[0] == -1.0
+
+
+# ----------------------------------------------------------------------------- issue 12: scipy for the numbers
+def test_confidently_wrong_logit_has_its_true_loss_and_no_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any overflow/divide warning fails the test
+        # classification: logits (1e4, 0) with true class 1 -> loss = 1e4 nats (log-sum-exp by hand)
+        f = sequence_outcomes(np.array([[1e4, 0.0], [0.0, 1e4]]), [1, 1])
+        assert f["loss"].tolist() == pytest.approx([1e4, 0.0], abs=1e-9)
+        assert f["confidence"].tolist() == [1.0, 1.0]
+        # binary: logit -1e4 with true label 1 -> loss = log(1 + e^1e4) = 1e4; logit 1e4 -> 0
+        b = sequence_outcomes(np.array([-1e4, 1e4, -1e4]), [1, 1, 0], task="binary")
+        assert b["loss"].tolist() == pytest.approx([1e4, 0.0, 0.0], abs=1e-9)
+        assert b["pred"].tolist() == [0, 1, 0]
+
+
+def test_share_intervals_are_clopper_pearson_by_hand():
+    from scipy.stats import beta
+    # 7 of 10 correct in a, 2 of 10 in b
+    t = pd.DataFrame({"seq": range(20), "g": ["a"] * 10 + ["b"] * 10,
+                      "correct": [True] * 7 + [False] * 3 + [True] * 2 + [False] * 8})
+    s = group_summary(t, by="g").set_index("group")
+    for g, k in (("a", 7), ("b", 2)):
+        assert s.loc[g, "accuracy_low"] == pytest.approx(beta.ppf(0.025, k, 10 - k + 1))
+        assert s.loc[g, "accuracy_high"] == pytest.approx(beta.ppf(0.975, k + 1, 10 - k))
+    c = compare_groups(t, "g", "a", "b", metrics="correct").iloc[0]
+    assert c["test"] == "Fisher's exact" and c["effect_name"] == "Cohen's h"
+    assert c["ci_a_low"] == pytest.approx(beta.ppf(0.025, 7, 4))
+    # Fisher's exact p by hand: hypergeometric tables at least as extreme as [[7, 3], [2, 8]]
+    from math import comb
+    prob = [comb(10, k) * comb(10, 9 - k) / comb(20, 9) for k in range(0, 10)]
+    p_obs = prob[7]
+    assert c["p_value"] == pytest.approx(sum(q for q in prob if q <= p_obs * (1 + 1e-7)))
+    assert c["effect_size"] == pytest.approx(2 * np.arcsin(np.sqrt(0.7)) - 2 * np.arcsin(np.sqrt(0.2)))
+
+
+def test_mean_interval_bootstrap_matches_the_normal_interval():
+    rng = np.random.default_rng(5)
+    for n in (400, 4000):  # bootstrap up to BOOTSTRAP_MAX_N (500), t interval above
+        x = rng.normal(3.0, 2.0, n)
+        t = pd.DataFrame({"seq": range(n), "g": ["a"] * n, "loss": x})
+        s = group_summary(t, by="g").iloc[0]
+        half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+        assert s["mean_loss_low"] == pytest.approx(x.mean() - half, abs=0.15 * half)
+        assert s["mean_loss_high"] == pytest.approx(x.mean() + half, abs=0.15 * half)
+
+
+def test_false_discovery_control_across_rows_by_hand():
+    # Benjamini-Hochberg on p = [0.01, 0.04, 0.03, 0.5]: sorted ranks give
+    # 0.01*4/1 = 0.04, 0.03*4/2 = 0.06, 0.04*4/3 = 0.0533, 0.5 -> running minimum from the top
+    from rnnviz_core.groups import _fdr
+    assert _fdr(np.array([0.01, 0.04, 0.03, 0.5, np.nan])) == pytest.approx(
+        [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], nan_ok=True)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"seq": range(400), "g": ["a"] * 200 + ["b"] * 200,
+                          "loss": np.r_[rng.normal(1, 1, 200), rng.normal(0, 1, 200)],
+                          "confidence": rng.uniform(size=400)})
+    cmp = compare_groups(table, "g", "a", "b")
+    assert (cmp["p_adjusted"] >= cmp["p_value"]).all()
+    from scipy.stats import false_discovery_control
+    assert cmp["p_adjusted"].tolist() == pytest.approx(false_discovery_control(cmp["p_value"]).tolist())
+
+
+def test_people_tables_plain_names_no_none():
+    from rnnviz_core.groups import comparison_table, effect_words, format_p, summary_table
+    assert [format_p(p) for p in (2.98e-219, 0.0004, 0.004, 0.0312, 0.5, np.nan, None)] == \
+        ["p < 0.001", "p < 0.001", "p = 0.004", "p = 0.03", "p = 0.50", "", ""]
+    assert [effect_words(r, "rank-biserial r") for r in (0.05, -0.2, 0.4, 0.9, np.nan)] == \
+        ["negligible", "small", "medium", "large", ""]
+    assert [effect_words(d, "Cohen's d") for d in (0.1, 0.3, -0.6, 1.2)] == ["negligible", "small", "medium", "large"]
+    t = _table()
+    cmp = compare_groups(t, "saturation", "fully saturated", "not saturated")
+    view = comparison_table(cmp)
+    text = " ".join(view.columns) + " " + " ".join(view.astype(str).to_numpy().ravel())
+    for bad in ("Mann-Whitney", "rank-biserial", "None", "nan", "e-", "frac_", "sat_", "_"):
+        assert bad not in text, bad
+    assert list(view.columns[:3]) == ["Measure", "A: fully saturated", "B: not saturated"]
+    assert view.loc[view["Measure"] == "accuracy (share correct)", "A: fully saturated"].iloc[0].startswith("66.7% (")
+    s = summary_table(group_summary(t, by="saturation"))
+    assert "Accuracy" in s.columns and not {"None", "nan"} & set(s.astype(str).to_numpy().ravel())

@@ -566,9 +566,8 @@ def test_tutorial_model_saved_as_a_state_dict_gives_the_users_own_outputs(key, p
     assert torch.allclose(got, want, atol=1e-5, rtol=0), (key, float((got - want).abs().max()))
     assert torch.allclose(got_lengths, want, atol=1e-5, rtol=0), key
     # the model as a whole is what rnnviz traces: rv.predict agrees too
-    # (token ids as a [N, T, 1] float array: the form every rnnviz version takes)
-    xs = x[..., None].float().numpy() if text else x.numpy()
-    assert np.allclose(rv.predict(model, xs), want.numpy(), atol=1e-5), key
+    # token ids go in as integers [N, T], as the user's model takes them
+    assert np.allclose(rv.predict(model, x.numpy()), want.numpy(), atol=1e-5), key
     if text:
         assert loaded.config.encoder == "embedding" and loaded.config.vocab_size == 30
     # a wrong readout is not silently the same (else the choice would not matter)
@@ -600,6 +599,11 @@ def test_assumptions_of_a_state_dict_name_where_to_change_them(tmp_path):
     # a file that records its settings assumes nothing
     assert assumptions(load_model(save_model(_built("gru"), tmp_path / "m.safetensors"))) == []
     assert assumptions(TutorialGRU()) == []
+    # a text model's state dict has no vocabulary: said, with where to give one; no normalisation note
+    torch.save(TutorialTextLSTM().state_dict(), tmp_path / "t.pt")
+    items = {a["key"]: a for a in assumptions(load_model(tmp_path / "t.pt"))}
+    assert "vocabulary" in items and "normalisation" not in items
+    assert ".json" in items["vocabulary"]["how_to_change"] and "30" in items["vocabulary"]["what"]
 
 
 class ConvFront(nn.Module):
@@ -616,3 +620,101 @@ def test_unknown_layout_is_refused_with_a_plain_sentence(tmp_path):
         load_model(tmp_path / "conv.pt")
     msg = str(e.value)
     assert "'conv'" in msg and "does not have" in msg and "Traceback" not in msg
+
+
+# ------------------------------------------------------------------- bounds before building
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_num_parameters_counts_what_the_built_model_holds(key):
+    cfg = CONFIGS[key]
+    assert cfg.num_parameters == sum(t.numel() for t in build_model(cfg).state_dict().values()), key
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    (dict(num_outputs=1_000_000_000), "num_outputs is 1,000,000,000"),
+    (dict(input_size=10_001), "input_size is 10,001"),
+    (dict(num_layers=33), "num_layers is 33"),
+    (dict(hidden_size=16_385), "hidden_size is 16,385"),
+    (dict(encoder="embedding", encoder_size=4, vocab_size=2_000_000, input_size=1), "vocab_size is 2,000,000"),
+    (dict(hidden_size=4096, num_layers=8), "more than the 52,428,800"),
+    (dict(encoder_size="8"), "encoder_size must be a whole number"),
+    (dict(bidirectional="yes"), "bidirectional must be true or false"),
+    (dict(dropout=1.5), "dropout must be a number"),
+])
+def test_config_sizes_are_bounded_before_anything_is_built(kwargs, needle):
+    with pytest.raises(ModelError) as e:
+        ModelConfig(**kwargs)
+    assert needle in str(e.value)
+
+
+class TwoLayerGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(4, 2)
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda sd: sd.pop("gru.weight_hh_l1"), "weight_hh_l1"),
+    (lambda sd: sd.pop("gru.bias_ih_l1"), "bias_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l1": torch.zeros(12, 5)}), "weight_ih_l1"),
+    (lambda sd: sd.update({"gru.weight_ih_l0_reverse": torch.zeros(12, 3)}), "reverse"),
+    (lambda sd: sd.update({"gru.weight_ih_l3": torch.zeros(12, 4), "gru.weight_hh_l3": torch.zeros(12, 4)}),
+     "layers 0, 1, 3"),
+])
+def test_inconsistent_recurrent_weights_are_refused_before_building(edit, needle):
+    sd = TwoLayerGRU().state_dict()
+    edit(sd)
+    with pytest.raises(ModelFileError) as e:
+        load_model(_torch_bytes(sd), name="m.pt")
+    assert needle in str(e.value) and "damaged or was edited" in str(e.value), str(e.value)
+
+
+def test_half_and_double_weights_load_as_float32():
+    torch.manual_seed(0)
+    user = TwoLayerGRU()
+    x = torch.randn(2, 5, 3)
+    for dtype in (torch.float64, torch.float16):
+        sd = {k: v.to(dtype) for k, v in user.state_dict().items()}
+        loaded = load_model(_torch_bytes(sd), name="m.pt")
+        assert loaded.rnn.weight_ih_l0.dtype == torch.float32
+        ref = TwoLayerGRU()
+        ref.load_state_dict({k: v.float() for k, v in sd.items()})
+        out, h = ref.gru(x)
+        assert torch.allclose(loaded(x), ref.fc(out[:, -1]), atol=1e-6), dtype
+
+
+def test_vocabulary_is_saved_in_the_metadata(tmp_path):
+    m = _built("gru-embedding")
+    m.vocabulary = ["<pad>", "good", "bad", "not", "movie", "the", "a", "very", "plot", "<unk>"]
+    loaded = load_model(save_model(m, tmp_path / "t.safetensors"))
+    assert loaded.vocabulary == m.vocabulary
+    m.vocabulary = ["too", "short"]
+    with pytest.raises(ModelError, match="one token per id"):
+        save_model(m, tmp_path / "bad.safetensors")
+    from safetensors.torch import load, save
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8:8 + n])["__metadata__"]
+    meta["vocabulary"] = json.dumps(["too", "short"])
+    with pytest.raises(ModelFileError, match="vocabulary that does not fit"):
+        load_model(save(load(data), metadata=meta), name="bad.safetensors")
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
+def test_every_readout_traces_to_the_models_own_output(cell):
+    """The engine's step-by-step view of a model gives the model's own logits whatever its readout."""
+    from rnnviz_core.models import READOUTS, with_readout
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell=cell, input_size=3, hidden_size=5, num_layers=2, bidirectional=True,
+                                num_outputs=3)).eval()
+    x, lengths = torch.randn(6, 7, 3), torch.tensor([7, 3, 5, 1, 7, 2])
+    for readout in READOUTS:
+        mr = with_readout(m, readout)
+        with torch.no_grad():
+            want = mr(x, lengths).numpy()
+        tr = rv.trace(mr, x.numpy(), lengths.numpy(), gates=True)
+        assert np.allclose(tr.logits, want, atol=1e-5), (cell, readout)
+        scores = np.asarray(rv.contributions(mr, x.numpy(), method="grad_x_state", lengths=lengths.numpy()))
+        valid = np.arange(7)[None, :] < lengths.numpy()[:, None]
+        assert np.isfinite(scores[valid]).all(), (cell, readout)

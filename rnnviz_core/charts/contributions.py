@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .trajectories import Y_EXTENT, _step_axis
 
 __all__ = ["caption", "CAPTIONS", "step_scores_chart", "under_heatmap", "top_steps_table",
            "position_chart", "deletion_chart", "aopc_chart", "faithfulness_table", "feature_scores_chart",
@@ -104,9 +105,7 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 # ------------------------------------------------------------------------- per-step bars
 
-def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
-    from .trajectories import _step_axis as ax
-    return ax(n_steps, step_width)
+
 
 
 def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: int = 360,
@@ -154,7 +153,8 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     base = alt.Chart(sub).mark_bar().encode(
         x=alt.X("step:O", scale=alt.Scale(domain=list(range(n)), paddingInner=0.1, paddingOuter=0),
                 axis=_step_axis(n, sw)),
-        y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength"),
+        y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength",
+                axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, format=".2~g", tickCount=4)),
         color=alt.Color("direction:N", title=None,
                         scale=alt.Scale(domain=dom, range=[full[d] for d in dom]),
                         legend=alt.Legend(orient="right", labelLimit=0, labelExpr=
@@ -246,7 +246,7 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
         raise InputError(f"position_chart: no column {group!r} in the frame.")
     x = (alt.X("position:Q", title="position in the sequence",
                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]))
-         if relative else alt.X("position:Q", title="step"))
+         if relative else alt.X("position:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
     enc = dict(x=x, y=alt.Y("mean_abs:Q", title="mean |contribution|"),
                tooltip=[alt.Tooltip("position:Q", format=".0%" if relative else "d"),
                         alt.Tooltip("mean_abs:Q", format=".4g"), alt.Tooltip("n:Q")])
@@ -310,7 +310,29 @@ def deletion_chart(curves: pd.DataFrame, *, width: int = 360, height: int = 220,
     chart = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2,
                                       opacity=0.9).encode(shape=shape, **enc).properties(
         width=width, height=height, title=title or "Deletion check")
-    return chart.properties(description=CAPTIONS["deletion_chart"])
+    return chart.properties(description=CAPTIONS["deletion_chart"] + _same_curves(curves))
+
+
+def _same_curves(curves: pd.DataFrame) -> str:
+    """A sentence naming methods whose deletion curves coincide (drawn on top of each other)."""
+    wide = curves.pivot_table(index="fraction", columns="method", values="mean_output")
+    cols = [c for c in wide.columns if c != "random"]
+    span = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 0.0
+    tol = 1e-3 * max(span, 1e-12)
+    groups: list[list[str]] = []
+    for c in cols:
+        for g in groups:
+            if np.allclose(wide[c].to_numpy(), wide[g[0]].to_numpy(), rtol=0, atol=tol, equal_nan=True):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    same = [g for g in groups if len(g) > 1]
+    if not same:
+        return ""
+    parts = [" and ".join(method_label(m) for m in g) for g in same]
+    return " Here " + "; ".join(parts) + (" draw the same curve, one on top of the other." if len(same) == 1
+                                          else " draw the same curves, one on top of the other.")
 
 
 def aopc_chart(summary: pd.DataFrame, *, width: int = 360, height: int | None = None,
@@ -420,7 +442,8 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
     rect = alt.Chart(frame).mark_rect().encode(
         x=alt.X("step:O", scale=alt.Scale(domain=list(range(length)), paddingInner=0, paddingOuter=0),
                 axis=_step_axis(length, sw)),
-        y=alt.Y("feature:N", sort=names, title=None, axis=alt.Axis(labelLimit=0)),
+        y=alt.Y("feature:N", sort=names, title="feature",
+                axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
         color=alt.Color("score:Q", title="contribution" if signed else "strength", scale=scale,
                         legend=alt.Legend(values=ticks, format=".3~g")),
         tooltip=["step:O", "feature:N", alt.Tooltip("score:Q", format=".4g")],

@@ -15,7 +15,7 @@ import altair as alt
 import pandas as pd
 
 from ..errors import InputError
-from .trajectories import _require, caption, step_slider
+from .trajectories import _int_axis, _require, _step_axis, _unit_axis, caption, step_slider
 
 __all__ = [
     "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",
@@ -23,28 +23,43 @@ __all__ = [
 ]
 
 
+def _top_share(df: pd.DataFrame) -> float:
+    """Top of the share axis: a little above the highest line or band (at most 100%), so a
+    few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
+    cols = [c for c in ("hi", "frac_saturated") if c in df]
+    top = float(np.nanmax(df[cols].to_numpy(dtype=float))) if len(df) else 0.0
+    if not np.isfinite(top) or top <= 0:
+        return 0.05
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0):
+        if top * 1.1 <= step:
+            return step
+    return 1.0
+
+
 def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
                           width: int = 420, height: int = 220) -> alt.LayerChart:
-    """Mean share of saturated units at each step, one line per group, with a band of
-    ± one standard error. ``over_time`` is the frame of
+    """Mean share of saturated units at each step, one line per group, with its 95% interval
+    band (± 1.96 standard errors over the group's sequences at that step). ``over_time`` is the frame of
     :func:`rnnviz_core.saturation.saturation_over_time`."""
     _require(over_time, ["group", "step", "frac_saturated"], "saturation_time_chart")
     df = over_time.copy()
     df["group"] = df["group"].astype(str)
     if "sem" in df:
-        df["lo"] = (df["frac_saturated"] - df["sem"].fillna(0)).clip(lower=0)
-        df["hi"] = (df["frac_saturated"] + df["sem"].fillna(0)).clip(upper=1)
+        df["lo"] = (df["frac_saturated"] - 1.96 * df["sem"].fillna(0)).clip(lower=0)
+        df["hi"] = (df["frac_saturated"] + 1.96 * df["sem"].fillna(0)).clip(upper=1)
     color = alt.Color("group:N", title="group")
-    x = alt.X("step:Q", title="step")
+    n_steps = int(df["step"].max()) + 1 if len(df) else 1
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
+              axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
         layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
-    layers.append(alt.Chart(df).mark_line(point=True).encode(
+    layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
-                     scale=alt.Scale(domain=[0, 1])),
+                     scale=alt.Scale(domain=[0, _top_share(df)], nice=False)),
         color=color, tooltip=tooltip))
     slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
     if slider is not None:
@@ -55,7 +70,8 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         chart = chart.add_params(slider)
     text = (f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
             f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
-            f"and can no longer change smoothly.")
+            f"and can no longer change smoothly" + ("; the shaded band around each line is its 95% interval."
+                                                    if "sem" in df else "."))
     if len(df) and float(df["frac_saturated"].max()) == 0.0:
         text += (f" Here no unit reaches {threshold:g} at any step, so every line lies flat at 0%; lower the "
                  f"threshold (the distribution of |value| shows where the values lie).")
@@ -72,8 +88,12 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     if "n_sequences" in unit_time:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     base = alt.Chart(unit_time)
+    n_steps = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
+    units = sorted(pd.unique(unit_time["unit"]).tolist())
     rect = base.mark_rect().encode(
-        x=alt.X("step:O", title="step"), y=alt.Y("unit:O", title="unit"),
+        x=alt.X("step:O", scale=alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0),
+                axis=_step_axis(n_steps, width / max(n_steps, 1))),
+        y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
                         scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
         tooltip=tooltip).properties(width=width, height=height)
@@ -122,15 +142,28 @@ def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title
     df["group"] = df["group"].astype(str)
     label = title or metric.replace("_", " ")
     percent = metric in ("accuracy", "mean_confidence", "flip_rate", "sat_mean", "share", "agreement")
-    chart = alt.Chart(df).mark_bar().encode(
-        x=alt.X("group:N", title="group", sort=None),
+    lo, hi = f"{metric}_low", f"{metric}_high"
+    has_ci = lo in df and hi in df and df[[lo, hi]].notna().any().any()
+    tip = ["group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".1%" if percent else ".3f")]
+    if has_ci:
+        tip += [alt.Tooltip(f"{lo}:Q", format=".1%" if percent else ".3f", title="95% interval from"),
+                alt.Tooltip(f"{hi}:Q", format=".1%" if percent else ".3f", title="to")]
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("group:N", title="group", sort=None, axis=alt.Axis(labelAngle=0, labelLimit=0)),
         y=alt.Y(f"{metric}:Q", title=label, axis=alt.Axis(format="%") if percent else alt.Axis()),
         color=alt.Color("group:N", legend=None),
-        tooltip=["group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".1%" if percent else ".3f")],
-    ).properties(width=width, height=height)
-    return chart.properties(description=(
-        f"Each bar is one group of sequences and its height the group's {label}; hover a bar to see how many "
-        f"sequences it holds, since small groups give unreliable bars."))
+        tooltip=tip,
+    )
+    chart = bars
+    if has_ci:
+        chart = alt.layer(bars, alt.Chart(df).mark_rule(color="black", strokeWidth=1.5).encode(
+            x=alt.X("group:N", sort=None), y=f"{lo}:Q", y2=f"{hi}:Q"))
+    chart = chart.properties(width=width, height=height)
+    text = (f"Each bar is one group of sequences and its height the group's {label}; hover a bar to see how many "
+            f"sequences it holds")
+    text += (", and the black line on each bar spans its 95% interval (long lines: unreliable bars)." if has_ci
+             else ", since small groups give unreliable bars.")
+    return chart.properties(description=text)
 
 
 def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change", width: int = 420,
@@ -145,16 +178,22 @@ def resilience_chart(summary: pd.DataFrame, *, metric: str = "mean_output_change
     df["group"] = df["group"].astype(str)
     title = {"mean_output_change": "mean change of the output", "median_output_change": "median change of the output",
              "flip_rate": "share of predictions that flip"}[metric]
+    lo, hi = f"{metric}_low", f"{metric}_high"
+    has_ci = lo in df and hi in df and df[[lo, hi]].notna().any().any()
+    enc = dict(x=alt.X("condition:N", title=None, sort=None, axis=alt.Axis(labelLimit=0)),
+               xOffset=alt.XOffset("group:N"))
     chart = alt.Chart(df).mark_bar().encode(
-        x=alt.X("condition:N", title=None, sort=None),
-        xOffset=alt.XOffset("group:N"),
         y=alt.Y(f"{metric}:Q", title=title, axis=alt.Axis(format="%") if metric == "flip_rate" else alt.Axis()),
         color=alt.Color("group:N", title="group"),
-        tooltip=["condition:N", "group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".3f")],
-    ).properties(width=width, height=height)
-    return chart.properties(description=(
-        "Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
-        "one colour per group of sequences; taller bars mean a more fragile group."))
+        tooltip=["condition:N", "group:N", "size:Q", alt.Tooltip(f"{metric}:Q", format=".3f")], **enc,
+    )
+    if has_ci:
+        chart = alt.layer(chart, alt.Chart(df).mark_rule(color="black", strokeWidth=1.5).encode(
+            y=f"{lo}:Q", y2=f"{hi}:Q", **enc))
+    chart = chart.properties(width=width, height=height)
+    text = ("Each bar shows how much the model's answer moves when the input is damaged in the way named below it, "
+            "one colour per group of sequences; taller bars mean a more fragile group")
+    return chart.properties(description=text + ("; black lines span 95% intervals." if has_ci else "."))
 
 
 def distribution_chart(dist: pd.DataFrame, *, threshold: float | None = None, low: float | None = None,

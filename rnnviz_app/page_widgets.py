@@ -1,0 +1,50 @@
+"""Widgets whose value lives in the view (the URL's parameters kept in the session).
+
+Streamlit forgets a widget's state on a run that does not draw it (another page, or a page
+stopped early), and a widget whose state was forgotten can show one option while the script
+reads another. Here the view is the one source of truth: each run sets the widget from it before
+drawing it, and the widget writes back in its ``on_change`` callback, so what is shown is always
+what is used.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from rnnviz_app import state_url as su
+
+__all__ = ["bound", "bound_value"]
+
+
+def _write_back(name: str) -> None:
+    su.remember(name, st.session_state["w_" + name])
+
+
+def bound_value(name: str, default: Any, options: Sequence[Any] | None = None,
+                cast: Callable[[str], Any] = str) -> Any:
+    """The view's value of ``name`` (cast, and among ``options`` if given), else ``default``."""
+    raw = su.view().get(name)
+    if raw is not None:
+        try:
+            v = cast(raw)
+            if options is None or v in options:
+                return v
+        except (TypeError, ValueError):
+            pass
+    return default
+
+
+def bound(widget: Callable[..., Any], label: str, name: str, default: Any, options: Sequence[Any] | None = None,
+          cast: Callable[[str], Any] = str, **kwargs: Any) -> Any:
+    """Draw ``widget(label, [options,] key=..., on_change=...)`` set from the view; return its value.
+
+    ``options`` is passed to the widget as its second argument when given (selectbox, radio);
+    leave it None for sliders and give their range in ``kwargs``.
+    """
+    value = bound_value(name, default, options, cast)
+    st.session_state["w_" + name] = value
+    args = (label,) if options is None else (label, list(options))
+    widget(*args, key="w_" + name, on_change=_write_back, args=(name,), **kwargs)
+    su.remember(name, value)
+    return value

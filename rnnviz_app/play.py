@@ -1,0 +1,170 @@
+"""The play control: sequence A's and B's heatmaps on one step scale, a step frame that Play/Stop
+and a slider move through both at once, like the blog's animated heatmaps.
+
+Why a custom component (``st.components.v2``, inline JS + canvas, ``play.js`` beside this file)
+and not the alternatives, measured in Streamlit 1.67 (``bench/bench_play.py``):
+
+- Vega-Lite 6's timer animation refuses layered and concatenated charts, which both heatmaps with
+  a frame are.
+- A server loop (``st.fragment(run_every=...)``) redraws the chart through a script run per step:
+  a few frames a second at best, server CPU for every frame, and jerky over a slow network.
+- Plotly frames would add a dependency for one control.
+
+The canvas draws each heatmap once into a one-pixel-per-cell bitmap; a frame is then a clear and
+one rectangle per panel, so playing costs the server nothing and the browser well under a
+millisecond per frame. Nothing is fetched from outside at run time.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["play_heatmaps", "play_caption", "panel", "steps_per_second"]
+
+_HERE = Path(__file__).resolve().parent
+_JS = (_HERE / "play.js").read_text(encoding="utf-8")
+_CSS = (_HERE / "play.css").read_text(encoding="utf-8")
+_COMPONENT = None
+
+
+def steps_per_second(max_step: int) -> int:
+    """The "normal" speed: a full pass in about 12 s, between 4 and 30 steps a second."""
+    return int(np.clip(round((max_step + 1) / 12), 4, 30))
+
+
+def _component():
+    global _COMPONENT
+    if _COMPONENT is None:
+        import streamlit as st
+        _COMPONENT = st.components.v2.component("rnnviz_play", js=_JS, css=_CSS)
+    return _COMPONENT
+
+
+def _b64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")
+
+
+def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], labels: Sequence[str] | None = None,
+          marks: Sequence[int] = (), group: str | None = None, cell_h: int | None = None,
+          legend: str = "value", strip: bool = False, raw: Any = None) -> dict:
+    """One heatmap panel for :func:`play_heatmaps`.
+
+    Parameters
+    ----------
+    values : array [T, R]
+        One row per step (T >= ``steps``), one column per heatmap row (unit, feature); steps from
+        ``steps`` on are not drawn.
+    steps : the sequence's real length.
+    title : shown above the panel, as text.
+    domain : (low, high) of the colour scale; a signed scale (low < 0 < high) is diverging
+        red/blue, an unsigned one (low >= 0) a neutral grey ramp.
+    labels : R row labels (default ``"unit 0"`` ...).
+    marks : steps to flag with a small triangle above the panel (e.g. true marked steps).
+    group : the sequence the panel belongs to ("A", "B"): named when the frame passes its end.
+    cell_h : pixels per row (default: chosen by :func:`play_heatmaps` to fit its height).
+    legend : the colour bar's name.
+    strip : True for an input strip (drawn above a heatmap; the colour bar shown is the heatmaps').
+    raw : array like ``values`` whose numbers the hover text shows (e.g. inputs before scaling).
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"panel values must be [steps, rows]; got shape {arr.shape}.")
+    steps = int(steps)
+    if not 1 <= steps <= arr.shape[0]:
+        raise ValueError(f"steps must be between 1 and {arr.shape[0]}; got {steps}.")
+    lo, hi = float(domain[0]), float(domain[1])
+    if not lo < hi:
+        raise ValueError(f"domain must be (low, high) with low < high; got {domain}.")
+    rows = arr.shape[1]
+    labels = [str(x) for x in labels] if labels is not None else [f"unit {i}" for i in range(rows)]
+    if len(labels) != rows:
+        raise ValueError(f"{rows} rows but {len(labels)} labels.")
+    grid = arr[:steps].T  # (R, T) row-major: one heatmap row per unit
+    tips = None
+    if raw is not None:
+        r = np.asarray(raw, dtype=np.float64).reshape(arr.shape[0], -1)
+        tips = _b64(r[:steps].T)
+    return {"title": str(title), "rows": rows, "steps": steps, "values": _b64(grid), "lo": lo, "hi": hi,
+            "signed": bool(lo < 0 < hi), "labels": labels, "marks": sorted({int(m) for m in marks if 0 <= int(m) < steps}),
+            "group": group, "cell_h": cell_h, "legend": str(legend), "strip": bool(strip), "raw": tips, "_extent": (float(np.nanmin(grid)) if np.isfinite(grid).any() else None,
+                                                          float(np.nanmax(grid)) if np.isfinite(grid).any() else None)}
+
+
+def play_caption(steps_a: int, steps_b: int, colour_domain: tuple[float, float],
+                 extent: tuple[float | None, float | None], *, rows: str = "hidden unit") -> str:
+    """The control's caption, computed from what it draws (lengths, colour range, data extremes)."""
+    lo, hi = (float(x) for x in colour_domain)
+    dmin, dmax = extent
+    same = steps_a == steps_b
+    length = (f"both sequences have {steps_a} steps" if same else
+              f"A has {steps_a} steps and B {steps_b}, drawn on one step scale so a column is the same step in both "
+              f"and the shorter heatmap is narrower")
+    if lo < 0 < hi:
+        colours = f"red is high and blue low on a colour bar from {lo:.2g} to {hi:.2g}, white near zero"
+    else:
+        colours = f"darker is larger on a grey scale from {lo:.2g} to {hi:.2g}"
+    seen = "" if dmin is None else f"; the values shown run from {dmin:.2g} to {dmax:.2g}"
+    return (f"Each row is one {rows} and each column one step; {length}. The colour is the value: {colours}{seen}. "
+            "Press Play to move the black frame through both sequences at once, Stop to hold it, or drag the slider.")
+
+
+def play_heatmaps(a: Any, b: Any, *, steps_a: int, steps_b: int, colour_domain: tuple[float, float],
+                  key: str, titles: Sequence[str] = ("A", "B"), labels: Sequence[str] | None = None,
+                  strips: Sequence[dict | None] = (None, None), marks: Sequence[Sequence[int]] = ((), ()),
+                  width: int = 900, max_height: int = 560, start: int | None = None, rows: str = "hidden unit",
+                  legend: str = "state value", marks_legend: str = "marked step") -> str:
+    """Draw A's and B's heatmaps stacked on one step scale with Play/Stop, a step slider and speed.
+
+    Parameters
+    ----------
+    a, b : arrays [T, U]
+        Each sequence's states (or any per-step rows), one row per step.
+    steps_a, steps_b : the sequences' real lengths (steps from there on are not drawn).
+    colour_domain : (low, high), shared by both heatmaps.
+    key : the Streamlit element key (unique on the page).
+    titles : the two panels' titles (shown as text).
+    labels : U row labels (default ``"unit i"``).
+    strips : optional input-strip panels (from :func:`panel`) drawn above A's and B's heatmaps on
+        the same step scale.
+    marks : steps to flag above each heatmap (the marker demo's true steps).
+    width : fallback pixels for the step axis (the control fits the width it is given).
+    max_height : pixels for all panels together.
+    start : the step the frame starts on (default the last step).
+    rows : what one heatmap row is, for the caption.
+    legend, marks_legend : the colour bar's name; what a triangle above a heatmap means.
+
+    Returns
+    -------
+    str
+        The caption, computed from the lengths, colour range and values drawn.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    steps_a, steps_b = int(steps_a), int(steps_b)
+    max_step = max(steps_a, steps_b) - 1
+    n_strip = sum(s is not None for s in strips)
+    units = a.shape[1] if a.ndim == 2 else 1
+    strip_rows = sum(s["rows"] * (s.get("cell_h") or 6) for s in strips if s is not None)
+    cell_h = int(np.clip((max_height - strip_rows - 60 * (2 + n_strip)) // max(2 * units, 1), 2, 14))
+    panels = []
+    for side, arr, steps, title, strip, mk in zip("AB", (a, b), (steps_a, steps_b), titles, strips, marks):
+        if strip is not None:
+            panels.append(dict(strip, group=side, strip=True))
+        panels.append(panel(arr, steps, title=title, domain=colour_domain, labels=labels, marks=mk, group=side,
+                            legend=legend))
+    ext = [p["_extent"] for p in panels if not p["strip"]]
+    lo = [e[0] for e in ext if e[0] is not None]
+    hi = [e[1] for e in ext if e[1] is not None]
+    for p in panels:
+        p.pop("_extent", None)
+    data = {"panels": panels, "max_step": max_step, "width": int(width), "cell_h": cell_h, "fps": steps_per_second(max_step),
+            "marks_legend": marks_legend,
+            "start": max_step if start is None else int(start)}
+    data["sig"] = hashlib.blake2b(repr(data).encode(), digest_size=12).hexdigest()
+    _component()(key=key, data=data, height="content")
+    return play_caption(steps_a, steps_b, colour_domain, (min(lo) if lo else None, max(hi) if hi else None), rows=rows)

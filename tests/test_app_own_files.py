@@ -1,0 +1,188 @@
+"""Issue 9's flow in plain pytest (Streamlit in bare mode): a user's own pair, made the way
+tutorials make it, loads with the accuracy the training script printed; choices the weights
+cannot tell are offered with their accuracy; messages name controls on screen."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+
+from rnnviz_app import own_files as own
+from rnnviz_app import second_model as m2
+from rnnviz_app import state_url as su
+from rnnviz_app import summary as sm
+from rnnviz_app import uploads as up
+from rnnviz_app.messages import app_message
+from rnnviz_core.errors import DataError, ModelFileError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tutorial_files import F, make_files  # noqa: E402
+
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return make_files(tmp_path_factory.mktemp("own"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_session(monkeypatch, tmp_path):
+    monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
+    up.upload_store.clear()
+    for k in list(st.session_state.keys()):
+        del st.session_state[k]
+    su.init_session()
+    su.view()["demo"] = "race"
+    yield
+
+
+class FakeUpload:
+    def __init__(self, data: bytes, name: str):
+        self._data, self.name, self.file_id = data, name, name
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def upload(kind: str, path: Path) -> None:
+    st.session_state["up_" + kind] = FakeUpload(path.read_bytes(), path.name)
+    own.on_upload(kind)
+
+
+def accuracy(ctx) -> str:
+    st.session_state["_loaded"] = ctx    # what the sidebar does before a page runs
+    return sm.model_card(ctx)["score_value"]
+
+
+def test_model_alone_says_which_data_file_is_needed(files):
+    path, _ = files["gru"]
+    upload("model", path)
+    ctx, state = own.resolve_own()
+    assert ctx is None and not state.problems
+    assert f"a data file with {F} features per step" in state.waiting and "'Data file'" in state.waiting
+    assert "labelled with its 3 classes" in state.waiting and "class 0" not in state.waiting
+    assert su.view()["demo"] == own.OWN and "data" not in su.view()   # the race demo's data is not its pair
+
+
+def test_data_alone_says_which_model_is_needed(files):
+    upload("data", files["ts"])
+    ctx, state = own.resolve_own()
+    assert ctx is None and not state.problems
+    assert "'Model file'" in state.waiting and f"reads {F} features per step" in state.waiting
+    assert "gives one of 3 classes" in state.waiting
+
+
+@pytest.mark.parametrize("which", ["gru", "lstm"])
+def test_tutorial_pair_shows_the_scripts_accuracy_in_the_declared_class_order(files, which):
+    path, script_acc = files[which]
+    upload("model", path)
+    upload("data", files["ts"])
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    assert accuracy(ctx) == script_acc
+    assert st.session_state["w_order"] == "declared"
+    assert list(ctx.model.class_names) == ["zebra", "apple", "mango"]
+    keys = [a["key"] for a in ctx.extra["assumptions"]]
+    assert "readout" in keys and "class_order" in keys
+    for a in ctx.extra["assumptions"]:
+        assert not re.search(r"\w+=|rv\.|torch\.", a["how_to_change"]), a   # no code in the app's advice
+
+
+def test_each_class_order_is_offered_with_its_accuracy(files):
+    path, script_acc = files["gru"]
+    upload("model", path)
+    upload("data", files["ts"])
+    ctx, state = own.resolve_own()
+    assert {"declared", "sorted", "first", own.TYPED} <= set(state.order_keys)
+    declared = own.order_label("declared", state.orders, state.order_labels)
+    assert declared.endswith(f"({script_acc})")
+    sorted_acc = float(state.orders.set_index("key").loc["sorted", "accuracy"])
+    assert f"{sorted_acc:.1%}" != script_acc   # a wrong order shows a different figure
+
+
+def test_mean_pooling_model_gets_the_scripts_accuracy_with_mean(files):
+    path, script_acc = files["bigru_mean"]
+    upload("model", path)
+    upload("data", files["ts"])
+    ctx, state = own.resolve_own()
+    assert st.session_state["w_readout"] == "last"
+    assert accuracy(ctx) != script_acc
+    assert own.readout_label("mean", state.readouts).endswith(f"({script_acc})")
+    st.session_state["w_readout"] = "mean"
+    ctx, state = own.resolve_own()
+    assert accuracy(ctx) == script_acc
+    assert su.view()["readout"] == "mean"                     # in the link
+
+
+def test_long_form_csv_with_chosen_columns(files):
+    path, script_acc = files["gru_csv"]
+    upload("model", path)
+    upload("data", files["csv"])                             # accepted: columns are chosen afterwards
+    ctx, state = own.resolve_own()
+    assert ctx is None and "patient" in state.columns
+    msg, field = state.problems["data"]
+    assert "'" in msg and not re.search(r"\w+_col=", msg)
+    st.session_state["w_idc"] = "patient"
+    st.session_state["w_labc"] = "diagnosis"
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    st.session_state["w_order"] = "sorted"                   # LabelEncoder's order, as the script used
+    ctx, state = own.resolve_own()
+    assert accuracy(ctx) == script_acc
+    assert su.view()["idc"] == "patient" and su.view()["labc"] == "diagnosis"
+
+
+def test_refused_data_file_is_not_stored_and_names_the_control(tmp_path):
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    upload("data", bad)
+    rec = st.session_state["_upload_errors"]["data"]
+    assert "Data file" in rec[1] and "Traceback" not in rec[1]
+    assert "data" not in su.view() and su.view()["demo"] == "race"
+    from rnnviz_core.store import content_hash
+    assert content_hash(bad.read_bytes()) not in up.upload_store()
+
+
+def test_new_upload_replaces_the_old_one_and_resets_its_choices(files):
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])
+    own.resolve_own()
+    st.session_state["w_order"] = "sorted"
+    own.resolve_own()
+    first = su.view()["model"]
+    upload("model", files["lstm"][0])
+    assert su.view()["model"] != first
+    ctx, _ = own.resolve_own()
+    assert st.session_state["w_order"] == "declared"
+
+
+def test_second_model_of_another_task_is_refused_with_a_sentence_about_the_model(files):
+    """Issue 9.6: the vowels model (12 features, 9 classes) as the second model of a 6-feature pair."""
+    from rnnviz_core.demos import list_demos
+    info = next(d for d in list_demos() if d.key == "vowels")
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])
+    ctx, _ = own.resolve_own()
+    st.session_state["_loaded"] = ctx
+    dig = up.upload_store().put(Path(info.model_path).read_bytes(), name="vowels.safetensors")
+    with pytest.raises(Exception) as e:
+        m2.second_model_view(ctx, dig, "correct", np.array(["a"] * len(ctx.data.X)))
+    text = str(e.value)
+    assert "second model" in text and "loaded model" in text and "column" not in text
+    assert "12 features" in text and "6 features" in text
+
+
+def test_app_message_names_a_control_and_drops_code_advice():
+    err = DataError("The file has no column 'label'; name it with label_col='...'.", code="missing_column",
+                    field="label")
+    text = app_message(err)
+    assert "label_col" not in text and "'Label column'" in text
+    text = app_message(ModelFileError("m.pt: unknown layers; re-save it with rv.save_model."))
+    assert "rv." not in text and "'Model file'" in text
+    assert "Traceback" not in app_message(KeyError("x"))

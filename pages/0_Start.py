@@ -45,7 +45,7 @@ if assumed:
     st.subheader("What rnnviz assumed about your model")
     st.caption("A PyTorch state dict holds weights only. These choices come from elsewhere; check them "
                "against your training script.")
-    st.markdown("\n".join(f"- **{md_escape(a.get('what', ''))}**: {md_escape(a.get('value', ''))}. "
+    st.markdown("\n".join(f"- {md_escape(a.get('what', ''))} Now: **{md_escape(a.get('value', ''))}**. "
                           f"{_sentence(a.get('how_to_change', ''))}"
                           for a in assumed))
 

@@ -31,9 +31,9 @@ MODEL_HELP = ("Your trained model: a .safetensors file saved with rnnviz, or a P
 DATA_HELP = ("Your sequences: CSV or Parquet (one row per step), NPZ, or a UCR/UEA .ts file; "
              "a text CSV with a text column for models that read words.")
 #: URL parameters of the data file's reading options (reset when another data file comes)
-DATA_PARAMS = ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss", "order", "orderx")
+DATA_PARAMS = ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss", "clsorder", "clsnames")
 #: URL parameters of the model's reading options (reset when another model comes)
-MODEL_PARAMS = ("readout", "order", "orderx")
+MODEL_PARAMS = ("readout", "clsorder", "clsnames")
 AUTO = "(found automatically)"
 NO_LABELS = "(no labels)"
 MISSING = {"error": "Refuse the file", "fill": "Fill forward from the step before", "drop": "Drop those sequences"}
@@ -186,6 +186,7 @@ class OwnState:
     order_labels: dict = field(default_factory=dict)  # class-order key -> its plain label
     needs_vocabulary: bool = False            # a text model/data pair without a vocabulary yet
     text_model: bool = False                  # the model reads token ids (an embedding first)
+    inferred: bool = False                    # the model was built from a plain state dict
     waiting: str = ""                         # what the page says while a half is missing
 
 
@@ -297,6 +298,7 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
     from rnnviz_core import models as mm
     from rnnviz_core.data import check_against_model
     inferred = _is_inferred(model)
+    state.inferred = inferred
     if inferred:
         key = widget_key("readout", "last", list(mm.READOUTS))
         remember("readout", st.session_state[key])
@@ -308,12 +310,12 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
         if cands:
             keys = [k for k, _, _ in cands] + [TYPED]
             default = "declared" if "declared" in keys else ("sorted" if "sorted" in keys else keys[0])
-            okey = widget_key("order", default, keys)
+            okey = widget_key("clsorder", default, keys)
             choice = st.session_state[okey]
-            remember("order", choice)
+            remember("clsorder", choice)
             if choice == TYPED:
-                tkey = widget_key("orderx", ", ".join(cands[0][2]))
-                remember("orderx", st.session_state[tkey])
+                tkey = widget_key("clsnames", ", ".join(cands[0][2]))
+                remember("clsnames", st.session_state[tkey])
                 names = [s.strip() for s in str(st.session_state[tkey]).split(",") if s.strip()]
             else:
                 names = list(next(n for k, _, n in cands if k == choice))
@@ -372,7 +374,9 @@ def describe_needed(state: OwnState) -> str:
             f = getattr(cfg, "input_size", None)
             what = f"a data file with {f} feature{'s' if f != 1 else ''} per step" if f else "a data file"
         names = getattr(m, "class_names", None)
-        if names:
+        if _is_inferred(m) and getattr(cfg, "task", None) == "classification":
+            what += f", labelled with its {cfg.num_outputs} classes"
+        elif names:
             what += f", labelled with the model's classes ({', '.join(map(str, names[:6]))}{', …' if len(names) > 6 else ''})"
         return (f"The model '{state.model_name}' is loaded. Now upload the data it reads under 'Data file' "
                 f"in the sidebar: {what}.")
@@ -417,7 +421,7 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
 def _key(dig: str, v: dict, kind: str) -> str:
     """Cache key of a half: its content hash plus the choices that change what it computes."""
     from rnnviz_app.hashing import digest
-    params = ("readout", "order", "orderx") if kind == "model" else (*DATA_PARAMS, "vocab")
+    params = ("readout", "clsorder", "clsnames") if kind == "model" else (*DATA_PARAMS, "vocab")
     extra = [v.get(p) for p in params]
     return dig if not any(extra) else digest(dig, extra)
 
@@ -435,7 +439,10 @@ def assumptions(model, ds, v: dict) -> list[dict]:
     where = {"readout": CONTROLS["readout"], "class_order": CONTROLS["class_order"]}
     for a in out:
         ctl = where.get(a.get("key"))
-        if ctl:
+        if a.get("key") == "class_order" and not (ds.class_names and ds.y is not None):
+            a["how_to_change"] = ("the data has no class labels to check it against; choose its label column under "
+                                  "'Reading the data file' in the sidebar, then pick the order under 'Class order'")
+        elif ctl:
             a["how_to_change"] = f"change it under '{ctl}' in the sidebar"
         elif not a.get("how_to_change") or _CODE.search(str(a["how_to_change"])):
             a["how_to_change"] = ("the weights alone cannot tell; if this is wrong, upload the model saved with "
@@ -443,11 +450,13 @@ def assumptions(model, ds, v: dict) -> list[dict]:
     return out
 
 
+READOUT_SHORT = {"last": "Last real step's output", "h_n": "Final hidden state h_n",
+                 "mean": "Mean over the real steps", "max": "Max over the real steps"}
+
+
 def readout_label(key: str, table) -> str:
-    """Option text: the head reading's sentence and its accuracy on the loaded data."""
-    from rnnviz_core import models as mm
-    text = getattr(mm, "READOUTS", {}).get(key, key)
-    return text + _acc(table, "readout", key)
+    """Option text: the head reading in a few words and its accuracy on the loaded data."""
+    return READOUT_SHORT.get(key, key) + _acc(table, "readout", key)
 
 
 def order_label(key: str, table, cands_labels: dict) -> str:
@@ -462,4 +471,4 @@ def _acc(table, col: str, key: str) -> str:
         acc = float(row["accuracy"].iloc[0])
     except Exception:  # noqa: BLE001
         return ""
-    return "" if not np.isfinite(acc) else f" — accuracy {acc:.1%}"
+    return "" if not np.isfinite(acc) else f" ({acc:.1%})"

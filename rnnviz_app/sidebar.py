@@ -76,22 +76,27 @@ def source_and_files() -> Loaded | None:
 def _own_controls(state: own.OwnState) -> None:
     """The choices the files cannot tell, each option with its accuracy where labels exist."""
     from rnnviz_core import models as mm
-    if state.model is not None and state.data is not None and state.readouts is not None:
+    if state.inferred and "w_readout" in st.session_state:
         opts = list(getattr(mm, "READOUTS", {}))
         st.selectbox("How the model reads the sequence", opts, key="w_readout",
                      format_func=lambda k: own.readout_label(k, state.readouts),
                      help="The weights cannot tell which step's output the model's last layer reads. Pick the one "
-                          "your training script used; the accuracy of each choice on the loaded data is shown.")
+                          "your training script used; the accuracy of each choice on the loaded data is shown.  \n"
+                          + "  \n".join(f"- {own.READOUT_SHORT.get(k, k)}: {t}" for k, t in
+                                        getattr(mm, "READOUTS", {}).items()))
     if state.order_keys:
-        st.selectbox("Class order", state.order_keys, key="w_order",
+        st.selectbox("Class order", state.order_keys, key="w_clsorder",
                      format_func=lambda k: own.order_label(k, state.orders, state.order_labels),
                      help="A state dict does not name its outputs. Pick the order your training script gave the "
                           "classes (output 0 first); the accuracy of each order on the loaded data is shown.")
-        if st.session_state.get("w_order") == own.TYPED:
-            st.text_input("Class names in output order, separated by commas", key="w_orderx")
+        if st.session_state.get("w_clsorder") == own.TYPED:
+            st.text_input("Class names in output order, separated by commas", key="w_clsnames")
     if state.columns is not None or state.data is not None or "data" in state.problems:
         bad = {p[1] for p in state.problems.values()} & own.COLUMN_FIELDS
-        with st.expander("Reading the data file", expanded=bool(bad)):
+        chosen = any(st.session_state.get("w_" + k) not in (None, own.AUTO, [], "error")
+                     for k in ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss"))
+        unlabelled = state.data is not None and state.data.y is None
+        with st.expander("Reading the data file", expanded=bool(bad) or chosen or unlabelled):
             if state.columns:
                 cols = state.columns
                 st.selectbox("Sequence id column", [own.AUTO, *cols], key="w_idc")

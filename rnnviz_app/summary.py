@@ -46,6 +46,9 @@ def model_card(ctx: Loaded) -> dict:
     }
     y = getattr(ds, "y", None)
     if y is None:
+        if ctx.extra.get("own"):
+            card["score_help"] = ("The data has no labels, so accuracy cannot be computed. If the file has a label "
+                                  "column, choose it under 'Label column' ('Reading the data file' in the sidebar).")
         return card
     out = np.asarray(predictions(ctx))
     y = np.asarray(y)

@@ -50,6 +50,11 @@ _META = ".meta.json"
 _TMP = ".tmp-"
 
 
+def _size(n: int) -> str:
+    """A byte count in MB for people: "1.5 MB" (small bounds keep their digits: "0.00005 MB")."""
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e6:.6f}".rstrip("0") + " MB"
+
+
 def content_hash(data: bytes) -> str:
     """SHA-256 of ``data`` as 64 lowercase hex characters."""
     return hashlib.sha256(data).hexdigest()
@@ -107,8 +112,8 @@ class UploadStore:
         limit = min(self.max_bytes, self.owner_bytes) if owner else self.max_bytes
         if size > limit:
             raise InputError(
-                f"The file is {len(data) / 1e6:.1f} MB, more than the {limit / 1e6:.0f} MB "
-                "this server keeps for one visitor; use a smaller file."
+                f"The file is {_size(len(data))}, more than the {_size(limit)} "
+                f"this server keeps{' for one visitor' if owner else ''}; use a smaller file."
             )
         digest = content_hash(data)
         with self._lock:

@@ -6,6 +6,7 @@ drawn. Page rendering is covered by tests/e2e in a real browser.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -189,7 +190,9 @@ def test_show_error_never_leaks_internal_messages(monkeypatch):
     monkeypatch.setattr(st, "error", lambda msg, **kw: shown.append(msg))
     msg.show_error(DataError("The data has no label column; name it with label=."))
     msg.show_error(KeyError("internal detail"))
-    assert shown[0] == "The data has no label column; name it with label=."
+    # issue 9: the app names a control on screen instead of the Python API's advice (label=)
+    assert shown[0].startswith("The data has no label column.") and "label=" not in shown[0]
+    assert "'Data file'" in shown[0]
     assert shown[1] == msg.GENERIC_ERROR and "internal" not in shown[1]
 
 
@@ -252,8 +255,10 @@ def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key)
     full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
     view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
-    assert {"measure", "A", "B", "A − B", "p-value", "effect size"} <= set(view.columns)
-    assert "accuracy (share correct)" in set(view["measure"])
+    # issue 10 renamed the columns in plain words (the pages helper's comparison_view)
+    assert {"Measure", "Group A (mean)", "Group B (mean)", "Difference A − B", "How big the difference is",
+            "Chance of a difference this large by luck (p)"} <= set(view.columns)
+    assert "accuracy (share correct)" in set(view["Measure"])
     # the same model as "second model": the two agree on every sequence
     mpath, _ = ld.demo_files(demo_key)
     dig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
@@ -270,3 +275,46 @@ def test_contribution_glue_scores_and_views(ctx):
     assert top["rank"].min() == 1 and len(pos) > 0
     with pytest.raises(InputError):
         pc.scores(ctx, "no_such_method")
+
+
+# ----------------------------------------------------------------- issue 13: links and text from files
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1" * 5000, "(nan, 0.9)", "(0.1, inf)", "x" * 3000])
+def test_bad_link_values_fall_back_to_defaults_with_a_note(raw):
+    def pair(v):
+        return tuple(float(x) for x in v.strip("()").split(","))
+    st.session_state["_view"] = {"thr": raw, "gates": raw, "layer": raw}
+    assert st.session_state[su.widget_key("thr", 0.9, cast=float, bounds=(0.5, 0.99))] == 0.9
+    assert st.session_state[su.widget_key("gates", (0.1, 0.9), cast=pair, bounds=(0.0, 1.0))] == (0.1, 0.9)
+    assert st.session_state[su.widget_key("layer", 0, [0, 1], int)] == 0
+    assert {"thr", "gates", "layer"} == set(st.session_state["_link_notes"])
+    assert "thr" not in su.view()  # the bad value is not written back into the link
+
+
+def test_link_value_outside_bounds_is_refused_inside_kept():
+    st.session_state["_view"] = {"thr": "0.3", "low": "0.7"}
+    assert st.session_state[su.widget_key("thr", 0.9, cast=float, bounds=(0.5, 0.99))] == 0.9
+    assert st.session_state[su.widget_key("low", 0.1, cast=float, bounds=(0.0, 1.0))] == 0.7
+
+
+def test_markdown_from_files_is_escaped_to_literal_text():
+    from rnnviz_app.text import md_escape
+    inj = "[Your session expired - sign in again](https://evil.example/login) <b>x</b> **y** :red[z] $x$"
+    out = md_escape(inj)
+    # every character that starts Markdown or HTML is backslash-escaped; removing escapes gives the text back
+    assert re.sub(r"\\(.)", r"\1", out).replace("\u2060", "") == inj
+    assert "https://" not in re.sub(r"\\(.)", r"\1", out)        # no bare address left to autolink
+    for ch in "[]()<>*:$":
+        assert re.search(r"(?<!\\)" + re.escape(ch), out) is None, ch
+    assert "\n" not in md_escape("a\nb\r\nc")
+
+
+def test_csv_exports_neutralise_formula_cells():
+    import io
+    import pandas as pd
+    from rnnviz_app.text import safe_csv
+    df = pd.DataFrame({"seq": ["=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry", "ok"],
+                       "score": [-1.5, 2.0, -0.25, 0.0, 1.0, 2.0, 3.0]})
+    back = pd.read_csv(io.BytesIO(safe_csv(df)), keep_default_na=False)
+    assert [v[0] for v in back["seq"][:6]] == ["'"] * 6
+    assert back["seq"][6] == "ok"
+    assert back["score"].tolist() == df["score"].tolist()   # numbers stay numbers (negative ones too)

@@ -22,6 +22,9 @@ def test_marker_steps_are_the_tasks_decisive_steps():
         got = marker_steps(ds.X[i], int(ds.lengths[i]), ds.feature_names)
         assert got == list(np.flatnonzero(decisive[i]))
     assert marker_steps(ds.X[0], None, ["a", "b", "c"]) is None      # no marker feature: nothing known
+    from rnnviz_core.charts.inputs import marker_mask
+    assert (marker_mask(ds.X, ds.lengths, ds.feature_names) == decisive).all()
+    assert marker_mask(ds.X, ds.lengths, ["a", "b", "c"]) is None
     assert marker_steps(ds.X[0], None, None) is None
 
 

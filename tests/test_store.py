@@ -89,3 +89,107 @@ def test_folder_from_environment(tmp_path, monkeypatch):
     assert store.folder == tmp_path / "env"
     store.put(b"q")
     assert (tmp_path / "env").is_dir()
+
+
+# ------------------------------------------------------------------ issue 13: a store strangers cannot break
+def _disk_bytes(folder) -> int:
+    """Bytes of stored files and unfinished writes on disk (name records aside)."""
+    return sum(e.stat().st_size for e in os.scandir(folder) if not e.name.endswith(".meta.json"))
+
+
+def test_bound_holds_under_concurrent_writes(tmp_path):
+    """16 threads upload 40 different 100 KB files against a 1 MB bound; a watcher samples the
+    folder meanwhile. Before the fix the folder held 1.71 MB against a 1 MB bound."""
+    import threading
+    bound = 1_000_000
+    store = UploadStore(tmp_path, max_bytes=bound, owner_bytes=bound)
+    peak, done, returned, errors = [0], threading.Event(), [], []
+
+    def watch():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], _disk_bytes(tmp_path))
+            except FileNotFoundError:
+                pass
+
+    def upload(i):
+        try:
+            data = bytes([i % 251]) * 100_000 + i.to_bytes(4, "big")
+            d = store.put(data, owner=f"visitor{i % 4}")
+            returned.append((d, d in store))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    w.join()
+    assert not errors
+    assert peak[0] <= bound, peak[0]
+    assert _disk_bytes(tmp_path) <= bound and store.total_bytes() <= bound
+    assert all(present for _, present in returned)        # a hash is returned only for a kept file
+
+
+def test_one_visitor_cannot_evict_a_colleagues_file(tmp_path):
+    store = UploadStore(tmp_path, max_bytes=1000, owner_bytes=400)
+    colleague = store.put(b"c" * 300, name="model.safetensors", owner="colleague")
+    for i in range(50):                                    # a visitor uploads junk, over and over
+        store.put(bytes([i]) * 200, owner="visitor")
+    assert colleague in store
+    assert store.get(colleague)[0] == b"c" * 300
+    assert store.owner_total("visitor") <= 400
+    assert store.total_bytes() <= 1000
+
+
+def test_many_visitors_evict_the_largest_holder_first(tmp_path):
+    store = UploadStore(tmp_path, max_bytes=1000, owner_bytes=600)
+    small = store.put(b"s" * 100, owner="small")
+    big = [store.put(bytes([i]) * 200, owner="big") for i in range(3)]
+    newcomer = store.put(b"n" * 350, owner="newcomer")      # 1050 > 1000: the big holder gives up a file
+    assert small in store and newcomer in store
+    assert [d in store for d in big] == [False, True, True]  # its least recently used one
+
+
+def test_reuploading_the_same_bytes_restores_a_link(tmp_path):
+    store = UploadStore(tmp_path, max_bytes=250, owner_bytes=250)
+    first = store.put(b"m" * 100, name="model.pt", owner="a")
+    store.put(b"x" * 100, owner="b")
+    store.put(b"y" * 100, owner="c")                        # evicts the oldest (the link is dead)
+    assert first not in store
+    again = store.put(b"m" * 100, name="model.pt", owner="a")
+    assert again == first and store.get(first) == (b"m" * 100, "model.pt")
+
+
+def test_leftovers_of_a_crash_are_cleaned_and_counted(tmp_path):
+    (tmp_path / ".tmp-abc123").write_bytes(b"z" * 500)      # a write that never finished
+    orphan = "a" * 64
+    (tmp_path / (orphan + ".meta.json")).write_text('{"name": "gone.csv"}')
+    kept = hashlib.sha256(b"kept").hexdigest()
+    (tmp_path / kept).write_bytes(b"kept")
+    store = UploadStore(tmp_path, max_bytes=10_000)
+    assert store.cleaned["temporary"] == 1 and store.cleaned["orphan_records"] == 1
+    assert store.cleaned["bytes"] >= 500
+    assert not (tmp_path / ".tmp-abc123").exists() and not (tmp_path / (orphan + ".meta.json")).exists()
+    assert kept in store and store.total_bytes() == 4
+
+
+def test_no_folder_scan_per_upload(tmp_path, monkeypatch):
+    store = UploadStore(tmp_path, max_bytes=10_000)
+    calls = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for i in range(20):
+        store.put(bytes([i]) * 100, owner="v")
+    assert calls == []
+
+
+def test_a_file_over_one_visitors_share_is_refused(tmp_path):
+    store = UploadStore(tmp_path, max_bytes=1000, owner_bytes=300)
+    with pytest.raises(InputError, match="MB"):
+        store.put(b"q" * 301, owner="v")
+    assert store.total_bytes() == 0

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .trajectories import _step_axis
+from .trajectories import Y_EXTENT, _step_axis
 
-__all__ = ["input_strip_chart", "marker_steps", "MARK_COLOUR"]
+__all__ = ["input_strip_chart", "marker_steps", "marker_mask", "MARK_COLOUR"]
 
 MARK_COLOUR = "#e45756"
 
@@ -50,6 +50,23 @@ def marker_steps(x: Any, length: int | None = None, feature_names: Sequence[str]
     return [int(t) for t in np.flatnonzero(np.isfinite(col) & (col != 0))]
 
 
+def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None = None, *,
+                feature: str = "marker") -> np.ndarray | None:
+    """Bool [N, T]: True at the steps the feature named ``feature`` marks (non-zero) inside each
+    sequence's length; None when the data has no such feature. Pass it to
+    :func:`rnnviz_core.findings.known_step_hits`."""
+    if feature_names is None or feature not in list(feature_names):
+        return None
+    arr = np.asarray(x)
+    if arr.ndim != 3:
+        return None
+    col = arr[:, :, list(feature_names).index(feature)].astype(np.float64)
+    n, t = col.shape
+    lens = np.full(n, t) if lengths is None else np.asarray(lengths)
+    inside = np.arange(t)[None, :] < lens[:, None]
+    return inside & np.isfinite(col) & (col != 0)
+
+
 def _steps_words(steps: Sequence[int]) -> str:
     steps = [int(s) for s in steps]
     if len(steps) == 1:
@@ -60,7 +77,7 @@ def _steps_words(steps: Sequence[int]) -> str:
 def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Sequence[str] | None = None,
                       vocabulary: Sequence[str] | None = None, marks: Sequence[int] | None = None,
                       width: int = 360, step_width: float | None = None, n_steps: int | None = None,
-                      max_lines: int = 6, row_height: int = 36, title: str | None = None) -> alt.TopLevelMixin:
+                      max_lines: int = 6, row_height: int = 44, title: str | None = None) -> alt.TopLevelMixin:
     """The inputs of one sequence over time.
 
     Parameters
@@ -117,6 +134,9 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
             color=alt.condition(alt.datum.marked, alt.value(MARK_COLOUR), alt.value("black")),
             tooltip=["step:O", "token:N"],
         ).properties(width=alt.Step(sw), height=24 if angle == 0 else 70, title=head)
+        chart = chart.encode(y=alt.Y("row:O", title="text", axis=alt.Axis(labels=False, ticks=False, domain=False,
+                                                                          minExtent=Y_EXTENT, maxExtent=Y_EXTENT))
+                             ).transform_calculate(row="0")
         how = "the text of the sequence, one token per step" + ("" if vocab is not None else
                                                                  " (as token ids: no vocabulary is loaded)")
         return chart.properties(description=f"The inputs of this sequence over its {length} steps: {how}.{mark_text}")
@@ -135,8 +155,8 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
             frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
             line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
                 x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
-                y=alt.Y("value:Q", title=nm, axis=alt.Axis(tickCount=2, titleAngle=0, titleAlign="right",
-                                                          titleLimit=120)),
+                y=alt.Y("value:Q", title=nm, scale=alt.Scale(zero=False),
+                        axis=alt.Axis(tickCount=2, titleLimit=row_height + 6, minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
                 tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
             layer = alt.layer(line, rules) if rules is not None else line
             panels.append(layer.properties(width=alt.Step(sw), height=row_height))
@@ -151,8 +171,9 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         m = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
         m = m if m > 0 else 1.0
         rect = alt.Chart(frame).mark_rect().encode(
-            x=x_enc, y=alt.Y("feature:N", sort=names, title=None,
-                             axis=alt.Axis(values=names[::max(1, int(np.ceil(12 * f / max(8 * f, 60))))])),
+            x=x_enc, y=alt.Y("feature:N", sort=names, title="feature",
+                             axis=alt.Axis(values=names[::max(1, int(np.ceil(12 * f / max(8 * f, 60))))],
+                                           minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
             color=alt.Color("scaled:Q", title="vs. its usual value",
                             scale=alt.Scale(domain=[-m, m], scheme="purpleorange", clamp=True),
                             legend=alt.Legend(values=[-m, 0.0, m], format=".2~g")),

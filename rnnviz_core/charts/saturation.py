@@ -23,17 +23,30 @@ __all__ = [
 ]
 
 
+def _top_share(df: pd.DataFrame) -> float:
+    """Top of the share axis: a little above the highest line or band (at most 100%), so a
+    few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
+    cols = [c for c in ("hi", "frac_saturated") if c in df]
+    top = float(np.nanmax(df[cols].to_numpy(dtype=float))) if len(df) else 0.0
+    if not np.isfinite(top) or top <= 0:
+        return 0.05
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0):
+        if top * 1.1 <= step:
+            return step
+    return 1.0
+
+
 def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
                           width: int = 420, height: int = 220) -> alt.LayerChart:
-    """Mean share of saturated units at each step, one line per group, with a band of
-    ± one standard error. ``over_time`` is the frame of
+    """Mean share of saturated units at each step, one line per group, with its 95% interval
+    band (± 1.96 standard errors over the group's sequences at that step). ``over_time`` is the frame of
     :func:`rnnviz_core.saturation.saturation_over_time`."""
     _require(over_time, ["group", "step", "frac_saturated"], "saturation_time_chart")
     df = over_time.copy()
     df["group"] = df["group"].astype(str)
     if "sem" in df:
-        df["lo"] = (df["frac_saturated"] - df["sem"].fillna(0)).clip(lower=0)
-        df["hi"] = (df["frac_saturated"] + df["sem"].fillna(0)).clip(upper=1)
+        df["lo"] = (df["frac_saturated"] - 1.96 * df["sem"].fillna(0)).clip(lower=0)
+        df["hi"] = (df["frac_saturated"] + 1.96 * df["sem"].fillna(0)).clip(upper=1)
     color = alt.Color("group:N", title="group")
     n_steps = int(df["step"].max()) + 1 if len(df) else 1
     x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
@@ -46,7 +59,7 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
-                     scale=alt.Scale(domain=[0, 1])),
+                     scale=alt.Scale(domain=[0, _top_share(df)], nice=False)),
         color=color, tooltip=tooltip))
     slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
     if slider is not None:
@@ -57,7 +70,8 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         chart = chart.add_params(slider)
     text = (f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
             f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
-            f"and can no longer change smoothly.")
+            f"and can no longer change smoothly" + ("; the shaded band around each line is its 95% interval."
+                                                    if "sem" in df else "."))
     if len(df) and float(df["frac_saturated"].max()) == 0.0:
         text += (f" Here no unit reaches {threshold:g} at any step, so every line lies flat at 0%; lower the "
                  f"threshold (the distribution of |value| shows where the values lie).")

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tutorial_files import make_files  # noqa: E402
-from harness import ARTIFACTS, CHART, EXCEPTION, assert_clean, open_app, select_option, wait_idle  # noqa: E402
+from harness import ARTIFACTS, CHART, EXCEPTION, assert_clean, open_app, select_option, selected, wait_idle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -83,7 +83,7 @@ def test_model_then_data_while_another_demo_is_selected(page, app_url, files):
     no_error_box(page)
     page.screenshot(path=str(ARTIFACTS / "own_files_waiting_for_data.png"), full_page=True)
     side = sidebar(page).inner_text()
-    assert "My own files" in side and f"Model: {path.name}" in side
+    assert selected(page, "Demo") == "My own files" and f"Model: {path.name}" in side
     upload(page, "Data file", files["ts"])
     assert metric(page) == script_acc
     side = sidebar(page).inner_text()
@@ -151,7 +151,7 @@ def test_long_form_csv_whose_columns_need_choosing(page, app_url, files):
     upload(page, "Model file", path)
     upload(page, "Data file", files["csv"])
     side = sidebar(page)
-    assert side.get_by_role("combobox", name="Sequence id column", exact=True).is_visible()
+    assert side.get_by_role("combobox", name="Sequence id column", exact=True).is_visible()   # opened for the user
     assert "Traceback" not in page.locator("body").inner_text()
     select_option(page, "Sequence id column", "patient")
     select_option(page, "Label column", "diagnosis")
@@ -173,3 +173,26 @@ def test_back_to_the_demo_is_one_click_and_files_stay(page, app_url, files):
     # the files are still in their uploaders: choosing own files again brings the pair back
     select_option(page, "Demo", "My own files")
     assert metric(page) == script_acc
+
+
+def _text_demo():
+    from rnnviz_core.demos import list_demos, load_demo
+    for d in list_demos():
+        model, _ = load_demo(d.key)
+        if getattr(getattr(model, "config", None), "encoder", None) == "embedding":
+            return d
+    return None
+
+
+def test_text_csv_with_the_text_demos_model(page, app_url):
+    info = _text_demo()
+    if info is None:
+        pytest.skip("no text demo is shipped yet (models helper)")
+    open_app(page, f"{app_url}/?demo={info.key}")
+    demo_acc = metric(page)
+    open_app(page, f"{app_url}/?demo=race")
+    upload(page, "Model file", Path(info.model_path))
+    upload(page, "Data file", Path(info.data_path))
+    assert metric(page) == demo_acc          # the vocabulary travels in the model file
+    no_error_box(page)
+    every_page_draws(page)

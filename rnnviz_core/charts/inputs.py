@@ -67,6 +67,26 @@ def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None
     return inside & np.isfinite(col) & (col != 0)
 
 
+#: tallest line panel (px) a long feature name may ask for
+_MAX_ROW = 96
+
+
+def _title_px(name: str) -> int:
+    """Room (px) a y title needs: ~6.5 px per character of an 11 px bold label, plus margins."""
+    return int(np.ceil(6.5 * len(str(name)))) + 8
+
+
+def _value_scale(col: np.ndarray) -> alt.Scale:
+    """A line panel's y scale; a feature constant over the sequence gets a band around its value
+    (a zero-width domain makes Vega label the axis "7.000000")."""
+    v = col[np.isfinite(col)]
+    if v.size and float(v.max()) == float(v.min()):
+        c = float(v[0])
+        pad = max(abs(c) * 0.1, 1.0)
+        return alt.Scale(domain=[c - pad, c + pad], zero=False)
+    return alt.Scale(zero=False)
+
+
 def _steps_words(steps: Sequence[int]) -> str:
     steps = [int(s) for s in steps]
     if len(steps) == 1:
@@ -127,7 +147,7 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         vocab = list(vocabulary) if vocabulary is not None else None
         words = [(vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}") for i in ids]
         frame = pd.DataFrame({"step": np.arange(length), "token": words, "marked": np.isin(np.arange(length), marks)})
-        angle = 0 if sw >= 40 else -90
+        angle = 0 if sw >= 40 else 270     # Vega-Lite takes 0..360: 270 reads bottom to top
         chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "right", baseline="middle",
                                            fontSize=11 if sw >= 9 else 8, limit=80).encode(
             x=x_enc, text="token:N",
@@ -151,15 +171,19 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
                                                                     strokeWidth=1.5).encode(x=alt.X("step:O"))
     if f <= max_lines:
         panels = []
+        # each feature's name is its panel's (vertical) y title: the panel is made tall enough for the
+        # longest name (up to _MAX_ROW px), so "days_since" is not cut to "days_s..."
+        height = int(min(max(row_height, max(_title_px(nm) for nm in names)), _MAX_ROW))
         for j, nm in enumerate(names):
             frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
             line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
                 x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
-                y=alt.Y("value:Q", title=nm, scale=alt.Scale(zero=False),
-                        axis=alt.Axis(tickCount=2, titleLimit=row_height + 6, minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
+                y=alt.Y("value:Q", title=nm, scale=_value_scale(vals[:, j]),
+                        axis=alt.Axis(tickCount=2, format=".4~g", titleLimit=height + 6,
+                                      minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
                 tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
             layer = alt.layer(line, rules) if rules is not None else line
-            panels.append(layer.properties(width=alt.Step(sw), height=row_height))
+            panels.append(layer.properties(width=alt.Step(sw), height=height))
         chart = alt.vconcat(*panels, spacing=2, title=head)
         how = f"one small line per feature ({', '.join(names)}), each on its own scale"
     else:

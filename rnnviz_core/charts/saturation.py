@@ -23,6 +23,11 @@ __all__ = [
 ]
 
 
+#: the gates as PyTorch names them (GRU r, z; LSTM i, f, o), in words for the legend
+GATE_NAMES = {"r": "reset gate (r)", "z": "update gate (z)", "i": "input gate (i)", "f": "forget gate (f)",
+              "o": "output gate (o)"}
+
+
 def _top_share(df: pd.DataFrame) -> float:
     """Top of the share axis: a little above the highest line or band (at most 100%), so a
     few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
@@ -53,7 +58,9 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
               axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
-        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
+        # the band keeps out of the legend: its 20%-opacity swatches would stand for the lines
+        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(
+            x=x, y="lo:Q", y2="hi:Q", color=alt.Color("group:N", legend=None)))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
@@ -95,7 +102,10 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
                 axis=_step_axis(n_steps, width / max(n_steps, 1))),
         y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
-                        scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
+                        scale=alt.Scale(domain=[0, 1], scheme="oranges"),
+                        # below the heatmap: beside it, the title was cut ("share satu") in a half-width column
+                        legend=alt.Legend(format="%", orient="bottom", direction="horizontal",
+                                          gradientLength=max(60, min(int(width), 200)))),
         tooltip=tooltip).properties(width=width, height=height)
     chart: alt.LayerChart | alt.Chart = rect
     if scrubber and len(unit_time):
@@ -117,6 +127,7 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     (gate < low, nearly shut), y = share right-saturated (gate > high, nearly open), coloured by
     gate. ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
     edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
         color="gray", strokeDash=[4, 4]).encode(x=alt.X("left:Q", scale=axis), y=alt.Y("right:Q", scale=axis))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -107,12 +106,15 @@ def peak_rss(n: int, batch: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         src = make_file(n, d / "seq.parquet", batch, F=MEM_F)
-        code = (f"import sys, resource, time; sys.path.insert(0, {str(ROOT)!r}); "
+        code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); "
                 f"sys.argv=['x']; import bench.bench_bundle as b; "
                 f"from rnnviz_core import bundle; t0 = time.perf_counter(); "
                 f"bundle.build(b.make_model(b.MEM_F, b.MEM_H), {str(src)!r}, {str(d / 'out.rnnviz')!r}, "
                 f"batch_size={batch}, methods=['grad_norm'], sample=8, device='cpu'); "
-                f"print(time.perf_counter() - t0); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                f"print(time.perf_counter() - t0); "
+                # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork/exec,
+                # so a parent holding the freshly made dataset would inflate the child's figure
+                f"print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
         if r.returncode:
             raise SystemExit(r.stderr)

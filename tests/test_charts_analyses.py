@@ -201,6 +201,7 @@ def test_unit_heatmap_legend_sits_below_so_its_title_is_not_cut():
     rect = [v for v in _views(spec) if _mark(v) == "rect" and "color" in v["encoding"]][0]
     legend = rect["encoding"]["color"]["legend"]
     assert legend["orient"] == "bottom" and legend["gradientLength"] <= 330
+    assert legend["values"] == [0, 0.5, 1]          # six labels on 200 px ran together ("80%100%")
 
 
 @pytest.mark.parametrize("gates,words", [

@@ -105,7 +105,7 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
                         scale=alt.Scale(domain=[0, 1], scheme="oranges"),
                         # below the heatmap: beside it, the title was cut ("share satu") in a half-width column
                         legend=alt.Legend(format="%", orient="bottom", direction="horizontal",
-                                          gradientLength=max(60, min(int(width), 200)))),
+                                          values=[0, 0.5, 1], gradientLength=max(60, min(int(width), 200)))),
         tooltip=tooltip).properties(width=width, height=height)
     chart: alt.LayerChart | alt.Chart = rect
     if scrubber and len(unit_time):

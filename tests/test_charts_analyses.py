@@ -214,3 +214,19 @@ def test_gate_legend_names_the_gates_in_words(gates, words):
     pts = [v for v in _views(spec) if _mark(v) == "circle"][0]
     rows = spec["datasets"][pts["data"]["name"]] if "data" in pts else spec["datasets"][spec["data"]["name"]]
     assert {r["gate"] for r in rows} == words
+
+
+def test_unit_heatmap_scale_can_end_at_the_highest_share_and_says_so():
+    """Race demo at its starting threshold: every share is under 25%, so on a 0-100% scale both
+    heatmaps were pale orange throughout. With ``top`` the darkest colour is that share, and the
+    caption names where the scale ends (never a silently stretched scale)."""
+    ut = unit_saturation_over_time(X, LENS, threshold=0.9)
+    hi = float(ut["frac_saturated"].max())
+    chart = unit_saturation_chart(ut, top=0.25)
+    rect = [v for v in _views(chart.to_dict()) if _mark(v) == "rect" and "color" in v["encoding"]][0]
+    assert rect["encoding"]["color"]["scale"]["domain"] == [0, 0.25]
+    assert rect["encoding"]["color"]["scale"]["clamp"] is True        # shares above 25% draw darkest
+    assert "25% of the sequences or more, not 100%" in caption(chart)
+    assert "almost always" not in caption(chart)
+    default = unit_saturation_chart(ut)
+    assert "not 100%" not in caption(default) and hi <= 1

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import rnnviz_core as rv
+from rnnviz_core import findings as FD
 from rnnviz_core import groups as G
 from rnnviz_core import saturation as S
 from rnnviz_core import trajectories as TJ
@@ -61,6 +62,9 @@ def run(name: str, model, model_b, x, lengths, y, columns=None) -> None:
     with timed("pair distance + parting"):
         d = TJ.pair_distance(tr.hidden[0], tr.hidden[1], lengths[0], lengths[1])
         TJ.parting_step(d)
+        TJ.parting_summary(d)
+    with timed("unit order (similarity)"):
+        TJ.unit_order(tr)
     with timed("heatmap data (2 sequences)"):
         TJ.heatmap_data(tr, seqs=[0, 1])
     with timed("saturation per sequence (+gates)"):
@@ -71,6 +75,9 @@ def run(name: str, model, model_b, x, lengths, y, columns=None) -> None:
         S.unit_saturation_over_time(tr)
     with timed("gate left/right per unit"):
         S.gate_saturation(gates, tr.lengths)
+    with timed("value distribution + suggested threshold"):
+        S.value_distribution(tr, threshold=0.9, low=0.1, high=0.9)
+        S.suggest_threshold(tr)
     with timed("sequence table + group summaries"):
         table = G.sequence_table(tr, y, gates=gates, columns=columns)
         for by in ("saturation", "correct", "true_class", "predicted_class"):
@@ -81,7 +88,12 @@ def run(name: str, model, model_b, x, lengths, y, columns=None) -> None:
         present = [lv for lv in levels.index if levels[lv] >= 2]
         if len(present) >= 2:
             G.compare_groups(table, "saturation", present[0], present[1])
-        G.compare_groups(table, "correct", "correct", "wrong")
+        cmp = G.compare_groups(table, "correct", "correct", "wrong")
+    with timed("tables for people + findings"):
+        G.comparison_table(cmp)
+        G.summary_table(G.group_summary(table, "correct"))
+        FD.saturation_findings(cmp, by="correct")
+        FD.trajectory_findings(d, norms=norms, seqs=[0, 1])
     calls = {"n": 0, "s": 0.0}
 
     def counting_predict(xx, ll):

@@ -160,6 +160,9 @@ def _inspect(a: argparse.Namespace) -> int:
     print(f"  state {m['analysis']['state']} ({m['analysis']['units']} units); methods: {', '.join(b.methods)}")
     print(f"  full traces for {m['analysis']['sample']['size']} sequences; built with engine "
           f"{m['build']['engine']}")
+    if a.bundle.is_file():
+        print(f"  sha256 {_sha256(a.bundle)} (publish it as <sha256>.rnnviz in the app's RNNVIZ_BUNDLE_DIR "
+              f"to let a link name it)")
     return 0
 
 

@@ -9,8 +9,15 @@ Long form means one row per sequence step::
 with a sequence id column, an order column, numeric feature columns, an optional label
 column (constant within a sequence) and optional extra per-sequence columns (grouping).
 Columns are inferred where that is unambiguous and can always be named with keyword
-arguments. Every problem raises :class:`~rnnviz_core.errors.DataError` with a message that
-says what is wrong and what to do.
+arguments (:func:`inspect_columns` reports the guesses and the candidates for each role
+without refusing anything). Every problem raises :class:`~rnnviz_core.errors.DataError` with a
+message that says what is wrong and what to do, and a ``code``/``field`` naming the choice to
+change.
+
+Also read: token data (a text column plus a vocabulary, or integer ids: ``X`` int64 [N, T]),
+the class order a file declares (:func:`class_order_candidates`), and untrusted files within
+bounded memory: sizes are refused from counts (rows, columns, a case's commas, an array's
+``.npy`` header, Parquet metadata) before anything is expanded.
 """
 from __future__ import annotations
 
@@ -232,10 +239,11 @@ class SequenceDataset:
         steps = np.concatenate([np.arange(1, l + 1) for l in self.lengths])
         df = pd.DataFrame({id_col: self.ids[rows], order_col: steps})
         feats = self.X[rows, steps - 1]
-        if self.is_tokens:
-            df["token_id"] = feats
+        if self.is_tokens:                                              # the word, else its id
             if self.vocabulary is not None:
                 df["token"] = np.asarray(self.vocabulary, dtype=object)[feats]
+            else:
+                df["token_id"] = feats
         else:
             for j, f in enumerate(self.feature_names):
                 df[f] = feats[:, j]
@@ -381,7 +389,9 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
         s = pd.Series(y)
         if s.isna().any():
             raise DataError("Some sequences have no label; fill them in or remove the label column.", code='missing_label', field='label')
-        nums = pd.to_numeric(s, errors="coerce")
+        lcodes, luniq = pd.factorize(s)                     # text -> numbers once per distinct label
+        nums = pd.Series(pd.to_numeric(pd.Series(np.asarray(luniq, dtype=object)), errors="coerce")
+                         .to_numpy()[lcodes])
         if not nums.isna().any() and (task == "regression" or (class_names is None and task is None
                                                               and not np.all(np.mod(nums, 1) == 0))):
             y = nums.to_numpy(np.float64)                 # numbers stored as text
@@ -491,6 +501,15 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
             raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
                             f"text_col=... (in the app: pick it in the column settings).",
                             code="ambiguous_column", field="text")
+    if vocab is not None and not text_col and feature_cols is None:
+        words = [c for c in df.columns if re.fullmatch(r"(token|word)s?", c, re.I)
+                 and not pd.api.types.is_numeric_dtype(df[c]) and c not in (id_col, label_col)]
+        if len(words) == 1:                                              # long form, one word per row
+            c = words[0]
+            where = [f"row {i + 2}" for i in range(len(df))]
+            col = df[c].fillna("").astype(str)
+            ids, _ = _encode_tokens(col.str.lower() if _lowercase(vocab) else col, vocab, label, where, single=True)
+            df[c] = ids[:, 0]
     if text_col:
         if vocab is None:
             raise _vocabulary_needed(label, text_col)
@@ -543,9 +562,24 @@ def _table_limits(label: str, rows: int, cols: int, more: bool = False) -> None:
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
+#: Bytes scanned per step when counting lines: ``bytes.count`` holds the GIL, so a 200 MB file
+#: counted in one call stalls every other session's script for ~0.4 s; 4 MB steps take a few ms.
+_COUNT_CHUNK = 4 << 20
+
+
 def _count_lines(data: bytes) -> int:
-    """Lines, with line breaks of every kind (\\n, \\r\\n and a lone \\r) counted once each."""
-    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    """Lines, with line breaks of every kind (\\n, \\r\\n and a lone \\r) counted once each.
+
+    Counted in ``_COUNT_CHUNK`` steps so other threads (other sessions' reruns) get the GIL in
+    between; a ``\\r\\n`` split across two steps is counted once."""
+    breaks = 0
+    for i in range(0, len(data), _COUNT_CHUNK):
+        j = min(i + _COUNT_CHUNK, len(data))
+        breaks += data.count(b"\n", i, j)
+        if data.find(b"\r", i, j) >= 0:                                   # \r or \r\n endings: two more scans
+            breaks += data.count(b"\r", i, j) - data.count(b"\r\n", i, j)
+            if data[j - 1:j] == b"\r" and data[j:j + 1] == b"\n":
+                breaks -= 1                                              # its \n is counted in the next step
     return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
 
 
@@ -563,9 +597,9 @@ def _read_table(data: bytes, kind: str, label: str) -> pd.DataFrame:
     first = data[: m.start() if m else len(data)].lstrip(b"\xef\xbb\xbf")
     sep = b"," if b"," in first else next((d for d in (b";", b"\t", b"|") if d in first), b",")
     _table_limits(label, rows, first.count(sep) + 1)                   # quoted separators only over-count
-    for enc in ("utf-8-sig", "latin-1"):
+    for enc in (None, "latin-1"):                                      # None: UTF-8 read as bytes (BOM skipped)
         try:
-            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=False, encoding=enc)
+            return pd.read_csv(io.BytesIO(data), sep=sep.decode(), low_memory=True, encoding=enc)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
@@ -583,12 +617,29 @@ def _arrow_width(t) -> int:
         return 16
 
 
+def _parquet_index(schema, frames: list[pd.DataFrame], rows: int) -> pd.Index | None:
+    """The index pandas would give the whole table (None: the default 0..rows-1), from batches."""
+    meta = (schema.pandas_metadata or {}).get("index_columns") or []
+    if len(meta) == 1 and isinstance(meta[0], dict) and meta[0].get("kind") == "range":
+        r = meta[0]
+        idx = pd.RangeIndex(r.get("start", 0), r.get("stop", rows), r.get("step", 1), name=r.get("name"))
+        return idx if len(idx) == rows else None
+    if not meta or all(isinstance(f.index, pd.RangeIndex) for f in frames):
+        return None
+    return frames[0].index.append([f.index for f in frames[1:]]).set_names(frames[0].index.names)
+
+
+#: Values per Parquet batch (rows x columns) read and turned into pandas at a time.
+_PARQUET_BATCH_VALUES = 4_000_000
+
+
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
     """Parquet: counts and decoded size from the metadata first, then read in batches, measured."""
     unreadable = DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.",
                            code="unreadable", field="file")
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(io.BytesIO(data))
@@ -607,8 +658,12 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         raise _too_big(f"{label} unpacks to {decoded / 2**20:,.0f} MB; rnnviz reads at most "
                        f"{MAX_DECODED_BYTES // 2**20:,} MB of table. Upload fewer rows or columns.")
     text_cols = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    batch_rows = max(1024, 4_000_000 // max(cols, 1))
-    batches, seen, nbytes = [], 0, 0
+    batch_rows = max(1024, _PARQUET_BATCH_VALUES // max(cols, 1))
+    # Each batch is turned into pandas columns as it comes and then dropped: memory stays about
+    # one table, and no single conversion holds the GIL for long (one call on a whole 5M-row
+    # table blocks every other session's script for over a second).
+    frames: list[pd.DataFrame] = []
+    seen, nbytes = 0, 0
     try:
         pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=text_cols)   # text stays dictionary-encoded
         for b in pf.iter_batches(batch_size=batch_rows):
@@ -617,17 +672,32 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
             if seen > MAX_ROWS or nbytes > MAX_DECODED_BYTES:
                 raise _too_big(f"{label} holds more than its header says (over {MAX_ROWS:,} rows or "
                                f"{MAX_DECODED_BYTES // 2**20:,} MB); rnnviz stopped reading it. Export it again.")
-            batches.append(b)
-        table = pa.Table.from_batches(batches, schema=batches[0].schema) if batches else schema.empty_table()
-        del batches
-        df = table.to_pandas(self_destruct=True, split_blocks=True)
+            t = pa.Table.from_batches([b])
+            del b
+            for i, fld in enumerate(t.schema):                         # dictionary text -> plain text, in Arrow
+                if pa.types.is_dictionary(fld.type) and fld.name in text_cols:
+                    t = t.set_column(i, fld.name, pc.cast(t.column(i), fld.type.value_type))
+            frames.append(t.to_pandas(self_destruct=True, split_blocks=True))
+            del t
+        if len(frames) <= 1:
+            return frames[0] if frames else schema.empty_table().to_pandas()
+        names = frames[0].columns
+        index = _parquet_index(schema, frames, seen)
+        for f in frames:
+            f.columns = pd.RangeIndex(len(names))
+        cols = {}
+        for j in range(len(names)):                                    # one column at a time, freed as it goes
+            cols[j] = pd.concat([f[j] for f in frames], ignore_index=True)
+            for f in frames:
+                del f[j]
+        df = pd.DataFrame(cols, copy=False)
+        df.columns = names
+        if index is not None:
+            df.index = index
     except DataError:
         raise
     except Exception:
         raise unreadable from None
-    for c in df.columns:                                             # dictionary text -> plain text
-        if isinstance(df[c].dtype, pd.CategoricalDtype) and c in text_cols:
-            df[c] = df[c].astype(object)
     return df
 
 
@@ -862,7 +932,12 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     y = None
     if label_col:
         lab = df[label_col]
-        nun = lab.groupby(codes, sort=False).nunique(dropna=True).to_numpy()
+        lcodes, luniq = pd.factorize(lab)                               # missing -> -1; no groupby over the rows
+        valid = lcodes >= 0
+        lo, hi = np.full(n, len(luniq), np.int64), np.full(n, -1, np.int64)
+        np.minimum.at(lo, codes[valid], lcodes[valid])
+        np.maximum.at(hi, codes[valid], lcodes[valid])
+        nun = np.where(hi < 0, 0, np.where(lo == hi, 1, 2))           # distinct labels per sequence (2: more)
         if (nun > 1).any():
             bad = uniques[int(np.flatnonzero(nun > 1)[0])]
             raise DataError(f"The label column '{label_col}' changes within sequence '{bad}'; it must hold one "
@@ -871,7 +946,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             bad = uniques[int(np.flatnonzero(nun == 0)[0])]
             raise DataError(f"Sequence '{bad}' has no label in column '{label_col}'; fill it in, or remove "
                             f"the label column to look at unlabelled data.", code='missing_label', field='label')
-        y = lab.groupby(codes, sort=False).first().to_numpy()
+        y = np.asarray(luniq)[lo]                                         # each sequence's one label
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
                        feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
                        task=task, _copy=False)
@@ -1437,33 +1512,64 @@ def _lowercase(vocab: Sequence[str]) -> bool:
     return not any(t != t.lower() for t in vocab if t not in specials)
 
 
-def _encode_tokens(rows: Sequence[list[str]], vocab: list[str], label: str, where: Sequence[str]) -> tuple:
-    """Token lists -> (X int64 [N, T] padded with the pad id, lengths [N])."""
+#: Most characters in one text cell (a sequence's words), checked before it is split.
+MAX_TEXT_CHARS = 1_000_000
+
+
+def _encode_tokens(texts: Iterable[str], vocab: list[str], label: str, where: Sequence[str],
+                   single: bool = False) -> tuple:
+    """Texts -> (X int64 [N, T] padded with the pad id, lengths [N]), one text at a time.
+
+    With ``single`` each text is one token (a long-form word column): X is [N, 1].
+
+    Each text's size is checked before it is split, each sequence's length and the running
+    total of tokens as they come, and the padded array's size before it is allocated.
+    """
     index = {t: i for i, t in enumerate(vocab) if t != "" or i == 0}
     unk = _special_id(vocab, _UNK_TOKENS, default=None)
     pad = _special_id(vocab, _PAD_TOKENS)
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    if len(rows) and lengths.min() == 0:
-        i = int(np.flatnonzero(lengths == 0)[0])
-        raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
-                        code="empty_text", field="text")
-    _check_size(len(rows), int(lengths.max()) if len(rows) else 1, 1)
-    X = np.full((len(rows), int(lengths.max()) if len(rows) else 1), pad, dtype=np.int64)
+    rows: list[np.ndarray] = []
     unknown: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        ids = [index.get(t, -1) for t in r]
+    total = 0
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise _too_big(f"{label}: {where[i]} has {len(text):,} characters of text; rnnviz reads at most "
+                           f"{MAX_TEXT_CHARS:,} per sequence. Shorten the texts.")
+        words = [text.strip()] if single and text.strip() else text.split()
+        if len(words) > 1 and single:
+            raise DataError(f"{label}: {where[i]} holds {len(words)} words in one step; put one word per row.",
+                            code="text", field="features")
+        if not words:
+            raise DataError(f"{label}: {where[i]} has no words; remove it or fill in its text.",
+                            code="empty_text", field="text")
+        if len(words) > MAX_STEPS:
+            _check_size(1, len(words), 1)
+        total += len(words)
+        if total > MAX_CELLS // 2:
+            raise _too_big(f"{label} holds more than {MAX_CELLS // 2:,} words; rnnviz handles at most that many. "
+                           f"Upload fewer or shorter texts.")
+        ids = [index.get(t, -1) for t in words]
         if -1 in ids:
-            for t, v in zip(r, ids):
+            for t, v in zip(words, ids):
                 if v == -1:
                     unknown[t] = unknown.get(t, 0) + 1
             if unk is not None:
                 ids = [unk if v == -1 else v for v in ids]
-        X[i, : len(ids)] = ids
+        rows.append(np.asarray(ids, dtype=np.int32))
     if unknown and unk is None:
         top = sorted(unknown, key=lambda t: -unknown[t])[:5]
         raise DataError(f"{label} has {len(unknown):,} words the vocabulary does not hold (for example "
                         f"{', '.join(map(repr, top))}) and the vocabulary has no <unk> token for them. Use the "
                         f"vocabulary the model was trained with.", code="unknown_tokens", field="vocabulary")
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    t = int(lengths.max()) if len(rows) else 1
+    _check_size(len(rows), t, 1)
+    if len(rows) * t > MAX_CELLS // 2:                                 # int64 ids: twice a float32 value
+        raise _too_big(f"The padded token ids would hold {len(rows) * t:,} values; rnnviz handles at most "
+                       f"{MAX_CELLS // 2:,}. Upload fewer or shorter texts.")
+    X = np.full((len(rows), t), pad, dtype=np.int64)
+    for i, r in enumerate(rows):
+        X[i, : len(r)] = r
     return X, lengths
 
 
@@ -1487,11 +1593,9 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     text = df[text_col].fillna("").astype(str)
     if _lowercase(vocab):
         text = text.str.lower()
-    rows = [t.split() for t in text]
     ids = df[id_col].astype(str).to_numpy() if id_col else np.arange(1, len(df) + 1).astype(str)
     where = [f"sequence '{i}'" for i in ids] if id_col else [f"row {i + 2}" for i in range(len(df))]
-    X, lengths = _encode_tokens(rows, vocab, label, where)
-    del rows
+    X, lengths = _encode_tokens(text, vocab, label, where)
     groups = df[[c for c in (group_cols if group_cols is not None else df.columns) if c not in used]]
     y, cn = _encode_labels(None if not label_col else df[label_col].to_numpy(), class_names, task)
     return SequenceDataset(X=X, lengths=lengths, y=y, ids=ids, groups=groups.reset_index(drop=True),

@@ -45,7 +45,6 @@ three with the fused modules on every configuration to 1e-5.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import re
 from collections import OrderedDict
@@ -725,7 +724,8 @@ def _explain_failure(exc: Exception, model: nn.Module, xt: torch.Tensor, given: 
             f"The model's forward needs an argument '{name}' that rnnviz does not know how to give ({msg}). "
             f"If '{name}' is the sequence lengths, pass lengths_arg='{name}' (and lengths=); rnnviz calls the "
             "forward with x and the lengths only.", code="lengths", field="lengths")
-    if passed is None and slot is not None and given is None:
+    if passed is None and slot is not None and given is None and (
+            "none" in low or "len" in low or "pack" in low):
         return ModelError(head + f"The forward takes the lengths as {slot.where} but none were given, so it ran "
                           "with its default. Pass lengths= (one per sequence).", code="lengths", field="lengths")
     if given is not None and slot is None and ("len" in low or "pack" in low):
@@ -813,8 +813,13 @@ class ModelView:
         return out
 
     def run(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None = None,
-            embed: EmbedSpec | None = None) -> torch.Tensor:
-        """The model's output for ``xt`` (caller's row order); records in ``self.records``."""
+            embed: EmbedSpec | None = None, unsort_records: bool = True) -> torch.Tensor:
+        """The model's output for ``xt`` (caller's row order); records in ``self.records``.
+
+        The records come back in the caller's row order too, unless ``unsort_records=False``:
+        then row i of every record is caller row ``self.session.perm[i]`` when the batch was
+        sorted for the model (``perm`` None: not sorted).
+        """
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None
@@ -852,7 +857,7 @@ class ModelView:
         if sess.inv is not None:
             inv = sess.inv
             out = out.index_select(0, inv.to(out.device))
-            for rec in sess.records.values():
+            for rec in (sess.records.values() if unsort_records else ()):
                 for k, v in rec.items():
                     if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == n:
                         rec[k] = v.index_select(0, inv.to(v.device))

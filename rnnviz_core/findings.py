@@ -230,7 +230,9 @@ def known_step_hits(scores: Any, known: Any, lengths: Any = None) -> float:
 
 
 def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[str, float] | None = None,
-                          labels: Mapping[str, str] | None = None) -> list[str]:
+                          labels: Mapping[str, str] | None = None, top: pd.DataFrame | None = None,
+                          seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B"),
+                          method: str | None = None) -> list[str]:
     """Sentences for the Contributions page.
 
     Parameters
@@ -240,6 +242,10 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
     hits : method -> :func:`known_step_hits` share, when the data knows the deciding steps
         (the marker demo).
     labels : plain method names (default :data:`rnnviz_core.charts.contributions.METHOD_LABELS`).
+    top, seqs, names, method : the ``rankings.top_steps`` frame the top-steps table shows, the
+        ids of A and B in it, their names and the method (its sign decides the wording: a signed
+        method's top step is the one that pushed the answer up most, an unsigned one's the step
+        the answer reacts to most strongly).
     """
     if labels is None:
         from .charts.contributions import METHOD_LABELS as labels  # noqa: N811
@@ -265,6 +271,24 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
                 if losers:
                     verb = "does" if len(losers) == 1 else "do"
                     out.append(f"{_cap(_join(losers))} {verb} no better than a random order here.")
+    if top is not None and seqs is not None and {"seq", "rank", "step"} <= set(top.columns):
+        from .charts.contributions import is_signed
+
+        firsts = []
+        for s_id, nm in zip(seqs, names):
+            row = top[(top["seq"] == s_id) & (top["rank"] == 1)]
+            score = float(row["score"].iloc[0]) if len(row) and "score" in row else float("nan")
+            if np.isfinite(score):
+                firsts.append((str(nm), int(row["step"].iloc[0]), score))
+        if len(firsts) == len(list(seqs)) and firsts:
+            signed = is_signed(method) if method is not None else True
+            who = f"By {name(method)}, " if method is not None else ""
+            if signed and all(sc > 0 for _, _, sc in firsts):
+                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
+                out.append(f"{who}the step that pushed the answer up most is {_join(parts)}.")
+            elif not signed:
+                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
+                out.append(f"{who}the answer reacts most strongly to {_join(parts)}.")
     if hits:
         ok = {m: float(v) for m, v in hits.items() if v is not None and np.isfinite(v)}
         if ok:

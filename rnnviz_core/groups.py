@@ -313,14 +313,23 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
             ("output_change", "mean_output_change", "mean"), ("flipped", "flip_rate", "mean")]
     present = set(_metric_columns(df))
     intervals: dict[str, tuple[list[float], list[float]]] = {}
+    boot: list[tuple[str, str]] = []  # (column, name) of the means whose intervals are bootstrapped together
     for col, name, how in spec:
         if col in present:
             out[name] = grouped[col].agg(lambda s, how=how: getattr(pd.to_numeric(s, errors="coerce"), how)())
             if how == "mean":
                 binary = _is_binary(pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64), df[col].dtype)
-                cis = [_ci(pd.to_numeric(grp[col], errors="coerce").to_numpy(dtype=np.float64), binary, i)
-                       for i, (_, grp) in enumerate(grouped)]
-                intervals[name] = ([c[0] for c in cis], [c[1] for c in cis])
+                if binary:
+                    cis = [_ci(pd.to_numeric(grp[col], errors="coerce").to_numpy(dtype=np.float64), True)
+                           for _, grp in grouped]
+                    intervals[name] = ([c[0] for c in cis], [c[1] for c in cis])
+                else:
+                    boot.append((col, name))
+    if boot:
+        per_group = [_mean_cis(np.stack([pd.to_numeric(grp[c], errors="coerce").to_numpy(dtype=np.float64)
+                                         for c, _ in boot]), i) for i, (_, grp) in enumerate(grouped)]
+        for j, (_, name) in enumerate(boot):
+            intervals[name] = ([g[j][0] for g in per_group], [g[j][1] for g in per_group])
     if "saturation" in df.columns:
         out["share_fully_saturated"] = grouped["saturation"].agg(lambda s: float((s == SATURATION_LEVELS[2]).mean()))
         cis = [_share_ci(int((grp["saturation"] == SATURATION_LEVELS[2]).sum()), len(grp)) for _, grp in grouped]
@@ -334,7 +343,7 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
 
 # ----------------------------------------------------------------------------- intervals
 CONFIDENCE = 0.95
-_BOOT_RESAMPLES = 1999
+_BOOT_RESAMPLES = 999
 
 
 def _is_binary(values: np.ndarray, dtype: Any = None) -> bool:
@@ -347,11 +356,11 @@ def _is_binary(values: np.ndarray, dtype: Any = None) -> bool:
 
 #: above this many values the mean's interval is Student's t (``scipy.stats.t``): the bootstrap
 #: gives the same interval there (central limit) at a cost that grows with n x resamples
-BOOTSTRAP_MAX_N = 2000
+BOOTSTRAP_MAX_N = 500
 
 
 def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 1999 resamples)
+    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 999 resamples)
     up to :data:`BOOTSTRAP_MAX_N` values, Student's t interval beyond; (v, v) when every value is
     v; NaN with fewer than 2 values."""
     from scipy import stats
@@ -369,6 +378,29 @@ def _mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
                           method="percentile", vectorized=True, batch=max(1, int(2e7 // x.size)),
                           rng=np.random.default_rng(seed))
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def _mean_cis(rows: np.ndarray, seed: int = 0) -> list[tuple[float, float]]:
+    """:func:`_mean_ci` of each row of ``rows`` [M, n]; rows without NaN that need the bootstrap
+    share one ``scipy.stats.bootstrap`` call (one set of resamples, a vector-valued statistic)."""
+    from scipy import stats
+
+    out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * rows.shape[0]
+    joint = []
+    for j, r in enumerate(rows):
+        fin = r[np.isfinite(r)]
+        if fin.size != r.size or r.size < 2 or np.ptp(r) == 0 or r.size > BOOTSTRAP_MAX_N:
+            out[j] = _mean_ci(r, seed)
+        else:
+            joint.append(j)
+    if joint:
+        sub = rows[joint]
+        res = stats.bootstrap((sub,), np.mean, n_resamples=_BOOT_RESAMPLES, confidence_level=CONFIDENCE,
+                              method="percentile", vectorized=True, axis=-1, rng=np.random.default_rng(seed))
+        lo, hi = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
+        for k, j in enumerate(joint):
+            out[j] = (float(lo[k]), float(hi[k]))
+    return out
 
 
 def _share_ci(k: int, n: int) -> tuple[float, float]:
@@ -429,7 +461,7 @@ def compare_groups(
       Effect size: Cohen's d = (mean_a - mean_b) / pooled standard deviation.
 
     Every group mean has a 95% interval: ``scipy.stats.binomtest(k, n).proportion_ci`` for a 0/1
-    outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 1999
+    outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 999
     resamples, seeded by ``seed``) otherwise, or Student's t interval for groups of more than
     :data:`BOOTSTRAP_MAX_N` sequences (where the two agree and the bootstrap gets slow). ``p_adjusted`` controls the false discovery rate
     across the table's rows (Benjamini–Hochberg, ``scipy.stats.false_discovery_control``).

@@ -17,11 +17,18 @@ Model files
 metadata the config, class names, feature names and normalisation as JSON strings.
 ``load_model`` reads it back into an identical model in eval mode. It also accepts a plain
 PyTorch *state dict* saved with ``torch.save(model.state_dict(), "m.pt")``; that file is read
-with ``torch.load(..., weights_only=True)`` only after a scan of its pickle opcodes has found
+with ``torch.load(..., weights_only=True)`` only after its zip has been measured and torch's
+own checkpoint inspection (``torch.serialization.get_unsafe_globals_in_checkpoint``) has found
 nothing but tensors and plain containers, and the architecture is inferred from parameter
-names and shapes. Whole pickled models, TorchScript archives, old-style (non-zip) pickles and
-anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what to
-do. Nothing in an uploaded file is ever executed.
+names and shapes (how the head reads the sequence and the class order are then assumptions:
+:func:`assumptions`). Whole pickled models, TorchScript archives, old-style (non-zip) pickles
+and anything unknown are refused with a :class:`~rnnviz_core.errors.ModelFileError` saying what
+to do.
+
+Before anything is built, every size a file states is bounded (``MAX_*`` below: header, layers,
+units, inputs, outputs, vocabulary, total numbers) and checked against the weights' own
+shapes; weights that are empty, not floating-point, NaN or infinite, or a zero std, are refused.
+Nothing in an uploaded file is ever executed.
 
 Your own model class (local use only)
 -------------------------------------
@@ -61,7 +68,7 @@ from .errors import InputError, ModelError, ModelFileError
 __all__ = [
     "ModelConfig", "RecurrentModel", "build_model", "save_model", "load_model",
     "load_model_from_factory", "infer_config", "MAX_MODEL_BYTES", "FORMAT_VERSION",
-    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions",
+    "MODEL_EXTENSIONS", "READOUTS", "with_readout", "with_class_names", "assumptions", "MODEL_ERROR_CODES",
 ]
 
 #: Largest model file accepted (bytes). The demos are a few hundred kB; 200 MB is far beyond
@@ -423,7 +430,8 @@ def with_readout(model: RecurrentModel, readout: str) -> RecurrentModel:
     train/eval mode). Training one trains the other: they hold the same tensors.
     """
     if readout not in READOUTS:
-        raise ModelError(f"The readout {readout!r} is not supported; use one of {', '.join(READOUTS)}.")
+        raise ModelError(f"The readout {_short(repr(readout), 40)} is not supported; use one of "
+                         f"{', '.join(READOUTS)}.", code="bad_readout", field="readout")
     new = _sibling(model)
     new.config.readout = readout
     return new
@@ -440,7 +448,10 @@ def with_class_names(model: RecurrentModel, names: Sequence[str]) -> RecurrentMo
     new = _sibling(model)
     if new.config.task != "classification":
         raise ModelError("This model predicts numbers (regression), so it has no class names to set.")
-    new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    try:
+        new.class_names = _check_names(list(names), new.config.num_outputs, "class")
+    except ModelError as e:
+        raise ModelError(str(e), code="bad_class_order", field="class_order") from None
     return new
 
 
@@ -448,7 +459,7 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
     """What rnnviz assumed about a model built from a plain state dict, and where to change it.
 
     Returns one dict per assumption with keys ``key`` ("readout", "class_order",
-    "activations", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
+    "activations", "vocabulary", "normalisation", "task"), ``what`` (a plain sentence on what was assumed),
     ``value`` (the current setting, as text), ``how_to_change`` (where to change it in the app,
     naming its sidebar control when there is one) and ``python`` (the same in code). A model
     whose file records its settings (saved with :func:`save_model`), or a model that is not in
@@ -487,6 +498,15 @@ def assumptions(model: nn.Module) -> list[dict[str, str]]:
         out.append(dict(key="activations", what="Activations cannot be read from weights: " + "; ".join(acts) + ".",
                         value=", ".join(acts), how_to_change=fixed,
                         python="rv.build_model(ModelConfig(..., head_activation='tanh')), load the weights, rv.save_model"))
+    if c.encoder == "embedding" and model.vocabulary is None:
+        out.append(dict(
+            key="vocabulary",
+            what=f"The file holds no vocabulary, so which word each of the {c.vocab_size:,} token ids stands for "
+                 f"is unknown; text data needs the vocabulary the model was trained with.",
+            value="none",
+            how_to_change="Upload the vocabulary beside the data file (a .json list, or a .txt file with one "
+                          "token per line, in id order), or use data holding token ids.",
+            python="rv.load_data('data.csv', vocabulary=rnnviz_core.data.load_vocabulary('vocab.json'))"))
     norm = model.normalization
     if c.encoder != "embedding":
         out.append(dict(
@@ -563,8 +583,49 @@ def load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | 
     Accepted: ``.safetensors`` written by :func:`save_model` (or any safetensors file whose
     parameter names and shapes fit the built-in family), and ``.pt``/``.pth``/``.bin`` holding a
     plain state dict from ``torch.save(model.state_dict(), ...)``. The format is decided by the
-    file's content. Everything else raises :class:`ModelFileError`.
+    file's content. Everything else raises :class:`ModelFileError`. Every refusal carries ``field="model"`` and a ``code`` (:data:`MODEL_ERROR_CODES`) so an app can
+    say which file to change and why.
     """
+    try:
+        return _load_model(path_or_bytes, name)
+    except ModelFileError as e:
+        if e.field is None:
+            e.field = "model"
+        if e.code is None:
+            e.code = _error_code(str(e))
+        raise
+
+
+#: ``code`` of a :class:`ModelFileError` from :func:`load_model` -> what it means.
+MODEL_ERROR_CODES = {
+    "unsafe_file": "the file could run code (a pickle, a whole pickled model, TorchScript): refused unread",
+    "too_large": "a size in the file is beyond rnnviz's bounds",
+    "bad_weights": "weights that are empty, not floating-point, NaN or infinite, or a zero std",
+    "unsupported_layout": "weights outside the built-in model family or not one recurrent stack",
+    "inconsistent": "the file's settings and its weights disagree",
+    "damaged": "the file is cut short, empty or corrupt",
+    "wrong_format": "not a model format rnnviz reads",
+}
+_CODE_WORDS = [
+    ("wrong_format", ("not a model file rnnviz can read", "has the ending", "neither safetensors")),
+    ("unsafe_file", ("run code", "pickle", "TorchScript", "cannot check is safe")),
+    ("bad_weights", ("NaN", "stores its weights as", "empty weight", "std is 0")),
+    ("too_large", ("larger than", "unpacks to more than", "more than the", "more than rnnviz", "header of",
+                   "holds more than")),
+    ("damaged", ("damaged", "cut short", "is empty", "unreadable")),
+    ("inconsistent", ("do not match its own", "do not fit", "does not fit", "describes a model")),
+    ("unsupported_layout", ("family", "recurrent", "Could not tell", "does not hold a model")),
+]
+
+
+def _error_code(message: str) -> str:
+    for code, words in _CODE_WORDS:
+        if any(w in message for w in words):
+            return code
+    return "wrong_format"
+
+
+def _load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None) -> nn.Module:
     data, name = _read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
     label = f"'{name}'" if name else "The model file"
     if name:
@@ -784,11 +845,15 @@ def _measured_zip(data: bytes, label: str, limit: int) -> zipfile.ZipFile:
     total = 0
     try:
         for info in infos:
+            got = 0
             with zf.open(info) as member:
                 while chunk := member.read(1 << 20):       # 1 MB at a time: memory stays flat
-                    total += len(chunk)
-                    if total > limit:
+                    got += len(chunk)
+                    if total + got > limit:
                         raise too_big
+            if got != info.file_size:                      # the index lies about this member
+                raise ValueError("size mismatch")
+            total += got
     except ModelFileError:
         raise
     except Exception:   # CRC or size mismatch (headers that lie), bad compression, encryption

@@ -360,7 +360,9 @@ def value_distribution(
 
 def _histogram(what: str, values: np.ndarray, top: float, bins: int) -> pd.DataFrame:
     edges = np.linspace(0.0, top, bins + 1)
-    count, _ = np.histogram(values, bins=edges)
+    # equal bins: one pass of bincount (np.histogram's rule: the last bin includes its right edge)
+    idx = np.clip((values * (bins / top)).astype(np.int64), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)[:bins]
     total = max(int(values.size), 1)
     return pd.DataFrame({"what": what, "bin_start": edges[:-1], "bin_end": edges[1:], "count": count,
                          "share": count / total})
@@ -400,15 +402,16 @@ def suggest_threshold(
     """
     arr, lens = _as_states(states, lengths)
     default = _check_threshold(default)
-    a = np.sort(np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1))
+    a = np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1)
     a = a[np.isfinite(a)]
     n = max(a.size, 1)
-    max_abs = float(a[-1]) if a.size else 0.0
+    max_abs = float(a.max()) if a.size else 0.0
+    s0 = float(np.count_nonzero(a >= default)) / n
+    top = np.sort(a[a >= min(lo, default)])  # only the values that can count: usually few
 
     def share(t: float) -> float:
-        return float(a.size - np.searchsorted(a, t, side="left")) / n
+        return float(top.size - np.searchsorted(top, t, side="left")) / n
 
-    s0 = share(default)
     if s0 >= min_share:
         return ThresholdSuggestion(default, s0, max_abs, "")
     grid = np.round(np.arange(round(lo / step), round(hi / step) + 1) * step, 10)

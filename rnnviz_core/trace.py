@@ -23,7 +23,7 @@ from torch import nn
 from .device import resolve_device
 from .engine import (DIRECTIONS, ModelView, RecurrentInfo, check_batch_size, find_recurrent, fused_forward,
                      prepare, unwrap_model)
-from .errors import InputError, ModelError
+from .errors import ModelError
 
 __all__ = ["trace", "predict", "Trace", "RecurrentInfo"]
 
@@ -182,15 +182,22 @@ def _nan_past(arr: np.ndarray, lengths: np.ndarray, start: int) -> None:
         arr[mask] = np.nan
 
 
-def _fill(dst: np.ndarray, src: torch.Tensor, what: str) -> None:
-    """Copy a recorded (n, T', size) tensor into dst (n, T, size); steps past T' become NaN."""
+def _fill(dst: np.ndarray, src: torch.Tensor, what: str, order: np.ndarray | None = None) -> None:
+    """Copy a recorded (n, T', size) tensor into dst (n, T, size); steps past T' become NaN.
+
+    ``order``: row i of ``src`` goes to row ``order[i]`` of ``dst`` (records of a batch the
+    model saw sorted by length; one scatter instead of unsorting, then copying).
+    """
     if src.shape[0] != dst.shape[0] or src.shape[2] != dst.shape[2] or src.shape[1] > dst.shape[1]:
         raise ModelError(
             f"The recurrent module returned {what} of shape {tuple(src.shape)} for a batch of shape "
             f"{dst.shape[:2]}; rnnviz expects one state per sequence and step."
         )
     t = src.shape[1]
-    dst[:, :t] = src.detach().to("cpu", torch.float32).numpy()
+    if order is None:
+        dst[:, :t] = src.detach().to("cpu", torch.float32).numpy()
+    else:
+        dst[order, :t] = src.detach().to("cpu", torch.float32).numpy()
     if t < dst.shape[1]:
         dst[:, t:] = np.nan
 
@@ -217,9 +224,11 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
         for s in range(0, n, bs):
             xb = xt[s : s + bs].to(device)
             lb = None if lt is None else lt[s : s + bs]
-            out = view.run(xb, lb)
+            out = view.run(xb, lb, unsort_records=False)
+            perm = view.session.perm  # records in the order the model saw the rows
+            order = None if perm is None else perm.numpy()
             logits_parts.append(out.detach().to("cpu", torch.float32).numpy())
-            _fill(hidden[s : s + bs], view.records[last.name]["out"], "states")
+            _fill(hidden[s : s + bs], view.records[last.name]["out"], "states", order)
             _nan_past(hidden[s : s + bs], lengths, s)
             if full:
                 for info in infos:
@@ -232,7 +241,7 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
                         name = f"{info.name}.{key}"
                         if name not in arrays:
                             arrays[name] = np.empty((n, t, val.shape[-1]), dtype=np.float32)
-                        _fill(arrays[name][s : s + bs], val, "states")
+                        _fill(arrays[name][s : s + bs], val, "states", order)
                         _nan_past(arrays[name][s : s + bs], lengths, s)
     logits = np.concatenate(logits_parts, 0)
     return hidden, logits, lengths, (arrays if full else None)

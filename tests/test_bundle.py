@@ -74,6 +74,7 @@ def test_sequence_table_matches_the_live_table(race_bundle, live, race):
         assert list(got[col].astype(str)) == list(ref[col].astype(str)), col
     assert list(got["saturation"].cat.categories) == list(ref["saturation"].cat.categories)
     assert list(got["length"]) == list(ds.lengths)
+    _close(race_bundle.logits, rv.predict(race[0], ds.X, ds.lengths, device="cpu"))
 
 
 def test_scores_match_rv_contributions(race_bundle, race):
@@ -179,7 +180,8 @@ def test_lstm_two_layers_unlabelled_bidirectional(tmp_path):
     model = rv.build_model(rv.ModelConfig(cell="LSTM", input_size=3, hidden_size=5, num_layers=2,
                                           bidirectional=True, num_outputs=3))
     rng = np.random.default_rng(0)
-    ds = from_arrays(rng.normal(size=(30, 9, 3)).astype(np.float32), lengths=rng.integers(2, 10, 30))
+    clash = pd.DataFrame({"pred": [f"p{i % 4}" for i in range(30)]})   # a data column named like a table column
+    ds = from_arrays(rng.normal(size=(30, 9, 3)).astype(np.float32), lengths=rng.integers(2, 10, 30), groups=clash)
     b = bundle.open(bundle.build(model, ds, tmp_path / "lstm", batch_size=7, sample=5,
                                  methods=["grad_x_state", "occlusion"]))
     tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
@@ -192,6 +194,10 @@ def test_lstm_two_layers_unlabelled_bidirectional(tmp_path):
     h = tr.get("h", layer=-1, direction="fwd")   # the analysed state: last layer, forward
     _close(b.steps("sum_abs"), np.where(tj.valid_mask(ds.lengths, 9), np.abs(h).sum(axis=2), np.nan))
     assert b.manifest["analysis"]["state"] == "rnn.l1.fwd.h"
+    ref = sequence_table(tr.logits, None, states=h, lengths=tr.lengths, columns=ds.groups)
+    assert list(b.sequences["pred_data"]) == list(ref["pred_data"]) == list(clash["pred"])
+    assert np.array_equal(b.sequences["pred"], ref["pred"])
+    assert list(b.data_columns["pred"]) == list(clash["pred"])
 
 
 def test_manifest_says_what_was_computed_from_what(race_bundle, race):

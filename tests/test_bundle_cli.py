@@ -98,6 +98,7 @@ def test_precompute_with_a_model_factory_matches_the_live_model(project):
 
     r = _run(["inspect", "out.rnnviz"], d)
     assert r.returncode == 0 and "40 sequences" in r.stdout and "grad_norm, occlusion" in r.stdout
+    assert f"sha256 {hashlib.sha256((d / 'out.rnnviz').read_bytes()).hexdigest()}" in r.stdout
 
 
 def test_precompute_with_a_model_file(tmp_path):

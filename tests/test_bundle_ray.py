@@ -88,3 +88,37 @@ def test_ray_bundle_matches_the_live_model(pair):
     logits = rv.predict(model, ds.X, ds.lengths, device="cpu")
     assert np.array_equal(b.sequences["pred"].to_numpy(), logits.argmax(1))
     assert any(n.startswith("sequences/part-") for n in b.manifest["files"])
+
+
+def test_cli_on_ray_with_a_model_class_of_the_users_own(tmp_path):
+    """`rnnviz precompute --engine ray`: Ray's workers import the user's class from their folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from test_bundle_cli import FACTORY
+
+    (tmp_path / "my_models.py").write_text(FACTORY)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import my_models
+        torch.manual_seed(0)
+        model = my_models.build()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_models", None)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(30, 6, 3)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", X=X, y=rng.integers(0, 2, 30))
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "rnnviz_core.cli", "precompute", "--model-factory", "my_models:build",
+                        "--weights", "w.pt", "--data", "d.npz", "--out", "out.rnnviz", "--engine", "ray",
+                        "--batch-size", "8", "--sample", "4"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=500, env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = bundle.open(tmp_path / "out.rnnviz")
+    assert b.manifest["build"]["engine"] == "ray"
+    _close(b.scores("grad_norm"), rv.contributions(model, X, "grad_norm", device="cpu"))

@@ -206,3 +206,48 @@ def test_heatmap_caption_says_when_only_top_units_are_drawn():
     hm = heatmap_data(x, units=unit_order(x, top=4))
     assert "only 4 of the 10 units are drawn" in caption(heatmap_chart(hm, 0))
     assert "units are drawn" not in caption(heatmap_chart(heatmap_data(x), 0))
+
+
+def test_charts_on_one_step_axis_line_up():
+    """Input strip, heatmap, bars and per-feature heatmap share the step width and reserve the same
+    y-label width, so step t sits in the same column in every one."""
+    from rnnviz_core.charts.contributions import feature_scores_chart, step_scores_chart
+    from rnnviz_core.charts.inputs import input_strip_chart
+    from rnnviz_core.charts.trajectories import Y_EXTENT, on_one_step_axis
+    from rnnviz_core.rankings import scores_frame
+
+    rng = np.random.default_rng(0)
+    L, sw = 12, 25.0
+    x = rng.normal(size=(1, L, 5))
+    parts = [input_strip_chart(rng.normal(size=(L, 3)), step_width=sw),
+             heatmap_chart(heatmap_data(x), 0, step_width=sw),
+             step_scores_chart(scores_frame(rng.normal(size=(1, L)), method="occlusion"), 0, step_width=sw),
+             feature_scores_chart(rng.normal(size=(L, 3)), step_width=sw)]
+    chart = on_one_step_axis(*parts)
+    spec = chart.to_dict()
+    views = [v for v in _views(spec) if "y" in v.get("encoding", {}) and "x" in v["encoding"]
+             and v["encoding"]["x"].get("field") == "step"]
+    extents = {(v["encoding"]["y"].get("axis") or {}).get("minExtent") for v in views
+               if (v["encoding"]["y"].get("axis") or {}) is not None}
+    assert extents == {Y_EXTENT}
+    doms = {len(v["encoding"]["x"]["scale"]["domain"]) for v in views if "scale" in v["encoding"]["x"]}
+    assert doms == {L}
+    assert caption(chart).startswith("The inputs of this sequence over its 12 steps")
+
+
+@pytest.mark.parametrize("dist,align", [
+    (np.full(8, 1.0), "start"),                                          # apart from the first step, for good
+    (np.full(8, 1.0), "end"),
+    (np.r_[np.full(4, 1.0), np.full(6, 0.0)], "start"),                  # apart from the start, then rejoined
+    (np.r_[np.full(2, 0.0), np.full(6, 1.0)], "start"),                  # part at step 2
+    (np.r_[np.full(2, 0.0), np.full(4, 1.0), np.full(4, 0.0), np.full(4, 1.0)], "start"),
+    (np.r_[[0.0], np.full(5, 1.0), np.full(6, 0.0)], "start"),
+    (np.full(8, 0.0), "start"),                                          # never
+])
+def test_caption_names_the_dashed_red_line_exactly_when_one_is_drawn(dist, align):
+    """Race demo, dog5000 vs dog5001: a dashed red rule stood at step 0 (apart from the start) and
+    the caption never said what it was."""
+    d = pair_distance(*_pair(dist), align=align, scale=1.0)
+    chart = distance_chart(d)
+    red = [r for r in _rules_on(chart.to_dict(), "parting")]
+    assert bool(red) == ("dashed red" in caption(chart)), caption(chart)

@@ -22,6 +22,9 @@ def test_marker_steps_are_the_tasks_decisive_steps():
         got = marker_steps(ds.X[i], int(ds.lengths[i]), ds.feature_names)
         assert got == list(np.flatnonzero(decisive[i]))
     assert marker_steps(ds.X[0], None, ["a", "b", "c"]) is None      # no marker feature: nothing known
+    from rnnviz_core.charts.inputs import marker_mask
+    assert (marker_mask(ds.X, ds.lengths, ds.feature_names) == decisive).all()
+    assert marker_mask(ds.X, ds.lengths, ["a", "b", "c"]) is None
     assert marker_steps(ds.X[0], None, None) is None
 
 
@@ -63,3 +66,38 @@ def test_tokens_as_text():
     assert "no vocabulary" in caption(input_strip_chart(ids))
     with pytest.raises(InputError):
         input_strip_chart(ids, length=9)
+
+
+def test_long_feature_names_fit_their_panel_title():
+    """The race demo's "days_since" was cut to "days_s..." by a 50 px title limit on a 44 px panel."""
+    from rnnviz_core.charts.inputs import _MAX_ROW
+    names = ["position", "time", "weight", "box", "days_since"]
+    x = np.random.default_rng(0).normal(size=(18, 5))
+    spec = input_strip_chart(x, feature_names=names, width=400).to_dict()
+    lines = [v for v in _views(spec) if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    for v, nm in zip(lines, names):
+        # 6 px per character is a lower bound on an 11 px bold sans label's width
+        assert v["encoding"]["y"]["axis"]["titleLimit"] >= 6 * len(nm), nm
+    assert all(p["height"] <= _MAX_ROW for p in spec["vconcat"])
+
+
+def test_constant_feature_axis_is_not_labelled_with_six_zeros():
+    """A feature that is 7 at every step (race demo, dog5001's position) was labelled "7.000000"."""
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    x[:, 0] = 7.0
+    spec = input_strip_chart(x, feature_names=["position", "time"], width=200).to_dict()
+    lines = [v for v in _views(spec) if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    y = lines[0]["encoding"]["y"]
+    lo, hi = y["scale"]["domain"]
+    assert lo < 7.0 < hi                               # the value sits inside a non-empty range
+    assert y["axis"]["format"].endswith("~g")          # d3 "~" trims trailing zeros: 7 -> "7"
+
+
+def test_tokens_of_a_long_review_are_drawn_upright_text():
+    """A 20-token review at the page's width (steps < 40 px) asked Vega-Lite for angle -90, which
+    its schema refuses (0..360): the text demo's Contributions page broke on every review."""
+    ids = np.arange(20) % 3
+    chart = input_strip_chart(ids, vocabulary=["the", "cat", "sat"], width=300)
+    spec = chart.to_dict(validate=True)                 # raised SchemaValidationError before the fix
+    text = [v for v in _views(spec) if isinstance(v["mark"], dict) and v["mark"]["type"] == "text"]
+    assert text and 0 <= text[0]["mark"]["angle"] <= 360 and text[0]["mark"]["angle"] % 180 == 90

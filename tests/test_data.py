@@ -608,3 +608,14 @@ def test_token_data_against_embedding_and_numeric_models():
     with pytest.raises(DataError) as e:
         check_against_model(ds, _model(features=("feature 0",), classes=("neg", "pos")))
     assert e.value.code == "tokens_vs_numbers"
+
+
+def test_token_data_round_trips_through_the_long_form_with_words():
+    itos, _ = _tutorial_vocab()
+    ds = load_data(REVIEWS.encode(), name="reviews.csv", vocabulary=itos)
+    frame = ds.to_frame()
+    assert frame.columns.tolist() == ["id", "step", "token", "label"]
+    assert frame["token"].tolist()[:4] == ["this", "movie", "was", "good"]
+    back = load_data(frame.to_csv(index=False).encode(), name="words.csv", vocabulary=itos)
+    np.testing.assert_array_equal(back.X, ds.X)
+    assert back.lengths.tolist() == ds.lengths.tolist() and list(back.labels) == list(ds.labels)

@@ -15,7 +15,8 @@ from rnnviz_core.models import load_model
 DEMOS = list_demos()
 SUMMARY = json.loads((FILES / "demos.json").read_text())
 # accuracy each demo must reach on its shipped data, and its margin over always guessing the commonest class
-FLOORS = {"race": (0.68, 0.08), "vowels": (0.90, 0.5), "digits": (0.90, 0.5), "marker": (0.90, 0.3)}
+FLOORS = {"race": (0.68, 0.08), "vowels": (0.90, 0.5), "digits": (0.90, 0.5), "marker": (0.90, 0.3),
+          "text": (0.95, 0.4)}
 
 
 def test_the_default_demo_comes_first_and_all_ship():
@@ -34,7 +35,8 @@ def test_demo_files_are_small():
 @pytest.mark.parametrize("info", DEMOS, ids=lambda d: d.key)
 def test_demo_accuracy_matches_what_is_stated(info):
     model = load_model(info.model_path)                      # the upload path, nothing special
-    ds = load_data(info.data_path, class_names=model.class_names)
+    # (a text demo's words become ids through the vocabulary its model file carries)
+    ds = load_data(info.data_path, class_names=model.class_names, vocabulary=model.vocabulary)
     _, demo_ds = load_demo(info.key)
     np.testing.assert_array_equal(ds.X, demo_ds.X)
     assert model.class_names == ds.class_names, info.key
@@ -104,3 +106,75 @@ def test_marker_demo_model_reads_the_marked_steps():
         unmarked = torch.from_numpy(~decisive & (np.arange(sub.max_len)[None, :] < sub.lengths[:, None]))
         other[..., 0][unmarked] *= -1
         assert (model(other, L).argmax(-1) == base).float().mean() > 0.9
+
+
+# ----------------------------------------------------------------------------- text demo
+def _ids(model, text: str) -> np.ndarray:
+    return np.array([[model.vocabulary.index(w) for w in text.split()]], dtype=np.int64)   # (1, T)
+
+
+def test_text_demo_ships_a_text_csv_with_real_class_names_and_its_vocabulary():
+    import pandas as pd
+
+    model = load_model(FILES / "reviews.safetensors")
+    frame = pd.read_csv(FILES / "reviews.csv")
+    assert {"text", "label"} <= set(frame.columns)
+    assert sorted(frame["label"].unique()) == ["negative", "positive"] == model.class_names
+    assert model.config.encoder == "embedding" and model.config.cell == "LSTM"
+    assert model.vocabulary[:2] == ["<pad>", "<unk>"] and len(model.vocabulary) == model.config.vocab_size
+    ds = load_data(FILES / "reviews.csv", class_names=model.class_names, vocabulary=model.vocabulary)
+    assert ds.is_tokens and ds.X.dtype == np.int64 and ds.X.ndim == 2 and ds.vocabulary == model.vocabulary
+    assert [" ".join(ds.tokens(i)) for i in range(5)] == list(frame["text"][:5])
+    assert "negation" in ds.groups.columns
+    # the demo's own arrays (used to train) are the loader's arrays
+    from rnnviz_core.demos.build import review_dataset
+    mine = review_dataset(frame, model.vocabulary)
+    np.testing.assert_array_equal(mine.lengths, ds.lengths)
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(mine.X[i, :ds.lengths[i]], ds.X[i, :ds.lengths[i]])
+    np.testing.assert_array_equal(mine.y, ds.y)
+
+
+def test_text_demo_labels_follow_the_known_rule_and_the_decisive_words():
+    import pandas as pd
+    from rnnviz_core.demos.tasks import REVIEW_CLASSES, make_reviews, review_decisive_steps, review_sentiment
+
+    frame = pd.read_csv(FILES / "reviews.csv")
+    assert [REVIEW_CLASSES[review_sentiment(t)] for t in frame["text"]] == list(frame["label"])
+    assert frame.equals(make_reviews(1000, seed=12))                       # seeded: the shipped file
+    # which words decide, by hand
+    assert review_decisive_steps("the movie was good").tolist() == [False, False, False, True]
+    assert review_decisive_steps("not the plot but the cast was not very good").tolist() == \
+        [False] * 7 + [True, False, True]
+    assert review_decisive_steps("very boring and never dull").tolist() == [False, True, False, True, True]
+    assert review_sentiment("the plot was never boring") == 1 and review_sentiment("not very good") == 0
+    negated = frame["negation"] == "yes"
+    assert 0.2 < negated.mean() < 0.6
+
+
+@pytest.mark.parametrize("text,label", [
+    ("the movie was good", "positive"), ("the movie was not good", "negative"),
+    ("the movie was not very good", "negative"), ("the plot was boring", "negative"),
+    ("the plot was never boring", "positive"), ("i really hated it", "negative"),
+    ("the cast was brilliant and the music was great", "positive"),
+])
+def test_text_demo_model_reads_negation(text, label):
+    import rnnviz_core as rv
+
+    model = load_model(FILES / "reviews.safetensors")
+    logits = rv.predict(model, _ids(model, text))
+    assert model.class_names[int(logits.argmax(-1)[0])] == label, (text, logits)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_text_demo_contributions_point_at_the_deciding_words(method):
+    """The demo's purpose: the top-scored word of a review is one that decides it."""
+    import rnnviz_core as rv
+    from rnnviz_core.demos.tasks import review_decisive_steps
+
+    model, ds = load_demo("text")
+    idx = np.arange(60)
+    scores = np.asarray(rv.contributions(model, ds.X[idx], method=method, lengths=ds.lengths[idx]))
+    hits = [review_decisive_steps(ds.tokens(i))[int(np.nanargmax(np.abs(scores[i, :ds.lengths[i]])))]
+            for i in idx]
+    assert np.mean(hits) >= 0.9, (method, np.mean(hits))

@@ -136,3 +136,16 @@ def test_known_step_hits_by_hand():
     out = contribution_findings(None, hits={"occlusion": 0.5, "grad_norm": 0.25})
     assert out == ["On the steps known to decide the answer, occlusion ranks exactly those steps at its top in 50% "
                    "of sequences, the most of the methods compared."]
+
+
+def test_top_step_sentence_follows_the_sign_of_the_method():
+    from rnnviz_core.rankings import top_steps
+    s = np.array([[0.5, -2.0, 1.0, 0.1], [3.0, 0.2, -0.1, 0.0]])
+    top = top_steps(s, k=2)
+    assert contribution_findings(top=top, seqs=[0, 1], method="occlusion") == [
+        "By occlusion, the step that pushed the answer up most is step 2 of A and step 0 of B."]
+    g = np.abs(s)
+    assert contribution_findings(top=top_steps(g, k=2), seqs=[0, 1], method="grad_norm") == [
+        "By gradient size, the answer reacts most strongly to step 1 of A and step 0 of B."]
+    # nothing pushed a sequence up: no "pushed up" sentence
+    assert contribution_findings(top=top_steps(-np.abs(s), k=1), seqs=[0, 1], method="occlusion") == []

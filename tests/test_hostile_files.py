@@ -240,3 +240,34 @@ def test_state_dict_torch_cannot_read_safely_is_refused_plainly():
     else:   # a later torch may read it: then it must be the same model
         x = torch.randn(2, 4, 2)
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("make,code", [
+    (lambda tmp: pickle.dumps({"a": 1}), "unsafe_file"),
+    (lambda tmp: _torch_save(torch.nn.Linear(2, 2)), "unsafe_file"),
+    (lambda tmp: _valid_model_bytes(tmp)[:-4], "damaged"),
+    (lambda tmp: b"hello world, not a model", "wrong_format"),
+    (lambda tmp: _torch_save({"fc.weight": torch.zeros(2, 3), "fc.bias": torch.zeros(2)}), "unsupported_layout"),
+    (lambda tmp: _torch_save({"rnn.weight_ih_l0": torch.zeros(3, 2, dtype=torch.int8)}), "bad_weights"),
+])
+def test_model_file_refusals_carry_a_code_and_the_model_field(make, code, tmp_path):
+    """The app points at the model uploader and can tell kinds of refusal apart without parsing text."""
+    with pytest.raises(ModelFileError) as e:
+        load_model(make(tmp_path), name="m.pt")
+    assert e.value.field == "model" and e.value.code == code, (e.value.code, str(e.value))
+
+
+def test_zip_whose_index_overstates_a_member_is_refused():
+    """A stored member whose index claims more bytes than it holds: torch would size its buffer by the claim."""
+    good = _torch_save(build_model(ModelConfig(cell="GRU", input_size=2, hidden_size=3)).state_dict())
+    raw = bytearray(good)
+    zf = zipfile.ZipFile(io.BytesIO(good))
+    info = next(i for i in zf.infolist() if i.filename.endswith("/version"))
+    pos = 0
+    while (pos := raw.find(b"PK\x01\x02", pos)) != -1:
+        n = struct.unpack("<H", raw[pos + 28:pos + 30])[0]
+        if raw[pos + 46:pos + 46 + n] == info.filename.encode():
+            raw[pos + 24:pos + 28] = struct.pack("<I", 150_000_000)   # claims 150 MB
+        pos += 4
+    with pytest.raises(ModelFileError, match="damaged archive"):
+        load_model(bytes(raw), name="m.pt")

@@ -566,9 +566,8 @@ def test_tutorial_model_saved_as_a_state_dict_gives_the_users_own_outputs(key, p
     assert torch.allclose(got, want, atol=1e-5, rtol=0), (key, float((got - want).abs().max()))
     assert torch.allclose(got_lengths, want, atol=1e-5, rtol=0), key
     # the model as a whole is what rnnviz traces: rv.predict agrees too
-    # (token ids as a [N, T, 1] float array: the form every rnnviz version takes)
-    xs = x[..., None].float().numpy() if text else x.numpy()
-    assert np.allclose(rv.predict(model, xs), want.numpy(), atol=1e-5), key
+    # token ids go in as integers [N, T], as the user's model takes them
+    assert np.allclose(rv.predict(model, x.numpy()), want.numpy(), atol=1e-5), key
     if text:
         assert loaded.config.encoder == "embedding" and loaded.config.vocab_size == 30
     # a wrong readout is not silently the same (else the choice would not matter)
@@ -600,6 +599,11 @@ def test_assumptions_of_a_state_dict_name_where_to_change_them(tmp_path):
     # a file that records its settings assumes nothing
     assert assumptions(load_model(save_model(_built("gru"), tmp_path / "m.safetensors"))) == []
     assert assumptions(TutorialGRU()) == []
+    # a text model's state dict has no vocabulary: said, with where to give one; no normalisation note
+    torch.save(TutorialTextLSTM().state_dict(), tmp_path / "t.pt")
+    items = {a["key"]: a for a in assumptions(load_model(tmp_path / "t.pt"))}
+    assert "vocabulary" in items and "normalisation" not in items
+    assert ".json" in items["vocabulary"]["how_to_change"] and "30" in items["vocabulary"]["what"]
 
 
 class ConvFront(nn.Module):
@@ -694,3 +698,23 @@ def test_vocabulary_is_saved_in_the_metadata(tmp_path):
     meta["vocabulary"] = json.dumps(["too", "short"])
     with pytest.raises(ModelFileError, match="vocabulary that does not fit"):
         load_model(save(load(data), metadata=meta), name="bad.safetensors")
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
+def test_every_readout_traces_to_the_models_own_output(cell):
+    """The engine's step-by-step view of a model gives the model's own logits whatever its readout."""
+    from rnnviz_core.models import READOUTS, with_readout
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(cell=cell, input_size=3, hidden_size=5, num_layers=2, bidirectional=True,
+                                num_outputs=3)).eval()
+    x, lengths = torch.randn(6, 7, 3), torch.tensor([7, 3, 5, 1, 7, 2])
+    for readout in READOUTS:
+        mr = with_readout(m, readout)
+        with torch.no_grad():
+            want = mr(x, lengths).numpy()
+        tr = rv.trace(mr, x.numpy(), lengths.numpy(), gates=True)
+        assert np.allclose(tr.logits, want, atol=1e-5), (cell, readout)
+        scores = np.asarray(rv.contributions(mr, x.numpy(), method="grad_x_state", lengths=lengths.numpy()))
+        valid = np.arange(7)[None, :] < lengths.numpy()[:, None]
+        assert np.isfinite(scores[valid]).all(), (cell, readout)

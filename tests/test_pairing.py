@@ -178,3 +178,19 @@ def test_models_outside_the_family_have_no_readout_choices(tmp_path):
     assert readout_choices(own, ds).empty
     table = class_order_choices(own, ds, _candidates(ds))
     assert not math.isnan(table["accuracy"].iloc[0])
+
+
+def test_text_demo_readout_choices_on_token_ids():
+    """Token data (X int64 [N, T]) goes through the same choices; the demo's own reading scores what demos.json says."""
+    from rnnviz_core.demos import list_demos, load_demo
+
+    model, ds = load_demo("text")
+    assert ds.is_tokens and model.config.readout == "last"
+    table = readout_choices(model, ds)
+    stated = next(d.test_accuracy for d in list_demos() if d.key == "text")
+    acc = dict(zip(table["readout"], table["accuracy"]))
+    assert acc["last"] == pytest.approx(stated, abs=1e-9)
+    assert acc["h_n"] == pytest.approx(stated, abs=1e-9)          # one direction: the same state
+    orders = class_order_choices(model, ds, [("declared", "model", ["negative", "positive"]),
+                                             ("swapped", "swapped", ["positive", "negative"])])
+    assert orders["accuracy"].tolist() == pytest.approx([stated, 1 - stated])

@@ -185,3 +185,16 @@ def test_flat_saturation_charts_say_nothing_saturates():
     x = np.full((3, 6, 4), 0.95)
     assert "flat" not in caption(saturation_time_chart(saturation_over_time(x), threshold=0.9))
     assert "100.0% of the values" in caption(distribution_chart(value_distribution(x, threshold=0.9), threshold=0.9))
+
+
+def test_saturation_time_axis_fits_the_lines():
+    """A few percent saturated is drawn on a few-percent axis, not flat at the bottom of 0-100%."""
+    from rnnviz_core.charts.saturation import saturation_time_chart
+    x = np.zeros((4, 10, 100))
+    x[:, :, :3] = 0.95  # 3% of units
+    spec = saturation_time_chart(saturation_over_time(x)).to_dict()
+    lines = [v for v in spec["layer"] if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    assert lines[0]["encoding"]["y"]["scale"]["domain"] == [0, 0.05]
+    full = saturation_time_chart(saturation_over_time(np.full((4, 10, 5), 0.95))).to_dict()
+    lines = [v for v in full["layer"] if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    assert lines[0]["encoding"]["y"]["scale"]["domain"] == [0, 1.0]

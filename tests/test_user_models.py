@@ -386,9 +386,12 @@ def test_token_ids_are_traced_as_integers():
 def test_input_x_grad_on_token_ids_attributes_to_embedding_output():
     model = seeded(TextLSTM)
     ids, lengths = tokens()
+    ids_before = ids.clone()
     s, info = rv.contributions(model, ids, "input_x_grad", lengths, return_info=True)
     np.testing.assert_allclose(s, emb_reference(model, ids, lengths, info["target"]), atol=TOL,
                                equal_nan=True)
+    assert torch.equal(ids, ids_before) and ids.dtype == torch.int64
+    assert not model.embedding._forward_hooks and all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.parametrize("baseline, token", [(None, 0), (None, 5), ("zeros", None)],
@@ -583,6 +586,7 @@ def test_user_forward_hooks_run_on_every_path():
     (g,) = torch.autograd.grad(model(xi)[:, 2].sum(), xi)
     np.testing.assert_allclose(rv.contributions(model, x, "input_x_grad", target=2),
                                (x * g).sum(-1).numpy(), atol=TOL)
+    assert (len(model.gru._forward_hooks), len(model.gru._forward_pre_hooks), len(model.fc._forward_hooks)) == (1, 1, 1)
 
 
 def test_user_backward_hooks_do_not_change_gradients():
@@ -718,3 +722,27 @@ def test_batch_size_zero_is_refused_by(fn):
     x, _ = data(full=True)
     with pytest.raises(rv.InputError, match="batch_size must be a positive whole number"):
         getattr(rv, fn)(seeded(Plain), x, batch_size=0)
+
+
+def test_distributed_data_parallel_is_looked_through():
+    inner = seeded(LensNone)
+    ddp = nn.parallel.DistributedDataParallel.__new__(nn.parallel.DistributedDataParallel)
+    nn.Module.__init__(ddp)          # a stand-in: no process group needed to hold a module
+    ddp.module = inner
+    x, lengths = data()
+    np.testing.assert_allclose(rv.predict(ddp, x, lengths), per_sequence(inner, x, lengths), atol=TOL)
+    assert rv.trace(ddp, x, lengths).last.name == "gru"
+
+
+def test_dict_output_reads_its_logits():
+    class DictOut(Plain):
+        def forward(self, x):
+            out, h = self.gru(x)
+            return {"hidden": out[:, -1], "logits": self.fc(out[:, -1])}
+
+    model = seeded(DictOut)
+    x, _ = data(full=True)
+    with torch.no_grad():
+        ref = model(x)["logits"].numpy()
+    np.testing.assert_allclose(rv.trace(model, x, gates=True).logits, ref, atol=TOL)
+    np.testing.assert_allclose(rv.predict(model, x, output="logits"), ref, atol=TOL)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .trajectories import Y_EXTENT, _step_axis
 
 __all__ = ["caption", "CAPTIONS", "step_scores_chart", "under_heatmap", "top_steps_table",
            "position_chart", "deletion_chart", "aopc_chart", "faithfulness_table", "feature_scores_chart",
@@ -103,10 +104,12 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 
 # ------------------------------------------------------------------------- per-step bars
+def _steps_words(steps: Sequence[int]) -> str:
+    """Steps in words: "step 3", "steps 0 and 4", "steps 1, 5 and 9"."""
+    s = [str(int(m)) for m in steps]
+    return f"step {s[0]}" if len(s) == 1 else "steps " + ", ".join(s[:-1]) + f" and {s[-1]}"
 
-def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
-    from .trajectories import _step_axis as ax
-    return ax(n_steps, step_width)
+
 
 
 def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: int = 360,
@@ -154,10 +157,12 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     base = alt.Chart(sub).mark_bar().encode(
         x=alt.X("step:O", scale=alt.Scale(domain=list(range(n)), paddingInner=0.1, paddingOuter=0),
                 axis=_step_axis(n, sw)),
-        y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength"),
+        y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength",
+                axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, format=".2~g", tickCount=4)),
         color=alt.Color("direction:N", title=None,
                         scale=alt.Scale(domain=dom, range=[full[d] for d in dom]),
-                        legend=alt.Legend(orient="right", labelLimit=0, labelExpr=
+                        # below the bars: beside them "strength (no direction)" ran past a half-width column
+                        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=0, labelExpr=
                                           "datum.label == 'up' ? 'pushed up' : datum.label == 'down' "
                                           "? 'pushed down' : 'strength (no direction)'")),
         opacity=alt.condition(alt.datum.top, alt.value(1.0), alt.value(0.45)),
@@ -180,8 +185,7 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     if "strength" in present and {"up", "down"} & set(present):
         text += " Grey bars are sizes with no direction (how strongly, not which way)."
     if marks is not None and len(marks) and n_methods == 1:
-        text += (" Black triangles mark the steps known to decide the answer "
-                 f"(step {', '.join(str(int(m)) for m in marks)}).")
+        text += f" Black triangles mark the steps known to decide the answer ({_steps_words(marks)})."
     return chart.properties(description=text)
 
 
@@ -442,7 +446,8 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
     rect = alt.Chart(frame).mark_rect().encode(
         x=alt.X("step:O", scale=alt.Scale(domain=list(range(length)), paddingInner=0, paddingOuter=0),
                 axis=_step_axis(length, sw)),
-        y=alt.Y("feature:N", sort=names, title=None, axis=alt.Axis(labelLimit=0)),
+        y=alt.Y("feature:N", sort=names, title="feature",
+                axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
         color=alt.Color("score:Q", title="contribution" if signed else "strength", scale=scale,
                         legend=alt.Legend(values=ticks, format=".3~g")),
         tooltip=["step:O", "feature:N", alt.Tooltip("score:Q", format=".4g")],

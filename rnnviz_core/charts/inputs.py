@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .trajectories import _step_axis
+from .trajectories import Y_EXTENT, _step_axis
 
-__all__ = ["input_strip_chart", "marker_steps", "MARK_COLOUR"]
+__all__ = ["input_strip_chart", "marker_steps", "marker_mask", "MARK_COLOUR"]
 
 MARK_COLOUR = "#e45756"
 
@@ -50,6 +50,43 @@ def marker_steps(x: Any, length: int | None = None, feature_names: Sequence[str]
     return [int(t) for t in np.flatnonzero(np.isfinite(col) & (col != 0))]
 
 
+def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None = None, *,
+                feature: str = "marker") -> np.ndarray | None:
+    """Bool [N, T]: True at the steps the feature named ``feature`` marks (non-zero) inside each
+    sequence's length; None when the data has no such feature. Pass it to
+    :func:`rnnviz_core.findings.known_step_hits`."""
+    if feature_names is None or feature not in list(feature_names):
+        return None
+    arr = np.asarray(x)
+    if arr.ndim != 3:
+        return None
+    col = arr[:, :, list(feature_names).index(feature)].astype(np.float64)
+    n, t = col.shape
+    lens = np.full(n, t) if lengths is None else np.asarray(lengths)
+    inside = np.arange(t)[None, :] < lens[:, None]
+    return inside & np.isfinite(col) & (col != 0)
+
+
+#: tallest line panel (px) a long feature name may ask for
+_MAX_ROW = 96
+
+
+def _title_px(name: str) -> int:
+    """Room (px) a y title needs: ~6.5 px per character of an 11 px bold label, plus margins."""
+    return int(np.ceil(6.5 * len(str(name)))) + 8
+
+
+def _value_scale(col: np.ndarray) -> alt.Scale:
+    """A line panel's y scale; a feature constant over the sequence gets a band around its value
+    (a zero-width domain makes Vega label the axis "7.000000")."""
+    v = col[np.isfinite(col)]
+    if v.size and float(v.max()) == float(v.min()):
+        c = float(v[0])
+        pad = max(abs(c) * 0.1, 1.0)
+        return alt.Scale(domain=[c - pad, c + pad], zero=False)
+    return alt.Scale(zero=False)
+
+
 def _steps_words(steps: Sequence[int]) -> str:
     steps = [int(s) for s in steps]
     if len(steps) == 1:
@@ -60,7 +97,7 @@ def _steps_words(steps: Sequence[int]) -> str:
 def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Sequence[str] | None = None,
                       vocabulary: Sequence[str] | None = None, marks: Sequence[int] | None = None,
                       width: int = 360, step_width: float | None = None, n_steps: int | None = None,
-                      max_lines: int = 6, row_height: int = 36, title: str | None = None) -> alt.TopLevelMixin:
+                      max_lines: int = 6, row_height: int = 44, title: str | None = None) -> alt.TopLevelMixin:
     """The inputs of one sequence over time.
 
     Parameters
@@ -110,13 +147,16 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         vocab = list(vocabulary) if vocabulary is not None else None
         words = [(vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}") for i in ids]
         frame = pd.DataFrame({"step": np.arange(length), "token": words, "marked": np.isin(np.arange(length), marks)})
-        angle = 0 if sw >= 40 else -90
+        angle = 0 if sw >= 40 else 270     # Vega-Lite takes 0..360: 270 reads bottom to top
         chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "right", baseline="middle",
                                            fontSize=11 if sw >= 9 else 8, limit=80).encode(
             x=x_enc, text="token:N",
             color=alt.condition(alt.datum.marked, alt.value(MARK_COLOUR), alt.value("black")),
             tooltip=["step:O", "token:N"],
         ).properties(width=alt.Step(sw), height=24 if angle == 0 else 70, title=head)
+        chart = chart.encode(y=alt.Y("row:O", title="text", axis=alt.Axis(labels=False, ticks=False, domain=False,
+                                                                          minExtent=Y_EXTENT, maxExtent=Y_EXTENT))
+                             ).transform_calculate(row="0")
         how = "the text of the sequence, one token per step" + ("" if vocab is not None else
                                                                  " (as token ids: no vocabulary is loaded)")
         return chart.properties(description=f"The inputs of this sequence over its {length} steps: {how}.{mark_text}")
@@ -131,15 +171,19 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
                                                                     strokeWidth=1.5).encode(x=alt.X("step:O"))
     if f <= max_lines:
         panels = []
+        # each feature's name is its panel's (vertical) y title: the panel is made tall enough for the
+        # longest name (up to _MAX_ROW px), so "days_since" is not cut to "days_s..."
+        height = int(min(max(row_height, max(_title_px(nm) for nm in names)), _MAX_ROW))
         for j, nm in enumerate(names):
             frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
             line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
                 x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
-                y=alt.Y("value:Q", title=nm, axis=alt.Axis(tickCount=2, titleAngle=0, titleAlign="right",
-                                                          titleLimit=120)),
+                y=alt.Y("value:Q", title=nm, scale=_value_scale(vals[:, j]),
+                        axis=alt.Axis(tickCount=2, format=".4~g", titleLimit=height + 6,
+                                      minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
                 tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
             layer = alt.layer(line, rules) if rules is not None else line
-            panels.append(layer.properties(width=alt.Step(sw), height=row_height))
+            panels.append(layer.properties(width=alt.Step(sw), height=height))
         chart = alt.vconcat(*panels, spacing=2, title=head)
         how = f"one small line per feature ({', '.join(names)}), each on its own scale"
     else:
@@ -151,8 +195,9 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         m = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
         m = m if m > 0 else 1.0
         rect = alt.Chart(frame).mark_rect().encode(
-            x=x_enc, y=alt.Y("feature:N", sort=names, title=None,
-                             axis=alt.Axis(values=names[::max(1, int(np.ceil(12 * f / max(8 * f, 60))))])),
+            x=x_enc, y=alt.Y("feature:N", sort=names, title="feature",
+                             axis=alt.Axis(values=names[::max(1, int(np.ceil(12 * f / max(8 * f, 60))))],
+                                           minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
             color=alt.Color("scaled:Q", title="vs. its usual value",
                             scale=alt.Scale(domain=[-m, m], scheme="purpleorange", clamp=True),
                             legend=alt.Legend(values=[-m, 0.0, m], format=".2~g")),

@@ -23,30 +23,50 @@ __all__ = [
 ]
 
 
+#: the gates as PyTorch names them (GRU r, z; LSTM i, f, o), in words for the legend
+GATE_NAMES = {"r": "reset gate (r)", "z": "update gate (z)", "i": "input gate (i)", "f": "forget gate (f)",
+              "o": "output gate (o)"}
+
+
+def _top_share(df: pd.DataFrame) -> float:
+    """Top of the share axis: a little above the highest line or band (at most 100%), so a
+    few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
+    cols = [c for c in ("hi", "frac_saturated") if c in df]
+    top = float(np.nanmax(df[cols].to_numpy(dtype=float))) if len(df) else 0.0
+    if not np.isfinite(top) or top <= 0:
+        return 0.05
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0):
+        if top * 1.1 <= step:
+            return step
+    return 1.0
+
+
 def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
                           width: int = 420, height: int = 220) -> alt.LayerChart:
-    """Mean share of saturated units at each step, one line per group, with a band of
-    ± one standard error. ``over_time`` is the frame of
+    """Mean share of saturated units at each step, one line per group, with its 95% interval
+    band (± 1.96 standard errors over the group's sequences at that step). ``over_time`` is the frame of
     :func:`rnnviz_core.saturation.saturation_over_time`."""
     _require(over_time, ["group", "step", "frac_saturated"], "saturation_time_chart")
     df = over_time.copy()
     df["group"] = df["group"].astype(str)
     if "sem" in df:
-        df["lo"] = (df["frac_saturated"] - df["sem"].fillna(0)).clip(lower=0)
-        df["hi"] = (df["frac_saturated"] + df["sem"].fillna(0)).clip(upper=1)
+        df["lo"] = (df["frac_saturated"] - 1.96 * df["sem"].fillna(0)).clip(lower=0)
+        df["hi"] = (df["frac_saturated"] + 1.96 * df["sem"].fillna(0)).clip(upper=1)
     color = alt.Color("group:N", title="group")
     n_steps = int(df["step"].max()) + 1 if len(df) else 1
     x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
               axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
-        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
+        # the band keeps out of the legend: its 20%-opacity swatches would stand for the lines
+        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(
+            x=x, y="lo:Q", y2="hi:Q", color=alt.Color("group:N", legend=None)))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
-                     scale=alt.Scale(domain=[0, 1])),
+                     scale=alt.Scale(domain=[0, _top_share(df)], nice=False)),
         color=color, tooltip=tooltip))
     slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
     if slider is not None:
@@ -57,7 +77,8 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
         chart = chart.add_params(slider)
     text = (f"Each line shows, for one group of sequences, the share of the network's units that sit at their "
             f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
-            f"and can no longer change smoothly.")
+            f"and can no longer change smoothly" + ("; the shaded band around each line is its 95% interval."
+                                                    if "sem" in df else "."))
     if len(df) and float(df["frac_saturated"].max()) == 0.0:
         text += (f" Here no unit reaches {threshold:g} at any step, so every line lies flat at 0%; lower the "
                  f"threshold (the distribution of |value| shows where the values lie).")
@@ -81,7 +102,10 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
                 axis=_step_axis(n_steps, width / max(n_steps, 1))),
         y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
-                        scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
+                        scale=alt.Scale(domain=[0, 1], scheme="oranges"),
+                        # below the heatmap: beside it, the title was cut ("share satu") in a half-width column
+                        legend=alt.Legend(format="%", orient="bottom", direction="horizontal",
+                                          gradientLength=max(60, min(int(width), 200)))),
         tooltip=tooltip).properties(width=width, height=height)
     chart: alt.LayerChart | alt.Chart = rect
     if scrubber and len(unit_time):
@@ -103,6 +127,7 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     (gate < low, nearly shut), y = share right-saturated (gate > high, nearly open), coloured by
     gate. ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
     edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
         color="gray", strokeDash=[4, 4]).encode(x=alt.X("left:Q", scale=axis), y=alt.Y("right:Q", scale=axis))

@@ -22,7 +22,7 @@ from ..trajectories import HeatmapData, Parting, parting_summary
 
 __all__ = [
     "caption", "step_slider", "heatmap_chart", "pair_heatmaps_chart", "pca_paths_chart",
-    "norms_chart", "distance_chart",
+    "norms_chart", "distance_chart", "distance_caption", "norms_caption", "heatmap_caption", "on_one_step_axis",
 ]
 
 #: name of the step param every time chart shares (one slider drives all views of a page)
@@ -73,11 +73,17 @@ def _num(v: float) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+#: width (px) every step-scale chart reserves for its y-axis labels, so that charts stacked with
+#: :func:`on_one_step_axis` line their steps up column by column
+Y_EXTENT = 56
+
+
 def _unit_axis(units: Sequence[Any], height: float, min_gap_px: float = 12.0) -> alt.Axis:
     """A unit axis that labels every k-th unit so labels never overlap (one label per ~12 px)."""
     n = max(len(units), 1)
     every = max(1, int(np.ceil(min_gap_px * n / max(float(height), 1.0))))
-    return alt.Axis(values=list(units)[::every], labelOverlap=False, title="unit")
+    return alt.Axis(values=list(units)[::every], labelOverlap=False, title="unit", minExtent=Y_EXTENT,
+                    maxExtent=Y_EXTENT)
 
 
 def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
@@ -279,10 +285,10 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=pca_caption(evr, names))
+    return chart.properties(description=pca_caption(evr, names, cloud=cloud))
 
 
-def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = ()) -> str:
+def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = (), *, cloud: bool = True) -> str:
     share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
     styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
               "a dash-dot line with diamonds"]
@@ -290,8 +296,8 @@ def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = ()) -> str:
     if len(names):
         who = "; " + ", ".join(f"{n} is {styles[i]}" for i, n in enumerate(names))
     return ("Each dot is the network's memory at one step, squeezed onto the two directions in which the "
-            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}, and grey dots "
-            "are all other sequences for reference.")
+            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}"
+            + (", and grey dots are all other sequences for reference." if cloud else "."))
 
 
 # ----------------------------------------------------------------------------- |h| over time
@@ -464,7 +470,7 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
             if rel is not None and p.rel_threshold > 0:
                 ratio = f" ({rel[0] / p.rel_threshold:.1f} times the threshold)"
             return (head + f"; the sequences are already apart at the first compared step{ratio} and stay apart "
-                    "to the end.")
+                    "to the end (the dashed red line marks that first step).")
         if p.n_partings == 1:
             return (head + f"; they part at {_step_words(p.part_step, align)} (dashed red line) and stay apart to "
                     "the end.")
@@ -476,7 +482,18 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
         tail = rel[steps >= p.rejoin_step]
         after = (" and stay within it to the end" if (tail <= p.rel_threshold).all()
                  else f" and never again stay above it for {p.k} steps in a row")
-    start = ("are already apart at the first compared step" if p.part_step == p.first_step
+    start = ("are already apart at the first compared step (dashed red line)" if p.part_step == p.first_step
              else f"part at {_step_words(p.part_step, align)} (dashed red line)")
     return (head + f"; they {start}, come back together at {_step_words(p.rejoin_step, align)} (dashed green "
             f"line){after}.")
+
+
+def on_one_step_axis(*charts: Any) -> alt.VConcatChart:
+    """Stack charts drawn on one step scale (input strip, heatmap, per-step bars, per-feature
+    heatmap built with the same ``step_width``): each reserves :data:`Y_EXTENT` px for its y
+    labels, so their steps line up column by column; the captions are joined in order."""
+    parts = [c for c in charts if c is not None]
+    if not parts:
+        raise InputError("on_one_step_axis needs at least one chart.")
+    text = " ".join(caption(c) for c in parts if caption(c))
+    return alt.vconcat(*parts, spacing=10).properties(description=text)

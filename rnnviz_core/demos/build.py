@@ -23,7 +23,7 @@ from torch import nn
 from ..data import SequenceDataset, from_arrays
 from ..models import ModelConfig, build_model, save_model
 from . import DEMO_FILES, DEMOS, evaluate_demo
-from .tasks import make_marker_task, make_race_form
+from .tasks import REVIEW_CLASSES, make_marker_task, make_race_form, make_reviews, review_vocabulary
 
 
 # ------------------------------------------------------------------------------ training
@@ -35,8 +35,11 @@ def normalization_of(ds: SequenceDataset) -> dict:
 
 
 def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-3, batch_size: int = 64,
-          seed: int = 0, weight_decay: float = 0.0, log: str = "") -> nn.Module:
-    """Plain Adam + cross-entropy on (X, lengths, y), seeded; returns the model in eval mode."""
+          seed: int = 0, weight_decay: float = 0.0, log: str = "", augment=None) -> nn.Module:
+    """Plain Adam + cross-entropy on (X, lengths, y), seeded; returns the model in eval mode.
+
+    ``augment(idx, xb, rng) -> xb`` (optional) changes each batch's inputs before the step.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     X = torch.from_numpy(ds.X)
@@ -52,7 +55,8 @@ def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-
         for start in range(0, len(perm), batch_size):
             idx = torch.from_numpy(perm[start:start + batch_size])
             opt.zero_grad()
-            loss = loss_fn(model(X[idx], L[idx]), Y[idx])
+            xb = X[idx] if augment is None else augment(idx, X[idx], rng)
+            loss = loss_fn(model(xb, L[idx]), Y[idx])
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -151,7 +155,72 @@ def _save_npz(ds: SequenceDataset, path: Path) -> None:
                         feature_names=np.array(ds.feature_names, dtype=str), **extra)
 
 
-BUILDERS = {"race": build_race, "marker": build_marker, "digits": build_digits, "vowels": build_vowels}
+def review_dataset(df, vocabulary: list[str], name: str = "text") -> SequenceDataset:
+    """Token dataset of a reviews frame (:func:`~rnnviz_core.demos.tasks.make_reviews`).
+
+    X int64 [N, T] of ids into ``vocabulary`` (``<pad>`` = 0 past each length), lengths [N],
+    y int64 [N] indexing ``REVIEW_CLASSES``, groups ``negation``. The same arrays
+    :func:`rnnviz_core.data.load_data` reads from the shipped CSV with the model's vocabulary.
+    """
+    index = {w: i for i, w in enumerate(vocabulary)}
+    unk = index["<unk>"]
+    words = [t.split() for t in df["text"]]
+    lengths = np.array([len(w) for w in words], dtype=np.int64)
+    X = np.full((len(words), int(lengths.max())), index["<pad>"], dtype=np.int64)    # (N, T)
+    for i, w in enumerate(words):
+        X[i, :len(w)] = [index.get(t, unk) for t in w]
+    y = np.array([REVIEW_CLASSES.index(v) for v in df["label"]], dtype=np.int64)
+    import pandas as pd
+    return SequenceDataset(X=X, lengths=lengths, y=y, ids=df["review_id"].to_numpy(),
+                           groups=pd.DataFrame({"negation": df["negation"].to_numpy()}),
+                           feature_names=["token"], class_names=list(REVIEW_CLASSES), name=name,
+                           vocabulary=list(vocabulary))
+
+
+def _filler_mask(ds: SequenceDataset) -> np.ndarray:
+    """bool [N, T]: steps outside every sentiment phrase (negation .. sentiment word) and not padding."""
+    from .tasks import NEGATIVE_WORDS, POSITIVE_WORDS, _negated
+
+    out = np.zeros(ds.X.shape, dtype=bool)
+    for i in range(len(ds)):
+        words = ds.tokens(i)
+        keep = np.ones(len(words), dtype=bool)
+        for j, w in enumerate(words):
+            if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
+                start = _negated(words, j)
+                keep[(j if start is None else start):j + 1] = False
+        out[i, :len(words)] = keep
+    return out
+
+
+def build_text(out: Path) -> None:
+    vocab = review_vocabulary()
+    tr = review_dataset(make_reviews(4000, seed=11), vocab)
+    te_frame = make_reviews(1000, seed=12)
+    te = review_dataset(te_frame, vocab)
+    cfg = ModelConfig(cell="LSTM", input_size=1, encoder="embedding", encoder_size=16, vocab_size=len(vocab),
+                      hidden_size=32, head="linear", num_outputs=2, readout="last")
+    torch.manual_seed(5)
+    model = build_model(cfg, class_names=REVIEW_CLASSES, feature_names=["token"])
+    model.vocabulary = list(vocab)
+    # word dropout: filler words (never a sentiment phrase) become <pad> now and then, so the model
+    # learns that <pad> says nothing, and occlusion / integrated gradients, whose baseline is the
+    # <pad> token, compare each word with a neutral one
+    droppable = torch.from_numpy(_filler_mask(tr))                          # (N, T)
+    pad = vocab.index("<pad>")
+
+    def word_dropout(idx, xb, rng):
+        drop = torch.from_numpy(rng.random(tuple(xb.shape)) < 0.2) & droppable[idx]
+        return torch.where(drop, torch.full_like(xb, pad), xb)
+
+    train(model, tr, epochs=12, lr=5e-3, batch_size=64, seed=5, log="text", augment=word_dropout)
+    print(f"  text in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["text"][0])
+    (out / DEMO_FILES["text"][1]).write_text(te_frame.to_csv(index=False, lineterminator="\n"))
+
+
+BUILDERS = {"race": build_race, "marker": build_marker, "digits": build_digits, "vowels": build_vowels,
+            "text": build_text}
 
 
 def main(argv=None) -> None:

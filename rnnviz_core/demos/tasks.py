@@ -3,6 +3,9 @@
 ``make_marker_task`` is the known-answer task for per-step contributions: only two steps of
 each sequence decide its label, and :func:`make_marker_task` returns which ones.
 ``make_race_form`` generates greyhound race-form histories for the default demo.
+``make_reviews`` writes short movie reviews whose sentiment is decided by known words (a
+sentiment word, flipped by a negation right before it), for the text demo; and
+:func:`review_decisive_steps` says, from a review's words alone, which steps decide it.
 """
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ import pandas as pd
 
 from ..data import SequenceDataset
 
-__all__ = ["make_marker_task", "make_race_form", "MARKER_FEATURES", "MARKER_CLASSES",
-           "RACE_FEATURES", "RACE_CLASSES"]
+__all__ = ["make_marker_task", "make_race_form", "make_reviews", "review_decisive_steps", "review_vocabulary",
+           "MARKER_FEATURES", "MARKER_CLASSES", "RACE_FEATURES", "RACE_CLASSES", "REVIEW_CLASSES",
+           "POSITIVE_WORDS", "NEGATIVE_WORDS", "NEGATIONS", "FILLER_WORDS"]
 
 MARKER_FEATURES = ["value", "marker", "noise"]
 MARKER_CLASSES = ["negative", "positive"]
@@ -119,3 +123,111 @@ def make_race_form(n_dogs: int, seed: int = 0, min_races: int = 4, max_races: in
     return SequenceDataset(X=X, lengths=L.astype(np.int64), y=y,
                            ids=np.array([f"dog{i:04d}" for i in range(n_dogs)]), groups=groups,
                            feature_names=list(RACE_FEATURES), class_names=list(RACE_CLASSES), name="race")
+
+
+# ------------------------------------------------------------------------------- reviews
+REVIEW_CLASSES = ["negative", "positive"]
+POSITIVE_WORDS = ["good", "great", "excellent", "wonderful", "enjoyable", "brilliant", "fun", "loved"]
+NEGATIVE_WORDS = ["bad", "awful", "boring", "terrible", "dull", "poor", "weak", "hated"]
+NEGATIONS = ["not", "never"]
+INTENSIFIERS = ["very", "really", "quite"]      # filler words; "not very good" is still negated
+FILLER_WORDS = ["the", "movie", "film", "plot", "was", "and", "it", "a", "this", "actors", "story", "i",
+                "watched", "with", "my", "friends", "ending", "music", "scenes", "is", "were", "of", "on",
+                "saturday", "cinema", "director", "script", "characters", "quite", "very", "really",
+                "overall", "long", "second", "half", "cast"]
+
+
+def review_vocabulary() -> list[str]:
+    """The text demo's vocabulary: ``<pad>`` (id 0), ``<unk>`` (id 1), then every word the reviews use."""
+    return ["<pad>", "<unk>", *FILLER_WORDS, *NEGATIONS, *POSITIVE_WORDS, *NEGATIVE_WORDS]
+
+
+def review_decisive_steps(words: list[str] | str) -> np.ndarray:
+    """Which steps of a review decide its sentiment (the known answer of the text demo).
+
+    A step decides when it holds a sentiment word (``POSITIVE_WORDS``/``NEGATIVE_WORDS``) or a
+    negation (``NEGATIONS``) that flips one (see :func:`_negated`); filler, including
+    intensifiers such as "very" (also in "not very good"), never does. Returns bool [len(words)].
+    """
+    words = words.split() if isinstance(words, str) else list(words)
+    out = np.zeros(len(words), dtype=bool)
+    for i, w in enumerate(words):
+        if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
+            out[i] = True
+            j = _negated(words, i)
+            if j is not None:
+                out[j] = True
+    return out
+
+
+def _negated(words: list[str], i: int) -> int | None:
+    """Step of the negation that flips the sentiment word at ``i``: right before it ("not good"),
+    or two before with an intensifier between ("not very good"); None when not negated."""
+    if i >= 1 and words[i - 1] in NEGATIONS:
+        return i - 1
+    if i >= 2 and words[i - 1] in INTENSIFIERS and words[i - 2] in NEGATIONS:
+        return i - 2
+    return None
+
+
+def review_sentiment(words: list[str] | str) -> int:
+    """The rule that labels a review: 1 (positive) when its sentiment phrases say so, else 0.
+
+    Each sentiment word counts +1 (positive) or -1 (negative), flipped by a negation right
+    before it or before an intensifier right before it ("not very good"); the review is positive when the sum is above 0 (generated reviews never tie).
+    """
+    words = words.split() if isinstance(words, str) else list(words)
+    total = 0
+    for i, w in enumerate(words):
+        if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
+            sign = 1 if w in POSITIVE_WORDS else -1
+            if _negated(words, i) is not None:
+                sign = -sign
+            total += sign
+    return int(total > 0)
+
+
+def make_reviews(n: int, seed: int = 0, min_words: int = 6, max_words: int = 24) -> pd.DataFrame:
+    """Short synthetic movie reviews with a known answer, one row per review.
+
+    Each review is filler words with one or two sentiment phrases dropped in at random places;
+    a phrase is a sentiment word, preceded by a negation ("not good", "never boring") a third
+    of the time, with an intensifier between in a quarter of those ("not very good"). With two
+    phrases both say the same thing, so every review has a clear label: :func:`review_sentiment`
+    of its words. Intensifiers ("very", "really", "quite") also occur as filler.
+
+    Returns
+    -------
+    DataFrame with columns ``review_id`` ("r00000" ...), ``text`` (words separated by spaces),
+    ``label`` ("negative"/"positive") and ``negation`` ("yes" when a phrase is negated).
+    """
+    if n < 1 or not 4 <= min_words <= max_words:
+        raise ValueError("need n >= 1 and 4 <= min_words <= max_words")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        target = int(rng.integers(0, 2))                      # the sentiment the review carries
+        n_phrases = 1 + int(rng.random() < 0.35)
+        length = int(rng.integers(min_words, max_words + 1))
+        phrases = []
+        for _ in range(n_phrases):
+            negated = rng.random() < 1 / 3
+            says_positive = bool(target) != negated           # a negated word says the opposite
+            pool = POSITIVE_WORDS if says_positive else NEGATIVE_WORDS
+            word = pool[int(rng.integers(len(pool)))]
+            phrase = [word]
+            if negated:
+                if rng.random() < 0.25:
+                    phrase.insert(0, INTENSIFIERS[int(rng.integers(len(INTENSIFIERS)))])
+                phrase.insert(0, NEGATIONS[int(rng.integers(len(NEGATIONS)))])
+            phrases.append(phrase)
+        filler_len = max(length - sum(len(p) for p in phrases), 2)
+        words = [FILLER_WORDS[int(j)] for j in rng.integers(len(FILLER_WORDS), size=filler_len)]
+        # filler never negates by accident: a negation word appears only inside a phrase
+        slots = sorted(rng.choice(filler_len + 1, size=n_phrases, replace=False).tolist(), reverse=True)
+        for slot, phrase in zip(slots, phrases):
+            words[slot:slot] = phrase
+        assert review_sentiment(words) == target
+        rows.append((f"r{i:05d}", " ".join(words), REVIEW_CLASSES[target],
+                     "yes" if any(p[0] in NEGATIONS for p in phrases) else "no"))
+    return pd.DataFrame(rows, columns=["review_id", "text", "label", "negation"])

@@ -131,12 +131,13 @@ def test_deep_link_reproduces_view(page, app_url):
 
 # ------------------------------------------------------------------------- switching
 def test_switch_method_shows_its_meaning_and_new_scores(page, app_url):
+    from rnnviz_core.charts.contributions import method_label
     from rnnviz_core.contributions import METHODS
     open_app(page, f"{app_url}/contributions?demo={DEFAULT}")
     charts_drawn(page, 2)
     assert METHODS["grad_norm"][:40] in main(page).inner_text()
     before = page.locator(CHART).first.screenshot()
-    select_option(page, "Method", "input x grad")
+    select_option(page, "Method", method_label("input_x_grad"))
     charts_drawn(page, 2)
     page.wait_for_timeout(500)  # let vega finish drawing the new bars
     assert page.locator(CHART).first.screenshot() != before  # the bars under A changed
@@ -146,9 +147,15 @@ def test_switch_method_shows_its_meaning_and_new_scores(page, app_url):
     assert_clean(page)
 
 
+def play_control(pg):
+    """The Trajectories heatmaps: the play control (a canvas component, not a Vega chart)."""
+    return pg.locator(".rnnviz-play canvas.base")
+
+
 def test_most_different_pair_and_layer_views(page, app_url):
     open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
-    charts_drawn(page, 4)
+    charts_drawn(page, 3)
+    play_control(page).wait_for()
     page.get_by_text("Most different pair").click()
     wait_idle(page)
     info = page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
@@ -156,7 +163,7 @@ def test_most_different_pair_and_layer_views(page, app_url):
     assert "pick=Most+different+pair" in page.url
     opts = select_option(page, "What to show", index=1)
     assert opts and opts != "Hidden state h"
-    assert charts_drawn(page, 4) >= 4
+    assert charts_drawn(page, 3) >= 3 and play_control(page).count() == 1
     assert_clean(page)
 
 
@@ -196,12 +203,12 @@ def test_data_of_another_shape_starts_a_pair_of_its_own(page, app_url):
 
 def test_pick_sequences_by_class(page, app_url):
     open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
-    charts_drawn(page, 4)
+    charts_drawn(page, 3)
     page.get_by_text("By class", exact=True).click()
     wait_idle(page)
     names = [o.strip() for o in (select_option(page, "Class of B", index=0),)]
     assert "cb=0" in page.url
     chosen = selected(page, "Sequence B")
     assert f"true {names[0]}" in chosen
-    assert charts_drawn(page, 4) >= 4
+    assert charts_drawn(page, 3) >= 3 and play_control(page).count() == 1
     assert_clean(page)

@@ -1,0 +1,150 @@
+"""Bundle figures: sequences per second (local vs Ray) and peak memory against dataset size.
+
+    python bench/bench_bundle.py --n 4000                 # local vs Ray throughput at N x 100 steps
+    python bench/bench_bundle.py --memory 2000 8000       # peak RSS of a build at two dataset sizes
+
+The model: a GRU classifier (8 features, 64 units, 1 layer, 2 classes, seeded weights); every
+sequence is 100 steps long; the default methods (grad_norm, input_x_grad), 64 sampled full
+traces. Inputs are sequence files (``bundle.write_sequences``) so a build streams them block by
+block. Prints one line per figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import rnnviz_core as rv  # noqa: E402
+from rnnviz_core import bundle  # noqa: E402
+from rnnviz_core.data import from_arrays  # noqa: E402
+
+F, H, T = 8, 64, 100
+#: the memory figure uses wide inputs (256 features, 100 kB per sequence) and a small GRU, so that
+#: the dataset is large next to the process's own size while the run stays short
+MEM_F, MEM_H = 256, 16
+
+
+def make_model(f: int = F, h: int = H):
+    torch.manual_seed(0)
+    return rv.build_model(rv.ModelConfig(cell="GRU", input_size=f, hidden_size=h, num_outputs=2))
+
+
+def make_file(n: int, path: Path, block: int, F: int = F) -> Path:
+    rng = np.random.default_rng(n)
+    done = 0
+    parts = []
+    # written in slices so that making a large file does not need the whole array at once
+    import pyarrow.parquet as pq
+    writer = None
+    while done < n:
+        m = min(max(1, 200_000_000 // (T * F * 4)), n - done)   # slices of at most 200 MB
+        ds = from_arrays(rng.normal(size=(m, T, F)).astype(np.float32), y=rng.integers(0, 2, m),
+                         ids=[f"s{done + i}" for i in range(m)], class_names=["no", "yes"])
+        tmp = path.with_suffix(f".{done}.parquet")
+        bundle.write_sequences(ds, tmp, block_size=block)
+        t = pq.read_table(tmp)
+        t = t.set_column(0, "row", __import__("pyarrow").array(np.arange(done, done + m)))
+        if writer is None:
+            writer = pq.ParquetWriter(path, t.schema.with_metadata(
+                {b"rnnviz": json.dumps({**json.loads(t.schema.metadata[b"rnnviz"]), "n_sequences": n}).encode()}))
+        writer.write_table(t.replace_schema_metadata(writer.schema.metadata), row_group_size=block)
+        tmp.unlink()
+        parts.append(m)
+        done += m
+    writer.close()
+    return path
+
+
+def timed_build(src: Path, out: Path, engine: str, batch: int) -> float:
+    t0, c0 = time.perf_counter(), time.process_time()
+    bundle.build(make_model(), src, out, engine=engine, batch_size=batch, device="cpu")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    load = os.getloadavg()[0]
+    print(f"  ({engine}: wall {wall:.1f} s, this process's CPU {cpu:.1f} s, load average {load:.1f} "
+          f"on {os.cpu_count()} cores)")
+    return wall
+
+
+def throughput(n: int, batch: int, with_ray: bool, threads: int | None) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = make_file(n, d / "seq.parquet", batch)
+        local = timed_build(src, d / "local.rnnviz", "local", batch)
+        size = (d / "local.rnnviz").stat().st_size
+        files = bundle.open(d / "local.rnnviz").manifest["files"]
+        per_seq = sum(e["bytes"] for k, e in files.items() if k.startswith("sequences/"))
+        fixed = size - per_seq
+        print(f"local: {n} sequences x {T} steps in {local:.1f} s = {n / local:.0f} sequences/s; "
+              f"bundle {size / 1e6:.1f} MB = {per_seq / n / 1e3:.2f} kB per sequence (tables) + "
+              f"{fixed / 1e6:.1f} MB fixed (64 full traces, PCA, saturation curves, manifest)")
+        if with_ray:
+            import ray
+            t0 = time.perf_counter()
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            start = time.perf_counter() - t0
+            on_ray = timed_build(src, d / "ray.rnnviz", "ray", batch)
+            print(f"ray (local cluster, {os.cpu_count()} CPUs, {max(1, (os.cpu_count() or 1) - 1)} actor(s)): "
+                  f"{n / on_ray:.0f} sequences/s ({on_ray:.1f} s; cluster start {start:.1f} s not counted); "
+                  f"ray / local time = {on_ray / local:.2f}x")
+            ray.shutdown()
+
+
+def peak_rss(n: int, batch: int) -> None:
+    """Child process: build a bundle from a sequence file of n sequences; print its peak RSS."""
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = make_file(n, d / "seq.parquet", batch, F=MEM_F)
+        code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); "
+                f"sys.argv=['x']; import bench.bench_bundle as b; "
+                f"from rnnviz_core import bundle; t0 = time.perf_counter(); "
+                f"bundle.build(b.make_model(b.MEM_F, b.MEM_H), {str(src)!r}, {str(d / 'out.rnnviz')!r}, "
+                f"batch_size={batch}, methods=['grad_norm'], sample=8, device='cpu'); "
+                f"print(time.perf_counter() - t0); "
+                # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork/exec,
+                # so a parent holding the freshly made dataset would inflate the child's figure
+                f"print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            raise SystemExit(r.stderr)
+        wall, kb = r.stdout.strip().splitlines()[-2:]
+        x_mb = n * T * MEM_F * 4 / 1e6
+        print(f"memory: N={n} sequences x {T} steps x {MEM_F} features (inputs {x_mb:.0f} MB as float32, "
+              f"file {src.stat().st_size / 1e6:.0f} MB): peak RSS {int(kb) / 1024:.0f} MB, block {batch} "
+              f"sequences ({batch * T * MEM_F * 4 / 1e6:.0f} MB), {float(wall):.0f} s")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--memory", type=int, nargs="*")
+    p.add_argument("--threads", type=int, help="torch threads of the local engine (default: all cores)")
+    a = p.parse_args()
+    if a.memory:
+        for n in a.memory:
+            peak_rss(n, a.batch)
+        return
+    try:
+        import ray  # noqa: F401
+        with_ray = not a.no_ray
+    except ImportError:
+        print("ray is not installed (pip install 'rnnviz[ray]'): local engine only")
+        with_ray = False
+    throughput(a.n, a.batch, with_ray, a.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Analysis bundles in the app: open one and hand the pages the numbers it holds.
+
+A bundle (``rnnviz precompute``, :mod:`rnnviz_core.bundle`) carries numbers only, so the app can
+show the analyses of a model it could never load. Three ways in:
+
+- an upload (kept in the upload store under its content hash, so a link can name it);
+- a hash in the link: the upload store, then ``$RNNVIZ_BUNDLE_DIR/<sha256>.rnnviz`` (bundles a
+  host publishes by their hash; ``rnnviz inspect`` prints a bundle's hash);
+- a path the host configures: ``$RNNVIZ_BUNDLE`` (a ``.rnnviz`` file or a bundle folder).
+
+Every way goes through :func:`rnnviz_core.bundle.open`, which checks the manifest, sizes and
+hashes and refuses anything else; nothing in a bundle is ever executed or unpickled.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from rnnviz_core.bundle import Bundle, BundleError
+from rnnviz_core.bundle import open as open_bundle
+from rnnviz_core.store import content_hash
+
+BUNDLE_ENV = "RNNVIZ_BUNDLE"
+BUNDLE_DIR_ENV = "RNNVIZ_BUNDLE_DIR"
+#: largest bundle the app opens (an upload is also bounded by server.maxUploadSize)
+MAX_BUNDLE_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_MAX_BYTES", 200 * 1024 * 1024))
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+#: views that need the model itself: what the page says instead (names on-screen controls only)
+NOT_INCLUDED = {
+    "resilience": "Resilience to noise and missing steps re-runs the model, and this analysis bundle does not "
+                  "include the model. Load the model and data in the sidebar to see it.",
+    "faithfulness": "The deletion check re-runs the model, and this analysis bundle does not include the model. "
+                    "Load the model and data in the sidebar to run it.",
+    "second_model": "Comparing with a second model needs this model itself, and this analysis bundle does not "
+                    "include it. Load the model and data in the sidebar to compare.",
+    "target": "This analysis bundle explains the predicted class only; other target outputs need the model, "
+              "which the bundle does not include.",
+}
+
+
+def _open_path(path: Path) -> tuple[str, Bundle]:
+    if path.is_dir():
+        b = open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)
+        return content_hash((path / "manifest.json").read_bytes()), b
+    data = path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_BUNDLE_BYTES else None
+    if data is None:
+        return "", open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)   # refuses with the reason
+    return content_hash(data), _open_bytes(content_hash(data), data)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the analysis bundle…")
+def _open_bytes(dig: str, _data: bytes) -> Bundle:
+    return open_bundle(_data, max_bytes=MAX_BUNDLE_BYTES)
+
+
+def bundle_from_upload(uploaded) -> tuple[str, Bundle]:
+    """Check an uploaded bundle and keep it under its content hash; ``(hash, bundle)``."""
+    from rnnviz_app.uploads import upload_store
+
+    data = uploaded.getvalue()
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"This analysis bundle is {len(data) / 1e6:.0f} MB; this app opens bundles up to "
+                          f"{MAX_BUNDLE_BYTES / 1e6:.0f} MB.")
+    bundle = _open_bytes(content_hash(data), data)   # checked before it is kept
+    return upload_store().put(data, name=uploaded.name), bundle
+
+
+def bundle_by_hash(dig: str) -> Bundle:
+    """The bundle a link names by its hash: an earlier upload, or one the host publishes."""
+    from rnnviz_app.uploads import stored
+
+    if not _DIGEST.match(str(dig)):
+        raise BundleError("This link does not name an analysis bundle; open the bundle again with the uploader.")
+    try:
+        data, _ = stored(dig)
+        return _open_bytes(dig, data)
+    except KeyError:
+        pass
+    folder = os.environ.get(BUNDLE_DIR_ENV)
+    if folder and (Path(folder) / f"{dig}.rnnviz").is_file():
+        got, bundle = _open_path(Path(folder) / f"{dig}.rnnviz")
+        if got != dig:
+            raise BundleError("The published bundle under this hash has changed since the link was made; "
+                              "ask for a new link.")
+        return bundle
+    raise BundleError("This server no longer has the analysis bundle this link names; open the bundle again "
+                      "with the uploader.")
+
+
+def host_bundle() -> tuple[str, Bundle] | None:
+    """The bundle the host configured with ``$RNNVIZ_BUNDLE`` (None when unset)."""
+    path = os.environ.get(BUNDLE_ENV)
+    return _open_path(Path(path)) if path else None
+
+
+@dataclass
+class BundleData:
+    """What the pages read from ``ctx.data``, filled from a bundle (no inputs ``X``: see ``sample_x``)."""
+    ids: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray | None
+    class_names: list[str] | None
+    groups: pd.DataFrame
+    feature_names: list[str]
+    name: str = ""
+    sample_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def bundle_data(b: Bundle) -> BundleData:
+    """The dataset-shaped view of a bundle for the pages (ids, lengths, labels, data columns)."""
+    seq = b.sequences
+    data = b.manifest["data"]
+    y = None
+    if "true" in seq and data.get("labelled"):
+        y = seq["true"].to_numpy(np.int64 if data.get("class_names") else np.float32)
+    groups = b.data_columns
+    return BundleData(ids=b.ids.astype(str), lengths=b.lengths, y=y, class_names=data.get("class_names"),
+                      groups=groups, feature_names=list(data.get("feature_names", [])),
+                      name=str(data.get("name") or "bundle"), sample_rows=b.sample_rows)
+
+
+def sample_states(b: Bundle, kind: str = "h", layer: int = -1, direction: str = "fwd") -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, states [S, T, H])`` of the sampled sequences: the only ones whose every unit, gate
+    and cell state a bundle holds."""
+    tr = b.sample_trace()
+    return b.sample_rows, np.ascontiguousarray(tr.get(kind, layer=layer, direction=direction))
+
+
+def method_message(b: Bundle, method: str) -> str | None:
+    """None when the bundle holds ``method``'s scores, else the sentence the page shows."""
+    if method in b.methods:
+        return None
+    have = ", ".join(m.replace("_", " ") for m in b.methods) or "no method"
+    return (f"This analysis bundle holds the scores of {have} only; {method.replace('_', ' ')} needs the model, "
+            f"which the bundle does not include. Choose one of those under Method.")
+
+
+def sequence_message(b: Bundle) -> str:
+    """The note beside sequence pickers: full traces exist for the sample only."""
+    return (f"This analysis bundle holds every unit, gate and cell state for {len(b.sample_rows)} of its "
+            f"{b.n_sequences} sequences, chosen to cover every class and outcome; Sequence A and B are "
+            f"picked among those. Paths, |h| curves, saturation shares and scores cover every sequence.")
+
+
+def threshold_message(b: Bundle) -> str:
+    """The note on the saturation page: the thresholds were fixed when the bundle was built."""
+    a = b.manifest["analysis"]
+    return (f"This analysis bundle was computed with |value| at least {a['threshold']:g} for saturated units and "
+            f"gates nearly shut below {a['gate_low']:g} / nearly open above {a['gate_high']:g}; other values "
+            f"need the model, which the bundle does not include.")

@@ -1,0 +1,213 @@
+"""The pages tell the truth, in a real browser on the real server (issue 10).
+
+Each page on each demo: no exception box, and the screenshot (test-artifacts/e2e/) to look at.
+A and B stay chosen across pages; A = B gets a warning. A deep link on a freshly started server
+opens its page with no "Page not found" and no phantom page. The play control on Trajectories
+moves the step with Play and holds it with Stop. On Saturation the grouping shown is the grouping
+used, also after leaving the page and coming back. Numbers in captions are checked against the
+data read independently of the app.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (ARTIFACTS, CHART, EXCEPTION, assert_clean, new_page, open_app,  # noqa: E402
+                     select_option, selected, start_server, stop_server, wait_idle)
+
+pytestmark = pytest.mark.browser
+
+PAGES = {"Trajectories": "Trajectories", "Saturation": "Saturation", "Contributions": "Contributions"}
+
+
+def _demos():
+    from rnnviz_core.demos import list_demos
+    return {d.key: d for d in list_demos()}
+
+
+DEMOS = _demos()
+DEFAULT = "race" if "race" in DEMOS else next(iter(DEMOS))
+
+
+def _dataset(key: str):
+    """The demo's data read with the core loader, not through the app."""
+    from rnnviz_core.demos import load_demo
+    return load_demo(key)[1]
+
+
+def nav(pg):
+    return pg.locator('[data-testid="stSidebarNav"] a')
+
+
+def go(pg, name: str) -> None:
+    nav(pg).filter(has_text=name).first.click()
+    wait_idle(pg)
+
+
+def play_root(pg):
+    return pg.locator(".rnnviz-play")
+
+
+# ------------------------------------------------------------------------- every page, every demo
+@pytest.mark.parametrize("demo", list(DEMOS))
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_on_demo_is_clean(page, app_url, demo, path):
+    open_app(page, f"{app_url}/{path}?demo={demo}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    assert_clean(page)
+    assert page.locator('[role="dialog"]').count() == 0
+    assert page.get_by_role("heading", name=path, exact=True).count() == 1
+    if path == "Trajectories":
+        play_root(page).wait_for()
+        assert page.get_by_role("button", name="Play").count() == 1
+        # findings in words at the top, before the first chart
+        box = page.locator(".st-key-findings_trajectory_findings")
+        assert box.count() == 1 and "A and B" in box.inner_text()
+
+
+# ------------------------------------------------------------------------- trajectories: play control
+def test_play_control_on_trajectories_moves_and_stops(page, app_url):
+    open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}")
+    root = play_root(page)
+    root.wait_for()
+    start = int(root.get_attribute("data-step"))
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(700)
+    moved = int(root.get_attribute("data-step"))
+    assert root.get_attribute("data-playing") == "true" and moved != start
+    page.get_by_role("button", name="Stop").click()
+    held = int(root.get_attribute("data-step"))
+    page.wait_for_timeout(800)
+    assert int(root.get_attribute("data-step")) == held and root.get_attribute("data-playing") == "false"
+    assert_clean(page)
+
+
+def test_play_caption_states_the_real_lengths_of_a_and_b(page, app_url):
+    ds = _dataset(DEFAULT)
+    ids = [str(i) for i in ds.ids]
+    open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}&a={ids[0]}&b={ids[1]}")
+    play_root(page).wait_for()
+    la, lb = int(ds.lengths[0]), int(ds.lengths[1])
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    want = f"both sequences have {la} steps" if la == lb else f"A has {la} steps and B {lb}"
+    assert want in text
+    # the control's last step is the longer sequence's last step
+    assert int(play_root(page).get_attribute("data-step")) == max(la, lb) - 1
+
+
+@pytest.mark.skipif("marker" not in DEMOS, reason="needs the marker demo")
+def test_marker_demo_marks_the_true_steps(page, app_url):
+    ds = _dataset("marker")
+    j = list(ds.feature_names).index("marker")
+    true_a = [int(t) for t in np.flatnonzero(ds.X[0, : int(ds.lengths[0]), j] != 0)]
+    assert true_a, "the marker demo's first sequence has marked steps"
+    open_app(page, f"{app_url}/Trajectories?demo=marker&a={ds.ids[0]}&b={ds.ids[1]}")
+    play_root(page).wait_for()
+    assert "step the answer depends on" in play_root(page).inner_text()
+    open_app(page, f"{app_url}/Contributions?demo=marker&a={ds.ids[0]}&b={ds.ids[1]}")
+    page.locator(CHART).first.wait_for()
+    caps = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    steps = " and ".join(str(t) for t in true_a) if len(true_a) == 2 else None
+    assert any("known to decide the answer" in c for c in caps)
+    if steps:
+        assert any(steps in c for c in caps), caps
+    assert_clean(page)
+
+
+# ------------------------------------------------------------------------- one A/B choice for all pages
+def test_a_and_b_are_kept_across_pages(page, app_url):
+    open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}")
+    chosen = select_option(page, "Sequence B", index=3)
+    a = selected(page, "Sequence A")
+    go(page, "Contributions")
+    assert selected(page, "Sequence B") == chosen and selected(page, "Sequence A") == a
+    go(page, "Saturation")
+    go(page, "Trajectories")
+    assert selected(page, "Sequence B") == chosen and selected(page, "Sequence A") == a
+    # the most different pair chosen on one page is the pair on the others
+    page.get_by_text("Most different pair", exact=True).click()
+    wait_idle(page)
+    info = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="furthest apart").first.inner_text()
+    go(page, "Contributions")
+    assert info in page.locator('[data-testid="stMain"]').inner_text()
+    assert_clean(page)
+
+
+def test_a_equal_to_b_gets_a_warning(page, app_url):
+    ds = _dataset(DEFAULT)
+    sid = str(ds.ids[2])
+    open_app(page, f"{app_url}/Contributions?demo={DEFAULT}&a={sid}&b={sid}")
+    warn = page.locator('[data-testid="stAlertContentWarning"]')
+    assert warn.count() >= 1 and "same sequence" in warn.first.inner_text()
+    assert_clean(page)
+
+
+# ------------------------------------------------------------------------- saturation: grouping shown = used
+def test_saturation_grouping_shown_is_the_grouping_used_after_leaving_the_page(page, app_url):
+    open_app(page, f"{app_url}/Saturation?demo={DEFAULT}")
+    opts = [o.strip() for o in _options(page, "Group the sequences by")]
+    page.keyboard.press("Escape")
+    column = next((o for o in opts if o.startswith("Data column")), opts[-1])
+    select_option(page, "Group the sequences by", column)
+    before = page.get_by_text("Group A:").first.inner_text()
+    go(page, "Trajectories")
+    go(page, "Saturation")
+    assert selected(page, "Group the sequences by") == column
+    assert page.get_by_text("Group A:").first.inner_text() == before
+    assert f"Grouped by {column}." in before
+    # and every built-in grouping can still be chosen
+    select_option(page, "Group the sequences by", "True class")
+    assert "Grouped by True class." in page.get_by_text("Group A:").first.inner_text()
+    assert_clean(page)
+
+
+def _options(pg, label):
+    from harness import open_options
+    return open_options(pg, label).all_inner_texts()
+
+
+# ------------------------------------------------------------------------- deep link, fresh server
+@pytest.mark.parametrize("path", ["Saturation", "Contributions"])
+def test_deep_link_on_a_fresh_server_opens_the_page(browser, tmp_path, path):
+    """A server of its own with no warm-up visit: the link is the server's very first request."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    proc, url, _ = start_server(tmp_path)
+    try:
+        pg = new_page(browser, 1400, 1600)
+        seen = {"not_found": 0, "nav": []}
+
+        def on_frame(payload):
+            if isinstance(payload, str):
+                return
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(payload)
+            except Exception:  # noqa: BLE001
+                return
+            kind = msg.WhichOneof("type")
+            if kind == "page_not_found":
+                seen["not_found"] += 1
+            elif kind == "navigation":
+                seen["nav"].append([p.page_name for p in msg.navigation.app_pages if not p.is_hidden])
+
+        pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+        open_app(pg, f"{url}/{path}?demo={DEFAULT}")
+        pg.wait_for_timeout(500)
+        assert seen["not_found"] == 0
+        assert pg.locator('[role="dialog"]').count() == 0
+        assert pg.get_by_role("heading", name=path, exact=True).count() == 1
+        assert [t.split("\n")[-1].strip() for t in nav(pg).all_inner_texts()] == \
+            ["Start", "Trajectories", "Saturation", "Contributions"]
+        assert seen["nav"] and seen["nav"][-1] == ["Start", "Trajectories", "Saturation", "Contributions"]
+        assert f"/{path}?" in pg.url and f"demo={DEFAULT}" in pg.url
+        assert pg.locator(EXCEPTION).count() == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"fresh_deep_link_{path}.png"), full_page=True)
+        pg.context.close()
+    finally:
+        stop_server(proc)

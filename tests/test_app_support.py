@@ -255,8 +255,9 @@ def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key)
     full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
     view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
-    assert {"measure", "A", "B", "A − B", "p-value", "effect size"} <= set(view.columns)
-    assert "accuracy (share correct)" in set(view["measure"])
+    assert {"Measure", "Group A (mean)", "Group B (mean)", "Difference A − B", "How big the difference is",
+            "Chance of a difference this large by luck (p)"} <= set(view.columns)  # plain names (issue 10)
+    assert "accuracy (share correct)" in set(view["Measure"])
     # the same model as "second model": the two agree on every sequence
     mpath, _ = ld.demo_files(demo_key)
     dig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)

@@ -255,9 +255,8 @@ def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key)
     full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
     view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
-    # issue 10 renamed the columns in plain words (the pages helper's comparison_view)
     assert {"Measure", "Group A (mean)", "Group B (mean)", "Difference A − B", "How big the difference is",
-            "Chance of a difference this large by luck (p)"} <= set(view.columns)
+            "Chance of a difference this large by luck (p)"} <= set(view.columns)  # plain names (issue 10)
     assert "accuracy (share correct)" in set(view["Measure"])
     # the same model as "second model": the two agree on every sequence
     mpath, _ = ld.demo_files(demo_key)

@@ -1020,10 +1020,31 @@ class Bundle:
         import pyarrow.parquet as pq
 
         parts = sorted(n for n in self.manifest["files"] if n.startswith("sequences/"))
+        shape = self.manifest.get("model", {}).get("output_shape", [])
+        per_row = max(self.max_length, int(np.prod(shape, dtype=np.int64)) if shape else 1, 1)
+        # decoded size is checked from the Parquet metadata before anything is decoded: a small
+        # file must not unpack into more values than the manifest's sizes allow (a Parquet "bomb")
+        budget = 16 * sum(int(e["bytes"]) for e in self.manifest["files"].values()) + 64 * 1024**2
+        rows = cells = 0
         tables = []
         for name in parts:
+            data = self._bytes(name)
             try:
-                tables.append(pq.read_table(pa.BufferReader(self._bytes(name))))
+                md = pq.ParquetFile(pa.BufferReader(data)).metadata
+            except Exception:
+                raise _refuse(f"'{name}' could not be read as Parquet.") from None
+            rows += md.num_rows
+            for i in range(md.num_row_groups):
+                g = md.row_group(i)
+                for j in range(g.num_columns):
+                    nv = g.column(j).num_values
+                    if nv > g.num_rows * per_row:
+                        raise _refuse(f"'{name}' holds more values per sequence than its manifest allows.")
+                    cells += nv
+            if rows > self.n_sequences or cells * 8 > budget:
+                raise _refuse(f"'{name}' unpacks to more data than the bundle's manifest and size allow.")
+            try:
+                tables.append(pq.read_table(pa.BufferReader(data)))
             except Exception:
                 raise _refuse(f"'{name}' could not be read as Parquet.") from None
         try:

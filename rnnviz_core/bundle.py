@@ -893,8 +893,11 @@ class _Files:
     def read(self, name: str, expected: int) -> bytes:
         """The file's bytes, refusing it when it is longer than ``expected``."""
         if self.zip is not None:
-            with self.zip.open(name) as f:
-                data = f.read(expected + 1)
+            try:
+                with self.zip.open(name) as f:
+                    data = f.read(expected + 1)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
         else:
             with builtins.open(self.dir / name, "rb") as f:
                 data = f.read(expected + 1)
@@ -958,9 +961,12 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
         if files.zip is not None:
             h = hashlib.sha256()
-            with files.zip.open(name) as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
+            try:
+                with files.zip.open(name) as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
             digest = h.hexdigest()
         else:
             digest, _ = _file_sha256(files.dir / name, limit=entry["bytes"])

@@ -358,3 +358,15 @@ def test_refuses_a_parquet_part_that_unpacks_into_far_more_values(copy):
     b = bundle.open(copy)                          # sizes and hashes agree with the forged manifest
     with pytest.raises(bundle.BundleError, match="more values per sequence than its manifest allows"):
         b.sequences
+
+
+def test_refuses_a_damaged_single_file(race, tmp_path):
+    """One flipped byte inside a stored member: zip's own check fails, and the refusal is a sentence."""
+    model, ds = race
+    path = bundle.build(model, ds.subset(np.arange(20)), tmp_path / "small.rnnviz", sample=2)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("pca.safetensors")
+    data[info.header_offset + 30 + len(info.filename) + 20] ^= 0xFF   # inside the member's bytes
+    with pytest.raises(bundle.BundleError, match="damaged|does not match the hash"):
+        bundle.open(bytes(data))

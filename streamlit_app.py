@@ -32,9 +32,11 @@ with st.sidebar:
     if ctx is not None:
         sb.loaded_caption(ctx)
         sb.target_picker(ctx)
-    su.show_link_notes()
+    notes = st.empty()   # filled after the page ran: its widgets check their link values too
 
 try:
     page.run()
 finally:
+    with notes.container():
+        su.show_link_notes()
     su.sync_url()

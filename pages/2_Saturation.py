@@ -23,7 +23,7 @@ st.caption("A unit is saturated when its value sits at the edge of its range, wh
 findings = st.container()
 
 layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
-c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
+c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1.4])
 layer = bound(c4.selectbox, "Layer", "layer", layers[-1], layers, int)
 direction = bound(c5.selectbox, "Direction", "dir", "fwd", dirs, format_func={"fwd": "forward", "bwd": "backward"}.get)
 H = msg.guarded(sq.states, ctx, "h", layer, direction)

@@ -44,25 +44,27 @@ step_w = max(2.0, 330 / n_steps)  # one step scale for A and B: a column is the 
 
 
 def stacked(r: int, side: str):
-    """Inputs, hidden state and the step scores of one sequence, on the shared step scale."""
+    """Inputs (numbers; a text model's words are shown above as text), hidden state and the step
+    scores of one sequence, on the shared step scale."""
+    import altair as alt
     from rnnviz_core.charts.inputs import input_strip_chart
     from rnnviz_core.charts.trajectories import heatmap_chart
     marks = None if known is None else [int(t) for t in known[r].nonzero()[0]]
-    strip = input_strip_chart(ds.X[r], int(ds.lengths[r]), feature_names=ds.feature_names,
-                              vocabulary=getattr(ds, "vocabulary", None), marks=marks, step_width=step_w,
-                              n_steps=n_steps, title=f"{side}: inputs")
-    heat = heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
-                         height=max(100, min(260, 6 * H.shape[2])))
-    bars = cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks)
-    import altair as alt
-    return alt.vconcat(strip, heat, bars, spacing=6).properties(
-        description=f"{cc.caption(strip)} {cc.caption(heat)} {cc.caption(bars)}")
+    parts = [] if ds.is_tokens else [input_strip_chart(ds.X[r], int(ds.lengths[r]), feature_names=ds.feature_names,
+                                                       marks=marks, step_width=step_w, n_steps=n_steps,
+                                                       title=f"{side}: inputs")]
+    parts.append(heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
+                               height=max(100, min(260, 6 * H.shape[2]))))
+    parts.append(cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks))
+    return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
 
 
 st.subheader("Scores under the inputs and the hidden state")
 cols = st.columns(2)
 for col, r, side in ((cols[0], a, "A"), (cols[1], b, "B")):
     with col:
+        if ds.is_tokens:
+            st.text(f"{side}'s words: " + " ".join(pc.words(ctx, r)))
         st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
 wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 

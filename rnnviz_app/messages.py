@@ -30,9 +30,12 @@ CONTROLS = {
     "text": "Text column", "text_col": "Text column",
     "model": "Model file",
     "data": "Data file", "file": "Data file",
+    "model2": "Second model file",
 }
+#: controls that are on the page rather than in the sidebar
+ON_PAGE = {"Second model file"}
 # a sentence that gives Python advice: keyword arguments, rv./torch. calls, code in backticks
-_CODE = re.compile(r"\w+=|\brv\.|\btorch\.|\w+\(\S*\)|`|load_model|save_model|\.state_dict")
+_CODE = re.compile(r"\w+=|\brv\.|\btorch\.|\w+\((?:\)|[^)]*[='\"\[])|`|load_model|save_model|\.state_dict")
 
 
 def message_of(exc: BaseException) -> str:
@@ -70,11 +73,12 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
         if clauses:
             kept.append("; ".join(clauses).rstrip(" .;,:") + ".")
     text = " ".join(kept) if kept else "This file cannot be used as it is."
-    if control:
+    if control and f"'{control}'" not in text:
+        where = "on this page" if control in ON_PAGE else "in the sidebar"
         if control.endswith("file"):
-            text += f" Choose another file under '{control}' in the sidebar."
+            text += f" Choose another file under '{control}' {where}."
         else:
-            text += f" Change it under '{control}' in the sidebar."
+            text += f" Change it under '{control}' {where}."
     return text
 
 

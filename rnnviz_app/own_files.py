@@ -31,9 +31,9 @@ MODEL_HELP = ("Your trained model: a .safetensors file saved with rnnviz, or a P
 DATA_HELP = ("Your sequences: CSV or Parquet (one row per step), NPZ, or a UCR/UEA .ts file; "
              "a text CSV with a text column for models that read words.")
 #: URL parameters of the data file's reading options (reset when another data file comes)
-DATA_PARAMS = ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss", "order", "orderx")
+DATA_PARAMS = ("idc", "ordc", "labc", "textc", "featc", "grpc", "miss", "clsorder", "clsnames")
 #: URL parameters of the model's reading options (reset when another model comes)
-MODEL_PARAMS = ("readout", "order", "orderx")
+MODEL_PARAMS = ("readout", "clsorder", "clsnames")
 AUTO = "(found automatically)"
 NO_LABELS = "(no labels)"
 MISSING = {"error": "Refuse the file", "fill": "Fill forward from the step before", "drop": "Drop those sequences"}
@@ -310,12 +310,12 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
         if cands:
             keys = [k for k, _, _ in cands] + [TYPED]
             default = "declared" if "declared" in keys else ("sorted" if "sorted" in keys else keys[0])
-            okey = widget_key("order", default, keys)
+            okey = widget_key("clsorder", default, keys)
             choice = st.session_state[okey]
-            remember("order", choice)
+            remember("clsorder", choice)
             if choice == TYPED:
-                tkey = widget_key("orderx", ", ".join(cands[0][2]))
-                remember("orderx", st.session_state[tkey])
+                tkey = widget_key("clsnames", ", ".join(cands[0][2]))
+                remember("clsnames", st.session_state[tkey])
                 names = [s.strip() for s in str(st.session_state[tkey]).split(",") if s.strip()]
             else:
                 names = list(next(n for k, _, n in cands if k == choice))
@@ -421,7 +421,7 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
 def _key(dig: str, v: dict, kind: str) -> str:
     """Cache key of a half: its content hash plus the choices that change what it computes."""
     from rnnviz_app.hashing import digest
-    params = ("readout", "order", "orderx") if kind == "model" else (*DATA_PARAMS, "vocab")
+    params = ("readout", "clsorder", "clsnames") if kind == "model" else (*DATA_PARAMS, "vocab")
     extra = [v.get(p) for p in params]
     return dig if not any(extra) else digest(dig, extra)
 

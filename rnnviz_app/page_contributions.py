@@ -112,3 +112,11 @@ def known_step_hits(ctx: Loaded, sc, method: str, known) -> dict | None:
     except ImportError:
         return None
     return {method: hits(sc, known, ctx.data.lengths)}
+
+
+def words(ctx: Loaded, row: int) -> list[str]:
+    """A token sequence's words (the data's or the model's vocabulary; "#id" for unknown ids)."""
+    ds = ctx.data
+    vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+    ids = ds.X[row, : int(ds.lengths[row])].tolist()
+    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import streamlit as st
+
 __all__ = ["show_findings", "plain"]
 
 _MD = re.compile(r"([\\`*_{}\[\]<>()#+\-!|~$])")
@@ -25,5 +27,7 @@ def show_findings(box: Any, which: str, *args: Any, **kwargs: Any) -> list[str]:
     except Exception:  # noqa: BLE001 - findings are a summary; the charts below stay the evidence
         return []
     if sentences:
-        box.info("\n".join(f"- {plain(s)}" for s in sentences), icon=":material/lightbulb:")
+        with box.container(border=True, key=f"findings_{which}"):
+            st.markdown("**What this page finds on the loaded model and data**  \n"
+                        + "\n".join(f"- {plain(s)}" for s in sentences))
     return sentences

@@ -9,7 +9,7 @@ from rnnviz_app import state_url as su
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
 from rnnviz_app.page_pair import true_steps
-from rnnviz_app.play import panel, play_heatmaps
+from rnnviz_app.play import panel, play_heatmaps, token_panel
 
 __all__ = ["ORDERS", "unit_choice", "play_view", "input_panels", "SIGMOID_KINDS"]
 
@@ -40,9 +40,14 @@ def _feature_range(X: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.n
 
 def input_panels(ctx: Loaded, rows: tuple[int, int], marks: tuple) -> list[dict | None]:
     """Input strips of A and B: one row per feature, each feature on its own range over the data
-    (darker = larger; the hover shows the real value). None for token data (shown as text)."""
+    (darker = larger; the hover shows the real value); for token data the words, one per step."""
     ds = ctx.data
-    if getattr(ds, "is_tokens", False) or ds.X.ndim != 3:
+    if getattr(ds, "is_tokens", False):
+        vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+        return [token_panel([vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}"
+                             for i in ds.X[r, : int(ds.lengths[r])].tolist()], title=f"{side}: words")
+                for side, r in zip("AB", rows)]
+    if ds.X.ndim != 3:
         return [None, None]
     lo, hi = compute(_feature_range, ds.X, ds.lengths, key=("feature_range",))
     feats = np.arange(ds.X.shape[2])[:MAX_STRIP_FEATURES]

@@ -57,7 +57,7 @@ function layout(state) {
   let y = PAD_TOP;
   for (const p of state.panels) {
     p.top = y + TITLE_H + (p.marks && p.marks.length ? MARK_H : 0);
-    p.h = Math.max(p.rows * p.cellH, 4);
+    p.h = p.tokens ? 18 : Math.max(p.rows * p.cellH, 4);
     p.w = p.steps * d.cell_w;
     y = p.top + p.h + AXIS_H + GAP;
   }
@@ -81,7 +81,18 @@ function drawStatic(state) {
     ctx.fillText(p.title, LEFT, p.top - TITLE_H / 2 - (p.marks && p.marks.length ? MARK_H : 0));
     ctx.font = "11px sans-serif";
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(p.bmp, LEFT, p.top, p.w, p.h);
+    if (p.tokens) {
+      // a text model's words, one per step, cut to the column's width (the hover shows each whole)
+      ctx.save(); ctx.textAlign = "center"; ctx.fillStyle = "#31333f";
+      for (let t = 0; t < p.steps && d.cell_w >= 8; t++) {
+        let w = String(p.tokens[t]);
+        while (w.length > 1 && ctx.measureText(w).width > d.cell_w - 2) w = w.slice(0, -1);
+        ctx.fillText(w, LEFT + (t + 0.5) * d.cell_w, p.top + p.h / 2);
+      }
+      ctx.restore();
+    } else {
+      ctx.drawImage(p.bmp, LEFT, p.top, p.w, p.h);
+    }
     ctx.strokeStyle = "#c0c0c0"; ctx.lineWidth = 1; ctx.strokeRect(LEFT - 0.5, p.top - 0.5, p.w + 1, p.h + 1);
     // row labels: as many as fit 12 px apart
     const every = Math.max(1, Math.ceil(12 / p.cellH));
@@ -176,6 +187,7 @@ function hover(state, ev) {
   for (const p of state.panels) {
     if (y >= p.top && y < p.top + p.h && x >= LEFT && x < LEFT + p.w) {
       const t = Math.floor((x - LEFT) / d.cell_w), r = Math.floor((y - p.top) / p.cellH);
+      if (p.tokens) { state.tip.textContent = `${p.title} · step ${t}: ${p.tokens[t]}`; return; }
       const v = p.tips[r * p.steps + t];
       state.tip.textContent = `${p.title} · step ${t} · ${p.labels[r]}: ${Number.isFinite(v) ? v.toPrecision(3) : "no value"}`;
       return;
@@ -233,10 +245,10 @@ function build(root, data) {
   root.append(stack, state.tip);
   state.panels = data.panels.map((p) => {
     const q = Object.assign({}, p);
-    q.vals = decode(p.values);
+    q.vals = p.tokens ? new Float32Array(0) : decode(p.values);
     q.tips = p.raw ? decode(p.raw) : q.vals;
     q.cellH = p.cell_h || data.cell_h;
-    q.bmp = bitmap(q);
+    q.bmp = p.tokens ? null : bitmap(q);
     return q;
   });
   state.step = Math.max(0, Math.min(data.start, data.max_step));

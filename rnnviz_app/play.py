@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["play_heatmaps", "play_caption", "panel", "steps_per_second"]
+__all__ = ["play_heatmaps", "play_caption", "panel", "token_panel", "steps_per_second"]
 
 _HERE = Path(__file__).resolve().parent
 _JS = (_HERE / "play.js").read_text(encoding="utf-8")
@@ -94,6 +94,17 @@ def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], l
             "signed": bool(lo < 0 < hi), "labels": labels, "marks": sorted({int(m) for m in marks if 0 <= int(m) < steps}),
             "group": group, "cell_h": cell_h, "legend": str(legend), "strip": bool(strip), "raw": tips, "_extent": (float(np.nanmin(grid)) if np.isfinite(grid).any() else None,
                                                           float(np.nanmax(grid)) if np.isfinite(grid).any() else None)}
+
+
+def token_panel(tokens: Sequence[str], *, title: str, group: str | None = None) -> dict:
+    """A strip of words, one per step (a text model's input), for :func:`play_heatmaps` ``strips``.
+    The words are drawn as text (never markup), cut to the column's width; the hover shows each whole."""
+    words = [str(t) for t in tokens]
+    if not words:
+        raise ValueError("a token strip needs at least one token.")
+    return {"title": str(title), "rows": 1, "steps": len(words), "values": "", "lo": 0.0, "hi": 1.0, "signed": False,
+            "labels": ["word"], "marks": [], "group": group, "cell_h": 18, "legend": "", "strip": True, "raw": None,
+            "tokens": words, "_extent": (None, None)}
 
 
 def play_caption(steps_a: int, steps_b: int, colour_domain: tuple[float, float],

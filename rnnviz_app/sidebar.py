@@ -85,12 +85,12 @@ def _own_controls(state: own.OwnState) -> None:
                           + "  \n".join(f"- {own.READOUT_SHORT.get(k, k)}: {t}" for k, t in
                                         getattr(mm, "READOUTS", {}).items()))
     if state.order_keys:
-        st.selectbox("Class order", state.order_keys, key="w_order",
+        st.selectbox("Class order", state.order_keys, key="w_clsorder",
                      format_func=lambda k: own.order_label(k, state.orders, state.order_labels),
                      help="A state dict does not name its outputs. Pick the order your training script gave the "
                           "classes (output 0 first); the accuracy of each order on the loaded data is shown.")
-        if st.session_state.get("w_order") == own.TYPED:
-            st.text_input("Class names in output order, separated by commas", key="w_orderx")
+        if st.session_state.get("w_clsorder") == own.TYPED:
+            st.text_input("Class names in output order, separated by commas", key="w_clsnames")
     if state.columns is not None or state.data is not None or "data" in state.problems:
         bad = {p[1] for p in state.problems.values()} & own.COLUMN_FIELDS
         chosen = any(st.session_state.get("w_" + k) not in (None, own.AUTO, [], "error")

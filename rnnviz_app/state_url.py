@@ -43,6 +43,27 @@ def _within(v: Any, bounds: tuple[float, float] | None) -> bool:
         return False
 
 
+def checked_link_value(name: str, default: Any, options: list | None = None, cast: Callable[[str], Any] = str,
+                       bounds: tuple[float, float] | None = None) -> Any:
+    """The link's value of ``name`` when valid (see :func:`widget_key`), else ``default``; a bad
+    value is dropped from the view and noted for :func:`show_link_notes`. For pages that set
+    their widgets' state themselves."""
+    raw = view().get(name)
+    if raw is None:
+        return default
+    try:
+        if len(str(raw)) > MAX_PARAM_CHARS:
+            raise ValueError(name)
+        cand = cast(raw)
+        if not _finite(cand) or not _within(cand, bounds) or (options is not None and cand not in options):
+            raise ValueError(name)
+        return cand
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        _note_bad_link_value(name)
+        view().pop(name, None)
+        return default
+
+
 def _note_bad_link_value(name: str) -> None:
     notes = st.session_state.setdefault("_link_notes", [])
     if name not in notes:

@@ -9,15 +9,21 @@ import pandas as pd
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# GitHub-flavoured Markdown turns bare addresses into links even when their punctuation is
+# escaped (https://..., www...., name@host); an invisible word joiner breaks each pattern.
+_WJ = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www)(?=\\[:.])|(?<=\w)(@)")
 
 
 def md_escape(text: object, max_len: int = 300) -> str:
     """``text`` safe to place inside Markdown: every Markdown/HTML character backslash-escaped,
-    line breaks flattened, cut to ``max_len`` characters. Renders as the literal text."""
+    bare web and mail addresses broken by an invisible word joiner (U+2060) so they do not become
+    links, line breaks flattened, cut to ``max_len`` characters. Renders as the literal text."""
     s = " ".join(str(text).split())
     if len(s) > max_len:
         s = s[: max_len - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return _AUTOLINK.sub(lambda m: (m.group(1) or "") + _WJ + (m.group(2) or ""), s)
 
 
 def safe_cell(value: object) -> object:

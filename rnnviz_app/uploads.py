@@ -9,12 +9,14 @@ from rnnviz_app.messages import message_of
 from rnnviz_core.store import UploadStore, content_hash
 
 MAX_STORE_BYTES = int(os.environ.get("RNNVIZ_UPLOAD_MAX_BYTES", 500 * 1024 * 1024))
+#: what one browser session may hold in the store (its own older files make room first)
+SESSION_BYTES = int(os.environ.get("RNNVIZ_UPLOAD_SESSION_BYTES", MAX_STORE_BYTES // 4))
 
 
 @st.cache_resource
 def upload_store() -> UploadStore:
     """The server's one upload store (location from ``RNNVIZ_UPLOAD_DIR``)."""
-    return UploadStore(max_bytes=MAX_STORE_BYTES)
+    return UploadStore(max_bytes=MAX_STORE_BYTES, owner_bytes=SESSION_BYTES)
 
 
 def session_owner() -> str:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from rnnviz_app.compute import compute
-from rnnviz_app.text import safe_csv
+from rnnviz_app.text import md_escape, safe_csv
 
 
 def csv_button(df, label: str, file_name: str, key: str) -> None:
@@ -32,7 +32,8 @@ def _spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, s
 
 
 def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> str:
-    """Draw ``build(*args, **kwargs)`` (an Altair chart) and return its caption.
+    """Draw ``build(*args, **kwargs)`` (an Altair chart) and return its caption, escaped for
+    Markdown (captions name sequences, classes and groups from the user's files: issue 13).
 
     Building and validating an Altair spec costs ~0.1 s per chart; the finished Vega-Lite spec is
     cached under the loaded model/data hashes plus ``key`` (what the data depends on) and the
@@ -42,4 +43,4 @@ def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any)
     spec, caption = compute(_spec, build, args, kwargs,
                             key=("chart", name, repr(sorted(kwargs.items()))) + tuple(key))
     st.vega_lite_chart(spec, width="content", theme=None)
-    return caption
+    return md_escape(caption, max_len=20_000)

@@ -9,6 +9,8 @@ steps, 64 units, 6 arrays: 51 GB). :func:`plan` says how many sequences fit, and
     p = budget.plan(len(ds), ds.max_len, units=64, arrays=6, max_bytes=budget.DEFAULT_MAX_BYTES)
     if p.sampled:
         ds = ds.subset(budget.sample(len(ds), p.keep_n, labels=ds.y))   # and show p.message
+
+or, for a model and a dataset in one call, ``ds, p = budget.fit(ds, model)``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["Plan", "plan", "sample", "DEFAULT_MAX_BYTES", "BYTES_PER_VALUE", "format_bytes"]
+__all__ = ["Plan", "plan", "sample", "traced_size", "fit", "DEFAULT_MAX_BYTES", "BYTES_PER_VALUE", "format_bytes"]
 
 #: A default budget for the traced arrays of one analysis (1 GiB).
 DEFAULT_MAX_BYTES = 1 << 30
@@ -130,3 +132,35 @@ def sample(n: int, keep_n: int, *, labels: np.ndarray | None = None, seed: int =
         take[k] += 1
     out = [rng.choice(np.flatnonzero(inv == k), size=int(m), replace=False) for k, m in enumerate(take) if m]
     return np.sort(np.concatenate(out)).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def traced_size(model) -> tuple[int, int]:
+    """``(units, arrays)`` a full trace of ``model`` keeps per sequence step (an upper bound).
+
+    ``units`` counts every layer and direction of every recurrent module; ``arrays`` is the most
+    per-step arrays one of them keeps (``h``, ``c`` and the gates) plus one for the output the
+    pages read. A GRU of 64 units: ``(64, 5)``; a 2-layer bidirectional LSTM of 32: ``(128, 7)``.
+    """
+    from .engine import find_recurrent
+    infos = find_recurrent(model)
+    units = sum(i.num_layers * i.num_directions * max(i.hidden_size, i.state_size) for i in infos)
+    arrays = max(len(i.kinds) for i in infos) + 1
+    return int(units), int(arrays)
+
+
+def fit(ds, model, *, max_bytes: int = DEFAULT_MAX_BYTES, seed: int = 0):
+    """``(dataset, plan)``: ``ds`` itself when tracing all of it with ``model`` fits in
+    ``max_bytes``, else a sample (sorted; each class keeps its share) and the plan's sentence.
+
+    Decided from sizes alone, before anything is traced or allocated.
+
+    Raises
+    ------
+    DataError : (code ``"too_big_to_trace"``) when not even one sequence fits.
+    """
+    units, arrays = traced_size(model)
+    p = plan(len(ds), int(ds.max_len), units, arrays, max_bytes=max_bytes)
+    if not p.sampled:
+        return ds, p
+    labels = ds.y if getattr(ds, "class_names", None) and ds.y is not None else None
+    return ds.subset(sample(len(ds), p.keep_n, labels=labels, seed=seed)), p

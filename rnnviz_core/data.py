@@ -389,7 +389,9 @@ def _encode_labels(y: np.ndarray | None, class_names: Sequence[str] | None, task
         s = pd.Series(y)
         if s.isna().any():
             raise DataError("Some sequences have no label; fill them in or remove the label column.", code='missing_label', field='label')
-        nums = pd.to_numeric(s, errors="coerce")
+        lcodes, luniq = pd.factorize(s)                     # text -> numbers once per distinct label
+        nums = pd.Series(pd.to_numeric(pd.Series(np.asarray(luniq, dtype=object)), errors="coerce")
+                         .to_numpy()[lcodes])
         if not nums.isna().any() and (task == "regression" or (class_names is None and task is None
                                                               and not np.all(np.mod(nums, 1) == 0))):
             y = nums.to_numpy(np.float64)                 # numbers stored as text
@@ -560,9 +562,22 @@ def _table_limits(label: str, rows: int, cols: int, more: bool = False) -> None:
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
+#: Bytes scanned per step when counting lines: ``bytes.count`` holds the GIL, so a 200 MB file
+#: counted in one call stalls every other session's script for ~0.4 s; 4 MB steps take a few ms.
+_COUNT_CHUNK = 4 << 20
+
+
 def _count_lines(data: bytes) -> int:
-    """Lines, with line breaks of every kind (\\n, \\r\\n and a lone \\r) counted once each."""
-    breaks = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    """Lines, with line breaks of every kind (\\n, \\r\\n and a lone \\r) counted once each.
+
+    Counted in ``_COUNT_CHUNK`` steps so other threads (other sessions' reruns) get the GIL in
+    between; a ``\\r\\n`` split across two steps is counted once."""
+    breaks, view = 0, memoryview(data)
+    for i in range(0, len(data), _COUNT_CHUNK):
+        part = bytes(view[i:i + _COUNT_CHUNK])
+        breaks += part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
+        if part.endswith(b"\r") and data[i + _COUNT_CHUNK:i + _COUNT_CHUNK + 1] == b"\n":
+            breaks -= 1                                                  # its \n is counted in the next step
     return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
 
 
@@ -600,12 +615,29 @@ def _arrow_width(t) -> int:
         return 16
 
 
+def _parquet_index(schema, frames: list[pd.DataFrame], rows: int) -> pd.Index | None:
+    """The index pandas would give the whole table (None: the default 0..rows-1), from batches."""
+    meta = (schema.pandas_metadata or {}).get("index_columns") or []
+    if len(meta) == 1 and isinstance(meta[0], dict) and meta[0].get("kind") == "range":
+        r = meta[0]
+        idx = pd.RangeIndex(r.get("start", 0), r.get("stop", rows), r.get("step", 1), name=r.get("name"))
+        return idx if len(idx) == rows else None
+    if not meta or all(isinstance(f.index, pd.RangeIndex) for f in frames):
+        return None
+    return frames[0].index.append([f.index for f in frames[1:]]).set_names(frames[0].index.names)
+
+
+#: Values per Parquet batch (rows x columns) read and turned into pandas at a time.
+_PARQUET_BATCH_VALUES = 4_000_000
+
+
 def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
     """Parquet: counts and decoded size from the metadata first, then read in batches, measured."""
     unreadable = DataError(f"{label} is not a readable Parquet file; it may be damaged. Export it again.",
                            code="unreadable", field="file")
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(io.BytesIO(data))
@@ -624,8 +656,12 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
         raise _too_big(f"{label} unpacks to {decoded / 2**20:,.0f} MB; rnnviz reads at most "
                        f"{MAX_DECODED_BYTES // 2**20:,} MB of table. Upload fewer rows or columns.")
     text_cols = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    batch_rows = max(1024, 4_000_000 // max(cols, 1))
-    batches, seen, nbytes = [], 0, 0
+    batch_rows = max(1024, _PARQUET_BATCH_VALUES // max(cols, 1))
+    # Each batch is turned into pandas columns as it comes and then dropped: memory stays about
+    # one table, and no single conversion holds the GIL for long (one call on a whole 5M-row
+    # table blocks every other session's script for over a second).
+    frames: list[pd.DataFrame] = []
+    seen, nbytes = 0, 0
     try:
         pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=text_cols)   # text stays dictionary-encoded
         for b in pf.iter_batches(batch_size=batch_rows):
@@ -634,17 +670,32 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
             if seen > MAX_ROWS or nbytes > MAX_DECODED_BYTES:
                 raise _too_big(f"{label} holds more than its header says (over {MAX_ROWS:,} rows or "
                                f"{MAX_DECODED_BYTES // 2**20:,} MB); rnnviz stopped reading it. Export it again.")
-            batches.append(b)
-        table = pa.Table.from_batches(batches, schema=batches[0].schema) if batches else schema.empty_table()
-        del batches
-        df = table.to_pandas(self_destruct=True, split_blocks=True)
+            t = pa.Table.from_batches([b])
+            del b
+            for i, fld in enumerate(t.schema):                         # dictionary text -> plain text, in Arrow
+                if pa.types.is_dictionary(fld.type) and fld.name in text_cols:
+                    t = t.set_column(i, fld.name, pc.cast(t.column(i), fld.type.value_type))
+            frames.append(t.to_pandas(self_destruct=True, split_blocks=True))
+            del t
+        if len(frames) <= 1:
+            return frames[0] if frames else schema.empty_table().to_pandas()
+        names = frames[0].columns
+        index = _parquet_index(schema, frames, seen)
+        for f in frames:
+            f.columns = pd.RangeIndex(len(names))
+        cols = {}
+        for j in range(len(names)):                                    # one column at a time, freed as it goes
+            cols[j] = pd.concat([f[j] for f in frames], ignore_index=True)
+            for f in frames:
+                del f[j]
+        df = pd.DataFrame(cols, copy=False)
+        df.columns = names
+        if index is not None:
+            df.index = index
     except DataError:
         raise
     except Exception:
         raise unreadable from None
-    for c in df.columns:                                             # dictionary text -> plain text
-        if isinstance(df[c].dtype, pd.CategoricalDtype) and c in text_cols:
-            df[c] = df[c].astype(object)
     return df
 
 
@@ -879,7 +930,12 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     y = None
     if label_col:
         lab = df[label_col]
-        nun = lab.groupby(codes, sort=False).nunique(dropna=True).to_numpy()
+        lcodes, luniq = pd.factorize(lab)                               # missing -> -1; no groupby over the rows
+        valid = lcodes >= 0
+        lo, hi = np.full(n, len(luniq), np.int64), np.full(n, -1, np.int64)
+        np.minimum.at(lo, codes[valid], lcodes[valid])
+        np.maximum.at(hi, codes[valid], lcodes[valid])
+        nun = np.where(hi < 0, 0, np.where(lo == hi, 1, 2))           # distinct labels per sequence (2: more)
         if (nun > 1).any():
             bad = uniques[int(np.flatnonzero(nun > 1)[0])]
             raise DataError(f"The label column '{label_col}' changes within sequence '{bad}'; it must hold one "
@@ -888,7 +944,7 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
             bad = uniques[int(np.flatnonzero(nun == 0)[0])]
             raise DataError(f"Sequence '{bad}' has no label in column '{label_col}'; fill it in, or remove "
                             f"the label column to look at unlabelled data.", code='missing_label', field='label')
-        y = lab.groupby(codes, sort=False).first().to_numpy()
+        y = np.asarray(luniq)[lo]                                         # each sequence's one label
     return from_arrays(X, lengths, y=y, ids=np.asarray(uniques, dtype=object), groups=groups,
                        feature_names=feature_cols, class_names=class_names, name=name, missing=missing,
                        task=task, _copy=False)

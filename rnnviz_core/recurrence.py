@@ -76,7 +76,9 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
 
     Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
     """
-    if mode == "LSTM" and probe is None and (keep or (record and not torch.is_grad_enabled())):
+    if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
+        if probe is not None:
+            raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")
         return _lstm_from_fused(x, h, c, w, mask, reverse, record, keep)
     t_len = x.shape[1]
     hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
@@ -268,8 +270,17 @@ def _lstm_from_fused(x, h0, c0, w: LayerWeights, mask, reverse, record, keep):
         out_tm = torch.where(mask.t()[..., None], out_tm, torch.zeros((), dtype=x.dtype, device=dev))
     kept = None
     if keep:
+        # What the backward multiplies by at each step, for all steps at once (one fused kernel
+        # each): d pre_i = dc g i(1-i), d pre_f = dc c_prev f(1-f), d pre_g = dc i (1-g^2),
+        # d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2).
         tc = torch.tanh(c_tm)
-        kept = [(cp[t], i_g[t], f_g[t], g_g[t], o_g[t], tc[t]) for t in range(t_len)]
+        fac = torch.empty_like(sg)
+        _sigmoid_bwd(g_g, i_g, grad_input=fac[..., :hc])
+        _sigmoid_bwd(cp, f_g, grad_input=fac[..., hc : 2 * hc])
+        _tanh_bwd(i_g, g_g, grad_input=fac[..., 2 * hc : 3 * hc])
+        _sigmoid_bwd(tc, o_g, grad_input=fac[..., 3 * hc :])
+        d_c = _tanh_bwd(o_g, tc, grad_input=i_g)  # i is no longer needed: its slot takes o (1 - tanh(c)^2)
+        kept = {"fac": fac, "dc": d_c, "f": f_g}
     rec = {}
     if record:
         rec = {k: v.transpose(0, 1) for k, v in zip("ifgo", (i_g, f_g, g_g, o_g))}
@@ -315,18 +326,15 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
             _sigmoid_bwd(d_n * ghn, r, grad_input=d_r)  # through r * (W_hn h + b_hn)
             nxt = torch.addmm(lz, buf[:, : 2 * hc], w_hh[: 2 * hc])
             nxt = torch.addmm(nxt, d_n * r, w_hh[2 * hc :])  # through W_hn h + b_hn, scaled by r
-        elif mode == "LSTM":
-            c_prev, i_g, f_g, g_g, o_g, tc = kept[t]
+        elif mode == "LSTM":  # kept: the per-step factors of _lstm_from_fused
             lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
-            dc = carry_c + torch.ops.aten.tanh_backward(lam_m * o_g, tc)  # through h = o tanh(c)
+            dc = torch.addcmul(carry_c, lam_m, kept["dc"][t])  # through h = o tanh(c)
             if dc_direct is not None and active[t]:
                 dc = dc + dc_direct[:, t]
-            _sigmoid_bwd(dc * g_g, i_g, grad_input=buf[:, :hc])
-            _sigmoid_bwd(dc * c_prev, f_g, grad_input=buf[:, hc : 2 * hc])
-            _tanh_bwd(dc * i_g, g_g, grad_input=buf[:, 2 * hc : 3 * hc])
-            _sigmoid_bwd(lam_m * tc, o_g, grad_input=buf[:, 3 * hc :])
+            torch.mul(kept["fac"][t, :, : 3 * hc].view(n, 3, hc), dc[:, None, :], out=buf[:, : 3 * hc].view(n, 3, hc))
+            torch.mul(kept["fac"][t, :, 3 * hc :], lam_m, out=buf[:, 3 * hc :])  # o gate
             nxt = buf @ w_hh
-            nxt_c = dc * f_g
+            nxt_c = dc * kept["f"][t]
         else:
             act = kept[t]
             if mode == "RNN_TANH":

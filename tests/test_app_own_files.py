@@ -86,7 +86,7 @@ def test_tutorial_pair_shows_the_scripts_accuracy_in_the_declared_class_order(fi
     ctx, state = own.resolve_own()
     assert ctx is not None, state.problems
     assert accuracy(ctx) == script_acc
-    assert st.session_state["w_order"] == "declared"
+    assert st.session_state["w_clsorder"] == "declared"
     assert list(ctx.model.class_names) == ["zebra", "apple", "mango"]
     keys = [a["key"] for a in ctx.extra["assumptions"]]
     assert "readout" in keys and "class_order" in keys
@@ -132,7 +132,7 @@ def test_long_form_csv_with_chosen_columns(files):
     st.session_state["w_labc"] = "diagnosis"
     ctx, state = own.resolve_own()
     assert ctx is not None, state.problems
-    st.session_state["w_order"] = "sorted"                   # LabelEncoder's order, as the script used
+    st.session_state["w_clsorder"] = "sorted"                   # LabelEncoder's order, as the script used
     ctx, state = own.resolve_own()
     assert accuracy(ctx) == script_acc
     assert su.view()["idc"] == "patient" and su.view()["labc"] == "diagnosis"
@@ -153,13 +153,13 @@ def test_new_upload_replaces_the_old_one_and_resets_its_choices(files):
     upload("model", files["gru"][0])
     upload("data", files["ts"])
     own.resolve_own()
-    st.session_state["w_order"] = "sorted"
+    st.session_state["w_clsorder"] = "sorted"
     own.resolve_own()
     first = su.view()["model"]
     upload("model", files["lstm"][0])
     assert su.view()["model"] != first
     ctx, _ = own.resolve_own()
-    assert st.session_state["w_order"] == "declared"
+    assert st.session_state["w_clsorder"] == "declared"
 
 
 def test_second_model_of_another_task_is_refused_with_a_sentence_about_the_model(files):
@@ -186,3 +186,11 @@ def test_app_message_names_a_control_and_drops_code_advice():
     text = app_message(ModelFileError("m.pt: unknown layers; re-save it with rv.save_model."))
     assert "rv." not in text and "'Model file'" in text
     assert "Traceback" not in app_message(KeyError("x"))
+
+
+def test_app_message_keeps_plain_parentheses_and_names_each_control_once():
+    text = app_message(DataError("The data has 3 feature(s) but the model reads 6."))
+    assert text.startswith("The data has 3 feature(s) but the model reads 6.")
+    err = DataError("Upload a model of the same task under 'Second model file'.")
+    err.field = "model2"
+    assert app_message(err).count("'Second model file'") == 1

@@ -255,8 +255,10 @@ def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key)
     full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
     view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
-    assert {"measure", "A", "B", "A − B", "p-value", "effect size"} <= set(view.columns)
-    assert "accuracy (share correct)" in set(view["measure"])
+    # issue 10 renamed the columns in plain words (the pages helper's comparison_view)
+    assert {"Measure", "Group A (mean)", "Group B (mean)", "Difference A − B", "How big the difference is",
+            "Chance of a difference this large by luck (p)"} <= set(view.columns)
+    assert "accuracy (share correct)" in set(view["Measure"])
     # the same model as "second model": the two agree on every sequence
     mpath, _ = ld.demo_files(demo_key)
     dig = up.upload_store().put(mpath.read_bytes(), name=mpath.name)
@@ -299,7 +301,8 @@ def test_markdown_from_files_is_escaped_to_literal_text():
     inj = "[Your session expired - sign in again](https://evil.example/login) <b>x</b> **y** :red[z] $x$"
     out = md_escape(inj)
     # every character that starts Markdown or HTML is backslash-escaped; removing escapes gives the text back
-    assert re.sub(r"\\(.)", r"\1", out) == inj
+    assert re.sub(r"\\(.)", r"\1", out).replace("\u2060", "") == inj
+    assert "https://" not in re.sub(r"\\(.)", r"\1", out)        # no bare address left to autolink
     for ch in "[]()<>*:$":
         assert re.search(r"(?<!\\)" + re.escape(ch), out) is None, ch
     assert "\n" not in md_escape("a\nb\r\nc")

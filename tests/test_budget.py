@@ -53,3 +53,84 @@ def test_sample_is_stable_sorted_and_keeps_class_shares():
 def test_format_bytes():
     assert [budget.format_bytes(b) for b in (12, 2048, 512 * 2**20, 25.3 * 2**30)] == \
         ["12 bytes", "2.0 KB", "512 MB", "25.3 GB"]
+
+
+# ------------------------------------------------------------------ budget.fit: model + dataset
+def _tutorial_models():
+    import torch
+    from torch import nn
+
+    class GRUNet(nn.Module):                       # the PyTorch-tutorial shape: gru -> fc on out[:, -1]
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 16, batch_first=True)
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x):
+            out, _ = self.gru(x)
+            return self.fc(out[:, -1])
+
+    class BiLSTMNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 8, num_layers=2, bidirectional=True, batch_first=True)
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    torch.manual_seed(0)
+    return [GRUNet().eval(), BiLSTMNet().eval()]
+
+
+def _dataset(n=40, t=12):
+    from rnnviz_core.data import from_arrays
+    rng = np.random.default_rng(0)
+    y = np.array(["a"] * (n * 3 // 4) + ["b"] * (n - n * 3 // 4))
+    return from_arrays(rng.standard_normal((n, t, 3)).astype(np.float32), lengths=rng.integers(3, t + 1, n), y=y)
+
+
+def _traced_bytes(model, ds) -> int:
+    """Bytes of every per-step array a full trace really holds (the reference for the estimate)."""
+    from rnnviz_core.trace import trace
+    tr = trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    total = tr.hidden.nbytes
+    for m, info in enumerate(tr.modules):
+        for layer in range(info.num_layers):
+            for d in ["fwd", "bwd"][: info.num_directions]:
+                total += sum(tr.get(k, layer=layer, direction=d, module=m).nbytes for k in info.kinds)
+    return total
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_traced_size_bounds_what_a_real_trace_holds(which):
+    model, ds = _tutorial_models()[which], _dataset()
+    units, arrays = budget.traced_size(model)
+    estimate = len(ds) * ds.max_len * units * arrays * budget.BYTES_PER_VALUE
+    real = _traced_bytes(model, ds)
+    assert real <= estimate <= 2 * real, (real, estimate)
+
+
+def test_fit_keeps_everything_within_budget():
+    model, ds = _tutorial_models()[0], _dataset()
+    out, p = budget.fit(ds, model, max_bytes=10**9)
+    assert out is ds and not p.sampled and p.message == ""
+
+
+def test_fit_samples_before_tracing_and_the_sample_fits():
+    model, ds = _tutorial_models()[1], _dataset()
+    units, arrays = budget.traced_size(model)
+    per_seq = ds.max_len * units * arrays * 4
+    out, p = budget.fit(ds, model, max_bytes=10 * per_seq)
+    assert p.sampled and p.keep_n == len(out) == 10 and p.message.startswith("Showing a sample of 10 of the 40")
+    assert _traced_bytes(model, out) <= 10 * per_seq
+    assert sorted(out.labels).count("b") == round(10 * 10 / 40)          # the rare class keeps its share
+    assert set(out.ids) <= set(ds.ids) and list(out.ids) == sorted(out.ids, key=list(ds.ids).index)
+
+
+def test_fit_refuses_when_not_one_sequence_fits():
+    model, ds = _tutorial_models()[0], _dataset()
+    with pytest.raises(DataError) as e:
+        budget.fit(ds, model, max_bytes=100)
+    assert e.value.code == "too_big_to_trace"

@@ -231,7 +231,7 @@ def test_ig_cap_is_reported():
     m = GRUNet(F=3, H=6, C=2, scale=8.0)              # chaotic path: refinement cannot finish
     x = 2 * torch.randn(12, 15, 3, generator=torch.Generator().manual_seed(5))
     _, info = contributions(m, x, "integrated_gradients", max_steps=45, return_info=True)
-    assert info["steps"].max() == 45 and set(info["steps"]) <= {15, 45}
+    assert 15 < info["steps"].max() <= 45               # refined, and never past the cap
     assert not info["converged"].all()
     assert (info["converged"] == (info["completeness_error"] <= 0.01)).all()
     with pytest.raises(InputError, match="at least 15"):

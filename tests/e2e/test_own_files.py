@@ -173,3 +173,26 @@ def test_back_to_the_demo_is_one_click_and_files_stay(page, app_url, files):
     # the files are still in their uploaders: choosing own files again brings the pair back
     select_option(page, "Demo", "My own files")
     assert metric(page) == script_acc
+
+
+def _text_demo():
+    from rnnviz_core.demos import list_demos, load_demo
+    for d in list_demos():
+        model, _ = load_demo(d.key)
+        if getattr(getattr(model, "config", None), "encoder", None) == "embedding":
+            return d
+    return None
+
+
+def test_text_csv_with_the_text_demos_model(page, app_url):
+    info = _text_demo()
+    if info is None:
+        pytest.skip("no text demo is shipped yet (models helper)")
+    open_app(page, f"{app_url}/?demo={info.key}")
+    demo_acc = metric(page)
+    open_app(page, f"{app_url}/?demo=race")
+    upload(page, "Model file", Path(info.model_path))
+    upload(page, "Data file", Path(info.data_path))
+    assert metric(page) == demo_acc          # the vocabulary travels in the model file
+    no_error_box(page)
+    every_page_draws(page)

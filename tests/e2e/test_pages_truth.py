@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (ARTIFACTS, CHART, EXCEPTION, assert_clean, launch_browser, new_page, open_app,  # noqa: E402
+from harness import (ARTIFACTS, CHART, EXCEPTION, assert_clean, new_page, open_app,  # noqa: E402
                      select_option, selected, start_server, stop_server, wait_idle)
 
 pytestmark = pytest.mark.browser
@@ -58,13 +58,16 @@ def play_root(pg):
 @pytest.mark.parametrize("path", list(PAGES))
 def test_page_on_demo_is_clean(page, app_url, demo, path):
     open_app(page, f"{app_url}/{path}?demo={demo}")
-    page.locator(CHART).first.wait_for()
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
     assert_clean(page)
     assert page.locator('[role="dialog"]').count() == 0
     assert page.get_by_role("heading", name=path, exact=True).count() == 1
     if path == "Trajectories":
         play_root(page).wait_for()
         assert page.get_by_role("button", name="Play").count() == 1
+        # findings in words at the top, before the first chart
+        box = page.locator(".st-key-findings_trajectory_findings")
+        assert box.count() == 1 and "A and B" in box.inner_text()
 
 
 # ------------------------------------------------------------------------- trajectories: play control
@@ -129,7 +132,7 @@ def test_a_and_b_are_kept_across_pages(page, app_url):
     # the most different pair chosen on one page is the pair on the others
     page.get_by_text("Most different pair", exact=True).click()
     wait_idle(page)
-    info = page.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
+    info = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="furthest apart").first.inner_text()
     go(page, "Contributions")
     assert info in page.locator('[data-testid="stMain"]').inner_text()
     assert_clean(page)
@@ -170,44 +173,41 @@ def _options(pg, label):
 
 # ------------------------------------------------------------------------- deep link, fresh server
 @pytest.mark.parametrize("path", ["Saturation", "Contributions"])
-def test_deep_link_on_a_fresh_server_opens_the_page(tmp_path, path):
-    """No warm-up visit: the link is the server's very first request."""
-    from playwright.sync_api import sync_playwright
+def test_deep_link_on_a_fresh_server_opens_the_page(browser, tmp_path, path):
+    """A server of its own with no warm-up visit: the link is the server's very first request."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     proc, url, _ = start_server(tmp_path)
     try:
-        with sync_playwright() as pw:
-            browser = launch_browser(pw)
-            pg = new_page(browser, 1400, 1600)
-            seen = {"not_found": 0, "nav": []}
+        pg = new_page(browser, 1400, 1600)
+        seen = {"not_found": 0, "nav": []}
 
-            def on_frame(payload):
-                if isinstance(payload, str):
-                    return
-                msg = ForwardMsg()
-                try:
-                    msg.ParseFromString(payload)
-                except Exception:  # noqa: BLE001
-                    return
-                kind = msg.WhichOneof("type")
-                if kind == "page_not_found":
-                    seen["not_found"] += 1
-                elif kind == "navigation":
-                    seen["nav"].append([p.page_name for p in msg.navigation.app_pages if not p.is_hidden])
+        def on_frame(payload):
+            if isinstance(payload, str):
+                return
+            msg = ForwardMsg()
+            try:
+                msg.ParseFromString(payload)
+            except Exception:  # noqa: BLE001
+                return
+            kind = msg.WhichOneof("type")
+            if kind == "page_not_found":
+                seen["not_found"] += 1
+            elif kind == "navigation":
+                seen["nav"].append([p.page_name for p in msg.navigation.app_pages if not p.is_hidden])
 
-            pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-            open_app(pg, f"{url}/{path}?demo={DEFAULT}")
-            pg.wait_for_timeout(500)
-            assert seen["not_found"] == 0
-            assert pg.locator('[role="dialog"]').count() == 0
-            assert pg.get_by_role("heading", name=path, exact=True).count() == 1
-            assert [t.split("\n")[-1].strip() for t in nav(pg).all_inner_texts()] == \
-                ["Start", "Trajectories", "Saturation", "Contributions"]
-            assert seen["nav"] and seen["nav"][-1] == ["Start", "Trajectories", "Saturation", "Contributions"]
-            assert f"/{path}?" in pg.url and f"demo={DEFAULT}" in pg.url
-            assert pg.locator(EXCEPTION).count() == 0
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / f"fresh_deep_link_{path}.png"), full_page=True)
-            browser.close()
+        pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+        open_app(pg, f"{url}/{path}?demo={DEFAULT}")
+        pg.wait_for_timeout(500)
+        assert seen["not_found"] == 0
+        assert pg.locator('[role="dialog"]').count() == 0
+        assert pg.get_by_role("heading", name=path, exact=True).count() == 1
+        assert [t.split("\n")[-1].strip() for t in nav(pg).all_inner_texts()] == \
+            ["Start", "Trajectories", "Saturation", "Contributions"]
+        assert seen["nav"] and seen["nav"][-1] == ["Start", "Trajectories", "Saturation", "Contributions"]
+        assert f"/{path}?" in pg.url and f"demo={DEFAULT}" in pg.url
+        assert pg.locator(EXCEPTION).count() == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"fresh_deep_link_{path}.png"), full_page=True)
+        pg.context.close()
     finally:
         stop_server(proc)

@@ -1,0 +1,62 @@
+"""rnnviz_app.play without a browser: what the control is sent, and its caption's branches.
+(The control in the browser: tests/e2e/test_play.py.)"""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from rnnviz_app.play import panel, play_caption, steps_per_second
+
+
+def _decode(b64: str, rows: int, steps: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(b64), dtype="<f4").reshape(rows, steps)
+
+
+def test_panel_sends_units_by_steps_cut_at_the_real_length():
+    x = np.arange(6 * 3, dtype=np.float64).reshape(6, 3)  # 6 steps, 3 units
+    p = panel(x, 4, title="A", domain=(-1, 20))
+    assert (p["rows"], p["steps"]) == (3, 4)
+    np.testing.assert_array_equal(_decode(p["values"], 3, 4), x[:4].T)  # row = unit, column = step
+    assert p["labels"] == ["unit 0", "unit 1", "unit 2"] and p["signed"] is True
+
+
+def test_panel_marks_outside_the_sequence_are_dropped_and_raw_values_travel():
+    x = np.ones((5, 1))
+    p = panel(x, 3, title="A", domain=(0, 1), marks=[1, 4, -1, 1], raw=x * 7)
+    assert p["marks"] == [1] and p["signed"] is False
+    np.testing.assert_array_equal(_decode(p["raw"], 1, 3), np.full((1, 3), 7.0))
+
+
+@pytest.mark.parametrize("kw, match", [({"steps": 0}, "steps"), ({"steps": 9}, "steps"),
+                                       ({"domain": (1, 1)}, "low < high"), ({"labels": ["a"]}, "labels")])
+def test_panel_refuses_inconsistent_input(kw, match):
+    args = {"steps": 3, "domain": (-1, 1), "labels": None} | kw
+    with pytest.raises(ValueError, match=match):
+        panel(np.zeros((5, 2)), args["steps"], title="A", domain=args["domain"], labels=args["labels"])
+
+
+def test_caption_says_when_lengths_differ_and_the_colour_range_drawn():
+    same = play_caption(5, 5, (-1.0, 1.0), (-0.5, 0.7))
+    assert "both sequences have 5 steps" in same and "from -1 to 1" in same and "from -0.5 to 0.7" in same
+    diff = play_caption(18, 5, (-0.84, 0.84), (-0.82, 0.84))
+    assert "A has 18 steps and B 5" in diff and "shorter heatmap is narrower" in diff
+    assert "from -0.84 to 0.84" in diff
+
+
+def test_caption_of_an_unsigned_scale_names_no_red_or_blue():
+    text = play_caption(3, 4, (0.0, 1.0), (0.1, 0.9), rows="unit of the update gate z")
+    assert "grey scale from 0 to 1" in text and "red" not in text and "update gate z" in text
+
+
+def test_normal_speed_plays_a_sequence_in_about_twelve_seconds():
+    assert steps_per_second(9) == 4 and steps_per_second(119) == 10 and steps_per_second(2000) == 30
+
+
+def test_token_strip_sends_the_words_as_text_one_per_step():
+    from rnnviz_app.play import token_panel
+    p = token_panel(["<b>bold</b>", "fine"], title="A: words")
+    assert p["tokens"] == ["<b>bold</b>", "fine"] and p["steps"] == 2 and p["strip"] is True
+    with pytest.raises(ValueError):
+        token_panel([], title="A")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rnnviz_app import bundle_sidebar as bs  # bundle hook
 from rnnviz_app import sidebar as sb
 from rnnviz_app import state_url as su
 
@@ -25,10 +26,12 @@ PAGES += [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibilit
 # URL paths equal to the names Streamlit 1.67 gives these files as v1 pages, on purpose: a
 # folder named pages/ is a v1 multipage app until the server's first st.navigation call, and a
 # deep link on a fresh server must resolve in both phases (see rnnviz_app/page_boot.py).
-page = st.navigation(PAGES)
+opened = bs.opened()  # bundle hook: an analysis bundle (upload, link bundle=<sha256>, $RNNVIZ_BUNDLE) or None
+page = st.navigation(bs.pages() if opened else PAGES)  # bundle hook
 
 with st.sidebar:
-    ctx = sb.source_and_files()
+    ctx = None if opened else sb.source_and_files()  # bundle hook
+    bs.sidebar(opened)  # bundle hook: the "Open an analysis bundle" expander
     if ctx is not None:
         sb.loaded_caption(ctx)
         sb.target_picker(ctx)

@@ -39,6 +39,10 @@ runs the same per-block code in Ray Data actors that load the model once (``map_
 callable class, a fixed batch size, one GPU per actor when the cluster has GPUs) and write
 partitioned Parquet. Both read the input in blocks, so memory follows the block size, not the
 number of sequences (see :func:`write_sequences` for the on-disk input form).
+
+**Reading** (:func:`open`) checks every file's hash, then loads the sequence table whole on first
+use: a reader's memory follows the bundle (about 3.6 kB per sequence at 100 steps and two methods),
+so very large bundles are for building and archiving; the app opens bundles up to its size limit.
 """
 from __future__ import annotations
 
@@ -889,8 +893,11 @@ class _Files:
     def read(self, name: str, expected: int) -> bytes:
         """The file's bytes, refusing it when it is longer than ``expected``."""
         if self.zip is not None:
-            with self.zip.open(name) as f:
-                data = f.read(expected + 1)
+            try:
+                with self.zip.open(name) as f:
+                    data = f.read(expected + 1)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
         else:
             with builtins.open(self.dir / name, "rb") as f:
                 data = f.read(expected + 1)
@@ -954,9 +961,12 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
         if files.zip is not None:
             h = hashlib.sha256()
-            with files.zip.open(name) as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
+            try:
+                with files.zip.open(name) as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
             digest = h.hexdigest()
         else:
             digest, _ = _file_sha256(files.dir / name, limit=entry["bytes"])
@@ -1016,10 +1026,31 @@ class Bundle:
         import pyarrow.parquet as pq
 
         parts = sorted(n for n in self.manifest["files"] if n.startswith("sequences/"))
+        shape = self.manifest.get("model", {}).get("output_shape", [])
+        per_row = max(self.max_length, int(np.prod(shape, dtype=np.int64)) if shape else 1, 1)
+        # decoded size is checked from the Parquet metadata before anything is decoded: a small
+        # file must not unpack into more values than the manifest's sizes allow (a Parquet "bomb")
+        budget = 16 * sum(int(e["bytes"]) for e in self.manifest["files"].values()) + 64 * 1024**2
+        rows = cells = 0
         tables = []
         for name in parts:
+            data = self._bytes(name)
             try:
-                tables.append(pq.read_table(pa.BufferReader(self._bytes(name))))
+                md = pq.ParquetFile(pa.BufferReader(data)).metadata
+            except Exception:
+                raise _refuse(f"'{name}' could not be read as Parquet.") from None
+            rows += md.num_rows
+            for i in range(md.num_row_groups):
+                g = md.row_group(i)
+                for j in range(g.num_columns):
+                    nv = g.column(j).num_values
+                    if nv > g.num_rows * per_row:
+                        raise _refuse(f"'{name}' holds more values per sequence than its manifest allows.")
+                    cells += nv
+            if rows > self.n_sequences or cells * 8 > budget:
+                raise _refuse(f"'{name}' unpacks to more data than the bundle's manifest and size allow.")
+            try:
+                tables.append(pq.read_table(pa.BufferReader(data)))
             except Exception:
                 raise _refuse(f"'{name}' could not be read as Parquet.") from None
         try:

@@ -327,3 +327,46 @@ def test_build_refusals(race, tmp_path):
     with pytest.raises(rv.InputError, match="not a sequence file written by bundle.write_sequences"):
         pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "plain.parquet")
         bundle.build(model, tmp_path / "plain.parquet", tmp_path / "z")
+
+
+def _forge(path: Path, name: str, data: bytes) -> None:
+    """Replace a file and re-sign the manifest's entry, as a forger would."""
+    import hashlib
+
+    (path / name).write_bytes(data)
+    _rewrite_manifest(path, lambda m: m["files"].update(
+        {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}))
+
+
+def test_refuses_a_parquet_part_that_unpacks_into_far_more_values(copy):
+    """A forged part whose lists repeat one value millions of times: small on disk, huge decoded."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = sorted(f"sequences/{p.name}" for p in (copy / "sequences").iterdir())[0]
+    tbl = pq.read_table(copy / name)
+    n = tbl.num_rows
+    bomb = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32) * 2_000_000),
+                                    pa.array(np.zeros(n * 2_000_000, dtype=np.float32)))
+    tbl = tbl.set_column(tbl.column_names.index("step:sum_abs"), "step:sum_abs", bomb)
+    buf = io.BytesIO()
+    pq.write_table(tbl, buf, compression="zstd")
+    assert len(buf.getvalue()) < 2_000_000        # tens of MB of zeros squeezed into a small file
+    _forge(copy, name, buf.getvalue())
+    b = bundle.open(copy)                          # sizes and hashes agree with the forged manifest
+    with pytest.raises(bundle.BundleError, match="more values per sequence than its manifest allows"):
+        b.sequences
+
+
+def test_refuses_a_damaged_single_file(race, tmp_path):
+    """One flipped byte inside a stored member: zip's own check fails, and the refusal is a sentence."""
+    model, ds = race
+    path = bundle.build(model, ds.subset(np.arange(20)), tmp_path / "small.rnnviz", sample=2)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("pca.safetensors")
+    data[info.header_offset + 30 + len(info.filename) + 20] ^= 0xFF   # inside the member's bytes
+    with pytest.raises(bundle.BundleError, match="damaged|does not match the hash"):
+        bundle.open(bytes(data))

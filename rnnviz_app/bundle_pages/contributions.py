@@ -1,0 +1,67 @@
+"""Contributions from an analysis bundle: the stored per-step scores, ranked."""
+import altair as alt
+import streamlit as st
+
+from rnnviz_app import bundle_sidebar as bs
+from rnnviz_app import bundle_view as bv
+from rnnviz_app import page_boot
+from rnnviz_app import widgets as wg
+from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
+from rnnviz_core import trajectories as tj
+from rnnviz_core.charts import contributions as cc
+from rnnviz_core.charts.trajectories import heatmap_chart
+from rnnviz_core.contributions import METHODS
+
+page_boot.require_entry_point()
+dig, b = bs.current()
+st.title("Contributions")
+st.caption("Which steps of a sequence drove the model's final answer? Each method gives every step a score; "
+           "compare two sequences and see where in the sequences the model looks.")
+if not b.methods:
+    st.info(method_message(b, "grad_norm"))
+    st.stop()
+method = st.selectbox("Method", list(b.methods), format_func=cc.method_label, key="bundle_method")
+st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
+a, bb = bv.pick_pair(b)
+ids = [str(i) for i in b.ids]
+rows = [int(r) for r in b.sample_rows]
+H = bv.sample_states(b)
+lens = b.lengths
+frame, top, pos, by_class = bv.contribution_frames(b, method, a, bb)
+hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
+n_steps = int(max(lens[a], lens[bb]))
+step_w = max(2.0, 330 / n_steps)
+
+
+def stacked(r: int, side: str):
+    """Hidden state and step scores of one sequence on one step scale."""
+    parts = [heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
+                           height=max(100, min(260, 6 * H.shape[2]))),
+             cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps)]
+    return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
+
+
+st.subheader("Scores under the hidden state")
+cols = st.columns(2)
+for col, r, side in ((cols[0], a, "A"), (cols[1], bb, "B")):
+    with col:
+        st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
+wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+
+st.subheader("The top steps, ranked")
+table = cc.top_steps_table(top, method=method)
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(table.attrs.get("caption", ""))
+
+st.subheader("Where in the sequences the model looks")
+cols = st.columns(2)
+with cols[0]:
+    st.caption(bv.chart(dig, cc.position_chart, pos, width=330, title="All sequences", key=(method, "pos")))
+    wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
+if by_class is not None:
+    with cols[1]:
+        st.caption(bv.chart(dig, cc.position_chart, by_class, width=330, title="By true class", key=(method, "grp")))
+        wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
+
+st.subheader("How far can each ranking be trusted?")
+st.info(NOT_INCLUDED["faithfulness"])

@@ -1,0 +1,62 @@
+"""Saturation from an analysis bundle: shares over time by group and the group comparison."""
+import streamlit as st
+
+from rnnviz_app import bundle_sidebar as bs
+from rnnviz_app import bundle_view as bv
+from rnnviz_app import page_boot
+from rnnviz_app import page_saturation as ps
+from rnnviz_app import widgets as wg
+from rnnviz_app.bundle_source import NOT_INCLUDED, threshold_message
+from rnnviz_app.page_findings import plain
+from rnnviz_core.charts import saturation as sc
+
+page_boot.require_entry_point()
+dig, b = bs.current()
+st.title("Saturation")
+st.caption("A unit is saturated when its value sits at the edge of its range, where it can no longer change "
+           "smoothly. Compare two groups of sequences: do the ones whose memory saturates fare worse?")
+st.info(threshold_message(b))
+thr = float(b.manifest["analysis"]["threshold"])
+options = bv.groupings(b)
+if not options:
+    st.info("This analysis bundle holds no grouping of its sequences to compare.")
+    st.stop()
+g1, g2, g3 = st.columns([2, 1, 1])
+by = g1.selectbox("Group the sequences by", list(options), format_func=options.get, key="bundle_by",
+                  index=list(options).index("outcome") if "outcome" in options else 0)
+labels = bv.group_labels(b, by)
+present = sorted(labels.unique(), key=str)
+if len(present) < 2:
+    st.warning(f"Grouping by '{options[by]}' puts every sequence in one group; choose another grouping under "
+               "'Group the sequences by'.")
+    st.stop()
+ga = g2.selectbox("Group A", present, index=0, key=f"bundle_ga_{by}")
+gb = g3.selectbox("Group B", present, index=len(present) - 1, key=f"bundle_gb_{by}")
+if ga == gb:
+    st.warning("Group A and group B are the same group; choose another one under 'Group B'.")
+na, nb = int((labels == ga).sum()), int((labels == gb).sum())
+st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} sequences) · "
+           f"Group B: **{plain(gb)}** ({nb} sequences)")
+
+st.subheader("Saturation over time")
+over = b.saturation_over_time(by)
+over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
+st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=640, key=("over", by, ga, gb)))
+wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
+
+st.subheader("Group A vs group B")
+table = b.sequences.copy()
+table["_group"] = labels.to_numpy()
+try:
+    cmp = ps.compare(table, "_group", ga, gb)
+except Exception:  # noqa: BLE001 - a comparison that cannot be made is said, not raised
+    st.info("These two groups cannot be compared here; choose other groups under 'Group A' and 'Group B'.")
+else:
+    st.dataframe(ps.comparison_view(cmp), hide_index=True, width="stretch")
+    st.caption("One row per measure: the mean in group A and in group B, their difference, and whether the "
+               "difference could be chance (a small p-value says it is unlikely to be; read how big the difference "
+               "is first).")
+    wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
+st.info(NOT_INCLUDED["resilience"])
+with st.expander("Compare with a second trained model (reproducibility)"):
+    st.info(NOT_INCLUDED["second_model"])

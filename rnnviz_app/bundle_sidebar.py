@@ -1,0 +1,116 @@
+"""The app's way into an analysis bundle: which bundle is open, its sidebar part, its pages.
+
+The entry point calls three things (marked "bundle hook" in ``streamlit_app.py``):
+:func:`opened` before ``st.navigation`` (which bundle, if any, this run shows), :func:`pages`
+(the bundle's pages, same titles and URL paths as ``pages/1-3``) and :func:`sidebar` (the
+"Open an analysis bundle" expander). A bundle comes from an upload, a link's ``bundle=<sha256>``
+or the host's ``$RNNVIZ_BUNDLE``; every way goes through :mod:`rnnviz_app.bundle_source`, which
+checks it and never runs anything in it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from rnnviz_app import state_url as su
+from rnnviz_app.bundle_source import bundle_by_hash, bundle_from_upload, host_bundle
+from rnnviz_app.messages import app_message
+
+_HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose, None = not chosen)
+_ERROR = "_bundle_error"      # sentence from the last failed open
+_UPLOAD = "bundle_upload"     # the uploader's key
+_OPEN = "_bundle_open"        # (hash, Bundle) of this run
+
+_DIR = "rnnviz_app/bundle_pages/"
+
+
+def pages() -> list:
+    """The bundle's pages for ``st.navigation``: the titles and URL paths of ``pages/0-3`` (a
+    link to a page opens the same page with or without a bundle)."""
+    out = [
+        st.Page(_DIR + "start.py", title="Start", icon=":material/home:", default=True),
+        st.Page(_DIR + "trajectories.py", title="Trajectories", url_path="Trajectories", icon=":material/timeline:"),
+        st.Page(_DIR + "saturation.py", title="Saturation", url_path="Saturation", icon=":material/thermostat:"),
+        st.Page(_DIR + "contributions.py", title="Contributions", url_path="Contributions",
+                icon=":material/bar_chart:"),
+    ]
+    return out + [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibility="hidden") for p in out[1:]]
+
+
+UPLOAD_LABEL = "Analysis bundle (.rnnviz)"
+UPLOAD_HELP = ("A file made with `rnnviz precompute` where the model lives. It holds numbers only (tables and "
+               "arrays, no code and no model), so any model can be shown here; views that re-run the model "
+               "say so.")
+
+
+def _on_upload() -> None:
+    f = st.session_state.get(_UPLOAD)
+    if f is None:
+        return
+    try:
+        dig, _ = bundle_from_upload(f)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a plain sentence
+        st.session_state[_ERROR] = app_message(exc)
+        return
+    st.session_state[_HASH] = dig
+    st.session_state[_ERROR] = None
+    su.view()["bundle"] = dig
+
+
+def _on_close() -> None:
+    st.session_state[_HASH] = ""
+    st.session_state[_ERROR] = None
+    st.session_state.pop(_UPLOAD, None)
+    su.view().pop("bundle", None)
+
+
+def opened() -> tuple[str, Any] | None:
+    """``(hash, Bundle)`` this run shows, or None: the session's choice, else the link's
+    ``bundle=`` value, else the host's ``$RNNVIZ_BUNDLE``. Call it before ``st.navigation``."""
+    st.session_state[_OPEN] = None
+    dig = st.session_state.get(_HASH)
+    if dig is None:
+        dig = su.view().get("bundle")
+    try:
+        if dig:
+            found = (dig, bundle_by_hash(dig))
+        elif dig is None:
+            found = host_bundle()
+        else:
+            found = None
+    except Exception as exc:  # noqa: BLE001 - a link or host path that fails is said plainly
+        st.session_state[_ERROR] = app_message(exc)
+        st.session_state[_HASH] = ""
+        su.view().pop("bundle", None)
+        found = None
+    if found is not None:
+        st.session_state[_HASH] = found[0]
+        su.remember("bundle", found[0])
+    st.session_state[_OPEN] = found
+    return found
+
+
+def current() -> tuple[str, Any]:
+    """``(hash, Bundle)`` of this run, for the bundle pages (stops with a hint when none is open)."""
+    found = st.session_state.get(_OPEN)
+    if found is None:
+        st.info("Open an analysis bundle in the sidebar, or close it to use a model and data.")
+        st.stop()
+    return found
+
+
+def sidebar(found: tuple[str, Any] | None) -> None:
+    """The "Open an analysis bundle" expander (inside ``with st.sidebar``)."""
+    if found is not None:
+        b = found[1]
+        st.subheader("Analysis bundle")
+        st.caption(f"Showing an analysis bundle: {b.n_sequences} sequences, up to {b.max_length} steps. "
+                   "Numbers only; the model itself is not here.")
+    with st.expander("Open an analysis bundle", expanded=found is not None or bool(st.session_state.get(_ERROR))):
+        st.file_uploader(UPLOAD_LABEL, type=["rnnviz", "zip"], key=_UPLOAD, on_change=_on_upload, help=UPLOAD_HELP)
+        if st.session_state.get(_ERROR):
+            st.error(st.session_state[_ERROR])
+        if found is not None:
+            st.button("Close the bundle", key="btn_close_bundle", on_click=_on_close,
+                      help="Go back to a model and data chosen under Model and data.")

@@ -317,3 +317,13 @@ def test_csv_exports_neutralise_formula_cells():
     assert [v[0] for v in back["seq"][:6]] == ["'"] * 6
     assert back["seq"][6] == "ok"
     assert back["score"].tolist() == df["score"].tolist()   # numbers stay numbers (negative ones too)
+
+
+@pytest.mark.parametrize("key", [d.key for d in __import__("rnnviz_core.demos", fromlist=["list_demos"]).list_demos()])
+def test_model_card_for_every_demo_including_token_data(key):
+    """The start page's card for each shipped demo (the text demo's X is token ids [N, T])."""
+    ctx = ld.resolve_loaded(key)
+    card = sm.model_card(ctx)
+    assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
+    if getattr(ctx.data, "is_tokens", False):
+        assert "words" in card["data"]

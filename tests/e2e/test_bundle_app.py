@@ -194,6 +194,19 @@ def test_host_bundle_opens_first_on_a_fresh_server_and_a_bad_link_is_refused(bro
         side = _sidebar(bad).inner_text()
         assert "no longer has the analysis bundle this link names" in side
         assert_clean(bad)
+        # a file that is not a bundle: a sentence in the sidebar, the live pages stay
+        junk = tmp_path / "notes.rnnviz"
+        junk.write_bytes(b"PK\x03\x04 this is not a bundle" * 10)
+        exp = _sidebar(bad).locator('[data-testid="stExpander"]').filter(has_text="Open an analysis bundle")
+        if not exp.locator('[data-testid="stFileUploader"]').first.is_visible():
+            exp.locator("summary").click()
+        exp.locator('input[type="file"]').set_input_files(str(junk))
+        wait_idle(bad)
+        err = exp.locator('[data-testid="stAlert"]').inner_text()
+        assert "bundle" in err.lower() and "Traceback" not in err
+        assert_clean(bad)
+        assert "Showing an analysis bundle" not in _sidebar(bad).inner_text()
+        _shot(bad, "refused")
         bad.context.close()
     finally:
         stop_server(proc)

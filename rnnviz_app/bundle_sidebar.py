@@ -21,6 +21,7 @@ _HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose,
 _ERROR = "_bundle_error"      # sentence from the last failed open
 _UPLOAD = "bundle_upload"     # the uploader's key
 _OPEN = "_bundle_open"        # (hash, Bundle) of this run
+_LAST = "_bundle_last"        # (hash, Bundle) last opened in this session
 
 _DIR = "rnnviz_app/bundle_pages/"
 
@@ -65,6 +66,18 @@ def _on_close() -> None:
     su.view().pop("bundle", None)
 
 
+def _by_hash(dig: str) -> tuple[str, Any]:
+    """The bundle a link names: the host's own (``$RNNVIZ_BUNDLE``) when the hash is its, else
+    an upload or a published one (:func:`bundle_by_hash`)."""
+    try:
+        return dig, bundle_by_hash(dig)
+    except Exception:
+        host = host_bundle()
+        if host is not None and host[0] == dig:
+            return host
+        raise
+
+
 def opened() -> tuple[str, Any] | None:
     """``(hash, Bundle)`` this run shows, or None: the session's choice, else the link's
     ``bundle=`` value, else the host's ``$RNNVIZ_BUNDLE``. Call it before ``st.navigation``."""
@@ -72,9 +85,12 @@ def opened() -> tuple[str, Any] | None:
     dig = st.session_state.get(_HASH)
     if dig is None:
         dig = su.view().get("bundle")
+    last = st.session_state.get(_LAST)
     try:
-        if dig:
-            found = (dig, bundle_by_hash(dig))
+        if dig and last is not None and last[0] == dig:
+            found = last   # checked on an earlier run of this session: not read again
+        elif dig:
+            found = _by_hash(dig)
         elif dig is None:
             found = host_bundle()
         else:
@@ -88,6 +104,8 @@ def opened() -> tuple[str, Any] | None:
         st.session_state[_HASH] = found[0]
         su.remember("bundle", found[0])
     st.session_state[_OPEN] = found
+    if found is not None:
+        st.session_state[_LAST] = found
     return found
 
 

@@ -167,3 +167,46 @@ def test_bundle_pages_show_the_live_figures(browser, app_url, bundle_file):
     assert NOT_INCLUDED["Contributions"] in fresh.locator('[data-testid="stMain"]').inner_text()
     _shot(fresh, "link")
     fresh.context.close()
+
+
+def test_host_bundle_opens_first_on_a_fresh_server_and_a_bad_link_is_refused(browser, bundle_file, tmp_path):
+    """``$RNNVIZ_BUNDLE``: the first visitor of a fresh server opens a deep link straight into the
+    bundle's page (the v1 pages/ phase included); a link naming no bundle says so in the sidebar."""
+    from harness import start_server, stop_server
+
+    proc, url, _ = start_server(tmp_path, extra_env={"RNNVIZ_BUNDLE": str(bundle_file)})
+    try:
+        pg = new_page(browser, 1400, 2200)
+        pg.set_default_timeout(90_000)
+        open_app(pg, f"{url}/Saturation")
+        pg.get_by_role("heading", name="Saturation", exact=True).wait_for()
+        _charts_drawn(pg)
+        assert_clean(pg)
+        main = pg.locator('[data-testid="stMain"]').inner_text()
+        assert NOT_INCLUDED["Saturation"] in main and "This analysis bundle was computed with" in main
+        assert pg.locator('[role="dialog"]').count() == 0
+        _shot(pg, "host")
+        pg.context.close()
+
+        bad = new_page(browser, 1400, 2200)
+        bad.set_default_timeout(90_000)
+        open_app(bad, f"{url}/?bundle={'0' * 64}")
+        side = _sidebar(bad).inner_text()
+        assert "no longer has the analysis bundle this link names" in side
+        assert_clean(bad)
+        # a file that is not a bundle: a sentence in the sidebar, the live pages stay
+        junk = tmp_path / "notes.rnnviz"
+        junk.write_bytes(b"PK\x03\x04 this is not a bundle" * 10)
+        exp = _sidebar(bad).locator('[data-testid="stExpander"]').filter(has_text="Open an analysis bundle")
+        if not exp.locator('[data-testid="stFileUploader"]').first.is_visible():
+            exp.locator("summary").click()
+        exp.locator('input[type="file"]').set_input_files(str(junk))
+        wait_idle(bad)
+        err = exp.locator('[data-testid="stAlert"]').inner_text()
+        assert "bundle" in err.lower() and "Traceback" not in err
+        assert_clean(bad)
+        assert "Showing an analysis bundle" not in _sidebar(bad).inner_text()
+        _shot(bad, "refused")
+        bad.context.close()
+    finally:
+        stop_server(proc)

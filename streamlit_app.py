@@ -36,6 +36,7 @@ with st.sidebar:
         sb.loaded_caption(ctx)
         sb.target_picker(ctx)
     notes = st.empty()   # filled after the page ran: its widgets check their link values too
+su.sync_url()            # the sidebar's choices reach the link even when the page stops early
 
 try:
     page.run()

@@ -84,17 +84,31 @@ class Toggler:
         return time.perf_counter() - t0
 
 
-def _b_done(pg_b) -> bool:
+def _b_done(pg_b, shows: str | None) -> bool:
+    """B's triggered run has finished (and, for an upload, the sidebar names the file read)."""
     st = pg_b._rv_runs
-    return st["finished"] > st["seen"]
+    if st["finished"] <= st["seen"]:
+        return False
+    if shows is None:
+        return True
+    st["seen"] = st["finished"]                       # a run that ended before the file was read
+    cap = pg_b.locator('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]').filter(has_text=shows)
+    err = pg_b.locator('[data-testid="stSidebar"] [data-testid="stAlertContentError"]')
+    if err.count():
+        raise RuntimeError(f"B's upload was refused: {err.first.inner_text()}")
+    if cap.count():
+        st["seen"] -= 1                               # let wait_idle below see the finished run
+        return True
+    return False
 
 
-def _while_b(a: Toggler, pg_b, start_b, timeout_s: float = 600.0) -> tuple[list[float], float]:
+def _while_b(a: Toggler, pg_b, start_b, shows: str | None = None,
+             timeout_s: float = 600.0) -> tuple[list[float], float]:
     """Start B's work, toggle A until B's run has finished; return (A's times, B's seconds)."""
     t0 = time.perf_counter()
     start_b()
     times = []
-    while not _b_done(pg_b):
+    while not _b_done(pg_b, shows):
         if time.perf_counter() - t0 > timeout_s:
             raise TimeoutError("session B did not finish")
         times.append(a.once())
@@ -179,7 +193,8 @@ def main() -> None:
     if args.inproc:
         sys.path.insert(0, str(args.root))
         return inproc(csv, pq)
-    env = dict(kv.split("=", 1) for kv in args.server_env)
+    # a store big enough that the 185 MB file is kept (the default per-visitor share is smaller)
+    env = {"RNNVIZ_UPLOAD_MAX_BYTES": str(2 << 30), **dict(kv.split("=", 1) for kv in args.server_env)}
     if args.torch_threads is not None:
         env["OMP_NUM_THREADS"] = str(args.torch_threads)
     proc, url, log = start_server(tmp, env)
@@ -207,7 +222,7 @@ def main() -> None:
                 print(_fmt("during B: first Contributions computation", times, f"(B took {tb:.1f} s)"), flush=True)
             for kind, path in (("csv", csv), ("parquet", pq)):
                 if kind in phases:
-                    times, tb = _while_b(a, pb, _upload(pb, path))
+                    times, tb = _while_b(a, pb, _upload(pb, path), shows=path.name)
                     print(_fmt(f"during B: upload + parse {path.stat().st_size / 2**20:.0f} MB {kind}", times,
                                f"(B took {tb:.1f} s)"), flush=True)
             print(_fmt("after (B idle)", [a.once() for _ in range(args.baseline)]), flush=True)

@@ -48,8 +48,8 @@ with st.expander("How the values are spread (choose the thresholds by eye)", exp
 table = msg.guarded(ps.saturation_table, ctx, layer, direction, thr, low, high)
 options = ps.groupings(ctx, table)
 g1, g2, g3 = st.columns([2, 1, 1])
-by = bound(g1.selectbox, "Group the sequences by", "by", next(k for k in ("correct", *options) if k in options),
-           list(options), format_func=options.get)
+by = bound(g1.selectbox, "Group the sequences by", "by", ps.default_grouping(table, options), list(options),
+           format_func=options.get)
 labels = msg.guarded(ps.group_labels, table, by)
 present = list(dict.fromkeys(sorted(labels.unique(), key=str)))
 if len(present) < 2:
@@ -96,17 +96,20 @@ if gated:
             show(sc.gate_scatter_chart, gs, low=low, high=high, csv=gs, name=f"gates_{side}")
 
 st.subheader("Group A vs group B")
-res = msg.guarded(ps.resilience_results, ctx)
-full = ps.with_resilience(table, res)
+res = None if ds.is_tokens else msg.guarded(ps.resilience_results, ctx)
+full = table if res is None else ps.with_resilience(table, res)
 cmp = msg.guarded(cp.compute, ps.compare, full, by, ga, gb, key=key + ("cmp",))
 st.dataframe(ps.comparison_view(cmp), hide_index=True, width="stretch")
 st.caption("One row per measure: the mean in group A and in group B, their difference, and whether the difference "
            "could be chance (a small p-value says it is unlikely to be; read how big the difference is first, since "
-           "with many sequences tiny differences look certain). Output change: how much the answer moves when the "
-           "input gets noise or loses steps.")
+           "with many sequences tiny differences look certain)."
+           + ("" if res is None else " Output change: how much the answer moves when the input gets noise or loses steps."))
 wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
-rs = msg.guarded(cp.compute, ps.resilience_by_group, res, table, labels.to_numpy(), ga, gb, key=key + ("res",))
-show(sc.resilience_chart, rs, width=640, csv=rs, name="resilience")
+if res is None:
+    st.caption("Resilience to noisy or missing inputs is not measured here: adding noise to words has no meaning.")
+else:
+    rs = msg.guarded(cp.compute, ps.resilience_by_group, res, table, labels.to_numpy(), ga, gb, key=key + ("res",))
+    show(sc.resilience_chart, rs, width=640, csv=rs, name="resilience")
 pf.show_findings(findings, "saturation_findings", cmp, over_time=over, suggestion=hint, by=by)
 
 with st.expander("Compare with a second trained model (reproducibility)"):

@@ -48,6 +48,15 @@ def groupings(ctx: Loaded, table) -> dict:
     return out
 
 
+def default_grouping(table, options: dict) -> str:
+    """The first grouping (correct vs wrong, then true class, then the rest) that splits the
+    sequences into at least two groups; the first option when none does."""
+    for k in ("correct", "true_class", *options):
+        if k in options and group_labels(table, k).nunique() >= 2:
+            return k
+    return next(iter(options))
+
+
 def group_labels(table, by: str):
     """Group label per row of ``table`` under grouping ``by`` (strings)."""
     from rnnviz_core.groups import assign_groups

@@ -37,7 +37,8 @@ def model_card(ctx: Loaded) -> dict:
         "architecture": _architecture(model),
         "outputs": (f"{len(names)} classes ({', '.join(map(str, names[:8]))}"
                     f"{', …' if len(names) > 8 else ''})" if len(names) > 1 else "one number (regression)"),
-        "data": f"{X.shape[0]} sequences, up to {X.shape[1]} steps, {X.shape[2]} feature(s)",
+        "data": (f"{X.shape[0]} sequences, up to {X.shape[1]} words (token ids)" if getattr(ds, "is_tokens", False)
+                 else f"{X.shape[0]} sequences, up to {X.shape[1]} steps, {X.shape[2]} feature(s)"),
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data has no labels, so accuracy cannot be computed.",
         "about": (demo_infos()[ctx.demo].description

@@ -27,13 +27,15 @@ _EXPORTS = {
     "ModelFileError": "errors", "DataError": "errors", "MismatchError": "errors",
     "load_model": "models", "save_model": "models", "ModelConfig": "models",
     "build_model": "models",
-    "load_data": "data", "SequenceDataset": "data",
+    "load_data": "data", "SequenceDataset": "data", "inspect_columns": "data",
+    "ColumnGuess": "data", "class_order_candidates": "data", "load_vocabulary": "data",
 }
 
 # submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
-    "demos", "charts", "engine", "device", "errors", "store",
+    "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
+    "bundle", "cli",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

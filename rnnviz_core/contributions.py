@@ -126,40 +126,8 @@ _GK_WG[1::2] = [0.129484966168869693270611432679082, 0.2797053914892766679014677
                 0.129484966168869693270611432679082]
 
 
-def _patterson_extension(nodes: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """The m nodes that extend a symmetric rule on [-1, 1] to a Kronrod-Patterson rule.
-
-    Patterson (1968): the new nodes are the roots of the degree-m polynomial orthogonal, with
-    weight prod(x - nodes), to every polynomial of lower degree; the weights of the combined
-    rule (old nodes first) then make it exact for every polynomial of degree < 2 m + len(nodes).
-    Computed in float64 in Legendre bases (K15 -> P31 -> P63: every weight positive, exact to
-    degree 47 and 95; tests check both). Returns (new nodes [m], weights [len(nodes) + m]).
-    """
-    from numpy.polynomial import legendre as leg
-    z, w = leg.leggauss(2 * (len(nodes) + m) + 2)
-    k_w = np.prod(z[:, None] - nodes[None, :], axis=1)
-    p = np.stack([leg.legval(z, np.eye(m + 1)[j]) for j in range(m + 1)], 1)    # P_0 .. P_m
-    a = np.einsum("q,q,qj,qk->kj", w, k_w, p, p[:, :m])                          # (m, m + 1)
-    coef = np.append(np.linalg.solve(a[:, :m], -a[:, m]), 1.0)
-    new = np.sort(np.real(leg.legroots(coef)))[::-1]
-    x = np.concatenate([nodes, new])
-    v = np.stack([leg.legval(x, np.eye(len(x))[k]) for k in range(len(x))], 0)
-    rhs = np.zeros(len(x))
-    rhs[0] = 2.0
-    return new, np.linalg.solve(v, rhs)
-
-
-# Nested refinement levels of one panel: K15 -> P31, the second reusing every node of the first.
-_IG_X = [_GK_X]
-_IG_W = [_GK_WK]
-for _m in (16,):
-    _new, _w = _patterson_extension(_IG_X[-1], _m)
-    _IG_X.append(np.concatenate([_IG_X[-1], _new]))
-    _IG_W.append(_w)
-del _m, _new, _w
-_IG_EXTEND = 0.1          # extend (not split) a panel whose Gauss and Kronrod sums agree this well
-_IG_SCAN = 16             # forward-only scan of the path: cells of width 1/16 ...
-_IG_PEAK = 6.0            # ... where the output changes this many times faster than on average
+_IG_SCAN = 32             # forward-only scan of the path: cells of width 1/32 ...
+_IG_PEAK = 3.0            # ... where the output changes this many times faster than on average
                           # start as panels of their own
 
 
@@ -251,8 +219,10 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
       ``f(x) - f(baseline[:1])``.
     * ``integrated_gradients`` with ``steps=n`` uses n-point Gauss-Legendre quadrature on the
       straight path (Captum's default rule). Without ``steps`` it refines adaptively, per
-      sequence: the path [0, 1] starts as one panel with a 15-point Gauss-Kronrod rule (whose
-      embedded 7-point Gauss rule gives an error estimate), and each round splits in two the
+      sequence: a forward-only scan of the target at 33 points of the path cuts [0, 1] into
+      panels around its sharp changes (one panel [0, 1] when it has none), each panel gets a
+      15-point Gauss-Kronrod rule (whose embedded 7-point Gauss rule gives an error
+      estimate), and each round splits in two the
       panels whose estimate is at least a quarter of that sequence's worst, until the
       sequence's scores add up to ``f(x) - f(baseline)``: completeness error
       ``|sum(scores) - (f(x) - f(baseline))| / max(|f(x) - f(baseline)|, floor)`` at most
@@ -748,7 +718,7 @@ def _ig_fixed(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, n: int) -> to
     return res
 
 
-def _ig_first_panels(prob: _Problem, b: torch.Tensor):
+def _ig_first_panels(prob: _Problem, b: torch.Tensor, max_panels: int):
     """Starting panels of every sequence's path, from a cheap forward-only scan of it.
 
     The target is computed (fused forward, no gradient) at ``_IG_SCAN + 1`` evenly spaced points
@@ -756,7 +726,8 @@ def _ig_first_panels(prob: _Problem, b: torch.Tensor):
     average over the path become panels of their own, and the stretches between them the
     others: a sharp transition (a gate flipping) then starts inside a narrow panel instead of
     being found by repeated halving of [0, 1]. A path without one keeps the single panel
-    [0, 1]. Token models (whose path runs in the embedding space) always start from [0, 1].
+    [0, 1], and so does one that would need more than ``max_panels`` (the evaluation budget).
+    Token models (whose path runs in the embedding space) always start from [0, 1].
     Returns flat (row, start, end) tensors, grouped by row, panels in order.
     """
     N, dev, M = prob.N, prob.dev, _IG_SCAN
@@ -776,7 +747,9 @@ def _ig_first_panels(prob: _Problem, b: torch.Tensor):
     v = (f[:, 1:] - f[:, :-1]).abs().cpu().numpy()                     # (N, M) change per cell
     total = v.sum(1, keepdims=True)
     peak = (v * M > _IG_PEAK * total) & np.isfinite(v) & (total > 0)
-    cut_r, cut_j = np.nonzero(peak[:, 1:] != peak[:, :-1])             # edges of peak runs
+    cuts = peak[:, 1:] != peak[:, :-1]                                  # edges of peak runs
+    cuts[cuts.sum(1) + 1 > max_panels] = False
+    cut_r, cut_j = np.nonzero(cuts)
     rows = np.concatenate([np.arange(N), np.arange(N), cut_r])
     pts = np.concatenate([np.zeros(N), np.ones(N), (cut_j + 1) / M])
     order = np.lexsort((pts, rows))
@@ -791,124 +764,67 @@ def _ig_first_panels(prob: _Problem, b: torch.Tensor):
 
 def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: torch.Tensor,
                  valid: torch.Tensor, tol: float, max_evals: int):
-    """Adaptive nested Gauss-Kronrod-Patterson integrated gradients, per sequence.
+    """Adaptive Gauss-Kronrod integrated gradients, per sequence (see contributions Notes).
 
-    Every sequence starts with one panel [0, 1] and the 15-point Kronrod rule. Each round, in
-    each sequence still above ``tol``, the panels whose error estimate is near that sequence's
-    worst are refined: a panel that is already resolved (its Gauss-7 and Kronrod-15 sums agree
-    within ``_IG_EXTEND``, or it has been extended before) is *extended* to the next nested
-    Patterson rule (15 -> 31 -> 63 nodes: 16 or 32 new evaluations, every earlier one reused);
-    an unresolved panel, or one at 63 nodes, is *split* in two 15-point panels (30). Panels are
-    kept in flat tensors, so every round is one batched pass over all the new points of all
-    the sequences still refining. Returns (scores [N, T], evaluations per row [N]).
+    The first panels come from :func:`_ig_first_panels`; then every round splits in two the
+    panels whose error estimate is near their sequence's worst.
+
+    Panels are kept in flat tensors (row, start, end, Kronrod estimate [T], error estimate) so
+    every round is one batched pass over all the points of all the sequences still refining.
+    Returns (scores [N, T], evaluations per row [N]).
     """
     N, dev = prob.N, prob.dev
     W = valid.shape[1]               # T, or T * F for per-feature scores
-    xs = [torch.as_tensor(x, dtype=torch.float64, device=dev) for x in _IG_X]
-    ws = [torch.as_tensor(w, dtype=torch.float32, device=dev) for w in _IG_W]
+    gx = torch.as_tensor(_GK_X, dtype=torch.float64, device=dev)
+    wk = torch.as_tensor(_GK_WK, dtype=torch.float32, device=dev)
     wg = torch.as_tensor(_GK_WG, dtype=torch.float32, device=dev)
-    sizes = [len(x) for x in _IG_X]                  # 15, 31, 63
-    top = len(sizes) - 1
-    keep_n = sizes[top - 1]                          # node values kept to extend a panel later
 
-    def nodes(p_row, p_a, p_b, lo, hi):
-        """Rows and alphas of standard nodes lo:hi of level `top` on each panel."""
-        half = (p_b - p_a) / 2
-        alphas = ((p_a + p_b) / 2)[:, None] + half[:, None] * xs[top][None, lo:hi]
-        return p_row.repeat_interleave(hi - lo), alphas.reshape(-1)
-
-    def level_est(vals, lvl, half):
-        """Estimate [P, W] of panels at one level from their node values [P, n, W]."""
-        return torch.einsum("k,pkt->pt", ws[lvl], vals[:, : sizes[lvl]]) * half[:, None]
-
-    def fresh(p_row, p_a, p_b, c):
-        """New 15-node panels from their node values c [P * 15, W] -> est, err, abs, vals."""
+    def evaluate(p_row, p_a, p_b):
+        """Kronrod estimate [P, T] and |Kronrod - Gauss| of the scalar sum, per panel."""
         P = p_row.numel()
+        half = (p_b - p_a) / 2                                               # (P,)
+        alphas = ((p_a + p_b) / 2)[:, None] + half[:, None] * gx[None, :]    # (P, 15)
+        c = _ig_nodes(prob, b, p_row.repeat_interleave(15), alphas.reshape(-1))
         c = c.reshape(P, 15, W) * valid[p_row][:, None, :]
-        half = ((p_b - p_a) / 2).to(torch.float32)
-        est = level_est(c, 0, half)
-        g_sum = torch.einsum("k,pkt->p", wg, c) * half
-        vals = torch.zeros(P, keep_n, W, device=dev)
-        vals[:, :15] = c
-        s = est.sum(1)
-        return est, (s - g_sum).abs(), s.abs(), vals
+        h = half.to(torch.float32)[:, None]
+        k_est = torch.einsum("k,pkt->pt", wk, c) * h                         # (P, T)
+        g_sum = torch.einsum("k,pkt->p", wg, c) * h[:, 0]
+        return k_est, (k_est.sum(1) - g_sum).abs()
 
-    p_row, p_a, p_b = _ig_first_panels(prob, b)
-    p_lvl = torch.zeros_like(p_row)
-    r0, a0 = nodes(p_row, p_a, p_b, 0, 15)
-    p_est, p_err, p_abs, p_vals = fresh(p_row, p_a, p_b, _ig_nodes(prob, b, r0, a0))
+    p_row, p_a, p_b = _ig_first_panels(prob, b, max_evals // 15)
+    p_est, p_err = evaluate(p_row, p_a, p_b)
     evals = 15 * torch.bincount(p_row, minlength=N)
     while True:
         scores = torch.zeros(N, W, device=dev).index_add_(0, p_row, p_est)
         err = (scores.sum(1) - delta).abs() / denom
-        active = err > tol
+        active = (err > tol) & (evals + 30 <= max_evals)
         if not bool(active.any()):
             return scores, evals
-        # refine, in each active row, the panels whose estimate is near that row's worst
+        # split, in each active row, the panels whose estimate is near that row's worst
         worst = torch.zeros(N, device=dev).scatter_reduce(0, p_row, p_err, "amax")
-        cand = active[p_row] & (p_err >= _IG_SPLIT * worst[p_row])
-        ext = cand & (p_lvl < top) & ((p_lvl > 0) | (p_err <= _IG_EXTEND * p_abs))
-        nxt = torch.as_tensor(sizes, device=dev)[(p_lvl + 1).clamp_max(top)]
-        cost = torch.where(ext, nxt - torch.as_tensor(sizes, device=dev)[p_lvl], 30) * cand
-        # never spend more than the row's evaluation budget: rank each panel within its row by
-        # decreasing error (candidates first) and keep those whose running cost still fits
+        split = active[p_row] & (p_err >= _IG_SPLIT * worst[p_row])
+        # never split more panels than the evaluation budget of the row allows: rank each
+        # panel within its row by decreasing error (candidates come first) and keep the top
         by_err = torch.argsort(-p_err, stable=True)
         idx = by_err[torch.argsort(p_row[by_err], stable=True)]    # grouped by row, worst first
         rs = p_row[idx]
-        run = torch.cumsum(cost[idx], 0)
-        start = torch.searchsorted(rs, rs)
-        spent = torch.empty_like(cost)
-        spent[idx] = run - run[start] + cost[idx][start]
-        do = cand & (spent <= (max_evals - evals)[p_row])
-        if not bool(do.any()):
-            return scores, evals
-        ext, split = ext & do, do & ~ext
-        evals += torch.zeros(N, dtype=torch.long, device=dev).index_add_(0, p_row, cost * do)
-        # all new points of this round in one batched pass: extensions, then split children
-        pts = []
-        e_lvl = []
-        for lvl in range(top):
-            sel = ext & (p_lvl == lvl)
-            e_lvl.append(sel)
-            pts.append(nodes(p_row[sel], p_a[sel], p_b[sel], sizes[lvl], sizes[lvl + 1]))
+        rank = torch.empty_like(p_row)
+        rank[idx] = torch.arange(rs.numel(), device=dev) - torch.searchsorted(rs, rs)
+        allowed = (max_evals - evals) // 30
+        split = split & (rank < allowed[p_row])
+        cnt = torch.zeros(N, dtype=torch.long, device=dev).index_add_(0, p_row, split.long())
         mid = (p_a[split] + p_b[split]) / 2
         n_row = torch.cat([p_row[split], p_row[split]])
         n_a = torch.cat([p_a[split], mid])
         n_b = torch.cat([mid, p_b[split]])
-        pts.append(nodes(n_row, n_a, n_b, 0, 15))
-        c_all = _ig_nodes(prob, b, torch.cat([r for r, _ in pts]), torch.cat([a for _, a in pts]))
-        at = 0
-        for lvl in range(top):
-            sel = e_lvl[lvl]
-            k = int(sel.sum())
-            n_new = sizes[lvl + 1] - sizes[lvl]
-            c = c_all[at: at + k * n_new].reshape(k, n_new, W) * valid[p_row[sel]][:, None, :]
-            at += k * n_new
-            if k == 0:
-                continue
-            half = ((p_b[sel] - p_a[sel]) / 2).to(torch.float32)
-            vals = p_vals[sel]
-            if lvl + 1 < top:
-                vals[:, sizes[lvl]: sizes[lvl + 1]] = c
-                est = level_est(vals, lvl + 1, half)
-                p_vals[sel] = vals
-            else:
-                est = level_est(torch.cat([vals[:, : sizes[lvl]], c], 1), lvl + 1, half)
-            s_new = est.sum(1)
-            p_err[sel] = (s_new - p_est[sel].sum(1)).abs()
-            p_abs[sel] = s_new.abs()
-            p_est[sel] = est
-            p_lvl[sel] = lvl + 1
-        n_est, n_err, n_abs, n_vals = fresh(n_row, n_a, n_b, c_all[at:])
+        n_est, n_err = evaluate(n_row, n_a, n_b)
         keep = ~split
         p_row = torch.cat([p_row[keep], n_row])
         p_a = torch.cat([p_a[keep], n_a])
         p_b = torch.cat([p_b[keep], n_b])
-        p_lvl = torch.cat([p_lvl[keep], torch.zeros_like(n_row)])
         p_est = torch.cat([p_est[keep], n_est])
         p_err = torch.cat([p_err[keep], n_err])
-        p_abs = torch.cat([p_abs[keep], n_abs])
-        p_vals = torch.cat([p_vals[keep], n_vals])
+        evals += 30 * cnt
 
 
 def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False,

@@ -572,12 +572,14 @@ def _count_lines(data: bytes) -> int:
 
     Counted in ``_COUNT_CHUNK`` steps so other threads (other sessions' reruns) get the GIL in
     between; a ``\\r\\n`` split across two steps is counted once."""
-    breaks, view = 0, memoryview(data)
+    breaks = 0
     for i in range(0, len(data), _COUNT_CHUNK):
-        part = bytes(view[i:i + _COUNT_CHUNK])
-        breaks += part.count(b"\n") + part.count(b"\r") - part.count(b"\r\n")
-        if part.endswith(b"\r") and data[i + _COUNT_CHUNK:i + _COUNT_CHUNK + 1] == b"\n":
-            breaks -= 1                                                  # its \n is counted in the next step
+        j = min(i + _COUNT_CHUNK, len(data))
+        breaks += data.count(b"\n", i, j)
+        if data.find(b"\r", i, j) >= 0:                                   # \r or \r\n endings: two more scans
+            breaks += data.count(b"\r", i, j) - data.count(b"\r\n", i, j)
+            if data[j - 1:j] == b"\r" and data[j:j + 1] == b"\n":
+                breaks -= 1                                              # its \n is counted in the next step
     return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
 
 

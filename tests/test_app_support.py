@@ -255,9 +255,8 @@ def test_saturation_glue_table_groups_comparison_and_second_model(ctx, demo_key)
     full = ps.with_resilience(table, res)
     assert any(c.startswith("change: ") for c in full.columns)
     view = ps.comparison_view(ps.compare(full, "correct", "correct", "wrong"))
-    # issue 10 renamed the columns in plain words (the pages helper's comparison_view)
     assert {"Measure", "Group A (mean)", "Group B (mean)", "Difference A − B", "How big the difference is",
-            "Chance of a difference this large by luck (p)"} <= set(view.columns)
+            "Chance of a difference this large by luck (p)"} <= set(view.columns)  # plain names (issue 10)
     assert "accuracy (share correct)" in set(view["Measure"])
     # the same model as "second model": the two agree on every sequence
     mpath, _ = ld.demo_files(demo_key)
@@ -318,3 +317,13 @@ def test_csv_exports_neutralise_formula_cells():
     assert [v[0] for v in back["seq"][:6]] == ["'"] * 6
     assert back["seq"][6] == "ok"
     assert back["score"].tolist() == df["score"].tolist()   # numbers stay numbers (negative ones too)
+
+
+@pytest.mark.parametrize("key", [d.key for d in __import__("rnnviz_core.demos", fromlist=["list_demos"]).list_demos()])
+def test_model_card_for_every_demo_including_token_data(key):
+    """The start page's card for each shipped demo (the text demo's X is token ids [N, T])."""
+    ctx = ld.resolve_loaded(key)
+    card = sm.model_card(ctx)
+    assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
+    if getattr(ctx.data, "is_tokens", False):
+        assert "words" in card["data"]

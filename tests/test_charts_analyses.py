@@ -182,3 +182,51 @@ def test_group_and_resilience_charts():
     _check_caption(rc)
     with pytest.raises(InputError):
         group_metric_chart(group_summary(table, "correct"), "nonsense")
+
+
+def test_saturation_time_legend_is_the_lines_not_the_pale_bands():
+    """The 95% band (opacity 0.2) carried the group legend, so its swatches were pale shades that
+    matched no drawn line."""
+    over = saturation_over_time(X, LENS, groups=np.array(["a", "b"] * 6))
+    spec = saturation_time_chart(over).to_dict()
+    areas = [v for v in _views(spec) if _mark(v) == "area"]
+    lines = [v for v in _views(spec) if _mark(v) == "line"]
+    assert areas and areas[0]["encoding"]["color"].get("legend", "absent") is None
+    assert lines[0]["encoding"]["color"].get("legend", "absent") is not None
+
+
+def test_unit_heatmap_legend_sits_below_so_its_title_is_not_cut():
+    """Beside a 330 px heatmap in a half-width column the title read "share satu"."""
+    spec = unit_saturation_chart(unit_saturation_over_time(X, LENS), width=330).to_dict()
+    rect = [v for v in _views(spec) if _mark(v) == "rect" and "color" in v["encoding"]][0]
+    legend = rect["encoding"]["color"]["legend"]
+    assert legend["orient"] == "bottom" and legend["gradientLength"] <= 330
+    assert legend["values"] == [0, 0.5, 1]          # six labels on 200 px ran together ("80%100%")
+
+
+@pytest.mark.parametrize("gates,words", [
+    ({"r": 0, "z": 0}, {"reset gate (r)", "update gate (z)"}),                      # torch.nn.GRU's docs
+    ({"i": 0, "f": 0, "o": 0}, {"input gate (i)", "forget gate (f)", "output gate (o)"}),   # torch.nn.LSTM's
+])
+def test_gate_legend_names_the_gates_in_words(gates, words):
+    g = 1 / (1 + np.exp(-3 * X))
+    spec = gate_scatter_chart(gate_saturation({k: g for k in gates}, LENS)).to_dict()
+    pts = [v for v in _views(spec) if _mark(v) == "circle"][0]
+    rows = spec["datasets"][pts["data"]["name"]] if "data" in pts else spec["datasets"][spec["data"]["name"]]
+    assert {r["gate"] for r in rows} == words
+
+
+def test_unit_heatmap_scale_can_end_at_the_highest_share_and_says_so():
+    """Race demo at its starting threshold: every share is under 25%, so on a 0-100% scale both
+    heatmaps were pale orange throughout. With ``top`` the darkest colour is that share, and the
+    caption names where the scale ends (never a silently stretched scale)."""
+    ut = unit_saturation_over_time(X, LENS, threshold=0.9)
+    hi = float(ut["frac_saturated"].max())
+    chart = unit_saturation_chart(ut, top=0.25)
+    rect = [v for v in _views(chart.to_dict()) if _mark(v) == "rect" and "color" in v["encoding"]][0]
+    assert rect["encoding"]["color"]["scale"]["domain"] == [0, 0.25]
+    assert rect["encoding"]["color"]["scale"]["clamp"] is True        # shares above 25% draw darkest
+    assert "25% of the sequences or more, not 100%" in caption(chart)
+    assert "almost always" not in caption(chart)
+    default = unit_saturation_chart(ut)
+    assert "not 100%" not in caption(default) and hi <= 1

@@ -233,3 +233,21 @@ def test_charts_on_one_step_axis_line_up():
     doms = {len(v["encoding"]["x"]["scale"]["domain"]) for v in views if "scale" in v["encoding"]["x"]}
     assert doms == {L}
     assert caption(chart).startswith("The inputs of this sequence over its 12 steps")
+
+
+@pytest.mark.parametrize("dist,align", [
+    (np.full(8, 1.0), "start"),                                          # apart from the first step, for good
+    (np.full(8, 1.0), "end"),
+    (np.r_[np.full(4, 1.0), np.full(6, 0.0)], "start"),                  # apart from the start, then rejoined
+    (np.r_[np.full(2, 0.0), np.full(6, 1.0)], "start"),                  # part at step 2
+    (np.r_[np.full(2, 0.0), np.full(4, 1.0), np.full(4, 0.0), np.full(4, 1.0)], "start"),
+    (np.r_[[0.0], np.full(5, 1.0), np.full(6, 0.0)], "start"),
+    (np.full(8, 0.0), "start"),                                          # never
+])
+def test_caption_names_the_dashed_red_line_exactly_when_one_is_drawn(dist, align):
+    """Race demo, dog5000 vs dog5001: a dashed red rule stood at step 0 (apart from the start) and
+    the caption never said what it was."""
+    d = pair_distance(*_pair(dist), align=align, scale=1.0)
+    chart = distance_chart(d)
+    red = [r for r in _rules_on(chart.to_dict(), "parting")]
+    assert bool(red) == ("dashed red" in caption(chart)), caption(chart)

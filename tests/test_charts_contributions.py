@@ -157,7 +157,7 @@ def test_step_scores_marks_known_steps():
     d = c.to_dict()
     tri = [v for v in d["layer"] if isinstance(v["mark"], dict) and v["mark"].get("shape") == "triangle-down"]
     assert [r["step"] for r in d["datasets"][tri[0]["data"]["name"]]] == [0, 4]
-    assert "(step 0, 4)" in caption(c)
+    assert "(steps 0 and 4)" in caption(c)
 
 
 def _six_curves():
@@ -214,3 +214,24 @@ def test_feature_scores_chart_signed_and_unsigned():
     u = feature_scores_chart(np.abs(sc), signed=False)
     assert u.to_dict()["encoding"]["color"]["scale"]["domain"] == [0.0, 2.0]
     assert "no direction" in caption(u) and "orange" not in caption(u)
+
+
+def test_bar_legend_sits_below_the_bars_so_it_is_not_cut():
+    """Marker demo, Contributions: beside B's bars in a half-width column the legend read
+    "strength (no directio"; below them it has the column's width."""
+    frame = pd.DataFrame({"seq": 0, "step": np.arange(28), "score": np.linspace(0, 1, 28), "method": "grad_norm"})
+    spec = step_scores_chart(frame, width=330, marks=[17, 19]).to_dict()
+    legends = [v["encoding"]["color"]["legend"] for v in _all_views(spec) if "color" in v.get("encoding", {})
+               and v["encoding"]["color"].get("field") == "direction"]
+    assert legends and all(lg["orient"] == "bottom" for lg in legends)
+    assert "(steps 17 and 19)" in caption(step_scores_chart(frame, width=330, marks=[17, 19]))
+
+
+def _all_views(spec):
+    out = [spec] if "mark" in spec else []
+    for key in ("layer", "hconcat", "vconcat", "concat"):
+        for sub in spec.get(key, []):
+            out += _all_views(sub)
+    if "spec" in spec:
+        out += _all_views(spec["spec"])
+    return out

@@ -66,3 +66,70 @@ def test_tokens_as_text():
     assert "no vocabulary" in caption(input_strip_chart(ids))
     with pytest.raises(InputError):
         input_strip_chart(ids, length=9)
+
+
+def test_long_feature_names_fit_their_panel_title():
+    """The race demo's "days_since" was cut to "days_s..." by a 50 px title limit on a 44 px panel."""
+    from rnnviz_core.charts.inputs import _MAX_ROW
+    names = ["position", "time", "weight", "box", "days_since"]
+    x = np.random.default_rng(0).normal(size=(18, 5))
+    spec = input_strip_chart(x, feature_names=names, width=400).to_dict()
+    lines = [v for v in _views(spec) if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    for v, nm in zip(lines, names):
+        # 6 px per character is a lower bound on an 11 px bold sans label's width
+        assert v["encoding"]["y"]["axis"]["titleLimit"] >= 6 * len(nm), nm
+    assert all(p["height"] <= _MAX_ROW for p in spec["vconcat"])
+
+
+def test_constant_feature_axis_is_not_labelled_with_six_zeros():
+    """A feature that is 7 at every step (race demo, dog5001's position) was labelled "7.000000"."""
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    x[:, 0] = 7.0
+    spec = input_strip_chart(x, feature_names=["position", "time"], width=200).to_dict()
+    lines = [v for v in _views(spec) if (v["mark"] if isinstance(v["mark"], str) else v["mark"]["type"]) == "line"]
+    y = lines[0]["encoding"]["y"]
+    lo, hi = y["scale"]["domain"]
+    assert lo < 7.0 < hi                               # the value sits inside a non-empty range
+    assert y["axis"]["format"].endswith("~g")          # d3 "~" trims trailing zeros: 7 -> "7"
+
+
+def test_tokens_of_a_long_review_are_drawn_upright_text():
+    """A 20-token review at the page's width (steps < 40 px) asked Vega-Lite for angle -90, which
+    its schema refuses (0..360): the text demo's Contributions page broke on every review."""
+    ids = np.arange(20) % 3
+    chart = input_strip_chart(ids, vocabulary=["the", "cat", "sat"], width=300)
+    spec = chart.to_dict(validate=True)                 # raised SchemaValidationError before the fix
+    text = [v for v in _views(spec) if isinstance(v["mark"], dict) and v["mark"]["type"] == "text"]
+    assert text and 0 <= text[0]["mark"]["angle"] <= 360 and text[0]["mark"]["angle"] % 180 == 90
+
+
+def _x_encodings(spec):
+    return [v["encoding"]["x"] for v in _views(spec) if "x" in v.get("encoding", {})]
+
+
+@pytest.mark.parametrize("x,kw", [
+    (np.arange(10) % 3, dict(vocabulary=["the", "cat", "sat"])),          # tokens (text mark)
+    (np.random.default_rng(0).normal(size=(10, 3)), dict(marks=[2, 5])),  # line panels and red rules
+])
+def test_strip_steps_sit_on_the_same_bands_as_the_bars_below(x, kw):
+    """Text demo, Contributions: the token strip used Vega-Lite's default point scale for a text mark
+    (steps spaced over n-1 intervals, from the edge) while the heatmap and bars below use bands
+    (n intervals, centred): the tokens drifted off their bars. Every mark now sits on a band scale,
+    at the band's centre, as the bars do."""
+    spec = input_strip_chart(x, step_width=330 / 14, n_steps=14, **kw).to_dict()
+    xs = _x_encodings(spec)
+    assert xs
+    for enc in xs:
+        assert enc.get("bandPosition") == 0.5
+        if "scale" in enc:
+            assert enc["scale"]["type"] == "band" and enc["scale"]["domain"] == list(range(14))
+
+
+def test_rotated_tokens_start_at_the_strip_bottom_and_fit_its_height():
+    from rnnviz_core.charts.inputs import _TOKEN_STRIP
+    spec = input_strip_chart(np.arange(20) % 3, vocabulary=["the", "cat", "sat"], width=300).to_dict()
+    (v,) = [v for v in _views(spec) if isinstance(v["mark"], dict) and v["mark"]["type"] == "text"]
+    # a quantitative y on [0, 1] at 0: Vega draws it at the bottom edge; the text then runs up from it
+    assert v["mark"]["align"] == "left" and v["encoding"]["y"]["scale"]["domain"] == [0, 1]
+    assert spec["transform"] == [{"calculate": "0", "as": "row"}]
+    assert v["mark"]["limit"] < _TOKEN_STRIP == spec["height"]

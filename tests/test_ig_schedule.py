@@ -1,44 +1,67 @@
-"""The quadrature rules behind integrated gradients' default refinement, against exact integrals.
+"""Integrated gradients' default refinement: the first panels come from a forward-only scan.
 
-The nested Kronrod-Patterson rules (15 -> 31 nodes) are computed at import; these tests hold
-them to what makes them usable: every earlier node reused, positive weights, and exact integrals
-of every Legendre polynomial up to their degree (integral over [-1, 1] is 2 for P_0, else 0).
+A model whose output along the straight path has one sharp step at a known point: the scan must
+start that sequence with a narrow panel around the step, and the refinement must reach 1%
+completeness with fewer gradient evaluations than halving [0, 1] does (the schedule before).
 """
+import importlib
+
 import numpy as np
-import pytest
-from numpy.polynomial import legendre as leg
+import torch
+from torch import nn
 
-from rnnviz_core.contributions import _GK_WK, _GK_X, _IG_W, _IG_X
+from rnnviz_core.contributions import contributions
 
-
-def _legendre_errors(x, w, max_deg):
-    exact = np.zeros(max_deg + 1)
-    exact[0] = 2.0
-    got = np.array([np.sum(w * leg.legval(x, np.eye(max_deg + 1)[k])) for k in range(max_deg + 1)])
-    return np.abs(got - exact)
+C = importlib.import_module("rnnviz_core.contributions")  # the module (the package exports the function)
 
 
-def test_levels_are_nested_and_start_from_gauss_kronrod_15():
-    assert [len(x) for x in _IG_X] == [15, 31]
-    np.testing.assert_array_equal(_IG_X[0], _GK_X)
-    np.testing.assert_array_equal(_IG_W[0], _GK_WK)
-    for lo, hi in zip(_IG_X, _IG_X[1:]):
-        np.testing.assert_array_equal(hi[: len(lo)], lo)          # every earlier node reused
-    for x in _IG_X:
-        assert np.all(np.abs(x) < 1) and len(np.unique(x)) == len(x)
+class StepNet(nn.Module):
+    """out = 20 * tanh(k * (mean_t x_t - c)): along the path a x it steps where a * mean(x) = c."""
+
+    def __init__(self, k=60.0, c=0.4):
+        super().__init__()
+        self.rnn = nn.RNN(1, 1, batch_first=True, nonlinearity="relu", bias=False)
+        with torch.no_grad():
+            self.rnn.weight_ih_l0.fill_(1.0)
+            self.rnn.weight_hh_l0.fill_(1.0)    # h_T = sum_t x_t (inputs are positive)
+        self.k, self.c = k, c
+
+    def forward(self, x):
+        h = self.rnn(x)[0][:, -1, 0] / x.shape[1]
+        return 20 * torch.tanh(self.k * (h - self.c))[:, None]
 
 
-@pytest.mark.parametrize("level, degree", [(0, 23), (1, 47)])
-def test_rules_are_exact_to_their_degree_and_positive(level, degree):
-    x, w = _IG_X[level], _IG_W[level]
-    assert np.all(w > 0)
-    np.testing.assert_allclose(w.sum(), 2.0, rtol=1e-13)
-    assert _legendre_errors(x, w, degree).max() < 1e-12
-    # ... and not beyond (the next even degree is where a rule of this size must fail)
-    assert _legendre_errors(x, w, degree + 1)[degree + 1] > 1e-9
+def _x(n=6, t=5):
+    g = torch.Generator().manual_seed(0)
+    return 0.8 + 0.4 * torch.rand(n, t, 1, generator=g)    # mean near 1: the step sits near a = 0.4
 
 
-def test_patterson_31_on_a_smooth_integrand():
-    """A non-polynomial check: exp on [-1, 1] to near machine precision with 31 nodes."""
-    x, w = _IG_X[1], _IG_W[1]
-    assert abs(np.sum(w * np.exp(x)) - (np.e - 1 / np.e)) < 1e-13
+def test_scan_puts_a_narrow_panel_on_the_step():
+    net, x = StepNet(), _x()
+    prob = C._setup(net, x, None, None, device="cpu", batch_size=None, target_kind="logit", y=None,
+                    loss="auto")
+    rows, lo, hi = (v.numpy() for v in C._ig_first_panels(prob, torch.zeros_like(prob.xt), 100))
+    step = 0.4 / x.mean((1, 2)).numpy()                     # where a * mean(x) = c, per sequence
+    for i in range(x.shape[0]):
+        a, b = lo[rows == i], hi[rows == i]
+        assert a[0] == 0 and b[-1] == 1 and np.all(a[1:] == b[:-1])   # panels tile [0, 1]
+        (k,) = np.nonzero((a <= step[i]) & (step[i] <= b))[0][:1]
+        assert b[k] - a[k] <= 4 / C._IG_SCAN, (i, step[i], list(zip(a, b)))  # a few cells, not [0, 1]
+
+
+def test_scan_reaches_completeness_with_fewer_evaluations(monkeypatch):
+    net, x = StepNet(), _x()
+    _, with_scan = contributions(net, x, "integrated_gradients", return_info=True)
+    monkeypatch.setattr(C, "_IG_SCAN", 0)                    # the schedule before: start from [0, 1]
+    _, halving = contributions(net, x, "integrated_gradients", return_info=True)
+    for info in (with_scan, halving):
+        assert info["converged"].all()
+        assert (info["completeness_error"] <= 0.01).all()
+    assert with_scan["gradient_evaluations"] < 0.8 * halving["gradient_evaluations"], (
+        with_scan["steps"], halving["steps"])
+
+
+def test_first_panels_respect_the_budget():
+    net, x = StepNet(), _x()
+    _, info = contributions(net, x, "integrated_gradients", max_steps=15, return_info=True)
+    assert (info["steps"] == 15).all()                      # one panel each: no room for more

@@ -28,3 +28,18 @@ def test_core_never_imports_streamlit():
         if any(line.strip().startswith(("import streamlit", "from streamlit")) for line in p.read_text().splitlines())
     ]
     assert offenders == []
+
+
+def test_every_submodule_and_export_named_by_the_package_resolves():
+    code = (
+        "import importlib, types\nimport rnnviz_core as rv\n"
+        "for name in sorted(rv._SUBMODULES):\n"
+        "    assert isinstance(getattr(rv, name), types.ModuleType), name\n"
+        "for name in sorted(rv._EXPORTS):\n"
+        "    mod = importlib.import_module('rnnviz_core.' + rv._EXPORTS[name])\n"
+        "    assert getattr(rv, name) is getattr(mod, name), name\n"
+        "assert callable(rv.bundle.build) and callable(rv.pairing.readout_choices)\n"
+        "import sys; assert 'streamlit' not in sys.modules\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

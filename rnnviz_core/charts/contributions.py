@@ -104,6 +104,10 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 
 # ------------------------------------------------------------------------- per-step bars
+def _steps_words(steps: Sequence[int]) -> str:
+    """Steps in words: "step 3", "steps 0 and 4", "steps 1, 5 and 9"."""
+    s = [str(int(m)) for m in steps]
+    return f"step {s[0]}" if len(s) == 1 else "steps " + ", ".join(s[:-1]) + f" and {s[-1]}"
 
 
 
@@ -157,7 +161,8 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
                 axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, format=".2~g", tickCount=4)),
         color=alt.Color("direction:N", title=None,
                         scale=alt.Scale(domain=dom, range=[full[d] for d in dom]),
-                        legend=alt.Legend(orient="right", labelLimit=0, labelExpr=
+                        # below the bars: beside them "strength (no direction)" ran past a half-width column
+                        legend=alt.Legend(orient="bottom", direction="horizontal", labelLimit=0, labelExpr=
                                           "datum.label == 'up' ? 'pushed up' : datum.label == 'down' "
                                           "? 'pushed down' : 'strength (no direction)'")),
         opacity=alt.condition(alt.datum.top, alt.value(1.0), alt.value(0.45)),
@@ -180,8 +185,7 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     if "strength" in present and {"up", "down"} & set(present):
         text += " Grey bars are sizes with no direction (how strongly, not which way)."
     if marks is not None and len(marks) and n_methods == 1:
-        text += (" Black triangles mark the steps known to decide the answer "
-                 f"(step {', '.join(str(int(m)) for m in marks)}).")
+        text += f" Black triangles mark the steps known to decide the answer ({_steps_words(marks)})."
     return chart.properties(description=text)
 
 

@@ -67,6 +67,29 @@ def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None
     return inside & np.isfinite(col) & (col != 0)
 
 
+#: height (px) of a strip of rotated tokens
+_TOKEN_STRIP = 70
+
+#: tallest line panel (px) a long feature name may ask for
+_MAX_ROW = 96
+
+
+def _title_px(name: str) -> int:
+    """Room (px) a y title needs: ~6.5 px per character of an 11 px bold label, plus margins."""
+    return int(np.ceil(6.5 * len(str(name)))) + 8
+
+
+def _value_scale(col: np.ndarray) -> alt.Scale:
+    """A line panel's y scale; a feature constant over the sequence gets a band around its value
+    (a zero-width domain makes Vega label the axis "7.000000")."""
+    v = col[np.isfinite(col)]
+    if v.size and float(v.max()) == float(v.min()):
+        c = float(v[0])
+        pad = max(abs(c) * 0.1, 1.0)
+        return alt.Scale(domain=[c - pad, c + pad], zero=False)
+    return alt.Scale(zero=False)
+
+
 def _steps_words(steps: Sequence[int]) -> str:
     steps = [int(s) for s in steps]
     if len(steps) == 1:
@@ -116,8 +139,11 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
     arr = arr[:length]
     n = length if n_steps is None else max(int(n_steps), length)
     sw = float(width) / n if step_width is None else float(step_width)
-    xscale = alt.Scale(domain=list(range(n)), paddingInner=0, paddingOuter=0)
-    x_enc = alt.X("step:O", scale=xscale, axis=_step_axis(n, sw))
+    # a band scale for every mark, points and text at the band's centre: Vega-Lite's default for a
+    # text or line mark on an ordinal axis is a point scale, whose steps do not line up with the
+    # heatmap's and the bars' bands below (the text demo's tokens drifted off their bars)
+    xscale = alt.Scale(type="band", domain=list(range(n)), paddingInner=0, paddingOuter=0)
+    x_enc = alt.X("step:O", scale=xscale, axis=_step_axis(n, sw), bandPosition=0.5)
     marks = [int(m) for m in (marks or []) if 0 <= int(m) < length]
     mark_text = (f" Red marks show {_steps_words(marks)}, the steps known to decide the answer." if marks else "")
     head = title or "Inputs"
@@ -127,16 +153,21 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         vocab = list(vocabulary) if vocabulary is not None else None
         words = [(vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}") for i in ids]
         frame = pd.DataFrame({"step": np.arange(length), "token": words, "marked": np.isin(np.arange(length), marks)})
-        angle = 0 if sw >= 40 else -90
-        chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "right", baseline="middle",
-                                           fontSize=11 if sw >= 9 else 8, limit=80).encode(
+        angle = 0 if sw >= 40 else 270     # Vega-Lite takes 0..360: 270 reads bottom to top
+        # rotated tokens start at the strip's bottom edge and run up (at most the strip's height), so a
+        # long word never runs down across the step axis
+        chart = alt.Chart(frame).mark_text(angle=angle, align="center" if angle == 0 else "left", baseline="middle",
+                                           dx=0 if angle == 0 else 3, fontSize=11 if sw >= 9 else 8,
+                                           limit=80 if angle == 0 else _TOKEN_STRIP - 8).encode(
             x=x_enc, text="token:N",
             color=alt.condition(alt.datum.marked, alt.value(MARK_COLOUR), alt.value("black")),
             tooltip=["step:O", "token:N"],
-        ).properties(width=alt.Step(sw), height=24 if angle == 0 else 70, title=head)
-        chart = chart.encode(y=alt.Y("row:O", title="text", axis=alt.Axis(labels=False, ticks=False, domain=False,
-                                                                          minExtent=Y_EXTENT, maxExtent=Y_EXTENT))
-                             ).transform_calculate(row="0")
+        ).properties(width=alt.Step(sw), height=24 if angle == 0 else _TOKEN_STRIP, title=head)
+        # y on [0, 1]: level 0.5 (the middle) for level text; 0 (the bottom edge) for rotated tokens
+        chart = chart.encode(y=alt.Y("row:Q", title="text", scale=alt.Scale(domain=[0, 1]),
+                                     axis=alt.Axis(labels=False, ticks=False, domain=False, grid=False,
+                                                   minExtent=Y_EXTENT, maxExtent=Y_EXTENT))
+                             ).transform_calculate(row="0.5" if angle == 0 else "0")
         how = "the text of the sequence, one token per step" + ("" if vocab is not None else
                                                                  " (as token ids: no vocabulary is loaded)")
         return chart.properties(description=f"The inputs of this sequence over its {length} steps: {how}.{mark_text}")
@@ -148,18 +179,22 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
     rules = None
     if marks:
         rules = alt.Chart(pd.DataFrame({"step": marks})).mark_rule(color=MARK_COLOUR, strokeDash=[4, 3],
-                                                                    strokeWidth=1.5).encode(x=alt.X("step:O"))
+                                                                    strokeWidth=1.5).encode(x=alt.X("step:O", bandPosition=0.5))
     if f <= max_lines:
         panels = []
+        # each feature's name is its panel's (vertical) y title: the panel is made tall enough for the
+        # longest name (up to _MAX_ROW px), so "days_since" is not cut to "days_s..."
+        height = int(min(max(row_height, max(_title_px(nm) for nm in names)), _MAX_ROW))
         for j, nm in enumerate(names):
             frame = pd.DataFrame({"step": np.arange(length), "value": vals[:, j]})
             line = alt.Chart(frame).mark_line(point=length <= 60, color="#4c78a8").encode(
-                x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None),
-                y=alt.Y("value:Q", title=nm, scale=alt.Scale(zero=False),
-                        axis=alt.Axis(tickCount=2, titleLimit=row_height + 6, minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
+                x=alt.X("step:O", scale=xscale, axis=_step_axis(n, sw) if j == f - 1 else None, bandPosition=0.5),
+                y=alt.Y("value:Q", title=nm, scale=_value_scale(vals[:, j]),
+                        axis=alt.Axis(tickCount=2, format=".4~g", titleLimit=height + 6,
+                                      minExtent=Y_EXTENT, maxExtent=Y_EXTENT)),
                 tooltip=["step:O", alt.Tooltip("value:Q", format=".4g", title=nm)])
             layer = alt.layer(line, rules) if rules is not None else line
-            panels.append(layer.properties(width=alt.Step(sw), height=row_height))
+            panels.append(layer.properties(width=alt.Step(sw), height=height))
         chart = alt.vconcat(*panels, spacing=2, title=head)
         how = f"one small line per feature ({', '.join(names)}), each on its own scale"
     else:

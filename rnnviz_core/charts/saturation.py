@@ -23,6 +23,11 @@ __all__ = [
 ]
 
 
+#: the gates as PyTorch names them (GRU r, z; LSTM i, f, o), in words for the legend
+GATE_NAMES = {"r": "reset gate (r)", "z": "update gate (z)", "i": "input gate (i)", "f": "forget gate (f)",
+              "o": "output gate (o)"}
+
+
 def _top_share(df: pd.DataFrame) -> float:
     """Top of the share axis: a little above the highest line or band (at most 100%), so a
     few-percent saturation is not drawn as a flat line at the bottom of a 0-100% axis."""
@@ -53,7 +58,9 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
               axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
-        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
+        # the band keeps out of the legend: its 20%-opacity swatches would stand for the lines
+        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(
+            x=x, y="lo:Q", y2="hi:Q", color=alt.Color("group:N", legend=None)))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
@@ -79,10 +86,14 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
 
 
 def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
-                          width: int = 420, height: int = 260) -> alt.LayerChart | alt.Chart:
+                          width: int = 420, height: int = 260, top: float | None = None) -> alt.LayerChart | alt.Chart:
     """Per-unit saturation heatmap: units x steps, coloured by the share of sequences whose unit
     is saturated there (0 to 1). ``unit_time`` is the frame of
-    :func:`rnnviz_core.saturation.unit_saturation_over_time`."""
+    :func:`rnnviz_core.saturation.unit_saturation_over_time`.
+
+    ``top``: the share drawn in the darkest colour (default 1 = 100%). Where every share is a few
+    percent a 0-100% scale draws the heatmap blank; pass the highest share of all the heatmaps shown
+    side by side (one scale for all) and the caption says where the scale ends."""
     _require(unit_time, ["unit", "step", "frac_saturated"], "unit_saturation_chart")
     tooltip = ["unit:O", "step:O", alt.Tooltip("frac_saturated:Q", format=".1%", title="saturated")]
     if "n_sequences" in unit_time:
@@ -90,12 +101,16 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     base = alt.Chart(unit_time)
     n_steps = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
     units = sorted(pd.unique(unit_time["unit"]).tolist())
+    scale_top = 1 if top is None or not np.isfinite(top) or top <= 0 or top >= 1 else float(top)
     rect = base.mark_rect().encode(
         x=alt.X("step:O", scale=alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0),
                 axis=_step_axis(n_steps, width / max(n_steps, 1))),
         y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
-                        scale=alt.Scale(domain=[0, 1], scheme="oranges"), legend=alt.Legend(format="%")),
+                        scale=alt.Scale(domain=[0, scale_top], scheme="oranges", clamp=True),
+                        # below the heatmap: beside it, the title was cut ("share satu") in a half-width column
+                        legend=alt.Legend(format="%", orient="bottom", direction="horizontal",
+                                          values=[0, scale_top / 2, scale_top], gradientLength=max(60, min(int(width), 200)))),
         tooltip=tooltip).properties(width=width, height=height)
     chart: alt.LayerChart | alt.Chart = rect
     if scrubber and len(unit_time):
@@ -106,6 +121,9 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     text = (f"Each row is one unit and each column one step; the darker the cell, the more sequences have that unit "
             f"pinned at its limit (|value| at least {threshold:g}) at that step, so dark rows are units that are "
             f"almost always saturated.")
+    if scale_top < 1:
+        text = text.replace("almost always saturated.", f"saturated in many sequences. The darkest colour stands for "
+                            f"{scale_top:.0%} of the sequences or more, not 100%.")
     if len(unit_time) and float(unit_time["frac_saturated"].max()) == 0.0:
         text += f" Here no unit reaches {threshold:g} at any step, so every cell is blank."
     return chart.properties(description=text)
@@ -117,6 +135,7 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     (gate < low, nearly shut), y = share right-saturated (gate > high, nearly open), coloured by
     gate. ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
     edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
         color="gray", strokeDash=[4, 4]).encode(x=alt.X("left:Q", scale=axis), y=alt.Y("right:Q", scale=axis))

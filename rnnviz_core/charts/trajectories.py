@@ -470,7 +470,7 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
             if rel is not None and p.rel_threshold > 0:
                 ratio = f" ({rel[0] / p.rel_threshold:.1f} times the threshold)"
             return (head + f"; the sequences are already apart at the first compared step{ratio} and stay apart "
-                    "to the end.")
+                    "to the end (the dashed red line marks that first step).")
         if p.n_partings == 1:
             return (head + f"; they part at {_step_words(p.part_step, align)} (dashed red line) and stay apart to "
                     "the end.")
@@ -482,7 +482,7 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
         tail = rel[steps >= p.rejoin_step]
         after = (" and stay within it to the end" if (tail <= p.rel_threshold).all()
                  else f" and never again stay above it for {p.k} steps in a row")
-    start = ("are already apart at the first compared step" if p.part_step == p.first_step
+    start = ("are already apart at the first compared step (dashed red line)" if p.part_step == p.first_step
              else f"part at {_step_words(p.part_step, align)} (dashed red line)")
     return (head + f"; they {start}, come back together at {_step_words(p.rejoin_step, align)} (dashed green "
             f"line){after}.")

@@ -4,9 +4,11 @@ import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
+from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import widgets as wg
 from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
+from rnnviz_app.text import md_escape
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.charts.trajectories import heatmap_chart
@@ -17,17 +19,18 @@ dig, b = bs.current()
 st.title("Contributions")
 st.caption("Which steps of a sequence drove the model's final answer? Each method gives every step a score; "
            "compare two sequences and see where in the sequences the model looks.")
-if not b.methods:
-    st.info(method_message(b, "grad_norm"))
+methods = [m for m in b.methods if m in METHODS]  # names from the manifest: known methods only
+if not methods:
+    st.info(md_escape(method_message(b, "grad_norm"), max_len=1000))
     st.stop()
-method = st.selectbox("Method", list(b.methods), format_func=cc.method_label, key="bundle_method")
+method = st.selectbox("Method", methods, format_func=cc.method_label, key="bundle_method")
 st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
 a, bb = bv.pick_pair(b)
 ids = [str(i) for i in b.ids]
 rows = [int(r) for r in b.sample_rows]
-H = bv.sample_states(b)
+H = msg.guarded(bv.sample_states, b)
 lens = b.lengths
-frame, top, pos, by_class = bv.contribution_frames(b, method, a, bb)
+frame, top, pos, by_class = msg.guarded(bv.contribution_frames, b, method, a, bb)
 hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
 n_steps = int(max(lens[a], lens[bb]))
 step_w = max(2.0, 330 / n_steps)

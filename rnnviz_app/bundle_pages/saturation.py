@@ -3,6 +3,7 @@ import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
+from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import widgets as wg
@@ -15,8 +16,8 @@ dig, b = bs.current()
 st.title("Saturation")
 st.caption("A unit is saturated when its value sits at the edge of its range, where it can no longer change "
            "smoothly. Compare two groups of sequences: do the ones whose memory saturates fare worse?")
-st.info(threshold_message(b))
-thr = float(b.manifest["analysis"]["threshold"])
+st.info(msg.guarded(threshold_message, b))
+thr = msg.guarded(float, b.manifest["analysis"]["threshold"])
 options = bv.groupings(b)
 if not options:
     st.info("This analysis bundle holds no grouping of its sequences to compare.")
@@ -39,7 +40,7 @@ st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} seq
            f"Group B: **{plain(gb)}** ({nb} sequences)")
 
 st.subheader("Saturation over time")
-over = b.saturation_over_time(by)
+over = msg.guarded(b.saturation_over_time, by)
 over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
 st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=640, key=("over", by, ga, gb)))
 wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")

@@ -3,6 +3,7 @@ import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
+from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app.bundle_source import NOT_INCLUDED
 from rnnviz_app.text import md_escape
@@ -15,7 +16,7 @@ st.markdown(
     "`rnnviz precompute`), without the model itself. **Trajectories**, **Saturation** and **Contributions** "
     "show them; views that re-run the model say that the bundle does not include them. Close the bundle in "
     "the sidebar to use a model and data instead.")
-s = bv.summary(b)
+s = msg.guarded(bv.summary, b)
 st.subheader("The analysed model")
 left, right = st.columns([3, 2])
 with left:

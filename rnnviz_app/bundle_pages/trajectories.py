@@ -3,6 +3,7 @@ import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
+from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import widgets as wg
 from rnnviz_core import trajectories as tj
@@ -17,7 +18,7 @@ a, bb = bv.pick_pair(b)
 ids = [str(i) for i in b.ids]
 ia, ib = ids[a], ids[bb]
 rows = [int(r) for r in b.sample_rows]
-H = bv.sample_states(b)
+H = msg.guarded(bv.sample_states, b)
 lens = b.lengths
 sa, sb = rows.index(a), rows.index(bb)
 
@@ -27,12 +28,12 @@ st.caption(bv.chart(dig, tc.pair_heatmaps_chart, hm, ia, ib, key=("hm", a, bb)))
 wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
 
 st.subheader("Paths in one shared picture")
-paths = b.paths()
+paths = msg.guarded(b.paths)
 st.caption(bv.chart(dig, tc.pca_paths_chart, paths, [ia, ib], width=640, height=380, key=("paths", a, bb)))
 wg.csv_button(paths[paths["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "paths.csv", "dl_paths")
 
 st.subheader("How big the state is, and how fast it moves")
-norms = b.norms()
+norms = msg.guarded(b.norms)
 st.caption(bv.chart(dig, tc.norms_chart, norms, [ia, ib], width=640, key=("norms", a, bb)))
 wg.csv_button(norms[norms["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "norms.csv", "dl_norms")
 

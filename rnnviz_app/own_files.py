@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ AUTO = "(found automatically)"
 NO_LABELS = "(no labels)"
 MISSING = {"error": "Refuse the file", "fill": "Fill forward from the step before", "drop": "Drop those sequences"}
 TYPED = "typed"
+#: bytes the traced arrays of one pair may take; a larger file is traced as a stratified sample
+TRACE_BUDGET_BYTES = int(os.environ.get("RNNVIZ_TRACE_BUDGET_BYTES", 512 << 20))
 COLUMN_FIELDS = {"id", "id_col", "order", "order_col", "label", "label_col", "features", "feature_cols",
                  "feature", "group", "groups", "group_cols", "missing"}
 
@@ -410,12 +413,37 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
     except Exception as exc:  # noqa: BLE001
         state.problems["pair"] = (app_message(exc), getattr(exc, "field", None))
         return None, state
+    model_key, data_key = _key(mdig, v, "model"), _key(ddig, v, "data")
+    try:
+        ds, plan = _within_budget(model_key, data_key, TRACE_BUDGET_BYTES, model, ds)
+    except Exception as exc:  # noqa: BLE001 - not even one sequence fits
+        state.problems["pair"] = (_too_big(exc), None)
+        return None, state
+    if plan.sampled:
+        data_key += f":n{len(ds)}"
     dev = resolve_device("auto")
-    ctx = Loaded(model=model, data=ds, model_key=_key(mdig, v, "model"), data_key=_key(ddig, v, "data"),
+    ctx = Loaded(model=model, data=ds, model_key=model_key, data_key=data_key,
                  model_name=state.model_name, data_name=state.data_name, demo=None, device=str(dev),
                  device_label=device_label(dev))
     ctx.extra.update(model_upload=mdig, data_upload=ddig, own=True, assumptions=assumptions(model, ds, v))
+    if plan.message:
+        ctx.extra["budget_note"] = plan.message
     return ctx, state
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _within_budget(mkey: str, dkey: str, max_bytes: int, _model, _ds):
+    """``(data, plan)``: the data itself, or a stratified sample when tracing all of it with the
+    model would take more than ``max_bytes`` (cached under the halves' keys)."""
+    from rnnviz_core import budget
+    return budget.fit(_ds, _model, max_bytes=max_bytes)
+
+
+def _too_big(exc: Exception) -> str:
+    """The refusal when not one sequence fits in the trace budget, with what to upload instead."""
+    first = str(exc).split(". Use ")[0].rstrip(".")
+    return (f"{first}. Upload a data file of shorter sequences under 'Data file', or a smaller model "
+            f"under 'Model file'.")
 
 
 def _key(dig: str, v: dict, kind: str) -> str:

@@ -126,6 +126,9 @@ def loaded_caption(ctx: Loaded) -> None:
     st.caption(f"**Model:** {md_escape(ctx.model_name)}  \n**Data:** {md_escape(ctx.data_name)} "
                f"({len(ctx.data.X)} sequences)")
     st.caption(f"**Device in use:** {ctx.device_label}")
+    note = ctx.extra.get("budget_note")
+    if note:
+        st.info(note)
 
 
 def target_picker(ctx: Loaded) -> None:

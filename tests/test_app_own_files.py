@@ -194,3 +194,26 @@ def test_app_message_keeps_plain_parentheses_and_names_each_control_once():
     err = DataError("Upload a model of the same task under 'Second model file'.")
     err.field = "model2"
     assert app_message(err).count("'Second model file'") == 1
+
+
+def test_pair_over_the_trace_budget_is_traced_as_a_stratified_sample(files, monkeypatch):
+    from rnnviz_core import budget
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])
+    full, _ = own.resolve_own()
+    n = len(full.data)
+    units, arrays = budget.traced_size(full.model)
+    per_seq = int(full.data.max_len) * units * arrays * 4            # float32 values kept per sequence
+    monkeypatch.setattr(own, "TRACE_BUDGET_BYTES", per_seq * 30)     # room for 30 sequences
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    assert len(ctx.data) == 30 < n
+    assert ctx.data_key == full.data_key + ":n30"
+    note = ctx.extra["budget_note"]
+    assert f"30 of the {n:,} sequences" in note
+    full_share = np.bincount(full.data.y, minlength=3) / n            # each class keeps its share
+    assert np.abs(np.bincount(ctx.data.y, minlength=3) - 30 * full_share).max() <= 1
+    monkeypatch.setattr(own, "TRACE_BUDGET_BYTES", per_seq - 1)      # not even one sequence fits
+    ctx, state = own.resolve_own()
+    msg, _ = state.problems["pair"]
+    assert ctx is None and "'Data file'" in msg and "Traceback" not in msg and "=" not in msg

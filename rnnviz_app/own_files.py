@@ -21,7 +21,7 @@ import streamlit as st
 from rnnviz_app.context import Loaded
 from rnnviz_app.messages import CONTROLS, app_message
 from rnnviz_app.state_url import remember, view, widget_key
-from rnnviz_app.uploads import data_from_bytes, model_from_bytes, session_owner, stored, upload_store
+from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
 
 OWN = "own"
 OWN_LABEL = "My own files"
@@ -258,6 +258,8 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
     if vocab:
         opts["vocabulary"] = vocab
     try:
+        if not opts:  # the file read as it is: the parse its upload already cached
+            return _data_from_bytes(dig, name, raw)
         return _data_with(dig, name, repr(sorted((k, o) for k, o in opts.items() if k != "vocabulary"))
                           + repr(v.get("vocab")) + repr(len(vocab or [])), raw, opts)
     except Exception as exc:  # noqa: BLE001

@@ -217,3 +217,18 @@ def test_pair_over_the_trace_budget_is_traced_as_a_stratified_sample(files, monk
     ctx, state = own.resolve_own()
     msg, _ = state.problems["pair"]
     assert ctx is None and "'Data file'" in msg and "Traceback" not in msg and "=" not in msg
+
+
+def test_uploaded_data_file_read_without_options_is_parsed_once(files, monkeypatch):
+    from rnnviz_core import data as dm
+    calls = []
+    real = dm.load_data
+    monkeypatch.setattr(dm, "load_data", lambda *a, **k: calls.append(k) or real(*a, **k))
+    up._data_from_bytes.clear()
+    own._data_with.clear()
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])                       # read once when it is uploaded
+    ctx, state = own.resolve_own()
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    assert len(calls) == 1

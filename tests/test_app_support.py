@@ -340,3 +340,16 @@ def test_largest_allowed_data_file_and_model_fit_in_one_sessions_share_of_the_st
     assert dig in store
     del big
     assert up._session_bytes(500 << 20, "1000") == 1000   # RNNVIZ_UPLOAD_SESSION_BYTES still decides when set
+
+
+def test_csv_download_is_built_only_when_clicked_and_neutralises_formulas(monkeypatch):
+    import pandas as pd
+    from rnnviz_app import text as tx
+    from rnnviz_app import widgets as wd
+    built, got = [], {}
+    monkeypatch.setattr(wd, "safe_csv", lambda df: built.append(1) or tx.safe_csv(df))
+    monkeypatch.setattr(wd.st, "download_button", lambda label, data, **kw: got.update(data=data, **kw))
+    wd.csv_button(pd.DataFrame({"name": ["=HYPERLINK(\"x\")", "ok"]}), "Download", "v.csv", key="dl")
+    assert built == [] and callable(got["data"]) and got["mime"] == "text/csv"
+    csv = got["data"]().decode()                         # what Streamlit calls on the click
+    assert "'=HYPERLINK" in csv and '"=HYPERLINK' not in csv

@@ -265,6 +265,8 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "field", None) == "vocabulary":
             state.needs_vocabulary = True
+            if state.model is None and not v.get("vocab"):
+                return None   # not a problem yet: the model still to come may bring its vocabulary
         state.problems[kind] = (app_message(exc, kind), getattr(exc, "field", None))
         return None
 
@@ -366,6 +368,15 @@ def v_key() -> str:
 
 def describe_needed(state: OwnState) -> str:
     """What the page says while a file is missing: which one and what it must look like."""
+    data_uploaded = bool(state.data_name) and state.data is None
+    if state.model is None and data_uploaded and state.needs_vocabulary and "data" not in state.problems:
+        return (f"The data '{state.data_name}' is text: its words are read with the model's vocabulary. Now "
+                f"upload the model that reads it under 'Model file' in the sidebar; a model saved with rnnviz "
+                f"brings its vocabulary, and for any other model add the word list under 'Vocabulary file'.")
+    if state.model is None and data_uploaded:
+        return "Then upload the model that reads it under 'Model file' in the sidebar."
+    if data_uploaded:
+        return ""   # the data file's problem says which control to use
     if state.model is None and state.data is None:
         return ("Upload your model file and your data file in the sidebar, under 'Model file' and "
                 "'Data file'. They are checked together as a pair.")
@@ -468,6 +479,10 @@ def assumptions(model, ds, v: dict) -> list[dict]:
         out = []
     where = {"readout": CONTROLS["readout"], "class_order": CONTROLS["class_order"]}
     for a in out:
+        if a.get("key") == "readout":   # the sidebar's words, not the setting's name
+            a["value"] = READOUT_SHORT.get(str(a.get("value")), a.get("value"))
+        elif a.get("key") == "class_order" and a.get("value"):   # the names once, after "Now:"
+            a["what"] = str(a.get("what", "")).replace(": " + str(a["value"]) + ".", ".")
         ctl = where.get(a.get("key"))
         if a.get("key") == "class_order" and not (ds.class_names and ds.y is not None):
             a["how_to_change"] = ("the data has no class labels to check it against; choose its label column under "
@@ -501,4 +516,11 @@ def _acc(table, col: str, key: str) -> str:
         acc = float(row["accuracy"].iloc[0])
     except Exception:  # noqa: BLE001
         return ""
-    return "" if not np.isfinite(acc) else f" ({acc:.1%})"
+    return "" if not np.isfinite(acc) else f" ({format_accuracy(acc)})"
+
+
+def format_accuracy(acc: float) -> str:
+    """A share as a percentage with one decimal (``"91.3%"``), or two when it lands exactly on a
+    half of the last digit (146/160: ``"91.25%"``), which rounds differently by convention."""
+    tenths = float(acc) * 1000
+    return f"{acc:.2%}" if abs(abs(tenths - np.floor(tenths)) - 0.5) < 1e-6 else f"{acc:.1%}"

@@ -59,7 +59,7 @@ def source_and_files() -> Loaded | None:
             set_waiting("error", pair[0])
         else:
             msgs = [p[0] for k, p in state.problems.items() if k in own.KINDS]
-            set_waiting("error" if msgs else "info", " ".join(msgs + [state.waiting]))
+            set_waiting("error" if msgs else "info", " ".join(m for m in msgs + [state.waiting] if m))
         names = [f"**Model:** {md_escape(state.model_name)}" if state.model is not None else "",
                  f"**Data:** {md_escape(state.data_name)}" if state.data is not None else ""]
         if any(names):

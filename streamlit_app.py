@@ -5,11 +5,21 @@ the user's own files, device, target); the glue lives in the ``rnnviz_app`` pack
 """
 from __future__ import annotations
 
+import os
+
 import streamlit as st
+import torch
 
 from rnnviz_app import bundle_sidebar as bs  # bundle hook
 from rnnviz_app import sidebar as sb
 from rnnviz_app import state_url as su
+
+# Torch threads per server process (RNNVIZ_TORCH_THREADS, default 1): with torch's default of one
+# thread per core, one session's computation starved every other session's reruns on a shared
+# host (bench/bench_concurrency.py).
+_threads = max(1, int(os.environ.get("RNNVIZ_TORCH_THREADS", "1")))
+if torch.get_num_threads() != _threads:
+    torch.set_num_threads(_threads)
 
 st.set_page_config(page_title="rnnviz", page_icon="🔁", layout="wide",
                    menu_items={"About": "rnnviz shows what happens inside recurrent networks."})

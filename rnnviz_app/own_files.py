@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ import streamlit as st
 from rnnviz_app.context import Loaded
 from rnnviz_app.messages import CONTROLS, app_message
 from rnnviz_app.state_url import remember, view, widget_key
-from rnnviz_app.uploads import data_from_bytes, model_from_bytes, session_owner, stored, upload_store
+from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
 
 OWN = "own"
 OWN_LABEL = "My own files"
@@ -38,6 +39,8 @@ AUTO = "(found automatically)"
 NO_LABELS = "(no labels)"
 MISSING = {"error": "Refuse the file", "fill": "Fill forward from the step before", "drop": "Drop those sequences"}
 TYPED = "typed"
+#: bytes the traced arrays of one pair may take; a larger file is traced as a stratified sample
+TRACE_BUDGET_BYTES = int(os.environ.get("RNNVIZ_TRACE_BUDGET_BYTES", 512 << 20))
 COLUMN_FIELDS = {"id", "id_col", "order", "order_col", "label", "label_col", "features", "feature_cols",
                  "feature", "group", "groups", "group_cols", "missing"}
 
@@ -255,11 +258,15 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
     if vocab:
         opts["vocabulary"] = vocab
     try:
+        if not opts:  # the file read as it is: the parse its upload already cached
+            return _data_from_bytes(dig, name, raw)
         return _data_with(dig, name, repr(sorted((k, o) for k, o in opts.items() if k != "vocabulary"))
                           + repr(v.get("vocab")) + repr(len(vocab or [])), raw, opts)
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "field", None) == "vocabulary":
             state.needs_vocabulary = True
+            if state.model is None and not v.get("vocab"):
+                return None   # not a problem yet: the model still to come may bring its vocabulary
         state.problems[kind] = (app_message(exc, kind), getattr(exc, "field", None))
         return None
 
@@ -361,6 +368,15 @@ def v_key() -> str:
 
 def describe_needed(state: OwnState) -> str:
     """What the page says while a file is missing: which one and what it must look like."""
+    data_uploaded = bool(state.data_name) and state.data is None
+    if state.model is None and data_uploaded and state.needs_vocabulary and "data" not in state.problems:
+        return (f"The data '{state.data_name}' is text: its words are read with the model's vocabulary. Now "
+                f"upload the model that reads it under 'Model file' in the sidebar; a model saved with rnnviz "
+                f"brings its vocabulary, and for any other model add the word list under 'Vocabulary file'.")
+    if state.model is None and data_uploaded:
+        return "Then upload the model that reads it under 'Model file' in the sidebar."
+    if data_uploaded:
+        return ""   # the data file's problem says which control to use
     if state.model is None and state.data is None:
         return ("Upload your model file and your data file in the sidebar, under 'Model file' and "
                 "'Data file'. They are checked together as a pair.")
@@ -410,12 +426,37 @@ def resolve_own() -> tuple[Loaded | None, OwnState]:
     except Exception as exc:  # noqa: BLE001
         state.problems["pair"] = (app_message(exc), getattr(exc, "field", None))
         return None, state
+    model_key, data_key = _key(mdig, v, "model"), _key(ddig, v, "data")
+    try:
+        ds, plan = _within_budget(model_key, data_key, TRACE_BUDGET_BYTES, model, ds)
+    except Exception as exc:  # noqa: BLE001 - not even one sequence fits
+        state.problems["pair"] = (_too_big(exc), None)
+        return None, state
+    if plan.sampled:
+        data_key += f":n{len(ds)}"
     dev = resolve_device("auto")
-    ctx = Loaded(model=model, data=ds, model_key=_key(mdig, v, "model"), data_key=_key(ddig, v, "data"),
+    ctx = Loaded(model=model, data=ds, model_key=model_key, data_key=data_key,
                  model_name=state.model_name, data_name=state.data_name, demo=None, device=str(dev),
                  device_label=device_label(dev))
     ctx.extra.update(model_upload=mdig, data_upload=ddig, own=True, assumptions=assumptions(model, ds, v))
+    if plan.message:
+        ctx.extra["budget_note"] = plan.message
     return ctx, state
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _within_budget(mkey: str, dkey: str, max_bytes: int, _model, _ds):
+    """``(data, plan)``: the data itself, or a stratified sample when tracing all of it with the
+    model would take more than ``max_bytes`` (cached under the halves' keys)."""
+    from rnnviz_core import budget
+    return budget.fit(_ds, _model, max_bytes=max_bytes)
+
+
+def _too_big(exc: Exception) -> str:
+    """The refusal when not one sequence fits in the trace budget, with what to upload instead."""
+    first = str(exc).split(". Use ")[0].rstrip(".")
+    return (f"{first}. Upload a data file of shorter sequences under 'Data file', or a smaller model "
+            f"under 'Model file'.")
 
 
 def _key(dig: str, v: dict, kind: str) -> str:
@@ -438,6 +479,10 @@ def assumptions(model, ds, v: dict) -> list[dict]:
         out = []
     where = {"readout": CONTROLS["readout"], "class_order": CONTROLS["class_order"]}
     for a in out:
+        if a.get("key") == "readout":   # the sidebar's words, not the setting's name
+            a["value"] = READOUT_SHORT.get(str(a.get("value")), a.get("value"))
+        elif a.get("key") == "class_order" and a.get("value"):   # the names once, after "Now:"
+            a["what"] = str(a.get("what", "")).replace(": " + str(a["value"]) + ".", ".")
         ctl = where.get(a.get("key"))
         if a.get("key") == "class_order" and not (ds.class_names and ds.y is not None):
             a["how_to_change"] = ("the data has no class labels to check it against; choose its label column under "
@@ -471,4 +516,11 @@ def _acc(table, col: str, key: str) -> str:
         acc = float(row["accuracy"].iloc[0])
     except Exception:  # noqa: BLE001
         return ""
-    return "" if not np.isfinite(acc) else f" ({acc:.1%})"
+    return "" if not np.isfinite(acc) else f" ({format_accuracy(acc)})"
+
+
+def format_accuracy(acc: float) -> str:
+    """A share as a percentage with one decimal (``"91.3%"``), or two when it lands exactly on a
+    half of the last digit (146/160: ``"91.25%"``), which rounds differently by convention."""
+    tenths = float(acc) * 1000
+    return f"{acc:.2%}" if abs(abs(tenths - np.floor(tenths)) - 0.5) < 1e-6 else f"{acc:.1%}"

@@ -59,7 +59,7 @@ def source_and_files() -> Loaded | None:
             set_waiting("error", pair[0])
         else:
             msgs = [p[0] for k, p in state.problems.items() if k in own.KINDS]
-            set_waiting("error" if msgs else "info", " ".join(msgs + [state.waiting]))
+            set_waiting("error" if msgs else "info", " ".join(m for m in msgs + [state.waiting] if m))
         names = [f"**Model:** {md_escape(state.model_name)}" if state.model is not None else "",
                  f"**Data:** {md_escape(state.data_name)}" if state.data is not None else ""]
         if any(names):
@@ -126,6 +126,9 @@ def loaded_caption(ctx: Loaded) -> None:
     st.caption(f"**Model:** {md_escape(ctx.model_name)}  \n**Data:** {md_escape(ctx.data_name)} "
                f"({len(ctx.data.X)} sequences)")
     st.caption(f"**Device in use:** {ctx.device_label}")
+    note = ctx.extra.get("budget_note")
+    if note:
+        st.info(note)
 
 
 def target_picker(ctx: Loaded) -> None:

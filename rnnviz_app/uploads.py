@@ -6,11 +6,23 @@ import os
 import streamlit as st
 
 from rnnviz_app.messages import message_of
+from rnnviz_core import data as _data
+from rnnviz_core import models as _models
 from rnnviz_core.store import UploadStore, content_hash
 
 MAX_STORE_BYTES = int(os.environ.get("RNNVIZ_UPLOAD_MAX_BYTES", 500 * 1024 * 1024))
+
+
+def _session_bytes(max_store: int, env: str | None) -> int:
+    """One session's share of the store: ``env`` when set, else a quarter of the store but never
+    less than the largest allowed model and data file together (so the largest files fit)."""
+    if env:
+        return int(env)
+    return max(max_store // 4, _data.MAX_DATA_BYTES + _models.MAX_MODEL_BYTES)
+
+
 #: what one browser session may hold in the store (its own older files make room first)
-SESSION_BYTES = int(os.environ.get("RNNVIZ_UPLOAD_SESSION_BYTES", MAX_STORE_BYTES // 4))
+SESSION_BYTES = _session_bytes(MAX_STORE_BYTES, os.environ.get("RNNVIZ_UPLOAD_SESSION_BYTES"))
 
 
 @st.cache_resource

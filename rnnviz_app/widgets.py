@@ -10,9 +10,10 @@ from rnnviz_app.text import md_escape, safe_csv
 
 
 def csv_button(df, label: str, file_name: str, key: str) -> None:
-    """Download button for the data behind a view (text cells cannot run as spreadsheet formulas)."""
-    st.download_button(label, safe_csv(df), file_name=file_name,
-                       mime="text/csv", key=key)
+    """Download button for the data behind a view (text cells cannot run as spreadsheet formulas);
+    the CSV is built when the button is clicked."""
+    # built only when clicked (Streamlit calls the function then), not on every rerun
+    st.download_button(label, lambda: safe_csv(df), file_name=file_name, mime="text/csv", key=key)
 
 
 def _spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, str]:

@@ -499,7 +499,7 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
         text_col = found[0] if len(found) == 1 else None
         if len(found) > 1:
             raise DataError(f"Several columns could be the text ({', '.join(found)}); say which one with "
-                            f"text_col=... (in the app: pick it in the column settings).",
+                            f"text_col=...",
                             code="ambiguous_column", field="text")
     if vocab is not None and not text_col and feature_cols is None:
         words = [c for c in df.columns if re.fullmatch(r"(token|word)s?", c, re.I)
@@ -782,6 +782,22 @@ def _need_column(df: pd.DataFrame, col: str, role: str) -> str:
     return col
 
 
+def _order_like_feature(ds) -> str | None:
+    """The first feature column that counts up (whole numbers, strictly increasing) within every
+    sequence of two or more steps: a step order read as a feature. None when there is none."""
+    X, lengths = np.asarray(ds.X), np.asarray(ds.lengths)
+    if X.ndim != 3 or not (lengths >= 2).any():
+        return None
+    steps = np.arange(X.shape[1])[None, :, None]
+    real = (steps[:, 1:] < lengths[:, None, None])                     # [N, T-1, 1] pairs inside a sequence
+    with np.errstate(invalid="ignore"):
+        up = (np.diff(X, axis=1) > 0) | ~real                          # [N, T-1, F]
+        whole = (X == np.round(X)) | (steps >= lengths[:, None, None])  # [N, T, F]
+    ok = up.all(axis=(0, 1)) & whole.all(axis=(0, 1))
+    idx = np.flatnonzero(ok)
+    return str(ds.feature_names[idx[0]]) if len(idx) else None
+
+
 def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude: set, required: bool) -> str | None:
     cands = [c for c in df.columns if c not in exclude and pattern.search(str(c))]
     if len(cands) == 1:
@@ -789,11 +805,11 @@ def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude:
     cols = ", ".join(map(str, list(df.columns)[:20]))
     if len(cands) > 1:
         raise DataError(f"Several columns could be the {role} ({', '.join(map(str, cands))}); "
-                        f"say which one with {kwarg}=... (in the app: pick it in the column settings).",
+                        f"say which one with {kwarg}=...",
                         code="ambiguous_column", field=_ROLE_FIELD.get(role))
     if required:
-        raise DataError(f"Could not tell which column is the {role}; name it with {kwarg}=... "
-                        f"(in the app: pick it in the column settings). The columns are: {cols}.",
+        raise DataError(f"Could not tell which column is the {role}; name it with {kwarg}='...'. "
+                        f"The columns are: {cols}.",
                         code="unknown_column", field=_ROLE_FIELD.get(role))
     return None
 
@@ -1716,8 +1732,14 @@ def check_against_model(ds: SequenceDataset, model: Any, *,
                             f"columns in the model's order (feature_cols=[...]).",
                             code="feature_names", field="features")
     if n_model is not None and ds.n_features != n_model:
-        raise DataError(f"The model reads {n_model} features per step but the data has {ds.n_features} "
-                        f"({', '.join(ds.feature_names[:8])}). Choose the matching data file or feature columns.",
+        head = (f"The model reads {n_model} features per step but the data has {ds.n_features} "
+                f"({', '.join(ds.feature_names[:8])}).")
+        order = _order_like_feature(ds) if ds.n_features > n_model else None
+        if order is not None:
+            raise DataError(f"{head} The column '{order}' counts up within every sequence, like a step order, "
+                            f"so it is probably not a feature; make it the order column with order_col='{order}'.",
+                            code="feature_count", field="order")
+        raise DataError(f"{head} Choose the matching data file or feature columns.",
                         code="feature_count", field="features")
     task = getattr(cfg, "task", None)
     mclasses = getattr(model, "class_names", None)

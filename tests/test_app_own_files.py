@@ -194,3 +194,97 @@ def test_app_message_keeps_plain_parentheses_and_names_each_control_once():
     err = DataError("Upload a model of the same task under 'Second model file'.")
     err.field = "model2"
     assert app_message(err).count("'Second model file'") == 1
+
+
+def test_pair_over_the_trace_budget_is_traced_as_a_stratified_sample(files, monkeypatch):
+    from rnnviz_core import budget
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])
+    full, _ = own.resolve_own()
+    n = len(full.data)
+    units, arrays = budget.traced_size(full.model)
+    per_seq = int(full.data.max_len) * units * arrays * 4            # float32 values kept per sequence
+    monkeypatch.setattr(own, "TRACE_BUDGET_BYTES", per_seq * 30)     # room for 30 sequences
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    assert len(ctx.data) == 30 < n
+    assert ctx.data_key == full.data_key + ":n30"
+    note = ctx.extra["budget_note"]
+    assert f"30 of the {n:,} sequences" in note
+    full_share = np.bincount(full.data.y, minlength=3) / n            # each class keeps its share
+    assert np.abs(np.bincount(ctx.data.y, minlength=3) - 30 * full_share).max() <= 1
+    monkeypatch.setattr(own, "TRACE_BUDGET_BYTES", per_seq - 1)      # not even one sequence fits
+    ctx, state = own.resolve_own()
+    msg, _ = state.problems["pair"]
+    assert ctx is None and "'Data file'" in msg and "Traceback" not in msg and "=" not in msg
+
+
+def test_uploaded_data_file_read_without_options_is_parsed_once(files, monkeypatch):
+    from rnnviz_core import data as dm
+    calls = []
+    real = dm.load_data
+    monkeypatch.setattr(dm, "load_data", lambda *a, **k: calls.append(k) or real(*a, **k))
+    up._data_from_bytes.clear()
+    own._data_with.clear()
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])                       # read once when it is uploaded
+    ctx, state = own.resolve_own()
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+    assert len(calls) == 1
+
+
+def test_text_csv_before_the_model_is_a_calm_still_needed_note(tmp_path):
+    """QA: a text CSV uploaded first showed a red 'needs the model's vocabulary' error; the model
+    still to come may bring its vocabulary."""
+    path = tmp_path / "reviews.csv"
+    path.write_text("id,text,label\n1,the cat sat,pos\n2,a dog ran far,neg\n")
+    upload("data", path)
+    ctx, state = own.resolve_own()
+    assert ctx is None and not state.problems
+    assert state.needs_vocabulary                                     # the vocabulary uploader is offered
+    assert "'Model file'" in state.waiting and "'Vocabulary file'" in state.waiting
+    assert "reviews.csv" in state.waiting and "Upload your model file and your data file" not in state.waiting
+
+
+def test_unguessable_id_column_names_the_control_without_code_advice_or_asking_for_the_data_again(files):
+    upload("model", files["gru_csv"][0])
+    upload("data", files["csv"])
+    ctx, state = own.resolve_own()
+    msg, field = state.problems["data"]
+    assert field == "id" and "'Sequence id column'" in msg
+    assert "in the app" not in msg and ". (" not in msg and "patient" in msg
+    assert "'Data file'" not in state.waiting                         # the data file was uploaded
+
+
+def test_unassigned_order_column_read_as_a_feature_points_at_the_step_order_control(files, tmp_path):
+    import pandas as pd
+    path = tmp_path / "ticks.csv"
+    pd.read_csv(files["csv"]).rename(columns={"t": "tick"}).to_csv(path, index=False)
+    upload("model", files["gru_csv"][0])
+    upload("data", path)
+    st.session_state["w_idc"] = "patient"
+    st.session_state["w_labc"] = "diagnosis"
+    ctx, state = own.resolve_own()
+    msg, field = state.problems["pair"]
+    assert "'Step order column'" in msg and "'Feature columns'" not in msg and "'tick'" in msg
+    assert "order_col" not in msg
+    st.session_state["w_ordc"] = "tick"
+    ctx, state = own.resolve_own()
+    assert ctx is not None, state.problems
+
+
+def test_assumptions_show_the_sidebars_words_and_the_class_names_once(files):
+    upload("model", files["gru"][0])
+    upload("data", files["ts"])
+    ctx, _ = own.resolve_own()
+    got = {a["key"]: a for a in ctx.extra["assumptions"]}
+    assert got["readout"]["value"] == own.READOUT_SHORT["last"]
+    names = ", ".join(ctx.model.class_names)
+    assert got["class_order"]["value"] == names and names not in got["class_order"]["what"]
+
+
+@pytest.mark.parametrize("k, n, text", [(146, 160, "91.25%"), (2, 3, "66.7%"), (1, 2, "50.0%"),
+                                         (1, 8, "12.5%"), (1, 16, "6.25%"), (913, 1000, "91.3%")])
+def test_accuracy_on_an_exact_half_shows_two_decimals(k, n, text):
+    assert own.format_accuracy(k / n) == text

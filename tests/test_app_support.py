@@ -327,3 +327,29 @@ def test_model_card_for_every_demo_including_token_data(key):
     assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
     if getattr(ctx.data, "is_tokens", False):
         assert "words" in card["data"]
+
+
+def test_largest_allowed_data_file_and_model_fit_in_one_sessions_share_of_the_store():
+    """A quarter of the 500 MB store (125 MB) refused a data file of the allowed 200 MB."""
+    from rnnviz_core import data as dm
+    from rnnviz_core import models as mm
+    store = up.upload_store()
+    assert store.owner_bytes >= dm.MAX_DATA_BYTES + mm.MAX_MODEL_BYTES
+    big = b"x" * dm.MAX_DATA_BYTES                       # the largest data file the app allows
+    dig = store.put(big, name="big.csv", owner="one-visitor")
+    assert dig in store
+    del big
+    assert up._session_bytes(500 << 20, "1000") == 1000   # RNNVIZ_UPLOAD_SESSION_BYTES still decides when set
+
+
+def test_csv_download_is_built_only_when_clicked_and_neutralises_formulas(monkeypatch):
+    import pandas as pd
+    from rnnviz_app import text as tx
+    from rnnviz_app import widgets as wd
+    built, got = [], {}
+    monkeypatch.setattr(wd, "safe_csv", lambda df: built.append(1) or tx.safe_csv(df))
+    monkeypatch.setattr(wd.st, "download_button", lambda label, data, **kw: got.update(data=data, **kw))
+    wd.csv_button(pd.DataFrame({"name": ["=HYPERLINK(\"x\")", "ok"]}), "Download", "v.csv", key="dl")
+    assert built == [] and callable(got["data"]) and got["mime"] == "text/csv"
+    csv = got["data"]().decode()                         # what Streamlit calls on the click
+    assert "'=HYPERLINK" in csv and '"=HYPERLINK' not in csv

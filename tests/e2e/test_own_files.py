@@ -196,3 +196,37 @@ def test_text_csv_with_the_text_demos_model(page, app_url):
     assert metric(page) == demo_acc          # the vocabulary travels in the model file
     no_error_box(page)
     every_page_draws(page)
+
+
+@pytest.fixture(scope="module")
+def small_budget_url(app_url, files, tmp_path_factory):
+    """A second server whose trace budget holds 30 of the toy pair's sequences."""
+    from harness import start_server, stop_server
+    from rnnviz_core import budget
+    from rnnviz_core.data import load_data
+    from rnnviz_core.models import load_model
+    model, ds = load_model(files["gru"][0]), load_data(files["ts"])
+    units, arrays = budget.traced_size(model)
+    per_seq = int(ds.max_len) * units * arrays * 4
+    proc, url, _ = start_server(tmp_path_factory.mktemp("budget"),
+                                {"RNNVIZ_TRACE_BUDGET_BYTES": str(per_seq * 30)})
+    yield url, len(ds)
+    stop_server(proc)
+
+
+def test_text_data_first_is_a_note_and_a_pair_over_the_budget_says_it_is_sampled(page, small_budget_url, files,
+                                                                                   tmp_path):
+    url, n = small_budget_url
+    text = tmp_path / "reviews.csv"
+    text.write_text("id,text,label\n1,the cat sat,pos\n2,a dog ran far,neg\n")
+    open_app(page, f"{url}/?demo=race")
+    upload(page, "Data file", text)
+    no_error_box(page)                                        # QA: was a red vocabulary error
+    assert "'Model file'" in main(page).inner_text()
+    open_app(page, f"{url}/?demo=race")
+    upload(page, "Model file", files["gru"][0])
+    upload(page, "Data file", files["ts"])
+    note = sidebar(page).locator('[data-testid="stAlert"]').filter(has_text="Showing a sample")
+    note.first.wait_for(timeout=120_000)
+    assert f"30 of the {n:,} sequences" in note.first.inner_text()
+    no_error_box(page)

@@ -3,10 +3,13 @@ import streamlit as st
 
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
+from rnnviz_app import page_boot
 from rnnviz_app import summary as sm
 from rnnviz_app.text import md_escape
 
+page_boot.require_entry_point()
 st.title("rnnviz: see inside a recurrent network")
+ctx = cx.loaded()
 st.markdown(
     "rnnviz shows what happens inside a recurrent network (GRU, LSTM or plain RNN) while it reads "
     "a sequence step by step and gives one answer at the end. "
@@ -14,15 +17,17 @@ st.markdown(
     "**Saturation** finds the units and gates pinned at their limits and whether that goes with "
     "worse answers, and **Contributions** ranks the steps that drove the output and tests how far "
     "each ranking can be trusted. "
-    "A trained demo is loaded below; pick another demo or your own files in the sidebar."
+    + ("A trained demo is loaded below; pick another demo or your own files in the sidebar." if sm.is_demo(ctx)
+       else "Your own files are loaded below; the sidebar changes them or goes back to a trained demo.")
 )
-ctx = cx.loaded()
 
 card = msg.guarded(sm.model_card, ctx)
 st.subheader("The loaded model")
 left, right = st.columns([3, 2])
 with left:
-    st.markdown(f"**{md_escape(ctx.model_name)}** on **{md_escape(ctx.data_name)}**")
+    name, data_name = card["title"]
+    st.markdown(f"**{md_escape(name)}**: the shipped model and its test data" if data_name is None
+                else f"**{md_escape(name)}** on **{md_escape(data_name)}**")
     if card["about"]:
         st.caption(card["about"])
     st.markdown(f"- Architecture: {md_escape(card['architecture'])}\n- Outputs: {md_escape(card['outputs'])}\n"

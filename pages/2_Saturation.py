@@ -23,7 +23,8 @@ st.caption("A unit is saturated when its value sits at the edge of its range, wh
 findings = st.container()
 
 layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
-c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1.4])
+c4, c5, _ = st.columns([1, 1.4, 3.6])  # wide enough for "backward" and a two-digit layer
+c1, c2, c3 = st.columns([3, 2, 2])
 layer = bound(c4.selectbox, "Layer", "layer", layers[-1], layers, int)
 direction = bound(c5.selectbox, "Direction", "dir", "fwd", dirs, format_func={"fwd": "forward", "bwd": "backward"}.get)
 H = msg.guarded(sq.states, ctx, "h", layer, direction)
@@ -79,12 +80,14 @@ show(sc.saturation_time_chart, over, threshold=thr, width=640, csv=over, name="o
 
 st.subheader("Which units saturate, and when")
 cols = st.columns(2)
-for col, g, m, side in ((cols[0], ga, mask_a, "a"), (cols[1], gb, mask_b, "b")):
+units = {side: msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr,
+                           key=key + (side,)) for m, side in ((mask_a, "a"), (mask_b, "b"))}
+top = ps.shared_top(*units.values())  # one colour scale for both, ending at the highest share
+for col, g, side in ((cols[0], ga, "a"), (cols[1], gb, "b")):
     with col:
         st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
-        ut = msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr, key=key + (side,))
-        show(sc.unit_saturation_chart, ut, threshold=thr, width=330, height=max(120, min(320, 8 * H.shape[2])),
-             csv=ut, name=f"units_{side}")
+        show(sc.unit_saturation_chart, units[side], threshold=thr, width=330, top=top,
+             height=max(120, min(320, 8 * H.shape[2])), csv=units[side], name=f"units_{side}")
 
 if gated:
     st.subheader("Gates: nearly shut or nearly open?")

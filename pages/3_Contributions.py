@@ -80,7 +80,7 @@ if fs is not None:
                                 key=key + (side, "features")))
 
 st.subheader("The top steps, ranked")
-table = cc.top_steps_table(top, method=method)
+table = cc.top_steps_table(top, method=cc.method_label(method))
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(table.attrs.get("caption", ""))
 

@@ -10,6 +10,14 @@ from rnnviz_app.sequences import labels_of
 FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
 
 
+def scoring_message(n: int, method: str, per_feature: bool = False) -> str:
+    """The line shown while ``method`` scores ``n`` sequences, naming the method as the page does."""
+    from rnnviz_core.charts.contributions import method_label
+    if per_feature:
+        return f"Scoring each input feature of A and B with {method_label(method)}…"
+    return f"Scoring every step of {n} sequence{'' if n == 1 else 's'} with {method_label(method)}…"
+
+
 def _scores(model, X, lengths, method, target, device):
     from rnnviz_core.contributions import contributions
     return contributions(model, X, method, lengths, target, device=device, return_info=True)
@@ -21,7 +29,7 @@ def scores(ctx: Loaded, method: str):
     from rnnviz_core.errors import InputError
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    return compute_status(f"Scoring every step of {len(ctx.data.X)} sequences with {method}…",
+    return compute_status(scoring_message(len(ctx.data.X), method),
                           _scores, ctx.model, ctx.data.X, ctx.data.lengths, method, ctx.target, ctx.device,
                           key=("scores", method, ctx.target))
 
@@ -77,7 +85,7 @@ def feature_scores(ctx: Loaded, method: str, rows: tuple[int, int]):
     if method not in PER_FEATURE or getattr(ds, "is_tokens", False):
         return None
     idx = list(rows)
-    return compute_status(f"Scoring each input feature of A and B with {method}…", _feature_scores, ctx.model,
+    return compute_status(scoring_message(2, method, per_feature=True), _feature_scores, ctx.model,
                           ds.X[idx], ds.lengths[idx], method, ctx.target, ctx.device,
                           key=("feature_scores", method, ctx.target, tuple(idx)))
 

@@ -2,19 +2,20 @@
 from the same tables the page's charts draw, shown as plain text (never Markdown from data)."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import streamlit as st
 
+from rnnviz_app.text import md_escape
+
 __all__ = ["show_findings", "plain"]
 
-_MD = re.compile(r"([\\`*_{}\[\]<>()#+\-!|~$])")
 
-
-def plain(text: str) -> str:
-    """``text`` with Markdown's special characters escaped, so it is shown exactly as written."""
-    return _MD.sub(r"\\\1", str(text))
+def plain(text: object) -> str:
+    """``text`` safe inside Markdown, shown exactly as written: every Markdown/HTML character
+    escaped (``:red[...]`` colour directives included) and bare web/mail addresses kept from
+    becoming links (see :func:`rnnviz_app.text.md_escape`); cut to 1000 characters."""
+    return md_escape(text, max_len=1000)
 
 
 def show_findings(box: Any, which: str, *args: Any, **kwargs: Any) -> list[str]:

@@ -162,3 +162,14 @@ def resilience_by_group(results, table, labels, a: str, b: str):
     from rnnviz_core.groups import resilience_summary
     out = resilience_summary(results, table, labels)
     return out[out["group"].astype(str).isin([a, b])].reset_index(drop=True)
+
+
+def shared_top(*unit_tables) -> float | None:
+    """The highest share saturated over the per-unit tables drawn side by side (one colour scale
+    for all, so shares of a few percent are not drawn blank on a 0-100% scale); None when nothing
+    is saturated anywhere (the charts then keep their 0-100% scale and say so)."""
+    import numpy as np
+    vals = [float(np.nanmax(t["frac_saturated"].to_numpy(dtype=float))) for t in unit_tables
+            if t is not None and len(t) and np.isfinite(t["frac_saturated"].to_numpy(dtype=float)).any()]
+    top = max(vals, default=0.0)
+    return top if top > 0 else None

@@ -22,17 +22,11 @@ def _write_back(name: str) -> None:
 
 
 def bound_value(name: str, default: Any, options: Sequence[Any] | None = None,
-                cast: Callable[[str], Any] = str) -> Any:
-    """The view's value of ``name`` (cast, and among ``options`` if given), else ``default``."""
-    raw = su.view().get(name)
-    if raw is not None:
-        try:
-            v = cast(raw)
-            if options is None or v in options:
-                return v
-        except (TypeError, ValueError):
-            pass
-    return default
+                cast: Callable[[str], Any] = str, bounds: tuple[float, float] | None = None) -> Any:
+    """The view's value of ``name`` (cast, finite, within ``bounds`` and among ``options`` if
+    given), else ``default``; a value that is not valid is dropped from the view and named in the
+    sidebar's note (see :func:`rnnviz_app.state_url.checked_link_value`)."""
+    return su.checked_link_value(name, default, None if options is None else list(options), cast, bounds)
 
 
 def bound(widget: Callable[..., Any], label: str, name: str, default: Any, options: Sequence[Any] | None = None,
@@ -42,7 +36,9 @@ def bound(widget: Callable[..., Any], label: str, name: str, default: Any, optio
     ``options`` is passed to the widget as its second argument when given (selectbox, radio);
     leave it None for sliders and give their range in ``kwargs``.
     """
-    value = bound_value(name, default, options, cast)
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    bounds = (lo, hi) if lo is not None and hi is not None else None
+    value = bound_value(name, default, options, cast, bounds)
     st.session_state["w_" + name] = value
     args = (label,) if options is None else (label, list(options))
     widget(*args, key="w_" + name, on_change=_write_back, args=(name,), **kwargs)

@@ -28,22 +28,40 @@ def predictions(ctx: Loaded):
     return compute(_predict, ctx.model, ds.X, ds.lengths, key=("predict",), device=ctx.device)
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def is_demo(ctx: Loaded) -> bool:
+    """True when a shipped demo (not the user's own files) is loaded."""
+    return ctx.demo in demo_infos() and not (ctx.extra.get("own") or ctx.extra.get("model_upload")
+                                              or ctx.extra.get("data_upload"))
+
+
+def data_size(ds) -> str:
+    """``"412 sequences, up to 20 steps, 4 features"``; token data counts words (``X`` is [N, T] ids)."""
+    n, t = int(ds.X.shape[0]), int(ds.X.shape[1])
+    if getattr(ds, "is_tokens", False):
+        return f"{_count(n, 'sequence', 'sequences')}, up to {_count(t, 'word', 'words')} each (token ids)"
+    return (f"{_count(n, 'sequence', 'sequences')}, up to {_count(t, 'step', 'steps')}, "
+            f"{_count(int(ds.n_features), 'feature', 'features')}")
+
+
 def model_card(ctx: Loaded) -> dict:
-    """Plain facts for the start page: architecture, outputs, data size, accuracy (or error)."""
+    """Plain facts for the start page: what is loaded, architecture, outputs, data size, accuracy
+    (or error). ``title`` is (name, None) for a shipped demo, else (model name, data name)."""
     model, ds = ctx.model, ctx.data
     names = list(getattr(ds, "class_names", None) or getattr(model, "class_names", None) or [])
-    X = ds.X
+    demo = is_demo(ctx)
     card = {
+        "title": ((demo_infos()[ctx.demo].title, None) if demo else (ctx.model_name, ctx.data_name)),
         "architecture": _architecture(model),
         "outputs": (f"{len(names)} classes ({', '.join(map(str, names[:8]))}"
                     f"{', …' if len(names) > 8 else ''})" if len(names) > 1 else "one number (regression)"),
-        "data": (f"{X.shape[0]} sequences, up to {X.shape[1]} words (token ids)" if getattr(ds, "is_tokens", False)
-                 else f"{X.shape[0]} sequences, up to {X.shape[1]} steps, {X.shape[2]} feature(s)"),
+        "data": data_size(ds),
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data has no labels, so accuracy cannot be computed.",
-        "about": (demo_infos()[ctx.demo].description
-                  if ctx.demo in demo_infos() and not (ctx.extra.get("model_upload") or ctx.extra.get("data_upload"))
-                  else ""),
+        "about": demo_infos()[ctx.demo].description if demo else "",
     }
     y = getattr(ds, "y", None)
     if y is None:

@@ -71,9 +71,6 @@ def test_injected_markdown_in_names_stays_text_on_start_page_and_sidebar(page, a
     page.screenshot(path=str(ARTIFACTS / "hostile_start.png"), full_page=True)
 
 
-@pytest.mark.xfail(strict=True, reason="Saturation's group headers, captions and findings (pages helper: "
-                                       "page_findings.plain) leave bare addresses to autolink and :red[...] to "
-                                       "colour; rnnviz_app.text.md_escape handles both. Remove this mark then.")
 def test_injected_markdown_stays_text_on_every_page(page, app_url, hostile):
     """Sequence ids, class names and group values planted with links: every page, including the
     Saturation page grouped by the file's own (hostile) group column."""
@@ -106,9 +103,6 @@ def test_bad_link_values_open_with_defaults_and_a_note(page, app_url, query):
     _no_planted_link(page, "start page")
 
 
-@pytest.mark.xfail(strict=True, reason="the pages' own link reader (rnnviz_app/page_widgets.bound_value, owned by "
-                                       "the pages helper) does not yet refuse nan/inf/out-of-range values; "
-                                       "state_url.checked_link_value does, remove this mark once it is used")
 def test_bad_threshold_in_a_link_opens_saturation_with_defaults(page, app_url):
     open_app(page, f"{app_url}/saturation?demo=race&thr=nan&shut=inf&open=" + "9" * 5000)
     page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 2", arg=CHART, timeout=90_000)

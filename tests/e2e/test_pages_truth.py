@@ -211,3 +211,50 @@ def test_deep_link_on_a_fresh_server_opens_the_page(browser, tmp_path, path):
         pg.context.close()
     finally:
         stop_server(proc)
+
+
+# ------------------------------------------------------------------------- polish: start, saturation, contributions
+@pytest.mark.parametrize("demo", list(DEMOS))
+def test_start_page_names_the_demo_once_and_counts_its_data_in_words(page, app_url, demo):
+    """The text demo's card read X.shape[2] of [N, T] ids; demo names were said twice."""
+    open_app(page, f"{app_url}/?demo={demo}")
+    page.locator('[data-testid="stMetricValue"]').first.wait_for()
+    assert_clean(page)
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Something went wrong" not in text and "feature(s)" not in text
+    assert f"{DEMOS[demo].title}: the shipped model and its test data" in text
+    assert "shipped model on" not in text and "A trained demo is loaded below" in text
+    ds = _dataset(demo)
+    n, t = ds.X.shape[:2]
+    if ds.X.ndim == 2:
+        assert f"{n} sequences, up to {t} words each" in text
+    else:
+        f = ds.X.shape[2]
+        assert f"{n} sequences, up to {t} steps, {f} feature{'' if f == 1 else 's'}" in text
+    page.screenshot(path=str(ARTIFACTS / f"start_{demo}.png"), full_page=True)
+
+
+def test_saturation_direction_reads_in_full_and_unit_heatmaps_scale_to_the_top_share(page, app_url):
+    page.set_viewport_size({"width": 1100, "height": 1600})  # a laptop: the Direction box read "forwarc"
+    open_app(page, f"{app_url}/Saturation?demo={DEFAULT}")
+    page.wait_for_function("(sel) => document.querySelectorAll(sel).length >= 3", arg=CHART, timeout=300_000)
+    assert_clean(page)
+    from harness import combobox
+    box = combobox(page, "Direction")
+    assert box.input_value().strip() == "forward"
+    assert box.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the Direction value is cut"
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    # the shares of the race demo are far below 100%: both heatmaps end at the highest share
+    assert re.search(r"The darkest colour stands for \d+% of the sequences or more", text), text[:2000]
+    page.screenshot(path=str(ARTIFACTS / "saturation_polish.png"), full_page=True)
+
+
+def test_contributions_shows_method_names_people_read(page, app_url):
+    open_app(page, f"{app_url}/Contributions?demo={DEFAULT}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    assert_clean(page)
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.wait_for()
+    text = page.locator('[data-testid="stMain"]').inner_text() + table.inner_text()
+    assert "grad_norm" not in text
+    page.screenshot(path=str(ARTIFACTS / "contributions_polish.png"), full_page=True)

@@ -24,21 +24,12 @@ import pandas as pd
 
 from .errors import InputError
 from .groups import effect_words, format_p
-from .trajectories import Parting, parting_summary
+from .trajectories import Parting, parting_summary, step_words
 
 __all__ = ["trajectory_findings", "saturation_findings", "contribution_findings", "known_step_hits", "ALPHA"]
 
 #: a (corrected) p-value below this is reported as a difference; above it as "no clear difference"
 ALPHA = 0.05
-
-
-def _step_words(step: int, align: str) -> str:
-    step = int(step)
-    if align != "end":
-        return f"step {step}"
-    if step == 0:
-        return "the last step"
-    return "1 step before the end" if step == -1 else f"{-step} steps before the end"
 
 
 def _pct(v: float) -> str:
@@ -87,14 +78,14 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
             if p.apart_from_start:
                 out.append(f"{pair} are apart from the first step compared and stay apart to the end.")
             elif p.n_partings == 1:
-                out.append(f"{pair} part at {_step_words(p.part_step, align)} and stay apart to the end.")
+                out.append(f"{pair} part at {step_words(p.part_step, align)} and stay apart to the end.")
             else:
-                out.append(f"{pair} first part at {_step_words(p.part_step, align)} and part for good at "
-                           f"{_step_words(p.last_part_step, align)}.")
+                out.append(f"{pair} first part at {step_words(p.part_step, align)} and part for good at "
+                           f"{step_words(p.last_part_step, align)}.")
         else:
             start = ("are apart from the first step compared" if p.part_step == p.first_step
-                     else f"part at {_step_words(p.part_step, align)}")
-            out.append(f"{pair} {start} and come back together at {_step_words(p.rejoin_step, align)}.")
+                     else f"part at {step_words(p.part_step, align)}")
+            out.append(f"{pair} {start} and come back together at {step_words(p.rejoin_step, align)}.")
     if norms is not None and seqs is not None and len(norms):
         plateau = {}
         for s, n in zip(seqs, (na, nb)):

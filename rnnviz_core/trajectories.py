@@ -553,6 +553,17 @@ class Parting(NamedTuple):
         return self.kind == "for good" and self.last_part_step == self.first_step
 
 
+def step_words(step: int, align: str) -> str:
+    """An aligned step in words: "step 7", or with the end alignment "3 steps before the end"
+    (steps aligned at the end count back from 0 = the last step)."""
+    step = int(step)
+    if align != "end":
+        return f"step {step}"
+    if step == 0:
+        return "the last step"
+    return "1 step before the end" if step == -1 else f"{-step} steps before the end"
+
+
 def parting_summary(distance: pd.DataFrame, *, rel_threshold: float = 0.25, k: int = 3) -> Parting:
     """Classify the distance curve of :func:`pair_distance` against a threshold.
 

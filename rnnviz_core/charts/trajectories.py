@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..trajectories import HeatmapData, Parting, parting_summary
+from ..trajectories import HeatmapData, Parting, parting_summary, step_words
 
 __all__ = [
     "caption", "step_slider", "heatmap_chart", "pair_heatmaps_chart", "pca_paths_chart",
@@ -377,16 +377,6 @@ def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1) -> str:
 
 
 # ----------------------------------------------------------------------------- two sequences
-def _step_words(step: int, align: str) -> str:
-    """An aligned step in words: "step 7", or with the end alignment "3 steps before the end"."""
-    step = int(step)
-    if align != "end":
-        return f"step {step}"
-    if step == 0:
-        return "the last step"
-    return "1 step before the end" if step == -1 else f"{-step} steps before the end"
-
-
 def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold: float | None = 0.25,
                    k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200) -> alt.LayerChart:
     """Distance between sequences A and B at each aligned step, with the parting threshold
@@ -472,10 +462,10 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
             return (head + f"; the sequences are already apart at the first compared step{ratio} and stay apart "
                     "to the end (the dashed red line marks that first step).")
         if p.n_partings == 1:
-            return (head + f"; they part at {_step_words(p.part_step, align)} (dashed red line) and stay apart to "
+            return (head + f"; they part at {step_words(p.part_step, align)} (dashed red line) and stay apart to "
                     "the end.")
-        return (head + f"; they first part at {_step_words(p.part_step, align)}, come back together, and part for "
-                f"good at {_step_words(p.last_part_step, align)} (dashed red lines).")
+        return (head + f"; they first part at {step_words(p.part_step, align)}, come back together, and part for "
+                f"good at {step_words(p.last_part_step, align)} (dashed red lines).")
     # rejoined
     after = ""
     if rel is not None and steps is not None:
@@ -483,8 +473,8 @@ def distance_caption(parting: Parting | None = None, align: str = "start",
         after = (" and stay within it to the end" if (tail <= p.rel_threshold).all()
                  else f" and never again stay above it for {p.k} steps in a row")
     start = ("are already apart at the first compared step (dashed red line)" if p.part_step == p.first_step
-             else f"part at {_step_words(p.part_step, align)} (dashed red line)")
-    return (head + f"; they {start}, come back together at {_step_words(p.rejoin_step, align)} (dashed green "
+             else f"part at {step_words(p.part_step, align)} (dashed red line)")
+    return (head + f"; they {start}, come back together at {step_words(p.rejoin_step, align)} (dashed green "
             f"line){after}.")
 
 

@@ -68,25 +68,29 @@ def launch_browser(pw):
     return pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
 
 
-def _count_finished_runs(pg) -> None:
-    """Count Streamlit "script finished" messages on the page's websocket.
-
-    Reading the protocol is exact: a fast rerun can flip the app's running/notRunning
+def finished_run(payload) -> bool:
+    """Whether a websocket frame is Streamlit's "script finished" message (not one cut short by a
+    rerun). Reading the protocol is exact: a fast rerun can flip the app's running/notRunning
     attribute within one frame, where a DOM observer would miss it."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    if isinstance(payload, str):
+        return False
+    msg = ForwardMsg()
+    try:
+        msg.ParseFromString(payload)
+    except Exception:  # noqa: BLE001 - not a ForwardMsg
+        return False
+    return msg.WhichOneof("type") == "script_finished" and \
+        msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN
+
+
+def _count_finished_runs(pg) -> None:
+    """Count Streamlit "script finished" messages on the page's websocket."""
     state = {"finished": 0, "seen": 0}
     pg._rv_runs = state
 
     def on_frame(payload) -> None:
-        if isinstance(payload, str):
-            return
-        msg = ForwardMsg()
-        try:
-            msg.ParseFromString(payload)
-        except Exception:  # noqa: BLE001 - not a ForwardMsg
-            return
-        if msg.WhichOneof("type") == "script_finished" and \
-                msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+        if finished_run(payload):
             state["finished"] += 1
 
     pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import ARTIFACTS, CHROMIUM_ARGS, EXCEPTION, start_server, stop_server
+from harness import ARTIFACTS, CHROMIUM_ARGS, EXCEPTION, finished_run, start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,19 +39,10 @@ def _rss_mb(pid: int) -> float:
 
 
 async def _finished_runs(pg) -> dict:
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     state = {"finished": 0}
 
     def on_frame(payload) -> None:
-        if isinstance(payload, str):
-            return
-        msg = ForwardMsg()
-        try:
-            msg.ParseFromString(payload)
-        except Exception:  # noqa: BLE001 - not a ForwardMsg
-            return
-        if msg.WhichOneof("type") == "script_finished" and \
-                msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+        if finished_run(payload):
             state["finished"] += 1
 
     pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))

@@ -1,5 +1,5 @@
 """rnnviz_app.play without a browser: what the control is sent, and its caption's branches.
-(The control in the browser: tests/e2e/test_play.py.)"""
+(The control in the browser: tests/e2e/test_play_browser.py.)"""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""A minimal app around the play control, for tests/e2e/test_play.py and bench/bench_play.py.
+"""A minimal app around the play control, for tests/e2e/test_play_browser.py and bench/bench_play.py.
 
 Query parameters: ta, tb (steps of A and B; default 18 and 5), units (default 8), mode:
 "component" (the play control) or "fragment" (the server-driven alternative it was measured

@@ -45,6 +45,8 @@ from .errors import InputError
 __all__ = ["UploadStore", "content_hash", "default_folder", "DEFAULT_MAX_BYTES"]
 
 DEFAULT_MAX_BYTES = 500 * 1024 * 1024  # whole store: 500 MB
+#: how long an upload waits for room that other uploads still being written hold, before refusing
+BUSY_WAIT_S = 30.0
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _META = ".meta.json"
 _TMP = ".tmp-"
@@ -93,7 +95,8 @@ class UploadStore:
         self.max_bytes = int(max_bytes)
         self.owner_bytes = int(owner_bytes) if owner_bytes is not None else max(1, self.max_bytes // 4)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock = threading.Lock()
+        # a condition, so that a write waiting for room wakes when another write's reservation ends
+        self._lock = threading.Condition()
         # digest -> [last use, bytes on disk (file + record), owner]
         self._index: dict[str, list] = {}
         self._reserved = 0
@@ -123,7 +126,14 @@ class UploadStore:
                 self._touch(self._path(digest))
                 return digest
             self._index.pop(digest, None)
-            self._make_room(size, str(owner))
+            deadline = time.monotonic() + BUSY_WAIT_S
+            while not self._make_room(size, str(owner)):
+                # the room is held by other uploads still being written: wait for them to finish
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reserved:
+                    raise InputError("The server's upload space is busy with files being written; "
+                                     "try again in a moment.")
+                self._lock.wait(left)
             self._reserved += size
         try:
             self._atomic_write(self._path(digest), data)
@@ -132,10 +142,12 @@ class UploadStore:
             with self._lock:
                 self._reserved -= size
                 self._remove(digest)
+                self._lock.notify_all()
             raise
         with self._lock:
             self._reserved -= size
             self._index[digest] = [time.time(), size, str(owner)]
+            self._lock.notify_all()
         return digest
 
     def get(self, digest: str) -> tuple[bytes, str]:
@@ -229,8 +241,9 @@ class UploadStore:
         with self._lock:
             self._make_room(0, "")
 
-    def _make_room(self, size: int, owner: str) -> None:
-        """Evict (lock held) so that ``size`` more bytes fit for ``owner``."""
+    def _make_room(self, size: int, owner: str) -> bool:
+        """Evict (lock held) so that ``size`` more bytes fit for ``owner``; False when they cannot
+        fit yet because the rest of the room is reserved by writes in progress."""
         mine = sorted((e[0], d) for d, e in self._index.items() if e[2] == owner) if owner else []
         # (files stored without an owner are not under a per-owner quota)
         held = sum(self._index[d][1] for _, d in mine)
@@ -254,8 +267,7 @@ class UploadStore:
                     break
             total -= self._index[victim][1]
             self._remove(victim)
-        if total + size > self.max_bytes:
-            raise InputError("The server's upload space is busy with files being written; try again in a moment.")
+        return total + size <= self.max_bytes
 
     def _remove(self, digest: str) -> None:
         self._index.pop(digest, None)

@@ -193,3 +193,35 @@ def test_a_file_over_one_visitors_share_is_refused(tmp_path):
     with pytest.raises(InputError, match="MB"):
         store.put(b"q" * 301, owner="v")
     assert store.total_bytes() == 0
+
+
+def test_an_upload_waits_for_room_held_by_writes_in_progress_instead_of_refusing(tmp_path):
+    """Room reserved by a write still in progress is released when it ends; an upload that needs
+    it waits for that instead of refusing (under load, 40 concurrent uploads refused some)."""
+    import threading
+    import time as _time
+    store = UploadStore(tmp_path, max_bytes=1_000_000, owner_bytes=1_000_000)
+    with store._lock:
+        store._reserved = 950_000                      # another visitor's file is being written
+
+    def finish_the_other_write():
+        _time.sleep(0.3)
+        with store._lock:
+            store._reserved = 0
+            store._lock.notify_all()
+
+    threading.Thread(target=finish_the_other_write).start()
+    t0 = _time.monotonic()
+    d = store.put(b"x" * 100_000, name="mine.csv", owner="me")
+    assert d in store and store.get(d)[1] == "mine.csv"
+    assert _time.monotonic() - t0 >= 0.25               # it did wait for the other write
+
+
+def test_an_upload_refuses_with_a_sentence_when_the_room_stays_held(tmp_path, monkeypatch):
+    import rnnviz_core.store as store_mod
+    monkeypatch.setattr(store_mod, "BUSY_WAIT_S", 0.2)
+    store = UploadStore(tmp_path, max_bytes=1_000_000, owner_bytes=1_000_000)
+    with store._lock:
+        store._reserved = 950_000
+    with pytest.raises(InputError, match="busy with files being written; try again in a moment"):
+        store.put(b"x" * 100_000, owner="me")

@@ -61,7 +61,9 @@ def test_start_page_shows_trained_demo_at_once(page, app_url):
     metric = page.locator('[data-testid="stMetric"]').first.inner_text()
     assert "Accuracy on the loaded data" in metric and re.search(r"\d+(\.\d)?%", metric), metric
     for name in ("Trajectories", "Saturation", "Contributions"):
-        assert main(page).get_by_role("link", name=re.compile(name)).count() == 1
+        link = main(page).get_by_role("link", name=re.compile(name))
+        link.first.wait_for(timeout=15_000)    # page links can be drawn a moment after the run ends
+        assert link.count() == 1
     assert "Device in use:" in sidebar(page).inner_text()
     assert f"demo={DEFAULT}" in page.url
     assert_clean(page)

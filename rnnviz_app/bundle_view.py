@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.text import md_escape
+from rnnviz_app.text import format_accuracy, md_escape
 
 BUILTIN = {"true_class": "True class", "predicted_class": "Predicted class", "outcome": "Correct vs wrong",
            "saturation": "Saturation level"}
@@ -43,7 +43,7 @@ def summary(b: Any) -> dict:
         return out
     if len(names) > 1:
         acc = float(seq["correct"].astype(float).mean())
-        out.update(score_value=f"{acc:.1%}",
+        out.update(score_value=format_accuracy(acc),
                    score_help=f"Share of the {len(seq)} sequences whose predicted class is the true one.")
     else:
         logits = np.asarray(b.logits, dtype=np.float64).reshape(len(seq), -1)[:, 0]

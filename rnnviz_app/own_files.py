@@ -21,6 +21,7 @@ import streamlit as st
 from rnnviz_app.context import Loaded
 from rnnviz_app.messages import CONTROLS, app_message
 from rnnviz_app.state_url import remember, view, widget_key
+from rnnviz_app.text import format_accuracy  # noqa: F401 - also used by the start page
 from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
 
 OWN = "own"
@@ -517,10 +518,3 @@ def _acc(table, col: str, key: str) -> str:
     except Exception:  # noqa: BLE001
         return ""
     return "" if not np.isfinite(acc) else f" ({format_accuracy(acc)})"
-
-
-def format_accuracy(acc: float) -> str:
-    """A share as a percentage with one decimal (``"91.3%"``), or two when it lands exactly on a
-    half of the last digit (146/160: ``"91.25%"``), which rounds differently by convention."""
-    tenths = float(acc) * 1000
-    return f"{acc:.2%}" if abs(abs(tenths - np.floor(tenths)) - 0.5) < 1e-6 else f"{acc:.1%}"

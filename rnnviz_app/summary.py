@@ -6,6 +6,7 @@ import numpy as np
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
 from rnnviz_app.loading import demo_infos
+from rnnviz_app.text import format_accuracy
 from rnnviz_core.errors import RnnvizError
 
 
@@ -73,7 +74,7 @@ def model_card(ctx: Loaded) -> dict:
     y = np.asarray(y)
     if len(names) > 1 and out.ndim == 2:
         acc = float((out.argmax(1) == y).mean())
-        card.update(score_value=f"{acc:.1%}",
+        card.update(score_value=format_accuracy(acc),
                     score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
     else:
         err = float(np.sqrt(np.mean((out.reshape(len(y), -1)[:, 0] - y.astype(float)) ** 2)))

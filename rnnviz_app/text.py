@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 
+import numpy as np
 import pandas as pd
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'^])")
@@ -44,3 +45,10 @@ def safe_csv(df: pd.DataFrame) -> bytes:
             out[c] = col.astype(object).map(safe_cell)
     # text quoted: a carriage return or a separator inside a cell cannot start a new cell or row
     return out.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode()
+
+
+def format_accuracy(acc: float) -> str:
+    """A share as a percentage with one decimal (``"91.3%"``), or two when it lands exactly on a
+    half of the last digit (146/160: ``"91.25%"``), which rounds differently by convention."""
+    tenths = float(acc) * 1000
+    return f"{acc:.2%}" if abs(abs(tenths - np.floor(tenths)) - 0.5) < 1e-6 else f"{acc:.1%}"

@@ -798,6 +798,16 @@ def _order_like_feature(ds) -> str | None:
     return str(ds.feature_names[idx[0]]) if len(idx) else None
 
 
+def _role_column(df: pd.DataFrame, given: str | None, pattern: re.Pattern, what: str, arg: str,
+                 label: str, used: set) -> str | None:
+    """The optional column for one role: the one given (checked), else the one its name gives away,
+    else None; the column found is added to ``used``."""
+    col = given if given is not None else _pick(df, pattern, what, arg, used, required=False)
+    if col:
+        used.add(_need_column(df, col, label))
+    return col
+
+
 def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude: set, required: bool) -> str | None:
     cands = [c for c in df.columns if c not in exclude and pattern.search(str(c))]
     if len(cands) == 1:
@@ -842,14 +852,8 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
     if id_col is None:
         id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=True)
     used.add(_need_column(df, id_col, "sequence id column"))
-    if order_col is None:
-        order_col = _pick(df, _ORDER_RE, "step order", "order_col", used, required=False)
-    if order_col:
-        used.add(_need_column(df, order_col, "order column"))
-    if label_col is None:
-        label_col = _pick(df, _LABEL_RE, "label", "label_col", used, required=False)
-    if label_col:
-        used.add(_need_column(df, label_col, "label column"))
+    order_col = _role_column(df, order_col, _ORDER_RE, "step order", "order_col", "order column", used)
+    label_col = _role_column(df, label_col, _LABEL_RE, "label", "label_col", "label column", used)
     for c in list(feature_cols or []) + list(group_cols or []):
         _need_column(df, c, "feature column" if c in (feature_cols or []) else "group column")
         if c in used:
@@ -1594,14 +1598,8 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     """One sequence per row: the words of ``text_col`` split on whitespace."""
     _need_column(df, text_col, "text column")
     used = {text_col}
-    if id_col is None:
-        id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=False)
-    if id_col:
-        used.add(_need_column(df, id_col, "sequence id column"))
-    if label_col is None:
-        label_col = _pick(df, _LABEL_RE, "label", "label_col", used, required=False)
-    if label_col:
-        used.add(_need_column(df, label_col, "label column"))
+    id_col = _role_column(df, id_col, _ID_RE, "sequence id", "id_col", "sequence id column", used)
+    label_col = _role_column(df, label_col, _LABEL_RE, "label", "label_col", "label column", used)
     for c in group_cols or []:
         _need_column(df, c, "group column")
     if len(df) > MAX_SEQUENCES:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,6 +77,8 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
 
     Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
     """
+    if mode == "LSTM" and record and not keep and not reverse and probe is None and not torch.is_grad_enabled():
+        return _lstm_record(x, h, c, w, mask)
     if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
         if probe is not None:
             raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")
@@ -165,6 +168,99 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
         rec = {"i": sig_buf[..., :hc], "f": sig_buf[..., hc : 2 * hc], "g": sig_buf[..., 2 * hc : 3 * hc] * 2 - 1,
                "o": sig_buf[..., 3 * hc :], "c": cell_buf}
     return out, h, c, {k: v.transpose(0, 1) for k, v in rec.items()}, kept
+
+
+# Buffers at least this large (bytes) are taken from numpy on the CPU: numpy asks the kernel for
+# huge pages (madvise), so first-touching tens of MB costs a fraction of what 4 KB pages cost.
+_BIG = 4 << 20
+
+
+def big_empty(shape, dtype, device) -> torch.Tensor:
+    """``torch.empty`` for large CPU float buffers, backed by numpy (huge pages where available).
+
+    The tensor shares its memory with a numpy array, so ``t.numpy()`` hands it over with no copy.
+    """
+    device = torch.device(device)
+    if device.type == "cpu" and dtype in (torch.float32, torch.float64):
+        size = 1
+        for s in shape:
+            size *= int(s)
+        if size * (4 if dtype == torch.float32 else 8) >= _BIG:
+            return torch.from_numpy(np.empty(tuple(int(s) for s in shape),
+                                             dtype=np.float32 if dtype == torch.float32 else np.float64))
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+def _lstm_record(x, h0, c0, w: LayerWeights, mask):
+    """Forward-direction LSTM layer with every gate and cell state, each written once.
+
+    h_t for every step comes from the fused kernel (``torch._VF.lstm``, what ``nn.LSTM`` calls),
+    time-major. Every gate depends only on x_t and h_{t-1}, so gate k at all steps is two matrix
+    products over whole sequences, ``[x_t, 1] @ [W_ik, b_k]^T`` then ``+= h_{t-1} @ W_hk^T`` (in
+    time-major order h_{t-1} of every step is one contiguous block of the fused output), into
+    one time-major buffer holding the four gates, then activated in place; the cell state
+    c_t = f_t c_{t-1} + i_t g_t is the only recurrence left (one fused elementwise operation per
+    step). Padding steps (mask False) are fed zeros; their values are not used (outputs there
+    are 0, h_n and c_n come from each sequence's last real step).
+
+    Returns ``(out, h_n, c_n, records, None)`` as :func:`run_direction`. ``out`` and the records
+    are [N, T, size] views of time-major memory (not copied into batch-first order: the
+    trace hands them over as they are).
+    """
+    n, t_len, n_in = x.shape
+    dev, dt = x.device, x.dtype
+    hc = w.w_hh.shape[0] // 4
+    hs = w.w_hh.shape[1]
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    if w.w_hr is not None:
+        params.append(w.w_hr)
+    x_tm = x.transpose(0, 1)
+    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
+        warnings.filterwarnings("ignore", message="LSTM with projections")
+        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
+                                      False, False)
+    out_tm = out_tm.contiguous()
+    m = t_len * n
+    # input part with the bias folded in as a column of ones: (4, k_in, H) weights, one batched product
+    k_in = n_in + 1
+    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
+    wx = torch.cat([w.w_ih, bias[:, None]], 1).view(4, hc, k_in).transpose(1, 2).contiguous()
+    wh = w.w_hh.view(4, hc, hs).transpose(1, 2).contiguous()  # (4, Hs, H)
+    zx = torch.empty(t_len, n, k_in, dtype=dt, device=dev)
+    zx[..., :n_in] = x_tm
+    zx[..., n_in] = 1
+    # one buffer per gate (a single one for all four would exceed what the C allocator recycles)
+    gates = [big_empty((t_len, n, hc), dt, dev) for _ in range(4)]
+    zf = zx.view(m, k_in)
+    hp = out_tm[:-1].reshape((t_len - 1) * n, hs) if t_len > 1 else None
+    for k, act in enumerate((torch.sigmoid_, torch.sigmoid_, torch.tanh_, torch.sigmoid_)):  # i, f, g, o
+        gk = gates[k]
+        torch.mm(zf, wx[k], out=gk.view(m, hc))
+        gk[0].addmm_(h0, wh[k])
+        if hp is not None:
+            gk[1:].view((t_len - 1) * n, hc).addmm_(hp, wh[k])
+        act(gk)
+    del zx
+    i_g, f_g, g_g, o_g = gates
+    c = big_empty((t_len, n, hc), dt, dev)
+    torch.mul(i_g, g_g, out=c)
+    c[0].addcmul_(f_g[0], c0)
+    for t in range(1, t_len):
+        c[t].addcmul_(f_g[t], c[t - 1])
+    if mask is None:
+        h_n, c_n = out_tm[-1], c[-1]
+    else:
+        rows_i = torch.arange(n, device=dev)
+        last = (mask.sum(1) - 1).clamp_min(0)
+        h_n, c_n = out_tm[last, rows_i], c[last, rows_i]
+        out_tm.masked_fill_(~mask.t()[..., None], 0)
+    rec = {k: v.transpose(0, 1) for k, v in zip("ifgo", (i_g, f_g, g_g, o_g))}
+    rec["c"] = c.transpose(0, 1)
+    return out_tm.transpose(0, 1), h_n.clone(), c_n.clone(), rec, None
 
 
 def _reverse_index(mask, t_len, n, device):

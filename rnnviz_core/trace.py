@@ -202,6 +202,51 @@ def _fill(dst: np.ndarray, src: torch.Tensor, what: str, order: np.ndarray | Non
         dst[:, t:] = np.nan
 
 
+def _adoptable(infos) -> bool:
+    """Whether every record of a full trace comes back in final layout (see ``_adopt``): forward-only
+    LSTMs, whose gates and cell states are written batch-first into their own buffers."""
+    return all(info.mode == "LSTM" and info.num_directions == 1 for info in infos)
+
+
+def _record_work_per_step(infos) -> int:
+    """Work space per sequence-step of an adoptable full trace, beyond the records themselves: the
+    fused kernel's output and one layer input with the ones column (the widest layer's)."""
+    return sum(info.output_size for info in infos) + max(info.input_size + 1 + info.state_size for info in infos)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Whether a tensor's elements fill one block of memory exactly (contiguous up to a permutation
+    of its axes)."""
+    dims = sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz != 1)
+    expect = 1
+    for st, sz in dims:
+        if st != expect:
+            return False
+        expect *= sz
+    return True
+
+
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+                      and a.dtype == b.dtype and a.device == b.device)
+
+
+def _adopt(src: torch.Tensor, shape: tuple, taken: list) -> bool:
+    """True when ``src`` can become a trace array as it is: a float32 CPU tensor of the final shape
+    laid out without gaps in some order of its axes (for instance time-major memory seen
+    batch-first), whose memory overlaps no array already handed over. Then ``src.numpy()`` shares
+    that memory (and keeps it alive)."""
+    if not (isinstance(src, torch.Tensor) and src.device.type == "cpu" and src.dtype == torch.float32
+            and tuple(src.shape) == tuple(shape) and not src.requires_grad and _dense(src)):
+        return False
+    lo = src.data_ptr()
+    hi = lo + src.numel() * src.element_size()
+    if any(lo < b and a < hi for a, b in taken):
+        return False
+    taken.append((lo, hi))
+    return True
+
+
 def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", lengths_arg=None, output=None):
     """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
     infos = find_recurrent(model)
@@ -212,13 +257,16 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
         per_step = sum(
             info.num_layers * info.num_directions * sum(info.kind_size(k) for k in info.kinds) for info in infos
         )  # one batch holds about this many elements per step, plus the loop's small temporaries
+        if _adoptable(infos) and n * t * _record_work_per_step(infos) <= _BATCH_BUDGET:
+            per_step = 0  # one batch: its records become the arrays (no copy), so only the work space counts
     else:
         per_step = _fused_per_step(infos)
-    bs = check_batch_size(batch_size) or _auto_batch(n, t, per_step)
+    bs = check_batch_size(batch_size) or (n if per_step == 0 else _auto_batch(n, t, per_step))
     view = ModelView(model, device, engine=engine if full else "fused", record=full,
                      lengths_arg=lengths_arg, output=output)
-    hidden = np.empty((n, t, last.output_size), dtype=np.float32)
+    hidden = np.empty((n, t, last.output_size), dtype=np.float32) if bs < n else None
     arrays: dict[str, np.ndarray] = {}
+    taken: list[tuple[int, int]] = []  # memory ranges already handed over as arrays (never twice)
     logits_parts = []
     with torch.inference_mode():
         for s in range(0, n, bs):
@@ -228,7 +276,16 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
             perm = view.session.perm  # records in the order the model saw the rows
             order = None if perm is None else perm.numpy()
             logits_parts.append(out.detach().to("cpu", torch.float32).numpy())
-            _fill(hidden[s : s + bs], view.records[last.name]["out"], "states", order)
+            whole = s == 0 and bs >= n and order is None  # this batch is every row, in order
+            src = view.records[last.name]["out"]
+            shared = None  # the tensor hidden was handed over from, if it was
+            if whole and _adopt(src, (n, t, last.output_size), taken):
+                hidden = src.numpy()
+                shared = src
+            else:
+                if hidden is None:
+                    hidden = np.empty((n, t, last.output_size), dtype=np.float32)
+                _fill(hidden[s : s + bs], src, "states", order)
             _nan_past(hidden[s : s + bs], lengths, s)
             if full:
                 for info in infos:
@@ -239,11 +296,23 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
                         if key in ("out", "lengths"):
                             continue
                         name = f"{info.name}.{key}"
+                        if shared is not None and _same_view(val, shared):
+                            arrays[name] = hidden  # the last layer's states are the module output
+                            continue
+                        if whole and _adopt(val, (n, t, val.shape[-1]), taken):
+                            arrays[name] = val.numpy()
+                            _nan_past(arrays[name], lengths, 0)
+                            continue
                         if name not in arrays:
                             arrays[name] = np.empty((n, t, val.shape[-1]), dtype=np.float32)
                         _fill(arrays[name][s : s + bs], val, "states", order)
                         _nan_past(arrays[name][s : s + bs], lengths, s)
     logits = np.concatenate(logits_parts, 0)
+    # Arrays may share memory (the last layer's "h" is ``hidden``) and are handed out to many
+    # readers (charts, caches): read-only, so no reader can change what another one sees.
+    hidden.flags.writeable = False
+    for arr in arrays.values():
+        arr.flags.writeable = False
     return hidden, logits, lengths, (arrays if full else None)
 
 

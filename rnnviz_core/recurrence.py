@@ -82,6 +82,8 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
     if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
         if probe is not None:
             raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")
+        if keep and not record and not reverse:
+            return _lstm_keep(x, h, c, w, mask)
         return _lstm_from_fused(x, h, c, w, mask, reverse, record, keep)
     t_len = x.shape[1]
     hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
@@ -263,6 +265,78 @@ def _lstm_record(x, h0, c0, w: LayerWeights, mask):
     return out_tm.transpose(0, 1), h_n.clone(), c_n.clone(), rec, None
 
 
+def _lstm_keep(x, h0, c0, w: LayerWeights, mask):
+    """Forward-direction LSTM layer for the hand-written backward: h from the fused kernel, and
+    the per-step factors :func:`backward_direction` multiplies by, in as few passes and buffers
+    as it takes.
+
+    Gates as in :func:`_lstm_record` (one product for all four, from ``[x_t, 1]`` and then
+    ``h_{t-1}``, g rows doubled so one sigmoid serves all: tanh(u) = 2 sigmoid(2u) - 1), the cell
+    state by its one-line recurrence, then the factors are written over the gates they come
+    from: d pre_i = dc g i(1-i), d pre_f = dc c_prev f(1-f), d pre_g = dc i (1-g^2),
+    d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2). Same returns as
+    :func:`run_direction` (no records).
+    """
+    n, t_len, n_in = x.shape
+    dev, dt = x.device, x.dtype
+    hc = w.w_hh.shape[0] // 4
+    hs = w.w_hh.shape[1]
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    if w.w_hr is not None:
+        params.append(w.w_hr)
+    x_tm = x.transpose(0, 1)
+    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
+        warnings.filterwarnings("ignore", message="LSTM with projections")
+        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
+                                      False, False)
+    out_tm = out_tm.contiguous()
+    m = t_len * n
+    scale = torch.ones(4 * hc, dtype=dt, device=dev)
+    scale[2 * hc : 3 * hc] = 2.0
+    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
+    wx = (torch.cat([w.w_ih, bias[:, None]], 1) * scale[:, None]).t().contiguous()  # (k_in, 4H)
+    wh = (w.w_hh * scale[:, None]).t().contiguous()  # (Hs, 4H)
+    zx = torch.empty(t_len, n, n_in + 1, dtype=dt, device=dev)
+    zx[..., :n_in] = x_tm
+    zx[..., n_in] = 1
+    sg = torch.empty(t_len, n, 4 * hc, dtype=dt, device=dev)
+    torch.mm(zx.view(m, n_in + 1), wx, out=sg.view(m, 4 * hc))
+    del zx
+    sg[0].addmm_(h0, wh)
+    if t_len > 1:
+        sg[1:].view((t_len - 1) * n, 4 * hc).addmm_(out_tm[:-1].reshape((t_len - 1) * n, hs), wh)
+    sg.sigmoid_()
+    i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
+    g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation
+    cs = torch.empty(t_len + 1, n, hc, dtype=dt, device=dev)  # cs[0] = c0, cs[t + 1] = c_t
+    cs[0] = c0
+    torch.mul(i_g, g_g, out=cs[1:])
+    for t in range(t_len):
+        cs[t + 1].addcmul_(f_g[t], cs[t])
+    if mask is None:
+        h_n, c_n = out_tm[-1].clone(), cs[-1].clone()
+    else:
+        rows_i = torch.arange(n, device=dev)
+        last = (mask.sum(1) - 1).clamp_min(0)
+        h_n, c_n = out_tm[last, rows_i], cs[last + 1, rows_i]
+        out_tm.masked_fill_(~mask.t()[..., None], 0)
+    f_keep = f_g.clone()  # f itself is needed for the cell-state carry; its slot takes d pre_f
+    tc = torch.tanh(cs[1:])
+    _sigmoid_bwd(cs[:-1], f_g, grad_input=f_g)  # c_prev f (1 - f)
+    tmp = cs[1:]  # c is no longer needed: its buffer serves as scratch
+    _tanh_bwd(i_g, g_g, grad_input=tmp)  # i (1 - g^2)
+    _sigmoid_bwd(g_g, i_g, grad_input=i_g)  # g i (1 - i)
+    g_g.copy_(tmp)
+    _tanh_bwd(o_g, tc, grad_input=tmp)  # o (1 - tanh(c)^2)
+    _sigmoid_bwd(tc, o_g, grad_input=o_g)  # tanh(c) o (1 - o)
+    kept = {"fac": sg, "dc": tmp, "f": f_keep}
+    return out_tm.transpose(0, 1), h_n, c_n, {}, kept
+
+
 def _reverse_index(mask, t_len, n, device):
     """(N, T) int64 index that reverses each sequence within its length (padding stays put).
 
@@ -391,6 +465,8 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
     h_n at the last real step); dc_direct (N, T, H) or None: the same for c (LSTM c_n).
     Returns (lam (N, T, Hs) = d out / d h_t, dx (N, T, I) or None, d h0 (N, Hs), d c0 or None).
     """
+    if mode == "LSTM" and not reverse:
+        return _lstm_backward_forward_dir(w, kept, dh_direct, dc_direct, need_dx)
     n, t_len, hs = dh_direct.shape
     w_hh = w.w_hh  # (G*H, Hs)
     g_h = w_hh.shape[0]  # G*H
@@ -406,11 +482,9 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
     if mode == "LSTM":
         carry_c = dh_direct.new_zeros(n, hc)
         dc0 = torch.zeros_like(carry_c)
-    active = (dh_direct != 0).flatten(2).any(2).any(0).tolist()  # steps with a direct gradient
-    if dc_direct is not None:
-        active = [a or b for a, b in zip(active, (dc_direct != 0).flatten(2).any(2).any(0).tolist())]
+    # (adding the direct gradient at every step costs less than finding the steps that have one)
     for t in range(t_len) if reverse else range(t_len - 1, -1, -1):
-        lam_t = torch.add(carry, dh_direct[:, t], out=lam_buf[t]) if active[t] else lam_buf[t].copy_(carry)
+        lam_t = torch.add(carry, dh_direct[:, t], out=lam_buf[t])
         buf = dpre_buf[t] if need_dx else work  # (N, G*H)
         nxt_c = None
         if mode == "GRU":
@@ -425,7 +499,7 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
         elif mode == "LSTM":  # kept: the per-step factors of _lstm_from_fused
             lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
             dc = torch.addcmul(carry_c, lam_m, kept["dc"][t])  # through h = o tanh(c)
-            if dc_direct is not None and active[t]:
+            if dc_direct is not None:
                 dc = dc + dc_direct[:, t]
             torch.mul(kept["fac"][t, :, : 3 * hc].view(n, 3, hc), dc[:, None, :], out=buf[:, : 3 * hc].view(n, 3, hc))
             torch.mul(kept["fac"][t, :, 3 * hc :], lam_m, out=buf[:, 3 * hc :])  # o gate
@@ -455,6 +529,49 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
             dh0 = dh0 + nxt
             if nxt_c is not None:
                 dc0 = dc0 + nxt_c
+    lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
+    dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
+    return lam_all, dx, dh0, dc0
+
+
+def _lstm_backward_forward_dir(w: LayerWeights, kept, dh_direct, dc_direct, need_dx):
+    """:func:`backward_direction` for a forward-direction LSTM layer, every buffer allocated once.
+
+    Per step: dc = carry_c + lam ⊙ dcf (through h = o tanh(c)), the gate pre-activation
+    gradients from the kept factors, and the gradient of h_{t-1} written straight into the next
+    step's slot of the result together with its direct gradient (one ``addmm``). No tensor is
+    created inside the loop: a fresh 128 KB block per operation costs the C allocator a page
+    mapping each time, more than the arithmetic.
+    """
+    n, t_len, hs = dh_direct.shape
+    w_hh = w.w_hh  # (4H, Hs)
+    hc = w_hh.shape[0] // 4
+    fac, dcf, f_g = kept["fac"], kept["dc"], kept["f"]
+    lam_buf = dh_direct.new_empty(t_len, n, hs)
+    lam_buf[t_len - 1].copy_(dh_direct[:, t_len - 1])
+    dpre_buf = dh_direct.new_empty(t_len, n, 4 * hc) if need_dx else None
+    work = None if need_dx else dh_direct.new_empty(n, 4 * hc)
+    carry_c = dh_direct.new_zeros(n, hc)  # d out / d c_t from later steps; becomes dc in place
+    lam_m = None if w.w_hr is None else dh_direct.new_empty(n, hc)
+    dh0 = dc0 = None
+    for t in range(t_len - 1, -1, -1):
+        lam_t = lam_buf[t]
+        if lam_m is not None:  # through the projection h = W_hr (o tanh(c))
+            lm = torch.mm(lam_t, w.w_hr, out=lam_m)
+        else:
+            lm = lam_t
+        dc = carry_c.addcmul_(lm, dcf[t])
+        if dc_direct is not None:
+            dc.add_(dc_direct[:, t])
+        buf = dpre_buf[t] if need_dx else work
+        torch.mul(fac[t, :, : 3 * hc].view(n, 3, hc), dc[:, None, :], out=buf[:, : 3 * hc].view(n, 3, hc))
+        torch.mul(fac[t, :, 3 * hc :], lm, out=buf[:, 3 * hc :])
+        if t > 0:
+            torch.addmm(dh_direct[:, t - 1], buf, w_hh, out=lam_buf[t - 1])
+        else:
+            dh0 = buf @ w_hh
+        carry_c = dc.mul_(f_g[t])  # d out / d c_{t-1}
+    dc0 = carry_c
     lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
     dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
     return lam_all, dx, dh0, dc0

@@ -606,6 +606,7 @@ class LayerFn(torch.autograd.Function):
                 c_n.append(c_last)
             kept.append(k)
         ctx.spec, ctx.mask, ctx.kept = spec, mask, kept
+        ctx.set_materialize_grads(False)  # outputs the model never used get None, not zeros
         ctx.shape = x.shape
         ctx.has = (c0 is not None, probe is not None)
         out = outs[0] if len(outs) == 1 else torch.cat(outs, -1)
@@ -617,8 +618,10 @@ class LayerFn(torch.autograd.Function):
         spec, mask = ctx.spec, ctx.mask
         n, t_len, _ = ctx.shape
         hs, hc = spec.state_size, spec.hidden_size
-        mask_f = None if mask is None else mask.to(d_out.dtype if d_out is not None else d_hn.dtype)
-        ref = d_out if d_out is not None else d_hn
+        ref = next((g for g in (d_out, d_hn, d_cn) if g is not None and g.numel()), None)
+        if ref is None:  # nothing downstream depends on this layer
+            return None, None, None, None, None, None
+        mask_f = None if mask is None else mask.to(ref.dtype)
         if mask is None:
             ends = torch.full((n,), t_len - 1, dtype=torch.int64, device=ref.device)
         else:
@@ -631,9 +634,10 @@ class LayerFn(torch.autograd.Function):
             dh = ref.new_zeros(n, t_len, hs) if d_out is None else d_out[..., d * hs : (d + 1) * hs]
             if mask_f is not None:
                 dh = dh * mask_f[..., None]
-            dh = dh.clone()
             end = ends if d == 0 else torch.zeros_like(ends)
             if d_hn is not None:
+                if d_out is not None and mask_f is None:
+                    dh = dh.clone()  # d_out is autograd's: not ours to change
                 dh[rows, end] += d_hn[d]
             dc = None
             if spec.mode == "LSTM" and d_cn is not None and d_cn.numel():

@@ -123,6 +123,7 @@ def main():
     ap.add_argument("--demos", default="marker,race,vowels,digits",
                     help="comma-separated shipped demos for (d); empty to skip")
     ap.add_argument("--only-demos", action="store_true", help="run (d) only")
+    ap.add_argument("--only-a", action="store_true", help="run (a) only (grad_norm vs the fused pass)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -172,6 +173,8 @@ def main():
           f"grad_norm {t_lg * 1e3:6.1f} ms wall ({c_lg * 1e3:.0f} ms CPU)   ratio {t_lg / t_lf:.2f}x wall, "
           f"{c_lg / c_lf:.2f}x CPU (target <= 1.1x)")
 
+    if args.only_a:
+        return
     # (b) ------------------------------------------------------------------------------
     sub = 16 if args.quick else 32
     rows = list(range(sub))

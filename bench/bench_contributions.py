@@ -120,7 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--train-steps", type=int, default=40)
-    ap.add_argument("--demos", default="marker,race,vowels,digits",
+    ap.add_argument("--demos", default="marker,race,vowels,digits,text",
                     help="comma-separated shipped demos for (d); empty to skip")
     ap.add_argument("--only-demos", action="store_true", help="run (d) only")
     ap.add_argument("--only-a", action="store_true", help="run (a) only (grad_norm vs the fused pass)")
@@ -243,23 +243,33 @@ def demo_ig(keys, rep):
     from captum.attr import IntegratedGradients
 
     from rnnviz_core.demos import load_demo
+    from rnnviz_core.engine import default_baseline_token
 
     print("(d) shipped demos, all sequences with their lengths: default refinement vs Captum at 50 "
           "steps (median wall time of interleaved runs)")
     for key in keys:
         model, ds = load_demo(key)
         model.eval()
-        xd, ld = torch.from_numpy(ds.X).float(), torch.from_numpy(ds.lengths).long()
+        tokens = ds.X.dtype.kind in "iu"
+        xd = torch.from_numpy(ds.X) if tokens else torch.from_numpy(ds.X).float()
+        ld = torch.from_numpy(ds.lengths).long()
         with torch.no_grad():
             cls_d = model(xd, ld).argmax(1)
         width = model.rnn.hidden_size * (2 if model.rnn.bidirectional else 1)
-        per = max(1, (1 << 23) // (xd.shape[1] * max(width, xd.shape[2])))
-        ig = IntegratedGradients(model)
-        zeros = torch.zeros_like(xd)
+        feat = model.encoder.embedding_dim if tokens else xd.shape[2]
+        per = max(1, (1 << 23) // (xd.shape[1] * max(width, feat)))
+        if tokens:  # text: the path runs in the embedding space, from the padding token's embedding
+            from captum.attr import LayerIntegratedGradients
+            ig = LayerIntegratedGradients(model, model.encoder)
+            zeros = torch.full_like(xd, default_baseline_token(model))
+        else:
+            ig = IntegratedGradients(model)
+            zeros = torch.zeros_like(xd)
 
         def captum50():
-            return ig.attribute(xd, baselines=zeros, target=cls_d, n_steps=50, method="gausslegendre",
-                                internal_batch_size=per, additional_forward_args=(ld,))
+            a = ig.attribute(xd, baselines=zeros, target=cls_d, n_steps=50, method="gausslegendre",
+                             internal_batch_size=per, additional_forward_args=(ld,))
+            return a.sum(-1) if tokens else a
 
         def ours():
             return contributions(model, ds.X, "integrated_gradients", lengths=ds.lengths,
@@ -269,7 +279,7 @@ def demo_ig(keys, rep):
         with torch.no_grad():
             fx = model(xd, ld).gather(1, cls_d[:, None])[:, 0].numpy()
             fb = model(zeros, ld).gather(1, cls_d[:, None])[:, 0].numpy()
-        err_c = completeness(a.sum((1, 2)).detach().numpy(), fx, fb)
+        err_c = completeness(a.reshape(a.shape[0], -1).sum(1).detach().numpy(), fx, fb)
         e, ev = info["completeness_error"], info["steps"]
         print(f"    {key:7} N={len(ds)} T={xd.shape[1]} lengths {ds.lengths.min()}-{ds.lengths.max()}: "
               f"Captum-50 {t_c:6.2f} s (within 1%: {np.mean(err_c <= 0.01):.0%}), ours {t_o:6.2f} s = "

@@ -8,8 +8,9 @@ Naming scheme (one canonical name per array, as TransformerLens names its hooks)
 ``direction`` is "fwd" or "bwd" (bidirectional layers), and ``kind`` is "h" (the state the
 layer outputs), "c" (LSTM cell state) or a gate letter as PyTorch names it: GRU "r", "z",
 "n"; LSTM "i", "f", "g", "o" (vanilla RNNs have no gates). Every array is float32
-[N, T, size], indexed by input position (also for "bwd"), and NaN at and past each sequence's
-length. Shorthand: ``tr["z"]`` is the last module's last layer, forward direction;
+[N, T, size], indexed by input position (also for "bwd"), NaN at and past each sequence's
+length, and read-only: arrays may share memory (the last layer's "h" is ``hidden``) or view
+time-major memory, so copy one (``arr.copy()``) to change it. Shorthand: ``tr["z"]`` is the last module's last layer, forward direction;
 ``tr["z", 0]`` layer 0; ``tr["z", 0, "bwd"]``; or ``tr.get(kind, layer, direction, module)``.
 """
 from __future__ import annotations

@@ -187,13 +187,19 @@ def _sig(v):
 
 @pytest.mark.parametrize("cell", ["GRU", "LSTM", "LSTMproj"])
 @pytest.mark.parametrize("bidir", [False, True])
-def test_gates_reproduce_states(cell, bidir):
-    """Recomputing h from the traced gates (and the layer's own weights, by hand in numpy) gives h back."""
-    net, x, lengths = make(cell, 2, bidir, True, True, True)
+@pytest.mark.parametrize("pack,batch_size", [(True, None), (False, None), (False, 2)],
+                         ids=["packed", "padded-one-batch", "padded-batches-of-2"])
+def test_gates_reproduce_states(cell, bidir, pack, batch_size):
+    """Recomputing h from the traced gates (and the layer's own weights, by hand in numpy) gives h back.
+
+    Padded in one batch, forward LSTM layers hand their time-major records over as the arrays;
+    packed (rows sorted for the model) or in batches of 2 they are copied: every way is checked.
+    """
+    net, x, lengths = make(cell, 2, bidir, True, pack, True)
     net.eval()
-    tr = rv.trace(net, x, lengths, gates=True)
+    tr = rv.trace(net, x, lengths, gates=True, batch_size=batch_size)
     valid = _valid(lengths)
-    lens = lengths.numpy()
+    lens = lengths.numpy() if lengths is not None else np.full(N, T)
     z_in = torch.tanh(net.enc(x)).detach().numpy()
     for layer in range(2):
         inp = z_in if layer == 0 else np.concatenate([np.nan_to_num(tr[f"rnn.l0.{d}.h"]) for d in ["fwd", "bwd"][: net.d]], -1)
@@ -230,6 +236,21 @@ def test_gates_reproduce_states(cell, bidir):
                     np.testing.assert_allclose(h[i, t], h_re, atol=TOL, err_msg=f"{cell} l{layer} {dname} seq {i} step {t}")
                     prev = h[i, t]
     assert np.isnan(tr["rnn.l1.fwd.z" if cell == "GRU" else "rnn.l1.fwd.f"][~valid]).all()
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM"])
+def test_trace_arrays_are_read_only(cell):
+    """Arrays may share memory (the last layer's h is hidden), so none can be written through."""
+    net, x, _ = make(cell, 2, False, True, False, False)
+    tr = rv.trace(net, x, gates=True)
+    np.testing.assert_array_equal(tr["h"], tr.hidden)
+    for arr in [tr.hidden, *tr.arrays.values()]:
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0, 0] = 1.0
+    before = float(tr.hidden[0, 0, 0])
+    copy_ = tr["h"].copy()
+    copy_[0, 0, 0] = before + 1.0  # a copy is the user's to change, and changes nothing else
+    assert tr.hidden[0, 0, 0] == before and tr["h"][0, 0, 0] == before
 
 
 def test_lazy_gates_equal_eager_and_shorthand():

@@ -193,14 +193,42 @@ def big_empty(shape, dtype, device) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
+def _fused_linear_op():
+    """oneDNN's fused linear + activation kernel (what torch.compile uses on x86 CPUs), or None."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+            return None
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return None
+
+
+_LINEAR_ACT = _fused_linear_op()
+
+
+def linear_act(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, act: str) -> torch.Tensor:
+    """``act(z @ w.T + b)`` for z (M, K), w (O, K), b (O,); act "sigmoid" or "tanh".
+
+    On the CPU one oneDNN kernel computes the product, adds the bias and applies the activation
+    while each block of the result is in cache (a third of the memory traffic of three passes);
+    elsewhere, or if that kernel refuses the input, the same in plain operations.
+    """
+    if _LINEAR_ACT is not None and z.device.type == "cpu" and z.dtype == torch.float32:
+        try:
+            return _LINEAR_ACT(z, w, b, act, [], "")
+        except RuntimeError:
+            pass
+    y = torch.addmm(b, z, w.t())
+    return y.sigmoid_() if act == "sigmoid" else y.tanh_()
+
+
 def _lstm_record(x, h0, c0, w: LayerWeights, mask):
     """Forward-direction LSTM layer with every gate and cell state, each written once.
 
     h_t for every step comes from the fused kernel (``torch._VF.lstm``, what ``nn.LSTM`` calls),
-    time-major. Every gate depends only on x_t and h_{t-1}, so gate k at all steps is two matrix
-    products over whole sequences, ``[x_t, 1] @ [W_ik, b_k]^T`` then ``+= h_{t-1} @ W_hk^T`` (in
-    time-major order h_{t-1} of every step is one contiguous block of the fused output), into
-    one time-major buffer holding the four gates, then activated in place; the cell state
+    time-major. Every gate depends only on x_t and h_{t-1}, so gate k at all steps is one matrix
+    product over whole sequences with its activation, ``act([x_t, h_{t-1}] @ [W_ik, W_hk]^T + b_k)``
+    (:func:`linear_act`: one fused kernel on the CPU), into its own time-major buffer; the cell state
     c_t = f_t c_{t-1} + i_t g_t is the only recurrence left (one fused elementwise operation per
     step). Padding steps (mask False) are fed zeros; their values are not used (outputs there
     are 0, h_n and c_n come from each sequence's last real step).
@@ -227,26 +255,20 @@ def _lstm_record(x, h0, c0, w: LayerWeights, mask):
                                       False, False)
     out_tm = out_tm.contiguous()
     m = t_len * n
-    # input part with the bias folded in as a column of ones: (4, k_in, H) weights, one batched product
-    k_in = n_in + 1
+    # gate k at every step: act([x_t, h_{t-1}] @ [W_ik, W_hk]^T + b_k), one fused kernel per gate
+    # (time-major, so h_{t-1} of every step is one contiguous block of the fused output)
+    k_in = n_in + hs
+    z = torch.empty(t_len, n, k_in, dtype=dt, device=dev)
+    z[..., :n_in] = x_tm
+    z[0, :, n_in:] = h0
+    if t_len > 1:
+        z[1:, :, n_in:] = out_tm[:-1]
     bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
-    wx = torch.cat([w.w_ih, bias[:, None]], 1).view(4, hc, k_in).transpose(1, 2).contiguous()
-    wh = w.w_hh.view(4, hc, hs).transpose(1, 2).contiguous()  # (4, Hs, H)
-    zx = torch.empty(t_len, n, k_in, dtype=dt, device=dev)
-    zx[..., :n_in] = x_tm
-    zx[..., n_in] = 1
-    # one buffer per gate (a single one for all four would exceed what the C allocator recycles)
-    gates = [big_empty((t_len, n, hc), dt, dev) for _ in range(4)]
-    zf = zx.view(m, k_in)
-    hp = out_tm[:-1].reshape((t_len - 1) * n, hs) if t_len > 1 else None
-    for k, act in enumerate((torch.sigmoid_, torch.sigmoid_, torch.tanh_, torch.sigmoid_)):  # i, f, g, o
-        gk = gates[k]
-        torch.mm(zf, wx[k], out=gk.view(m, hc))
-        gk[0].addmm_(h0, wh[k])
-        if hp is not None:
-            gk[1:].view((t_len - 1) * n, hc).addmm_(hp, wh[k])
-        act(gk)
-    del zx
+    wz = torch.cat([w.w_ih, w.w_hh], 1)  # (4H, k_in)
+    zf = z.view(m, k_in)
+    gates = [linear_act(zf, wz[k * hc : (k + 1) * hc], bias[k * hc : (k + 1) * hc], act).view(t_len, n, hc)
+             for k, act in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid"))]  # i, f, g, o
+    del z, zf
     i_g, f_g, g_g, o_g = gates
     c = big_empty((t_len, n, hc), dt, dev)
     torch.mul(i_g, g_g, out=c)
@@ -270,8 +292,8 @@ def _lstm_keep(x, h0, c0, w: LayerWeights, mask):
     the per-step factors :func:`backward_direction` multiplies by, in as few passes and buffers
     as it takes.
 
-    Gates as in :func:`_lstm_record` (one product for all four, from ``[x_t, 1]`` and then
-    ``h_{t-1}``, g rows doubled so one sigmoid serves all: tanh(u) = 2 sigmoid(2u) - 1), the cell
+    Gates as in :func:`_lstm_record` (one product for all four with their sigmoid, g rows doubled
+    so one sigmoid serves all: tanh(u) = 2 sigmoid(2u) - 1), the cell
     state by its one-line recurrence, then the factors are written over the gates they come
     from: d pre_i = dc g i(1-i), d pre_f = dc c_prev f(1-f), d pre_g = dc i (1-g^2),
     d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2). Same returns as
@@ -298,18 +320,15 @@ def _lstm_keep(x, h0, c0, w: LayerWeights, mask):
     scale = torch.ones(4 * hc, dtype=dt, device=dev)
     scale[2 * hc : 3 * hc] = 2.0
     bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
-    wx = (torch.cat([w.w_ih, bias[:, None]], 1) * scale[:, None]).t().contiguous()  # (k_in, 4H)
-    wh = (w.w_hh * scale[:, None]).t().contiguous()  # (Hs, 4H)
-    zx = torch.empty(t_len, n, n_in + 1, dtype=dt, device=dev)
-    zx[..., :n_in] = x_tm
-    zx[..., n_in] = 1
-    sg = torch.empty(t_len, n, 4 * hc, dtype=dt, device=dev)
-    torch.mm(zx.view(m, n_in + 1), wx, out=sg.view(m, 4 * hc))
-    del zx
-    sg[0].addmm_(h0, wh)
+    k_in = n_in + hs
+    z = torch.empty(t_len, n, k_in, dtype=dt, device=dev)  # [x_t, h_{t-1}], time-major
+    z[..., :n_in] = x_tm
+    z[0, :, n_in:] = h0
     if t_len > 1:
-        sg[1:].view((t_len - 1) * n, 4 * hc).addmm_(out_tm[:-1].reshape((t_len - 1) * n, hs), wh)
-    sg.sigmoid_()
+        z[1:, :, n_in:] = out_tm[:-1]
+    wz = torch.cat([w.w_ih, w.w_hh], 1) * scale[:, None]  # (4H, k_in), g rows doubled
+    sg = linear_act(z.view(m, k_in), wz, bias * scale, "sigmoid").view(t_len, n, 4 * hc)
+    del z
     i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
     g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation
     cs = torch.empty(t_len + 1, n, hc, dtype=dt, device=dev)  # cs[0] = c0, cs[t + 1] = c_t

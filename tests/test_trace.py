@@ -497,3 +497,41 @@ def test_engines_agree_when_the_head_reads_the_cell_state(bidir, pack):
     valid = torch.from_numpy(_valid(lengths))
     np.testing.assert_allclose(grads["fast"][0][valid].numpy(), grads["stepwise"][0][valid].numpy(), atol=TOL)
     np.testing.assert_allclose(grads["fast"][1].numpy(), grads["stepwise"][1].numpy(), atol=TOL)
+
+
+@pytest.mark.parametrize("fused_kernel", [True, False], ids=["onednn-linear-act", "plain-ops"])
+def test_lstm_gates_match_the_cell_equations_with_and_without_the_fused_kernel(fused_kernel, monkeypatch):
+    """Gates and cell states of a one-layer LSTM against the PyTorch equations in numpy, with the
+    gate products computed by oneDNN's fused linear + activation kernel and by plain operations."""
+    import sys
+    rec_mod = sys.modules["rnnviz_core.recurrence"]
+    if not fused_kernel:
+        monkeypatch.setattr(rec_mod, "_LINEAR_ACT", None)
+    elif rec_mod._LINEAR_ACT is None:
+        pytest.skip("this torch build has no oneDNN fused linear kernel")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(3)
+    net = Net().eval()
+    x = torch.randn(6, 7, 3)
+    tr = rv.trace(net, x, gates=True)
+    W_ih, W_hh, b_ih, b_hh = (p.detach().numpy().astype(np.float64) for p in net.rnn._flat_weights)
+    xs = x.numpy().astype(np.float64)
+    for i in range(6):
+        h, c = np.zeros(4), np.zeros(4)
+        for t in range(7):
+            pre = W_ih @ xs[i, t] + b_ih + W_hh @ h + b_hh
+            ig, fg, gg, og = _sig(pre[:4]), _sig(pre[4:8]), np.tanh(pre[8:12]), _sig(pre[12:])
+            c = fg * c + ig * gg
+            h = og * np.tanh(c)
+            for name, ref in zip("ifgoc", (ig, fg, gg, og, c)):
+                np.testing.assert_allclose(tr[name][i, t], ref, atol=1e-6, err_msg=f"{name} seq {i} step {t}")
+            np.testing.assert_allclose(tr.hidden[i, t], h, atol=1e-6)

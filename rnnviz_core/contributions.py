@@ -618,7 +618,8 @@ def _state_grads(prob: _Problem, want_state: bool):
     rows_all = torch.arange(prob.N, device=prob.dev)
     for s, e in _chunks(prob.N, prob.rows_per_batch(H)):
         rows = rows_all[s:e]
-        probe = torch.zeros(e - s, prob.T, H, device=prob.dev, requires_grad=True)
+        # a zero added to every h_t: its values are never stored, so one zero seen as [n, T, H]
+        probe = torch.zeros(1, 1, 1, device=prob.dev, requires_grad=True).expand(e - s, prob.T, H)
         out, h = prob.forward(prob.xt[s:e], rows, probe=probe, clean=True)
         (g,) = _grad(out.sum(), inputs=[probe])   # (n, T, H)
         yield s, e, g, (h.detach() if want_state else None)

@@ -977,6 +977,19 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
             raise _refuse(f"The bundle lacks {need}.")
     if not any(n.startswith("sequences/") for n in listed):
         raise _refuse("The bundle holds no sequence table.")
+    from .contributions import METHODS
+    methods = manifest.get("analysis", {}).get("methods", {}) if isinstance(manifest.get("analysis"), dict) else None
+    if not isinstance(methods, dict):
+        raise _refuse("Its manifest does not say which contribution methods it holds.")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise _refuse(f"Its manifest lists a contribution method this rnnviz does not know ({str(unknown[0])[:40]!r}); "
+                      f"the methods are {', '.join(METHODS)}.")
+    data = manifest.get("data")
+    if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), int) and not isinstance(data.get(k), bool) and data[k] >= 0
+            for k in ("n_sequences", "max_length")):
+        raise _refuse("Its manifest does not give the number of sequences and their longest length as whole numbers.")
     return Bundle(manifest, files)
 
 

@@ -243,6 +243,19 @@ def test_refuses_another_format_version(copy):
         bundle.open(copy)
 
 
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m["analysis"]["methods"].update({"<b>evil</b>": "x"}), "method this rnnviz does not know"),
+    (lambda m: m["analysis"].update(methods=["grad_norm"]), "which contribution methods"),
+    (lambda m: m["data"].update(n_sequences="many"), "whole numbers"),
+    (lambda m: m["data"].update(max_length=-3), "whole numbers"),
+], ids=["unknown-method", "methods-not-a-mapping", "count-not-a-number", "negative-length"])
+def test_refuses_a_manifest_that_describes_its_contents_wrongly(copy, change, match):
+    """The manifest is not covered by the file hashes, so what it says of the contents is checked."""
+    _rewrite_manifest(copy, change)
+    with pytest.raises(bundle.BundleError, match=match):
+        bundle.open(copy)
+
+
 def test_refuses_a_missing_file(copy):
     (copy / "pca.safetensors").unlink()
     with pytest.raises(bundle.BundleError, match="incomplete: pca.safetensors is missing"):

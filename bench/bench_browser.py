@@ -16,7 +16,9 @@ Prints:
     demo is shown: seconds from the first upload to the start page showing the accuracy, then to
     every page ready (each page opened in turn until its charts drew), all in one figure.
 
-Run: ``python bench/bench_browser.py [--repeats 5] [--upload-only]``. Needs ``apt-get install chromium``.
+Run: ``python bench/bench_browser.py [--repeats 5] [--cold 5] [--no-upload] [--upload-only]``.
+``--cold N`` starts N fresh servers one after another and reports the median open -> start page
+on each (the rest runs on the last one). Needs ``apt-get install chromium``.
 """
 from __future__ import annotations
 
@@ -114,10 +116,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="widget-change reruns to time")
     ap.add_argument("--upload-only", action="store_true", help="time only the own-files upload")
+    ap.add_argument("--no-upload", action="store_true", help="skip the own-files upload")
+    ap.add_argument("--cold", type=int, default=1, help="fresh servers to time open -> start page on")
+    ap.add_argument("--cold-only", action="store_true", help="time only open -> start page on fresh servers")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-bench-"))
+    if args.cold > 1 or args.cold_only:
+        colds = []
+        with sync_playwright() as pw:
+            browser = launch_browser(pw)
+            for _ in range(args.cold - (0 if args.cold_only else 1)):
+                proc, url, _ = start_server(tmp)
+                try:
+                    pg = new_page(browser)
+                    pg.set_default_timeout(120_000)
+                    colds.append(_timed(lambda: pg.goto(url), pg))
+                    pg.wait_for_selector("text=The loaded model")
+                    pg.context.close()
+                finally:
+                    stop_server(proc)
+            browser.close()
+        print("open -> first page finished (cold server), each fresh server: "
+              + ", ".join(f"{c:.2f}" for c in colds))
+        if args.cold_only:
+            print(f"open -> first page finished (cold server), median of {len(colds)}: "
+                  f"{statistics.median(colds):6.2f} s")
+            return
     proc, url, _ = start_server(tmp)
     try:
         with sync_playwright() as pw:
@@ -169,7 +195,8 @@ def main() -> None:
             print(f"rerun after toggling the alignment (cached, 1 chart redrawn), median of {len(times)}: "
                   f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
             ctx2.close()
-            _upload_pair(browser, url, tmp)
+            if not args.no_upload:
+                _upload_pair(browser, url, tmp)
             browser.close()
     finally:
         stop_server(proc)

@@ -8,15 +8,19 @@ Prints:
     finished and every chart on it has drawn (cold for that page's computations);
   * rerun after a widget change that needs no new computation, on Trajectories: switching
     sequence B back and forth between two sequences already computed (every result from the
-    cache; four charts redrawn), and toggling the distance alignment (one chart redrawn);
-    medians of several changes. Each time runs from the click to the end of the script run
-    with every chart drawn;
+    cache; the PCA, norms and distance charts and the play control redrawn), and toggling the
+    distance alignment (one chart redrawn); medians of several changes. Two clocks: from
+    Playwright's click call to the end of the script run with every chart drawn (includes
+    Playwright's own checks before it clicks), and the page's own clock from pointer-down to the
+    frame painted after the last change to the page (once it has been quiet for 150 ms);
   * own files (issue 9): a ~1 MB pair made the way a tutorial makes it (a GRU state dict saved
     with ``torch.save`` and a 1 MB UCR/UEA ``.ts`` file) uploaded into a fresh session while a
     demo is shown: seconds from the first upload to the start page showing the accuracy, then to
     every page ready (each page opened in turn until its charts drew), all in one figure.
 
-Run: ``python bench/bench_browser.py [--repeats 5] [--upload-only]``. Needs ``apt-get install chromium``.
+Run: ``python bench/bench_browser.py [--repeats 5] [--cold 5] [--no-upload] [--upload-only]``.
+``--cold N`` times open -> start page on N freshly started servers, one after another, and prints
+each and their median (``--cold-only``: nothing else). Needs ``apt-get install chromium``.
 """
 from __future__ import annotations
 
@@ -48,6 +52,38 @@ def _timed(action, pg) -> float:
     action()
     _finished(pg)
     return time.perf_counter() - t0
+
+
+# In-page clock for reruns: from the pointer going down on the control to the first frame painted
+# after the last change to the page's DOM (a chart drawn anew replaces its canvas; the script
+# state flag flips back to notRunning), once the page has been quiet for QUIET_MS.
+_PAGE_CLOCK = """
+window.__rvT = {down: null, last: 0, painted: 0};
+document.addEventListener('pointerdown', () => { window.__rvT.down = performance.now(); }, true);
+new MutationObserver(() => {
+  window.__rvT.last = performance.now();
+  requestAnimationFrame(t => { window.__rvT.painted = Math.max(window.__rvT.painted, performance.now()); });
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+"""
+QUIET_MS = 150
+
+
+def _timed_rerun(action, pg) -> tuple[float, float]:
+    """(seconds from the Python click call to the finished run with every chart drawn,
+    seconds on the page's own clock from pointer-down to the frame painted after the last DOM change)."""
+    pg.evaluate("() => { window.__rvT.down = null; }")
+    wall = _timed(action, pg)
+    pg.wait_for_function(f"() => window.__rvT.down !== null && performance.now() - window.__rvT.last > {QUIET_MS}"
+                         " && window.__rvT.painted >= window.__rvT.last")
+    return wall, pg.evaluate("() => (window.__rvT.painted - window.__rvT.down) / 1000")
+
+
+def _report(what: str, pairs: list[tuple[float, float]]) -> None:
+    wall = [w for w, _ in pairs]
+    page = [p for _, p in pairs]
+    print(f"{what}, median of {len(pairs)}: {statistics.median(wall):6.3f} s  (min {min(wall):.3f}, max {max(wall):.3f}); "
+          f"pointer-down -> painted after the last DOM change: {statistics.median(page):.3f} s "
+          f"(min {min(page):.3f}, max {max(page):.3f})")
 
 
 def _pair(tmp: Path) -> tuple[Path, Path]:
@@ -114,10 +150,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="widget-change reruns to time")
     ap.add_argument("--upload-only", action="store_true", help="time only the own-files upload")
+    ap.add_argument("--no-upload", action="store_true", help="skip the own-files upload")
+    ap.add_argument("--cold", type=int, default=1, help="fresh servers to time open -> start page on")
+    ap.add_argument("--cold-only", action="store_true", help="time only open -> start page on fresh servers")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="rnnviz-bench-"))
+    colds: list[float] = []
+    if args.cold > 1 or args.cold_only:
+        with sync_playwright() as pw:
+            browser = launch_browser(pw)
+            for _ in range(args.cold - (0 if args.cold_only else 1)):
+                proc, url, _ = start_server(tmp)
+                try:
+                    pg = new_page(browser)
+                    pg.set_default_timeout(120_000)
+                    colds.append(_timed(lambda: pg.goto(url), pg))
+                    pg.wait_for_selector("text=The loaded model")
+                    pg.context.close()
+                finally:
+                    stop_server(proc)
+            browser.close()
+        if args.cold_only:
+            print("open -> first page finished (cold server), each fresh server: "
+                  + ", ".join(f"{c:.2f}" for c in colds))
+            print(f"open -> first page finished (cold server), median of {len(colds)}: "
+                  f"{statistics.median(colds):6.2f} s")
+            return
     proc, url, _ = start_server(tmp)
     try:
         with sync_playwright() as pw:
@@ -132,6 +192,10 @@ def main() -> None:
             cold = _timed(lambda: pg.goto(url), pg)
             pg.wait_for_selector("text=The loaded model")
             print(f"open -> first page finished (cold server):   {cold:6.2f} s")
+            if colds:
+                colds.append(cold)
+                print("open -> first page finished (cold server), each fresh server: "
+                      + ", ".join(f"{c:.2f}" for c in colds) + f"; median of {len(colds)}: {statistics.median(colds):.2f} s")
             firsts = {}
             for title, path in PAGES:
                 link = pg.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
@@ -140,6 +204,7 @@ def main() -> None:
             ctx.close()
 
             pg = new_page(browser)
+            pg.add_init_script(_PAGE_CLOCK)
             ctx2 = pg.context
             pg.set_default_timeout(120_000)
             warm = _timed(lambda: pg.goto(url), pg)
@@ -148,10 +213,10 @@ def main() -> None:
             _finished(pg)
             first = selected(pg, "Sequence B")
 
-            def choose(index: int) -> float:
+            def choose(index: int) -> tuple[float, float]:
                 """Open the list, then time from the click on an option to the finished rerun."""
                 opt = open_options(pg, "Sequence B").nth(index)
-                return _timed(opt.click, pg)
+                return _timed_rerun(opt.click, pg)
 
             choose(3)                               # computes this pair's results once
             second = selected(pg, "Sequence B")
@@ -159,17 +224,16 @@ def main() -> None:
             assert selected(pg, "Sequence B") == first, "option order changed"
             times = [choose(3 if i % 2 == 0 else 1) for i in range(args.repeats)]
             assert selected(pg, "Sequence B") in (first, second)
-            print(f"rerun after switching sequence B to a cached pair (4 charts redrawn), median of {len(times)}: "
-                  f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
+            _report("rerun after switching sequence B to a cached pair (3 charts + play control redrawn)", times)
             radio = pg.locator('[data-testid="stRadio"]').filter(has_text="Line the two sequences up")
             _timed(radio.get_by_text("end", exact=True).click, pg)   # computes the end-aligned distance once
             _timed(radio.get_by_text("start", exact=True).click, pg)
-            times = [_timed(radio.get_by_text("end" if i % 2 == 0 else "start", exact=True).click, pg)
+            times = [_timed_rerun(radio.get_by_text("end" if i % 2 == 0 else "start", exact=True).click, pg)
                      for i in range(args.repeats)]
-            print(f"rerun after toggling the alignment (cached, 1 chart redrawn), median of {len(times)}: "
-                  f"{statistics.median(times):6.3f} s  (min {min(times):.3f}, max {max(times):.3f})")
+            _report("rerun after toggling the alignment (cached, 1 chart redrawn)", times)
             ctx2.close()
-            _upload_pair(browser, url, tmp)
+            if not args.no_upload:
+                _upload_pair(browser, url, tmp)
             browser.close()
     finally:
         stop_server(proc)

@@ -15,63 +15,73 @@ from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
 
 page_boot.require_entry_point()
-ctx = cx.loaded()
-ds = ctx.data
+cx.loaded()  # stops the page with a hint when nothing is loaded
 st.title("Trajectories")
 st.caption("Follow the network's memory step by step for two sequences, A and B, and see where they drift apart.")
-findings = st.container()
-
-layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
-c1, c2, c3 = st.columns([2, 1, 1])
-c1.selectbox("What to show", list(kinds), format_func=kinds.get, key=su.widget_key("kind", "h", list(kinds)),
-             help="The hidden state h, or (gated cells) each gate and the LSTM cell state, unit by unit.")
-c2.selectbox("Layer", layers, key=su.widget_key("layer", layers[-1], layers, int))
-c3.selectbox("Direction", dirs, key=su.widget_key("dir", "fwd", dirs),
-             format_func={"fwd": "forward", "bwd": "backward"}.get)
-kind, layer, direction = su.value("kind"), su.value("layer"), su.value("dir")
-
-labels = msg.guarded(sq.sequence_labels, ctx)
-ids = list(labels)
-a, b = pp.pick_pair(ctx, labels, kind=kind, layer=layer, direction=direction)
-H = msg.guarded(sq.states, ctx, kind, layer, direction)
-lens = ds.lengths
-ia, ib = ids[a], ids[b]
-what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' else 'backward'}"
-view_key = (kind, layer, direction)
 
 
-def show(build, *args, csv, name: str, key: tuple, **kw) -> None:
-    """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
-    st.caption(wg.chart(build, *args, key=view_key + (name,) + key, **kw))
-    wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
+# The page body is one fragment: a widget change on this page (A, B, the layer, the alignment)
+# reruns only the body, not the sidebar, so the browser redraws only what changed. The findings at
+# the top are inside it and computed in the same run as the charts, so they stay true for the pair
+# drawn; the URL is written at its end (the entry point's write runs on full reruns only).
+@st.fragment
+def page_body() -> None:
+    """Findings, the A/B choice and every view of the pair."""
+    ctx = cx.loaded()
+    ds = ctx.data
+    findings = st.container()
+
+    layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
+    c1, c2, c3 = st.columns([2, 1, 1])
+    c1.selectbox("What to show", list(kinds), format_func=kinds.get, key=su.widget_key("kind", "h", list(kinds)),
+                 help="The hidden state h, or (gated cells) each gate and the LSTM cell state, unit by unit.")
+    c2.selectbox("Layer", layers, key=su.widget_key("layer", layers[-1], layers, int))
+    c3.selectbox("Direction", dirs, key=su.widget_key("dir", "fwd", dirs),
+                 format_func={"fwd": "forward", "bwd": "backward"}.get)
+    kind, layer, direction = su.value("kind"), su.value("layer"), su.value("dir")
+
+    labels = msg.guarded(sq.sequence_labels, ctx)
+    ids = list(labels)
+    a, b = pp.pick_pair(ctx, labels, kind=kind, layer=layer, direction=direction)
+    H = msg.guarded(sq.states, ctx, kind, layer, direction)
+    lens = ds.lengths
+    ia, ib = ids[a], ids[b]
+    what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' else 'backward'}"
+    view_key = (kind, layer, direction)
+
+    def show(build, *args, csv, name: str, key: tuple, **kw) -> None:
+        """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
+        st.caption(wg.chart(build, *args, key=view_key + (name,) + key, **kw))
+        wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
+
+    st.subheader("Units over time")
+    order, top = pt.unit_choice(H.shape[2])
+    st.caption(pt.play_view(ctx, H, a, b, ids, kind, kinds[kind], order, top, key=view_key + (order, top)))
+    hm = msg.guarded(cp.compute, tj.heatmap_data, H, lens, seqs=[a, b], ids=ids, key=view_key + (a, b))
+    wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
+
+    st.subheader("Paths in one shared picture")
+    paths, _ = msg.guarded(cp.compute, tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
+    show(tc.pca_paths_chart, paths, [ia, ib], width=640, height=380, csv=paths[paths["seq"].isin([ia, ib])],
+         name="paths", key=(a, b))
+
+    st.subheader("How big the state is, and how fast it moves")
+    norms = msg.guarded(cp.compute, tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
+    show(tc.norms_chart, norms, [ia, ib], width=640, csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
+
+    def parting_view() -> None:
+        """The distance chart, and the findings at the top of the page computed from the same frame."""
+        st.subheader("Where A and B part ways")
+        st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
+                 key=su.widget_key("align", "start", ["start", "end"]))
+        align = su.value("align")
+        dist = msg.guarded(cp.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
+                           key=("dist",) + view_key + (a, b))
+        show(tc.distance_chart, dist, None, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, align))
+        pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
+
+    parting_view()
+    su.sync_url()
 
 
-st.subheader("Units over time")
-order, top = pt.unit_choice(H.shape[2])
-st.caption(pt.play_view(ctx, H, a, b, ids, kind, kinds[kind], order, top, key=view_key + (order, top)))
-hm = msg.guarded(cp.compute, tj.heatmap_data, H, lens, seqs=[a, b], ids=ids, key=view_key + (a, b))
-wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
-
-st.subheader("Paths in one shared picture")
-paths, _ = msg.guarded(cp.compute, tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
-show(tc.pca_paths_chart, paths, [ia, ib], width=640, height=380, csv=paths[paths["seq"].isin([ia, ib])], name="paths",
-     key=(a, b))
-
-st.subheader("How big the state is, and how fast it moves")
-norms = msg.guarded(cp.compute, tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
-show(tc.norms_chart, norms, [ia, ib], width=640, csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
-
-
-def parting_view() -> None:
-    """The distance chart, and the findings at the top of the page computed from the same frame."""
-    st.subheader("Where A and B part ways")
-    st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
-             key=su.widget_key("align", "start", ["start", "end"]))
-    align = su.value("align")
-    dist = msg.guarded(cp.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
-                       key=("dist",) + view_key + (a, b))
-    show(tc.distance_chart, dist, None, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, align))
-    pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
-
-
-parting_view()
+page_body()

@@ -119,6 +119,45 @@ def test_marker_demo_marks_the_true_steps(page, app_url):
     assert_clean(page)
 
 
+def _trajectory_reference(key: str, ia: str, ib: str, align: str = "start"):
+    """The Trajectories findings and parting caption for A = ia, B = ib, computed with the core
+    from the demo's files (last layer's hidden state, forward), not through the app."""
+    from rnnviz_core import findings, trajectories as tj
+    from rnnviz_core.charts import trajectories as tc
+    from rnnviz_core.demos import load_demo
+    from rnnviz_core.trace import trace
+    model, ds = load_demo(key)
+    tr = trace(model, ds.X, ds.lengths, gates=True)
+    layer = tr.modules[-1].num_layers - 1
+    H = np.ascontiguousarray(tr.get("h", layer=layer, direction="fwd"))
+    ids = [str(i) for i in ds.ids]
+    a, b = ids.index(ia), ids.index(ib)
+    dist = tj.pair_distance(H[a], H[b], int(ds.lengths[a]), int(ds.lengths[b]), align=align)
+    norms = tj.state_norms(H, ds.lengths, ids=ids)
+    said = findings.trajectory_findings(dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
+    return said, tc.distance_chart(dist, None, rel_threshold=0.25, width=640).description
+
+
+def test_changing_b_on_trajectories_redraws_findings_caption_and_link_for_the_new_pair(page, app_url):
+    # the page body reruns alone (a fragment) when B changes: the findings at the top, the parting
+    # caption and the link must all describe the pair now drawn, not the one before
+    open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}")
+    box = page.locator(".st-key-findings_trajectory_findings")
+    for index in (3, 5):
+        select_option(page, "Sequence B", index=index)
+        ia, ib = (selected(page, f"Sequence {s}").split(" · ")[0] for s in "AB")
+        said, caption = _trajectory_reference(DEFAULT, ia, ib)
+        assert said, "the race demo has findings for every pair"
+        text = box.inner_text()
+        for sentence in said:
+            assert sentence in text, (sentence, text)
+        caps = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+        assert caption in caps, caption
+        page.wait_for_function("(want) => decodeURIComponent(location.search).includes(want)", arg=f"b={ib}")
+        assert f"a={ia}" in page.url
+    assert_clean(page)
+
+
 # ------------------------------------------------------------------------- one A/B choice for all pages
 def test_a_and_b_are_kept_across_pages(page, app_url):
     open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}")

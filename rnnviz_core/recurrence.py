@@ -222,6 +222,39 @@ def linear_act(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, act: str) -> t
     return y.sigmoid_() if act == "sigmoid" else y.tanh_()
 
 
+def _lstm_fused_h(x, h0, c0, w: LayerWeights, mask):
+    """h_t of a forward LSTM layer from the fused kernel, and every gate's input.
+
+    Returns ``(out_tm, z, bias)``: the kernel's output (T, N, Hs) time-major (padding steps, mask
+    False, are fed zeros and continue the recurrence), ``z`` (T*N, I+Hs) the rows
+    ``[x_t, h_{t-1}]`` in the same order (time-major, so h_{t-1} of every step is one contiguous
+    block of the output), and the summed bias (4H,).
+    """
+    n, t_len, n_in = x.shape
+    dev, dt = x.device, x.dtype
+    hs = w.w_hh.shape[1]
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    if w.w_hr is not None:
+        params.append(w.w_hr)
+    x_tm = x.transpose(0, 1)
+    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
+        warnings.filterwarnings("ignore", message="LSTM with projections")
+        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
+                                      False, False)
+    out_tm = out_tm.contiguous()
+    z = torch.empty(t_len, n, n_in + hs, dtype=dt, device=dev)
+    z[..., :n_in] = x_tm
+    z[0, :, n_in:] = h0
+    if t_len > 1:
+        z[1:, :, n_in:] = out_tm[:-1]
+    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(w.w_hh.shape[0], dtype=dt, device=dev)
+    return out_tm, z.view(t_len * n, n_in + hs), bias
+
+
 def _lstm_record(x, h0, c0, w: LayerWeights, mask):
     """Forward-direction LSTM layer with every gate and cell state, each written once.
 
@@ -237,38 +270,15 @@ def _lstm_record(x, h0, c0, w: LayerWeights, mask):
     are [N, T, size] views of time-major memory (not copied into batch-first order: the
     trace hands them over as they are).
     """
-    n, t_len, n_in = x.shape
+    n, t_len, _ = x.shape
     dev, dt = x.device, x.dtype
     hc = w.w_hh.shape[0] // 4
-    hs = w.w_hh.shape[1]
-    if mask is not None:
-        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
-    params = [w.w_ih, w.w_hh]
-    if w.b_ih is not None:
-        params += [w.b_ih, w.b_hh]
-    if w.w_hr is not None:
-        params.append(w.w_hr)
-    x_tm = x.transpose(0, 1)
-    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
-        warnings.filterwarnings("ignore", message="LSTM with projections")
-        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
-                                      False, False)
-    out_tm = out_tm.contiguous()
-    m = t_len * n
+    out_tm, z, bias = _lstm_fused_h(x, h0, c0, w, mask)
     # gate k at every step: act([x_t, h_{t-1}] @ [W_ik, W_hk]^T + b_k), one fused kernel per gate
-    # (time-major, so h_{t-1} of every step is one contiguous block of the fused output)
-    k_in = n_in + hs
-    z = torch.empty(t_len, n, k_in, dtype=dt, device=dev)
-    z[..., :n_in] = x_tm
-    z[0, :, n_in:] = h0
-    if t_len > 1:
-        z[1:, :, n_in:] = out_tm[:-1]
-    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
     wz = torch.cat([w.w_ih, w.w_hh], 1)  # (4H, k_in)
-    zf = z.view(m, k_in)
-    gates = [linear_act(zf, wz[k * hc : (k + 1) * hc], bias[k * hc : (k + 1) * hc], act).view(t_len, n, hc)
+    gates = [linear_act(z, wz[k * hc : (k + 1) * hc], bias[k * hc : (k + 1) * hc], act).view(t_len, n, hc)
              for k, act in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid"))]  # i, f, g, o
-    del z, zf
+    del z
     i_g, f_g, g_g, o_g = gates
     c = big_empty((t_len, n, hc), dt, dev)
     torch.mul(i_g, g_g, out=c)
@@ -299,35 +309,14 @@ def _lstm_keep(x, h0, c0, w: LayerWeights, mask):
     d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2). Same returns as
     :func:`run_direction` (no records).
     """
-    n, t_len, n_in = x.shape
+    n, t_len, _ = x.shape
     dev, dt = x.device, x.dtype
     hc = w.w_hh.shape[0] // 4
-    hs = w.w_hh.shape[1]
-    if mask is not None:
-        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
-    params = [w.w_ih, w.w_hh]
-    if w.b_ih is not None:
-        params += [w.b_ih, w.b_hh]
-    if w.w_hr is not None:
-        params.append(w.w_hr)
-    x_tm = x.transpose(0, 1)
-    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
-        warnings.filterwarnings("ignore", message="LSTM with projections")
-        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
-                                      False, False)
-    out_tm = out_tm.contiguous()
-    m = t_len * n
+    out_tm, z, bias = _lstm_fused_h(x, h0, c0, w, mask)
     scale = torch.ones(4 * hc, dtype=dt, device=dev)
     scale[2 * hc : 3 * hc] = 2.0
-    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(4 * hc, dtype=dt, device=dev)
-    k_in = n_in + hs
-    z = torch.empty(t_len, n, k_in, dtype=dt, device=dev)  # [x_t, h_{t-1}], time-major
-    z[..., :n_in] = x_tm
-    z[0, :, n_in:] = h0
-    if t_len > 1:
-        z[1:, :, n_in:] = out_tm[:-1]
     wz = torch.cat([w.w_ih, w.w_hh], 1) * scale[:, None]  # (4H, k_in), g rows doubled
-    sg = linear_act(z.view(m, k_in), wz, bias * scale, "sigmoid").view(t_len, n, 4 * hc)
+    sg = linear_act(z, wz, bias * scale, "sigmoid").view(t_len, n, 4 * hc)
     del z
     i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
     g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation

@@ -12,22 +12,12 @@ from rnnviz_core.errors import InputError
 from rnnviz_core.groups import group_summary, resilience_summary, sequence_table
 from rnnviz_core.saturation import gate_saturation, saturation_over_time, unit_saturation_over_time
 from rnnviz_core.trajectories import heatmap_data, pair_distance, parting_step, pca_paths, state_norms
+from chart_specs import views as _views
 
 RNG = np.random.default_rng(0)
 X = np.tanh(RNG.normal(size=(12, 10, 6)).cumsum(1) * 0.4)
 LENS = np.array([10, 7] + [10] * 10)
 X[1, 7:] = np.nan
-
-
-def _views(spec):
-    """Every unit view (mark + encoding) in a Vega-Lite spec, flattened."""
-    out = []
-    if "mark" in spec:
-        out.append(spec)
-    for key in ("layer", "hconcat", "vconcat", "concat"):
-        for sub in spec.get(key, []):
-            out += _views(sub)
-    return out
 
 
 def _mark(view):

@@ -6,14 +6,7 @@ from rnnviz_core.charts.trajectories import (
     caption, distance_chart, heatmap_chart, norms_chart, pair_heatmaps_chart,
 )
 from rnnviz_core.trajectories import heatmap_data, pair_distance, parting_summary, state_norms
-
-
-def _views(spec):
-    out = [spec] if "mark" in spec else []
-    for key in ("layer", "hconcat", "vconcat", "concat"):
-        for sub in spec.get(key, []):
-            out += _views(sub)
-    return out
+from chart_specs import views as _views
 
 
 def _rules_on(spec, field):

@@ -6,14 +6,7 @@ from rnnviz_core.charts.inputs import MARK_COLOUR, input_strip_chart, marker_ste
 from rnnviz_core.charts.trajectories import caption
 from rnnviz_core.demos.tasks import make_marker_task
 from rnnviz_core.errors import InputError
-
-
-def _views(spec):
-    out = [spec] if "mark" in spec else []
-    for key in ("layer", "hconcat", "vconcat", "concat"):
-        for sub in spec.get(key, []):
-            out += _views(sub)
-    return out
+from chart_specs import views as _views
 
 
 def test_marker_steps_are_the_tasks_decisive_steps():

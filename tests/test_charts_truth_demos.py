@@ -8,16 +8,9 @@ from rnnviz_core.charts.trajectories import caption, distance_chart, heatmap_cha
 from rnnviz_core.demos import list_demos, load_demo
 from rnnviz_core.saturation import suggest_threshold
 from rnnviz_core.trajectories import heatmap_data, pair_distance, state_norms
+from chart_specs import views as _views
 
 KEYS = [getattr(d, "key", d) for d in list_demos()]
-
-
-def _views(spec):
-    out = [spec] if "mark" in spec else []
-    for key in ("layer", "hconcat", "vconcat", "concat"):
-        for sub in spec.get(key, []):
-            out += _views(sub)
-    return out
 
 
 def _runs_above(rel, thr, k):

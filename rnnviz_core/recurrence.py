@@ -77,14 +77,19 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
 
     Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
     """
-    if mode == "LSTM" and record and not keep and not reverse and probe is None and not torch.is_grad_enabled():
-        return _lstm_record(x, h, c, w, mask)
     if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
         if probe is not None:
             raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")
-        if keep and not record and not reverse:
-            return _lstm_keep(x, h, c, w, mask)
-        return _lstm_from_fused(x, h, c, w, mask, reverse, record, keep)
+        if keep and record:
+            raise ValueError("internal: an LSTM layer is run either to keep factors or to record gates")
+        fn = _lstm_keep if keep else _lstm_record
+        if not reverse:
+            return fn(x, h, c, w, mask)
+        # the backward direction is the forward one on each sequence reversed within its length;
+        # h_n, c_n (its last processing step) and the kept factors stay in processing order
+        idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)
+        out, h_n, c_n, rec, kept = fn(_reorder(x, idx), h, c, w, mask)
+        return _reorder(out, idx), h_n, c_n, {k: _reorder(v, idx) for k, v in rec.items()}, kept
     t_len = x.shape[1]
     hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
     # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
@@ -357,113 +362,9 @@ def _reverse_index(mask, t_len, n, device):
     return torch.where(t < lens, lens - 1 - t, t)
 
 
-def _unreverse_tm(a, idx_tm):
-    """Reorder a time-major (T, N, K) tensor with a per-sequence time index (T, N)."""
-    return a.gather(0, idx_tm[..., None].expand_as(a))
-
-
-def _lstm_from_fused(x, h0, c0, w: LayerWeights, mask, reverse, record, keep):
-    """LSTM layer direction without a step loop: h from the fused kernel, then everything else
-    in whole-sequence operations.
-
-    The fused kernel (``torch._VF.lstm``, what ``nn.LSTM`` calls) gives h_t for every step. Every
-    gate depends only on x_t and h_{t-1}, so all of them come from one matrix product over all
-    steps at once and one sigmoid; the cell state is the only recurrence left, c_t = f_t c_{t-1}
-    + i_t g_t, one fused elementwise operation per step. The backward direction runs on each
-    sequence reversed within its length and is put back in order at the end. Padding (masked
-    steps) is fed zeros and continues the recurrence; its values are never used (outputs there
-    are 0 and h_n / c_n are taken at each sequence's last real step), and zeros keep them finite
-    for the hand-written backward, which multiplies them by 0.
-
-    Same returns as :func:`run_direction`.
-    """
-    n, t_len, _ = x.shape
-    dev = x.device
-    hc = w.w_hh.shape[0] // 4
-    hs = w.w_hh.shape[1]
-    if mask is not None:
-        x = torch.where(mask[..., None], x, torch.zeros((), dtype=x.dtype, device=dev))
-    idx = None
-    x_tm = x.transpose(0, 1)  # (T, N, I), processing order
-    if reverse:
-        if mask is None:
-            x_tm = x_tm.flip(0)
-        else:
-            idx = _reverse_index(mask, t_len, n, dev).t()  # (T, N)
-            x_tm = _unreverse_tm(x_tm, idx)
-    x_tm = x_tm.contiguous()
-    params = [w.w_ih, w.w_hh]
-    if w.b_ih is not None:
-        params += [w.b_ih, w.b_hh]
-    if w.w_hr is not None:
-        params.append(w.w_hr)
-    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
-        warnings.filterwarnings("ignore", message="LSTM with projections")
-        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False, False,
-                                      False)
-    # pre-activations of all gates at all steps: W_ih x_t + b + W_hh h_{t-1} (g rows doubled so one
-    # sigmoid serves all four gates: tanh(u) = 2 sigmoid(2u) - 1)
-    scale = torch.ones(4 * hc, dtype=x.dtype, device=dev)
-    scale[2 * hc : 3 * hc] = 2.0
-    w_ih_t = (w.w_ih * scale[:, None]).t()
-    w_hh_t = (w.w_hh * scale[:, None]).t()
-    sg = torch.empty(t_len, n, 4 * hc, dtype=x.dtype, device=dev)
-    flat = sg.view(t_len * n, 4 * hc)
-    xf = x_tm.view(t_len * n, -1)
-    if w.b_ih is not None:
-        torch.addmm((w.b_ih + w.b_hh) * scale, xf, w_ih_t, out=flat)
-    else:
-        torch.mm(xf, w_ih_t, out=flat)
-    sg[0].addmm_(h0, w_hh_t)
-    if t_len > 1:
-        sg[1:].view((t_len - 1) * n, 4 * hc).addmm_(out_tm[:-1].reshape((t_len - 1) * n, hs), w_hh_t)
-    sg.sigmoid_()
-    i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
-    g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation
-    # cell states: cs[0] = c0, cs[t + 1] = c_t
-    cs = torch.empty(t_len + 1, n, hc, dtype=x.dtype, device=dev)
-    cs[0] = c0
-    torch.mul(i_g, g_g, out=cs[1:])
-    for t in range(t_len):
-        cs[t + 1].addcmul_(f_g[t], cs[t])
-    c_tm = cs[1:]
-    if idx is not None or (reverse and mask is None):
-        # back to the original time order (the same permutation undoes itself)
-        def back(a):
-            return a.flip(0) if idx is None else _unreverse_tm(a, idx)
-        out_tm, sg, c_tm = back(out_tm), back(sg), back(c_tm)
-        i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
-        if keep:  # c_{t-1} in processing order is c at the neighbouring step in original order
-            cp = back(cs[:-1])
-    elif keep:
-        cp = cs[:-1]
-    # h_n, c_n at each sequence's last real step (step 0 for the backward direction)
-    if mask is None:
-        last = 0 if reverse else t_len - 1
-        h_n, c_n = out_tm[last], c_tm[last]
-    else:
-        rows = torch.arange(n, device=dev)
-        last = torch.zeros(n, dtype=torch.int64, device=dev) if reverse else mask.sum(1) - 1
-        h_n, c_n = out_tm[last, rows], c_tm[last, rows]
-        out_tm = torch.where(mask.t()[..., None], out_tm, torch.zeros((), dtype=x.dtype, device=dev))
-    kept = None
-    if keep:
-        # What the backward multiplies by at each step, for all steps at once (one fused kernel
-        # each): d pre_i = dc g i(1-i), d pre_f = dc c_prev f(1-f), d pre_g = dc i (1-g^2),
-        # d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2).
-        tc = torch.tanh(c_tm)
-        fac = torch.empty_like(sg)
-        _sigmoid_bwd(g_g, i_g, grad_input=fac[..., :hc])
-        _sigmoid_bwd(cp, f_g, grad_input=fac[..., hc : 2 * hc])
-        _tanh_bwd(i_g, g_g, grad_input=fac[..., 2 * hc : 3 * hc])
-        _sigmoid_bwd(tc, o_g, grad_input=fac[..., 3 * hc :])
-        d_c = _tanh_bwd(o_g, tc, grad_input=i_g)  # i is no longer needed: its slot takes o (1 - tanh(c)^2)
-        kept = {"fac": fac, "dc": d_c, "f": f_g}
-    rec = {}
-    if record:
-        rec = {k: v.transpose(0, 1) for k, v in zip("ifgo", (i_g, f_g, g_g, o_g))}
-        rec["c"] = c_tm.transpose(0, 1)
-    return out_tm.transpose(0, 1), h_n, c_n, rec, kept
+def _reorder(a, idx):
+    """Reorder a batch-first (N, T, K) tensor along time with a per-sequence index (N, T)."""
+    return a.gather(1, idx[..., None].expand_as(a))
 
 
 def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f, reverse, need_dx):
@@ -473,8 +374,15 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
     h_n at the last real step); dc_direct (N, T, H) or None: the same for c (LSTM c_n).
     Returns (lam (N, T, Hs) = d out / d h_t, dx (N, T, I) or None, d h0 (N, Hs), d c0 or None).
     """
-    if mode == "LSTM" and not reverse:
-        return _lstm_backward_forward_dir(w, kept, dh_direct, dc_direct, need_dx)
+    if mode == "LSTM":
+        if not reverse:
+            return _lstm_backward_forward_dir(w, kept, dh_direct, dc_direct, need_dx)
+        # kept in processing order (see run_direction): reverse the gradients in, the results out
+        n, t_len = dh_direct.shape[:2]
+        idx = _reverse_index(None if mask_f is None else mask_f > 0, t_len, n, dh_direct.device)
+        lam, dx, dh0, dc0 = _lstm_backward_forward_dir(
+            w, kept, _reorder(dh_direct, idx), None if dc_direct is None else _reorder(dc_direct, idx), need_dx)
+        return _reorder(lam, idx), (None if dx is None else _reorder(dx, idx)), dh0, dc0
     n, t_len, hs = dh_direct.shape
     w_hh = w.w_hh  # (G*H, Hs)
     g_h = w_hh.shape[0]  # G*H
@@ -486,15 +394,10 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
     lam_buf = dh_direct.new_empty(t_len, n, hs)
     carry = dh_direct.new_zeros(n, hs)
     dh0 = dh_direct.new_zeros(n, hs)
-    carry_c = dc0 = None
-    if mode == "LSTM":
-        carry_c = dh_direct.new_zeros(n, hc)
-        dc0 = torch.zeros_like(carry_c)
     # (adding the direct gradient at every step costs less than finding the steps that have one)
     for t in range(t_len) if reverse else range(t_len - 1, -1, -1):
         lam_t = torch.add(carry, dh_direct[:, t], out=lam_buf[t])
         buf = dpre_buf[t] if need_dx else work  # (N, G*H)
-        nxt_c = None
         if mode == "GRU":
             hp, r, z, g_n, ghn = kept[t]
             d_r, d_z, d_n = buf[:, :hc], buf[:, hc : 2 * hc], buf[:, 2 * hc :]
@@ -504,15 +407,6 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
             _sigmoid_bwd(d_n * ghn, r, grad_input=d_r)  # through r * (W_hn h + b_hn)
             nxt = torch.addmm(lz, buf[:, : 2 * hc], w_hh[: 2 * hc])
             nxt = torch.addmm(nxt, d_n * r, w_hh[2 * hc :])  # through W_hn h + b_hn, scaled by r
-        elif mode == "LSTM":  # kept: the per-step factors of _lstm_from_fused
-            lam_m = lam_t @ w.w_hr if w.w_hr is not None else lam_t  # through the projection
-            dc = torch.addcmul(carry_c, lam_m, kept["dc"][t])  # through h = o tanh(c)
-            if dc_direct is not None:
-                dc = dc + dc_direct[:, t]
-            torch.mul(kept["fac"][t, :, : 3 * hc].view(n, 3, hc), dc[:, None, :], out=buf[:, : 3 * hc].view(n, 3, hc))
-            torch.mul(kept["fac"][t, :, 3 * hc :], lam_m, out=buf[:, 3 * hc :])  # o gate
-            nxt = buf @ w_hh
-            nxt_c = dc * kept["f"][t]
         else:
             act = kept[t]
             if mode == "RNN_TANH":
@@ -524,22 +418,15 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
         nb = t + 1 if reverse else t - 1
         if 0 <= nb < t_len and (mask_f is None or not reverse):
             carry = nxt
-            if nxt_c is not None:
-                carry_c = nxt_c
         elif 0 <= nb < t_len:  # backward direction with lengths: starts at each sequence's last step
             keep_m = mask_f[:, nb, None]
             dh0 = dh0 + nxt * (1 - keep_m)
             carry = nxt * keep_m
-            if nxt_c is not None:
-                dc0 = dc0 + nxt_c * (1 - keep_m)
-                carry_c = nxt_c * keep_m
         else:
             dh0 = dh0 + nxt
-            if nxt_c is not None:
-                dc0 = dc0 + nxt_c
     lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
     dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
-    return lam_all, dx, dh0, dc0
+    return lam_all, dx, dh0, None
 
 
 def _lstm_backward_forward_dir(w: LayerWeights, kept, dh_direct, dc_direct, need_dx):

@@ -10,8 +10,9 @@ layer outputs), "c" (LSTM cell state) or a gate letter as PyTorch names it: GRU 
 "n"; LSTM "i", "f", "g", "o" (vanilla RNNs have no gates). Every array is float32
 [N, T, size], indexed by input position (also for "bwd"), NaN at and past each sequence's
 length, and read-only: arrays may share memory (the last layer's "h" is ``hidden``) or view
-time-major memory, so copy one (``arr.copy()``) to change it. Shorthand: ``tr["z"]`` is the last module's last layer, forward direction;
-``tr["z", 0]`` layer 0; ``tr["z", 0, "bwd"]``; or ``tr.get(kind, layer, direction, module)``.
+time-major memory, so copy one (``arr.copy()``) to change it. Shorthand: ``tr["z"]`` is the
+last module's last layer, forward direction; ``tr["z", 0]`` layer 0; ``tr["z", 0, "bwd"]``; or
+``tr.get(kind, layer, direction, module)``.
 """
 from __future__ import annotations
 
@@ -204,15 +205,15 @@ def _fill(dst: np.ndarray, src: torch.Tensor, what: str, order: np.ndarray | Non
 
 
 def _adoptable(infos) -> bool:
-    """Whether every record of a full trace comes back in final layout (see ``_adopt``): forward-only
-    LSTMs, whose gates and cell states are written batch-first into their own buffers."""
+    """Whether every record of a full trace can be handed over as it is (see ``_adopt``): forward-only
+    LSTMs, whose gates and cell states come back in buffers of their own (time-major)."""
     return all(info.mode == "LSTM" and info.num_directions == 1 for info in infos)
 
 
 def _record_work_per_step(infos) -> int:
     """Work space per sequence-step of an adoptable full trace, beyond the records themselves: the
-    fused kernel's output and one layer input with the ones column (the widest layer's)."""
-    return sum(info.output_size for info in infos) + max(info.input_size + 1 + info.state_size for info in infos)
+    fused kernel's output and one gate input ``[x_t, h_{t-1}]`` (the widest layer's)."""
+    return sum(info.output_size for info in infos) + max(info.input_size + info.state_size for info in infos)
 
 
 def _dense(t: torch.Tensor) -> bool:
@@ -265,7 +266,7 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
     bs = check_batch_size(batch_size) or (n if per_step == 0 else _auto_batch(n, t, per_step))
     view = ModelView(model, device, engine=engine if full else "fused", record=full,
                      lengths_arg=lengths_arg, output=output)
-    hidden = np.empty((n, t, last.output_size), dtype=np.float32) if bs < n else None
+    hidden = None  # handed over from the first batch when it is every row, else filled batch by batch
     arrays: dict[str, np.ndarray] = {}
     taken: list[tuple[int, int]] = []  # memory ranges already handed over as arrays (never twice)
     logits_parts = []

@@ -978,7 +978,8 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     if not any(n.startswith("sequences/") for n in listed):
         raise _refuse("The bundle holds no sequence table.")
     from .contributions import METHODS
-    methods = manifest.get("analysis", {}).get("methods", {}) if isinstance(manifest.get("analysis"), dict) else None
+    analysis = manifest.get("analysis")
+    methods = analysis.get("methods") if isinstance(analysis, dict) else None
     if not isinstance(methods, dict):
         raise _refuse("Its manifest does not say which contribution methods it holds.")
     unknown = [m for m in methods if m not in METHODS]

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from rnnviz_app.text import format_accuracy, md_escape
+from rnnviz_app.widgets import chart_spec
 
 BUILTIN = {"true_class": "True class", "predicted_class": "Predicted class", "outcome": "Correct vs wrong",
            "saturation": "Saturation level"}
@@ -114,16 +115,8 @@ def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataF
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _spec(dig: str, name: str, key: str, _build, _args, _kwargs) -> tuple[dict, str]:
-    from streamlit import dataframe_util
-
-    chart = _build(*_args, **_kwargs)
-    desc = getattr(chart, "description", None)
-    spec = chart.to_dict()
-    spec.setdefault("autosize", {"type": "pad"})
-    for n, values in spec.get("datasets", {}).items():
-        if isinstance(values, list):
-            spec["datasets"][n] = dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(values))
-    return spec, (desc if isinstance(desc, str) else "")
+    """The chart's spec and caption, cached under the bundle's hash, the builder's name and ``key``."""
+    return chart_spec(_build, _args, _kwargs)
 
 
 def chart(dig: str, build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> str:

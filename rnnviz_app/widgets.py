@@ -16,7 +16,7 @@ def csv_button(df, label: str, file_name: str, key: str) -> None:
     st.download_button(label, lambda: safe_csv(df), file_name=file_name, mime="text/csv", key=key)
 
 
-def _spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, str]:
+def chart_spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, str]:
     """Validated Vega-Lite spec with its datasets already in Arrow form (what Streamlit sends)."""
     import pandas as pd
     from streamlit import dataframe_util
@@ -41,7 +41,7 @@ def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any)
     small keyword options, so a rerun that changes nothing in the chart does not rebuild it.
     """
     name = f"{build.__module__}.{build.__qualname__}"
-    spec, caption = compute(_spec, build, args, kwargs,
+    spec, caption = compute(chart_spec, build, args, kwargs,
                             key=("chart", name, repr(sorted(kwargs.items()))) + tuple(key))
     st.vega_lite_chart(spec, width="content", theme=None)
     return md_escape(caption, max_len=20_000)

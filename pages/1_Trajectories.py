@@ -67,7 +67,8 @@ def page_body() -> None:
 
     st.subheader("How big the state is, and how fast it moves")
     norms = msg.guarded(cp.compute, tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
-    show(tc.norms_chart, norms, [ia, ib], width=640, csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
+    show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=640,
+         csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
 
     def parting_view() -> None:
         """The distance chart, and the findings at the top of the page computed from the same frame."""
@@ -77,7 +78,8 @@ def page_body() -> None:
         align = su.value("align")
         dist = msg.guarded(cp.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
                            key=("dist",) + view_key + (a, b))
-        show(tc.distance_chart, dist, None, rel_threshold=0.25, width=640, csv=dist, name="distance", key=(a, b, align))
+        show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=640, csv=dist,
+             name="distance", key=(a, b, align))
         pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
 
     parting_view()

@@ -23,6 +23,10 @@ def chart_spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[di
     chart = build(*args, **kwargs)
     desc = getattr(chart, "description", None)
     spec = chart.to_dict()
+    # The caption is drawn as text under the chart; kept out of the definition so that a chart whose
+    # definition is the same for every pair (only its data differs) is updated in place by the
+    # browser, not rebuilt (Streamlit 1.67 rebuilds a chart whose definition changed).
+    spec.pop("description", None)
     # Streamlit's default "fit" sizing squeezes the plot when axis labels are long (measured: a
     # bar chart with long vertical labels drew no bars); "pad" keeps the chart's own width/height.
     spec.setdefault("autosize", {"type": "pad"})

@@ -12,7 +12,7 @@ from rnnviz_core.errors import InputError
 from rnnviz_core.groups import group_summary, resilience_summary, sequence_table
 from rnnviz_core.saturation import gate_saturation, saturation_over_time, unit_saturation_over_time
 from rnnviz_core.trajectories import heatmap_data, pair_distance, parting_step, pca_paths, state_norms
-from chart_specs import views as _views
+from chart_specs import drawn, views as _views
 
 RNG = np.random.default_rng(0)
 X = np.tanh(RNG.normal(size=(12, 10, 6)).cumsum(1) * 0.4)
@@ -91,8 +91,7 @@ def test_norms_chart_marks_plateau():
     spec = chart.to_dict()
     rules = [v for v in _views(spec) if _mark(v) == "rule" and v["encoding"].get("x", {}).get("field") == "plateau_step"]
     assert len(rules) == 1
-    data = spec["datasets"][rules[0]["data"]["name"]]
-    assert [d["plateau_step"] for d in data] == [4, 4]
+    assert [d["plateau_step"] for d in drawn(spec, rules[0])] == [4, 4]
     fields = {v["encoding"]["y"]["field"] for v in _views(spec) if "y" in v["encoding"]}
     assert {"sum_abs", "step_change"} <= fields
     _slider(spec, hi=7)
@@ -109,15 +108,17 @@ def test_distance_chart_marks_parting_step():
     chart = distance_chart(d, p, rel_threshold=0.25)
     spec = chart.to_dict()
     views = _views(spec)
-    part = [v for v in views if v["encoding"].get("x", {}).get("field") == "parting"]
-    assert len(part) == 1 and [r["parting"] for r in spec["datasets"][part[0]["data"]["name"]]] == [3]
-    thr = [v for v in views if v["encoding"].get("y", {}).get("field") == "threshold"]
-    assert spec["datasets"][thr[0]["data"]["name"]] == [{"threshold": 0.25}]
+    red = [v for v in views if _mark(v) == "rule" and v["mark"].get("color") == "#e45756"]
+    assert len(red) == 1 and [r["at"] for r in drawn(spec, red[0])] == [3]
+    (thr,) = [v for v in views if v["encoding"].get("y", {}).get("field") == "value"]
+    assert [r["value"] for r in drawn(spec, thr)] == [0.25]
     _slider(spec, hi=5)
     assert "part at step 3" in _check_caption(chart)
     # the caption follows the curve, not the parting argument: b == a never parts
     never = distance_chart(pair_distance(a, a + 0.1, scale=1.0), -1)
-    assert not [v for v in _views(never.to_dict()) if v["encoding"].get("x", {}).get("field") == "parting"]
+    nspec = never.to_dict()
+    assert not [r for v in _views(nspec) if _mark(v) == "rule" and v["mark"].get("color") == "#e45756"
+                for r in drawn(nspec, v)]
     assert "never" in caption(never)
     end = distance_chart(pair_distance(a, b[:4], align="end"), None).to_dict()
     _slider(end, lo=-3, hi=0)

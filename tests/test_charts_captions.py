@@ -6,11 +6,24 @@ from rnnviz_core.charts.trajectories import (
     caption, distance_chart, heatmap_chart, norms_chart, pair_heatmaps_chart,
 )
 from rnnviz_core.trajectories import heatmap_data, pair_distance, parting_summary, state_norms
-from chart_specs import views as _views
+from chart_specs import drawn, views as _views
 
 
-def _rules_on(spec, field):
-    return [v for v in _views(spec) if v["encoding"].get("x", {}).get("field") == field]
+RED, GREEN = "#e45756", "#54a24b"
+
+
+def _rule_rows(spec, colour=None, field=None):
+    """Rows drawn by the rule layers of one colour (dashed red: parting, green: rejoin) or on one x
+    field (plateau_step): the layers are always there, their rows say what is drawn."""
+    out = []
+    for v in _views(spec):
+        mark = v["mark"] if isinstance(v["mark"], dict) else {"type": v["mark"]}
+        if mark["type"] != "rule":
+            continue
+        if (colour is not None and mark.get("color") == colour) or \
+                (field is not None and v["encoding"].get("x", {}).get("field") == field):
+            out += drawn(spec, v)
+    return out
 
 
 def _pair(dist_per_step):
@@ -48,7 +61,9 @@ def test_parted_for_good():
     assert (p.kind, p.part_step, p.last_part_step) == ("for good", 3, 3)
     chart = distance_chart(d)
     assert "part at step 3 (dashed red line) and stay apart to the end" in caption(chart)
-    assert not _rules_on(chart.to_dict(), "rejoin")
+    spec = chart.to_dict()
+    assert not _rule_rows(spec, GREEN)
+    assert [r["at"] for r in _rule_rows(spec, RED)] == [3]
 
 
 def test_parted_and_rejoined_on_a_long_pair():
@@ -63,8 +78,8 @@ def test_parted_and_rejoined_on_a_long_pair():
     assert "part at step 2" in text and "come back together at step 35" in text
     assert "stay within it to the end" in text and "for good" not in text
     spec = chart.to_dict()
-    (rej,) = _rules_on(spec, "rejoin")
-    assert [r["rejoin"] for r in spec["datasets"][rej["data"]["name"]]] == [35]
+    assert [r["at"] for r in _rule_rows(spec, GREEN)] == [35]
+    assert [r["at"] for r in _rule_rows(spec, RED)] == [2]
 
 
 def test_rejoined_then_a_blip_is_not_called_within():
@@ -111,8 +126,8 @@ def test_norms_plateau_drawn_and_named():
     x[:, :, 0] = np.minimum(np.arange(10) / 4, 1.0)
     chart = norms_chart(state_norms(x), names=["A", "B"])
     spec = chart.to_dict()
-    (rule,) = _rules_on(spec, "plateau_step")
-    assert {r["plateau_step"] for r in spec["datasets"][rule["data"]["name"]]} == {4}
+    rows = _rule_rows(spec, field="plateau_step")
+    assert [(r["sequence"], r["plateau_step"]) for r in rows] == [("A", 4), ("B", 4)]
     text = caption(chart)
     assert "dashed line marks" in text and "sequence A from step 4" in text
 
@@ -121,7 +136,7 @@ def test_norms_no_plateau_no_line_and_caption_says_so():
     x = np.zeros((2, 10, 2))
     x[:, :, 0] = np.arange(10) * 0.1  # a steady ramp: never settles
     chart = norms_chart(state_norms(x), names=["A", "B"])
-    assert not _rules_on(chart.to_dict(), "plateau_step")
+    assert not _rule_rows(chart.to_dict(), field="plateau_step")
     text = caption(chart)
     assert "dashed" not in text and "no plateau line is drawn" in text
 
@@ -178,19 +193,69 @@ def test_pair_heatmaps_one_step_scale_for_different_lengths():
 
 # ----------------------------------------------------------------------------- PCA legend
 def test_pca_legend_lists_both_sequences_and_explains_dashes():
-    from rnnviz_core.charts.trajectories import pca_paths_chart
+    from rnnviz_core.charts.trajectories import DASHES, pca_paths_chart
     from rnnviz_core.trajectories import pca_paths
 
     x = np.random.default_rng(2).normal(size=(5, 8, 3))
     paths, _ = pca_paths(x)
-    for a, b in ((0, 3), (2, 2)):  # also A == B: both still listed
+    for a, b in ((0, 3), (2, 2), (4, 1)):  # also A == B: both still listed; also B's id before A's
         chart = pca_paths_chart(paths, [a, b])
         spec = chart.to_dict()
-        dash = [v["encoding"]["strokeDash"] for v in _views(spec) if "strokeDash" in v["encoding"]][0]
-        assert dash["scale"]["domain"] == [f"A: {a}", f"B: {b}"]
+        (line,) = [v for v in _views(spec) if "strokeDash" in v["encoding"]]
+        dash = line["encoding"]["strokeDash"]
+        # the legend's entries are the drawn rows' names, sorted: A's first, so A gets the first dash
+        names = sorted({r["sequence"] for r in spec["datasets"][line["data"]["name"]]})
+        assert names == [f"A: {a}", f"B: {b}"]
+        assert dash["sort"] == "ascending" and dash["scale"]["range"] == DASHES[:2]
         assert dash["scale"]["range"][0] != dash["scale"]["range"][1]
         text = caption(chart)
         assert f"A: {a} is a solid line" in text and f"B: {b} is a dashed line" in text
+    # names that do not sort in the order given are spelled out in the scale, in that order
+    chart = pca_paths_chart(paths, [0, 1], names=["second", "first"])
+    (line,) = [v for v in _views(chart.to_dict()) if "strokeDash" in v["encoding"]]
+    assert line["encoding"]["strokeDash"]["scale"]["domain"] == ["second", "first"]
+
+
+def _definition(spec: dict) -> str:
+    """A spec without its data: dataset names replaced by their order of first use, as
+    Streamlit's frontend does before deciding whether a chart must be rebuilt."""
+    import json
+    text = json.dumps({k: v for k, v in spec.items() if k not in ("datasets", "description")}, sort_keys=True)
+    for i, name in enumerate(spec.get("datasets", {})):
+        text = text.replace(name, f"dataset_{i}")
+    return text
+
+
+def test_pair_charts_have_one_definition_for_every_pair():
+    """Switching A or B must only swap the charts' data (the browser then updates the drawn chart in
+    place instead of rebuilding it, the bulk of a rerun's time): the definitions of the paths, norms
+    and distance charts do not depend on the pair, on sequences of different lengths, with and
+    without plateaus, partings and rejoins; the data does."""
+    from rnnviz_core.charts.trajectories import pca_paths_chart
+    from rnnviz_core.trajectories import pca_paths
+
+    rng = np.random.default_rng(5)
+    lens = np.array([12, 5, 9, 12, 7])
+    x = rng.normal(size=(5, 12, 4)).cumsum(axis=1) * 0.2
+    x[2] = x[2, :1]                        # sequence 2 never moves: settles at once
+    paths, _ = pca_paths(x, lens)
+    norms = state_norms(x, lens)
+    pairs = [(0, 1), (2, 3), (4, 0), (1, 1)]
+    for align in ("start", "end"):
+        defs, kinds, data = set(), set(), set()
+        for a, b in pairs:
+            dist = pair_distance(x[a], x[b], int(lens[a]), int(lens[b]), align=align)
+            kinds.add(parting_summary(dist).kind)
+            names = [f"A: {a}", f"B: {b}"]
+            specs = [pca_paths_chart(paths, [a, b]).to_dict(),
+                     norms_chart(norms, [a, b], names=names).to_dict(),
+                     distance_chart(dist, steps=int(lens.max())).to_dict()]
+            defs.add(tuple(_definition(sp) for sp in specs))
+            data.add(tuple(str(sp["datasets"]) for sp in specs))
+        assert len(defs) == 1, align
+        assert len(data) == len(pairs)
+        assert len(kinds) >= 2, kinds      # the pairs do differ in what the distance chart marks
+    assert {p >= 0 for p in norms.groupby("seq")["plateau_step"].first()} == {True, False}
 
 
 def test_heatmap_caption_says_when_only_top_units_are_drawn():
@@ -242,5 +307,5 @@ def test_caption_names_the_dashed_red_line_exactly_when_one_is_drawn(dist, align
     the caption never said what it was."""
     d = pair_distance(*_pair(dist), align=align, scale=1.0)
     chart = distance_chart(d)
-    red = [r for r in _rules_on(chart.to_dict(), "parting")]
+    red = _rule_rows(chart.to_dict(), RED)
     assert bool(red) == ("dashed red" in caption(chart)), caption(chart)

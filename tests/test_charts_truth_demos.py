@@ -8,7 +8,7 @@ from rnnviz_core.charts.trajectories import caption, distance_chart, heatmap_cha
 from rnnviz_core.demos import list_demos, load_demo
 from rnnviz_core.saturation import suggest_threshold
 from rnnviz_core.trajectories import heatmap_data, pair_distance, state_norms
-from chart_specs import views as _views
+from chart_specs import drawn, views as _views
 
 KEYS = [getattr(d, "key", d) for d in list_demos()]
 
@@ -75,10 +75,14 @@ def test_plateau_line_drawn_exactly_when_the_caption_says(demo):
     norms = state_norms(H[:6], L[:6])
     for a, b in ((0, 1), (2, 3), (4, 5)):
         chart = norms_chart(norms, [a, b], names=["A", "B"])
-        rules = [v for v in _views(chart.to_dict()) if v["encoding"].get("x", {}).get("field") == "plateau_step"]
+        spec = chart.to_dict()
+        rules = [r for v in _views(spec) if v["encoding"].get("x", {}).get("field") == "plateau_step"
+                 for r in drawn(spec, v)]
         text = caption(chart)
         plat = [int(norms.loc[norms["seq"] == s, "plateau_step"].iloc[0]) for s in (a, b)]
         assert bool(rules) == ("dashed line" in text) == any(p >= 0 for p in plat), key
+        assert sorted((r["sequence"], r["plateau_step"]) for r in rules) == \
+            [(name, p) for name, p in zip("AB", plat) if p >= 0], key
         for name, p in zip("AB", plat):
             if p >= 0:
                 assert f"sequence {name} from step {p}" in text

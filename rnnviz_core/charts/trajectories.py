@@ -220,6 +220,19 @@ DASHES = [[1, 0], [6, 4], [2, 2], [8, 3, 2, 3]]
 SHAPES = ["circle", "square", "triangle-up", "diamond"]
 
 
+def _legend_scale(names: list[str], rng: list) -> dict:
+    """Scale and sort of a legend that lists ``names`` in the given order with ``rng`` in that order.
+
+    When the names already sort in that order (the page's "A: ...", "B: ..."), the domain is left
+    to the data, sorted ascending: the chart's definition then names no sequence, so a chart of
+    another pair is the same definition with other data (the browser swaps the data in place
+    instead of rebuilding the chart). Otherwise the names are spelled out in the scale.
+    """
+    if names == sorted(names):
+        return {"sort": "ascending", "scale": alt.Scale(range=rng)}
+    return {"sort": names, "scale": alt.Scale(domain=names, range=rng)}
+
+
 def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, cloud: bool = True,
                     scrubber: bool = True, cloud_max: int = CLOUD_MAX, width: int = 420, height: int = 360,
                     random_state: int = 0, names: Sequence[str] | None = None) -> alt.LayerChart:
@@ -230,8 +243,12 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     draw as paths (default: the first two); ``names`` their legend names (default "A: id",
     "B: id", ...). The first path is solid with round dots, the second dashed with squares, and
     the legend lists every path (even when two names share one id). The cloud is a fixed-seed
-    sample of at most ``cloud_max`` points. With ``scrubber``, a slider shows each path up to
-    the chosen step.
+    sample of at most ``cloud_max`` points. With ``scrubber``, a slider over the steps of the
+    whole frame shows each path up to the chosen step, with a ring on each path's point at that
+    step (at its last step once it has ended).
+
+    The definition of the chart depends on the frame (its PCA axes, its longest sequence), not on
+    which sequences are drawn, when the default names are used: see :func:`_legend_scale`.
     """
     _require(paths, ["seq", "step", "pc1", "pc2"], "pca_paths_chart")
     ids = list(pd.unique(paths["seq"]))
@@ -251,35 +268,37 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     evr = paths.attrs.get("explained_variance_ratio") or []
     xt = f"PC1 ({evr[0]:.0%} of variance)" if len(evr) > 0 else "PC1"
     yt = f"PC2 ({evr[1]:.0%} of variance)" if len(evr) > 1 else "PC2"
-    sel = pd.concat([paths[paths["seq"] == s].assign(sequence=n) for s, n in zip(seqs, names)], ignore_index=True)
-    max_step = int(sel["step"].max())
+    sel = pd.concat([paths.loc[paths["seq"] == s, ["step", "pc1", "pc2"]].assign(sequence=n)
+                     for s, n in zip(seqs, names)], ignore_index=True)
     x = alt.X("pc1:Q", title=xt)
     y = alt.Y("pc2:Q", title=yt)
-    dash = alt.StrokeDash("sequence:N", title="sequence", sort=names,
-                          scale=alt.Scale(domain=names, range=DASHES[:len(names)]),
-                          legend=alt.Legend(symbolStrokeWidth=2, labelLimit=0))
-    shape = alt.Shape("sequence:N", title="sequence", sort=names,
-                      scale=alt.Scale(domain=names, range=SHAPES[:len(names)]), legend=alt.Legend(labelLimit=0))
+    dash = alt.StrokeDash("sequence:N", title="sequence", legend=alt.Legend(symbolStrokeWidth=2, labelLimit=0),
+                          **_legend_scale(names, DASHES[:len(names)]))
+    shape = alt.Shape("sequence:N", title="sequence", legend=alt.Legend(labelLimit=0),
+                      **_legend_scale(names, SHAPES[:len(names)]))
+    # colour by step over the drawn paths' own steps (from the unfiltered data, so the colours stay
+    # put while the slider hides later steps)
+    step_colour = alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis"),
+                            legend=alt.Legend(format="d", tickMinStep=1))
     layers = []
     if cloud:
         pts = paths[["pc1", "pc2"]]
         if len(pts) > cloud_max:
             pts = pts.sample(n=cloud_max, random_state=random_state)
         layers.append(alt.Chart(pts).mark_circle(size=8, color="#bbbbbb", opacity=0.25).encode(x=x, y=y))
-    slider = step_slider(max_step) if scrubber else None
+    slider = step_slider(int(paths["step"].max())) if scrubber else None
     base = alt.Chart(sel)
-    if slider is not None:
-        base = base.transform_filter(alt.datum.step <= slider)
-    line = base.mark_line(strokeWidth=1.5, color="#555555").encode(
+    layers.append(base.mark_point(opacity=0).encode(x=x, y=y, color=step_colour))  # sets the colour range only
+    shown = base.transform_filter(alt.datum.step <= slider) if slider is not None else base
+    line = shown.mark_line(strokeWidth=1.5, color="#555555").encode(
         x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=dash)
-    dots = base.mark_point(size=45, opacity=0.9, filled=True).encode(
-        x=x, y=y, color=alt.Color("step:Q", title="step", scale=alt.Scale(scheme="viridis", domain=[0, max(max_step, 1)]),
-                                  legend=alt.Legend(format="d", tickMinStep=1)),
-        shape=shape,
+    dots = shown.mark_point(size=45, opacity=0.9, filled=True).encode(
+        x=x, y=y, color=step_colour, shape=shape,
         tooltip=["sequence:N", "step:Q", alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
     layers += [line, dots]
     if slider is not None:
-        now = alt.Chart(sel).transform_filter(alt.datum.step == slider).mark_point(
+        now = base.transform_joinaggregate(last="max(step)", groupby=["sequence"]).transform_filter(
+            f"datum.step == min({slider.name}, datum.last)").mark_point(
             size=160, filled=False, color="black", strokeWidth=2).encode(x=x, y=y, shape=shape)
         layers.append(now)
     chart = alt.layer(*layers).properties(width=width, height=height)
@@ -308,43 +327,46 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     sequences that have one; the caption says which do and which do not settle).
 
     ``norms`` is the frame of :func:`rnnviz_core.trajectories.state_norms`; ``names``: how the
-    caption and legend call the sequences (default their ids).
+    caption and legend call the sequences (default their ids). The step axis spans the drawn
+    sequences; with ``scrubber``, a slider over the steps of the whole frame moves a rule that
+    stops at the drawn sequences' last step. The chart's definition names no sequence when
+    ``names`` sort in the order of ``seqs`` (e.g. "A: ...", "B: ..."): see :func:`_legend_scale`.
     """
     _require(norms, ["seq", "step", "sum_abs", "step_change", "plateau_step"], "norms_chart")
     ids = list(pd.unique(norms["seq"]))
     seqs = ids[:2] if seqs is None else list(seqs)
-    sel = norms[norms["seq"].isin(seqs)].copy()
+    sel = norms.loc[norms["seq"].isin(seqs), ["seq", "step", "sum_abs", "step_change", "plateau_step"]].copy()
     if sel.empty:
         raise InputError("None of these sequences is in the norms frame.")
     label = {s: str(s) for s in seqs} if names is None else {s: str(n) for s, n in zip(seqs, names)}
-    sel["sequence"] = sel["seq"].map(label)
-    order = [label[s] for s in seqs if s in set(sel["seq"])]
-    first = sel.groupby("seq", sort=False)["plateau_step"].first()
-    per_seq = [(label[s], int(first[s])) for s in seqs if s in first.index]
-    plateaus = pd.DataFrame([{"sequence": n, "plateau_step": p} for n, p in per_seq if p >= 0],
-                            columns=["sequence", "plateau_step"])
-    color = alt.Color("sequence:N", title="sequence", sort=order)
-    max_step = int(sel["step"].max())
-    xscale = alt.Scale(domain=[0, max(max_step, 1)], nice=False)
-    x = alt.X("step:Q", title="step", scale=xscale, axis=_int_axis(max_step + 1, width))
-    slider = step_slider(max_step) if scrubber else None
-    pts = max_step <= 200
+    sel["sequence"] = sel.pop("seq").map(label)
+    order = list(dict.fromkeys(label[s] for s in seqs if label[s] in set(sel["sequence"])))
+    first = sel.groupby("sequence", sort=False)["plateau_step"].first()
+    per_seq = [(n, int(first[n])) for n in order]
+    color = alt.Color("sequence:N", title="sequence", **_legend_scale(order, alt.Undefined))
+    longest = int(norms["step"].max())
+    # x domain from the drawn data: [0, last step of the longer sequence]
+    x = alt.X("step:Q", title="step", scale=alt.Scale(nice=False, zero=True), axis=alt.Axis(format="d", tickMinStep=1))
+    slider = step_slider(longest) if scrubber else None
+    pts = longest <= 200
+    base = alt.Chart(sel)
     top_layers = [
-        alt.Chart(sel).mark_line(point=pts).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
-                                                   tooltip=["sequence:N", "step:Q", alt.Tooltip("sum_abs:Q", format=".3f")]),
+        base.mark_line(point=pts).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
+                                         tooltip=["sequence:N", "step:Q", alt.Tooltip("sum_abs:Q", format=".3f")]),
+        # one row per sequence that settles: its plateau step
+        base.transform_filter("datum.step == datum.plateau_step").mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
+            x=alt.X("plateau_step:Q"), color=color,
+            tooltip=["sequence:N", alt.Tooltip("plateau_step:Q", title="settles from step")]),
     ]
-    if len(plateaus):
-        top_layers.append(alt.Chart(plateaus).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
-            x=alt.X("plateau_step:Q", scale=xscale), color=color,
-            tooltip=["sequence:N", alt.Tooltip("plateau_step:Q", title="settles from step")]))
     bottom_layers = [
-        alt.Chart(sel.dropna(subset=["step_change"])).mark_line(point=pts).encode(
+        base.transform_filter("isFinite(datum.step_change)").mark_line(point=pts).encode(
             x=x, y=alt.Y("step_change:Q", title="change from previous step"), color=color,
             tooltip=["sequence:N", "step:Q", alt.Tooltip("step_change:Q", format=".3f")]),
     ]
     if slider is not None:
-        now = alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
-            x=alt.X("now:Q", scale=xscale)).transform_calculate(now=slider.name)
+        now = base.transform_joinaggregate(last="max(step)").transform_filter(
+            f"datum.step == min({slider.name}, datum.last)").transform_aggregate(
+            at="min(step)").mark_rule(color="black", opacity=0.5).encode(x=alt.X("at:Q"))
         top_layers.append(now)
         bottom_layers.append(now)
     top = alt.layer(*top_layers).properties(width=width, height=height)
@@ -378,7 +400,8 @@ def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1) -> str:
 
 # ----------------------------------------------------------------------------- two sequences
 def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold: float | None = 0.25,
-                   k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200) -> alt.LayerChart:
+                   k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200,
+                   steps: int | None = None) -> alt.LayerChart:
     """Distance between sequences A and B at each aligned step, with the parting threshold
     (dotted grey line), where they part (dashed red rule) and where they come back together
     (dashed green rule), all from :func:`rnnviz_core.trajectories.parting_summary`.
@@ -388,6 +411,12 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
     frame); anything else (an int from :func:`parting_step`, None) is ignored and the summary is
     computed here with ``rel_threshold`` (None: 0.25) and ``k``, so the caption always describes
     the drawn curve. The caption is :func:`distance_caption` of that summary.
+
+    The rules are rows of one small table (column ``kind``: "threshold", "part", "first part",
+    "part for good", "rejoin"), so the chart's definition is the same whichever rules a pair has.
+    ``steps``: the slider spans this many aligned steps (pass the longest sequence's length so
+    that every pair of the data gets the same chart definition; default: this pair's steps); the
+    step rule stops at the pair's first or last compared step.
     """
     _require(distance, ["step", "distance", "rel_distance"], "distance_chart")
     align = distance.attrs.get("align", "start")
@@ -397,37 +426,41 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
         summary = parting_summary(distance, rel_threshold=0.25 if rel_threshold is None else rel_threshold, k=k)
     xt = "step" if align == "start" else "steps before the end (0 = last step)"
     lo, hi = (int(distance["step"].min()), int(distance["step"].max())) if len(distance) else (0, 0)
-    xscale = alt.Scale(domain=[lo, max(hi, lo + 1)], nice=False)
-    x = alt.X("step:Q", title=xt, scale=xscale, axis=_int_axis(hi - lo + 1, width))
-    base = alt.Chart(distance)
-    layers = [base.mark_line(point=len(distance) <= 200, color="#4c78a8").encode(
+    n_slider = hi - lo + 1 if steps is None else max(int(steps), 1)
+    s_lo, s_hi = (0, n_slider - 1) if align == "start" else (-(n_slider - 1), 0)
+    # x domain from the drawn data (it includes 0: the first step, or the last one when aligned at the end)
+    x = alt.X("step:Q", title=xt, scale=alt.Scale(nice=False, zero=True), axis=alt.Axis(format="d", tickMinStep=1))
+    cols = [c for c in ("step", "step_a", "step_b", "distance") if c in distance.columns]
+    base = alt.Chart(distance[cols])
+    layers = [base.mark_line(point=n_slider <= 200, color="#4c78a8").encode(
         x=x, y=alt.Y("distance:Q", title="distance between A and B"),
         tooltip=["step:Q", "step_a:Q", "step_b:Q", alt.Tooltip("distance:Q", format=".3f")]
-        if {"step_a", "step_b"} <= set(distance.columns) else ["step:Q", "distance:Q"])]
+        if {"step_a", "step_b"} <= set(cols) else ["step:Q", "distance:Q"])]
+    rows = []
     if np.isfinite(summary.threshold):
-        layers.append(alt.Chart(pd.DataFrame({"threshold": [summary.threshold]})).mark_rule(
-            strokeDash=[2, 3], color="gray").encode(
-            y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="parting threshold", format=".3f")]))
-    marks = []
+        rows.append({"kind": "threshold", "at": None, "value": float(summary.threshold)})
     if summary.kind != "never":
-        marks.append({"at": summary.part_step, "what": "part" if summary.n_partings == 1 or summary.kind == "rejoined"
-                      else "first part"})
+        rows.append({"kind": "part" if summary.n_partings == 1 or summary.kind == "rejoined" else "first part",
+                     "at": int(summary.part_step), "value": None})
     if summary.kind == "for good" and summary.n_partings > 1:
-        marks.append({"at": summary.last_part_step, "what": "part for good"})
-    for row in marks:
-        layers.append(alt.Chart(pd.DataFrame({"parting": [int(row["at"])], "what": [row["what"]]})).mark_rule(
-            strokeDash=[6, 4], strokeWidth=2, color="#e45756").encode(
-            x=alt.X("parting:Q", scale=xscale), tooltip=[alt.Tooltip("what:N", title="the sequences"),
-                                                         alt.Tooltip("parting:Q", title="at step")]))
+        rows.append({"kind": "part for good", "at": int(summary.last_part_step), "value": None})
     if summary.kind == "rejoined":
-        layers.append(alt.Chart(pd.DataFrame({"rejoin": [int(summary.rejoin_step)]})).mark_rule(
-            strokeDash=[6, 4], strokeWidth=2, color="#54a24b").encode(
-            x=alt.X("rejoin:Q", scale=xscale), tooltip=[alt.Tooltip("rejoin:Q", title="back together at step")]))
+        rows.append({"kind": "rejoin", "at": int(summary.rejoin_step), "value": None})
+    marks = alt.Chart(pd.DataFrame(rows, columns=["kind", "at", "value"]))
+    layers.append(marks.transform_filter("datum.kind == 'threshold'").mark_rule(strokeDash=[2, 3], color="gray").encode(
+        y="value:Q", tooltip=[alt.Tooltip("value:Q", title="parting threshold", format=".3f")]))
+    layers.append(marks.transform_filter("indexof(['part', 'first part', 'part for good'], datum.kind) >= 0").mark_rule(
+        strokeDash=[6, 4], strokeWidth=2, color="#e45756").encode(
+        x=alt.X("at:Q"), tooltip=[alt.Tooltip("kind:N", title="the sequences"), alt.Tooltip("at:Q", title="at step")]))
+    layers.append(marks.transform_filter("datum.kind == 'rejoin'").mark_rule(
+        strokeDash=[6, 4], strokeWidth=2, color="#54a24b").encode(
+        x=alt.X("at:Q"), tooltip=[alt.Tooltip("at:Q", title="back together at step")]))
     slider = None
     if scrubber and len(distance):
-        slider = alt.param(name=STEP_PARAM, value=hi, bind=alt.binding_range(min=lo, max=hi, step=1, name="Step "))
-        layers.append(alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
-            x=alt.X("now:Q", scale=xscale)).transform_calculate(now=slider.name))
+        slider = alt.param(name=STEP_PARAM, value=s_hi, bind=alt.binding_range(min=s_lo, max=s_hi, step=1, name="Step "))
+        layers.append(base.transform_joinaggregate(first="min(step)", last="max(step)").transform_filter(
+            f"datum.step == clamp({slider.name}, datum.first, datum.last)").mark_rule(
+            color="black", opacity=0.5).encode(x=alt.X("step:Q")))
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)

@@ -270,8 +270,14 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     yt = f"PC2 ({evr[1]:.0%} of variance)" if len(evr) > 1 else "PC2"
     sel = pd.concat([paths.loc[paths["seq"] == s, ["step", "pc1", "pc2"]].assign(sequence=n)
                      for s, n in zip(seqs, names)], ignore_index=True)
-    x = alt.X("pc1:Q", title=xt)
-    y = alt.Y("pc2:Q", title=yt)
+    # axes over every sequence's states, fixed whichever pair is drawn: the cloud then never moves,
+    # and the browser does not redraw it point by point when the pair changes
+    def extent(col: str) -> list[float]:
+        v = paths[col].to_numpy(dtype=np.float64)
+        v = v[np.isfinite(v)]
+        return [float(v.min()), float(v.max())] if v.size else [0.0, 1.0]
+    x = alt.X("pc1:Q", title=xt, scale=alt.Scale(domain=extent("pc1"), zero=False))
+    y = alt.Y("pc2:Q", title=yt, scale=alt.Scale(domain=extent("pc2"), zero=False))
     dash = alt.StrokeDash("sequence:N", title="sequence", legend=alt.Legend(symbolStrokeWidth=2, labelLimit=0),
                           **_legend_scale(names, DASHES[:len(names)]))
     shape = alt.Shape("sequence:N", title="sequence", legend=alt.Legend(labelLimit=0),

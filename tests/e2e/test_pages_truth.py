@@ -158,13 +158,13 @@ def test_changing_b_on_trajectories_redraws_findings_caption_and_link_for_the_ne
     assert_clean(page)
 
 
-def _pixel_difference(png_a: bytes, png_b: bytes) -> int:
-    """The largest difference of one colour channel between two same-sized screenshots (0-255)."""
+def _pixels_apart(png_a: bytes, png_b: bytes, levels: int = 32) -> int:
+    """How many pixels of two same-sized screenshots differ by more than ``levels`` (of 255) in a channel."""
     import io
     from PIL import Image
     a, b = (np.asarray(Image.open(io.BytesIO(p)).convert("RGB"), dtype=np.int16) for p in (png_a, png_b))
     assert a.shape == b.shape, (a.shape, b.shape)
-    return int(np.abs(a - b).max())
+    return int((np.abs(a - b).max(axis=2) > levels).sum())
 
 
 def test_changing_b_updates_the_charts_in_place_and_they_equal_charts_drawn_afresh(page, app_url, browser):
@@ -195,14 +195,14 @@ def test_changing_b_updates_the_charts_in_place_and_they_equal_charts_drawn_afre
     finally:
         fresh.context.close()
     for i, (x, y) in enumerate(zip(after, drawn)):
-        worst = _pixel_difference(x, y)
-        if worst:
+        apart = _pixels_apart(x, y)
+        if apart:
             (ARTIFACTS / f"inplace_chart_{i}_updated.png").write_bytes(x)
             (ARTIFACTS / f"inplace_chart_{i}_fresh.png").write_bytes(y)
-        # a canvas redrawn in part blends the faint grey cloud a few levels differently from one
-        # drawn whole (measured: up to 14 of 255 on ~240 pixels); anything drawn differently, a
-        # label, a point, a line, differs by far more
-        assert worst <= 32, f"chart {i} after switching B differs from the same chart drawn afresh by {worst} levels"
+        # a canvas redrawn in part blends anti-aliased edges a little differently from one drawn whole
+        # (measured: 0-5 pixels more than 32 levels apart, none more than 54); the same chart of
+        # another pair differs in thousands of pixels (measured: 6,800, of them 4,700 by more than 96)
+        assert apart <= 50, f"chart {i} after switching B differs from the same chart drawn afresh in {apart} pixels"
     assert_clean(page)
 
 

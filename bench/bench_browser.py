@@ -8,8 +8,8 @@ Prints:
     finished and every chart on it has drawn (cold for that page's computations);
   * rerun after a widget change that needs no new computation, on Trajectories: switching
     sequence B back and forth between two sequences already computed (every result from the
-    cache; the PCA, norms and distance charts and the play control redrawn), and toggling the
-    distance alignment (one chart redrawn); medians of several changes. Two clocks: from
+    cache; the PCA, norms and distance charts get the new pair's data in place, the play control is
+    redrawn), and toggling the distance alignment (one chart rebuilt); medians of several changes. Two clocks: from
     Playwright's click call to the end of the script run with every chart drawn (includes
     Playwright's own checks before it clicks), and the page's own clock from pointer-down to the
     frame painted after the last change to the page (once it has been quiet for 150 ms);
@@ -224,13 +224,13 @@ def main() -> None:
             assert selected(pg, "Sequence B") == first, "option order changed"
             times = [choose(3 if i % 2 == 0 else 1) for i in range(args.repeats)]
             assert selected(pg, "Sequence B") in (first, second)
-            _report("rerun after switching sequence B to a cached pair (3 charts + play control redrawn)", times)
+            _report("rerun after switching sequence B to a cached pair (3 charts updated in place, play control redrawn)", times)
             radio = pg.locator('[data-testid="stRadio"]').filter(has_text="Line the two sequences up")
             _timed(radio.get_by_text("end", exact=True).click, pg)   # computes the end-aligned distance once
             _timed(radio.get_by_text("start", exact=True).click, pg)
             times = [_timed_rerun(radio.get_by_text("end" if i % 2 == 0 else "start", exact=True).click, pg)
                      for i in range(args.repeats)]
-            _report("rerun after toggling the alignment (cached, 1 chart redrawn)", times)
+            _report("rerun after toggling the alignment (cached, 1 chart rebuilt)", times)
             ctx2.close()
             if not args.no_upload:
                 _upload_pair(browser, url, tmp)

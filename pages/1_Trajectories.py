@@ -62,12 +62,12 @@ def page_body() -> None:
 
     st.subheader("Paths in one shared picture")
     paths, _ = msg.guarded(cp.compute, tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
-    show(tc.pca_paths_chart, paths, [ia, ib], width=640, height=380, csv=paths[paths["seq"].isin([ia, ib])],
+    show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
          name="paths", key=(a, b))
 
     st.subheader("How big the state is, and how fast it moves")
     norms = msg.guarded(cp.compute, tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
-    show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=640,
+    show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
          csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
 
     def parting_view() -> None:
@@ -78,7 +78,7 @@ def page_body() -> None:
         align = su.value("align")
         dist = msg.guarded(cp.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
                            key=("dist",) + view_key + (a, b))
-        show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=640, csv=dist,
+        show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590, csv=dist,
              name="distance", key=(a, b, align))
         pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
 

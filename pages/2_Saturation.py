@@ -43,7 +43,7 @@ if hint.message:
 
 with st.expander("How the values are spread (choose the thresholds by eye)", expanded=hint.share < 0.01):
     dist = msg.guarded(ps.distribution, ctx, layer, direction, thr, low, high)
-    st.caption(wg.chart(sc.distribution_chart, dist, threshold=thr, low=low if gated else None,
+    st.caption(wg.chart(sc.distribution_chart, dist, threshold=thr, low=low if gated else None, width=235,
                         high=high if gated else None, key=(layer, direction, thr, low, high, "dist")))
 
 table = msg.guarded(ps.saturation_table, ctx, layer, direction, thr, low, high)
@@ -76,18 +76,18 @@ st.subheader("Saturation over time")
 sub = labels.where(labels.isin([ga, gb]))
 over = msg.guarded(cp.compute, sa.saturation_over_time, H[mask_a | mask_b], ds.lengths[mask_a | mask_b],
                    groups=sub[mask_a | mask_b].to_numpy(), threshold=thr, key=key)
-show(sc.saturation_time_chart, over, threshold=thr, width=640, csv=over, name="over_time")
+show(sc.saturation_time_chart, over, threshold=thr, width=520, csv=over, name="over_time")
 
 st.subheader("Which units saturate, and when")
-cols = st.columns(2)
 units = {side: msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr,
                            key=key + (side,)) for m, side in ((mask_a, "a"), (mask_b, "b"))}
 top = ps.shared_top(*units.values())  # one colour scale for both, ending at the highest share
-for col, g, side in ((cols[0], ga, "a"), (cols[1], gb, "b")):
-    with col:
-        st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
-        show(sc.unit_saturation_chart, units[side], threshold=thr, width=330, top=top,
-             height=max(120, min(320, 8 * H.shape[2])), csv=units[side], name=f"units_{side}")
+n_steps = max((int(u["step"].max()) + 1 for u in units.values() if len(u)), default=1)
+# one above the other on one step scale (side by side they overflowed half a 1,100 px window)
+for g, side in ((ga, "a"), (gb, "b")):
+    st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
+    show(sc.unit_saturation_chart, units[side], threshold=thr, width=550, top=top, n_steps=n_steps,
+         height=max(120, min(320, 8 * H.shape[2])), csv=units[side], name=f"units_{side}")
 
 if gated:
     st.subheader("Gates: nearly shut or nearly open?")
@@ -112,7 +112,7 @@ if res is None:
     st.caption("Resilience to noisy or missing inputs is not measured here: adding noise to words has no meaning.")
 else:
     rs = msg.guarded(cp.compute, ps.resilience_by_group, res, table, labels.to_numpy(), ga, gb, key=key + ("res",))
-    show(sc.resilience_chart, rs, width=640, csv=rs, name="resilience")
+    show(sc.resilience_chart, rs, width=520, csv=rs, name="resilience")
 pf.show_findings(findings, "saturation_findings", cmp, over_time=over, suggestion=hint, by=by)
 
 with st.expander("Compare with a second trained model (reproducibility)"):

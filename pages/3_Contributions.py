@@ -60,24 +60,22 @@ def stacked(r: int, side: str):
 
 
 st.subheader("Scores under the inputs and the hidden state")
-cols = st.columns(2)
-for col, r, side in ((cols[0], a, "A"), (cols[1], b, "B")):
-    with col:
-        if ds.is_tokens:
-            st.text(f"{side}'s words: " + " ".join(pc.words(ctx, r)))
-        st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
+# A above B (side by side they overflowed half a 1,100 px window); one step scale, so a column is
+# the same step in both
+for r, side in ((a, "A"), (b, "B")):
+    if ds.is_tokens:
+        st.text(f"{side}'s words: " + " ".join(pc.words(ctx, r)))
+    st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
 wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
 fs = msg.guarded(pc.feature_scores, ctx, method, (a, b))
 if fs is not None:
     st.subheader("Which input features drove it")
-    cols = st.columns(2)
-    for col, i, r, side in ((cols[0], 0, a, "A"), (cols[1], 1, b, "B")):
-        with col:
-            st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]), feature_names=ds.feature_names,
-                                signed=cc.is_signed(method), step_width=step_w, title=f"{side}: {ids[r]}",
-                                marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
-                                key=key + (side, "features")))
+    for i, r, side in ((0, a, "A"), (1, b, "B")):
+        st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]), feature_names=ds.feature_names,
+                            signed=cc.is_signed(method), step_width=step_w, title=f"{side}: {ids[r]}",
+                            marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
+                            key=key + (side, "features")))
 
 st.subheader("The top steps, ranked")
 table = cc.top_steps_table(top, method=cc.method_label(method))
@@ -87,11 +85,11 @@ st.caption(table.attrs.get("caption", ""))
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
 with cols[0]:
-    st.caption(wg.chart(cc.position_chart, pos, width=330, title="All sequences", key=key + ("pos",)))
+    st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=key + ("pos",)))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_group is not None:
     with cols[1]:
-        st.caption(wg.chart(cc.position_chart, by_group, width=330, title="By true class", key=key + ("group",)))
+        st.caption(wg.chart(cc.position_chart, by_group, width=175, title="By true class", key=key + ("group",)))
         wg.csv_button(by_group, "Download (CSV)", "by_class.csv", "dl_group")
 full = cp.compute(pc.all_scores_frame, ctx, sc, method, key=("all", method, ctx.target))
 wg.csv_button(full, f"Download every step's {cc.method_label(method)} score (CSV)", "scores.csv", "dl_all")
@@ -102,7 +100,7 @@ faith = bound(st.toggle, f"Run the deletion check of all six methods on {min(pc.
 summary = None
 if faith:
     curves, summary = msg.guarded(pc.faithfulness, ctx)
-    st.caption(wg.chart(cc.deletion_chart, curves, width=330, key=("faith", ctx.target, "curves")))
+    st.caption(wg.chart(cc.deletion_chart, curves, width=400, key=("faith", ctx.target, "curves")))
     st.caption(wg.chart(cc.aopc_chart, summary, width=330, key=("faith", ctx.target, "aopc")))
     ig = summary[summary["method"] == "integrated_gradients"]
     if len(ig) and "completeness_error" in ig and ig["completeness_error"].notna().any():

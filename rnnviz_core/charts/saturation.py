@@ -86,20 +86,24 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
 
 
 def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
-                          width: int = 420, height: int = 260, top: float | None = None) -> alt.LayerChart | alt.Chart:
+                          width: int = 420, height: int = 260, top: float | None = None,
+                          n_steps: int | None = None) -> alt.LayerChart | alt.Chart:
     """Per-unit saturation heatmap: units x steps, coloured by the share of sequences whose unit
     is saturated there (0 to 1). ``unit_time`` is the frame of
     :func:`rnnviz_core.saturation.unit_saturation_over_time`.
 
     ``top``: the share drawn in the darkest colour (default 1 = 100%). Where every share is a few
     percent a 0-100% scale draws the heatmap blank; pass the highest share of all the heatmaps shown
-    side by side (one scale for all) and the caption says where the scale ends."""
+    side by side (one scale for all) and the caption says where the scale ends. ``n_steps``: the
+    steps the x axis spans (default: this frame's); pass the longest of the heatmaps drawn one above
+    the other so that each column is the same step in all of them."""
     _require(unit_time, ["unit", "step", "frac_saturated"], "unit_saturation_chart")
     tooltip = ["unit:O", "step:O", alt.Tooltip("frac_saturated:Q", format=".1%", title="saturated")]
     if "n_sequences" in unit_time:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     base = alt.Chart(unit_time)
-    n_steps = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
+    own = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
+    n_steps = own if n_steps is None else max(int(n_steps), own)
     units = sorted(pd.unique(unit_time["unit"]).tolist())
     scale_top = 1 if top is None or not np.isfinite(top) or top <= 0 or top >= 1 else float(top)
     rect = base.mark_rect().encode(
@@ -130,10 +134,11 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
 
 
 def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0.9,
-                       width: int = 300, height: int = 300) -> alt.LayerChart:
+                       width: int = 240, height: int = 240) -> alt.LayerChart:
     """Karpathy et al.'s gate scatter: one dot per gate unit, x = share of steps left-saturated
     (gate < low, nearly shut), y = share right-saturated (gate > high, nearly open), coloured by
-    gate. ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
+    gate (legend below the plot, so two scatters fit side by side in a 1,100 px window).
+    ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
     gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
@@ -142,7 +147,7 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     pts = alt.Chart(gates).mark_circle(size=40, opacity=0.7).encode(
         x=alt.X("left:Q", title=f"share of steps nearly shut (< {low:g})", scale=axis, axis=alt.Axis(format="%")),
         y=alt.Y("right:Q", title=f"share of steps nearly open (> {high:g})", scale=axis, axis=alt.Axis(format="%")),
-        color=alt.Color("gate:N", title="gate"),
+        color=alt.Color("gate:N", title="gate", legend=alt.Legend(orient="bottom", direction="horizontal", columns=2)),
         tooltip=["gate:N", "unit:Q", alt.Tooltip("left:Q", format=".1%"), alt.Tooltip("right:Q", format=".1%")])
     chart = alt.layer(edge, pts).properties(width=width, height=height)
     return chart.properties(description=(

@@ -206,6 +206,35 @@ def test_changing_b_updates_the_charts_in_place_and_they_equal_charts_drawn_afre
     assert_clean(page)
 
 
+@pytest.mark.parametrize("demo", ["race", "vowels"])
+def test_every_chart_fits_its_column_in_a_1100_px_window(browser, app_url, demo):
+    """Side-by-side charts overflowed half a 1,100 px window on Saturation (the unit heatmaps hid each
+    other's last steps, the gate scatters ran off the page): every chart on every page is drawn no
+    wider than the column that holds it."""
+    if demo not in DEMOS:
+        pytest.skip(f"no {demo} demo")
+    pg = new_page(browser, 1100, 900)
+    pg.set_default_timeout(90_000)
+    try:
+        for path in PAGES:
+            open_app(pg, f"{app_url}/{path}?demo={demo}")
+            pg.locator(CHART).first.wait_for(state="attached")
+            # charts inside a closed expander are not drawn (no width): left out
+            sizes = pg.evaluate("""(sel) => [...document.querySelectorAll(sel)].map(c => {
+                const box = c.closest('[data-testid="stColumn"]') || c.closest('[data-testid="stMain"] [data-testid="stVerticalBlock"]');
+                const drawn = c.querySelector('canvas, svg');
+                const r = drawn ? drawn.getBoundingClientRect() : null;
+                return r && r.width ? [Math.round(r.right), Math.round(box.getBoundingClientRect().right)] : null;
+            }).filter(x => x)""", CHART)
+            assert len(sizes) >= 3, (path, sizes)
+            over = [(i, r - edge) for i, (r, edge) in enumerate(sizes) if r > edge + 1]
+            if over:
+                pg.screenshot(path=str(ARTIFACTS / f"overflow_{path}_{demo}.png"))
+            assert not over, f"{path} on {demo}: charts (index, px past their column) {over}"
+    finally:
+        pg.context.close()
+
+
 # ------------------------------------------------------------------------- one A/B choice for all pages
 def test_a_and_b_are_kept_across_pages(page, app_url):
     open_app(page, f"{app_url}/Trajectories?demo={DEFAULT}")

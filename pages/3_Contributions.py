@@ -40,7 +40,7 @@ hm = msg.guarded(cp.compute, tj.heatmap_data, H, ds.lengths, seqs=[a, b], ids=id
 known = pc.known_steps(ctx)
 key = (method, ctx.target, a, b)
 n_steps = int(max(ds.lengths[a], ds.lengths[b]))
-step_w = max(2.0, 330 / n_steps)  # one step scale for A and B: a column is the same step in both
+step_w = max(2.0, 440 / n_steps)  # one step scale for A and B: a column is the same step in both
 
 
 def stacked(r: int, side: str):

@@ -604,9 +604,13 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
     for g in names:
         if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
             continue
+        # groups in sorted order, not in order of first appearance: that order depends on how the
+        # rows were split into parts (Ray's parts differ from a local build's), the numbers do not
+        names_g = list(labels[g])
+        order = sorted(range(len(names_g)), key=lambda i: names_g[i])
         for j, what in enumerate(("count", "sum", "sumsq")):
-            arrays[f"{g}.{what}"] = np.ascontiguousarray(sums[g][j])
-        listed[g] = list(labels[g])
+            arrays[f"{g}.{what}"] = np.ascontiguousarray(sums[g][j][order])
+        listed[g] = [names_g[i] for i in order]
     return arrays, listed
 
 

@@ -110,4 +110,5 @@ if faith:
                        "real one; near 0% means they account for the whole change.")
     st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
     wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
-pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known))
+pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known),
+                 top=top, seqs=[ids[a], ids[b]], method=method)

@@ -113,6 +113,15 @@ def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataF
     return frame, top, pos, by_class
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def unit_rows(dig: str, _b: Any) -> np.ndarray:
+    """Heatmap row order of the bundle's sample states (units that move together side by side),
+    cached under the bundle's hash."""
+    from rnnviz_core.trajectories import unit_order
+    rows = [int(r) for r in _b.sample_rows]
+    return unit_order(sample_states(_b), np.asarray(_b.lengths)[rows], order="similarity")
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _spec(dig: str, name: str, key: str, _build, _args, _kwargs) -> tuple[dict, str]:
     """The chart's spec and caption, cached under the bundle's hash, the builder's name and ``key``."""

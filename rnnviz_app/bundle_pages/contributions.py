@@ -6,6 +6,7 @@ from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
 from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
 from rnnviz_app.text import md_escape
@@ -23,6 +24,7 @@ methods = [m for m in b.methods if m in METHODS]  # names from the manifest: kno
 if not methods:
     st.info(md_escape(method_message(b, "grad_norm"), max_len=1000))
     st.stop()
+findings = st.container()  # filled at the end, from the table of top steps shown
 method = st.selectbox("Method", methods, format_func=cc.method_label, key="bundle_method")
 st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
 a, bb = bv.pick_pair(b)
@@ -33,7 +35,7 @@ lens = b.lengths
 frame, top, pos, by_class = msg.guarded(bv.contribution_frames, b, method, a, bb)
 hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
 n_steps = int(max(lens[a], lens[bb]))
-step_w = max(2.0, 330 / n_steps)
+step_w = max(2.0, 440 / n_steps)
 
 
 def stacked(r: int, side: str):
@@ -45,10 +47,8 @@ def stacked(r: int, side: str):
 
 
 st.subheader("Scores under the hidden state")
-cols = st.columns(2)
-for col, r, side in ((cols[0], a, "A"), (cols[1], bb, "B")):
-    with col:
-        st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
+for r, side in ((a, "A"), (bb, "B")):  # A above B on one step scale
+    st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
 wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
 st.subheader("The top steps, ranked")
@@ -59,12 +59,13 @@ st.caption(table.attrs.get("caption", ""))
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
 with cols[0]:
-    st.caption(bv.chart(dig, cc.position_chart, pos, width=330, title="All sequences", key=(method, "pos")))
+    st.caption(bv.chart(dig, cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_class is not None:
     with cols[1]:
-        st.caption(bv.chart(dig, cc.position_chart, by_class, width=330, title="By true class", key=(method, "grp")))
+        st.caption(bv.chart(dig, cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
         wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
 
 st.subheader("How far can each ranking be trusted?")
 st.info(NOT_INCLUDED["faithfulness"])
+pf.show_findings(findings, "contribution_findings", None, top=top, seqs=[ids[a], ids[bb]], method=method)

@@ -5,6 +5,7 @@ from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_findings as pf
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import widgets as wg
 from rnnviz_app.bundle_source import NOT_INCLUDED, threshold_message
@@ -16,6 +17,7 @@ dig, b = bs.current()
 st.title("Saturation")
 st.caption("A unit is saturated when its value sits at the edge of its range, where it can no longer change "
            "smoothly. Compare two groups of sequences: do the ones whose memory saturates fare worse?")
+findings = st.container()  # filled at the end, from the same tables the charts and table show
 st.info(msg.guarded(threshold_message, b))
 thr = msg.guarded(float, b.manifest["analysis"]["threshold"])
 options = bv.groupings(b)
@@ -42,12 +44,13 @@ st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} seq
 st.subheader("Saturation over time")
 over = msg.guarded(b.saturation_over_time, by)
 over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
-st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=640, key=("over", by, ga, gb)))
+st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=520, key=("over", by, ga, gb)))
 wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")
 table = b.sequences.copy()
 table["_group"] = labels.to_numpy()
+cmp = None
 try:
     cmp = ps.compare(table, "_group", ga, gb)
 except Exception:  # noqa: BLE001 - a comparison that cannot be made is said, not raised
@@ -59,5 +62,6 @@ else:
                "is first).")
     wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
 st.info(NOT_INCLUDED["resilience"])
+pf.show_findings(findings, "saturation_findings", cmp, over_time=over, by=by)
 with st.expander("Compare with a second trained model (reproducibility)"):
     st.info(NOT_INCLUDED["second_model"])

@@ -123,9 +123,14 @@ def test_bundle_pages_show_the_live_figures(browser, app_url, bundle_file):
         main = pg.locator('[data-testid="stMain"]').inner_text()
         if name in NOT_INCLUDED:
             assert NOT_INCLUDED[name] in main
+        # findings in words at the top, as on the live pages
+        which = {"Trajectories": "trajectory", "Saturation": "saturation", "Contributions": "contribution"}[name]
+        finding = pg.locator(f".st-key-findings_{which}_findings")
+        assert finding.count() == 1 and "What this page finds" in finding.inner_text(), name
         if name == "Trajectories":
             assert _caption_number(pg, PCA_SHARE) == want["pca"]
             assert "Sequence A and B are picked among those" in main
+            assert pg.locator(".rnnviz-play").count() == 1  # the play control, as on the live page
         if name == "Saturation":
             assert _caption_number(pg, GROUPS) == want["group_a"]
             assert _caption_number(pg, GROUP_B) == want["group_b"]

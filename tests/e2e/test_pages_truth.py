@@ -374,3 +374,23 @@ def test_contributions_shows_method_names_people_read(page, app_url):
     text = page.locator('[data-testid="stMain"]').inner_text() + table.inner_text()
     assert "grad_norm" not in text
     page.screenshot(path=str(ARTIFACTS / "contributions_polish.png"), full_page=True)
+
+
+def test_contributions_findings_name_the_steps_the_model_reacts_to_most(page, app_url):
+    """The findings at the top of Contributions name, for A and B, the step with the largest gradient
+    size: checked against the scores computed here with the core API on the demo's model and data
+    (the predicted class is the target, as the page says)."""
+    import rnnviz_core as rv
+    from rnnviz_core.demos import load_demo
+
+    open_app(page, f"{app_url}/Contributions?demo={DEFAULT}")
+    ia, ib = (selected(page, f"Sequence {s}").split(" · ")[0] for s in "AB")
+    model, ds = load_demo(DEFAULT)[:2]
+    ids = [str(i) for i in ds.ids]
+    rows = [ids.index(ia), ids.index(ib)]
+    scores = rv.contributions(model, ds.X[rows], "grad_norm", ds.lengths[rows], device="cpu")
+    steps = [int(np.nanargmax(np.asarray(scores[i], dtype=float)[: int(ds.lengths[r])])) for i, r in enumerate(rows)]
+    box = page.locator(".st-key-findings_contribution_findings")
+    text = box.inner_text()
+    assert f"the answer reacts most strongly to step {steps[0]} of A and step {steps[1]} of B" in text, (steps, text)
+    assert_clean(page)

@@ -9,7 +9,7 @@ from rnnviz_app import state_url as su
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
 from rnnviz_app.page_pair import true_steps
-from rnnviz_app.play import panel, play_heatmaps, token_panel
+from rnnviz_app.play import panel, play_heatmaps, shared_domain, token_panel
 
 __all__ = ["ORDERS", "unit_choice", "play_view", "input_panels", "SIGMOID_KINDS"]
 
@@ -74,9 +74,7 @@ def play_view(ctx: Loaded, H: np.ndarray, a: int, b: int, ids: list, kind: str, 
     if kind in SIGMOID_KINDS:
         domain = (0.0, 1.0)
     else:
-        m = float(np.nanmax(np.abs(np.concatenate([sa[:la].ravel(), sb[:lb].ravel()]))))
-        m = m if np.isfinite(m) and m > 0 else 1.0
-        domain = (-m, m)
+        domain = shared_domain(sa, sb, la, lb)
     marks = (true_steps(ctx, a), true_steps(ctx, b))
     known = [m or () for m in marks]
     return play_heatmaps(sa, sb, steps_a=la, steps_b=lb, colour_domain=domain, key="play_traj",

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["play_heatmaps", "play_caption", "panel", "token_panel", "steps_per_second"]
+__all__ = ["play_heatmaps", "play_caption", "panel", "token_panel", "steps_per_second", "shared_domain"]
 
 _HERE = Path(__file__).resolve().parent
 _JS = (_HERE / "play.js").read_text(encoding="utf-8")
@@ -34,6 +34,16 @@ _COMPONENT = None
 def steps_per_second(max_step: int) -> int:
     """The "normal" speed: a full pass in about 12 s, between 4 and 30 steps a second."""
     return int(np.clip(round((max_step + 1) / 12), 4, 30))
+
+
+def shared_domain(a: Any, b: Any, steps_a: int, steps_b: int) -> tuple[float, float]:
+    """(-m, m) with m the largest |value| over A's and B's real steps: one diverging colour range
+    for both heatmaps (1 when there is no finite value)."""
+    vals = np.concatenate([np.asarray(a, dtype=np.float64)[:steps_a].ravel(),
+                           np.asarray(b, dtype=np.float64)[:steps_b].ravel()])
+    m = float(np.nanmax(np.abs(vals))) if vals.size and np.isfinite(vals).any() else 1.0
+    m = m if np.isfinite(m) and m > 0 else 1.0
+    return (-m, m)
 
 
 def _component():

@@ -60,3 +60,11 @@ def test_token_strip_sends_the_words_as_text_one_per_step():
     assert p["tokens"] == ["<b>bold</b>", "fine"] and p["steps"] == 2 and p["strip"] is True
     with pytest.raises(ValueError):
         token_panel([], title="A")
+
+
+def test_shared_domain_covers_the_real_steps_of_both_only():
+    from rnnviz_app.play import shared_domain
+    a = np.array([[0.5, -3.0], [1.0, 2.0], [100.0, 100.0]])   # step 2 is past A's end: not drawn, not counted
+    b = np.array([[np.nan, 2.5], [-50.0, 0.0]])               # B has 1 real step; its NaN is ignored
+    assert shared_domain(a, b, 2, 1) == (-3.0, 3.0)
+    assert shared_domain(np.full((2, 2), np.nan), np.zeros((1, 2)), 2, 1) == (-1.0, 1.0)  # nothing to scale

@@ -1,5 +1,4 @@
 """Trajectories from an analysis bundle: paths and |h| of every sequence, full states of the sample."""
-import numpy as np
 import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
@@ -8,7 +7,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
-from rnnviz_app.play import play_heatmaps
+from rnnviz_app.play import play_heatmaps, shared_domain
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
 
@@ -30,9 +29,7 @@ st.subheader("Units over time")
 units = bv.unit_rows(dig, b)
 la, lb = int(lens[a]), int(lens[bb])
 pa, pb = H[sa][:, units], H[sb][:, units]
-m = float(np.nanmax(np.abs(np.concatenate([pa[:la].ravel(), pb[:lb].ravel()])))) if la + lb else 1.0
-m = m if np.isfinite(m) and m > 0 else 1.0
-st.caption(play_heatmaps(pa, pb, steps_a=la, steps_b=lb, colour_domain=(-m, m), key="bundle_play",
+st.caption(play_heatmaps(pa, pb, steps_a=la, steps_b=lb, colour_domain=shared_domain(pa, pb, la, lb), key="bundle_play",
                          titles=(f"A: {ia}", f"B: {ib}"), labels=[f"unit {u}" for u in units],
                          legend="hidden state h", rows="unit of the hidden state h"))
 hm = tj.heatmap_data(H, lens[rows], seqs=[sa, sb], ids=[ids[r] for r in rows])

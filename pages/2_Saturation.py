@@ -76,7 +76,7 @@ st.subheader("Saturation over time")
 sub = labels.where(labels.isin([ga, gb]))
 over = msg.guarded(cp.compute, sa.saturation_over_time, H[mask_a | mask_b], ds.lengths[mask_a | mask_b],
                    groups=sub[mask_a | mask_b].to_numpy(), threshold=thr, key=key)
-show(sc.saturation_time_chart, over, threshold=thr, width=520, csv=over, name="over_time")
+show(sc.saturation_time_chart, over, threshold=thr, width=480, csv=over, name="over_time")
 
 st.subheader("Which units saturate, and when")
 units = {side: msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr,

@@ -177,13 +177,18 @@ def test_group_and_resilience_charts():
 
 def test_saturation_time_legend_is_the_lines_not_the_pale_bands():
     """The 95% band (opacity 0.2) carried the group legend, so its swatches were pale shades that
-    matched no drawn line."""
+    matched no drawn line. The first fix set legend=None on the band, and Vega-Lite, which merges
+    the legends of one field, then drew no legend at all (seen in the browser:
+    test_saturation_over_time_says_which_line_is_which_group). Now no layer turns the group legend
+    off, and the legend draws full-opacity line symbols."""
     over = saturation_over_time(X, LENS, groups=np.array(["a", "b"] * 6))
     spec = saturation_time_chart(over).to_dict()
-    areas = [v for v in _views(spec) if _mark(v) == "area"]
-    lines = [v for v in _views(spec) if _mark(v) == "line"]
-    assert areas and areas[0]["encoding"]["color"].get("legend", "absent") is None
-    assert lines[0]["encoding"]["color"].get("legend", "absent") is not None
+    coloured = [v for v in _views(spec) if v["encoding"].get("color", {}).get("field") == "group"]
+    assert {_mark(v) for v in coloured} == {"area", "line"}
+    legends = [v["encoding"]["color"].get("legend", "absent") for v in coloured]
+    assert None not in legends
+    line = [v for v in coloured if _mark(v) == "line"][0]["encoding"]["color"]["legend"]
+    assert line["symbolType"] == "stroke" and line["symbolOpacity"] == 1
 
 
 def test_unit_heatmap_legend_sits_below_so_its_title_is_not_cut():

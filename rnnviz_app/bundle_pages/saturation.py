@@ -44,7 +44,7 @@ st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} seq
 st.subheader("Saturation over time")
 over = msg.guarded(b.saturation_over_time, by)
 over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
-st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=520, key=("over", by, ga, gb)))
+st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
 wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")

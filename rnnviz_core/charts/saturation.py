@@ -52,15 +52,17 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
     if "sem" in df:
         df["lo"] = (df["frac_saturated"] - 1.96 * df["sem"].fillna(0)).clip(lower=0)
         df["hi"] = (df["frac_saturated"] + 1.96 * df["sem"].fillna(0)).clip(upper=1)
-    color = alt.Color("group:N", title="group")
+    color = alt.Color("group:N", title="group",
+                      legend=alt.Legend(symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=2.5, labelLimit=0))
     n_steps = int(df["step"].max()) + 1 if len(df) else 1
     x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
               axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
-        # the band keeps out of the legend: its 20%-opacity swatches would stand for the lines
-        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(
-            x=x, y="lo:Q", y2="hi:Q", color=alt.Color("group:N", legend=None)))
+        # band and line share one colour legend (Vega-Lite merges the legends of one field, so a band
+        # with legend=None dropped the lines' legend and nothing said which line was which group); the
+        # legend draws each group as a solid line, not as the band's 20%-opacity swatch
+        layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
     tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))

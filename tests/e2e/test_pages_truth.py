@@ -394,3 +394,18 @@ def test_contributions_findings_name_the_steps_the_model_reacts_to_most(page, ap
     text = box.inner_text()
     assert f"the answer reacts most strongly to step {steps[0]} of A and step {steps[1]} of B" in text, (steps, text)
     assert_clean(page)
+
+
+def test_saturation_over_time_says_which_line_is_which_group(page, app_url):
+    """The lines of "Saturation over time" had no legend (the band's legend=None removed the merged
+    colour legend), so nothing said which line was group A and which group B: the chart's legend
+    names both groups shown above it."""
+    open_app(page, f"{app_url}/Saturation?demo={DEFAULT}")
+    ga, gb = selected(page, "Group A"), selected(page, "Group B")
+    charts = page.locator(f"{CHART} >> visible=true")
+    charts.first.wait_for()
+    texts = [t for t in (charts.nth(i).locator("svg").first.text_content() or "" for i in range(charts.count()))
+             if "share of units saturated" in t]
+    assert len(texts) == 1, texts
+    assert ga in texts[0] and gb in texts[0], (ga, gb, texts[0][:300])
+    assert_clean(page)

@@ -174,3 +174,16 @@ def select_option(pg, label: str, option: str | None = None, index: int | None =
     target.click()
     wait_idle(pg)
     return text
+
+
+def charts_past_their_column(pg) -> tuple[list[tuple[int, int]], int]:
+    """``(over, measured)``: (index, pixels) of every drawn chart whose right edge lies past the
+    column (or main block) that holds it, and how many charts were measured (charts in a closed
+    expander are not drawn and are left out)."""
+    sizes = pg.evaluate("""(sel) => [...document.querySelectorAll(sel)].map(c => {
+        const box = c.closest('[data-testid="stColumn"]') || c.closest('[data-testid="stMain"] [data-testid="stVerticalBlock"]');
+        const drawn = c.querySelector('canvas, svg');
+        const r = drawn ? drawn.getBoundingClientRect() : null;
+        return r && r.width ? [Math.round(r.right), Math.round(box.getBoundingClientRect().right)] : null;
+    }).filter(x => x)""", CHART)
+    return [(i, r - edge) for i, (r, edge) in enumerate(sizes) if r > edge + 1], len(sizes)

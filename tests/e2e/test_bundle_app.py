@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ARTIFACTS, CHART, assert_clean, new_page, open_app, wait_idle  # noqa: E402
+from harness import ARTIFACTS, CHART, assert_clean, charts_past_their_column, new_page, open_app, wait_idle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -135,6 +135,12 @@ def test_bundle_pages_show_the_live_figures(browser, app_url, bundle_file):
             assert _caption_number(pg, GROUPS) == want["group_a"]
             assert _caption_number(pg, GROUP_B) == want["group_b"]
         _shot(pg, name.lower())
+        # in a 1,100 px window every chart still fits its column (charts have fixed widths: no rerun)
+        pg.set_viewport_size({"width": 1100, "height": 2200})
+        pg.wait_for_timeout(200)
+        over, measured = charts_past_their_column(pg)
+        assert measured >= 1 and not over, (name, over, measured)
+        pg.set_viewport_size({"width": 1400, "height": 2200})
 
     # A/B pickers offer the sampled sequences only (the list is virtual: read what it shows, then
     # type an id that is not in the sample)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (ARTIFACTS, CHART, EXCEPTION, assert_clean, new_page, open_app,  # noqa: E402
-                     select_option, selected, start_server, stop_server, wait_idle)
+from harness import (ARTIFACTS, CHART, EXCEPTION, assert_clean, charts_past_their_column, new_page,  # noqa: E402
+                     open_app, select_option, selected, start_server, stop_server, wait_idle)
 
 pytestmark = pytest.mark.browser
 
@@ -219,15 +219,8 @@ def test_every_chart_fits_its_column_in_a_1100_px_window(browser, app_url, demo)
         for path in PAGES:
             open_app(pg, f"{app_url}/{path}?demo={demo}")
             pg.locator(CHART).first.wait_for(state="attached")
-            # charts inside a closed expander are not drawn (no width): left out
-            sizes = pg.evaluate("""(sel) => [...document.querySelectorAll(sel)].map(c => {
-                const box = c.closest('[data-testid="stColumn"]') || c.closest('[data-testid="stMain"] [data-testid="stVerticalBlock"]');
-                const drawn = c.querySelector('canvas, svg');
-                const r = drawn ? drawn.getBoundingClientRect() : null;
-                return r && r.width ? [Math.round(r.right), Math.round(box.getBoundingClientRect().right)] : null;
-            }).filter(x => x)""", CHART)
-            assert len(sizes) >= 3, (path, sizes)
-            over = [(i, r - edge) for i, (r, edge) in enumerate(sizes) if r > edge + 1]
+            over, measured = charts_past_their_column(pg)
+            assert measured >= 3, (path, measured)
             if over:
                 pg.screenshot(path=str(ARTIFACTS / f"overflow_{path}_{demo}.png"))
             assert not over, f"{path} on {demo}: charts (index, px past their column) {over}"

@@ -29,13 +29,14 @@ _EXPORTS = {
     "build_model": "models",
     "load_data": "data", "SequenceDataset": "data", "inspect_columns": "data",
     "ColumnGuess": "data", "class_order_candidates": "data", "load_vocabulary": "data",
+    "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "whatif",
 }
 
 # submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli",
+    "bundle", "cli", "whatif",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

@@ -459,6 +459,9 @@ class _Session:
         self.embed_shape: tuple[int, ...] | None = None
         self.embed_leaf: torch.Tensor | None = None
         self.embed_delta: torch.Tensor | None = None
+        # optional stand-in for run_module (unrolled engines): runner(name, info, weights, x, hx, mask,
+        # record) -> run_module's tuple, or None to run the recurrence as usual (see rnnviz_core.whatif)
+        self.runner: Callable | None = None
 
 
 _FORWARD_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -555,7 +558,10 @@ class _RecurrentProxy(nn.Module):
         if probe is not None and probe.shape[:2] != x.shape[:2]:
             probe = probe[:, : x.shape[1]]
         mask = None if lengths is None else valid_mask(lengths, x.shape[0], x.shape[1], x.device)
-        output, h_n, c_n, recs = run_module(
+        done = None
+        if session.runner is not None and probe is None:
+            done = session.runner(self.rv_name, info, self.rv_weights, x, hx, mask, session.record)
+        output, h_n, c_n, recs = done if done is not None else run_module(
             info, self.rv_weights, x, hx, mask, probe=probe, record=session.record, engine=session.engine
         )
         session.records[self.rv_name] = {"out": output, "lengths": lengths, **recs}
@@ -754,11 +760,14 @@ class ModelView:
     the forward returns a tuple or list, the output is the one element shaped [N, C] or [N]
     (``output=`` an index, a key or a function picks it otherwise). The user's forward hooks and
     pre-hooks run as in the user's own call (on every engine); backward hooks do not run.
+    ``runner`` (unrolled engines only) may stand in for the recurrence of any module:
+    ``runner(name, info, weights, x, hx, mask, record)`` returns what ``run_module`` returns,
+    or None to run it as usual (:mod:`rnnviz_core.whatif` restarts it from kept states).
     """
 
     def __init__(self, model: nn.Module, device: torch.device, engine: str = "fused", record: bool = False,
                  probe_name: str | None = None, *, lengths_arg: str | None = None,
-                 output: int | str | Callable | None = None):
+                 output: int | str | Callable | None = None, runner: Callable | None = None):
         model = unwrap_model(model)
         self.model = model
         self.infos = find_recurrent(model)
@@ -766,6 +775,9 @@ class ModelView:
         self.dtype = _model_dtype(model)
         self.device = device
         self.session = _Session(engine, record=record, probe_name=probe_name)
+        if runner is not None and engine == "fused":
+            raise InputError("internal: a recurrence runner needs an unrolled engine ('fast' or 'stepwise').")
+        self.session.runner = runner
         self.module = _copy_tree(model, "", self.session, device, self.dtype, {})
         self.slot = lengths_slot(model, lengths_arg)
         self.takes_lengths = self.slot is not None

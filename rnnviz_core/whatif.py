@@ -1,0 +1,562 @@
+"""``rv.what_if``: what the model would say if some steps of a sequence were different.
+
+An edit changes one value of one step, deletes a step or inserts one. Only what follows the
+first edited step is recomputed: the recurrence restarts there from the original run's own
+states (every layer's h, and c for an LSTM, at the step before), so an edit at step 990 of a
+1,000-step sequence runs 10 steps, not 1,000. The model's other layers (an embedding, an
+encoder, the head) run as in the model's own forward on the edited input; the restart is used
+only where it is exact:
+
+* the recurrent module's input before the first edited step must equal the original's (it does
+  for step-wise front ends such as an embedding or a per-step linear layer; a padded Conv1d
+  front end that lets the edit leak backwards fails the check), and
+* the module must read forwards only (a bidirectional layer's backward half depends on every
+  later step, so it is recomputed in full).
+
+Otherwise that module runs from step 0, and ``recomputed_from`` says so. The same machinery
+gives every prefix's output at the cost of the head alone (:func:`prefix_outputs`), which
+:func:`rnnviz_core.horizon.horizon` uses for the decision step.
+
+Edits, each a tuple ``(sequence, step, feature, value)``; ``step`` always counts steps of the
+*original* sequence (from 0), whatever other edits delete or insert:
+
+* ``(i, t, f, v)``: feature ``f`` of step ``t`` becomes the number ``v``. For a token model
+  (x holds ids [N, T]) ``f`` is 0 and ``v`` a token id.
+* ``(i, t, "delete", None)``: step ``t`` is removed; later steps move up one, the length falls by one.
+* ``(i, t, "insert", row)``: a new step is inserted before step ``t`` (``t`` = the length
+  appends one); ``row`` holds its F numbers (a token id for a token model). Several inserts at
+  one ``t`` go in in the order given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import resolve_device
+from .engine import ModelView, embeddings, find_recurrent, is_tokens, prepare, unwrap_model
+from .errors import InputError
+from .recurrence import DIRECTIONS, run_module
+from .trace import Trace
+
+__all__ = ["what_if", "WhatIfResult", "WhatIfBase", "prefix_outputs", "apply_edits", "DEFAULT_TOL"]
+
+#: largest |edited - original| hidden-state difference still counted as "the same" (parting step)
+DEFAULT_TOL = 1e-4
+# the recurrent module's input before the first edit must match the original's this closely
+_INPUT_RTOL, _INPUT_ATOL = 1e-5, 1e-6
+
+
+# ----------------------------------------------------------------------------- edits
+@dataclass
+class _RowPlan:
+    """One edited sequence: its new steps and where the edits begin."""
+
+    row: int
+    x_new: torch.Tensor      # (L', F) or (L',) token ids
+    length_new: int
+    first: int               # first step (original numbering = new numbering, before it nothing moved)
+
+
+def _vocab_size(model: nn.Module) -> int | None:
+    embs = embeddings(model)
+    return int(embs[0][1].num_embeddings) if embs else None
+
+
+def _check_value(v: Any, tokens: bool, vocab: int | None, where: str) -> float | int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise InputError(f"The value of {where} must be a number, got {v!r}.", code="edit_value", field="value")
+    if tokens:
+        if float(v) != int(v):
+            raise InputError(f"The value of {where} must be a whole token id, got {v!r}.", code="edit_value",
+                             field="value")
+        if int(v) < 0 or (vocab is not None and int(v) >= vocab):
+            top = f" from 0 to {vocab - 1}" if vocab is not None else " of 0 or more"
+            raise InputError(f"The value of {where} must be a token id{top}, got {int(v)}.", code="edit_value",
+                             field="value")
+        return int(v)
+    if not np.isfinite(float(v)):
+        raise InputError(f"The value of {where} must be a finite number, got {v!r}.", code="edit_value", field="value")
+    return float(v)
+
+
+def _parse(edits: Any, xt: torch.Tensor, L: np.ndarray, vocab: int | None) -> dict[int, list[tuple]]:
+    """Check every edit; returns sequence -> list of (step, kind, feature, value) in the order given."""
+    if edits is None:
+        edits = []
+    if isinstance(edits, tuple) and len(edits) == 4 and not isinstance(edits[0], (tuple, list)):
+        edits = [edits]
+    tokens = is_tokens(xt)
+    n = xt.shape[0]
+    n_feat = 1 if tokens else xt.shape[2]
+    out: dict[int, list[tuple]] = {}
+    for k, e in enumerate(edits):
+        if not isinstance(e, (tuple, list)) or len(e) != 4:
+            raise InputError(f"Edit {k} must be a tuple (sequence, step, feature, value), got {e!r}.",
+                             code="edit_form", field="edits")
+        i, t, f, v = e
+        for name, val in (("sequence", i), ("step", t)):
+            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)):
+                raise InputError(f"Edit {k}: the {name} must be a whole number, got {val!r}.", code="edit_form",
+                                 field=name)
+        i, t = int(i), int(t)
+        if not 0 <= i < n:
+            raise InputError(f"Edit {k}: sequence {i} does not exist (there are {n}, numbered from 0).",
+                             code="edit_sequence", field="sequence")
+        Li = int(L[i])
+        if f == "insert":
+            if not 0 <= t <= Li:
+                raise InputError(f"Edit {k}: a step can be inserted before steps 0 to {Li - 1} or at {Li} (the "
+                                 f"end) of sequence {i}, not at {t}.", code="edit_step", field="step")
+            if tokens:
+                row = _check_value(v, True, vocab, f"the inserted step (edit {k})")
+            else:
+                try:
+                    arr = np.asarray(v, dtype=np.float64).reshape(-1)
+                except (TypeError, ValueError):
+                    raise InputError(f"Edit {k}: the inserted step must hold {n_feat} number(s), got {v!r}.",
+                                     code="edit_value", field="value") from None
+                if arr.shape != (n_feat,) or not np.isfinite(arr).all():
+                    raise InputError(f"Edit {k}: the inserted step must hold {n_feat} finite number(s), one per "
+                                     f"feature, got {v!r}.", code="edit_value", field="value")
+                row = arr
+            out.setdefault(i, []).append((t, "insert", None, row))
+            continue
+        if not 0 <= t < Li:
+            raise InputError(f"Edit {k}: step {t} is not a step of sequence {i} (it has {Li}: 0 to {Li - 1}).",
+                             code="edit_step", field="step")
+        if f == "delete":
+            out.setdefault(i, []).append((t, "delete", None, None))
+            continue
+        if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)):
+            raise InputError(f"Edit {k}: the feature must be a feature number, 'delete' or 'insert', got {f!r}.",
+                             code="edit_form", field="feature")
+        if not 0 <= int(f) < n_feat:
+            what = "token models have one feature, 0 (the token id)" if tokens else \
+                f"there are {n_feat}, numbered from 0"
+            raise InputError(f"Edit {k}: feature {int(f)} does not exist ({what}).", code="edit_feature",
+                             field="feature")
+        out.setdefault(i, []).append((t, "set", int(f), _check_value(v, tokens, vocab, f"edit {k}")))
+    return out
+
+
+def _plan_row(i: int, row_edits: list[tuple], x_row: torch.Tensor, Li: int) -> _RowPlan:
+    """Apply one sequence's edits to its real steps (x_row (T, F) or (T,))."""
+    steps = [x_row[t].clone() for t in range(Li)]
+    deleted = set()
+    inserts: dict[int, list[torch.Tensor]] = {}
+    for t, kind, f, v in row_edits:
+        if kind == "delete":
+            deleted.add(t)
+        elif kind == "insert":
+            inserts.setdefault(t, []).append(torch.as_tensor(v, dtype=x_row.dtype).reshape(x_row.shape[1:]))
+        else:
+            if t in deleted:
+                raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
+                                 code="edit_step", field="step")
+            if x_row.dim() == 1:
+                steps[t] = torch.as_tensor(v, dtype=x_row.dtype)
+            else:
+                steps[t][f] = v
+    for t, kind, _, _ in row_edits:  # a set edit before the delete of the same step
+        if kind == "set" and t in deleted:
+            raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
+                             code="edit_step", field="step")
+    new = []
+    for t in range(Li + 1):
+        new.extend(inserts.get(t, []))
+        if t < Li and t not in deleted:
+            new.append(steps[t])
+    if not new:
+        raise InputError(f"Sequence {i}: the edits delete every step; a sequence needs at least one.",
+                         code="edit_step", field="step")
+    x_new = torch.stack(new, 0)
+    # first step where the new sequence differs from the original (positions before it line up)
+    first = 0
+    m = min(len(new), Li)
+    while first < m and torch.equal(x_new[first], x_row[first]):
+        first += 1
+    return _RowPlan(i, x_new, len(new), first)
+
+
+def apply_edits(x: Any, edits: Any, lengths: Any = None, *, model: nn.Module | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The edited input as arrays, without running anything.
+
+    Returns ``(x_new, lengths_new)``: x_new [N, T', F] (or token ids [N, T']) with
+    ``T' = max(T, longest edited length)``, zero past each length; lengths_new int64 [N].
+    ``model`` (optional) checks token ids against its embedding.
+    """
+    if model is not None:
+        xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    else:
+        t = torch.as_tensor(np.asarray(x))
+        xt = t if t.dim() == 2 and not t.is_floating_point() else t.float()
+        lt = None if lengths is None else torch.as_tensor(np.asarray(lengths, dtype=np.int64))
+    n, T = xt.shape[:2]
+    L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
+    parsed = _parse(edits, xt, L, None if model is None else _vocab_size(model))
+    plans = {i: _plan_row(i, e, xt[i], int(L[i])) for i, e in parsed.items()}
+    return _assemble(xt, L, plans)
+
+
+def _assemble(xt: torch.Tensor, L: np.ndarray, plans: dict[int, _RowPlan]) -> tuple[np.ndarray, np.ndarray]:
+    n, T = xt.shape[:2]
+    T2 = max([T] + [p.length_new for p in plans.values()])
+    shape = (n, T2) + tuple(xt.shape[2:])
+    out = torch.zeros(shape, dtype=xt.dtype)
+    out[:, :T] = xt
+    L2 = L.copy()
+    for i, p in plans.items():
+        out[i] = 0
+        out[i, : p.length_new] = p.x_new
+        L2[i] = p.length_new
+    return out.numpy(), L2
+
+
+# ----------------------------------------------------------------------------- restarting the recurrence
+@dataclass
+class _Capture:
+    """One run's recurrent modules, batch rows in the caller's order: per module its input
+    (n, T, I) and records ("out" and "l{layer}.{dir}.{kind}", each (n, T, size))."""
+
+    inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    hx: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+def _order(view: ModelView, n: int) -> torch.Tensor:
+    perm = view.session.perm
+    return torch.arange(n) if perm is None else perm
+
+
+def _capturing(view: ModelView, cap: _Capture) -> Callable:
+    """A runner that runs the recurrence as usual and keeps each module's input."""
+
+    def runner(name, info, weights, x, hx, mask, record):
+        res = run_module(info, weights, x, hx, mask, record=True, engine="fast")
+        inv = torch.argsort(_order(view, x.shape[0]))
+        cap.inputs[name] = x.detach()[inv]
+        cap.hx[name] = None if hx is None else (tuple(h.detach()[:, inv] for h in hx) if isinstance(hx, tuple)
+                                                else hx.detach()[:, inv])
+        return res
+
+    return runner
+
+
+def _same_hx(hx, old, idx) -> bool:
+    """Whether the initial state the model gives now is the captured one (rows ``idx`` of it)."""
+    if hx is None or old is None:
+        return hx is None and old is None
+    a = hx if isinstance(hx, tuple) else (hx,)
+    b = old if isinstance(old, tuple) else (old,)
+    return len(a) == len(b) and all(
+        u is None and v is None or (u is not None and v is not None and u.shape == v[:, idx].shape
+                                    and torch.allclose(u, v[:, idx].to(u.dtype), rtol=_INPUT_RTOL, atol=_INPUT_ATOL))
+        for u, v in zip(a, b))
+
+
+def _resuming(view: ModelView, cap: _Capture, start: int, used: dict[str, int]) -> Callable:
+    """A runner that copies ``cap``'s steps before ``start`` and runs the recurrence from there.
+
+    Row r of the batch is row r of ``cap``. A row whose length (in this call) is ``len <= start``
+    needs no new step: its final state is the captured state at ``len - 1``. ``used[name]`` is set
+    to the step each module restarted at (0: it ran in full).
+    """
+
+    def runner(name, info, weights, x, hx, mask, record):
+        n, T = x.shape[:2]
+        idx = _order(view, n)
+        c_in = cap.inputs.get(name)
+        s = min(start, T, 0 if c_in is None else c_in.shape[1])
+        ok = (s > 0 and info.num_directions == 1 and _same_hx(hx, cap.hx.get(name), idx)
+              and torch.allclose(x[:, :s], c_in[idx, :s].to(x.dtype), rtol=_INPUT_RTOL, atol=_INPUT_ATOL))
+        if not ok:
+            used[name] = 0
+            return None
+        used[name] = s
+        recs = cap.records[name]
+        lens = torch.full((n,), T, dtype=torch.int64) if mask is None else mask.sum(1).cpu()
+        k = (torch.clamp(lens, max=s) - 1).to(x.device)  # (n,) step whose state starts the rest
+        src = idx.to(x.device)
+        h0 = torch.stack([recs[f"l{l}.fwd.h"][src, k] for l in range(info.num_layers)], 0)  # (L, n, Hs)
+        c0 = None
+        if info.mode == "LSTM":
+            c0 = torch.stack([recs[f"l{l}.fwd.c"][src, k] for l in range(info.num_layers)], 0)
+        if T > s:
+            out_s, h_n, c_n, recs_s = run_module(info, weights, x[:, s:], (h0, c0) if c0 is not None else h0,
+                                                 None if mask is None else mask[:, s:], record=record, engine="fast")
+        else:
+            out_s, h_n, c_n, recs_s = x.new_zeros(n, 0, info.output_size), h0, c0, {}
+        out = torch.cat([recs["out"][idx, :s].to(out_s.dtype), out_s], 1)
+        new_recs = {}
+        if record:
+            for key, val in recs.items():
+                if key == "out":
+                    continue
+                tail = recs_s.get(key)
+                if tail is None:
+                    tail = val.new_zeros(n, T - s, val.shape[-1])
+                new_recs[key] = torch.cat([val[idx, :s], tail], 1)
+        return out, h_n, c_n, new_recs
+
+    return runner
+
+
+def _run_capture(model, dev, x_row: torch.Tensor, length: int, lengths_arg, output, runner_factory,
+                 record=True):
+    """Run the model on one sequence (its first ``length`` steps) through ``runner_factory(view)``;
+    returns (logits (1, ...), records of every module in caller order)."""
+    view = ModelView(model, dev, engine="fast", record=record, lengths_arg=lengths_arg, output=output)
+    view.session.runner = runner_factory(view)
+    xb = x_row[:length][None].to(dev)
+    lb = torch.tensor([length], dtype=torch.int64)
+    with torch.inference_mode():
+        out = view.run(xb, lb)
+    return out.detach().to("cpu", torch.float32), _kept(view)
+
+
+def _kept(view: ModelView) -> dict[str, dict[str, torch.Tensor]]:
+    """The per-step records of a run (each (n, T, size)), by module."""
+    return {name: {k: v for k, v in rec.items() if isinstance(v, torch.Tensor) and v.dim() == 3}
+            for name, rec in view.records.items()}
+
+
+# ----------------------------------------------------------------------------- the original runs
+class WhatIfBase:
+    """The original runs of the sequences edited so far, kept so that later edits of the same
+    sequences restart the recurrence without running the original again.
+
+    Pass ``result.base`` back as ``what_if(..., base=result.base)`` with the same model, x and
+    lengths. A sequence whose steps differ from what the base holds is run again.
+    """
+
+    def __init__(self, model: nn.Module, device):
+        self.model = model
+        self.device = device
+        self.rows: dict[int, tuple[torch.Tensor, int, torch.Tensor, _Capture]] = {}
+
+    def get(self, i: int, x_row: torch.Tensor, length: int, lengths_arg, output) -> tuple[torch.Tensor, _Capture]:
+        got = self.rows.get(i)
+        if got is not None and got[1] == length and torch.equal(got[0], x_row[:length]):
+            return got[2], got[3]
+        cap = _Capture()
+        logits, recs = _run_capture(self.model, self.device, x_row, length, lengths_arg, output,
+                                    lambda view: _capturing(view, cap))
+        cap.records = recs
+        self.rows[i] = (x_row[:length].clone(), length, logits, cap)
+        return logits, cap
+
+
+# ----------------------------------------------------------------------------- the result
+@dataclass
+class WhatIfResult:
+    """What :func:`what_if` returns.
+
+    Attributes
+    ----------
+    outputs : float32 [N, C] (or [N] / [N, 1]) the model's output for the edited input.
+    original_outputs : float32, the same for the original input.
+    trace : :class:`~rnnviz_core.Trace` of the edited input: ``hidden`` [N, T', H_out] (NaN past
+        each new length) and, by name, every layer's h, c and gates.
+    original : Trace of the original input ([N, T, H_out]).
+    parting_step : int64 [N]: the first step where the edited hidden state differs from the
+        original's by more than ``tol`` in some unit (steps line up by position); when every
+        common step agrees but the lengths differ, the shorter length; -1 when they never part
+        (and for sequences without edits).
+    first_edit : int64 [N]: the first step whose input changed (-1: no edit).
+    recomputed_from : int64 [N]: the step the last recurrent module's recurrence restarted at
+        (0: it ran in full, see the module docstring; -1: not run again).
+    x, lengths : the edited input as arrays ([N, T', F] or ids [N, T'], and int64 [N]).
+    base : :class:`WhatIfBase` to pass to the next call on the same data.
+    """
+
+    outputs: np.ndarray
+    original_outputs: np.ndarray
+    trace: Trace
+    original: Trace
+    parting_step: np.ndarray
+    first_edit: np.ndarray
+    recomputed_from: np.ndarray
+    x: np.ndarray
+    lengths: np.ndarray
+    base: WhatIfBase
+
+
+def _parting(h_new: np.ndarray, h_old: np.ndarray, L_new: int, L_old: int, tol: float) -> int:
+    m = min(L_new, L_old)
+    if m:
+        diff = np.abs(h_new[:m].astype(np.float64) - h_old[:m].astype(np.float64)).max(axis=1)  # (m,)
+        over = np.flatnonzero(~(diff <= tol))
+        if over.size:
+            return int(over[0])
+    return m if L_new != L_old else -1
+
+
+def _rows_to_numpy(rec: dict[str, torch.Tensor], length: int) -> dict[str, np.ndarray]:
+    return {k: v[0, :length].detach().to("cpu", torch.float32).numpy() for k, v in rec.items()
+            if isinstance(v, torch.Tensor) and v.dim() == 3}
+
+
+def what_if(
+    model: nn.Module,
+    x: Any,
+    edits: Sequence[tuple] | None,
+    lengths: Any = None,
+    *,
+    tol: float = DEFAULT_TOL,
+    base: WhatIfBase | None = None,
+    original: Trace | None = None,
+    device: str | torch.device | None = "auto",
+    lengths_arg: str | None = None,
+    output: int | str | Callable | None = None,
+) -> WhatIfResult:
+    """Run the model on an edited copy of ``x``, recomputing only from each sequence's first edit.
+
+    Parameters
+    ----------
+    model : a model as for :func:`rnnviz_core.trace`; never modified.
+    x : float [N, T, F] or token ids [N, T]; never modified.
+    edits : list of ``(sequence, step, feature, value)``; ``feature`` may also be ``"delete"``
+        (value None) or ``"insert"`` (value: the new step's F numbers, or a token id), see the
+        module docstring. Steps count the original sequence's steps from 0.
+    lengths : ints [N] or None (all T).
+    tol : hidden-state difference above which the edited sequence has "parted" from the original.
+    base : a :class:`WhatIfBase` from an earlier result on the same model and data (skips the
+        original runs it holds).
+    original : the trace of (model, x, lengths) if already computed (skips running it for the
+        sequences without edits).
+    device, lengths_arg, output : as in :func:`rnnviz_core.trace`.
+
+    Returns
+    -------
+    WhatIfResult
+        ``outputs`` [N, ...], ``trace`` (hidden [N, T', H_out] plus gates by name),
+        ``parting_step`` int64 [N], and the rest described in :class:`WhatIfResult`.
+
+    Notes
+    -----
+    Each edited sequence runs on its own, its real steps only (the model reads exactly that
+    sequence: with a model that takes the lengths this is what it gives in any batch). Its
+    original run is kept in ``base``. The result equals running the model on ``apply_edits(x,
+    edits, lengths)`` from scratch (the tests check it to 1e-5).
+    """
+    model = unwrap_model(model)
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        raise InputError(f"tol must be a number, got {tol!r}.", field="tol") from None
+    if not tol >= 0:
+        raise InputError(f"tol must be 0 or more, got {tol}.", field="tol")
+    dev = resolve_device(device)
+    xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    n, T = xt.shape[:2]
+    L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
+    parsed = _parse(edits, xt, L, _vocab_size(model))
+    plans = {i: _plan_row(i, e, xt[i], int(L[i])) for i, e in parsed.items()}
+    if base is None or base.model is not model:
+        base = WhatIfBase(model, dev)
+    if original is None:
+        from .trace import trace as _trace
+        original = _trace(model, xt, lt, device=dev, lengths_arg=lengths_arg, output=output)
+    x_new, L_new = _assemble(xt, L, plans)
+    T2 = x_new.shape[1]
+    last = find_recurrent(model)[-1]
+    orig_logits = np.array(original.logits, dtype=np.float32, copy=True)
+    new_logits = orig_logits.copy()
+    hidden = np.full((n, T2, original.hidden.shape[2]), np.nan, dtype=np.float32)
+    hidden[:, :T] = original.hidden
+    parting = np.full(n, -1, dtype=np.int64)
+    first = np.full(n, -1, dtype=np.int64)
+    restarted = np.full(n, -1, dtype=np.int64)
+    edited_arrays: dict[int, dict[str, np.ndarray]] = {}
+    for i, p in plans.items():
+        logits_o, cap = base.get(i, xt[i], int(L[i]), lengths_arg, output)
+        orig_logits[i] = logits_o[0].numpy().reshape(orig_logits[i].shape)
+        used: dict[str, int] = {}
+        start = p.first
+        logits_e, recs = _run_capture(model, dev, p.x_new, p.length_new, lengths_arg, output,
+                                      lambda view, cap=cap, start=start: _resuming(view, cap, start, used))
+        new_logits[i] = logits_e[0].numpy().reshape(new_logits[i].shape)
+        h_old = cap.records[last.name]["out"][0, : L[i]].to("cpu", torch.float32).numpy()
+        h_new = recs[last.name]["out"][0, : p.length_new].to("cpu", torch.float32).numpy()
+        hidden[i] = np.nan
+        hidden[i, : p.length_new] = h_new
+        parting[i] = _parting(h_new, h_old, p.length_new, int(L[i]), tol)
+        first[i] = p.first
+        restarted[i] = used.get(last.name, 0)
+        edited_arrays[i] = {f"{name}.{k}": v for name, rec in recs.items()
+                            for k, v in _rows_to_numpy(rec, p.length_new).items() if k != "out"}
+    infos = original.modules
+
+    def loader():
+        arrays = {}
+        for name, arr in original.arrays.items():
+            full = np.full((n, T2, arr.shape[2]), np.nan, dtype=np.float32)
+            full[:, :T] = arr
+            for i, ed in edited_arrays.items():
+                full[i] = np.nan
+                full[i, : plans[i].length_new] = ed[name]
+            arrays[name] = full
+        return arrays
+
+    hidden.flags.writeable = False
+    edited = Trace(hidden, new_logits, L_new.copy(), infos, loader=loader)
+    return WhatIfResult(outputs=new_logits, original_outputs=orig_logits, trace=edited, original=original,
+                        parting_step=parting, first_edit=first, recomputed_from=restarted, x=x_new,
+                        lengths=L_new, base=base)
+
+
+# ----------------------------------------------------------------------------- prefix outputs
+def prefix_outputs(
+    model: nn.Module,
+    x: Any,
+    lengths: Any = None,
+    *,
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+    lengths_arg: str | None = None,
+    output: int | str | Callable | None = None,
+) -> np.ndarray:
+    """The model's output after each prefix: ``out[i, t] = f(x[i, :t+1])``.
+
+    Each batch's recurrence runs once; every prefix then reuses its states (see the module
+    docstring), so a prefix costs the model's other layers only. Returns float32 [N, T, K]
+    (K outputs: the classes, or 1), NaN at and past each length.
+    """
+    model = unwrap_model(model)
+    dev = resolve_device(device)
+    xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    n, T = xt.shape[:2]
+    L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
+    per_seq = max(1, T * sum(i.output_size * (4 if i.mode == "LSTM" else 3) * i.num_layers
+                             for i in find_recurrent(model)))
+    bs = int(batch_size) if batch_size else int(max(1, min(n, 2**22 // per_seq)))
+    res = None
+    for s in range(0, n, bs):
+        xb, Lb = xt[s : s + bs], L[s : s + bs]
+        nb = xb.shape[0]
+        Tb = int(Lb.max())
+        cap = _Capture()
+        view = ModelView(model, dev, engine="fast", record=True, lengths_arg=lengths_arg, output=output)
+        view.session.runner = _capturing(view, cap)
+        with torch.inference_mode():
+            full = view.run(xb[:, :Tb].to(dev), torch.as_tensor(Lb))
+            cap.records = _kept(view)
+            k_out = 1 if full.dim() == 1 else full.shape[1]
+            if res is None:
+                res = np.full((n, T, k_out), np.nan, dtype=np.float32)
+            used: dict[str, int] = {}
+            pview = ModelView(model, dev, engine="fast", record=False, lengths_arg=lengths_arg, output=output)
+            pview.session.runner = None
+            for t in range(1, Tb + 1):
+                # every row reads min(length, t) steps; rows shorter than t are dropped below
+                pview.session.runner = _resuming(pview, cap, t, used)
+                out = pview.run(xb[:, :t].to(dev), torch.as_tensor(np.minimum(Lb, t)))
+                alive = np.flatnonzero(Lb >= t)
+                out = out.detach().to("cpu", torch.float32).numpy().reshape(nb, k_out)
+                res[s + alive, t - 1] = out[alive]
+    return res

@@ -30,13 +30,14 @@ _EXPORTS = {
     "load_data": "data", "SequenceDataset": "data", "inspect_columns": "data",
     "ColumnGuess": "data", "class_order_candidates": "data", "load_vocabulary": "data",
     "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "whatif",
+    "horizon": "horizons", "damage_by_distance": "horizons",
 }
 
 # submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli", "whatif",
+    "bundle", "cli", "whatif", "horizons",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

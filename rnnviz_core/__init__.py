@@ -31,13 +31,14 @@ _EXPORTS = {
     "ColumnGuess": "data", "class_order_candidates": "data", "load_vocabulary": "data",
     "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "whatif",
     "horizon": "horizons", "damage_by_distance": "horizons",
+    "unit_dictionary": "units",
 }
 
 # submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli", "whatif", "horizons",
+    "bundle", "cli", "whatif", "horizons", "units",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

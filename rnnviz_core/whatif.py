@@ -68,18 +68,18 @@ def _vocab_size(model: nn.Module) -> int | None:
 
 def _check_value(v: Any, tokens: bool, vocab: int | None, where: str) -> float | int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise InputError(f"The value of {where} must be a number, got {v!r}.", code="edit_value", field="value")
+        raise InputError(f"The value of {where} must be a number, got {v!r}.", code="edit_value", field="edits")
     if tokens:
         if float(v) != int(v):
             raise InputError(f"The value of {where} must be a whole token id, got {v!r}.", code="edit_value",
-                             field="value")
+                             field="edits")
         if int(v) < 0 or (vocab is not None and int(v) >= vocab):
             top = f" from 0 to {vocab - 1}" if vocab is not None else " of 0 or more"
             raise InputError(f"The value of {where} must be a token id{top}, got {int(v)}.", code="edit_value",
-                             field="value")
+                             field="edits")
         return int(v)
     if not np.isfinite(float(v)):
-        raise InputError(f"The value of {where} must be a finite number, got {v!r}.", code="edit_value", field="value")
+        raise InputError(f"The value of {where} must be a finite number, got {v!r}.", code="edit_value", field="edits")
     return float(v)
 
 
@@ -101,16 +101,16 @@ def _parse(edits: Any, xt: torch.Tensor, L: np.ndarray, vocab: int | None) -> di
         for name, val in (("sequence", i), ("step", t)):
             if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)):
                 raise InputError(f"Edit {k}: the {name} must be a whole number, got {val!r}.", code="edit_form",
-                                 field=name)
+                                 field="edits")
         i, t = int(i), int(t)
         if not 0 <= i < n:
             raise InputError(f"Edit {k}: sequence {i} does not exist (there are {n}, numbered from 0).",
-                             code="edit_sequence", field="sequence")
+                             code="edit_sequence", field="edits")
         Li = int(L[i])
         if f == "insert":
             if not 0 <= t <= Li:
                 raise InputError(f"Edit {k}: a step can be inserted before steps 0 to {Li - 1} or at {Li} (the "
-                                 f"end) of sequence {i}, not at {t}.", code="edit_step", field="step")
+                                 f"end) of sequence {i}, not at {t}.", code="edit_step", field="edits")
             if tokens:
                 row = _check_value(v, True, vocab, f"the inserted step (edit {k})")
             else:
@@ -118,27 +118,27 @@ def _parse(edits: Any, xt: torch.Tensor, L: np.ndarray, vocab: int | None) -> di
                     arr = np.asarray(v, dtype=np.float64).reshape(-1)
                 except (TypeError, ValueError):
                     raise InputError(f"Edit {k}: the inserted step must hold {n_feat} number(s), got {v!r}.",
-                                     code="edit_value", field="value") from None
+                                     code="edit_value", field="edits") from None
                 if arr.shape != (n_feat,) or not np.isfinite(arr).all():
                     raise InputError(f"Edit {k}: the inserted step must hold {n_feat} finite number(s), one per "
-                                     f"feature, got {v!r}.", code="edit_value", field="value")
+                                     f"feature, got {v!r}.", code="edit_value", field="edits")
                 row = arr
             out.setdefault(i, []).append((t, "insert", None, row))
             continue
         if not 0 <= t < Li:
             raise InputError(f"Edit {k}: step {t} is not a step of sequence {i} (it has {Li}: 0 to {Li - 1}).",
-                             code="edit_step", field="step")
+                             code="edit_step", field="edits")
         if f == "delete":
             out.setdefault(i, []).append((t, "delete", None, None))
             continue
         if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)):
             raise InputError(f"Edit {k}: the feature must be a feature number, 'delete' or 'insert', got {f!r}.",
-                             code="edit_form", field="feature")
+                             code="edit_form", field="edits")
         if not 0 <= int(f) < n_feat:
             what = "token models have one feature, 0 (the token id)" if tokens else \
                 f"there are {n_feat}, numbered from 0"
             raise InputError(f"Edit {k}: feature {int(f)} does not exist ({what}).", code="edit_feature",
-                             field="feature")
+                             field="edits")
         out.setdefault(i, []).append((t, "set", int(f), _check_value(v, tokens, vocab, f"edit {k}")))
     return out
 
@@ -156,7 +156,7 @@ def _plan_row(i: int, row_edits: list[tuple], x_row: torch.Tensor, Li: int) -> _
         else:
             if t in deleted:
                 raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
-                                 code="edit_step", field="step")
+                                 code="edit_step", field="edits")
             if x_row.dim() == 1:
                 steps[t] = torch.as_tensor(v, dtype=x_row.dtype)
             else:
@@ -164,7 +164,7 @@ def _plan_row(i: int, row_edits: list[tuple], x_row: torch.Tensor, Li: int) -> _
     for t, kind, _, _ in row_edits:  # a set edit before the delete of the same step
         if kind == "set" and t in deleted:
             raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
-                             code="edit_step", field="step")
+                             code="edit_step", field="edits")
     new = []
     for t in range(Li + 1):
         new.extend(inserts.get(t, []))
@@ -172,7 +172,7 @@ def _plan_row(i: int, row_edits: list[tuple], x_row: torch.Tensor, Li: int) -> _
             new.append(steps[t])
     if not new:
         raise InputError(f"Sequence {i}: the edits delete every step; a sequence needs at least one.",
-                         code="edit_step", field="step")
+                         code="edit_step", field="edits")
     x_new = torch.stack(new, 0)
     # first step where the new sequence differs from the original (positions before it line up)
     first = 0

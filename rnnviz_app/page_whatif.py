@@ -1,0 +1,180 @@
+"""Glue of the What-if page: the edits kept in the link, the edited run and what it shows.
+
+The edits of the chosen sequence live in the link as ``wi_edits``: items separated by ``;``,
+``s,STEP,FEATURE,VALUE`` (set a value), ``d,STEP`` (delete the step) or ``i,STEP,V1|V2|...``
+(insert a step before STEP). Steps count the original sequence, as in ``rv.what_if``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from rnnviz_app import state_url as su
+from rnnviz_app.compute import compute
+from rnnviz_app.context import Loaded
+from rnnviz_core.errors import InputError
+
+EDITS = "wi_edits"
+MAX_EDITS = 50
+
+
+# ----------------------------------------------------------------------------- edits in the link
+def _num(v: float) -> str:
+    return repr(float(v)) if not float(v).is_integer() else str(int(v))
+
+
+def encode_edits(edits: list[tuple]) -> str:
+    """The link text of a list of edits (see the module docstring)."""
+    parts = []
+    for _, t, f, v in edits:
+        if f == "delete":
+            parts.append(f"d,{int(t)}")
+        elif f == "insert":
+            vals = np.atleast_1d(np.asarray(v, dtype=np.float64))
+            parts.append(f"i,{int(t)}," + "|".join(_num(x) for x in vals))
+        else:
+            parts.append(f"s,{int(t)},{int(f)},{_num(v)}")
+    return ";".join(parts)
+
+
+def decode_edits(text: str, tokens: bool = False) -> list[tuple]:
+    """Edits ``(0, step, feature, value)`` from link text; ValueError when it is not of that form."""
+    out: list[tuple] = []
+    if not text:
+        return out
+    items = text.split(";")
+    if len(items) > MAX_EDITS:
+        raise ValueError("too many edits")
+    for item in items:
+        p = item.split(",")
+        if p[0] == "d" and len(p) == 2:
+            out.append((0, int(p[1]), "delete", None))
+        elif p[0] == "i" and len(p) == 3:
+            vals = [float(x) for x in p[2].split("|")]
+            if not all(math.isfinite(x) for x in vals):
+                raise ValueError("not finite")
+            out.append((0, int(p[1]), "insert", int(vals[0]) if tokens else vals))
+        elif p[0] == "s" and len(p) == 4:
+            v = float(p[3])
+            if not math.isfinite(v):
+                raise ValueError("not finite")
+            out.append((0, int(p[1]), int(p[2]), int(v) if tokens else v))
+        else:
+            raise ValueError(item)
+    return out
+
+
+def current_edits(tokens: bool) -> list[tuple]:
+    """The edits in the view (a malformed link value is dropped and noted); kept in the link."""
+    edits = su.checked_link_value(EDITS, [], cast=lambda s: decode_edits(s, tokens))
+    su.remember(EDITS, encode_edits(edits) or None)
+    return edits
+
+
+def add_edit(edit: tuple, tokens: bool) -> None:
+    """Button callback: append one edit to the link's list."""
+    edits = current_edits(tokens)
+    if len(edits) >= MAX_EDITS:
+        st.session_state["wi_note"] = f"At most {MAX_EDITS} edits are kept; press 'Reset' to start again."
+        return
+    su.remember(EDITS, encode_edits(edits + [edit]))
+
+
+def undo(tokens: bool) -> None:
+    edits = current_edits(tokens)[:-1]
+    su.remember(EDITS, encode_edits(edits) or None)
+
+
+def reset() -> None:
+    su.remember(EDITS, None)
+
+
+def keep_for(seq: str) -> None:
+    """Edits belong to one sequence: choosing another clears them (a link opened fresh keeps its own)."""
+    last = st.session_state.get("wi_for")
+    if last is not None and last != seq:
+        reset()
+    st.session_state["wi_for"] = seq
+
+
+def describe(edit: tuple, ctx: Loaded) -> str:
+    """One edit in words."""
+    _, t, f, v = edit
+    if f == "delete":
+        return f"delete step {t}"
+    if f == "insert":
+        return f"insert before step {t}: {value_text(ctx, v)}"
+    return f"step {t}: {feature_name(ctx, f)} = {value_text(ctx, v)}"
+
+
+# ----------------------------------------------------------------------------- names
+def vocabulary(ctx: Loaded) -> list[str] | None:
+    return getattr(ctx.data, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+
+
+def feature_name(ctx: Loaded, f: int) -> str:
+    names = getattr(ctx.data, "feature_names", None)
+    if ctx.data.is_tokens:
+        return "word"
+    return str(names[f]) if names is not None and 0 <= f < len(names) else f"feature {f}"
+
+
+def value_text(ctx: Loaded, v: Any) -> str:
+    if ctx.data.is_tokens:
+        vocab = vocabulary(ctx)
+        i = int(np.atleast_1d(v)[0])
+        return f"'{vocab[i]}'" if vocab is not None and 0 <= i < len(vocab) else f"#{i}"
+    vals = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    return ", ".join(f"{x:.4g}" for x in vals)
+
+
+def answer(ctx: Loaded, logits: np.ndarray) -> tuple[str, str]:
+    """(answer, confidence) of one output row, in words."""
+    out = np.asarray(logits, dtype=np.float64).reshape(-1)
+    names = list(getattr(ctx.data, "class_names", None) or [])
+    if out.size >= 2:
+        p = np.exp(out - out.max())
+        p /= p.sum()
+        k = int(p.argmax())
+        return (names[k] if k < len(names) else f"class {k}"), f"{p[k]:.1%}"
+    return f"{out[0]:.4g}", ""
+
+
+# ----------------------------------------------------------------------------- computation
+def _bases() -> dict:
+    return st.session_state.setdefault("_wi_bases", {})
+
+
+def run(ctx: Loaded, row: int, edits: list[tuple]):
+    """``rv.what_if`` on one sequence; the original run is kept per session (model, data, row)."""
+    import rnnviz_core as rv
+
+    ds = ctx.data
+    key = (ctx.key, row)
+    bases = _bases()
+    if len(bases) > 8 and key not in bases:
+        bases.clear()
+    res = rv.what_if(ctx.model, ds.X[row : row + 1], edits, ds.lengths[row : row + 1], base=bases.get(key),
+                     device=ctx.device)
+    bases[key] = res.base
+    return res
+
+
+def _scores(model, x, lengths, method, device):
+    import rnnviz_core as rv
+
+    return rv.contributions(model, x, method, lengths, device=device)[0]
+
+
+def scores(ctx: Loaded, x: np.ndarray, length: int, method: str, tag: str) -> np.ndarray:
+    """Contributions [L] of one (possibly edited) sequence, cached by its content."""
+    return compute(_scores, ctx.model, x[None, :length] if x.ndim >= 1 else x, np.array([length]), method,
+                   ctx.device, key=("wi_scores", tag, method))
+
+
+def edit_error(exc: InputError) -> str:
+    """A core edit error as a sentence naming this page's controls."""
+    return f"{exc} Change the edit with the controls above, or press 'Reset' to start again."

@@ -1,0 +1,100 @@
+"""The What-if page in a real browser: it draws on the race and text demos, an edit (from the
+link and from the controls) shows the output the model gives on the edited input (computed here
+with the model itself, not through the app), and "Reset" restores the original."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import CHART, assert_clean, open_app, select_option, wait_idle  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def _demo(key):
+    from rnnviz_core.demos import load_demo
+    return load_demo(key)
+
+
+def _answer(model, ds, row_x, length):
+    with torch.no_grad():
+        out = model(torch.as_tensor(row_x[None, :length]), torch.tensor([length]))[0]
+    p = torch.softmax(out, -1).numpy()
+    k = int(p.argmax())
+    return ds.class_names[k], f"{p[k]:.1%}"
+
+
+def _metrics(page) -> dict:
+    out = {}
+    for m in page.locator('[data-testid="stMetric"]').all():
+        label = m.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        out[label] = m.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return out
+
+
+def _main(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+@pytest.mark.parametrize("demo", ["race", "text"])
+def test_whatif_page_draws_and_an_edit_in_the_link_gives_the_models_answer(page, app_url, demo):
+    model, ds = _demo(demo)
+    sid, L = str(ds.ids[0]), int(ds.lengths[0])
+    open_app(page, f"{app_url}/What_if?demo={demo}&wi_seq={sid}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    assert_clean(page)
+    assert page.get_by_role("heading", name="What if", exact=True).count() == 1
+    assert page.locator(CHART).count() >= 3                       # two heatmaps and the contributions
+    orig = _answer(model, ds, ds.X[0], L)
+    assert _metrics(page)["Original: answer"] == orig[0]
+    assert f"Confidence {orig[1]}" in _main(page)
+    # an edit given in the link
+    x = ds.X[0].copy()
+    if demo == "text":
+        new = model.vocabulary.index("awful" if orig[0] == "positive" else "wonderful")
+        x[L - 1] = new
+        edit = f"s,{L - 1},0,{new}"
+    else:
+        x[L - 1, 0] = 8.0
+        edit = f"s,{L - 1},0,8"
+    want = _answer(model, ds, x, L)
+    open_app(page, f"{app_url}/What_if?demo={demo}&wi_seq={sid}&wi_edits={edit}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    assert_clean(page)
+    assert _metrics(page)["Edited: answer"] == want[0]
+    assert re.search(rf"Confidence {re.escape(want[1])}", _main(page).split("Edited: answer")[1])
+    assert "Parting step: " + str(L - 1) in _main(page)
+    assert "wi_edits=" in page.url
+    # reset: one click back to the original
+    page.get_by_role("button", name="Reset").click()
+    wait_idle(page)
+    assert _metrics(page)["Edited: answer"] == orig[0]
+    assert "wi_edits" not in page.url
+    assert "Edits: none yet" in _main(page)
+    assert_clean(page)
+
+
+def test_an_edit_made_with_the_controls_is_kept_in_the_link(page, app_url):
+    model, ds = _demo("race")
+    sid, L = str(ds.ids[1]), int(ds.lengths[1])
+    open_app(page, f"{app_url}/What_if?demo=race&wi_seq={sid}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    step = page.get_by_label("Step", exact=True)
+    step.fill("0")
+    step.press("Enter")
+    wait_idle(page)
+    page.get_by_text("Delete the step", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Add this edit").click()
+    wait_idle(page)
+    want = _answer(model, ds, ds.X[1, 1:], L - 1)
+    assert _metrics(page)["Edited: answer"] == want[0]
+    assert "wi_edits=d%2C0" in page.url or "wi_edits=d,0" in page.url
+    assert "delete step 0" in _main(page)
+    assert_clean(page)

@@ -39,17 +39,22 @@ with st.container(border=True):
     cur = min(int(step), L - 1)
     vocab = pw.vocabulary(ctx)
     with c3:
-        if tok:
+        if tok and action.startswith("Delete"):
+            value, feature, row_new = 0, 0, 0
+        elif tok:
             words = vocab or [f"#{i}" for i in range(int(ds.X.max()) + 1)]
             new = st.selectbox("Word", range(len(words)), index=int(ds.X[row, cur]), format_func=lambda i: words[i],
-                               key="wi_word")
+                               key=f"wi_word_{row}_{cur}")
             value, feature, row_new = int(new), 0, int(new)
         else:
             names = [pw.feature_name(ctx, f) for f in range(ds.X.shape[2])]
-            feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f], key="wi_feature")
-            value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g", key="wi_value")
+            feature, value = 0, 0.0
             row_new = ds.X[row, cur].astype(float).copy()
-            row_new[feature] = value
+            if not action.startswith("Delete"):
+                feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f], key="wi_feature")
+                value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g",
+                                        key=f"wi_value_{row}_{cur}_{feature}")
+                row_new[feature] = value
             if action.startswith("Insert"):
                 st.caption("The inserted step copies step "
                            f"{cur} with '{names[feature]}' set to the value above.")

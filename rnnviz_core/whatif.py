@@ -145,41 +145,37 @@ def _parse(edits: Any, xt: torch.Tensor, L: np.ndarray, vocab: int | None) -> di
 
 def _plan_row(i: int, row_edits: list[tuple], x_row: torch.Tensor, Li: int) -> _RowPlan:
     """Apply one sequence's edits to its real steps (x_row (T, F) or (T,))."""
-    steps = [x_row[t].clone() for t in range(Li)]
-    deleted = set()
+    steps = x_row[:Li].clone()                                   # (Li, F) or (Li,)
+    deleted = {t for t, kind, _, _ in row_edits if kind == "delete"}
     inserts: dict[int, list[torch.Tensor]] = {}
     for t, kind, f, v in row_edits:
-        if kind == "delete":
-            deleted.add(t)
-        elif kind == "insert":
+        if kind == "insert":
             inserts.setdefault(t, []).append(torch.as_tensor(v, dtype=x_row.dtype).reshape(x_row.shape[1:]))
-        else:
+        elif kind == "set":
             if t in deleted:
                 raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
                                  code="edit_step", field="edits")
             if x_row.dim() == 1:
-                steps[t] = torch.as_tensor(v, dtype=x_row.dtype)
+                steps[t] = v
             else:
-                steps[t][f] = v
-    for t, kind, _, _ in row_edits:  # a set edit before the delete of the same step
-        if kind == "set" and t in deleted:
-            raise InputError(f"Sequence {i}: step {t} is deleted and also edited; keep one of the two edits.",
-                             code="edit_step", field="edits")
-    new = []
-    for t in range(Li + 1):
-        new.extend(inserts.get(t, []))
-        if t < Li and t not in deleted:
-            new.append(steps[t])
-    if not new:
+                steps[t, f] = v
+    if len(deleted) >= Li and not inserts:
         raise InputError(f"Sequence {i}: the edits delete every step; a sequence needs at least one.",
                          code="edit_step", field="edits")
-    x_new = torch.stack(new, 0)
+    pieces, prev = [], 0
+    for t in sorted(set(inserts) | deleted):                    # cut at every insert and delete
+        pieces.append(steps[prev:t])
+        pieces.extend(v[None] for v in inserts.get(t, []))
+        prev = t + 1 if t in deleted else t
+    pieces.append(steps[prev:Li])
+    x_new = torch.cat(pieces, 0)
+    n_new = x_new.shape[0]
     # first step where the new sequence differs from the original (positions before it line up)
-    first = 0
-    m = min(len(new), Li)
-    while first < m and torch.equal(x_new[first], x_row[first]):
-        first += 1
-    return _RowPlan(i, x_new, len(new), first)
+    m = min(n_new, Li)
+    same = (x_new[:m] == x_row[:m]) if x_row.dim() == 1 else (x_new[:m] == x_row[:m]).all(1)
+    diff = (~same).nonzero()
+    first = int(diff[0, 0]) if diff.numel() else m
+    return _RowPlan(i, x_new, n_new, first)
 
 
 def apply_edits(x: Any, edits: Any, lengths: Any = None, *, model: nn.Module | None = None
@@ -338,6 +334,20 @@ class WhatIfBase:
         self.model = model
         self.device = device
         self.rows: dict[int, tuple[torch.Tensor, int, torch.Tensor, _Capture]] = {}
+        self.original: tuple[str, Trace] | None = None   # (digest of x and lengths, its trace)
+
+    def original_trace(self, xt: torch.Tensor, lt: torch.Tensor | None, compute: Callable[[], Trace]) -> Trace:
+        """The trace of the whole original input, kept while x and lengths stay the same."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(str((tuple(xt.shape), str(xt.dtype))).encode())
+        h.update(xt.contiguous().numpy().tobytes())
+        h.update(b"-" if lt is None else lt.numpy().tobytes())
+        key = h.hexdigest()
+        if self.original is None or self.original[0] != key:
+            self.original = (key, compute())
+        return self.original[1]
 
     def get(self, i: int, x_row: torch.Tensor, length: int, lengths_arg, output) -> tuple[torch.Tensor, _Capture]:
         got = self.rows.get(i)
@@ -461,7 +471,8 @@ def what_if(
         base = WhatIfBase(model, dev)
     if original is None:
         from .trace import trace as _trace
-        original = _trace(model, xt, lt, device=dev, lengths_arg=lengths_arg, output=output)
+        original = base.original_trace(xt, lt, lambda: _trace(model, xt, lt, device=dev, lengths_arg=lengths_arg,
+                                                               output=output))
     x_new, L_new = _assemble(xt, L, plans)
     T2 = x_new.shape[1]
     last = find_recurrent(model)[-1]
@@ -472,7 +483,7 @@ def what_if(
     parting = np.full(n, -1, dtype=np.int64)
     first = np.full(n, -1, dtype=np.int64)
     restarted = np.full(n, -1, dtype=np.int64)
-    edited_arrays: dict[int, dict[str, np.ndarray]] = {}
+    edited_arrays: dict[int, dict[str, dict[str, torch.Tensor]]] = {}
     for i, p in plans.items():
         logits_o, cap = base.get(i, xt[i], int(L[i]), lengths_arg, output)
         orig_logits[i] = logits_o[0].numpy().reshape(orig_logits[i].shape)
@@ -488,16 +499,18 @@ def what_if(
         parting[i] = _parting(h_new, h_old, p.length_new, int(L[i]), tol)
         first[i] = p.first
         restarted[i] = used.get(last.name, 0)
-        edited_arrays[i] = {f"{name}.{k}": v for name, rec in recs.items()
-                            for k, v in _rows_to_numpy(rec, p.length_new).items() if k != "out"}
+        edited_arrays[i] = recs          # turned into arrays when the trace's gates are first read
     infos = original.modules
 
     def loader():
         arrays = {}
+        rows_np = {i: {f"{mod}.{k}": v for mod, rec in recs.items()
+                       for k, v in _rows_to_numpy(rec, plans[i].length_new).items() if k != "out"}
+                   for i, recs in edited_arrays.items()}
         for name, arr in original.arrays.items():
             full = np.full((n, T2, arr.shape[2]), np.nan, dtype=np.float32)
             full[:, :T] = arr
-            for i, ed in edited_arrays.items():
+            for i, ed in rows_np.items():
                 full[i] = np.nan
                 full[i, : plans[i].length_new] = ed[name]
             arrays[name] = full

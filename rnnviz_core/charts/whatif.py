@@ -72,9 +72,11 @@ def states_chart(frame: pd.DataFrame, *, parting: int | None = None, domain: tup
                  n_steps: int | None = None) -> alt.LayerChart | alt.Chart:
     """Units x steps heatmap of one version (binned); a rule at the parting step when given."""
     n_units = frame["unit"].nunique()
-    steps = int(frame["end"].max()) if n_steps is None else int(n_steps)
+    own = int(frame["end"].max())                         # this version's steps
+    steps = own if n_steps is None else int(n_steps)       # the shared step scale
     base = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("start:Q", title="step", scale=alt.Scale(domain=[0, max(1, steps)])),
+        x=alt.X("start:Q", title="step", scale=alt.Scale(domain=[0, max(1, steps)]),
+                axis=alt.Axis(tickMinStep=1, format="d")),
         x2="end:Q",
         y=alt.Y("unit:N", title="unit", sort=sorted(frame["unit"].unique(), key=int)),
         color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True),
@@ -83,7 +85,7 @@ def states_chart(frame: pd.DataFrame, *, parting: int | None = None, domain: tup
                  alt.Tooltip("end:Q", title="to step (excl.)"), alt.Tooltip("value:Q", format=".3f")],
     ).properties(width=width, height=max(60, min(260, 9 * n_units)), title=title)
     chart: Any = base
-    words = (f"{title}: {units_why}, steps 0 to {steps - 1}; a cell is {_bin_words(per_bin)}, "
+    words = (f"{title}: {units_why}, steps 0 to {own - 1}; a cell is {_bin_words(per_bin)}, "
              f"coloured from {domain[0]:g} (blue) to {domain[1]:g} (red).")
     if parting is not None and parting >= 0:
         rule = alt.Chart(pd.DataFrame({"step": [parting]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
@@ -110,7 +112,7 @@ def scores_chart(frame: pd.DataFrame, *, method: str, parting: int | None = None
                  per_bin: int = 1) -> alt.LayerChart | alt.Chart:
     """The contributions of the original and the edited sequence per step (binned), as two lines."""
     line = alt.Chart(frame).mark_line(point=per_bin == 1 and len(frame) <= 400, interpolate="step-after").encode(
-        x=alt.X("start:Q", title="step"),
+        x=alt.X("start:Q", title="step", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("score:Q", title=f"{method} score"),
         color=alt.Color("version:N", title=None, scale=alt.Scale(domain=["original", "edited"],
                                                                  range=["#7f7f7f", "#d62728"])),

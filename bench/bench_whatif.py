@@ -1,0 +1,138 @@
+"""Time the What-if redraw, rv.horizon and rv.unit_dictionary (CPU, one torch thread).
+
+    python bench/bench_whatif.py            # everything (the 100k-sequence runs take minutes)
+    python bench/bench_whatif.py --quick    # no 100k runs
+
+1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU and the text demo's LSTM fed one
+   long sequence: the core part of the page's redraw after an edit (rv.what_if with the original
+   kept, the edited sequence's grad_x_state contributions, the binned frames and the Vega-Lite
+   specs of the edited heatmap and the scores chart), and rv.what_if alone for an edit near the
+   start, the middle and the end (only the steps after the edit are run again), against a full
+   trace of the edited sequence from scratch.
+2. rv.horizon (integrated gradients, 16 nodes; and grad_x_state) and rv.unit_dictionary on
+   every shipped demo (all its sequences).
+3. The same at 100,000 sequences (the marker demo's sequences repeated).
+
+Timings on a shared machine: the load average is printed with them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+import rnnviz_core as rv
+from rnnviz_core.charts import whatif as cw
+from rnnviz_core.demos import list_demos, load_demo
+
+torch.set_num_threads(1)
+
+
+def best(fn, repeat=5):
+    ts = []
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts), float(np.median(ts)), out
+
+
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def long_input(key: str, T: int, seed: int = 0):
+    model, ds = load_demo(key)
+    rng = np.random.default_rng(seed)
+    if ds.X.ndim == 2:
+        pool = ds.X[ds.X > 1]
+        x = rng.choice(pool, size=(1, T)).astype(np.int64)
+    else:
+        real = ds.X[np.arange(ds.X.shape[1])[None] < ds.lengths[:, None]]
+        x = real[rng.integers(0, len(real), size=T)][None].astype(np.float32)
+    return model, x, np.array([T])
+
+
+def redraw(model, x, L, edits, base):
+    """What the page computes after an edit (the original's scores and chart are cached)."""
+    res = rv.what_if(model, x, edits, L, base=base)
+    L2 = int(res.lengths[0])
+    sc = rv.contributions(model, res.x[:, :L2], "grad_x_state", res.lengths)[0]
+    h_o, h_e = np.asarray(res.original.hidden[0, : L[0]]), np.asarray(res.trace.hidden[0, :L2])
+    units, why = cw.pick_units(h_o, h_e)
+    per_bin = cw.step_bins(max(int(L[0]), L2))
+    fr = cw.binned_states(h_e, units, per_bin, "edited")
+    spec1 = cw.states_chart(fr, parting=int(res.parting_step[0]), units_why=why, per_bin=per_bin).to_dict()
+    sf = cw.binned_scores(sc[:L2], per_bin, "edited")
+    spec2 = cw.scores_chart(sf, method="grad_x_state", per_bin=per_bin).to_dict()
+    rows = len(fr), len(sf)
+    return res, rows, (spec1, spec2)
+
+
+def bench_redraw():
+    print(f"\n== What-if redraw (load {load()}) ==")
+    for key in ("race", "text"):
+        for T in (100, 1000):
+            model, x, L = long_input(key, T)
+            tok = x.ndim == 2
+            mid = T // 2
+            val = int(x[0, mid]) if tok else float(x[0, mid, 0]) + 1.0
+            if tok:
+                val = int(np.unique(x)[0])
+            base = rv.what_if(model, x, [(0, mid, 0, val)], L).base      # the original, kept
+            t_page, t_med, (res, rows, _) = best(lambda: redraw(model, x, L, [(0, mid, 0, val)], base))
+            print(f"{key:5s} T={T:5d}  page core redraw (edit at {mid}): best {t_page * 1e3:7.1f} ms, "
+                  f"median {t_med * 1e3:7.1f} ms; chart rows {rows}")
+            for at in (1, mid, T - 10):
+                e = [(0, at, 0, val)]
+                t_wi, _, r = best(lambda: rv.what_if(model, x, e, L, base=base))
+                xe, le = rv.apply_edits(x, e, L)
+                t_full, _, _ = best(lambda: rv.trace(model, xe, le, gates=True))
+                print(f"      rv.what_if edit at step {at:4d}: {t_wi * 1e3:7.1f} ms (restarted at "
+                      f"{int(r.recomputed_from[0])}); full trace of the edited input: {t_full * 1e3:7.1f} ms")
+
+
+def bench_demos():
+    print(f"\n== horizon and unit dictionary on the shipped demos (load {load()}) ==")
+    for d in list_demos():
+        model, ds = load_demo(d.key)
+        t_ig, _, _ = best(lambda: rv.horizon(model, ds.X, ds.lengths, method="integrated_gradients", steps=16), 1)
+        t_gx, _, _ = best(lambda: rv.horizon(model, ds.X, ds.lengths, method="grad_x_state"), 1)
+        t_ud, _, _ = best(lambda: rv.unit_dictionary(model, ds.X, ds.lengths, y=ds.y), 1)
+        print(f"{d.key:7s} N={len(ds.X):5d} T={ds.X.shape[1]:3d}  horizon (IG, 16 nodes) {t_ig:6.2f} s, "
+              f"horizon (grad_x_state) {t_gx:6.2f} s, unit_dictionary {t_ud:6.2f} s")
+
+
+def bench_100k():
+    print(f"\n== 100,000 sequences (marker demo repeated; load {load()}) ==")
+    model, ds = load_demo("marker")
+    reps = int(np.ceil(100_000 / len(ds.X)))
+    X = np.tile(ds.X, (reps, 1, 1))[:100_000]
+    L = np.tile(ds.lengths, reps)[:100_000]
+    y = np.tile(ds.y, reps)[:100_000]
+    t0 = time.perf_counter()
+    po = rv.prefix_outputs(model, X, L)
+    t_pre = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rv.horizon(model, X, L, method="grad_x_state")
+    t_h = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rv.unit_dictionary(model, X, L, y=y)
+    t_u = time.perf_counter() - t0
+    print(f"prefix outputs {t_pre:.1f} s (of which horizon uses them); horizon (grad_x_state) {t_h:.1f} s; "
+          f"unit_dictionary {t_u:.1f} s; load after {load()}")
+    del po
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    bench_redraw()
+    bench_demos()
+    if not args.quick:
+        bench_100k()

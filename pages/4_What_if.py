@@ -83,6 +83,13 @@ for col, name, out in ((cols[0], "Original", res.original_outputs[0]), (cols[1],
         col.caption(f"Confidence {conf}")
 part = int(res.parting_step[0])
 st.markdown(f"**Parting step:** {part}" if part >= 0 else "**Parting step:** none (the hidden states agree)")
+tag = (row, pw.encode_edits(edits))
+if max(L, L2) <= pw.DECISION_AUTO_STEPS or st.toggle("Find the decision steps (runs the model on every prefix)",
+                                                      key="wi_decide"):
+    d_o = msg.guarded(pw.decision, ctx, ds.X[row], L, (row,))
+    d_e = msg.guarded(pw.decision, ctx, res.x[0], L2, tag)
+    st.markdown(f"**Decision step** (from here on the answer on the prefix is the final answer): original {d_o} "
+                f"of {L} steps, edited {d_e} of {L2}.")
 
 h_orig = np.asarray(res.original.hidden[0, :L])
 h_new = np.asarray(res.trace.hidden[0, :L2])
@@ -90,7 +97,6 @@ units, why = cw.pick_units(h_orig, h_new)
 per_bin = cw.step_bins(max(L, L2))
 lim = float(max(1.0, np.nanmax(np.abs(h_orig)), np.nanmax(np.abs(h_new))))
 st.subheader("Hidden state: original and edited")
-tag = (row, pw.encode_edits(edits))
 for name, h, n in (("Original", h_orig, L), ("Edited", h_new, L2)):
     frame = cw.binned_states(h, units, per_bin, name.lower())
     st.caption(wg.chart(cw.states_chart, frame, parting=part if edits else None, domain=(-lim, lim),

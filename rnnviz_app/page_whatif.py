@@ -178,3 +178,21 @@ def scores(ctx: Loaded, x: np.ndarray, length: int, method: str, tag: str) -> np
 def edit_error(exc: InputError) -> str:
     """A core edit error as a sentence naming this page's controls."""
     return f"{exc} Change the edit with the controls above, or press 'Reset' to start again."
+
+
+#: sequences up to this many steps get their decision steps at once; longer ones on request
+DECISION_AUTO_STEPS = 300
+
+
+def _decision(model, x, lengths, device):
+    from rnnviz_core.horizons import decision_steps
+    from rnnviz_core.whatif import prefix_outputs
+
+    return int(decision_steps(prefix_outputs(model, x, lengths, device=device), lengths)[0])
+
+
+def decision(ctx: Loaded, x: np.ndarray, length: int, tag: tuple) -> int:
+    """The decision step of one (possibly edited) sequence: the first step from which the model's
+    answer on the prefix is its final answer (see rv.horizon), cached by content."""
+    return compute(_decision, ctx.model, x[None, :length], np.array([length]), ctx.device,
+                   key=("wi_decision",) + tuple(tag))

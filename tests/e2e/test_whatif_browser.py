@@ -30,6 +30,18 @@ def _answer(model, ds, row_x, length):
     return ds.class_names[k], f"{p[k]:.1%}"
 
 
+def _decision(model, row_x, length) -> int:
+    """First step from which the model's class on every longer prefix is its final class."""
+    with torch.no_grad():
+        cls = [int(model(torch.as_tensor(row_x[None, : t + 1]), torch.tensor([t + 1]))[0].argmax())
+               for t in range(length)]
+    d = 0
+    for t in range(length):
+        if cls[t] != cls[-1]:
+            d = t + 1
+    return d
+
+
 def _metrics(page) -> dict:
     out = {}
     for m in page.locator('[data-testid="stMetric"]').all():
@@ -54,6 +66,7 @@ def test_whatif_page_draws_and_an_edit_in_the_link_gives_the_models_answer(page,
     orig = _answer(model, ds, ds.X[0], L)
     assert _metrics(page)["Original: answer"] == orig[0]
     assert f"Confidence {orig[1]}" in _main(page)
+    assert f"original {_decision(model, ds.X[0], L)} of {L} steps" in _main(page)
     # an edit given in the link
     x = ds.X[0].copy()
     if demo == "text":

@@ -243,6 +243,36 @@ def _capturing(view: ModelView, cap: _Capture) -> Callable:
     return runner
 
 
+def _gru_fused(info, weights, x, h0, mask, record):
+    """A forward GRU's steps from PyTorch's fused kernel, each layer's gates then computed for all
+    steps at once from the states before them (what the step loop gives, in a few matrix
+    products). None (use the step loop) for other cells or when some step is padding."""
+    if info.mode != "GRU" or info.num_directions != 1 or (mask is not None and not bool(mask.all())):
+        return None
+    import torch.nn.functional as F_
+
+    layer_in, h_n, recs = x, [], {}
+    H = info.hidden_size
+    for layer in range(info.num_layers):
+        w = weights[(layer, 0)]
+        params = [w.w_ih, w.w_hh] + ([w.b_ih, w.b_hh] if w.b_ih is not None else [])
+        out, hn = torch._VF.gru(layer_in, h0[layer : layer + 1].contiguous(), params, w.b_ih is not None, 1, 0.0,
+                                False, False, True)                     # out (n, T, H), batch-first
+        if record:
+            prev = torch.cat([h0[layer][:, None], out[:, :-1]], 1)      # h_{t-1} of every step
+            gi = F_.linear(layer_in, w.w_ih, w.b_ih)                   # (n, T, 3H)
+            gh = F_.linear(prev, w.w_hh, w.b_hh)
+            rz = torch.sigmoid(gi[..., : 2 * H] + gh[..., : 2 * H])
+            r = rz[..., :H]
+            recs[f"l{layer}.fwd.h"] = out
+            recs[f"l{layer}.fwd.r"] = r
+            recs[f"l{layer}.fwd.z"] = rz[..., H:]
+            recs[f"l{layer}.fwd.n"] = torch.tanh(gi[..., 2 * H :] + r * gh[..., 2 * H :])
+        h_n.append(hn)
+        layer_in = out
+    return layer_in, torch.cat(h_n, 0), None, recs
+
+
 def _same_hx(hx, old, idx) -> bool:
     """Whether the initial state the model gives now is the captured one (rows ``idx`` of it)."""
     if hx is None or old is None:
@@ -283,8 +313,10 @@ def _resuming(view: ModelView, cap: _Capture, start: int, used: dict[str, int]) 
         if info.mode == "LSTM":
             c0 = torch.stack([recs[f"l{l}.fwd.c"][src, k] for l in range(info.num_layers)], 0)
         if T > s:
-            out_s, h_n, c_n, recs_s = run_module(info, weights, x[:, s:], (h0, c0) if c0 is not None else h0,
-                                                 None if mask is None else mask[:, s:], record=record, engine="fast")
+            m_s = None if mask is None else mask[:, s:]
+            done = _gru_fused(info, weights, x[:, s:], h0, m_s, record)
+            out_s, h_n, c_n, recs_s = done if done is not None else run_module(
+                info, weights, x[:, s:], (h0, c0) if c0 is not None else h0, m_s, record=record, engine="fast")
         else:
             out_s, h_n, c_n, recs_s = x.new_zeros(n, 0, info.output_size), h0, c0, {}
         out = torch.cat([recs["out"][idx, :s].to(out_s.dtype), out_s], 1)

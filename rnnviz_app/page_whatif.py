@@ -186,7 +186,7 @@ DECISION_AUTO_STEPS = 300
 
 def _decision(model, x, lengths, device):
     from rnnviz_core.horizons import decision_steps
-    from rnnviz_core.whatif import prefix_outputs
+    from rnnviz_core.restart import prefix_outputs
 
     return int(decision_steps(prefix_outputs(model, x, lengths, device=device), lengths)[0])
 

@@ -29,7 +29,7 @@ _EXPORTS = {
     "build_model": "models",
     "load_data": "data", "SequenceDataset": "data", "inspect_columns": "data",
     "ColumnGuess": "data", "class_order_candidates": "data", "load_vocabulary": "data",
-    "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "whatif",
+    "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "restart",
     "horizon": "horizons", "damage_by_distance": "horizons",
     "unit_dictionary": "units",
 }
@@ -38,7 +38,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli", "whatif", "horizons", "units",
+    "bundle", "cli", "whatif", "horizons", "units", "restart",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

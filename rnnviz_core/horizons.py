@@ -35,7 +35,7 @@ from .contributions import METHODS, contributions
 from .engine import default_baseline_token, prepare, unwrap_model
 from .errors import InputError
 from .groups import assign_groups, compare_groups, resilience_summary, sequence_outcomes
-from .whatif import prefix_outputs
+from .restart import prefix_outputs
 
 __all__ = ["horizon", "decision_steps", "horizons_from_scores", "horizon_summary", "compare_horizons",
            "damage_by_distance", "damage_summary", "HORIZON_METRICS", "DEFAULT_HORIZON_METHOD"]

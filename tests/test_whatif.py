@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnviz_core as rv
-from rnnviz_core import whatif as wi
+from rnnviz_core import restart as rs
 from rnnviz_core.errors import InputError
 
 TOL = 1e-5
@@ -127,13 +127,13 @@ def test_only_the_steps_from_the_first_edit_are_recomputed(cfg, monkeypatch):
     x = torch.randn(1, 40, F_IN)
     first = rv.what_if(net, x, [(0, 30, 0, 2.0)])           # builds the base (the original run)
     ran: list[int] = []
-    real = wi.run_module
+    real = rs.run_module
 
     def counting(info, weights, xx, *a, **k):
         ran.append(xx.shape[1])
         return real(info, weights, xx, *a, **k)
 
-    real_fused = wi._gru_fused
+    real_fused = rs.gru_fused
 
     def counting_fused(info, weights, xx, *a, **k):
         out = real_fused(info, weights, xx, *a, **k)
@@ -141,8 +141,8 @@ def test_only_the_steps_from_the_first_edit_are_recomputed(cfg, monkeypatch):
             ran.append(xx.shape[1])
         return out
 
-    monkeypatch.setattr(wi, "run_module", counting)
-    monkeypatch.setattr(wi, "_gru_fused", counting_fused)
+    monkeypatch.setattr(rs, "run_module", counting)
+    monkeypatch.setattr(rs, "gru_fused", counting_fused)
     res = rv.what_if(net, x, [(0, 35, 2, -1.0)], base=first.base)
     full = cfg.get("bidir") or cfg.get("conv")
     assert ran == ([] if full else [40 - 35]), ran  # a full run goes through the engine's own path
@@ -218,7 +218,7 @@ def test_prefix_outputs_equal_the_model_on_each_prefix():
     for cfg in (dict(cell="LSTM", layers=2), dict(cell="GRU", conv=True), dict(cell="GRU", head="mean")):
         net = Net(**cfg).eval()
         x, lengths = _data()
-        po = wi.prefix_outputs(net, x, lengths)
+        po = rs.prefix_outputs(net, x, lengths)
         assert po.shape == (4, 9, 3)
         with torch.no_grad():
             for i in range(4):

@@ -2,6 +2,7 @@
 
     python bench/bench_whatif.py            # everything (the 100k-sequence runs take minutes)
     python bench/bench_whatif.py --quick    # no 100k runs
+    python bench/bench_whatif.py --only browser   # the browser rerun alone (needs chromium)
 
 1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU and the text demo's LSTM fed one
    long sequence: the core part of the page's redraw after an edit (rv.what_if with the original
@@ -128,11 +129,59 @@ def bench_100k():
     del po
 
 
+def bench_browser(repeats: int = 5):
+    """Browser rerun on the race demo (Debian chromium): from clicking "Add this edit" (a new value
+    of step 0) to the end of the script run with every chart drawn; median of several edits."""
+    import statistics
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+    from harness import CHART, launch_browser, new_page, open_app, start_server, stop_server, wait_idle
+    from playwright.sync_api import sync_playwright
+
+    print(f"\n== browser rerun after an edit, race demo (load {load()}) ==")
+    proc, url, _ = start_server(Path(tempfile.mkdtemp()))
+    try:
+        with sync_playwright() as pw:
+            b = launch_browser(pw)
+            pg = new_page(b, 1400, 1600)
+            open_app(pg, url)
+            open_app(pg, f"{url}/What_if?demo=race")
+            pg.locator(CHART).first.wait_for()
+            times = []
+            for k in range(repeats):
+                box = pg.get_by_label("Value", exact=True)
+                box.fill(str(2 + k))
+                box.press("Enter")
+                wait_idle(pg)
+                t0 = time.perf_counter()
+                pg.get_by_role("button", name="Add this edit").click()
+                wait_idle(pg)
+                pg.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(c => c.querySelector("
+                                     "'canvas, svg'))", arg=CHART)
+                times.append(time.perf_counter() - t0)
+            b.close()
+    finally:
+        stop_server(proc)
+    print(f"click 'Add this edit' -> view redrawn: median {statistics.median(times) * 1e3:.0f} ms, "
+          f"best {min(times) * 1e3:.0f} ms over {repeats} edits")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="no 100k-sequence runs")
+    ap.add_argument("--browser", action="store_true", help="also time the browser rerun (needs chromium)")
+    ap.add_argument("--only", choices=["redraw", "demos", "100k", "browser"], help="run one part only")
     args = ap.parse_args()
-    bench_redraw()
-    bench_demos()
-    if not args.quick:
-        bench_100k()
+    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_100k, "browser": bench_browser}
+    if args.only:
+        parts[args.only]()
+    else:
+        bench_redraw()
+        bench_demos()
+        if not args.quick:
+            bench_100k()
+        if args.browser:
+            bench_browser()

@@ -71,6 +71,9 @@ with st.container(border=True):
 
 try:
     res = pw.run(ctx, row, edits)
+    if tok:
+        st.text("Original: " + " ".join(pw.words(ctx, ds.X[row], L)))
+        st.text("Edited:   " + " ".join(pw.words(ctx, res.x[0], int(res.lengths[0]))))
 except InputError as exc:
     st.error(pw.edit_error(exc))
     st.stop()

@@ -122,6 +122,12 @@ def feature_name(ctx: Loaded, f: int) -> str:
     return str(names[f]) if names is not None and 0 <= f < len(names) else f"feature {f}"
 
 
+def words(ctx: Loaded, ids: np.ndarray, length: int) -> list[str]:
+    """A token sequence's words ("#id" for ids outside the vocabulary)."""
+    vocab = vocabulary(ctx)
+    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in np.asarray(ids[:length]).tolist()]
+
+
 def value_text(ctx: Loaded, v: Any) -> str:
     if ctx.data.is_tokens:
         vocab = vocabulary(ctx)

@@ -15,7 +15,7 @@ only where it is exact:
 
 Otherwise that module runs from step 0, and ``recomputed_from`` says so. The same machinery
 gives every prefix's output at the cost of the head alone (:func:`rnnviz_core.restart.prefix_outputs`), which
-:func:`rnnviz_core.horizon.horizon` uses for the decision step.
+:func:`rnnviz_core.horizons.horizon` uses for the decision step.
 
 Edits, each a tuple ``(sequence, step, feature, value)``; ``step`` always counts steps of the
 *original* sequence (from 0), whatever other edits delete or insert:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
 __all__ = ["step_bins", "binned_states", "pick_units", "states_chart", "binned_scores", "scores_chart",
-           "MAX_BINS", "MAX_UNITS"]
+           "VegaLite", "MAX_BINS", "MAX_UNITS"]
 
 MAX_BINS = 100
 MAX_UNITS = 24
@@ -67,32 +66,61 @@ def _bin_words(per_bin: int) -> str:
     return "one step" if per_bin == 1 else f"the mean of {per_bin} steps"
 
 
+class VegaLite(dict):
+    """A finished Vega-Lite spec (a dict) with the caption in ``description``: built directly rather
+    than through Altair, whose schema validation of every data row cost ~0.1-0.3 s per redraw
+    here; ``to_dict()`` returns it, as an Altair chart's does."""
+
+    description: str = ""
+
+    def to_dict(self, **_: Any) -> dict:
+        return dict(self)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
+
+
+def _rule(step: int) -> dict:
+    return {"data": {"values": [{"step": int(step)}]}, "mark": {"type": "rule", "color": "black",
+                                                                 "strokeDash": [4, 3]},
+            "encoding": {"x": {"field": "step", "type": "quantitative"}}}
+
+
 def states_chart(frame: pd.DataFrame, *, parting: int | None = None, domain: tuple[float, float] = (-1.0, 1.0),
                  width: int = 480, title: str = "", units_why: str = "", per_bin: int = 1,
-                 n_steps: int | None = None) -> alt.LayerChart | alt.Chart:
+                 n_steps: int | None = None) -> VegaLite:
     """Units x steps heatmap of one version (binned); a rule at the parting step when given."""
     n_units = frame["unit"].nunique()
     own = int(frame["end"].max())                         # this version's steps
     steps = own if n_steps is None else int(n_steps)       # the shared step scale
-    base = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("start:Q", title="step", scale=alt.Scale(domain=[0, max(1, steps)]),
-                axis=alt.Axis(tickMinStep=1, format="d")),
-        x2="end:Q",
-        y=alt.Y("unit:N", title="unit", sort=sorted(frame["unit"].unique(), key=int)),
-        color=alt.Color("value:Q", scale=alt.Scale(scheme="redblue", domain=list(domain), reverse=True),
-                        title="state value"),
-        tooltip=[alt.Tooltip("unit:N"), alt.Tooltip("start:Q", title="from step"),
-                 alt.Tooltip("end:Q", title="to step (excl.)"), alt.Tooltip("value:Q", format=".3f")],
-    ).properties(width=width, height=max(60, min(260, 9 * n_units)), title=title)
-    chart: Any = base
+    heat = {
+        "data": {"values": _records(frame[["start", "end", "unit", "value"]])},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {"field": "start", "type": "quantitative", "title": "step",
+                  "scale": {"domain": [0, max(1, steps)]}, "axis": {"tickMinStep": 1, "format": "d"}},
+            "x2": {"field": "end"},
+            "y": {"field": "unit", "type": "nominal", "title": "unit", "sort": sorted(frame["unit"].unique(), key=int)},
+            "color": {"field": "value", "type": "quantitative", "title": "state value",
+                      "scale": {"scheme": "redblue", "domain": list(domain), "reverse": True}},
+            "tooltip": [{"field": "unit", "type": "nominal"},
+                        {"field": "start", "type": "quantitative", "title": "from step"},
+                        {"field": "end", "type": "quantitative", "title": "to step (excl.)"},
+                        {"field": "value", "type": "quantitative", "format": ".3f"}],
+        },
+    }
     words = (f"{title}: {units_why}, steps 0 to {own - 1}; a cell is {_bin_words(per_bin)}, "
              f"coloured from {domain[0]:g} (blue) to {domain[1]:g} (red).")
+    layers = [heat]
     if parting is not None and parting >= 0:
-        rule = alt.Chart(pd.DataFrame({"step": [parting]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
-            x="step:Q")
-        chart = alt.layer(base, rule)
+        layers.append(_rule(parting))
         words += f" The dashed line marks step {parting}, where the edited states part from the original."
-    return chart.properties(description=words)
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": width,
+                     "height": max(60, min(260, 9 * n_units)), "layer": layers})
+    spec.description = words
+    return spec
 
 
 def binned_scores(scores: np.ndarray, per_bin: int, label: str) -> pd.DataFrame:
@@ -109,23 +137,29 @@ def binned_scores(scores: np.ndarray, per_bin: int, label: str) -> pd.DataFrame:
 
 
 def scores_chart(frame: pd.DataFrame, *, method: str, parting: int | None = None, width: int = 480,
-                 per_bin: int = 1) -> alt.LayerChart | alt.Chart:
+                 per_bin: int = 1) -> VegaLite:
     """The contributions of the original and the edited sequence per step (binned), as two lines."""
-    line = alt.Chart(frame).mark_line(point=per_bin == 1 and len(frame) <= 400, interpolate="step-after").encode(
-        x=alt.X("start:Q", title="step", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("score:Q", title=f"{method} score"),
-        color=alt.Color("version:N", title=None, scale=alt.Scale(domain=["original", "edited"],
-                                                                 range=["#7f7f7f", "#d62728"])),
-        tooltip=[alt.Tooltip("version:N"), alt.Tooltip("start:Q", title="from step"),
-                 alt.Tooltip("score:Q", format=".4g")],
-    ).properties(width=width, height=160, title="Contributions: original and edited")
-    chart: Any = line
+    line = {
+        "data": {"values": _records(frame[["version", "start", "end", "score"]])},
+        "mark": {"type": "line", "interpolate": "step-after", "point": bool(per_bin == 1 and len(frame) <= 400)},
+        "encoding": {
+            "x": {"field": "start", "type": "quantitative", "title": "step", "axis": {"tickMinStep": 1, "format": "d"}},
+            "y": {"field": "score", "type": "quantitative", "title": f"{method} score"},
+            "color": {"field": "version", "type": "nominal", "title": None,
+                      "scale": {"domain": ["original", "edited"], "range": ["#7f7f7f", "#d62728"]}},
+            "tooltip": [{"field": "version", "type": "nominal"},
+                        {"field": "start", "type": "quantitative", "title": "from step"},
+                        {"field": "score", "type": "quantitative", "format": ".4g"}],
+        },
+    }
     n_steps = {v: int(g["end"].max()) for v, g in frame.groupby("version")}
     words = (f"{method} score of each step of the original ({n_steps.get('original', 0)} steps, grey) and the "
              f"edited sequence ({n_steps.get('edited', 0)} steps, red); a point is {_bin_words(per_bin)}.")
+    layers = [line]
     if parting is not None and parting >= 0:
-        rule = alt.Chart(pd.DataFrame({"step": [parting]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
-            x="step:Q")
-        chart = alt.layer(line, rule)
+        layers.append(_rule(parting))
         words += f" The dashed line marks the parting step {parting}."
-    return chart.properties(description=words)
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+                     "title": "Contributions: original and edited", "width": width, "height": 160, "layer": layers})
+    spec.description = words
+    return spec

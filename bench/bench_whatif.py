@@ -108,25 +108,21 @@ def bench_demos():
               f"horizon (grad_x_state) {t_gx:6.2f} s, unit_dictionary {t_ud:6.2f} s")
 
 
-def bench_100k():
-    print(f"\n== 100,000 sequences (marker demo repeated; load {load()}) ==")
+def bench_many(n: int = 100_000):
+    """horizon (grad_x_state) and unit_dictionary on ``n`` sequences: wall time and this process's
+    CPU time (on a shared machine the CPU time is the steadier figure)."""
+    print(f"\n== {n:,} sequences (marker demo repeated; load {load()}) ==")
     model, ds = load_demo("marker")
-    reps = int(np.ceil(100_000 / len(ds.X)))
-    X = np.tile(ds.X, (reps, 1, 1))[:100_000]
-    L = np.tile(ds.lengths, reps)[:100_000]
-    y = np.tile(ds.y, reps)[:100_000]
-    t0 = time.perf_counter()
-    po = rv.prefix_outputs(model, X, L)
-    t_pre = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rv.horizon(model, X, L, method="grad_x_state")
-    t_h = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    rv.unit_dictionary(model, X, L, y=y)
-    t_u = time.perf_counter() - t0
-    print(f"prefix outputs {t_pre:.1f} s (of which horizon uses them); horizon (grad_x_state) {t_h:.1f} s; "
-          f"unit_dictionary {t_u:.1f} s; load after {load()}")
-    del po
+    reps = int(np.ceil(n / len(ds.X)))
+    X = np.tile(ds.X, (reps, 1, 1))[:n]
+    L = np.tile(ds.lengths, reps)[:n]
+    y = np.tile(ds.y, reps)[:n]
+    for name, fn in (("horizon (grad_x_state)", lambda: rv.horizon(model, X, L, method="grad_x_state")),
+                     ("unit_dictionary", lambda: rv.unit_dictionary(model, X, L, y=y))):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        print(f"{name:24s} wall {time.perf_counter() - w0:7.1f} s, CPU {time.process_time() - c0:7.1f} s "
+              f"(load after: {load()})")
 
 
 def bench_browser(repeats: int = 5):
@@ -173,15 +169,16 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="no 100k-sequence runs")
     ap.add_argument("--browser", action="store_true", help="also time the browser rerun (needs chromium)")
-    ap.add_argument("--only", choices=["redraw", "demos", "100k", "browser"], help="run one part only")
+    ap.add_argument("--only", choices=["redraw", "demos", "100k", "10k", "browser"], help="run one part only")
     args = ap.parse_args()
-    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_100k, "browser": bench_browser}
+    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_many, "browser": bench_browser,
+             "10k": lambda: bench_many(10_000)}
     if args.only:
         parts[args.only]()
     else:
         bench_redraw()
         bench_demos()
         if not args.quick:
-            bench_100k()
+            bench_many()
         if args.browser:
             bench_browser()

@@ -6,6 +6,9 @@ The verbs of the contract are imported at once; the rest is imported on first us
     tr = rv.trace(model, x, lengths)          # per-step states, gates, cell states
     scores = rv.contributions(model, x, method="integrated_gradients")
     model = rv.load_model("model.safetensors")  # never runs code from the file
+    res = rv.what_if(model, x, [(0, 5, 0, 1.0)])  # edit a step; only the steps after it run again
+    h = rv.horizon(model, x, lengths)         # decision step and memory horizon per sequence
+    d = rv.unit_dictionary(model, x, lengths) # what drives each unit and gate to its limits
 """
 from __future__ import annotations
 

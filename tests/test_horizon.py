@@ -190,3 +190,12 @@ def test_damage_by_distance_equals_the_model_on_the_damaged_step(marker):
     summ = damage_summary(frame)
     assert list(summ["distance"]) == [0, 3]
     assert summ.iloc[0]["mean_output_change"] == pytest.approx(frame[frame.distance == 0]["output_change"].mean())
+
+
+def test_the_three_verbs_stay_functions_after_their_modules_are_imported():
+    import importlib
+
+    for mod in ("whatif", "horizons", "units", "restart"):
+        importlib.import_module(f"rnnviz_core.{mod}")
+    assert rv.what_if.__name__ == "what_if" and rv.horizon.__name__ == "horizon"
+    assert rv.unit_dictionary.__name__ == "unit_dictionary"

@@ -111,3 +111,19 @@ def test_an_edit_made_with_the_controls_is_kept_in_the_link(page, app_url):
     assert "wi_edits=d%2C0" in page.url or "wi_edits=d,0" in page.url
     assert "delete step 0" in _main(page)
     assert_clean(page)
+
+
+def test_an_edit_that_does_not_fit_says_which_controls_to_use_and_reset_recovers(page, app_url):
+    _, ds = _demo("race")
+    sid, L = str(ds.ids[0]), int(ds.lengths[0])
+    open_app(page, f"{app_url}/What_if?demo=race&wi_seq={sid}&wi_edits=s,{L + 5},0,1")
+    alert = page.locator('[data-testid="stAlert"]').first
+    alert.wait_for()
+    text = alert.inner_text()
+    assert f"step {L + 5} is not a step of sequence 0" in text and "'Reset'" in text
+    assert_clean(page)
+    page.get_by_role("button", name="Reset").click()
+    wait_idle(page)
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    assert page.locator('[data-testid="stAlert"]').count() == 0
+    assert_clean(page)

@@ -169,16 +169,17 @@ def run(ctx: Loaded, row: int, edits: list[tuple]):
     return res
 
 
-def _scores(model, x, lengths, method, device):
+def _scores(model, x, lengths, method, device, target):
     import rnnviz_core as rv
 
-    return rv.contributions(model, x, method, lengths, device=device)[0]
+    return rv.contributions(model, x, method, lengths, target=target, device=device)[0]
 
 
 def scores(ctx: Loaded, x: np.ndarray, length: int, method: str, tag: str) -> np.ndarray:
-    """Contributions [L] of one (possibly edited) sequence, cached by its content."""
-    return compute(_scores, ctx.model, x[None, :length] if x.ndim >= 1 else x, np.array([length]), method,
-                   ctx.device, key=("wi_scores", tag, method))
+    """Contributions [L] of one (possibly edited) sequence for the sidebar's target output, cached by
+    its content."""
+    return compute(_scores, ctx.model, x[None, :length], np.array([length]), method, ctx.device, ctx.target,
+                   key=("wi_scores", tag, method, ctx.target))
 
 
 def edit_error(exc: InputError) -> str:

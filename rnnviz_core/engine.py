@@ -459,6 +459,8 @@ class _Session:
         self.embed_shape: tuple[int, ...] | None = None
         self.embed_leaf: torch.Tensor | None = None
         self.embed_delta: torch.Tensor | None = None
+        self.embed_mod: nn.Module | None = None      # the embedding that reads the ids (runs by length)
+        self.group: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (all ids, rows, steps) of one length
 
 
 _FORWARD_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -584,6 +586,20 @@ class _RecurrentProxy(nn.Module):
         return result
 
 
+def _embedding_leaf(mod: nn.Module, E: torch.Tensor, spec: EmbedSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The leaf to differentiate by and its delta, for the embedding output ``E`` (caller's rows)."""
+    if spec.mode == "grad":
+        return E.clone().requires_grad_(True), E
+    if spec.base_ids is None:
+        Eb = torch.zeros_like(E)
+    else:
+        Eb = mod.forward(spec.base_ids.to(E.device)).detach().to(E.dtype)  # no hooks
+    Eb = torch.where(spec.valid.to(E.device)[..., None], Eb, E)
+    delta = E - Eb
+    leaf = (Eb + spec.alphas.to(device=E.device, dtype=E.dtype)[:, None, None] * delta).requires_grad_(True)
+    return leaf, delta
+
+
 def _embedding_hook(session: _Session):
     """Forward hook for the view's copies of nn.Embedding: see :class:`EmbedSpec`."""
 
@@ -595,6 +611,14 @@ def _embedding_hook(session: _Session):
         if not (isinstance(ids, torch.Tensor) and not ids.is_floating_point()
                 and tuple(ids.shape) == session.embed_shape and out.dim() == 3):
             return None
+        group = session.group  # (full ids, rows, steps) when the batch runs one length at a time
+        if group is not None and (session.embed_mod is None or session.embed_mod is mod):
+            full_ids, rows, steps = group
+            if session.embed_leaf is None:  # one leaf for the whole batch; each length reads its slice
+                E = mod.forward(full_ids.to(out.device)).detach().to(out.dtype)  # no hooks
+                session.embed_leaf, session.embed_delta = _embedding_leaf(mod, E, spec)
+                session.embed_mod = mod
+            return session.embed_leaf.index_select(0, rows.to(out.device))[:, :steps]
         if session.embed_leaf is not None:
             raise ModelError(
                 "Two embeddings of the model read the token ids, so rnnviz cannot tell which one's output "
@@ -603,17 +627,7 @@ def _embedding_hook(session: _Session):
         E = out.detach()
         if session.inv is not None:
             E = E.index_select(0, session.inv.to(E.device))   # caller's row order
-        if spec.mode == "grad":
-            delta = E
-            leaf = E.clone().requires_grad_(True)
-        else:
-            if spec.base_ids is None:
-                Eb = torch.zeros_like(E)
-            else:
-                Eb = mod.forward(spec.base_ids.to(E.device)).detach().to(E.dtype)  # no hooks
-            Eb = torch.where(spec.valid.to(E.device)[..., None], Eb, E)
-            delta = E - Eb
-            leaf = (Eb + spec.alphas.to(device=E.device, dtype=E.dtype)[:, None, None] * delta).requires_grad_(True)
+        leaf, delta = _embedding_leaf(mod, E, spec)
         session.embed_leaf, session.embed_delta = leaf, delta
         return leaf if session.perm is None else leaf.index_select(0, session.perm.to(leaf.device))
 
@@ -812,6 +826,11 @@ class ModelView:
             )
         return out
 
+    def by_length(self, xt: torch.Tensor, lt: torch.Tensor | None) -> bool:
+        """Whether :meth:`run` runs ``xt`` one length at a time: the forward takes no lengths, and
+        some sequence is shorter than the padded batch (run padded, the model would read the padding)."""
+        return self.slot is None and lt is not None and bool((lt < xt.shape[1]).any())
+
     def run(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None = None,
             embed: EmbedSpec | None = None, unsort_records: bool = True) -> torch.Tensor:
         """The model's output for ``xt`` (caller's row order); records in ``self.records``.
@@ -819,11 +838,60 @@ class ModelView:
         The records come back in the caller's row order too, unless ``unsort_records=False``:
         then row i of every record is caller row ``self.session.perm[i]`` when the batch was
         sorted for the model (``perm`` None: not sorted).
+
+        A model whose forward takes no lengths runs each sequence at its own length (one forward
+        per distinct length, see :meth:`by_length`), so every output and state is the sequence's
+        own, as if it ran alone; records are zero past each length.
         """
+        sess = self.session
+        sess.embed_mod, sess.group = None, None
+        if not self.by_length(xt, lt):
+            sess.embed_leaf, sess.embed_delta = None, None
+            return self._run_batch(xt, lt, probe, embed, unsort_records)
+        n, t = xt.shape[:2]
+        sess.embed_leaf, sess.embed_delta = None, None
+        lengths = lt.to(torch.int64).cpu()
+        outs, recs, order = [], [], []
+        try:
+            for steps in torch.unique(lengths, sorted=True).flip(0).tolist():
+                rows = (lengths == steps).nonzero().flatten()
+                rows_dev = rows.to(xt.device)
+                x_g = xt.index_select(0, rows_dev)[:, :steps]
+                p_g = None if probe is None else probe.index_select(0, rows.to(probe.device))[:, :steps]
+                sess.group = (xt, rows, steps) if embed is not None else None
+                outs.append(self._run_batch(x_g, None, p_g, embed, True, keep_embed=True))
+                recs.append({name: {k: (F_.pad(v, (0, 0, 0, t - steps)) if isinstance(v, torch.Tensor)
+                                        and v.dim() == 3 and v.shape[1] == steps else v)
+                                    for k, v in rec.items()}
+                             for name, rec in sess.records.items()})
+                order.append(rows)
+        finally:
+            sess.group = None
+        inv = torch.empty(n, dtype=torch.int64)
+        inv[torch.cat(order)] = torch.arange(n)
+        out = torch.cat(outs, 0).index_select(0, inv.to(outs[0].device))
+        merged: dict[str, dict[str, Any]] = {}
+        for name, rec in recs[0].items():
+            merged[name] = {}
+            for k, v in rec.items():
+                if isinstance(v, torch.Tensor) and v.dim() >= 1 and all(
+                        isinstance(r[name].get(k), torch.Tensor) for r in recs):
+                    cat = torch.cat([r[name][k] for r in recs], 0)
+                    merged[name][k] = cat.index_select(0, inv.to(cat.device))
+                else:
+                    merged[name][k] = None
+            merged[name]["lengths"] = lengths  # zeros past each length, as a packed run leaves them
+        sess.records, sess.perm, sess.inv = merged, None, None
+        return out
+
+    def _run_batch(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None,
+                   embed: EmbedSpec | None, unsort_records: bool, keep_embed: bool = False) -> torch.Tensor:
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None
-        sess.embed, sess.embed_shape, sess.embed_leaf, sess.embed_delta = embed, (n, t), None, None
+        sess.embed, sess.embed_shape = embed, (n, t)
+        if not keep_embed:
+            sess.embed_leaf, sess.embed_delta = None, None
         passed = None
         if self.slot is not None:
             passed = lt if lt is not None else (

@@ -78,17 +78,22 @@ def _own_controls(state: own.OwnState) -> None:
     from rnnviz_core import models as mm
     if state.inferred and "w_readout" in st.session_state:
         opts = list(getattr(mm, "READOUTS", {}))
+        own.keep_figures_current("readout", [own.readout_label(k, state.readouts) for k in opts])
         st.selectbox("How the model reads the sequence", opts, key="w_readout",
                      format_func=lambda k: own.readout_label(k, state.readouts),
                      help="The weights cannot tell which step's output the model's last layer reads. Pick the one "
-                          "your training script used; the accuracy of each choice on the loaded data is shown.  \n"
+                          "your training script used; the accuracy (for a regression model, the root mean squared "
+                          "error) of each choice on the loaded data is shown.  \n"
                           + "  \n".join(f"- {own.READOUT_SHORT.get(k, k)}: {t}" for k, t in
                                         getattr(mm, "READOUTS", {}).items()))
     if state.order_keys:
+        own.keep_figures_current("clsorder", [own.order_label(k, state.orders, state.order_labels)
+                                              for k in state.order_keys])
         st.selectbox("Class order", state.order_keys, key="w_clsorder",
                      format_func=lambda k: own.order_label(k, state.orders, state.order_labels),
                      help="A state dict does not name its outputs. Pick the order your training script gave the "
-                          "classes (output 0 first); the accuracy of each order on the loaded data is shown.")
+                          "classes (output 0 first); the accuracy of each order on the loaded data is shown.  \n"
+                          + own.order_help(state.order_labels, state.orders))
         if st.session_state.get("w_clsorder") == own.TYPED:
             st.text_input("Class names in output order, separated by commas", key="w_clsnames")
     if state.columns is not None or state.data is not None or "data" in state.problems:

@@ -137,7 +137,8 @@ def saturation_findings(cmp: pd.DataFrame | None, *, over_time: pd.DataFrame | N
         draws for the same two groups (gives "from step s on").
     suggestion : the :class:`~rnnviz_core.saturation.ThresholdSuggestion` of the page; when
         nothing saturates at any threshold its sentence is the only finding.
-    by : the grouping; no accuracy sentence when the groups are themselves correct / wrong.
+    by : the grouping; no accuracy sentence when the groups are themselves correct / wrong, no
+        error sentence (regression: the ``abs_error`` row) when they are error sizes.
     """
     out: list[str] = []
     if suggestion is not None and getattr(suggestion, "share", 1.0) == 0 and getattr(suggestion, "message", ""):
@@ -172,6 +173,17 @@ def saturation_findings(cmp: pd.DataFrame | None, *, over_time: pd.DataFrame | N
             else:
                 out.append(f"{_cap(ga)} and {gb} sequences saturate about as much ({_pct(ma)} vs {_pct(mb)} "
                            f"of unit-steps, {format_p(p)}: no clear difference).")
+    if "abs_error" in rows.index and by != "error_size":
+        r = rows.loc["abs_error"]
+        ga, gb = str(r["group_a"]), str(r["group_b"])
+        ma, mb, p = float(r["mean_a"]), float(r["mean_b"]), float(r[pcol])
+        if r["n_a"] >= 2 and r["n_b"] >= 2 and np.isfinite([ma, mb, p]).all():
+            if p < ALPHA:
+                out.append(f"The model is off by {ma:.3g} on average for {ga} sequences and by {mb:.3g} for {gb} "
+                           f"ones ({format_p(p)}).")
+            else:
+                out.append(f"The model's error does not clearly differ between {ga} ({ma:.3g} on average) and {gb} "
+                           f"({mb:.3g}) sequences ({format_p(p)}).")
     if "correct" in rows.index and by not in ("correct", "outcome"):
         r = rows.loc["correct"]
         ga, gb = str(r["group_a"]), str(r["group_b"])
@@ -270,16 +282,17 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
             row = top[(top["seq"] == s_id) & (top["rank"] == 1)]
             score = float(row["score"].iloc[0]) if len(row) and "score" in row else float("nan")
             if np.isfinite(score):
-                firsts.append((str(nm), int(row["step"].iloc[0]), score))
+                word = str(row["word"].iloc[0]) if "word" in row and pd.notna(row["word"].iloc[0]) else ""
+                firsts.append((str(nm), int(row["step"].iloc[0]), score, word))
         if len(firsts) == len(list(seqs)) and firsts:
             signed = is_signed(method) if method is not None else True
             who = f"By {name(method)}, " if method is not None else ""
-            if signed and all(sc > 0 for _, _, sc in firsts):
-                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
-                out.append(f"{who}the step that pushed the answer up most is {_join(parts)}.")
+            parts = [_step_words(st, nm, word) for nm, st, _, word in firsts]
+            words = all(word for *_, word in firsts)
+            if signed and all(sc > 0 for _, _, sc, _ in firsts):
+                out.append(f"{who}the {'word' if words else 'step'} that pushed the answer up most is {_join(parts)}.")
             elif not signed:
-                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
-                out.append(f"{who}the answer reacts most strongly to {_join(parts)}.")
+                out.append(f"{who}the answer reacts most {'to' if words else 'strongly to'} {_join(parts)}.")
     if hits:
         ok = {m: float(v) for m, v in hits.items() if v is not None and np.isfinite(v)}
         if ok:
@@ -287,6 +300,15 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
             out.append(f"On the steps known to decide the answer, {name(m)} ranks exactly those steps at its top in "
                        f"{_pct(v)} of sequences" + (", the most of the methods compared." if len(ok) > 1 else "."))
     return out
+
+
+def _step_words(step: int, seq_name: str, word: str = "") -> str:
+    """"step 11 of A", or for a text model "'boring' (word 11 of A)" (the word as the table shows
+    it, already cut to fit; the number is the step axis's)."""
+    if not word:
+        return f"step {step} of {seq_name}"
+    from .rankings import shorten
+    return f"'{shorten(word)}' (word {step} of {seq_name})"
 
 
 def _cap(text: str) -> str:

@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["RegressionScores", "regression_scores", "format_number"]
+__all__ = ["RegressionScores", "regression_scores", "format_number", "RANGE_GROUPINGS", "range_groups",
+           "is_regression_table"]
+
+#: regression groupings of :func:`rnnviz_core.groups.assign_groups`: the column of the sequence
+#: table each one cuts into quarters, and the word its group names start with
+RANGE_GROUPINGS = {"error_size": ("abs_error", "error"), "target_range": ("true", "true value"),
+                   "prediction_range": ("pred", "prediction")}
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,32 @@ def format_number(v: float, digits: int = 3) -> str:
     if not np.isfinite(v):
         return ""
     return f"{v:.{digits}g}"
+
+
+def is_regression_table(table: pd.DataFrame) -> bool:
+    """Whether a :func:`sequence_table` is of a regression model (no class probabilities)."""
+    return "confidence" in table.columns and bool(table["confidence"].isna().all()) and "pred" in table.columns \
+        and bool(table["pred"].notna().any())
+
+
+def range_groups(table: pd.DataFrame, by: str, bins: int | None) -> pd.Series:
+    """A regression grouping: the error size, the true value or the prediction cut into ``bins``
+    equal-count ranges (default 4, quarters), named "error 0.01 to 0.05" (lower edge excluded,
+    as ``pd.qcut`` cuts), smallest first."""
+    col, word = RANGE_GROUPINGS[by]
+    if not is_regression_table(table) or col not in table.columns or not table[col].notna().any():
+        need = "true values" if col != "pred" else "a regression model's outputs"
+        raise InputError(f"Cannot group by {by!r}: it needs a regression model" +
+                         (f" and {need}." if col != "pred" else "."))
+    q = 4 if bins is None else int(bins)
+    if q < 2:
+        raise InputError("bins must be at least 2.")
+    values = pd.to_numeric(table[col], errors="coerce")
+    if values.nunique() <= q:
+        cats = sorted(values.dropna().unique())
+        lab = pd.Categorical([None if pd.isna(v) else f"{word} {v:.4g}" for v in values],
+                             categories=[f"{word} {v:.4g}" for v in cats], ordered=True)
+        return pd.Series(lab, index=table.index, name="group")
+    cut = pd.qcut(values, q=q, duplicates="drop")
+    cut = cut.cat.rename_categories([f"{word} {iv.left:.4g} to {iv.right:.4g}" for iv in cut.cat.categories])
+    return cut.rename("group")

@@ -521,10 +521,15 @@ def _vocab_name(v: dict) -> str:
 READOUT_SHORT = {"last": "Last real step's output", "h_n": "Final hidden state h_n",
                  "mean": "Mean over the real steps", "max": "Max over the real steps"}
 #: class orders in a few words (the sidebar is narrow); the full sentence is in the help
-ORDER_SHORT = {"declared": "Declared in the data file", "sorted_text": "Sorted as text",
+ORDER_SHORT = {"declared": "Declared in the file", "sorted_text": "Sorted as text",
                "first": "First appearance", TYPED: "Typed by hand"}
-#: the longest option text shown whole in the sidebar's choices; longer ones end in "…"
-OPTION_CHARS = 38
+#: head readings in the sidebar's choice (a few words: the option carries its figure too)
+READOUT_OPTION = {"last": "Last real step", "h_n": "Final state h_n", "mean": "Mean over steps",
+                  "max": "Max over steps"}
+#: the longest option text the sidebar's choices show whole at its default width (measured in
+#: chromium: about 32 characters fit); longer ones are cut here with "…", and every choice's help
+#: lists the options in full
+OPTION_CHARS = 30
 
 
 def fit_option(text: str, figure: str = "") -> str:
@@ -538,7 +543,7 @@ def fit_option(text: str, figure: str = "") -> str:
 def readout_label(key: str, table) -> str:
     """Option text: the head reading in a few words and its accuracy (or, for regression, its
     error) on the loaded data."""
-    return fit_option(READOUT_SHORT.get(key, key), _figure(table, "readout", key))
+    return fit_option(READOUT_OPTION.get(key, key), choice_figure(table, "readout", key))
 
 
 def order_label(key: str, table, cands_labels: dict) -> str:
@@ -546,17 +551,17 @@ def order_label(key: str, table, cands_labels: dict) -> str:
     if key == TYPED:
         return ORDER_SHORT[TYPED]
     short = ORDER_SHORT.get(key) or str(cands_labels.get(key, key)).split(" (the same as")[0]
-    return fit_option(short, _figure(table, "key", key))
+    return fit_option(short, choice_figure(table, "key", key))
 
 
 def order_help(cands_labels: dict, table) -> str:
     """The class orders in full (the tooltip of the choice), each with its accuracy."""
     lines = [f"- {md_escape(order_label(k, table, cands_labels).split(' (')[0])}: {md_escape(lab)}"
-             f"{md_escape(_figure(table, 'key', k))}" for k, lab in cands_labels.items()]
+             f"{md_escape(choice_figure(table, 'key', k))}" for k, lab in cands_labels.items()]
     return "  \n".join(lines)
 
 
-def _figure(table, col: str, key: str) -> str:
+def choice_figure(table, col: str, key: str) -> str:
     """" (87.3%)" (accuracy) or " (RMSE 0.0443)" (a regression head's error); "" when neither."""
     try:
         row = table[table[col] == key]
@@ -568,7 +573,8 @@ def _figure(table, col: str, key: str) -> str:
     if np.isfinite(acc):
         return f" ({format_accuracy(acc)})"
     err = float(row["rmse"].iloc[0]) if "rmse" in row else float("nan")
-    return f" (RMSE {err:.3g})" if np.isfinite(err) else ""
+    from rnnviz_core.regression import format_number
+    return f" (RMSE {format_number(err)})" if np.isfinite(err) else ""
 
 
 def keep_figures_current(name: str, labels: list[str]) -> None:

@@ -84,7 +84,8 @@ def _own_controls(state: own.OwnState) -> None:
                      help="The weights cannot tell which step's output the model's last layer reads. Pick the one "
                           "your training script used; the accuracy (for a regression model, the root mean squared "
                           "error) of each choice on the loaded data is shown.  \n"
-                          + "  \n".join(f"- {own.READOUT_SHORT.get(k, k)}: {t}" for k, t in
+                          + "  \n".join(f"- {own.READOUT_OPTION.get(k, k)}: {t}"
+                                        f"{own.choice_figure(state.readouts, 'readout', k)}" for k, t in
                                         getattr(mm, "READOUTS", {}).items()))
     if state.order_keys:
         own.keep_figures_current("clsorder", [own.order_label(k, state.orders, state.order_labels)

@@ -87,15 +87,17 @@ def regression_scores(pred: Any, y: Any) -> RegressionScores:
 
 
 def format_number(v: float, digits: int = 3) -> str:
-    """A figure for people with ``digits`` significant digits ("0.0443", "12.5", "1.23e+04");
-    "" when it is not a number."""
+    """A figure for people with ``digits`` significant digits, trailing zeros kept so the
+    precision shows ("0.0443", "1.00", "12.5", "1.23e+04"); "" when it is not a number."""
     try:
         v = float(v)
     except (TypeError, ValueError):
         return ""
     if not np.isfinite(v):
         return ""
-    return f"{v:.{digits}g}"
+    text = f"{v:#.{digits}g}"
+    mant, _, exp = text.partition("e")
+    return mant.rstrip(".") + (f"e{exp}" if exp else "")
 
 
 def is_regression_table(table: pd.DataFrame) -> bool:
@@ -106,8 +108,9 @@ def is_regression_table(table: pd.DataFrame) -> bool:
 
 def range_groups(table: pd.DataFrame, by: str, bins: int | None) -> pd.Series:
     """A regression grouping: the error size, the true value or the prediction cut into ``bins``
-    equal-count ranges (default 4, quarters), named "error 0.01 to 0.05" (lower edge excluded,
-    as ``pd.qcut`` cuts), smallest first."""
+    equal-count ranges (default 4, quarters, as ``pd.qcut`` cuts), each named by the smallest and
+    largest value in it ("error 0.0103 to 0.0498"), smallest first. With no more distinct values
+    than ``bins``, one group per value."""
     col, word = RANGE_GROUPINGS[by]
     if not is_regression_table(table) or col not in table.columns or not table[col].notna().any():
         need = "true values" if col != "pred" else "a regression model's outputs"
@@ -122,6 +125,11 @@ def range_groups(table: pd.DataFrame, by: str, bins: int | None) -> pd.Series:
         lab = pd.Categorical([None if pd.isna(v) else f"{word} {v:.4g}" for v in values],
                              categories=[f"{word} {v:.4g}" for v in cats], ordered=True)
         return pd.Series(lab, index=table.index, name="group")
-    cut = pd.qcut(values, q=q, duplicates="drop")
-    cut = cut.cat.rename_categories([f"{word} {iv.left:.4g} to {iv.right:.4g}" for iv in cut.cat.categories])
-    return cut.rename("group")
+    codes = pd.qcut(values, q=q, duplicates="drop").cat.codes.to_numpy()
+    names = []
+    for c in range(int(codes.max()) + 1):   # each range named by its own smallest and largest value
+        members = values.to_numpy()[codes == c]
+        names.append(f"{word} {members.min():.3g} to {members.max():.3g}")
+    lab = pd.Categorical.from_codes(codes, categories=list(dict.fromkeys(names)) if len(set(names)) == len(names)
+                                    else [f"{n} ({i + 1})" for i, n in enumerate(names)], ordered=True)
+    return pd.Series(lab, index=table.index, name="group")

@@ -120,6 +120,20 @@ def _strings(obj) -> str:
     return str(obj)
 
 
+def assert_figures(got: dict, y, pred) -> None:
+    """The shown figures (3 significant digits; R² 2) equal scikit-learn's on the script's predictions."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    mean = np.full_like(y, y.mean())
+    ref = {"RMSE": np.sqrt(mean_squared_error(y, pred)), "MAE": mean_absolute_error(y, pred),
+           "R²": r2_score(y, pred), "Baseline RMSE": np.sqrt(mean_squared_error(y, mean)),
+           "Baseline MAE": mean_absolute_error(y, mean)}
+    assert list(got) == list(ref), got
+    for name, value in ref.items():
+        digits = 2 if name == "R²" else 3
+        assert float(got[name]) == pytest.approx(float(f"{value:.{digits}g}"), rel=1e-9), (name, got[name], value)
+        assert len(got[name].lstrip("-0.").replace(".", "")) >= digits, (name, got[name])   # precision shown
+
+
 # ----------------------------------------------------------------------------- regression
 def test_regression_card_shows_rmse_mae_r2_and_the_mean_baseline(reg):
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
@@ -131,10 +145,7 @@ def test_regression_card_shows_rmse_mae_r2_and_the_mean_baseline(reg):
     y, pred = reg["y"], reg["pred"]
     got = {m["name"]: m["value"] for m in card["metrics"]}
     mean = np.full_like(y, y.mean())
-    assert got == {"RMSE": f"{np.sqrt(mean_squared_error(y, pred)):.3g}",
-                   "MAE": f"{mean_absolute_error(y, pred):.3g}", "R²": f"{r2_score(y, pred):.2g}",
-                   "Baseline RMSE": f"{np.sqrt(mean_squared_error(y, mean)):.3g}",
-                   "Baseline MAE": f"{mean_absolute_error(y, mean):.3g}"}
+    assert_figures(got, y, pred)
     assert "mean of the true values" in card["baseline"]
     assert card["outputs"] == "one number (regression)"
     shown = [{k: a.get(k) for k in ("what", "value", "how_to_change")} for a in ctx.extra["assumptions"]]
@@ -148,11 +159,14 @@ def test_regression_head_readings_and_pickers_show_errors_and_values(reg):
     ctx, state = own.resolve_own()
     _loaded(ctx)
     rmse = np.sqrt(mean_squared_error(reg["y"], reg["pred"]))
-    assert own.readout_label("last", state.readouts) == f"Last real step's output (RMSE {rmse:.3g})"
+    label = own.readout_label("last", state.readouts)
+    assert label.startswith("Last real step (RMSE ") and len(label) <= own.OPTION_CHARS
+    assert float(label.split("RMSE ")[1].rstrip(")")) == pytest.approx(float(f"{rmse:.3g}"))
     assert not state.order_keys                                     # no class order for regression
     labels = sq.sequence_labels(ctx)
-    first = labels["s000"]
-    assert first == f"s000 · true {float(reg['y'][0]):.3g} · predicted {float(reg['pred'][0]):.3g}"
+    sid, true, pred = re.fullmatch(r"(\S+) · true (\S+) · predicted (\S+)", labels["s000"]).groups()
+    assert sid == "s000" and float(true) == pytest.approx(float(reg["y"][0]), rel=5e-3)
+    assert float(pred) == pytest.approx(float(reg["pred"][0]), rel=5e-3, abs=1e-3)
     assert pp.modes_for(ctx) == ["By id", "Most different pair"]
 
 
@@ -241,7 +255,7 @@ def test_start_page_regression_card_under_apptest(reg, monkeypatch, tmp_path):
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     assert list(metrics) == ["RMSE", "MAE", "R²", "Baseline RMSE", "Baseline MAE"]
-    assert metrics["RMSE"] == f"{np.sqrt(mean_squared_error(reg['y'], reg['pred'])):.3g}"
+    assert_figures(metrics, reg["y"], reg["pred"])
     shown = " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + list(metrics))
     assert "always predicting the mean" in shown
     assert not NO_CLASS_WORDS.search(re.sub(r"\\(.)", r"\1", shown)), shown

@@ -45,27 +45,34 @@ def metrics(pg) -> dict:
     return dict(zip(labels, values))
 
 
+def fits(pg, label: str) -> bool:
+    """Whether a selectbox shows its chosen text whole (its text box does not clip it)."""
+    return pg.evaluate("""(label) => {
+        const el = document.querySelector(`input[aria-label="${label}"]`);
+        return !!el && el.value.length > 0 && el.scrollWidth <= el.clientWidth + 1;
+    }""", label)
+
+
 def no_error_box(pg) -> None:
     assert pg.locator(ERROR).count() == 0, pg.locator(ERROR).first.inner_text()
     assert_clean(pg)
 
 
 def test_regression_state_dict_shows_its_error_beside_the_mean_and_no_class_words(page, app_url, reg):
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.metrics import mean_squared_error
     open_app(page, f"{app_url}/?demo=race")
     upload(page, "Model file", reg["model"])
     upload(page, "Data file", reg["csv"])
+    from test_app_realdata import assert_figures
     y, pred = reg["y"], reg["pred"]
-    mean = np.full_like(y, y.mean())
-    got = metrics(page)
-    assert got == {"RMSE": f"{np.sqrt(mean_squared_error(y, pred)):.3g}", "MAE": f"{mean_absolute_error(y, pred):.3g}",
-                   "R²": f"{r2_score(y, pred):.2g}", "Baseline RMSE": f"{np.sqrt(mean_squared_error(y, mean)):.3g}",
-                   "Baseline MAE": f"{mean_absolute_error(y, mean):.3g}"}, got
+    assert_figures(metrics(page), y, pred)
     body = main(page).inner_text()
     assert "always predicting the mean" in body
     assert not NO_CLASS_WORDS.search(body), NO_CLASS_WORDS.search(body)
     choice = selected(page, "How the model reads the sequence")
-    assert choice == f"Last real step's output (RMSE {np.sqrt(mean_squared_error(y, pred)):.3g})"
+    assert choice.startswith("Last real step (RMSE ") and choice.endswith(")")
+    assert float(choice.split("RMSE ")[1][:-1]) == pytest.approx(float(f"{np.sqrt(mean_squared_error(y, pred)):.3g}"))
+    assert fits(page, "How the model reads the sequence"), choice          # shown whole, not clipped
     no_error_box(page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "realdata_regression_start.png"), full_page=True)
@@ -95,6 +102,7 @@ def test_the_other_choices_figures_follow_a_changed_choice(page, app_url, cls_fi
     upload(page, "Model file", path)
     upload(page, "Data file", cls_files["ts"])
     before = selected(page, "How the model reads the sequence")
+    assert fits(page, "Class order") and fits(page, "How the model reads the sequence")
     select_option(page, "Class order", index=1)                  # another order: other readout figures
     shown = selected(page, "How the model reads the sequence")
     opts = open_options(page, "How the model reads the sequence")
@@ -104,3 +112,31 @@ def test_the_other_choices_figures_follow_a_changed_choice(page, app_url, cls_fi
     assert shown == current, (before, shown, listed)              # the box shows the current figure
     assert shown != before                                        # ... which changed with the class order
     no_error_box(page)
+
+
+def test_regression_pages_draw_with_regression_groupings_and_no_class_words(page, app_url, reg):
+    from harness import CHART, EXCEPTION
+    open_app(page, f"{app_url}/?demo=race")
+    upload(page, "Model file", reg["model"])
+    upload(page, "Data file", reg["csv"])
+    metrics(page)
+    found = {}
+    for title in ("Trajectories", "Saturation", "Contributions"):
+        sidebar(page).locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+        wait_idle(page, 300)
+        page.wait_for_function(
+            """(sel) => { const c = [...document.querySelectorAll(sel)];
+                   return c.length >= 2 && c.every(e => e.querySelector('canvas, svg')); }""",
+            arg=CHART, timeout=300_000)
+        assert page.locator(EXCEPTION).count() == 0, f"{title}: {page.locator(EXCEPTION).first.inner_text()}"
+        body = main(page).inner_text()
+        hit = NO_CLASS_WORDS.search(body)
+        found[title] = body[max(0, hit.start() - 80): hit.end() + 80] if hit else None
+        if title == "Saturation":
+            assert selected(page, "Group the sequences by") == "Error size (quarters)"
+        if title in ("Trajectories", "Contributions"):
+            assert "By class" not in body
+            assert re.search(r"true -?\d[\d.e+-]* · predicted -?\d", selected(page, "Sequence A"))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"realdata_regression_{title.lower()}.png"), full_page=True)
+    assert not any(found.values()), found

@@ -48,7 +48,8 @@ def _times(r: float) -> str:
 # ----------------------------------------------------------------------------- trajectories
 def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float = 0.25, k: int = 3,
                         parting: Parting | None = None, norms: pd.DataFrame | None = None,
-                        seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B")) -> list[str]:
+                        seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B"),
+                        words: Sequence[Sequence[str] | None] | None = None) -> list[str]:
     """Sentences for the Trajectories page.
 
     Parameters
@@ -60,9 +61,16 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
     norms : the frame of :func:`rnnviz_core.trajectories.state_norms` the norms chart draws, with
         ``seqs`` the ids of A and B in it (None: no plateau sentence).
     names : how to call the two sequences.
+    words : a text model's words of the two sequences (``words[0][t]``: A's word at step t), or
+        None: then each step named is followed by the words read there ("step 5 ('boring' in A,
+        'film' in B)"), cut to fit with an ellipsis.
     """
     out: list[str] = []
     na, nb = (str(n) for n in names)
+    wa, wb = (list(words) + [None, None])[:2] if words is not None else (None, None)
+
+    def step_words(step: int, align: str) -> str:  # the step, and the words A and B read there
+        return _step_text(step, align, [(na, wa), (nb, wb)])
     if distance is not None and len(distance):
         p = parting if parting is not None else parting_summary(distance, rel_threshold=rel_threshold, k=k)
         align = distance.attrs.get("align", "start")
@@ -94,12 +102,15 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
                 plateau[n] = int(rows.iloc[0])
         if len(plateau) == 2:
             settled = {n: v for n, v in plateau.items() if v >= 0}
+            own = {na: wa, nb: wb}
             if len(settled) == 2:
-                out.append(f"The memory settles from step {plateau[na]} in {na} and from step {plateau[nb]} in {nb}.")
+                out.append(f"The memory settles from {_step_text(plateau[na], 'start', [(na, wa)])} in {na} and from "
+                           f"{_step_text(plateau[nb], 'start', [(nb, wb)])} in {nb}.")
             elif len(settled) == 1:
                 (n, v), = settled.items()
                 other = nb if n == na else na
-                out.append(f"The memory of {n} settles from step {v}; that of {other} is still moving at its end.")
+                out.append(f"The memory of {n} settles from {_step_text(v, 'start', [(n, own[n])])}; that of {other} "
+                           "is still moving at its end.")
             else:
                 out.append(f"Neither memory settles before its sequence ends: both are still moving at the last step.")
     return out
@@ -300,6 +311,22 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
             out.append(f"On the steps known to decide the answer, {name(m)} ranks exactly those steps at its top in "
                        f"{_pct(v)} of sequences" + (", the most of the methods compared." if len(ok) > 1 else "."))
     return out
+
+
+def _step_text(step: int, align: str, seqs: Sequence[tuple[str, Sequence[str] | None]]) -> str:
+    """An aligned step in words (:func:`rnnviz_core.trajectories.step_words`), followed for a text
+    model by the word each sequence reads there: "step 5 ('boring' in A, 'film' in B)"; with one
+    sequence: "step 5 ('boring')". Steps aligned at the end count back from each one's last word."""
+    from .rankings import shorten
+    text = step_words(step, align)
+    found = []
+    for name, words in seqs:
+        if not words:
+            continue
+        i = int(step) if align != "end" else len(words) - 1 + int(step)
+        if 0 <= i < len(words):
+            found.append(f"'{shorten(words[i])}'" + (f" in {name}" if len(seqs) > 1 else ""))
+    return f"{text} ({', '.join(found)})" if found else text
 
 
 def _step_words(step: int, seq_name: str, word: str = "") -> str:

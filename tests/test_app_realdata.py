@@ -259,3 +259,11 @@ def test_start_page_regression_card_under_apptest(reg, monkeypatch, tmp_path):
     shown = " ".join([m.value for m in at.markdown] + [c.value for c in at.caption] + list(metrics))
     assert "always predicting the mean" in shown
     assert not NO_CLASS_WORDS.search(re.sub(r"\\(.)", r"\1", shown)), shown
+
+
+def test_a_long_text_above_the_charts_is_cut_with_a_count():
+    words = [f"w{i}" for i in range(2000)]
+    line = sq.words_line("A", words)
+    assert line.startswith("A's words: w0 w1 ") and line.endswith("… (2,000 words in all; the first 80 are shown here)")
+    assert "w79 …" in line and "w80" not in line
+    assert sq.words_line("B", ["a", "b"]) == "B's words: a b"

@@ -161,3 +161,21 @@ def test_regression_head_readings_carry_the_scripts_error(tmp_path):
     assert table.loc["last", "rmse"] == pytest.approx(script, rel=1e-5)
     assert table["accuracy"].isna().all()
     assert table.loc["mean", "rmse"] > 2 * script                          # a wrong reading shows its error
+
+
+def test_trajectory_findings_name_the_words_read_at_the_steps_they_name():
+    from rnnviz_core import trajectories as tj
+    h_a = np.zeros((6, 2), dtype=np.float32)
+    h_b = np.zeros((6, 2), dtype=np.float32)
+    h_b[3:] = 5.0                                       # B moves away at step 3 and stays away
+    dist = tj.pair_distance(h_a, h_b, 6, 6, align="start")
+    words = (["the", "film", "was", "boring", "and", "long"], ["the", "film", "was", "great", "fun", "!"])
+    plain = fd.trajectory_findings(dist, rel_threshold=0.25, k=2)
+    named = fd.trajectory_findings(dist, rel_threshold=0.25, k=2, words=words)
+    assert plain == ["Sequences A and B part at step 3 and stay apart to the end."]
+    assert named == ["Sequences A and B part at step 3 ('boring' in A, 'great' in B) and stay apart to the end."]
+    norms = pd.DataFrame({"seq": ["a", "b"], "plateau_step": [4, -1]})
+    out = fd.trajectory_findings(None, norms=norms, seqs=["a", "b"], words=words)
+    assert out == ["The memory of A settles from step 4 ('and'); that of B is still moving at its end."]
+    end = tj.pair_distance(h_a, h_b, 6, 6, align="end")
+    assert "('boring' in A, 'great' in B)" in fd.trajectory_findings(end, rel_threshold=0.25, k=2, words=words)[0]

@@ -140,3 +140,35 @@ def test_regression_pages_draw_with_regression_groupings_and_no_class_words(page
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"realdata_regression_{title.lower()}.png"), full_page=True)
     assert not any(found.values()), found
+
+
+def test_text_models_contributions_findings_name_the_word(page, app_url, text):
+    """The findings name the word the answer reacts to most, checked against grad_norm computed here
+    with the core API on the same files (the vocabulary maps ids to words)."""
+    import json
+
+    import rnnviz_core as rv
+    from harness import CHART
+    open_app(page, f"{app_url}/?demo=race")
+    upload(page, "Model file", text["model"])
+    upload(page, "Data file", text["csv"])
+    box = sidebar(page).locator('[data-testid="stFileUploader"]').filter(has_text="Vocabulary file")
+    box.locator('input[type="file"]').set_input_files(str(text["vocab"]))
+    wait_idle(page)
+    metrics(page)
+    sidebar(page).locator('[data-testid="stSidebarNav"] a').filter(has_text="Contributions").first.click()
+    wait_idle(page, 300)
+    page.locator(CHART).first.wait_for(timeout=300_000)
+    ia, ib = (selected(page, f"Sequence {s}").split(" · ")[0] for s in "AB")
+    words = json.loads(text["vocab"].read_text())
+    model, ds = rv.load_model(text["model"]), rv.load_data(text["csv"], vocabulary=words)
+    ids = [str(i) for i in ds.ids]
+    rows = [ids.index(ia), ids.index(ib)]
+    scores = rv.contributions(model, ds.X[rows], "grad_norm", ds.lengths[rows], device="cpu")
+    parts = []
+    for i, (r, name) in enumerate(zip(rows, "AB")):
+        step = int(np.nanargmax(np.asarray(scores[i], dtype=float)[: int(ds.lengths[r])]))
+        parts.append(f"'{words[int(ds.X[r, step])]}' (word {step} of {name})")
+    found = page.locator(".st-key-findings_contribution_findings").inner_text()
+    assert f"the answer reacts most to {parts[0]} and {parts[1]}" in found, (parts, found)
+    no_error_box(page)

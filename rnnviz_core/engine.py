@@ -847,45 +847,16 @@ class ModelView:
         sess.embed_mod, sess.group = None, None
         if not self.by_length(xt, lt):
             sess.embed_leaf, sess.embed_delta = None, None
-            return self._run_batch(xt, lt, probe, embed, unsort_records)
-        n, t = xt.shape[:2]
+            return self.run_batch(xt, lt, probe, embed, unsort_records)
+        from .lengthwise import run_by_length
         sess.embed_leaf, sess.embed_delta = None, None
-        lengths = lt.to(torch.int64).cpu()
-        outs, recs, order = [], [], []
-        try:
-            for steps in torch.unique(lengths, sorted=True).flip(0).tolist():
-                rows = (lengths == steps).nonzero().flatten()
-                rows_dev = rows.to(xt.device)
-                x_g = xt.index_select(0, rows_dev)[:, :steps]
-                p_g = None if probe is None else probe.index_select(0, rows.to(probe.device))[:, :steps]
-                sess.group = (xt, rows, steps) if embed is not None else None
-                outs.append(self._run_batch(x_g, None, p_g, embed, True, keep_embed=True))
-                recs.append({name: {k: (F_.pad(v, (0, 0, 0, t - steps)) if isinstance(v, torch.Tensor)
-                                        and v.dim() == 3 and v.shape[1] == steps else v)
-                                    for k, v in rec.items()}
-                             for name, rec in sess.records.items()})
-                order.append(rows)
-        finally:
-            sess.group = None
-        inv = torch.empty(n, dtype=torch.int64)
-        inv[torch.cat(order)] = torch.arange(n)
-        out = torch.cat(outs, 0).index_select(0, inv.to(outs[0].device))
-        merged: dict[str, dict[str, Any]] = {}
-        for name, rec in recs[0].items():
-            merged[name] = {}
-            for k, v in rec.items():
-                if isinstance(v, torch.Tensor) and v.dim() >= 1 and all(
-                        isinstance(r[name].get(k), torch.Tensor) for r in recs):
-                    cat = torch.cat([r[name][k] for r in recs], 0)
-                    merged[name][k] = cat.index_select(0, inv.to(cat.device))
-                else:
-                    merged[name][k] = None
-            merged[name]["lengths"] = lengths  # zeros past each length, as a packed run leaves them
-        sess.records, sess.perm, sess.inv = merged, None, None
-        return out
+        return run_by_length(self, xt, lt, probe, embed)
 
-    def _run_batch(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None,
-                   embed: EmbedSpec | None, unsort_records: bool, keep_embed: bool = False) -> torch.Tensor:
+    def run_batch(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None,
+                  embed: EmbedSpec | None, unsort_records: bool, keep_embed: bool = False) -> torch.Tensor:
+        """One call of the model's forward on the whole batch ``xt`` (see :meth:`run`, which also
+        runs a model without lengths one length at a time). ``keep_embed``: keep the embedding
+        leaf of an earlier call (one leaf shared by every length of a batch)."""
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None

@@ -70,7 +70,8 @@ def main() -> None:
             ("one forward per sequence (correct loop)", best(per_sequence, 2)),
             ("rv.predict, one forward per distinct length", best(lambda: rv.predict(model, x, lengths))),
             ("rv.trace(...).hidden", best(lambda: rv.trace(model, x, lengths))),
-            ("rv.contributions grad_norm", best(lambda: rv.contributions(model, x, lengths=lengths), 3))]
+            ("rv.contributions grad_norm", best(lambda: rv.contributions(model, x, lengths=lengths), 3)),
+            ("  same, every sequence at full length (one batch)", best(lambda: rv.contributions(model, x), 3))]
     base = rows[0][1]
     for name, t in rows:
         print(f"{name:48s} {1000 * t:8.1f} ms  {t / base:6.2f}x the padded forward")

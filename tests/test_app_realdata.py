@@ -267,3 +267,25 @@ def test_a_long_text_above_the_charts_is_cut_with_a_count():
     assert line.startswith("A's words: w0 w1 ") and line.endswith("… (2,000 words in all; the first 80 are shown here)")
     assert "w79 …" in line and "w80" not in line
     assert sq.words_line("B", ["a", "b"]) == "B's words: a b"
+
+
+def test_groupings_offered_for_each_kind_of_table_never_default_to_saturation_level():
+    from types import SimpleNamespace
+
+    from rnnviz_core.groups import sequence_table
+    ctx = SimpleNamespace(data=SimpleNamespace(groups=None))
+    rng = np.random.default_rng(0)
+    states = rng.uniform(-1, 1, (40, 6, 4)).astype(np.float32)
+    lengths = np.full(40, 6)
+    pred = rng.normal(size=40)
+    unlabelled = sequence_table(pred, states=states, lengths=lengths)
+    opts = ps.groupings(ctx, unlabelled)
+    assert list(opts) == ["prediction_range", "saturation"]
+    assert ps.default_grouping(unlabelled, opts) == "prediction_range"
+    labelled = sequence_table(pred, pred + rng.normal(size=40), states=states, lengths=lengths)
+    assert list(ps.groupings(ctx, labelled)) == ["error_size", "target_range", "prediction_range", "saturation"]
+    logits = rng.normal(size=(40, 3))
+    classes = sequence_table(logits, rng.integers(0, 3, 40), states=states, lengths=lengths)
+    opts = ps.groupings(ctx, classes)
+    assert list(opts) == ["true_class", "predicted_class", "correct", "saturation"]
+    assert ps.default_grouping(classes, opts) == "correct"

@@ -35,7 +35,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli",
+    "bundle", "cli", "regression",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

@@ -54,6 +54,8 @@ import json
 import os
 import re
 import shutil
+import stat
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -62,7 +64,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, RnnvizError
+from . import bundle_check as _check
+from .bundle_json import loads as _loads_json
+from .errors import BundleError, InputError
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "DEFAULT_METHODS", "BundleError", "Bundle",
@@ -83,10 +87,6 @@ _SAFE_NAME = re.compile(r"^(sequences/)?[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 _STEP_PREFIX = "step:"
 _SCORE_PREFIX = "score:"
 _N_GROUP_VALUES = 20   # data columns with at most this many values get precomputed saturation curves
-
-
-class BundleError(RnnvizError):
-    """A bundle is refused or cannot be read (wrong format or version, missing or extra files, hashes)."""
 
 
 # ============================================================================ hashing
@@ -829,43 +829,69 @@ def build(
 
 
 # ============================================================================ the reader
-def _refuse(msg: str) -> BundleError:
-    return BundleError(msg + " Build it again with rnnviz_core.bundle.build or `rnnviz precompute`.")
+_refuse = _check.refuse
+
+
+def _regular(path: Path, name: str) -> os.stat_result:
+    """``lstat`` of a file inside a bundle folder: a plain file, or a refusal (no links, FIFOs, devices)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        raise _refuse(f"'{name}' cannot be read from the bundle folder.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(f"'{name}' in the bundle folder is not a plain file (a link, a pipe or a device); a bundle "
+                      f"holds plain files only.")
+    return st
 
 
 class _Files:
-    """Read access to the files of a bundle, directory or zip, within the manifest's sizes."""
+    """Read access to the files of a bundle, directory or zip, within the manifest's sizes.
+
+    Only plain files are opened: in a folder every name is checked with ``lstat`` and opened with
+    ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO cannot block the reader); in a zip, duplicate names,
+    encrypted entries and links are refused.
+    """
 
     def __init__(self, src: Any, max_bytes: int):
         self.zip: zipfile.ZipFile | None = None
         self.dir: Path | None = None
+        self._raw: bytes | None = None
+        self._path: Path | None = None
         self.max_bytes = int(max_bytes)
         if isinstance(src, (bytes, bytearray, memoryview)):
             if len(src) > self.max_bytes:
                 raise BundleError(f"This bundle is {len(src) / 1e6:.0f} MB, more than the {self.max_bytes / 1e6:.0f} MB "
                                   f"this reader accepts.")
-            self._open_zip(io.BytesIO(bytes(src)))
+            self._raw = bytes(src)
+            self._open_zip(io.BytesIO(self._raw))
         elif hasattr(src, "read") and not isinstance(src, (str, os.PathLike)):
             data = src.read(self.max_bytes + 1)
             if len(data) > self.max_bytes:
                 raise BundleError(f"This bundle is more than the {self.max_bytes / 1e6:.0f} MB this reader accepts.")
-            self._open_zip(io.BytesIO(data))
+            self._raw = bytes(data)
+            self._open_zip(io.BytesIO(self._raw))
         else:
             p = Path(src)
-            if p.is_dir():
+            try:
+                st = os.stat(p)
+            except OSError:
+                raise BundleError(f"There is no bundle at '{p}'; check the path.") from None
+            if stat.S_ISDIR(st.st_mode):
                 self.dir = p
-            elif p.is_file():
-                if p.stat().st_size > self.max_bytes:
-                    raise BundleError(f"'{p.name}' is {p.stat().st_size / 1e6:.0f} MB, more than the "
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_size > self.max_bytes:
+                    raise BundleError(f"'{p.name}' is {st.st_size / 1e6:.0f} MB, more than the "
                                       f"{self.max_bytes / 1e6:.0f} MB this reader accepts.")
+                self._path = p
                 self._open_zip(p)
             else:
-                raise BundleError(f"There is no bundle at '{p}'; check the path.")
+                raise BundleError(f"'{p.name}' is not a plain file or folder (a pipe or a device); choose a bundle "
+                                  f"file.")
 
     def _open_zip(self, f: Any) -> None:
         try:
             self.zip = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
             raise BundleError("This file is not an rnnviz bundle (a bundle is a folder or an uncompressed zip "
                               "holding manifest.json); choose a file written by `rnnviz precompute`.") from None
 
@@ -874,9 +900,21 @@ class _Files:
             infos = self.zip.infolist()
             if len(infos) > MAX_FILES + 1:
                 raise _refuse(f"This bundle holds {len(infos)} files, more than a bundle ever has.")
+            seen: set[str] = set()
+            for i in infos:
+                if i.filename in seen:
+                    raise _refuse(f"The bundle file holds '{i.filename[:80]}' twice; a bundle holds each file once.")
+                seen.add(i.filename)
+                if i.flag_bits & 0x1:
+                    raise _refuse(f"'{i.filename[:80]}' is encrypted inside the bundle; rnnviz bundles are not.")
+                if stat.S_ISLNK(i.external_attr >> 16):
+                    raise _refuse(f"'{i.filename[:80]}' is a link inside the bundle; a bundle holds plain files only.")
             return [i.filename for i in infos if not i.is_dir()]
         out = []
         for root, dirs, fnames in os.walk(self.dir):
+            for d in list(dirs):
+                if os.path.islink(os.path.join(root, d)):
+                    raise _refuse(f"'{d[:80]}' in the bundle folder is a link; a bundle holds plain files only.")
             for fn in fnames:
                 out.append((Path(root) / fn).relative_to(self.dir).as_posix())
                 if len(out) > MAX_FILES + 1:
@@ -889,35 +927,100 @@ class _Files:
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                 raise _refuse(f"'{name}' is compressed inside the bundle; rnnviz bundles are stored uncompressed.")
             return info.file_size
-        p = self.dir / name
-        if p.is_symlink():
-            raise _refuse(f"'{name}' in the bundle folder is a link; a bundle holds plain files only.")
-        return p.stat().st_size
+        return _regular(self.dir / name, name).st_size
+
+    def _fd(self, name: str) -> int:
+        path = self.dir / name
+        _regular(path, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            raise _refuse(f"'{name}' cannot be read from the bundle folder.") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _refuse(f"'{name}' in the bundle folder is not a plain file; a bundle holds plain files only.")
+        return fd
+
+    def stream(self, name: str) -> Any:
+        """A binary file object of one member (plain files only)."""
+        if self.zip is not None:
+            try:
+                return self.zip.open(name)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
+        return os.fdopen(self._fd(name), "rb")
 
     def read(self, name: str, expected: int) -> bytes:
         """The file's bytes, refusing it when it is longer than ``expected``."""
-        if self.zip is not None:
-            try:
-                with self.zip.open(name) as f:
-                    data = f.read(expected + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
-        else:
-            with builtins.open(self.dir / name, "rb") as f:
+        try:
+            with self.stream(name) as f:
                 data = f.read(expected + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
         if len(data) != expected:
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
         return data
 
+    def _data_offset(self, name: str) -> int:
+        """Where a stored zip member's bytes start in the zip (after its local header)."""
+        info = self.zip.getinfo(name)
+        head = self._zip_bytes(info.header_offset, 30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.")
+        n_name, n_extra = struct.unpack("<HH", head[26:30])
+        return info.header_offset + 30 + n_name + n_extra
 
-def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> "Bundle":  # noqa: A001
+    def _zip_bytes(self, start: int, n: int) -> bytes:
+        if self._raw is not None:
+            return self._raw[start:start + n]
+        with builtins.open(self._path, "rb") as f:
+            f.seek(start)
+            return f.read(n)
+
+    def read_range(self, name: str, start: int, n: int) -> bytes:
+        """``n`` bytes of a member from ``start`` (a header or footer), without reading the rest."""
+        if self.zip is not None:
+            data = self._zip_bytes(self._data_offset(name) + start, n)
+        else:
+            with os.fdopen(self._fd(name), "rb") as f:
+                f.seek(start)
+                data = f.read(n)
+        if len(data) != n:
+            raise _refuse(f"'{name}' is shorter than it says; the bundle is damaged.")
+        return data
+
+    def sha256(self, name: str, expected: int) -> str:
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with self.stream(name) as f:
+                while chunk := f.read(1 << 20):
+                    size += len(chunk)
+                    if size > expected:
+                        break
+                    h.update(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
+        if size != expected:
+            raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
+        return h.hexdigest()
+
+
+def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES,  # noqa: A001
+         max_memory: int = _check.DEFAULT_MAX_MEMORY, read: bool = True) -> "Bundle":
     """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
 
-    The manifest must name this format and version, list every file of the bundle (no file
-    missing, none extra), with each file's size and SHA-256 matching; the whole bundle may hold
-    at most ``max_bytes``. Anything else is refused with a sentence saying what is wrong. Every
-    file is hashed here once; tables and arrays are read on first use.
+    One check, before anything large is read (:mod:`rnnviz_core.bundle_check`): the manifest must
+    name this format and version and pass its schema; it must list every file of the bundle once
+    (no file missing, none extra or unknown), each file's size and SHA-256 matching; the
+    safetensors headers and Parquet footers must agree with it; the memory the pages' reads take,
+    computed from those, must be within ``max_memory``; the whole bundle may hold at most
+    ``max_bytes``. With ``read`` (the default) the table and arrays are then read and their values
+    checked, so that every page can read what passed. Anything else is refused with a sentence
+    saying what is wrong.
     """
+    from .contributions import METHODS
+
     files = _Files(path, max_bytes)
     names = files.names()
     if "manifest.json" not in names:
@@ -926,25 +1029,22 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     msize = files.size("manifest.json")
     if msize > MAX_MANIFEST_BYTES:
         raise _refuse(f"Its manifest.json is {msize / 1e6:.1f} MB, far more than a manifest needs.")
-    try:
-        manifest = json.loads(files.read("manifest.json", msize).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _refuse("Its manifest.json is not valid JSON.") from None
+    manifest = _loads_json(files.read("manifest.json", msize), "Its manifest.json", _refuse)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError("This manifest is not an rnnviz bundle's (its 'format' is not 'rnnviz-bundle').")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise BundleError(f"This bundle has format version {version!r}, and this rnnviz reads version "
+        raise BundleError(f"This bundle has format version {_check.show(version)}, and this rnnviz reads version "
                           f"{FORMAT_VERSION} only. Build the bundle again with this rnnviz "
-                          f"(`rnnviz precompute`), or open it with the rnnviz that wrote it "
-                          f"({manifest.get('rnnviz_version', 'unknown')}).")
+                          f"(`rnnviz precompute`), or open it with the rnnviz that wrote it.")
     listed = manifest.get("files")
     if not isinstance(listed, dict) or not listed:
         raise _refuse("Its manifest lists no files.")
     for name, entry in listed.items():
         if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-            raise _refuse(f"Its manifest names a file {name!r} that no bundle holds.")
-        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0 \
+            raise _refuse(f"Its manifest names a file '{str(name)[:80]}' that no bundle holds.")
+        if not isinstance(entry, dict) or isinstance(entry.get("bytes"), bool) \
+                or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0 \
                 or not isinstance(entry.get("sha256"), str):
             raise _refuse(f"Its manifest entry for '{name}' lacks a size or hash.")
     present = set(names) - {"manifest.json"}
@@ -954,8 +1054,9 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
         raise _refuse(f"The bundle is incomplete: {', '.join(missing[:5])} "
                       f"{'is' if len(missing) == 1 else 'are'} missing.")
     if extra:
-        raise _refuse(f"The bundle holds files its manifest does not list ({', '.join(extra[:5])}); "
+        raise _refuse(f"The bundle holds files its manifest does not list ({', '.join(x[:80] for x in extra[:5])}); "
                       f"a bundle holds exactly the files its manifest lists.")
+    parts = _check.check_names(listed)
     total = msize + sum(int(e["bytes"]) for e in listed.values())
     if total > max_bytes:
         raise BundleError(f"This bundle holds {total / 1e6:.0f} MB, more than the {max_bytes / 1e6:.0f} MB this "
@@ -963,39 +1064,26 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     for name, entry in listed.items():
         if files.size(name) != entry["bytes"]:
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
-        if files.zip is not None:
-            h = hashlib.sha256()
-            try:
-                with files.zip.open(name) as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
-            digest = h.hexdigest()
-        else:
-            digest, _ = _file_sha256(files.dir / name, limit=entry["bytes"])
-        if digest != entry["sha256"]:
+        if files.sha256(name, entry["bytes"]) != entry["sha256"]:
             raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
-    for need in ("pca.safetensors", "saturation.safetensors"):
-        if need not in listed:
-            raise _refuse(f"The bundle lacks {need}.")
-    if not any(n.startswith("sequences/") for n in listed):
-        raise _refuse("The bundle holds no sequence table.")
-    from .contributions import METHODS
-    analysis = manifest.get("analysis")
-    methods = analysis.get("methods") if isinstance(analysis, dict) else None
-    if not isinstance(methods, dict):
-        raise _refuse("Its manifest does not say which contribution methods it holds.")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise _refuse(f"Its manifest lists a contribution method this rnnviz does not know ({str(unknown[0])[:40]!r}); "
-                      f"the methods are {', '.join(METHODS)}.")
-    data = manifest.get("data")
-    if not isinstance(data, dict) or not all(
-            isinstance(data.get(k), int) and not isinstance(data.get(k), bool) and data[k] >= 0
-            for k in ("n_sequences", "max_length")):
-        raise _refuse("Its manifest does not give the number of sequences and their longest length as whole numbers.")
-    return Bundle(manifest, files)
+    facts = _check.check_manifest(manifest, METHODS)
+    headers = {n: _check.st_header(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
+               for n in _check._ARRAYS if n in listed}
+    array_bytes = _check.check_arrays(headers, facts)
+    metas = {n: _check.parquet_meta(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
+             for n in parts}
+    table_bytes = _check.check_tables(metas, facts)
+    n_steps = 3 + facts.k + len(facts.methods)
+    need = _check.memory_needed(facts, table_bytes, array_bytes, n_steps)
+    _check.check_memory(need, max_memory, facts, n_steps)
+    b = Bundle(manifest, files)
+    b._facts = facts
+    b.memory_bytes = need
+    if read:
+        b._load()
+        sample = b._arrays("samples.safetensors") if "samples.safetensors" in listed else None
+        _check.check_content(b._frame, b._logits, sample, facts)
+    return b
 
 
 class Bundle:
@@ -1018,6 +1106,9 @@ class Bundle:
         self.n_sequences = int(data.get("n_sequences", 0))
         self.max_length = int(data.get("max_length", 0))
         self.methods = list(manifest.get("analysis", {}).get("methods", {}))
+        #: bytes the reads of the pages take for this bundle, as the open check computed them
+        self.memory_bytes = 0
+        self._facts = None
 
     def __repr__(self) -> str:
         return (f"Bundle({self.n_sequences} sequences, up to {self.max_length} steps; methods "
@@ -1081,8 +1172,8 @@ class Bundle:
             raise _refuse(f"The bundle's sequence table does not hold rows 0..{self.n_sequences - 1} once each.")
         tbl = tbl.take(pa.array(order))
         lens = tbl["length"].to_numpy()
-        if lens.min() < 1 or lens.max() > self.max_length:
-            raise _refuse("The bundle's sequence lengths fall outside its stated maximum length.")
+        if lens.min() < 1 or lens.max() != self.max_length:
+            raise _refuse(f"The bundle's sequence lengths are not from 1 to its stated longest, {self.max_length}.")
         return tbl
 
     def _load(self) -> None:

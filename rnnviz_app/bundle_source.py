@@ -30,6 +30,8 @@ BUNDLE_ENV = "RNNVIZ_BUNDLE"
 BUNDLE_DIR_ENV = "RNNVIZ_BUNDLE_DIR"
 #: largest bundle the app opens (an upload is also bounded by server.maxUploadSize)
 MAX_BUNDLE_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_MAX_BYTES", 200 * 1024 * 1024))
+#: memory the app lets one opened bundle take (its tables, padded per-step arrays and page frames)
+MAX_BUNDLE_MEMORY = int(os.environ.get("RNNVIZ_BUNDLE_MAX_MEMORY", 512 * 1024 * 1024))
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 #: views that need the model itself: what the page says instead (names on-screen controls only)
@@ -47,17 +49,17 @@ NOT_INCLUDED = {
 
 def _open_path(path: Path) -> tuple[str, Bundle]:
     if path.is_dir():
-        b = open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)
+        b = open_bundle(path, max_bytes=MAX_BUNDLE_BYTES, max_memory=MAX_BUNDLE_MEMORY)
         return content_hash((path / "manifest.json").read_bytes()), b
     data = path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_BUNDLE_BYTES else None
     if data is None:
-        return "", open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)   # refuses with the reason
+        return "", open_bundle(path, max_bytes=MAX_BUNDLE_BYTES, max_memory=MAX_BUNDLE_MEMORY)   # refuses with the reason
     return content_hash(data), _open_bytes(content_hash(data), data)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the analysis bundle…")
 def _open_bytes(dig: str, _data: bytes) -> Bundle:
-    return open_bundle(_data, max_bytes=MAX_BUNDLE_BYTES)
+    return open_bundle(_data, max_bytes=MAX_BUNDLE_BYTES, max_memory=MAX_BUNDLE_MEMORY)
 
 
 def bundle_from_upload(uploaded) -> tuple[str, Bundle]:

@@ -733,6 +733,9 @@ def build(
         raise InputError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
     if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0:
         raise InputError(f"sample must be a whole number >= 0; got {sample!r}.")
+    if sample > _check.MAX_SAMPLE:
+        raise InputError(f"sample must be at most {_check.MAX_SAMPLE} (the sequences whose full traces the pages "
+                         f"offer); got {sample}.")
     path = Path(path)
     if single_file is None:
         single_file = path.suffix.lower() in (".rnnviz", ".zip")
@@ -1079,6 +1082,7 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     b = Bundle(manifest, files)
     b._facts = facts
     b.memory_bytes = need
+    b._text_budget = max(max_memory - need, 0) + 16 * facts.n + 1024**2
     if read:
         b._load()
         sample = b._arrays("samples.safetensors") if "samples.safetensors" in listed else None
@@ -1109,6 +1113,7 @@ class Bundle:
         #: bytes the reads of the pages take for this bundle, as the open check computed them
         self.memory_bytes = 0
         self._facts = None
+        self._text_budget = 256 * 1024**2   # bytes of decoded text the table may hold (open sets it)
 
     def __repr__(self) -> str:
         return (f"Bundle({self.n_sequences} sequences, up to {self.max_length} steps; methods "
@@ -1142,6 +1147,7 @@ class Bundle:
         budget = 16 * sum(int(e["bytes"]) for e in self.manifest["files"].values()) + 64 * 1024**2
         rows = cells = 0
         tables = []
+        text_left = self._text_budget
         for name in parts:
             data = self._bytes(name)
             try:
@@ -1158,10 +1164,15 @@ class Bundle:
                     cells += nv
             if rows > self.n_sequences or cells * 8 > budget:
                 raise _refuse(f"'{name}' unpacks to more data than the bundle's manifest and size allow.")
-            try:
-                tables.append(pq.read_table(pa.BufferReader(data)))
+            texts = [f.name for f in pq.ParquetFile(pa.BufferReader(data)).schema_arrow
+                     if _check.kind(f.type) == "text"]
+            try:   # text columns read as dictionaries: their decoded size is counted before decoding
+                part = pq.read_table(pa.BufferReader(data), read_dictionary=texts)
             except Exception:
                 raise _refuse(f"'{name}' could not be read as Parquet.") from None
+            part, used = _check.decode_texts(part, texts, name, text_left)
+            text_left -= used
+            tables.append(part)
         try:
             tbl = pa.concat_tables(tables, promote_options="permissive")
         except Exception:

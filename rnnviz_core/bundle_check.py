@@ -43,6 +43,8 @@ MAX_GROUP_COLUMNS = 1_000
 #: sequences with full traces (the builder's default is 64): the pickers list them all
 MAX_SAMPLE = 1_000
 MAX_TEXT = 10_000
+#: longest text in a table cell (ids, class names, data columns)
+MAX_CELL = 10_000
 #: a safetensors header (a real samples header is a few kB) and its tensor count
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_TENSORS = 4_096
@@ -389,7 +391,7 @@ def parquet_meta(read: Callable[[int, int], bytes], name: str, size: int) -> Any
         raise refuse(f"'{name}' could not be read as Parquet.") from None
 
 
-def _kind(t: Any) -> str:
+def kind(t: Any) -> str:
     """An Arrow type as the check names it: int, float, bool, text, floats (a list of floats), other."""
     import pyarrow as pa
     import pyarrow.types as pt
@@ -443,10 +445,13 @@ def check_tables(metas: Mapping[str, Any], facts: Facts) -> int:
             allowed = kinds.get(field.name)
             if allowed is None and not _GATE_SHARE.match(field.name):
                 raise refuse(f"'{name}' has a column '{field.name[:60]}' that a bundle's sequence table does not have.")
-            kind = _kind(field.type)
-            if kind not in (allowed or ("int", "float", "null")):
-                raise refuse(f"'{name}' holds its column '{field.name[:60]}' as {kind if kind != 'other' else field.type}"
+            got = kind(field.type)
+            if got not in (allowed or ("int", "float", "null")):
+                raise refuse(f"'{name}' holds its column '{field.name[:60]}' as {got if got != 'other' else 'nested data'}"
                              f"; a bundle holds it as {' or '.join(a for a in allowed or ('number',))}.")
+        lacking = [g for g in facts.groupings if g not in schema.names]
+        if lacking:
+            raise refuse(f"Its manifest has a saturation grouping '{lacking[0][:60]}' that its table '{name}' lacks.")
         missing = [c for c in required if c not in schema.names]
         if missing:
             raise refuse(f"'{name}' lacks the column '{missing[0]}'.")
@@ -464,6 +469,14 @@ def check_tables(metas: Mapping[str, Any], facts: Facts) -> int:
                 decoded += max(int(c.total_uncompressed_size), 0)
                 if c.num_values > g.num_rows * max(facts.max_length, facts.n_outputs, 1):
                     raise refuse(f"'{name}' holds more values per sequence than its manifest allows.")
+                # decoded bytes per sequence: a list of at most the longest length of 8-byte
+                # numbers, or a text of at most MAX_CELL bytes (a dictionary page of a few huge
+                # texts is refused here, before it is decompressed)
+                if c.total_uncompressed_size > g.num_rows * (8 * max(facts.max_length, facts.n_outputs) + MAX_CELL
+                                                             + 64) + 65_536:
+                    raise refuse(f"'{name}' unpacks its column '{c.path_in_schema[:60]}' into "
+                                 f"{c.total_uncompressed_size / 1e6:,.1f} MB, more than {g.num_rows} sequences of at "
+                                 f"most {facts.max_length:,} steps can hold.")
             for col, lo, hi in (("row", 0, facts.n - 1), ("length", 1, facts.max_length)):
                 if g.num_rows == 0:
                     continue
@@ -482,6 +495,35 @@ def check_tables(metas: Mapping[str, Any], facts: Facts) -> int:
         raise refuse(f"Its manifest says the longest sequence has {facts.max_length:,} steps, but the longest in its "
                      f"table has {longest:,}.")
     return decoded
+
+
+def decode_texts(tbl: Any, names: list[str], part: str, budget: int) -> tuple[Any, int]:
+    """The text columns of a part read as dictionaries, decoded once their decoded size is known:
+    no text over :data:`MAX_CELL` characters, and no more than ``budget`` bytes in all (a few
+    long values repeated by a dictionary would otherwise unpack into gigabytes). Returns
+    ``(table, bytes decoded)``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    used = 0
+    for c in names:
+        col = tbl[c]
+        for chunk in col.chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                used += int(chunk.nbytes)
+                continue
+            lens = pc.binary_length(chunk.dictionary).to_numpy(zero_copy_only=False)
+            if lens.size and lens.max() > MAX_CELL:
+                raise refuse(f"'{part}' holds a text of {int(lens.max()):,} bytes in its column '{c[:60]}'; a "
+                             f"bundle's texts are at most {MAX_CELL:,}.")
+            idx = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+            used += int(lens[idx].sum()) + 8 * len(idx) if lens.size else 0
+        if used > budget:
+            raise refuse(f"'{part}' unpacks its texts into {used / 1e6:,.0f} MB, more than the "
+                         f"{budget / 1e6:,.0f} MB this reader allows.")
+        value = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        tbl = tbl.set_column(tbl.column_names.index(c), c, col.cast(value))
+    return tbl, used
 
 
 def memory_needed(facts: Facts, table_bytes: int, array_bytes: int, n_step_columns: int) -> int:

@@ -16,6 +16,7 @@ import streamlit as st
 from rnnviz_app import state_url as su
 from rnnviz_app.bundle_source import bundle_by_hash, bundle_from_upload, host_bundle
 from rnnviz_app.messages import app_message
+from rnnviz_app.messages import error as msg_error
 
 _HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose, None = not chosen)
 _ERROR = "_bundle_error"      # sentence from the last failed open
@@ -128,7 +129,7 @@ def sidebar(found: tuple[str, Any] | None) -> None:
     with st.expander("Open an analysis bundle", expanded=found is not None or bool(st.session_state.get(_ERROR))):
         st.file_uploader(UPLOAD_LABEL, type=["rnnviz", "zip"], key=_UPLOAD, on_change=_on_upload, help=UPLOAD_HELP)
         if st.session_state.get(_ERROR):
-            st.error(st.session_state[_ERROR])
+            msg_error(st.session_state[_ERROR])
         if found is not None:
             st.button("Close the bundle", key="btn_close_bundle", on_click=_on_close,
                       help="Go back to a model and data chosen under Model and data.")

@@ -1057,7 +1057,8 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
         raise _refuse(f"The bundle is incomplete: {', '.join(missing[:5])} "
                       f"{'is' if len(missing) == 1 else 'are'} missing.")
     if extra:
-        raise _refuse(f"The bundle holds files its manifest does not list ({', '.join(x[:80] for x in extra[:5])}); "
+        quoted = ", ".join(f"'{x[:80]}'" for x in extra[:5])
+        raise _refuse(f"The bundle holds files its manifest does not list ({quoted}); "
                       f"a bundle holds exactly the files its manifest lists.")
     parts = _check.check_names(listed)
     total = msize + sum(int(e["bytes"]) for e in listed.values())

@@ -30,7 +30,7 @@ by = g1.selectbox("Group the sequences by", list(options), format_func=options.g
 labels = bv.group_labels(b, by)
 present = sorted(labels.unique(), key=str)
 if len(present) < 2:
-    st.warning(f"Grouping by '{options[by]}' puts every sequence in one group; choose another grouping under "
+    st.warning(f"Grouping by '{plain(options[by])}' puts every sequence in one group; choose another grouping under "
                "'Group the sequences by'.")
     st.stop()
 ga = g2.selectbox("Group A", present, index=0, key=f"bundle_ga_{by}")

@@ -9,6 +9,7 @@ checks it and never runs anything in it.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import streamlit as st
@@ -21,8 +22,8 @@ from rnnviz_app.messages import error as msg_error
 _HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose, None = not chosen)
 _ERROR = "_bundle_error"      # sentence from the last failed open
 _UPLOAD = "bundle_upload"     # the uploader's key
-_OPEN = "_bundle_open"        # (hash, Bundle) of this run
-_LAST = "_bundle_last"        # (hash, Bundle) last opened in this session
+_OPEN = "_bundle_open"        # (hash, weak reference to the Bundle) of this run
+_LAST = "_bundle_last"        # (hash, weak reference to the Bundle) last opened in this session
 
 _DIR = "rnnviz_app/bundle_pages/"
 
@@ -87,9 +88,10 @@ def opened() -> tuple[str, Any] | None:
     if dig is None:
         dig = su.view().get("bundle")
     last = st.session_state.get(_LAST)
+    held = last[1]() if dig and last is not None and last[0] == dig else None
     try:
-        if dig and last is not None and last[0] == dig:
-            found = last   # checked on an earlier run of this session: not read again
+        if held is not None:
+            found = (dig, held)   # checked on an earlier run of this session: not read again
         elif dig:
             found = _by_hash(dig)
         elif dig is None:
@@ -104,15 +106,18 @@ def opened() -> tuple[str, Any] | None:
     if found is not None:
         st.session_state[_HASH] = found[0]
         su.remember("bundle", found[0])
-    st.session_state[_OPEN] = found
+    # the session keeps weak references only: the server's byte-bounded cache of opened bundles
+    # (bundle_source.opened_bundles) decides what stays in memory, not how many sessions are idle
+    st.session_state[_OPEN] = None if found is None else (found[0], weakref.ref(found[1]))
     if found is not None:
-        st.session_state[_LAST] = found
+        st.session_state[_LAST] = st.session_state[_OPEN]
     return found
 
 
 def current() -> tuple[str, Any]:
     """``(hash, Bundle)`` of this run, for the bundle pages (stops with a hint when none is open)."""
-    found = st.session_state.get(_OPEN)
+    ref = st.session_state.get(_OPEN)
+    found = None if ref is None or ref[1]() is None else (ref[0], ref[1]())
     if found is None:
         st.info("Open an analysis bundle in the sidebar, or close it to use a model and data.")
         st.stop()

@@ -6,8 +6,9 @@ error by its ``field`` (the choice it is about) into a sentence that names that 
 """
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -103,6 +104,20 @@ def show_error(exc: BaseException) -> None:
     """A plain message for the user (:func:`app_message`: the core's sentence without Python
     advice, naming the control to use), or a generic one. Never a traceback; shown as text."""
     error(app_message(exc))
+
+
+@contextlib.contextmanager
+def section(what: str) -> Iterator[None]:
+    """Run one page section; when it fails, say why in a sentence where it would have been and go
+    on with the next section (``st.stop`` and reruns pass through: they are not ``Exception``)::
+
+        with section("The paths"):
+            st.altair_chart(...)
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a section that cannot draw says why; the others draw
+        error(f"{what} cannot be shown: {app_message(exc)}")
 
 
 def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -290,6 +290,36 @@ def symlink_file(base, out):
     return path
 
 
+def long_honest(base, out):
+    """Consistent throughout: one sequence of 200,000 steps (every per-step list that long, the
+    manifest's longest and the table's statistics agree; no groupings or sample), so the pages'
+    per-step arrays would be 60 sequences × 200,000 steps × 7 columns, padded."""
+    import pyarrow as pa
+    from safetensors.numpy import save
+
+    t_long = 200_000
+    path = _copy(base, out, "long_honest")
+
+    def edit(t):
+        lens = t["length"].to_numpy().copy()
+        lens[0] = t_long
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int32))
+        t = _set(t, "length", pa.array(lens))
+        for c in [c for c in t.column_names if c.startswith(("step:", "score:"))]:
+            t = _set(t, c, pa.ListArray.from_arrays(offsets, pa.array(np.zeros(int(lens.sum()), np.float32))))
+        return t
+    _part(path, edit)
+    _forge(path, "saturation.safetensors", save({"none": np.zeros(1)}))
+    (path / "samples.safetensors").unlink()
+
+    def man(m):
+        m["data"]["max_length"] = t_long
+        m["analysis"]["saturation_groupings"] = {}
+        m["analysis"]["sample"]["size"] = 0
+        del m["files"]["samples.safetensors"]
+    return _manifest(path, man)
+
+
 def honest(base, out):
     """The valid bundle itself (a control: read by every page)."""
     return _copy(base, out, "honest")
@@ -300,7 +330,7 @@ CASES = {f.__name__: f for f in (
     parquet_huge_footer, units_nan, units_negative, hidden_1e9, model_string, class_names_5, class_names_duplicate,
     threshold_text, grouping_missing, nested_100k, number_5000_digits, length_text, pc1_text, missing_logits,
     label_out_of_range, sample_row_1e9, sample_2m_rows, padding_file, zip_duplicate, zip_encrypted, zip_symlink,
-    fifo_manifest, symlink_file, honest)}
+    fifo_manifest, symlink_file, long_honest, honest)}
 
 
 # ------------------------------------------------------------------------- opening in a fresh process

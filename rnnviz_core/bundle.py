@@ -1215,7 +1215,7 @@ class Bundle:
         frame = tbl.drop_columns(step_cols + ["logits"]).to_pandas()
         # the data's own columns under their names, or with "_data" where the table has that name
         # (as groups.sequence_table names them)
-        renamed = {c: c[len("data:"):] + ("_data" if c[len("data:"):] in frame.columns else "")
+        renamed = {c: c[len("data:"):] + ("_data" if c[len("data:"):] in frame.columns or c == "data:seq" else "")
                    for c in frame.columns if c.startswith("data:")}
         self._data_cols = {c[len("data:"):]: new for c, new in renamed.items()}
         frame = frame.rename(columns=renamed)

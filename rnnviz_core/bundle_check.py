@@ -356,6 +356,8 @@ def check_arrays(headers: Mapping[str, dict], facts: Facts) -> int:
         _want(smp, name, "logits", (s, *facts.output_shape), ("F32",))
         _want(smp, name, "x", (s, ts, facts.n_features) if facts.n_features else (s, ts),
               ("F32", "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"))
+        state = f"trace:{last['name']}.l{last['num_layers'] - 1}.fwd.h"   # what the pages draw
+        _want(smp, name, state, (s, ts, last["proj_size"] or last["hidden_size"]), ("F32",))
         for key, (dt, shape) in smp.items():
             if key in ("rows", "lengths", "hidden", "logits", "x"):
                 continue
@@ -440,8 +442,15 @@ def check_tables(metas: Mapping[str, Any], facts: Facts) -> int:
                 *(f"step:pc{j + 1}" for j in range(facts.k)), *(f"score:{m}" for m in facts.methods)]
     rows = groups = decoded = 0
     longest = 0
+    first = None
     for name, md in metas.items():
         schema = md.schema.to_arrow_schema()
+        if first is None:
+            first = (name, set(schema.names))
+        elif set(schema.names) != first[1]:
+            odd = sorted(first[1] ^ set(schema.names))[0]
+            raise refuse(f"The bundle's sequence tables do not share one layout: '{odd[:60]}' is a column of one of "
+                         f"'{first[0]}' and '{name}' only.")
         for field in schema:
             allowed = kinds.get(field.name)
             if allowed is None and not _GATE_SHARE.match(field.name):
@@ -551,6 +560,14 @@ def check_content(frame: Any, logits: np.ndarray, sample: Mapping[str, np.ndarra
     import pandas as pd
 
     n = len(frame)
+    need = ["pred", "confidence", "predicted_class"] if facts.classification else ["pred"]
+    if facts.labelled:
+        need += ["true", "correct", "loss"] + (["true_class", "outcome"] if facts.classification else [])
+    lacking = [c for c in need if c not in frame]
+    if lacking:
+        raise refuse(f"The bundle's table lacks the column '{lacking[0]}', which a "
+                     f"{'labelled ' if facts.labelled else ''}{'classifier' if facts.classification else 'model'}'s "
+                     f"table has.")
     if facts.classification:
         c = facts.n_outputs
         for col in ("pred",) + (("true",) if facts.labelled and "true" in frame else ()):

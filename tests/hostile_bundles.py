@@ -290,6 +290,16 @@ def symlink_file(base, out):
     return path
 
 
+def sample_state_missing(base, out):
+    """samples.safetensors without the hidden state the pages draw (the last layer, forward)."""
+    return _st(_copy(base, out, "sample_state_missing"), "samples.safetensors", lambda a: a.pop("trace:rnn.l0.fwd.h"))
+
+
+def correct_missing(base, out):
+    """A labelled classifier's table without its 'correct' column (the Start page's accuracy)."""
+    return _part(_copy(base, out, "correct_missing"), lambda t: t.drop_columns(["correct"]))
+
+
 def long_honest(base, out):
     """Consistent throughout: one sequence of 200,000 steps (every per-step list that long, the
     manifest's longest and the table's statistics agree; no groupings or sample), so the pages'
@@ -330,7 +340,8 @@ CASES = {f.__name__: f for f in (
     parquet_huge_footer, units_nan, units_negative, hidden_1e9, model_string, class_names_5, class_names_duplicate,
     threshold_text, grouping_missing, nested_100k, number_5000_digits, length_text, pc1_text, missing_logits,
     label_out_of_range, sample_row_1e9, sample_2m_rows, padding_file, zip_duplicate, zip_encrypted, zip_symlink,
-    fifo_manifest, symlink_file, long_honest, honest)}
+    fifo_manifest, symlink_file, sample_state_missing, correct_missing,
+    long_honest, honest)}
 
 
 # ------------------------------------------------------------------------- opening in a fresh process

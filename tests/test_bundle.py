@@ -180,7 +180,8 @@ def test_lstm_two_layers_unlabelled_bidirectional(tmp_path):
     model = rv.build_model(rv.ModelConfig(cell="LSTM", input_size=3, hidden_size=5, num_layers=2,
                                           bidirectional=True, num_outputs=3))
     rng = np.random.default_rng(0)
-    clash = pd.DataFrame({"pred": [f"p{i % 4}" for i in range(30)]})   # a data column named like a table column
+    # data columns named like table columns ("seq" is the row number the reader adds)
+    clash = pd.DataFrame({"pred": [f"p{i % 4}" for i in range(30)], "seq": [f"s{i % 3}" for i in range(30)]})
     ds = from_arrays(rng.normal(size=(30, 9, 3)).astype(np.float32), lengths=rng.integers(2, 10, 30), groups=clash)
     b = bundle.open(bundle.build(model, ds, tmp_path / "lstm", batch_size=7, sample=5,
                                  methods=["grad_x_state", "occlusion"]))
@@ -198,6 +199,8 @@ def test_lstm_two_layers_unlabelled_bidirectional(tmp_path):
     assert list(b.sequences["pred_data"]) == list(ref["pred_data"]) == list(clash["pred"])
     assert np.array_equal(b.sequences["pred"], ref["pred"])
     assert list(b.data_columns["pred"]) == list(clash["pred"])
+    assert list(b.sequences["seq_data"]) == list(ref["seq_data"]) == list(clash["seq"])
+    assert list(b.sequences["seq"]) == list(range(30))
 
 
 def test_manifest_says_what_was_computed_from_what(race_bundle, race):

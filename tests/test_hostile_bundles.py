@@ -50,6 +50,8 @@ EXPECT = {
     "zip_symlink": r"'pca\.safetensors' is a link",
     "fifo_manifest": r"'manifest\.json' in the bundle folder is not a plain file",
     "symlink_file": r"'pca\.safetensors' in the bundle folder is not a plain file",
+    "sample_state_missing": r"'samples\.safetensors' lacks the array 'trace:rnn\.l0\.fwd\.h'",
+    "correct_missing": r"do not share one layout: 'correct' is a column of one of",
     "long_honest": r"would take about [\d,]+ MB of memory \(60 sequences × 200,000 steps × 7 per-step columns",
 }
 

@@ -40,9 +40,12 @@ callable class, a fixed batch size, one GPU per actor when the cluster has GPUs)
 partitioned Parquet. Both read the input in blocks, so memory follows the block size, not the
 number of sequences (see :func:`write_sequences` for the on-disk input form).
 
-**Reading** (:func:`open`) checks every file's hash, then loads the sequence table whole on first
-use: a reader's memory follows the bundle (about 3.6 kB per sequence at 100 steps and two methods),
-so very large bundles are for building and archiving; the app opens bundles up to its size limit.
+**Reading** (:func:`open`) checks the bundle once, before anything large is read (every file's
+hash; the manifest, safetensors headers and Parquet footers against each other; the memory the
+reads take against ``max_memory``: :mod:`rnnviz_core.bundle_check`), then reads the sequence table
+whole and checks its values: a reader's memory follows the bundle (about 3.6 kB per sequence at 100
+steps and two methods), so very large bundles are for building and archiving (``read=False`` checks
+one without reading its table); the app opens bundles up to its size and memory limits.
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ re-signed in the manifest), then opened in its own fresh Python process with the
 the way every bundle page reads it. Peak RSS is the process's ``VmHWM`` (imports of numpy,
 pandas, pyarrow, torch and streamlit included: about 300 MB before any bundle). Prints one row
 per case and the load average (the project's VM has 2 shared cores: seconds are pessimistic).
+
+Measured (2 shared cores, load average 13-17 from other jobs): 32 of 32 hostile bundles refused
+at 304-332 MB peak RSS in 0.00-0.36 s; the valid bundle read by every page at 333 MB in 0.39 s.
 """
 from __future__ import annotations
 

@@ -56,9 +56,9 @@ def _open(src) -> Bundle:
 
 def _open_path(path: Path) -> tuple[str, Bundle]:
     if path.is_dir():
-        from rnnviz_core.bundle import _Files
+        from rnnviz_core.bundle_files import BundleFiles
 
-        files = _Files(path, MAX_BUNDLE_BYTES)   # plain files only: a FIFO manifest cannot block
+        files = BundleFiles(path, MAX_BUNDLE_BYTES)   # plain files only: a FIFO manifest cannot block
         dig = content_hash(files.read("manifest.json", files.size("manifest.json")))
         return dig, opened_bundles().get_or_open(dig, lambda: _open(path))
     data = path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_BUNDLE_BYTES else None

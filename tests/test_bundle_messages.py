@@ -112,3 +112,27 @@ def test_the_sidebar_error_shows_the_name_as_text(made, case, tmp_path, monkeypa
     assert any("Sign" in e for e in errors), errors
     for e in errors:
         assert literal_markdown(e), e
+
+
+def test_a_section_that_cannot_draw_says_why_and_the_next_section_draws():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from rnnviz_app import messages as msg
+        from rnnviz_core.errors import BundleError
+
+        with msg.section("The paths"):
+            raise BundleError("This bundle has no per-step 'pc1 [x](http://evil.example)'.")
+        with msg.section("The size of the state"):
+            st.write("the next section")
+
+    at = AppTest.from_function(script, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1
+    shown = at.error[0].value
+    assert shown.replace("\\", "").startswith("The paths cannot be shown: This bundle has no per-step 'pc1 [x](http")
+    assert literal_markdown(shown), shown
+    assert [m.value for m in at.markdown] == ["the next section"]

@@ -7,6 +7,7 @@ import streamlit as st
 from rnnviz_app import own_files as own
 from rnnviz_app.context import Loaded, set_loaded, set_waiting, target_index, target_options
 from rnnviz_app.loading import DEFAULT_DEMO, demo_infos, resolve_loaded
+from rnnviz_app import messages as msg
 from rnnviz_app.messages import guarded
 from rnnviz_app.state_url import remember, value, view, widget_key
 from rnnviz_app.text import md_escape
@@ -17,7 +18,7 @@ def _uploader(kind: str, label: str, help_text: str) -> None:
     up = st.session_state.get("up_" + kind)
     rec = st.session_state.get("_upload_errors", {}).get(kind)
     if up is not None and rec and rec[0] == up.file_id:
-        st.error(rec[1])
+        msg.error(rec[1])
 
 
 def source_and_files() -> Loaded | None:
@@ -124,7 +125,7 @@ def _own_controls(state: own.OwnState) -> None:
         up = st.session_state.get("up_vocab")
         rec = st.session_state.get("_upload_errors", {}).get("vocab")
         if up is not None and rec and rec[0] == up.file_id:
-            st.error(rec[1])
+            msg.error(rec[1])
 
 
 def loaded_caption(ctx: Loaded) -> None:

@@ -33,7 +33,16 @@ with left:
     st.markdown(f"- Architecture: {md_escape(card['architecture'])}\n- Outputs: {md_escape(card['outputs'])}\n"
                 f"- Data: {md_escape(card['data'])}\n- Computing on: {ctx.device_label}")
 with right:
-    if card["score_value"] is not None:
+    if card.get("metrics"):   # regression: the model's error beside always predicting the mean
+        st.markdown("**Error on the loaded data**")
+        cols = st.columns(3)
+        for i, m in enumerate(card["metrics"][:3]):
+            cols[i].metric(m["name"], m["value"], help=m["help"])
+        st.caption(card["baseline"])
+        cols = st.columns(3)
+        for i, m in enumerate(card["metrics"][3:]):
+            cols[i].metric(m["name"], m["value"], help=m["help"])
+    elif card["score_value"] is not None:
         st.metric(card["score_name"], card["score_value"], help=card["score_help"])
     else:
         st.info(card["score_help"])

@@ -80,7 +80,8 @@ def page_body() -> None:
                            key=("dist",) + view_key + (a, b))
         show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590, csv=dist,
              name="distance", key=(a, b, align))
-        pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
+        pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib],
+                         words=(sq.words_of(ctx, a), sq.words_of(ctx, b)))
 
     parting_view()
     su.sync_url()

@@ -64,7 +64,7 @@ st.subheader("Scores under the inputs and the hidden state")
 # the same step in both
 for r, side in ((a, "A"), (b, "B")):
     if ds.is_tokens:
-        st.text(f"{side}'s words: " + " ".join(pc.words(ctx, r)))
+        st.text(sq.words_line(side, pc.words(ctx, r)))
     st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
 wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 

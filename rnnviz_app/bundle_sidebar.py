@@ -9,6 +9,7 @@ checks it and never runs anything in it.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import streamlit as st
@@ -16,12 +17,13 @@ import streamlit as st
 from rnnviz_app import state_url as su
 from rnnviz_app.bundle_source import bundle_by_hash, bundle_from_upload, host_bundle
 from rnnviz_app.messages import app_message
+from rnnviz_app.messages import error as msg_error
 
 _HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose, None = not chosen)
 _ERROR = "_bundle_error"      # sentence from the last failed open
 _UPLOAD = "bundle_upload"     # the uploader's key
-_OPEN = "_bundle_open"        # (hash, Bundle) of this run
-_LAST = "_bundle_last"        # (hash, Bundle) last opened in this session
+_OPEN = "_bundle_open"        # (hash, weak reference to the Bundle) of this run
+_LAST = "_bundle_last"        # (hash, weak reference to the Bundle) last opened in this session
 
 _DIR = "rnnviz_app/bundle_pages/"
 
@@ -86,9 +88,10 @@ def opened() -> tuple[str, Any] | None:
     if dig is None:
         dig = su.view().get("bundle")
     last = st.session_state.get(_LAST)
+    held = last[1]() if dig and last is not None and last[0] == dig else None
     try:
-        if dig and last is not None and last[0] == dig:
-            found = last   # checked on an earlier run of this session: not read again
+        if held is not None:
+            found = (dig, held)   # checked on an earlier run of this session: not read again
         elif dig:
             found = _by_hash(dig)
         elif dig is None:
@@ -103,15 +106,18 @@ def opened() -> tuple[str, Any] | None:
     if found is not None:
         st.session_state[_HASH] = found[0]
         su.remember("bundle", found[0])
-    st.session_state[_OPEN] = found
+    # the session keeps weak references only: the server's byte-bounded cache of opened bundles
+    # (bundle_source.opened_bundles) decides what stays in memory, not how many sessions are idle
+    st.session_state[_OPEN] = None if found is None else (found[0], weakref.ref(found[1]))
     if found is not None:
-        st.session_state[_LAST] = found
+        st.session_state[_LAST] = st.session_state[_OPEN]
     return found
 
 
 def current() -> tuple[str, Any]:
     """``(hash, Bundle)`` of this run, for the bundle pages (stops with a hint when none is open)."""
-    found = st.session_state.get(_OPEN)
+    ref = st.session_state.get(_OPEN)
+    found = None if ref is None or ref[1]() is None else (ref[0], ref[1]())
     if found is None:
         st.info("Open an analysis bundle in the sidebar, or close it to use a model and data.")
         st.stop()
@@ -128,7 +134,7 @@ def sidebar(found: tuple[str, Any] | None) -> None:
     with st.expander("Open an analysis bundle", expanded=found is not None or bool(st.session_state.get(_ERROR))):
         st.file_uploader(UPLOAD_LABEL, type=["rnnviz", "zip"], key=_UPLOAD, on_change=_on_upload, help=UPLOAD_HELP)
         if st.session_state.get(_ERROR):
-            st.error(st.session_state[_ERROR])
+            msg_error(st.session_state[_ERROR])
         if found is not None:
             st.button("Close the bundle", key="btn_close_bundle", on_click=_on_close,
                       help="Go back to a model and data chosen under Model and data.")

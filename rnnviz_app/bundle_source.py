@@ -24,12 +24,17 @@ import streamlit as st
 
 from rnnviz_core.bundle import Bundle, BundleError
 from rnnviz_core.bundle import open as open_bundle
+from rnnviz_core.bundle_cache import BundleCache
 from rnnviz_core.store import content_hash
 
 BUNDLE_ENV = "RNNVIZ_BUNDLE"
 BUNDLE_DIR_ENV = "RNNVIZ_BUNDLE_DIR"
 #: largest bundle the app opens (an upload is also bounded by server.maxUploadSize)
 MAX_BUNDLE_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_MAX_BYTES", 200 * 1024 * 1024))
+#: memory the app lets one opened bundle take (its tables, padded per-step arrays and page frames)
+MAX_BUNDLE_MEMORY = int(os.environ.get("RNNVIZ_BUNDLE_MAX_MEMORY", 512 * 1024 * 1024))
+#: memory all opened bundles together may hold (the least recently used go first)
+MAX_CACHE_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_CACHE_BYTES", 1024 * 1024 * 1024))
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 #: views that need the model itself: what the page says instead (names on-screen controls only)
@@ -45,31 +50,45 @@ NOT_INCLUDED = {
 }
 
 
+def _open(src) -> Bundle:
+    return open_bundle(src, max_bytes=MAX_BUNDLE_BYTES, max_memory=MAX_BUNDLE_MEMORY)
+
+
 def _open_path(path: Path) -> tuple[str, Bundle]:
     if path.is_dir():
-        b = open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)
-        return content_hash((path / "manifest.json").read_bytes()), b
+        from rnnviz_core.bundle_files import BundleFiles
+
+        files = BundleFiles(path, MAX_BUNDLE_BYTES)   # plain files only: a FIFO manifest cannot block
+        dig = content_hash(files.read("manifest.json", files.size("manifest.json")))
+        return dig, opened_bundles().get_or_open(dig, lambda: _open(path))
     data = path.read_bytes() if path.is_file() and path.stat().st_size <= MAX_BUNDLE_BYTES else None
     if data is None:
-        return "", open_bundle(path, max_bytes=MAX_BUNDLE_BYTES)   # refuses with the reason
+        return "", _open(path)   # refuses with the reason
     return content_hash(data), _open_bytes(content_hash(data), data)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Checking the analysis bundle…")
-def _open_bytes(dig: str, _data: bytes) -> Bundle:
-    return open_bundle(_data, max_bytes=MAX_BUNDLE_BYTES)
+@st.cache_resource
+def opened_bundles() -> BundleCache:
+    """The server's opened bundles, shared by every visitor, bounded by bytes (not by count)."""
+    return BundleCache(MAX_CACHE_BYTES)
+
+
+def _open_bytes(dig: str, data: bytes) -> Bundle:
+    with st.spinner("Checking the analysis bundle…"):
+        return opened_bundles().get_or_open(dig, lambda: _open(data))
 
 
 def bundle_from_upload(uploaded) -> tuple[str, Bundle]:
     """Check an uploaded bundle and keep it under its content hash; ``(hash, bundle)``."""
-    from rnnviz_app.uploads import upload_store
+    from rnnviz_app.uploads import session_owner, upload_store
 
     data = uploaded.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError(f"This analysis bundle is {len(data) / 1e6:.0f} MB; this app opens bundles up to "
                           f"{MAX_BUNDLE_BYTES / 1e6:.0f} MB.")
     bundle = _open_bytes(content_hash(data), data)   # checked before it is kept
-    return upload_store().put(data, name=uploaded.name), bundle
+    # kept as this visitor's: their quota applies, and eviction takes from whoever holds most
+    return upload_store().put(data, name=uploaded.name, owner=session_owner()), bundle
 
 
 def bundle_by_hash(dig: str) -> Bundle:
@@ -78,6 +97,9 @@ def bundle_by_hash(dig: str) -> Bundle:
 
     if not _DIGEST.match(str(dig)):
         raise BundleError("This link does not name an analysis bundle; open the bundle again with the uploader.")
+    held = opened_bundles().get(dig)
+    if held is not None:
+        return held
     try:
         data, _ = stored(dig)
         return _open_bytes(dig, data)

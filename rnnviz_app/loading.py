@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from rnnviz_app.context import Loaded, set_loaded
-from rnnviz_app.messages import message_of
+from rnnviz_app.messages import error, message_of
 from rnnviz_core.store import content_hash
 
 DEFAULT_DEMO = "race"
@@ -71,7 +71,7 @@ def resolve_loaded(demo_key: str) -> Loaded | None:
     try:
         ctx = _build_loaded(demo_key)
     except Exception as exc:  # noqa: BLE001
-        st.error(message_of(exc))
+        error(message_of(exc))
         return prev
     ctx.extra["model_upload"] = ctx.extra["data_upload"] = None
     if prev is not None:

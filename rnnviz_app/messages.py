@@ -6,8 +6,9 @@ error by its ``field`` (the choice it is about) into a sentence that names that 
 """
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
@@ -35,6 +36,7 @@ CONTROLS = {
 #: controls that are on the page rather than in the sidebar
 ON_PAGE = {"Second model file"}
 # a sentence that gives Python advice: keyword arguments, rv./torch. calls, code in backticks
+_QUOTED = re.compile(r"'[^'\n]{0,400}'")
 _CODE = re.compile(r"\w+=|\brv\.|\btorch\.|\w+\((?:\)|[^)]*[='\"\[])|`|load_model|save_model|\.state_dict")
 
 
@@ -69,7 +71,9 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
             control = CONTROLS["data"]
     kept = []
     for sentence in _sentences(str(exc)):
-        clauses = [c for c in re.split(r";\s+|,\s+(?:or|and) (?=\w+ \w+\()", sentence) if not _CODE.search(c)]
+        # names quoted from files ('...') are not advice: a name with brackets or backticks keeps its clause
+        clauses = [c for c in re.split(r";\s+|,\s+(?:or|and) (?=\w+ \w+\()", sentence)
+                   if not _CODE.search(_QUOTED.sub("''", c))]
         if clauses:
             kept.append("; ".join(clauses).rstrip(" .;,:") + ".")
     text = " ".join(kept) if kept else "This file cannot be used as it is."
@@ -82,10 +86,38 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
     return text
 
 
+def as_text(message: str) -> str:
+    """A message as Markdown that renders as its literal text: every Markdown and HTML character
+    escaped, bare addresses broken (:func:`rnnviz_app.text.md_escape`). Messages quote names from
+    files (zip entries, manifest keys, column names), so no message is shown without this."""
+    from rnnviz_app.text import md_escape
+
+    return md_escape(message, max_len=2_000)
+
+
+def error(message: str) -> None:
+    """``st.error`` of a message, shown as text (:func:`as_text`)."""
+    st.error(as_text(message))
+
+
 def show_error(exc: BaseException) -> None:
     """A plain message for the user (:func:`app_message`: the core's sentence without Python
-    advice, naming the control to use), or a generic one. Never a traceback."""
-    st.error(app_message(exc))
+    advice, naming the control to use), or a generic one. Never a traceback; shown as text."""
+    error(app_message(exc))
+
+
+@contextlib.contextmanager
+def section(what: str) -> Iterator[None]:
+    """Run one page section; when it fails, say why in a sentence where it would have been and go
+    on with the next section (``st.stop`` and reruns pass through: they are not ``Exception``)::
+
+        with section("The paths"):
+            st.altair_chart(...)
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a section that cannot draw says why; the others draw
+        error(f"{what} cannot be shown: {app_message(exc)}")
 
 
 def guarded(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

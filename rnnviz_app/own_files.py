@@ -21,7 +21,7 @@ import streamlit as st
 from rnnviz_app.context import Loaded
 from rnnviz_app.messages import CONTROLS, app_message
 from rnnviz_app.state_url import remember, view, widget_key
-from rnnviz_app.text import format_accuracy  # noqa: F401 - also used by the start page
+from rnnviz_app.text import format_accuracy, md_escape  # noqa: F401 - also used by the start page
 from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
 
 OWN = "own"
@@ -266,8 +266,8 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
     except Exception as exc:  # noqa: BLE001
         if getattr(exc, "field", None) == "vocabulary":
             state.needs_vocabulary = True
-            if state.model is None and not v.get("vocab"):
-                return None   # not a problem yet: the model still to come may bring its vocabulary
+            if not v.get("vocab"):
+                return None   # not a problem: the next file (the model, or its vocabulary) is still to come
         state.problems[kind] = (app_message(exc, kind), getattr(exc, "field", None))
         return None
 
@@ -376,6 +376,10 @@ def describe_needed(state: OwnState) -> str:
                 f"brings its vocabulary, and for any other model add the word list under 'Vocabulary file'.")
     if state.model is None and data_uploaded:
         return "Then upload the model that reads it under 'Model file' in the sidebar."
+    if data_uploaded and state.needs_vocabulary and "data" not in state.problems:
+        return (f"The data '{state.data_name}' is text and the model '{state.model_name}' holds no vocabulary. Now "
+                "upload the words the model knows under 'Vocabulary file' in the sidebar: a .json list or a .txt "
+                "file with one word per line, in id order (the list the training script built).")
     if data_uploaded:
         return ""   # the data file's problem says which control to use
     if state.model is None and state.data is None:
@@ -484,6 +488,13 @@ def assumptions(model, ds, v: dict) -> list[dict]:
             a["value"] = READOUT_SHORT.get(str(a.get("value")), a.get("value"))
         elif a.get("key") == "class_order" and a.get("value"):   # the names once, after "Now:"
             a["what"] = str(a.get("what", "")).replace(": " + str(a["value"]) + ".", ".")
+        if a.get("key") == "vocabulary" and getattr(ds, "vocabulary", None):
+            name = _vocab_name(v)
+            a["what"] = (f"The model file holds no vocabulary, so the words are read with the uploaded one "
+                         f"({len(ds.vocabulary)} words, id 0 first).")
+            a["value"] = f"{name} ({len(ds.vocabulary)} words)" if name else f"{len(ds.vocabulary)} words"
+            a["how_to_change"] = "upload another under 'Vocabulary file' in the sidebar"
+            continue
         ctl = where.get(a.get("key"))
         if a.get("key") == "class_order" and not (ds.class_names and ds.y is not None):
             a["how_to_change"] = ("the data has no class labels to check it against; choose its label column under "
@@ -496,25 +507,87 @@ def assumptions(model, ds, v: dict) -> list[dict]:
     return out
 
 
+def _vocab_name(v: dict) -> str:
+    """The uploaded vocabulary file's name ("" when none is kept)."""
+    dig = v.get("vocab")
+    if not dig:
+        return ""
+    try:
+        return stored(dig)[1] or ""
+    except KeyError:
+        return ""
+
+
 READOUT_SHORT = {"last": "Last real step's output", "h_n": "Final hidden state h_n",
                  "mean": "Mean over the real steps", "max": "Max over the real steps"}
+#: class orders in a few words (the sidebar is narrow); the full sentence is in the help
+ORDER_SHORT = {"declared": "Declared in the file", "sorted_text": "Sorted as text",
+               "first": "First appearance", TYPED: "Typed by hand"}
+#: head readings in the sidebar's choice (a few words: the option carries its figure too)
+READOUT_OPTION = {"last": "Last real step", "h_n": "Final state h_n", "mean": "Mean over steps",
+                  "max": "Max over steps"}
+#: the longest option text the sidebar's choices show whole at its default width (measured in
+#: chromium: about 32 characters fit); longer ones are cut here with "…", and every choice's help
+#: lists the options in full
+OPTION_CHARS = 30
+
+
+def fit_option(text: str, figure: str = "") -> str:
+    """An option's text cut to fit the sidebar with an ellipsis, never mid-word without one; the
+    figure in brackets is always kept whole."""
+    from rnnviz_core.rankings import shorten
+    room = OPTION_CHARS - len(figure)
+    return shorten(text, max(8, room)) + figure
 
 
 def readout_label(key: str, table) -> str:
-    """Option text: the head reading in a few words and its accuracy on the loaded data."""
-    return READOUT_SHORT.get(key, key) + _acc(table, "readout", key)
+    """Option text: the head reading in a few words and its accuracy (or, for regression, its
+    error) on the loaded data."""
+    return fit_option(READOUT_OPTION.get(key, key), choice_figure(table, "readout", key))
 
 
 def order_label(key: str, table, cands_labels: dict) -> str:
+    """Option text: the class order in a few words and its accuracy on the loaded data."""
     if key == TYPED:
-        return "Typed by hand"
-    return cands_labels.get(key, key) + _acc(table, "key", key)
+        return ORDER_SHORT[TYPED]
+    short = ORDER_SHORT.get(key) or str(cands_labels.get(key, key)).split(" (the same as")[0]
+    return fit_option(short, choice_figure(table, "key", key))
 
 
-def _acc(table, col: str, key: str) -> str:
+def order_help(cands_labels: dict, table) -> str:
+    """The class orders in full (the tooltip of the choice), each with its accuracy."""
+    lines = [f"- {md_escape(order_label(k, table, cands_labels).split(' (')[0])}: {md_escape(lab)}"
+             f"{md_escape(choice_figure(table, 'key', k))}" for k, lab in cands_labels.items()]
+    return "  \n".join(lines)
+
+
+def choice_figure(table, col: str, key: str) -> str:
+    """" (87.3%)" (accuracy) or " (RMSE 0.0443)" (a regression head's error); "" when neither."""
     try:
         row = table[table[col] == key]
-        acc = float(row["accuracy"].iloc[0])
     except Exception:  # noqa: BLE001
         return ""
-    return "" if not np.isfinite(acc) else f" ({format_accuracy(acc)})"
+    if not len(row):
+        return ""
+    acc = float(row["accuracy"].iloc[0]) if "accuracy" in row else float("nan")
+    if np.isfinite(acc):
+        return f" ({format_accuracy(acc)})"
+    err = float(row["rmse"].iloc[0]) if "rmse" in row else float("nan")
+    from rnnviz_core.regression import format_number
+    return f" (RMSE {format_number(err)})" if np.isfinite(err) else ""
+
+
+def keep_figures_current(name: str, labels: list[str]) -> None:
+    """Make the browser show an option list's current figures.
+
+    Streamlit keeps a keyed selectbox's selected option as the text it showed: when the figures
+    beside the options change (another choice changed them) the browser would go on showing the
+    old text ("Final hidden state h_n (18.0%)") until the page is left. Setting the widget's own
+    value again before it is drawn makes Streamlit send the current text. Call it just before
+    drawing the selectbox ``w_<name>``.
+    """
+    key, seen_key = "w_" + name, "_labels_" + name
+    seen = st.session_state.get(seen_key)
+    st.session_state[seen_key] = list(labels)
+    if seen is not None and list(seen) != list(labels) and key in st.session_state:
+        st.session_state[key] = st.session_state[key]

@@ -54,7 +54,8 @@ def contribution_views(ctx: Loaded, sc, a: int, b: int, method: str):
     from rnnviz_core import rankings as rk
     ids = np.asarray([str(i) for i in ctx.data.ids], dtype=object)
     frame = rk.scores_frame(sc[[a, b]], method=method, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
-    top = rk.top_steps(sc[[a, b]], k=5, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
+    texts = [words(ctx, a), words(ctx, b)] if getattr(ctx.data, "is_tokens", False) else None
+    top = rk.top_steps(sc[[a, b]], k=5, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]], words=texts)
     pos = rk.mean_abs_by_position(sc, relative=True, normalize=True, lengths=ctx.data.lengths)
     y, names = labels_of(ctx)
     by_group = None

@@ -17,7 +17,7 @@ from rnnviz_app import sequences as sq
 from rnnviz_app import state_url as su
 from rnnviz_app.context import Loaded
 
-__all__ = ["MODES", "pick_pair"]
+__all__ = ["MODES", "modes_for", "pick_pair"]
 
 MODES = ["By id", "By class", "Most different pair"]
 
@@ -39,6 +39,13 @@ def _on_class(side: str, ctx: Loaded) -> None:
 
 def _on_mode() -> None:
     _set("pick", st.session_state["w_pick"])
+
+
+def modes_for(ctx: Loaded) -> list[str]:
+    """The ways to choose A and B for this data: "By class" only when the sequences have classes
+    (never for regression or unlabelled data)."""
+    y, names = sq.labels_of(ctx)
+    return list(MODES) if y is not None and names else [m for m in MODES if m != "By class"]
 
 
 def _valid(ids: list[str], a: str | None, b: str | None) -> tuple[str, str]:
@@ -63,9 +70,10 @@ def pick_pair(ctx: Loaded, labels: dict, *, kind: str = "h", layer: int = -1, di
     a_id, b_id = _valid(ids, view.get("a"), view.get("b"))
     mode = MODES[0]
     if modes:
-        mode = view.get("pick") if view.get("pick") in MODES else MODES[0]
+        offered = modes_for(ctx)
+        mode = view.get("pick") if view.get("pick") in offered else offered[0]
         st.session_state["w_pick"] = mode
-        st.radio("Choose A and B", MODES, horizontal=True, key="w_pick", on_change=_on_mode)
+        st.radio("Choose A and B", offered, horizontal=True, key="w_pick", on_change=_on_mode)
         _set("pick", mode)
     if mode == "Most different pair":
         ra, rb, note = msg.guarded(sq.most_different_pair, ctx, kind, layer, direction)

@@ -7,8 +7,13 @@ from rnnviz_app.context import Loaded
 from rnnviz_app.sequences import full_trace
 
 BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted class",
-                     "correct": "Correct vs wrong", "saturation": "Saturation level"}
-METRIC_LABELS = {"correct": "accuracy (share correct)", "loss": "loss", "confidence": "confidence",
+                     "correct": "Correct vs wrong", "error_size": "Error size (quarters)",
+                     "target_range": "True value (quarters)", "prediction_range": "Prediction (quarters)",
+                     "saturation": "Saturation level"}
+#: the column a grouping needs in the sequence table (regression groupings: see rnnviz_core.regression)
+_NEEDS = {"correct": "outcome", "error_size": "abs_error", "target_range": "abs_error", "prediction_range": "pred"}
+METRIC_LABELS = {"correct": "accuracy (share correct)", "abs_error": "error (distance from the true value)",
+                 "loss": "loss", "confidence": "confidence",
                  "frac_saturated": "share of unit-steps saturated",
                  "frac_saturated_final": "share of units saturated at the last step"}
 
@@ -40,8 +45,11 @@ def saturation_table(ctx: Loaded, layer: int, direction: str, threshold: float,
 
 def groupings(ctx: Loaded, table) -> dict:
     """Grouping choices available for this data: built-in ones plus dataset columns."""
+    from rnnviz_core.regression import RANGE_GROUPINGS, is_regression_table
+    regression = is_regression_table(table)
     out = {k: v for k, v in BUILTIN_GROUPINGS.items()
-           if {"correct": "outcome"}.get(k, k) in table.columns}
+           if _NEEDS.get(k, k) in table.columns and (k in RANGE_GROUPINGS) == regression
+           or (k == "saturation" and k in table.columns)}
     for col in getattr(ctx.data.groups, "columns", []):
         if col in table.columns or f"{col}_data" in table.columns:
             out[col if col in table.columns else f"{col}_data"] = f"Data column: {col}"
@@ -49,9 +57,13 @@ def groupings(ctx: Loaded, table) -> dict:
 
 
 def default_grouping(table, options: dict) -> str:
-    """The first grouping (correct vs wrong, then true class, then the rest) that splits the
-    sequences into at least two groups; the first option when none does."""
-    for k in ("correct", "true_class", *options):
+    """The first grouping (correct vs wrong, then true class; for regression error size, true
+    value, prediction; then the rest but saturation level, which would only compare saturation
+    with itself) that splits the sequences into at least two groups; the first option when none
+    does."""
+    order = ("correct", "true_class", "error_size", "target_range", "prediction_range",
+             *[k for k in options if k != "saturation"], "saturation")
+    for k in order:
         if k in options and group_labels(table, k).nunique() >= 2:
             return k
     return next(iter(options))
@@ -152,7 +164,9 @@ def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float,
 def compare(table, by: str, a: str, b: str):
     """Two-group tests on outcome, saturation and resilience columns."""
     from rnnviz_core.groups import _metric_columns, compare_groups
-    metrics = [m for m in _metric_columns(table) if m not in ("output_change", "flipped")]
+    from rnnviz_core.regression import is_regression_table
+    skip = ("output_change", "flipped") + (("loss", "confidence") if is_regression_table(table) else ())
+    metrics = [m for m in _metric_columns(table) if m not in skip]
     metrics += [c for c in table.columns if str(c).startswith("change: ")]
     return compare_groups(table, by, a, b, metrics=metrics)
 

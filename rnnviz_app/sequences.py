@@ -64,19 +64,36 @@ def most_different_pair(ctx: Loaded, kind: str = "h", layer: int = -1,
         f"The two sequences {how}whose final states are furthest apart (distance {row['distance']:.3g}).")
 
 
+def is_regression(ctx: Loaded) -> bool:
+    """Whether the loaded model gives one number per sequence (regression) rather than classes."""
+    from rnnviz_app.summary import is_regression as _is
+    return _is(ctx)
+
+
 def sequence_labels(ctx: Loaded) -> dict:
-    """Sequence id -> "id · true … · predicted …" for pickers."""
+    """Sequence id -> "id · true … · predicted …" for pickers (class names, or for regression the
+    true and predicted values with 3 significant digits); names from files are cut with "…"."""
+    from rnnviz_core.rankings import shorten
+    from rnnviz_core.regression import format_number
     ds = ctx.data
     y, names = labels_of(ctx)
     out = np.asarray(predictions(ctx))
-    pred = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 else None
+    regression = is_regression(ctx)
+    pred = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 and not regression else None
+    values = out.reshape(len(out), -1)[:, 0] if regression else None
+    targets = np.asarray(ds.y, dtype=float).reshape(len(out), -1)[:, 0] \
+        if regression and ds.y is not None else None
     labels = {}
     for i, sid in enumerate(ds.ids):
-        parts = [str(sid)]
+        parts = [shorten(sid, 40)]
         if y is not None:
-            parts.append(f"true {names[int(y[i])]}")
+            parts.append(f"true {shorten(names[int(y[i])])}")
+        elif targets is not None:
+            parts.append(f"true {format_number(targets[i])}")
         if pred is not None and names:
-            parts.append(f"predicted {names[int(pred[i])]}")
+            parts.append(f"predicted {shorten(names[int(pred[i])])}")
+        elif values is not None:
+            parts.append(f"predicted {format_number(values[i])}")
         labels[str(sid)] = " · ".join(parts)
     return labels
 
@@ -90,3 +107,27 @@ def ids_of_class(ctx: Loaded, cls: int) -> list[str]:
     """Ids of the sequences whose true class is ``cls``."""
     y, _ = labels_of(ctx)
     return [str(s) for s, c in zip(ctx.data.ids, y) if int(c) == cls]
+
+
+def words_of(ctx: Loaded, row: int) -> list[str] | None:
+    """A text model's words of one sequence (its real steps; "#id" for an id without a word), or
+    None for data that is not token ids."""
+    ds = ctx.data
+    if not getattr(ds, "is_tokens", False):
+        return None
+    vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+    ids = ds.X[row, : int(ds.lengths[row])].tolist()
+    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]
+
+
+#: words of a sequence printed in full above its charts; a longer text is cut with "…"
+WORDS_SHOWN = 80
+
+
+def words_line(side: str, words: list[str], max_words: int = WORDS_SHOWN) -> str:
+    """ "A's words: the film was …" with at most ``max_words`` words, then "… (2,000 words in all;
+    the first 80 are shown here)"."""
+    if len(words) <= max_words:
+        return f"{side}'s words: " + " ".join(words)
+    return (f"{side}'s words: " + " ".join(words[:max_words]) +
+            f" … ({len(words):,} words in all; the first {max_words} are shown here)")

@@ -7,6 +7,7 @@ import streamlit as st
 from rnnviz_app import own_files as own
 from rnnviz_app.context import Loaded, set_loaded, set_waiting, target_index, target_options
 from rnnviz_app.loading import DEFAULT_DEMO, demo_infos, resolve_loaded
+from rnnviz_app import messages as msg
 from rnnviz_app.messages import guarded
 from rnnviz_app.state_url import remember, value, view, widget_key
 from rnnviz_app.text import md_escape
@@ -17,7 +18,7 @@ def _uploader(kind: str, label: str, help_text: str) -> None:
     up = st.session_state.get("up_" + kind)
     rec = st.session_state.get("_upload_errors", {}).get(kind)
     if up is not None and rec and rec[0] == up.file_id:
-        st.error(rec[1])
+        msg.error(rec[1])
 
 
 def source_and_files() -> Loaded | None:
@@ -78,17 +79,23 @@ def _own_controls(state: own.OwnState) -> None:
     from rnnviz_core import models as mm
     if state.inferred and "w_readout" in st.session_state:
         opts = list(getattr(mm, "READOUTS", {}))
+        own.keep_figures_current("readout", [own.readout_label(k, state.readouts) for k in opts])
         st.selectbox("How the model reads the sequence", opts, key="w_readout",
                      format_func=lambda k: own.readout_label(k, state.readouts),
                      help="The weights cannot tell which step's output the model's last layer reads. Pick the one "
-                          "your training script used; the accuracy of each choice on the loaded data is shown.  \n"
-                          + "  \n".join(f"- {own.READOUT_SHORT.get(k, k)}: {t}" for k, t in
+                          "your training script used; the accuracy (for a regression model, the root mean squared "
+                          "error) of each choice on the loaded data is shown.  \n"
+                          + "  \n".join(f"- {own.READOUT_OPTION.get(k, k)}: {t}"
+                                        f"{own.choice_figure(state.readouts, 'readout', k)}" for k, t in
                                         getattr(mm, "READOUTS", {}).items()))
     if state.order_keys:
+        own.keep_figures_current("clsorder", [own.order_label(k, state.orders, state.order_labels)
+                                              for k in state.order_keys])
         st.selectbox("Class order", state.order_keys, key="w_clsorder",
                      format_func=lambda k: own.order_label(k, state.orders, state.order_labels),
                      help="A state dict does not name its outputs. Pick the order your training script gave the "
-                          "classes (output 0 first); the accuracy of each order on the loaded data is shown.")
+                          "classes (output 0 first); the accuracy of each order on the loaded data is shown.  \n"
+                          + own.order_help(state.order_labels, state.orders))
         if st.session_state.get("w_clsorder") == own.TYPED:
             st.text_input("Class names in output order, separated by commas", key="w_clsnames")
     if state.columns is not None or state.data is not None or "data" in state.problems:
@@ -118,7 +125,7 @@ def _own_controls(state: own.OwnState) -> None:
         up = st.session_state.get("up_vocab")
         rec = st.session_state.get("_upload_errors", {}).get("vocab")
         if up is not None and rec and rec[0] == up.file_id:
-            st.error(rec[1])
+            msg.error(rec[1])
 
 
 def loaded_caption(ctx: Loaded) -> None:

@@ -48,11 +48,59 @@ def data_size(ds) -> str:
             f"{_count(int(ds.n_features), 'feature', 'features')}")
 
 
+def is_regression(ctx: Loaded) -> bool:
+    """Whether the loaded model gives one number per sequence (regression), not classes: the data's
+    targets are numbers, or the model has one output and no class names."""
+    ds, model = ctx.data, ctx.model
+    if getattr(ds, "task", None) == "regression":
+        return True
+    if getattr(ds, "task", None) == "classification":
+        return False
+    cfg_task = getattr(getattr(model, "config", None), "task", None)
+    if cfg_task in ("regression", "classification"):
+        return cfg_task == "regression"
+    names = getattr(model, "class_names", None) or []
+    return len(names) < 2 and np.asarray(predictions(ctx)).reshape(len(ds.X), -1).shape[1] == 1
+
+
+def regression_metrics(pred, y) -> list[dict]:
+    """The start page's regression figures: RMSE, MAE and R² of the model, then the RMSE and MAE
+    of the baseline that always predicts the mean of the true values (each a dict: name, value,
+    help; :func:`baseline_note` is the sentence saying what the baseline is)."""
+    from rnnviz_core.regression import format_number, regression_scores
+    s = regression_scores(pred, y)
+    mean = format_number(s.mean)
+    return [
+        {"name": "RMSE", "value": format_number(s.rmse),
+         "help": f"Root mean squared error on the {s.n} loaded sequences: the typical distance between the "
+                 "model's output and the true value (large misses count more)."},
+        {"name": "MAE", "value": format_number(s.mae),
+         "help": "Mean absolute error: the average distance between the model's output and the true value."},
+        {"name": "R²", "value": format_number(s.r2, 2) or "—",
+         "help": ("Share of the true values' spread the model explains: 1 is exact, 0 is no better than "
+                  "always predicting the mean, below 0 is worse than that." if format_number(s.r2) else
+                  "Cannot be computed: every true value is the same.")},
+        {"name": "Baseline RMSE", "value": format_number(s.baseline_rmse),
+         "help": f"The RMSE of a model that answers every sequence with the mean of the true values ({mean}). "
+                 "A useful model's RMSE is clearly below it."},
+        {"name": "Baseline MAE", "value": format_number(s.baseline_mae),
+         "help": f"The MAE of always answering the mean of the true values ({mean})."},
+    ]
+
+
+def baseline_note(pred, y) -> str:
+    """The sentence above the baseline's figures."""
+    from rnnviz_core.regression import format_number, regression_scores
+    return (f"Baseline: always predicting the mean of the true values ({format_number(regression_scores(pred, y).mean)}) "
+            "for every sequence.")
+
+
 def model_card(ctx: Loaded) -> dict:
     """Plain facts for the start page: what is loaded, architecture, outputs, data size, accuracy
     (or error). ``title`` is (name, None) for a shipped demo, else (model name, data name)."""
     model, ds = ctx.model, ctx.data
-    names = list(getattr(ds, "class_names", None) or getattr(model, "class_names", None) or [])
+    regression = is_regression(ctx)
+    names = [] if regression else list(getattr(ds, "class_names", None) or getattr(model, "class_names", None) or [])
     demo = is_demo(ctx)
     card = {
         "title": ((demo_infos()[ctx.demo].title, None) if demo else (ctx.model_name, ctx.data_name)),
@@ -63,21 +111,24 @@ def model_card(ctx: Loaded) -> dict:
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data has no labels, so accuracy cannot be computed.",
         "about": demo_infos()[ctx.demo].description if demo else "",
+        "metrics": [],
     }
     y = getattr(ds, "y", None)
     if y is None:
+        if regression:
+            card["score_help"] = "The data has no true values, so the model's error cannot be computed."
         if ctx.extra.get("own"):
-            card["score_help"] = ("The data has no labels, so accuracy cannot be computed. If the file has a label "
-                                  "column, choose it under 'Label column' ('Reading the data file' in the sidebar).")
+            card["score_help"] += (" If the file has a column with them, choose it under 'Label column' "
+                                   "('Reading the data file' in the sidebar).")
         return card
     out = np.asarray(predictions(ctx))
     y = np.asarray(y)
-    if len(names) > 1 and out.ndim == 2:
+    if not regression and len(names) > 1 and out.ndim == 2:
         acc = float((out.argmax(1) == y).mean())
         card.update(score_value=format_accuracy(acc),
                     score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
     else:
-        err = float(np.sqrt(np.mean((out.reshape(len(y), -1)[:, 0] - y.astype(float)) ** 2)))
-        card.update(score_name="Root mean squared error on the loaded data", score_value=f"{err:.3g}",
-                    score_help="Typical distance between the model's output and the true value.")
+        metrics = regression_metrics(out, y)
+        card.update(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],
+                    score_help=metrics[0]["help"], metrics=metrics, baseline=baseline_note(out, y))
     return card

@@ -5,7 +5,7 @@ import os
 
 import streamlit as st
 
-from rnnviz_app.messages import message_of
+from rnnviz_app.messages import error, message_of
 from rnnviz_core import data as _data
 from rnnviz_core import models as _models
 from rnnviz_core.store import UploadStore, content_hash
@@ -82,4 +82,4 @@ def record_upload_error(kind: str, file_id: str, exc: BaseException) -> None:
     """Remember (and show) why the file in the ``kind`` uploader was refused."""
     msg = message_of(exc)
     st.session_state.setdefault("_upload_errors", {})[kind] = (file_id, msg)
-    st.error(msg)
+    error(msg)

@@ -41,7 +41,7 @@ _EXPORTS = {
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli", "whatif", "horizons", "units", "restart",
+    "bundle", "cli", "regression", "whatif", "horizons", "units", "restart",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

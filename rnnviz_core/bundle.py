@@ -40,16 +40,18 @@ callable class, a fixed batch size, one GPU per actor when the cluster has GPUs)
 partitioned Parquet. Both read the input in blocks, so memory follows the block size, not the
 number of sequences (see :func:`write_sequences` for the on-disk input form).
 
-**Reading** (:func:`open`) checks every file's hash, then loads the sequence table whole on first
-use: a reader's memory follows the bundle (about 3.6 kB per sequence at 100 steps and two methods),
-so very large bundles are for building and archiving; the app opens bundles up to its size limit.
+**Reading** (:func:`open`) checks the bundle once, before anything large is read (every file's
+hash; the manifest, safetensors headers and Parquet footers against each other; the memory the
+reads take against ``max_memory``: :mod:`rnnviz_core.bundle_check`), then reads the sequence table
+whole and checks its values: a reader's memory follows the bundle (about 3.6 kB per sequence at 100
+steps and two methods), so very large bundles are for building and archiving (``read=False`` checks
+one without reading its table); the app opens bundles up to its size and memory limits.
 """
 from __future__ import annotations
 
 import builtins
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
@@ -62,7 +64,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, RnnvizError
+from . import bundle_check as _check
+from .bundle_files import MAX_FILES, BundleFiles  # noqa: F401 - MAX_FILES: the old name here
+from .bundle_json import loads as _loads_json
+from .errors import BundleError, InputError
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "DEFAULT_METHODS", "BundleError", "Bundle",
@@ -78,15 +83,10 @@ DEFAULT_SAMPLE = 64
 #: read limits (bundles may be uploaded): the whole bundle, the manifest, the number of files
 DEFAULT_MAX_BYTES = 2 * 1024**3
 MAX_MANIFEST_BYTES = 8 * 1024**2
-MAX_FILES = 10_000
 _SAFE_NAME = re.compile(r"^(sequences/)?[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 _STEP_PREFIX = "step:"
 _SCORE_PREFIX = "score:"
 _N_GROUP_VALUES = 20   # data columns with at most this many values get precomputed saturation curves
-
-
-class BundleError(RnnvizError):
-    """A bundle is refused or cannot be read (wrong format or version, missing or extra files, hashes)."""
 
 
 # ============================================================================ hashing
@@ -733,6 +733,9 @@ def build(
         raise InputError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
     if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0:
         raise InputError(f"sample must be a whole number >= 0; got {sample!r}.")
+    if sample > _check.MAX_SAMPLE:
+        raise InputError(f"sample must be at most {_check.MAX_SAMPLE} (the sequences whose full traces the pages "
+                         f"offer); got {sample}.")
     path = Path(path)
     if single_file is None:
         single_file = path.suffix.lower() in (".rnnviz", ".zip")
@@ -829,96 +832,25 @@ def build(
 
 
 # ============================================================================ the reader
-def _refuse(msg: str) -> BundleError:
-    return BundleError(msg + " Build it again with rnnviz_core.bundle.build or `rnnviz precompute`.")
+_refuse = _check.refuse
 
 
-class _Files:
-    """Read access to the files of a bundle, directory or zip, within the manifest's sizes."""
-
-    def __init__(self, src: Any, max_bytes: int):
-        self.zip: zipfile.ZipFile | None = None
-        self.dir: Path | None = None
-        self.max_bytes = int(max_bytes)
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            if len(src) > self.max_bytes:
-                raise BundleError(f"This bundle is {len(src) / 1e6:.0f} MB, more than the {self.max_bytes / 1e6:.0f} MB "
-                                  f"this reader accepts.")
-            self._open_zip(io.BytesIO(bytes(src)))
-        elif hasattr(src, "read") and not isinstance(src, (str, os.PathLike)):
-            data = src.read(self.max_bytes + 1)
-            if len(data) > self.max_bytes:
-                raise BundleError(f"This bundle is more than the {self.max_bytes / 1e6:.0f} MB this reader accepts.")
-            self._open_zip(io.BytesIO(data))
-        else:
-            p = Path(src)
-            if p.is_dir():
-                self.dir = p
-            elif p.is_file():
-                if p.stat().st_size > self.max_bytes:
-                    raise BundleError(f"'{p.name}' is {p.stat().st_size / 1e6:.0f} MB, more than the "
-                                      f"{self.max_bytes / 1e6:.0f} MB this reader accepts.")
-                self._open_zip(p)
-            else:
-                raise BundleError(f"There is no bundle at '{p}'; check the path.")
-
-    def _open_zip(self, f: Any) -> None:
-        try:
-            self.zip = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, ValueError):
-            raise BundleError("This file is not an rnnviz bundle (a bundle is a folder or an uncompressed zip "
-                              "holding manifest.json); choose a file written by `rnnviz precompute`.") from None
-
-    def names(self) -> list[str]:
-        if self.zip is not None:
-            infos = self.zip.infolist()
-            if len(infos) > MAX_FILES + 1:
-                raise _refuse(f"This bundle holds {len(infos)} files, more than a bundle ever has.")
-            return [i.filename for i in infos if not i.is_dir()]
-        out = []
-        for root, dirs, fnames in os.walk(self.dir):
-            for fn in fnames:
-                out.append((Path(root) / fn).relative_to(self.dir).as_posix())
-                if len(out) > MAX_FILES + 1:
-                    raise _refuse("This bundle folder holds more files than a bundle ever has.")
-        return out
-
-    def size(self, name: str) -> int:
-        if self.zip is not None:
-            info = self.zip.getinfo(name)
-            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
-                raise _refuse(f"'{name}' is compressed inside the bundle; rnnviz bundles are stored uncompressed.")
-            return info.file_size
-        p = self.dir / name
-        if p.is_symlink():
-            raise _refuse(f"'{name}' in the bundle folder is a link; a bundle holds plain files only.")
-        return p.stat().st_size
-
-    def read(self, name: str, expected: int) -> bytes:
-        """The file's bytes, refusing it when it is longer than ``expected``."""
-        if self.zip is not None:
-            try:
-                with self.zip.open(name) as f:
-                    data = f.read(expected + 1)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
-        else:
-            with builtins.open(self.dir / name, "rb") as f:
-                data = f.read(expected + 1)
-        if len(data) != expected:
-            raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
-        return data
-
-
-def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> "Bundle":  # noqa: A001
+def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES,  # noqa: A001
+         max_memory: int = _check.DEFAULT_MAX_MEMORY, read: bool = True) -> "Bundle":
     """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
 
-    The manifest must name this format and version, list every file of the bundle (no file
-    missing, none extra), with each file's size and SHA-256 matching; the whole bundle may hold
-    at most ``max_bytes``. Anything else is refused with a sentence saying what is wrong. Every
-    file is hashed here once; tables and arrays are read on first use.
+    One check, before anything large is read (:mod:`rnnviz_core.bundle_check`): the manifest must
+    name this format and version and pass its schema; it must list every file of the bundle once
+    (no file missing, none extra or unknown), each file's size and SHA-256 matching; the
+    safetensors headers and Parquet footers must agree with it; the memory the pages' reads take,
+    computed from those, must be within ``max_memory``; the whole bundle may hold at most
+    ``max_bytes``. With ``read`` (the default) the table and arrays are then read and their values
+    checked, so that every page can read what passed. Anything else is refused with a sentence
+    saying what is wrong.
     """
-    files = _Files(path, max_bytes)
+    from .contributions import METHODS
+
+    files = BundleFiles(path, max_bytes)
     names = files.names()
     if "manifest.json" not in names:
         raise BundleError("This is not an rnnviz bundle: it has no manifest.json. Choose a bundle written by "
@@ -926,25 +858,22 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     msize = files.size("manifest.json")
     if msize > MAX_MANIFEST_BYTES:
         raise _refuse(f"Its manifest.json is {msize / 1e6:.1f} MB, far more than a manifest needs.")
-    try:
-        manifest = json.loads(files.read("manifest.json", msize).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _refuse("Its manifest.json is not valid JSON.") from None
+    manifest = _loads_json(files.read("manifest.json", msize), "Its manifest.json", _refuse)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError("This manifest is not an rnnviz bundle's (its 'format' is not 'rnnviz-bundle').")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise BundleError(f"This bundle has format version {version!r}, and this rnnviz reads version "
+        raise BundleError(f"This bundle has format version {_check.show(version)}, and this rnnviz reads version "
                           f"{FORMAT_VERSION} only. Build the bundle again with this rnnviz "
-                          f"(`rnnviz precompute`), or open it with the rnnviz that wrote it "
-                          f"({manifest.get('rnnviz_version', 'unknown')}).")
+                          f"(`rnnviz precompute`), or open it with the rnnviz that wrote it.")
     listed = manifest.get("files")
     if not isinstance(listed, dict) or not listed:
         raise _refuse("Its manifest lists no files.")
     for name, entry in listed.items():
         if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-            raise _refuse(f"Its manifest names a file {name!r} that no bundle holds.")
-        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0 \
+            raise _refuse(f"Its manifest names a file '{str(name)[:80]}' that no bundle holds.")
+        if not isinstance(entry, dict) or isinstance(entry.get("bytes"), bool) \
+                or not isinstance(entry.get("bytes"), int) or entry["bytes"] < 0 \
                 or not isinstance(entry.get("sha256"), str):
             raise _refuse(f"Its manifest entry for '{name}' lacks a size or hash.")
     present = set(names) - {"manifest.json"}
@@ -954,8 +883,10 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
         raise _refuse(f"The bundle is incomplete: {', '.join(missing[:5])} "
                       f"{'is' if len(missing) == 1 else 'are'} missing.")
     if extra:
-        raise _refuse(f"The bundle holds files its manifest does not list ({', '.join(extra[:5])}); "
+        quoted = ", ".join(f"'{x[:80]}'" for x in extra[:5])
+        raise _refuse(f"The bundle holds files its manifest does not list ({quoted}); "
                       f"a bundle holds exactly the files its manifest lists.")
+    parts = _check.check_names(listed)
     total = msize + sum(int(e["bytes"]) for e in listed.values())
     if total > max_bytes:
         raise BundleError(f"This bundle holds {total / 1e6:.0f} MB, more than the {max_bytes / 1e6:.0f} MB this "
@@ -963,39 +894,27 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     for name, entry in listed.items():
         if files.size(name) != entry["bytes"]:
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
-        if files.zip is not None:
-            h = hashlib.sha256()
-            try:
-                with files.zip.open(name) as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-                raise _refuse(f"'{name}' cannot be read from the bundle file; the file is damaged.") from None
-            digest = h.hexdigest()
-        else:
-            digest, _ = _file_sha256(files.dir / name, limit=entry["bytes"])
-        if digest != entry["sha256"]:
+        if files.sha256(name, entry["bytes"]) != entry["sha256"]:
             raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
-    for need in ("pca.safetensors", "saturation.safetensors"):
-        if need not in listed:
-            raise _refuse(f"The bundle lacks {need}.")
-    if not any(n.startswith("sequences/") for n in listed):
-        raise _refuse("The bundle holds no sequence table.")
-    from .contributions import METHODS
-    analysis = manifest.get("analysis")
-    methods = analysis.get("methods") if isinstance(analysis, dict) else None
-    if not isinstance(methods, dict):
-        raise _refuse("Its manifest does not say which contribution methods it holds.")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise _refuse(f"Its manifest lists a contribution method this rnnviz does not know ({str(unknown[0])[:40]!r}); "
-                      f"the methods are {', '.join(METHODS)}.")
-    data = manifest.get("data")
-    if not isinstance(data, dict) or not all(
-            isinstance(data.get(k), int) and not isinstance(data.get(k), bool) and data[k] >= 0
-            for k in ("n_sequences", "max_length")):
-        raise _refuse("Its manifest does not give the number of sequences and their longest length as whole numbers.")
-    return Bundle(manifest, files)
+    facts = _check.check_manifest(manifest, METHODS)
+    headers = {n: _check.st_header(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
+               for n in _check._ARRAYS if n in listed}
+    array_bytes = _check.check_arrays(headers, facts)
+    metas = {n: _check.parquet_meta(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
+             for n in parts}
+    table_bytes = _check.check_tables(metas, facts)
+    n_steps = 3 + facts.k + len(facts.methods)
+    need = _check.memory_needed(facts, table_bytes, array_bytes, n_steps)
+    _check.check_memory(need, max_memory, facts, n_steps)
+    b = Bundle(manifest, files)
+    b._facts = facts
+    b.memory_bytes = need
+    b._text_budget = max(max_memory - need, 0) + 16 * facts.n + 1024**2
+    if read:
+        b._load()
+        sample = b._arrays("samples.safetensors") if "samples.safetensors" in listed else None
+        _check.check_content(b._frame, b._logits, sample, facts)
+    return b
 
 
 class Bundle:
@@ -1008,7 +927,7 @@ class Bundle:
     methods : list of the contribution methods the bundle holds.
     """
 
-    def __init__(self, manifest: dict, files: _Files):
+    def __init__(self, manifest: dict, files: BundleFiles):
         self.manifest = manifest
         self._files = files
         self._frame: pd.DataFrame | None = None
@@ -1018,6 +937,10 @@ class Bundle:
         self.n_sequences = int(data.get("n_sequences", 0))
         self.max_length = int(data.get("max_length", 0))
         self.methods = list(manifest.get("analysis", {}).get("methods", {}))
+        #: bytes the reads of the pages take for this bundle, as the open check computed them
+        self.memory_bytes = 0
+        self._facts = None
+        self._text_budget = 256 * 1024**2   # bytes of decoded text the table may hold (open sets it)
 
     def __repr__(self) -> str:
         return (f"Bundle({self.n_sequences} sequences, up to {self.max_length} steps; methods "
@@ -1051,6 +974,7 @@ class Bundle:
         budget = 16 * sum(int(e["bytes"]) for e in self.manifest["files"].values()) + 64 * 1024**2
         rows = cells = 0
         tables = []
+        text_left = self._text_budget
         for name in parts:
             data = self._bytes(name)
             try:
@@ -1067,10 +991,15 @@ class Bundle:
                     cells += nv
             if rows > self.n_sequences or cells * 8 > budget:
                 raise _refuse(f"'{name}' unpacks to more data than the bundle's manifest and size allow.")
-            try:
-                tables.append(pq.read_table(pa.BufferReader(data)))
+            texts = [f.name for f in pq.ParquetFile(pa.BufferReader(data)).schema_arrow
+                     if _check.kind(f.type) == "text"]
+            try:   # text columns read as dictionaries: their decoded size is counted before decoding
+                part = pq.read_table(pa.BufferReader(data), read_dictionary=texts)
             except Exception:
                 raise _refuse(f"'{name}' could not be read as Parquet.") from None
+            part, used = _check.decode_texts(part, texts, name, text_left)
+            text_left -= used
+            tables.append(part)
         try:
             tbl = pa.concat_tables(tables, promote_options="permissive")
         except Exception:
@@ -1081,8 +1010,8 @@ class Bundle:
             raise _refuse(f"The bundle's sequence table does not hold rows 0..{self.n_sequences - 1} once each.")
         tbl = tbl.take(pa.array(order))
         lens = tbl["length"].to_numpy()
-        if lens.min() < 1 or lens.max() > self.max_length:
-            raise _refuse("The bundle's sequence lengths fall outside its stated maximum length.")
+        if lens.min() < 1 or lens.max() != self.max_length:
+            raise _refuse(f"The bundle's sequence lengths are not from 1 to its stated longest, {self.max_length}.")
         return tbl
 
     def _load(self) -> None:
@@ -1112,7 +1041,7 @@ class Bundle:
         frame = tbl.drop_columns(step_cols + ["logits"]).to_pandas()
         # the data's own columns under their names, or with "_data" where the table has that name
         # (as groups.sequence_table names them)
-        renamed = {c: c[len("data:"):] + ("_data" if c[len("data:"):] in frame.columns else "")
+        renamed = {c: c[len("data:"):] + ("_data" if c[len("data:"):] in frame.columns or c == "data:seq" else "")
                    for c in frame.columns if c.startswith("data:")}
         self._data_cols = {c[len("data:"):]: new for c, new in renamed.items()}
         frame = frame.rename(columns=renamed)

@@ -114,7 +114,7 @@ def _precompute(a: argparse.Namespace) -> int:
     out = bundle.build(model, data, a.out, methods=methods, method_options=opts, engine=a.engine,
                        batch_size=a.batch_size, sample=a.sample, device=a.device, overwrite=a.overwrite,
                        concurrency=a.concurrency, provenance=prov)
-    b = bundle.open(out)
+    b = bundle.open(out, read=False, max_memory=2**62)   # checked, not read into memory
     print(f"Wrote {out}: {b.n_sequences} sequences, methods {', '.join(b.methods)}, "
           f"{sum(e['bytes'] for e in b.manifest['files'].values()) / 1e6:.1f} MB.")
     return 0
@@ -151,7 +151,7 @@ def _start_ray(address: str | None, app_dir: str) -> None:
 def _inspect(a: argparse.Namespace) -> int:
     from . import bundle
 
-    b = bundle.open(a.bundle)
+    b = bundle.open(a.bundle, read=False, max_memory=2**62)   # checked, not read into memory
     m = b.manifest
     print(f"{a.bundle}: rnnviz bundle, format version {m['format_version']} (rnnviz {m['rnnviz_version']})")
     print(f"  model {m['model']['class']} sha256 {m['model']['sha256'][:16]}…")

@@ -756,7 +756,14 @@ _ID_RE = re.compile(r"^(?!(?:token|word|vocab|char|term)[_\s]?id$)"          # a
                     r"(?:[_\s]?(?:id|no|key|name))?)$", re.I)
 _ORDER_RE = re.compile(r"^(step|steps|t|timestep|time_step|time_idx|order|seq_no|step_no|index|idx|position_in_sequence|"
                        r"date|datetime|timestamp|race_no|race_number|step_number)$|(_no|_num|_number|_step|_index|_date)$", re.I)
-_LABEL_RE = re.compile(r"^(label|labels|y|target|class|outcome|category)$|^(label|target)[_\s]|^next[_\s]", re.I)
+_LABEL_RE = re.compile(r"^(label|labels|y|target|targets|class|classes|outcome|category|sentiment|sentiments|"
+                       r"polarity|emotion|stance|verdict)$|^(label|target|class|sentiment|polarity)[_\s]|^next[_\s]|"
+                       r"[_\s](label|target|class|sentiment|polarity)$", re.I)
+#: names taken as the label only when no column has one of the names above (a "score" column
+#: beside a "label" column is a feature, not a second label)
+_LABEL_WEAK_RE = re.compile(r"^(rating|ratings|score|scores|stars|grade|y_true|true_y|response|answer)$|"
+                            r"^(rating|score|stars)[_\s]|[_\s](rating|score|stars)$", re.I)
+_LABEL_TIERS = (_LABEL_RE, _LABEL_WEAK_RE)
 
 
 def _suggest(name: str, columns: Iterable[str]) -> str:
@@ -808,8 +815,33 @@ def _role_column(df: pd.DataFrame, given: str | None, pattern: re.Pattern, what:
     return col
 
 
-def _pick(df: pd.DataFrame, pattern: re.Pattern, role: str, kwarg: str, exclude: set, required: bool) -> str | None:
-    cands = [c for c in df.columns if c not in exclude and pattern.search(str(c))]
+def _tier_hits(cands: Iterable[str], pattern: re.Pattern | tuple) -> list[str]:
+    """The candidates whose name matches the first tier of ``pattern`` (a pattern or a tuple of
+    patterns, strongest first) that any candidate matches."""
+    cands = list(cands)
+    for pat in (pattern if isinstance(pattern, tuple) else (pattern,)):
+        hits = [c for c in cands if pat.search(str(c))]
+        if hits:
+            return hits
+    return []
+
+
+def _weak_label(df: pd.DataFrame, id_col: str | None, used: set) -> str | None:
+    """A long-form table's label among the weaker names ("rating", "score", ...): only a single such
+    column that holds one value per sequence (a per-step score is a feature); added to ``used``."""
+    hits = _tier_hits([c for c in df.columns if c not in used], (_LABEL_WEAK_RE,))
+    if len(hits) != 1:
+        return None
+    col = hits[0]
+    if id_col is not None and int(df.groupby(id_col, sort=False)[col].nunique(dropna=False).max()) > 1:
+        return None
+    used.add(col)
+    return col
+
+
+def _pick(df: pd.DataFrame, pattern: re.Pattern | tuple, role: str, kwarg: str, exclude: set,
+          required: bool) -> str | None:
+    cands = _tier_hits([c for c in df.columns if c not in exclude], pattern)
     if len(cands) == 1:
         return cands[0]
     cols = ", ".join(map(str, list(df.columns)[:20]))
@@ -853,7 +885,11 @@ def from_long_frame(df: pd.DataFrame, *, id_col: str | None = None, order_col: s
         id_col = _pick(df, _ID_RE, "sequence id", "id_col", used, required=True)
     used.add(_need_column(df, id_col, "sequence id column"))
     order_col = _role_column(df, order_col, _ORDER_RE, "step order", "order_col", "order column", used)
-    label_col = _role_column(df, label_col, _LABEL_RE, "label", "label_col", "label column", used)
+    if label_col is None:
+        label_col = _role_column(df, None, _LABEL_RE, "label", "label_col", "label column", used) or \
+            _weak_label(df, id_col, used)
+    else:
+        label_col = _role_column(df, label_col, _LABEL_TIERS, "label", "label_col", "label column", used)
     for c in list(feature_cols or []) + list(group_cols or []):
         _need_column(df, c, "feature column" if c in (feature_cols or []) else "group column")
         if c in used:
@@ -1062,8 +1098,10 @@ def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
         problems.append("The table has no rows, so there are no sequences.")
         return g
 
-    def likely(pattern: re.Pattern, used: set, others: list[str]) -> list[str]:
-        first = [c for c in cols if c not in used and pattern.search(c)]
+    def likely(pattern: re.Pattern | tuple, used: set, others: list[str]) -> list[str]:
+        pats = pattern if isinstance(pattern, tuple) else (pattern,)
+        first = [c for pat in pats for c in cols if c not in used and pat.search(c)]
+        first = list(dict.fromkeys(first))
         return first + [c for c in others if c not in used and c not in first]
 
     def textual(c: str) -> bool:
@@ -1073,8 +1111,8 @@ def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
         vals = col.dropna().astype(str).head(200)
         return bool(len(vals)) and float(vals.str.contains(r"\s", regex=True).mean()) >= 0.5
 
-    def one(role: str, cands: list[str], pattern: re.Pattern, required: bool) -> str | None:
-        hits = [c for c in cands if pattern.search(c)]
+    def one(role: str, cands: list[str], pattern: re.Pattern | tuple, required: bool) -> str | None:
+        hits = _tier_hits(cands, pattern)
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
@@ -1099,8 +1137,10 @@ def inspect_columns(source: str | os.PathLike | bytes | BinaryIO | pd.DataFrame,
     g.order_col = one("step order", [c for c in cols if c not in used], _ORDER_RE, False)
     if g.order_col:
         used.add(g.order_col)
-    g.candidates["label"] = likely(_LABEL_RE, used, [c for c in cols if c not in used and c not in text_like])
+    g.candidates["label"] = likely(_LABEL_TIERS, used, [c for c in cols if c not in used and c not in text_like])
     g.label_col = one("label", [c for c in cols if c not in used], _LABEL_RE, False)
+    if g.label_col is None and not any(_LABEL_RE.search(c) for c in cols if c not in used):
+        g.label_col = _weak_label(df, None if g.text_col else g.id_col, set(used))
     if g.label_col:
         used.add(g.label_col)
     rest = [c for c in cols if c not in used]
@@ -1599,7 +1639,7 @@ def _from_text_frame(df: pd.DataFrame, text_col: str, vocab: list[str], *, id_co
     _need_column(df, text_col, "text column")
     used = {text_col}
     id_col = _role_column(df, id_col, _ID_RE, "sequence id", "id_col", "sequence id column", used)
-    label_col = _role_column(df, label_col, _LABEL_RE, "label", "label_col", "label column", used)
+    label_col = _role_column(df, label_col, _LABEL_TIERS, "label", "label_col", "label column", used)
     for c in group_cols or []:
         _need_column(df, c, "group column")
     if len(df) > MAX_SEQUENCES:

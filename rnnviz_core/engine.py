@@ -459,8 +459,10 @@ class _Session:
         self.embed_shape: tuple[int, ...] | None = None
         self.embed_leaf: torch.Tensor | None = None
         self.embed_delta: torch.Tensor | None = None
+        self.embed_mod: nn.Module | None = None      # the embedding that reads the ids (runs by length)
+        self.group: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (all ids, rows, steps) of one length
         # optional stand-in for run_module (unrolled engines): runner(name, info, weights, x, hx, mask,
-        # record) -> run_module's tuple, or None to run the recurrence as usual (see rnnviz_core.whatif)
+        # record) -> run_module's tuple, or None to run the recurrence as usual (see rnnviz_core.restart)
         self.runner: Callable | None = None
 
 
@@ -590,6 +592,20 @@ class _RecurrentProxy(nn.Module):
         return result
 
 
+def _embedding_leaf(mod: nn.Module, E: torch.Tensor, spec: EmbedSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The leaf to differentiate by and its delta, for the embedding output ``E`` (caller's rows)."""
+    if spec.mode == "grad":
+        return E.clone().requires_grad_(True), E
+    if spec.base_ids is None:
+        Eb = torch.zeros_like(E)
+    else:
+        Eb = mod.forward(spec.base_ids.to(E.device)).detach().to(E.dtype)  # no hooks
+    Eb = torch.where(spec.valid.to(E.device)[..., None], Eb, E)
+    delta = E - Eb
+    leaf = (Eb + spec.alphas.to(device=E.device, dtype=E.dtype)[:, None, None] * delta).requires_grad_(True)
+    return leaf, delta
+
+
 def _embedding_hook(session: _Session):
     """Forward hook for the view's copies of nn.Embedding: see :class:`EmbedSpec`."""
 
@@ -601,6 +617,14 @@ def _embedding_hook(session: _Session):
         if not (isinstance(ids, torch.Tensor) and not ids.is_floating_point()
                 and tuple(ids.shape) == session.embed_shape and out.dim() == 3):
             return None
+        group = session.group  # (full ids, rows, steps) when the batch runs one length at a time
+        if group is not None and (session.embed_mod is None or session.embed_mod is mod):
+            full_ids, rows, steps = group
+            if session.embed_leaf is None:  # one leaf for the whole batch; each length reads its slice
+                E = mod.forward(full_ids.to(out.device)).detach().to(out.dtype)  # no hooks
+                session.embed_leaf, session.embed_delta = _embedding_leaf(mod, E, spec)
+                session.embed_mod = mod
+            return session.embed_leaf.index_select(0, rows.to(out.device))[:, :steps]
         if session.embed_leaf is not None:
             raise ModelError(
                 "Two embeddings of the model read the token ids, so rnnviz cannot tell which one's output "
@@ -609,17 +633,7 @@ def _embedding_hook(session: _Session):
         E = out.detach()
         if session.inv is not None:
             E = E.index_select(0, session.inv.to(E.device))   # caller's row order
-        if spec.mode == "grad":
-            delta = E
-            leaf = E.clone().requires_grad_(True)
-        else:
-            if spec.base_ids is None:
-                Eb = torch.zeros_like(E)
-            else:
-                Eb = mod.forward(spec.base_ids.to(E.device)).detach().to(E.dtype)  # no hooks
-            Eb = torch.where(spec.valid.to(E.device)[..., None], Eb, E)
-            delta = E - Eb
-            leaf = (Eb + spec.alphas.to(device=E.device, dtype=E.dtype)[:, None, None] * delta).requires_grad_(True)
+        leaf, delta = _embedding_leaf(mod, E, spec)
         session.embed_leaf, session.embed_delta = leaf, delta
         return leaf if session.perm is None else leaf.index_select(0, session.perm.to(leaf.device))
 
@@ -824,6 +838,11 @@ class ModelView:
             )
         return out
 
+    def by_length(self, xt: torch.Tensor, lt: torch.Tensor | None) -> bool:
+        """Whether :meth:`run` runs ``xt`` one length at a time: the forward takes no lengths, and
+        some sequence is shorter than the padded batch (run padded, the model would read the padding)."""
+        return self.slot is None and lt is not None and bool((lt < xt.shape[1]).any())
+
     def run(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None = None,
             embed: EmbedSpec | None = None, unsort_records: bool = True) -> torch.Tensor:
         """The model's output for ``xt`` (caller's row order); records in ``self.records``.
@@ -831,11 +850,31 @@ class ModelView:
         The records come back in the caller's row order too, unless ``unsort_records=False``:
         then row i of every record is caller row ``self.session.perm[i]`` when the batch was
         sorted for the model (``perm`` None: not sorted).
+
+        A model whose forward takes no lengths runs each sequence at its own length (one forward
+        per distinct length, see :meth:`by_length`), so every output and state is the sequence's
+        own, as if it ran alone; records are zero past each length.
         """
+        sess = self.session
+        sess.embed_mod, sess.group = None, None
+        if not self.by_length(xt, lt):
+            sess.embed_leaf, sess.embed_delta = None, None
+            return self.run_batch(xt, lt, probe, embed, unsort_records)
+        from .lengthwise import run_by_length
+        sess.embed_leaf, sess.embed_delta = None, None
+        return run_by_length(self, xt, lt, probe, embed)
+
+    def run_batch(self, xt: torch.Tensor, lt: torch.Tensor | None, probe: torch.Tensor | None,
+                  embed: EmbedSpec | None, unsort_records: bool, keep_embed: bool = False) -> torch.Tensor:
+        """One call of the model's forward on the whole batch ``xt`` (see :meth:`run`, which also
+        runs a model without lengths one length at a time). ``keep_embed``: keep the embedding
+        leaf of an earlier call (one leaf shared by every length of a batch)."""
         sess = self.session
         n, t = xt.shape[:2]
         sess.records, sess.perm, sess.inv = {}, None, None
-        sess.embed, sess.embed_shape, sess.embed_leaf, sess.embed_delta = embed, (n, t), None, None
+        sess.embed, sess.embed_shape = embed, (n, t)
+        if not keep_embed:
+            sess.embed_leaf, sess.embed_delta = None, None
         passed = None
         if self.slot is not None:
             passed = lt if lt is not None else (

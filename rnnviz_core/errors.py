@@ -55,3 +55,7 @@ class MismatchError(InputError, ModelError):
     Both an :class:`InputError` (the data as given cannot be used with this model) and a
     :class:`ModelError` (running the model failed), so either ``except`` clause catches it.
     """
+
+
+class BundleError(RnnvizError):
+    """A bundle is refused or cannot be read (wrong format or version, missing or extra files, hashes)."""

@@ -48,7 +48,8 @@ def _times(r: float) -> str:
 # ----------------------------------------------------------------------------- trajectories
 def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float = 0.25, k: int = 3,
                         parting: Parting | None = None, norms: pd.DataFrame | None = None,
-                        seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B")) -> list[str]:
+                        seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B"),
+                        words: Sequence[Sequence[str] | None] | None = None) -> list[str]:
     """Sentences for the Trajectories page.
 
     Parameters
@@ -60,9 +61,16 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
     norms : the frame of :func:`rnnviz_core.trajectories.state_norms` the norms chart draws, with
         ``seqs`` the ids of A and B in it (None: no plateau sentence).
     names : how to call the two sequences.
+    words : a text model's words of the two sequences (``words[0][t]``: A's word at step t), or
+        None: then each step named is followed by the words read there ("step 5 ('boring' in A,
+        'film' in B)"), cut to fit with an ellipsis.
     """
     out: list[str] = []
     na, nb = (str(n) for n in names)
+    wa, wb = (list(words) + [None, None])[:2] if words is not None else (None, None)
+
+    def step_words(step: int, align: str) -> str:  # the step, and the words A and B read there
+        return _step_text(step, align, [(na, wa), (nb, wb)])
     if distance is not None and len(distance):
         p = parting if parting is not None else parting_summary(distance, rel_threshold=rel_threshold, k=k)
         align = distance.attrs.get("align", "start")
@@ -94,12 +102,15 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
                 plateau[n] = int(rows.iloc[0])
         if len(plateau) == 2:
             settled = {n: v for n, v in plateau.items() if v >= 0}
+            own = {na: wa, nb: wb}
             if len(settled) == 2:
-                out.append(f"The memory settles from step {plateau[na]} in {na} and from step {plateau[nb]} in {nb}.")
+                out.append(f"The memory settles from {_step_text(plateau[na], 'start', [(na, wa)])} in {na} and from "
+                           f"{_step_text(plateau[nb], 'start', [(nb, wb)])} in {nb}.")
             elif len(settled) == 1:
                 (n, v), = settled.items()
                 other = nb if n == na else na
-                out.append(f"The memory of {n} settles from step {v}; that of {other} is still moving at its end.")
+                out.append(f"The memory of {n} settles from {_step_text(v, 'start', [(n, own[n])])}; that of {other} "
+                           "is still moving at its end.")
             else:
                 out.append(f"Neither memory settles before its sequence ends: both are still moving at the last step.")
     return out
@@ -137,7 +148,8 @@ def saturation_findings(cmp: pd.DataFrame | None, *, over_time: pd.DataFrame | N
         draws for the same two groups (gives "from step s on").
     suggestion : the :class:`~rnnviz_core.saturation.ThresholdSuggestion` of the page; when
         nothing saturates at any threshold its sentence is the only finding.
-    by : the grouping; no accuracy sentence when the groups are themselves correct / wrong.
+    by : the grouping; no accuracy sentence when the groups are themselves correct / wrong, no
+        error sentence (regression: the ``abs_error`` row) when they are error sizes.
     """
     out: list[str] = []
     if suggestion is not None and getattr(suggestion, "share", 1.0) == 0 and getattr(suggestion, "message", ""):
@@ -172,6 +184,17 @@ def saturation_findings(cmp: pd.DataFrame | None, *, over_time: pd.DataFrame | N
             else:
                 out.append(f"{_cap(ga)} and {gb} sequences saturate about as much ({_pct(ma)} vs {_pct(mb)} "
                            f"of unit-steps, {format_p(p)}: no clear difference).")
+    if "abs_error" in rows.index and by != "error_size":
+        r = rows.loc["abs_error"]
+        ga, gb = str(r["group_a"]), str(r["group_b"])
+        ma, mb, p = float(r["mean_a"]), float(r["mean_b"]), float(r[pcol])
+        if r["n_a"] >= 2 and r["n_b"] >= 2 and np.isfinite([ma, mb, p]).all():
+            if p < ALPHA:
+                out.append(f"The model is off by {ma:.3g} on average for {ga} sequences and by {mb:.3g} for {gb} "
+                           f"ones ({format_p(p)}).")
+            else:
+                out.append(f"The model's error does not clearly differ between {ga} ({ma:.3g} on average) and {gb} "
+                           f"({mb:.3g}) sequences ({format_p(p)}).")
     if "correct" in rows.index and by not in ("correct", "outcome"):
         r = rows.loc["correct"]
         ga, gb = str(r["group_a"]), str(r["group_b"])
@@ -270,16 +293,17 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
             row = top[(top["seq"] == s_id) & (top["rank"] == 1)]
             score = float(row["score"].iloc[0]) if len(row) and "score" in row else float("nan")
             if np.isfinite(score):
-                firsts.append((str(nm), int(row["step"].iloc[0]), score))
+                word = str(row["word"].iloc[0]) if "word" in row and pd.notna(row["word"].iloc[0]) else ""
+                firsts.append((str(nm), int(row["step"].iloc[0]), score, word))
         if len(firsts) == len(list(seqs)) and firsts:
             signed = is_signed(method) if method is not None else True
             who = f"By {name(method)}, " if method is not None else ""
-            if signed and all(sc > 0 for _, _, sc in firsts):
-                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
-                out.append(f"{who}the step that pushed the answer up most is {_join(parts)}.")
+            parts = [_step_words(st, nm, word) for nm, st, _, word in firsts]
+            words = all(word for *_, word in firsts)
+            if signed and all(sc > 0 for _, _, sc, _ in firsts):
+                out.append(f"{who}the {'word' if words else 'step'} that pushed the answer up most is {_join(parts)}.")
             elif not signed:
-                parts = [f"step {st} of {nm}" for nm, st, _ in firsts]
-                out.append(f"{who}the answer reacts most strongly to {_join(parts)}.")
+                out.append(f"{who}the answer reacts most {'to' if words else 'strongly to'} {_join(parts)}.")
     if hits:
         ok = {m: float(v) for m, v in hits.items() if v is not None and np.isfinite(v)}
         if ok:
@@ -287,6 +311,31 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
             out.append(f"On the steps known to decide the answer, {name(m)} ranks exactly those steps at its top in "
                        f"{_pct(v)} of sequences" + (", the most of the methods compared." if len(ok) > 1 else "."))
     return out
+
+
+def _step_text(step: int, align: str, seqs: Sequence[tuple[str, Sequence[str] | None]]) -> str:
+    """An aligned step in words (:func:`rnnviz_core.trajectories.step_words`), followed for a text
+    model by the word each sequence reads there: "step 5 ('boring' in A, 'film' in B)"; with one
+    sequence: "step 5 ('boring')". Steps aligned at the end count back from each one's last word."""
+    from .rankings import shorten
+    text = step_words(step, align)
+    found = []
+    for name, words in seqs:
+        if not words:
+            continue
+        i = int(step) if align != "end" else len(words) - 1 + int(step)
+        if 0 <= i < len(words):
+            found.append(f"'{shorten(words[i])}'" + (f" in {name}" if len(seqs) > 1 else ""))
+    return f"{text} ({', '.join(found)})" if found else text
+
+
+def _step_words(step: int, seq_name: str, word: str = "") -> str:
+    """"step 11 of A", or for a text model "'boring' (word 11 of A)" (the word as the table shows
+    it, already cut to fit; the number is the step axis's)."""
+    if not word:
+        return f"step {step} of {seq_name}"
+    from .rankings import shorten
+    return f"'{shorten(word)}' (word {step} of {seq_name})"
 
 
 def _cap(text: str) -> str:

@@ -32,13 +32,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .regression import RANGE_GROUPINGS, is_regression_table, range_groups
 from .saturation import (
     DEFAULT_THRESHOLD, _check_threshold, _group_time_mean, _per_step_fraction, saturation_by_sequence,
 )
 from .trajectories import _as_states, _check_lengths, _to_numpy, valid_mask
 
 __all__ = [
-    "SATURATION_LEVELS", "GROUPINGS",
+    "SATURATION_LEVELS", "GROUPINGS", "RANGE_GROUPINGS", "is_regression_table",
     "sequence_outcomes", "saturation_levels", "sequence_table", "assign_groups",
     "group_summary", "compare_groups",
     "perturb_inputs", "resilience", "resilience_sweep", "resilience_summary",
@@ -49,7 +50,9 @@ __all__ = [
 
 SATURATION_LEVELS = ("not saturated", "partly saturated", "fully saturated")
 #: built-in groupings accepted by ``by=`` (any other value names a column of the table)
-GROUPINGS = ("true_class", "predicted_class", "correct", "saturation")
+GROUPINGS = ("true_class", "predicted_class", "correct", "saturation", "error_size", "target_range",
+             "prediction_range")
+
 _TASKS = ("auto", "classification", "binary", "regression")
 
 
@@ -117,7 +120,8 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
     -------
     frame with ``seq``, ``pred`` (class index, or the output for single-output regression),
     ``confidence`` (probability of the predicted class; NaN for regression), and with ``y``:
-    ``true``, ``correct`` (bool; NaN for regression) and ``loss`` (see module docs).
+    ``true``, ``correct`` (bool; NaN for regression) and ``loss`` (see module docs); for
+    regression also ``abs_error``, the mean absolute distance from the true value(s).
     """
     arr = _logits_array(logits)
     n = arr.shape[0]
@@ -156,6 +160,7 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
         frame["true"] = target[:, 0] if target.shape[1] == 1 else np.nan
         frame["correct"] = np.nan
         frame["loss"] = ((out - target) ** 2).mean(axis=1)
+        frame["abs_error"] = np.abs(out - target).mean(axis=1)
     return frame
 
 
@@ -265,6 +270,8 @@ def assign_groups(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series, *, b
         if len(lab) != len(table):
             raise InputError(f"by holds {len(lab)} labels but the table has {len(table)} sequences.")
         return lab
+    if by in RANGE_GROUPINGS:
+        return range_groups(table, by, bins)
     col = {"correct": "outcome"}.get(by, by)
     if col not in table.columns:
         need = {"true_class": "y (true labels) for a classifier", "outcome": "y (true labels) for a classifier",
@@ -285,7 +292,7 @@ def assign_groups(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series, *, b
 
 
 def _metric_columns(table: pd.DataFrame) -> list[str]:
-    known = ["correct", "loss", "confidence", "frac_saturated", "frac_saturated_final",
+    known = ["correct", "abs_error", "loss", "confidence", "frac_saturated", "frac_saturated_final",
              "output_change", "flipped"]
     return [c for c in known if c in table.columns and table[c].notna().any()]
 
@@ -307,7 +314,7 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
     grouped = df.groupby("_g", observed=True, sort=True, dropna=False)
     out = pd.DataFrame({"size": grouped.size()})
     out["share"] = out["size"] / len(df)
-    spec = [("correct", "accuracy", "mean"), ("loss", "mean_loss", "mean"),
+    spec = [("correct", "accuracy", "mean"), ("abs_error", "mean_abs_error", "mean"), ("loss", "mean_loss", "mean"),
             ("confidence", "mean_confidence", "mean"), ("frac_saturated", "sat_mean", "mean"),
             ("frac_saturated", "sat_median", "median"), ("frac_saturated_final", "sat_final_mean", "mean"),
             ("output_change", "mean_output_change", "mean"), ("flipped", "flip_rate", "mean")]
@@ -946,7 +953,8 @@ def compare_models(
 #: plain names of the per-sequence measures (resilience columns "change: <condition>" are named
 #: "output change under <condition>")
 METRIC_NAMES = {
-    "correct": "accuracy (share correct)", "loss": "loss", "confidence": "confidence",
+    "correct": "accuracy (share correct)", "loss": "loss", "abs_error": "error (distance from the true value)",
+    "confidence": "confidence",
     "frac_saturated": "share of unit-steps saturated", "frac_saturated_final": "share of units saturated at the last step",
     "output_change": "change of the answer under damage", "flipped": "share of answers that flip",
 }
@@ -1073,7 +1081,7 @@ def comparison_table(cmp: pd.DataFrame) -> pd.DataFrame:
 
 
 _SUMMARY_NAMES = {
-    "accuracy": ("Accuracy", True), "mean_loss": ("Average loss", False), "mean_confidence": ("Average confidence", True),
+    "accuracy": ("Accuracy", True), "mean_abs_error": ("Average error", False), "mean_loss": ("Average loss", False), "mean_confidence": ("Average confidence", True),
     "sat_mean": ("Saturated share of unit-steps", True), "sat_median": ("Median saturated share", True),
     "sat_final_mean": ("Units saturated at the last step", True),
     "share_fully_saturated": ("Fully saturated sequences", True),

@@ -15,7 +15,8 @@ script printed::
     rv.pairing.readout_choices(model, ds)        # readout, description, accuracy
 
 Nothing here picks the best figure: the caller (the app, a notebook) shows the table and the
-person chooses. Accuracy is NaN where the data has no labels or the task is regression.
+person chooses. Accuracy is NaN where the data has no labels or the task is regression; a
+regression model's head readings carry their RMSE instead.
 """
 from __future__ import annotations
 
@@ -75,19 +76,24 @@ def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
     Returns
     -------
     DataFrame with one row per key of :data:`~rnnviz_core.models.READOUTS`, in that order, and
-    columns ``readout`` (key), ``description`` (a plain sentence) and ``accuracy`` (share of
+    columns ``readout`` (key), ``description`` (a plain sentence), ``accuracy`` (share of
     sequences predicted right; NaN with no labels, for regression, or when the data's labels
-    are not among the model's class names). A model outside the built-in family reads the
-    sequence as its own forward says: the frame is then empty.
+    are not among the model's class names) and ``rmse`` (a regression model's root mean squared
+    error on the data's targets; NaN for classification or without targets). A model outside
+    the built-in family reads the sequence as its own forward says: the frame is then empty.
 
     Raises
     ------
     DataError when the data's features do not fit the model.
     """
-    cols = ["readout", "description", "accuracy"]
+    cols = ["readout", "description", "accuracy", "rmse"]
     if not isinstance(model, RecurrentModel):
         return pd.DataFrame(columns=cols)
     features = check_against_model(_without_labels(ds), model)     # feature errors are raised
+    regression = getattr(getattr(model, "config", None), "task", None) == "regression"
+    if regression:
+        return pd.DataFrame([(key, description, float("nan"), _rmse(with_readout(model, key), features, ds))
+                             for key, description in READOUTS.items()], columns=cols)
     try:
         aligned = check_against_model(ds, model) if ds.y is not None else None
     except DataError:                                               # labels the model cannot name
@@ -95,8 +101,18 @@ def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
     rows = []
     for key, description in READOUTS.items():
         pred = _predicted_classes(with_readout(model, key), features) if aligned is not None else None
-        rows.append((key, description, _accuracy(pred, aligned)))
+        rows.append((key, description, _accuracy(pred, aligned), float("nan")))
     return pd.DataFrame(rows, columns=cols)
+
+
+def _rmse(model: nn.Module, features: SequenceDataset, ds: SequenceDataset) -> float:
+    """Root mean squared error of a regression model on ``ds``'s targets (NaN without targets)."""
+    if ds.y is None or ds.task != "regression":
+        return float("nan")
+    from .regression import regression_scores
+    from .trace import predict
+
+    return regression_scores(predict(model, features.X, features.lengths), ds.y).rmse
 
 
 def class_order_choices(model: nn.Module, ds: SequenceDataset,

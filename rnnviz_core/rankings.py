@@ -45,7 +45,21 @@ __all__ = [
     "most_concentrated",
     "least_concentrated",
     "correctness",
+    "shorten",
+    "WORD_CHARS",
 ]
+
+#: the longest word shown whole in a table or a sentence; longer ones are cut with an ellipsis
+WORD_CHARS = 24
+
+
+def shorten(text: Any, max_chars: int = WORD_CHARS) -> str:
+    """``text`` on one line, cut to ``max_chars`` characters with "…" at the end when longer
+    (never cut without the ellipsis); whitespace runs become one space."""
+    s = " ".join(str(text).split())
+    if max_chars < 2 or len(s) <= max_chars:
+        return s
+    return s[: max_chars - 1].rstrip() + "…"
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -121,7 +135,7 @@ def scores_frame(scores: Any, *, method: str | None = None, ids: Sequence | None
 
 
 def top_steps(scores: Any, k: int = 5, *, by: str = "score", lengths: Any = None,
-              ids: Sequence | None = None) -> pd.DataFrame:
+              ids: Sequence | None = None, words: Sequence[Sequence[str]] | None = None) -> pd.DataFrame:
     """The k highest-ranked steps of every sequence.
 
     ``by="score"`` ranks by the signed score (the steps that pushed the explained output up the
@@ -129,7 +143,9 @@ def top_steps(scores: Any, k: int = 5, *, by: str = "score", lengths: Any = None
     ``by="abs"`` ranks by size whatever the sign. Ties keep the earlier step first.
 
     Returns columns ``seq, rank (1 = top), step, score, length, relative_position``; a sequence
-    shorter than k contributes all its steps.
+    shorter than k contributes all its steps. With ``words`` (a text model's words, one list per
+    row of ``scores``, ``words[i][t]`` the word read at step t) a ``word`` column names each
+    step's word, cut to :data:`WORD_CHARS` characters with an ellipsis (:func:`shorten`).
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a positive whole number, got {k!r}.")
@@ -149,8 +165,13 @@ def top_steps(scores: Any, k: int = 5, *, by: str = "score", lengths: Any = None
     rows, rank, step = rows[keep], rank[keep], step[keep]
     Lr = L[rows]
     rel = np.where(Lr > 1, step / np.maximum(Lr - 1, 1), 1.0)
-    return pd.DataFrame({"seq": _ids(ids, N)[rows], "rank": rank, "step": step,
-                         "score": s[rows, step], "length": Lr, "relative_position": rel})
+    out = pd.DataFrame({"seq": _ids(ids, N)[rows], "rank": rank, "step": step,
+                        "score": s[rows, step], "length": Lr, "relative_position": rel})
+    if words is not None:
+        if len(words) != N:
+            raise InputError(f"words holds {len(words)} sequences but scores has {N}.")
+        out["word"] = [shorten(words[r][t]) if t < len(words[r]) else "" for r, t in zip(rows, step)]
+    return out
 
 
 def _abs_matrix(s: np.ndarray, L: np.ndarray, normalize: bool) -> np.ndarray:

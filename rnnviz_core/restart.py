@@ -201,7 +201,9 @@ def prefix_outputs(
         view = ModelView(model, dev, engine="fast", record=True, lengths_arg=lengths_arg, output=output)
         view.session.runner = capturing(view, cap)
         with torch.inference_mode():
-            full = view.run(xb[:, :Tb].to(dev), torch.as_tensor(Lb))
+            # one forward on the whole batch (a model without lengths reads the padding of shorter
+            # rows here, but only their real steps' states are ever reused: the recurrence is causal)
+            full = view.run_batch(xb[:, :Tb].to(dev), torch.as_tensor(Lb), None, None, True)
             cap.records = kept_records(view)
             k_out = 1 if full.dim() == 1 else full.shape[1]
             if res is None:
@@ -212,7 +214,7 @@ def prefix_outputs(
             for t in range(1, Tb + 1):
                 # every row reads min(length, t) steps; rows shorter than t are dropped below
                 pview.session.runner = resuming(pview, cap, t, used)
-                out = pview.run(xb[:, :t].to(dev), torch.as_tensor(np.minimum(Lb, t)))
+                out = pview.run_batch(xb[:, :t].to(dev), torch.as_tensor(np.minimum(Lb, t)), None, None, True)
                 alive = np.flatnonzero(Lb >= t)
                 out = out.detach().to("cpu", torch.float32).numpy().reshape(nb, k_out)
                 res[s + alive, t - 1] = out[alive]

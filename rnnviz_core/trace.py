@@ -345,7 +345,9 @@ def trace(
         ``*args``; ``lengths_arg`` names it outright. When the model takes lengths, each batch
         reaches it sorted longest first (so ``pack_padded_sequence(..., enforce_sorted=True)``
         works) and results come back in your order. With ``lengths=None``, a forward whose
-        lengths parameter has no default gets "all T".
+        lengths parameter has no default gets "all T". A forward that takes no lengths runs each
+        sequence at its own length (one call per distinct length), so it never reads padding and
+        every output is the one the sequence gets alone.
     gates : compute gates and cell states of every layer now (otherwise on first request).
     device : "auto" (CUDA, then MPS, then CPU), or an explicit available device.
     batch_size : sequences per batch (default: sized so intermediates stay around 64 MB); a

@@ -26,7 +26,7 @@ def built(tmp_path_factory):
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
     uploads.upload_store.clear()
-    bs._open_bytes.clear()
+    bs.opened_bundles.clear()
     yield
     uploads.upload_store.clear()
 
@@ -88,3 +88,83 @@ def test_views_that_need_the_model_say_so_plainly(built):
     assert "6 of its 60 sequences" in bs.sequence_message(b)
     assert "0.9" in bs.threshold_message(b)
     assert all("does not include" in m for m in bs.NOT_INCLUDED.values())
+
+
+# ----------------------------------------------------------------------------- fair storage (issue 19)
+def _variants(path, n, tmp_path):
+    """``n`` valid bundles of (nearly) one size that differ in their bytes (the manifest's build note)."""
+    import json
+    import zipfile
+
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    for k in range(n):
+        m = json.loads(members["manifest.json"])
+        m["build"]["note"] = f"variant {k:03d}"
+        p = tmp_path / f"v{k}.rnnviz"
+        with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr("manifest.json", json.dumps(m))
+            for name, data in members.items():
+                if name != "manifest.json":
+                    zf.writestr(name, data)
+        out.append(p)
+    return out
+
+
+def test_two_visitors_a_small_store_each_keeps_their_own(built, tmp_path, monkeypatch):
+    """Visitor B uploading many bundles evicts B's own older bundles, never A's (A's link keeps
+    working); each upload is kept under its uploader, so the per-visitor quota applies."""
+    from rnnviz_core.store import UploadStore
+
+    path, _ = built
+    files = _variants(path, 5, tmp_path)
+    size = max(p.stat().st_size for p in files)
+    store = UploadStore(tmp_path / "up", max_bytes=3 * size + 1000, owner_bytes=2 * size + 500)
+    monkeypatch.setattr(uploads, "upload_store", lambda: store)
+    who = {"now": "A"}
+    monkeypatch.setattr(uploads, "session_owner", lambda: who["now"])
+    bs.opened_bundles().clear()
+    dig_a, _ = bs.bundle_from_upload(_Upload(files[0]))
+    who["now"] = "B"
+    digs_b = [bs.bundle_from_upload(_Upload(p))[0] for p in files[1:]]
+    assert dig_a in store                                   # A's bundle survives B's four uploads
+    assert store.owner_total("A") == files[0].stat().st_size
+    assert store.owner_total("B") <= 2 * size + 500         # B is held to the per-visitor quota ...
+    assert digs_b[-1] in store and digs_b[0] not in store   # ... by losing B's own oldest first
+    bs.opened_bundles().clear()                             # A's link, opened afresh from the store
+    assert bs.bundle_by_hash(dig_a).n_sequences == 60
+
+
+def test_a_refused_bundle_is_not_stored(built, tmp_path, monkeypatch):
+    from rnnviz_core.store import UploadStore
+
+    store = UploadStore(tmp_path / "up", max_bytes=10**8)
+    monkeypatch.setattr(uploads, "upload_store", lambda: store)
+    monkeypatch.setattr(uploads, "session_owner", lambda: "A")
+    bad = tmp_path / "bad.rnnviz"
+    bad.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    with pytest.raises(bundle.BundleError):
+        bs.bundle_from_upload(_Upload(bad))
+    assert store.total_bytes() == 0
+
+
+def test_opened_bundles_are_bounded_by_bytes_not_count():
+    from rnnviz_core.bundle_cache import BundleCache
+
+    class Fake:
+        def __init__(self, n):
+            self.memory_bytes = n
+
+    cache = BundleCache(max_bytes=1000)
+    for k, n in enumerate([300, 300, 300]):
+        cache.put(f"b{k}", Fake(n))
+    assert cache.keys() == ["b0", "b1", "b2"] and cache.held_bytes() == 900
+    cache.get("b0")                                   # b0 used again: b1 is now the oldest
+    cache.put("big", Fake(600))                       # 900 + 600 > 1000: b1, then b2 go
+    assert cache.keys() == ["b0", "big"] and cache.held_bytes() == 900
+    cache.put("huge", Fake(1001))                     # larger than the bound: handed out, not kept
+    assert "huge" not in cache.keys() and cache.held_bytes() == 900
+    # one opened 60-sequence bundle counts its file bytes and what its reads take
+    from rnnviz_core.bundle_cache import bundle_bytes
+    assert bundle_bytes(Fake(5)) == 5

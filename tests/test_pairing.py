@@ -136,7 +136,7 @@ def test_mean_pooling_model_mean_readout_gives_the_scripts_accuracy(tmp_path):
     ds = load_data(tmp_path / "test.ts")
     model = with_class_names(model, DECLARED)
     table = readout_choices(model, ds)
-    assert list(table.columns) == ["readout", "description", "accuracy"]
+    assert list(table.columns) == ["readout", "description", "accuracy", "rmse"]
     assert list(table["readout"]) == ["last", "h_n", "mean", "max"]
     acc = dict(zip(table["readout"], table["accuracy"]))
     assert acc["mean"] == pytest.approx(script_acc, abs=1e-12)

@@ -226,3 +226,26 @@ def test_prefix_outputs_equal_the_model_on_each_prefix():
                     ref = net(x[i : i + 1, : t + 1], torch.tensor([t + 1])).numpy()[0]
                     assert np.abs(po[i, t] - ref).max() < TOL, (cfg, i, t)
                 assert np.isnan(po[i, lengths[i]:]).all()
+
+
+class NoLengths(Net):
+    """A forward that takes x only (the head reads the last step)."""
+
+    def forward(self, x):
+        out, _ = self.rnn(torch.tanh(self.enc(x)))
+        return self.head(out[:, -1])
+
+
+def test_prefix_outputs_and_edits_of_a_model_without_lengths():
+    torch.manual_seed(5)
+    net = NoLengths("GRU").eval()
+    x, lengths = _data()
+    po = rs.prefix_outputs(net, x, lengths)
+    with torch.no_grad():
+        for i in range(4):
+            for t in range(int(lengths[i])):
+                ref = net(x[i : i + 1, : t + 1]).numpy()[0]        # the prefix alone
+                assert np.abs(po[i, t] - ref).max() < TOL, (i, t)
+        res = rv.what_if(net, x, [(1, 2, "delete", None)], lengths)
+        ref = net(torch.cat([x[1, :2], x[1, 3:5]])[None]).numpy()[0]
+    assert np.abs(res.outputs[1] - ref).max() < TOL

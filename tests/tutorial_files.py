@@ -122,3 +122,54 @@ def make_files(d: Path) -> dict:
     return out
 
 
+
+
+# ----------------------------------------------------------------------------- a regression pair
+def _regression_data(seed: int = 3, n: int = 150, t: int = 12, f: int = 3):
+    """Known answer: the target is the sum of feature 0 over steps 3 to 6 (a marked window), scaled."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0, 1, (n, t, f)).astype(np.float32)
+    y = (0.5 * X[:, 3:7, 0].sum(1) + rng.normal(0, 0.1, n)).astype(np.float32)
+    return X, y
+
+
+def make_regression_files(d: Path) -> dict:
+    """A tutorial GRU regressor (``self.gru``/``self.fc``, ``out[:, -1]``, output [N]) saved with
+    ``torch.save(model.state_dict(), ...)``, and a long-form CSV (id, step, features, a ``target``
+    per sequence). Returns paths, the predictions and targets the "script" computed."""
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    X, y = _regression_data()
+    n, t, f = X.shape
+
+    class GRURegressor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(f, 16, batch_first=True)
+            self.fc = nn.Linear(16, 1)
+
+        def forward(self, x):
+            out, _ = self.gru(x)
+            return self.fc(out[:, -1]).squeeze(-1)
+
+    torch.manual_seed(2)
+    torch.set_num_threads(1)
+    model = GRURegressor()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    xt, yt = torch.tensor(X), torch.tensor(y)
+    for _ in range(80):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(xt), yt)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred = model(xt).numpy()
+    out = {"model": d / "gru_regressor.pt", "csv": d / "regression.csv", "pred": pred, "y": y}
+    torch.save(model.state_dict(), out["model"])
+    rows = [{"id": f"s{i:03d}", "step": s, **{f"x{j}": float(X[i, s, j]) for j in range(f)}, "target": float(y[i])}
+            for i in range(n) for s in range(t)]
+    pd.DataFrame(rows).to_csv(out["csv"], index=False)
+    return out

@@ -33,13 +33,13 @@ rows = [int(r) for r in b.sample_rows]
 H = msg.guarded(bv.sample_states, b)
 lens = b.lengths
 frame, top, pos, by_class = msg.guarded(bv.contribution_frames, b, method, a, bb)
-hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
 n_steps = int(max(lens[a], lens[bb]))
 step_w = max(2.0, 440 / n_steps)
 
 
 def stacked(r: int, side: str):
     """Hidden state and step scores of one sequence on one step scale."""
+    hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
     parts = [heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
                            height=max(100, min(260, 6 * H.shape[2]))),
              cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps)]
@@ -47,25 +47,28 @@ def stacked(r: int, side: str):
 
 
 st.subheader("Scores under the hidden state")
-for r, side in ((a, "A"), (bb, "B")):  # A above B on one step scale
-    st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
-wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+with msg.section("The scores of A and B"):
+    for r, side in ((a, "A"), (bb, "B")):  # A above B on one step scale
+        st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
+    wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
 st.subheader("The top steps, ranked")
-table = cc.top_steps_table(top, method=method)
-st.dataframe(table, hide_index=True, width="stretch")
-st.caption(table.attrs.get("caption", ""))
+with msg.section("The ranking of the top steps"):
+    table = cc.top_steps_table(top, method=method)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(table.attrs.get("caption", ""))
 
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
-with cols[0]:
+with cols[0], msg.section("The scores by position"):
     st.caption(bv.chart(dig, cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_class is not None:
-    with cols[1]:
+    with cols[1], msg.section("The scores by true class"):
         st.caption(bv.chart(dig, cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
         wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
 
 st.subheader("How far can each ranking be trusted?")
 st.info(NOT_INCLUDED["faithfulness"])
-pf.show_findings(findings, "contribution_findings", None, top=top, seqs=[ids[a], ids[bb]], method=method)
+with msg.section("The findings"):
+    pf.show_findings(findings, "contribution_findings", None, top=top, seqs=[ids[a], ids[bb]], method=method)

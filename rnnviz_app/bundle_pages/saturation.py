@@ -30,7 +30,7 @@ by = g1.selectbox("Group the sequences by", list(options), format_func=options.g
 labels = bv.group_labels(b, by)
 present = sorted(labels.unique(), key=str)
 if len(present) < 2:
-    st.warning(f"Grouping by '{options[by]}' puts every sequence in one group; choose another grouping under "
+    st.warning(f"Grouping by '{plain(options[by])}' puts every sequence in one group; choose another grouping under "
                "'Group the sequences by'.")
     st.stop()
 ga = g2.selectbox("Group A", present, index=0, key=f"bundle_ga_{by}")
@@ -41,16 +41,17 @@ na, nb = int((labels == ga).sum()), int((labels == gb).sum())
 st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} sequences) · "
            f"Group B: **{plain(gb)}** ({nb} sequences)")
 
+over = cmp = None  # the findings read what the sections drew
 st.subheader("Saturation over time")
-over = msg.guarded(b.saturation_over_time, by)
-over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
-st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
-wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
+with msg.section("Saturation over time"):
+    over = b.saturation_over_time(by)
+    over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
+    st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
+    wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")
 table = b.sequences.copy()
 table["_group"] = labels.to_numpy()
-cmp = None
 try:
     cmp = ps.compare(table, "_group", ga, gb)
 except Exception:  # noqa: BLE001 - a comparison that cannot be made is said, not raised
@@ -62,6 +63,8 @@ else:
                "is first).")
     wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
 st.info(NOT_INCLUDED["resilience"])
-pf.show_findings(findings, "saturation_findings", cmp, over_time=over, by=by)
+with msg.section("The findings"):
+    if over is not None:
+        pf.show_findings(findings, "saturation_findings", cmp, over_time=over, by=by)
 with st.expander("Compare with a second trained model (reproducibility)"):
     st.info(NOT_INCLUDED["second_model"])

@@ -25,31 +25,41 @@ H = msg.guarded(bv.sample_states, b)
 lens = b.lengths
 sa, sb = rows.index(a), rows.index(bb)
 
+dist = norms = None  # the findings read what the sections drew
+
 st.subheader("Units over time")
-units = bv.unit_rows(dig, b)
-la, lb = int(lens[a]), int(lens[bb])
-pa, pb = H[sa][:, units], H[sb][:, units]
-st.caption(play_heatmaps(pa, pb, steps_a=la, steps_b=lb, colour_domain=shared_domain(pa, pb, la, lb), key="bundle_play",
-                         titles=(f"A: {ia}", f"B: {ib}"), labels=[f"unit {u}" for u in units],
-                         legend="hidden state h", rows="unit of the hidden state h"))
-hm = tj.heatmap_data(H, lens[rows], seqs=[sa, sb], ids=[ids[r] for r in rows])
-wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
+with msg.section("The units over time"):
+    units = bv.unit_rows(dig, b)
+    la, lb = int(lens[a]), int(lens[bb])
+    pa, pb = H[sa][:, units], H[sb][:, units]
+    st.caption(play_heatmaps(pa, pb, steps_a=la, steps_b=lb, colour_domain=shared_domain(pa, pb, la, lb),
+                             key="bundle_play", titles=(f"A: {ia}", f"B: {ib}"), labels=[f"unit {u}" for u in units],
+                             legend="hidden state h", rows="unit of the hidden state h"))
+    hm = tj.heatmap_data(H, lens[rows], seqs=[sa, sb], ids=[ids[r] for r in rows])
+    wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
 
 st.subheader("Paths in one shared picture")
-paths = msg.guarded(b.paths)
-st.caption(bv.chart(dig, tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, key=("paths", a, bb)))
-wg.csv_button(paths[paths["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "paths.csv", "dl_paths")
+with msg.section("The paths"):
+    paths = b.paths()
+    st.caption(bv.chart(dig, tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, key=("paths", a, bb)))
+    wg.csv_button(paths[paths["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "paths.csv",
+                  "dl_paths")
 
 st.subheader("How big the state is, and how fast it moves")
-norms = msg.guarded(b.norms)
-st.caption(bv.chart(dig, tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
-                    key=("norms", a, bb)))
-wg.csv_button(norms[norms["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "norms.csv", "dl_norms")
+with msg.section("The size of the state"):
+    norms = b.norms()
+    st.caption(bv.chart(dig, tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
+                        key=("norms", a, bb)))
+    wg.csv_button(norms[norms["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "norms.csv",
+                  "dl_norms")
 
 st.subheader("Where A and B part ways")
 align = st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True, key="bundle_align")
-dist = tj.pair_distance(H[sa], H[sb], la, lb, align=align)
-st.caption(bv.chart(dig, tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590,
-                    key=("dist", a, bb, align)))
-wg.csv_button(dist, "Download the data of this view (CSV)", "distance.csv", "dl_distance")
-pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])
+with msg.section("Where A and B part ways"):
+    dist = tj.pair_distance(H[sa], H[sb], int(lens[a]), int(lens[bb]), align=align)
+    st.caption(bv.chart(dig, tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590,
+                        key=("dist", a, bb, align)))
+    wg.csv_button(dist, "Download the data of this view (CSV)", "distance.csv", "dl_distance")
+with msg.section("The findings"):
+    if dist is not None and norms is not None:
+        pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib])

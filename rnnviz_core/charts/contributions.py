@@ -224,6 +224,8 @@ def top_steps_table(top: pd.DataFrame, *, method: str | None = None) -> pd.DataF
         "Where in the sequence": [f"{100 * v:.0f}%" for v in top["relative_position"]],
         "Length": top["length"].astype(int).to_numpy(),
     })
+    if "word" in top.columns:  # a text model's word at that step (rankings.top_steps(words=...))
+        out.insert(3, "Word", top["word"].astype(str).to_numpy())
     if method is not None:
         out.insert(0, "Method", method)
     out.attrs["caption"] = CAPTIONS["top_steps_table"]

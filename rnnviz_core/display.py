@@ -29,7 +29,7 @@ from .errors import InputError
 
 __all__ = ["ROW_BUDGET", "MAX_COLUMNS", "MAX_LINE_POINTS", "MAX_UNITS", "MAX_FEATURES", "StepBins", "step_bins",
            "bin_steps", "bin_tidy", "rows_shown", "heat_bins", "top_rows", "sample_index", "short_label",
-           "step_label", "bin_words", "HOW_WORDS"]
+           "step_label", "bin_words", "HOW_WORDS", "robust_range"]
 
 #: the most rows any one dataset of a chart embeds (Altair refuses more than 5,000)
 ROW_BUDGET = 4000
@@ -207,6 +207,23 @@ def bin_tidy(frame: pd.DataFrame, bins: StepBins, values: dict[str, str], keys: 
     out = out.rename(columns={"_col": step, "_end": "step_end"})
     out.attrs = dict(frame.attrs)
     return out
+
+
+def robust_range(values: Any, lo_pct: float = 2.0, hi_pct: float = 98.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values`` [T, R]: (its ``lo_pct`` percentile, its ``hi_pct`` percentile) over
+    the finite values, widened to (min, max) where the two meet (a column mostly constant but for a
+    few spikes still shows them); (0, 1) for a column with no finite value."""
+    import warnings
+    arr = np.asarray(values, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanpercentile(arr, lo_pct, axis=0)
+        hi = np.nanpercentile(arr, hi_pct, axis=0)
+        mn, mx = np.nanmin(arr, axis=0), np.nanmax(arr, axis=0)
+    flat = ~(hi > lo)
+    lo, hi = np.where(flat, mn, lo), np.where(flat, mx, hi)
+    bad = ~np.isfinite(lo) | ~np.isfinite(hi)
+    return np.where(bad, 0.0, lo), np.where(bad, 1.0, hi)
 
 
 def top_rows(values: Any, n: int, *, order: Sequence[int] | None = None) -> np.ndarray:

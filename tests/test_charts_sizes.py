@@ -91,7 +91,7 @@ def test_binned_heatmap_is_the_mean_of_each_columns_steps():
         want = H[0, int(r.step): int(r.step) + k, int(r.unit)].astype(np.float64).mean()
         assert r.value == pytest.approx(want, abs=1e-6)   # float32 states summed in another order
     cap = tc.caption(tc.heatmap_chart(hm, "a", scrubber=False))
-    assert f"each column is {k} steps; the value shown is the mean over them" in cap
+    assert f"each column {k} steps of the sequence (the value shown is the mean over them)" in cap
     lo, hi = (float(x) for x in re.search(r"values here run from (\S+) to (\S+?)\)", cap).groups())
     assert lo == pytest.approx(rows["value"].min(), abs=5e-3) and hi == pytest.approx(rows["value"].max(), abs=5e-3)
 
@@ -172,3 +172,32 @@ def test_short_sequences_are_drawn_step_by_step():
     np.testing.assert_allclose(bars.sort_values("step")["score"], scores[0])
     cap = tc.caption(tc.heatmap_chart(hm, "a"))
     assert "each column one step" in cap and "steps;" not in cap
+
+
+def test_a_short_window_is_drawn_step_by_step_at_its_true_steps():
+    H, lens, _, scores, _ = _arrays(3000, 8, 1)
+    hm = tj.heatmap_data(H, lens, seqs=[0], ids=["a", "b", "c"])
+    chart = tc.heatmap_chart(hm, "a", scrubber=False, window=(1500, 1600))
+    rows = pd.DataFrame(_data_of(chart.to_dict(), "rect"))
+    assert sorted(rows["step"].unique()) == list(range(1500, 1600))
+    got = rows.pivot(index="step", columns="unit", values="value").to_numpy()
+    np.testing.assert_allclose(got, H[0, 1500:1600].astype(np.float64))
+    assert "steps 1500 to 1599 are drawn" in tc.caption(chart)
+    frame = rk.scores_frame(scores[:1], method="grad_norm", ids=["a"])
+    bars = pd.DataFrame(_data_of(cc.step_scores_chart(frame, "a", window=(10, 20)).to_dict(), "bar"))
+    np.testing.assert_allclose(bars.sort_values("step")["score"], scores[0, 10:20])
+
+
+def test_words_label_the_steps_trimmed_with_an_ellipsis():
+    s = np.abs(np.random.default_rng(0).normal(size=(1, 12)))
+    words = ["the", "film", "was", "unbelievably", "boring", "and", "far", "too", "long", "for", "a", "sunday"]
+    spec = cc.step_scores_chart(rk.scores_frame(s, ids=["a"]), "a", words=words, width=600).to_dict()
+    rows = pd.DataFrame(_data_of(spec, "bar"))
+    assert rows.sort_values("step")["word"].tolist() == words               # the tooltip's word, whole
+    axis = [v for v in views(spec) if v["mark"] == "bar" or v["mark"].get("type") == "bar"][0]["encoding"]["x"]["axis"]
+    assert "unbeli…" in axis["labelExpr"] and "unbelievably" not in axis["labelExpr"]
+    long = ["w%d" % i for i in range(2000)]
+    spec = cc.step_scores_chart(rk.scores_frame(np.ones((1, 2000)), ids=["a"]), "a", words=long).to_dict()
+    rows = pd.DataFrame(_data_of(spec, "bar"))
+    k = dp.step_bins(2000).k
+    assert rows.sort_values("step")["words"].iloc[1] == " ".join(long[k:2 * k])

@@ -42,8 +42,9 @@ def step_axis(bins: dp.StepBins, col_px: float, words: Sequence[str] | None = No
     values = starts[::every]
     extra: dict[str, Any] = {}
     if words is not None and not bins.binned:
-        labels = [dp.short_label(words[s], AXIS_WORD_CHARS) if 0 <= s < len(words) else str(s) for s in values]
-        extra["labelExpr"] = (f"{json.dumps(labels)}[indexof({json.dumps([int(v) for v in values])}, "
+        labels = [" ".join(dp.short_label(words[s], AXIS_WORD_CHARS).split()) if 0 <= s < len(words) else str(s)
+                  for s in values]  # line and paragraph separators become spaces (a string literal cannot hold them)
+        extra["labelExpr"] = (f"{json.dumps(labels, ensure_ascii=False)}[indexof({json.dumps([int(v) for v in values])}, "
                               "toNumber(datum.value))]")
         title = "word" if title == "step" else title
     if bins.binned and title == "step":

@@ -165,7 +165,9 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
     base = alt.Chart(data)
     scale_top = 1 if top is None or not np.isfinite(top) or top <= 0 or top >= 1 else float(top)
-    col_px = st.column_px(bins, None, width)
+    col_px = max(1.0, float(int(width // bins.n_cols))) if bins.binned else st.column_px(bins, None, width)
+    if bins.binned:  # whole pixels per column: fractional ones leave hairline seams between columns
+        width = int(col_px * bins.n_cols)
     rect = base.mark_rect().encode(
         x=st.step_x(bins, col_px, words),
         y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),

@@ -204,7 +204,8 @@ def heatmap_caption(domain: tuple[float, float], values: Any = None, n_units: in
         scale = f"blue at {_num(lo)} through white at 0 to red at {_num(hi)}"
     else:
         scale = f"blue at {_num(lo)} to red at {_num(hi)}"
-    column = "one step of the sequence" if bins is None or not bins.binned else f"{bins.k} steps of the sequence"
+    column = "one step of the sequence" if bins is None or not bins.binned else \
+        f"{bins.k} steps of the sequence (the value shown is the mean over them)"
     text = (f"Each row is one hidden unit and each column {column}; colours run from {scale}, as "
             f"on the colour bar: one colour range for every sequence shown")
     if values is not None:
@@ -213,7 +214,7 @@ def heatmap_caption(domain: tuple[float, float], values: Any = None, n_units: in
         if v.size:
             text += f" (values here run from {_num(v.min())} to {_num(v.max())})"
     if bins is not None and (bins.binned or bins.windowed):
-        text += "; " + bins.words("mean")
+        text += f"; steps {bins.start} to {bins.stop - 1} are drawn"
     if n_units is not None and n_units_total is not None and n_units < n_units_total:
         text += f"; only {n_units} of the {n_units_total:,} units are drawn"
     return text + "."

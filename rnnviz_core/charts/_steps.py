@@ -24,12 +24,21 @@ def tick_every(n: int, length_px: float, min_gap_px: float = 36.0) -> int:
     return 100000
 
 
+#: the widest a binned step axis is drawn (px), whatever ``step_width`` asks for
+MAX_AXIS_PX = 600
+
+
 def column_px(bins: dp.StepBins, step_width: float | None, width: float) -> float:
     """Pixels of one drawn column: ``step_width`` (px per step) times the steps per column, or
-    ``width`` spread over the columns."""
+    ``width`` spread over the columns. A binned axis is never wider than :data:`MAX_AXIS_PX` (a
+    caller's floor of 2 px per step would make 10,000 steps 20,000 px wide); charts stacked on one
+    step scale get the same width, since they share ``bins`` and ``step_width``."""
     if step_width is None:
         return float(width) / bins.n_cols
-    return float(step_width) * bins.k
+    px = float(step_width) * bins.k
+    if bins.binned:
+        px = min(px, MAX_AXIS_PX / bins.n_cols)
+    return px
 
 
 def step_axis(bins: dp.StepBins, col_px: float, words: Sequence[str] | None = None, *, title: str = "step",

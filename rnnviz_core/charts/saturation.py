@@ -213,6 +213,9 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     gate (legend below the plot, so two scatters fit side by side in a 1,100 px window).
     ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    total = len(gates)
+    if total > dp.ROW_BUDGET:   # 4 gates x 1,024 units: a fixed-seed sample, named in the caption
+        gates = gates.iloc[dp.sample_index(total, dp.ROW_BUDGET)]
     gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
     edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
@@ -226,7 +229,9 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     return chart.properties(description=(
         "Each dot is one gate of one unit: far right means it is nearly shut most of the time, high up that it is "
         "nearly open most of the time, and dots near the bottom-left corner are gates that really open and close "
-        "with the input; no dot can lie beyond the dashed line."))
+        "with the input; no dot can lie beyond the dashed line."
+        + ("" if total <= dp.ROW_BUDGET else f" {len(gates):,} of the {total:,} gate units, sampled at random, are "
+           "drawn.")))
 
 
 def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title: str | None = None,

@@ -70,7 +70,7 @@ with wg.section("The scores under the inputs and the hidden state"):
     for r, side in ((a, "A"), (b, "B")):
         with wg.section(f"Sequence {side}'s chart"):
             if ds.is_tokens:
-                st.text(f"{side}'s words: " + " ".join(pc.words(ctx, r)))
+                pc.show_words(words[r], side, window)
             st.caption(wg.chart(stacked, r, side, hm, bins, step_w, key=key + (side, "stack")))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 

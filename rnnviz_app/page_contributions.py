@@ -159,3 +159,20 @@ def stack_layout(ctx: Loaded, H, a: int, b: int, window, width: float = 440.0):
                    key=("hm", a, b, None if units is None else tuple(units)))
     step_w = width / bins.n_steps if (bins.binned or bins.windowed) else max(2.0, width / n_steps)
     return heat, bins, step_w
+
+
+WORDS_INLINE = 120  # more words than this go into an expander (2,000 words filled a screen above the charts)
+
+
+def show_words(words: list[str], side: str, window) -> None:
+    """A text sequence's words over the drawn steps, as plain text: in a line above the charts when
+    short, in an expander when long."""
+    import streamlit as st
+    w0, w1 = (0, len(words)) if window is None else (window[0], min(window[1], len(words)))
+    part = words[w0:w1]
+    where = "" if window is None else f", steps {w0} to {w1 - 1}"
+    if len(part) <= WORDS_INLINE:
+        st.text(f"{side}'s words{where}: " + " ".join(part))
+    else:
+        with st.expander(f"{side}'s words{where} ({len(part):,} words)"):
+            st.text(" ".join(part))

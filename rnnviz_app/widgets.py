@@ -82,20 +82,19 @@ def section(what: str):
 
 
 def step_window(n_steps: int, name: str) -> tuple[int, int] | None:
-    """A (start, end) range slider over ``n_steps`` steps, shown only when the charts bin steps
-    (a sequence longer than a chart's columns); None when the whole sequence is chosen. A window
-    short enough is drawn step by step."""
+    """A range slider over the steps 0 .. n_steps - 1 (its two ends are the first and the last
+    step drawn), shown only when the charts bin steps (a sequence longer than a chart's columns).
+    Returns the window as (start, end) with ``end`` exclusive, or None when every step is chosen.
+    A window short enough is drawn step by step."""
     from rnnviz_core.display import MAX_COLUMNS
     n_steps = int(n_steps)
     if n_steps <= MAX_COLUMNS:
         return None
-    start, end = st.slider(
-        "Steps to draw", min_value=0, max_value=n_steps, value=(0, n_steps), step=1, key=f"steps_{name}_{n_steps}",
+    first, last = st.slider(
+        "Steps to draw (first and last)", min_value=0, max_value=n_steps - 1, value=(0, n_steps - 1), step=1,
+        key=f"steps_{name}_{n_steps}",
         help=f"Zoom into a range of steps. The charts draw at most {MAX_COLUMNS} columns: a longer range is drawn in "
-             "columns of several steps (each caption says how many); a range this short or shorter is drawn step by "
-             "step.")
-    start, end = int(start), int(end)
-    if end <= start:
-        end = min(start + 1, n_steps)
-        start = end - 1
-    return None if (start, end) == (0, n_steps) else (start, end)
+             f"columns of several steps (each caption says how many); a range of {MAX_COLUMNS} steps or fewer is "
+             "drawn step by step.")
+    first, last = sorted((int(first), int(last)))
+    return None if (first, last) == (0, n_steps - 1) else (first, last + 1)

@@ -3,7 +3,7 @@
 is opened and saved as a full-page PNG under test-artifacts/e2e/sizes_*.png, with the largest
 dataset any drawn chart embeds and any exception or warning box printed.
 
-Run: PYTHONPATH=. python3 bench/shots_sizes.py [steps] [units] [features]
+Run: PYTHONPATH=. python3 bench/shots_sizes.py [steps] [units] [features] [bi2]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from harness import ARTIFACTS, CHART, EXCEPTION, launch_browser, new_page, open_
 CLASSES = ["calm", "burst"]
 
 
-def make_files(d: Path, T: int, U: int, F: int, N: int = 16):
+def make_files(d: Path, T: int, U: int, F: int, N: int = 16, bi2: bool = False):
     import torch
     from torch import nn
     rng = np.random.default_rng(0)
@@ -41,8 +41,8 @@ def make_files(d: Path, T: int, U: int, F: int, N: int = 16):
     class GRUNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.gru = nn.GRU(F, U, batch_first=True)
-            self.fc = nn.Linear(U, 2)
+            self.gru = nn.GRU(F, U, batch_first=True, num_layers=2 if bi2 else 1, bidirectional=bi2)
+            self.fc = nn.Linear(U * (2 if bi2 else 1), 2)
 
         def forward(self, x):
             out, _ = self.gru(x)
@@ -56,8 +56,9 @@ def make_files(d: Path, T: int, U: int, F: int, N: int = 16):
 
 def main() -> None:
     T, U, F = (int(a) for a in (sys.argv[1:4] if len(sys.argv) > 3 else (2000, 32, 6)))
+    bi2 = "bi2" in sys.argv[4:]   # a bidirectional 2-layer GRU
     tmp = Path(tempfile.mkdtemp())
-    pt, ts = make_files(tmp, T, U, F)
+    pt, ts = make_files(tmp, T, U, F, bi2=bi2)
     proc, url, log = start_server(tmp)
     from playwright.sync_api import sync_playwright
     try:

@@ -95,4 +95,4 @@ def play_view(ctx: Loaded, H: np.ndarray, a: int, b: int, ids: list, kind: str, 
                          strips=input_panels(ctx, (a, b), known, window), step0=w0,
                          marks=[[m - w0 for m in mk if w0 <= m < w1] for mk in known], legend=kind_label.lower(),
                          marks_legend="step the answer depends on (known for this demo)",
-                         rows=f"unit of the {kind_label[0].lower() + kind_label[1:]}")
+                         rows=f"unit of the {kind_label[0].lower() + kind_label[1:]}", n_units_total=H.shape[2])

@@ -180,7 +180,8 @@ def play_heatmaps(a: Any, b: Any, *, steps_a: int, steps_b: int, colour_domain: 
                   strips: Sequence[dict | None] = (None, None), marks: Sequence[Sequence[int]] = ((), ()),
                   width: int = 900, max_height: int = 560, start: int | None = None, rows: str = "hidden unit",
                   legend: str = "state value", marks_legend: str = "marked step", step0: int = 0,
-                  max_columns: int = MAX_PLAY_COLUMNS, max_rows: int = MAX_PLAY_ROWS) -> str:
+                  max_columns: int = MAX_PLAY_COLUMNS, max_rows: int = MAX_PLAY_ROWS,
+                  n_units_total: int | None = None) -> str:
     """Draw A's and B's heatmaps stacked on one step scale with Play/Stop, a step slider and speed.
 
     Parameters
@@ -204,6 +205,8 @@ def play_heatmaps(a: Any, b: Any, *, steps_a: int, steps_b: int, colour_domain: 
     max_columns, max_rows : longer sequences are drawn in columns of several steps (their mean) and
         more units are cut to the most active ``max_rows`` (by variance over A and B), so the data
         sent to the browser stays small whatever the sizes; the caption says both.
+    n_units_total : the units the rows were chosen from (when the caller passes only the most active
+        ones), for the caption.
 
     Returns
     -------
@@ -252,4 +255,4 @@ def play_heatmaps(a: Any, b: Any, *, steps_a: int, steps_b: int, colour_domain: 
     data["sig"] = hashlib.blake2b(repr(data).encode(), digest_size=12).hexdigest()
     _component()(key=key, data=data, height="content")
     return play_caption(true_a, true_b, colour_domain, (min(lo) if lo else None, max(hi) if hi else None), rows=rows,
-                        k=k, start=step0, units=(a.shape[1], n_units))
+                        k=k, start=step0, units=(a.shape[1], max(n_units, int(n_units_total or 0))))

@@ -157,7 +157,9 @@ def stack_layout(ctx: Loaded, H, a: int, b: int, window, width: float = 440.0):
     ids = [str(i) for i in ds.ids]
     heat = compute(heatmap_data, H, lens, seqs=[a, b], ids=ids, units=units,
                    key=("hm", a, b, None if units is None else tuple(units)))
-    step_w = width / bins.n_steps if (bins.binned or bins.windowed) else max(2.0, width / n_steps)
+    span = bins.n_steps if (bins.binned or bins.windowed) else n_steps
+    # px per step: the width spread over the steps drawn, at most 40 px (a 3-step window is not 440 px wide)
+    step_w = min(40.0, width / span) if (bins.binned or bins.windowed) else max(2.0, width / n_steps)
     return heat, bins, step_w
 
 

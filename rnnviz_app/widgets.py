@@ -93,8 +93,8 @@ def step_window(n_steps: int, name: str) -> tuple[int, int] | None:
     first, last = st.slider(
         "Steps to draw (first and last)", min_value=0, max_value=n_steps - 1, value=(0, n_steps - 1), step=1,
         key=f"steps_{name}_{n_steps}",
-        help=f"Zoom into a range of steps. The charts draw at most {MAX_COLUMNS} columns: a longer range is drawn in "
-             f"columns of several steps (each caption says how many); a range of {MAX_COLUMNS} steps or fewer is "
-             "drawn step by step.")
+        help=f"Zoom into a range of steps. Each chart draws at most {MAX_COLUMNS} columns (fewer when it has many "
+             "rows): a longer range is drawn in columns of several steps, and each caption says how many; a short "
+             "range is drawn step by step.")
     first, last = sorted((int(first), int(last)))
     return None if (first, last) == (0, n_steps - 1) else (first, last + 1)

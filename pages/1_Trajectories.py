@@ -5,6 +5,7 @@ from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_pair as pp
 from rnnviz_app import page_trajectories as pt
@@ -50,6 +51,7 @@ def page_body() -> None:
     view_key = (kind, layer, direction)
 
     window = wg.step_window(int(max(lens[a], lens[b])), "traj")
+    words = [pc.words(ctx, a), pc.words(ctx, b)] if ds.is_tokens else None  # a text model: tooltips name the word
 
     def show(build, *args, csv, name: str, key: tuple, win=window, **kw) -> None:
         """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
@@ -69,14 +71,14 @@ def page_body() -> None:
     with wg.section("The paths chart"):
         paths, _ = cp.compute(tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
         show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
-             name="paths", key=(a, b))
+             name="paths", key=(a, b), words=words)
 
     st.subheader("How big the state is, and how fast it moves")
     norms = None
     with wg.section("The state-size chart"):
         norms = cp.compute(tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
         show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
-             csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
+             csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b), words=words)
 
     def parting_view() -> None:
         """The distance chart, and the findings at the top of the page computed from the same frame."""

@@ -201,3 +201,20 @@ def test_words_label_the_steps_trimmed_with_an_ellipsis():
     rows = pd.DataFrame(_data_of(spec, "bar"))
     k = dp.step_bins(2000).k
     assert rows.sort_values("step")["words"].iloc[1] == " ".join(long[k:2 * k])
+
+
+def test_paths_and_norms_tooltips_name_each_sequences_word():
+    H, lens, _, _, _ = _arrays(12, 4, 1)
+    H[1] = H[0][::-1]
+    lens = np.full(3, 12)
+    wa = [f"a{i}" for i in range(12)]
+    wb = [f"b{i}" for i in range(12)]
+    paths, _ = tj.pca_paths(H, lens, ids=["x", "y", "z"])
+    spec = tc.pca_paths_chart(paths, ["x", "y"], words=[wa, wb]).to_dict()
+    rows = pd.DataFrame(_data_of(spec, "line"))
+    assert rows[rows["sequence"] == "A: x"].sort_values("step")["word"].tolist() == wa
+    assert rows[rows["sequence"] == "B: y"].sort_values("step")["word"].tolist() == wb
+    norms = tj.state_norms(H, lens, ids=["x", "y", "z"])
+    spec = tc.norms_chart(norms, ["x", "y"], names=["A: x", "B: y"], words=[wa, wb]).to_dict()
+    rows = pd.DataFrame(_data_of(spec, "line"))
+    assert rows[rows["sequence"] == "B: y"].sort_values("step")["word"].tolist() == wb

@@ -105,3 +105,16 @@ def finite_range(values: Any) -> tuple[float, float] | None:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     return (float(v.min()), float(v.max())) if v.size else None
+
+
+def seq_words(frame: pd.DataFrame, words: dict | None, bins: dp.StepBins, seq: str = "sequence",
+              step: str = "step") -> pd.DataFrame:
+    """``frame`` with a ``word`` column (one step per row) or ``words`` (a column's words, trimmed),
+    from ``words``: {value of the ``seq`` column: that sequence's words, one per step}."""
+    if not words:
+        return frame
+    if bins.binned:
+        cols = {name: dict(zip(bins.starts(), dp.bin_words(list(w), bins))) for name, w in words.items()}
+        return frame.assign(words=[cols.get(n, {}).get(int(s), "") for n, s in zip(frame[seq], frame[step])])
+    return frame.assign(word=[str(words[n][int(s)]) if n in words and 0 <= int(s) < len(words[n]) else ""
+                              for n, s in zip(frame[seq], frame[step])])

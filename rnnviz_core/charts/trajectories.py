@@ -305,7 +305,8 @@ def _legend_scale(names: list[str], rng: list) -> dict:
 def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, cloud: bool = True,
                     scrubber: bool = True, cloud_max: int = CLOUD_MAX, width: int = 420, height: int = 360,
                     random_state: int = 0, names: Sequence[str] | None = None,
-                    window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS) -> alt.LayerChart:
+                    window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS,
+                    words: Sequence[Sequence[str]] | None = None) -> alt.LayerChart:
     """Paths of a few sequences through the shared PCA picture, coloured by time, drawn over a
     faint cloud of every sequence's states.
 
@@ -347,6 +348,9 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     sel = dp.bin_tidy(sel, bins, {"pc1": "mean", "pc2": "mean"}, keys=["sequence"])
     if bins.binned:
         sel = sel.assign(steps=[dp.step_label(a, b) for a, b in zip(sel["step"], sel["step_end"])])
+    if words is not None:  # a text model: each drawn sequence's words, in the order of seqs
+        sel = st.seq_words(sel, dict(zip(names, words)), bins)
+    word_tip = [] if words is None else [alt.Tooltip("words:N" if bins.binned else "word:N")]
     # axes over every sequence's states, fixed whichever pair is drawn: the cloud then never moves,
     # and the browser does not redraw it point by point when the pair changes
     def extent(col: str) -> list[float]:
@@ -378,8 +382,8 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
         x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=dash)
     dots = shown.mark_point(size=45, opacity=0.9, filled=True).encode(
         x=x, y=y, color=step_colour, shape=shape,
-        tooltip=["sequence:N", "steps:N" if bins.binned else "step:Q", alt.Tooltip("pc1:Q", format=".3f"),
-                 alt.Tooltip("pc2:Q", format=".3f")])
+        tooltip=["sequence:N", "steps:N" if bins.binned else "step:Q"] + word_tip + [
+            alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
     layers += [line, dots]
     if slider is not None:
         now = base.transform_joinaggregate(last="max(step)", groupby=["sequence"]).transform_filter(
@@ -424,7 +428,8 @@ def _column_expr(param: str, bins: dp.StepBins, last: str = "datum.last") -> str
 
 def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrubber: bool = True,
                 width: int = 420, height: int = 160, names: Sequence[str] | None = None,
-                window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS) -> alt.VConcatChart:
+                window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS,
+                words: Sequence[Sequence[str]] | None = None) -> alt.VConcatChart:
     """Sum of |h| (top) and step change ||h_t - h_(t-1)|| (bottom) over time for a few
     sequences, with each sequence's plateau step marked as a dashed rule (only for the
     sequences that have one; the caption says which do and which do not settle).
@@ -457,6 +462,11 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
         if bins.binned:
             sel["steps"] = [dp.step_label(a, b) for a, b in zip(sel["step"], sel["step_end"])]
     step_tip = "steps:N" if bins.binned else "step:Q"
+    if words is not None:  # a text model: each drawn sequence's words, in the order of seqs
+        sel = st.seq_words(sel, dict(zip([label[s] for s in seqs], words)), bins)
+        step_tip = [step_tip, "words:N" if bins.binned else "word:N"]
+    else:
+        step_tip = [step_tip]
     hit = "datum.step == datum.plateau_col" if bins.binned or bins.windowed else "datum.step == datum.plateau_step"
     color = alt.Color("sequence:N", title="sequence", **_legend_scale(order, alt.Undefined))
     longest = int(norms["step"].max())
@@ -467,7 +477,7 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     base = alt.Chart(sel)
     top_layers = [
         base.mark_line(point=pts).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
-                                         tooltip=["sequence:N", step_tip, alt.Tooltip("sum_abs:Q", format=".3f")]),
+                                         tooltip=["sequence:N", *step_tip, alt.Tooltip("sum_abs:Q", format=".3f")]),
         # one row per sequence that settles: its plateau step
         base.transform_filter(hit).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
             x=alt.X("plateau_step:Q"), color=color,
@@ -476,7 +486,7 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     bottom_layers = [
         base.transform_filter("isFinite(datum.step_change)").mark_line(point=pts).encode(
             x=x, y=alt.Y("step_change:Q", title="change from previous step"), color=color,
-            tooltip=["sequence:N", step_tip, alt.Tooltip("step_change:Q", format=".3f")]),
+            tooltip=["sequence:N", *step_tip, alt.Tooltip("step_change:Q", format=".3f")]),
     ]
     if slider is not None:
         now = base.transform_joinaggregate(last="max(step)").transform_filter(

@@ -154,5 +154,6 @@ def test_ten_thousand_steps_by_1024_units_play_smoothly(browser, play_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "play_10000x1024.png"), full_page=True)
     pg.context.close()
+    print(f"10,000 x 1,024: ready {ready:.1f} s, {draws} frames in 2 s, {ms / draws:.2f} ms each")
     assert draws >= 20 and ms / draws < 8.0, (draws, ms)   # ~30 frames a second, each well under a frame's time
-    assert ready < 60, ready
+    assert ready < 120, ready   # mostly the test app making 2 x 10 M values; 35 s at load average 19

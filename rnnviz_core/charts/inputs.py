@@ -165,7 +165,7 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         if tokens and bins.binned:
             cells = (f" Each column is {bins.k} words, showing the first of them (the tooltip lists them); steps "
                      f"{bins.start} to {bins.stop - 1} are drawn.")
-    steps_in = f"over its {length} steps" if not (bins.binned or bins.windowed) else f"over its {length} steps"
+    steps_in = f"over its {length} steps"
 
     if tokens:
         ids = arr[:, 0].astype(np.int64)

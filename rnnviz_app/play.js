@@ -116,7 +116,8 @@ function drawStatic(state) {
     // row labels: as many as fit 12 px apart
     const every = Math.max(1, Math.ceil(12 / p.cellH));
     ctx.textAlign = "right"; ctx.fillStyle = "#31333f";
-    for (let r = 0; r < p.rows; r += every) ctx.fillText(fit(ctx, p.labels[r], LEFT - 6), LEFT - 4, p.top + (r + 0.5) * p.cellH);
+    const shown = p.short || p.labels;
+    for (let r = 0; r < p.rows; r += every) ctx.fillText(fit(ctx, shown[r], LEFT - 6), LEFT - 4, p.top + (r + 0.5) * p.cellH);
     // integer step ticks under the panel, at least 36 px apart
     const tick = niceStep(p.steps, p.w, 36 + 6 * String(stepOf(d, p.steps)).length);
     ctx.textAlign = "center"; ctx.textBaseline = "top";

@@ -107,7 +107,10 @@ def panel(values: Any, steps: int, *, title: str, domain: tuple[float, float], l
     if raw is not None:
         r = np.asarray(raw, dtype=np.float64).reshape(arr.shape[0], -1)
         tips = _b64(r[:steps].T)
+    from rnnviz_core.display import distinct_labels
+    short = distinct_labels(labels, 10)   # fits the 64 px label column; the hover names each row whole
     return {"title": str(title), "rows": rows, "steps": steps, "values": _b64(grid), "lo": lo, "hi": hi,
+            "short": short if short != labels else None,
             "signed": bool(lo < 0 < hi), "labels": labels, "marks": sorted({int(m) for m in marks if 0 <= int(m) < steps}),
             "group": group, "cell_h": cell_h, "legend": str(legend), "strip": bool(strip), "raw": tips, "_extent": (float(np.nanmin(grid)) if np.isfinite(grid).any() else None,
                                                           float(np.nanmax(grid)) if np.isfinite(grid).any() else None)}

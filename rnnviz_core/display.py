@@ -29,7 +29,8 @@ from .errors import InputError
 
 __all__ = ["ROW_BUDGET", "MAX_COLUMNS", "MAX_LINE_POINTS", "MAX_UNITS", "MAX_FEATURES", "StepBins", "step_bins",
            "bin_steps", "bin_tidy", "rows_shown", "heat_bins", "top_rows", "sample_index", "short_label",
-           "step_label", "bin_words", "HOW_WORDS", "robust_range"]
+           "step_label", "bin_words", "HOW_WORDS", "robust_range",
+           "distinct_labels"]
 
 #: the most rows any one dataset of a chart embeds (Altair refuses more than 5,000)
 ROW_BUDGET = 4000
@@ -256,6 +257,26 @@ def short_label(text: Any, max_chars: int) -> str:
     s = str(text)
     max_chars = max(int(max_chars), 2)
     return s if len(s) <= max_chars else s[: max_chars - 1].rstrip() + "…"
+
+
+def distinct_labels(names: Sequence[Any], max_chars: int) -> list[str]:
+    """Row labels of at most ``max_chars`` characters that stay apart: names that fit are kept; a
+    name too long keeps its start and as short an end as tells the labels apart, with "…" between
+    ("sensor_000" .. "sensor_199" at 8 characters: "sens…000" .. "sens…199"); the full names when no
+    such cut keeps them apart (a tooltip always shows the full name)."""
+    full = [str(n) for n in names]
+    max_chars = max(int(max_chars), 4)
+    if all(len(n) <= max_chars for n in full):
+        return full
+
+    def cut(n: str, tail: int) -> str:
+        return n if len(n) <= max_chars else n[: max_chars - 1 - tail] + "…" + (n[len(n) - tail:] if tail else "")
+
+    for tail in range(0, max_chars - 1):
+        out = [cut(n, tail) for n in full]
+        if len(set(out)) == len(out):
+            return out
+    return full
 
 
 def step_label(start: int, end: int) -> str:

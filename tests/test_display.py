@@ -81,3 +81,13 @@ def test_short_label_never_cuts_without_an_ellipsis():
     assert dp.short_label("ok", 4) == "ok"
     assert dp.short_label("accelerometerWiimoteZ", 10).endswith("…")
     assert len(dp.short_label("accelerometerWiimoteZ", 10)) == 10
+
+
+def test_distinct_labels_keep_the_end_that_tells_names_apart():
+    names = [f"sensor_{i:03d}" for i in range(200)]
+    got = dp.distinct_labels(names, 8)
+    assert len(set(got)) == 200 and all(len(g) <= 8 and "…" in g for g in got)
+    assert got[12] == "sens…012"
+    assert dp.distinct_labels(["accelerometerWiimoteX", "accelerometerWiimoteY", "ureWiimoteZ"], 8) == \
+        ["accele…X", "accele…Y", "ureWii…Z"]
+    assert dp.distinct_labels(["x", "y"], 8) == ["x", "y"]

@@ -469,10 +469,11 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
     else:
         keep = np.arange(f)
     binned = dp.bin_steps(arr[:, keep], bins, "absmax")       # (C, R)
-    shown = [names[j] for j in keep]
+    full = [names[j] for j in keep]
+    shown = dp.distinct_labels(full, 8)   # "sens…012": the end that tells the rows apart; the tooltip names it whole
     starts = np.asarray(bins.starts())
     frame = pd.DataFrame({"step": np.repeat(starts, len(keep)), "feature": np.tile(shown, len(starts)),
-                          "score": binned.reshape(-1)})
+                          "name": np.tile(full, len(starts)), "score": binned.reshape(-1)})
     if bins.binned:
         frame["step_end"] = np.repeat(np.minimum(starts + bins.k, bins.stop) - 1, len(keep))
     frame = frame[np.isfinite(frame["score"])]
@@ -492,7 +493,7 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
                 axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
         color=alt.Color("score:Q", title="contribution" if signed else "strength", scale=scale,
                         legend=alt.Legend(values=ticks, format=".3~g")),
-        tooltip=step_tips + ["feature:N", alt.Tooltip("score:Q", format=".4g")],
+        tooltip=step_tips + [alt.Tooltip("name:N", title="feature"), alt.Tooltip("score:Q", format=".4g")],
     ).properties(width=alt.Step(sw), height=h)
     chart: Any = rect
     if marks is not None and len(marks):

@@ -69,6 +69,9 @@ def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None
     return inside & np.isfinite(col) & (col != 0)
 
 
+#: characters of a row label beside a heatmap (its y axis is Y_EXTENT px wide)
+ROW_LABEL_CHARS = 8
+
 #: height (px) of a strip of rotated tokens
 _TOKEN_STRIP = 70
 
@@ -234,8 +237,10 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
         lo, hi = dp.robust_range(binned)
         scaled = np.clip((binned - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0) * 2.0 - 1.0
         starts = bins.starts()
+        full, shown = shown, dp.distinct_labels(shown, ROW_LABEL_CHARS)   # "sens…012": the end that tells them apart
         frame = pd.DataFrame({"step": np.repeat(starts, r), "feature": np.tile(shown, len(starts)),
-                              "scaled": scaled.reshape(-1), "value": binned.reshape(-1)})
+                              "name": np.tile(full, len(starts)), "scaled": scaled.reshape(-1),
+                              "value": binned.reshape(-1)})
         frame = frame[np.isfinite(frame["value"])]
         if bins.binned:
             frame["steps"] = [dp.step_label(a, min(a + bins.k, bins.stop) - 1) for a in frame["step"]]
@@ -247,7 +252,7 @@ def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Seque
                             scale=alt.Scale(domain=[-1, 1], scheme="purpleorange", clamp=True),
                             legend=alt.Legend(values=[-1, 0.0, 1], labelExpr=
                                               "datum.value < 0 ? 'low' : datum.value > 0 ? 'high' : 'middle'")),
-            tooltip=["steps:N" if bins.binned else "step:O", "feature:N",
+            tooltip=["steps:N" if bins.binned else "step:O", alt.Tooltip("name:N", title="feature"),
                      alt.Tooltip("value:Q", format=".4g", title="mean value" if bins.binned else "value")])
         layer = alt.layer(rect, rules) if rules is not None else rect
         chart = layer.properties(width=alt.Step(sw), height=max(60, min(240, 8 * r)), title=head)

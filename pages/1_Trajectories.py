@@ -5,6 +5,7 @@ from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_pair as pp
 from rnnviz_app import page_trajectories as pt
@@ -49,26 +50,35 @@ def page_body() -> None:
     what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' else 'backward'}"
     view_key = (kind, layer, direction)
 
-    def show(build, *args, csv, name: str, key: tuple, **kw) -> None:
+    window = wg.step_window(int(max(lens[a], lens[b])), "traj")
+    words = [pc.words(ctx, a), pc.words(ctx, b)] if ds.is_tokens else None  # a text model: tooltips name the word
+
+    def show(build, *args, csv, name: str, key: tuple, win=window, **kw) -> None:
         """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""
-        st.caption(wg.chart(build, *args, key=view_key + (name,) + key, **kw))
+        st.caption(wg.chart(build, *args, key=view_key + (name, win) + key, window=win, **kw))
         wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
 
     st.subheader("Units over time")
-    order, top = pt.unit_choice(H.shape[2])
-    st.caption(pt.play_view(ctx, H, a, b, ids, kind, kinds[kind], order, top, key=view_key + (order, top)))
-    hm = msg.guarded(cp.compute, tj.heatmap_data, H, lens, seqs=[a, b], ids=ids, key=view_key + (a, b))
-    wg.csv_button(hm.frame, "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
+    with wg.section("The play control"):
+        order, top = pt.unit_choice(H.shape[2])
+        st.caption(pt.play_view(ctx, H, a, b, ids, kind, kinds[kind], order, top, key=view_key + (order, top),
+                                window=window))
+        # the full matrix of A and B (millions of rows on long sequences) is built only when asked for
+        wg.csv_button(lambda: tj.heatmap_data(H, lens, seqs=[a, b], ids=ids).frame,
+                      "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
 
     st.subheader("Paths in one shared picture")
-    paths, _ = msg.guarded(cp.compute, tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
-    show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
-         name="paths", key=(a, b))
+    with wg.section("The paths chart"):
+        paths, _ = cp.compute(tj.pca_paths, H, lens, ids=ids, key=("pca",) + view_key)
+        show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
+             name="paths", key=(a, b), words=words)
 
     st.subheader("How big the state is, and how fast it moves")
-    norms = msg.guarded(cp.compute, tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
-    show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
-         csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b))
+    norms = None
+    with wg.section("The state-size chart"):
+        norms = cp.compute(tj.state_norms, H, lens, ids=ids, key=("norms",) + view_key)
+        show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
+             csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b), words=words)
 
     def parting_view() -> None:
         """The distance chart, and the findings at the top of the page computed from the same frame."""
@@ -76,12 +86,15 @@ def page_body() -> None:
         st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True,
                  key=su.widget_key("align", "start", ["start", "end"]))
         align = su.value("align")
-        dist = msg.guarded(cp.compute, tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
-                           key=("dist",) + view_key + (a, b))
-        show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590, csv=dist,
-             name="distance", key=(a, b, align))
-        pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib],
-                         words=(sq.words_of(ctx, a), sq.words_of(ctx, b)))
+        with wg.section("The distance chart"):
+            dist = cp.compute(tj.pair_distance, H[a], H[b], int(lens[a]), int(lens[b]), align=align,
+                              key=("dist",) + view_key + (a, b))
+            # aligned at the end, steps count back from the last one: the window (counted from the start)
+            # does not apply, and the whole pair is drawn
+            show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590, csv=dist,
+                 name="distance", key=(a, b, align), win=window if align == "start" else None)
+            pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib],
+                             words=(sq.words_of(ctx, a), sq.words_of(ctx, b)))
 
     parting_view()
     su.sync_url()

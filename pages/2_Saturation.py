@@ -72,30 +72,40 @@ def show(build, *args, csv, name, **kw):
     wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
 
 
+window = wg.step_window(int(ds.lengths[mask_a | mask_b].max()), "sat")
+wkey = key + (window,)
 st.subheader("Saturation over time")
-sub = labels.where(labels.isin([ga, gb]))
-over = msg.guarded(cp.compute, sa.saturation_over_time, H[mask_a | mask_b], ds.lengths[mask_a | mask_b],
-                   groups=sub[mask_a | mask_b].to_numpy(), threshold=thr, key=key)
-show(sc.saturation_time_chart, over, threshold=thr, width=480, csv=over, name="over_time")
+over = None
+with wg.section("Saturation over time"):
+    sub = labels.where(labels.isin([ga, gb]))
+    over = cp.compute(sa.saturation_over_time, H[mask_a | mask_b], ds.lengths[mask_a | mask_b],
+                      groups=sub[mask_a | mask_b].to_numpy(), threshold=thr, key=key)
+    st.caption(wg.chart(sc.saturation_time_chart, over, threshold=thr, width=480, window=window, key=wkey + ("over_time",)))
+    wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Which units saturate, and when")
-units = {side: msg.guarded(cp.compute, sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr,
-                           key=key + (side,)) for m, side in ((mask_a, "a"), (mask_b, "b"))}
-top = ps.shared_top(*units.values())  # one colour scale for both, ending at the highest share
-n_steps = max((int(u["step"].max()) + 1 for u in units.values() if len(u)), default=1)
-# one above the other on one step scale (side by side they overflowed half a 1,100 px window)
-for g, side in ((ga, "a"), (gb, "b")):
-    st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
-    show(sc.unit_saturation_chart, units[side], threshold=thr, width=550, top=top, n_steps=n_steps,
-         height=max(120, min(320, 8 * H.shape[2])), csv=units[side], name=f"units_{side}")
+with wg.section("The per-unit saturation heatmaps"):
+    units = {side: cp.compute(sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr, key=key + (side,))
+             for m, side in ((mask_a, "a"), (mask_b, "b"))}
+    top = ps.shared_top(*units.values())  # one colour scale for both, ending at the highest share
+    n_steps = max((int(u["step"].max()) + 1 for u in units.values() if len(u)), default=1)
+    drawn_units = cp.compute(sc.shared_units, *units.values(), n_steps=n_steps, window=window,
+                             key=wkey + ("shared_units",))  # the same rows for A and B
+    # one above the other on one step scale (side by side they overflowed half a 1,100 px window)
+    for g, side in ((ga, "a"), (gb, "b")):
+        st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
+        st.caption(wg.chart(sc.unit_saturation_chart, units[side], threshold=thr, width=550, top=top, n_steps=n_steps,
+                            units=drawn_units, window=window,
+                            height=max(120, min(320, 8 * len(drawn_units or [0]))), key=wkey + (f"units_{side}",)))
+        wg.csv_button(units[side], "Download the data of this view (CSV)", f"units_{side}.csv", f"dl_units_{side}")
 
 if gated:
     st.subheader("Gates: nearly shut or nearly open?")
     cols = st.columns(2)
     for col, g, m, side in ((cols[0], ga, mask_a, "a"), (cols[1], gb, mask_b, "b")):
-        with col:
+        with col, wg.section(f"Group {side.upper()}'s gate chart"):
             st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
-            gs = msg.guarded(ps.gate_scatter_data, ctx, layer, direction, m, low, high, key=key + (side,))
+            gs = ps.gate_scatter_data(ctx, layer, direction, m, low, high, key=key + (side,))
             show(sc.gate_scatter_chart, gs, low=low, high=high, csv=gs, name=f"gates_{side}")
 
 st.subheader("Group A vs group B")

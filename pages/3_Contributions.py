@@ -11,7 +11,6 @@ from rnnviz_app import page_pair as pp
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
 from rnnviz_app.page_widgets import bound
-from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.contributions import METHODS
 
@@ -36,63 +35,73 @@ sc, info = msg.guarded(pc.scores, ctx, method)
 frame, top, pos, by_group = msg.guarded(cp.compute, pc.contribution_views, ctx, sc, a, b, method,
                                         key=("views", method, ctx.target, a, b))
 H = msg.guarded(sq.states, ctx, "h", -1, "fwd")
-hm = msg.guarded(cp.compute, tj.heatmap_data, H, ds.lengths, seqs=[a, b], ids=ids, key=("hm", a, b))
 known = pc.known_steps(ctx)
-key = (method, ctx.target, a, b)
 n_steps = int(max(ds.lengths[a], ds.lengths[b]))
-step_w = max(2.0, 440 / n_steps)  # one step scale for A and B: a column is the same step in both
+window = wg.step_window(n_steps, "contrib")
+key = (method, ctx.target, a, b, window)
+words = {r: pc.words(ctx, r) for r in (a, b)} if ds.is_tokens else {}
 
 
-def stacked(r: int, side: str):
+def stacked(r: int, side: str, hm, bins, step_w):
     """Inputs (numbers; a text model's words are shown above as text), hidden state and the step
-    scores of one sequence, on the shared step scale."""
+    scores of one sequence, on the shared step columns."""
     import altair as alt
     from rnnviz_core.charts.inputs import input_strip_chart
     from rnnviz_core.charts.trajectories import heatmap_chart
     marks = None if known is None else [int(t) for t in known[r].nonzero()[0]]
+    w = words.get(r)
     parts = [] if ds.is_tokens else [input_strip_chart(ds.X[r], int(ds.lengths[r]), feature_names=ds.feature_names,
-                                                       marks=marks, step_width=step_w, n_steps=n_steps,
+                                                       marks=marks, step_width=step_w, n_steps=n_steps, bins=bins,
                                                        title=f"{side}: inputs")]
     parts.append(heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
-                               height=max(100, min(260, 6 * H.shape[2]))))
-    parts.append(cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks))
+                               height=max(100, min(260, 6 * hm.frame["unit"].nunique())), bins=bins, words=w,
+                               n_steps=n_steps))
+    parts.append(cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks, bins=bins,
+                                      words=w))
     return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
 
 
 st.subheader("Scores under the inputs and the hidden state")
 # A above B (side by side they overflowed half a 1,100 px window); one step scale, so a column is
 # the same step in both
-for r, side in ((a, "A"), (b, "B")):
-    if ds.is_tokens:
-        st.text(sq.words_line(side, pc.words(ctx, r)))
-    st.caption(wg.chart(stacked, r, side, key=key + (side, "stack")))
-wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+bins, step_w = None, None  # the features' heatmaps below draw their own columns if the stack fails
+with wg.section("The scores under the inputs and the hidden state"):
+    hm, bins, step_w = pc.stack_layout(ctx, H, a, b, window)
+    for r, side in ((a, "A"), (b, "B")):
+        with wg.section(f"Sequence {side}'s chart"):
+            if ds.is_tokens:
+                pc.show_words(words[r], side, window)
+            st.caption(wg.chart(stacked, r, side, hm, bins, step_w, key=key + (side, "stack")))
+    wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
-fs = msg.guarded(pc.feature_scores, ctx, method, (a, b))
-if fs is not None:
-    st.subheader("Which input features drove it")
-    for i, r, side in ((0, a, "A"), (1, b, "B")):
-        st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]), feature_names=ds.feature_names,
-                            signed=cc.is_signed(method), step_width=step_w, title=f"{side}: {ids[r]}",
-                            marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
-                            key=key + (side, "features")))
+with wg.section("Which input features drove it"):
+    fs = pc.feature_scores(ctx, method, (a, b))
+    if fs is not None:
+        st.subheader("Which input features drove it")
+        for i, r, side in ((0, a, "A"), (1, b, "B")):
+            st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]),
+                                feature_names=ds.feature_names, signed=cc.is_signed(method), step_width=step_w,
+                                title=f"{side}: {ids[r]}", bins=bins,
+                                marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
+                                key=key + (side, "features")))
 
 st.subheader("The top steps, ranked")
-table = cc.top_steps_table(top, method=cc.method_label(method))
-st.dataframe(table, hide_index=True, width="stretch")
-st.caption(table.attrs.get("caption", ""))
+with wg.section("The ranked table"):
+    table = cc.top_steps_table(top, method=cc.method_label(method))
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(table.attrs.get("caption", ""))
 
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
-with cols[0]:
+with cols[0], wg.section("The chart of all sequences"):
     st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=key + ("pos",)))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_group is not None:
-    with cols[1]:
+    with cols[1], wg.section("The chart by true class"):
         st.caption(wg.chart(cc.position_chart, by_group, width=175, title="By true class", key=key + ("group",)))
         wg.csv_button(by_group, "Download (CSV)", "by_class.csv", "dl_group")
-full = cp.compute(pc.all_scores_frame, ctx, sc, method, key=("all", method, ctx.target))
-wg.csv_button(full, f"Download every step's {cc.method_label(method)} score (CSV)", "scores.csv", "dl_all")
+wg.csv_button(lambda: pc.all_scores_frame(ctx, sc, method), f"Download every step's {cc.method_label(method)} score (CSV)",
+              "scores.csv", "dl_all")
 
 st.subheader("How far can each ranking be trusted?")
 faith = bound(st.toggle, f"Run the deletion check of all six methods on {min(pc.FAITH_SAMPLE, len(ds.X))} sequences "

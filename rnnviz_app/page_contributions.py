@@ -129,3 +129,53 @@ def words(ctx: Loaded, row: int) -> list[str]:
     vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
     ids = ds.X[row, : int(ds.lengths[row])].tolist()
     return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]
+
+
+def _stack_units(H, lengths, rows, n_units):
+    from rnnviz_core.display import top_rows
+    from rnnviz_core.trajectories import valid_mask
+    pts = np.concatenate([H[r][valid_mask(lengths[[r]], H.shape[1])[0]] for r in rows])
+    return top_rows(pts, n_units)
+
+
+def stack_layout(ctx: Loaded, H, a: int, b: int, window, width: float = 440.0):
+    """What the stacked charts of A and B share: the heatmap frame (the most active units of A and B
+    when not all fit), the step columns and the pixels per step. Returns (heat, bins, step_width)."""
+    from rnnviz_app.compute import compute
+    from rnnviz_core import display as dp
+    from rnnviz_core.trajectories import heatmap_data
+    ds = ctx.data
+    lens = ds.lengths
+    n_steps = int(max(lens[a], lens[b]))
+    span = n_steps if window is None else window[1] - window[0]
+    n_units = dp.rows_shown(H.shape[2], span)
+    feats = 0 if getattr(ds, "is_tokens", False) or ds.X.ndim != 3 else min(ds.X.shape[2], dp.MAX_FEATURES)
+    rows = max(n_units, feats if feats > 6 else 1)
+    bins = dp.step_bins(n_steps, max_columns=min(dp.MAX_COLUMNS, dp.ROW_BUDGET // rows), window=window)
+    units = None
+    if n_units < H.shape[2]:
+        units = compute(_stack_units, H, lens, (a, b), n_units, key=("stack_units", a, b, n_units))
+    ids = [str(i) for i in ds.ids]
+    heat = compute(heatmap_data, H, lens, seqs=[a, b], ids=ids, units=units,
+                   key=("hm", a, b, None if units is None else tuple(units)))
+    span = bins.n_steps if (bins.binned or bins.windowed) else n_steps
+    # px per step: the width spread over the steps drawn, at most 40 px (a 3-step window is not 440 px wide)
+    step_w = min(40.0, width / span) if (bins.binned or bins.windowed) else max(2.0, width / n_steps)
+    return heat, bins, step_w
+
+
+WORDS_INLINE = 120  # more words than this go into an expander (2,000 words filled a screen above the charts)
+
+
+def show_words(words: list[str], side: str, window) -> None:
+    """A text sequence's words over the drawn steps, as plain text: in a line above the charts when
+    short, in an expander when long."""
+    import streamlit as st
+    w0, w1 = (0, len(words)) if window is None else (window[0], min(window[1], len(words)))
+    part = words[w0:w1]
+    where = "" if window is None else f", steps {w0} to {w1 - 1}"
+    if len(part) <= WORDS_INLINE:
+        st.text(f"{side}'s words{where}: " + " ".join(part))
+    else:
+        with st.expander(f"{side}'s words{where} ({len(part):,} words)"):
+            st.text(" ".join(part))

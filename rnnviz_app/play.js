@@ -44,6 +44,26 @@ function bitmap(p) {
   return c;
 }
 
+function fit(ctx, text, px) {
+  // text trimmed to px with an ellipsis (never cut without one); the hover shows it whole
+  let w = String(text);
+  if (ctx.measureText(w).width <= px) return w;
+  while (w.length > 1 && ctx.measureText(w + "\u2026").width > px) w = w.slice(0, -1);
+  return w.length > 1 || ctx.measureText(w + "\u2026").width <= px ? w + "\u2026" : "";
+}
+
+function stepOf(d, col) {
+  // the first step of a column (columns hold k steps from step0 on)
+  return (d.step0 || 0) + col * (d.k || 1);
+}
+
+function colText(d, col) {
+  const s = stepOf(d, col), k = d.k || 1;
+  if (k <= 1) return `step ${s}`;
+  const e = Math.min(s + k - 1, d.last_step === undefined ? s + k - 1 : d.last_step);
+  return `steps ${s}\u2013${e}`;
+}
+
 function niceStep(span, px, minPx) {
   // integer tick spacing (1, 2, 5, 10, ...) with at least minPx pixels between ticks
   const raw = Math.max(1, (minPx * span) / Math.max(px, 1));
@@ -85,9 +105,8 @@ function drawStatic(state) {
       // a text model's words, one per step, cut to the column's width (the hover shows each whole)
       ctx.save(); ctx.textAlign = "center"; ctx.fillStyle = "#31333f";
       for (let t = 0; t < p.steps && d.cell_w >= 8; t++) {
-        let w = String(p.tokens[t]);
-        while (w.length > 1 && ctx.measureText(w).width > d.cell_w - 2) w = w.slice(0, -1);
-        ctx.fillText(w, LEFT + (t + 0.5) * d.cell_w, p.top + p.h / 2);
+        const w = fit(ctx, p.tokens[t], d.cell_w - 2);
+        if (w) ctx.fillText(w, LEFT + (t + 0.5) * d.cell_w, p.top + p.h / 2);
       }
       ctx.restore();
     } else {
@@ -97,14 +116,15 @@ function drawStatic(state) {
     // row labels: as many as fit 12 px apart
     const every = Math.max(1, Math.ceil(12 / p.cellH));
     ctx.textAlign = "right"; ctx.fillStyle = "#31333f";
-    for (let r = 0; r < p.rows; r += every) ctx.fillText(p.labels[r], LEFT - 4, p.top + (r + 0.5) * p.cellH);
+    const shown = p.short || p.labels;
+    for (let r = 0; r < p.rows; r += every) ctx.fillText(fit(ctx, shown[r], LEFT - 6), LEFT - 4, p.top + (r + 0.5) * p.cellH);
     // integer step ticks under the panel, at least 36 px apart
-    const tick = niceStep(p.steps, p.w, 36);
+    const tick = niceStep(p.steps, p.w, 36 + 6 * String(stepOf(d, p.steps)).length);
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     for (let t = 0; t < p.steps; t += tick) {
       const x = LEFT + (t + 0.5) * d.cell_w;
       ctx.fillRect(x - 0.5, p.top + p.h + 1, 1, 3);
-      ctx.fillText(String(t), x, p.top + p.h + 5);
+      ctx.fillText(String(stepOf(d, t)), x, p.top + p.h + 5);
     }
     ctx.textBaseline = "middle";
     // marked steps (e.g. the marker demo's true steps): small triangles above the panel
@@ -143,7 +163,9 @@ function drawFrame(state) {
 function stepText(state) {
   const ended = [];
   for (const p of state.panels) if (p.group && state.step >= p.steps && !ended.includes(p.group)) ended.push(p.group);
-  let s = `Step ${state.step} (last step ${state.data.max_step})`;
+  const d = state.data;
+  let s = (d.k || 1) > 1 || d.step0 ? `${colText(d, state.step).replace(/^s/, "S")} (last step ${d.last_step})`
+    : `Step ${state.step} (last step ${d.max_step})`;
   if (ended.length) s += ` (${ended.join(" and ")} ended at its last step: dashed frame)`;
   return s;
 }
@@ -187,9 +209,11 @@ function hover(state, ev) {
   for (const p of state.panels) {
     if (y >= p.top && y < p.top + p.h && x >= LEFT && x < LEFT + p.w) {
       const t = Math.floor((x - LEFT) / d.cell_w), r = Math.floor((y - p.top) / p.cellH);
-      if (p.tokens) { state.tip.textContent = `${p.title} · step ${t}: ${p.tokens[t]}`; return; }
+      const where = colText(d, t);
+      if (p.tokens) { state.tip.textContent = `${p.title} · ${where}: ${(p.token_tips || p.tokens)[t]}`; return; }
       const v = p.tips[r * p.steps + t];
-      state.tip.textContent = `${p.title} · step ${t} · ${p.labels[r]}: ${Number.isFinite(v) ? v.toPrecision(3) : "no value"}`;
+      const mean = (d.k || 1) > 1 ? " (mean)" : "";
+      state.tip.textContent = `${p.title} · ${where} · ${p.labels[r]}${mean}: ${Number.isFinite(v) ? v.toPrecision(3) : "no value"}`;
       return;
     }
   }

@@ -1,6 +1,8 @@
 """Shared widgets: charts drawn from cached Vega-Lite specs, CSV downloads of a view's data."""
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import streamlit as st
@@ -11,9 +13,11 @@ from rnnviz_app.text import md_escape, safe_csv
 
 def csv_button(df, label: str, file_name: str, key: str) -> None:
     """Download button for the data behind a view (text cells cannot run as spreadsheet formulas);
-    the CSV is built when the button is clicked."""
+    the CSV is built when the button is clicked. ``df`` may be a function returning the frame (then
+    the frame too is built only on a click: a long sequence's full heatmap is millions of rows)."""
     # built only when clicked (Streamlit calls the function then), not on every rerun
-    st.download_button(label, lambda: safe_csv(df), file_name=file_name, mime="text/csv", key=key)
+    st.download_button(label, lambda: safe_csv(df() if callable(df) else df), file_name=file_name, mime="text/csv",
+                       key=key)
 
 
 def chart_spec(build: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[dict, str]:
@@ -49,3 +53,48 @@ def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any)
                             key=("chart", name, repr(sorted(kwargs.items()))) + tuple(key))
     st.vega_lite_chart(spec, width="content", theme=None)
     return md_escape(caption, max_len=20_000)
+
+
+def section_message(what: str, exc: BaseException) -> str:
+    """The sentence shown in place of a page section that failed: what failed, the core's own
+    reason where it gave one (naming the control to change), and that the rest still works."""
+    from rnnviz_app.messages import app_message
+    from rnnviz_core.errors import RnnvizError
+    if isinstance(exc, RnnvizError):
+        return f"{what} could not be drawn: {app_message(exc)} The other views on this page are not affected."
+    return (f"{what} could not be drawn for this choice ({type(exc).__name__}). The other views on this page are "
+            "not affected; choose other sequences or a shorter range under 'Steps to draw'.")
+
+
+@contextmanager
+def section(what: str):
+    """Run one page section; an exception inside it becomes a sentence in its place (see
+    :func:`section_message`) and the page goes on with the next section. Streamlit's own stop and
+    rerun signals pass through."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+    try:
+        yield
+    except ScriptControlException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a plain sentence in its section
+        logging.getLogger("rnnviz").warning("section %r failed", what, exc_info=True)
+        st.warning(section_message(what, exc))
+
+
+def step_window(n_steps: int, name: str) -> tuple[int, int] | None:
+    """A range slider over the steps 0 .. n_steps - 1 (its two ends are the first and the last
+    step drawn), shown only when the charts bin steps (a sequence longer than a chart's columns).
+    Returns the window as (start, end) with ``end`` exclusive, or None when every step is chosen.
+    A window short enough is drawn step by step."""
+    from rnnviz_core.display import MAX_COLUMNS
+    n_steps = int(n_steps)
+    if n_steps <= MAX_COLUMNS:
+        return None
+    first, last = st.slider(
+        "Steps to draw (first and last)", min_value=0, max_value=n_steps - 1, value=(0, n_steps - 1), step=1,
+        key=f"steps_{name}_{n_steps}",
+        help=f"Zoom into a range of steps. Each chart draws at most {MAX_COLUMNS} columns (fewer when it has many "
+             "rows): a longer range is drawn in columns of several steps, and each caption says how many; a short "
+             "range is drawn step by step.")
+    first, last = sorted((int(first), int(last)))
+    return None if (first, last) == (0, n_steps - 1) else (first, last + 1)

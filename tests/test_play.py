@@ -68,3 +68,61 @@ def test_shared_domain_covers_the_real_steps_of_both_only():
     b = np.array([[np.nan, 2.5], [-50.0, 0.0]])               # B has 1 real step; its NaN is ignored
     assert shared_domain(a, b, 2, 1) == (-3.0, 3.0)
     assert shared_domain(np.full((2, 2), np.nan), np.zeros((1, 2)), 2, 1) == (-1.0, 1.0)  # nothing to scale
+
+
+def _sent(monkeypatch):
+    """Run play_heatmaps with the Streamlit component replaced by a recorder; return its data."""
+    import rnnviz_app.play as play
+    got = {}
+    monkeypatch.setattr(play, "_component", lambda: (lambda key, data, height: got.update(data)))
+    return play, got
+
+
+def _grid(p):
+    import base64
+    return np.frombuffer(base64.b64decode(p["values"]), dtype="<f4").reshape(p["rows"], p["steps"])
+
+
+def test_long_wide_sequences_are_sent_binned_and_cut_to_the_most_active_units(monkeypatch):
+    play, got = _sent(monkeypatch)
+    rng = np.random.default_rng(0)
+    T, U = 10_000, 1024
+    a = (rng.normal(size=(T, U)) * 0.01).astype(np.float32)
+    b = (rng.normal(size=(T, U)) * 0.01).astype(np.float32)
+    loud = [3, 500, 1000]
+    a[:, loud] = rng.normal(size=(T, 3))
+    cap = play.play_heatmaps(a, b, steps_a=T, steps_b=T - 100, colour_domain=(-1, 1), key="k",
+                             labels=[f"unit {u}" for u in range(U)])
+    pa, pb = got["panels"]
+    k = got["k"]
+    assert pa["steps"] <= play.MAX_PLAY_COLUMNS and pa["rows"] == play.MAX_PLAY_ROWS
+    assert pa["steps"] == -(-T // k) and pb["steps"] == -(-(T - 100) // k)
+    assert all(f"unit {u}" in pa["labels"] for u in loud)
+    r = pa["labels"].index("unit 500")
+    want = [a[i: i + k, 500].astype(np.float64).mean() for i in range(0, T, k)]   # the last column is shorter
+    np.testing.assert_allclose(_grid(pa)[r], want, atol=1e-6)
+    assert sum(len(p["values"]) for p in got["panels"]) < 2_000_000          # base64 bytes to the browser
+    assert f"each column {k} steps (the value shown is the mean over them)" in cap
+    assert f"Only the {play.MAX_PLAY_ROWS} most active of the 1,024 units are drawn" in cap
+    assert got["last_step"] == T - 1
+
+
+def test_short_sequences_are_sent_as_they_are(monkeypatch):
+    play, got = _sent(monkeypatch)
+    a = np.arange(30 * 4, dtype=float).reshape(30, 4) / 200
+    cap = play.play_heatmaps(a, a, steps_a=30, steps_b=20, colour_domain=(0, 1), key="k")
+    assert got["k"] == 1 and got["panels"][0]["steps"] == 30 and got["panels"][1]["steps"] == 20
+    np.testing.assert_allclose(_grid(got["panels"][0]), a.T, atol=1e-6)
+    assert "each column one step" in cap and "Only" not in cap
+
+
+def test_binned_token_strip_lists_each_columns_words(monkeypatch):
+    play, got = _sent(monkeypatch)
+    words = [f"w{i}" for i in range(2000)]
+    strip = play.token_panel(words, title="A: words")
+    a = np.zeros((2000, 2))
+    play.play_heatmaps(a, a, steps_a=2000, steps_b=2000, colour_domain=(-1, 1), key="k", strips=(strip, None))
+    k = got["k"]
+    tok = got["panels"][0]
+    assert tok["steps"] == -(-2000 // k) and tok["token_tips"][1] == " ".join(words[k:2 * k])
+    assert all(t.endswith("…") for t in tok["tokens"])

@@ -17,8 +17,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from .. import display as dp
 from ..errors import InputError
-from .trajectories import Y_EXTENT, _step_axis
+from . import _steps as st
+from .trajectories import Y_EXTENT
 
 __all__ = ["caption", "CAPTIONS", "step_scores_chart", "under_heatmap", "top_steps_table",
            "position_chart", "deletion_chart", "aopc_chart", "faithfulness_table", "feature_scores_chart",
@@ -115,7 +117,8 @@ def _steps_words(steps: Sequence[int]) -> str:
 def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: int = 360,
                       height: int = 110, title: str | None = None, signed: bool | None = None,
                       step_width: float | None = None, n_steps: int | None = None,
-                      marks: Sequence[int] | None = None) -> alt.Chart:
+                      marks: Sequence[int] | None = None, bins: dp.StepBins | None = None,
+                      window: Sequence[int] | None = None, words: Sequence[str] | None = None) -> alt.Chart:
     """Bars of one sequence's per-step scores (frame from ``rankings.scores_frame``).
 
     ``seq``: the ``seq`` id to draw (default: the first). With a ``method`` column holding
@@ -129,6 +132,11 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     decide the answer (e.g. the marker demo's), drawn as black triangles above the bars (one
     method only). The caption is chosen from the scores drawn (both directions, up only, down
     only, or strength).
+
+    Long sequences are drawn with at most :data:`rnnviz_core.display.MAX_COLUMNS` bars: each bar a
+    run of steps showing the score of largest size among them, its sign kept, so the step that drove
+    the answer is never averaged away (``bins``: columns shared with the charts above;
+    ``window = (start, end)``: those steps only). ``words``: a text model's words, one per step.
     """
     _require(frame, ["seq", "step", "score"], "step_scores_chart")
     if frame.empty:
@@ -145,18 +153,26 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
     sgn = sub["method"].map(signed_of).to_numpy(dtype=bool)
     sub["direction"] = np.where(~sgn, "strength", np.where(sub["score"] >= 0, "up", "down"))
     rank = sub["score"].abs().groupby(sub["method"]).rank(method="first", ascending=False)
-    sub["top"] = rank <= top_k
+    top_steps = sub.loc[rank <= top_k, ["method", "step"]]
+    n = int(sub["step"].max()) + 1 if n_steps is None else int(n_steps)
+    if bins is None:
+        bins = dp.step_bins(n, window=window)
+    sub = dp.bin_tidy(sub, bins, {"score": "absmax"}, keys=["method"])
+    if bins.binned or bins.windowed:
+        sgn = sub["method"].map(signed_of).to_numpy(dtype=bool)
+        sub["direction"] = np.where(~sgn, "strength", np.where(sub["score"] >= 0, "up", "down"))
+    top_cols = set(zip(top_steps["method"], bins.column(top_steps["step"].to_numpy()).tolist()))
+    sub["top"] = [(m, int(c)) in top_cols for m, c in zip(sub["method"], sub["step"])]
+    sub, step_tips = st.decorate(sub, bins, words)
     sub["method"] = sub["method"].map(method_label)
     n_methods = sub["method"].nunique()
     present = [d for d in ("up", "down", "strength") if (sub["direction"] == d).any()]
     full = {"up": POSITIVE, "down": NEGATIVE, "strength": NEUTRAL}
     dom = ["up", "down"] if any(signed_of.values()) else []
     dom += ["strength"] if not all(signed_of.values()) else []
-    n = int(sub["step"].max()) + 1 if n_steps is None else int(n_steps)
-    sw = float(width) / max(n, 1) if step_width is None else float(step_width)
+    sw = st.column_px(bins, step_width, width)
     base = alt.Chart(sub).mark_bar().encode(
-        x=alt.X("step:O", scale=alt.Scale(domain=list(range(n)), paddingInner=0.1, paddingOuter=0),
-                axis=_step_axis(n, sw)),
+        x=st.step_x(bins, sw, words, padding_inner=0.1 if sw >= 3 else 0.0),
         y=alt.Y("score:Q", title="contribution" if any(signed_of.values()) else "strength",
                 axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, format=".2~g", tickCount=4)),
         color=alt.Color("direction:N", title=None,
@@ -166,8 +182,7 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
                                           "datum.label == 'up' ? 'pushed up' : datum.label == 'down' "
                                           "? 'pushed down' : 'strength (no direction)'")),
         opacity=alt.condition(alt.datum.top, alt.value(1.0), alt.value(0.45)),
-        tooltip=[alt.Tooltip("method:N"), alt.Tooltip("step:O"),
-                 alt.Tooltip("score:Q", format=".4g")],
+        tooltip=[alt.Tooltip("method:N")] + step_tips + [alt.Tooltip("score:Q", format=".4g")],
     )
     if n_methods > 1:
         chart = base.properties(width=alt.Step(sw), height=height).facet(
@@ -176,12 +191,19 @@ def step_scores_chart(frame: pd.DataFrame, seq=None, *, top_k: int = 3, width: i
         chart = base.properties(width=alt.Step(sw), height=height)
         if marks is not None and len(marks):
             top = float(np.nanmax(sub["score"].to_numpy(dtype=float))) if len(sub) else 1.0
-            mk = pd.DataFrame({"step": [int(m) for m in marks], "y": top})
+            cols = sorted({int(c) for c in bins.column([int(m) for m in marks]) if c >= 0})
+            mk = pd.DataFrame({"step": cols, "y": top})
             chart = alt.layer(chart, alt.Chart(mk).mark_point(
                 shape="triangle-down", filled=True, color="black", size=60).encode(
                 x=alt.X("step:O"), y="y:Q", tooltip=[alt.Tooltip("step:O", title="marked step")]))
         chart = chart.properties(title=title or f"Sequence {seq}: {sub['method'].iloc[0]}")
     text = CAPTIONS[_scores_caption_key(present)]
+    if bins.binned:
+        text = text.replace("Each bar is one step of the sequence",
+                            f"Each bar is {bins.k} steps of the sequence, showing the score of largest size "
+                            "among them (its sign kept)")
+    if bins.binned or bins.windowed:
+        text = text.rstrip(".") + f"; steps {bins.start} to {bins.stop - 1} are drawn."
     if "strength" in present and {"up", "down"} & set(present):
         text += " Grey bars are sizes with no direction (how strongly, not which way)."
     if marks is not None and len(marks) and n_methods == 1:
@@ -409,7 +431,9 @@ def faithfulness_table(summary: pd.DataFrame) -> pd.DataFrame:
 def feature_scores_chart(scores: Any, *, length: int | None = None, feature_names: Sequence[str] | None = None,
                          signed: bool = True, width: int = 360, height: int | None = None,
                          step_width: float | None = None, title: str | None = None,
-                         marks: Sequence[int] | None = None) -> alt.Chart:
+                         marks: Sequence[int] | None = None, bins: dp.StepBins | None = None,
+                         window: Sequence[int] | None = None, max_features: int = dp.MAX_FEATURES,
+                         words: Sequence[str] | None = None, budget: int = dp.ROW_BUDGET) -> alt.Chart:
     """Step x feature heatmap of one sequence's per-feature scores (``per_feature=True``
     contributions, shape [T, F]; padding NaN or cut by ``length``).
 
@@ -417,6 +441,10 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
     down) on a range symmetric around 0 (the caption states it); unsigned ones (``signed=False``)
     on one neutral ramp from 0. ``step_width`` puts it on the heatmap's step scale; ``marks``:
     steps known to decide the answer, framed in black.
+
+    At real sizes at most ``max_features`` rows are drawn (the features with the largest total
+    |score| over the drawn steps) and each column is a run of steps showing the score of largest
+    size among them (sign kept), so the cells stay within ``budget``; the caption says both.
     """
     arr = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=np.float64)
     if arr.ndim == 3 and arr.shape[0] == 1:
@@ -433,40 +461,63 @@ def feature_scores_chart(scores: Any, *, length: int | None = None, feature_name
     names = [str(n) for n in feature_names] if feature_names is not None else [f"feature {i}" for i in range(f)]
     if len(names) != f:
         raise InputError(f"feature_names has {len(names)} names but the scores have {f} features.")
-    frame = pd.DataFrame({"step": np.repeat(np.arange(length), f), "feature": np.tile(names, length),
-                          "score": arr.reshape(-1)})
+    if bins is None:
+        _, bins = dp.heat_bins(min(f, max_features), length, budget=budget, window=window)
+    n_rows = min(f, max_features, max(1, budget // bins.n_cols))
+    part = arr[bins.start:bins.stop]
+    if n_rows < f:
+        tot = np.nansum(np.abs(part), axis=0)
+        keep = np.sort(np.argsort(-tot, kind="stable")[:n_rows])
+    else:
+        keep = np.arange(f)
+    binned = dp.bin_steps(arr[:, keep], bins, "absmax")       # (C, R)
+    full = [names[j] for j in keep]
+    shown = dp.distinct_labels(full, 8)   # "sens…012": the end that tells the rows apart; the tooltip names it whole
+    starts = np.asarray(bins.starts())
+    frame = pd.DataFrame({"step": np.repeat(starts, len(keep)), "feature": np.tile(shown, len(starts)),
+                          "name": np.tile(full, len(starts)), "score": binned.reshape(-1)})
+    if bins.binned:
+        frame["step_end"] = np.repeat(np.minimum(starts + bins.k, bins.stop) - 1, len(keep))
     frame = frame[np.isfinite(frame["score"])]
-    m = float(np.nanmax(np.abs(arr))) if np.isfinite(arr).any() else 1.0
+    frame, step_tips = st.decorate(frame, bins, words)
+    m = float(np.nanmax(np.abs(binned))) if np.isfinite(binned).any() else 1.0
     m = m if m > 0 else 1.0
     if signed:
         domain, scale = [-m, m], alt.Scale(domain=[-m, m], scheme="blueorange", clamp=True)
     else:
         domain, scale = [0.0, m], alt.Scale(domain=[0.0, m], scheme="greys", clamp=True)
-    sw = float(width) / length if step_width is None else float(step_width)
+    sw = st.column_px(bins, step_width, width)
     ticks = [domain[0], 0.0, domain[1]] if signed else domain
-    h = height or max(60, min(400, 16 * f))
+    h = height or max(60, min(400, 16 * len(keep)))
     rect = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("step:O", scale=alt.Scale(domain=list(range(length)), paddingInner=0, paddingOuter=0),
-                axis=_step_axis(length, sw)),
-        y=alt.Y("feature:N", sort=names, title="feature",
+        x=st.step_x(bins, sw, words),
+        y=alt.Y("feature:N", sort=shown, title="feature",
                 axis=alt.Axis(minExtent=Y_EXTENT, maxExtent=Y_EXTENT, labelLimit=Y_EXTENT - 6)),
         color=alt.Color("score:Q", title="contribution" if signed else "strength", scale=scale,
                         legend=alt.Legend(values=ticks, format=".3~g")),
-        tooltip=["step:O", "feature:N", alt.Tooltip("score:Q", format=".4g")],
+        tooltip=step_tips + [alt.Tooltip("name:N", title="feature"), alt.Tooltip("score:Q", format=".4g")],
     ).properties(width=alt.Step(sw), height=h)
     chart: Any = rect
     if marks is not None and len(marks):
-        mk = pd.DataFrame({"step": [int(s) for s in marks if 0 <= int(s) < length]})
+        cols = sorted({int(c) for c in bins.column([int(x) for x in marks if 0 <= int(x) < length]) if c >= 0})
+        mk = pd.DataFrame({"step": cols})
         chart = alt.layer(rect, alt.Chart(mk).mark_rect(filled=False, stroke="black", strokeWidth=2).encode(
             x=alt.X("step:O")))
     chart = chart.properties(title=title or "Contribution of each feature at each step")
     lo, hi = (f"{v:.3g}" for v in domain)
+    cell = "one input feature at one step" if not bins.binned else \
+        f"one input feature over {bins.k} steps, showing the score of largest size among them (its sign kept)"
     if signed:
-        text = (f"Each cell is one input feature at one step: orange cells pushed the answer up and blue cells "
+        text = (f"Each cell is {cell}: orange cells pushed the answer up and blue cells "
                 f"pushed it down, on a colour bar from {lo} to {hi} with white at 0.")
     else:
-        text = (f"Each cell is one input feature at one step, darker where the answer reacts more strongly to it "
+        text = (f"Each cell is {cell}, darker where the answer reacts more strongly to it "
                 f"(a size from 0 to {hi}, with no direction).")
+    if bins.binned or bins.windowed:
+        text = text.rstrip(".") + f"; steps {bins.start} to {bins.stop - 1} are drawn."
+    if len(keep) < f:
+        text = text.rstrip(".") + (f"; only the {len(keep)} features with the largest total contribution of the "
+                                   f"{f:,} are drawn.")
     if marks is not None and len(marks):
         text += " Black frames mark the steps known to decide the answer."
     return chart.properties(description=text)

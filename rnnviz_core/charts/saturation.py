@@ -14,12 +14,14 @@ import numpy as np
 import altair as alt
 import pandas as pd
 
+from .. import display as dp
 from ..errors import InputError
-from .trajectories import _int_axis, _require, _step_axis, _unit_axis, caption, step_slider
+from . import _steps as st
+from .trajectories import _int_axis, _require, _unit_axis, caption, step_slider
 
 __all__ = [
     "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",
-    "group_metric_chart", "resilience_chart", "distribution_chart",
+    "group_metric_chart", "resilience_chart", "distribution_chart", "shared_units",
 ]
 
 
@@ -42,35 +44,48 @@ def _top_share(df: pd.DataFrame) -> float:
 
 
 def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
-                          width: int = 420, height: int = 220) -> alt.LayerChart:
+                          width: int = 420, height: int = 220, window: Sequence[int] | None = None,
+                          max_points: int = dp.MAX_LINE_POINTS) -> alt.LayerChart:
     """Mean share of saturated units at each step, one line per group, with its 95% interval
     band (± 1.96 standard errors over the group's sequences at that step). ``over_time`` is the frame of
-    :func:`rnnviz_core.saturation.saturation_over_time`."""
+    :func:`rnnviz_core.saturation.saturation_over_time`.
+
+    Long sequences are drawn with at most ``max_points`` points per line: each point the mean share
+    over a run of steps, its band spanning those steps' intervals (the caption says so);
+    ``window = (start, end)`` draws those steps."""
     _require(over_time, ["group", "step", "frac_saturated"], "saturation_time_chart")
     df = over_time.copy()
     df["group"] = df["group"].astype(str)
     if "sem" in df:
         df["lo"] = (df["frac_saturated"] - 1.96 * df["sem"].fillna(0)).clip(lower=0)
         df["hi"] = (df["frac_saturated"] + 1.96 * df["sem"].fillna(0)).clip(upper=1)
+    bins = dp.step_bins(int(df["step"].max()) + 1 if len(df) else 1, max_columns=max_points, window=window)
+    if len(df) and (bins.binned or bins.windowed):
+        how = {"frac_saturated": "mean"}
+        how.update({c: h for c, h in (("lo", "min"), ("hi", "max"), ("n_sequences", "min"), ("sem", "max"))
+                    if c in df})
+        df = dp.bin_tidy(df, bins, how, keys=["group"])
+        if bins.binned:
+            df["steps"] = [dp.step_label(a, b) for a, b in zip(df["step"], df["step_end"])]
     color = alt.Color("group:N", title="group",
                       legend=alt.Legend(symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=2.5, labelLimit=0))
-    n_steps = int(df["step"].max()) + 1 if len(df) else 1
-    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[0, max(n_steps - 1, 1)], nice=False),
-              axis=_int_axis(n_steps, width))
+    n_steps = bins.n_steps
+    x = alt.X("step:Q", title="step", scale=alt.Scale(domain=[bins.start, max(bins.stop - 1, bins.start + 1)],
+                                                      nice=False), axis=_int_axis(n_steps, width))
     layers = []
     if "sem" in df:
         # band and line share one colour legend (Vega-Lite merges the legends of one field, so a band
         # with legend=None dropped the lines' legend and nothing said which line was which group); the
         # legend draws each group as a solid line, not as the band's 20%-opacity swatch
         layers.append(alt.Chart(df).mark_area(opacity=0.2).encode(x=x, y="lo:Q", y2="hi:Q", color=color))
-    tooltip = ["group:N", "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
+    tooltip = ["group:N", "steps:N" if bins.binned else "step:Q", alt.Tooltip("frac_saturated:Q", format=".1%")]
     if "n_sequences" in df:
         tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
-    layers.append(alt.Chart(df).mark_line(point=n_steps <= 100).encode(
+    layers.append(alt.Chart(df).mark_line(point=bins.n_cols <= 100).encode(
         x=x, y=alt.Y("frac_saturated:Q", title="share of units saturated", axis=alt.Axis(format="%"),
                      scale=alt.Scale(domain=[0, _top_share(df)], nice=False)),
         color=color, tooltip=tooltip))
-    slider = step_slider(int(df["step"].max())) if scrubber and len(df) else None
+    slider = step_slider(int(over_time["step"].max())) if scrubber and len(df) else None
     if slider is not None:
         layers.append(alt.Chart(pd.DataFrame({"step": [0]})).mark_rule(color="black", opacity=0.5).encode(
             x="now:Q").transform_calculate(now=slider.name))
@@ -81,15 +96,40 @@ def saturation_time_chart(over_time: pd.DataFrame, *, threshold: float = 0.9, sc
             f"limits (|value| at least {threshold:g}) at each step; a higher line means more of the memory is pinned "
             f"and can no longer change smoothly" + ("; the shaded band around each line is its 95% interval."
                                                     if "sem" in df else "."))
+    if bins.binned:
+        text = text.rstrip(".") + (f"; each point is the mean over {bins.k} steps"
+                                   + ("; its band spans the 95% intervals of those steps." if "sem" in df else "."))
+    if bins.binned or bins.windowed:
+        text = text.rstrip(".") + f"; steps {bins.start} to {bins.stop - 1} are drawn."
     if len(df) and float(df["frac_saturated"].max()) == 0.0:
         text += (f" Here no unit reaches {threshold:g} at any step, so every line lies flat at 0%; lower the "
                  f"threshold (the distribution of |value| shows where the values lie).")
     return chart.properties(description=text)
 
 
+def shared_units(*unit_tables: pd.DataFrame, n_steps: int, window: Sequence[int] | None = None,
+                 budget: int = dp.ROW_BUDGET) -> list[int] | None:
+    """The units :func:`unit_saturation_chart` draws for every table shown together: all of them when
+    the cells fit the budget, else the ones saturated most often (highest mean share over the tables'
+    steps), in unit order. None when there is no table."""
+    tables = [t for t in unit_tables if t is not None and len(t)]
+    if not tables:
+        return None
+    units = sorted(set().union(*(pd.unique(t["unit"]).tolist() for t in tables)))
+    n_units, _ = dp.heat_bins(len(units), int(n_steps), budget=budget, window=window)
+    if n_units >= len(units):
+        return units
+    both = pd.concat([t[["unit", "frac_saturated"]] for t in tables])
+    mean = both.groupby("unit")["frac_saturated"].mean().reindex(units).fillna(-1.0)
+    keep = set(mean.sort_values(ascending=False, kind="stable").index[:n_units].tolist())
+    return [u for u in units if u in keep]
+
+
 def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, scrubber: bool = True,
                           width: int = 420, height: int = 260, top: float | None = None,
-                          n_steps: int | None = None) -> alt.LayerChart | alt.Chart:
+                          n_steps: int | None = None, units: Sequence[int] | None = None,
+                          window: Sequence[int] | None = None, words: Sequence[str] | None = None,
+                          budget: int = dp.ROW_BUDGET) -> alt.LayerChart | alt.Chart:
     """Per-unit saturation heatmap: units x steps, coloured by the share of sequences whose unit
     is saturated there (0 to 1). ``unit_time`` is the frame of
     :func:`rnnviz_core.saturation.unit_saturation_over_time`.
@@ -98,19 +138,38 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     percent a 0-100% scale draws the heatmap blank; pass the highest share of all the heatmaps shown
     side by side (one scale for all) and the caption says where the scale ends. ``n_steps``: the
     steps the x axis spans (default: this frame's); pass the longest of the heatmaps drawn one above
-    the other so that each column is the same step in all of them."""
+    the other so that each column is the same step in all of them.
+
+    At real sizes the cells stay within ``budget``: each column is a run of steps showing the
+    highest share among them (a unit pinned in any of its steps shows), and only the units saturated
+    most often are drawn (``units``: pass :func:`shared_units` of every heatmap shown together so
+    they draw the same rows); the caption says both. ``window = (start, end)`` draws those steps.
+    """
     _require(unit_time, ["unit", "step", "frac_saturated"], "unit_saturation_chart")
-    tooltip = ["unit:O", "step:O", alt.Tooltip("frac_saturated:Q", format=".1%", title="saturated")]
-    if "n_sequences" in unit_time:
-        tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
-    base = alt.Chart(unit_time)
     own = int(unit_time["step"].max()) + 1 if len(unit_time) else 1
     n_steps = own if n_steps is None else max(int(n_steps), own)
-    units = sorted(pd.unique(unit_time["unit"]).tolist())
+    all_units = sorted(pd.unique(unit_time["unit"]).tolist())
+    if units is None:
+        units = shared_units(unit_time, n_steps=n_steps, window=window, budget=budget) or all_units
+    units = [u for u in units]
+    bins = dp.step_bins(n_steps, max_columns=max(1, min(dp.MAX_COLUMNS, budget // max(len(units), 1))),
+                        window=window)
+    data = unit_time[unit_time["unit"].isin(set(units))]
+    cols = {"frac_saturated": "max"}
+    if "n_sequences" in data:
+        cols["n_sequences"] = "min"
+    data = dp.bin_tidy(data, bins, cols, keys=["unit"])
+    data, tips = st.decorate(data, bins, words)
+    tooltip = [alt.Tooltip("unit:O")] + tips + [alt.Tooltip("frac_saturated:Q", format=".1%", title="saturated")]
+    if "n_sequences" in data:
+        tooltip.append(alt.Tooltip("n_sequences:Q", title="sequences"))
+    base = alt.Chart(data)
     scale_top = 1 if top is None or not np.isfinite(top) or top <= 0 or top >= 1 else float(top)
+    col_px = max(1.0, float(int(width // bins.n_cols))) if bins.binned else st.column_px(bins, None, width)
+    if bins.binned:  # whole pixels per column: fractional ones leave hairline seams between columns
+        width = int(col_px * bins.n_cols)
     rect = base.mark_rect().encode(
-        x=alt.X("step:O", scale=alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0),
-                axis=_step_axis(n_steps, width / max(n_steps, 1))),
+        x=st.step_x(bins, col_px, words),
         y=alt.Y("unit:O", scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=alt.Color("frac_saturated:Q", title="share saturated",
                         scale=alt.Scale(domain=[0, scale_top], scheme="oranges", clamp=True),
@@ -121,15 +180,27 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
     chart: alt.LayerChart | alt.Chart = rect
     if scrubber and len(unit_time):
         slider = step_slider(int(unit_time["step"].max()))
+        if bins.binned or bins.windowed:
+            at = (f"{bins.start} + floor((clamp({slider.name}, {bins.start}, {bins.stop - 1}) - {bins.start}) "
+                  f"/ {bins.k}) * {bins.k}")
+            hit = f"datum.step == {at}"
+        else:
+            hit = alt.datum.step == slider
         now = base.mark_rect(filled=False, stroke="black", strokeWidth=2).encode(x="step:O").transform_filter(
-            alt.datum.step == slider).transform_aggregate(groupby=["step"])
+            hit).transform_aggregate(groupby=["step"])
         chart = alt.layer(rect, now).add_params(slider)
-    text = (f"Each row is one unit and each column one step; the darker the cell, the more sequences have that unit "
+    column = "one step" if not bins.binned else f"{bins.k} steps, showing the highest share among them"
+    text = (f"Each row is one unit and each column {column}; the darker the cell, the more sequences have that unit "
             f"pinned at its limit (|value| at least {threshold:g}) at that step, so dark rows are units that are "
             f"almost always saturated.")
     if scale_top < 1:
         text = text.replace("almost always saturated.", f"saturated in many sequences. The darkest colour stands for "
                             f"{scale_top:.0%} of the sequences or more, not 100%.")
+    if bins.binned or bins.windowed:
+        text = text.rstrip(".") + f"; steps {bins.start} to {bins.stop - 1} are drawn."
+    if len(units) < len(all_units):
+        text = text.rstrip(".") + (f"; only the {len(units)} units saturated most often of the {len(all_units):,} "
+                                   "are drawn.")
     if len(unit_time) and float(unit_time["frac_saturated"].max()) == 0.0:
         text += f" Here no unit reaches {threshold:g} at any step, so every cell is blank."
     return chart.properties(description=text)
@@ -142,6 +213,9 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     gate (legend below the plot, so two scatters fit side by side in a 1,100 px window).
     ``gates`` is the frame of :func:`rnnviz_core.saturation.gate_saturation`."""
     _require(gates, ["gate", "unit", "left", "right"], "gate_scatter_chart")
+    total = len(gates)
+    if total > dp.ROW_BUDGET:   # 4 gates x 1,024 units: a fixed-seed sample, named in the caption
+        gates = gates.iloc[dp.sample_index(total, dp.ROW_BUDGET)]
     gates = gates.assign(gate=[GATE_NAMES.get(str(g), str(g)) for g in gates["gate"]])
     axis = alt.Scale(domain=[0, 1])
     edge = alt.Chart(pd.DataFrame({"left": [0.0, 1.0], "right": [1.0, 0.0]})).mark_line(
@@ -155,7 +229,9 @@ def gate_scatter_chart(gates: pd.DataFrame, *, low: float = 0.1, high: float = 0
     return chart.properties(description=(
         "Each dot is one gate of one unit: far right means it is nearly shut most of the time, high up that it is "
         "nearly open most of the time, and dots near the bottom-left corner are gates that really open and close "
-        "with the input; no dot can lie beyond the dashed line."))
+        "with the input; no dot can lie beyond the dashed line."
+        + ("" if total <= dp.ROW_BUDGET else f" {len(gates):,} of the {total:,} gate units, sampled at random, are "
+           "drawn.")))
 
 
 def group_metric_chart(summary: pd.DataFrame, metric: str = "accuracy", *, title: str | None = None,

@@ -17,8 +17,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from .. import display as dp
 from ..errors import InputError
 from ..trajectories import HeatmapData, Parting, parting_summary, step_words
+from . import _steps as st
 
 __all__ = [
     "caption", "step_slider", "heatmap_chart", "pair_heatmaps_chart", "pca_paths_chart",
@@ -94,11 +96,13 @@ def _step_axis(n_steps: int, step_width: float) -> alt.Axis:
 
 def _heatmap(frame: pd.DataFrame, domain: tuple[float, float], title: str, slider: alt.Parameter | None,
              width: float | None, height: int, *, step_width: float | None = None, n_steps: int | None = None,
-             value_title: str = "state value") -> alt.LayerChart | alt.Chart:
-    """One units x steps heatmap; the x scale has one band per step (``step_width`` px each)."""
+             value_title: str = "state value", bins: dp.StepBins | None = None,
+             words: Sequence[str] | None = None) -> alt.LayerChart | alt.Chart:
+    """One units x steps heatmap of an already reduced frame (``step`` = each column's first
+    step); the x scale has one band per column (``step_width`` px per step)."""
     n_steps = int(frame["step"].max()) + 1 if n_steps is None else int(n_steps)
-    if step_width is None:
-        step_width = float(width or 360) / max(n_steps, 1)
+    bins = bins or dp.StepBins(0, n_steps, 1)
+    col_px = st.column_px(bins, step_width, width or 360)
     order = frame.attrs.get("unit_order")
     units = list(order) if order is not None else sorted(pd.unique(frame["unit"]).tolist())
     lo, hi = domain
@@ -106,32 +110,67 @@ def _heatmap(frame: pd.DataFrame, domain: tuple[float, float], title: str, slide
     color = alt.Color("value:Q", title=value_title,
                       scale=alt.Scale(domain=[lo, hi], scheme="redblue", reverse=True, clamp=True),
                       legend=alt.Legend(orient="right", gradientLength=min(height, 200), values=ticks, format=".3~g"))
-    xscale = alt.Scale(domain=list(range(n_steps)), paddingInner=0, paddingOuter=0)
-    base = alt.Chart(frame, title=title)
+    data, tips = st.decorate(frame, bins, words)
+    base = alt.Chart(data, title=title)
     rect = base.mark_rect().encode(
-        x=alt.X("step:O", scale=xscale, axis=_step_axis(n_steps, step_width)),
+        x=st.step_x(bins, col_px, words),
         y=alt.Y("unit:O", sort=units, scale=alt.Scale(domain=units), axis=_unit_axis(units, height)),
         color=color,
-        tooltip=[alt.Tooltip("step:O"), alt.Tooltip("unit:O"), alt.Tooltip("value:Q", format=".3f")],
-    ).properties(width=alt.Step(step_width), height=height)
+        tooltip=tips + [alt.Tooltip("unit:O"), alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=alt.Step(col_px), height=height)
     if slider is None:
         return rect
-    last = n_steps - 1
-    # the frame stays on the last step of a sequence that ends before the slider's step
+    last = bins.starts()[-1]
+    # the frame stays on the last column of a sequence that ends before the slider's step
+    now = f"min({slider.name}, datum.last)"
+    if bins.binned or bins.windowed:
+        now = (f"{bins.start} + floor((clamp({slider.name}, {bins.start}, datum.last) - {bins.start}) / {bins.k}) "
+               f"* {bins.k}")
     rule = alt.Chart(pd.DataFrame({"last": [last]})).mark_rect(filled=False, stroke="black", strokeWidth=2).encode(
-        x=alt.X("now:O", scale=xscale)).transform_calculate(now=f"min({slider.name}, datum.last)")
+        x=alt.X("now:O", scale=st.step_scale(bins))).transform_calculate(now=now)
     return alt.layer(rect, rule)
+
+
+def _reduce_heat(sub: pd.DataFrame, n_steps: int, *, budget: int, bins: dp.StepBins | None,
+                 window: Sequence[int] | None) -> tuple[pd.DataFrame, dp.StepBins, int]:
+    """One sequence's heatmap rows cut to the budget: the most active units (by the variance of
+    their values over the drawn steps) and binned steps (mean). Returns (frame, bins, units before
+    the cut)."""
+    order = sub.attrs.get("unit_order")
+    units = list(order) if order is not None else sorted(pd.unique(sub["unit"]).tolist())
+    if bins is None:
+        n_units, bins = dp.heat_bins(len(units), n_steps, budget=budget, window=window)
+    else:
+        n_units = min(len(units), max(1, budget // bins.n_cols))
+    inside = sub[(sub["step"] >= bins.start) & (sub["step"] < bins.stop)]
+    if n_units < len(units):
+        var = inside.groupby("unit")["value"].var().reindex(units).fillna(-1.0)
+        keep = set(var.sort_values(ascending=False, kind="stable").index[:n_units].tolist())
+        units = [u for u in units if u in keep]
+        inside = inside[inside["unit"].isin(keep)]
+    out = dp.bin_tidy(inside, bins, {"value": "mean"}, keys=["seq", "unit"])
+    out.attrs = dict(sub.attrs)
+    out.attrs["unit_order"] = units
+    return out, bins, len(order) if order is not None else len(pd.unique(sub["unit"]))
 
 
 def heatmap_chart(heat: HeatmapData, seq: Any = None, *, title: str | None = None, scrubber: bool = True,
                   width: int = 360, height: int = 240, step_width: float | None = None,
-                  value_title: str = "state value") -> alt.LayerChart | alt.Chart:
+                  value_title: str = "state value", n_steps: int | None = None, bins: dp.StepBins | None = None,
+                  window: Sequence[int] | None = None, words: Sequence[str] | None = None,
+                  budget: int = dp.ROW_BUDGET) -> alt.LayerChart | alt.Chart:
     """Units x time heatmap of one sequence, coloured on the set's shared range ``heat.domain``.
 
     ``seq``: the id (``seq`` column) to draw; None takes the first one in ``heat.frame``.
     ``step_width``: pixels per step (default ``width`` / number of steps); pass the same value
     for several charts to put them on one step scale. Units are drawn in the order of
     ``heat.frame.attrs["unit_order"]`` when set (see :func:`rnnviz_core.trajectories.unit_order`).
+
+    At real sizes the drawn cells stay within ``budget``: steps are binned (each column the mean
+    of ``bins.k`` steps; pass ``bins`` to share columns with charts stacked above or below) and
+    only the most active units are kept; ``window = (start, end)`` draws those steps only. The
+    caption says what one cell stands for. ``words``: a text model's words, one per step, shown
+    in the tooltips (and under the ticks when every column is one step).
     """
     if not isinstance(heat, HeatmapData):
         raise InputError("heatmap_chart needs the HeatmapData returned by rnnviz_core.trajectories.heatmap_data.")
@@ -143,48 +182,62 @@ def heatmap_chart(heat: HeatmapData, seq: Any = None, *, title: str | None = Non
     if sub.empty:
         raise InputError(f"Sequence {seq!r} is not in this heatmap data; pass one of its seq ids.")
     sub.attrs = dict(frame.attrs)
+    own = int(sub["step"].max()) + 1
+    drawn, bins, n_units = _reduce_heat(sub, own if n_steps is None else max(int(n_steps), own), budget=budget,
+                                        bins=bins, window=window)
     slider = step_slider(int(sub["step"].max())) if scrubber else None
-    chart = _heatmap(sub, heat.domain, title or f"Sequence {seq}", slider, width, height, step_width=step_width,
-                     value_title=value_title)
+    chart = _heatmap(drawn, heat.domain, title or f"Sequence {seq}", slider, width, height, step_width=step_width,
+                     value_title=value_title, bins=bins, words=words)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=heatmap_caption(heat.domain, sub["value"].to_numpy(), *_units_shown(frame)))
+    return chart.properties(description=heatmap_caption(heat.domain, drawn["value"].to_numpy(),
+                                                        *_units_shown(drawn, n_units), bins=bins))
 
 
 def heatmap_caption(domain: tuple[float, float], values: Any = None, n_units: int | None = None,
-                    n_units_total: int | None = None) -> str:
+                    n_units_total: int | None = None, bins: dp.StepBins | None = None) -> str:
     """Caption of a heatmap: the colour bar's range exactly (``domain``), when ``values`` are
-    given the range the drawn values actually span, and "N of the H units" when only some are drawn."""
+    given the range the drawn values actually span, "N of the H units" when only some are drawn,
+    and what one column stands for when ``bins`` group steps."""
     lo, hi = float(domain[0]), float(domain[1])
     if lo < 0 < hi:
         scale = f"blue at {_num(lo)} through white at 0 to red at {_num(hi)}"
     else:
         scale = f"blue at {_num(lo)} to red at {_num(hi)}"
-    text = (f"Each row is one hidden unit and each column one step of the sequence; colours run from {scale}, as "
+    column = "one step of the sequence" if bins is None or not bins.binned else \
+        f"{bins.k} steps of the sequence (the value shown is the mean over them)"
+    text = (f"Each row is one hidden unit and each column {column}; colours run from {scale}, as "
             f"on the colour bar: one colour range for every sequence shown")
     if values is not None:
         v = np.asarray(values, dtype=np.float64)
         v = v[np.isfinite(v)]
         if v.size:
             text += f" (values here run from {_num(v.min())} to {_num(v.max())})"
+    if bins is not None and (bins.binned or bins.windowed):
+        text += f"; steps {bins.start} to {bins.stop - 1} are drawn"
     if n_units is not None and n_units_total is not None and n_units < n_units_total:
-        text += f"; only {n_units} of the {n_units_total} units are drawn"
+        text += f"; only {n_units} of the {n_units_total:,} units are drawn"
     return text + "."
 
 
-def _units_shown(frame: pd.DataFrame) -> tuple[int | None, int | None]:
+def _units_shown(frame: pd.DataFrame, n_before: int | None = None) -> tuple[int | None, int | None]:
     order = frame.attrs.get("unit_order")
-    return (len(order) if order is not None else None), frame.attrs.get("n_units_total")
+    total = frame.attrs.get("n_units_total")
+    if total is None and n_before is not None:
+        total = n_before
+    return (len(order) if order is not None else None), total
 
 
 def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Sequence[str] | None = None,
                         scrubber: bool = True, width: int = 300, height: int = 240,
-                        step_width: float | None = None, value_title: str = "state value") -> alt.HConcatChart:
+                        step_width: float | None = None, value_title: str = "state value",
+                        window: Sequence[int] | None = None, budget: int = dp.ROW_BUDGET) -> alt.HConcatChart:
     """Two sequences' heatmaps side by side on one colour scale, one step scale and one slider.
 
     Both panels use the same width per step (``step_width``, default ``width`` / the longer
     sequence's length), so a 5-step sequence is drawn narrower than an 18-step one and columns
     line up step for step; the slider's frame stops at the last step of the shorter sequence.
+    At real sizes both panels share one binning and one set of units (each half the ``budget``).
     """
     if not isinstance(heat, HeatmapData):
         raise InputError("pair_heatmaps_chart needs the HeatmapData returned by heatmap_data.")
@@ -199,20 +252,36 @@ def pair_heatmaps_chart(heat: HeatmapData, seq_a: Any, seq_b: Any, *, titles: Se
         step_width = float(width) / max(lens)
     slider = step_slider(steps) if scrubber else None
     names = titles or (f"Sequence A ({seq_a})", f"Sequence B ({seq_b})")
-    for s, t in zip((seq_a, seq_b), names):
-        sub = frame[frame["seq"] == s]
+    both = frame[frame["seq"].isin([seq_a, seq_b])]
+    both.attrs = dict(frame.attrs)
+    # one cut for both: units chosen on A and B together, the same columns
+    half = max(1, budget // 2)
+    pooled = both.assign(seq="both")
+    pooled.attrs = dict(frame.attrs)
+    chosen, bins, n_units = _reduce_heat(pooled, max(lens), budget=half, bins=None, window=window)
+    kept = chosen.attrs["unit_order"]
+    drawn = []
+    for s, t, n in zip((seq_a, seq_b), names, lens):
+        sub = both[(both["seq"] == s) & both["unit"].isin(kept)]
         sub.attrs = dict(frame.attrs)
-        parts.append(_heatmap(sub, heat.domain, t, slider, None, height, step_width=step_width,
-                              value_title=value_title))
+        sub.attrs["unit_order"] = kept
+        own = dp.StepBins(bins.start, max(min(bins.stop, n), bins.start + 1), bins.k)  # a shorter one is narrower
+        red, _, _ = _reduce_heat(sub, n, budget=half, bins=own, window=window)
+        drawn.append(red)
+        parts.append(_heatmap(red, heat.domain, t, slider, None, height, step_width=step_width,
+                              value_title=value_title, bins=own))
     if slider is not None:
         parts[0] = parts[0].add_params(slider)
     chart = alt.hconcat(*parts).resolve_scale(color="shared")
-    sel = frame.loc[frame["seq"].isin([seq_a, seq_b]), "value"].to_numpy()
+    sel = np.concatenate([d["value"].to_numpy() for d in drawn])
     same = lens[0] == lens[1]
     how = ("" if same else f" Both are drawn on one step scale ({lens[0]} and {lens[1]} steps), so ")
     tail = (" Compare the two blocks column by column to see where the sequences' states differ." if same else
             how + "each column of one lines up with the same step of the other.")
-    return chart.properties(description=heatmap_caption(heat.domain, sel, *_units_shown(frame)) + tail)
+    shown = dict(frame.attrs)
+    shown["unit_order"] = kept
+    return chart.properties(description=heatmap_caption(heat.domain, sel, len(kept),
+                                                        shown.get("n_units_total") or n_units, bins=bins) + tail)
 
 
 # ----------------------------------------------------------------------------- PCA paths
@@ -235,7 +304,9 @@ def _legend_scale(names: list[str], rng: list) -> dict:
 
 def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, cloud: bool = True,
                     scrubber: bool = True, cloud_max: int = CLOUD_MAX, width: int = 420, height: int = 360,
-                    random_state: int = 0, names: Sequence[str] | None = None) -> alt.LayerChart:
+                    random_state: int = 0, names: Sequence[str] | None = None,
+                    window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS,
+                    words: Sequence[Sequence[str]] | None = None) -> alt.LayerChart:
     """Paths of a few sequences through the shared PCA picture, coloured by time, drawn over a
     faint cloud of every sequence's states.
 
@@ -249,6 +320,9 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
 
     The definition of the chart depends on the frame (its PCA axes, its longest sequence), not on
     which sequences are drawn, when the default names are used: see :func:`_legend_scale`.
+
+    Long paths are drawn with at most ``max_points`` dots each (each dot the mean of a run of
+    consecutive steps, the caption says how many); ``window = (start, end)`` draws those steps.
     """
     _require(paths, ["seq", "step", "pc1", "pc2"], "pca_paths_chart")
     ids = list(pd.unique(paths["seq"]))
@@ -270,6 +344,13 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     yt = f"PC2 ({evr[1]:.0%} of variance)" if len(evr) > 1 else "PC2"
     sel = pd.concat([paths.loc[paths["seq"] == s, ["step", "pc1", "pc2"]].assign(sequence=n)
                      for s, n in zip(seqs, names)], ignore_index=True)
+    bins = dp.step_bins(int(sel["step"].max()) + 1 if len(sel) else 1, max_columns=max_points, window=window)
+    sel = dp.bin_tidy(sel, bins, {"pc1": "mean", "pc2": "mean"}, keys=["sequence"])
+    if bins.binned:
+        sel = sel.assign(steps=[dp.step_label(a, b) for a, b in zip(sel["step"], sel["step_end"])])
+    if words is not None:  # a text model: each drawn sequence's words, in the order of seqs
+        sel = st.seq_words(sel, dict(zip(names, words)), bins)
+    word_tip = [] if words is None else [alt.Tooltip("words:N" if bins.binned else "word:N")]
     # axes over every sequence's states, fixed whichever pair is drawn: the cloud then never moves,
     # and the browser does not redraw it point by point when the pair changes
     def extent(col: str) -> list[float]:
@@ -289,6 +370,7 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     layers = []
     if cloud:
         pts = paths[["pc1", "pc2"]]
+        cloud_n = (min(len(pts), cloud_max), len(pts))
         if len(pts) > cloud_max:
             pts = pts.sample(n=cloud_max, random_state=random_state)
         layers.append(alt.Chart(pts).mark_circle(size=8, color="#bbbbbb", opacity=0.25).encode(x=x, y=y))
@@ -300,7 +382,8 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
         x=x, y=y, order="step:Q", detail="sequence:N", strokeDash=dash)
     dots = shown.mark_point(size=45, opacity=0.9, filled=True).encode(
         x=x, y=y, color=step_colour, shape=shape,
-        tooltip=["sequence:N", "step:Q", alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
+        tooltip=["sequence:N", "steps:N" if bins.binned else "step:Q"] + word_tip + [
+            alt.Tooltip("pc1:Q", format=".3f"), alt.Tooltip("pc2:Q", format=".3f")])
     layers += [line, dots]
     if slider is not None:
         now = base.transform_joinaggregate(last="max(step)", groupby=["sequence"]).transform_filter(
@@ -310,24 +393,43 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=pca_caption(evr, names, cloud=cloud))
+    return chart.properties(description=pca_caption(evr, names, cloud=cloud, bins=bins,
+                                                    cloud_n=cloud_n if cloud else None))
 
 
-def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = (), *, cloud: bool = True) -> str:
+def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = (), *, cloud: bool = True,
+                bins: dp.StepBins | None = None, cloud_n: tuple[int, int] | None = None) -> str:
     share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
     styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
               "a dash-dot line with diamonds"]
     who = ""
     if len(names):
         who = "; " + ", ".join(f"{n} is {styles[i]}" for i, n in enumerate(names))
-    return ("Each dot is the network's memory at one step, squeezed onto the two directions in which the "
-            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}"
-            + (", and grey dots are all other sequences for reference." if cloud else "."))
+    dot = "one step" if bins is None or not bins.binned else f"{bins.k} consecutive steps (their mean)"
+    text = ("Each dot is the network's memory at " + dot + ", squeezed onto the two directions in which the "
+            f"states vary most{share}; a path runs from dark (early) to yellow (late) steps{who}")
+    if bins is not None and (bins.binned or bins.windowed):
+        text += f"; steps {bins.start} to {bins.stop - 1} are drawn"
+    if not cloud:
+        return text + "."
+    if cloud_n is not None and cloud_n[0] < cloud_n[1]:
+        return text + (f", and grey dots are {cloud_n[0]:,} states sampled at random from all {cloud_n[1]:,} "
+                       "states of every sequence, for reference.")
+    return text + ", and grey dots are all other sequences for reference."
 
 
 # ----------------------------------------------------------------------------- |h| over time
+def _column_expr(param: str, bins: dp.StepBins, last: str = "datum.last") -> str:
+    """Vega expression: the first step of the column that holds the slider's step (at most ``last``)."""
+    if not (bins.binned or bins.windowed):
+        return f"min({param}, {last})"
+    return f"{bins.start} + floor((clamp({param}, {bins.start}, {last}) - {bins.start}) / {bins.k}) * {bins.k}"
+
+
 def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrubber: bool = True,
-                width: int = 420, height: int = 160, names: Sequence[str] | None = None) -> alt.VConcatChart:
+                width: int = 420, height: int = 160, names: Sequence[str] | None = None,
+                window: Sequence[int] | None = None, max_points: int = dp.MAX_LINE_POINTS,
+                words: Sequence[Sequence[str]] | None = None) -> alt.VConcatChart:
     """Sum of |h| (top) and step change ||h_t - h_(t-1)|| (bottom) over time for a few
     sequences, with each sequence's plateau step marked as a dashed rule (only for the
     sequences that have one; the caption says which do and which do not settle).
@@ -337,6 +439,8 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     sequences; with ``scrubber``, a slider over the steps of the whole frame moves a rule that
     stops at the drawn sequences' last step. The chart's definition names no sequence when
     ``names`` sort in the order of ``seqs`` (e.g. "A: ...", "B: ..."): see :func:`_legend_scale`.
+    Long sequences are drawn with at most ``max_points`` points per line, each the mean of a run of
+    consecutive steps (the caption says how many); ``window = (start, end)`` draws those steps.
     """
     _require(norms, ["seq", "step", "sum_abs", "step_change", "plateau_step"], "norms_chart")
     ids = list(pd.unique(norms["seq"]))
@@ -349,29 +453,44 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
     order = list(dict.fromkeys(label[s] for s in seqs if label[s] in set(sel["sequence"])))
     first = sel.groupby("sequence", sort=False)["plateau_step"].first()
     per_seq = [(n, int(first[n])) for n in order]
+    bins = dp.step_bins(int(sel["step"].max()) + 1, max_columns=max_points, window=window)
+    if bins.binned or bins.windowed:
+        sel = dp.bin_tidy(sel, bins, {"sum_abs": "mean", "step_change": "mean"}, keys=["sequence"],
+                          first=["plateau_step"])
+        # the plateau rule is drawn at the true step, from the point of the column that holds it
+        sel["plateau_col"] = bins.column(sel["plateau_step"].to_numpy())
+        if bins.binned:
+            sel["steps"] = [dp.step_label(a, b) for a, b in zip(sel["step"], sel["step_end"])]
+    step_tip = "steps:N" if bins.binned else "step:Q"
+    if words is not None:  # a text model: each drawn sequence's words, in the order of seqs
+        sel = st.seq_words(sel, dict(zip([label[s] for s in seqs], words)), bins)
+        step_tip = [step_tip, "words:N" if bins.binned else "word:N"]
+    else:
+        step_tip = [step_tip]
+    hit = "datum.step == datum.plateau_col" if bins.binned or bins.windowed else "datum.step == datum.plateau_step"
     color = alt.Color("sequence:N", title="sequence", **_legend_scale(order, alt.Undefined))
     longest = int(norms["step"].max())
     # x domain from the drawn data: [0, last step of the longer sequence]
     x = alt.X("step:Q", title="step", scale=alt.Scale(nice=False, zero=True), axis=alt.Axis(format="d", tickMinStep=1))
     slider = step_slider(longest) if scrubber else None
-    pts = longest <= 200
+    pts = bins.n_cols <= 200
     base = alt.Chart(sel)
     top_layers = [
         base.mark_line(point=pts).encode(x=x, y=alt.Y("sum_abs:Q", title="sum of |h|"), color=color,
-                                         tooltip=["sequence:N", "step:Q", alt.Tooltip("sum_abs:Q", format=".3f")]),
+                                         tooltip=["sequence:N", *step_tip, alt.Tooltip("sum_abs:Q", format=".3f")]),
         # one row per sequence that settles: its plateau step
-        base.transform_filter("datum.step == datum.plateau_step").mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
+        base.transform_filter(hit).mark_rule(strokeDash=[6, 4], strokeWidth=2).encode(
             x=alt.X("plateau_step:Q"), color=color,
             tooltip=["sequence:N", alt.Tooltip("plateau_step:Q", title="settles from step")]),
     ]
     bottom_layers = [
         base.transform_filter("isFinite(datum.step_change)").mark_line(point=pts).encode(
             x=x, y=alt.Y("step_change:Q", title="change from previous step"), color=color,
-            tooltip=["sequence:N", "step:Q", alt.Tooltip("step_change:Q", format=".3f")]),
+            tooltip=["sequence:N", *step_tip, alt.Tooltip("step_change:Q", format=".3f")]),
     ]
     if slider is not None:
         now = base.transform_joinaggregate(last="max(step)").transform_filter(
-            f"datum.step == min({slider.name}, datum.last)").transform_aggregate(
+            f"datum.step == {_column_expr(slider.name, bins)}").transform_aggregate(
             at="min(step)").mark_rule(color="black", opacity=0.5).encode(x=alt.X("at:Q"))
         top_layers.append(now)
         bottom_layers.append(now)
@@ -381,14 +500,16 @@ def norms_chart(norms: pd.DataFrame, seqs: Sequence[Any] | None = None, *, scrub
         top = top.add_params(slider)
     chart = alt.vconcat(top, bottom)
     rel_tol = norms.attrs.get("plateau_rule", {}).get("rel_tol", 0.1)
-    return chart.properties(description=norms_caption(per_seq, rel_tol))
+    return chart.properties(description=norms_caption(per_seq, rel_tol, bins=bins))
 
 
-def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1) -> str:
+def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1, bins: dp.StepBins | None = None) -> str:
     """Caption of :func:`norms_chart`. ``plateaus``: (name, plateau step or -1) per drawn
     sequence; the dashed line is mentioned only when one is drawn."""
     head = ("The top panel shows how much is stored in the network's memory at each step (the sum of all units' "
             "absolute values) and the bottom one how much it changed from the step before")
+    if bins is not None and (bins.binned or bins.windowed):
+        head += "; " + bins.words("mean").replace("each column is", "each point is")
     items = [(str(n), int(p)) for n, p in plateaus] if plateaus and not np.isscalar(plateaus[0]) else \
         [(str(i), int(p)) for i, p in enumerate(plateaus)]
     settled = [(n, p) for n, p in items if p >= 0]
@@ -405,9 +526,17 @@ def norms_caption(plateaus: Sequence[Any] = (), rel_tol: float = 0.1) -> str:
 
 
 # ----------------------------------------------------------------------------- two sequences
+def _distance_col(param: str, bins: dp.StepBins, lo: int) -> str:
+    inside = f"clamp({param}, datum.first, datum.last)"
+    if not (bins.binned or bins.windowed):
+        return inside
+    return f"{lo} + floor(({inside} - {lo}) / {bins.k}) * {bins.k}"
+
+
 def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold: float | None = 0.25,
                    k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200,
-                   steps: int | None = None) -> alt.LayerChart:
+                   steps: int | None = None, window: Sequence[int] | None = None,
+                   max_points: int = dp.MAX_LINE_POINTS) -> alt.LayerChart:
     """Distance between sequences A and B at each aligned step, with the parting threshold
     (dotted grey line), where they part (dashed red rule) and where they come back together
     (dashed green rule), all from :func:`rnnviz_core.trajectories.parting_summary`.
@@ -422,7 +551,9 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
     "part for good", "rejoin"), so the chart's definition is the same whichever rules a pair has.
     ``steps``: the slider spans this many aligned steps (pass the longest sequence's length so
     that every pair of the data gets the same chart definition; default: this pair's steps); the
-    step rule stops at the pair's first or last compared step.
+    step rule stops at the pair's first or last compared step. Long pairs are drawn with at most
+    ``max_points`` points, each the mean distance over a run of steps (the caption says how many;
+    the parting rules stay at their true steps); ``window = (start, end)`` draws those steps.
     """
     _require(distance, ["step", "distance", "rel_distance"], "distance_chart")
     align = distance.attrs.get("align", "start")
@@ -437,11 +568,23 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
     # x domain from the drawn data (it includes 0: the first step, or the last one when aligned at the end)
     x = alt.X("step:Q", title=xt, scale=alt.Scale(nice=False, zero=True), axis=alt.Axis(format="d", tickMinStep=1))
     cols = [c for c in ("step", "step_a", "step_b", "distance") if c in distance.columns]
-    base = alt.Chart(distance[cols])
-    layers = [base.mark_line(point=n_slider <= 200, color="#4c78a8").encode(
+    drawn = distance[cols]
+    bins = dp.step_bins(hi - lo + 1, max_columns=max_points, window=None if window is None else
+                        (int(window[0]) - lo, int(window[1]) - lo))
+    if bins.binned or bins.windowed:
+        # binned on steps counted from the first compared one (aligned at the end, steps are negative)
+        moved = drawn.assign(step=drawn["step"] - lo)
+        drawn = dp.bin_tidy(moved, bins, {"distance": "mean"})
+        drawn["step_end"] += lo
+        drawn["step"] += lo
+        drawn["steps"] = [dp.step_label(a, b) for a, b in zip(drawn["step"], drawn["step_end"])]
+        cols = ["step", "steps", "distance"]
+    base = alt.Chart(drawn[cols])
+    layers = [base.mark_line(point=bins.n_cols <= 200, color="#4c78a8").encode(
         x=x, y=alt.Y("distance:Q", title="distance between A and B"),
         tooltip=["step:Q", "step_a:Q", "step_b:Q", alt.Tooltip("distance:Q", format=".3f")]
-        if {"step_a", "step_b"} <= set(cols) else ["step:Q", "distance:Q"])]
+        if {"step_a", "step_b"} <= set(cols) else ["steps:N" if "steps" in cols else "step:Q",
+                                                    alt.Tooltip("distance:Q", format=".3f")])]
     rows = []
     if np.isfinite(summary.threshold):
         rows.append({"kind": "threshold", "at": None, "value": float(summary.threshold)})
@@ -465,16 +608,29 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
     if scrubber and len(distance):
         slider = alt.param(name=STEP_PARAM, value=s_hi, bind=alt.binding_range(min=s_lo, max=s_hi, step=1, name="Step "))
         layers.append(base.transform_joinaggregate(first="min(step)", last="max(step)").transform_filter(
-            f"datum.step == clamp({slider.name}, datum.first, datum.last)").mark_rule(
+            f"datum.step == {_distance_col(slider.name, bins, lo)}").mark_rule(
             color="black", opacity=0.5).encode(x=alt.X("step:Q")))
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
-    return chart.properties(description=distance_caption(summary, align, distance))
+    return chart.properties(description=distance_caption(summary, align, distance, bins=bins, offset=lo))
 
 
 def distance_caption(parting: Parting | None = None, align: str = "start",
-                     distance: pd.DataFrame | None = None) -> str:
+                     distance: pd.DataFrame | None = None, bins: dp.StepBins | None = None, offset: int = 0) -> str:
+    """The distance chart's caption, true for the curve ``parting`` summarises, and what one point
+    stands for when ``bins`` group steps (``offset``: the first compared step)."""
+    text = _distance_caption(parting, align, distance)
+    if bins is not None and (bins.binned or bins.windowed):
+        lo, hi = bins.start + offset, bins.stop - 1 + offset
+        part = f"each point is the mean distance over {bins.k} steps" if bins.binned else ""
+        span = f"steps {lo} to {hi} are drawn" if bins.windowed or bins.binned else ""
+        text = text.rstrip(".") + "; " + "; ".join(x for x in (part, span) if x) + "."
+    return text
+
+
+def _distance_caption(parting: Parting | None = None, align: str = "start",
+                     distance: pd.DataFrame | None = None, bins: dp.StepBins | None = None, offset: int = 0) -> str:
     """The distance chart's caption, true for the curve ``parting`` summarises (three cases:
     never parted, parted and rejoined, parted for good; "apart from the start" when the
     sequences are already apart at the first compared step)."""

@@ -133,3 +133,27 @@ def test_a_and_b_share_one_step_scale(play):
         lo, hi = painted[title]
         assert abs(lo - left) <= 2 and abs(hi - (left + steps * cell)) <= 2, (title, lo, hi, left, cell)
     assert pg.get_by_text("A has 18 steps and B 5").count() == 1
+
+
+def test_ten_thousand_steps_by_1024_units_play_smoothly(browser, play_url):
+    """Issue 18: the control on 10,000 steps x 1,024 units is sent in columns of steps and the most
+    active units, builds quickly and draws each frame in a few milliseconds while playing."""
+    pg = new_page(browser, 1200, 1400)
+    pg.set_default_timeout(120_000)
+    t0 = time.monotonic()
+    pg.goto(play_url + "/?ta=10000&tb=9000&units=1024")
+    root = pg.locator(".rnnviz-play")
+    root.wait_for()
+    ready = time.monotonic() - t0
+    label = root.locator(".label").inner_text()
+    assert label.startswith("Steps ") and "(last step 9999)" in label, label
+    pg.get_by_role("button", name="Play").click()
+    pg.wait_for_timeout(2000)
+    draws, ms = int(root.get_attribute("data-draws")), float(root.get_attribute("data-draw-ms"))
+    pg.get_by_role("button", name="Stop").click()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / "play_10000x1024.png"), full_page=True)
+    pg.context.close()
+    print(f"10,000 x 1,024: ready {ready:.1f} s, {draws} frames in 2 s, {ms / draws:.2f} ms each")
+    assert draws >= 20 and ms / draws < 8.0, (draws, ms)   # ~30 frames a second, each well under a frame's time
+    assert ready < 120, ready   # mostly the test app making 2 x 10 M values; 35 s at load average 19

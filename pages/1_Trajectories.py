@@ -5,7 +5,6 @@ from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
-from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_pair as pp
 from rnnviz_app import page_trajectories as pt
@@ -47,11 +46,10 @@ def page_body() -> None:
     H = msg.guarded(sq.states, ctx, kind, layer, direction)
     lens = ds.lengths
     ia, ib = ids[a], ids[b]
-    what = f"{kinds[kind].lower()}, layer {layer}, {'forward' if direction == 'fwd' else 'backward'}"
     view_key = (kind, layer, direction)
 
     window = wg.step_window(int(max(lens[a], lens[b])), "traj")
-    words = [pc.words(ctx, a), pc.words(ctx, b)] if ds.is_tokens else None  # a text model: tooltips name the word
+    words = [sq.words_of(ctx, a), sq.words_of(ctx, b)] if ds.is_tokens else None  # a text model: tooltips name the word
 
     def show(build, *args, csv, name: str, key: tuple, win=window, **kw) -> None:
         """Chart (spec cached by content hash), its plain caption, and the data behind it as CSV."""

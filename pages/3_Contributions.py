@@ -39,7 +39,7 @@ known = pc.known_steps(ctx)
 n_steps = int(max(ds.lengths[a], ds.lengths[b]))
 window = wg.step_window(n_steps, "contrib")
 key = (method, ctx.target, a, b, window)
-words = {r: pc.words(ctx, r) for r in (a, b)} if ds.is_tokens else {}
+words = {r: sq.words_of(ctx, r) for r in (a, b)} if ds.is_tokens else {}
 
 
 def stacked(r: int, side: str, hm, bins, step_w):

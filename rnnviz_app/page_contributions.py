@@ -5,7 +5,7 @@ import numpy as np
 
 from rnnviz_app.compute import compute_status
 from rnnviz_app.context import Loaded
-from rnnviz_app.sequences import labels_of
+from rnnviz_app.sequences import labels_of, words_of
 
 FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
 
@@ -54,7 +54,7 @@ def contribution_views(ctx: Loaded, sc, a: int, b: int, method: str):
     from rnnviz_core import rankings as rk
     ids = np.asarray([str(i) for i in ctx.data.ids], dtype=object)
     frame = rk.scores_frame(sc[[a, b]], method=method, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]])
-    texts = [words(ctx, a), words(ctx, b)] if getattr(ctx.data, "is_tokens", False) else None
+    texts = [words_of(ctx, a), words_of(ctx, b)] if getattr(ctx.data, "is_tokens", False) else None
     top = rk.top_steps(sc[[a, b]], k=5, ids=ids[[a, b]], lengths=ctx.data.lengths[[a, b]], words=texts)
     pos = rk.mean_abs_by_position(sc, relative=True, normalize=True, lengths=ctx.data.lengths)
     y, names = labels_of(ctx)
@@ -121,14 +121,6 @@ def known_step_hits(ctx: Loaded, sc, method: str, known) -> dict | None:
     except ImportError:
         return None
     return {method: hits(sc, known, ctx.data.lengths)}
-
-
-def words(ctx: Loaded, row: int) -> list[str]:
-    """A token sequence's words (the data's or the model's vocabulary; "#id" for unknown ids)."""
-    ds = ctx.data
-    vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
-    ids = ds.X[row, : int(ds.lengths[row])].tolist()
-    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]
 
 
 def _stack_units(H, lengths, rows, n_units):

@@ -8,6 +8,7 @@ import streamlit as st
 from rnnviz_app import state_url as su
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
+from rnnviz_app.sequences import ids_to_words, vocabulary
 from rnnviz_app.page_pair import true_steps
 from rnnviz_app.play import panel, play_heatmaps, shared_domain, token_panel
 
@@ -47,12 +48,12 @@ def input_panels(ctx: Loaded, rows: tuple[int, int], marks: tuple, window: tuple
     ds = ctx.data
     w0, w1 = (0, ds.X.shape[1]) if window is None else window
     if getattr(ds, "is_tokens", False):
-        vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+        vocab = vocabulary(ctx)
         out = []
         for side, r in zip("AB", rows):
             ids = ds.X[r, w0: min(int(ds.lengths[r]), w1)].tolist()
             out.append(None if not ids else token_panel(
-                [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids], title=f"{side}: words"))
+                ids_to_words(vocab, ids), title=f"{side}: words"))
         return out
     if ds.X.ndim != 3:
         return [None, None]

@@ -15,6 +15,7 @@ import streamlit as st
 from rnnviz_app import state_url as su
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
+from rnnviz_app.sequences import ids_to_words, vocabulary
 from rnnviz_core.errors import InputError
 
 EDITS = "wi_edits"
@@ -111,10 +112,6 @@ def describe(edit: tuple, ctx: Loaded) -> str:
 
 
 # ----------------------------------------------------------------------------- names
-def vocabulary(ctx: Loaded) -> list[str] | None:
-    return getattr(ctx.data, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
-
-
 def feature_name(ctx: Loaded, f: int) -> str:
     names = getattr(ctx.data, "feature_names", None)
     if ctx.data.is_tokens:
@@ -124,8 +121,7 @@ def feature_name(ctx: Loaded, f: int) -> str:
 
 def words(ctx: Loaded, ids: np.ndarray, length: int) -> list[str]:
     """A token sequence's words ("#id" for ids outside the vocabulary)."""
-    vocab = vocabulary(ctx)
-    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in np.asarray(ids[:length]).tolist()]
+    return ids_to_words(vocabulary(ctx), np.asarray(ids[:length]).tolist())
 
 
 def value_text(ctx: Loaded, v: Any) -> str:

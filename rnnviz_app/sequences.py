@@ -109,25 +109,22 @@ def ids_of_class(ctx: Loaded, cls: int) -> list[str]:
     return [str(s) for s, c in zip(ctx.data.ids, y) if int(c) == cls]
 
 
+def vocabulary(ctx: Loaded) -> list[str] | None:
+    """The loaded vocabulary: the data's (an uploaded one), else the model file's; None without one."""
+    return getattr(ctx.data, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
+
+
+def ids_to_words(vocab: list[str] | None, ids) -> list[str]:
+    """Token ids as words ("#id" for an id outside the vocabulary)."""
+    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]
+
+
 def words_of(ctx: Loaded, row: int) -> list[str] | None:
     """A text model's words of one sequence (its real steps; "#id" for an id without a word), or
     None for data that is not token ids."""
     ds = ctx.data
     if not getattr(ds, "is_tokens", False):
         return None
-    vocab = getattr(ds, "vocabulary", None) or getattr(ctx.model, "vocabulary", None)
-    ids = ds.X[row, : int(ds.lengths[row])].tolist()
-    return [vocab[i] if vocab is not None and 0 <= i < len(vocab) else f"#{i}" for i in ids]
+    return ids_to_words(vocabulary(ctx), ds.X[row, : int(ds.lengths[row])].tolist())
 
 
-#: words of a sequence printed in full above its charts; a longer text is cut with "…"
-WORDS_SHOWN = 80
-
-
-def words_line(side: str, words: list[str], max_words: int = WORDS_SHOWN) -> str:
-    """ "A's words: the film was …" with at most ``max_words`` words, then "… (2,000 words in all;
-    the first 80 are shown here)"."""
-    if len(words) <= max_words:
-        return f"{side}'s words: " + " ".join(words)
-    return (f"{side}'s words: " + " ".join(words[:max_words]) +
-            f" … ({len(words):,} words in all; the first {max_words} are shown here)")

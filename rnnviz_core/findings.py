@@ -112,7 +112,7 @@ def trajectory_findings(distance: pd.DataFrame | None, *, rel_threshold: float =
                 out.append(f"The memory of {n} settles from {_step_text(v, 'start', [(n, own[n])])}; that of {other} "
                            "is still moving at its end.")
             else:
-                out.append(f"Neither memory settles before its sequence ends: both are still moving at the last step.")
+                out.append("Neither memory settles before its sequence ends: both are still moving at the last step.")
     return out
 
 

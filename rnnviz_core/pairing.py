@@ -21,7 +21,7 @@ regression model's head readings carry their RMSE instead.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd

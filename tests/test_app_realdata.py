@@ -261,14 +261,6 @@ def test_start_page_regression_card_under_apptest(reg, monkeypatch, tmp_path):
     assert not NO_CLASS_WORDS.search(re.sub(r"\\(.)", r"\1", shown)), shown
 
 
-def test_a_long_text_above_the_charts_is_cut_with_a_count():
-    words = [f"w{i}" for i in range(2000)]
-    line = sq.words_line("A", words)
-    assert line.startswith("A's words: w0 w1 ") and line.endswith("… (2,000 words in all; the first 80 are shown here)")
-    assert "w79 …" in line and "w80" not in line
-    assert sq.words_line("B", ["a", "b"]) == "B's words: a b"
-
-
 def test_groupings_offered_for_each_kind_of_table_never_default_to_saturation_level():
     from types import SimpleNamespace
 

@@ -88,6 +88,16 @@ METHODS: dict[str, str] = {
         "How much the answer drops when only this step is replaced by the baseline "
         "(positive: the step supported the answer; negative: it worked against it)."
     ),
+    "mask": (
+        "How much of this step the model needs to keep its answer: a mask is learned that keeps "
+        "as little of the sequence as possible while the answer stays the same, with everything "
+        "else replaced by the baseline (0: not needed; 1 per feature: needed in full)."
+    ),
+    "shapley": (
+        "This step's fair share of the change from a neutral (baseline) sequence to the real "
+        "one: how much it adds to the answer on average over every order in which the steps "
+        "(or blocks of steps) could be put back; a sequence's shares add up to that change."
+    ),
     "prediction_delta": (
         "How much the model's running answer changed when it read this step: its answer after "
         "this step minus its answer just before it."
@@ -273,6 +283,8 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
     info["target"] = prob.cls.cpu().numpy().copy()
     scores = scores.detach().to("cpu", torch.float32).numpy()
     scores[_pad_mask(prob.L, prob.T)] = np.nan          # [N, T] or, per feature, [N, T, F]
+    if "scored" in info:                                 # at_steps=: steps not scored are NaN
+        scores[~info["scored"]] = np.nan
     return (scores, info) if return_info else scores
 
 
@@ -899,8 +911,17 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
 # perturbation methods (no gradients; fused forward)
 # --------------------------------------------------------------------------------------------
 
-def _occlusion(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
+def _occlusion(prob: _Problem, b: torch.Tensor, info, at_steps=None) -> torch.Tensor:
+    """Occlusion restarted from cached states (see :mod:`.occlusion`)."""
+    from .occlusion import occlusion
+    return occlusion(prob, b, info, at_steps=at_steps)
+
+
+def _occlusion_reference(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair.
+
+    The whole model reruns for every replacement: the reference the restarted occlusion is
+    tested against.
 
     Per feature: f(x) - f(x with feature k of step t replaced), every valid (sequence, step,
     feature) triple. Token ids: the step's token is replaced by the baseline token.
@@ -958,6 +979,18 @@ def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     return res
 
 
+def _mask(prob: _Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
+    """The smallest mask that keeps the answer (see :mod:`.masks`)."""
+    from .masks import mask
+    return mask(prob, b, info, **options)
+
+
+def _shapley(prob: _Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
+    """Shapley values over steps or blocks of steps (see :mod:`.shapley`)."""
+    from .shapley import shapley
+    return shapley(prob, b, info, **options)
+
+
 def _ones_like(lt, N):
     return None if lt is None else torch.ones(N, dtype=torch.int64)
 
@@ -969,9 +1002,14 @@ _DISPATCH = {
     "integrated_gradients": _integrated_gradients,
     "occlusion": _occlusion,
     "prediction_delta": _prediction_delta,
+    "mask": _mask,
+    "shapley": _shapley,
 }
-_USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta"}
+_USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta", "mask", "shapley"}
 _OPTIONS: dict[str, set[str]] = {m: set() for m in _DISPATCH}
 _OPTIONS["integrated_gradients"] = {"steps", "tol", "max_steps", "floor"}
-_PER_FEATURE = {"input_x_grad", "integrated_gradients", "occlusion"}
+_OPTIONS["occlusion"] = {"at_steps"}
+_OPTIONS["shapley"] = {"groups", "samples", "seed"}
+_OPTIONS["mask"] = {"at_steps", "iterations", "area", "lr", "perturbation", "sigma", "seed"}
+_PER_FEATURE = {"input_x_grad", "integrated_gradients", "occlusion", "mask"}
 assert set(_DISPATCH) == set(METHODS)

@@ -441,7 +441,7 @@ class EmbedSpec:
     mode: str                          # "grad" | "path"
     valid: torch.Tensor                # (n, T) bool
     base_ids: torch.Tensor | None = None
-    alphas: torch.Tensor | None = None  # (n,)
+    alphas: torch.Tensor | None = None  # (n,), or (n, T): one point per step (masks)
 
 
 class _Session:
@@ -464,6 +464,9 @@ class _Session:
         # optional stand-in for run_module (unrolled engines): runner(name, info, weights, x, hx, mask,
         # record) -> run_module's tuple, or None to run the recurrence as usual (see rnnviz_core.restart)
         self.runner: Callable | None = None
+        # optional callable(proxy, input, hx) -> the fused module's result, or None to run it
+        # as usual (used by rnnviz_core.resume to restart a recurrence from cached states)
+        self.fused_hook: Callable | None = None
 
 
 _FORWARD_HOOK_DICTS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -579,7 +582,10 @@ class _RecurrentProxy(nn.Module):
 
     def _forward_fused(self, input, hx):
         info = self.rv_info
-        result = object.__getattribute__(self, "_fused")(input, hx)
+        hook = self.rv_session.fused_hook
+        result = hook(self, input, hx) if hook is not None else None
+        if result is None:
+            result = object.__getattribute__(self, "_fused")(input, hx)
         out, lengths = result[0], None
         if isinstance(out, PackedSequence):
             out, lengths = pad_packed_sequence(out, batch_first=True)
@@ -602,7 +608,9 @@ def _embedding_leaf(mod: nn.Module, E: torch.Tensor, spec: EmbedSpec) -> tuple[t
         Eb = mod.forward(spec.base_ids.to(E.device)).detach().to(E.dtype)  # no hooks
     Eb = torch.where(spec.valid.to(E.device)[..., None], Eb, E)
     delta = E - Eb
-    leaf = (Eb + spec.alphas.to(device=E.device, dtype=E.dtype)[:, None, None] * delta).requires_grad_(True)
+    a = spec.alphas.to(device=E.device, dtype=E.dtype)      # (n,) or per step (n, T)
+    a = a[:, None, None] if a.dim() == 1 else a[..., None]
+    leaf = (Eb + a * delta).requires_grad_(True)
     return leaf, delta
 
 

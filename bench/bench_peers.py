@@ -1,0 +1,219 @@
+"""rnnviz's contributions beside time-interpret (tint) on tint's own HMM benchmark.
+
+Reproduces tint's ``experiments/hmm`` protocol (time-interpret 0.3.0, as its main.py runs it):
+
+* data: ``tint.datasets.HMM(n_folds=5, fold=0, seed=42)``: 800 train / 200 test sequences of 200
+  steps and 3 features from a 2-state hidden Markov model; the label at each time is drawn from
+  the one feature that matters in the current state; the true salient cells
+  (``true_saliency``) are that feature at every step;
+* model: tint's ``StateClassifier`` (GRU, 200 units, BatchNorm-ReLU-Dropout-Linear head, 2
+  classes; copied below, without torchmetrics), trained as tint's ``StateClassifierNet``: 50
+  epochs, Adam lr 1e-4, weight decay 1e-3, batches of 32 in the fold's order, each batch cut
+  at one random time t and trained on the label at t, cross-entropy;
+* explanations: for each time t, the predicted class of the prefix x[:t+1] is explained and
+  the attribution of step t is kept (tint's ``TimeForwardTunnel``); tint's masks
+  (ExtremalMask 500 epochs, DynaMask 150 epochs) explain every time's output at once, as its
+  main.py runs them (``return_all=True``); every attribution is taken in absolute value;
+* metrics: tint's white-box ``aup``, ``aur`` and ``roc_auc`` (attributions min-max normalised
+  per sequence) against ``true_saliency``.
+
+Everything runs in one process on one thread. rnnviz's occlusion and mask use
+``at_steps=-1`` (only the last step of each prefix is scored, which is all the protocol
+keeps); the occlusion scores are compared cell by cell with tint's.
+
+Run (needs the ``bench`` extra: time-interpret 0.3.0, pytorch-lightning 1.9.5):
+    PYTHONPATH=. python3 bench/bench_peers.py [--quick] [--skip-tint] [--demos]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore")
+
+import rnnviz_core as rv  # noqa: E402
+
+
+class StateClassifier(nn.Module):
+    """tint experiments/hmm/classifier.py StateClassifier (GRU, regres=True)."""
+
+    def __init__(self, feature_size=3, n_state=2, hidden_size=200, dropout=0.5):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.rnn = nn.GRU(feature_size, hidden_size, batch_first=True)
+        self.regressor = nn.Sequential(nn.BatchNorm1d(num_features=hidden_size), nn.ReLU(),
+                                       nn.Dropout(dropout), nn.Linear(hidden_size, n_state))
+
+    def forward(self, x, return_all: bool = False):
+        all_encodings, encoding = self.rnn(x)
+        if return_all:
+            flat = all_encodings.reshape(all_encodings.shape[0] * all_encodings.shape[1], -1)
+            return self.regressor(flat).reshape(all_encodings.shape[0], all_encodings.shape[1], -1)
+        return self.regressor(encoding.reshape(encoding.shape[1], -1))
+
+
+def load(data_dir: str, cache: str | None):
+    from tint.datasets import HMM
+    np.random.seed(42)
+    torch.manual_seed(42)
+    hmm = HMM(n_folds=5, fold=0, seed=42, data_dir=data_dir)
+    hmm.prepare_data()
+    hmm.setup("fit")
+    model = StateClassifier()
+    if cache and os.path.exists(cache):
+        model.load_state_dict(torch.load(cache))
+    else:
+        t0 = time.perf_counter()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-3)
+        loader = hmm.train_dataloader()
+        model.train()
+        for _ in range(50):
+            for x, y in loader:
+                t = torch.randint(y.shape[-1], (1,)).item()
+                loss = nn.functional.cross_entropy(model(x[:, : t + 1]), y[:, t])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        print(f"trained the classifier in {time.perf_counter() - t0:.0f} s")
+        if cache:
+            torch.save(model.state_dict(), cache)
+    model.eval()
+    x_train = hmm.preprocess("train")["x"]
+    x_test = hmm.preprocess("test")["x"]
+    y_test = hmm.preprocess("test")["y"]
+    with torch.no_grad():
+        acc = (model(x_test, True).argmax(-1) == y_test).float().mean().item()
+    print(f"classifier accuracy over all test times: {acc:.3f}")
+    return model, x_train, x_test, hmm.true_saliency("test")
+
+
+def prefix_loop(fn, x):
+    """TimeForwardTunnel: explain prefix x[:t+1], keep step t -> [N, T, F]."""
+    out = np.zeros(x.shape, dtype=np.float32)
+    for t in range(x.shape[1]):
+        out[:, t] = fn(x[:, : t + 1], t)
+    return out
+
+
+def rnnviz_methods(model, x_train, x, quick: bool):
+    mean = x_train.mean(0).numpy()                                         # [T, F]
+
+    def method(name, **kw):
+        def fn(xp, t):
+            opts = dict(kw)
+            if "baseline" in opts:
+                opts["baseline"] = mean[: t + 1]
+            s = rv.contributions(model, xp, name, per_feature=True, device="cpu", **opts)
+            return np.abs(s[:, t])
+        return fn
+
+    runs = {
+        "rnnviz mask (last step of each prefix)": method("mask", at_steps=-1, baseline="mean",
+                                                         iterations=30, lr=0.3),
+        "rnnviz input_x_grad": method("input_x_grad"),
+        "rnnviz occlusion (at_steps=-1)": method("occlusion", at_steps=-1, baseline="mean"),
+    }
+    if not quick:
+        runs["rnnviz integrated_gradients"] = method("integrated_gradients")
+    return runs
+
+
+def tint_methods(model, x_train, x, quick: bool):
+    from pytorch_lightning import Trainer
+    from tint.attr import (DynaMask, ExtremalMask, TemporalIntegratedGradients,
+                           TemporalOcclusion, TimeForwardTunnel)
+    from tint.attr.models import ExtremalMaskNet, MaskNet
+    from tint.models import MLP, RNN
+
+    def trainer(epochs):
+        return Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
+                       enable_checkpointing=False, enable_progress_bar=False,
+                       enable_model_summary=False, log_every_n_steps=2)
+
+    def occlusion():
+        e = TimeForwardTunnel(TemporalOcclusion(model))
+        return e.attribute(x, sliding_window_shapes=(1,), baselines=x_train.mean(0, keepdim=True),
+                           attributions_fn=abs, task="binary").abs()
+
+    def temporal_ig():
+        with torch.no_grad():
+            target = model(x).argmax(-1)
+        return TemporalIntegratedGradients(model).attribute(
+            x, baselines=x * 0, target=target, internal_batch_size=200).abs()
+
+    def extremal(epochs=500):
+        torch.manual_seed(42)
+        mask = ExtremalMaskNet(forward_func=model, model=nn.Sequential(
+            RNN(input_size=x.shape[-1], rnn="gru", hidden_size=x.shape[-1], bidirectional=True),
+            MLP([2 * x.shape[-1], x.shape[-1]])), lambda_1=1.0, lambda_2=1.0, optim="adam", lr=0.01)
+        return ExtremalMask(model).attribute(x, additional_forward_args=(True,),
+                                             trainer=trainer(epochs), mask_net=mask,
+                                             batch_size=100).abs()
+
+    def dyna(epochs=150):
+        torch.manual_seed(42)
+        mask = MaskNet(forward_func=model, perturbation="gaussian_blur", sigma_max=1,
+                       keep_ratio=list(np.arange(0.25, 0.35, 0.01)), size_reg_factor_init=0.1,
+                       size_reg_factor_dilation=100, time_reg_factor=1.0)
+        out = DynaMask(model).attribute(x, additional_forward_args=(True,), trainer=trainer(epochs),
+                                        mask_net=mask, batch_size=100, return_best_ratio=True)
+        return out[0].abs()
+
+    runs = {"tint Occlusion (TemporalOcclusion)": occlusion,
+            "tint TemporalIntegratedGradients": temporal_ig}
+    if not quick:
+        runs["tint ExtremalMask (500 epochs)"] = extremal
+        runs["tint DynaMask (150 epochs)"] = dyna
+    return runs
+
+
+def score(attr, truth):
+    from tint.metrics.white_box import aup, aur, roc_auc
+    a = torch.as_tensor(np.asarray(attr, dtype=np.float32))
+    return aup(a, truth), aur(a, truth), roc_auc(a, truth)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the slow methods")
+    ap.add_argument("--skip-tint", action="store_true")
+    ap.add_argument("--n", type=int, default=200, help="test sequences explained")
+    ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rnnviz_hmm_gru.pt"))
+    args = ap.parse_args(argv)
+    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    data_dir = os.path.join(tempfile.gettempdir(), "rnnviz_tint_hmm")
+    os.makedirs(data_dir, exist_ok=True)
+    model, x_train, x_test, truth = load(data_dir, args.cache)
+    x, truth = x_test[: args.n], truth[: args.n]
+    results, attrs = [], {}
+    runs = dict(rnnviz_methods(model, x_train, x, args.quick))
+    for name, fn in runs.items():
+        t0 = time.perf_counter()
+        attrs[name] = prefix_loop(fn, x)
+        results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
+        print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
+    if not args.skip_tint:
+        for name, fn in tint_methods(model, x_train, x, args.quick).items():
+            t0 = time.perf_counter()
+            attrs[name] = fn().detach().numpy()
+            results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
+            print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
+        a, b = attrs["rnnviz occlusion (at_steps=-1)"], attrs["tint Occlusion (TemporalOcclusion)"]
+        print(f"rnnviz occlusion vs tint occlusion: largest difference {np.abs(a - b).max():.2e}")
+    print("\n| method | AUP | AUR | AUROC | seconds |\n|---|---|---|---|---|")
+    for name, p, r, auc, sec in results:
+        print(f"| {name} | {p:.3f} | {r:.3f} | {auc:.3f} | {sec:.1f} |")
+    print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()

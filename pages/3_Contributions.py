@@ -104,7 +104,7 @@ wg.csv_button(lambda: pc.all_scores_frame(ctx, sc, method), f"Download every ste
               "scores.csv", "dl_all")
 
 st.subheader("How far can each ranking be trusted?")
-faith = bound(st.toggle, f"Run the deletion check of all six methods on {min(pc.FAITH_SAMPLE, len(ds.X))} sequences "
+faith = bound(st.toggle, f"Run the deletion check of all {len(methods)} methods on {min(pc.FAITH_SAMPLE, len(ds.X))} sequences "
               "(takes a while the first time)", "faith", False, cast=lambda v: v == "True")
 summary = None
 if faith:

@@ -42,7 +42,7 @@ def _faith(model, X, lengths, target, device):
 
 
 def faithfulness(ctx: Loaded):
-    """Deletion curves and AOPC of all six methods (and random orders) on the first FAITH_SAMPLE sequences."""
+    """Deletion curves and AOPC of every method (and random orders) on the first FAITH_SAMPLE sequences."""
     n = min(FAITH_SAMPLE, len(ctx.data.X))
     X, L = ctx.data.X[:n], ctx.data.lengths[:n]
     return compute_status(f"Checking each method on {n} sequences: removing their top steps first…",
@@ -71,7 +71,7 @@ def all_scores_frame(ctx: Loaded, sc, method: str):
     return rk.scores_frame(sc, method=method, ids=[str(i) for i in ctx.data.ids], lengths=ctx.data.lengths)
 
 
-PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion")  # methods that score each input feature
+PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion", "mask")  # methods that score each input feature
 
 
 def _feature_scores(model, X, lengths, method, target, device):

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .contributions import METHODS, _pad_mask, _setup, contributions, resolve_baseline
+from .contributions import (_USES_BASELINE, METHODS, _pad_mask, _setup, contributions,
+                            resolve_baseline)
 from .errors import InputError
 
 __all__ = ["deletion_curve", "compare_methods", "FaithfulnessReport", "aopc",
@@ -210,7 +211,7 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
             infos[name] = {}
         else:
             kw = dict(method_options.get(name, {}))
-            if name in ("integrated_gradients", "occlusion", "prediction_delta"):
+            if name in _USES_BASELINE:
                 kw["baseline"] = b                       # the very same baseline tensor
             s, infos[name] = contributions(
                 model, prob.xt, name, lengths=prob.lt,

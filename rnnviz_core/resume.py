@@ -79,8 +79,12 @@ class Resumer:
             for c in self.cache.values():
                 if not c["ok"] or c["pos"] >= t:
                     continue
-                inp = c["inp"][:, c["pos"]:t]
                 info = c["info"]
+                if info.num_layers == 1 and info.mode != "LSTM":     # h_{t-1} is the output
+                    c["h"] = c["out"][None, :, t - 1].contiguous()
+                    c["pos"] = t
+                    continue
+                inp = c["inp"][:, c["pos"]:t]
                 hx = (c["h"], c["c"]) if info.mode == "LSTM" else c["h"]
                 res = c["fused"](inp if info.batch_first else inp.transpose(0, 1), hx)
                 if info.mode == "LSTM":
@@ -143,11 +147,11 @@ class Resumer:
         t = self.start
         if (c is None or not c["ok"] or hx is not None or x is None or t <= 0
                 or x.shape[1] <= t or c["pos"] != t
-                or not torch.equal(x[:, :t], c["inp"][rows, :t].to(x.dtype))):
+                or not torch.equal(x[:, :t], _take(c["inp"], rows)[:, :t].to(x.dtype))):
             self.full += 1
             return None
-        h0 = c["h"][:, rows]
-        hx0 = (h0, c["c"][:, rows]) if info.mode == "LSTM" else h0
+        h0 = _take(c["h"], rows, dim=1)
+        hx0 = (h0, _take(c["c"], rows, dim=1)) if info.mode == "LSTM" else h0
         suffix = x[:, t:]
         if packed:
             rest = lengths - t
@@ -163,7 +167,7 @@ class Resumer:
             o, _ = pad_packed_sequence(o, batch_first=True, total_length=suffix.shape[1])
         elif not info.batch_first:
             o = o.transpose(0, 1)
-        full = torch.cat([c["out"][rows, :t].to(o.dtype), o], 1)       # (n, T', H_out)
+        full = self._with_prefix(c, rows, t, o)                          # (n, T', H_out)
         if packed:
             out_obj = pack_padded_sequence(full, lengths, batch_first=True,
                                            enforce_sorted=input.sorted_indices is None)
@@ -171,6 +175,20 @@ class Resumer:
             out_obj = full if info.batch_first else full.transpose(0, 1)
         self.restarted += 1
         return (out_obj,) + tuple(res[1:])
+
+    def _with_prefix(self, c, rows, t, o):
+        """Cached clean output before t, then o. A call repeating the last (rows, t) of this
+        module (a mask's iterations) writes o into a kept buffer instead of copying the prefix
+        again (the buffer is detached first, so each pass has a graph of its own)."""
+        key = (t, o.shape[1], o.dtype)
+        buf = c.get("buf")
+        if (buf is None or c.get("buf_key") != key or c["buf_rows"].shape != rows.shape
+                or not torch.equal(c["buf_rows"], rows)):
+            buf = torch.cat([_take(c["out"], rows)[:, :t].to(o.dtype), o.detach()], 1)
+            c["buf"], c["buf_key"], c["buf_rows"] = buf, key, rows.clone()
+        full = buf.detach()
+        full[:, t:] = o
+        return full
 
     def _capture(self, name, info, fused, x, res, rows, hx, packed):
         prob = self.prob
@@ -200,3 +218,11 @@ class Resumer:
         steps = x.shape[1]
         c["inp"][rows, :steps] = x.detach()
         c["out"][rows, :o.shape[1]] = o.detach()
+
+
+def _take(a: torch.Tensor, rows: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """a's rows (along dim); a view, not a copy, when rows is a run of consecutive indices."""
+    n = rows.numel()
+    if n and int(rows[-1] - rows[0]) == n - 1 and bool((rows[1:] - rows[:-1] == 1).all()):
+        return a.narrow(dim, int(rows[0]), n)
+    return a.index_select(dim, rows.to(a.device))

@@ -100,3 +100,21 @@ def test_bad_input():
         deletion_curve(m, x, np.zeros((4, 5)), lengths=L, fractions=[0.5, 0.2])
     with pytest.raises(InputError, match="Unknown contribution method"):
         compare_methods(m, x, ["saliency"], lengths=L)
+
+
+def test_new_methods_in_the_deletion_check_use_its_baseline():
+    """compare_methods passes its own baseline to mask and shapley: on the linear model Shapley
+    values are exact per-step terms, 0.8^(L-1-t) * (x_t - mean)."""
+    m, x, L = _linear_case()
+    rep = compare_methods(m, x, methods=("shapley", "mask", "occlusion"), lengths=L,
+                          baseline="mean", method_options={"mask": {"iterations": 20}})
+    valid = np.arange(5)[None, :] < L[:, None]
+    mean = float(x[..., 0].numpy()[valid].mean())
+    expect = np.full((4, 5), np.nan)
+    for i in range(4):
+        for t in range(L[i]):
+            expect[i, t] = 0.8 ** (L[i] - 1 - t) * (float(x[i, t, 0]) - mean)
+    np.testing.assert_allclose(rep.scores["shapley"], expect, atol=1e-5, equal_nan=True)
+    # linear model: occlusion equals Shapley exactly
+    np.testing.assert_allclose(rep.scores["occlusion"], expect, atol=1e-5, equal_nan=True)
+    assert set(rep.summary["method"]) == {"shapley", "mask", "occlusion", "random"}

@@ -40,10 +40,12 @@ METHOD_LABELS = {
     "integrated_gradients": "integrated gradients",
     "occlusion": "occlusion",
     "prediction_delta": "change of the running answer",
+    "mask": "perturbation mask",
+    "shapley": "Shapley values",
     "random": "random order",
 }
 #: methods whose scores are never negative (a size, not a direction)
-UNSIGNED_METHODS = frozenset({"grad_norm"})
+UNSIGNED_METHODS = frozenset({"grad_norm", "mask"})
 
 
 def method_label(method: str) -> str:
@@ -292,8 +294,10 @@ def position_chart(frame: pd.DataFrame, *, group: str | None = None, width: int 
 # ---------------------------------------------------------------------- faithfulness
 
 _PALETTE = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
-_DASHES = [[1, 0], [8, 3], [3, 3], [10, 3, 2, 3], [1, 3], [6, 2, 2, 2, 2, 2], [12, 4]]
-_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "wedge"]
+_DASHES = [[1, 0], [8, 3], [3, 3], [10, 3, 2, 3], [1, 3], [6, 2, 2, 2, 2, 2], [12, 4], [2, 6],
+           [14, 2, 2, 2]]
+_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "wedge",
+           "triangle-right", "triangle-left"]
 
 
 def deletion_chart(curves: pd.DataFrame, *, width: int = 360, height: int = 220,

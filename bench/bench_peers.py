@@ -117,17 +117,19 @@ def rnnviz_methods(model, x_train, x, quick: bool):
         return fn
 
     runs = {
-        "rnnviz mask (last step of each prefix)": method("mask", at_steps=-1, baseline="mean",
-                                                         iterations=30, lr=0.3),
-        "rnnviz input_x_grad": method("input_x_grad"),
+        "rnnviz mask, area 1 (at_steps=-1)": method("mask", at_steps=-1, baseline="mean",
+                                                    iterations=20, lr=0.5, area=1.0),
+        "rnnviz mask, area 0.3 (at_steps=-1)": method("mask", at_steps=-1, baseline="mean",
+                                                      iterations=20, lr=0.5, area=0.3),
         "rnnviz occlusion (at_steps=-1)": method("occlusion", at_steps=-1, baseline="mean"),
     }
     if not quick:
+        runs["rnnviz input_x_grad"] = method("input_x_grad")
         runs["rnnviz integrated_gradients"] = method("integrated_gradients")
     return runs
 
 
-def tint_methods(model, x_train, x, quick: bool):
+def tint_methods(model, x_train, x, quick: bool, extremal_epochs=500, dyna_epochs=150):
     from pytorch_lightning import Trainer
     from tint.attr import (DynaMask, ExtremalMask, TemporalIntegratedGradients,
                            TemporalOcclusion, TimeForwardTunnel)
@@ -150,7 +152,7 @@ def tint_methods(model, x_train, x, quick: bool):
         return TemporalIntegratedGradients(model).attribute(
             x, baselines=x * 0, target=target, internal_batch_size=200).abs()
 
-    def extremal(epochs=500):
+    def extremal(epochs=extremal_epochs):
         torch.manual_seed(42)
         mask = ExtremalMaskNet(forward_func=model, model=nn.Sequential(
             RNN(input_size=x.shape[-1], rnn="gru", hidden_size=x.shape[-1], bidirectional=True),
@@ -159,7 +161,7 @@ def tint_methods(model, x_train, x, quick: bool):
                                              trainer=trainer(epochs), mask_net=mask,
                                              batch_size=100).abs()
 
-    def dyna(epochs=150):
+    def dyna(epochs=dyna_epochs):
         torch.manual_seed(42)
         mask = MaskNet(forward_func=model, perturbation="gaussian_blur", sigma_max=1,
                        keep_ratio=list(np.arange(0.25, 0.35, 0.01)), size_reg_factor_init=0.1,
@@ -168,11 +170,11 @@ def tint_methods(model, x_train, x, quick: bool):
                                         mask_net=mask, batch_size=100, return_best_ratio=True)
         return out[0].abs()
 
-    runs = {"tint Occlusion (TemporalOcclusion)": occlusion,
-            "tint TemporalIntegratedGradients": temporal_ig}
+    runs = {"tint Occlusion (TemporalOcclusion)": occlusion}
     if not quick:
-        runs["tint ExtremalMask (500 epochs)"] = extremal
-        runs["tint DynaMask (150 epochs)"] = dyna
+        runs["tint TemporalIntegratedGradients"] = temporal_ig
+    runs[f"tint ExtremalMask ({extremal_epochs} epochs)"] = extremal
+    runs[f"tint DynaMask ({dyna_epochs} epochs)"] = dyna
     return runs
 
 
@@ -182,14 +184,68 @@ def score(attr, truth):
     return aup(a, truth), aur(a, truth), roc_auc(a, truth)
 
 
+DEMO_METHODS = {
+    "integrated_gradients": {}, "input_x_grad": {}, "occlusion": {}, "grad_norm": {},
+    "grad_x_state": {}, "prediction_delta": {}, "mask": {},
+    "shapley (20 sampled orders of the steps)": {"samples": 20},
+}
+
+
+def demos(n: int = 160):
+    """Top-k precision against the known deciding steps of the marker and text demos.
+
+    k = the number of deciding steps of each sequence (2 for the marker task; the sentiment
+    words and the negations that flip them for the reviews); precision = share of the k
+    highest-|score| steps that decide.
+    """
+    from rnnviz_core.demos import load_demo
+    from rnnviz_core.demos.tasks import make_marker_task, review_decisive_steps
+    print(f"\nKnown-answer demos, first {n} sequences: top-k precision (k = deciding steps)\n")
+    print("| method | marker | text | seconds (marker + text) |\n|---|---|---|---|")
+    model_m, ds_m = load_demo("marker")
+    xm, lm = ds_m.X[:n], ds_m.lengths[:n]
+    dec_m = make_marker_task(1000, seed=2)[1][:n]
+    model_t, ds_t = load_demo("text")
+    xt, lt = ds_t.X[:n], ds_t.lengths[:n]
+    vocab = ds_t.vocabulary
+    dec_t = np.zeros(xt.shape, bool)
+    for i in range(len(xt)):
+        words = [vocab[j] for j in xt[i, : lt[i]]]
+        dec_t[i, : lt[i]] = review_decisive_steps(words)
+    for label, opts in DEMO_METHODS.items():
+        name = label.split(" ")[0]
+        row, sec = [], 0.0
+        for model, x, L, dec in ((model_m, xm, lm, dec_m), (model_t, xt, lt, dec_t)):
+            t0 = time.perf_counter()
+            s = rv.contributions(model, x, name, lengths=L, device="cpu", **opts)
+            sec += time.perf_counter() - t0
+            a = np.where(np.isnan(s), -np.inf, np.abs(s))
+            hits = []
+            for i in range(len(x)):
+                k = int(dec[i].sum())
+                if k:
+                    top = np.argsort(-a[i], kind="stable")[:k]
+                    hits.append(dec[i, top].mean())
+            row.append(float(np.mean(hits)))
+        print(f"| {label} | {row[0]:.3f} | {row[1]:.3f} | {sec:.1f} |", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the slow methods")
     ap.add_argument("--skip-tint", action="store_true")
     ap.add_argument("--n", type=int, default=200, help="test sequences explained")
+    ap.add_argument("--extremal-epochs", type=int, default=500,
+                    help="fewer epochs on a loaded machine: the time is also given scaled to 500")
+    ap.add_argument("--dyna-epochs", type=int, default=150)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rnnviz_hmm_gru.pt"))
+    ap.add_argument("--demos", action="store_true", help="only the known-answer demos")
     args = ap.parse_args(argv)
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if args.demos:
+        demos()
+        print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+        return
     data_dir = os.path.join(tempfile.gettempdir(), "rnnviz_tint_hmm")
     os.makedirs(data_dir, exist_ok=True)
     model, x_train, x_test, truth = load(data_dir, args.cache)
@@ -202,16 +258,24 @@ def main(argv=None):
         results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
         print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
     if not args.skip_tint:
-        for name, fn in tint_methods(model, x_train, x, args.quick).items():
+        for name, fn in tint_methods(model, x_train, x, args.quick, args.extremal_epochs,
+                                     args.dyna_epochs).items():
             t0 = time.perf_counter()
             attrs[name] = fn().detach().numpy()
             results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
             print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
         a, b = attrs["rnnviz occlusion (at_steps=-1)"], attrs["tint Occlusion (TemporalOcclusion)"]
         print(f"rnnviz occlusion vs tint occlusion: largest difference {np.abs(a - b).max():.2e}")
-    print("\n| method | AUP | AUR | AUROC | seconds |\n|---|---|---|---|---|")
+    print(f"\n{len(x)} test sequences, one thread, one process\n")
+    print("| method | AUP | AUR | AUROC | seconds |\n|---|---|---|---|---|")
     for name, p, r, auc, sec in results:
         print(f"| {name} | {p:.3f} | {r:.3f} | {auc:.3f} | {sec:.1f} |")
+    full = {"ExtremalMask": (args.extremal_epochs, 500), "DynaMask": (args.dyna_epochs, 150)}
+    for name, p, r, auc, sec in results:
+        for key, (ran, ref) in full.items():
+            if key in name and ran != ref:
+                print(f"{key}: {sec:.1f} s for {ran} epochs, so about {sec * ref / ran:.0f} s for "
+                      f"{ref} (its epochs all cost the same: one pass over the sequences)")
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 

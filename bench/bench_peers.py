@@ -230,6 +230,32 @@ def demos(n: int = 160):
         print(f"| {label} | {row[0]:.3f} | {row[1]:.3f} | {sec:.1f} |", flush=True)
 
 
+def costs(n: int = 100):
+    """What the new methods cost where the app runs them (the deletion check's 100 sequences),
+    and how tight sampled Shapley values over single steps are."""
+    from rnnviz_core.demos import load_demo
+    print(f"\nCost on the demos' first {n} sequences (the deletion check's sample)\n")
+    print("| demo | method | seconds | model passes | median standard error / value |")
+    print("|---|---|---|---|---|")
+    for key in ("marker", "text"):
+        model, ds = load_demo(key)
+        x, L = ds.X[:n], ds.lengths[:n]
+        for name, kw in (("occlusion", {}), ("mask", {}), ("shapley", {}),
+                         ("shapley", {"groups": 50, "samples": 20})):
+            t0 = time.perf_counter()
+            _, info = rv.contributions(model, x, name, lengths=L, device="cpu", return_info=True,
+                                       **kw)
+            sec = time.perf_counter() - t0
+            passes = rel = ""
+            if name == "shapley":
+                gv, se = np.abs(info["group_values"]), info["standard_error"]
+                passes = f"{info['evaluations']:,}"
+                rel = f"{np.median(se[gv > 0] / gv[gv > 0]):.2f}"
+                name = (f"shapley, {kw['samples']} orders of single steps" if kw
+                        else "shapley, exact over 10 blocks")
+            print(f"| {key} | {name} | {sec:.1f} | {passes} | {rel} |", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the slow methods")
@@ -244,6 +270,7 @@ def main(argv=None):
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     if args.demos:
         demos()
+        costs()
         print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
         return
     data_dir = os.path.join(tempfile.gettempdir(), "rnnviz_tint_hmm")

@@ -195,8 +195,13 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         ("auto", "ce", "mse", "bce"); for integrated_gradients ``steps`` (fixed count of
         Gauss-Legendre nodes; default: refine), ``tol`` (0.01), ``max_steps`` (2048 gradient
         evaluations per sequence), ``floor`` (0.01); ``per_feature`` (input_x_grad,
-        integrated_gradients, occlusion: scores [N, T, F]); ``baseline_token`` (token models:
-        the id that replaces a step; see the module docstring).
+        integrated_gradients, occlusion, mask: scores [N, T, F]); ``baseline_token`` (token
+        models: the id that replaces a step; see the module docstring); ``at_steps`` (occlusion,
+        mask: score only these steps, negative = from each sequence's end; the others are NaN);
+        for mask ``iterations`` (60), ``area`` (0.1), ``lr`` (0.2), ``perturbation``
+        ("baseline" or "blur"), ``sigma`` (1.0), ``seed`` (0), see :mod:`.masks`; for shapley
+        ``groups`` (blocks of steps, default min(T, 10)), ``samples`` (random orders instead of
+        the exact values), ``seed``, see :mod:`.shapley`.
 
     Returns
     -------

@@ -66,8 +66,8 @@ def _check(iterations, area, lr, perturbation, sigma, seed):
         raise InputError(f"seed must be a whole number, got {seed!r}.")
 
 
-def mask(prob, b: torch.Tensor, info, *, at_steps=None, iterations: int = 150,
-         area: float = 0.1, lr: float = 0.1, perturbation: str = "baseline",
+def mask(prob, b: torch.Tensor, info, *, at_steps=None, iterations: int = 60,
+         area: float = 0.1, lr: float = 0.2, perturbation: str = "baseline",
          sigma: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Mask scores [N, T] (or [N, T, F]); zeros where not masked (NaN-ed by the caller)."""
     from .occlusion import chosen_steps

@@ -184,7 +184,7 @@ def test_mask_finds_the_deciding_step_and_keeps_nothing_else():
     per_step = contributions(m, x, "mask", lengths=L)
     assert (np.nanargmax(per_step, 1) == k).all()
     curve = info["loss_curve"]
-    assert curve.shape == (150,) and curve[-1] < 0.5 * curve[0]
+    assert curve.shape == (60,) and curve[-1] < 0.5 * curve[0]
     # the area kept: one cell of each sequence's 3 * L cells
     np.testing.assert_allclose(info["area"], 1 / (3 * L), rtol=0.35)
 

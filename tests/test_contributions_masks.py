@@ -290,3 +290,24 @@ def test_sampled_shapley_is_efficient_and_within_its_standard_error():
     assert (z < 5).all(), z.max()
     with pytest.raises(InputError, match="samples="):
         contributions(m, x, "shapley", groups=13)
+
+
+def test_restarted_occlusion_model_without_lengths_runs_each_length_alone():
+    """A forward without lengths runs each sequence at its own length; the restart follows."""
+    torch.manual_seed(3)
+    m = _PlainGRU("LSTM").eval()
+    x, L = _data(seed=2, T=7)
+    L = np.array([7, 4, 1, 6, 4])
+    got, info = contributions(m, x, "occlusion", lengths=L, per_feature=True, return_info=True)
+    ref = _reference(m, x, L, True)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0, equal_nan=True)
+    with torch.no_grad():                       # by hand: sequence 1 alone, at its own length
+        x1 = x[1:2, :4]
+        z = m(x1)
+        c = int(info["target"][1])
+        xo = x1.clone()
+        xo[0, 2, 1] = 0
+        assert abs(got[1, 2, 1] - float(z[0, c] - m(xo)[0, c])) < 1e-5
+    assert info["restarted_passes"] > 0
+    s = contributions(m, x, "mask", lengths=L, at_steps=-1, iterations=5)
+    assert np.isfinite(s[np.arange(5), L - 1]).all()

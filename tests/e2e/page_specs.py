@@ -196,18 +196,19 @@ def _ratio_of(value: float, decimals: int, vals: set, bases: set) -> bool:
     return any(abs(a / b - value) <= tol for b in bases if b for a in nums[:50_000])
 
 
-def caption_problems(chart: dict, page: list[dict] | None = None) -> list[str]:
+def caption_problems(chart: dict, page: list[dict] | None = None, known=()) -> list[str]:
     """Numbers in ``chart``'s caption that the page does not draw (empty when every one is there).
 
     A number must be one of ``chart``'s drawn numbers (:func:`chart_numbers`), rounded as the
     caption writes it (a percentage as a share), a step inside the drawn range of a step field, or
     a number another chart on the same ``page`` draws (a threshold drawn as the red line of the
     distribution chart, named in the heatmap's caption); "X times ..." is a drawn value divided by
-    a number drawn on the page."""
+    a number drawn on the page. ``known``: counts of the data the page shows, computed by the caller
+    from the data itself (a caption may say "3,000 states sampled from all 21,723")."""
     if not chart["caption"]:
         return []
     vals, ranges = chart_numbers(chart)
-    context: set = set()
+    context: set = {float(k) for k in known}
     for other in page or []:
         if other is not chart:
             context |= chart_numbers(other)[0]

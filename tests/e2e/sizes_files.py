@@ -214,8 +214,10 @@ def _write_text_csv(path: Path, ids, y) -> None:
 def make_case(case: Case | str, d: Path) -> dict:
     """Write one case's files into ``d``.
 
-    Returns ``{"model": path, "data": path, "vocab": path or None, "score": float, "case": Case}``
-    where ``score`` is what the training script printed (accuracy or RMSE on the written data).
+    Returns ``{"model": path, "data": path, "vocab": path or None, "score": float, "case": Case,
+    "facts": {...}}`` where ``score`` is what the training script printed (accuracy or RMSE on the
+    written data) and ``facts`` the written data's own counts (sequences, steps, states = the sum of
+    the lengths, units, features), computed here from the arrays.
     """
     import torch
     torch.set_num_threads(1)
@@ -232,7 +234,9 @@ def make_case(case: Case | str, d: Path) -> dict:
         X, y, lengths = _numeric(case, case.n, case.steps, seed=2)
     _fit(model, Xtr, ytr, case)
     score = _script_score(model, X, y, lengths, case)
-    out = {"case": case, "score": score, "vocab": None, "model": d / f"{case.key}.pt"}
+    out = {"case": case, "score": score, "vocab": None, "model": d / f"{case.key}.pt",
+           "facts": {"sequences": case.n, "steps": int(lengths.max()), "states": int(lengths.sum()),
+                     "units": case.units, "features": case.features}}
     torch.save(model.state_dict(), out["model"])
     if case.fmt == "npz":
         out["data"] = d / f"{case.key}.npz"

@@ -87,7 +87,7 @@ def wait_drawn(pg) -> None:
         arg=CHART, timeout=PAGE_TIMEOUT_S * 1000)
 
 
-def page_problems(pg, case_key: str, title: str, log: ServerLog) -> list[str]:
+def page_problems(pg, case_key: str, title: str, log: ServerLog, known=()) -> list[str]:
     """What is wrong with the page as drawn: exception boxes (with the exception the server log
     recorded), error alerts, caption numbers."""
     out = []
@@ -104,7 +104,7 @@ def page_problems(pg, case_key: str, title: str, log: ServerLog) -> list[str]:
         out.append(f"{where}: error alert: {alerts.nth(i).inner_text()[:300]}")
     charts = ps.drawn_charts(pg)
     for c in charts:
-        for p in ps.caption_problems(c, charts):
+        for p in ps.caption_problems(c, charts, known):
             out.append(f"{where}: chart {c['path']}: caption number not drawn: {p}")
     return out
 
@@ -157,7 +157,7 @@ def test_every_page_draws_at_this_size(browser, sized_app, case, tmp_path):
             if abs(got - files["score"]) > tol:
                 problems.append(f"{case.key} / Start: shows {got:.4g}, the script printed {files['score']:.4g}")
         wait_drawn(pg)
-        problems += page_problems(pg, case.key, "Start", log)
+        problems += page_problems(pg, case.key, "Start", log, files["facts"].values())
         for title in PAGES[1:]:
             ps.reset(pg)
             sidebar(pg).locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
@@ -165,7 +165,7 @@ def test_every_page_draws_at_this_size(browser, sized_app, case, tmp_path):
             wait_drawn(pg)
             if not ps.drawn_charts(pg) and not pg.locator('[data-testid="stImage"]').count():
                 problems.append(f"{case.key} / {title}: no chart drawn")
-            problems += page_problems(pg, case.key, title, log)
+            problems += page_problems(pg, case.key, title, log, files["facts"].values())
     finally:
         pg.context.close()
     assert not problems, f"{case.label}:\n" + "\n".join(problems)

@@ -40,6 +40,7 @@ class Case:
     task: str = "classification"      # or "regression"
     varied_lengths: bool = False      # lengths between 3/4 of steps and steps (npz only)
     train_epochs: int = 15
+    train_n: int = 96                 # short training sequences
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -56,7 +57,7 @@ class Case:
 MATRIX = [
     Case("long", steps=2000, units=32, n=12, fmt="npz", varied_lengths=True),
     Case("wide", steps=300, units=512, n=8, cell="GRU", layers=2, bidirectional=True, fmt="ts", features=4,
-         train_epochs=3, note="trained 3 epochs only: accuracy is not the point here"),
+         train_epochs=2, train_n=24, note="trained 2 full-batch steps only: its accuracy is not the point here"),
     Case("features", steps=60, units=32, n=24, cell="LSTM", features=200, fmt="csv_long"),
     Case("text", steps=2000, units=32, n=8, cell="LSTM", features=1, fmt="text_csv"),
     Case("regression", steps=150, units=32, n=24, fmt="npz", features=2, task="regression", varied_lengths=True),
@@ -226,11 +227,11 @@ def make_case(case: Case | str, d: Path) -> dict:
     model = _model(case)
     train_steps = 30
     if case.fmt == "text_csv":
-        Xtr, ytr = _text(case, 96, train_steps, seed=1)
+        Xtr, ytr = _text(case, case.train_n, train_steps, seed=1)
         X, y = _text(case, case.n, case.steps, seed=2)
         lengths = np.full(case.n, case.steps)
     else:
-        Xtr, ytr, _ = _numeric(case, 96, train_steps, seed=1)
+        Xtr, ytr, _ = _numeric(case, case.train_n, train_steps, seed=1)
         X, y, lengths = _numeric(case, case.n, case.steps, seed=2)
     _fit(model, Xtr, ytr, case)
     score = _script_score(model, X, y, lengths, case)

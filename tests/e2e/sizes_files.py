@@ -241,7 +241,8 @@ def make_case(case: Case | str, d: Path) -> dict:
         X = np.round(X, 4)                 # the text files keep 4 decimals: score what is written
     _fit(model, Xtr, ytr, case)
     score = _script_score(model, X, y, lengths, case)
-    out = {"case": case, "score": score, "vocab": None, "model": d / f"{case.key}.pt",
+    baseline = float(np.sqrt(np.mean((y - y.mean()) ** 2))) if case.task == "regression" else None
+    out = {"case": case, "score": score, "baseline": baseline, "vocab": None, "model": d / f"{case.key}.pt",
            "facts": {"sequences": case.n, "steps": int(lengths.max()), "states": int(lengths.sum()),
                      "units": case.units, "features": case.features}}
     torch.save(model.state_dict(), out["model"])

@@ -127,6 +127,12 @@ def _decimals(pg) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
+def _shows(text: str, value: float) -> bool:
+    """Whether a metric's text is ``value`` as rounded to the digits it shows."""
+    m = re.fullmatch(r"\s*(-?\d+(?:\.(\d+))?)\s*", text.replace(",", ""))
+    return bool(m) and abs(float(m.group(1)) - value) <= 0.5 * 10 ** -len(m.group(2) or "") + 1e-9
+
+
 @pytest.mark.parametrize("case", MATRIX, ids=lambda c: c.key)
 def test_every_page_draws_at_this_size(browser, sized_app, case, tmp_path):
     app_url, log_path = sized_app
@@ -156,6 +162,10 @@ def test_every_page_draws_at_this_size(browser, sized_app, case, tmp_path):
             tol = 0.5 * 10 ** -_decimals(pg) / scale + 1e-9
             if abs(got - files["score"]) > tol:
                 problems.append(f"{case.key} / Start: shows {got:.4g}, the script printed {files['score']:.4g}")
+        if files["baseline"] is not None and not any(
+                _shows(v, files["baseline"]) for v in pg.locator('[data-testid="stMetricValue"]').all_inner_texts()):
+            problems.append(f"{case.key} / Start: no figure equals always predicting the mean "
+                            f"(RMSE {files['baseline']:.4g}, by hand)")
         wait_drawn(pg)
         problems += page_problems(pg, case.key, "Start", log, files["facts"].values())
         for title in PAGES[1:]:

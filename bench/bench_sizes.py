@@ -16,8 +16,8 @@ after the script run has finished and every Vega-Lite chart on the page has draw
 Also printed per page: the largest chart's rows (rows of all its datasets, read from the
 Vega-Lite specs Streamlit sent to the page), the number of charts, and browser memory after the
 page drew: ``heap`` = Chrome DevTools ``Performance.getMetrics`` JSHeapUsedSize of that tab and
-``rss`` = the summed resident set size of every chromium process (browser, GPU, renderers) at
-that moment (one tab open). Exception boxes and error alerts are counted (``exc``/``err``).
+``chromium PSS`` = the summed proportional set size (/proc/PID/smaps_rollup) of every chromium
+process (browser, GPU, utility, renderers) at that moment, one tab open. Exception boxes and error alerts are counted (``exc``/``err``).
 
 Targets (issue 18): every page ready <= 5 s at 1,000 x 128 x 1,000; <= 15 s at 10,000 steps;
 browser memory <= 500 MB.
@@ -45,9 +45,12 @@ PAGES = ("", "Trajectories", "Saturation", "Contributions")
 ERROR = '[data-testid="stAlertContentError"]'
 
 
-def _chromium_rss_mb() -> float:
-    """Summed RSS of every chromium process that descends from this process (MB), read from /proc."""
-    parent, comm, rss = {}, {}, {}
+def _chromium_pss_mb() -> float:
+    """Memory of every chromium process that descends from this process (MB), read from /proc: the
+    sum of their proportional set sizes (PSS: shared pages split between the processes sharing
+    them, so a page shared by the browser and a renderer is not counted twice; the sum of RSS
+    counts it in each)."""
+    parent, comm, pss = {}, {}, {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -55,8 +58,8 @@ def _chromium_rss_mb() -> float:
             stat = (d / "stat").read_text()
             comm[d.name] = stat[stat.index("(") + 1:stat.rindex(")")]
             parent[d.name] = stat[stat.rindex(")") + 2:].split()[1]
-            status = (d / "status").read_text()
-            rss[d.name] = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            rollup = (d / "smaps_rollup").read_text()
+            pss[d.name] = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
         except (OSError, ValueError, IndexError):
             continue
     me, total = str(os.getpid()), 0
@@ -65,13 +68,14 @@ def _chromium_rss_mb() -> float:
         while p in parent and p != me and seen < 64:
             p, seen = parent[p], seen + 1
         if p == me and pid != me and ("chrom" in comm[pid].lower() or "headless" in comm[pid].lower()):
-            total += rss[pid]
+            total += pss[pid]
     return total / 1024
 
 
 def _heap_mb(pg) -> float:
     cdp = pg.context.new_cdp_session(pg)
     try:
+        cdp.send("Performance.enable")
         m = {x["name"]: x["value"] for x in cdp.send("Performance.getMetrics")["metrics"]}
         return m.get("JSHeapUsedSize", float("nan")) / 2 ** 20
     finally:
@@ -141,7 +145,7 @@ def visit(browser, url: str, path: str, query: str, timeout_s: float) -> dict:
         out["exc"] = pg.locator(EXCEPTION).count()
         out["err"] = pg.locator(ERROR).count()
         out["heap"] = _heap_mb(pg)
-        out["rss"] = _chromium_rss_mb()
+        out["pss"] = _chromium_pss_mb()
     except Exception as e:  # noqa: BLE001 - a page that never finishes is a figure too
         out["fail"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
     finally:
@@ -153,12 +157,12 @@ def _fmt(r: dict) -> str:
     if "fail" in r:
         return f"{r['page']:<14} FAILED {r['fail']}"
     return (f"{r['page']:<14} {r['s']:6.2f} s  charts {r['charts']:2d}  largest chart {r['max_rows']:6,d} rows  "
-            f"heap {r['heap']:6.1f} MB  rss {r['rss']:7.1f} MB  exc {r['exc']} err {r['err']}")
+            f"heap {r['heap']:6.1f} MB  chromium PSS {r['pss']:7.1f} MB  exc {r['exc']} err {r['err']}")
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=",".join(c.key for c in MATRIX + TARGETS),
+    ap.add_argument("--cases", default=",".join(c.key for c in TARGETS + MATRIX),
                     help="comma-separated case keys (default: all)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds one page may take")
     ap.add_argument("--no-warm", action="store_true", help="only the first (cold) visit of each page")

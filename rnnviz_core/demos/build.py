@@ -23,7 +23,8 @@ from torch import nn
 from ..data import SequenceDataset, from_arrays
 from ..models import ModelConfig, build_model, save_model
 from . import DEMO_FILES, DEMOS, evaluate_demo
-from .tasks import REVIEW_CLASSES, make_marker_task, make_race_form, make_reviews, review_vocabulary
+from .tasks import (REVIEW_CLASSES, make_burst_task, make_marker_task, make_race_form, make_reviews,
+                    make_window_sum_task, review_vocabulary)
 
 
 # ------------------------------------------------------------------------------ training
@@ -39,6 +40,7 @@ def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-
     """Plain Adam + cross-entropy on (X, lengths, y), seeded; returns the model in eval mode.
 
     ``augment(idx, xb, rng) -> xb`` (optional) changes each batch's inputs before the step.
+    A regression model (``config.task == "regression"``) is trained on mean squared error instead.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -47,7 +49,8 @@ def train(model: nn.Module, ds: SequenceDataset, *, epochs: int, lr: float = 3e-
     Y = torch.from_numpy(ds.y)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    loss_fn = nn.CrossEntropyLoss()
+    regression = getattr(getattr(model, "config", None), "task", None) == "regression"
+    loss_fn = nn.MSELoss() if regression else nn.CrossEntropyLoss()
     for epoch in range(epochs):
         model.train()
         perm = rng.permutation(len(ds))
@@ -110,6 +113,40 @@ def build_marker(out: Path) -> None:
     _save_npz(te, out / DEMO_FILES["marker"][1])
 
 
+def build_burst(out: Path) -> None:
+    # trained on short recordings (96-160 steps, the same generator) so it trains in about a minute on
+    # one core; max pooling over the steps makes the burst detector independent of the length, and
+    # the shipped test set is the long recordings (400-480 steps) it was made for
+    tr, _ = make_burst_task(2000, t_min=96, t_max=160, seed=21)
+    te, _ = make_burst_task(240, seed=22)
+    cfg = ModelConfig(cell="GRU", input_size=2, hidden_size=32, head="linear", num_outputs=3, readout="max")
+    torch.manual_seed(6)
+    model = build_model(cfg, class_names=tr.class_names, feature_names=tr.feature_names,
+                        normalization=normalization_of(tr))
+    train(model, tr, epochs=8, lr=1e-2, batch_size=128, seed=6, log="burst")
+    print(f"  burst in-memory test accuracy {accuracy(model, te):.4f}")
+    save_model(model, out / DEMO_FILES["burst"][0])
+    _save_npz(te, out / DEMO_FILES["burst"][1])
+
+
+def rmse(model: nn.Module, ds: SequenceDataset) -> float:
+    with torch.no_grad():
+        pred = model(torch.from_numpy(ds.X), torch.from_numpy(ds.lengths)).numpy()
+    return float(np.sqrt(np.mean((pred - ds.y) ** 2)))
+
+
+def build_window_sum(out: Path) -> None:
+    tr, _ = make_window_sum_task(4000, seed=31)
+    te, _ = make_window_sum_task(500, seed=32)
+    cfg = ModelConfig(cell="GRU", input_size=2, hidden_size=32, head="linear", num_outputs=1, task="regression")
+    torch.manual_seed(7)
+    model = build_model(cfg, feature_names=tr.feature_names)
+    train(model, tr, epochs=12, lr=5e-3, batch_size=64, seed=7, log="window_sum")
+    print(f"  window_sum in-memory test RMSE {rmse(model, te):.4f} (std of the targets {te.y.std():.4f})")
+    save_model(model, out / DEMO_FILES["window_sum"][0])
+    _save_npz(te, out / DEMO_FILES["window_sum"][1])
+
+
 def _digits_split() -> tuple[SequenceDataset, SequenceDataset]:
     from sklearn.datasets import load_digits
 
@@ -150,8 +187,9 @@ def build_vowels(out: Path) -> None:
 
 def _save_npz(ds: SequenceDataset, path: Path) -> None:
     extra = {c: ds.groups[c].to_numpy() for c in ds.groups.columns}
+    if ds.class_names is not None:                      # regression data has targets, no class names
+        extra["class_names"] = np.array(ds.class_names, dtype=str)
     np.savez_compressed(path, X=ds.X, lengths=ds.lengths, y=ds.y, ids=ds.ids.astype(str),
-                        class_names=np.array(ds.class_names, dtype=str),
                         feature_names=np.array(ds.feature_names, dtype=str), **extra)
 
 
@@ -220,7 +258,7 @@ def build_text(out: Path) -> None:
 
 
 BUILDERS = {"race": build_race, "marker": build_marker, "digits": build_digits, "vowels": build_vowels,
-            "text": build_text}
+            "text": build_text, "burst": build_burst, "window_sum": build_window_sum}
 
 
 def main(argv=None) -> None:

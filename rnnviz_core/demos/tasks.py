@@ -3,6 +3,9 @@
 ``make_marker_task`` is the known-answer task for per-step contributions: only two steps of
 each sequence decide its label, and :func:`make_marker_task` returns which ones.
 ``make_race_form`` generates greyhound race-form histories for the default demo.
+``make_burst_task`` is the long-sequence known-answer task (a sensor trace of hundreds of steps
+whose class is the shape of one burst in a marked window), and ``make_window_sum_task`` the
+regression one (the target is the sum of the values in a marked window).
 ``make_reviews`` writes short movie reviews whose sentiment is decided by known words (a
 sentiment word, flipped by a negation right before it), for the text demo; and
 :func:`review_decisive_steps` says, from a review's words alone, which steps decide it.
@@ -14,7 +17,8 @@ import pandas as pd
 
 from ..data import SequenceDataset
 
-__all__ = ["make_marker_task", "make_race_form", "make_reviews", "review_decisive_steps", "review_vocabulary",
+__all__ = ["make_marker_task", "make_race_form", "make_burst_task", "make_window_sum_task",
+           "BURST_FEATURES", "BURST_CLASSES", "WINDOW_SUM_FEATURES", "make_reviews", "review_decisive_steps", "review_vocabulary",
            "MARKER_FEATURES", "MARKER_CLASSES", "RACE_FEATURES", "RACE_CLASSES", "REVIEW_CLASSES",
            "POSITIVE_WORDS", "NEGATIVE_WORDS", "NEGATIONS", "FILLER_WORDS"]
 
@@ -57,6 +61,103 @@ def make_marker_task(n: int, t_min: int = 20, t_max: int = 50, seed: int = 0) ->
         X=X, lengths=lengths.astype(np.int64), y=y, ids=np.array([f"m{i:05d}" for i in range(n)]),
         groups=pd.DataFrame({"length": lengths.astype(np.int64), "gap": gaps}),
         feature_names=list(MARKER_FEATURES), class_names=list(MARKER_CLASSES), name="marker")
+    return ds, decisive
+
+
+BURST_FEATURES = ["vibration", "marker"]
+BURST_CLASSES = ["rise", "dip", "wobble"]
+
+
+def burst_shape(kind: int, window: int) -> np.ndarray:
+    """The burst of class ``kind`` over ``window`` steps: "rise" a positive half sine, "dip" a
+    negative one, "wobble" one full sine period (up, then down). Float64 [window]."""
+    u = np.linspace(0.0, 1.0, window)
+    return [np.sin(np.pi * u), -np.sin(np.pi * u), np.sin(2 * np.pi * u)][kind]
+
+
+def make_burst_task(n: int, t_min: int = 400, t_max: int = 480, window: int = 32, amplitude: float = 1.2,
+                    seed: int = 0) -> tuple[SequenceDataset, np.ndarray]:
+    """A long sensor-like trace whose class is decided by one burst in a known window.
+
+    Each sequence has a length drawn uniformly from ``t_min..t_max`` and 2 features per step:
+    f0 ``vibration``, smooth background noise (AR(1): ``a_t = 0.8 a_{t-1} + 0.3 e_t``, e ~ N(0, 1))
+    plus, in one window of ``window`` steps at a uniformly random start, ``amplitude`` times the
+    burst of the sequence's class (:func:`burst_shape`: "rise", "dip" or "wobble"); f1 ``marker``
+    = 1 inside that window, else 0 (the steps known to decide the answer). The label is the
+    burst's shape; classes are drawn uniformly.
+
+    Returns
+    -------
+    ds : SequenceDataset with X float32 [n, t_max, 2] (zero past each length), lengths, y int64 [n],
+        ids "s00000"..., class_names ``BURST_CLASSES``, groups with column ``window_start``.
+    decisive : bool [n, t_max], True exactly inside each sequence's window.
+    """
+    if n < 1 or not 2 <= window <= t_min <= t_max:
+        raise ValueError("need n >= 1 and 2 <= window <= t_min <= t_max")
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(t_min, t_max + 1, size=n)                     # (N,)
+    y = rng.integers(0, len(BURST_CLASSES), size=n).astype(np.int64)     # (N,)
+    X = np.zeros((n, t_max, 2), dtype=np.float32)                        # (N, T, 2)
+    decisive = np.zeros((n, t_max), dtype=bool)                          # (N, T)
+    starts = np.zeros(n, dtype=np.int64)
+    for i, L in enumerate(lengths):
+        e = 0.3 * rng.standard_normal(L)
+        noise = np.empty(L)
+        a = 0.0
+        for t in range(L):                                               # AR(1) background
+            a = 0.8 * a + e[t]
+            noise[t] = a
+        s = int(rng.integers(0, L - window + 1))
+        noise[s:s + window] += amplitude * burst_shape(int(y[i]), window)
+        X[i, :L, 0] = noise
+        X[i, s:s + window, 1] = 1.0
+        decisive[i, s:s + window] = True
+        starts[i] = s
+    ds = SequenceDataset(
+        X=X, lengths=lengths.astype(np.int64), y=y, ids=np.array([f"s{i:05d}" for i in range(n)]),
+        groups=pd.DataFrame({"window_start": starts}),
+        feature_names=list(BURST_FEATURES), class_names=list(BURST_CLASSES), name="burst")
+    return ds, decisive
+
+
+WINDOW_SUM_FEATURES = ["value", "marker"]
+
+
+def make_window_sum_task(n: int, t_min: int = 30, t_max: int = 60, w_min: int = 4, w_max: int = 8,
+                         seed: int = 0) -> tuple[SequenceDataset, np.ndarray]:
+    """Regression with a known answer: the target is the sum of the values in a marked window.
+
+    Each sequence has a length drawn uniformly from ``t_min..t_max`` and 2 features per step:
+    f0 ``value`` ~ U(-1, 1) rounded to 3 decimals; f1 ``marker`` = 1 on one run of ``w_min..w_max``
+    consecutive steps at a random place, else 0. The target is the sum of ``value`` over the
+    marked steps (float32).
+
+    Returns
+    -------
+    ds : SequenceDataset with X float32 [n, t_max, 2], lengths, y float32 [n] (no class names),
+        ids "w00000"..., groups with columns ``window_length`` and ``window_start``.
+    decisive : bool [n, t_max], True exactly at the marked steps.
+    """
+    if n < 1 or not 1 <= w_min <= w_max <= t_min <= t_max:
+        raise ValueError("need n >= 1 and 1 <= w_min <= w_max <= t_min <= t_max")
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(t_min, t_max + 1, size=n)                     # (N,)
+    X = np.zeros((n, t_max, 2), dtype=np.float32)                        # (N, T, 2)
+    decisive = np.zeros((n, t_max), dtype=bool)                          # (N, T)
+    widths = np.zeros(n, dtype=np.int64)
+    starts = np.zeros(n, dtype=np.int64)
+    for i, L in enumerate(lengths):
+        w = int(rng.integers(w_min, w_max + 1))
+        s = int(rng.integers(0, L - w + 1))
+        X[i, :L, 0] = np.round(rng.uniform(-1.0, 1.0, size=L), 3)
+        X[i, s:s + w, 1] = 1.0
+        decisive[i, s:s + w] = True
+        widths[i], starts[i] = w, s
+    y = (X[..., 0] * decisive).sum(1, dtype=np.float64).astype(np.float32)   # (N,)
+    ds = SequenceDataset(
+        X=X, lengths=lengths.astype(np.int64), y=y, ids=np.array([f"w{i:05d}" for i in range(n)]),
+        groups=pd.DataFrame({"window_length": widths, "window_start": starts}),
+        feature_names=list(WINDOW_SUM_FEATURES), class_names=None, name="window_sum")
     return ds, decisive
 
 

@@ -10,6 +10,7 @@ from rnnviz_app import page_saturation as ps
 from rnnviz_app import second_model as m2
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
+from rnnviz_app.text import md_escape
 from rnnviz_app.page_widgets import bound
 from rnnviz_core import saturation as sa
 from rnnviz_core.charts import saturation as sc
@@ -54,7 +55,7 @@ by = bound(g1.selectbox, "Group the sequences by", "by", ps.default_grouping(tab
 labels = msg.guarded(ps.group_labels, table, by)
 present = list(dict.fromkeys(sorted(labels.unique(), key=str)))
 if len(present) < 2:
-    st.warning(f"Grouping by '{options[by]}' puts every sequence in one group; choose another grouping under "
+    st.warning(f"Grouping by '{md_escape(options[by])}' puts every sequence in one group; choose another grouping under "
                "'Group the sequences by' or move the thresholds.")
     st.stop()
 ga = bound(g2.selectbox, "Group A", "ga", present[0], present)

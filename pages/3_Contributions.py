@@ -10,6 +10,7 @@ from rnnviz_app import page_findings as pf
 from rnnviz_app import page_pair as pp
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
+from rnnviz_app.text import md_escape
 from rnnviz_app.page_widgets import bound
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.contributions import METHODS
@@ -28,7 +29,7 @@ labels = msg.guarded(sq.sequence_labels, ctx)
 ids = list(labels)
 a, b = pp.pick_pair(ctx, labels)
 target_name = cx.target_options(ctx).get("predicted" if ctx.target is None else str(ctx.target))
-st.info(f"**{cc.method_label(method)}**: {METHODS[method]}  \nExplaining: {target_name.lower()} "
+st.info(f"**{cc.method_label(method)}**: {METHODS[method]}  \nExplaining: {md_escape(target_name.lower())} "
         "(change it under 'Target output' in the sidebar).")
 
 sc, info = msg.guarded(pc.scores, ctx, method)

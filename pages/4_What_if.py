@@ -75,7 +75,7 @@ try:
         st.text("Original: " + " ".join(pw.words(ctx, ds.X[row], L)))
         st.text("Edited:   " + " ".join(pw.words(ctx, res.x[0], int(res.lengths[0]))))
 except InputError as exc:
-    st.error(pw.edit_error(exc))
+    msg.error(pw.edit_error(exc))
     st.stop()
 L2 = int(res.lengths[0])
 cols = st.columns(2)

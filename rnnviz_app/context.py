@@ -39,7 +39,9 @@ def loaded() -> Loaded:
     ctx = st.session_state.get("_loaded")
     if ctx is None:
         level, text = st.session_state.get("_waiting") or ("info", "Choose a model and data in the sidebar to begin.")
-        (st.error if level == "error" else st.info)(text)
+        # the text quotes names from the files: shown as text, never as Markdown
+        from rnnviz_app.messages import as_text
+        (st.error if level == "error" else st.info)(as_text(text))
         st.stop()
     return ctx
 

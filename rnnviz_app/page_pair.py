@@ -16,6 +16,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import sequences as sq
 from rnnviz_app import state_url as su
 from rnnviz_app.context import Loaded
+from rnnviz_app.text import md_escape
 
 __all__ = ["MODES", "modes_for", "pick_pair"]
 
@@ -78,7 +79,7 @@ def pick_pair(ctx: Loaded, labels: dict, *, kind: str = "h", layer: int = -1, di
     if mode == "Most different pair":
         ra, rb, note = msg.guarded(sq.most_different_pair, ctx, kind, layer, direction)
         a_id, b_id = ids[ra], ids[rb]
-        st.info(f"**A** = {labels[a_id]}, **B** = {labels[b_id]}. {note}")
+        st.info(f"**A** = {md_escape(labels[a_id])}, **B** = {md_escape(labels[b_id])}. {md_escape(note)}")
     else:
         y, names = sq.labels_of(ctx)
         by_class = mode == "By class" and y is not None

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from rnnviz_app.compute import compute
+from rnnviz_app.messages import as_text
 from rnnviz_app.text import md_escape, safe_csv
 
 
@@ -78,7 +79,7 @@ def section(what: str):
         raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a plain sentence in its section
         logging.getLogger("rnnviz").warning("section %r failed", what, exc_info=True)
-        st.warning(section_message(what, exc))
+        st.warning(as_text(section_message(what, exc)))  # exception texts quote names from files
 
 
 def step_window(n_steps: int, name: str) -> tuple[int, int] | None:

@@ -430,3 +430,24 @@ def test_burst_findings_say_how_many_top_steps_lie_in_the_marked_window(page, ap
     assert f"on average {mean:.3g} ({mean / 32:.0%}) lie among the 32 known steps" in text, (mean, text)
     assert "ranks exactly" not in text
     assert_clean(page)
+
+
+@pytest.mark.skipif("burst" not in DEMOS, reason="needs the burst demo")
+def test_a_link_with_a_step_window_reopens_it_and_a_bad_one_is_named(page, app_url):
+    """burst (400-480 steps, more than a chart's 200 columns): "Steps to draw" was not kept in the link."""
+    def thumbs():
+        box = page.locator('[data-testid="stSlider"]').filter(has_text="Steps to draw")
+        box.first.wait_for()
+        return [int(t.replace(",", "")) for t in
+                box.first.locator('[data-testid="stSliderThumbValue"]').all_inner_texts()]
+
+    open_app(page, f"{app_url}/Trajectories?demo=burst&steps_traj=100-199")
+    assert thumbs() == [100, 199]
+    assert "steps_traj=100-199" in page.url
+    assert "not valid" not in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert_clean(page)
+    open_app(page, f"{app_url}/Trajectories?demo=burst&steps_traj=300-100")
+    first, last = thumbs()
+    assert first == 0 and last >= 399
+    assert "steps_traj" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert_clean(page)

@@ -112,15 +112,17 @@ def known_steps(ctx: Loaded):
 
 
 def known_step_hits(ctx: Loaded, sc, method: str, known) -> dict | None:
-    """{method: share of sequences whose top steps are exactly their known steps}, or None when
-    the data knows no deciding steps (or the findings module is not there)."""
+    """{method: how many of each sequence's top-k steps are among its k known steps
+    (``rnnviz_core.findings.known_step_overlap``)}, or None when the data knows no deciding steps
+    (or the findings module is not there)."""
     if known is None:
         return None
     try:
-        from rnnviz_core.findings import known_step_hits as hits
+        from rnnviz_core.findings import known_step_overlap
     except ImportError:
         return None
-    return {method: hits(sc, known, ctx.data.lengths)}
+    got = known_step_overlap(sc, known, ctx.data.lengths)
+    return None if got is None else {method: got}
 
 
 def _stack_units(H, lengths, rows, n_units):

@@ -8,6 +8,7 @@ const DIVERGING = [  // ColorBrewer RdBu, blue (low) .. white .. red (high)
   [253, 219, 199], [244, 165, 130], [214, 96, 77], [178, 24, 43], [103, 0, 31]];
 const NEUTRAL = [[247, 247, 247], [204, 204, 204], [150, 150, 150], [99, 99, 99], [37, 37, 37]];  // greys
 const LEFT = 64, PAD_TOP = 6, AXIS_H = 22, TITLE_H = 20, GAP = 10, MARK_H = 8;
+const WORD_PX = 56;  // the least room for a word label on a strip of narrow columns
 
 function decode(b64) {
   const bin = atob(b64);
@@ -96,17 +97,34 @@ function drawStatic(state) {
   }
   ctx.clearRect(0, 0, state.width, state.height);
   ctx.font = "12px sans-serif"; ctx.fillStyle = "#31333f"; ctx.textBaseline = "middle";
+  let wordLabels = 0;
   for (const p of state.panels) {
+    // a word strip whose columns are too narrow for a word labels one column in `every` (its first
+    // word, trimmed with an ellipsis), ticked at the column's left edge; the title says so
+    const wordEvery = p.tokens && d.cell_w < 8 ? Math.ceil(WORD_PX / Math.max(d.cell_w, 0.1)) : 1;
+    const title = wordEvery > 1 ? `${p.title} (one column in ${wordEvery} shows its first word; hover for a column's words)`
+                            : p.title;
     ctx.font = "bold 13px sans-serif"; ctx.textAlign = "left";
-    ctx.fillText(p.title, LEFT, p.top - TITLE_H / 2 - (p.marks && p.marks.length ? MARK_H : 0));
+    ctx.fillText(fit(ctx, title, Math.max(state.width - LEFT - 12, 40)), LEFT,
+                 p.top - TITLE_H / 2 - (p.marks && p.marks.length ? MARK_H : 0));
     ctx.font = "11px sans-serif";
     ctx.imageSmoothingEnabled = false;
-    if (p.tokens) {
-      // a text model's words, one per step, cut to the column's width (the hover shows each whole)
+    if (p.tokens && wordEvery === 1) {
+      // a text model's words, one per column, cut to the column's width (the hover shows each whole)
       ctx.save(); ctx.textAlign = "center"; ctx.fillStyle = "#31333f";
-      for (let t = 0; t < p.steps && d.cell_w >= 8; t++) {
+      for (let t = 0; t < p.steps; t++) {
         const w = fit(ctx, p.tokens[t], d.cell_w - 2);
-        if (w) ctx.fillText(w, LEFT + (t + 0.5) * d.cell_w, p.top + p.h / 2);
+        if (w) { ctx.fillText(w, LEFT + (t + 0.5) * d.cell_w, p.top + p.h / 2); wordLabels++; }
+      }
+      ctx.restore();
+    } else if (p.tokens) {
+      ctx.save(); ctx.textAlign = "left"; ctx.fillStyle = "#31333f"; ctx.strokeStyle = "#9a9a9a"; ctx.lineWidth = 1;
+      for (let t = 0; t < p.steps; t += wordEvery) {
+        const x = LEFT + t * d.cell_w;
+        ctx.beginPath(); ctx.moveTo(Math.round(x) + 0.5, p.top + 2); ctx.lineTo(Math.round(x) + 0.5, p.top + p.h - 2);
+        ctx.stroke();
+        const w = fit(ctx, p.tokens[t], Math.min(wordEvery * d.cell_w, LEFT + p.w - x) - 6);
+        if (w) { ctx.fillText(w, x + 3, p.top + p.h / 2); wordLabels++; }
       }
       ctx.restore();
     } else {
@@ -136,6 +154,7 @@ function drawStatic(state) {
     }
     ctx.fillStyle = "#31333f";
   }
+  state.root.dataset.wordLabels = String(wordLabels);  // words drawn on the strips (0: none)
 }
 
 function drawFrame(state) {

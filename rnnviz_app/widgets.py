@@ -82,20 +82,53 @@ def section(what: str):
         st.warning(as_text(section_message(what, exc)))  # exception texts quote names from files
 
 
+def _window_cast(raw: str) -> tuple[int, int]:
+    """A window in the link, "first-last" (both drawn): "100-300" -> (100, 300)."""
+    import re
+    m = re.fullmatch(r"\s*(\d{1,9})\s*-\s*(\d{1,9})\s*", str(raw))
+    if m is None or int(m[1]) > int(m[2]):
+        raise ValueError(raw)
+    return int(m[1]), int(m[2])
+
+
+def _window_text(first: int, last: int, n_steps: int) -> str | None:
+    """The link's value for a window: None (left out) when every step is chosen."""
+    first, last = sorted((int(first), int(last)))
+    return None if (first, last) == (0, n_steps - 1) else f"{first}-{last}"
+
+
+def _keep_window(param: str) -> None:
+    from rnnviz_app import state_url as su
+    su.remember(param, _window_text(*st.session_state["w_" + param], st.session_state["_window_n"][param]))
+
+
 def step_window(n_steps: int, name: str) -> tuple[int, int] | None:
     """A range slider over the steps 0 .. n_steps - 1 (its two ends are the first and the last
     step drawn), shown only when the charts bin steps (a sequence longer than a chart's columns).
     Returns the window as (start, end) with ``end`` exclusive, or None when every step is chosen.
-    A window short enough is drawn step by step."""
+    A window short enough is drawn step by step.
+
+    The window lives in the link as ``steps_<name>=first-last`` (left out when every step is
+    chosen), so a link reopens it; a link value that is not a window within the steps starts from
+    every step and is named in the sidebar's note. When the steps change (another pair A and B),
+    the window starts again from every step, without a note."""
+    from rnnviz_app import state_url as su
     from rnnviz_core.display import MAX_COLUMNS
     n_steps = int(n_steps)
     if n_steps <= MAX_COLUMNS:
         return None
-    first, last = st.slider(
-        "Steps to draw (first and last)", min_value=0, max_value=n_steps - 1, value=(0, n_steps - 1), step=1,
-        key=f"steps_{name}_{n_steps}",
+    param, full = f"steps_{name}", (0, n_steps - 1)
+    seen = st.session_state.setdefault("_window_n", {})
+    if seen.get(param) not in (None, n_steps):
+        su.view().pop(param, None)          # the window of other steps: not a bad link
+    seen[param] = n_steps
+    first, last = su.checked_link_value(param, full, cast=_window_cast, bounds=full)
+    st.session_state["w_" + param] = (first, last)
+    st.slider(
+        "Steps to draw (first and last)", min_value=0, max_value=n_steps - 1, step=1,
+        key="w_" + param, on_change=_keep_window, args=(param,),
         help=f"Zoom into a range of steps. Each chart draws at most {MAX_COLUMNS} columns (fewer when it has many "
              "rows): a longer range is drawn in columns of several steps, and each caption says how many; a short "
-             "range is drawn step by step.")
-    first, last = sorted((int(first), int(last)))
-    return None if (first, last) == (0, n_steps - 1) else (first, last + 1)
+             "range is drawn step by step. The link keeps the range.")
+    su.remember(param, _window_text(first, last, n_steps))
+    return None if (first, last) == full else (first, last + 1)

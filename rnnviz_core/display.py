@@ -279,6 +279,26 @@ def distinct_labels(names: Sequence[Any], max_chars: int) -> list[str]:
     return full
 
 
+def steps_words(steps: Sequence[int]) -> str:
+    """Steps in words, runs of three or more consecutive steps as ranges: "step 3", "steps 0 and 4",
+    "steps 30 and 31", "steps 15–46", "steps 2, 5–9 and 12" (sorted, repeats dropped)."""
+    s = sorted({int(m) for m in steps})
+    if not s:
+        return "no steps"
+    runs: list[list[int]] = []
+    for m in s:
+        if runs and m == runs[-1][1] + 1:
+            runs[-1][1] = m
+        else:
+            runs.append([m, m])
+    parts: list[str] = []
+    for a, b in runs:
+        parts += [str(a)] if a == b else [str(a), str(b)] if b == a + 1 else [f"{a}–{b}"]
+    if len(s) == 1:
+        return f"step {parts[0]}"
+    return "steps " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" and {parts[-1]}")
+
+
 def step_label(start: int, end: int) -> str:
     """A column's steps in words: "step 7" or "steps 16–23"."""
     return f"step {int(start)}" if int(end) <= int(start) else f"steps {int(start)}–{int(end)}"

@@ -13,7 +13,11 @@ fewer than 2 sequences, none about the deletion check before it has run.
 * :func:`contribution_findings` — which method's ranking to trust on this model, which do no
   better than chance, whether methods find the steps known to decide the answer;
 * :func:`known_step_hits` — the share of sequences whose top-ranked steps are exactly the steps
-  known to decide the answer (the marker demo's markers).
+  known to decide the answer (the marker demo's markers);
+* :func:`known_step_overlap` — how many of each sequence's top-k steps lie among its k known steps
+  (precision at k), against a random order, and how often the top step is a known one: at long
+  lengths (the burst demo's 32-step window) an exact match is almost never met, this still says
+  whether the scores peak where they should.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from .errors import InputError
 from .groups import effect_words, format_p
 from .trajectories import Parting, parting_summary, step_words
 
-__all__ = ["trajectory_findings", "saturation_findings", "contribution_findings", "known_step_hits", "ALPHA"]
+__all__ = ["trajectory_findings", "saturation_findings", "contribution_findings", "known_step_hits",
+           "known_step_overlap", "ALPHA"]
 
 #: a (corrected) p-value below this is reported as a difference; above it as "no clear difference"
 ALPHA = 0.05
@@ -243,6 +248,58 @@ def known_step_hits(scores: Any, known: Any, lengths: Any = None) -> float:
     return float(np.mean(hits))
 
 
+def known_step_overlap(scores: Any, known: Any, lengths: Any = None) -> dict | None:
+    """How well the largest |scores| find the steps known to decide the answer.
+
+    For each sequence with k > 0 known steps, its k steps of largest |score| (ties: the earlier
+    step first) are compared with its known steps.
+
+    Returns
+    -------
+    None when no sequence has a known step; else a dict:
+    ``precision`` — mean over sequences of (top-k steps that are known) / k;
+    ``found`` — mean number of those steps; ``k`` — the number of known steps when it is the same
+    in every sequence, else None; ``chance`` — the precision a random order gives (mean k / length);
+    ``top1`` — share of sequences whose largest score falls on a known step; ``exact`` — share whose
+    top-k steps are exactly the known ones (:func:`known_step_hits`); ``n`` — sequences counted.
+    """
+    s = np.abs(np.asarray(scores, dtype=np.float64))
+    kn = np.asarray(known, dtype=bool)
+    if s.shape != kn.shape or s.ndim != 2:
+        raise InputError(f"scores and known must both be [N, T]; got {s.shape} and {kn.shape}.")
+    if lengths is None:
+        lens = np.isfinite(s).sum(axis=1)
+    else:
+        lens = np.asarray(lengths).astype(np.int64)
+        s = np.where(np.arange(s.shape[1])[None, :] < lens[:, None], s, np.nan)
+    s = np.where(np.isfinite(s), s, -np.inf)
+    k = kn.sum(axis=1)
+    use = np.flatnonzero(k > 0)
+    if not use.size:
+        return None
+    order = np.argsort(-s, axis=1, kind="stable")
+    found = np.array([int(kn[i, order[i, :k[i]]].sum()) for i in use])
+    ks = k[use]
+    return {"precision": float(np.mean(found / ks)), "found": float(found.mean()),
+            "k": int(ks[0]) if (ks == ks[0]).all() else None,
+            "chance": float(np.mean(ks / np.maximum(lens[use], 1))),
+            "top1": float(np.mean(kn[use, order[use, 0]])), "exact": float(np.mean(found == ks)), "n": int(use.size)}
+
+
+def _overlap_sentence(m: str, o: Mapping[str, Any], several: bool) -> str:
+    """A :func:`known_step_overlap` result in words."""
+    k = o.get("k")
+    if k is not None:
+        head = (f"of the {k} steps to which {m} gives the largest scores (by size) in each sequence, on average "
+                f"{o['found']:.3g} ({_pct(o['precision'])}) lie among the {k} known steps")
+    else:
+        head = (f"of the steps to which {m} gives the largest scores (by size), as many as each sequence has known "
+                f"steps, {_pct(o['precision'])} on average are known ones")
+    return (f"On the steps known to decide the answer: {head}, where a random order of the steps would give "
+            f"{_pct(o['chance'])}; its largest score falls on a known step in {_pct(o['top1'])} of sequences"
+            + (" (the most of the methods compared)." if several else "."))
+
+
 def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[str, float] | None = None,
                           labels: Mapping[str, str] | None = None, top: pd.DataFrame | None = None,
                           seqs: Sequence[Any] | None = None, names: Sequence[str] = ("A", "B"),
@@ -253,8 +310,8 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
     ----------
     summary : the deletion-check summary (``faithfulness.compare_methods(...).summary``) that the
         chart of advantages draws; None (check not run): no sentence about trust.
-    hits : method -> :func:`known_step_hits` share, when the data knows the deciding steps
-        (the marker demo).
+    hits : method -> :func:`known_step_overlap` dict (or an older :func:`known_step_hits` share),
+        when the data knows the deciding steps (the marker and burst demos).
     labels : plain method names (default :data:`rnnviz_core.charts.contributions.METHOD_LABELS`).
     top, seqs, names, method : the ``rankings.top_steps`` frame the top-steps table shows, the
         ids of A and B in it, their names and the method (its sign decides the wording: a signed
@@ -304,8 +361,13 @@ def contribution_findings(summary: pd.DataFrame | None = None, *, hits: Mapping[
                 out.append(f"{who}the {'word' if words else 'step'} that pushed the answer up most is {_join(parts)}.")
             elif not signed:
                 out.append(f"{who}the answer reacts most {'to' if words else 'strongly to'} {_join(parts)}.")
-    if hits:
-        ok = {m: float(v) for m, v in hits.items() if v is not None and np.isfinite(v)}
+    over = {m: v for m, v in (hits or {}).items() if isinstance(v, Mapping) and np.isfinite(v.get("precision", np.nan))}
+    if over:
+        m, v = max(over.items(), key=lambda kv: kv[1]["precision"])
+        out.append(_overlap_sentence(name(m), v, len(over) > 1))
+    elif hits:
+        ok = {m: float(v) for m, v in hits.items()
+              if v is not None and not isinstance(v, Mapping) and np.isfinite(v)}
         if ok:
             m, v = max(ok.items(), key=lambda kv: kv[1])
             out.append(f"On the steps known to decide the answer, {name(m)} ranks exactly those steps at its top in "

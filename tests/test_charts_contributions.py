@@ -227,6 +227,17 @@ def test_bar_legend_sits_below_the_bars_so_it_is_not_cut():
     assert "(steps 17 and 19)" in caption(step_scores_chart(frame, width=330, marks=[17, 19]))
 
 
+def test_a_window_of_marked_steps_reads_as_one_range():
+    """burst demo: 32 known steps 15..46 were listed one by one; now "steps 15–46", in both captions."""
+    from rnnviz_core.charts.inputs import input_strip_chart
+    frame = pd.DataFrame({"seq": 0, "step": np.arange(60), "score": np.linspace(0, 1, 60), "method": "grad_norm"})
+    text = caption(step_scores_chart(frame, width=330, marks=list(range(15, 47))))
+    assert "(steps 15–46)" in text and "16," not in text
+    x = np.zeros((60, 2))
+    strip = caption(input_strip_chart(x, feature_names=["value", "marker"], marks=list(range(15, 47))))
+    assert "Red marks show steps 15–46, the steps known" in strip and "16," not in strip
+
+
 def _all_views(spec):
     out = [spec] if "mark" in spec else []
     for key in ("layer", "hconcat", "vconcat", "concat"):

@@ -91,3 +91,15 @@ def test_distinct_labels_keep_the_end_that_tells_names_apart():
     assert dp.distinct_labels(["accelerometerWiimoteX", "accelerometerWiimoteY", "ureWiimoteZ"], 8) == \
         ["accele…X", "accele…Y", "ureWii…Z"]
     assert dp.distinct_labels(["x", "y"], 8) == ["x", "y"]
+
+
+def test_steps_words_writes_runs_as_ranges():
+    """Hand-written expectations: the burst demo's 32-step window reads as one range."""
+    assert dp.steps_words([7]) == "step 7"
+    assert dp.steps_words([0, 4]) == "steps 0 and 4"
+    assert dp.steps_words([3, 4]) == "steps 3 and 4"
+    assert dp.steps_words([3, 4, 5]) == "steps 3–5"
+    assert dp.steps_words(range(15, 47)) == "steps 15–46"
+    assert dp.steps_words([12, 2, 5, 6, 7, 8, 9, 5]) == "steps 2, 5–9 and 12"
+    assert dp.steps_words([1, 5, 9]) == "steps 1, 5 and 9"
+    assert dp.steps_words([0, 1, 2, 10, 11]) == "steps 0–2, 10 and 11"

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnviz_core.findings import contribution_findings, known_step_hits, saturation_findings, trajectory_findings
+from rnnviz_core.findings import (contribution_findings, known_step_hits, known_step_overlap, saturation_findings,
+                                 trajectory_findings)
 from rnnviz_core.groups import compare_groups, sequence_table
 from rnnviz_core.saturation import saturation_over_time, suggest_threshold
 from rnnviz_core.trajectories import pair_distance, state_norms
@@ -149,3 +150,45 @@ def test_top_step_sentence_follows_the_sign_of_the_method():
         "By gradient size, the answer reacts most strongly to step 1 of A and step 0 of B."]
     # nothing pushed a sequence up: no "pushed up" sentence
     assert contribution_findings(top=top_steps(-np.abs(s), k=1), seqs=[0, 1], method="occlusion") == []
+
+
+def test_known_step_overlap_by_hand():
+    nan = np.nan
+    scores = np.array([[0.1, 5.0, 0.2, -4.0, 3.0, 0.0],
+                       [1.0, 0.5, -2.0, 0.1, 0.05, 9.0],       # 9.0 lies past length 5: not counted
+                       [1.0, 2.0, 3.0, nan, nan, nan]])
+    known = np.array([[0, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=bool)
+    o = known_step_overlap(scores, known, lengths=[6, 5, 3])
+    # seq 0: top 3 by size = steps 1, 3, 4 -> 2 of 3 known, top step 1 known, chance 3/6
+    # seq 1: top 3 = steps 2, 0, 1 -> 3 of 3, top step 2 known, chance 3/5; seq 2 has no known step
+    assert o["n"] == 2 and o["k"] == 3
+    assert o["found"] == pytest.approx(2.5) and o["precision"] == pytest.approx((2 / 3 + 1) / 2)
+    assert o["chance"] == pytest.approx((3 / 6 + 3 / 5) / 2) and o["top1"] == 1.0 and o["exact"] == 0.5
+    # without lengths, step 5's 9.0 counts: seq 1's top 3 = steps 5, 2, 0 -> 2 of 3, top step unknown
+    o2 = known_step_overlap(scores, known)
+    assert o2["precision"] == pytest.approx(2 / 3) and o2["top1"] == 0.5 and o2["chance"] == pytest.approx(0.5)
+    assert known_step_overlap(scores, np.zeros_like(known)) is None
+    out = contribution_findings(None, hits={"occlusion": o})
+    assert out == ["On the steps known to decide the answer: of the 3 steps to which occlusion gives the largest "
+                   "scores (by size) in each sequence, on average 2.5 (83%) lie among the 3 known steps, where a "
+                   "random order of the steps would give 55%; its largest score falls on a known step in 100% of "
+                   "sequences."]
+
+
+def test_known_window_at_long_lengths_reads_as_a_share_not_an_exact_match():
+    """burst-like: a 32-step window in 400 steps; the scores peak inside it but 8 of the top 32 fall
+    outside (steps 0..7 score 5.0, above 24 of the window's steps), so the exact match is never met."""
+    n, t = 4, 400
+    scores = np.full((n, t), 0.01)
+    known = np.zeros((n, t), dtype=bool)
+    known[:, 100:132] = True
+    scores[:, 100:132] = np.linspace(10.0, 1.0, 32)    # window descending 10 .. 1
+    scores[:, 0:8] = 5.0                                 # 8 steps outside, above the window's tail
+    assert known_step_hits(scores, known) == 0.0
+    o = known_step_overlap(scores, known)
+    # the window's steps above 5.0: 10 - 9k/31 > 5 -> k <= 17 -> 18 steps; top 32 = 18 window + 8 outside + 6 window
+    assert o["found"] == 24 and o["precision"] == pytest.approx(24 / 32) and o["top1"] == 1.0
+    assert o["chance"] == pytest.approx(32 / 400) and o["k"] == 32
+    text = contribution_findings(None, hits={"grad_norm": o, "occlusion": {**o, "precision": 0.1}})[0]
+    assert "gradient size" in text and "on average 24 (75%) lie among the 32 known steps" in text
+    assert "would give 8.0%" in text and "(the most of the methods compared)." in text

@@ -110,3 +110,20 @@ def test_unit_heatmaps_share_a_scale_ending_at_the_highest_share():
     b = pd.DataFrame({"unit": [0, 1], "step": [0, 0], "frac_saturated": [0.12, np.nan]})
     assert shared_top(a, b) == 0.25
     assert shared_top(a.assign(frac_saturated=0.0), b.assign(frac_saturated=0.0)) is None
+
+
+def test_known_step_glue_gives_the_overlap_the_findings_word():
+    """Contributions page: the known-steps finding is the share of top-k steps inside the known
+    steps (hand count), not the exact match that a long window almost never meets."""
+    from types import SimpleNamespace
+    from rnnviz_app.page_contributions import known_step_hits
+    from rnnviz_core.findings import contribution_findings
+    sc = np.array([[0.0, 3.0, 2.0, 1.0, 2.5], [4.0, 0.0, 1.0, 0.5, 0.0]])
+    known = np.array([[0, 1, 1, 1, 0], [0, 0, 1, 1, 0]], dtype=bool)
+    ctx = SimpleNamespace(data=SimpleNamespace(lengths=np.array([5, 4])))
+    got = known_step_hits(ctx, sc, "grad_norm", known)
+    # seq 0: top 3 = steps 1, 4, 2 -> 2 of 3; seq 1 (length 4): top 2 = steps 0, 2 -> 1 of 2
+    assert set(got) == {"grad_norm"} and got["grad_norm"]["precision"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert got["grad_norm"]["k"] is None and got["grad_norm"]["top1"] == 0.5
+    assert "58% on average are known ones" in contribution_findings(None, hits=got)[0]
+    assert known_step_hits(ctx, sc, "grad_norm", None) is None

@@ -108,10 +108,7 @@ def _require(frame, cols: Sequence[str], what: str) -> None:
 
 
 # ------------------------------------------------------------------------- per-step bars
-def _steps_words(steps: Sequence[int]) -> str:
-    """Steps in words: "step 3", "steps 0 and 4", "steps 1, 5 and 9"."""
-    s = [str(int(m)) for m in steps]
-    return f"step {s[0]}" if len(s) == 1 else "steps " + ", ".join(s[:-1]) + f" and {s[-1]}"
+_steps_words = dp.steps_words      # "steps 15–46": runs of steps as ranges
 
 
 

@@ -95,11 +95,7 @@ def _value_scale(col: np.ndarray) -> alt.Scale:
     return alt.Scale(zero=False)
 
 
-def _steps_words(steps: Sequence[int]) -> str:
-    steps = [int(s) for s in steps]
-    if len(steps) == 1:
-        return f"step {steps[0]}"
-    return "steps " + ", ".join(str(s) for s in steps[:-1]) + f" and {steps[-1]}"
+_steps_words = dp.steps_words      # "steps 15–46": runs of steps as ranges
 
 
 def input_strip_chart(x: Any, length: int | None = None, *, feature_names: Sequence[str] | None = None,

@@ -1,6 +1,7 @@
 """A minimal app around the play control, for tests/e2e/test_play_browser.py and bench/bench_play.py.
 
-Query parameters: ta, tb (steps of A and B; default 18 and 5), units (default 8), mode:
+Query parameters: ta, tb (steps of A and B; default 18 and 5), units (default 8), words (a text of
+that many words over A and B instead of the numeric input strips: "w0 w1 ..."), mode:
 "component" (the play control) or "fragment" (the server-driven alternative it was measured
 against: an ``st.fragment(run_every=...)`` that redraws the Altair heatmaps one step further).
 """
@@ -12,10 +13,13 @@ import numpy as np
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from rnnviz_app.play import panel, play_heatmaps  # noqa: E402
+from rnnviz_app.play import panel, play_heatmaps, token_panel  # noqa: E402
 
 q = st.query_params
 units, ta, tb = int(q.get("units", 8)), int(q.get("ta", 18)), int(q.get("tb", 5))
+n_words = int(q.get("words", 0))
+if n_words:
+    ta = tb = n_words
 t = np.arange(max(ta, tb))[:, None]
 u = np.arange(units)[None, :]
 a = np.tanh(np.sin(0.4 * t + u))
@@ -24,6 +28,8 @@ b = np.tanh(np.cos(0.3 * t - u))
 if q.get("mode", "component") == "component":
     strips = [panel(np.sin(0.5 * t[:n]), n, title=f"{s}: input", domain=(-1.0, 1.0), labels=["x"], cell_h=10,
                     strip=True) for s, n in (("A", ta), ("B", tb))]
+    if n_words:
+        strips = [token_panel([f"w{i}" for i in range(n_words)], title=f"{s}: words") for s in "AB"]
     st.caption(play_heatmaps(a, b, steps_a=ta, steps_b=tb, colour_domain=(-1.0, 1.0), key="play",
                              titles=("A: sequence 1", "B: sequence 2"), marks=((3, 7), ()), strips=strips))
 else:

@@ -402,3 +402,52 @@ def test_saturation_over_time_says_which_line_is_which_group(page, app_url):
     assert len(texts) == 1, texts
     assert ga in texts[0] and gb in texts[0], (ga, gb, texts[0][:300])
     assert_clean(page)
+
+
+@pytest.mark.skipif("burst" not in DEMOS, reason="needs the burst demo")
+def test_burst_findings_say_how_many_top_steps_lie_in_the_marked_window(page, app_url):
+    """burst: 32 known steps in 400-480; "ranks exactly those steps at its top in 0.4%" said nothing.
+    The findings now give the mean count of each sequence's 32 largest gradient sizes inside its
+    marked window: checked against a count done here (plain loop) on scores from the core API."""
+    import rnnviz_core as rv
+    from rnnviz_core.charts.inputs import marker_steps
+    from rnnviz_core.demos import load_demo
+
+    open_app(page, f"{app_url}/Contributions?demo=burst")
+    model, ds = load_demo("burst")[:2]
+    scores = np.asarray(rv.contributions(model, ds.X, "grad_norm", ds.lengths, device="cpu"), dtype=float)
+    found, ks = [], set()
+    for i in range(len(ds.X)):
+        L = int(ds.lengths[i])
+        known = set(int(t) for t in marker_steps(ds.X[i], L, ds.feature_names))
+        s = np.abs(scores[i, :L])
+        top = sorted(range(L), key=lambda t: (-s[t], t))[: len(known)]
+        found.append(sum(t in known for t in top))
+        ks.add(len(known))
+    assert ks == {32}
+    text = page.locator(".st-key-findings_contribution_findings").inner_text()
+    mean = float(np.mean(found))
+    assert f"on average {mean:.3g} ({mean / 32:.0%}) lie among the 32 known steps" in text, (mean, text)
+    assert "ranks exactly" not in text
+    assert_clean(page)
+
+
+@pytest.mark.skipif("burst" not in DEMOS, reason="needs the burst demo")
+def test_a_link_with_a_step_window_reopens_it_and_a_bad_one_is_named(page, app_url):
+    """burst (400-480 steps, more than a chart's 200 columns): "Steps to draw" was not kept in the link."""
+    def thumbs():
+        box = page.locator('[data-testid="stSlider"]').filter(has_text="Steps to draw")
+        box.first.wait_for()
+        return [int(t.replace(",", "")) for t in
+                box.first.locator('[data-testid="stSliderThumbValue"]').all_inner_texts()]
+
+    open_app(page, f"{app_url}/Trajectories?demo=burst&steps_traj=100-199")
+    assert thumbs() == [100, 199]
+    assert "steps_traj=100-199" in page.url
+    assert "not valid" not in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert_clean(page)
+    open_app(page, f"{app_url}/Trajectories?demo=burst&steps_traj=300-100")
+    first, last = thumbs()
+    assert first == 0 and last >= 399
+    assert "steps_traj" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert_clean(page)

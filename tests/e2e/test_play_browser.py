@@ -157,3 +157,42 @@ def test_ten_thousand_steps_by_1024_units_play_smoothly(browser, play_url):
     print(f"10,000 x 1,024: ready {ready:.1f} s, {draws} frames in 2 s, {ms / draws:.2f} ms each")
     assert draws >= 20 and ms / draws < 8.0, (draws, ms)   # ~30 frames a second, each well under a frame's time
     assert ready < 120, ready   # mostly the test app making 2 x 10 M values; 35 s at load average 19
+
+
+def _ink(pg, y0: int, y1: int) -> int:
+    """Dark pixels of the base canvas between CSS rows y0 and y1 (text, ticks), right of the labels."""
+    return pg.locator(".rnnviz-play canvas.base").evaluate("""(c, [y0, y1]) => {
+        const ctx = c.getContext('2d'), dpr = c.width / c.clientWidth;
+        const img = ctx.getImageData(Math.round(64 * dpr), Math.round(y0 * dpr), c.width - Math.round(64 * dpr),
+                                     Math.round((y1 - y0) * dpr)).data;
+        let n = 0;
+        for (let i = 0; i < img.length; i += 4) if (img[i + 3] > 150 && img[i] < 120) n++;
+        return n;
+    }""", [y0, y1])
+
+
+def test_a_text_of_2000_words_labels_its_word_strip(browser, play_url):
+    """At 2,000 words (3 words a column, about 1 px a column) the word strip above A was a blank band:
+    now one column in several shows its first word, trimmed, and the hover lists a column's words."""
+    pg = new_page(browser, 1200, 900)
+    pg.set_default_timeout(60_000)
+    try:
+        pg.goto(play_url + "/?words=2000")
+        root = pg.locator(".rnnviz-play")
+        root.wait_for()
+        deadline = time.time() + 60
+        while root.get_attribute("data-word-labels") is None and time.time() < deadline:
+            time.sleep(0.2)
+        labels = int(root.get_attribute("data-word-labels"))
+        assert labels >= 2 * 8                         # at least 8 words on each of A's and B's strips
+        # the strip is the first panel: its band starts under the title (PAD_TOP 6 + TITLE_H 20), 18 px tall
+        assert _ink(pg, 26, 44) > 100
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "play_2000_words.png"), full_page=True)
+        # hovering the strip's second column names its words (first word of each column is w0, w3, ... or w0, w4, ...)
+        box = pg.locator(".rnnviz-play canvas.over").bounding_box()
+        pg.mouse.move(box["x"] + 64 + 0.5, box["y"] + 35)
+        tip = pg.locator(".rnnviz-play .tip").inner_text()
+        assert tip.startswith("A: words · steps 0–") and "w0 w1" in tip, tip
+    finally:
+        pg.context.close()

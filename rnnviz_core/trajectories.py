@@ -116,6 +116,13 @@ def _check_lengths(lengths: Any, n: int, t: int) -> np.ndarray:
     return lens
 
 
+def _blocks(arr: np.ndarray, cells: int = 1 << 22):
+    """Slices of the first axis of ``arr`` [N, ...], each about ``cells`` values (at least one row),
+    for computing a whole-array result a block at a time (no full-size temporaries)."""
+    per = max(1, cells // max(1, int(np.prod(arr.shape[1:]))))
+    return [slice(i, min(i + per, arr.shape[0])) for i in range(0, arr.shape[0], per)]
+
+
 def valid_mask(lengths: Any, n_steps: int) -> np.ndarray:
     """Boolean [N, T]: True at the steps inside each sequence (step < length)."""
     lens = np.asarray(lengths, dtype=np.int64)
@@ -182,11 +189,17 @@ class StatePCA:
 
         arr, lens = _as_states(states, lengths)
         k = _check_positive_int(self.n_components, "n_components")
-        pts = arr[valid_mask(lens, arr.shape[1])]  # (P, H)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if self.max_points is not None and pts.shape[0] > self.max_points:
+        # the (sequence, step) positions of the finite valid points, in row order; only the sampled
+        # ones are gathered (copying every point first cost seconds at 1,000 x 1,000 x 128)
+        keep = valid_mask(lens, arr.shape[1])
+        for sl in _blocks(arr):
+            keep[sl] &= np.isfinite(arr[sl]).all(axis=2)
+        s_idx, t_idx = np.nonzero(keep)
+        if self.max_points is not None and s_idx.size > self.max_points:
             rng = np.random.default_rng(self.random_state)
-            pts = pts[rng.choice(pts.shape[0], size=int(self.max_points), replace=False)]
+            pick = rng.choice(s_idx.size, size=int(self.max_points), replace=False)
+            s_idx, t_idx = s_idx[pick], t_idx[pick]
+        pts = arr[s_idx, t_idx]  # (P, H)
         if k > min(pts.shape):
             raise InputError(
                 f"n_components={k} is more than the states allow (at most {min(pts.shape)} for "
@@ -218,7 +231,10 @@ class StatePCA:
                 f"These states have {arr.shape[2]} units but the PCA was fitted on "
                 f"{self.components_.shape[1]}; fit it on states of the same model."
             )
-        out = (arr - self.mean_) @ self.components_.T  # (N, T, k)
+        comp_t = self.components_.T
+        out = np.empty(arr.shape[:2] + (comp_t.shape[1],), dtype=np.result_type(arr.dtype, comp_t.dtype))
+        for sl in _blocks(arr):  # a block at a time: no float64 copy of every state at once
+            out[sl] = (arr[sl] - self.mean_) @ comp_t  # (n, T, k)
         out[~valid_mask(lens, arr.shape[1])] = np.nan
         return out
 
@@ -274,10 +290,15 @@ def pca_paths(
 # ----------------------------------------------------------------------------- |h| over time
 def _norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mask = valid_mask(lens, arr.shape[1])
-    absval = np.abs(arr)
-    sum_abs = np.where(mask, absval.sum(axis=2), np.nan)  # (N, T)
+    n, t = mask.shape
+    sums = np.empty((n, t), dtype=arr.dtype)
+    diff = np.empty((n, max(t - 1, 0)), dtype=arr.dtype)
+    for sl in _blocks(arr):  # a block of sequences at a time: the temporaries stay small
+        part = arr[sl]
+        sums[sl] = np.abs(part).sum(axis=2)
+        diff[sl] = np.linalg.norm(part[:, 1:] - part[:, :-1], axis=2)  # (n, T-1)
+    sum_abs = np.where(mask, sums, np.nan)  # (N, T)
     mean_abs = sum_abs / arr.shape[2]
-    diff = np.linalg.norm(arr[:, 1:] - arr[:, :-1], axis=2)  # (N, T-1)
     change = np.full(sum_abs.shape, np.nan)
     change[:, 1:] = np.where(mask[:, 1:], diff, np.nan)
     return sum_abs, mean_abs, change

@@ -50,9 +50,9 @@ def pages(H, lens, X, scores, y, names):
     st = {}
 
     # ---- Trajectories
-    def traj_heat():
-        hm = tj.heatmap_data(H, lens, seqs=[a, b], ids=ids)
-        return tc.pair_heatmaps_chart(hm, ia, ib).to_dict()
+    def traj_heat():  # the play control's rows (page_trajectories.play_view): the unit order on every sequence
+        from rnnviz_app.play import MAX_PLAY_ROWS
+        return tj.unit_order(H, lens, order="similarity", top=None if H.shape[2] <= MAX_PLAY_ROWS else 64)
 
     def traj_paths():
         paths, _ = tj.pca_paths(H, lens, ids=ids)
@@ -122,7 +122,7 @@ def pages(H, lens, X, scores, y, names):
         return out
 
     return {
-        "Trajectories": [("pair heatmaps", traj_heat), ("pca paths", traj_paths), ("norms", traj_norms),
+        "Trajectories": [("unit order (play)", traj_heat), ("pca paths", traj_paths), ("norms", traj_norms),
                          ("distance", traj_dist)],
         "Saturation": [("suggest threshold", sat_hint), ("distribution", sat_dist), ("per-sequence table", sat_table),
                        ("over time", sat_over), ("unit heatmaps A+B", sat_units)],

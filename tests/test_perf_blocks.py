@@ -132,3 +132,27 @@ def test_saturation_per_sequence_step_and_unit_by_hand():
     for row in over.itertuples():
         alive = [i for i in range(n) if row.step < lens[i]]
         assert row.frac_saturated == pytest.approx(np.mean([sat[i, row.step].mean() for i in alive]))
+
+
+def _points(H, lens):
+    pts = np.array([H[i, s] for i, s in valid_points(H, lens)], dtype=np.float64)
+    return pts[np.isfinite(pts).all(axis=1)]
+
+
+def test_unit_order_by_variance_and_top_by_hand():
+    H, lens = states(n=12, t=20, h=7)
+    var = _points(H, lens).var(axis=0)
+    assert tj.unit_order(H, lens, order="variance").tolist() == np.argsort(-var, kind="stable").tolist()
+    top3 = sorted(np.argsort(-var, kind="stable")[:3].tolist())
+    assert tj.unit_order(H, lens, order="index", top=3).tolist() == top3
+
+
+def test_unit_order_by_similarity_clusters_the_sample_of_points_by_hand():
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    H, lens = states(n=50, t=900, h=6)  # more than 20,000 points: the order is computed on a sample
+    pts = _points(H, lens)
+    assert len(pts) > 20000
+    sub = pts[np.random.default_rng(0).choice(len(pts), 20000, replace=False)]  # the documented sample
+    dist = np.clip(1.0 - np.corrcoef(sub, rowvar=False), 0.0, 2.0)
+    want = leaves_list(linkage(dist[np.triu_indices(6, k=1)], method="average"))
+    assert tj.unit_order(H, lens, order="similarity").tolist() == want.tolist()

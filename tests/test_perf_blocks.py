@@ -156,3 +156,40 @@ def test_unit_order_by_similarity_clusters_the_sample_of_points_by_hand():
     dist = np.clip(1.0 - np.corrcoef(sub, rowvar=False), 0.0, 2.0)
     want = leaves_list(linkage(dist[np.triu_indices(6, k=1)], method="average"))
     assert tj.unit_order(H, lens, order="similarity").tolist() == want.tolist()
+
+
+def test_unit_shares_give_the_full_frame_and_the_charts_unit_choice():
+    from rnnviz_core.charts.saturation import shared_units
+    from rnnviz_core.unit_saturation import shared_saturated_units, unit_saturation_shares
+    H, lens = states(n=14, t=300, h=40, seed=4)
+    m = np.arange(14) % 3 == 0
+    full_a = sa.unit_saturation_over_time(H[m], lens[m], threshold=0.8)
+    full_b = sa.unit_saturation_over_time(H[~m], lens[~m], threshold=0.8)
+    sh_a = unit_saturation_shares(H, lens, threshold=0.8, rows=m)
+    sh_b = unit_saturation_shares(H, lens, threshold=0.8, rows=np.flatnonzero(~m))
+    import pandas as pd
+    pd.testing.assert_frame_equal(sh_a.frame(), full_a, check_dtype=False)
+    assert sh_a.n_steps == int(full_a["step"].max()) + 1
+    assert sh_b.top == pytest.approx(float(full_b["frac_saturated"].max()))
+    n_steps = max(sh_a.n_steps, sh_b.n_steps)
+    want = shared_units(full_a, full_b, n_steps=n_steps)
+    got = shared_saturated_units(sh_a, sh_b, n_steps=n_steps)
+    assert 0 < len(got) < 40 and got == want
+    few = sh_a.frame(units=got)
+    sub = full_a[full_a["unit"].isin(got)].sort_values(["step", "unit"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(few, sub, check_dtype=False)
+    assert few.attrs["n_units_total"] == 40
+
+
+def test_heatmap_of_the_drawn_units_only_counts_every_unit_in_its_caption():
+    from rnnviz_core.charts.saturation import unit_saturation_chart
+    from rnnviz_core.unit_saturation import shared_saturated_units, unit_saturation_shares
+    H, lens = states(n=6, t=300, h=40, seed=4)
+    sh = unit_saturation_shares(H, lens, threshold=0.8)
+    drawn = shared_saturated_units(sh, n_steps=sh.n_steps)
+    full = unit_saturation_chart(sa.unit_saturation_over_time(H, lens, threshold=0.8), threshold=0.8,
+                                 n_steps=sh.n_steps, units=drawn)
+    few = unit_saturation_chart(sh.frame(drawn), threshold=0.8, n_steps=sh.n_steps, units=drawn)
+    assert f"only the {len(drawn)} units saturated most often of the 40 are drawn" in few.description
+    assert few.description == full.description
+    assert few.to_dict()["datasets"] == full.to_dict()["datasets"]

@@ -85,6 +85,17 @@ def pages(H, lens, X, scores, y, names):
         return sc.saturation_time_chart(over, threshold=0.9, width=480).to_dict()
 
     def sat_units():
+        try:  # the page's path since the perf pass: [T, H] shares, only the drawn units' rows as frames
+            from rnnviz_core import unit_saturation as us
+        except ImportError:  # an older checkout: full frames
+            us = None
+        if us is not None:
+            shares = [us.unit_saturation_shares(H, lens, m, threshold=0.9) for m in (ma, mb)]
+            n_steps = max(s.n_steps for s in shares)
+            drawn = us.shared_saturated_units(*shares, n_steps=n_steps)
+            top = max(s.top or 0.0 for s in shares) or None
+            return [sc.unit_saturation_chart(s.frame(drawn), threshold=0.9, width=550, n_steps=n_steps, units=drawn,
+                                             top=top).to_dict() for s in shares]
         units = {s: sa.unit_saturation_over_time(H[m], lens[m], threshold=0.9) for m, s in ((ma, "a"), (mb, "b"))}
         n_steps = max(int(u["step"].max()) + 1 for u in units.values())
         drawn = sc.shared_units(*units.values(), n_steps=n_steps)

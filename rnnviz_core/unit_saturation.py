@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import display as dp
-from .trajectories import _as_states, _blocks, valid_mask
+from .trajectories import _as_states
 
 __all__ = ["UnitShares", "unit_saturation_shares", "shared_saturated_units"]
 
@@ -69,7 +69,7 @@ class UnitShares:
 def unit_saturation_shares(states: Any, lengths: Any = None, rows: Any = None, *,
                            threshold: float = 0.9) -> UnitShares:
     """:class:`UnitShares` of the sequences ``rows`` (a boolean mask or indices; default all) at
-    ``threshold`` (saturated when ``|h| >= threshold``), read a block of sequences at a time."""
+    ``threshold`` (saturated when ``|h| >= threshold``), read one sequence (its valid steps) at a time."""
     from .saturation import _check_threshold
     arr, lens = _as_states(states, lengths)
     thr = _check_threshold(threshold)
@@ -77,12 +77,10 @@ def unit_saturation_shares(states: Any, lengths: Any = None, rows: Any = None, *
     idx = np.arange(n) if rows is None else np.arange(n)[np.asarray(rows)]
     count = np.zeros((t, h), dtype=np.int64)
     alive = np.zeros(t, dtype=np.int64)
-    per = _blocks(arr)[0].stop if n else 1  # sequences per block
-    for i in range(0, idx.size, per):
-        sel = idx[i:i + per]
-        mask = valid_mask(lens[sel], t)
-        alive += mask.sum(0)
-        count += ((np.abs(arr[sel]) >= thr) & mask[:, :, None]).sum(0)
+    for i in idx:  # one sequence at a time, its valid steps only: no [N, T, H] temporary, no mask
+        n_i = int(lens[i])
+        count[:n_i] += np.abs(arr[i, :n_i]) >= thr
+        alive[:n_i] += 1
     return UnitShares(count / np.maximum(alive, 1)[:, None], alive)
 
 

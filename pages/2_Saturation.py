@@ -13,6 +13,7 @@ from rnnviz_app import widgets as wg
 from rnnviz_app.text import md_escape
 from rnnviz_app.page_widgets import bound
 from rnnviz_core import saturation as sa
+from rnnviz_core import unit_saturation as us
 from rnnviz_core.charts import saturation as sc
 
 page_boot.require_entry_point()
@@ -86,19 +87,21 @@ with wg.section("Saturation over time"):
 
 st.subheader("Which units saturate, and when")
 with wg.section("The per-unit saturation heatmaps"):
-    units = {side: cp.compute(sa.unit_saturation_over_time, H[m], ds.lengths[m], threshold=thr, key=key + (side,))
-             for m, side in ((mask_a, "a"), (mask_b, "b"))}
-    top = ps.shared_top(*units.values())  # one colour scale for both, ending at the highest share
-    n_steps = max((int(u["step"].max()) + 1 for u in units.values() if len(u)), default=1)
-    drawn_units = cp.compute(sc.shared_units, *units.values(), n_steps=n_steps, window=window,
+    # [T, H] shares per group; only the drawn units' rows become a frame (all of them only for the CSV)
+    shares = {side: cp.compute(us.unit_saturation_shares, H, ds.lengths, m, threshold=thr, key=key + (side,))
+              for m, side in ((mask_a, "a"), (mask_b, "b"))}
+    top = max((s.top or 0.0 for s in shares.values()), default=0.0) or None  # one colour scale, to the highest share
+    n_steps = max(s.n_steps for s in shares.values())
+    drawn_units = cp.compute(us.shared_saturated_units, *shares.values(), n_steps=n_steps, window=window,
                              key=wkey + ("shared_units",))  # the same rows for A and B
+    units = {side: s.frame(drawn_units) for side, s in shares.items()}  # the drawn units' rows only
     # one above the other on one step scale (side by side they overflowed half a 1,100 px window)
     for g, side in ((ga, "a"), (gb, "b")):
         st.markdown(f"**Group {side.upper()}: {pf.plain(g)}**")
         st.caption(wg.chart(sc.unit_saturation_chart, units[side], threshold=thr, width=550, top=top, n_steps=n_steps,
                             units=drawn_units, window=window,
                             height=max(120, min(320, 8 * len(drawn_units or [0]))), key=wkey + (f"units_{side}",)))
-        wg.csv_button(units[side], "Download the data of this view (CSV)", f"units_{side}.csv", f"dl_units_{side}")
+        wg.csv_button(shares[side].frame, "Download the data of this view (CSV)", f"units_{side}.csv", f"dl_units_{side}")
 
 if gated:
     st.subheader("Gates: nearly shut or nearly open?")

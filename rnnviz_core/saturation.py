@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .trajectories import _as_states, _check_lengths, _seq_ids, valid_mask
+from .trajectories import _as_states, _blocks, _check_lengths, _seq_ids, valid_mask
 
 __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_LOW", "DEFAULT_HIGH", "SIGMOID_GATES",
@@ -105,17 +105,21 @@ def unit_saturation_over_time(
     saturated there. Columns ``unit, step, frac_saturated, n_sequences`` (for the per-unit
     heatmap)."""
     arr, lens = _as_states(states, lengths)
-    sat = saturated_units(arr, lens, threshold=threshold)
+    thr = _check_threshold(threshold)
     n, t, h = arr.shape
-    alive = valid_mask(lens, t).sum(0)  # (T,)
-    frac = sat.sum(0) / np.maximum(alive, 1)[:, None]  # (T, H)
+    mask = valid_mask(lens, t)
+    alive = mask.sum(0)  # (T,)
+    count = np.zeros((t, h), dtype=np.int64)
+    for sl in _blocks(arr):  # a block of sequences at a time: no [N, T, H] temporary
+        count += ((np.abs(arr[sl]) >= thr) & mask[sl, :, None]).sum(0)
+    frac = count / np.maximum(alive, 1)[:, None]  # (T, H)
     steps = np.flatnonzero(alive > 0)
     return pd.DataFrame({
         "unit": np.tile(np.arange(h), steps.size),
         "step": np.repeat(steps, h),
         "frac_saturated": frac[steps].reshape(-1),
         "n_sequences": np.repeat(alive[steps], h),
-    })
+    }, copy=False)  # fresh arrays: no copy into one block (seconds at 10M rows)
 
 
 def _as_gates(gates: Any, lengths: Any, n_expected: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -215,22 +219,28 @@ def saturation_by_sequence(
     thr = _check_threshold(threshold)
     n, t, h = arr.shape
     mask = valid_mask(lens, t)
-    sat = (np.abs(arr) >= thr) & mask[..., None]
+    n_sat = np.zeros(n, dtype=np.int64)
+    for sl in _blocks(arr):  # a block of sequences at a time: no [N, T, H] temporaries
+        n_sat[sl] = ((np.abs(arr[sl]) >= thr) & mask[sl, :, None]).sum(axis=(1, 2))
     final = np.abs(arr[np.arange(n), lens - 1]) >= thr  # (N, H)
     frame = pd.DataFrame({
         "seq": _seq_ids(ids, n),
         "length": lens,
-        "frac_saturated": sat.sum(axis=(1, 2)) / (lens * h),
+        "frac_saturated": n_sat / (lens * h),
         "frac_saturated_final": final.mean(axis=1),
     })
     if gates is not None:
         g, glens = _as_gates(gates, lens, n_expected=n)
         lo, hi = _check_low_high(low, high)
         for name, garr in g.items():
-            gm = valid_mask(glens, garr.shape[1])[..., None]
+            gm = valid_mask(glens, garr.shape[1])
             denom = glens * garr.shape[2]
-            frame[f"{name}_left"] = ((garr < lo) & gm).sum(axis=(1, 2)) / denom
-            frame[f"{name}_right"] = ((garr > hi) & gm).sum(axis=(1, 2)) / denom
+            left, right = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+            for sl in _blocks(garr):
+                left[sl] = ((garr[sl] < lo) & gm[sl, :, None]).sum(axis=(1, 2))
+                right[sl] = ((garr[sl] > hi) & gm[sl, :, None]).sum(axis=(1, 2))
+            frame[f"{name}_left"] = left / denom
+            frame[f"{name}_right"] = right / denom
     return frame
 
 
@@ -257,8 +267,10 @@ def saturation_over_time(
 
 def _per_step_fraction(arr: np.ndarray, lens: np.ndarray, thr: float) -> np.ndarray:
     """Share of units with |h| >= thr per (sequence, step) [N, T]; 0 at padding."""
-    sat = (np.abs(arr) >= thr).sum(axis=2) / arr.shape[2]
-    return np.where(valid_mask(lens, arr.shape[1]), sat, 0.0)
+    counts = np.empty(arr.shape[:2], dtype=np.int64)
+    for sl in _blocks(arr):  # a block of sequences at a time: no [N, T, H] temporary
+        counts[sl] = (np.abs(arr[sl]) >= thr).sum(axis=2)
+    return np.where(valid_mask(lens, arr.shape[1]), counts / arr.shape[2], 0.0)
 
 
 def _group_time_mean(per_step: np.ndarray, mask: np.ndarray, groups: Any) -> pd.DataFrame:
@@ -332,24 +344,38 @@ def value_distribution(
     bins = int(bins)
     if bins < 2:
         raise InputError("bins must be at least 2.")
-    a = np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1)
-    a = a[np.isfinite(a)]
-    top = max(1.0, float(a.max()) if a.size else 1.0)
-    frames = [_histogram("|h|", a, top, bins)]
+    thr = None if threshold is None else _check_threshold(threshold)
+    # two passes over blocks of sequences (largest |h|, then counts): no copy of every value at once
+    size, largest = 0, -np.inf
+    for a in _abs_values(arr, lens):
+        size += a.size
+        largest = max(largest, float(a.max()) if a.size else -np.inf)
+    top = max(1.0, largest if size else 1.0)
+    count, n_sat = np.zeros(bins, dtype=np.int64), 0
+    for a in _abs_values(arr, lens):
+        count += _bin_counts(a, top, bins)
+        if thr is not None:
+            n_sat += int(np.count_nonzero(a >= thr))
+    frames = [_histogram_frame("|h|", count, size, top, bins)]
     attrs: dict[str, Any] = {}
     if threshold is not None:
-        attrs["share_saturated"] = float((a >= _check_threshold(threshold)).mean()) if a.size else 0.0
+        attrs["share_saturated"] = float(n_sat / size) if size else 0.0
         attrs["threshold"] = float(threshold)
     if gates is not None:
         g, glens = _as_gates(gates, lens, n_expected=arr.shape[0])
         shares = {}
         for name, garr in g.items():
-            v = garr[valid_mask(glens, garr.shape[1])].reshape(-1)
-            v = v[np.isfinite(v)]
-            frames.append(_histogram(f"gate {name}", v, 1.0, bins))
-            if low is not None and high is not None:
-                lo, hi = _check_low_high(low, high)
-                shares[name] = (float((v < lo).mean()) if v.size else 0.0, float((v > hi).mean()) if v.size else 0.0)
+            gsize, gcount, n_low, n_high = 0, np.zeros(bins, dtype=np.int64), 0, 0
+            lo_hi = _check_low_high(low, high) if low is not None and high is not None else None
+            for v in _abs_values(garr, glens, absolute=False):
+                gsize += v.size
+                gcount += _bin_counts(v, 1.0, bins)
+                if lo_hi is not None:
+                    n_low += int(np.count_nonzero(v < lo_hi[0]))
+                    n_high += int(np.count_nonzero(v > lo_hi[1]))
+            frames.append(_histogram_frame(f"gate {name}", gcount, gsize, 1.0, bins))
+            if lo_hi is not None:
+                shares[name] = (n_low / gsize if gsize else 0.0, n_high / gsize if gsize else 0.0)
         if shares:
             attrs["gate_shares"] = shares
             attrs["low"], attrs["high"] = float(low), float(high)
@@ -358,14 +384,29 @@ def value_distribution(
     return frame
 
 
-def _histogram(what: str, values: np.ndarray, top: float, bins: int) -> pd.DataFrame:
-    edges = np.linspace(0.0, top, bins + 1)
+def _abs_values(arr: np.ndarray, lens: np.ndarray, cells: int = 1 << 22, absolute: bool = True):
+    """|value| (the value itself when not ``absolute``) of every finite valid unit-step of ``arr``
+    [N, T, H], one 1-D array per block of sequences (about ``cells`` values each), in row order."""
+    mask = valid_mask(lens, arr.shape[1])
+    for sl in _blocks(arr, cells):
+        a = arr[sl][mask[sl]].reshape(-1)
+        a = np.abs(a) if absolute else a
+        yield a[np.isfinite(a)]
+
+
+def _bin_counts(values: np.ndarray, top: float, bins: int) -> np.ndarray:
     # equal bins: one pass of bincount (np.histogram's rule: the last bin includes its right edge)
-    idx = np.clip((values * (bins / top)).astype(np.int64), 0, bins - 1)
-    count = np.bincount(idx, minlength=bins)[:bins]
-    total = max(int(values.size), 1)
+    idx = (values * (bins / top)).astype(np.int64)
+    np.clip(idx, 0, bins - 1, out=idx)
+    return np.bincount(idx, minlength=bins)[:bins]
+
+
+def _histogram_frame(what: str, count: np.ndarray, size: int, top: float, bins: int) -> pd.DataFrame:
+    edges = np.linspace(0.0, top, bins + 1)
+    total = max(int(size), 1)
     return pd.DataFrame({"what": what, "bin_start": edges[:-1], "bin_end": edges[1:], "count": count,
                          "share": count / total})
+
 
 
 class ThresholdSuggestion(NamedTuple):
@@ -402,19 +443,24 @@ def suggest_threshold(
     """
     arr, lens = _as_states(states, lengths)
     default = _check_threshold(default)
-    a = np.abs(arr[valid_mask(lens, arr.shape[1])]).reshape(-1)
-    a = a[np.isfinite(a)]
-    n = max(a.size, 1)
-    max_abs = float(a.max()) if a.size else 0.0
-    s0 = float(np.count_nonzero(a >= default)) / n
-    top = np.sort(a[a >= min(lo, default)])  # only the values that can count: usually few
-
-    def share(t: float) -> float:
-        return float(top.size - np.searchsorted(top, t, side="left")) / n
-
+    grid = np.round(np.arange(round(lo / step), round(hi / step) + 1) * step, 10)
+    # blocks of sequences (no copy of every value at once): one pass counts; only when the default
+    # shows too little does a second pass keep each block's values that can count, sorted
+    size, max_abs, n0 = 0, 0.0, 0
+    for a in _abs_values(arr, lens):
+        size += a.size
+        if a.size:
+            max_abs = max(max_abs, float(a.max()))
+            n0 += int(np.count_nonzero(a >= default))
+    n = max(size, 1)
+    s0 = float(n0) / n
     if s0 >= min_share:
         return ThresholdSuggestion(default, s0, max_abs, "")
-    grid = np.round(np.arange(round(lo / step), round(hi / step) + 1) * step, 10)
+    tops = [np.sort(a[a >= min(lo, default)]) for a in _abs_values(arr, lens)]  # usually few
+
+    def share(t: float) -> float:
+        return float(sum(top.size - np.searchsorted(top, t, side="left") for top in tops)) / n
+
     shares = np.array([share(t) for t in grid])
     ok = np.flatnonzero(shares >= min_share)
     if ok.size:

@@ -116,6 +116,13 @@ def _check_lengths(lengths: Any, n: int, t: int) -> np.ndarray:
     return lens
 
 
+def _blocks(arr: np.ndarray, cells: int = 1 << 22):
+    """Slices of the first axis of ``arr`` [N, ...], each about ``cells`` values (at least one row),
+    for computing a whole-array result a block at a time (no full-size temporaries)."""
+    per = max(1, cells // max(1, int(np.prod(arr.shape[1:]))))
+    return [slice(i, min(i + per, arr.shape[0])) for i in range(0, arr.shape[0], per)]
+
+
 def valid_mask(lengths: Any, n_steps: int) -> np.ndarray:
     """Boolean [N, T]: True at the steps inside each sequence (step < length)."""
     lens = np.asarray(lengths, dtype=np.int64)
@@ -182,11 +189,17 @@ class StatePCA:
 
         arr, lens = _as_states(states, lengths)
         k = _check_positive_int(self.n_components, "n_components")
-        pts = arr[valid_mask(lens, arr.shape[1])]  # (P, H)
-        pts = pts[np.isfinite(pts).all(axis=1)]
-        if self.max_points is not None and pts.shape[0] > self.max_points:
+        # the (sequence, step) positions of the finite valid points, in row order; only the sampled
+        # ones are gathered (copying every point first cost seconds at 1,000 x 1,000 x 128)
+        keep = valid_mask(lens, arr.shape[1])
+        for sl in _blocks(arr):
+            keep[sl] &= np.isfinite(arr[sl]).all(axis=2)
+        s_idx, t_idx = np.nonzero(keep)
+        if self.max_points is not None and s_idx.size > self.max_points:
             rng = np.random.default_rng(self.random_state)
-            pts = pts[rng.choice(pts.shape[0], size=int(self.max_points), replace=False)]
+            pick = rng.choice(s_idx.size, size=int(self.max_points), replace=False)
+            s_idx, t_idx = s_idx[pick], t_idx[pick]
+        pts = arr[s_idx, t_idx]  # (P, H)
         if k > min(pts.shape):
             raise InputError(
                 f"n_components={k} is more than the states allow (at most {min(pts.shape)} for "
@@ -218,7 +231,10 @@ class StatePCA:
                 f"These states have {arr.shape[2]} units but the PCA was fitted on "
                 f"{self.components_.shape[1]}; fit it on states of the same model."
             )
-        out = (arr - self.mean_) @ self.components_.T  # (N, T, k)
+        comp_t = self.components_.T
+        out = np.empty(arr.shape[:2] + (comp_t.shape[1],), dtype=np.result_type(arr.dtype, comp_t.dtype))
+        for sl in _blocks(arr):  # a block at a time: no float64 copy of every state at once
+            out[sl] = (arr[sl] - self.mean_) @ comp_t  # (n, T, k)
         out[~valid_mask(lens, arr.shape[1])] = np.nan
         return out
 
@@ -266,7 +282,7 @@ def pca_paths(
         if lab.shape != (n,):
             raise InputError(f"labels must hold one label per sequence ({n}); got shape {lab.shape}.")
         data["label"] = lab[seq_idx]
-    frame = pd.DataFrame(data)
+    frame = pd.DataFrame(data, copy=False)  # fresh arrays: no copy into one block
     frame.attrs["explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio_]
     return frame, pca
 
@@ -274,10 +290,15 @@ def pca_paths(
 # ----------------------------------------------------------------------------- |h| over time
 def _norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mask = valid_mask(lens, arr.shape[1])
-    absval = np.abs(arr)
-    sum_abs = np.where(mask, absval.sum(axis=2), np.nan)  # (N, T)
+    n, t = mask.shape
+    sums = np.empty((n, t), dtype=arr.dtype)
+    diff = np.empty((n, max(t - 1, 0)), dtype=arr.dtype)
+    for sl in _blocks(arr):  # a block of sequences at a time: the temporaries stay small
+        part = arr[sl]
+        sums[sl] = np.abs(part).sum(axis=2)
+        diff[sl] = np.linalg.norm(part[:, 1:] - part[:, :-1], axis=2)  # (n, T-1)
+    sum_abs = np.where(mask, sums, np.nan)  # (N, T)
     mean_abs = sum_abs / arr.shape[2]
-    diff = np.linalg.norm(arr[:, 1:] - arr[:, :-1], axis=2)  # (N, T-1)
     change = np.full(sum_abs.shape, np.nan)
     change[:, 1:] = np.where(mask[:, 1:], diff, np.nan)
     return sum_abs, mean_abs, change
@@ -319,7 +340,7 @@ def state_norms(
         "step_change": change[seq_idx, step_idx],
         "plateau_step": plateau[seq_idx],
         "length": lens[seq_idx],
-    })
+    }, copy=False)  # fresh arrays: no copy into one block (seconds at 10M rows)
     frame.attrs["plateau_rule"] = {"rel_tol": rel_tol, "abs_tol": abs_tol, "final_window": final_window,
                                    "min_steps": min_steps}
     return frame
@@ -770,7 +791,7 @@ def heatmap_data(
         "step": np.repeat(t_idx, u),
         "unit": np.tile(cols, s_idx.size),
         "value": vals.reshape(-1),
-    })
+    }, copy=False)  # fresh arrays: no copy into one block (seconds at 10M rows)
     if domain is None:
         m = float(np.nanmax(np.abs(vals))) if vals.size and np.isfinite(vals).any() else 1.0
         m = m if m > 0 else 1.0
@@ -782,6 +803,23 @@ def heatmap_data(
     frame.attrs["unit_order"] = [int(c) for c in cols]
     frame.attrs["n_units_total"] = int(h)
     return HeatmapData(frame, domain)
+
+
+def _finite_variance(arr: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Per unit (last axis of ``arr`` [N, T, H]): the variance over the points ``keep`` [N, T]
+    marks, in float64, two passes over blocks of sequences (zeros when none is kept)."""
+    h = arr.shape[2]
+    n_pts = int(keep.sum())
+    if not n_pts:
+        return np.zeros(h)
+    total = np.zeros(h)
+    for sl in _blocks(arr):
+        total += arr[sl][keep[sl]].sum(axis=0, dtype=np.float64)
+    mean = total / n_pts
+    sq = np.zeros(h)
+    for sl in _blocks(arr):
+        sq += ((arr[sl][keep[sl]].astype(np.float64) - mean) ** 2).sum(axis=0)
+    return sq / n_pts
 
 
 def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", top: int | None = None) -> np.ndarray:
@@ -804,9 +842,13 @@ def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", t
     if order not in ("similarity", "variance", "index"):
         raise InputError(f"order must be 'similarity', 'variance' or 'index'; got {order!r}.")
     h = arr.shape[2]
-    pts = arr[valid_mask(lens, arr.shape[1])].astype(np.float64)  # (P, H)
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    var = pts.var(axis=0) if pts.shape[0] else np.zeros(h)
+    # the finite valid points are read a block of sequences at a time and only the sampled ones are
+    # copied (a float64 copy of every point cost seconds at 1,000 x 1,000 x 128)
+    keep = valid_mask(lens, arr.shape[1])
+    for sl in _blocks(arr):
+        keep[sl] &= np.isfinite(arr[sl]).all(axis=2)
+    n_pts = int(keep.sum())
+    var = _finite_variance(arr, keep) if (top is not None or order == "variance") else None
     units = np.arange(h)
     if top is not None:
         top = _check_positive_int(top, "top")
@@ -817,9 +859,11 @@ def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", t
         return units[np.argsort(-var[units], kind="stable")].astype(np.int64)
     from scipy.cluster.hierarchy import leaves_list, linkage
 
-    sub = pts[:, units]
-    if sub.shape[0] > 20000:  # the order needs only a sample of steps
-        sub = sub[np.random.default_rng(0).choice(sub.shape[0], 20000, replace=False)]
+    s_idx, t_idx = np.nonzero(keep)
+    if n_pts > 20000:  # the order needs only a sample of steps
+        pick = np.random.default_rng(0).choice(n_pts, 20000, replace=False)
+        s_idx, t_idx = s_idx[pick], t_idx[pick]
+    sub = arr[s_idx, t_idx][:, units].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(sub, rowvar=False)
     corr = np.nan_to_num(corr, nan=0.0)

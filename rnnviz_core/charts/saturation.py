@@ -132,7 +132,8 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
                           budget: int = dp.ROW_BUDGET) -> alt.LayerChart | alt.Chart:
     """Per-unit saturation heatmap: units x steps, coloured by the share of sequences whose unit
     is saturated there (0 to 1). ``unit_time`` is the frame of
-    :func:`rnnviz_core.saturation.unit_saturation_over_time`.
+    :func:`rnnviz_core.saturation.unit_saturation_over_time`, or the drawn units' rows of it
+    (:meth:`rnnviz_core.unit_saturation.UnitShares.frame`, whose ``attrs["n_units_total"]`` the caption counts).
 
     ``top``: the share drawn in the darkest colour (default 1 = 100%). Where every share is a few
     percent a 0-100% scale draws the heatmap blank; pass the highest share of all the heatmaps shown
@@ -198,8 +199,9 @@ def unit_saturation_chart(unit_time: pd.DataFrame, *, threshold: float = 0.9, sc
                             f"{scale_top:.0%} of the sequences or more, not 100%.")
     if bins.binned or bins.windowed:
         text = text.rstrip(".") + f"; steps {bins.start} to {bins.stop - 1} are drawn."
-    if len(units) < len(all_units):
-        text = text.rstrip(".") + (f"; only the {len(units)} units saturated most often of the {len(all_units):,} "
+    n_all = max(len(all_units), int(unit_time.attrs.get("n_units_total", 0)))  # a frame of the drawn units only
+    if len(units) < n_all:
+        text = text.rstrip(".") + (f"; only the {len(units)} units saturated most often of the {n_all:,} "
                                    "are drawn.")
     if len(unit_time) and float(unit_time["frac_saturated"].max()) == 0.0:
         text += f" Here no unit reaches {threshold:g} at any step, so every cell is blank."

@@ -7,6 +7,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
+from rnnviz_app import page_horizons as ph
 from rnnviz_app import page_pair as pp
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
@@ -120,4 +121,4 @@ if faith:
     st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
     wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
 pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known),
-                 top=top, seqs=[ids[a], ids[b]], method=method)
+                 top=top, seqs=[ids[a], ids[b]], method=method, more=lambda: ph.findings(ctx, sc, method, a, b))

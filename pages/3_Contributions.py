@@ -9,6 +9,7 @@ from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_horizons as ph
 from rnnviz_app import page_pair as pp
+from rnnviz_app import page_units as pu
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
 from rnnviz_app.page_widgets import bound
@@ -74,6 +75,7 @@ with wg.section("The scores under the inputs and the hidden state"):
                 pc.show_words(words[r], side, window)
             st.caption(wg.chart(stacked, r, side, hm, bins, step_w, key=key + (side, "stack")))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+    pu.unit_link(H.shape[2], "contrib")
 
 with wg.section("Which input features drove it"):
     fs = pc.feature_scores(ctx, method, (a, b))

@@ -188,3 +188,11 @@ def test_text_sentence_names_the_deciding_word(loaded):
             assert f"decided at step {d} ('{voc[ds.X[i, d]]}') of {L} and stays" in sent
         else:
             assert str(d) in sent
+
+
+def test_group_rows_bound_the_steps():
+    from rnnviz_app.page_horizons import GROUP_STEPS, group_rows
+    assert group_rows(np.full(1000, 50)).tolist() == list(range(1000))      # 50,000 steps: all of them
+    r = group_rows(np.full(240, 480))
+    assert 4 <= len(r) and len(r) * 480 <= GROUP_STEPS and r[0] == 0 and r[-1] == 239
+    assert np.all(np.diff(r) > 0)

@@ -33,6 +33,7 @@ PAGES = [
     st.Page("pages/2_Saturation.py", title="Saturation", url_path="Saturation", icon=":material/thermostat:"),
     st.Page("pages/3_Contributions.py", title="Contributions", url_path="Contributions", icon=":material/bar_chart:"),
     st.Page("pages/4_What_if.py", title="What if", url_path="What_if", icon=":material/edit:"),
+    st.Page("pages/5_Units.py", title="Units", url_path="Units", icon=":material/memory:"),
 ]
 # Links written before (lower-case paths) still open their page once the server is warm.
 PAGES += [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibility="hidden") for p in PAGES[1:]]

@@ -7,7 +7,9 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
+from rnnviz_app import page_horizons as ph
 from rnnviz_app import page_pair as pp
+from rnnviz_app import page_units as pu
 from rnnviz_app import sequences as sq
 from rnnviz_app import widgets as wg
 from rnnviz_app.text import md_escape
@@ -74,6 +76,7 @@ with wg.section("The scores under the inputs and the hidden state"):
                 pc.show_words(words[r], side, window)
             st.caption(wg.chart(stacked, r, side, hm, bins, step_w, key=key + (side, "stack")))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
+    pu.unit_link(H.shape[2], "contrib")
 
 with wg.section("Which input features drove it"):
     fs = pc.feature_scores(ctx, method, (a, b))
@@ -121,4 +124,4 @@ if faith:
     st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
     wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
 pf.show_findings(findings, "contribution_findings", summary, hits=pc.known_step_hits(ctx, sc, method, known),
-                 top=top, seqs=[ids[a], ids[b]], method=method)
+                 top=top, seqs=[ids[a], ids[b]], method=method, more=lambda: ph.findings(ctx, sc, method, a, b))

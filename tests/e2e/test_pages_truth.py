@@ -311,8 +311,8 @@ def test_deep_link_on_a_fresh_server_opens_the_page(browser, tmp_path, path):
         assert pg.locator('[role="dialog"]').count() == 0
         assert pg.get_by_role("heading", name=path, exact=True).count() == 1
         assert [t.split("\n")[-1].strip() for t in nav(pg).all_inner_texts()] == \
-            ["Start", "Trajectories", "Saturation", "Contributions", "What if"]
-        assert seen["nav"] and seen["nav"][-1] == ["Start", "Trajectories", "Saturation", "Contributions", "What if"]
+            ["Start", "Trajectories", "Saturation", "Contributions", "What if", "Units"]
+        assert seen["nav"] and seen["nav"][-1] == ["Start", "Trajectories", "Saturation", "Contributions", "What if", "Units"]
         assert f"/{path}?" in pg.url and f"demo={DEFAULT}" in pg.url
         assert pg.locator(EXCEPTION).count() == 0
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -190,9 +190,12 @@ def test_text_sentence_names_the_deciding_word(loaded):
             assert str(d) in sent
 
 
-def test_group_rows_bound_the_steps():
-    from rnnviz_app.page_horizons import GROUP_STEPS, group_rows
-    assert group_rows(np.full(1000, 50)).tolist() == list(range(1000))      # 50,000 steps: all of them
-    r = group_rows(np.full(240, 480))
-    assert 4 <= len(r) and len(r) * 480 <= GROUP_STEPS and r[0] == 0 and r[-1] == 239
+def test_group_rows_bound_the_squared_steps():
+    from rnnviz_app.page_horizons import GROUP_COST, group_rows
+    assert group_rows(np.full(1000, 30)).tolist() == list(range(1000))      # 900,000 prefix-steps: all of them
+    r = group_rows(np.full(240, 480))                                       # 230,400 each: a few, spread out
+    assert 4 <= len(r) and len(r) * 480 ** 2 <= GROUP_COST and r[0] == 0 and r[-1] == 239
     assert np.all(np.diff(r) > 0)
+    r = group_rows(np.full(1000, 50))                                       # 2.5M in all: 800 of them
+    assert len(r) == 800 and len(r) * 50 ** 2 <= GROUP_COST
+

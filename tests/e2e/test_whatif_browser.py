@@ -79,6 +79,8 @@ def test_whatif_page_draws_and_an_edit_in_the_link_gives_the_models_answer(page,
     want = _answer(model, ds, x, L)
     open_app(page, f"{app_url}/What_if?demo={demo}&wi_seq={sid}&wi_edits={edit}")
     page.locator(f"{CHART} >> visible=true").first.wait_for()
+    # the run count can include the previous session's last message: wait for the edited answer itself
+    page.locator('[data-testid="stMetricLabel"]', has_text="Edited: answer").first.wait_for(timeout=60_000)
     assert_clean(page)
     assert _metrics(page)["Edited: answer"] == want[0]
     assert re.search(rf"Confidence {re.escape(want[1])}", _main(page).split("Edited: answer")[1])

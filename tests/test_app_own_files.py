@@ -42,17 +42,7 @@ def fresh_session(monkeypatch, tmp_path):
     yield
 
 
-class FakeUpload:
-    def __init__(self, data: bytes, name: str):
-        self._data, self.name, self.file_id = data, name, name
-
-    def getvalue(self) -> bytes:
-        return self._data
-
-
-def upload(kind: str, path: Path) -> None:
-    st.session_state["up_" + kind] = FakeUpload(path.read_bytes(), path.name)
-    own.on_upload(kind)
+from upload_helpers import FakeUpload, upload  # noqa: E402,F401
 
 
 def accuracy(ctx) -> str:

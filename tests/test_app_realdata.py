@@ -89,17 +89,7 @@ def fresh_session(monkeypatch, tmp_path):
     yield
 
 
-class FakeUpload:
-    def __init__(self, data: bytes, name: str):
-        self._data, self.name, self.file_id = data, name, name
-
-    def getvalue(self) -> bytes:
-        return self._data
-
-
-def upload(kind: str, path: Path) -> None:
-    st.session_state["up_" + kind] = FakeUpload(path.read_bytes(), path.name)
-    own.on_upload(kind)
+from upload_helpers import FakeUpload, upload  # noqa: E402,F401
 
 
 def upload_vocab(path: Path) -> None:
@@ -136,7 +126,6 @@ def assert_figures(got: dict, y, pred) -> None:
 
 # ----------------------------------------------------------------------------- regression
 def test_regression_card_shows_rmse_mae_r2_and_the_mean_baseline(reg):
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
     upload("model", reg["model"])
     upload("data", reg["csv"])
     ctx, state = own.resolve_own()
@@ -144,7 +133,6 @@ def test_regression_card_shows_rmse_mae_r2_and_the_mean_baseline(reg):
     card = sm.model_card(_loaded(ctx))
     y, pred = reg["y"], reg["pred"]
     got = {m["name"]: m["value"] for m in card["metrics"]}
-    mean = np.full_like(y, y.mean())
     assert_figures(got, y, pred)
     assert "mean of the true values" in card["baseline"]
     assert card["outputs"] == "one number (regression)"
@@ -241,7 +229,6 @@ def test_option_labels_fit_the_sidebar_with_an_ellipsis():
 def test_start_page_regression_card_under_apptest(reg, monkeypatch, tmp_path):
     """The real entry point and start page, opened by a link to an uploaded regression pair."""
     from streamlit.testing.v1 import AppTest
-    from sklearn.metrics import mean_squared_error
     entry = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
     store = up.upload_store()
     mdig = store.put(reg["model"].read_bytes(), name=reg["model"].name, owner="t")

@@ -898,7 +898,7 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
             raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
     facts = _check.check_manifest(manifest, METHODS)
     headers = {n: _check.st_header(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
-               for n in _check._ARRAYS if n in listed}
+               for n in _check.ARRAYS if n in listed}
     array_bytes = _check.check_arrays(headers, facts)
     metas = {n: _check.parquet_meta(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
              for n in parts}
@@ -1158,7 +1158,7 @@ class Bundle:
         ``saturation`` or a data column with few values), one label per sequence, or None for one
         group "all".
         """
-        from .saturation import _group_time_mean
+        from .saturation import group_time_mean as _group_time_mean
         from .trajectories import valid_mask
 
         groupings = self.manifest["analysis"].get("saturation_groupings", {})

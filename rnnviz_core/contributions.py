@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F_
 
+from .arrays import valid_mask
 from .errors import InputError
 
 __all__ = ["contributions", "METHODS", "TARGET_KINDS"]
@@ -257,14 +258,14 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         raise InputError(f"per_feature=True is offered for {', '.join(sorted(_PER_FEATURE))}; "
                          f"{method!r} scores whole steps.")
     baseline_token = options.pop("baseline_token", None)
-    prob = _setup(model, x, lengths, target, device=device, batch_size=batch_size,
+    prob = setup(model, x, lengths, target, device=device, batch_size=batch_size,
                   target_kind=options.pop("target_kind", "logit"), y=options.pop("y", None),
                   loss=options.pop("loss", "auto"), lengths_arg=lengths_arg, output=output,
                   baseline_token=baseline_token)
     if per_feature and prob.tokens:
         raise InputError("per_feature=True needs features [N, T, F]; x holds token ids, one token per "
                          "step, so the per-step scores already score each token.")
-    if baseline_token is not None and method not in _USES_BASELINE:
+    if baseline_token is not None and method not in USES_BASELINE:
         raise InputError(f"Method {method!r} does not use a baseline; leave baseline_token=None.")
     prob.per_feature = bool(per_feature)
     allowed = _OPTIONS[method]
@@ -274,7 +275,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         raise InputError(f"Method {method!r} does not take option(s) {', '.join(unknown)}.{hint}")
     info: dict[str, Any] = {"method": method, "target_kind": prob.kind,
                             "device": str(prob.dev), "lengths": prob.L.copy()}
-    if method in _USES_BASELINE:
+    if method in USES_BASELINE:
         b = resolve_baseline(baseline, prob.xt, prob.L, baseline_token=prob.baseline_token,
                              zeros_ok=method == "integrated_gradients")
         if prob.tokens:
@@ -287,7 +288,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
         scores = fn(prob, info, **options)
     info["target"] = prob.cls.cpu().numpy().copy()
     scores = scores.detach().to("cpu", torch.float32).numpy()
-    scores[_pad_mask(prob.L, prob.T)] = np.nan          # [N, T] or, per feature, [N, T, F]
+    scores[~valid_mask(prob.L, prob.T)] = np.nan          # [N, T] or, per feature, [N, T, F]
     if "scored" in info:                                 # at_steps=: steps not scored are NaN
         scores[~info["scored"]] = np.nan
     return (scores, info) if return_info else scores
@@ -298,7 +299,7 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
 # --------------------------------------------------------------------------------------------
 
 @dataclass
-class _Problem:
+class Problem:
     model: Any
     dev: torch.device
     xt: torch.Tensor          # (N, T, F) float32 on dev; never modified in place
@@ -356,7 +357,7 @@ class _Problem:
         ``clean=True`` marks logits computed on the unperturbed x: with ``target=None`` they fix
         the predicted class of those rows. Perturbed inputs always use the class fixed on x.
         """
-        z = _as_2d(logits)                                    # (n, C)
+        z = as_2d(logits)                                    # (n, C)
         if z.shape[1] != self.C:
             raise RuntimeError("model output width changed between passes")
         if clean and self.predicted:
@@ -396,7 +397,7 @@ class _Problem:
         """
         from .engine import EmbedSpec, run_unrolled
         lt = self.lengths_of(rows)
-        valid = _valid_mask_t(self.L[rows.cpu().numpy()], self.T, x.device)
+        valid = valid_mask(self.L[rows.cpu().numpy()], self.T, device=x.device)
         spec = EmbedSpec(mode, valid, base_ids, alphas)
         logits, _, leaf, delta = run_unrolled(self.model, x, lt, embed=spec, **(self.call or {}))
         return self.out(logits, rows, clean=clean), leaf, delta
@@ -410,7 +411,7 @@ class _Problem:
             return self.out(logits, rows, clean=clean)
 
 
-def _as_2d(z: torch.Tensor) -> torch.Tensor:
+def as_2d(z: torch.Tensor) -> torch.Tensor:
     return z.reshape(z.shape[0], -1) if z.dim() != 2 else z
 
 
@@ -419,7 +420,7 @@ def _predict(model, x: torch.Tensor, lt, dev, batch_size, call=None) -> torch.Te
     from .engine import fused_forward
     feat = x.shape[2] if x.dim() == 3 else 1
     size = batch_size or max(1, _ELEMENT_BUDGET // max(1, x.shape[1] * feat * 8))
-    return _as_2d(fused_forward(model, x, lt, batch_size=size, device=dev, **(call or {}))).float()
+    return as_2d(fused_forward(model, x, lt, batch_size=size, device=dev, **(call or {}))).float()
 
 
 def _grad(out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -438,17 +439,8 @@ def _grad(out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, 
         ) from exc
 
 
-def _pad_mask(L: np.ndarray, T: int) -> np.ndarray:
-    """Boolean [N, T], True at and past each length."""
-    return np.arange(T)[None, :] >= np.asarray(L)[:, None]
-
-
-def _valid_mask_t(L: np.ndarray, T: int, dev) -> torch.Tensor:
-    return torch.as_tensor(~_pad_mask(L, T), device=dev)
-
-
-def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss,
-           lengths_arg=None, output=None, baseline_token=None) -> _Problem:
+def setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss,
+           lengths_arg=None, output=None, baseline_token=None) -> Problem:
     from .device import resolve_device
     from .engine import default_baseline_token, embeddings, lengths_slot, prepare, unwrap_model
 
@@ -550,7 +542,7 @@ def _setup(model, x, lengths, target, *, device, batch_size, target_kind, y, los
             raise InputError(f"baseline_token={baseline_token} is outside the model's vocabulary "
                              f"(ids 0 to {embs[0][1].num_embeddings - 1}).")
 
-    return _Problem(model=model, dev=dev, xt=xt, lt=lt, L=L, single=single, C=C, cls=cls,
+    return Problem(model=model, dev=dev, xt=xt, lt=lt, L=L, single=single, C=C, cls=cls,
                     kind=target_kind, y=yt, loss=loss, batch_size=batch_size,
                     predicted=target is None and not single, call=call,
                     baseline_token=int(baseline_token))
@@ -570,7 +562,7 @@ def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray, *, baseline_toke
     if xt.dim() == 2:
         return _token_baseline(baseline, xt, L, baseline_token, zeros_ok)
     N, T, Fdim = xt.shape
-    valid = _valid_mask_t(L, T, xt.device)                     # (N, T)
+    valid = valid_mask(L, T, device=xt.device)                     # (N, T)
     if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
         b = torch.zeros_like(xt)
     elif isinstance(baseline, str) and baseline == "mean":
@@ -603,7 +595,7 @@ def resolve_baseline(baseline, xt: torch.Tensor, L: np.ndarray, *, baseline_toke
 def _token_baseline(baseline, xt: torch.Tensor, L: np.ndarray, token: int,
                     zeros_ok: bool) -> torch.Tensor:
     N, T = xt.shape
-    valid = _valid_mask_t(L, T, xt.device)
+    valid = valid_mask(L, T, device=xt.device)
     if baseline is None or (isinstance(baseline, str) and baseline == "zeros" and zeros_ok):
         b = torch.full_like(xt, int(token))
     elif isinstance(baseline, str):
@@ -629,7 +621,7 @@ def _chunks(n: int, size: int):
 # gradient methods
 # --------------------------------------------------------------------------------------------
 
-def _state_grads(prob: _Problem, want_state: bool):
+def _state_grads(prob: Problem, want_state: bool):
     """Yield (rows, g, h) chunk by chunk: g = d target / d h_t (total), h = h_t."""
     H = prob.width()
     rows_all = torch.arange(prob.N, device=prob.dev)
@@ -642,21 +634,21 @@ def _state_grads(prob: _Problem, want_state: bool):
         yield s, e, g, (h.detach() if want_state else None)
 
 
-def _grad_norm(prob: _Problem, info) -> torch.Tensor:
+def _grad_norm(prob: Problem, info) -> torch.Tensor:
     res = torch.empty(prob.N, prob.T, device=prob.dev)
     for s, e, g, _ in _state_grads(prob, False):
         res[s:e] = g.norm(dim=-1)
     return res
 
 
-def _grad_x_state(prob: _Problem, info) -> torch.Tensor:
+def _grad_x_state(prob: Problem, info) -> torch.Tensor:
     res = torch.empty(prob.N, prob.T, device=prob.dev)
     for s, e, g, h in _state_grads(prob, True):
         res[s:e] = (g * h).sum(-1)
     return res
 
 
-def _input_x_grad(prob: _Problem, info) -> torch.Tensor:
+def _input_x_grad(prob: Problem, info) -> torch.Tensor:
     """x * df/dx summed over features (token ids: E * df/dE summed over the embedding dims)."""
     shape = (prob.N, prob.T, prob.n_features) if prob.per_feature else (prob.N, prob.T)
     res = torch.empty(shape, device=prob.dev)
@@ -675,7 +667,7 @@ def _input_x_grad(prob: _Problem, info) -> torch.Tensor:
     return res
 
 
-def _output_width(prob: _Problem) -> int:
+def _output_width(prob: Problem) -> int:
     """Width H_out of the last recurrent module's per-step output (directions concatenated)."""
     from .engine import find_recurrent
     return int(find_recurrent(prob.model)[-1].output_size)
@@ -691,7 +683,7 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (z + 1.0) / 2.0, w / 2.0
 
 
-def _ig_nodes(prob: _Problem, b: torch.Tensor, rows: torch.Tensor,
+def _ig_nodes(prob: Problem, b: torch.Tensor, rows: torch.Tensor,
               alphas: torch.Tensor) -> torch.Tensor:
     """Per path point: sum over features of (x - b) * grad f(b + a (x - b)).
 
@@ -722,7 +714,7 @@ def _ig_nodes(prob: _Problem, b: torch.Tensor, rows: torch.Tensor,
     return res
 
 
-def _ig_fixed(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+def _ig_fixed(prob: Problem, b: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
     """n-point Gauss-Legendre integrated gradients for the given rows -> (len(rows), T)."""
     a, w = gauss_legendre(n)
     K, m = n, rows.numel()
@@ -736,7 +728,7 @@ def _ig_fixed(prob: _Problem, b: torch.Tensor, rows: torch.Tensor, n: int) -> to
     return res
 
 
-def _ig_first_panels(prob: _Problem, b: torch.Tensor, max_panels: int):
+def _ig_first_panels(prob: Problem, b: torch.Tensor, max_panels: int):
     """Starting panels of every sequence's path, from a cheap forward-only scan of it.
 
     The target is computed (fused forward, no gradient) at ``_IG_SCAN + 1`` evenly spaced points
@@ -780,7 +772,7 @@ def _ig_first_panels(prob: _Problem, b: torch.Tensor, max_panels: int):
             torch.as_tensor(pts[np.roll(start, 1)], dtype=torch.float64, device=dev))
 
 
-def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: torch.Tensor,
+def _ig_adaptive(prob: Problem, b: torch.Tensor, delta: torch.Tensor, denom: torch.Tensor,
                  valid: torch.Tensor, tol: float, max_evals: int):
     """Adaptive Gauss-Kronrod integrated gradients, per sequence (see contributions Notes).
 
@@ -845,7 +837,7 @@ def _ig_adaptive(prob: _Problem, b: torch.Tensor, delta: torch.Tensor, denom: to
         evals += 30 * cnt
 
 
-def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False,
+def _unrolled_out(prob: Problem, x: torch.Tensor, clean: bool = False,
                   zero_embedding: bool = False) -> torch.Tensor:
     """Target for every row with the same unrolled forward the gradients use (no grad).
 
@@ -864,7 +856,7 @@ def _unrolled_out(prob: _Problem, x: torch.Tensor, clean: bool = False,
     return res
 
 
-def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, tol=_IG_TOL,
+def _integrated_gradients(prob: Problem, b: torch.Tensor, info, *, steps=None, tol=_IG_TOL,
                           max_steps=_IG_MAX_STEPS, floor=_IG_FLOOR) -> torch.Tensor:
     """Integrated gradients along the straight path b -> x (see contributions Notes)."""
     for name, v in (("tol", tol), ("floor", floor)):
@@ -882,7 +874,7 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
           else _unrolled_out(prob, b))
     delta = fx - fb                                            # (N,)
     denom = delta.abs().clamp_min(floor)
-    valid = _valid_mask_t(prob.L, prob.T, prob.dev)
+    valid = valid_mask(prob.L, prob.T, device=prob.dev)
     if prob.per_feature:                                       # (N, T * F), step-major
         valid = valid[:, :, None].expand(-1, -1, prob.n_features).reshape(prob.N, -1)
     rows_all = torch.arange(prob.N, device=prob.dev)
@@ -916,13 +908,13 @@ def _integrated_gradients(prob: _Problem, b: torch.Tensor, info, *, steps=None, 
 # perturbation methods (no gradients; fused forward)
 # --------------------------------------------------------------------------------------------
 
-def _occlusion(prob: _Problem, b: torch.Tensor, info, at_steps=None) -> torch.Tensor:
+def _occlusion(prob: Problem, b: torch.Tensor, info, at_steps=None) -> torch.Tensor:
     """Occlusion restarted from cached states (see :mod:`.occlusion`)."""
     from .occlusion import occlusion
     return occlusion(prob, b, info, at_steps=at_steps)
 
 
-def _occlusion_reference(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
+def _occlusion_reference(prob: Problem, b: torch.Tensor, info) -> torch.Tensor:
     """f(x) - f(x with step t replaced by the baseline), every valid (sequence, step) pair.
 
     The whole model reruns for every replacement: the reference the restarted occlusion is
@@ -933,7 +925,7 @@ def _occlusion_reference(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     """
     rows_all = torch.arange(prob.N, device=prob.dev)
     fx = prob.predict_out(prob.xt, rows_all, clean=True)
-    valid = ~_pad_mask(prob.L, prob.T)
+    valid = valid_mask(prob.L, prob.T)
     per = prob.rows_per_batch(prob.n_features * 4)
     if prob.per_feature:
         Fdim = prob.n_features
@@ -958,7 +950,7 @@ def _occlusion_reference(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     return res
 
 
-def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
+def _prediction_delta(prob: Problem, b: torch.Tensor, info) -> torch.Tensor:
     """Running output on prefixes: score_t = f(x[:t+1]) - f(x[:t]); f(empty) = f(b[:1])."""
     N, T = prob.N, prob.T
     rows_all = torch.arange(N, device=prob.dev)
@@ -984,13 +976,13 @@ def _prediction_delta(prob: _Problem, b: torch.Tensor, info) -> torch.Tensor:
     return res
 
 
-def _mask(prob: _Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
+def _mask(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
     """The smallest mask that keeps the answer (see :mod:`.masks`)."""
     from .masks import mask
     return mask(prob, b, info, **options)
 
 
-def _shapley(prob: _Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
+def _shapley(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
     """Shapley values over steps or blocks of steps (see :mod:`.shapley`)."""
     from .shapley import shapley
     return shapley(prob, b, info, **options)
@@ -1010,7 +1002,7 @@ _DISPATCH = {
     "mask": _mask,
     "shapley": _shapley,
 }
-_USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta", "mask", "shapley"}
+USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta", "mask", "shapley"}
 _OPTIONS: dict[str, set[str]] = {m: set() for m in _DISPATCH}
 _OPTIONS["integrated_gradients"] = {"steps", "tol", "max_steps", "floor"}
 _OPTIONS["occlusion"] = {"at_steps"}

@@ -527,7 +527,7 @@ def load_data(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | N
 
 def _open_data(path_or_bytes, name) -> tuple[bytes, str | None, str, str]:
     """(content, file name, how messages name the file, kind: csv/parquet/npz/ts)."""
-    data, name = _read_bytes(path_or_bytes, name, MAX_DATA_BYTES, DataError, "data")
+    data, name = read_bytes(path_or_bytes, name, MAX_DATA_BYTES, DataError, "data")
     label = f"'{name}'" if name else "The data file"
     ext = Path(name).suffix.lower() if name else ""
     if name and ext not in DATA_EXTENSIONS:
@@ -701,7 +701,7 @@ def _read_parquet(data: bytes, label: str) -> pd.DataFrame:
     return df
 
 
-def _read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
+def read_bytes(src, name, limit: int, err: type, what: str) -> tuple[bytes, str | None]:
     """Return (content, file name) from a path, bytes or file-like, enforcing the size limit."""
     mb = limit // (1024 * 1024)
     if isinstance(src, (bytes, bytearray, memoryview)):
@@ -1486,7 +1486,7 @@ def load_vocabulary(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: s
     -------
     list[str] of length V.
     """
-    data, name = _read_bytes(path_or_bytes, name, MAX_VOCABULARY_BYTES, DataError, "vocabulary")
+    data, name = read_bytes(path_or_bytes, name, MAX_VOCABULARY_BYTES, DataError, "vocabulary")
     label = f"'{name}'" if name else "The vocabulary file"
     ext = Path(name).suffix.lower() if name else ""
     if ext not in ("", ".json", ".txt", ".vocab"):

@@ -10,13 +10,13 @@ module replaced by a :class:`_RecurrentProxy`. The user's model object is never 
 ``.eval()``, no hooks registered on it, no ``.to()``; a model shared by several threads stays
 correct for all.
 
-The view runs the model as the user's own call would, on every engine:
+The view runs the model as the user's own call would, whichever way its recurrences run:
 
 * lengths reach the forward parameter that takes them (:func:`lengths_slot`), each batch
   sorted longest first when they do (``pack_padded_sequence`` defaults to
   ``enforce_sorted=True``), results returned in the caller's order;
 * the user's forward hooks and forward pre-hooks (on any module, recurrent ones included) run
-  once per call, on the fused and the unrolled engines alike; backward hooks never run (the
+  once per call, on the fused and the unrolled recurrences alike; backward hooks never run (the
   gradients rnnviz reports are the derivative of the forward as it is);
 * a forward that calls the same recurrent module twice is refused (:func:`_called_twice`);
 * a tuple output gives the one element shaped [N, C] or [N] unless ``output=`` picks one;
@@ -27,7 +27,7 @@ Token ids ([N, T] integers) go to the model unchanged; for gradients with respec
 a forward hook on the view's copy of the ``nn.Embedding`` that reads them makes its output a
 leaf (:class:`EmbedSpec`).
 
-A proxy runs in one of three ways:
+A proxy runs in one of three ways (``recurrence=``; the keyword was called ``engine=`` before):
 
 * ``"fused"``: it calls a copy of the original fused module (what the model itself does) and
   records the per-step output. Used for ``Trace.hidden`` and ``predict``.
@@ -39,7 +39,7 @@ A proxy runs in one of three ways:
 * ``"stepwise"``: the same loop with autograd recording every step: the slower reference the
   hand-written backward is tested against.
 
-Both recomputing engines can add a zero ``probe`` to the last layer's state at every step, so
+Both recomputing ways can add a zero ``probe`` to the last layer's state at every step, so
 that ``autograd.grad(out, probe)`` is the total derivative d out / d h_t. The tests compare all
 three with the fused modules on every configuration to 1e-5.
 """
@@ -58,7 +58,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from .recurrence import DIRECTIONS, GATES, layer_weights, run_module
+from .recurrence import DIRECTIONS, GATES, layer_weights, pick_recurrence, run_module
+from .arrays import valid_mask as _length_mask
 from .device import resolve_device
 from .errors import InputError, MismatchError, ModelError, RnnvizError
 
@@ -375,7 +376,7 @@ def valid_mask(lengths: torch.Tensor | None, n: int, t: int, device: torch.devic
     """Bool [N, T]: True on real steps (all True when lengths is None)."""
     if lengths is None:
         return torch.ones(n, t, dtype=torch.bool, device=device)
-    return torch.arange(t, device=device)[None, :] < lengths.to(device)[:, None]
+    return _length_mask(lengths, t, device=device if device is not None else lengths.device)
 
 
 def prepare(
@@ -447,8 +448,8 @@ class EmbedSpec:
 class _Session:
     """Per-call state shared by the proxies of one view: what to record and what was recorded."""
 
-    def __init__(self, engine: str, record: bool = False, probe_name: str | None = None):
-        self.engine = engine  # "fused" | "fast" | "stepwise"
+    def __init__(self, recurrence: str, record: bool = False, probe_name: str | None = None):
+        self.recurrence = recurrence  # "fused" | "fast" | "stepwise" (recurrence.RECURRENCES)
         self.record = record
         self.probe_name = probe_name
         self.probe: torch.Tensor | None = None
@@ -461,7 +462,7 @@ class _Session:
         self.embed_delta: torch.Tensor | None = None
         self.embed_mod: nn.Module | None = None      # the embedding that reads the ids (runs by length)
         self.group: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (all ids, rows, steps) of one length
-        # optional stand-in for run_module (unrolled engines): runner(name, info, weights, x, hx, mask,
+        # optional stand-in for run_module (unrolled recurrences): runner(name, info, weights, x, hx, mask,
         # record) -> run_module's tuple, or None to run the recurrence as usual (see rnnviz_core.restart)
         self.runner: Callable | None = None
         # optional callable(proxy, input, hx) -> the fused module's result, or None to run it
@@ -507,7 +508,7 @@ class _RecurrentProxy(nn.Module):
         self.rv_name = name
         self.rv_info = _info(name, orig)
         self.rv_session = session
-        if session.engine == "fused":
+        if session.recurrence == "fused":
             fused = object.__new__(_plain_rnn_class(orig))  # no copy.copy: parametrized modules refuse it
             fused.__dict__.update(orig.__dict__)
             fused.__dict__["_parameters"] = {
@@ -541,7 +542,7 @@ class _RecurrentProxy(nn.Module):
         info, session = self.rv_info, self.rv_session
         if self.rv_name in session.records:
             raise _called_twice(self.rv_name)
-        if session.engine == "fused":
+        if session.recurrence == "fused":
             return self._forward_fused(input, hx)
         packed = isinstance(input, PackedSequence)
         unbatched = False
@@ -567,7 +568,7 @@ class _RecurrentProxy(nn.Module):
         if session.runner is not None and probe is None:
             done = session.runner(self.rv_name, info, self.rv_weights, x, hx, mask, session.record)
         output, h_n, c_n, recs = done if done is not None else run_module(
-            info, self.rv_weights, x, hx, mask, probe=probe, record=session.record, engine=session.engine
+            info, self.rv_weights, x, hx, mask, probe=probe, record=session.record, recurrence=session.recurrence
         )
         session.records[self.rv_name] = {"out": output, "lengths": lengths, **recs}
         if packed:
@@ -781,24 +782,26 @@ class ModelView:
     ``enforce_sorted=True`` needs it), and everything comes back in the caller's order. When
     the forward returns a tuple or list, the output is the one element shaped [N, C] or [N]
     (``output=`` an index, a key or a function picks it otherwise). The user's forward hooks and
-    pre-hooks run as in the user's own call (on every engine); backward hooks do not run.
-    ``runner`` (unrolled engines only) may stand in for the recurrence of any module:
+    pre-hooks run as in the user's own call (whichever way the recurrences run); backward hooks do not run.
+    ``runner`` (unrolled recurrences only) may stand in for the recurrence of any module:
     ``runner(name, info, weights, x, hx, mask, record)`` returns what ``run_module`` returns,
     or None to run it as usual (:mod:`rnnviz_core.whatif` restarts it from kept states).
     """
 
-    def __init__(self, model: nn.Module, device: torch.device, engine: str = "fused", record: bool = False,
+    def __init__(self, model: nn.Module, device: torch.device, recurrence: str = "fused", record: bool = False,
                  probe_name: str | None = None, *, lengths_arg: str | None = None,
-                 output: int | str | Callable | None = None, runner: Callable | None = None):
+                 output: int | str | Callable | None = None, runner: Callable | None = None,
+                 engine: str | None = None):
+        recurrence = pick_recurrence(recurrence, engine)   # engine=: the keyword's old name
         model = unwrap_model(model)
         self.model = model
         self.infos = find_recurrent(model)
         self.last = self.infos[-1]
         self.dtype = _model_dtype(model)
         self.device = device
-        self.session = _Session(engine, record=record, probe_name=probe_name)
-        if runner is not None and engine == "fused":
-            raise InputError("internal: a recurrence runner needs an unrolled engine ('fast' or 'stepwise').")
+        self.session = _Session(recurrence, record=record, probe_name=probe_name)
+        if runner is not None and recurrence == "fused":
+            raise InputError("internal: a recurrence runner needs an unrolled recurrence ('fast' or 'stepwise').")
         self.session.runner = runner
         self.module = _copy_tree(model, "", self.session, device, self.dtype, {})
         self.slot = lengths_slot(model, lengths_arg)
@@ -955,7 +958,7 @@ def fused_forward(
     chunk moved to ``device`` (default: where ``xt`` is); the outputs stay on that device.
     ``lengths_arg`` and ``output`` are as in :class:`ModelView`.
     """
-    view = ModelView(model, device or xt.device, engine="fused", lengths_arg=lengths_arg, output=output)
+    view = ModelView(model, device or xt.device, recurrence="fused", lengths_arg=lengths_arg, output=output)
     n = xt.shape[0]
     bs = int(batch_size) if batch_size else n
     with torch.no_grad():
@@ -972,15 +975,16 @@ def unrolled_forward(
     lt: torch.Tensor | None,
     probe: torch.Tensor | None = None,
     *,
-    engine: str = "fast",
+    recurrence: str = "fast",
     lengths_arg: str | None = None,
     output: int | str | Callable | None = None,
+    engine: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the model with every recurrent module recomputed by rnnviz (differentiable).
 
-    ``engine="fast"`` (default) back-propagates with the hand-written BPTT of
+    ``recurrence="fast"`` (default) back-propagates with the hand-written BPTT of
     :mod:`.recurrence`; ``"stepwise"`` lets autograd record every step (the reference). A probe with non-zero values always uses ``"stepwise"``
-    (the fast forward treats the probe as zero).
+    (the fast forward treats the probe as zero). ``engine=`` is the old name of ``recurrence=``.
 
     Parameters
     ----------
@@ -997,7 +1001,8 @@ def unrolled_forward(
     h_last : (N, T, H_out) the last recurrent module's per-step output (zeros on padding when the
         model packs its input), still attached to the graph.
     """
-    logits, h_last, _, _ = run_unrolled(model, xt, lt, probe, engine=engine, lengths_arg=lengths_arg, output=output)
+    logits, h_last, _, _ = run_unrolled(model, xt, lt, probe, recurrence=pick_recurrence(recurrence, engine),
+                                          lengths_arg=lengths_arg, output=output)
     return logits, h_last
 
 
@@ -1007,10 +1012,11 @@ def run_unrolled(
     lt: torch.Tensor | None,
     probe: torch.Tensor | None = None,
     *,
-    engine: str = "fast",
+    recurrence: str = "fast",
     lengths_arg: str | None = None,
     output: int | str | Callable | None = None,
     embed: EmbedSpec | None = None,
+    engine: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """:func:`unrolled_forward`, plus the embedding leaf and its delta for token models.
 
@@ -1019,11 +1025,12 @@ def run_unrolled(
     E_leaf)`` is the gradient with respect to the embedding output; ``delta`` is E itself
     (``mode="grad"``) or ``E - Eb`` (``mode="path"``). Both in the caller's row order.
     """
-    if engine not in ("fast", "stepwise"):
-        raise InputError(f"engine must be 'fast' or 'stepwise', not {engine!r}.")
-    if probe is not None and engine == "fast" and bool((probe.detach() != 0).any()):
-        engine = "stepwise"
-    view = ModelView(model, xt.device, engine=engine, probe_name=find_recurrent(model)[-1].name,
+    recurrence = pick_recurrence(recurrence, engine)
+    if recurrence not in ("fast", "stepwise"):
+        raise InputError(f"recurrence must be 'fast' or 'stepwise', not {recurrence!r}.")
+    if probe is not None and recurrence == "fast" and bool((probe.detach() != 0).any()):
+        recurrence = "stepwise"
+    view = ModelView(model, xt.device, recurrence=recurrence, probe_name=find_recurrent(model)[-1].name,
                      lengths_arg=lengths_arg, output=output)
     if probe is not None:
         expected = (xt.shape[0], xt.shape[1], view.last.output_size)

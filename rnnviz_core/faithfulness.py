@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .contributions import (_USES_BASELINE, METHODS, _pad_mask, _setup, contributions,
-                            resolve_baseline)
+from .arrays import valid_mask
+from .contributions import METHODS, USES_BASELINE, contributions, resolve_baseline, setup
 from .errors import InputError
 
 __all__ = ["deletion_curve", "compare_methods", "FaithfulnessReport", "aopc",
@@ -63,13 +63,13 @@ def _fractions(fractions) -> np.ndarray:
 def _ranking(scores: np.ndarray, L: np.ndarray, order: str) -> np.ndarray:
     """Steps of each row, best first; padding last. (N, T) int."""
     key = np.abs(scores) if order == "abs" else scores.astype(np.float64).copy()
-    key = np.where(_pad_mask(L, scores.shape[1]) | np.isnan(key), -np.inf, key)
+    key = np.where(~valid_mask(L, scores.shape[1]) | np.isnan(key), -np.inf, key)
     return np.argsort(-key, axis=1, kind="stable")
 
 
 def _random_ranking(L: np.ndarray, T: int, rng: np.random.Generator) -> np.ndarray:
     key = rng.random((L.shape[0], T))
-    key[_pad_mask(L, T)] = 2.0                     # padding sorts last
+    key[~valid_mask(L, T)] = 2.0                     # padding sorts last
     return np.argsort(key, axis=1, kind="stable")
 
 
@@ -97,7 +97,7 @@ def aopc(outputs: np.ndarray) -> float:
 
 def _prepare(model, x, lengths, target, baseline, target_kind, y, device, batch_size,
              lengths_arg=None, output=None, baseline_token=None):
-    prob = _setup(model, x, lengths, target, device=device, batch_size=batch_size,
+    prob = setup(model, x, lengths, target, device=device, batch_size=batch_size,
                   target_kind=target_kind, y=y, loss="auto", lengths_arg=lengths_arg,
                   output=output, baseline_token=baseline_token)
     b = resolve_baseline(baseline, prob.xt, prob.L, baseline_token=prob.baseline_token,
@@ -211,7 +211,7 @@ def compare_methods(model, x, methods: Sequence[str] = DEFAULT_METHODS, lengths=
             infos[name] = {}
         else:
             kw = dict(method_options.get(name, {}))
-            if name in _USES_BASELINE:
+            if name in USES_BASELINE:
                 kw["baseline"] = b                       # the very same baseline tensor
             s, infos[name] = contributions(
                 model, prob.xt, name, lengths=prob.lt,

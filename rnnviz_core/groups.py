@@ -33,10 +33,10 @@ import pandas as pd
 
 from .errors import InputError
 from .regression import RANGE_GROUPINGS, is_regression_table, range_groups
+from .arrays import as_states, check_lengths, to_numpy, valid_mask
 from .saturation import (
-    DEFAULT_THRESHOLD, _check_threshold, _group_time_mean, _per_step_fraction, saturation_by_sequence,
+    DEFAULT_THRESHOLD, check_threshold, group_time_mean, per_step_fraction, saturation_by_sequence,
 )
-from .trajectories import _as_states, _check_lengths, _to_numpy, valid_mask
 
 __all__ = [
     "SATURATION_LEVELS", "GROUPINGS", "RANGE_GROUPINGS", "is_regression_table",
@@ -78,7 +78,7 @@ def _n_outputs(arr: np.ndarray) -> int:
 def _logits_array(logits: Any) -> np.ndarray:
     if hasattr(logits, "logits") and not isinstance(logits, np.ndarray):
         logits = logits.logits
-    arr = _to_numpy(logits, "logits").astype(np.float64)
+    arr = to_numpy(logits, "logits").astype(np.float64)
     if arr.ndim == 0 or arr.ndim > 2 or arr.shape[0] == 0:
         raise InputError(f"logits must be shaped [N], [N, 1] or [N, C]; got {arr.shape}.")
     return arr
@@ -139,7 +139,7 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
         frame["confidence"] = np.nan
     if y is None:
         return frame
-    yy = _to_numpy(y, "y")
+    yy = to_numpy(y, "y")
     if yy.shape[0] != n:
         raise InputError(f"y holds {yy.shape[0]} values but there are {n} sequences.")
     if probs is not None:
@@ -562,12 +562,12 @@ _POSITIONS = ("early", "late", "random")
 
 
 def _x_and_lengths(x: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
-    arr = _to_numpy(x, "x")
+    arr = to_numpy(x, "x")
     if arr.ndim != 3:
         raise InputError(f"x must be shaped [N, T, F] (sequences, steps, features); got {arr.shape}.")
     arr = arr.astype(np.float32, copy=False)
     n, t = arr.shape[:2]
-    lens = np.full(n, t, dtype=np.int64) if lengths is None else _check_lengths(lengths, n, t)
+    lens = np.full(n, t, dtype=np.int64) if lengths is None else check_lengths(lengths, n, t)
     return arr, lens
 
 
@@ -871,14 +871,14 @@ def reproducibility(
         logits_a = states_a.logits
     if logits_b is None and hasattr(states_b, "logits"):
         logits_b = states_b.logits
-    arr_a, lens = _as_states(states_a, la, name="states_a")
-    arr_b, lens_b = _as_states(states_b, lens, name="states_b")
+    arr_a, lens = as_states(states_a, la, name="states_a")
+    arr_b, lens_b = as_states(states_b, lens, name="states_b")
     n = arr_a.shape[0]
     if arr_b.shape[:2] != arr_a.shape[:2]:
         raise InputError("The two models' states must cover the same sequences and steps.")
-    thr = _check_threshold(threshold)
-    step_a = _per_step_fraction(arr_a, lens, thr)  # (N, T), 0 at padding
-    step_b = _per_step_fraction(arr_b, lens, thr)
+    thr = check_threshold(threshold)
+    step_a = per_step_fraction(arr_a, lens, thr)  # (N, T), 0 at padding
+    step_b = per_step_fraction(arr_b, lens, thr)
     sat_a = step_a.sum(axis=1) / lens  # share of the sequence's unit-steps saturated
     sat_b = step_b.sum(axis=1) / lens
     mask = valid_mask(lens, arr_a.shape[1])
@@ -894,8 +894,8 @@ def reproducibility(
     labels = np.full(n, "all", dtype=object) if groups is None else np.asarray(groups, dtype=object)
     if labels.shape != (n,):
         raise InputError(f"groups must hold one label per sequence ({n}).")
-    over_a = _group_time_mean(step_a, mask, labels)
-    over_b = _group_time_mean(step_b, mask, labels)
+    over_a = group_time_mean(step_a, mask, labels)
+    over_b = group_time_mean(step_b, mask, labels)
     time = over_a.merge(over_b, on=["group", "step"], suffixes=("_a", "_b"))
     names = list(pd.unique(labels))
     try:
@@ -909,8 +909,8 @@ def reproducibility(
         rows.append(_repro_row(name, agree[sel], sat_a[sel], sat_b[sel], t_g["frac_saturated_a"].to_numpy(),
                                t_g["frac_saturated_b"].to_numpy()))
     if len(names) > 1:
-        all_a = _group_time_mean(step_a, mask, None)["frac_saturated"].to_numpy()
-        all_b = _group_time_mean(step_b, mask, None)["frac_saturated"].to_numpy()
+        all_a = group_time_mean(step_a, mask, None)["frac_saturated"].to_numpy()
+        all_b = group_time_mean(step_b, mask, None)["frac_saturated"].to_numpy()
         rows.append(_repro_row("all", agree, sat_a, sat_b, all_a, all_b))
     return pd.DataFrame(rows)
 

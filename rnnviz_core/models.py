@@ -62,7 +62,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .data import _read_bytes  # shared path/bytes/upload reading with the size limit
+from .data import read_bytes  # shared path/bytes/upload reading with the size limit
 from .errors import InputError, ModelError, ModelFileError
 
 __all__ = [
@@ -626,7 +626,7 @@ def _error_code(message: str) -> str:
 
 
 def _load_model(path_or_bytes: str | os.PathLike | bytes | BinaryIO, name: str | None) -> nn.Module:
-    data, name = _read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
+    data, name = read_bytes(path_or_bytes, name, MAX_MODEL_BYTES, ModelFileError, "model")
     label = f"'{name}'" if name else "The model file"
     if name:
         ext = Path(name).suffix.lower()
@@ -682,7 +682,7 @@ def load_model_from_factory(spec: str, weights_path: str | os.PathLike | None = 
     if not isinstance(model, nn.Module):
         raise ModelError(f"{spec!r} returned {type(model).__name__}, not a torch.nn.Module.")
     if weights_path is not None:
-        data, name = _read_bytes(weights_path, None, MAX_MODEL_BYTES, ModelFileError, "model")
+        data, name = read_bytes(weights_path, None, MAX_MODEL_BYTES, ModelFileError, "model")
         label = f"'{name}'"
         kind = _sniff_model(data)
         if kind == "safetensors":

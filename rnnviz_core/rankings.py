@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .arrays import valid_mask
 from .errors import InputError
 
 __all__ = [
@@ -95,10 +96,6 @@ def lengths_from_scores(scores: Any, lengths: Any = None) -> np.ndarray:
     return L
 
 
-def _valid(L: np.ndarray, T: int) -> np.ndarray:
-    return np.arange(T)[None, :] < L[:, None]
-
-
 def _ids(ids, N):
     if ids is None:
         return np.arange(N)
@@ -126,7 +123,7 @@ def scores_frame(scores: Any, *, method: str | None = None, ids: Sequence | None
     s = _scores(scores)
     N, T = s.shape
     L = lengths_from_scores(s, lengths)
-    r, t = np.nonzero(_valid(L, T))
+    r, t = np.nonzero(valid_mask(L, T))
     df = pd.DataFrame({"seq": _ids(ids, N)[r], "step": t, "score": s[r, t],
                        "abs_score": np.abs(s[r, t])})
     if method is not None:
@@ -155,7 +152,7 @@ def top_steps(scores: Any, k: int = 5, *, by: str = "score", lengths: Any = None
     N, T = s.shape
     L = lengths_from_scores(s, lengths)
     key = np.abs(s) if by == "abs" else s.copy()
-    key[~_valid(L, T) | np.isnan(key)] = -np.inf
+    key[~valid_mask(L, T) | np.isnan(key)] = -np.inf
     order = np.argsort(-key, axis=1, kind="stable")[:, :k]              # (N, k)
     kk = order.shape[1]
     rows = np.repeat(np.arange(N), kk)
@@ -176,7 +173,7 @@ def top_steps(scores: Any, k: int = 5, *, by: str = "score", lengths: Any = None
 
 def _abs_matrix(s: np.ndarray, L: np.ndarray, normalize: bool) -> np.ndarray:
     a = np.abs(s)
-    a[~_valid(L, s.shape[1])] = np.nan
+    a[~valid_mask(L, s.shape[1])] = np.nan
     if normalize:
         tot = np.nansum(a, 1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -208,7 +205,7 @@ def mean_abs_by_position(scores: Any, *, relative: bool = False, bins: int = 10,
     N, T = s.shape
     L = lengths_from_scores(s, lengths)
     a = _abs_matrix(s, L, normalize)
-    r, t = np.nonzero(_valid(L, T))
+    r, t = np.nonzero(valid_mask(L, T))
     vals = a[r, t]
     keep = ~np.isnan(vals)
     r, t, vals = r[keep], t[keep], vals[keep]
@@ -265,7 +262,7 @@ def concentration(scores: Any, k: int = 3, *, lengths: Any = None,
     N, T = s.shape
     L = lengths_from_scores(s, lengths)
     a = np.abs(s)
-    a[~_valid(L, T) | np.isnan(a)] = 0.0
+    a[~valid_mask(L, T) | np.isnan(a)] = 0.0
     tot = a.sum(1)
     srt = -np.sort(-a, axis=1)
     top = srt[:, :k].sum(1)

@@ -18,7 +18,7 @@ autograd's graph of the same loop costs several times more. It returns the gradi
 layer input, the initial states, and a zero *probe* added to h_t at every step — that is, the
 total derivative d out / d h_t. No parameter gradient is ever computed, and no cuDNN backward
 is used (cuDNN refuses to run RNN backward in eval mode). The autograd version of the same loop
-(engine "stepwise") is the reference the tests hold it against, with the fused modules.
+(``recurrence="stepwise"``) is the reference the tests hold it against, with the fused modules.
 """
 from __future__ import annotations
 
@@ -37,6 +37,17 @@ GATES: dict[str, tuple[str, ...]] = {
     "RNN_RELU": (),
 }
 DIRECTIONS = ("fwd", "bwd")
+
+# How a recurrent module runs (the ``recurrence=`` keyword of ModelView, run_module, unrolled_forward):
+# "fused": the module itself (nn.GRU/nn.LSTM/nn.RNN); "fast": step by step with a hand-written
+# backward; "stepwise": step by step with autograd recording every step (the reference).
+RECURRENCES = ("fused", "fast", "stepwise")
+
+
+def pick_recurrence(recurrence: str, engine: str | None = None) -> str:
+    """``recurrence``, or the value of the keyword's old name ``engine=`` when that is given
+    (kept for one release: the word "engine" also names the bundle's local/ray choice)."""
+    return recurrence if engine is None else engine
 
 # Fused derivative kernels: grad * y * (1 - y) and grad * (1 - y^2) in one pass, given the output y.
 _sigmoid_bwd = torch.ops.aten.sigmoid_backward.grad_input
@@ -569,13 +580,15 @@ def _initial(info, x, hx):
     return h0, c0
 
 
-def run_module(info, weights, x, hx, mask, probe=None, record=False, engine="fast"):
+def run_module(info, weights, x, hx, mask, probe=None, record=False, recurrence="fast", *, engine=None):
     """All layers and directions of one module; ``x`` (N, T, I) batch-first, ``hx`` as PyTorch takes it.
 
-    ``engine="fast"``: autograd sees one :class:`LayerFn` per layer (hand-written backward);
+    ``recurrence="fast"``: autograd sees one :class:`LayerFn` per layer (hand-written backward);
     ``"stepwise"``: autograd records every step (the reference). ``probe`` goes to the last layer.
+    ``engine=`` is the old name of ``recurrence=``, still accepted.
     Returns ``(output, h_n, c_n, records)``; records are keyed "l{layer}.{dir}.{kind}".
     """
+    recurrence = pick_recurrence(recurrence, engine)
     nd = info.num_directions
     h0, c0 = _initial(info, x, hx)
     layer_in = x
@@ -585,7 +598,7 @@ def run_module(info, weights, x, hx, mask, probe=None, record=False, engine="fas
         p = probe if layer == info.num_layers - 1 else None
         ws = [weights[(layer, d)] for d in range(nd)]
         use_fn = (
-            engine == "fast"
+            recurrence == "fast"
             and not record
             and torch.is_grad_enabled()
             and any(v is not None and v.requires_grad for v in (layer_in, h0, c0, p))

@@ -37,7 +37,7 @@ class Resumer:
 
     Parameters
     ----------
-    prob : the contributions problem (model, x, lengths, target; see contributions._Problem).
+    prob : the contributions problem (model, x, lengths, target; see contributions.Problem).
 
     Use: ``fx = r.clean()`` (target per row, fixes the predicted class), then for steps in
     increasing order ``r.advance(t)`` and ``r.out(x_perturbed, rows, start=t)``.
@@ -110,7 +110,7 @@ class Resumer:
 
     # ---------------------------------------------------------------- private
     def _run(self, x: torch.Tensor, rows: torch.Tensor, clean: bool = False) -> torch.Tensor:
-        from .contributions import _as_2d
+        from .contributions import as_2d as _as_2d
         lt = self.prob.lengths_of(rows)
         if not self.view.by_length(x, lt):
             self.rows = rows

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .trajectories import _as_states, _blocks, _check_lengths, _seq_ids, valid_mask
+from .arrays import as_states as _as_states, blocks as _blocks, check_lengths as _check_lengths
+from .arrays import seq_ids as _seq_ids, valid_mask
 
 __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_LOW", "DEFAULT_HIGH", "SIGMOID_GATES",
@@ -485,3 +486,9 @@ def _pct(v: float) -> str:
     if v < 0.001:
         return "under 0.1%"
     return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
+
+
+# shared with groups, unit_saturation and the bundle under public names (no module reads another's privates)
+check_threshold = _check_threshold
+per_step_fraction = _per_step_fraction
+group_time_mean = _group_time_mean

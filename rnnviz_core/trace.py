@@ -249,7 +249,7 @@ def _adopt(src: torch.Tensor, shape: tuple, taken: list) -> bool:
     return True
 
 
-def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", lengths_arg=None, output=None):
+def _run(model, xt, lt, device, batch_size, full: bool, recurrence: str = "fast", lengths_arg=None, output=None):
     """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
     infos = find_recurrent(model)
     last = infos[-1]
@@ -264,7 +264,7 @@ def _run(model, xt, lt, device, batch_size, full: bool, engine: str = "fast", le
     else:
         per_step = _fused_per_step(infos)
     bs = check_batch_size(batch_size) or (n if per_step == 0 else _auto_batch(n, t, per_step))
-    view = ModelView(model, device, engine=engine if full else "fused", record=full,
+    view = ModelView(model, device, recurrence=recurrence if full else "fused", record=full,
                      lengths_arg=lengths_arg, output=output)
     hidden = None  # handed over from the first batch when it is every row, else filled batch by batch
     arrays: dict[str, np.ndarray] = {}

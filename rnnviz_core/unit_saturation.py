@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import display as dp
-from .trajectories import _as_states
+from .arrays import as_states as _as_states
 
 __all__ = ["UnitShares", "unit_saturation_shares", "shared_saturated_units"]
 
@@ -70,7 +70,7 @@ def unit_saturation_shares(states: Any, lengths: Any = None, rows: Any = None, *
                            threshold: float = 0.9) -> UnitShares:
     """:class:`UnitShares` of the sequences ``rows`` (a boolean mask or indices; default all) at
     ``threshold`` (saturated when ``|h| >= threshold``), read one sequence (its valid steps) at a time."""
-    from .saturation import _check_threshold
+    from .saturation import check_threshold as _check_threshold
     arr, lens = _as_states(states, lengths)
     thr = _check_threshold(threshold)
     n, t, h = arr.shape

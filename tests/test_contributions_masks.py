@@ -28,7 +28,7 @@ def _data(seed=0, N=5, T=9, F=3):
 
 
 def _reference(model, x, L, per_feature, baseline=None):
-    prob = C._setup(model, x, L, None, device="cpu", batch_size=None, target_kind="logit",
+    prob = C.setup(model, x, L, None, device="cpu", batch_size=None, target_kind="logit",
                     y=None, loss="auto")
     prob.per_feature = per_feature
     b = C.resolve_baseline(baseline, prob.xt, prob.L)
@@ -103,7 +103,7 @@ def test_restarted_occlusion_token_model():
     x = torch.randint(1, 11, (5, 8), generator=g)
     L = np.array([8, 5, 1, 7, 3])
     got, info = contributions(m, x, "occlusion", lengths=L, return_info=True)
-    prob = C._setup(m, x, L, None, device="cpu", batch_size=None, target_kind="logit", y=None,
+    prob = C.setup(m, x, L, None, device="cpu", batch_size=None, target_kind="logit", y=None,
                     loss="auto")
     b = C.resolve_baseline(None, prob.xt, prob.L, baseline_token=prob.baseline_token)
     ref = C._occlusion_reference(prob, b, {}).numpy()

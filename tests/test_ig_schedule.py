@@ -38,7 +38,7 @@ def _x(n=6, t=5):
 
 def test_scan_puts_a_narrow_panel_on_the_step():
     net, x = StepNet(), _x()
-    prob = C._setup(net, x, None, None, device="cpu", batch_size=None, target_kind="logit", y=None,
+    prob = C.setup(net, x, None, None, device="cpu", batch_size=None, target_kind="logit", y=None,
                     loss="auto")
     rows, lo, hi = (v.numpy() for v in C._ig_first_panels(prob, torch.zeros_like(prob.xt), 100))
     step = 0.4 / x.mean((1, 2)).numpy()                     # where a * mean(x) = c, per sequence

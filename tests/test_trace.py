@@ -438,7 +438,7 @@ def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
     xt, lt = prepare(net, x, lengths, "cpu")
     arrays = {}
     for engine in ("fast", "stepwise"):
-        arrays[engine] = _run(net, xt, lt, torch.device("cpu"), None, full=True, engine=engine)[3]
+        arrays[engine] = _run(net, xt, lt, torch.device("cpu"), None, full=True, recurrence=engine)[3]
     assert arrays["fast"].keys() == arrays["stepwise"].keys()
     for k in arrays["fast"]:
         np.testing.assert_allclose(arrays["fast"][k], arrays["stepwise"][k], atol=TOL, equal_nan=True,
@@ -448,7 +448,7 @@ def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
     for engine in ("fast", "stepwise"):
         xg = xt.clone().requires_grad_(True)
         probe = torch.zeros(N, T, net.hs * net.d, requires_grad=True)
-        logits, _ = unrolled_forward(net, xg, lt, probe=probe, engine=engine)
+        logits, _ = unrolled_forward(net, xg, lt, probe=probe, recurrence=engine)
         grads[engine] = torch.autograd.grad((logits * weights).sum(), [probe, xg])
     valid = torch.from_numpy(_valid(lengths))
     for name, a, b in zip(["probe", "x"], grads["fast"], grads["stepwise"]):
@@ -458,6 +458,34 @@ def test_fast_and_stepwise_engines_agree_on_states_and_gradients(config):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=TOL * scale,
                                    err_msg=f"d out / d {name} differs between engines for {cfg_id(config)}")
     assert float(grads["fast"][0].abs().sum()) > 0
+
+
+def test_old_engine_keyword_still_picks_the_recurrence():
+    """`engine=` was renamed `recurrence=` (issue 20); the old keyword keeps working for a release."""
+    net, x, lengths = make("LSTM", 2, False, True, True, False)
+    xt, lt = prepare(net, x, lengths, "cpu")
+    with pytest.raises(rv.InputError, match="recurrence must be 'fast' or 'stepwise', not 'fused'"):
+        unrolled_forward(net, xt, lt, engine="fused")
+    probe = torch.zeros(N, T, H, requires_grad=True)
+    old, _ = unrolled_forward(net, xt, lt, probe=probe, engine="stepwise")
+    (g_old,) = torch.autograd.grad(old[:, 0].sum(), [probe])
+    new, _ = unrolled_forward(net, xt, lt, probe=probe, recurrence="stepwise")
+    (g_new,) = torch.autograd.grad(new[:, 0].sum(), [probe])
+    np.testing.assert_array_equal(g_old.numpy(), g_new.numpy())
+    fast, _ = unrolled_forward(net, xt, lt, probe=probe)
+    assert any("LayerFn" in n.name() for n in _graph_nodes(fast))       # the default: one node per layer
+    assert not any("LayerFn" in n.name() for n in _graph_nodes(old))
+
+
+def _graph_nodes(out):
+    seen, todo = [], [out.grad_fn]
+    while todo:
+        n = todo.pop()
+        if n is None or n in seen:
+            continue
+        seen.append(n)
+        todo.extend(f for f, _ in n.next_functions)
+    return seen
 
 
 def test_nonzero_probe_falls_back_to_stepwise():

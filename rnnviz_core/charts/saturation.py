@@ -17,7 +17,8 @@ import pandas as pd
 from .. import display as dp
 from ..errors import InputError
 from . import _steps as st
-from .trajectories import _int_axis, _require, _unit_axis, caption, step_slider
+from .trajectories import caption, step_slider
+from .trajectories import int_axis as _int_axis, require as _require, unit_axis as _unit_axis
 
 __all__ = [
     "caption", "saturation_time_chart", "unit_saturation_chart", "gate_scatter_chart",

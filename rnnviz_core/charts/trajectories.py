@@ -682,3 +682,9 @@ def on_one_step_axis(*charts: Any) -> alt.VConcatChart:
         raise InputError("on_one_step_axis needs at least one chart.")
     text = " ".join(caption(c) for c in parts if caption(c))
     return alt.vconcat(*parts, spacing=10).properties(description=text)
+
+
+# shared with charts.saturation under public names (no module reads another's privates)
+int_axis = _int_axis
+unit_axis = _unit_axis
+require = _require

@@ -217,7 +217,7 @@ def review_dataset(df, vocabulary: list[str], name: str = "text") -> SequenceDat
 
 def _filler_mask(ds: SequenceDataset) -> np.ndarray:
     """bool [N, T]: steps outside every sentiment phrase (negation .. sentiment word) and not padding."""
-    from .tasks import NEGATIVE_WORDS, POSITIVE_WORDS, _negated
+    from .tasks import NEGATIVE_WORDS, POSITIVE_WORDS, negated
 
     out = np.zeros(ds.X.shape, dtype=bool)
     for i in range(len(ds)):
@@ -225,7 +225,7 @@ def _filler_mask(ds: SequenceDataset) -> np.ndarray:
         keep = np.ones(len(words), dtype=bool)
         for j, w in enumerate(words):
             if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
-                start = _negated(words, j)
+                start = negated(words, j)
                 keep[(j if start is None else start):j + 1] = False
         out[i, :len(words)] = keep
     return out

@@ -247,7 +247,7 @@ def review_decisive_steps(words: list[str] | str) -> np.ndarray:
     """Which steps of a review decide its sentiment (the known answer of the text demo).
 
     A step decides when it holds a sentiment word (``POSITIVE_WORDS``/``NEGATIVE_WORDS``) or a
-    negation (``NEGATIONS``) that flips one (see :func:`_negated`); filler, including
+    negation (``NEGATIONS``) that flips one (see :func:`negated`); filler, including
     intensifiers such as "very" (also in "not very good"), never does. Returns bool [len(words)].
     """
     words = words.split() if isinstance(words, str) else list(words)
@@ -255,13 +255,13 @@ def review_decisive_steps(words: list[str] | str) -> np.ndarray:
     for i, w in enumerate(words):
         if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
             out[i] = True
-            j = _negated(words, i)
+            j = negated(words, i)
             if j is not None:
                 out[j] = True
     return out
 
 
-def _negated(words: list[str], i: int) -> int | None:
+def negated(words: list[str], i: int) -> int | None:
     """Step of the negation that flips the sentiment word at ``i``: right before it ("not good"),
     or two before with an intensifier between ("not very good"); None when not negated."""
     if i >= 1 and words[i - 1] in NEGATIONS:
@@ -282,7 +282,7 @@ def review_sentiment(words: list[str] | str) -> int:
     for i, w in enumerate(words):
         if w in POSITIVE_WORDS or w in NEGATIVE_WORDS:
             sign = 1 if w in POSITIVE_WORDS else -1
-            if _negated(words, i) is not None:
+            if negated(words, i) is not None:
                 sign = -sign
             total += sign
     return int(total > 0)

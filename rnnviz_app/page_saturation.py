@@ -95,30 +95,12 @@ def with_resilience(table, results):
     return out
 
 
-def format_p(p: float) -> str:
-    """A p-value for people: "less than 0.001" below it, two significant digits above; "" when missing."""
-    import math
-    if p is None or not math.isfinite(float(p)):
-        return ""
-    p = float(p)
-    return "less than 0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def effect_words(value: float, name: str) -> str:
-    """An effect size named in words (rank-biserial r: 0.1 / 0.3 / 0.5; Cohen's d: 0.2 / 0.5 / 0.8)."""
-    import math
-    if value is None or not math.isfinite(float(value)):
-        return ""
-    cuts = (0.1, 0.3, 0.5) if "rank" in str(name) else (0.2, 0.5, 0.8)
-    v = abs(float(value))
-    word = "negligible" if v < cuts[0] else "small" if v < cuts[1] else "medium" if v < cuts[2] else "large"
-    return f"{word} ({name} {float(value):.2f})"
-
-
 def comparison_view(cmp):
     """The two-group test frame as a table a non-programmer can read: plain column names, p-values
-    as "less than 0.001", effect sizes in words, empty cells (never "None") where nothing applies."""
+    as "p < 0.001", effect sizes in words, empty cells (never "None") where nothing applies. The p-value
+    is the corrected one the findings above the table read (one formatter: rnnviz_core.analyses.tables)."""
     import pandas as pd
+    from rnnviz_core.analyses.tables import format_effect, format_p, p_column
 
     def num(v):
         return "" if v is None or pd.isna(v) else f"{float(v):.3g}"
@@ -130,8 +112,9 @@ def comparison_view(cmp):
         "Group A (mean)": [num(v) for v in cmp["mean_a"]],
         "Group B (mean)": [num(v) for v in cmp["mean_b"]],
         "Difference A − B": [num(a - b) for a, b in zip(cmp["mean_a"], cmp["mean_b"])],
-        "How big the difference is": [effect_words(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
-        "Chance of a difference this large by luck (p)": [format_p(v) for v in cmp["p_value"]],
+        "How big the difference is": [format_effect(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
+        "Chance of a difference this large by luck (p, corrected for the measures tested)":
+            [format_p(v) for v in cmp[p_column(cmp)]],
         "Test": test.fillna("").astype(str),
         "Sequences (A / B)": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
     })
@@ -163,10 +146,10 @@ def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float,
 
 def compare(table, by: str, a: str, b: str):
     """Two-group tests on outcome, saturation and resilience columns."""
-    from rnnviz_core.groups import _metric_columns, compare_groups
+    from rnnviz_core.groups import compare_groups, metric_columns
     from rnnviz_core.regression import is_regression_table
     skip = ("output_change", "flipped") + (("loss", "confidence") if is_regression_table(table) else ())
-    metrics = [m for m in _metric_columns(table) if m not in skip]
+    metrics = [m for m in metric_columns(table) if m not in skip]
     metrics += [c for c in table.columns if str(c).startswith("change: ")]
     return compare_groups(table, by, a, b, metrics=metrics)
 

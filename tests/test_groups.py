@@ -330,8 +330,8 @@ def test_mean_interval_bootstrap_matches_the_normal_interval():
 def test_false_discovery_control_across_rows_by_hand():
     # Benjamini-Hochberg on p = [0.01, 0.04, 0.03, 0.5]: sorted ranks give
     # 0.01*4/1 = 0.04, 0.03*4/2 = 0.06, 0.04*4/3 = 0.0533, 0.5 -> running minimum from the top
-    from rnnviz_core.groups import _fdr
-    assert _fdr(np.array([0.01, 0.04, 0.03, 0.5, np.nan])) == pytest.approx(
+    from rnnviz_core.groups import benjamini_hochberg
+    assert benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5, np.nan])) == pytest.approx(
         [0.04, 0.16 / 3, 0.16 / 3, 0.5, np.nan], nan_ok=True)
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"seq": range(400), "g": ["a"] * 200 + ["b"] * 200,

@@ -5,14 +5,29 @@ import numpy as np
 import pytest
 import pandas as pd
 
-from rnnviz_app.page_saturation import comparison_view, effect_words, format_p
+from rnnviz_app.page_saturation import comparison_view
+from rnnviz_core.analyses.tables import format_effect
+
+P_COL = "Chance of a difference this large by luck (p, corrected for the measures tested)"
 
 
-def test_p_values_and_effect_sizes_for_people():
-    assert format_p(2.98e-219) == "less than 0.001" and format_p(0.0123) == "0.012" and format_p(np.nan) == ""
-    assert effect_words(0.05, "rank-biserial r").startswith("negligible")
-    assert effect_words(-0.35, "rank-biserial r").startswith("medium")
-    assert effect_words(0.9, "Cohen's d").startswith("large") and effect_words(None, "Cohen's d") == ""
+def test_effect_sizes_for_people():
+    assert format_effect(0.05, "rank-biserial r").startswith("negligible")
+    assert format_effect(-0.35, "rank-biserial r") == "medium (rank-biserial r -0.35)"
+    assert format_effect(0.9, "Cohen's d").startswith("large") and format_effect(None, "Cohen's d") == ""
+
+
+def test_the_page_table_shows_the_corrected_p_that_the_findings_read():
+    """Issue 20: the table printed raw p_value while the findings above it used p_adjusted."""
+    from rnnviz_core.findings import saturation_findings
+    cmp = pd.DataFrame({"metric": ["frac_saturated", "correct"], "group_a": ["x", "x"], "group_b": ["y", "y"],
+                        "mean_a": [0.6, 0.9], "mean_b": [0.1, 0.5], "p_value": [0.004, 0.02],
+                        "p_adjusted": [0.03, 0.04], "effect_size": [0.5, 0.4], "test": ["Mann-Whitney U"] * 2,
+                        "effect_name": ["rank-biserial r"] * 2, "n_a": [20, 20], "n_b": [20, 20]})
+    view = comparison_view(cmp)
+    assert list(view[P_COL]) == ["p = 0.03", "p = 0.04"]          # Benjamini-Hochberg, not the raw 0.004
+    said = " ".join(saturation_findings(cmp))
+    assert "p = 0.03" in said and "0.004" not in said
 
 
 def test_comparison_table_has_plain_columns_and_no_none_cells():
@@ -25,7 +40,7 @@ def test_comparison_table_has_plain_columns_and_no_none_cells():
     for bad in ("None", "nan", "e-219", "Mann-Whitney U (", "frac_saturated"):
         assert bad not in text, bad
     assert list(view["Measure"]) == ["share of unit-steps saturated", "output change under noise 0.1 x std"]
-    assert view.loc[0, "Chance of a difference this large by luck (p)"] == "less than 0.001"
+    assert view.loc[0, P_COL] == "p < 0.001"
     assert view.loc[0, "How big the difference is"] == "small (rank-biserial r 0.24)"
     assert view.loc[1, "Group A (mean)"] == "" and view.loc[1, "Difference A − B"] == ""
 

@@ -1,0 +1,99 @@
+"""95% intervals: bootstrap for means (up to BOOTSTRAP_MAX_N), Wilson for shares, Fisher z for correlations."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+# ----------------------------------------------------------------------------- intervals
+CONFIDENCE = 0.95
+_BOOT_RESAMPLES = 999
+
+
+def is_binary(values: np.ndarray, dtype: Any = None) -> bool:
+    """A 0/1 outcome (bool column, or only the values 0 and 1)."""
+    v = values[np.isfinite(values)]
+    if dtype is not None and pd.api.types.is_bool_dtype(dtype):
+        return True
+    return v.size > 0 and bool(np.isin(v, (0.0, 1.0)).all())
+
+
+#: above this many values the mean's interval is Student's t (``scipy.stats.t``): the bootstrap
+#: gives the same interval there (central limit) at a cost that grows with n x resamples
+BOOTSTRAP_MAX_N = 500
+
+
+def mean_ci(x: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean: percentile bootstrap (``scipy.stats.bootstrap``, 999 resamples)
+    up to :data:`BOOTSTRAP_MAX_N` values, Student's t interval beyond; (v, v) when every value is
+    v; NaN with fewer than 2 values."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    if np.ptp(x) == 0:
+        return (float(x[0]), float(x[0]))
+    if x.size > BOOTSTRAP_MAX_N:
+        lo, hi = stats.t.interval(CONFIDENCE, x.size - 1, loc=x.mean(), scale=stats.sem(x))
+        return (float(lo), float(hi))
+    res = stats.bootstrap((x,), np.mean, n_resamples=_BOOT_RESAMPLES, confidence_level=CONFIDENCE,
+                          method="percentile", vectorized=True, batch=max(1, int(2e7 // x.size)),
+                          rng=np.random.default_rng(seed))
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def mean_cis(rows: np.ndarray, seed: int = 0) -> list[tuple[float, float]]:
+    """:func:`mean_ci` of each row of ``rows`` [M, n]; rows without NaN that need the bootstrap
+    share one ``scipy.stats.bootstrap`` call (one set of resamples, a vector-valued statistic)."""
+    from scipy import stats
+
+    out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * rows.shape[0]
+    joint = []
+    for j, r in enumerate(rows):
+        fin = r[np.isfinite(r)]
+        if fin.size != r.size or r.size < 2 or np.ptp(r) == 0 or r.size > BOOTSTRAP_MAX_N:
+            out[j] = mean_ci(r, seed)
+        else:
+            joint.append(j)
+    if joint:
+        sub = rows[joint]
+        res = stats.bootstrap((sub,), np.mean, n_resamples=_BOOT_RESAMPLES, confidence_level=CONFIDENCE,
+                              method="percentile", vectorized=True, axis=-1, rng=np.random.default_rng(seed))
+        lo, hi = np.atleast_1d(res.confidence_interval.low), np.atleast_1d(res.confidence_interval.high)
+        for k, j in enumerate(joint):
+            out[j] = (float(lo[k]), float(hi[k]))
+    return out
+
+
+def share_ci(k: int, n: int) -> tuple[float, float]:
+    """95% interval of a share k/n (``scipy.stats.binomtest(...).proportion_ci``, Clopper-Pearson)."""
+    from scipy import stats
+
+    if n < 1:
+        return (float("nan"), float("nan"))
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=CONFIDENCE)
+    return (float(ci.low), float(ci.high))
+
+
+def interval_of(values: np.ndarray, binary: bool, seed: int = 0) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if binary:
+        return share_ci(int(v.sum()), int(v.size))
+    return mean_ci(v, seed)
+
+
+def corr_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """95% interval of a Pearson correlation (``scipy.stats.pearsonr(...).confidence_interval``)."""
+    from scipy import stats
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    if a.size < 4 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return (float("nan"), float("nan"))
+    ci = stats.pearsonr(a, b).confidence_interval(confidence_level=CONFIDENCE)
+    return (float(ci.low), float(ci.high))

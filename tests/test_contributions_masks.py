@@ -1,6 +1,6 @@
 """Occlusion restarted from cached states, at_steps=, and the perturbation-mask method.
 
-References: the whole-model occlusion (contributions._occlusion_reference, which reruns the
+References: the whole-model occlusion (attribution.perturbation.occlusion_reference, which reruns the
 model for every replacement), occlusion by hand through the user's own fused model, and
 hand-built models whose answer depends on known steps only.
 """
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from rnnviz_core import contributions as _c  # noqa: F401  (module, for the reference)
+from rnnviz_core.attribution.perturbation import occlusion_reference
 from rnnviz_core.contributions import contributions
 from rnnviz_core.errors import InputError
 from rnnviz_core.models import ModelConfig, build_model
@@ -32,7 +33,7 @@ def _reference(model, x, L, per_feature, baseline=None):
                     y=None, loss="auto")
     prob.per_feature = per_feature
     b = C.resolve_baseline(baseline, prob.xt, prob.L)
-    ref = C._occlusion_reference(prob, b, {}).numpy()
+    ref = occlusion_reference(prob, b, {}).numpy()
     pad = np.arange(prob.T)[None, :] >= prob.L[:, None]
     ref[pad] = np.nan
     return ref
@@ -106,7 +107,7 @@ def test_restarted_occlusion_token_model():
     prob = C.setup(m, x, L, None, device="cpu", batch_size=None, target_kind="logit", y=None,
                     loss="auto")
     b = C.resolve_baseline(None, prob.xt, prob.L, baseline_token=prob.baseline_token)
-    ref = C._occlusion_reference(prob, b, {}).numpy()
+    ref = occlusion_reference(prob, b, {}).numpy()
     valid = np.arange(8)[None, :] < L[:, None]
     np.testing.assert_allclose(got[valid], ref[valid], atol=1e-5, rtol=0)
     assert info["restarted_passes"] > 0

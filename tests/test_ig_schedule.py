@@ -13,6 +13,7 @@ from torch import nn
 from rnnviz_core.contributions import contributions
 
 C = importlib.import_module("rnnviz_core.contributions")  # the module (the package exports the function)
+IG = importlib.import_module("rnnviz_core.attribution.integrated_gradients")  # the schedule lives here
 
 
 class StepNet(nn.Module):
@@ -40,19 +41,19 @@ def test_scan_puts_a_narrow_panel_on_the_step():
     net, x = StepNet(), _x()
     prob = C.setup(net, x, None, None, device="cpu", batch_size=None, target_kind="logit", y=None,
                     loss="auto")
-    rows, lo, hi = (v.numpy() for v in C._ig_first_panels(prob, torch.zeros_like(prob.xt), 100))
+    rows, lo, hi = (v.numpy() for v in IG._ig_first_panels(prob, torch.zeros_like(prob.xt), 100))
     step = 0.4 / x.mean((1, 2)).numpy()                     # where a * mean(x) = c, per sequence
     for i in range(x.shape[0]):
         a, b = lo[rows == i], hi[rows == i]
         assert a[0] == 0 and b[-1] == 1 and np.all(a[1:] == b[:-1])   # panels tile [0, 1]
         (k,) = np.nonzero((a <= step[i]) & (step[i] <= b))[0][:1]
-        assert b[k] - a[k] <= 4 / C._IG_SCAN, (i, step[i], list(zip(a, b)))  # a few cells, not [0, 1]
+        assert b[k] - a[k] <= 4 / IG._IG_SCAN, (i, step[i], list(zip(a, b)))  # a few cells, not [0, 1]
 
 
 def test_scan_reaches_completeness_with_fewer_evaluations(monkeypatch):
     net, x = StepNet(), _x()
     _, with_scan = contributions(net, x, "integrated_gradients", return_info=True)
-    monkeypatch.setattr(C, "_IG_SCAN", 0)                    # the schedule before: start from [0, 1]
+    monkeypatch.setattr(IG, "_IG_SCAN", 0)                    # the schedule before: start from [0, 1]
     _, halving = contributions(net, x, "integrated_gradients", return_info=True)
     for info in (with_scan, halving):
         assert info["converged"].all()

@@ -486,8 +486,6 @@ def assumptions(model, ds, v: dict) -> list[dict]:
     for a in out:
         if a.get("key") == "readout":   # the sidebar's words, not the setting's name
             a["value"] = READOUT_SHORT.get(str(a.get("value")), a.get("value"))
-        elif a.get("key") == "class_order" and a.get("value"):   # the names once, after "Now:"
-            a["what"] = str(a.get("what", "")).replace(": " + str(a["value"]) + ".", ".")
         if a.get("key") == "vocabulary" and getattr(ds, "vocabulary", None):
             name = _vocab_name(v)
             a["what"] = (f"The model file holds no vocabulary, so the words are read with the uploaded one "

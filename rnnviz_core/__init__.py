@@ -42,6 +42,8 @@ _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
     "bundle", "cli", "regression", "whatif", "horizons", "units", "restart",
+    # the layout by concern (issue 20); the flat names above keep working for one release
+    "io", "model", "analyses", "attribution", "arrays",
 }
 
 __all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from rnnviz_core import data
+from rnnviz_core.io import tables
 from rnnviz_core.errors import DataError
 
 
@@ -24,7 +25,7 @@ def _reference_lines(buf: bytes) -> int:
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
 def test_lines_counted_in_slices_with_crlf_split_between_slices(monkeypatch, chunk):
-    monkeypatch.setattr(data, "_COUNT_CHUNK", chunk)
+    monkeypatch.setattr(tables, "_COUNT_CHUNK", chunk)
     rng = np.random.default_rng(chunk)
     breaks = [b"\n", b"\r\n", b"\r"]
     for _ in range(30):
@@ -32,13 +33,13 @@ def test_lines_counted_in_slices_with_crlf_split_between_slices(monkeypatch, chu
         buf = b"".join(r + breaks[int(rng.integers(0, 3))] for r in rows)
         if rng.random() < 0.5:
             buf += b"tail"
-        assert data._count_lines(buf) == _reference_lines(buf), buf
+        assert tables.count_lines(buf) == _reference_lines(buf), buf
 
 
 def test_crlf_across_the_slice_edge_is_one_line_break(monkeypatch):
-    monkeypatch.setattr(data, "_COUNT_CHUNK", 4)
+    monkeypatch.setattr(tables, "_COUNT_CHUNK", 4)
     buf = b"id,\r\nx,1\r\n"                                      # the first \r\n straddles bytes 3|4
-    assert data._count_lines(buf) == 2
+    assert tables.count_lines(buf) == 2
 
 
 def _mixed_frame(n: int = 5000) -> pd.DataFrame:
@@ -58,8 +59,8 @@ def test_parquet_read_batch_by_batch_equals_pandas_whole_read(monkeypatch, tmp_p
         df = df.set_index(index)
     path = tmp_path / "d.parquet"
     df.to_parquet(path, row_group_size=700)
-    monkeypatch.setattr(data, "_PARQUET_BATCH_VALUES", 10)         # 1,024-row batches: several of them
-    got = data._read_parquet(path.read_bytes(), "'d.parquet'")
+    monkeypatch.setattr(tables, "_PARQUET_BATCH_VALUES", 10)         # 1,024-row batches: several of them
+    got = tables.read_parquet(path.read_bytes(), "'d.parquet'")
     pd.testing.assert_frame_equal(got, pd.read_parquet(path))      # text read as pandas' text, as from CSV
 
 
@@ -72,7 +73,7 @@ def test_parquet_and_csv_of_one_table_give_the_same_dataset(monkeypatch, tmp_pat
                        "x1": rng.standard_normal(n * t).round(4)})
     df.to_parquet(tmp_path / "d.parquet", row_group_size=250)
     df.to_csv(tmp_path / "d.csv", index=False)
-    monkeypatch.setattr(data, "_PARQUET_BATCH_VALUES", 5 * 1024)
+    monkeypatch.setattr(tables, "_PARQUET_BATCH_VALUES", 5 * 1024)
     a, b = data.load_data(tmp_path / "d.csv"), data.load_data(tmp_path / "d.parquet")
     np.testing.assert_array_equal(a.X, b.X)
     assert a.class_names == b.class_names == ["down", "flat", "up"]

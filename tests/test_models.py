@@ -588,8 +588,11 @@ def test_assumptions_of_a_state_dict_name_where_to_change_them(tmp_path):
     for a in items.values():
         assert set(a) >= {"key", "what", "value", "how_to_change"} and a["what"].endswith(".")
         assert "rv." not in a["how_to_change"] and "(" not in a["how_to_change"].split("'")[0]
-    assert "'How the model reads the sequence'" in items["readout"]["how_to_change"]
-    assert "'Class order'" in items["class_order"]["how_to_change"]
+    # values, not an app's wording (issue 20): no control named, the setting never repeated in `what`
+    assert all("sidebar" not in a["how_to_change"] and "under '" not in a["how_to_change"] for a in items.values())
+    assert {k: a["changeable"] for k, a in items.items()} == {"readout": True, "class_order": True,
+                                                            "normalisation": False}
+    assert "class 0" not in items["class_order"]["what"]
     assert items["readout"]["value"] == "last"
     assert items["class_order"]["value"] == "class 0, class 1, class 2"
     # the note follows the model it describes

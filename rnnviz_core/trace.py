@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .arrays import valid_mask
 from .device import resolve_device
 from .engine import (DIRECTIONS, ModelView, RecurrentInfo, check_batch_size, find_recurrent, fused_forward,
                      prepare, unwrap_model)
@@ -65,7 +66,7 @@ class Trace:
     @property
     def mask(self) -> np.ndarray:
         """Bool [N, T], True on real steps."""
-        return np.arange(self.n_steps)[None, :] < self.lengths[:, None]
+        return valid_mask(self.lengths, self.n_steps)
 
     @property
     def last(self) -> RecurrentInfo:
@@ -179,7 +180,7 @@ def _fused_per_step(infos) -> int:
 def _nan_past(arr: np.ndarray, lengths: np.ndarray, start: int) -> None:
     """Set arr[i, t] = NaN for t >= lengths[start + i] (in place)."""
     n, t = arr.shape[:2]
-    mask = np.arange(t)[None, :] >= lengths[start : start + n, None]
+    mask = ~valid_mask(lengths[start : start + n], t)
     if mask.any():
         arr[mask] = np.nan
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..arrays import valid_mask
 from ..errors import InputError
 from .tables import effect_words, format_p, p_column
 from ..trajectories import Parting, parting_summary, step_words
@@ -234,7 +235,7 @@ def known_step_hits(scores: Any, known: Any, lengths: Any = None) -> float:
     if s.shape != kn.shape or s.ndim != 2:
         raise InputError(f"scores and known must both be [N, T]; got {s.shape} and {kn.shape}.")
     if lengths is not None:
-        mask = np.arange(s.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        mask = valid_mask(lengths, s.shape[1])
         s = np.where(mask, s, np.nan)
     s = np.where(np.isfinite(s), s, -np.inf)
     k = kn.sum(axis=1)
@@ -271,7 +272,7 @@ def known_step_overlap(scores: Any, known: Any, lengths: Any = None) -> dict | N
         lens = np.isfinite(s).sum(axis=1)
     else:
         lens = np.asarray(lengths).astype(np.int64)
-        s = np.where(np.arange(s.shape[1])[None, :] < lens[:, None], s, np.nan)
+        s = np.where(valid_mask(lens, s.shape[1]), s, np.nan)
     s = np.where(np.isfinite(s), s, -np.inf)
     k = kn.sum(axis=1)
     use = np.flatnonzero(k > 0)

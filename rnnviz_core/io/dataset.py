@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..arrays import valid_mask
 from ..errors import DataError
 from .limits import check_size
 
@@ -245,7 +246,7 @@ def from_arrays(X: np.ndarray, lengths: Sequence[int] | None = None, y: Any = No
     X = X.astype(np.float32, copy=_copy)
     if not X.flags.c_contiguous or not X.flags.writeable:
         X = np.ascontiguousarray(X) if X.flags.writeable else X.copy()
-    valid = np.arange(t)[None, :] < lengths[:, None]                     # (N, T)
+    valid = valid_mask(lengths, t)                     # (N, T)
     X[~valid] = 0.0
     X, lengths, keep = _handle_missing(X, lengths, valid, ids, feature_names, missing)
     ids = ids[keep]

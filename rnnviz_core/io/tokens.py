@@ -10,6 +10,7 @@ from typing import BinaryIO, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..arrays import valid_mask
 from . import limits as _limits  # read at call time: a limit set on the module holds
 from ..errors import DataError
 from .columns import ID_RE, LABEL_TIERS, need_column, role_column
@@ -209,7 +210,7 @@ def as_tokens(ds: SequenceDataset, vocab: list[str], label: str) -> SequenceData
         raise DataError(f"{label} has {ds.n_features} feature columns; token ids need exactly one (the id of each "
                         f"step's token), or a text column.", code="tokens_vs_numbers", field="features")
     x = ds.X[:, :, 0]
-    valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]
+    valid = valid_mask(ds.lengths, ds.max_len)
     v = x[valid]
     if len(v) and (not np.all(np.mod(v, 1) == 0) or v.min() < 0 or v.max() >= len(vocab)):
         bad = v[(np.mod(v, 1) != 0) | (v < 0) | (v >= len(vocab))][0]

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..arrays import valid_mask
 from ..errors import DataError
 from ..io.classes import placeholder_classes
 from ..io.columns import order_like_feature, suggest_column
@@ -127,11 +128,11 @@ def _check_tokens(ds: SequenceDataset, model: Any, cfg: Any, embedding: bool) ->
                             f"use the model's own vocabulary for the data.", code="vocabulary", field="vocabulary")
         table = np.array([index.get(t, unk if unk is not None else 0) for t in ds.vocabulary], dtype=np.int64)
         X = table[ds.X]
-        X[np.arange(ds.max_len)[None, :] >= ds.lengths[:, None]] = special_id(list(mvocab), PAD_TOKENS)
+        X[~valid_mask(ds.lengths, ds.max_len)] = special_id(list(mvocab), PAD_TOKENS)
         ds = replace(ds, X=X, vocabulary=list(mvocab))
     vocab_size = int(getattr(cfg, "vocab_size", 0) or 0)
     if vocab_size:
-        valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]
+        valid = valid_mask(ds.lengths, ds.max_len)
         top = int(ds.X[valid].max()) if valid.any() else 0
         if top >= vocab_size or int(ds.X[valid].min()) < 0:
             raise DataError(f"The data has token id {top}, but the model knows {vocab_size} tokens (ids 0 to "

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from ..arrays import valid_mask
 from ..errors import InputError, ModelError
 from .config import ACTIVATIONS, ModelConfig, READOUTS, short_message
 
@@ -151,7 +152,7 @@ class RecurrentModel(nn.Module):
         lens = lens.to(seq.device)
         if c.readout == "last":
             return seq[torch.arange(n, device=seq.device), lens - 1]
-        valid = (torch.arange(t, device=seq.device)[None, :] < lens[:, None])[..., None]   # (N, T', 1)
+        valid = valid_mask(lens, t, device=seq.device)[..., None]   # (N, T', 1)
         if c.readout == "mean":
             return (seq * valid).sum(1) / lens[:, None].to(seq.dtype)
         return seq.masked_fill(~valid, float("-inf")).amax(1)    # "max"

@@ -132,44 +132,103 @@ def bench_many(n: int = 100_000):
               f"(load after: {load()})")
 
 
+#: the browser figure's sizes: a file of this many steps per sequence, written and uploaded as a
+#: tutorial would (tests/e2e/sizes_files.py: a tutorial-style GRU saved with torch.save, data in .npz)
+BROWSER_STEPS = (100, 1000)
+
+
+def _upload(pg, label: str, path) -> None:
+    """Upload one file through the sidebar's "Use my own files" expander (as tests/e2e/test_sizes.py)."""
+    from harness import wait_idle
+    side = pg.locator('[data-testid="stSidebar"]')
+    exp = side.locator('[data-testid="stExpander"]').filter(has_text="Use my own files")
+    if not exp.locator('[data-testid="stFileUploader"]').first.is_visible():
+        exp.locator("summary").click()
+    box = side.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    box.first.wait_for(timeout=120_000)
+    box.first.locator('input[type="file"]').set_input_files(str(path))
+    wait_idle(pg, 120)
+
+
+def _painted(pg) -> None:
+    """Every chart has its canvas or svg, then two animation frames (the browser has painted)."""
+    from harness import CHART
+    pg.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(c => c.querySelector('canvas, svg'))",
+                         arg=CHART)
+    pg.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def _time_edits(pg, repeats: int) -> tuple[list[float], list[float]]:
+    """Edits made with the controls (a new value for the step the page offers, then "Add this edit"):
+    seconds from the click to (a) the end of the rerun's last message, (b) every chart painted."""
+    from harness import wait_idle
+    runs, drawn = [], []
+    for k in range(repeats):
+        box = pg.get_by_label("Value", exact=True)
+        box.fill(str(2 + k))
+        box.press("Enter")
+        wait_idle(pg)
+        t0 = time.perf_counter()
+        pg.get_by_role("button", name="Add this edit").click()
+        wait_idle(pg)
+        runs.append(time.perf_counter() - t0)
+        _painted(pg)
+        drawn.append(time.perf_counter() - t0)
+    return runs, drawn
+
+
 def bench_browser(repeats: int = 5):
-    """Browser rerun on the race demo (Debian chromium): from clicking "Add this edit" (a new value
-    of step 0) to the end of the script run with every chart drawn; median of several edits."""
+    """Browser redraw after an edit (Debian chromium through Playwright, one streamlit server):
+    on the race demo, and on files of 100 and 1,000 steps uploaded through the sidebar. Times
+    from clicking "Add this edit" to the end of the rerun (the What-if section is a fragment: only
+    it reruns) and to every chart painted; median and best of ``repeats`` edits."""
     import statistics
     import sys
     import tempfile
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-    from harness import CHART, launch_browser, new_page, open_app, start_server, stop_server, wait_idle
+    from harness import CHART, launch_browser, new_page, open_app, start_server, stop_server
     from playwright.sync_api import sync_playwright
+    from sizes_files import Case, make_case
 
-    print(f"\n== browser rerun after an edit, race demo (load {load()}) ==")
-    proc, url, _ = start_server(Path(tempfile.mkdtemp()))
+    tmp = Path(tempfile.mkdtemp())
+    print(f"\n== browser: click 'Add this edit' -> view redrawn (load {load()}) ==")
+    proc, url, _ = start_server(tmp)
+
+    def report(name, runs, drawn):
+        print(f"{name:38s} rerun done: median {statistics.median(runs) * 1e3:4.0f} ms, best {min(runs) * 1e3:4.0f} ms;"
+              f"  charts painted: median {statistics.median(drawn) * 1e3:4.0f} ms, best {min(drawn) * 1e3:4.0f} ms"
+              f"  ({repeats} edits, load {load()})")
+
     try:
         with sync_playwright() as pw:
             b = launch_browser(pw)
             pg = new_page(b, 1400, 1600)
+            pg.set_default_timeout(120_000)
             open_app(pg, url)
             open_app(pg, f"{url}/What_if?demo=race")
             pg.locator(CHART).first.wait_for()
-            times = []
-            for k in range(repeats):
-                box = pg.get_by_label("Value", exact=True)
-                box.fill(str(2 + k))
-                box.press("Enter")
-                wait_idle(pg)
-                t0 = time.perf_counter()
-                pg.get_by_role("button", name="Add this edit").click()
-                wait_idle(pg)
-                pg.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(c => c.querySelector("
-                                     "'canvas, svg'))", arg=CHART)
-                times.append(time.perf_counter() - t0)
+            report("race demo (30 steps, 16-unit GRU)", *_time_edits(pg, repeats))
+            pg.context.close()
+            for T in BROWSER_STEPS:
+                case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
+                files = make_case(case, tmp / case.key)
+                pg = new_page(b, 1400, 1600)
+                pg.set_default_timeout(120_000)
+                open_app(pg, url)
+                _upload(pg, "Model file", files["model"])
+                _upload(pg, "Data file", files["data"])
+                pg.locator('[data-testid="stSidebarNav"] a').filter(has_text="What if").first.click()
+                from harness import wait_idle
+                wait_idle(pg, 120)
+                pg.locator(CHART).first.wait_for()
+                _painted(pg)
+                report(f"uploaded file, {T:,} steps (64-unit GRU)", *_time_edits(pg, repeats))
+                pg.context.close()
             b.close()
     finally:
         stop_server(proc)
-    print(f"click 'Add this edit' -> view redrawn: median {statistics.median(times) * 1e3:.0f} ms, "
-          f"best {min(times) * 1e3:.0f} ms over {repeats} edits")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,15 @@ def words(ctx: Loaded, ids: np.ndarray, length: int) -> list[str]:
     return ids_to_words(vocabulary(ctx), np.asarray(ids[:length]).tolist())
 
 
+def unit_names(ctx: Loaded, units: list[int], n_out: int) -> dict[int, str]:
+    """Rows of the edited run's hidden state (the last recurrent layer, [forward | backward]) -> their
+    names in the unit dictionary ("h 3", "h 3 (bwd)")."""
+    from rnnviz_core.engine import find_recurrent
+    info = find_recurrent(ctx.model)[-1]
+    size = n_out // info.num_directions
+    return {int(u): f"h {u}" if u < size else f"h {u - size} (bwd)" for u in units}
+
+
 def value_text(ctx: Loaded, v: Any) -> str:
     if ctx.data.is_tokens:
         vocab = vocabulary(ctx)

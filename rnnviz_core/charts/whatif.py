@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["step_bins", "binned_states", "pick_units", "states_chart", "binned_scores", "scores_chart",
-           "VegaLite", "MAX_BINS", "MAX_UNITS"]
+           "paths_chart", "VegaLite", "MAX_BINS", "MAX_UNITS"]
 
 MAX_BINS = 100
 MAX_UNITS = 24
@@ -161,5 +161,50 @@ def scores_chart(frame: pd.DataFrame, *, method: str, parting: int | None = None
         words += f" The dashed line marks the parting step {parting}."
     spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
                      "title": "Contributions: original and edited", "width": width, "height": 160, "layer": layers})
+    spec.description = words
+    return spec
+
+
+def paths_chart(paths: pd.DataFrame, *, per_bin: int = 1, parting: int | None = None, width: int = 420,
+                height: int = 340) -> VegaLite:
+    """The original's and the edited sequence's paths through one PCA picture (the frame of
+    :func:`rnnviz_core.whatif.edited_paths`), each point the mean of ``per_bin`` consecutive steps;
+    a ring marks each path's first point."""
+    binned = []
+    for name, g in paths.groupby("version", sort=False):
+        g = g.sort_values("step")
+        b = (g["step"].to_numpy() // per_bin)
+        m = g.groupby(b).agg(start=("step", "min"), end=("step", "max"), pc1=("pc1", "mean"), pc2=("pc2", "mean"))
+        binned.append(m.assign(version=name, end=m["end"] + 1))
+    fr = pd.concat(binned, ignore_index=True)
+    evr = paths.attrs.get("explained_variance_ratio") or []
+    xt = f"PC1 ({evr[0]:.0%} of the original's variance)" if len(evr) > 0 else "PC1"
+    yt = f"PC2 ({evr[1]:.0%})" if len(evr) > 1 else "PC2"
+    colour = {"field": "version", "type": "nominal", "title": None,
+              "scale": {"domain": ["original", "edited"], "range": ["#7f7f7f", "#d62728"]}}
+    enc = {"x": {"field": "pc1", "type": "quantitative", "title": xt, "scale": {"zero": False}},
+           "y": {"field": "pc2" if "pc2" in fr else "pc1", "type": "quantitative", "title": yt,
+                 "scale": {"zero": False}},
+           "color": colour}
+    line = {"data": {"values": _records(fr[["version", "start", "end", "pc1"] + (["pc2"] if "pc2" in fr else [])])},
+            "mark": {"type": "line", "point": {"size": 18}, "strokeWidth": 1.5},
+            "encoding": dict(enc, order={"field": "start", "type": "quantitative"},
+                             strokeDash={"field": "version", "type": "nominal", "legend": None,
+                                         "scale": {"domain": ["original", "edited"], "range": [[1, 0], [5, 3]]}},
+                             tooltip=[{"field": "version", "type": "nominal"},
+                                      {"field": "start", "type": "quantitative", "title": "from step"},
+                                      {"field": "end", "type": "quantitative", "title": "to step (excl.)"}])}
+    first = fr.groupby("version", sort=False).head(1)
+    ring = {"data": {"values": _records(first[["version", "pc1"] + (["pc2"] if "pc2" in fr else [])])},
+            "mark": {"type": "point", "size": 120, "strokeWidth": 2, "filled": False}, "encoding": enc}
+    n = {v: int(g["step"].max()) + 1 for v, g in paths.groupby("version")}
+    words = (f"Paths of the original ({n.get('original', 0)} steps, grey, solid) and the edited sequence "
+             f"({n.get('edited', 0)} steps, red, dashed) in one PCA basis fitted on the original's states; a point "
+             f"is {_bin_words(per_bin)}, a ring marks each path's first point.")
+    if parting is not None and parting >= 0:
+        words += f" The paths coincide before step {parting}, where the edited states part from the original."
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+                     "title": "Paths in one PCA picture", "width": width, "height": height,
+                     "layer": [line, ring]})
     spec.description = words
     return spec

@@ -86,7 +86,7 @@ def test_paths_chart_is_valid_small_and_its_points_are_bin_means(T):
     spec = cw.paths_chart(edited_paths(orig, edited), per_bin=per_bin, parting=T // 2)
     d = spec.to_dict()
     alt.LayerChart.from_dict(d)
-    rows = d["layer"][0]["data"]["values"]
+    rows = d["datasets"][d["layer"][0]["data"]["name"]]
     assert len(rows) == 2 * int(np.ceil(T / per_bin)) <= 2 * cw.MAX_BINS
     ref = edited_paths(orig, edited)
     ref = ref[ref["version"] == "edited"]

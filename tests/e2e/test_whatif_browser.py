@@ -165,7 +165,8 @@ def test_an_edit_reruns_only_the_whatif_section_and_redraws_the_edited_states(pa
         h, _ = model.rnn((torch.as_tensor(x[None]) - model.norm_mean) / model.norm_std)
     h = h[0].numpy()
     charts = {c["spec"].get("title"): c for c in ps.drawn_charts(page)}
-    heat = charts[f"Edited ({L} steps)"]["spec"]["layer"][0]["data"]["values"]
+    edited = charts[f"Edited ({L} steps)"]
+    heat = edited["datasets"][edited["spec"]["layer"][0]["data"]["name"]]
     assert len(heat) > 0
     for r in heat:                                 # 30 steps: one step per cell
         assert abs(r["value"] - h[int(r["start"]), int(r["unit"])]) < 1e-4, r

@@ -19,6 +19,7 @@ Timings on a shared machine: the load average is printed with them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -28,6 +29,7 @@ import torch
 import rnnviz_core as rv
 from rnnviz_core.charts import whatif as cw
 from rnnviz_core.demos import list_demos, load_demo
+from rnnviz_core.trajectories import StatePCA
 
 torch.set_num_threads(1)
 
@@ -58,43 +60,75 @@ def long_input(key: str, T: int, seed: int = 0):
     return model, x, np.array([T])
 
 
-def redraw(model, x, L, edits, base):
-    """What the page computes after an edit, in drawing order (the original's scores and chart are
-    cached): the answer, parting step and edited heatmap first, then the edited contributions.
-    Returns (seconds to the heatmap, seconds for the contributions chart, chart rows)."""
-    t0 = time.perf_counter()
+def redraw(model, x, L, edits, base, basis):
+    """What the page's What-if fragment computes after an edit, in drawing order (the original's
+    scores and PCA basis are kept): the answer and parting step, both heatmaps' specs; the PCA paths; then the
+    edited contributions. Returns ((wall, CPU) seconds to the heatmaps, to the paths, for the
+    contributions, chart rows). CPU is this thread's time: steadier than wall time on a loaded machine."""
+    from rnnviz_core.whatif import edited_paths
+    w0, c0 = time.perf_counter(), time.thread_time()
     res = rv.what_if(model, x, edits, L, base=base)
     L2 = int(res.lengths[0])
     h_o, h_e = np.asarray(res.original.hidden[0, : L[0]]), np.asarray(res.trace.hidden[0, :L2])
     units, why = cw.pick_units(h_o, h_e)
     per_bin = cw.step_bins(max(int(L[0]), L2))
-    fr = cw.binned_states(h_e, units, per_bin, "edited")
-    cw.states_chart(fr, parting=int(res.parting_step[0]), units_why=why, per_bin=per_bin).to_dict()
-    t1 = time.perf_counter()
+    part = int(res.parting_step[0])
+    for name, h in (("original", h_o), ("edited", h_e)):
+        fr = cw.binned_states(h, units, per_bin, name)
+        json.dumps(cw.states_chart(fr, parting=part, units_why=why, per_bin=per_bin).to_dict())
+    w1, c1 = time.perf_counter(), time.thread_time()
+    json.dumps(cw.paths_chart(edited_paths(h_o, h_e, pca=basis), per_bin=per_bin, parting=part).to_dict())
+    w2, c2 = time.perf_counter(), time.thread_time()
     sc = rv.contributions(model, res.x[:, :L2], "grad_x_state", res.lengths)[0]
     sf = cw.binned_scores(sc[:L2], per_bin, "edited")
-    cw.scores_chart(sf, method="grad_x_state", per_bin=per_bin).to_dict()
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, (len(fr), len(sf))
+    json.dumps(cw.scores_chart(sf, method="grad_x_state", per_bin=per_bin).to_dict())
+    w3, c3 = time.perf_counter(), time.thread_time()
+    return (w1 - w0, c1 - c0), (w2 - w1, c2 - c1), (w3 - w2, c3 - c2), (len(fr), len(sf))
+
+
+def _sized_input(T: int):
+    """The browser figure's uploaded model and one of its sequences (tests/e2e/sizes_files.py)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+    from sizes_files import Case, _model, make_case
+    case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
+    files = make_case(case, Path(tempfile.mkdtemp()) / case.key)
+    model = _model(case)
+    model.load_state_dict(torch.load(files["model"]))
+    d = np.load(files["data"])
+    return model.eval(), d["X"][:1].astype(np.float32), d["lengths"][:1]
 
 
 def bench_redraw():
-    print(f"\n== What-if redraw (load {load()}) ==")
+    print(f"\n== What-if redraw, server side (load {load()}) ==")
+    cases = [(f"{key} demo", lambda key=key, T=T: long_input(key, T), T) for key in ("race", "text")
+             for T in (100, 1000)]
+    cases += [("uploaded 64-unit GRU", lambda T=T: _sized_input(T), T) for T in BROWSER_STEPS]
+    for label, make, T in cases:
+        model, x, L = make()
+        tok = x.ndim == 2
+        mid = int(L[0]) // 2
+        val = int(np.unique(x)[0]) if tok else float(x[0, mid, 0]) + 1.0
+        base = rv.what_if(model, x, [(0, mid, 0, val)], L).base      # the original, kept
+        first = rv.what_if(model, x, [(0, mid, 0, val)], L, base=base)
+        basis = StatePCA(2, max_points=None).fit(np.asarray(first.original.hidden[:, : L[0]]))
+        runs = [redraw(model, x, L, [(0, mid, 0, val)], base, basis) for _ in range(5)]
+
+        def med(i, j):
+            return float(np.median([r[i][j] for r in runs])) * 1e3
+        print(f"{label:22s} T={T:5d}  edit at {mid}, median of 5 (wall / CPU ms): answer, parting step and both "
+              f"heatmaps {med(0, 0):6.1f} / {med(0, 1):6.1f}; PCA paths {med(1, 0):5.1f} / {med(1, 1):5.1f}; "
+              f"contributions {med(2, 0):6.1f} / {med(2, 1):6.1f}; chart rows {runs[0][3]}")
     for key in ("race", "text"):
         for T in (100, 1000):
             model, x, L = long_input(key, T)
             tok = x.ndim == 2
             mid = T // 2
-            val = int(x[0, mid]) if tok else float(x[0, mid, 0]) + 1.0
-            if tok:
-                val = int(np.unique(x)[0])
-            base = rv.what_if(model, x, [(0, mid, 0, val)], L).base      # the original, kept
-            runs = [redraw(model, x, L, [(0, mid, 0, val)], base) for _ in range(5)]
-            view = sorted(r[0] for r in runs)
-            cont = sorted(r[1] for r in runs)
-            print(f"{key:5s} T={T:5d}  edit at {mid} -> answer, parting step and heatmap: best {view[0] * 1e3:6.1f} ms, "
-                  f"median {view[2] * 1e3:6.1f} ms; then the contributions: best {cont[0] * 1e3:6.1f} ms, "
-                  f"median {cont[2] * 1e3:6.1f} ms; chart rows {runs[0][2]}")
+            val = int(np.unique(x)[0]) if tok else float(x[0, mid, 0]) + 1.0
+            base = rv.what_if(model, x, [(0, mid, 0, val)], L).base
+            print(f"{key} demo, T={T}:")
             for at in (1, mid, T - 10):
                 e = [(0, at, 0, val)]
                 t_wi, _, r = best(lambda: rv.what_if(model, x, e, L, base=base))

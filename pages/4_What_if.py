@@ -123,7 +123,7 @@ def whatif_body(row: int, L: int) -> None:
 
     st.subheader("Paths in one picture")
     with wg.section("The paths chart"):
-        paths = edited_paths(h_orig, h_new)
+        paths = edited_paths(h_orig, h_new, pca=pw.path_basis(ctx, h_orig, row))
         st.caption(wg.chart(cw.paths_chart, paths, per_bin=per_bin, parting=parting, key=("wi_paths",) + tag))
 
     if max(L, L2) <= pw.DECISION_AUTO_STEPS or st.toggle("Find the decision steps (runs the model on every prefix)",

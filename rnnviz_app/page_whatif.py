@@ -187,6 +187,16 @@ def scores(ctx: Loaded, x: np.ndarray, length: int, method: str, tag: str) -> np
                    key=("wi_scores", tag, method, ctx.target))
 
 
+def _basis(h: np.ndarray):
+    from rnnviz_core.trajectories import StatePCA
+    return StatePCA(n_components=min(2, *h.shape), max_points=None).fit(h[None])
+
+
+def path_basis(ctx: Loaded, h_orig: np.ndarray, row: int):
+    """The PCA basis of the original sequence's states [L, H] (kept while the sequence is edited)."""
+    return compute(_basis, h_orig, key=("wi_basis", row))
+
+
 def edit_error(exc: InputError) -> str:
     """A core edit error as a sentence naming this page's controls."""
     return f"{exc} Change the edit with the controls above, or press 'Reset' to start again."

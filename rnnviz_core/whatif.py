@@ -415,7 +415,7 @@ def what_if(
 
 
 # ----------------------------------------------------------------------------- paths
-def edited_paths(original: Any, edited: Any, n_components: int = 2) -> pd.DataFrame:
+def edited_paths(original: Any, edited: Any, n_components: int = 2, *, pca: Any = None) -> pd.DataFrame:
     """The paths of an original sequence's hidden states and of its edited version in one PCA basis.
 
     The basis is fitted on the original's states alone (:class:`~rnnviz_core.trajectories.StatePCA`),
@@ -426,6 +426,8 @@ def edited_paths(original: Any, edited: Any, n_components: int = 2) -> pd.DataFr
     ----------
     original : [L, H] hidden states of the original sequence (real steps only)
     edited : [L', H] hidden states of the edited sequence (real steps only)
+    pca : the :class:`~rnnviz_core.trajectories.StatePCA` already fitted on ``original`` (a page
+        keeps it while the sequence is edited); None fits it here.
 
     Returns
     -------
@@ -443,7 +445,8 @@ def edited_paths(original: Any, edited: Any, n_components: int = 2) -> pd.DataFr
     k = int(min(n_components, h_o.shape[0], h_o.shape[1]))
     if k < 1:
         raise InputError("The original sequence has no real step to fit a PCA basis on.")
-    pca = StatePCA(n_components=k, max_points=None).fit(h_o[None])
+    if pca is None:
+        pca = StatePCA(n_components=k, max_points=None).fit(h_o[None])
     parts = []
     for name, h in (("original", h_o), ("edited", h_e)):
         proj = pca.transform(h[None])[0]                                  # (L, k)

@@ -189,12 +189,19 @@ def paths_chart(paths: pd.DataFrame, *, per_bin: int = 1, parting: int | None = 
     """The original's and the edited sequence's paths through one PCA picture (the frame of
     :func:`rnnviz_core.whatif.edited_paths`), each point the mean of ``per_bin`` consecutive steps;
     a ring marks each path's first point."""
+    pcs = [c for c in ("pc1", "pc2") if c in paths]
     binned = []
-    for name, g in paths.groupby("version", sort=False):
-        g = g.sort_values("step")
-        b = (g["step"].to_numpy() // per_bin)
-        m = g.groupby(b).agg(start=("step", "min"), end=("step", "max"), pc1=("pc1", "mean"), pc2=("pc2", "mean"))
-        binned.append(m.assign(version=name, end=m["end"] + 1))
+    for name in ("original", "edited"):
+        g = paths[paths["version"] == name].sort_values("step")
+        if not len(g):
+            continue
+        step = g["step"].to_numpy()
+        b = step // per_bin
+        _, first, counts = np.unique(b, return_index=True, return_counts=True)   # bins in step order
+        cols = {"version": name, "start": step[first], "end": step[first + counts - 1] + 1}
+        for c in pcs:
+            cols[c] = np.add.reduceat(g[c].to_numpy(dtype=np.float64), first) / counts   # bin means
+        binned.append(pd.DataFrame(cols))
     fr = pd.concat(binned, ignore_index=True)
     evr = paths.attrs.get("explained_variance_ratio") or []
     xt = f"PC1 ({evr[0]:.0%} of the original's variance)" if len(evr) > 0 else "PC1"
@@ -205,7 +212,6 @@ def paths_chart(paths: pd.DataFrame, *, per_bin: int = 1, parting: int | None = 
            "y": {"field": "pc2" if "pc2" in fr else "pc1", "type": "quantitative", "title": yt,
                  "scale": {"zero": False}},
            "color": colour}
-    pcs = ["pc1"] + (["pc2"] if "pc2" in fr else [])
     line = {"data": {"name": "paths"},
             "mark": {"type": "line", "point": {"size": 18}, "strokeWidth": 1.5},
             "encoding": dict(enc, order={"field": "start", "type": "quantitative"},

@@ -200,7 +200,13 @@ _CLICK_AND_WATCH = """(name) => {
   const pixels = () => {
     const ch = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[1];
     const c = ch && ch.querySelector('svg, canvas');
-    return !c ? null : c.tagName.toLowerCase() === 'canvas' ? c.toDataURL() : c.outerHTML;
+    if (!c) return null;
+    if (c.tagName.toLowerCase() !== 'canvas') return c.outerHTML;
+    // a cheap signature of the pixels (toDataURL's PNG encoding would load the thread it measures)
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 29) h = (h * 31 + d[i]) | 0;
+    return c.width + 'x' + c.height + ':' + h;
   };
   const before = pixels();
   window.__rvT1 = null;
@@ -218,30 +224,49 @@ _CLICK_AND_WATCH = """(name) => {
 }"""
 
 
-def _time_edits(pg, repeats: int) -> tuple[list[float], list[float], list[float]]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used so far, from /proc (Linux)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _task_s(cdp) -> float:
+    """Seconds the page's main thread has spent in tasks (Chrome's Performance.getMetrics)."""
+    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
+
+def _time_edits(pg, repeats: int, server_pid: int | None = None):
     """Edits made with the controls (a new value for the step the page offers, then "Add this edit"):
     seconds from the click to (a) the edited heatmap redrawn (its drawing changes; the answers and the
     parting step are drawn before it), (b) the end of the rerun's last message (the decision steps
-    and the contributions included), (c) then every chart painted."""
+    and the contributions included), (c) then every chart painted; and the CPU seconds each edit
+    cost the server process (/proc) and the page's main thread (Chrome's TaskDuration) from the click
+    to (c): on a loaded machine these are steadier than the wall times."""
     from harness import wait_idle
-    heat, runs, drawn = [], [], []
+    heat, runs, drawn, cpu_server, cpu_page = [], [], [], [], []
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("Performance.enable")
     for k in range(repeats):
         box = pg.get_by_label("Value", exact=True)
         box.fill(str(2 + k))
         box.press("Enter")
         wait_idle(pg)
+        s0 = _cpu_s(server_pid) if server_pid else 0.0
+        p0 = _task_s(cdp)
         t0 = time.perf_counter()
         pg.evaluate(_CLICK_AND_WATCH, "Add this edit")
         wait_idle(pg)
         runs.append(time.perf_counter() - t0)
         _painted(pg)
         drawn.append(time.perf_counter() - t0)
+        cpu_page.append(_task_s(cdp) - p0)
+        cpu_server.append(_cpu_s(server_pid) - s0 if server_pid else float("nan"))
         pg.wait_for_function("() => window.__rvT1 !== null", timeout=20_000)
         heat.append(pg.evaluate("() => (window.__rvT1 - window.__rvT0) / 1000"))
-    return heat, runs, drawn
+    return heat, runs, drawn, cpu_server, cpu_page
 
 
-def bench_browser(repeats: int = 5):
+def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
     """Browser redraw after an edit (Debian chromium through Playwright, one streamlit server):
     on the race demo, and on files of 100 and 1,000 steps uploaded through the sidebar. Times
     from clicking "Add this edit" to the end of the rerun (the What-if section is a fragment: only
@@ -261,11 +286,12 @@ def bench_browser(repeats: int = 5):
     print(f"\n== browser: click 'Add this edit' -> view redrawn (load {load()}) ==")
     proc, url, _ = start_server(tmp)
 
-    def report(name, heat, runs, drawn):
+    def report(name, heat, runs, drawn, cpu_server, cpu_page):
         def f(v):
             return f"{statistics.median(v) * 1e3:4.0f} ms (best {min(v) * 1e3:4.0f})"
         print(f"{name}, {repeats} edits, median:\n    answers and edited heatmap redrawn {f(heat)}; rerun done {f(runs)}; "
-              f"every chart painted {f(drawn)}  (load {load()})")
+              f"every chart painted {f(drawn)}  (load {load()})\n    CPU per edit, click to painted: server process "
+              f"{f(cpu_server)}, page main thread {f(cpu_page)}")
 
     try:
         with sync_playwright() as pw:
@@ -275,9 +301,9 @@ def bench_browser(repeats: int = 5):
             open_app(pg, url)
             open_app(pg, f"{url}/What_if?demo=race")
             pg.locator(CHART).first.wait_for()
-            report("race demo (30 steps, 32-unit GRU)", *_time_edits(pg, repeats))
+            report("race demo (30 steps, 32-unit GRU)", *_time_edits(pg, repeats, proc.pid))
             pg.context.close()
-            for T in BROWSER_STEPS:
+            for T in steps:
                 case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
                 files = make_case(case, tmp / case.key)
                 pg = new_page(b, 1400, 1600)
@@ -290,7 +316,7 @@ def bench_browser(repeats: int = 5):
                 wait_idle(pg, 120)
                 pg.locator(CHART).first.wait_for()
                 _painted(pg)
-                report(f"uploaded file, {T:,} steps (64-unit GRU)", *_time_edits(pg, repeats))
+                report(f"uploaded file, {T:,} steps (64-unit GRU)", *_time_edits(pg, repeats, proc.pid))
                 pg.context.close()
             b.close()
     finally:
@@ -301,9 +327,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="no 100k-sequence runs")
     ap.add_argument("--browser", action="store_true", help="also time the browser rerun (needs chromium)")
+    ap.add_argument("--steps", type=int, nargs="+", default=list(BROWSER_STEPS),
+                    help="the browser figure's file sizes (default 100 1000)")
     ap.add_argument("--only", choices=["redraw", "demos", "100k", "10k", "browser"], help="run one part only")
     args = ap.parse_args()
-    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_many, "browser": bench_browser,
+    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_many,
+             "browser": lambda: bench_browser(steps=args.steps),
              "10k": lambda: bench_many(10_000)}
     if args.only:
         parts[args.only]()
@@ -313,4 +342,4 @@ if __name__ == "__main__":
         if not args.quick:
             bench_many()
         if args.browser:
-            bench_browser()
+            bench_browser(steps=args.steps)

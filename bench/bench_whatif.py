@@ -2,17 +2,21 @@
 
     python bench/bench_whatif.py            # everything (the 100k-sequence runs take minutes)
     python bench/bench_whatif.py --quick    # no 100k runs
-    python bench/bench_whatif.py --only browser   # the browser rerun alone (needs chromium)
+    python bench/bench_whatif.py --only browser   # the browser redraw alone (needs chromium)
+    python bench/bench_whatif.py --only browser --steps 1000   # one uploaded size only
 
-1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU and the text demo's LSTM fed one
-   long sequence: the core part of the page's redraw after an edit (rv.what_if with the original
-   kept, the edited sequence's grad_x_state contributions, the binned frames and the Vega-Lite
-   specs of the edited heatmap and the scores chart), and rv.what_if alone for an edit near the
+1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU, the text demo's LSTM fed one
+   long sequence and the 64-unit GRU of the browser figure: the server's part of the page's redraw
+   after an edit in drawing order, wall and CPU time (rv.what_if with the original kept, both
+   heatmaps' binned frames and Vega-Lite specs; the PCA paths in the kept basis; the edited
+   sequence's grad_x_state contributions and their chart), and rv.what_if alone for an edit near the
    start, the middle and the end (only the steps after the edit are run again), against a full
    trace of the edited sequence from scratch.
 2. rv.horizon (integrated gradients, 16 nodes; and grad_x_state) and rv.unit_dictionary on
    every shipped demo (all its sequences).
 3. The same at 100,000 sequences (the marker demo's sequences repeated).
+4. (``--browser`` / ``--only browser``) the browser redraw after an edit: the race demo, and files
+   of 100 and 1,000 steps uploaded through the sidebar (see :func:`bench_browser`).
 
 Timings on a shared machine: the load average is printed with them.
 """
@@ -192,10 +196,10 @@ def _painted(pg) -> None:
     pg.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-#: in the page: keep what the edited heatmap draws (the second chart: its SVG, or its canvas' pixels), then click a button by its text at
-#: a noted time (a click from the page itself: no Playwright round trip in the figure) and look at
-#: every animation frame for the first one where that drawing differs (Streamlit updates a chart in
-#: place, so no new element marks the redraw)
+#: in the page: keep what the edited heatmap draws (the second chart: its SVG, or its canvas'
+#: pixels), then click a button by its text at a noted time (a click from the page itself: no
+#: Playwright round trip in the figure) and look at every animation frame for the first one where
+#: that drawing differs (Streamlit updates a chart in place, so no new element marks the redraw)
 _CLICK_AND_WATCH = """(name) => {
   const pixels = () => {
     const ch = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[1];
@@ -289,9 +293,9 @@ def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
     def report(name, heat, runs, drawn, cpu_server, cpu_page):
         def f(v):
             return f"{statistics.median(v) * 1e3:4.0f} ms (best {min(v) * 1e3:4.0f})"
-        print(f"{name}, {repeats} edits, median:\n    answers and edited heatmap redrawn {f(heat)}; rerun done {f(runs)}; "
-              f"every chart painted {f(drawn)}  (load {load()})\n    CPU per edit, click to painted: server process "
-              f"{f(cpu_server)}, page main thread {f(cpu_page)}")
+        print(f"{name}, {repeats} edits, median:\n    answers and edited heatmap redrawn {f(heat)}; "
+              f"rerun done {f(runs)}; every chart painted {f(drawn)}  (load {load()})\n"
+              f"    CPU per edit, click to painted: server process {f(cpu_server)}, page main thread {f(cpu_page)}")
 
     try:
         with sync_playwright() as pw:

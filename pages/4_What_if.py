@@ -66,7 +66,8 @@ def whatif_body(row: int, L: int) -> None:
                 feature, value = 0, 0.0
                 row_new = ds.X[row, cur].astype(float).copy()
                 if not action.startswith("Delete"):
-                    feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f], key="wi_feature")
+                    feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f],
+                                           key="wi_feature")
                     value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g",
                                             key=f"wi_value_{row}_{cur}_{feature}")
                     row_new[feature] = value

@@ -2,23 +2,28 @@
 
     python bench/bench_whatif.py            # everything (the 100k-sequence runs take minutes)
     python bench/bench_whatif.py --quick    # no 100k runs
-    python bench/bench_whatif.py --only browser   # the browser rerun alone (needs chromium)
+    python bench/bench_whatif.py --only browser   # the browser redraw alone (needs chromium)
+    python bench/bench_whatif.py --only browser --steps 1000   # one uploaded size only
 
-1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU and the text demo's LSTM fed one
-   long sequence: the core part of the page's redraw after an edit (rv.what_if with the original
-   kept, the edited sequence's grad_x_state contributions, the binned frames and the Vega-Lite
-   specs of the edited heatmap and the scores chart), and rv.what_if alone for an edit near the
+1. What-if redraw at 100 and 1,000 steps, on the race demo's GRU, the text demo's LSTM fed one
+   long sequence and the 64-unit GRU of the browser figure: the server's part of the page's redraw
+   after an edit in drawing order, wall and CPU time (rv.what_if with the original kept, both
+   heatmaps' binned frames and Vega-Lite specs; the PCA paths in the kept basis; the edited
+   sequence's grad_x_state contributions and their chart), and rv.what_if alone for an edit near the
    start, the middle and the end (only the steps after the edit are run again), against a full
    trace of the edited sequence from scratch.
 2. rv.horizon (integrated gradients, 16 nodes; and grad_x_state) and rv.unit_dictionary on
    every shipped demo (all its sequences).
 3. The same at 100,000 sequences (the marker demo's sequences repeated).
+4. (``--browser`` / ``--only browser``) the browser redraw after an edit: the race demo, and files
+   of 100 and 1,000 steps uploaded through the sidebar (see :func:`bench_browser`).
 
 Timings on a shared machine: the load average is printed with them.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -28,6 +33,7 @@ import torch
 import rnnviz_core as rv
 from rnnviz_core.charts import whatif as cw
 from rnnviz_core.demos import list_demos, load_demo
+from rnnviz_core.trajectories import StatePCA
 
 torch.set_num_threads(1)
 
@@ -58,43 +64,75 @@ def long_input(key: str, T: int, seed: int = 0):
     return model, x, np.array([T])
 
 
-def redraw(model, x, L, edits, base):
-    """What the page computes after an edit, in drawing order (the original's scores and chart are
-    cached): the answer, parting step and edited heatmap first, then the edited contributions.
-    Returns (seconds to the heatmap, seconds for the contributions chart, chart rows)."""
-    t0 = time.perf_counter()
+def redraw(model, x, L, edits, base, basis):
+    """What the page's What-if fragment computes after an edit, in drawing order (the original's
+    scores and PCA basis are kept): the answer and parting step, both heatmaps' specs; the PCA paths; then the
+    edited contributions. Returns ((wall, CPU) seconds to the heatmaps, to the paths, for the
+    contributions, chart rows). CPU is this thread's time: steadier than wall time on a loaded machine."""
+    from rnnviz_core.whatif import edited_paths
+    w0, c0 = time.perf_counter(), time.thread_time()
     res = rv.what_if(model, x, edits, L, base=base)
     L2 = int(res.lengths[0])
     h_o, h_e = np.asarray(res.original.hidden[0, : L[0]]), np.asarray(res.trace.hidden[0, :L2])
     units, why = cw.pick_units(h_o, h_e)
     per_bin = cw.step_bins(max(int(L[0]), L2))
-    fr = cw.binned_states(h_e, units, per_bin, "edited")
-    cw.states_chart(fr, parting=int(res.parting_step[0]), units_why=why, per_bin=per_bin).to_dict()
-    t1 = time.perf_counter()
+    part = int(res.parting_step[0])
+    for name, h in (("original", h_o), ("edited", h_e)):
+        fr = cw.binned_states(h, units, per_bin, name)
+        json.dumps(cw.states_chart(fr, parting=part, units_why=why, per_bin=per_bin).to_dict())
+    w1, c1 = time.perf_counter(), time.thread_time()
+    json.dumps(cw.paths_chart(edited_paths(h_o, h_e, pca=basis), per_bin=per_bin, parting=part).to_dict())
+    w2, c2 = time.perf_counter(), time.thread_time()
     sc = rv.contributions(model, res.x[:, :L2], "grad_x_state", res.lengths)[0]
     sf = cw.binned_scores(sc[:L2], per_bin, "edited")
-    cw.scores_chart(sf, method="grad_x_state", per_bin=per_bin).to_dict()
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, (len(fr), len(sf))
+    json.dumps(cw.scores_chart(sf, method="grad_x_state", per_bin=per_bin).to_dict())
+    w3, c3 = time.perf_counter(), time.thread_time()
+    return (w1 - w0, c1 - c0), (w2 - w1, c2 - c1), (w3 - w2, c3 - c2), (len(fr), len(sf))
+
+
+def _sized_input(T: int):
+    """The browser figure's uploaded model and one of its sequences (tests/e2e/sizes_files.py)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+    from sizes_files import Case, _model, make_case
+    case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
+    files = make_case(case, Path(tempfile.mkdtemp()) / case.key)
+    model = _model(case)
+    model.load_state_dict(torch.load(files["model"]))
+    d = np.load(files["data"])
+    return model.eval(), d["X"][:1].astype(np.float32), d["lengths"][:1]
 
 
 def bench_redraw():
-    print(f"\n== What-if redraw (load {load()}) ==")
+    print(f"\n== What-if redraw, server side (load {load()}) ==")
+    cases = [(f"{key} demo", lambda key=key, T=T: long_input(key, T), T) for key in ("race", "text")
+             for T in (100, 1000)]
+    cases += [("uploaded 64-unit GRU", lambda T=T: _sized_input(T), T) for T in BROWSER_STEPS]
+    for label, make, T in cases:
+        model, x, L = make()
+        tok = x.ndim == 2
+        mid = int(L[0]) // 2
+        val = int(np.unique(x)[0]) if tok else float(x[0, mid, 0]) + 1.0
+        base = rv.what_if(model, x, [(0, mid, 0, val)], L).base      # the original, kept
+        first = rv.what_if(model, x, [(0, mid, 0, val)], L, base=base)
+        basis = StatePCA(2, max_points=None).fit(np.asarray(first.original.hidden[:, : L[0]]))
+        runs = [redraw(model, x, L, [(0, mid, 0, val)], base, basis) for _ in range(5)]
+
+        def med(i, j):
+            return float(np.median([r[i][j] for r in runs])) * 1e3
+        print(f"{label:22s} T={T:5d}  edit at {mid}, median of 5 (wall / CPU ms): answer, parting step and both "
+              f"heatmaps {med(0, 0):6.1f} / {med(0, 1):6.1f}; PCA paths {med(1, 0):5.1f} / {med(1, 1):5.1f}; "
+              f"contributions {med(2, 0):6.1f} / {med(2, 1):6.1f}; chart rows {runs[0][3]}")
     for key in ("race", "text"):
         for T in (100, 1000):
             model, x, L = long_input(key, T)
             tok = x.ndim == 2
             mid = T // 2
-            val = int(x[0, mid]) if tok else float(x[0, mid, 0]) + 1.0
-            if tok:
-                val = int(np.unique(x)[0])
-            base = rv.what_if(model, x, [(0, mid, 0, val)], L).base      # the original, kept
-            runs = [redraw(model, x, L, [(0, mid, 0, val)], base) for _ in range(5)]
-            view = sorted(r[0] for r in runs)
-            cont = sorted(r[1] for r in runs)
-            print(f"{key:5s} T={T:5d}  edit at {mid} -> answer, parting step and heatmap: best {view[0] * 1e3:6.1f} ms, "
-                  f"median {view[2] * 1e3:6.1f} ms; then the contributions: best {cont[0] * 1e3:6.1f} ms, "
-                  f"median {cont[2] * 1e3:6.1f} ms; chart rows {runs[0][2]}")
+            val = int(np.unique(x)[0]) if tok else float(x[0, mid, 0]) + 1.0
+            base = rv.what_if(model, x, [(0, mid, 0, val)], L).base
+            print(f"{key} demo, T={T}:")
             for at in (1, mid, T - 10):
                 e = [(0, at, 0, val)]
                 t_wi, _, r = best(lambda: rv.what_if(model, x, e, L, base=base))
@@ -132,53 +170,173 @@ def bench_many(n: int = 100_000):
               f"(load after: {load()})")
 
 
-def bench_browser(repeats: int = 5):
-    """Browser rerun on the race demo (Debian chromium): from clicking "Add this edit" (a new value
-    of step 0) to the end of the script run with every chart drawn; median of several edits."""
+#: the browser figure's sizes: a file of this many steps per sequence, written and uploaded as a
+#: tutorial would (tests/e2e/sizes_files.py: a tutorial-style GRU saved with torch.save, data in .npz)
+BROWSER_STEPS = (100, 1000)
+
+
+def _upload(pg, label: str, path) -> None:
+    """Upload one file through the sidebar's "Use my own files" expander (as tests/e2e/test_sizes.py)."""
+    from harness import wait_idle
+    side = pg.locator('[data-testid="stSidebar"]')
+    exp = side.locator('[data-testid="stExpander"]').filter(has_text="Use my own files")
+    if not exp.locator('[data-testid="stFileUploader"]').first.is_visible():
+        exp.locator("summary").click()
+    box = side.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    box.first.wait_for(timeout=120_000)
+    box.first.locator('input[type="file"]').set_input_files(str(path))
+    wait_idle(pg, 120)
+
+
+def _painted(pg) -> None:
+    """Every chart has its canvas or svg, then two animation frames (the browser has painted)."""
+    from harness import CHART
+    pg.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(c => c.querySelector('canvas, svg'))",
+                         arg=CHART)
+    pg.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+#: in the page: keep what the edited heatmap draws (the second chart: its SVG, or its canvas'
+#: pixels), then click a button by its text at a noted time (a click from the page itself: no
+#: Playwright round trip in the figure) and look at every animation frame for the first one where
+#: that drawing differs (Streamlit updates a chart in place, so no new element marks the redraw)
+_CLICK_AND_WATCH = """(name) => {
+  const pixels = () => {
+    const ch = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[1];
+    const c = ch && ch.querySelector('svg, canvas');
+    if (!c) return null;
+    if (c.tagName.toLowerCase() !== 'canvas') return c.outerHTML;
+    // a cheap signature of the pixels (toDataURL's PNG encoding would load the thread it measures)
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 29) h = (h * 31 + d[i]) | 0;
+    return c.width + 'x' + c.height + ':' + h;
+  };
+  const before = pixels();
+  window.__rvT1 = null;
+  const b = [...document.querySelectorAll('button')].find(e => e.innerText.trim() === name);
+  const t0 = performance.now();
+  window.__rvT0 = t0;
+  b.click();
+  const look = () => {
+    const now = performance.now();
+    const p = pixels();
+    if (p !== null && p !== before) { window.__rvT1 = now; return; }
+    if (now - t0 < 20000) requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+}"""
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used so far, from /proc (Linux)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _task_s(cdp) -> float:
+    """Seconds the page's main thread has spent in tasks (Chrome's Performance.getMetrics)."""
+    return next(m["value"] for m in cdp.send("Performance.getMetrics")["metrics"] if m["name"] == "TaskDuration")
+
+
+def _time_edits(pg, repeats: int, server_pid: int | None = None):
+    """Edits made with the controls (a new value for the step the page offers, then "Add this edit"):
+    seconds from the click to (a) the edited heatmap redrawn (its drawing changes; the answers and the
+    parting step are drawn before it), (b) the end of the rerun's last message (the decision steps
+    and the contributions included), (c) then every chart painted; and the CPU seconds each edit
+    cost the server process (/proc) and the page's main thread (Chrome's TaskDuration) from the click
+    to (c): on a loaded machine these are steadier than the wall times."""
+    from harness import wait_idle
+    heat, runs, drawn, cpu_server, cpu_page = [], [], [], [], []
+    cdp = pg.context.new_cdp_session(pg)
+    cdp.send("Performance.enable")
+    for k in range(repeats):
+        box = pg.get_by_label("Value", exact=True)
+        box.fill(str(2 + k))
+        box.press("Enter")
+        wait_idle(pg)
+        s0 = _cpu_s(server_pid) if server_pid else 0.0
+        p0 = _task_s(cdp)
+        t0 = time.perf_counter()
+        pg.evaluate(_CLICK_AND_WATCH, "Add this edit")
+        wait_idle(pg)
+        runs.append(time.perf_counter() - t0)
+        _painted(pg)
+        drawn.append(time.perf_counter() - t0)
+        cpu_page.append(_task_s(cdp) - p0)
+        cpu_server.append(_cpu_s(server_pid) - s0 if server_pid else float("nan"))
+        pg.wait_for_function("() => window.__rvT1 !== null", timeout=20_000)
+        heat.append(pg.evaluate("() => (window.__rvT1 - window.__rvT0) / 1000"))
+    return heat, runs, drawn, cpu_server, cpu_page
+
+
+def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
+    """Browser redraw after an edit (Debian chromium through Playwright, one streamlit server):
+    on the race demo, and on files of 100 and 1,000 steps uploaded through the sidebar. Times
+    from clicking "Add this edit" to the end of the rerun (the What-if section is a fragment: only
+    it reruns), to the answers and the edited heatmap redrawn and to every chart painted; median and best
+    of ``repeats`` edits."""
     import statistics
     import sys
     import tempfile
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-    from harness import CHART, launch_browser, new_page, open_app, start_server, stop_server, wait_idle
+    from harness import CHART, launch_browser, new_page, open_app, start_server, stop_server
     from playwright.sync_api import sync_playwright
+    from sizes_files import Case, make_case
 
-    print(f"\n== browser rerun after an edit, race demo (load {load()}) ==")
-    proc, url, _ = start_server(Path(tempfile.mkdtemp()))
+    tmp = Path(tempfile.mkdtemp())
+    print(f"\n== browser: click 'Add this edit' -> view redrawn (load {load()}) ==")
+    proc, url, _ = start_server(tmp)
+
+    def report(name, heat, runs, drawn, cpu_server, cpu_page):
+        def f(v):
+            return f"{statistics.median(v) * 1e3:4.0f} ms (best {min(v) * 1e3:4.0f})"
+        print(f"{name}, {repeats} edits, median:\n    answers and edited heatmap redrawn {f(heat)}; "
+              f"rerun done {f(runs)}; every chart painted {f(drawn)}  (load {load()})\n"
+              f"    CPU per edit, click to painted: server process {f(cpu_server)}, page main thread {f(cpu_page)}")
+
     try:
         with sync_playwright() as pw:
             b = launch_browser(pw)
             pg = new_page(b, 1400, 1600)
+            pg.set_default_timeout(120_000)
             open_app(pg, url)
             open_app(pg, f"{url}/What_if?demo=race")
             pg.locator(CHART).first.wait_for()
-            times = []
-            for k in range(repeats):
-                box = pg.get_by_label("Value", exact=True)
-                box.fill(str(2 + k))
-                box.press("Enter")
-                wait_idle(pg)
-                t0 = time.perf_counter()
-                pg.get_by_role("button", name="Add this edit").click()
-                wait_idle(pg)
-                pg.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every(c => c.querySelector("
-                                     "'canvas, svg'))", arg=CHART)
-                times.append(time.perf_counter() - t0)
+            report("race demo (30 steps, 32-unit GRU)", *_time_edits(pg, repeats, proc.pid))
+            pg.context.close()
+            for T in steps:
+                case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
+                files = make_case(case, tmp / case.key)
+                pg = new_page(b, 1400, 1600)
+                pg.set_default_timeout(120_000)
+                open_app(pg, url)
+                _upload(pg, "Model file", files["model"])
+                _upload(pg, "Data file", files["data"])
+                pg.locator('[data-testid="stSidebarNav"] a').filter(has_text="What if").first.click()
+                from harness import wait_idle
+                wait_idle(pg, 120)
+                pg.locator(CHART).first.wait_for()
+                _painted(pg)
+                report(f"uploaded file, {T:,} steps (64-unit GRU)", *_time_edits(pg, repeats, proc.pid))
+                pg.context.close()
             b.close()
     finally:
         stop_server(proc)
-    print(f"click 'Add this edit' -> view redrawn: median {statistics.median(times) * 1e3:.0f} ms, "
-          f"best {min(times) * 1e3:.0f} ms over {repeats} edits")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="no 100k-sequence runs")
     ap.add_argument("--browser", action="store_true", help="also time the browser rerun (needs chromium)")
+    ap.add_argument("--steps", type=int, nargs="+", default=list(BROWSER_STEPS),
+                    help="the browser figure's file sizes (default 100 1000)")
     ap.add_argument("--only", choices=["redraw", "demos", "100k", "10k", "browser"], help="run one part only")
     args = ap.parse_args()
-    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_many, "browser": bench_browser,
+    parts = {"redraw": bench_redraw, "demos": bench_demos, "100k": bench_many,
+             "browser": lambda: bench_browser(steps=args.steps),
              "10k": lambda: bench_many(10_000)}
     if args.only:
         parts[args.only]()
@@ -188,4 +346,4 @@ if __name__ == "__main__":
         if not args.quick:
             bench_many()
         if args.browser:
-            bench_browser()
+            bench_browser(steps=args.steps)

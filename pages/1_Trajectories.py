@@ -8,6 +8,7 @@ from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_pair as pp
 from rnnviz_app import page_trajectories as pt
+from rnnviz_app import page_units as pu
 from rnnviz_app import sequences as sq
 from rnnviz_app import state_url as su
 from rnnviz_app import widgets as wg
@@ -61,6 +62,8 @@ def page_body() -> None:
         order, top = pt.unit_choice(H.shape[2])
         st.caption(pt.play_view(ctx, H, a, b, ids, kind, kinds[kind], order, top, key=view_key + (order, top),
                                 window=window))
+        if layer == layers[-1] and kind in pu.KIND_LABELS:  # the Units page lists the last layer's units
+            pu.unit_link(H.shape[2], "traj", kind=kind, backward=direction == "bwd")
         # the full matrix of A and B (millions of rows on long sequences) is built only when asked for
         wg.csv_button(lambda: tj.heatmap_data(H, lens, seqs=[a, b], ids=ids).frame,
                       "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")

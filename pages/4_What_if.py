@@ -6,14 +6,17 @@ import streamlit as st
 from rnnviz_app import context as cx
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_units as pu
 from rnnviz_app import page_whatif as pw
 from rnnviz_app import sequences as sq
+from rnnviz_app import state_url as su
 from rnnviz_app import widgets as wg
 from rnnviz_app.page_widgets import bound
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.charts import whatif as cw
 from rnnviz_core.contributions import METHODS
 from rnnviz_core.errors import InputError
+from rnnviz_core.whatif import edited_paths
 
 page_boot.require_entry_point()
 ctx = cx.loaded()
@@ -29,87 +32,116 @@ seq = bound(st.selectbox, "Sequence", "wi_seq", ids[0], ids, format_func=labels.
 pw.keep_for(seq)
 row = sq.row_of(ctx)[seq]
 L = int(ds.lengths[row])
-edits = pw.current_edits(tok)
 
-with st.container(border=True):
-    c1, c2, c3 = st.columns([1, 2, 3])
-    step = c1.number_input("Step", 0, L, min(L - 1, L // 2), key="wi_step",
-                           help=f"Steps of the original sequence, 0 to {L - 1} ({L} may only take an insert).")
-    action = c2.radio("Change", ["Set a value", "Delete the step", "Insert a step before it"], key="wi_action")
-    cur = min(int(step), L - 1)
-    vocab = pw.vocabulary(ctx)
-    with c3:
-        if tok and action.startswith("Delete"):
-            value, feature, row_new = 0, 0, 0
-        elif tok:
-            words = vocab or [f"#{i}" for i in range(int(ds.X.max()) + 1)]
-            new = st.selectbox("Word", range(len(words)), index=int(ds.X[row, cur]), format_func=lambda i: words[i],
-                               key=f"wi_word_{row}_{cur}")
-            value, feature, row_new = int(new), 0, int(new)
-        else:
-            names = [pw.feature_name(ctx, f) for f in range(ds.X.shape[2])]
-            feature, value = 0, 0.0
-            row_new = ds.X[row, cur].astype(float).copy()
-            if not action.startswith("Delete"):
-                feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f], key="wi_feature")
-                value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g",
-                                        key=f"wi_value_{row}_{cur}_{feature}")
-                row_new[feature] = value
-            if action.startswith("Insert"):
-                st.caption("The inserted step copies step "
-                           f"{cur} with '{names[feature]}' set to the value above.")
-    edit = ((0, int(step), int(feature), value) if action.startswith("Set") else
-            (0, int(step), "delete", None) if action.startswith("Delete") else (0, int(step), "insert", row_new))
-    b1, b2, b3 = st.columns(3)
-    b1.button("Add this edit", on_click=pw.add_edit, args=(edit, tok), type="primary", key="wi_add")
-    b2.button("Undo the last edit", on_click=pw.undo, args=(tok,), disabled=not edits, key="wi_undo")
-    b3.button("Reset", on_click=pw.reset, disabled=not edits, key="wi_reset",
-              help="Back to the original sequence (removes every edit).")
-    if st.session_state.pop("wi_note", None):
-        st.caption(f"At most {pw.MAX_EDITS} edits are kept; press 'Reset' to start again.")
-    st.markdown("**Edits:** " + ("; ".join(pw.describe(e, ctx) for e in edits) if edits else "none yet"))
 
-try:
-    res = pw.run(ctx, row, edits)
-    if tok:
-        st.text("Original: " + " ".join(pw.words(ctx, ds.X[row], L)))
-        st.text("Edited:   " + " ".join(pw.words(ctx, res.x[0], int(res.lengths[0]))))
-except InputError as exc:
-    msg.error(pw.edit_error(exc))
-    st.stop()
-L2 = int(res.lengths[0])
-cols = st.columns(2)
-for col, name, out in ((cols[0], "Original", res.original_outputs[0]), (cols[1], "Edited", res.outputs[0])):
-    ans, conf = pw.answer(ctx, out)
-    col.metric(f"{name}: answer", ans, help="The model's output for this version of the sequence.")
-    if conf:
-        col.caption(f"Confidence {conf}")
-part = int(res.parting_step[0])
-st.markdown(f"**Parting step:** {part}" if part >= 0 else "**Parting step:** none (the hidden states agree)")
-tag = (row, pw.encode_edits(edits))
-if max(L, L2) <= pw.DECISION_AUTO_STEPS or st.toggle("Find the decision steps (runs the model on every prefix)",
-                                                      key="wi_decide"):
-    d_o = msg.guarded(pw.decision, ctx, ds.X[row], L, (row,))
-    d_e = msg.guarded(pw.decision, ctx, res.x[0], L2, tag)
-    st.markdown(f"**Decision step** (from here on the answer on the prefix is the final answer): original {d_o} "
-                f"of {L} steps, edited {d_e} of {L2}.")
+# The edit controls and every view of the edit are one fragment: an edit (or any control here)
+# reruns only this part, not the sidebar and the page above it, so the browser gets only what
+# changed (bench/bench_whatif.py --only browser). The link is written at its end: the entry
+# point writes it on full reruns only.
+@st.fragment
+def whatif_body(row: int, L: int) -> None:
+    """The edit controls, the answers, the parting and decision steps, the heatmaps and the contributions."""
+    ctx = cx.loaded()
+    ds = ctx.data
+    tok = bool(ds.is_tokens)
+    edits = pw.current_edits(tok)
 
-h_orig = np.asarray(res.original.hidden[0, :L])
-h_new = np.asarray(res.trace.hidden[0, :L2])
-units, why = cw.pick_units(h_orig, h_new)
-per_bin = cw.step_bins(max(L, L2))
-lim = float(max(1.0, np.nanmax(np.abs(h_orig)), np.nanmax(np.abs(h_new))))
-st.subheader("Hidden state: original and edited")
-for name, h, n in (("Original", h_orig, L), ("Edited", h_new, L2)):
-    frame = cw.binned_states(h, units, per_bin, name.lower())
-    st.caption(wg.chart(cw.states_chart, frame, parting=part if edits else None, domain=(-lim, lim),
-                        title=f"{name} ({n} steps)", units_why=why, per_bin=per_bin, n_steps=max(L, L2),
-                        key=("wi_h", name) + (tag if name == "Edited" else (row,)) + tuple(units)))
+    with st.container(border=True):
+        c1, c2, c3 = st.columns([1, 2, 3])
+        step = c1.number_input("Step", 0, L, min(L - 1, L // 2), key="wi_step",
+                               help=f"Steps of the original sequence, 0 to {L - 1} ({L} may only take an insert).")
+        action = c2.radio("Change", ["Set a value", "Delete the step", "Insert a step before it"], key="wi_action")
+        cur = min(int(step), L - 1)
+        vocab = pw.vocabulary(ctx)
+        with c3:
+            if tok and action.startswith("Delete"):
+                value, feature, row_new = 0, 0, 0
+            elif tok:
+                words = vocab or [f"#{i}" for i in range(int(ds.X.max()) + 1)]
+                new = st.selectbox("Word", range(len(words)), index=int(ds.X[row, cur]), format_func=lambda i: words[i],
+                                   key=f"wi_word_{row}_{cur}")
+                value, feature, row_new = int(new), 0, int(new)
+            else:
+                names = [pw.feature_name(ctx, f) for f in range(ds.X.shape[2])]
+                feature, value = 0, 0.0
+                row_new = ds.X[row, cur].astype(float).copy()
+                if not action.startswith("Delete"):
+                    feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f],
+                                           key="wi_feature")
+                    value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g",
+                                            key=f"wi_value_{row}_{cur}_{feature}")
+                    row_new[feature] = value
+                if action.startswith("Insert"):
+                    st.caption("The inserted step copies step "
+                               f"{cur} with '{names[feature]}' set to the value above.")
+        edit = ((0, int(step), int(feature), value) if action.startswith("Set") else
+                (0, int(step), "delete", None) if action.startswith("Delete") else (0, int(step), "insert", row_new))
+        b1, b2, b3 = st.columns(3)
+        b1.button("Add this edit", on_click=pw.add_edit, args=(edit, tok), type="primary", key="wi_add")
+        b2.button("Undo the last edit", on_click=pw.undo, args=(tok,), disabled=not edits, key="wi_undo")
+        b3.button("Reset", on_click=pw.reset, disabled=not edits, key="wi_reset",
+                  help="Back to the original sequence (removes every edit).")
+        if st.session_state.pop("wi_note", None):
+            st.caption(f"At most {pw.MAX_EDITS} edits are kept; press 'Reset' to start again.")
+        st.markdown("**Edits:** " + ("; ".join(pw.describe(e, ctx) for e in edits) if edits else "none yet"))
 
-st.subheader("Contributions of the edited sequence")
-method = bound(st.selectbox, "Method", "wi_method", "grad_x_state", list(METHODS), format_func=cc.method_label)
-so = msg.guarded(pw.scores, ctx, ds.X[row], L, method, (row,))
-se = msg.guarded(pw.scores, ctx, res.x[0], L2, method, tag)
-sf = pd.concat([cw.binned_scores(so[:L], per_bin, "original"), cw.binned_scores(se[:L2], per_bin, "edited")])
-st.caption(wg.chart(cw.scores_chart, sf, method=cc.method_label(method), parting=part if edits else None,
-                    per_bin=per_bin, key=("wi_sc", method) + tag))
+    try:
+        res = pw.run(ctx, row, edits)
+        if tok:
+            st.text("Original: " + " ".join(pw.words(ctx, ds.X[row], L)))
+            st.text("Edited:   " + " ".join(pw.words(ctx, res.x[0], int(res.lengths[0]))))
+    except InputError as exc:
+        msg.error(pw.edit_error(exc))
+        su.sync_url()
+        return
+    L2 = int(res.lengths[0])
+    cols = st.columns(2)
+    for col, name, out in ((cols[0], "Original", res.original_outputs[0]), (cols[1], "Edited", res.outputs[0])):
+        ans, conf = pw.answer(ctx, out)
+        col.metric(f"{name}: answer", ans, help="The model's output for this version of the sequence.")
+        if conf:
+            col.caption(f"Confidence {conf}")
+    part = int(res.parting_step[0])
+    st.markdown(f"**Parting step:** {part}" if part >= 0 else "**Parting step:** none (the hidden states agree)")
+    tag = (row, pw.encode_edits(edits))
+    parting = part if edits else None
+
+    # drawn first: the answers, the parting step and the heatmaps reach the browser before the slower
+    # contributions and decision steps are computed
+    h_orig = np.asarray(res.original.hidden[0, :L])
+    h_new = np.asarray(res.trace.hidden[0, :L2])
+    units, why = cw.pick_units(h_orig, h_new)
+    per_bin = cw.step_bins(max(L, L2))
+    lim = float(max(1.0, np.nanmax(np.abs(h_orig)), np.nanmax(np.abs(h_new))))
+    st.subheader("Hidden state: original and edited")
+    with wg.section("The heatmaps"):
+        for name, h, n in (("Original", h_orig, L), ("Edited", h_new, L2)):
+            frame = cw.binned_states(h, units, per_bin, name.lower())
+            st.caption(wg.chart(cw.states_chart, frame, parting=parting, domain=(-lim, lim),
+                                title=f"{name} ({n} steps)", units_why=why, per_bin=per_bin, n_steps=max(L, L2),
+                                key=("wi_h", name) + (tag if name == "Edited" else (row,)) + tuple(units)))
+        pu.unit_link(h_orig.shape[1], "whatif", units=units, names=pw.unit_names(ctx, units, h_orig.shape[1]))
+
+    st.subheader("Paths in one picture")
+    with wg.section("The paths chart"):
+        paths = edited_paths(h_orig, h_new, pca=pw.path_basis(ctx, h_orig, row))
+        st.caption(wg.chart(cw.paths_chart, paths, per_bin=per_bin, parting=parting, key=("wi_paths",) + tag))
+
+    if max(L, L2) <= pw.DECISION_AUTO_STEPS or st.toggle("Find the decision steps (runs the model on every prefix)",
+                                                          key="wi_decide"):
+        d_o = msg.guarded(pw.decision, ctx, ds.X[row], L, (row,))
+        d_e = msg.guarded(pw.decision, ctx, res.x[0], L2, tag)
+        st.markdown(f"**Decision step** (from here on the answer on the prefix is the final answer): original {d_o} "
+                    f"of {L} steps, edited {d_e} of {L2}.")
+
+    st.subheader("Contributions of the edited sequence")
+    method = bound(st.selectbox, "Method", "wi_method", "grad_x_state", list(METHODS), format_func=cc.method_label)
+    so = msg.guarded(pw.scores, ctx, ds.X[row], L, method, (row,))
+    se = msg.guarded(pw.scores, ctx, res.x[0], L2, method, tag)
+    sf = pd.concat([cw.binned_scores(so[:L], per_bin, "original"), cw.binned_scores(se[:L2], per_bin, "edited")])
+    st.caption(wg.chart(cw.scores_chart, sf, method=cc.method_label(method), parting=parting,
+                        per_bin=per_bin, key=("wi_sc", method) + tag))
+    su.sync_url()
+
+
+whatif_body(row, L)

@@ -96,11 +96,18 @@ def words_frame(entry: pd.Series) -> pd.DataFrame | None:
                           "Times seen there": int(n)} for a, b, c, n in w])
 
 
-def unit_link(n_units: int, key: str, label: str = "Unit") -> None:
-    """Under a heatmap: pick a row of the hidden state (``h``) and open its entry on the Units page."""
+def unit_link(n_units: int, key: str, label: str = "Unit", *, units=None, kind: str = "h",
+              backward: bool = False, names: dict | None = None) -> None:
+    """Under a heatmap: pick a row (of the hidden state ``h`` or of a gate ``kind``; ``backward``: the
+    backward direction's) and open its entry on the Units page. ``units``: the rows drawn (default
+    all ``n_units``), offered in that order; ``names``: row -> the unit's name in the dictionary,
+    where rows are not all of one kind and direction."""
+    rows = [int(u) for u in (range(int(n_units)) if units is None else units)]
+    names = names or {u: f"{kind} {u}" + (" (bwd)" if backward else "") for u in rows}
+    what = KIND_LABELS.get(kind, kind)
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
-    u = c1.selectbox(label, range(int(n_units)), format_func=lambda i: f"h {i}", key=f"unitlink_{key}",
-                     help="A row of the hidden-state heatmap: open what drives it to its limits.")
+    u = c1.selectbox(label, rows, format_func=names.get, key=f"unitlink_{key}",
+                     help=f"A row of the {what} heatmap: open what drives it to its limits.")
     if c2.button("Open this unit in Units", key=f"unitlink_btn_{key}"):
-        su.view()["unit"] = f"h {int(u)}"
+        su.view()["unit"] = names[int(u)]
         st.switch_page(UNITS_PAGE)

@@ -124,6 +124,15 @@ def words(ctx: Loaded, ids: np.ndarray, length: int) -> list[str]:
     return ids_to_words(vocabulary(ctx), np.asarray(ids[:length]).tolist())
 
 
+def unit_names(ctx: Loaded, units: list[int], n_out: int) -> dict[int, str]:
+    """Rows of the edited run's hidden state (the last recurrent layer, [forward | backward]) -> their
+    names in the unit dictionary ("h 3", "h 3 (bwd)")."""
+    from rnnviz_core.engine import find_recurrent
+    info = find_recurrent(ctx.model)[-1]
+    size = n_out // info.num_directions
+    return {int(u): f"h {u}" if u < size else f"h {u - size} (bwd)" for u in units}
+
+
 def value_text(ctx: Loaded, v: Any) -> str:
     if ctx.data.is_tokens:
         vocab = vocabulary(ctx)
@@ -176,6 +185,16 @@ def scores(ctx: Loaded, x: np.ndarray, length: int, method: str, tag: str) -> np
     its content."""
     return compute(_scores, ctx.model, x[None, :length], np.array([length]), method, ctx.device, ctx.target,
                    key=("wi_scores", tag, method, ctx.target))
+
+
+def _basis(h: np.ndarray):
+    from rnnviz_core.trajectories import StatePCA
+    return StatePCA(n_components=min(2, *h.shape), max_points=None).fit(h[None])
+
+
+def path_basis(ctx: Loaded, h_orig: np.ndarray, row: int):
+    """The PCA basis of the original sequence's states [L, H] (kept while the sequence is edited)."""
+    return compute(_basis, h_orig, key=("wi_basis", row))
 
 
 def edit_error(exc: InputError) -> str:

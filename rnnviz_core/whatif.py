@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -42,7 +43,7 @@ from .errors import InputError
 from .restart import Capture, capturing, resuming, run_one
 from .trace import Trace
 
-__all__ = ["what_if", "WhatIfResult", "WhatIfBase", "apply_edits", "DEFAULT_TOL"]
+__all__ = ["what_if", "WhatIfResult", "WhatIfBase", "apply_edits", "edited_paths", "DEFAULT_TOL"]
 
 #: largest |edited - original| hidden-state difference still counted as "the same" (parting step)
 DEFAULT_TOL = 1e-4
@@ -411,3 +412,47 @@ def what_if(
     return WhatIfResult(outputs=new_logits, original_outputs=orig_logits, trace=edited, original=original,
                         parting_step=parting, first_edit=first, recomputed_from=restarted, x=x_new,
                         lengths=L_new, base=base)
+
+
+# ----------------------------------------------------------------------------- paths
+def edited_paths(original: Any, edited: Any, n_components: int = 2, *, pca: Any = None) -> pd.DataFrame:
+    """The paths of an original sequence's hidden states and of its edited version in one PCA basis.
+
+    The basis is fitted on the original's states alone (:class:`~rnnviz_core.trajectories.StatePCA`),
+    so the original's path does not move whatever the edit, and the edited path is drawn in the
+    same coordinates: up to the parting step the two paths coincide.
+
+    Parameters
+    ----------
+    original : [L, H] hidden states of the original sequence (real steps only)
+    edited : [L', H] hidden states of the edited sequence (real steps only)
+    pca : the :class:`~rnnviz_core.trajectories.StatePCA` already fitted on ``original`` (a page
+        keeps it while the sequence is edited); None fits it here.
+
+    Returns
+    -------
+    DataFrame with columns ``version`` ("original" / "edited"), ``step``, ``pc1`` .. ``pck``: one
+    row per real step of each version; ``attrs["explained_variance_ratio"]`` holds the share of
+    the original's state variance each component explains.
+    """
+    from .trajectories import StatePCA
+
+    h_o = np.asarray(original, dtype=np.float64)
+    h_e = np.asarray(edited, dtype=np.float64)
+    if h_o.ndim != 2 or h_e.ndim != 2 or h_o.shape[1] != h_e.shape[1]:
+        raise InputError(f"original and edited must be [steps, units] with the same units; got shapes "
+                         f"{h_o.shape} and {h_e.shape}.")
+    k = int(min(n_components, h_o.shape[0], h_o.shape[1]))
+    if k < 1:
+        raise InputError("The original sequence has no real step to fit a PCA basis on.")
+    if pca is None:
+        pca = StatePCA(n_components=k, max_points=None).fit(h_o[None])
+    parts = []
+    for name, h in (("original", h_o), ("edited", h_e)):
+        proj = pca.transform(h[None])[0]                                  # (L, k)
+        cols = {"version": name, "step": np.arange(h.shape[0])}
+        cols.update({f"pc{j + 1}": proj[:, j] for j in range(k)})
+        parts.append(pd.DataFrame(cols))
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio_]
+    return frame

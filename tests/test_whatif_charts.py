@@ -51,3 +51,46 @@ def test_charts_are_valid_bounded_and_say_what_a_cell_is(T, H):
     s2 = cw.scores_chart(pd.concat([sc2, sc]), method="grad", parting=3, per_bin=per_bin)
     alt.LayerChart.from_dict(s2.to_dict())
     assert f"original ({T - 1} steps" in s2.description and f"edited sequence ({T} steps" in s2.description
+
+
+def test_edited_paths_are_both_versions_in_the_originals_pca_basis_by_hand():
+    from rnnviz_core.whatif import edited_paths
+    rng = np.random.default_rng(5)
+    orig = np.tanh(rng.standard_normal((40, 6)) @ rng.standard_normal((6, 6)))
+    edited = np.concatenate([orig[:25], np.tanh(rng.standard_normal((17, 6)))])   # parts at step 25, 2 steps longer
+    fr = edited_paths(orig, edited)
+    # the reference: principal axes of the original's centred states from numpy's SVD
+    mean = orig.mean(0)
+    _, s, vt = np.linalg.svd(orig - mean, full_matrices=False)
+    for name, h in (("original", orig), ("edited", edited)):
+        got = fr[fr["version"] == name].sort_values("step")[["pc1", "pc2"]].to_numpy()
+        want = (h - mean) @ vt[:2].T
+        assert got.shape == (len(h), 2)
+        np.testing.assert_allclose(np.abs(got), np.abs(want), atol=1e-9)    # an axis' sign is arbitrary
+        sign = np.sign((got * want).sum(0))
+        np.testing.assert_allclose(got, want * sign, atol=1e-9)
+    np.testing.assert_allclose(fr.attrs["explained_variance_ratio"], (s[:2] ** 2) / (s ** 2).sum(), rtol=1e-9)
+    o = fr[fr["version"] == "original"].set_index("step")
+    e = fr[fr["version"] == "edited"].set_index("step")
+    np.testing.assert_allclose(o.loc[:24, ["pc1", "pc2"]], e.loc[:24, ["pc1", "pc2"]], atol=1e-12)
+
+
+@pytest.mark.parametrize("T", [30, 1000, 10_000])
+def test_paths_chart_is_valid_small_and_its_points_are_bin_means(T):
+    from rnnviz_core.whatif import edited_paths
+    rng = np.random.default_rng(3)
+    orig = np.tanh(np.cumsum(rng.standard_normal((T, 16)), 0) * 0.1)
+    edited = orig.copy()
+    edited[T // 2:] *= -1
+    per_bin = cw.step_bins(T)
+    spec = cw.paths_chart(edited_paths(orig, edited), per_bin=per_bin, parting=T // 2)
+    d = spec.to_dict()
+    alt.LayerChart.from_dict(d)
+    rows = d["datasets"][d["layer"][0]["data"]["name"]]
+    assert len(rows) == 2 * int(np.ceil(T / per_bin)) <= 2 * cw.MAX_BINS
+    ref = edited_paths(orig, edited)
+    ref = ref[ref["version"] == "edited"]
+    first = ref[ref["step"] < per_bin]["pc1"].mean()                    # the edited path's first point, by hand
+    got = next(r for r in rows if r["version"] == "edited" and r["start"] == 0)["pc1"]
+    assert abs(got - first) < 1e-9
+    assert f"original ({T} steps" in spec.description and f"before step {T // 2}" in spec.description

@@ -1,6 +1,8 @@
 """The What-if page in a real browser: it draws on the race and text demos, an edit (from the
 link and from the controls) shows the output the model gives on the edited input (computed here
-with the model itself, not through the app), and "Reset" restores the original."""
+with the model itself, not through the app), an edit reruns only the What-if section and redraws
+its heatmap with the edited input's states (from the model's own nn.GRU), "Reset" restores the
+original, and the unit pickers under the What-if and Trajectories heatmaps open the Units page."""
 from __future__ import annotations
 
 import re
@@ -12,7 +14,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CHART, assert_clean, open_app, select_option, wait_idle  # noqa: E402
+from harness import CHART, assert_clean, open_app, select_option, selected, wait_idle  # noqa: E402
+import page_specs as ps  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -128,4 +131,65 @@ def test_an_edit_that_does_not_fit_says_which_controls_to_use_and_reset_recovers
     wait_idle(page)
     page.locator(f"{CHART} >> visible=true").first.wait_for()
     assert page.locator('[data-testid="stAlert"]').count() == 0
+    assert_clean(page)
+
+
+def test_an_edit_reruns_only_the_whatif_section_and_redraws_the_edited_states(page, app_url):
+    model, ds = _demo("race")
+    row = 3
+    sid, L = str(ds.ids[row]), int(ds.lengths[row])
+    ps.record(page)
+    open_app(page, f"{app_url}/What_if?demo=race&wi_seq={sid}")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    step = page.get_by_label("Step", exact=True)
+    step.fill("2")
+    step.press("Enter")
+    wait_idle(page)
+    box = page.get_by_label("Value", exact=True)
+    box.fill("9")
+    box.press("Enter")
+    wait_idle(page)
+    n_before = len(page._rv_msgs["frames"])
+    page.get_by_role("button", name="Add this edit").click()
+    wait_idle(page)
+    assert_clean(page)
+    assert "step 2: position = 9" in _main(page)
+    # the click reran the What-if fragment alone: every element it sent belongs to a fragment run
+    new = [m for m in ps._messages(page._rv_msgs["frames"][n_before:]) if m.WhichOneof("type") == "delta"]
+    assert new and all(m.delta.fragment_id for m in new)
+    # the edited heatmap now draws the states of the edited input, as the model's own nn.GRU gives them
+    # (on the input standardised as its forward does)
+    x = ds.X[row, :L].copy()
+    x[2, 0] = 9.0
+    with torch.no_grad():
+        h, _ = model.rnn((torch.as_tensor(x[None]) - model.norm_mean) / model.norm_std)
+    h = h[0].numpy()
+    charts = {c["spec"].get("title"): c for c in ps.drawn_charts(page)}
+    edited = charts[f"Edited ({L} steps)"]
+    heat = edited["datasets"][edited["spec"]["layer"][0]["data"]["name"]]
+    assert len(heat) > 0
+    for r in heat:                                 # 30 steps: one step per cell
+        assert abs(r["value"] - h[int(r["start"]), int(r["unit"])]) < 1e-4, r
+    # the paths chart is drawn; its caption states where the paths part
+    assert "Paths in one PCA picture" in charts
+    assert "The paths coincide before step 2" in charts["Paths in one PCA picture"]["caption"]
+
+
+@pytest.mark.parametrize("where", ["What_if", "Trajectories"])
+def test_the_unit_picker_under_a_heatmap_opens_the_units_entry(page, app_url, where):
+    open_app(page, f"{app_url}/{where}?demo=race")
+    page.locator(f"{CHART} >> visible=true").first.wait_for()
+    box = page.get_by_role("combobox", name="Unit", exact=True).last
+    box.click()
+    opts = page.locator('[role="option"]')
+    opts.first.wait_for()
+    unit = opts.nth(1).inner_text().strip()
+    assert re.fullmatch(r"h \d+", unit)
+    opts.nth(1).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Open this unit in Units").click()
+    wait_idle(page)
+    page.get_by_role("heading", name="Units", exact=True).wait_for()
+    assert selected(page, "Unit") == unit
+    assert "unit=h" in page.url
     assert_clean(page)

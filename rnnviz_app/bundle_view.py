@@ -15,8 +15,8 @@ import streamlit as st
 from rnnviz_app.text import format_accuracy, md_escape
 from rnnviz_app.widgets import chart_spec
 
-BUILTIN = {"true_class": "True class", "predicted_class": "Predicted class", "outcome": "Correct vs wrong",
-           "saturation": "Saturation level"}
+#: live grouping key -> the name the bundle stores it under (the live pages' word is the one in links)
+_STORED = {"correct": "outcome"}
 
 
 def summary(b: Any) -> dict:
@@ -76,19 +76,38 @@ def sample_states(b: Any) -> np.ndarray:
 
 
 def groupings(b: Any) -> dict[str, str]:
-    """Saturation groupings the bundle precomputed: key -> label ("data:col" for data columns)."""
+    """Saturation groupings the bundle precomputed, under the live page's keys and labels (a link's
+    ``by=`` means the same on both): key -> label. A data column's key is its column in the sequence
+    table (``name`` or ``name_data``), as on the live page."""
+    from rnnviz_app.page_saturation import BUILTIN_GROUPINGS
     have = b.manifest.get("analysis", {}).get("saturation_groupings", {})
-    out = {k: v for k, v in BUILTIN.items() if k in have}
-    out.update({k: f"Data column: {k[len('data:'):]}" for k in sorted(have) if k.startswith("data:")})
+    out = {k: v for k, v in BUILTIN_GROUPINGS.items() if _STORED.get(k, k) in have}
+    seq = b.sequences
+    for k in sorted(have):
+        if k.startswith("data:"):
+            name = k[len("data:"):]
+            out[f"{name}_data" if f"{name}_data" in seq else name] = f"Data column: {name}"
     return out
 
 
+def stored_grouping(b: Any, key: str) -> str:
+    """The bundle's own name of grouping ``key`` (a key of :func:`groupings`), for its queries."""
+    if key in _STORED:
+        return _STORED[key]
+    have = b.manifest.get("analysis", {}).get("saturation_groupings", {})
+    if key in have:
+        return key
+    name = key[:-len("_data")] if key.endswith("_data") and f"data:{key[:-len('_data')]}" in have else key
+    return f"data:{name}" if f"data:{name}" in have else key
+
+
 def group_labels(b: Any, key: str) -> pd.Series:
-    """Group label (string) of every sequence under a precomputed grouping ``key``."""
+    """Group label (string) of every sequence under grouping ``key`` (a key of :func:`groupings`)."""
     seq = b.sequences
-    col = key
-    if key.startswith("data:"):
-        name = key[len("data:"):]
+    stored = stored_grouping(b, key)
+    col = stored
+    if stored.startswith("data:"):
+        name = stored[len("data:"):]
         col = f"{name}_data" if f"{name}_data" in seq else name
     return seq[col].astype(str).reset_index(drop=True)
 
@@ -138,18 +157,21 @@ def chart(dig: str, build: Callable[..., Any], *args: Any, key: tuple = (), **kw
 
 
 def pick_pair(b: Any) -> tuple[int, int]:
-    """Sequence A and B pickers restricted to the sampled rows; returns their row numbers."""
+    """Sequence A and B: the live pickers (:func:`rnnviz_app.page_pair.pick_pair`, ``a=``/``b=`` in the
+    link by sequence id) restricted to the sampled rows; returns their row numbers. A link's A or B
+    that is not among the sampled sequences starts from the default, named in the sidebar's note."""
+    from rnnviz_app import page_pair as pp
+    from rnnviz_app import state_url as su
     from rnnviz_app.bundle_source import sequence_message
 
     labels = sample_labels(b)
-    rows = list(labels)
-    if len(rows) < 1:
+    if not labels:
         st.info("This analysis bundle holds no full traces of single sequences, so A and B cannot be shown.")
         st.stop()
-    c1, c2 = st.columns(2)
-    a = c1.selectbox("Sequence A", rows, index=0, format_func=labels.get, key="bundle_seq_a")
-    b_ = c2.selectbox("Sequence B", rows, index=min(1, len(rows) - 1), format_func=labels.get, key="bundle_seq_b")
+    ids = [str(i) for i in b.ids]
+    by_id = {ids[r]: text for r, text in labels.items()}
+    for side in ("a", "b"):
+        su.checked_link_value(side, None, list(by_id))
+    ra, rb = pp.pick_pair(None, by_id, modes=False, rows={ids[r]: r for r in labels})
     st.caption(md_escape(sequence_message(b)))
-    if a == b_:
-        st.warning("Sequence A and B are the same sequence; choose another one under 'Sequence B'.")
-    return int(a), int(b_)
+    return int(ra), int(rb)

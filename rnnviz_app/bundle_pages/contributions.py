@@ -8,6 +8,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
 from rnnviz_app.text import md_escape
 from rnnviz_core import trajectories as tj
@@ -25,7 +26,8 @@ if not methods:
     st.info(md_escape(method_message(b, "grad_norm"), max_len=1000))
     st.stop()
 findings = st.container()  # filled at the end, from the table of top steps shown
-method = st.selectbox("Method", methods, format_func=cc.method_label, key="bundle_method")
+method = bound(st.selectbox, "Method", "method", "grad_norm" if "grad_norm" in methods else methods[0], methods,
+               format_func=cc.method_label)
 st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
 a, bb = bv.pick_pair(b)
 ids = [str(i) for i in b.ids]
@@ -54,7 +56,7 @@ with msg.section("The scores of A and B"):
 
 st.subheader("The top steps, ranked")
 with msg.section("The ranking of the top steps"):
-    table = cc.top_steps_table(top, method=method)
+    table = cc.top_steps_table(top, method=cc.method_label(method))   # "gradient size", as on the live page
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(table.attrs.get("caption", ""))
 

@@ -7,6 +7,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_app.play import play_heatmaps, shared_domain
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
@@ -54,7 +55,7 @@ with msg.section("The size of the state"):
                   "dl_norms")
 
 st.subheader("Where A and B part ways")
-align = st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True, key="bundle_align")
+align = bound(st.radio, "Line the two sequences up at their", "align", "start", ["start", "end"], horizontal=True)
 with msg.section("Where A and B part ways"):
     dist = tj.pair_distance(H[sa], H[sb], int(lens[a]), int(lens[bb]), align=align)
     st.caption(bv.chart(dig, tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590,

@@ -6,14 +6,15 @@ and its caption read the same numbers whether they come from the model or from i
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from rnnviz_app.text import format_accuracy, md_escape
-from rnnviz_app.widgets import chart_spec
 
 #: live grouping key -> the name the bundle stores it under (the live pages' word is the one in links)
 _STORED = {"correct": "outcome"}
@@ -112,24 +113,36 @@ def group_labels(b: Any, key: str) -> pd.Series:
     return seq[col].astype(str).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class BundleData:
+    """The fields of a :class:`~rnnviz_core.data.SequenceDataset` that the live pages' views read,
+    taken from a bundle's sequence table (no step values: ``is_tokens`` is False, no ``X``)."""
+    ids: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray | None
+    class_names: list | None
+    is_tokens: bool = False
+
+
+def as_source(b: Any) -> SimpleNamespace:
+    """The bundle in the shape the live views take (``.data``: :class:`BundleData`), so a view
+    written once for a live model (:func:`rnnviz_app.page_contributions.contribution_views`) reads
+    a bundle too."""
+    seq = b.sequences
+    names = list(b.class_names or []) or None
+    labelled = bool(b.manifest["data"].get("labelled")) and "true" in seq and names is not None
+    y = seq["true"].to_numpy(np.int64) if labelled else None
+    return SimpleNamespace(data=BundleData(ids=np.asarray([str(i) for i in b.ids], dtype=object),
+                                           lengths=np.asarray(b.lengths), y=y, class_names=names))
+
+
 def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
                                                                       pd.DataFrame | None]:
-    """``(frame, top, by_position, by_class)`` as the live Contributions page builds them, from the
-    bundle's stored scores [N, T] (rows ``ra``, ``rb`` are sequences A and B)."""
-    from rnnviz_core import rankings as rk
-
-    sc = np.nan_to_num(b.scores(method))
-    ids = np.asarray([str(i) for i in b.ids], dtype=object)
-    lens = b.lengths
-    frame = rk.scores_frame(sc[[ra, rb]], method=method, ids=ids[[ra, rb]], lengths=lens[[ra, rb]])
-    top = rk.top_steps(sc[[ra, rb]], k=5, ids=ids[[ra, rb]], lengths=lens[[ra, rb]])
-    pos = rk.mean_abs_by_position(sc, relative=True, normalize=True, lengths=lens)
-    by_class = None
-    seq = b.sequences
-    if b.class_names and b.manifest["data"].get("labelled") and "true" in seq:
-        names = np.asarray(b.class_names, dtype=object)[seq["true"].to_numpy(np.int64)]
-        by_class = rk.mean_abs_by_group(sc, names, lengths=lens, name="true class")
-    return frame, top, pos, by_class
+    """``(frame, top, by_position, by_class)`` of the bundle's stored scores [N, T] (rows ``ra``,
+    ``rb`` are sequences A and B): the live page's own
+    :func:`~rnnviz_app.page_contributions.contribution_views`."""
+    from rnnviz_app.page_contributions import contribution_views
+    return contribution_views(as_source(b), np.nan_to_num(b.scores(method)), ra, rb, method)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -139,21 +152,6 @@ def unit_rows(dig: str, _b: Any) -> np.ndarray:
     from rnnviz_core.trajectories import unit_order
     rows = [int(r) for r in _b.sample_rows]
     return unit_order(sample_states(_b), np.asarray(_b.lengths)[rows], order="similarity")
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _spec(dig: str, name: str, key: str, _build, _args, _kwargs) -> tuple[dict, str]:
-    """The chart's spec and caption, cached under the bundle's hash, the builder's name and ``key``."""
-    return chart_spec(_build, _args, _kwargs)
-
-
-def chart(dig: str, build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any) -> str:
-    """Draw ``build(*args, **kwargs)`` (cached under the bundle's hash and ``key``) and return its
-    caption escaped for Markdown (names come from the user's files: issue 13)."""
-    name = f"{build.__module__}.{build.__qualname__}"
-    spec, caption = _spec(dig, name, repr((key, sorted(kwargs.items()))), build, args, kwargs)
-    st.vega_lite_chart(spec, width="content", theme=None)
-    return md_escape(caption, max_len=20_000)
 
 
 def pick_pair(b: Any) -> tuple[int, int]:

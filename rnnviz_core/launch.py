@@ -204,8 +204,6 @@ def _stop_all() -> None:
 
 def _as_dataset(data: Any, model: Any):
     """A :class:`SequenceDataset` from what :func:`show` accepts."""
-    import numpy as np
-
     from .data import SequenceDataset, from_arrays, load_data
     from .errors import DataError
     if isinstance(data, SequenceDataset):

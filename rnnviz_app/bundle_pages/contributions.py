@@ -51,7 +51,7 @@ def stacked(r: int, side: str):
 st.subheader("Scores under the hidden state")
 with msg.section("The scores of A and B"):
     for r, side in ((a, "A"), (bb, "B")):  # A above B on one step scale
-        st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
+        st.caption(wg.chart(stacked, r, side, key=(method, a, bb, side)))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
 st.subheader("The top steps, ranked")
@@ -63,11 +63,11 @@ with msg.section("The ranking of the top steps"):
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
 with cols[0], msg.section("The scores by position"):
-    st.caption(bv.chart(dig, cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
+    st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_class is not None:
     with cols[1], msg.section("The scores by true class"):
-        st.caption(bv.chart(dig, cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
+        st.caption(wg.chart(cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
         wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
 
 st.subheader("How far can each ranking be trusted?")

@@ -47,7 +47,7 @@ st.subheader("Saturation over time")
 with msg.section("Saturation over time"):
     over = b.saturation_over_time(bv.stored_grouping(b, by))
     over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
-    st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
+    st.caption(wg.chart(sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
     wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")

@@ -14,18 +14,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.text import format_accuracy, md_escape
+from rnnviz_app.text import md_escape
 
 #: live grouping key -> the name the bundle stores it under (the live pages' word is the one in links)
 _STORED = {"correct": "outcome"}
 
 
 def summary(b: Any) -> dict:
-    """Start-page facts: hashes, classes, sizes and the score over the sequence table.
+    """Start-page facts: hashes, classes, sizes and the score over the sequence table, in the
+    live model card's words (:func:`rnnviz_app.summary.outputs_text`, :func:`~rnnviz_app.summary.score_figures`).
 
     Returns ``dict(model_hash, data_hash, model_class, classes, data, score_name, score_value,
-    score_help, methods)``; ``score_value`` is None when the data had no labels.
+    score_help, methods)`` (and ``metrics``, ``baseline`` for regression); ``score_value`` is None
+    when the data had no labels.
     """
+    from rnnviz_app.summary import outputs_text, score_figures
     man = b.manifest
     seq = b.sequences
     names = list(b.class_names or [])
@@ -34,8 +37,7 @@ def summary(b: Any) -> dict:
         "model_hash": str(man.get("model", {}).get("sha256", "")),
         "data_hash": str(data.get("content_hash", "")),
         "model_class": str(man.get("model", {}).get("class", "")),
-        "classes": (f"{len(names)} classes ({', '.join(map(str, names[:8]))}{', …' if len(names) > 8 else ''})"
-                    if len(names) > 1 else "one number (regression)"),
+        "classes": outputs_text(names),
         "data": f"{b.n_sequences} sequences, up to {b.max_length} steps, {data.get('n_features', '?')} feature(s)",
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data had no labels when the bundle was built, so accuracy cannot be computed.",
@@ -43,15 +45,10 @@ def summary(b: Any) -> dict:
     }
     if not data.get("labelled") or "true" not in seq:
         return out
-    if len(names) > 1:
-        acc = float(seq["correct"].astype(float).mean())
-        out.update(score_value=format_accuracy(acc),
-                   score_help=f"Share of the {len(seq)} sequences whose predicted class is the true one.")
-    else:
-        logits = np.asarray(b.logits, dtype=np.float64).reshape(len(seq), -1)[:, 0]
-        err = float(np.sqrt(np.mean((logits - seq["true"].to_numpy(np.float64)) ** 2)))
-        out.update(score_name="Root mean squared error on the loaded data", score_value=f"{err:.3g}",
-                   score_help="Typical distance between the model's output and the true value.")
+    logits = np.asarray(b.logits, dtype=np.float64).reshape(len(seq), -1)
+    classes = len(names) > 1
+    y = seq["true"].to_numpy(np.int64 if classes else np.float64)
+    out.update(score_figures(logits if classes else logits[:, 0], y, classes=classes))
     return out
 
 

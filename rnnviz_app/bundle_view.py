@@ -120,17 +120,26 @@ class BundleData:
     class_names: list | None
     is_tokens: bool = False
 
+    @property
+    def X(self) -> np.ndarray:
+        """No step values in a bundle: an empty [N, 0] array (no input features to draw)."""
+        return np.zeros((len(self.ids), 0), dtype=np.float32)
 
-def as_source(b: Any) -> SimpleNamespace:
+
+def as_source(b: Any, rows: Any = None) -> SimpleNamespace:
     """The bundle in the shape the live views take (``.data``: :class:`BundleData`), so a view
-    written once for a live model (:func:`rnnviz_app.page_contributions.contribution_views`) reads
-    a bundle too."""
+    written once for a live model (:func:`rnnviz_app.page_contributions.contribution_views`,
+    :func:`~rnnviz_app.page_contributions.stack_layout`) reads a bundle too. ``rows``: only those
+    sequences (the sampled ones, whose states the bundle holds), in that order."""
     seq = b.sequences
     names = list(b.class_names or []) or None
     labelled = bool(b.manifest["data"].get("labelled")) and "true" in seq and names is not None
     y = seq["true"].to_numpy(np.int64) if labelled else None
-    return SimpleNamespace(data=BundleData(ids=np.asarray([str(i) for i in b.ids], dtype=object),
-                                           lengths=np.asarray(b.lengths), y=y, class_names=names))
+    ids, lengths = np.asarray([str(i) for i in b.ids], dtype=object), np.asarray(b.lengths)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        ids, lengths, y = ids[rows], lengths[rows], (None if y is None else y[rows])
+    return SimpleNamespace(data=BundleData(ids=ids, lengths=lengths, y=y, class_names=names))
 
 
 def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,

@@ -87,7 +87,7 @@ def resolve() -> Loaded | None:
     dev = resolve_device("auto")
     ctx = Loaded(model=model, data=ds, model_key=mkey, data_key=dkey + (f":n{len(ds)}" if note else ""),
                  model_name=mname, data_name=dname, demo=None, device=str(dev), device_label=device_label(dev))
-    ctx.extra.update(model_upload=None, data_upload=None, own=True, launched=True)
+    ctx.extra.update(model_upload=None, data_upload=None, launched=True)   # not "own": no column controls here
     if note:
         ctx.extra["budget_note"] = note
     prev = st.session_state.get("_loaded")

@@ -114,7 +114,7 @@ def test_start_page_shows_the_training_scripts_accuracy(browser, own_app):
     ("Saturation", 4, "how much the model's answer moves when the input is damaged"),
     ("Contributions?faith=True", 6, "when the steps a method ranks highest are blanked"),
     ("What_if", 2, "What if"),
-    ("Units", 0, "Units"),
+    ("Units", 0, "Units 1 to 36 of 36 shown"),                  # 12 units: h and the r, z gates
 ])
 def test_every_page_draws_on_the_users_class(browser, own_app, path, charts, expect):
     url, _ = own_app

@@ -128,3 +128,36 @@ def test_bad_link_values_fall_back_with_a_note(browser, bundle_server):
     finally:
         _shot(pg, "bad")
         pg.context.close()
+
+
+def test_long_sequences_in_a_bundle_draw_in_step_columns_with_a_window(browser, tmp_path):
+    """900 steps (more than a chart's columns): the bundle's Contributions page draws A and B in
+    columns of several steps, as the live page does, and offers the step window."""
+    import torch
+
+    from rnnviz_core import bundle as rvb
+    from rnnviz_core.data import from_arrays
+    from rnnviz_core.display import MAX_COLUMNS
+    from rnnviz_core.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(input_size=2, hidden_size=8, num_outputs=2), class_names=["a", "b"]).eval()
+    X = np.random.default_rng(0).normal(size=(10, 900, 2)).astype(np.float32)
+    assert X.shape[1] > MAX_COLUMNS
+    ds = from_arrays(X, np.full(10, 900), y=(X[:, :, 0].sum(1) > 0).astype(int), class_names=["a", "b"])
+    path = rvb.build(model, ds, tmp_path / "long.rnnviz", methods=("grad_norm",), sample=4)
+    proc, url, _ = start_server(tmp_path, extra_env={"RNNVIZ_BUNDLE": str(path)})
+    try:
+        pg = _page(browser, url)
+        pg.context.close()
+        pg = _page(browser, f"{url}/Contributions")
+        try:
+            assert_clean(pg)
+            pg.get_by_text("Steps to draw (first and last)").first.wait_for()
+            captions = "\n".join(pg.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+            assert "each column" in captions and "steps of the sequence" in captions, captions[:2000]
+        finally:
+            _shot(pg, "long")
+            pg.context.close()
+    finally:
+        stop_server(proc)

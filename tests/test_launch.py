@@ -169,3 +169,25 @@ def test_cli_refuses_a_factory_it_cannot_find_before_starting_a_server(tmp_path,
                        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
     assert r.returncode == 2, r.stderr
     assert "Could not find 'no_such_mod:make'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_show_writes_a_private_launch_and_shows_the_app_inline_in_ipython(files, monkeypatch):
+    """rv.show pickles the model and the data into a private launch folder that the app's reader
+    accepts, starts the server on it and, inside IPython, displays the address in an IFrame."""
+    import IPython.display
+
+    import rnnviz_core as rv
+    from rnnviz_core import launch
+    started, shown = [], []
+    monkeypatch.setattr(launch, "start", lambda path, port=None, **kw: (started.append((path, port)) or
+                                                                         (None, "http://127.0.0.1:9")))
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    X, lengths, y = ocf.task()
+    url = rv.show(files["model"], (X, y, lengths), port=8599, inline=True)
+    assert url == "http://127.0.0.1:9" and started[0][1] == 8599
+    path = started[0][0]
+    got = launch.read_launch({launch.LAUNCH_ENV: str(path)})
+    model, ds, mname, _ = launch.load_launch(*got)
+    assert mname == "AttnConvGRU (from Python)"
+    np.testing.assert_array_equal(ds.X, X)
+    assert len(shown) == 1 and isinstance(shown[0], IPython.display.IFrame) and shown[0].src == url

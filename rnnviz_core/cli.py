@@ -93,7 +93,8 @@ def _app_parser(sub) -> None:
     app.add_argument("--model-factory", metavar="MODULE:FUNCTION", required=True,
                      help="your own code: a function taking no arguments that returns the nn.Module")
     app.add_argument("--weights", type=Path, help="weights for the factory's model (.safetensors or a state-dict .pt)")
-    app.add_argument("--data", type=Path, required=True, help="CSV/Parquet long form, NPZ or .ts (as the app reads them)")
+    app.add_argument("--data", type=Path, required=True,
+                     help="CSV/Parquet long form, NPZ or .ts (as the app reads them)")
     app.add_argument("--port", type=int, help="port to serve on (default: a free one)")
     app.add_argument("--app-dir", type=Path, default=Path("."),
                      help="folder to import --model-factory's module from (default: the current folder)")

@@ -3,7 +3,6 @@ channel, the start page on a launched model (AppTest), and that a link or an upl
 make the app import a factory or unpickle a model."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -1,7 +1,8 @@
 """rnnviz: see inside recurrent networks. Run with ``streamlit run streamlit_app.py``.
 
-The entry point routes between pages and owns the shared sidebar (model and data: a demo or
-the user's own files, device, target); the glue lives in the ``rnnviz_app`` package.
+The entry point routes between pages and owns the shared sidebar (model and data: a demo,
+the user's own files, or the user's own model class started by ``rnnviz app`` / ``rv.show``;
+device, target); the glue lives in the ``rnnviz_app`` package.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import streamlit as st
 import torch
 
 from rnnviz_app import bundle_sidebar as bs  # bundle hook
+from rnnviz_app import launched as la
 from rnnviz_app import sidebar as sb
 from rnnviz_app import state_url as su
 
@@ -44,7 +46,8 @@ opened = bs.opened()  # bundle hook: an analysis bundle (upload, link bundle=<sh
 page = st.navigation(bs.pages() if opened else PAGES)  # bundle hook
 
 with st.sidebar:
-    ctx = None if opened else sb.source_and_files()  # bundle hook
+    # your own model class when 'rnnviz app' / rv.show started this server ($RNNVIZ_LAUNCH), else demos or own files
+    ctx = None if opened else (la.sidebar() if la.active() else sb.source_and_files())  # bundle hook
     bs.sidebar(opened)  # bundle hook: the "Open an analysis bundle" expander
     if ctx is not None:
         sb.loaded_caption(ctx)

@@ -18,6 +18,7 @@ st.markdown(
     "worse answers, and **Contributions** ranks the steps that drove the output and tests how far "
     "each ranking can be trusted. "
     + ("A trained demo is loaded below; pick another demo or your own files in the sidebar." if sm.is_demo(ctx)
+       else "Your own model class is loaded below, started with 'rnnviz app' or rv.show." if ctx.extra.get("launched")
        else "Your own files are loaded below; the sidebar changes them or goes back to a trained demo.")
 )
 

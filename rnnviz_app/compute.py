@@ -1,4 +1,5 @@
-"""Computation cached under the loaded model's and data's content hashes.
+"""Computation cached under the source's content hashes (the loaded model's and data's, or the
+open analysis bundle's).
 
 Large arguments (model, dataset, trace) are not hashed by Streamlit: the cache key is the
 loaded context's digest, the device, a caller-given ``key`` and the small keyword options.
@@ -13,9 +14,16 @@ from rnnviz_app.context import loaded
 from rnnviz_app.hashing import digest
 
 
+def source_key() -> str:
+    """The key of the source this run shows: the open analysis bundle's hash, else the loaded
+    model's and data's digest (:attr:`~rnnviz_app.context.Loaded.key`)."""
+    ref = st.session_state.get("_bundle_open")   # set by bundle_sidebar.opened on every run
+    return f"bundle:{ref[0]}" if ref else loaded().key
+
+
 def _cache_key(fn: Callable[..., Any], key: tuple, kwargs: dict) -> tuple[str, str]:
     name = f"{fn.__module__}.{fn.__qualname__}"
-    return name, digest(name, loaded().key, key, sorted((k, repr(v)) for k, v in kwargs.items()))
+    return name, digest(name, source_key(), key, sorted((k, repr(v)) for k, v in kwargs.items()))
 
 
 @st.cache_data(max_entries=48, show_spinner=False)

@@ -55,8 +55,8 @@ def _valid(ids: list[str], a: str | None, b: str | None) -> tuple[str, str]:
     return a, b
 
 
-def pick_pair(ctx: Loaded, labels: dict, *, kind: str = "h", layer: int = -1, direction: str = "fwd",
-              modes: bool = True) -> tuple[int, int]:
+def pick_pair(ctx: Loaded | None, labels: dict, *, kind: str = "h", layer: int = -1, direction: str = "fwd",
+              modes: bool = True, rows: dict | None = None) -> tuple[int, int]:
     """Draw the A/B choice and return the row indices (a, b) of the chosen sequences.
 
     Parameters
@@ -64,9 +64,10 @@ def pick_pair(ctx: Loaded, labels: dict, *, kind: str = "h", layer: int = -1, di
     labels : sequence id -> label (:func:`rnnviz_app.sequences.sequence_labels`).
     kind, layer, direction : the states "Most different pair" compares.
     modes : offer the "By id / By class / Most different pair" choice (else two plain pickers).
+    rows : sequence id -> row (default: the loaded data's; an analysis bundle passes its own, ``ctx`` None).
     """
     ids = list(labels)
-    rows = sq.row_of(ctx)
+    rows = sq.row_of(ctx) if rows is None else rows
     view = su.view()
     a_id, b_id = _valid(ids, view.get("a"), view.get("b"))
     mode = MODES[0]
@@ -81,7 +82,7 @@ def pick_pair(ctx: Loaded, labels: dict, *, kind: str = "h", layer: int = -1, di
         a_id, b_id = ids[ra], ids[rb]
         st.info(f"**A** = {md_escape(labels[a_id])}, **B** = {md_escape(labels[b_id])}. {md_escape(note)}")
     else:
-        y, names = sq.labels_of(ctx)
+        y, names = sq.labels_of(ctx) if mode == "By class" else (None, None)
         by_class = mode == "By class" and y is not None
         cols = st.columns(2)
         for col, side, cur in ((cols[0], "a", a_id), (cols[1], "b", b_id)):

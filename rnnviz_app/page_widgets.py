@@ -5,6 +5,14 @@ stopped early), and a widget whose state was forgotten can show one option while
 reads another. Here the view is the one source of truth: each run sets the widget from it before
 drawing it, and the widget writes back in its ``on_change`` callback, so what is shown is always
 what is used.
+
+This is the one link mechanism for every source (demo, own files, own class, analysis bundle).
+Streamlit 1.67's ``bind="query-params"`` was tried for the bundle pages and does not fit
+(measured in a browser): the link holds the *formatted* option (a sequence's whole picker label,
+"gradient size" rather than ``grad_norm``), so a live link and a bundle link would not read each
+other; a value it does not know is dropped silently, where a link's bad value must be named; and
+the app's own ``st.query_params.from_dict`` (:func:`rnnviz_app.state_url.sync_url`) removes a bound
+parameter from the address.
 """
 from __future__ import annotations
 

@@ -43,6 +43,20 @@ def _within(v: Any, bounds: tuple[float, float] | None) -> bool:
         return False
 
 
+_BAD = (TypeError, ValueError, OverflowError, ArithmeticError)
+
+
+def _parse(raw: Any, cast: Callable[[str], Any], bounds: tuple[float, float] | None, options: list | None) -> Any:
+    """A link value cast and checked (at most :data:`MAX_PARAM_CHARS` characters, finite, within
+    ``bounds``, among ``options`` if given); raises one of :data:`_BAD` when it is not valid."""
+    if len(str(raw)) > MAX_PARAM_CHARS:
+        raise ValueError(raw)
+    cand = cast(raw)
+    if not _finite(cand) or not _within(cand, bounds) or (options is not None and cand not in options):
+        raise ValueError(raw)
+    return cand
+
+
 def checked_link_value(name: str, default: Any, options: list | None = None, cast: Callable[[str], Any] = str,
                        bounds: tuple[float, float] | None = None) -> Any:
     """The link's value of ``name`` when valid (see :func:`widget_key`), else ``default``; a bad
@@ -52,13 +66,8 @@ def checked_link_value(name: str, default: Any, options: list | None = None, cas
     if raw is None:
         return default
     try:
-        if len(str(raw)) > MAX_PARAM_CHARS:
-            raise ValueError(name)
-        cand = cast(raw)
-        if not _finite(cand) or not _within(cand, bounds) or (options is not None and cand not in options):
-            raise ValueError(name)
-        return cand
-    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return _parse(raw, cast, bounds, options)
+    except _BAD:
         _note_bad_link_value(name)
         view().pop(name, None)
         return default
@@ -87,16 +96,8 @@ def widget_key(name: str, default: Any, options: list | None = None,
         raw = view().get(name)
         if raw is not None:
             try:
-                if len(str(raw)) > MAX_PARAM_CHARS:
-                    raise ValueError(name)
-                cand = cast(raw)
-                if not _finite(cand) or not _within(cand, bounds):
-                    raise ValueError(name)
-                if options is None or cand in options:
-                    value = cand
-                else:
-                    raise ValueError(name)
-            except (TypeError, ValueError, OverflowError, ArithmeticError):
+                value = _parse(raw, cast, bounds, options)
+            except _BAD:
                 if first:
                     _note_bad_link_value(name)
                 view().pop(name, None)

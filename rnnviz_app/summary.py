@@ -105,8 +105,7 @@ def model_card(ctx: Loaded) -> dict:
     card = {
         "title": ((demo_infos()[ctx.demo].title, None) if demo else (ctx.model_name, ctx.data_name)),
         "architecture": _architecture(model),
-        "outputs": (f"{len(names)} classes ({', '.join(map(str, names[:8]))}"
-                    f"{', …' if len(names) > 8 else ''})" if len(names) > 1 else "one number (regression)"),
+        "outputs": outputs_text(names),
         "data": data_size(ds),
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data has no labels, so accuracy cannot be computed.",
@@ -121,14 +120,25 @@ def model_card(ctx: Loaded) -> dict:
             card["score_help"] += (" If the file has a column with them, choose it under 'Label column' "
                                    "('Reading the data file' in the sidebar).")
         return card
-    out = np.asarray(predictions(ctx))
-    y = np.asarray(y)
-    if not regression and len(names) > 1 and out.ndim == 2:
-        acc = float((out.argmax(1) == y).mean())
-        card.update(score_value=format_accuracy(acc),
-                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
-    else:
-        metrics = regression_metrics(out, y)
-        card.update(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],
-                    score_help=metrics[0]["help"], metrics=metrics, baseline=baseline_note(out, y))
+    card.update(score_figures(np.asarray(predictions(ctx)), np.asarray(y), classes=not regression and len(names) > 1))
     return card
+
+
+def outputs_text(names) -> str:
+    """``"3 classes (a, b, c)"``, or ``"one number (regression)"`` for fewer than two names."""
+    names = list(names or [])
+    return (f"{len(names)} classes ({', '.join(map(str, names[:8]))}{', …' if len(names) > 8 else ''})"
+            if len(names) > 1 else "one number (regression)")
+
+
+def score_figures(out, y, *, classes: bool) -> dict:
+    """The start page's score of outputs ``out`` [N, outputs] against the true values ``y`` [N]:
+    the accuracy of the predicted classes, else the regression figures (``score_name``,
+    ``score_value``, ``score_help`` and, for regression, ``metrics`` and ``baseline``)."""
+    if classes and out.ndim == 2:
+        acc = float((out.argmax(1) == y).mean())
+        return dict(score_value=format_accuracy(acc),
+                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
+    metrics = regression_metrics(out, y)
+    return dict(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],
+                score_help=metrics[0]["help"], metrics=metrics, baseline=baseline_note(out, y))

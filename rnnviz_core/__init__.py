@@ -35,13 +35,14 @@ _EXPORTS = {
     "what_if": "whatif", "WhatIfResult": "whatif", "apply_edits": "whatif", "prefix_outputs": "restart",
     "horizon": "horizons", "damage_by_distance": "horizons",
     "unit_dictionary": "units",
+    "show": "launch",
 }
 
 # submodules reachable as attributes (rv.trajectories.StatePCA, rv.saturation..., rv.demos.load_demo)
 _SUBMODULES = {
     "trajectories", "saturation", "groups", "rankings", "faithfulness", "models", "data",
     "demos", "charts", "engine", "device", "errors", "store", "pairing", "budget", "findings",
-    "bundle", "cli", "regression", "whatif", "horizons", "units", "restart",
+    "bundle", "cli", "regression", "whatif", "horizons", "units", "restart", "launch",
     # the layout by concern (issue 20); the flat names above keep working for one release
     "io", "model", "analyses", "attribution", "arrays",
 }

@@ -5,10 +5,12 @@
     rnnviz precompute --model-factory my_pkg.models:build --weights w.pt --data d.parquet --out out.rnnviz
     rnnviz precompute --model model.safetensors --data d.csv --out out.rnnviz --engine ray --methods grad_norm occlusion
     rnnviz inspect out.rnnviz
+    rnnviz app --model-factory my_pkg.models:build --weights w.pt --data d.csv [--port 8501]
 
 ``--model-factory`` imports and runs your own code (the module is looked up from ``--app-dir``,
 default: the current folder), which is why it exists only here, on your machine, and never in
-the hosted app. The bundle it writes holds numbers only, so the app can show it without your code.
+the hosted app (``rnnviz app`` hands it to the dashboard it starts through a private launch file,
+see :mod:`rnnviz_core.launch`). The bundle it writes holds numbers only, so the app can show it without your code.
 """
 from __future__ import annotations
 
@@ -77,9 +79,64 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--batch-size", type=int, default=256, help="sequences per block (default 256)")
     pre.add_argument("--sample", type=int, default=64, help="sequences with full traces (default 64)")
     pre.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
+    _app_parser(sub)
     ins = sub.add_parser("inspect", help="check a bundle and say what it holds")
     ins.add_argument("bundle", type=Path)
     return p
+
+
+def _app_parser(sub) -> None:
+    app = sub.add_parser(
+        "app", help="start the dashboard on a model of your own class",
+        description="Start the rnnviz dashboard (streamlit run) on your own model class, built by your own code, "
+                    "with every page and view. Local use only: the dashboard runs your factory.")
+    app.add_argument("--model-factory", metavar="MODULE:FUNCTION", required=True,
+                     help="your own code: a function taking no arguments that returns the nn.Module")
+    app.add_argument("--weights", type=Path, help="weights for the factory's model (.safetensors or a state-dict .pt)")
+    app.add_argument("--data", type=Path, required=True,
+                     help="CSV/Parquet long form, NPZ or .ts (as the app reads them)")
+    app.add_argument("--port", type=int, help="port to serve on (default: a free one)")
+    app.add_argument("--app-dir", type=Path, default=Path("."),
+                     help="folder to import --model-factory's module from (default: the current folder)")
+    app.add_argument("--id-col")
+    app.add_argument("--order-col")
+    app.add_argument("--label-col", help="'' for no labels")
+    app.add_argument("--feature-cols", nargs="+")
+    app.add_argument("--group-cols", nargs="+")
+    app.add_argument("--missing", choices=["error", "fill", "drop"], default="error")
+
+
+def _app(a: argparse.Namespace) -> int:
+    """Check the factory, the weights and the data here (plain errors, exit status 2), then serve
+    the dashboard on them until interrupted."""
+    from . import launch
+
+    app_dir = a.app_dir.resolve()
+    opts = {k: v for k, v in (("id_col", a.id_col), ("order_col", a.order_col), ("label_col", a.label_col),
+                              ("feature_cols", a.feature_cols), ("group_cols", a.group_cols)) if v is not None}
+    opts["missing"] = a.missing
+    spec = {"kind": "factory", "factory": a.model_factory, "app_dir": str(app_dir),
+            "weights": str(a.weights.resolve()) if a.weights else None, "data": str(a.data.resolve()),
+            "data_options": opts}
+    folder = launch.private_dir()
+    path = launch.write_launch(folder, spec)
+    model, data, mname, dname = launch.load_launch(path, spec)   # the same reading the app does
+    print(f"rnnviz: {mname} on {dname} ({len(data)} sequences); starting the dashboard…", flush=True)
+    proc, url = launch.start(path, a.port, extra_path=[str(app_dir)], log=None)
+    print(f"rnnviz: the dashboard is at {url} (Ctrl+C stops it)", flush=True)
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # stopped by its parent: stop the server too
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                proc.kill()
 
 
 def _precompute(a: argparse.Namespace) -> int:
@@ -172,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     a = _parser().parse_args(argv)
     try:
+        if a.command == "app":
+            return _app(a)
         return _precompute(a) if a.command == "precompute" else _inspect(a)
     except RnnvizError as exc:
         print(f"rnnviz: {exc}", file=sys.stderr)

@@ -366,7 +366,7 @@ CHILD = textwrap.dedent("""
         bv.summary(b); bs.bundle_data(b); bs.threshold_message(b); float(b.manifest["analysis"]["threshold"])
         labels = bv.sample_labels(b); bv.sample_states(b); b.paths(); b.norms()
         for key in list(bv.groupings(b)) + [None]:
-            b.saturation_over_time(key)
+            b.saturation_over_time(key if key is None else bv.stored_grouping(b, key))
             if key:
                 bv.group_labels(b, key)
         rows = list(labels)

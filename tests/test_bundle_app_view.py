@@ -62,8 +62,11 @@ def test_group_labels_of_a_data_column_are_the_datas(race):
 
     _, ds, b = race
     opts = groupings(b)
-    assert "outcome" in opts and "data:track" in opts and opts["data:track"] == "Data column: track"
-    got = group_labels(b, "data:track")
+    # the live page's keys (a link's by= means the same on both): "correct", the data column's name
+    assert opts["correct"] == "Correct vs wrong" and "outcome" not in opts
+    key = next(k for k, v in opts.items() if v == "Data column: track")
+    assert key in ("track", "track_data")
+    got = group_labels(b, key)
     assert got.tolist() == ds.groups["track"].astype(str).tolist()
 
 
@@ -84,3 +87,27 @@ def test_contribution_frames_rank_the_models_gradient_sizes(race):
     assert by_class is not None
     assert set(by_class["true class"].astype(str)) == {ds.class_names[i] for i in np.unique(ds.y)}
     assert frame["seq"].astype(str).isin([str(ds.ids[ra]), str(ds.ids[rb])]).all()
+
+
+def test_regression_bundle_start_page_gives_the_live_pages_error_figures():
+    """A regression bundle's start page: the RMSE, MAE and baseline of the stored outputs, computed
+    by hand here, in the live model card's words."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from rnnviz_app.bundle_view import summary
+    from rnnviz_core.regression import format_number
+    true = np.array([1.0, 2.0, 4.0, 7.0])
+    out = np.array([1.5, 2.0, 3.0, 7.5])
+    b = SimpleNamespace(manifest={"model": {"sha256": "0" * 64, "class": "M"},
+                                  "data": {"labelled": True, "content_hash": "1", "n_features": 2}},
+                        sequences=pd.DataFrame({"true": true}), class_names=None, logits=out[:, None],
+                        n_sequences=4, max_length=9, methods=["grad_norm"])
+    s = summary(b)
+    assert s["classes"] == "one number (regression)"
+    assert s["score_name"] == "Root mean squared error on the loaded data"
+    assert s["score_value"] == format_number(np.sqrt(np.mean((out - true) ** 2)))
+    figures = {m["name"]: m["value"] for m in s["metrics"]}
+    assert figures["MAE"] == format_number(np.mean(np.abs(out - true)))
+    assert figures["Baseline RMSE"] == format_number(np.sqrt(np.mean((true.mean() - true) ** 2)))

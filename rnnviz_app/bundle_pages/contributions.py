@@ -1,18 +1,18 @@
 """Contributions from an analysis bundle: the stored per-step scores, ranked."""
-import altair as alt
 import streamlit as st
 
 from rnnviz_app import bundle_sidebar as bs
 from rnnviz_app import bundle_view as bv
+from rnnviz_app import contribution_stack as cs
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
+from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
 from rnnviz_app.text import md_escape
-from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import contributions as cc
-from rnnviz_core.charts.trajectories import heatmap_chart
 from rnnviz_core.contributions import METHODS
 
 page_boot.require_entry_point()
@@ -25,7 +25,8 @@ if not methods:
     st.info(md_escape(method_message(b, "grad_norm"), max_len=1000))
     st.stop()
 findings = st.container()  # filled at the end, from the table of top steps shown
-method = st.selectbox("Method", methods, format_func=cc.method_label, key="bundle_method")
+method = bound(st.selectbox, "Method", "method", "grad_norm" if "grad_norm" in methods else methods[0], methods,
+               format_func=cc.method_label)
 st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
 a, bb = bv.pick_pair(b)
 ids = [str(i) for i in b.ids]
@@ -34,38 +35,31 @@ H = msg.guarded(bv.sample_states, b)
 lens = b.lengths
 frame, top, pos, by_class = msg.guarded(bv.contribution_frames, b, method, a, bb)
 n_steps = int(max(lens[a], lens[bb]))
-step_w = max(2.0, 440 / n_steps)
-
-
-def stacked(r: int, side: str):
-    """Hidden state and step scores of one sequence on one step scale."""
-    hm = tj.heatmap_data(H, lens[rows], seqs=[rows.index(a), rows.index(bb)], ids=[ids[r] for r in rows])
-    parts = [heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
-                           height=max(100, min(260, 6 * H.shape[2]))),
-             cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps)]
-    return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
-
+window = wg.step_window(n_steps, "contrib")   # long sequences: a range of steps, as on the live page
 
 st.subheader("Scores under the hidden state")
 with msg.section("The scores of A and B"):
+    # the live page's layout (binned step columns, the most active units when not all fit) on the sampled rows
+    hm, bins, step_w = pc.stack_layout(bv.as_source(b, rows), H, rows.index(a), rows.index(bb), window)
     for r, side in ((a, "A"), (bb, "B")):  # A above B on one step scale
-        st.caption(bv.chart(dig, stacked, r, side, key=(method, a, bb, side)))
+        st.caption(wg.chart(cs.stacked, hm, ids[r], side, frame, step_w=step_w, n_steps=n_steps, bins=bins,
+                            key=(method, a, bb, side, window)))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
 
 st.subheader("The top steps, ranked")
 with msg.section("The ranking of the top steps"):
-    table = cc.top_steps_table(top, method=method)
+    table = cc.top_steps_table(top, method=cc.method_label(method))   # "gradient size", as on the live page
     st.dataframe(table, hide_index=True, width="stretch")
     st.caption(table.attrs.get("caption", ""))
 
 st.subheader("Where in the sequences the model looks")
 cols = st.columns(2)
 with cols[0], msg.section("The scores by position"):
-    st.caption(bv.chart(dig, cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
+    st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
     wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_class is not None:
     with cols[1], msg.section("The scores by true class"):
-        st.caption(bv.chart(dig, cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
+        st.caption(wg.chart(cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
         wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
 
 st.subheader("How far can each ranking be trusted?")

@@ -8,6 +8,7 @@ from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import page_saturation as ps
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_app.bundle_source import NOT_INCLUDED, threshold_message
 from rnnviz_app.page_findings import plain
 from rnnviz_core.charts import saturation as sc
@@ -25,16 +26,16 @@ if not options:
     st.info("This analysis bundle holds no grouping of its sequences to compare.")
     st.stop()
 g1, g2, g3 = st.columns([2, 1, 1])
-by = g1.selectbox("Group the sequences by", list(options), format_func=options.get, key="bundle_by",
-                  index=list(options).index("outcome") if "outcome" in options else 0)
+by = bound(g1.selectbox, "Group the sequences by", "by", "correct" if "correct" in options else next(iter(options)),
+           list(options), format_func=options.get)
 labels = bv.group_labels(b, by)
 present = sorted(labels.unique(), key=str)
 if len(present) < 2:
     st.warning(f"Grouping by '{plain(options[by])}' puts every sequence in one group; choose another grouping under "
                "'Group the sequences by'.")
     st.stop()
-ga = g2.selectbox("Group A", present, index=0, key=f"bundle_ga_{by}")
-gb = g3.selectbox("Group B", present, index=len(present) - 1, key=f"bundle_gb_{by}")
+ga = bound(g2.selectbox, "Group A", "ga", present[0], present)
+gb = bound(g3.selectbox, "Group B", "gb", present[-1], present)
 if ga == gb:
     st.warning("Group A and group B are the same group; choose another one under 'Group B'.")
 na, nb = int((labels == ga).sum()), int((labels == gb).sum())
@@ -44,9 +45,9 @@ st.caption(f"Grouped by {plain(options[by])}. Group A: **{plain(ga)}** ({na} seq
 over = cmp = None  # the findings read what the sections drew
 st.subheader("Saturation over time")
 with msg.section("Saturation over time"):
-    over = b.saturation_over_time(by)
+    over = b.saturation_over_time(bv.stored_grouping(b, by))
     over = over[over["group"].astype(str).isin([ga, gb])].reset_index(drop=True)
-    st.caption(bv.chart(dig, sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
+    st.caption(wg.chart(sc.saturation_time_chart, over, threshold=thr, width=480, key=("over", by, ga, gb)))
     wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")

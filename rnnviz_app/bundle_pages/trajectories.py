@@ -7,6 +7,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_findings as pf
 from rnnviz_app import widgets as wg
+from rnnviz_app.page_widgets import bound
 from rnnviz_app.play import play_heatmaps, shared_domain
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
@@ -41,23 +42,23 @@ with msg.section("The units over time"):
 st.subheader("Paths in one shared picture")
 with msg.section("The paths"):
     paths = b.paths()
-    st.caption(bv.chart(dig, tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, key=("paths", a, bb)))
+    st.caption(wg.chart(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, key=("paths", a, bb)))
     wg.csv_button(paths[paths["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "paths.csv",
                   "dl_paths")
 
 st.subheader("How big the state is, and how fast it moves")
 with msg.section("The size of the state"):
     norms = b.norms()
-    st.caption(bv.chart(dig, tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
+    st.caption(wg.chart(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
                         key=("norms", a, bb)))
     wg.csv_button(norms[norms["seq"].isin([ia, ib])], "Download the data of this view (CSV)", "norms.csv",
                   "dl_norms")
 
 st.subheader("Where A and B part ways")
-align = st.radio("Line the two sequences up at their", ["start", "end"], horizontal=True, key="bundle_align")
+align = bound(st.radio, "Line the two sequences up at their", "align", "start", ["start", "end"], horizontal=True)
 with msg.section("Where A and B part ways"):
     dist = tj.pair_distance(H[sa], H[sb], int(lens[a]), int(lens[bb]), align=align)
-    st.caption(bv.chart(dig, tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590,
+    st.caption(wg.chart(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590,
                         key=("dist", a, bb, align)))
     wg.csv_button(dist, "Download the data of this view (CSV)", "distance.csv", "dl_distance")
 with msg.section("The findings"):

@@ -79,7 +79,8 @@ def sequence_labels(ctx: Loaded) -> dict:
     y, names = labels_of(ctx)
     out = np.asarray(predictions(ctx))
     regression = is_regression(ctx)
-    pred = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 and not regression else None
+    from rnnviz_core.outputs import predicted_classes
+    pred = None if regression or not names else predicted_classes(out, len(names))
     values = out.reshape(len(out), -1)[:, 0] if regression else None
     targets = np.asarray(ds.y, dtype=float).reshape(len(out), -1)[:, 0] \
         if regression and ds.y is not None else None

@@ -29,6 +29,12 @@ def predictions(ctx: Loaded):
     return compute(_predict, ctx.model, ds.X, ds.lengths, key=("predict",), device=ctx.device)
 
 
+def n_one(out) -> bool:
+    """Whether the outputs are one number per sequence ([N] or [N, 1])."""
+    out = np.asarray(out)
+    return out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1)
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
@@ -123,10 +129,19 @@ def model_card(ctx: Loaded) -> dict:
         return card
     out = np.asarray(predictions(ctx))
     y = np.asarray(y)
-    if not regression and len(names) > 1 and out.ndim == 2:
-        acc = float((out.argmax(1) == y).mean())
-        card.update(score_value=format_accuracy(acc),
-                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
+    if not regression and len(names) > 1:
+        from rnnviz_core.outputs import predicted_classes
+        pred = predicted_classes(out, len(names))   # one logit (sigmoid) with 2 classes: class 1 when above 0
+        if pred is None:
+            n_out = 1 if out.ndim == 1 else out.shape[1]
+            card["score_help"] = (f"The model gives {n_out} output{'s' if n_out != 1 else ''} per sequence for "
+                                  f"{len(names)} classes, so no predicted class can be read from it.")
+        else:
+            acc = float((pred == y).mean())
+            how = " (one output: class '{}' when it is above 0)".format(names[1]) if n_one(out) else ""
+            card.update(score_value=format_accuracy(acc),
+                        score_help=f"Share of the {len(y)} loaded sequences whose predicted class{how} is the "
+                                   "true one.")
     else:
         metrics = regression_metrics(out, y)
         card.update(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],

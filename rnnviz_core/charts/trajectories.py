@@ -393,13 +393,21 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
+    fitted = (paths.attrs.get("fitted_points"), paths.attrs.get("points"))
     return chart.properties(description=pca_caption(evr, names, cloud=cloud, bins=bins,
-                                                    cloud_n=cloud_n if cloud else None))
+                                                    cloud_n=cloud_n if cloud else None, fitted=fitted))
 
 
 def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = (), *, cloud: bool = True,
-                bins: dp.StepBins | None = None, cloud_n: tuple[int, int] | None = None) -> str:
-    share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
+                bins: dp.StepBins | None = None, cloud_n: tuple[int, int] | None = None,
+                fitted: tuple[int | None, int | None] = (None, None)) -> str:
+    sampled = fitted[0] is not None and fitted[1] is not None and fitted[0] < fitted[1]
+    how = (f"; the directions and this share are computed from {fitted[0]:,} states sampled at random from all "
+           f"{fitted[1]:,}, and every state is placed on them exactly" if sampled else "")
+    share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary{how})" if len(evr) >= 2 else ""
+    if sampled and len(evr) < 2:
+        share = (f" (directions computed from {fitted[0]:,} states sampled at random from all {fitted[1]:,}; "
+                 "every state is placed on them exactly)")
     styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
               "a dash-dot line with diamonds"]
     who = ""

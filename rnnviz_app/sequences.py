@@ -14,12 +14,28 @@ KIND_LABELS = {"h": "Hidden state h", "c": "Cell state c", "r": "Reset gate r", 
 
 
 def _trace_all(model, X, lengths, device):
+    """The states of every sequence (one run of the model's fused kernels: its outputs and the last
+    layer's states); the gates, cell states and lower layers are then computed in a background
+    thread, so the start page (which needs only the outputs) and the pages that show the last
+    layer's states do not wait for them, and the pages that do need them find them ready or wait
+    for that one computation (``Trace.arrays`` computes them once)."""
+    import threading
     from rnnviz_core.trace import trace
-    return trace(model, X, lengths, gates=True, device=device)
+    tr = trace(model, X, lengths, gates=False, device=device)
+    threading.Thread(target=_load_arrays, args=(tr,), name="rnnviz-trace-gates", daemon=True).start()
+    return tr
+
+
+def _load_arrays(tr) -> None:
+    try:
+        tr.arrays
+    except Exception:  # noqa: BLE001 - a page that needs them computes them again and says why it fails
+        pass
 
 
 def full_trace(ctx: Loaded):
-    """Trace of every loaded sequence with gates and cell states (one shared object, cached)."""
+    """Trace of every loaded sequence, its gates and cell states computed in the background (one
+    shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
         return shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",),
                       device=ctx.device)

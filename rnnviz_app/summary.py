@@ -18,15 +18,16 @@ def _architecture(model) -> str:
         return "no recurrent module found"
 
 
-def _predict(model, X, lengths, device):
-    from rnnviz_core.trace import predict
-    return predict(model, X, lengths, device=device)
+def _logits(tr):
+    return np.asarray(tr.logits)
 
 
 def predictions(ctx: Loaded):
-    """The model's outputs on every loaded sequence, [N, outputs] (cached by content hash)."""
-    ds = ctx.data
-    return compute(_predict, ctx.model, ds.X, ds.lengths, key=("predict",), device=ctx.device)
+    """The model's outputs on every loaded sequence, [N, outputs] (cached by content hash): the
+    outputs of the trace every page shares (``trace(...).logits`` is what ``predict`` returns), so
+    the model runs once for the start page and the pages after it."""
+    from rnnviz_app.sequences import full_trace
+    return compute(_logits, full_trace(ctx), key=("predict",))
 
 
 def n_one(out) -> bool:

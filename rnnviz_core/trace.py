@@ -16,6 +16,7 @@ last module's last layer, forward direction; ``tr["z", 0]`` layer 0; ``tr["z", 0
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -155,16 +156,27 @@ class Trace:
     def arrays(self) -> dict[str, np.ndarray]:
         """All per-step arrays by canonical name (computes gates and cell states on first use)."""
         if self._arrays is None:
-            if self._loader is None:  # pragma: no cover - trace() always sets one
-                raise ModelError("This trace holds no gates or cell states.")
-            self._arrays = self._loader()
-            self._loader = None
+            with _LOAD_LOCK:  # one computation when several threads ask at once (the app loads them in the background)
+                if self._arrays is None:
+                    if self._loader is None:  # pragma: no cover - trace() always sets one
+                        raise ModelError("This trace holds no gates or cell states.")
+                    self._arrays = self._loader()
+                    self._loader = None
         return self._arrays
+
+    @property
+    def arrays_loaded(self) -> bool:
+        """Whether the gates and cell states are computed already (see :attr:`arrays`)."""
+        return self._arrays is not None
 
     def __repr__(self) -> str:
         n, t, h = self.hidden.shape
         mods = ", ".join(f"{m.name}: {m.describe()}" for m in self.modules)
         return f"Trace(N={n}, T={t}, H_out={h}; {mods})"
+
+
+#: held while a trace computes its gates and cell states on first request
+_LOAD_LOCK = threading.RLock()
 
 
 def _auto_batch(n: int, t: int, per_step: int) -> int:

@@ -1,6 +1,7 @@
-"""The shared PCA basis fitted on a random sample of states (issue 18's cold Trajectories page):
-one basis, close to scikit-learn's PCA of every state, every state projected exactly, and the
-chart caption saying how many states the directions came from."""
+"""Issue 18's cold page paths, against references: the shared PCA basis fitted on a random sample
+of states (one basis, close to scikit-learn's PCA of every state, every state projected exactly,
+the caption saying how many states the directions came from), and Saturation over time read on
+the selected rows in place (equal to the copied rows and to a hand computation)."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,3 +43,22 @@ def test_small_data_is_fitted_on_every_state_and_the_caption_says_nothing_of_a_s
     ref = PCA(2).fit(np.concatenate([H[i, :lens[i]] for i in range(len(H))]))
     np.testing.assert_allclose(np.abs(pca.components_), np.abs(ref.components_), atol=1e-4)
     assert "sampled at random from all" not in tc.pca_paths_chart(paths, [0, 1]).to_dict()["description"].split("grey")[0]
+
+
+def test_saturation_over_time_of_selected_rows_equals_the_copied_rows():
+    """``rows=`` reads the selected sequences in place: the same frame as passing their copies."""
+    import pandas as pd
+
+    from rnnviz_core import saturation as sa
+    rng = np.random.default_rng(2)
+    H = np.tanh(rng.normal(scale=2.0, size=(30, 40, 6))).astype(np.float32)
+    lens = rng.integers(5, 41, 30)
+    groups = np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, 30)]
+    rows = groups != "c"
+    got = sa.saturation_over_time(H, lens, groups=groups, threshold=0.9, rows=rows)
+    ref = sa.saturation_over_time(H[rows], lens[rows], groups=groups[rows], threshold=0.9)
+    pd.testing.assert_frame_equal(got, ref)
+    # and by hand at one (group, step): mean over group a's running sequences of the share |h| >= 0.9
+    a = [i for i in range(30) if groups[i] == "a" and lens[i] > 3]
+    hand = np.mean([(np.abs(H[i, 3]) >= 0.9).mean() for i in a])
+    assert np.isclose(got[(got["group"] == "a") & (got["step"] == 3)]["frac_saturated"].item(), hand)

@@ -14,10 +14,23 @@ link would, twice:
 timed from ``page.goto`` until ``[data-testid="stApp"][data-test-script-state="notRunning"]``
 after the script run has finished and every Vega-Lite chart on the page has drawn its canvas/svg.
 Also printed per page: the largest chart's rows (rows of all its datasets, read from the
-Vega-Lite specs Streamlit sent to the page), the number of charts, and browser memory after the
-page drew: ``heap`` = Chrome DevTools ``Performance.getMetrics`` JSHeapUsedSize of that tab and
-``chromium PSS`` = the summed proportional set size (/proc/PID/smaps_rollup) of every chromium
-process (browser, GPU, utility, renderers) at that moment, one tab open. Exception boxes and error alerts are counted (``exc``/``err``).
+Vega-Lite specs Streamlit sent to the page), the number of charts, ``sent`` = the bytes of the
+websocket messages the server sent to the tab for that page (chart specs with their data, the
+play control's arrays, tables), and browser memory after the page drew and one forced garbage
+collection in the tab (DevTools ``HeapProfiler.collectGarbage``: what the page holds, not what a
+run left for the collector), one tab open:
+
+  * ``heap``: DevTools ``Performance.getMetrics`` JSHeapUsedSize of the tab;
+  * ``tab``: the proportional set size (PSS, /proc/PID/smaps_rollup: shared pages split between
+    the processes sharing them) of the tab's renderer process: the largest ``--type=renderer``
+    process (the only tab open; chromium also keeps a small spare renderer);
+  * ``all``: the summed PSS of every chromium process (browser, GPU, utility, zygote, renderers);
+  * printed once per run: ``all`` with one empty page (about:blank) open = what the browser itself
+    costs before any page of the app (headless chromium with its GPU and utility processes).
+
+The issue's "browser memory <= 500 MB" is read as the tab (its renderer process): that is what
+the app's page costs; the browser's own processes are there for any page.
+Exception boxes and error alerts are counted (``exc``/``err``).
 
 Targets (issue 18): every page ready <= 5 s at 1,000 x 128 x 1,000; <= 15 s at 10,000 steps;
 browser memory <= 500 MB.
@@ -46,10 +59,28 @@ ERROR = '[data-testid="stAlertContentError"]'
 
 
 def _chromium_pss_mb() -> float:
-    """Memory of every chromium process that descends from this process (MB), read from /proc: the
-    sum of their proportional set sizes (PSS: shared pages split between the processes sharing
-    them, so a page shared by the browser and a renderer is not counted twice; the sum of RSS
-    counts it in each)."""
+    """Summed PSS of every chromium process (MB); see :func:`_chromium_pss`."""
+    return sum(_chromium_pss().values()) / 1024
+
+
+def _tab_pss_mb() -> float:
+    """PSS of the largest renderer process (MB): the one tab open (see the module docstring)."""
+    procs = _chromium_pss()
+    rend = [kb for pid, kb in procs.items() if "--type=renderer" in _cmdline(pid)]
+    return max(rend, default=0) / 1024
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _chromium_pss() -> dict:
+    """{pid: PSS in kB} of every chromium process that descends from this process, read from /proc
+    (PSS: shared pages split between the processes sharing them, so a page shared by the browser
+    and a renderer is not counted twice; the sum of RSS counts it in each)."""
     parent, comm, pss = {}, {}, {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -62,14 +93,23 @@ def _chromium_pss_mb() -> float:
             pss[d.name] = next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
         except (OSError, ValueError, IndexError):
             continue
-    me, total = str(os.getpid()), 0
+    me, out = str(os.getpid()), {}
     for pid in comm:
         p, seen = pid, 0
         while p in parent and p != me and seen < 64:
             p, seen = parent[p], seen + 1
         if p == me and pid != me and ("chrom" in comm[pid].lower() or "headless" in comm[pid].lower()):
-            total += pss[pid]
-    return total / 1024
+            out[pid] = pss[pid]
+    return out
+
+
+def _collect_garbage(pg) -> None:
+    cdp = pg.context.new_cdp_session(pg)
+    try:
+        cdp.send("HeapProfiler.enable")
+        cdp.send("HeapProfiler.collectGarbage")
+    finally:
+        cdp.detach()
 
 
 def _heap_mb(pg) -> float:
@@ -132,6 +172,9 @@ def visit(browser, url: str, path: str, query: str, timeout_s: float) -> dict:
     pg.set_default_timeout(timeout_s * 1000)
     ps.record(pg)
     out = {"page": path or "Start"}
+    sent = [0]
+    pg.on("websocket", lambda ws: ws.on("framereceived", lambda payload: sent.__setitem__(
+        0, sent[0] + (len(payload) if isinstance(payload, (bytes, str)) else 0))))
     try:
         t0 = time.perf_counter()
         pg.goto(f"{url}/{path}?{query}")
@@ -144,7 +187,11 @@ def visit(browser, url: str, path: str, query: str, timeout_s: float) -> dict:
         out["max_rows"] = max((ps.row_count(c) for c in charts), default=0)
         out["exc"] = pg.locator(EXCEPTION).count()
         out["err"] = pg.locator(ERROR).count()
+        out["sent"] = sent[0] / 2 ** 20
+        _collect_garbage(pg)
+        time.sleep(0.5)   # let the renderer return freed memory before /proc is read
         out["heap"] = _heap_mb(pg)
+        out["tab"] = _tab_pss_mb()
         out["pss"] = _chromium_pss_mb()
     except Exception as e:  # noqa: BLE001 - a page that never finishes is a figure too
         out["fail"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
@@ -157,7 +204,8 @@ def _fmt(r: dict) -> str:
     if "fail" in r:
         return f"{r['page']:<14} FAILED {r['fail']}"
     return (f"{r['page']:<14} {r['s']:6.2f} s  charts {r['charts']:2d}  largest chart {r['max_rows']:6,d} rows  "
-            f"heap {r['heap']:6.1f} MB  chromium PSS {r['pss']:7.1f} MB  exc {r['exc']} err {r['err']}")
+            f"sent {r['sent']:5.1f} MB  heap {r['heap']:5.1f} MB  tab {r['tab']:6.1f} MB  all {r['pss']:6.1f} MB  "
+            f"exc {r['exc']} err {r['err']}")
 
 
 def main(argv=None) -> None:
@@ -174,6 +222,12 @@ def main(argv=None) -> None:
         try:
             with sync_playwright() as pw:
                 browser = launch_browser(pw)
+                empty = new_page(browser)
+                empty.goto("about:blank")
+                time.sleep(1.0)
+                print(f"browser with one empty page: all {_chromium_pss_mb():.1f} MB "
+                      f"(largest renderer {_tab_pss_mb():.1f} MB)", flush=True)
+                empty.context.close()
                 warm = new_page(browser)
                 warm.goto(url)
                 wait_idle(warm)

@@ -93,7 +93,7 @@ def page_body() -> None:
             # aligned at the end, steps count back from the last one: the window (counted from the start)
             # does not apply, and the whole pair is drawn
             show(tc.distance_chart, dist, None, rel_threshold=0.25, steps=int(lens.max()), width=590, csv=dist,
-                 name="distance", key=(a, b, align), win=window if align == "start" else None)
+                 name="distance", key=(a, b, align), win=window if align == "start" else None, words=words)
             pf.show_findings(findings, "trajectory_findings", dist, rel_threshold=0.25, norms=norms, seqs=[ia, ib],
                              words=(sq.words_of(ctx, a), sq.words_of(ctx, b)))
 

@@ -346,19 +346,32 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
     return model, check_against_model(ds, model)
 
 
+@st.cache_data(max_entries=8, show_spinner="Trying each choice on your data…")
+def _outputs(key: str, _model, _ds):
+    """The model's outputs under every head reading, from one run of its recurrence (cached under
+    the files' hashes and reading options; the head reading itself does not change the run)."""
+    from rnnviz_core.data import check_against_model
+    from rnnviz_core.outputs import outputs_by_readout
+    import dataclasses
+    features = check_against_model(dataclasses.replace(_ds, y=None, class_names=None), _model)
+    return outputs_by_readout(_model, features.X, features.lengths)
+
+
 @st.cache_data(max_entries=32, show_spinner="Trying each choice on your data…")
-def _choice_table(what: str, key: str, _model, _ds, _cands):
+def _choice_table(what: str, key: str, _model, _ds, _cands, _outs):
     from rnnviz_core import pairing
     if what == "order":
-        return pairing.class_order_choices(_model, _ds, _cands)
-    return pairing.readout_choices(_model, _ds)
+        return pairing.class_order_choices(_model, _ds, _cands, outputs=_outs)
+    return pairing.readout_choices(_model, _ds, outputs=_outs)
 
 
 def _table(what: str, model, ds, cands):
     """The accuracy of each choice (cached under the files' hashes and the other choice)."""
     other = getattr(getattr(model, "config", None), "readout", None) if what == "order" else \
         list(getattr(model, "class_names", None) or [])
-    return _choice_table(what, v_key() + repr(other), model, ds, cands)
+    v = view()
+    outs = _outputs(repr([v.get(k) for k in ("model", "data", "vocab", *DATA_PARAMS)]), model, ds)
+    return _choice_table(what, v_key() + repr(other), model, ds, cands, outs)
 
 
 def v_key() -> str:

@@ -22,9 +22,13 @@ def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, hi
     from rnnviz_core.groups import sequence_table
     from rnnviz_core.saturation import trace_gates
     gates = trace_gates(tr, layer=layer, direction=direction) or None
+    from rnnviz_app.summary import n_one
+    # one logit with two classes is a binary classifier (class 1 when the logit is above 0), not a number
+    task = "binary" if y is not None and class_names is not None and len(class_names) == 2 and n_one(tr.logits) \
+        else "auto"
     table = sequence_table(tr.logits, y, states=tr.get("h", layer=layer, direction=direction),
                            lengths=tr.lengths, columns=columns, class_names=class_names,
-                           threshold=threshold)
+                           threshold=threshold, task=task)
     if gates:
         from rnnviz_core.saturation import saturation_by_sequence
         sat = saturation_by_sequence(tr.get("h", layer=layer, direction=direction), tr.lengths,

@@ -14,12 +14,28 @@ KIND_LABELS = {"h": "Hidden state h", "c": "Cell state c", "r": "Reset gate r", 
 
 
 def _trace_all(model, X, lengths, device):
+    """The states of every sequence (one run of the model's fused kernels: its outputs and the last
+    layer's states); the gates, cell states and lower layers are then computed in a background
+    thread, so the start page (which needs only the outputs) and the pages that show the last
+    layer's states do not wait for them, and the pages that do need them find them ready or wait
+    for that one computation (``Trace.arrays`` computes them once)."""
+    import threading
     from rnnviz_core.trace import trace
-    return trace(model, X, lengths, gates=True, device=device)
+    tr = trace(model, X, lengths, gates=False, device=device)
+    threading.Thread(target=_load_arrays, args=(tr,), name="rnnviz-trace-gates", daemon=True).start()
+    return tr
+
+
+def _load_arrays(tr) -> None:
+    try:
+        tr.arrays
+    except Exception:  # noqa: BLE001 - a page that needs them computes them again and says why it fails
+        pass
 
 
 def full_trace(ctx: Loaded):
-    """Trace of every loaded sequence with gates and cell states (one shared object, cached)."""
+    """Trace of every loaded sequence, its gates and cell states computed in the background (one
+    shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
         return shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",),
                       device=ctx.device)
@@ -79,7 +95,8 @@ def sequence_labels(ctx: Loaded) -> dict:
     y, names = labels_of(ctx)
     out = np.asarray(predictions(ctx))
     regression = is_regression(ctx)
-    pred = out.argmax(1) if out.ndim == 2 and out.shape[1] > 1 and not regression else None
+    from rnnviz_core.outputs import predicted_classes
+    pred = None if regression or not names else predicted_classes(out, len(names))
     values = out.reshape(len(out), -1)[:, 0] if regression else None
     targets = np.asarray(ds.y, dtype=float).reshape(len(out), -1)[:, 0] \
         if regression and ds.y is not None else None

@@ -23,6 +23,8 @@ def _uploader(kind: str, label: str, help_text: str) -> None:
 
 def source_and_files() -> Loaded | None:
     """Draw the model/data part of the sidebar and resolve what is loaded (None: nothing yet)."""
+    from rnnviz_app import warm
+    warm.start()   # the analysis pages' libraries load in the background while this page is used
     st.subheader("Model and data")
     demos = guarded(demo_infos)
     keys = list(demos)

@@ -18,15 +18,22 @@ def _architecture(model) -> str:
         return "no recurrent module found"
 
 
-def _predict(model, X, lengths, device):
-    from rnnviz_core.trace import predict
-    return predict(model, X, lengths, device=device)
+def _logits(tr):
+    return np.asarray(tr.logits)
 
 
 def predictions(ctx: Loaded):
-    """The model's outputs on every loaded sequence, [N, outputs] (cached by content hash)."""
-    ds = ctx.data
-    return compute(_predict, ctx.model, ds.X, ds.lengths, key=("predict",), device=ctx.device)
+    """The model's outputs on every loaded sequence, [N, outputs] (cached by content hash): the
+    outputs of the trace every page shares (``trace(...).logits`` is what ``predict`` returns), so
+    the model runs once for the start page and the pages after it."""
+    from rnnviz_app.sequences import full_trace
+    return compute(_logits, full_trace(ctx), key=("predict",))
+
+
+def n_one(out) -> bool:
+    """Whether the outputs are one number per sequence ([N] or [N, 1])."""
+    out = np.asarray(out)
+    return out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1)
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -120,7 +127,8 @@ def model_card(ctx: Loaded) -> dict:
             card["score_help"] += (" If the file has a column with them, choose it under 'Label column' "
                                    "('Reading the data file' in the sidebar).")
         return card
-    card.update(score_figures(np.asarray(predictions(ctx)), np.asarray(y), classes=not regression and len(names) > 1))
+    card.update(score_figures(np.asarray(predictions(ctx)), np.asarray(y),
+                              classes=not regression and len(names) > 1, names=names))
     return card
 
 
@@ -131,14 +139,24 @@ def outputs_text(names) -> str:
             if len(names) > 1 else "one number (regression)")
 
 
-def score_figures(out, y, *, classes: bool) -> dict:
+def score_figures(out, y, *, classes: bool, names=None) -> dict:
     """The start page's score of outputs ``out`` [N, outputs] against the true values ``y`` [N]:
-    the accuracy of the predicted classes, else the regression figures (``score_name``,
-    ``score_value``, ``score_help`` and, for regression, ``metrics`` and ``baseline``)."""
-    if classes and out.ndim == 2:
-        acc = float((out.argmax(1) == y).mean())
+    the accuracy of the predicted classes (a single logit with two class names: class 1 when it
+    is above 0), else the regression figures (``score_name``, ``score_value``, ``score_help`` and,
+    for regression, ``metrics`` and ``baseline``)."""
+    if classes:
+        from rnnviz_core.outputs import predicted_classes
+        n_names = len(names) if names is not None else (out.shape[1] if out.ndim == 2 else 2)
+        pred = predicted_classes(out, n_names)
+        if pred is None:
+            n_out = 1 if out.ndim == 1 else out.shape[1]
+            return dict(score_help=f"The model gives {n_out} output{'s' if n_out != 1 else ''} per sequence for "
+                                   f"{n_names} classes, so no predicted class can be read from it.")
+        acc = float((pred == y).mean())
+        how = (" (one output: class '{}' when it is above 0)".format(names[1])
+               if n_one(out) and names is not None and len(names) > 1 else "")
         return dict(score_value=format_accuracy(acc),
-                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class is the true one.")
+                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class{how} is the true one.")
     metrics = regression_metrics(out, y)
     return dict(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],
                 score_help=metrics[0]["help"], metrics=metrics, baseline=baseline_note(out, y))

@@ -251,6 +251,7 @@ def saturation_over_time(
     *,
     groups: Any = None,
     threshold: float = DEFAULT_THRESHOLD,
+    rows: Any = None,
 ) -> pd.DataFrame:
     """Mean share of saturated units at each step, per group of sequences.
 
@@ -258,12 +259,29 @@ def saturation_over_time(
     group's sequences still running at that step (``n_sequences`` of them) and ``sem`` its
     standard error. ``groups``: one label per sequence (e.g. from
     :func:`rnnviz_core.groups.assign_groups`); None puts every sequence in group "all".
+    ``rows``: a boolean mask [N] of the sequences to use (default all); the same as passing
+    ``states[rows]``, ``lengths[rows]`` and ``groups[rows]``, without copying the selected states.
     Columns ``group, step, frac_saturated, sem, n_sequences``.
     """
     arr, lens = _as_states(states, lengths)
     n, t, h = arr.shape
-    per_step = _per_step_fraction(arr, lens, _check_threshold(threshold))
-    return _group_time_mean(per_step, valid_mask(lens, t), groups)
+    thr = _check_threshold(threshold)
+    if rows is None:
+        return _group_time_mean(_per_step_fraction(arr, lens, thr), valid_mask(lens, t), groups)
+    keep = np.asarray(rows, dtype=bool)
+    if keep.shape != (n,):
+        raise InputError(f"rows must be one True/False per sequence ({n}); got shape {keep.shape}.")
+    idx = np.flatnonzero(keep)
+    counts = np.empty((idx.size, t), dtype=np.int64)
+    per = max(1, (1 << 22) // max(1, t * h))
+    for i in range(0, idx.size, per):   # a block of the selected sequences at a time
+        counts[i:i + per] = (np.abs(arr[idx[i:i + per]]) >= thr).sum(axis=2)
+    sub_lens = lens[idx]
+    mask = valid_mask(sub_lens, t)
+    labels = None if groups is None else np.asarray(groups, dtype=object)
+    if labels is not None and labels.shape != (n,):
+        raise InputError(f"groups must hold one label per sequence ({n}); got shape {labels.shape}.")
+    return _group_time_mean(np.where(mask, counts / h, 0.0), mask, None if labels is None else labels[idx])
 
 
 def _per_step_fraction(arr: np.ndarray, lens: np.ndarray, thr: float) -> np.ndarray:

@@ -393,13 +393,21 @@ def pca_paths_chart(paths: pd.DataFrame, seqs: Sequence[Any] | None = None, *, c
     chart = alt.layer(*layers).properties(width=width, height=height)
     if slider is not None:
         chart = chart.add_params(slider)
+    fitted = (paths.attrs.get("fitted_points"), paths.attrs.get("points"))
     return chart.properties(description=pca_caption(evr, names, cloud=cloud, bins=bins,
-                                                    cloud_n=cloud_n if cloud else None))
+                                                    cloud_n=cloud_n if cloud else None, fitted=fitted))
 
 
 def pca_caption(evr: Sequence[float] = (), names: Sequence[str] = (), *, cloud: bool = True,
-                bins: dp.StepBins | None = None, cloud_n: tuple[int, int] | None = None) -> str:
-    share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary)" if len(evr) >= 2 else ""
+                bins: dp.StepBins | None = None, cloud_n: tuple[int, int] | None = None,
+                fitted: tuple[int | None, int | None] = (None, None)) -> str:
+    sampled = fitted[0] is not None and fitted[1] is not None and fitted[0] < fitted[1]
+    how = (f"; the directions and this share are computed from {fitted[0]:,} states sampled at random from all "
+           f"{fitted[1]:,}, and every state is placed on them exactly" if sampled else "")
+    share = f" (together {sum(list(evr)[:2]):.0%} of how the states vary{how})" if len(evr) >= 2 else ""
+    if sampled and len(evr) < 2:
+        share = (f" (directions computed from {fitted[0]:,} states sampled at random from all {fitted[1]:,}; "
+                 "every state is placed on them exactly)")
     styles = ["a solid line with round dots", "a dashed line with squares", "a dotted line with triangles",
               "a dash-dot line with diamonds"]
     who = ""
@@ -536,7 +544,8 @@ def _distance_col(param: str, bins: dp.StepBins, lo: int) -> str:
 def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold: float | None = 0.25,
                    k: int = 3, scrubber: bool = True, width: int = 420, height: int = 200,
                    steps: int | None = None, window: Sequence[int] | None = None,
-                   max_points: int = dp.MAX_LINE_POINTS) -> alt.LayerChart:
+                   max_points: int = dp.MAX_LINE_POINTS,
+                   words: Sequence[Sequence[str]] | None = None) -> alt.LayerChart:
     """Distance between sequences A and B at each aligned step, with the parting threshold
     (dotted grey line), where they part (dashed red rule) and where they come back together
     (dashed green rule), all from :func:`rnnviz_core.trajectories.parting_summary`.
@@ -554,6 +563,8 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
     step rule stops at the pair's first or last compared step. Long pairs are drawn with at most
     ``max_points`` points, each the mean distance over a run of steps (the caption says how many;
     the parting rules stay at their true steps); ``window = (start, end)`` draws those steps.
+    ``words``: a text model's words of A and of B (one per step): the tooltips name A's and B's
+    word at each point (a point of several steps: their words, trimmed).
     """
     _require(distance, ["step", "distance", "rel_distance"], "distance_chart")
     align = distance.attrs.get("align", "start")
@@ -579,12 +590,29 @@ def distance_chart(distance: pd.DataFrame, parting: Any = None, *, rel_threshold
         drawn["step"] += lo
         drawn["steps"] = [dp.step_label(a, b) for a, b in zip(drawn["step"], drawn["step_end"])]
         cols = ["step", "steps", "distance"]
+    word_tips = []
+    if words is not None and len(words) == 2 and len(distance) and {"step_a", "step_b"} <= set(distance.columns):
+        def word(seq_words, i) -> str:
+            i = int(i)
+            return str(seq_words[i]) if 0 <= i < len(seq_words) else ""
+        wa = [word(words[0], i) for i in distance["step_a"]]
+        wb = [word(words[1], i) for i in distance["step_b"]]
+        if "steps" in cols:   # one point per run of steps (rows of distance are consecutive steps from lo)
+            ka, kb = (dict(zip(bins.starts(), dp.bin_words(w, bins))) for w in (wa, wb))
+            drawn = drawn.assign(words_a=[ka.get(int(v) - lo, "") for v in drawn["step"]],
+                                 words_b=[kb.get(int(v) - lo, "") for v in drawn["step"]])
+            cols += ["words_a", "words_b"]
+            word_tips = [alt.Tooltip("words_a:N", title="A's words"), alt.Tooltip("words_b:N", title="B's words")]
+        else:
+            drawn = drawn.assign(word_a=wa, word_b=wb)
+            cols += ["word_a", "word_b"]
+            word_tips = [alt.Tooltip("word_a:N", title="A's word"), alt.Tooltip("word_b:N", title="B's word")]
     base = alt.Chart(drawn[cols])
     layers = [base.mark_line(point=bins.n_cols <= 200, color="#4c78a8").encode(
         x=x, y=alt.Y("distance:Q", title="distance between A and B"),
-        tooltip=["step:Q", "step_a:Q", "step_b:Q", alt.Tooltip("distance:Q", format=".3f")]
-        if {"step_a", "step_b"} <= set(cols) else ["steps:N" if "steps" in cols else "step:Q",
-                                                    alt.Tooltip("distance:Q", format=".3f")])]
+        tooltip=["step:Q", "step_a:Q", "step_b:Q"] + word_tips + [alt.Tooltip("distance:Q", format=".3f")]
+        if {"step_a", "step_b"} <= set(cols) else ["steps:N" if "steps" in cols else "step:Q"] + word_tips + [
+            alt.Tooltip("distance:Q", format=".3f")])]
     rows = []
     if np.isfinite(summary.threshold):
         rows.append({"kind": "threshold", "at": None, "value": float(summary.threshold)})

@@ -31,7 +31,7 @@ from ..io.dataset import SequenceDataset
 from .check import check_against_model
 from ..errors import DataError
 from .config import READOUTS
-from .family import RecurrentModel, with_readout
+from .family import RecurrentModel
 
 __all__ = ["readout_choices", "class_order_choices"]
 
@@ -65,7 +65,7 @@ def _accuracy(pred: np.ndarray | None, aligned: SequenceDataset | None) -> float
     return float((pred == aligned.y).mean())
 
 
-def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
+def readout_choices(model: nn.Module, ds: SequenceDataset, outputs: dict | None = None) -> pd.DataFrame:
     """Each way the head could read the sequence, with its accuracy on ``ds``.
 
     Parameters
@@ -74,6 +74,9 @@ def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
         Set its class order first (:func:`~rnnviz_core.models.with_class_names`), since the
         accuracy compares predicted class names with the data's labels.
     ds : the data, with sequences X [N, T, F] (or token ids) and lengths [N].
+    outputs : the model's outputs on ``ds`` under every reading, as
+        :func:`~rnnviz_core.outputs.outputs_by_readout` gives them (computed here when None: one
+        run of the recurrence for all readings).
 
     Returns
     -------
@@ -93,8 +96,10 @@ def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     features = check_against_model(_without_labels(ds), model)     # feature errors are raised
     regression = getattr(getattr(model, "config", None), "task", None) == "regression"
+    from ..outputs import outputs_by_readout, predicted_classes
+    outs = outputs if outputs is not None else outputs_by_readout(model, features.X, features.lengths)
     if regression:
-        return pd.DataFrame([(key, description, float("nan"), _rmse(with_readout(model, key), features, ds))
+        return pd.DataFrame([(key, description, float("nan"), _rmse_of(outs[key], ds))
                              for key, description in READOUTS.items()], columns=cols)
     try:
         aligned = check_against_model(ds, model) if ds.y is not None else None
@@ -102,23 +107,23 @@ def readout_choices(model: nn.Module, ds: SequenceDataset) -> pd.DataFrame:
         aligned = None
     rows = []
     for key, description in READOUTS.items():
-        pred = _predicted_classes(with_readout(model, key), features) if aligned is not None else None
+        pred = predicted_classes(outs[key]) if aligned is not None else None
         rows.append((key, description, _accuracy(pred, aligned), float("nan")))
     return pd.DataFrame(rows, columns=cols)
 
 
-def _rmse(model: nn.Module, features: SequenceDataset, ds: SequenceDataset) -> float:
-    """Root mean squared error of a regression model on ``ds``'s targets (NaN without targets)."""
+def _rmse_of(out: np.ndarray, ds: SequenceDataset) -> float:
+    """Root mean squared error of a regression model's outputs on ``ds``'s targets (NaN without targets)."""
     if ds.y is None or ds.task != "regression":
         return float("nan")
     from ..analyses.regression import regression_scores
-    from ..trace import predict
 
-    return regression_scores(predict(model, features.X, features.lengths), ds.y).rmse
+    return regression_scores(out, ds.y).rmse
 
 
 def class_order_choices(model: nn.Module, ds: SequenceDataset,
-                        candidates: Sequence[tuple[str, str, Sequence[str]]]) -> pd.DataFrame:
+                        candidates: Sequence[tuple[str, str, Sequence[str]]],
+                        outputs: dict | None = None) -> pd.DataFrame:
     """Each candidate class order, with the accuracy it gives on ``ds``.
 
     Parameters
@@ -129,6 +134,9 @@ def class_order_choices(model: nn.Module, ds: SequenceDataset,
     candidates : ``(key, label, names)`` triples, e.g. from
         :func:`rnnviz_core.data.class_order_candidates` ("declared", "sorted", "first"), or a
         hand-typed order; ``names[i]`` names the model's i-th output.
+    outputs : for a built-in-family model, its outputs under every reading
+        (:func:`~rnnviz_core.outputs.outputs_by_readout`): the one of its own reading is used
+        instead of running the model again.
 
     Returns
     -------
@@ -147,7 +155,13 @@ def class_order_choices(model: nn.Module, ds: SequenceDataset,
     cands = [(str(k), str(lab), [str(n) for n in names]) for k, lab, names in candidates]
     if not cands:
         return pd.DataFrame(columns=cols)
-    pred = _predicted_classes(model, features) if ds.y is not None and ds.task == "classification" else None
+    if ds.y is None or ds.task != "classification":
+        pred = None
+    elif outputs is not None and isinstance(model, RecurrentModel):
+        from ..outputs import predicted_classes
+        pred = None if model.config.task == "regression" else predicted_classes(outputs[model.config.readout])
+    else:
+        pred = _predicted_classes(model, features)
     n_out = None if pred is None else _n_outputs(model, features)
     rows = []
     for key, label, names in cands:

@@ -64,8 +64,9 @@ def outputs_by_readout(model, X: Any, lengths: Any = None, *, batch_size: int | 
     each reading reads the same recurrent outputs the model's own forward computed.
     """
     from .engine import find_recurrent
-    from .models import READOUTS, RecurrentModel, with_readout
-    from .trace import _auto_batch, _fused_per_step, prepare
+    from .model.config import READOUTS
+    from .model.family import RecurrentModel, with_readout
+    from .trace import auto_batch as _auto_batch, fused_per_step as _fused_per_step, prepare
 
     if not isinstance(model, RecurrentModel):
         raise TypeError("outputs_by_readout needs a model of rnnviz's built-in family.")

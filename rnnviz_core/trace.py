@@ -428,3 +428,8 @@ def predict(
     bs = batch_size or _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
     return fused_forward(model, xt, lt, batch_size=bs, device=dev, lengths_arg=lengths_arg,
                          output=output).to("cpu", torch.float32).numpy()
+
+
+# shared with rnnviz_core.outputs (its one-run head readings size their batches as trace does)
+auto_batch = _auto_batch
+fused_per_step = _fused_per_step

@@ -61,7 +61,7 @@ class StateClassifier(nn.Module):
         return self.regressor(encoding.reshape(encoding.shape[1], -1))
 
 
-def load(data_dir: str, cache: str | None):
+def load(data_dir: str, cache: str | None, split: str = "test"):
     from tint.datasets import HMM
     np.random.seed(42)
     torch.manual_seed(42)
@@ -88,12 +88,12 @@ def load(data_dir: str, cache: str | None):
             torch.save(model.state_dict(), cache)
     model.eval()
     x_train = hmm.preprocess("train")["x"]
-    x_test = hmm.preprocess("test")["x"]
-    y_test = hmm.preprocess("test")["y"]
+    x_test = hmm.preprocess(split)["x"]
+    y_test = hmm.preprocess(split)["y"]
     with torch.no_grad():
         acc = (model(x_test, True).argmax(-1) == y_test).float().mean().item()
-    print(f"classifier accuracy over all test times: {acc:.3f}")
-    return model, x_train, x_test, hmm.true_saliency("test")
+    print(f"classifier accuracy over all {split} times: {acc:.3f}")
+    return model, x_train, x_test, hmm.true_saliency(split)
 
 
 def prefix_loop(fn, x):
@@ -116,11 +116,11 @@ def rnnviz_methods(model, x_train, x, quick: bool):
             return np.abs(s[:, t])
         return fn
 
+    # mask settings chosen on the train split (--split train), never on the test sequences
+    sharp = {"at_steps": -1, "iterations": 20, "lr": 1.0, "area": 1.0, "temperature": 0.2}
     runs = {
-        "rnnviz mask, area 1 (at_steps=-1)": method("mask", at_steps=-1, baseline="mean",
-                                                    iterations=20, lr=0.5, area=1.0),
-        "rnnviz mask, area 0.3 (at_steps=-1)": method("mask", at_steps=-1, baseline="mean",
-                                                      iterations=20, lr=0.5, area=0.3),
+        "rnnviz mask_x_grad (at_steps=-1)": method("mask_x_grad", **sharp),
+        "rnnviz mask, zeros, temperature 0.2 (at_steps=-1)": method("mask", **sharp),
         "rnnviz occlusion (at_steps=-1)": method("occlusion", at_steps=-1, baseline="mean"),
     }
     if not quick:
@@ -178,6 +178,10 @@ def tint_methods(model, x_train, x, quick: bool, extremal_epochs=500, dyna_epoch
     return runs
 
 
+def _row(name, p, r, auc, sec):
+    print(f"  {name}: AUP {p:.3f} AUR {r:.3f} AUROC {auc:.3f}, {sec:.1f} s", flush=True)
+
+
 def score(attr, truth):
     from tint.metrics.white_box import aup, aur, roc_auc
     a = torch.as_tensor(np.asarray(attr, dtype=np.float32))
@@ -186,7 +190,7 @@ def score(attr, truth):
 
 DEMO_METHODS = {
     "integrated_gradients": {}, "input_x_grad": {}, "occlusion": {}, "grad_norm": {},
-    "grad_x_state": {}, "prediction_delta": {}, "mask": {},
+    "grad_x_state": {}, "prediction_delta": {}, "mask": {}, "mask_x_grad": {},
     "shapley (20 sampled orders of the steps)": {"samples": 20},
 }
 
@@ -266,6 +270,10 @@ def main(argv=None):
     ap.add_argument("--dyna-epochs", type=int, default=150)
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rnnviz_hmm_gru.pt"))
     ap.add_argument("--demos", action="store_true", help="only the known-answer demos")
+    ap.add_argument("--only", default="",
+                    help="comma-separated parts of method names: run only the methods matching one")
+    ap.add_argument("--split", default="test", choices=("test", "train"),
+                    help="train: explain training sequences instead (where settings are tuned)")
     args = ap.parse_args(argv)
     print("load:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     if args.demos:
@@ -275,25 +283,32 @@ def main(argv=None):
         return
     data_dir = os.path.join(tempfile.gettempdir(), "rnnviz_tint_hmm")
     os.makedirs(data_dir, exist_ok=True)
-    model, x_train, x_test, truth = load(data_dir, args.cache)
+    model, x_train, x_test, truth = load(data_dir, args.cache, args.split)
     x, truth = x_test[: args.n], truth[: args.n]
     results, attrs = [], {}
-    runs = dict(rnnviz_methods(model, x_train, x, args.quick))
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+
+    def chosen(runs):
+        return {k: f for k, f in runs.items() if not only or any(w in k for w in only)}
+
+    runs = chosen(rnnviz_methods(model, x_train, x, args.quick))
     for name, fn in runs.items():
         t0 = time.perf_counter()
         attrs[name] = prefix_loop(fn, x)
         results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
-        print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
+        _row(*results[-1])
     if not args.skip_tint:
-        for name, fn in tint_methods(model, x_train, x, args.quick, args.extremal_epochs,
-                                     args.dyna_epochs).items():
+        for name, fn in chosen(tint_methods(model, x_train, x, args.quick, args.extremal_epochs,
+                                            args.dyna_epochs)).items():
             t0 = time.perf_counter()
             attrs[name] = fn().detach().numpy()
             results.append((name, *score(attrs[name], truth), time.perf_counter() - t0))
-            print(f"  {name}: {results[-1][-1]:.1f} s", flush=True)
-        a, b = attrs["rnnviz occlusion (at_steps=-1)"], attrs["tint Occlusion (TemporalOcclusion)"]
-        print(f"rnnviz occlusion vs tint occlusion: largest difference {np.abs(a - b).max():.2e}")
-    print(f"\n{len(x)} test sequences, one thread, one process\n")
+            _row(*results[-1])
+        pair = ("rnnviz occlusion (at_steps=-1)", "tint Occlusion (TemporalOcclusion)")
+        if all(k in attrs for k in pair):
+            a, b = attrs[pair[0]], attrs[pair[1]]
+            print(f"rnnviz occlusion vs tint occlusion: largest difference {np.abs(a - b).max():.2e}")
+    print(f"\n{len(x)} {args.split} sequences, one thread, one process\n")
     print("| method | AUP | AUR | AUROC | seconds |\n|---|---|---|---|---|")
     for name, p, r, auc, sec in results:
         print(f"| {name} | {p:.3f} | {r:.3f} | {auc:.3f} | {sec:.1f} |")

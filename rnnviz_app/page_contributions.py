@@ -71,7 +71,7 @@ def all_scores_frame(ctx: Loaded, sc, method: str):
     return rk.scores_frame(sc, method=method, ids=[str(i) for i in ctx.data.ids], lengths=ctx.data.lengths)
 
 
-PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion", "mask")  # methods that score each input feature
+PER_FEATURE = ("input_x_grad", "integrated_gradients", "occlusion", "mask", "mask_x_grad")  # methods that score each input feature
 
 
 def _feature_scores(model, X, lengths, method, target, device):

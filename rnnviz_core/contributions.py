@@ -95,6 +95,11 @@ METHODS: dict[str, str] = {
         "as little of the sequence as possible while the answer stays the same, with everything "
         "else replaced by the baseline (0: not needed; 1 per feature: needed in full)."
     ),
+    "mask_x_grad": (
+        "How much of this value the model needs to keep its answer (the mask above) times how "
+        "sensitive the answer is to it, relative to the most sensitive value scored in the "
+        "sequence: high only where a value is both needed and one the answer reacts to most."
+    ),
     "shapley": (
         "This step's fair share of the change from a neutral (baseline) sequence to the real "
         "one: how much it adds to the answer on average over every order in which the steps "
@@ -267,6 +272,12 @@ def _mask(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
     return mask(prob, b, info, **options)
 
 
+def _mask_x_grad(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
+    """The mask times the relative size of the gradient (see :mod:`.masks`)."""
+    from .masks import mask
+    return mask(prob, b, info, gate=True, **options)
+
+
 def _shapley(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:
     """Shapley values over steps or blocks of steps (see :mod:`.shapley`)."""
     from .shapley import shapley
@@ -281,13 +292,16 @@ _DISPATCH = {
     "occlusion": occlusion_scores,
     "prediction_delta": prediction_delta_scores,
     "mask": _mask,
+    "mask_x_grad": _mask_x_grad,
     "shapley": _shapley,
 }
-USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta", "mask", "shapley"}
+USES_BASELINE = {"integrated_gradients", "occlusion", "prediction_delta", "mask", "mask_x_grad", "shapley"}
 _OPTIONS: dict[str, set[str]] = {m: set() for m in _DISPATCH}
 _OPTIONS["integrated_gradients"] = {"steps", "tol", "max_steps", "floor"}
 _OPTIONS["occlusion"] = {"at_steps"}
 _OPTIONS["shapley"] = {"groups", "samples", "seed"}
-_OPTIONS["mask"] = {"at_steps", "iterations", "area", "lr", "perturbation", "sigma", "seed"}
-_PER_FEATURE = {"input_x_grad", "integrated_gradients", "occlusion", "mask"}
+_OPTIONS["mask"] = {"at_steps", "iterations", "area", "lr", "perturbation", "sigma", "seed",
+                   "temperature"}
+_OPTIONS["mask_x_grad"] = _OPTIONS["mask"]
+_PER_FEATURE = {"input_x_grad", "integrated_gradients", "occlusion", "mask", "mask_x_grad"}
 assert set(_DISPATCH) == set(METHODS)

@@ -21,8 +21,17 @@ occlusion) or a Gaussian blur of the sequence over its own valid steps
 (``perturbation="blur"``, width ``sigma`` steps), as DynaMask uses. Token ids: the mask moves
 each step's embedding output toward the baseline token's embedding.
 
+``temperature`` (default 1) anneals the sigmoid: the mask at iteration k is
+``sigmoid(theta / temperature ** (k / (iterations - 1)))``, so a final temperature below 1
+pushes each cell toward 0 or 1 (a set of cells kept, rather than shares).
+
 Scores: the mask itself ([N, T, F] with ``per_feature=True``), or its sum over features per
-step. ``info`` adds ``loss_curve`` (mean loss per sequence at every iteration), ``area``
+step. Method ``mask_x_grad`` multiplies each masked cell's mask value by ``|df/dx|`` at the
+real input divided by its largest value over the sequence's masked cells (token ids: the
+norm of the gradient with respect to the step's embedding): a cell scores high only when the
+answer needs it and is among the most sensitive to it; a cell the mask keeps only because
+removing it shifts the answer a little, or one the answer is sensitive to but does not need,
+scores low. ``info`` adds ``loss_curve`` (mean loss per sequence at every iteration), ``area``
 (share of each sequence's masked cells kept: mean mask) and ``output_kept``/``target_x``
 (output on the masked and on the real sequence).
 """
@@ -53,10 +62,11 @@ def _blur(x: torch.Tensor, L: np.ndarray, sigma: float) -> torch.Tensor:
     return torch.where(valid[..., None], (num / den.clamp_min(1e-12)).transpose(1, 2), x)
 
 
-def _check(iterations, area, lr, perturbation, sigma, seed):
+def _check(iterations, area, lr, perturbation, sigma, seed, temperature=1.0):
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
         raise InputError(f"iterations must be a positive whole number, got {iterations!r}.")
-    for name, v in (("area", area), ("lr", lr), ("sigma", sigma)):
+    for name, v in (("area", area), ("lr", lr), ("sigma", sigma),
+                    ("temperature", temperature)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
             raise InputError(f"{name} must be a positive number, got {v!r}.")
     if perturbation not in PERTURBATIONS:
@@ -68,12 +78,18 @@ def _check(iterations, area, lr, perturbation, sigma, seed):
 
 def mask(prob, b: torch.Tensor, info, *, at_steps=None, iterations: int = 60,
          area: float = 0.1, lr: float = 0.2, perturbation: str = "baseline",
-         sigma: float = 1.0, seed: int = 0) -> torch.Tensor:
-    """Mask scores [N, T] (or [N, T, F]); zeros where not masked (NaN-ed by the caller)."""
+         sigma: float = 1.0, seed: int = 0, temperature: float = 1.0,
+         gate: bool = False) -> torch.Tensor:
+    """Mask scores [N, T] (or [N, T, F]); zeros where not masked (NaN-ed by the caller).
+
+    ``gate=True`` (method ``mask_x_grad``): each cell's mask value times the size of the
+    gradient of the target at that cell (at the real input), the gradient relative to the
+    largest of the sequence's masked cells; token ids: the gradient's norm over the embedding.
+    """
     from .occlusion import chosen_steps
     from .resume import Resumer
 
-    _check(iterations, area, lr, perturbation, sigma, seed)
+    _check(iterations, area, lr, perturbation, sigma, seed, temperature)
     if prob.tokens and perturbation == "blur":
         raise InputError('perturbation="blur" needs features [N, T, F]; token ids have no values '
                          'to blur. Use perturbation="baseline" (the baseline token).')
@@ -114,8 +130,8 @@ def mask(prob, b: torch.Tensor, info, *, at_steps=None, iterations: int = 60,
             theta = noise[r].clone().requires_grad_(True)
             adam = _Adam(theta, float(lr))
 
-            def loss_of(theta):
-                m = torch.sigmoid(theta) * cm
+            def loss_of(theta, temp=float(temperature)):
+                m = torch.sigmoid(theta / temp) * cm
                 if prob.tokens:
                     out = _token_target(prob, b, m[..., 0], r)
                 else:
@@ -124,20 +140,44 @@ def mask(prob, b: torch.Tensor, info, *, at_steps=None, iterations: int = 60,
                 return ((out - fx[r]) / d) ** 2 + float(area) * a, out, a
 
             for it in range(int(iterations)):
-                loss, _, _ = loss_of(theta)
+                loss, _, _ = loss_of(theta, _temp(it, int(iterations), float(temperature)))
                 (g,) = torch.autograd.grad(loss.sum(), [theta])
                 adam.step(g)
                 curve[it] += loss.detach().sum()
             with torch.no_grad():
                 _, out, a = loss_of(theta)
-                res[r] = torch.sigmoid(theta) * cm
+                res[r] = torch.sigmoid(theta / float(temperature)) * cm
                 kept_out[r], area_kept[r] = out, a
+            if gate:
+                res[r] = res[r] * _sensitivity(prob, runner, b, r, cm, s0)
     done = int((first >= 0).sum())
     info.update({"loss_curve": (curve / max(done, 1)).cpu().numpy(),
                  "area": area_kept.cpu().numpy(), "output_kept": kept_out.cpu().numpy(),
                  "target_x": fx.cpu().numpy(), "scored": chosen,
-                 "iterations": int(iterations), "perturbation": perturbation})
+                 "iterations": int(iterations), "perturbation": perturbation,
+                 "temperature": float(temperature)})
     return res if prob.per_feature else res.sum(-1)
+
+
+def _temp(it: int, iterations: int, end: float) -> float:
+    """Sigmoid temperature at iteration ``it``: 1 at the first, ``end`` at the last (geometric),
+    so that a final temperature below 1 pushes the mask toward 0 or 1."""
+    return end ** (it / max(iterations - 1, 1))
+
+
+def _sensitivity(prob, runner, b, r, cm, s0) -> torch.Tensor:
+    """|d target / d x| at the real input of rows r, on the masked cells cm (n, T, F), divided by
+    its largest value over each row's masked cells (token ids: the embedding gradient's norm)."""
+    if prob.tokens:
+        out, leaf, _ = prob.forward_embedded(prob.xt[r], r, "grad", clean=True)
+        (g,) = torch.autograd.grad(out.sum(), [leaf])
+        s = g.norm(dim=-1)[..., None] * cm
+    else:
+        xg = prob.xt[r].detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(runner.out(xg, r, start=s0).sum(), [xg])
+        s = g.abs() * cm
+    top = s.flatten(1).amax(1).clamp_min(1e-30)
+    return (s / top[:, None, None]).detach()
 
 
 class _Adam:

@@ -372,7 +372,7 @@ def test_batching_does_not_change_results(gru):
 
 def test_methods_have_plain_meanings():
     assert set(METHODS) == {"grad_norm", "grad_x_state", "input_x_grad", "integrated_gradients",
-                            "occlusion", "prediction_delta", "mask", "shapley"}
+                            "occlusion", "prediction_delta", "mask", "mask_x_grad", "shapley"}
     for name, text in METHODS.items():
         assert text.endswith(".") and len(text) > 40 and "_" not in text, name
 

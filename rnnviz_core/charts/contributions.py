@@ -41,11 +41,12 @@ METHOD_LABELS = {
     "occlusion": "occlusion",
     "prediction_delta": "change of the running answer",
     "mask": "perturbation mask",
+    "mask_x_grad": "mask × gradient",
     "shapley": "Shapley values",
     "random": "random order",
 }
 #: methods whose scores are never negative (a size, not a direction)
-UNSIGNED_METHODS = frozenset({"grad_norm", "mask"})
+UNSIGNED_METHODS = frozenset({"grad_norm", "mask", "mask_x_grad"})
 
 
 def method_label(method: str) -> str:

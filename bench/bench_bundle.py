@@ -108,6 +108,45 @@ def throughput(n: int, batch: int, with_ray: bool, threads: int | None) -> None:
             ray.shutdown()
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def ratio(n: int, batch: int) -> None:
+    """The build's wall time against its methods' scores (one thread, a warm process)."""
+    import importlib
+
+    torch.set_num_threads(1)
+    contrib = importlib.import_module("rnnviz_core.contributions")
+    orig = contrib.contributions
+    spent = [0.0, 0.0]   # wall, CPU of this process
+
+    def timed(*a, **k):
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            return orig(*a, **k)
+        finally:
+            spent[0] += time.perf_counter() - t0
+            spent[1] += time.process_time() - c0
+
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = make_file(n, d / "seq.parquet", batch)
+        warm = make_file(64, d / "warm.parquet", batch)
+        bundle.build(make_model(), warm, d / "warm.rnnviz", batch_size=batch, device="cpu")  # imports paid
+        contrib.contributions = timed
+        try:
+            t0, c0 = time.perf_counter(), time.process_time()
+            bundle.build(make_model(), src, d / "out.rnnviz", batch_size=batch, device="cpu")
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        finally:
+            contrib.contributions = orig
+    # CPU time is the steadier figure on a shared machine (one thread: CPU time = work done)
+    print(f"ratio: {n} sequences x {T} steps, 1 thread: build {wall:.2f} s wall / {cpu:.2f} s CPU, the methods' "
+          f"scores {spent[0]:.2f} s wall / {spent[1]:.2f} s CPU; build / scores = {wall / spent[0]:.2f}x wall, "
+          f"{cpu / spent[1]:.2f}x CPU ({n / wall:.0f} seq/s)  [{uptime()}]")
+
+
 def peak_rss(n: int, batch: int) -> None:
     """Child process: build a bundle from a sequence file of n sequences; print its peak RSS."""
     with tempfile.TemporaryDirectory() as d:
@@ -139,7 +178,12 @@ def main() -> None:
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--memory", type=int, nargs="*")
     p.add_argument("--threads", type=int, help="torch threads of the local engine (default: all cores)")
+    p.add_argument("--ratio", type=int, nargs="*", help="build time / scores time at these N (one thread)")
     a = p.parse_args()
+    if a.ratio:
+        for n in a.ratio:
+            ratio(n, a.batch)
+        return
     if a.memory:
         for n in a.memory:
             peak_rss(n, a.batch)

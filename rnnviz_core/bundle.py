@@ -332,11 +332,16 @@ class _Worker:
         b = _block_arrays(tbl, self.meta)
         tr = self._trace(b, gates=False)
         h = tr.get("h", layer=-1, direction="fwd")
-        pts = h[valid_mask(b["lengths"], h.shape[1])].astype(np.float64)
-        mean = pts.mean(axis=0)
-        c = pts - mean
+        import torch
+
+        # float64 in torch: it keeps to torch's thread setting (numpy's BLAS starts its own threads)
+        pts = torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()
+        mean_t = pts.mean(dim=0)
+        c = pts - mean_t
+        m2 = (c.T @ c).numpy()
+        mean = mean_t.numpy()
         infos = [dataclasses.asdict(m) for m in tr.modules]
-        return {"n": int(pts.shape[0]), "mean": mean, "m2": c.T @ c,
+        return {"n": int(pts.shape[0]), "mean": mean, "m2": m2,
                 "hash": _row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"]),
                 "modules": infos, "logit_shape": list(tr.logits.shape[1:]), "units": int(h.shape[2])}
 
@@ -356,7 +361,7 @@ class _Worker:
         from . import saturation as sa
         from . import trajectories as tj
         from .contributions import contributions
-        from .groups import sequence_table
+        from .groups import saturation_levels, sequence_table
 
         o = self.opts
         b = _block_arrays(tbl, self.meta)
@@ -364,21 +369,27 @@ class _Worker:
         tr = self._trace(b, gates=True)
         h = tr.get("h", layer=-1, direction="fwd")
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
-        # the saturation page's table (app_support._sat_table) with the bundle's thresholds
-        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, columns=b["groups"],
-                               class_names=self.meta["class_names"], threshold=o["threshold"],
-                               levels=o["levels"])
+        # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
+        # outcomes from sequence_table, the saturation shares (states and gates) computed once
+        table = sequence_table(tr.logits, b["y"], columns=b["groups"], class_names=self.meta["class_names"])
         gnames = [] if b["groups"] is None else list(b["groups"].columns)
         # sequence_table appends the data's columns last, renamed "<name>_data" on a clash
         data_cols = dict(zip(table.columns[len(table.columns) - len(gnames):], gnames)) if gnames else {}
-        if gates:
-            sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
-                                            high=o["high"])
-            for col in sat.columns.drop("seq"):
-                table[col] = sat[col].to_numpy()
-        norms = tj.state_norms(h, lens)
-        per_step = sa.saturation_by_step(h, lens, threshold=o["threshold"])
-        table["plateau_step"] = norms.groupby("seq", sort=True)["plateau_step"].first().to_numpy()
+        sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
+                                        high=o["high"])
+        base = [c for c in table.columns if c not in data_cols]
+        extra = table[list(data_cols)]
+        table = table[base]
+        for col in sat.columns.drop("seq"):
+            table[col] = sat[col].to_numpy()
+        table["saturation"] = saturation_levels(table["frac_saturated"], o["levels"])
+        for col in extra.columns:
+            table[col] = extra[col].to_numpy()
+        mask = tj.valid_mask(lens, h.shape[1])
+        sum_abs, _, change = tj._norm_arrays(h, lens)
+        table["plateau_step"] = tj.plateau_steps(sum_abs, lens)
+        # the share of saturated units at each valid step (saturation.saturation_by_step)
+        per_step = (np.abs(h[mask]) >= o["threshold"]).sum(axis=1) / h.shape[2]
         table = table.drop(columns=["seq"])
         out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
         for col in table.columns:
@@ -399,13 +410,13 @@ class _Worker:
         def steps(values: np.ndarray) -> Any:
             return pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
 
-        mask = tj.valid_mask(lens, h.shape[1])
-        out["step:sum_abs"] = steps(norms["sum_abs"].to_numpy())
-        out["step:step_change"] = steps(norms["step_change"].to_numpy())
-        out["step:frac_saturated"] = steps(per_step["frac_saturated"].to_numpy())
-        proj = self.pca.transform(h, lens)
-        for j in range(proj.shape[2]):
-            out[f"step:pc{j + 1}"] = steps(proj[..., j][mask])
+        out["step:sum_abs"] = steps(sum_abs[mask])
+        out["step:step_change"] = steps(change[mask])
+        out["step:frac_saturated"] = steps(per_step)
+        # the PCA projection (StatePCA.transform) of the valid steps only
+        proj = (h[mask] - self.pca.mean_) @ self.pca.components_.T
+        for j in range(proj.shape[1]):
+            out[f"step:pc{j + 1}"] = steps(proj[:, j])
         for method in o["methods"]:
             sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
                                      batch_size=o["batch_size"], return_info=True,
@@ -432,8 +443,10 @@ def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
     """Exact PCA from merged moments, with scikit-learn's sign rule (largest |loading| positive)."""
     if n < 2:
         raise InputError("The PCA needs at least two valid steps in the data.")
+    import torch
+
     cov = m2 / (n - 1)
-    vals, vecs = np.linalg.eigh(cov)
+    vals, vecs = (v.numpy() for v in torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(cov, np.float64))))
     order = np.argsort(vals)[::-1]
     vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
     comps = vecs[:, :k].T.copy()                                      # (k, H)
@@ -459,19 +472,34 @@ def _check_methods(methods: Sequence[str] | str) -> list[str]:
     return methods
 
 
-def _run_local(src: _Source, worker: _Worker, parts_dir: Path) -> dict:
-    import pyarrow.parquet as pq
+def _run_local(src: _Source, worker: _Worker, parts_dir: Path, folder: Path | None = None,
+               progress: Any = None) -> dict:
+    """Both passes block by block; with a build ``folder``, each finished block is kept there
+    (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are read back."""
+    from . import bundle_progress as bp
 
     acc, hsum, first = None, 0, None
-    for tbl in src.tables():
-        m = worker.moments(tbl)
+    bar = bp.bar(src.n, "rnnviz: PCA moments", progress)
+    for k, tbl in enumerate(src.tables(columns=None)):
+        m = bp.load_moments(folder, k) if folder is not None else None
+        if m is None:
+            m = worker.moments(tbl)
+            if folder is not None:
+                bp.save_moments(folder, k, m)
         acc = _merge_moments(acc, (m["n"], m["mean"], m["m2"]))
         hsum = (hsum + m["hash"]) % (1 << 256)
         first = first or m
+        bar.update(tbl.num_rows)
+    bar.close()
     pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
     worker.pca = _fitted_pca(pca)
+    bar = bp.bar(src.n, "rnnviz: analyses", progress)
     for k, tbl in enumerate(src.tables()):
-        pq.write_table(worker(tbl), parts_dir / f"part-{k:05d}.parquet")
+        part = parts_dir / f"part-{k:05d}.parquet"
+        if folder is None or not bp.part_done(part):
+            bp.write_part(worker(tbl), part)
+        bar.update(tbl.num_rows)
+    bar.close()
     return {"pca": pca, "hash": hsum, "first": first}
 
 
@@ -585,10 +613,14 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
         per = np.zeros(mask.shape)
         per[mask] = vals
         for g in names:
-            lab = np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=object)
-            idx = np.empty(len(lab), dtype=np.int64)
-            for i, v in enumerate(lab):
-                idx[i] = labels[g].setdefault(v, len(labels[g]))
+            uniq, inv = np.unique(np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=str), return_inverse=True)
+            # codes in order of first appearance, as the labels dictionary numbers them
+            first = np.full(len(uniq), len(inv), dtype=np.int64)
+            np.minimum.at(first, inv, np.arange(len(inv)))
+            code = np.empty(len(uniq), dtype=np.int64)
+            for j in np.argsort(first, kind="stable"):
+                code[j] = labels[g].setdefault(str(uniq[j]), len(labels[g]))
+            idx = code[inv]
             if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
                 continue
             k = len(labels[g])
@@ -598,7 +630,11 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
                 acc = sums[g][j]
                 if acc.shape[0] < k:
                     acc = np.vstack([acc, np.zeros((k - acc.shape[0], t_max))])
-                np.add.at(acc[:, :t], idx, arr)
+                if k <= 64:   # a few groups: one masked sum each (np.add.at is slow per row)
+                    for gi in np.unique(idx):
+                        acc[gi, :t] += arr[idx == gi].sum(axis=0)
+                else:
+                    np.add.at(acc[:, :t], idx, arr)
                 sums[g][j] = acc
     arrays, listed = {}, {}
     for g in names:
@@ -626,7 +662,11 @@ def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
     if size >= len(df):
         return df["row"].to_numpy(np.int64)
     rng = np.random.default_rng(seed)
-    cell = df[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("all", index=df.index)
+    cell = pd.Series("all", index=df.index)
+    if keys:
+        cell = df[keys[0]].astype(str)
+        for k in keys[1:]:
+            cell = cell + "|" + df[k].astype(str)
     pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
     picked: list[int] = []
     i = 0
@@ -690,6 +730,8 @@ def build(
     concurrency: int | None = None,
     num_gpus: float | None = None,
     provenance: Mapping[str, Any] | None = None,
+    progress: Any = None,
+    resume: bool = False,
 ) -> Path:
     """Compute every analysis the pages show and write them as a bundle (data only).
 
@@ -714,6 +756,11 @@ def build(
     concurrency, num_gpus : Ray only: actors (default: one per CPU, or per GPU when the cluster
         has GPUs) and GPUs per actor (default 1 when the cluster has GPUs).
     provenance : extra facts for the manifest (the CLI records file names and file hashes).
+    progress : True for a progress bar on stderr (sequences done, rate, time left; one bar per
+        pass), or a callable ``progress(done, total, what)``; None for none.
+    resume : local engine: reuse the blocks an earlier run of this same build (same model, data
+        and options) finished before it stopped; they are kept in ``.<name>.rnnviz-build`` beside
+        ``path`` until the bundle is written (:mod:`rnnviz_core.bundle_progress`).
 
     Returns
     -------
@@ -748,15 +795,23 @@ def build(
     opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
             "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
             "device": device, "batch_size": int(batch_size)}
+    from . import bundle_progress as bp
+
     parent = path.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    if engine == "local":   # a build folder kept until the bundle is written: a stopped build resumes
+        tmp = bp.work_dir(path)
+        key = bp.build_key(model_hash(model), src.meta, opts, src.path if src.path is not None else src.ds)
+        bp.prepare(tmp, key, bool(resume))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    done = False
     try:
         stage = tmp / "bundle"
         parts = stage / "sequences"
-        parts.mkdir(parents=True)
+        parts.mkdir(parents=True, exist_ok=True)
         if engine == "local":
-            res = _run_local(src, _Worker(model, opts, src.meta), parts)
+            res = _run_local(src, _Worker(model, opts, src.meta), parts, tmp, progress)
         else:
             res = _run_ray(src, model, opts, parts, tmp, concurrency, num_gpus)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
@@ -826,8 +881,10 @@ def build(
             os.replace(tmpzip, path)
         else:
             os.replace(stage, path)
+        done = True
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if done or engine != "local":
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

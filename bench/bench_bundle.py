@@ -147,6 +147,52 @@ def ratio(n: int, batch: int) -> None:
           f"{cpu / spent[1]:.2f}x CPU ({n / wall:.0f} seq/s)  [{uptime()}]")
 
 
+def ray_actors(n: int, batch: int, actors: list[int]) -> None:
+    """Sequences per second on a local Ray cluster with 1, 2, ... actors (one torch thread each)."""
+    import ray
+
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        src = make_file(n, d / "seq.parquet", batch)
+        for k in actors:
+            # one CPU per actor plus one for the read tasks and the driver's merge
+            ray.init(num_cpus=k + 1, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=200 * 1024**2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+            t0 = time.perf_counter()
+            bundle.build(make_model(), src, d / f"ray{k}.rnnviz", engine="ray", batch_size=batch, device="cpu",
+                         concurrency=k)
+            wall = time.perf_counter() - t0
+            ray.shutdown()
+            print(f"ray, {k} actor(s): {n} sequences x {T} steps in {wall:.1f} s = {n / wall:.0f} seq/s "
+                  f"(cluster start not counted)  [{uptime()}]")
+
+
+def end_to_end(n: int, batch: int) -> None:
+    """`rnnviz precompute`'s local path on n sequences, in a child process: time, size, peak memory."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("RNNVIZ_BENCH_DIR")) as d:
+        d = Path(d)
+        t0 = time.perf_counter()
+        src = make_file(n, d / "seq.parquet", batch)
+        made = time.perf_counter() - t0
+        code = (f"import sys, time, torch; sys.path.insert(0, {str(ROOT)!r}); torch.set_num_threads(1); "
+                f"sys.argv=['x']; import bench.bench_bundle as b; "
+                f"from rnnviz_core import bundle; t0 = time.perf_counter(); "
+                f"bundle.build(b.make_model(), {str(src)!r}, {str(d / 'out')!r}, batch_size={batch}, "
+                f"methods=['grad_norm', 'input_x_grad'], device='cpu'); "
+                f"print(time.perf_counter() - t0); "
+                f"print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
+        before = uptime()
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode:
+            raise SystemExit(r.stderr)
+        wall, kb = r.stdout.strip().splitlines()[-2:]
+        size = sum(p.stat().st_size for p in (d / "out").rglob("*") if p.is_file())
+        print(f"end to end (local, 1 thread): {n} sequences x {T} steps, grad_norm + input_x_grad: "
+              f"{float(wall):.0f} s = {n / float(wall):.0f} seq/s; bundle {size / 1e6:.0f} MB; peak RSS "
+              f"{int(kb) / 1024:.0f} MB (input file {src.stat().st_size / 1e6:.0f} MB made in {made:.0f} s)\n"
+              f"  before: [{before}]\n  after:  [{uptime()}]")
+
+
 def peak_rss(n: int, batch: int) -> None:
     """Child process: build a bundle from a sequence file of n sequences; print its peak RSS."""
     with tempfile.TemporaryDirectory() as d:
@@ -179,7 +225,16 @@ def main() -> None:
     p.add_argument("--memory", type=int, nargs="*")
     p.add_argument("--threads", type=int, help="torch threads of the local engine (default: all cores)")
     p.add_argument("--ratio", type=int, nargs="*", help="build time / scores time at these N (one thread)")
+    p.add_argument("--ray-actors", type=int, nargs="*", help="Ray throughput with these actor counts (--n)")
+    p.add_argument("--e2e", type=int, nargs="*", help="end-to-end local builds of these N in a child process")
     a = p.parse_args()
+    if a.ray_actors:
+        ray_actors(a.n, a.batch, a.ray_actors)
+        return
+    if a.e2e:
+        for n in a.e2e:
+            end_to_end(n, a.batch)
+        return
     if a.ratio:
         for n in a.ratio:
             ratio(n, a.batch)

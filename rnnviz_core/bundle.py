@@ -858,6 +858,10 @@ def build(
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
         sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
         _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
+        from . import bundle_aggregates as ba
+
+        agg_arrays, agg_entry = ba.compute(parts, int(src.meta["max_length"]), methods)
+        _save_st(agg_arrays, stage / ba.FILE)
         sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
         if sample_rows.size:
             _save_st(_sample_arrays(src, model, sample_rows, opts), stage / "samples.safetensors")
@@ -893,6 +897,7 @@ def build(
                 "pca": {"n_components": int(np.asarray(res["pca"]["components"]).shape[0]),
                         "rule": "exact PCA of every valid step (moments merged over blocks)"},
                 "saturation_groupings": sat_groups,
+                "aggregates": agg_entry,
                 "sample": {"size": int(sample_rows.size),
                            "rule": "round robin over the (true class, outcome) cells, seeded"},
                 "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",
@@ -1005,8 +1010,15 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     n_steps = 3 + facts.k + len(facts.methods)
     need = _check.memory_needed(facts, table_bytes, array_bytes, n_steps)
     _check.check_memory(need, max_memory, facts, n_steps)
+    from . import bundle_aggregates as ba
+
+    if ba.FILE in headers or "aggregates" in manifest.get("analysis", {}):
+        if ba.FILE not in headers:
+            raise _refuse(f"Its manifest describes aggregates, but the bundle has no {ba.FILE}.")
+        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse)
     b = Bundle(manifest, files)
     b._facts = facts
+    b._part_metas = metas   # the parts' footers, read once by the check: the lazy reader starts from them
     b.memory_bytes = need
     b._text_budget = max(max_memory - need, 0) + 16 * facts.n + 1024**2
     if read:
@@ -1283,6 +1295,53 @@ class Bundle:
             by = self.sequences[by].astype(str).to_numpy()
         per = np.nan_to_num(self.steps("frac_saturated").astype(np.float64))
         return _group_time_mean(per, valid_mask(self.lengths, self.max_length), by)
+
+    # ------------------------------------------------------------------ lazy reading, aggregates
+    def lazy(self) -> Any:
+        """The sequence table read lazily (:class:`rnnviz_core.bundle_lazy.LazyTable`): id search,
+        given rows and columns, one column; memory follows one row group, not the bundle."""
+        from .bundle_lazy import LazyTable
+
+        return LazyTable(self)
+
+    def _aggregate(self, key: str, by: str) -> tuple[np.ndarray, list[str]]:
+        from . import bundle_aggregates as ba
+
+        entry = self.manifest.get("analysis", {}).get("aggregates")
+        if not entry:
+            raise BundleError("This bundle was built without dataset aggregates; build it again with this rnnviz.")
+        if by not in entry["groupings"]:
+            raise BundleError(f"This bundle's aggregates are grouped by {', '.join(entry['groupings'])}; "
+                              f"not by '{by}'.")
+        return self._arrays(ba.FILE)[f"{key}.{by}"], list(entry["groupings"][by])
+
+    def mean_abs_score(self, method: str, by: str = "all") -> pd.DataFrame:
+        """Mean |score| of ``method`` by step and group (``all``, ``predicted_class``, ``true_class``),
+        from the aggregates computed at build time: columns ``group, step, mean_abs, n_sequences``."""
+        if method not in self.methods:
+            raise BundleError(f"This bundle holds the scores of {', '.join(self.methods) or 'no method'} only.")
+        s, labels = self._aggregate(f"score_abs.{method}", by)
+        cnt, _ = self._aggregate("count", by)
+        gi, si = np.nonzero(cnt > 0)
+        return pd.DataFrame({"group": np.asarray(labels, dtype=object)[gi], "step": si,
+                             "mean_abs": s[gi, si] / cnt[gi, si], "n_sequences": cnt[gi, si].astype(np.int64)})
+
+    def histogram(self, column: str, by: str = "all") -> pd.DataFrame:
+        """How many sequences have ``column`` (``confidence``, ``frac_saturated``,
+        ``frac_saturated_final``) in each of the build's equal bins of [0, 1], per group:
+        columns ``group, lo, hi, count``."""
+        from . import bundle_aggregates as ba
+
+        entry = self.manifest.get("analysis", {}).get("aggregates") or {}
+        if column not in entry.get("hist_columns", []):
+            raise BundleError(f"This bundle has histograms of {', '.join(entry.get('hist_columns', [])) or 'nothing'}"
+                              f"; not of '{column}'.")
+        h, labels = self._aggregate(f"hist.{column}", by)
+        k, nb = h.shape
+        edges = np.linspace(0.0, 1.0, ba.BINS + 1)
+        return pd.DataFrame({"group": np.repeat(np.asarray(labels, dtype=object), nb),
+                             "lo": np.tile(edges[:-1], k), "hi": np.tile(edges[1:], k),
+                             "count": h.reshape(-1).astype(np.int64)})
 
     # ------------------------------------------------------------------ sampled full traces
     @property

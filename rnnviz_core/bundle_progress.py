@@ -9,7 +9,8 @@ test).
 finished block leaves its result there (the moments of the first pass as a small ``.npz``, the
 block's table of the second pass as its Parquet part), each written to a temporary name and
 renamed, so a file either is complete or is not there. A build that stops (an exception, a
-kill, a power cut) leaves the folder behind; ``build(..., resume=True)`` with the same model,
+killed process) leaves the folder behind (no fsync: after a power cut of the whole machine a
+part may be lost, and is then found unreadable and computed again); ``build(..., resume=True)`` with the same model,
 data and options reads the finished blocks back and computes only the others. The folder
 records what it was built from (:func:`build_key`); a folder from another model, data or options
 is never reused (it is emptied, and the build starts from the beginning).
@@ -72,8 +73,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

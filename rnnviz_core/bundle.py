@@ -22,6 +22,8 @@ Layout (format version 1), as a directory or as one uncompressed zip of that dir
                                       saturated units per step (saturation over time by group)
     samples.safetensors               full traces (h, c, every gate, every layer) of a sample of
                                       sequences chosen to cover every class x outcome cell
+    aggregates.safetensors            mean |score| by step and class, histograms of confidence and
+                                      saturation shares (:mod:`rnnviz_core.bundle_aggregates`)
 
 What is analysed: the last recurrent module's last layer, forward direction (the pages' default
 view), with the pages' default thresholds unless given.
@@ -46,6 +48,11 @@ reads take against ``max_memory``: :mod:`rnnviz_core.bundle_check`), then reads 
 whole and checks its values: a reader's memory follows the bundle (about 3.6 kB per sequence at 100
 steps and two methods), so very large bundles are for building and archiving (``read=False`` checks
 one without reading its table); the app opens bundles up to its size and memory limits.
+:meth:`Bundle.lazy` reads only the rows and columns asked for (:mod:`rnnviz_core.bundle_lazy`), and
+:meth:`Bundle.mean_abs_score` / :meth:`Bundle.histogram` read the build-time aggregates, so a
+bundle opened with ``read=False`` serves those views at any size.
+
+**Progress and resuming** (local engine): :mod:`rnnviz_core.bundle_progress`.
 """
 from __future__ import annotations
 

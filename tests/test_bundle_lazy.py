@@ -4,7 +4,6 @@ numpy's own histogram."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import rnnviz_core as rv

@@ -180,3 +180,37 @@ def threshold_message(b: Bundle) -> str:
     return (f"This analysis bundle was computed with |value| at least {a['threshold']:g} for saturated units and "
             f"gates nearly shut below {a['gate_low']:g} / nearly open above {a['gate_high']:g}; other values "
             f"need the model, which the bundle does not include.")
+
+
+# ---------------------------------------------------------------------------- large bundles, read lazily
+#: largest bundle a host path (``$RNNVIZ_BUNDLE``) may hold when it is opened lazily
+MAX_LAZY_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_LAZY_MAX_BYTES", 1024**4))
+
+
+def open_lazy(path: Path) -> Bundle:
+    """A host's bundle opened without reading its sequence table: checked (manifest, every file's
+    size and hash, safetensors headers, Parquet footers), then read only as views ask
+    (:meth:`Bundle.lazy`, :meth:`Bundle.mean_abs_score`, :meth:`Bundle.histogram`,
+    :meth:`Bundle.saturation_over_time` for its built-in groupings). Memory follows the footers and
+    one row group, not the number of sequences; uploads keep their size limit (``bundle_from_upload``)."""
+    from rnnviz_core.bundle_files import BundleFiles
+
+    files = BundleFiles(path, MAX_LAZY_BYTES)
+    dig = "lazy:" + content_hash(files.read("manifest.json", files.size("manifest.json")))
+    def opener() -> Bundle:
+        b = open_bundle(path, max_bytes=MAX_LAZY_BYTES, max_memory=2**62, read=False)
+        # what it holds: the footers and the small arrays, not the table (which it never reads whole)
+        b.memory_bytes = sum(int(md.serialized_size) for md in b._part_metas.values()) + sum(
+            int(e["bytes"]) for n, e in b.manifest["files"].items() if n.endswith(".safetensors"))
+        return b
+
+    return opened_bundles().get_or_open(dig, opener)
+
+
+def search_ids(b: Bundle, text: str, limit: int = 50) -> pd.DataFrame:
+    """Sequences whose id contains ``text`` (case-insensitive), at most ``limit``: ``seq``, ``id``.
+    Reads the bundle's id column part by part and stops at ``limit`` (never loads every id)."""
+    text = str(text or "").strip()
+    if not text:
+        return pd.DataFrame({"seq": np.zeros(0, np.int64), "id": np.zeros(0, object)})
+    return b.lazy().find_ids(text, limit=int(limit))

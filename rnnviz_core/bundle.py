@@ -22,6 +22,8 @@ Layout (format version 1), as a directory or as one uncompressed zip of that dir
                                       saturated units per step (saturation over time by group)
     samples.safetensors               full traces (h, c, every gate, every layer) of a sample of
                                       sequences chosen to cover every class x outcome cell
+    aggregates.safetensors            mean |score| by step and class, histograms of confidence and
+                                      saturation shares (:mod:`rnnviz_core.bundle_aggregates`)
 
 What is analysed: the last recurrent module's last layer, forward direction (the pages' default
 view), with the pages' default thresholds unless given.
@@ -46,6 +48,11 @@ reads take against ``max_memory``: :mod:`rnnviz_core.bundle_check`), then reads 
 whole and checks its values: a reader's memory follows the bundle (about 3.6 kB per sequence at 100
 steps and two methods), so very large bundles are for building and archiving (``read=False`` checks
 one without reading its table); the app opens bundles up to its size and memory limits.
+:meth:`Bundle.lazy` reads only the rows and columns asked for (:mod:`rnnviz_core.bundle_lazy`), and
+:meth:`Bundle.mean_abs_score` / :meth:`Bundle.histogram` read the build-time aggregates, so a
+bundle opened with ``read=False`` serves those views at any size.
+
+**Progress and resuming** (local engine): :mod:`rnnviz_core.bundle_progress`.
 """
 from __future__ import annotations
 
@@ -266,7 +273,34 @@ class _Source:
         path = self.path
         if path is None:
             path = write_sequences(self.ds, tmpdir / "input.parquet", block_size=self.block_size)
-        return ray.data.read_parquet(str(path))
+        # one read task per bundle block (row groups of about block_size sequences): Ray Data's
+        # read_parquet splits by file, so one file was one block, which one actor analysed while
+        # the others waited (measured: 1 of 2 actors, on 1 of 2 nodes, had work)
+        import pyarrow.parquet as pq
+
+        md = pq.ParquetFile(path).metadata
+        groups, cur, rows = [], [], 0
+        for i in range(md.num_row_groups):
+            cur.append(i)
+            rows += md.row_group(i).num_rows
+            if rows >= self.block_size:
+                groups.append(cur)
+                cur, rows = [], 0
+        if cur:
+            groups.append(cur)
+        items = [{"path": str(path.resolve()), "groups": json.dumps(g)} for g in groups]
+        return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _read_row_groups, batch_size=1, batch_format="pyarrow", num_cpus=0.25)
+
+
+def _read_row_groups(item: Any) -> Any:
+    """Ray Data read task: the row groups one item names, from a file every node can reach."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = [pq.ParquetFile(p, pre_buffer=False).read_row_groups(json.loads(g))
+             for p, g in zip(item["path"].to_pylist(), item["groups"].to_pylist())]
+    return pa.concat_tables(parts)
 
 
 def _block_arrays(tbl: Any, meta: Mapping) -> dict:
@@ -332,11 +366,16 @@ class _Worker:
         b = _block_arrays(tbl, self.meta)
         tr = self._trace(b, gates=False)
         h = tr.get("h", layer=-1, direction="fwd")
-        pts = h[valid_mask(b["lengths"], h.shape[1])].astype(np.float64)
-        mean = pts.mean(axis=0)
-        c = pts - mean
+        import torch
+
+        # float64 in torch: it keeps to torch's thread setting (numpy's BLAS starts its own threads)
+        pts = torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()
+        mean_t = pts.mean(dim=0)
+        c = pts - mean_t
+        m2 = (c.T @ c).numpy()
+        mean = mean_t.numpy()
         infos = [dataclasses.asdict(m) for m in tr.modules]
-        return {"n": int(pts.shape[0]), "mean": mean, "m2": c.T @ c,
+        return {"n": int(pts.shape[0]), "mean": mean, "m2": m2,
                 "hash": _row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"]),
                 "modules": infos, "logit_shape": list(tr.logits.shape[1:]), "units": int(h.shape[2])}
 
@@ -356,7 +395,7 @@ class _Worker:
         from . import saturation as sa
         from . import trajectories as tj
         from .contributions import contributions
-        from .groups import sequence_table
+        from .groups import saturation_levels, sequence_table
 
         o = self.opts
         b = _block_arrays(tbl, self.meta)
@@ -364,21 +403,27 @@ class _Worker:
         tr = self._trace(b, gates=True)
         h = tr.get("h", layer=-1, direction="fwd")
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
-        # the saturation page's table (app_support._sat_table) with the bundle's thresholds
-        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, columns=b["groups"],
-                               class_names=self.meta["class_names"], threshold=o["threshold"],
-                               levels=o["levels"])
+        # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
+        # outcomes from sequence_table, the saturation shares (states and gates) computed once
+        table = sequence_table(tr.logits, b["y"], columns=b["groups"], class_names=self.meta["class_names"])
         gnames = [] if b["groups"] is None else list(b["groups"].columns)
         # sequence_table appends the data's columns last, renamed "<name>_data" on a clash
         data_cols = dict(zip(table.columns[len(table.columns) - len(gnames):], gnames)) if gnames else {}
-        if gates:
-            sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
-                                            high=o["high"])
-            for col in sat.columns.drop("seq"):
-                table[col] = sat[col].to_numpy()
-        norms = tj.state_norms(h, lens)
-        per_step = sa.saturation_by_step(h, lens, threshold=o["threshold"])
-        table["plateau_step"] = norms.groupby("seq", sort=True)["plateau_step"].first().to_numpy()
+        sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
+                                        high=o["high"])
+        base = [c for c in table.columns if c not in data_cols]
+        extra = table[list(data_cols)]
+        table = table[base]
+        for col in sat.columns.drop("seq"):
+            table[col] = sat[col].to_numpy()
+        table["saturation"] = saturation_levels(table["frac_saturated"], o["levels"])
+        for col in extra.columns:
+            table[col] = extra[col].to_numpy()
+        mask = tj.valid_mask(lens, h.shape[1])
+        sum_abs, _, change = tj.norm_arrays(h, lens)
+        table["plateau_step"] = tj.plateau_steps(sum_abs, lens)
+        # the share of saturated units at each valid step (saturation.saturation_by_step)
+        per_step = (np.abs(h[mask]) >= o["threshold"]).sum(axis=1) / h.shape[2]
         table = table.drop(columns=["seq"])
         out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
         for col in table.columns:
@@ -399,13 +444,13 @@ class _Worker:
         def steps(values: np.ndarray) -> Any:
             return pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
 
-        mask = tj.valid_mask(lens, h.shape[1])
-        out["step:sum_abs"] = steps(norms["sum_abs"].to_numpy())
-        out["step:step_change"] = steps(norms["step_change"].to_numpy())
-        out["step:frac_saturated"] = steps(per_step["frac_saturated"].to_numpy())
-        proj = self.pca.transform(h, lens)
-        for j in range(proj.shape[2]):
-            out[f"step:pc{j + 1}"] = steps(proj[..., j][mask])
+        out["step:sum_abs"] = steps(sum_abs[mask])
+        out["step:step_change"] = steps(change[mask])
+        out["step:frac_saturated"] = steps(per_step)
+        # the PCA projection (StatePCA.transform) of the valid steps only
+        proj = (h[mask] - self.pca.mean_) @ self.pca.components_.T
+        for j in range(proj.shape[1]):
+            out[f"step:pc{j + 1}"] = steps(proj[:, j])
         for method in o["methods"]:
             sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
                                      batch_size=o["batch_size"], return_info=True,
@@ -432,8 +477,10 @@ def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
     """Exact PCA from merged moments, with scikit-learn's sign rule (largest |loading| positive)."""
     if n < 2:
         raise InputError("The PCA needs at least two valid steps in the data.")
+    import torch
+
     cov = m2 / (n - 1)
-    vals, vecs = np.linalg.eigh(cov)
+    vals, vecs = (v.numpy() for v in torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(cov, np.float64))))
     order = np.argsort(vals)[::-1]
     vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
     comps = vecs[:, :k].T.copy()                                      # (k, H)
@@ -459,19 +506,34 @@ def _check_methods(methods: Sequence[str] | str) -> list[str]:
     return methods
 
 
-def _run_local(src: _Source, worker: _Worker, parts_dir: Path) -> dict:
-    import pyarrow.parquet as pq
+def _run_local(src: _Source, worker: _Worker, parts_dir: Path, folder: Path | None = None,
+               progress: Any = None) -> dict:
+    """Both passes block by block; with a build ``folder``, each finished block is kept there
+    (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are read back."""
+    from . import bundle_progress as bp
 
     acc, hsum, first = None, 0, None
-    for tbl in src.tables():
-        m = worker.moments(tbl)
+    bar = bp.bar(src.n, "rnnviz: PCA moments", progress)
+    for k, tbl in enumerate(src.tables(columns=None)):
+        m = bp.load_moments(folder, k) if folder is not None else None
+        if m is None:
+            m = worker.moments(tbl)
+            if folder is not None:
+                bp.save_moments(folder, k, m)
         acc = _merge_moments(acc, (m["n"], m["mean"], m["m2"]))
         hsum = (hsum + m["hash"]) % (1 << 256)
         first = first or m
+        bar.update(tbl.num_rows)
+    bar.close()
     pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
     worker.pca = _fitted_pca(pca)
+    bar = bp.bar(src.n, "rnnviz: analyses", progress)
     for k, tbl in enumerate(src.tables()):
-        pq.write_table(worker(tbl), parts_dir / f"part-{k:05d}.parquet")
+        part = parts_dir / f"part-{k:05d}.parquet"
+        if folder is None or not bp.part_done(part):
+            bp.write_part(worker(tbl), part)
+        bar.update(tbl.num_rows)
+    bar.close()
     return {"pca": pca, "hash": hsum, "first": first}
 
 
@@ -498,13 +560,14 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
             res = ray.cluster_resources()
             concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
         rds = src.ray_dataset(tmp)
+        # Ray Data places actors with its default strategy, SPREAD: on as many nodes as there are
         kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
                   compute=ray.data.ActorPoolStrategy(size=int(concurrency)))
         if num_gpus:
             kw["num_gpus"] = num_gpus
         model_ref = ray.put(model)
 
-        acc, hsum, first = None, 0, None
+        acc, hsum, first, nodes, gpu_blocks, n_blocks = None, 0, None, set(), 0, 0
         mom = rds.map_batches(_RayMoments, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta},
                               **kw)
         for tbl in mom.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -513,6 +576,9 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
                 h = len(r["mean"])
                 acc = _merge_moments(acc, (int(r["n"]), np.asarray(r["mean"]), np.asarray(r["m2"]).reshape(h, h)))
                 hsum = (hsum + int(r["hash"], 16)) % (1 << 256)
+                nodes.add(r["node"])
+                gpu_blocks += int(r["gpus"] > 0)
+                n_blocks += 1
                 first = first or {"modules": json.loads(r["modules"]), "logit_shape": json.loads(r["logit_shape"]),
                                   "units": int(r["units"])}
         pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
@@ -530,7 +596,10 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
             if pq.ParquetFile(f).metadata.num_rows:
                 shutil.move(str(f), parts_dir / f"part-{k:05d}.parquet")
                 k += 1
-        return {"pca": pca, "hash": hsum, "first": first}
+        return {"pca": pca, "hash": hsum, "first": first,
+                "placement": {"ray_nodes": len(nodes), "ray_actors": int(concurrency),
+                              "ray_gpus_per_actor": float(num_gpus or 0),
+                              "ray_blocks_on_gpu_actors": f"{gpu_blocks} of {n_blocks}"}}
     finally:
         if started:
             ray.shutdown()
@@ -550,7 +619,14 @@ class _RayActor:
 
 class _RayMoments(_RayActor):
     def __call__(self, tbl: Any) -> Any:
-        return self.worker.moments_table(tbl)
+        import ray
+
+        # where the block ran (the node, the GPUs Ray gave the actor): the build records how
+        # many nodes and GPU actors took part
+        ctx = ray.get_runtime_context()
+        out = self.worker.moments_table(tbl)
+        out = out.append_column("node", __import__("pyarrow").array([ctx.get_node_id()]))
+        return out.append_column("gpus", __import__("pyarrow").array([len(ray.get_gpu_ids())]))
 
 
 class _RayAnalyse(_RayActor):
@@ -585,10 +661,14 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
         per = np.zeros(mask.shape)
         per[mask] = vals
         for g in names:
-            lab = np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=object)
-            idx = np.empty(len(lab), dtype=np.int64)
-            for i, v in enumerate(lab):
-                idx[i] = labels[g].setdefault(v, len(labels[g]))
+            uniq, inv = np.unique(np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=str), return_inverse=True)
+            # codes in order of first appearance, as the labels dictionary numbers them
+            first = np.full(len(uniq), len(inv), dtype=np.int64)
+            np.minimum.at(first, inv, np.arange(len(inv)))
+            code = np.empty(len(uniq), dtype=np.int64)
+            for j in np.argsort(first, kind="stable"):
+                code[j] = labels[g].setdefault(str(uniq[j]), len(labels[g]))
+            idx = code[inv]
             if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
                 continue
             k = len(labels[g])
@@ -598,7 +678,11 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
                 acc = sums[g][j]
                 if acc.shape[0] < k:
                     acc = np.vstack([acc, np.zeros((k - acc.shape[0], t_max))])
-                np.add.at(acc[:, :t], idx, arr)
+                if k <= 64:   # a few groups: one masked sum each (np.add.at is slow per row)
+                    for gi in np.unique(idx):
+                        acc[gi, :t] += arr[idx == gi].sum(axis=0)
+                else:
+                    np.add.at(acc[:, :t], idx, arr)
                 sums[g][j] = acc
     arrays, listed = {}, {}
     for g in names:
@@ -626,7 +710,11 @@ def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
     if size >= len(df):
         return df["row"].to_numpy(np.int64)
     rng = np.random.default_rng(seed)
-    cell = df[keys].astype(str).agg("|".join, axis=1) if keys else pd.Series("all", index=df.index)
+    cell = pd.Series("all", index=df.index)
+    if keys:
+        cell = df[keys[0]].astype(str)
+        for k in keys[1:]:
+            cell = cell + "|" + df[k].astype(str)
     pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
     picked: list[int] = []
     i = 0
@@ -690,6 +778,8 @@ def build(
     concurrency: int | None = None,
     num_gpus: float | None = None,
     provenance: Mapping[str, Any] | None = None,
+    progress: Any = None,
+    resume: bool = False,
 ) -> Path:
     """Compute every analysis the pages show and write them as a bundle (data only).
 
@@ -714,6 +804,11 @@ def build(
     concurrency, num_gpus : Ray only: actors (default: one per CPU, or per GPU when the cluster
         has GPUs) and GPUs per actor (default 1 when the cluster has GPUs).
     provenance : extra facts for the manifest (the CLI records file names and file hashes).
+    progress : True for a progress bar on stderr (sequences done, rate, time left; one bar per
+        pass), or a callable ``progress(done, total, what)``; None for none.
+    resume : local engine: reuse the blocks an earlier run of this same build (same model, data
+        and options) finished before it stopped; they are kept in ``.<name>.rnnviz-build`` beside
+        ``path`` until the bundle is written (:mod:`rnnviz_core.bundle_progress`).
 
     Returns
     -------
@@ -748,20 +843,32 @@ def build(
     opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
             "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
             "device": device, "batch_size": int(batch_size)}
+    from . import bundle_progress as bp
+
     parent = path.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    if engine == "local":   # a build folder kept until the bundle is written: a stopped build resumes
+        tmp = bp.work_dir(path)
+        key = bp.build_key(model_hash(model), src.meta, opts, src.path if src.path is not None else src.ds)
+        bp.prepare(tmp, key, bool(resume))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    done = False
     try:
         stage = tmp / "bundle"
         parts = stage / "sequences"
-        parts.mkdir(parents=True)
+        parts.mkdir(parents=True, exist_ok=True)
         if engine == "local":
-            res = _run_local(src, _Worker(model, opts, src.meta), parts)
+            res = _run_local(src, _Worker(model, opts, src.meta), parts, tmp, progress)
         else:
             res = _run_ray(src, model, opts, parts, tmp, concurrency, num_gpus)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
         sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
         _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
+        from . import bundle_aggregates as ba
+
+        agg_arrays, agg_entry = ba.compute(parts, int(src.meta["max_length"]), methods)
+        _save_st(agg_arrays, stage / ba.FILE)
         sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
         if sample_rows.size:
             _save_st(_sample_arrays(src, model, sample_rows, opts), stage / "samples.safetensors")
@@ -797,13 +904,15 @@ def build(
                 "pca": {"n_components": int(np.asarray(res["pca"]["components"]).shape[0]),
                         "rule": "exact PCA of every valid step (moments merged over blocks)"},
                 "saturation_groupings": sat_groups,
+                "aggregates": agg_entry,
                 "sample": {"size": int(sample_rows.size),
                            "rule": "round robin over the (true class, outcome) cells, seeded"},
                 "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",
                                  "contribution methods not listed above", "other thresholds",
                                  "full traces beyond the sample"],
             },
-            "build": {"engine": engine, "batch_size": int(batch_size), **dict(provenance or {})},
+            "build": {"engine": engine, "batch_size": int(batch_size), **res.get("placement", {}),
+                      **dict(provenance or {})},
         }
         files = {}
         for p in sorted(stage.rglob("*")):
@@ -826,8 +935,10 @@ def build(
             os.replace(tmpzip, path)
         else:
             os.replace(stage, path)
+        done = True
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if done or engine != "local":
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -906,8 +1017,15 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     n_steps = 3 + facts.k + len(facts.methods)
     need = _check.memory_needed(facts, table_bytes, array_bytes, n_steps)
     _check.check_memory(need, max_memory, facts, n_steps)
+    from . import bundle_aggregates as ba
+
+    if ba.FILE in headers or "aggregates" in manifest.get("analysis", {}):
+        if ba.FILE not in headers:
+            raise _refuse(f"Its manifest describes aggregates, but the bundle has no {ba.FILE}.")
+        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse)
     b = Bundle(manifest, files)
     b._facts = facts
+    b._part_metas = metas   # the parts' footers, read once by the check: the lazy reader starts from them
     b.memory_bytes = need
     b._text_budget = max(max_memory - need, 0) + 16 * facts.n + 1024**2
     if read:
@@ -1184,6 +1302,53 @@ class Bundle:
             by = self.sequences[by].astype(str).to_numpy()
         per = np.nan_to_num(self.steps("frac_saturated").astype(np.float64))
         return _group_time_mean(per, valid_mask(self.lengths, self.max_length), by)
+
+    # ------------------------------------------------------------------ lazy reading, aggregates
+    def lazy(self) -> Any:
+        """The sequence table read lazily (:class:`rnnviz_core.bundle_lazy.LazyTable`): id search,
+        given rows and columns, one column; memory follows one row group, not the bundle."""
+        from .bundle_lazy import LazyTable
+
+        return LazyTable(self)
+
+    def _aggregate(self, key: str, by: str) -> tuple[np.ndarray, list[str]]:
+        from . import bundle_aggregates as ba
+
+        entry = self.manifest.get("analysis", {}).get("aggregates")
+        if not entry:
+            raise BundleError("This bundle was built without dataset aggregates; build it again with this rnnviz.")
+        if by not in entry["groupings"]:
+            raise BundleError(f"This bundle's aggregates are grouped by {', '.join(entry['groupings'])}; "
+                              f"not by '{by}'.")
+        return self._arrays(ba.FILE)[f"{key}.{by}"], list(entry["groupings"][by])
+
+    def mean_abs_score(self, method: str, by: str = "all") -> pd.DataFrame:
+        """Mean |score| of ``method`` by step and group (``all``, ``predicted_class``, ``true_class``),
+        from the aggregates computed at build time: columns ``group, step, mean_abs, n_sequences``."""
+        if method not in self.methods:
+            raise BundleError(f"This bundle holds the scores of {', '.join(self.methods) or 'no method'} only.")
+        s, labels = self._aggregate(f"score_abs.{method}", by)
+        cnt, _ = self._aggregate("count", by)
+        gi, si = np.nonzero(cnt > 0)
+        return pd.DataFrame({"group": np.asarray(labels, dtype=object)[gi], "step": si,
+                             "mean_abs": s[gi, si] / cnt[gi, si], "n_sequences": cnt[gi, si].astype(np.int64)})
+
+    def histogram(self, column: str, by: str = "all") -> pd.DataFrame:
+        """How many sequences have ``column`` (``confidence``, ``frac_saturated``,
+        ``frac_saturated_final``) in each of the build's equal bins of [0, 1], per group:
+        columns ``group, lo, hi, count``."""
+        from . import bundle_aggregates as ba
+
+        entry = self.manifest.get("analysis", {}).get("aggregates") or {}
+        if column not in entry.get("hist_columns", []):
+            raise BundleError(f"This bundle has histograms of {', '.join(entry.get('hist_columns', [])) or 'nothing'}"
+                              f"; not of '{column}'.")
+        h, labels = self._aggregate(f"hist.{column}", by)
+        k, nb = h.shape
+        edges = np.linspace(0.0, 1.0, ba.BINS + 1)
+        return pd.DataFrame({"group": np.repeat(np.asarray(labels, dtype=object), nb),
+                             "lo": np.tile(edges[:-1], k), "hi": np.tile(edges[1:], k),
+                             "count": h.reshape(-1).astype(np.int64)})
 
     # ------------------------------------------------------------------ sampled full traces
     @property

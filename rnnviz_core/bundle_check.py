@@ -57,7 +57,7 @@ DEFAULT_MAX_MEMORY = 1024**3
 BUILTIN_GROUPINGS = ("true_class", "predicted_class", "outcome", "saturation")
 MODES = ("GRU", "LSTM", "RNN_TANH", "RNN_RELU")
 _PART = re.compile(r"^sequences/part-\d{5}\.parquet$")
-ARRAYS = ("pca.safetensors", "saturation.safetensors", "samples.safetensors")
+ARRAYS = ("pca.safetensors", "saturation.safetensors", "samples.safetensors", "aggregates.safetensors")
 _ARRAYS = ARRAYS
 _TRACE_NAME = re.compile(r"^trace:[A-Za-z0-9_.]{1,300}$")
 _ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -259,7 +259,7 @@ def check_names(listed: Mapping) -> list[str]:
     for name in listed:
         if name not in _ARRAYS and not _PART.match(name):
             raise refuse(f"Its manifest lists '{name[:80]}', which is not a file an rnnviz bundle holds (a bundle "
-                         f"holds pca.safetensors, saturation.safetensors, samples.safetensors and "
+                         f"holds pca.safetensors, saturation.safetensors, samples.safetensors, aggregates.safetensors and "
                          f"sequences/part-NNNNN.parquet only).")
     for need in ("pca.safetensors", "saturation.safetensors"):
         if need not in listed:

@@ -79,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--batch-size", type=int, default=256, help="sequences per block (default 256)")
     pre.add_argument("--sample", type=int, default=64, help="sequences with full traces (default 64)")
     pre.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
+    pre.add_argument("--resume", action="store_true",
+                     help="local engine: reuse the blocks a stopped run of this same build finished "
+                          "(kept in .<out>.rnnviz-build beside --out)")
+    pre.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _app_parser(sub)
     ins = sub.add_parser("inspect", help="check a bundle and say what it holds")
     ins.add_argument("bundle", type=Path)
@@ -170,7 +174,8 @@ def _precompute(a: argparse.Namespace) -> int:
         _start_ray(a.ray_address, app_dir)
     out = bundle.build(model, data, a.out, methods=methods, method_options=opts, engine=a.engine,
                        batch_size=a.batch_size, sample=a.sample, device=a.device, overwrite=a.overwrite,
-                       concurrency=a.concurrency, provenance=prov)
+                       concurrency=a.concurrency, provenance=prov, resume=a.resume,
+                       progress=not a.no_progress)
     b = bundle.open(out, read=False, max_memory=2**62)   # checked, not read into memory
     print(f"Wrote {out}: {b.n_sequences} sequences, methods {', '.join(b.methods)}, "
           f"{sum(e['bytes'] for e in b.manifest['files'].values()) / 1e6:.1f} MB.")

@@ -805,3 +805,7 @@ def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", t
     iu = np.triu_indices(units.size, k=1)
     leaves = leaves_list(linkage(dist[iu], method="average"))
     return units[leaves].astype(np.int64)
+
+
+# shared with the bundle builder (per-sequence norms as arrays)
+norm_arrays = _norm_arrays

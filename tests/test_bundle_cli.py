@@ -3,6 +3,7 @@ their project folder, weights saved the tutorial way, a long-form Parquet file m
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -106,8 +107,14 @@ def test_precompute_with_a_model_file(tmp_path):
     ds = ds.subset(np.arange(60))
     rv.save_model(model, tmp_path / "m.safetensors")
     np.savez(tmp_path / "d.npz", X=ds.X, lengths=ds.lengths, y=ds.y)
-    r = _run(["precompute", "--model", "m.safetensors", "--data", "d.npz", "--out", "b", "--sample", "4"], tmp_path)
+    r = _run(["precompute", "--model", "m.safetensors", "--data", "d.npz", "--out", "b", "--sample", "4",
+              "--batch-size", "16", "--resume"], tmp_path)
     assert r.returncode == 0, r.stderr
+    # the progress bar (stderr): both passes reach 60 of 60 sequences, with a rate and a time left
+    for what in ("rnnviz: PCA moments", "rnnviz: analyses"):
+        line = [ln for ln in r.stderr.replace("\r", "\n").splitlines() if ln.startswith(what)][-1]
+        assert re.search(r"100%.* 60(\.0)?/60(\.0)? \[[0-9:]+<[0-9:]+, *[0-9.]+seq/s\]", line), line
+    assert not (tmp_path / ".b.rnnviz-build").exists()
     b = bundle.open(tmp_path / "b")
     ref = rv.contributions(model, ds.X, "grad_norm", ds.lengths, device="cpu")
     assert np.nanmax(np.abs(b.scores("grad_norm") - ref)) <= 1e-5

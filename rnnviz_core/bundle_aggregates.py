@@ -1,0 +1,128 @@
+"""Dataset-level aggregates a bundle computes when it is built, so that no view scans every row.
+
+Written to ``aggregates.safetensors`` (float64/int64 arrays, listed in the manifest under
+``analysis.aggregates``), one streamed pass over the finished sequence parts that reads only the
+columns it needs (memory: one part at a time):
+
+- ``count.<g>`` [K, T]: sequences of each group of grouping ``g`` that reach each step;
+- ``score_abs.<method>.<g>`` [K, T]: the sum of |score| per group and step (mean |score| by
+  position and class = this / count);
+- ``hist.<column>.<g>`` [K, B]: how many sequences of each group have ``column`` (a share or a
+  probability, in [0, 1]) in each of B equal bins (the value-spread views; bin b holds
+  [b/B, (b+1)/B), the last bin also holds 1).
+
+Groupings: ``predicted_class`` and ``true_class`` (when the bundle has them) and ``all`` (one
+group). Group labels are in sorted order (the order does not depend on how rows were split into
+parts, so a local and a Ray build write the same arrays).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+FILE = "aggregates.safetensors"
+BINS = 20
+HIST_COLUMNS = ("confidence", "frac_saturated", "frac_saturated_final")
+GROUPINGS = ("all", "predicted_class", "true_class")
+
+
+def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, manifest entry) from the parts in ``parts_dir``."""
+    import pyarrow.parquet as pq
+
+    from .trajectories import valid_mask
+
+    files = sorted(parts_dir.glob("*.parquet"))
+    schema = pq.read_schema(files[0])
+    groupings = [g for g in GROUPINGS if g == "all" or g in schema.names]
+    hist_cols = [c for c in HIST_COLUMNS if c in schema.names]
+    labels: dict[str, dict[str, int]] = {g: {} for g in groupings}
+    count: dict[str, np.ndarray] = {g: np.zeros((0, t_max)) for g in groupings}
+    score: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, t_max)) for m in methods for g in groupings}
+    hist: dict[tuple[str, str], np.ndarray] = {(c, g): np.zeros((0, BINS), np.int64) for c in hist_cols
+                                               for g in groupings}
+    cols = ["length"] + [g for g in groupings if g != "all"] + hist_cols + [f"score:{m}" for m in methods]
+
+    def grow(arr: np.ndarray, k: int) -> np.ndarray:
+        return arr if arr.shape[0] >= k else np.vstack([arr, np.zeros((k - arr.shape[0], arr.shape[1]), arr.dtype)])
+
+    for p in files:
+        tbl = pq.read_table(p, columns=cols)
+        lens = tbl["length"].to_numpy().astype(np.int64)
+        t = int(lens.max())
+        mask = valid_mask(lens, t)
+        absval = {}
+        for m in methods:
+            vals = tbl[f"score:{m}"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+            arr = np.zeros(mask.shape)
+            arr[mask] = np.abs(vals)
+            absval[m] = arr
+        bins = {}
+        for c in hist_cols:
+            v = tbl[c].to_numpy(zero_copy_only=False).astype(np.float64)
+            ok = np.isfinite(v)
+            b = np.clip(np.floor(np.nan_to_num(v) * BINS).astype(np.int64), 0, BINS - 1)
+            bins[c] = (b, ok)
+        for g in groupings:
+            if g == "all":
+                lab = np.zeros(len(lens), dtype=np.int64)
+                labels[g].setdefault("all", 0)
+            else:
+                uniq, inv = np.unique(np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=str),
+                                      return_inverse=True)
+                code = np.asarray([labels[g].setdefault(str(u), len(labels[g])) for u in uniq], dtype=np.int64)
+                lab = code[inv]
+            k = len(labels[g])
+            count[g] = grow(count[g], k)
+            for m in methods:
+                score[(m, g)] = grow(score[(m, g)], k)
+            for c in hist_cols:
+                hist[(c, g)] = grow(hist[(c, g)], k)
+            for gi in np.unique(lab):
+                sel = lab == gi
+                count[g][gi, :t] += mask[sel].sum(axis=0)
+                for m in methods:
+                    score[(m, g)][gi, :t] += absval[m][sel].sum(axis=0)
+                for c in hist_cols:
+                    b, ok = bins[c]
+                    hist[(c, g)][gi] += np.bincount(b[sel & ok], minlength=BINS)
+    arrays: dict[str, np.ndarray] = {}
+    listed: dict[str, list[str]] = {}
+    for g in groupings:
+        names = list(labels[g])
+        order = sorted(range(len(names)), key=lambda i: names[i])
+        listed[g] = [names[i] for i in order]
+        arrays[f"count.{g}"] = np.ascontiguousarray(count[g][order])
+        for m in methods:
+            arrays[f"score_abs.{m}.{g}"] = np.ascontiguousarray(score[(m, g)][order])
+        for c in hist_cols:
+            arrays[f"hist.{c}.{g}"] = np.ascontiguousarray(hist[(c, g)][order])
+    return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols}
+
+
+def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse) -> None:
+    """The aggregates file's arrays against the manifest entry (names, dtypes, shapes), headers only."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("groupings"), dict) \
+            or entry.get("bins") != BINS or not isinstance(entry.get("hist_columns"), list):
+        raise refuse("Its manifest's description of the aggregates is not one this rnnviz reads.")
+    cols = entry["hist_columns"]
+    if not set(map(str, cols)) <= set(HIST_COLUMNS):
+        raise refuse("Its manifest names aggregates of columns that a bundle does not aggregate.")
+    want: dict[str, tuple] = {}
+    for g, labels in entry["groupings"].items():
+        if g not in GROUPINGS or not isinstance(labels, list) or not 1 <= len(labels) <= 100_000:
+            raise refuse("Its manifest names an aggregate grouping that a bundle does not have.")
+        k = len(labels)
+        want[f"count.{g}"] = ("F64", (k, t_max))
+        for m in methods:
+            want[f"score_abs.{m}.{g}"] = ("F64", (k, t_max))
+        for c in cols:
+            want[f"hist.{c}.{g}"] = ("I64", (k, BINS))
+    if set(header) != set(want):
+        odd = sorted(set(header) ^ set(want))[0]
+        raise refuse(f"'{FILE}' does not hold the arrays its manifest describes ('{odd[:60]}').")
+    for key, (dt, shape) in want.items():
+        if (header[key][0], tuple(header[key][1])) != (dt, shape):
+            raise refuse(f"'{FILE}' holds '{key[:60]}' with another type or shape than its manifest describes.")

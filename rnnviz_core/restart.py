@@ -189,6 +189,8 @@ def prefix_outputs(
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
+    if output is None and lengths_arg is None and _cumulative_head(model):
+        return _builtin_prefix_outputs(model, xt, L, dev, batch_size)
     per_seq = max(1, T * sum(i.output_size * (4 if i.mode == "LSTM" else 3) * i.num_layers
                              for i in find_recurrent(model)))
     bs = int(batch_size) if batch_size else int(max(1, min(n, 2**22 // per_seq)))
@@ -218,4 +220,58 @@ def prefix_outputs(
                 alive = np.flatnonzero(Lb >= t)
                 out = out.detach().to("cpu", torch.float32).numpy().reshape(nb, k_out)
                 res[s + alive, t - 1] = out[alive]
+    return res
+
+
+def _cumulative_head(model: nn.Module) -> bool:
+    """True for a forward-reading model of rnnviz's built-in family, whose head reads the last
+    layer's outputs at the last step, their mean or their maximum: the output after prefix t is
+    then that head applied to a running reading of the full run's outputs (the recurrence is
+    causal), with no second run per prefix."""
+    from .model.family import RecurrentModel
+    return (isinstance(model, RecurrentModel) and not model.config.bidirectional
+            and model.config.readout in ("last", "h_n", "mean", "max"))
+
+
+def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_size) -> np.ndarray:
+    """:func:`prefix_outputs` of a :func:`_cumulative_head` model: one run of the model's own
+    layers per batch; the head reads, at every step t, what it would read after t + 1 steps
+    (the output at t for ``last``/``h_n``, the running mean or maximum for ``mean``/``max``)."""
+    c = model.config
+    n, T = xt.shape[:2]
+    captured: dict = {}
+
+    def keep(_mod, _inp, result):
+        captured["out"] = result
+
+    width = c.state_size * max(1, c.num_outputs)
+    bs = int(batch_size) if batch_size else int(max(1, min(n, 2**22 // max(1, T * width))))
+    res = None
+    was_training = model.training
+    dev = next(model.parameters()).device     # one forward per batch: run where the model lives
+    handle = model.rnn.register_forward_hook(keep)
+    try:
+        model.eval()
+        with torch.inference_mode():
+            for s in range(0, n, bs):
+                xb, Lb = xt[s:s + bs], L[s:s + bs]
+                tb = int(Lb.max())
+                model(xb[:, :tb].to(dev), torch.as_tensor(Lb))
+                seq = captured.pop("out")[0]
+                if isinstance(seq, torch.nn.utils.rnn.PackedSequence):
+                    seq, _ = torch.nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=tb)
+                if c.readout == "mean":
+                    steps = torch.arange(1, tb + 1, device=seq.device, dtype=seq.dtype)
+                    seq = seq.cumsum(1) / steps[None, :, None]
+                elif c.readout == "max":
+                    seq = seq.cummax(1).values
+                out = model.head(seq)                                   # (nb, tb, C)
+                out = out.reshape(out.shape[0], tb, -1).to("cpu", torch.float32).numpy()
+                if res is None:
+                    res = np.full((n, T, out.shape[2]), np.nan, dtype=np.float32)
+                valid = np.arange(tb)[None, :] < Lb[:, None]
+                res[s:s + len(Lb), :tb][valid] = out[valid]
+    finally:
+        handle.remove()
+        model.train(was_training)
     return res

@@ -126,6 +126,9 @@ wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
 if res is None:
     st.caption("Resilience to noisy or missing inputs is not measured here: adding noise to words has no meaning.")
 else:
+    note = ps.resilience_note(res, len(ds.X))
+    if note:
+        st.caption(note)
     rs = msg.guarded(cp.compute, ps.resilience_by_group, res, table, labels.to_numpy(), ga, gb, key=key + ("res",))
     show(sc.resilience_chart, rs, width=520, csv=rs, name="resilience")
 pf.show_findings(findings, "saturation_findings", cmp, over_time=over, suggestion=hint, by=by)

@@ -2,6 +2,8 @@
 resilience and gate summaries (every number from ``rnnviz_core``, cached by content hash)."""
 from __future__ import annotations
 
+import numpy as np
+
 from rnnviz_app.compute import compute, compute_status
 from rnnviz_app.context import Loaded
 from rnnviz_app.sequences import full_trace
@@ -79,16 +81,63 @@ def group_labels(table, by: str):
     return assign_groups(table, by).astype(str)
 
 
-def _resilience(model, X, lengths, device):
+#: resilience re-runs the model once per damage condition on at most this much work per run (the
+#: sum over the sequences used of length x the elements a step of the fused forward holds, as
+#: rnnviz_core.trace sizes its batches): about half a second a run on this 2-core machine; beyond it,
+#: evenly spaced sequences, said in a sentence under the table
+RESILIENCE_WORK = 50_000_000
+
+
+def resilience_rows(model, lengths) -> np.ndarray:
+    """The rows the resilience sweep runs on: every row when the work fits
+    :data:`RESILIENCE_WORK`, else evenly spaced rows whose mean work fits it (at least 20)."""
+    from rnnviz_core.engine import find_recurrent
+    from rnnviz_core.trace import fused_per_step
+    L = np.asarray(lengths, dtype=np.int64)
+    n = len(L)
+    try:
+        per_step = max(1, fused_per_step(find_recurrent(model)))
+    except Exception:   # a model rnnviz cannot look into: count steps only
+        per_step = 1
+    work = L.astype(np.float64) * per_step
+    if float(work.sum()) <= RESILIENCE_WORK:
+        return np.arange(n)
+    k = max(20, int(RESILIENCE_WORK // max(float(work.mean()), 1.0)))
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+
+
+def _resilience(model, X, lengths, device, rows=None, base_logits=None):
     from rnnviz_core.groups import resilience_sweep
-    return resilience_sweep(model, X, lengths, device=device)
+    if rows is None:
+        return resilience_sweep(model, X, lengths, device=device, base_logits=base_logits)
+    rows = np.asarray(rows)
+    base = None if base_logits is None else np.asarray(base_logits)[rows]
+    out = resilience_sweep(model, X[rows], np.asarray(lengths)[rows], device=device, base_logits=base)
+    out["seq"] = rows[out["seq"].to_numpy()]
+    return out
 
 
 def resilience_results(ctx: Loaded):
-    """Output change per sequence under noise and missing steps (cached; one batched run each)."""
-    return compute_status("Damaging the inputs (noise, missing steps) and re-running the model…",
-                          _resilience, ctx.model, ctx.data.X, ctx.data.lengths, key=("resilience",),
-                          device=ctx.device)
+    """Output change per sequence under noise and missing steps (cached; one batched run each) on
+    :func:`resilience_rows` (``.attrs["rows"]``: how many sequences were damaged)."""
+    from rnnviz_app.summary import predictions
+    rows = resilience_rows(ctx.model, ctx.data.lengths)
+    every = len(rows) == len(ctx.data.X)
+    res = compute_status("Damaging the inputs (noise, missing steps) and re-running the model…",
+                         _resilience, ctx.model, ctx.data.X, ctx.data.lengths, key=("resilience", len(rows)),
+                         device=ctx.device, rows=None if every else rows,
+                         base_logits=np.asarray(predictions(ctx)))
+    res.attrs["rows"] = len(rows)
+    return res
+
+
+def resilience_note(res, n: int) -> str | None:
+    """The sentence under the comparison when resilience ran on fewer sequences than loaded."""
+    k = int(res.attrs.get("rows", n)) if res is not None else n
+    if k >= n:
+        return None
+    return (f"Output change under damage is measured on {k:,} evenly spaced sequences of the {n:,} loaded "
+            "(each damage re-runs the model; this bounds the wait), so its rows compare those sequences only.")
 
 
 def with_resilience(table, results):

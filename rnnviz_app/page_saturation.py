@@ -83,9 +83,9 @@ def group_labels(table, by: str):
 
 #: resilience re-runs the model once per damage condition on at most this much work per run (the
 #: sum over the sequences used of length x the elements a step of the fused forward holds, as
-#: rnnviz_core.trace sizes its batches): about half a second a run on this 2-core machine; beyond it,
+#: rnnviz_core.trace sizes its batches): about a quarter of a second a run on this 2-core machine; beyond it,
 #: evenly spaced sequences, said in a sentence under the table
-RESILIENCE_WORK = 50_000_000
+RESILIENCE_WORK = 25_000_000
 
 
 def resilience_rows(model, lengths) -> np.ndarray:

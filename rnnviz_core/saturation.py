@@ -415,9 +415,10 @@ def _abs_values(arr: np.ndarray, lens: np.ndarray, cells: int = 1 << 22, absolut
 
 def _bin_counts(values: np.ndarray, top: float, bins: int) -> np.ndarray:
     # equal bins: one pass of bincount (np.histogram's rule: the last bin includes its right edge)
-    idx = (values * (bins / top)).astype(np.int64)
-    np.clip(idx, 0, bins - 1, out=idx)
-    return np.bincount(idx, minlength=bins)[:bins]
+    # (in torch: its element-wise ops and bincount use every core, about 2.5x numpy's time here)
+    import torch
+    idx = (torch.from_numpy(np.ascontiguousarray(values)) * (bins / top)).to(torch.int64).clamp_(0, bins - 1)
+    return torch.bincount(idx, minlength=bins)[:bins].numpy().astype(np.int64)
 
 
 def _histogram_frame(what: str, count: np.ndarray, size: int, top: float, bins: int) -> pd.DataFrame:

@@ -113,7 +113,7 @@ def test_precompute_with_a_model_file(tmp_path):
     # the progress bar (stderr): both passes reach 60 of 60 sequences, with a rate and a time left
     for what in ("rnnviz: PCA moments", "rnnviz: analyses"):
         line = [ln for ln in r.stderr.replace("\r", "\n").splitlines() if ln.startswith(what)][-1]
-        assert re.search(r"100%.* 60(\.0)?/60(\.0)? \[[0-9:]+<[0-9:]+, *[0-9.]+seq/s\]", line), line
+        assert re.search(r"100%.* 60(\.0)?/60(\.0)? \[[0-9:]+<[0-9:]+, *[0-9.]+[kMG]?seq/s\]", line), line
     assert not (tmp_path / ".b.rnnviz-build").exists()
     b = bundle.open(tmp_path / "b")
     ref = rv.contributions(model, ds.X, "grad_norm", ds.lengths, device="cpu")

@@ -153,10 +153,22 @@ def selected(pg, label: str) -> str:
 
 
 def open_options(pg, label: str):
+    """Open a selectbox's list. The page's script may still be drawing its later sections (a click
+    then lands while the widget is re-rendered and the list closes again): wait for the run to end,
+    and click again if no option shows within 15 s."""
+    pg.wait_for_selector(IDLE, timeout=90_000)
     box = combobox(pg, label)
-    box.click()
     opts = pg.locator('[role="option"]')
-    opts.first.wait_for()
+    for attempt in range(3):
+        box.click()
+        try:
+            opts.first.wait_for(timeout=15_000 if attempt < 2 else None)
+            return opts
+        except Exception:
+            if attempt == 2:
+                raise
+            pg.keyboard.press("Escape")
+            pg.wait_for_selector(IDLE, timeout=90_000)
     return opts
 
 
@@ -174,6 +186,15 @@ def select_option(pg, label: str, option: str | None = None, index: int | None =
     target.click()
     wait_idle(pg)
     return text
+
+
+def charts_drawn(pg, minimum: int = 1, timeout_s: float = 90) -> int:
+    """Wait until at least ``minimum`` Altair charts have drawn; return how many there are."""
+    pg.wait_for_function(
+        """([sel, n]) => { const c = [...document.querySelectorAll(sel)];
+               return c.length >= n && c.every(e => e.querySelector('canvas, svg')); }""",
+        arg=[CHART, minimum], timeout=timeout_s * 1000)
+    return pg.locator(CHART).count()
 
 
 def charts_past_their_column(pg) -> tuple[list[tuple[int, int]], int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CHART, assert_clean, open_app, select_option, selected, wait_idle  # noqa: E402
+from harness import CHART, assert_clean, charts_drawn, open_app, select_option, selected, wait_idle  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -32,15 +32,6 @@ def sidebar(pg):
 
 def main(pg):
     return pg.locator('[data-testid="stMain"]')
-
-
-def charts_drawn(pg, minimum: int = 1, timeout_s: float = 90) -> int:
-    """Wait until at least ``minimum`` Altair charts have drawn; return how many there are."""
-    pg.wait_for_function(
-        """([sel, n]) => { const c = [...document.querySelectorAll(sel)];
-               return c.length >= n && c.every(e => e.querySelector('canvas, svg')); }""",
-        arg=[CHART, minimum], timeout=timeout_s * 1000)
-    return pg.locator(CHART).count()
 
 
 def upload(pg, label: str, path: Path) -> None:
@@ -104,7 +95,7 @@ def test_bad_upload_shows_error_and_keeps_previous_view(page, app_url, tmp_path)
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"this is not a model file at all" * 10)
     open_app(page, f"{app_url}/trajectories?demo={DEFAULT}")
-    before_charts = charts_drawn(page, 2)
+    before_charts = charts_drawn(page, 3)   # Trajectories draws three charts, one after another
     before_model = re.search(r"Model: (.*)", sidebar(page).inner_text()).group(1)
     upload(page, "Model file", bad)
     err = page.locator('[data-testid="stAlertContentError"]')

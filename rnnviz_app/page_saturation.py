@@ -89,21 +89,10 @@ RESILIENCE_WORK = 25_000_000
 
 
 def resilience_rows(model, lengths) -> np.ndarray:
-    """The rows the resilience sweep runs on: every row when the work fits
-    :data:`RESILIENCE_WORK`, else evenly spaced rows whose mean work fits it (at least 20)."""
-    from rnnviz_core.engine import find_recurrent
-    from rnnviz_core.trace import fused_per_step
-    L = np.asarray(lengths, dtype=np.int64)
-    n = len(L)
-    try:
-        per_step = max(1, fused_per_step(find_recurrent(model)))
-    except Exception:   # a model rnnviz cannot look into: count steps only
-        per_step = 1
-    work = L.astype(np.float64) * per_step
-    if float(work.sum()) <= RESILIENCE_WORK:
-        return np.arange(n)
-    k = max(20, int(RESILIENCE_WORK // max(float(work.mean()), 1.0)))
-    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+    """The rows the page's resilience sweep runs on (:func:`rnnviz_core.analyses.resilience.sweep_rows`
+    within :data:`RESILIENCE_WORK`)."""
+    from rnnviz_core.analyses.resilience import sweep_rows
+    return sweep_rows(model, lengths, work=RESILIENCE_WORK)
 
 
 def _resilience(model, X, lengths, device, rows=None, base_logits=None):

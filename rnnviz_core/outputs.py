@@ -66,7 +66,7 @@ def outputs_by_readout(model, X: Any, lengths: Any = None, *, batch_size: int | 
     from .engine import find_recurrent
     from .model.config import READOUTS
     from .model.family import RecurrentModel, with_readout
-    from .trace import auto_batch as _auto_batch, fused_per_step as _fused_per_step, prepare
+    from .trace import auto_batch, fused_per_step, prepare
 
     if not isinstance(model, RecurrentModel):
         raise TypeError("outputs_by_readout needs a model of rnnviz's built-in family.")
@@ -74,7 +74,7 @@ def outputs_by_readout(model, X: Any, lengths: Any = None, *, batch_size: int | 
     n, t = xt.shape[:2]
     if lt is None:
         lt = torch.full((n,), t, dtype=torch.int64)
-    bs = int(batch_size) if batch_size else _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
+    bs = int(batch_size) if batch_size else auto_batch(n, t, fused_per_step(find_recurrent(model)))
     readers = {key: with_readout(model, key) for key in READOUTS}
     captured: dict = {}
 

@@ -182,11 +182,11 @@ class Trace:
 _LOAD_LOCK = threading.RLock()
 
 
-def _auto_batch(n: int, t: int, per_step: int) -> int:
+def auto_batch(n: int, t: int, per_step: int) -> int:
     return int(max(1, min(n, _BATCH_BUDGET // max(1, t * per_step))))
 
 
-def _fused_per_step(infos) -> int:
+def fused_per_step(infos) -> int:
     """Elements one sequence-step of the fused forward holds: outputs plus the gates' workspace."""
     return sum(info.output_size + 4 * info.hidden_size * info.num_directions for info in infos)
 
@@ -277,8 +277,8 @@ def _run(model, xt, lt, device, batch_size, full: bool, recurrence: str = "fast"
         if _adoptable(infos) and n * t * _record_work_per_step(infos) <= _BATCH_BUDGET:
             per_step = 0  # one batch: its records become the arrays (no copy), so only the work space counts
     else:
-        per_step = _fused_per_step(infos)
-    bs = check_batch_size(batch_size) or (n if per_step == 0 else _auto_batch(n, t, per_step))
+        per_step = fused_per_step(infos)
+    bs = check_batch_size(batch_size) or (n if per_step == 0 else auto_batch(n, t, per_step))
     if full and not batch_size and per_step:
         # the recorded path runs one interpreted iteration per step and batch: on long sequences the
         # per-iteration cost, not the arithmetic, dominated (10,000 steps x GRU 32: 13 sequences a batch
@@ -425,11 +425,7 @@ def predict(
     batch_size = check_batch_size(batch_size)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, t = xt.shape[:2]
-    bs = batch_size or _auto_batch(n, t, _fused_per_step(find_recurrent(model)))
+    bs = batch_size or auto_batch(n, t, fused_per_step(find_recurrent(model)))
     return fused_forward(model, xt, lt, batch_size=bs, device=dev, lengths_arg=lengths_arg,
                          output=output).to("cpu", torch.float32).numpy()
 
-
-# shared with rnnviz_core.outputs (its one-run head readings size their batches as trace does)
-auto_batch = _auto_batch
-fused_per_step = _fused_per_step

@@ -222,7 +222,7 @@ def pca_paths(
 
 
 # ----------------------------------------------------------------------------- |h| over time
-def _norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mask = valid_mask(lens, arr.shape[1])
     n, t = mask.shape
     sums = np.empty((n, t), dtype=arr.dtype)
@@ -261,7 +261,7 @@ def state_norms(
     - ``length``: the sequence's length.
     """
     arr, lens = _as_states(states, lengths)
-    sum_abs, mean_abs, change = _norm_arrays(arr, lens)
+    sum_abs, mean_abs, change = norm_arrays(arr, lens)
     plateau = plateau_steps(sum_abs, lens, rel_tol=rel_tol, abs_tol=abs_tol,
                             final_window=final_window, min_steps=min_steps)
     n, t = sum_abs.shape
@@ -806,6 +806,3 @@ def unit_order(states: Any, lengths: Any = None, *, order: str = "similarity", t
     leaves = leaves_list(linkage(dist[iu], method="average"))
     return units[leaves].astype(np.int64)
 
-
-# shared with the bundle builder (per-sequence norms as arrays)
-norm_arrays = _norm_arrays

@@ -247,6 +247,26 @@ def resilience_sweep(
     return pd.concat(frames, ignore_index=True)
 
 
+def sweep_rows(model: Any, lengths: Any, *, work: float, minimum: int = 20) -> np.ndarray:
+    """Rows [k] a resilience sweep can afford: every row when the sum over the sequences of length x
+    the elements one step of the model's fused forward holds (as :mod:`rnnviz_core.trace` sizes its
+    batches) is at most ``work``, else evenly spaced rows (first and last included, at least
+    ``minimum``) whose mean work fits it. A model rnnviz cannot look into counts steps only."""
+    from ..engine import find_recurrent
+    from ..trace import fused_per_step
+    L = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    n = len(L)
+    try:
+        per_step = max(1, fused_per_step(find_recurrent(model)))
+    except Exception:
+        per_step = 1
+    cost = L.astype(np.float64) * per_step
+    if float(cost.sum()) <= work:
+        return np.arange(n)
+    k = max(int(minimum), int(work // max(float(cost.mean()), 1.0)))
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+
+
 def resilience_summary(results: pd.DataFrame, table: pd.DataFrame, by: str | Sequence[Any] | pd.Series,
                        *, bins: int | None = None) -> pd.DataFrame:
     """Resilience compared across groups: per condition and group, ``size``,

@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["to_numpy", "infer_lengths", "as_states", "check_lengths", "blocks", "valid_mask", "seq_ids"]
+__all__ = ["to_numpy", "infer_lengths", "as_states", "check_lengths", "blocks", "valid_mask", "seq_ids",
+           "check_positive_int", "check_nonneg"]
 
 
 def to_numpy(a: Any, name: str) -> np.ndarray:
@@ -100,3 +101,20 @@ def seq_ids(ids: Any, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise InputError(f"ids must hold one id per sequence ({n}); got shape {arr.shape}.")
     return arr
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be a whole number >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_nonneg(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number; got {value!r}.") from None
+    if not np.isfinite(v) or v < 0:
+        raise InputError(f"{name} must be a finite number >= 0; got {value!r}.")
+    return v
+

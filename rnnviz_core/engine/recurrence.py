@@ -19,23 +19,23 @@ layer input, the initial states, and a zero *probe* added to h_t at every step â
 total derivative d out / d h_t. No parameter gradient is ever computed, and no cuDNN backward
 is used (cuDNN refuses to run RNN backward in eval mode). The autograd version of the same loop
 (``recurrence="stepwise"``) is the reference the tests hold it against, with the fused modules.
+
+By concern (issue 20): :mod:`.kernels` (gate letters, weights, buffers, fused kernels),
+:mod:`.lstm_steps` (the LSTM forward on the fused kernel), :mod:`.backward` (the hand-written
+backward); this module runs them (:func:`run_direction`, :class:`LayerFn`, :func:`run_module`) and
+re-exports the names that lived here before.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from torch import nn
 
-# Gate letters in the order PyTorch stacks them in weight_ih / weight_hh.
-GATES: dict[str, tuple[str, ...]] = {
-    "GRU": ("r", "z", "n"),
-    "LSTM": ("i", "f", "g", "o"),
-    "RNN_TANH": (),
-    "RNN_RELU": (),
-}
+from .backward import backward_direction
+from .kernels import GATES, LayerWeights, big_empty, layer_weights, linear_act  # noqa: F401  (old home)
+from .kernels import reorder as _reorder, reverse_index as _reverse_index
+from .lstm_steps import lstm_keep as _lstm_keep, lstm_record as _lstm_record
+
 DIRECTIONS = ("fwd", "bwd")
 
 # How a recurrent module runs (the ``recurrence=`` keyword of ModelView, run_module, unrolled_forward):
@@ -48,31 +48,6 @@ def pick_recurrence(recurrence: str, engine: str | None = None) -> str:
     """``recurrence``, or the value of the keyword's old name ``engine=`` when that is given
     (kept for one release: the word "engine" also names the bundle's local/ray choice)."""
     return recurrence if engine is None else engine
-
-# Fused derivative kernels: grad * y * (1 - y) and grad * (1 - y^2) in one pass, given the output y.
-_sigmoid_bwd = torch.ops.aten.sigmoid_backward.grad_input
-_tanh_bwd = torch.ops.aten.tanh_backward.grad_input
-
-
-@dataclass
-class LayerWeights:
-    """One layer and direction's weights, detached, on the compute device."""
-
-    w_ih: torch.Tensor  # (G*H, I)
-    w_hh: torch.Tensor  # (G*H, Hs)
-    b_ih: torch.Tensor | None
-    b_hh: torch.Tensor | None
-    w_hr: torch.Tensor | None  # (Hs, H) LSTM projection
-
-
-def layer_weights(m: nn.RNNBase, layer: int, reverse: bool, device, dtype) -> LayerWeights:
-    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
-
-    def get(name):
-        p = getattr(m, name + sfx, None)
-        return None if p is None else p.detach().to(device=device, dtype=dtype)
-
-    return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr"))
 
 
 def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, record=False, keep=False):
@@ -187,300 +162,6 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
                "o": sig_buf[..., 3 * hc :], "c": cell_buf}
     return out, h, c, {k: v.transpose(0, 1) for k, v in rec.items()}, kept
 
-
-# Buffers at least this large (bytes) are taken from numpy on the CPU: numpy asks the kernel for
-# huge pages (madvise), so first-touching tens of MB costs a fraction of what 4 KB pages cost.
-_BIG = 4 << 20
-
-
-def big_empty(shape, dtype, device) -> torch.Tensor:
-    """``torch.empty`` for large CPU float buffers, backed by numpy (huge pages where available).
-
-    The tensor shares its memory with a numpy array, so ``t.numpy()`` hands it over with no copy.
-    """
-    device = torch.device(device)
-    if device.type == "cpu" and dtype in (torch.float32, torch.float64):
-        size = 1
-        for s in shape:
-            size *= int(s)
-        if size * (4 if dtype == torch.float32 else 8) >= _BIG:
-            return torch.from_numpy(np.empty(tuple(int(s) for s in shape),
-                                             dtype=np.float32 if dtype == torch.float32 else np.float64))
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
-def _fused_linear_op():
-    """oneDNN's fused linear + activation kernel (what torch.compile uses on x86 CPUs), or None."""
-    try:
-        if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
-            return None
-        return torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return None
-
-
-_LINEAR_ACT = _fused_linear_op()
-
-
-def linear_act(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, act: str) -> torch.Tensor:
-    """``act(z @ w.T + b)`` for z (M, K), w (O, K), b (O,); act "sigmoid" or "tanh".
-
-    On the CPU one oneDNN kernel computes the product, adds the bias and applies the activation
-    while each block of the result is in cache (a third of the memory traffic of three passes);
-    elsewhere, or if that kernel refuses the input, the same in plain operations.
-    """
-    if _LINEAR_ACT is not None and z.device.type == "cpu" and z.dtype == torch.float32:
-        try:
-            return _LINEAR_ACT(z, w, b, act, [], "")
-        except RuntimeError:
-            pass
-    y = torch.addmm(b, z, w.t())
-    return y.sigmoid_() if act == "sigmoid" else y.tanh_()
-
-
-def _lstm_fused_h(x, h0, c0, w: LayerWeights, mask):
-    """h_t of a forward LSTM layer from the fused kernel, and every gate's input.
-
-    Returns ``(out_tm, z, bias)``: the kernel's output (T, N, Hs) time-major (padding steps, mask
-    False, are fed zeros and continue the recurrence), ``z`` (T*N, I+Hs) the rows
-    ``[x_t, h_{t-1}]`` in the same order (time-major, so h_{t-1} of every step is one contiguous
-    block of the output), and the summed bias (4H,).
-    """
-    n, t_len, n_in = x.shape
-    dev, dt = x.device, x.dtype
-    hs = w.w_hh.shape[1]
-    if mask is not None:
-        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
-    params = [w.w_ih, w.w_hh]
-    if w.b_ih is not None:
-        params += [w.b_ih, w.b_hh]
-    if w.w_hr is not None:
-        params.append(w.w_hr)
-    x_tm = x.transpose(0, 1)
-    with warnings.catch_warnings():  # oneDNN has no projected LSTM; PyTorch's own kernel runs (and says so)
-        warnings.filterwarnings("ignore", message="LSTM with projections")
-        out_tm, _, _ = torch._VF.lstm(x_tm, (h0[None], c0[None]), params, w.b_ih is not None, 1, 0.0, False,
-                                      False, False)
-    out_tm = out_tm.contiguous()
-    z = torch.empty(t_len, n, n_in + hs, dtype=dt, device=dev)
-    z[..., :n_in] = x_tm
-    z[0, :, n_in:] = h0
-    if t_len > 1:
-        z[1:, :, n_in:] = out_tm[:-1]
-    bias = (w.b_ih + w.b_hh) if w.b_ih is not None else torch.zeros(w.w_hh.shape[0], dtype=dt, device=dev)
-    return out_tm, z.view(t_len * n, n_in + hs), bias
-
-
-def _lstm_record(x, h0, c0, w: LayerWeights, mask):
-    """Forward-direction LSTM layer with every gate and cell state, each written once.
-
-    h_t for every step comes from the fused kernel (``torch._VF.lstm``, what ``nn.LSTM`` calls),
-    time-major. Every gate depends only on x_t and h_{t-1}, so gate k at all steps is one matrix
-    product over whole sequences with its activation, ``act([x_t, h_{t-1}] @ [W_ik, W_hk]^T + b_k)``
-    (:func:`linear_act`: one fused kernel on the CPU), into its own time-major buffer; the cell state
-    c_t = f_t c_{t-1} + i_t g_t is the only recurrence left (one fused elementwise operation per
-    step). Padding steps (mask False) are fed zeros; their values are not used (outputs there
-    are 0, h_n and c_n come from each sequence's last real step).
-
-    Returns ``(out, h_n, c_n, records, None)`` as :func:`run_direction`. ``out`` and the records
-    are [N, T, size] views of time-major memory (not copied into batch-first order: the
-    trace hands them over as they are).
-    """
-    n, t_len, _ = x.shape
-    dev, dt = x.device, x.dtype
-    hc = w.w_hh.shape[0] // 4
-    out_tm, z, bias = _lstm_fused_h(x, h0, c0, w, mask)
-    # gate k at every step: act([x_t, h_{t-1}] @ [W_ik, W_hk]^T + b_k), one fused kernel per gate
-    wz = torch.cat([w.w_ih, w.w_hh], 1)  # (4H, k_in)
-    gates = [linear_act(z, wz[k * hc : (k + 1) * hc], bias[k * hc : (k + 1) * hc], act).view(t_len, n, hc)
-             for k, act in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid"))]  # i, f, g, o
-    del z
-    i_g, f_g, g_g, o_g = gates
-    c = big_empty((t_len, n, hc), dt, dev)
-    torch.mul(i_g, g_g, out=c)
-    c[0].addcmul_(f_g[0], c0)
-    for t in range(1, t_len):
-        c[t].addcmul_(f_g[t], c[t - 1])
-    if mask is None:
-        h_n, c_n = out_tm[-1], c[-1]
-    else:
-        rows_i = torch.arange(n, device=dev)
-        last = (mask.sum(1) - 1).clamp_min(0)
-        h_n, c_n = out_tm[last, rows_i], c[last, rows_i]
-        out_tm.masked_fill_(~mask.t()[..., None], 0)
-    rec = {k: v.transpose(0, 1) for k, v in zip("ifgo", (i_g, f_g, g_g, o_g))}
-    rec["c"] = c.transpose(0, 1)
-    return out_tm.transpose(0, 1), h_n.clone(), c_n.clone(), rec, None
-
-
-def _lstm_keep(x, h0, c0, w: LayerWeights, mask):
-    """Forward-direction LSTM layer for the hand-written backward: h from the fused kernel, and
-    the per-step factors :func:`backward_direction` multiplies by, in as few passes and buffers
-    as it takes.
-
-    Gates as in :func:`_lstm_record` (one product for all four with their sigmoid, g rows doubled
-    so one sigmoid serves all: tanh(u) = 2 sigmoid(2u) - 1), the cell
-    state by its one-line recurrence, then the factors are written over the gates they come
-    from: d pre_i = dc g i(1-i), d pre_f = dc c_prev f(1-f), d pre_g = dc i (1-g^2),
-    d pre_o = lam tanh(c) o(1-o), and dc = carry + lam o (1 - tanh(c)^2). Same returns as
-    :func:`run_direction` (no records).
-    """
-    n, t_len, _ = x.shape
-    dev, dt = x.device, x.dtype
-    hc = w.w_hh.shape[0] // 4
-    out_tm, z, bias = _lstm_fused_h(x, h0, c0, w, mask)
-    scale = torch.ones(4 * hc, dtype=dt, device=dev)
-    scale[2 * hc : 3 * hc] = 2.0
-    wz = torch.cat([w.w_ih, w.w_hh], 1) * scale[:, None]  # (4H, k_in), g rows doubled
-    sg = linear_act(z, wz, bias * scale, "sigmoid").view(t_len, n, 4 * hc)
-    del z
-    i_g, f_g, g_g, o_g = (sg[..., k * hc : (k + 1) * hc] for k in range(4))
-    g_g.mul_(2).sub_(1)  # now tanh of the g pre-activation
-    cs = torch.empty(t_len + 1, n, hc, dtype=dt, device=dev)  # cs[0] = c0, cs[t + 1] = c_t
-    cs[0] = c0
-    torch.mul(i_g, g_g, out=cs[1:])
-    for t in range(t_len):
-        cs[t + 1].addcmul_(f_g[t], cs[t])
-    if mask is None:
-        h_n, c_n = out_tm[-1].clone(), cs[-1].clone()
-    else:
-        rows_i = torch.arange(n, device=dev)
-        last = (mask.sum(1) - 1).clamp_min(0)
-        h_n, c_n = out_tm[last, rows_i], cs[last + 1, rows_i]
-        out_tm.masked_fill_(~mask.t()[..., None], 0)
-    f_keep = f_g.clone()  # f itself is needed for the cell-state carry; its slot takes d pre_f
-    tc = torch.tanh(cs[1:])
-    _sigmoid_bwd(cs[:-1], f_g, grad_input=f_g)  # c_prev f (1 - f)
-    tmp = cs[1:]  # c is no longer needed: its buffer serves as scratch
-    _tanh_bwd(i_g, g_g, grad_input=tmp)  # i (1 - g^2)
-    _sigmoid_bwd(g_g, i_g, grad_input=i_g)  # g i (1 - i)
-    g_g.copy_(tmp)
-    _tanh_bwd(o_g, tc, grad_input=tmp)  # o (1 - tanh(c)^2)
-    _sigmoid_bwd(tc, o_g, grad_input=o_g)  # tanh(c) o (1 - o)
-    kept = {"fac": sg, "dc": tmp, "f": f_keep}
-    return out_tm.transpose(0, 1), h_n, c_n, {}, kept
-
-
-def _reverse_index(mask, t_len, n, device):
-    """(N, T) int64 index that reverses each sequence within its length (padding stays put).
-
-    The permutation is its own inverse: gathering with it again restores the original order.
-    """
-    t = torch.arange(t_len, device=device)[None, :].expand(n, t_len)
-    if mask is None:
-        return t_len - 1 - t
-    lens = mask.sum(1, keepdim=True)
-    return torch.where(t < lens, lens - 1 - t, t)
-
-
-def _reorder(a, idx):
-    """Reorder a batch-first (N, T, K) tensor along time with a per-sequence index (N, T)."""
-    return a.gather(1, idx[..., None].expand_as(a))
-
-
-def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f, reverse, need_dx):
-    """Back-propagation through time for one direction, by hand.
-
-    dh_direct (N, T, Hs): gradient reaching h_t from outside the layer (next layer or head,
-    h_n at the last real step); dc_direct (N, T, H) or None: the same for c (LSTM c_n).
-    Returns (lam (N, T, Hs) = d out / d h_t, dx (N, T, I) or None, d h0 (N, Hs), d c0 or None).
-    """
-    if mode == "LSTM":
-        if not reverse:
-            return _lstm_backward_forward_dir(w, kept, dh_direct, dc_direct, need_dx)
-        # kept in processing order (see run_direction): reverse the gradients in, the results out
-        n, t_len = dh_direct.shape[:2]
-        idx = _reverse_index(None if mask_f is None else mask_f > 0, t_len, n, dh_direct.device)
-        lam, dx, dh0, dc0 = _lstm_backward_forward_dir(
-            w, kept, _reorder(dh_direct, idx), None if dc_direct is None else _reorder(dc_direct, idx), need_dx)
-        return _reorder(lam, idx), (None if dx is None else _reorder(dx, idx)), dh0, dc0
-    n, t_len, hs = dh_direct.shape
-    w_hh = w.w_hh  # (G*H, Hs)
-    g_h = w_hh.shape[0]  # G*H
-    hc = g_h // max(1, len(GATES[mode]))
-    # Pre-activation gradients go straight into a time-major buffer (no per-step concatenation);
-    # without an input gradient one (N, G*H) buffer is reused.
-    dpre_buf = dh_direct.new_empty(t_len, n, g_h) if need_dx else None
-    work = None if need_dx else dh_direct.new_empty(n, g_h)
-    lam_buf = dh_direct.new_empty(t_len, n, hs)
-    carry = dh_direct.new_zeros(n, hs)
-    dh0 = dh_direct.new_zeros(n, hs)
-    # (adding the direct gradient at every step costs less than finding the steps that have one)
-    for t in range(t_len) if reverse else range(t_len - 1, -1, -1):
-        lam_t = torch.add(carry, dh_direct[:, t], out=lam_buf[t])
-        buf = dpre_buf[t] if need_dx else work  # (N, G*H)
-        if mode == "GRU":
-            hp, r, z, g_n, ghn = kept[t]
-            d_r, d_z, d_n = buf[:, :hc], buf[:, hc : 2 * hc], buf[:, 2 * hc :]
-            lz = lam_t * z
-            _tanh_bwd(lam_t - lz, g_n, grad_input=d_n)  # d out / d (pre-activation of n): lam (1-z) (1-n^2)
-            _sigmoid_bwd(lam_t * (hp - g_n), z, grad_input=d_z)  # lam (h - n) z (1-z)
-            _sigmoid_bwd(d_n * ghn, r, grad_input=d_r)  # through r * (W_hn h + b_hn)
-            nxt = torch.addmm(lz, buf[:, : 2 * hc], w_hh[: 2 * hc])
-            nxt = torch.addmm(nxt, d_n * r, w_hh[2 * hc :])  # through W_hn h + b_hn, scaled by r
-        else:
-            act = kept[t]
-            if mode == "RNN_TANH":
-                _tanh_bwd(lam_t, act, grad_input=buf)
-            else:
-                torch.mul(lam_t, (act > 0).to(act.dtype), out=buf)
-            nxt = buf @ w_hh
-        # the gradient of h_prev goes to the neighbouring step, or to h0 where the sequence starts
-        nb = t + 1 if reverse else t - 1
-        if 0 <= nb < t_len and (mask_f is None or not reverse):
-            carry = nxt
-        elif 0 <= nb < t_len:  # backward direction with lengths: starts at each sequence's last step
-            keep_m = mask_f[:, nb, None]
-            dh0 = dh0 + nxt * (1 - keep_m)
-            carry = nxt * keep_m
-        else:
-            dh0 = dh0 + nxt
-    lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
-    dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
-    return lam_all, dx, dh0, None
-
-
-def _lstm_backward_forward_dir(w: LayerWeights, kept, dh_direct, dc_direct, need_dx):
-    """:func:`backward_direction` for a forward-direction LSTM layer, every buffer allocated once.
-
-    Per step: dc = carry_c + lam âŠ™ dcf (through h = o tanh(c)), the gate pre-activation
-    gradients from the kept factors, and the gradient of h_{t-1} written straight into the next
-    step's slot of the result together with its direct gradient (one ``addmm``). No tensor is
-    created inside the loop: a fresh 128 KB block per operation costs the C allocator a page
-    mapping each time, more than the arithmetic.
-    """
-    n, t_len, hs = dh_direct.shape
-    w_hh = w.w_hh  # (4H, Hs)
-    hc = w_hh.shape[0] // 4
-    fac, dcf, f_g = kept["fac"], kept["dc"], kept["f"]
-    lam_buf = dh_direct.new_empty(t_len, n, hs)
-    lam_buf[t_len - 1].copy_(dh_direct[:, t_len - 1])
-    dpre_buf = dh_direct.new_empty(t_len, n, 4 * hc) if need_dx else None
-    work = None if need_dx else dh_direct.new_empty(n, 4 * hc)
-    carry_c = dh_direct.new_zeros(n, hc)  # d out / d c_t from later steps; becomes dc in place
-    lam_m = None if w.w_hr is None else dh_direct.new_empty(n, hc)
-    dh0 = dc0 = None
-    for t in range(t_len - 1, -1, -1):
-        lam_t = lam_buf[t]
-        if lam_m is not None:  # through the projection h = W_hr (o tanh(c))
-            lm = torch.mm(lam_t, w.w_hr, out=lam_m)
-        else:
-            lm = lam_t
-        dc = carry_c.addcmul_(lm, dcf[t])
-        if dc_direct is not None:
-            dc.add_(dc_direct[:, t])
-        buf = dpre_buf[t] if need_dx else work
-        torch.mul(fac[t, :, : 3 * hc].view(n, 3, hc), dc[:, None, :], out=buf[:, : 3 * hc].view(n, 3, hc))
-        torch.mul(fac[t, :, 3 * hc :], lm, out=buf[:, 3 * hc :])
-        if t > 0:
-            torch.addmm(dh_direct[:, t - 1], buf, w_hh, out=lam_buf[t - 1])
-        else:
-            dh0 = buf @ w_hh
-        carry_c = dc.mul_(f_g[t])  # d out / d c_{t-1}
-    dc0 = carry_c
-    lam_all = lam_buf.transpose(0, 1)  # (N, T, Hs)
-    dx = (dpre_buf @ w.w_ih).transpose(0, 1) if need_dx else None  # (N, T, I)
-    return lam_all, dx, dh0, dc0
 
 
 @dataclass

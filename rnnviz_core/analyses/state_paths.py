@@ -279,7 +279,7 @@ def plateau_steps(
     if (lens < 1).any():
         raise InputError("Every curve needs at least one valid step.")
     steps = np.arange(t)[None, :]
-    mask = steps < lens[:, None]
+    mask = valid_mask(lens, t)
     tail = mask & (steps >= (lens - final_window)[:, None])
     final = np.where(tail, arr, 0.0).sum(axis=1) / tail.sum(axis=1)  # (N,)
     tol = np.maximum(rel_tol * np.abs(final), abs_tol)

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import InputError
 
 __all__ = ["to_numpy", "infer_lengths", "as_states", "check_lengths", "blocks", "valid_mask", "seq_ids",
-           "check_positive_int", "check_nonneg"]
+           "check_positive_int", "check_nonneg", "budget_rows"]
 
 
 def to_numpy(a: Any, name: str) -> np.ndarray:
@@ -118,3 +118,18 @@ def check_nonneg(value: Any, name: str) -> float:
         raise InputError(f"{name} must be a finite number >= 0; got {value!r}.")
     return v
 
+
+def budget_rows(cost: Any, budget: float, *, minimum: int = 1) -> np.ndarray:
+    """Rows [k] (int64, sorted) that fit a work budget: every row when ``cost`` (one number per
+    row) adds up to at most ``budget``, else about ``budget / mean(cost)`` evenly spaced rows, first
+    and last included, and at least ``minimum`` of them (never more than there are).
+
+    The one rule behind the resilience sweep's rows (``analyses.resilience.sweep_rows``: cost =
+    length x the elements one fused step holds) and the Contributions page's group findings
+    (``page_horizons.group_rows``: cost = length squared)."""
+    c = np.asarray(cost, dtype=np.float64).reshape(-1)
+    n = len(c)
+    if float(c.sum()) <= budget:
+        return np.arange(n)
+    k = max(int(minimum), int(budget // max(float(c.mean()), 1.0)))
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))

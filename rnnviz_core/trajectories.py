@@ -14,8 +14,8 @@ observation) or numpy arrays; padding never appears in a result.
 The code lives by concern in :mod:`rnnviz_core.analyses`: :mod:`~rnnviz_core.analyses.state_paths`
 (PCA, |h| over time, plateaus), :mod:`~rnnviz_core.analyses.pairs` (two-sequence distance,
 parting, similar pairs) and :mod:`~rnnviz_core.analyses.heatmaps` (heatmap rows, unit order). This
-module re-exports all of them (issue 20): ``rnnviz_core.trajectories.StatePCA`` and the rest keep
-working.
+module re-exports all of them (issue 20; this path is kept for one release):
+``rnnviz_core.trajectories.StatePCA`` and the rest keep working.
 
 Rules, stated once here and again in the module that applies each:
 

@@ -11,7 +11,8 @@ by choosing the sequences to draw — the functions sample large clouds themselv
 
 The charts live by concern (issue 20): :mod:`.axes` (caption, step slider, axes, stacking),
 :mod:`.heatmaps`, :mod:`.paths` (PCA paths, |h| over time) and :mod:`.distance` (two sequences);
-this module re-exports them, so ``rnnviz_core.charts.trajectories.heatmap_chart`` keeps working.
+this module re-exports them (kept for one release), so
+``rnnviz_core.charts.trajectories.heatmap_chart`` keeps working.
 """
 from __future__ import annotations
 

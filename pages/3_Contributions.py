@@ -3,6 +3,7 @@ import streamlit as st
 
 from rnnviz_app import compute as cp
 from rnnviz_app import context as cx
+from rnnviz_app import contribution_stack as cs
 from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
@@ -45,23 +46,9 @@ key = (method, ctx.target, a, b, window)
 words = {r: sq.words_of(ctx, r) for r in (a, b)} if ds.is_tokens else {}
 
 
-def stacked(r: int, side: str, hm, bins, step_w):
-    """Inputs (numbers; a text model's words are shown above as text), hidden state and the step
-    scores of one sequence, on the shared step columns."""
-    import altair as alt
-    from rnnviz_core.charts.inputs import input_strip_chart
-    from rnnviz_core.charts.trajectories import heatmap_chart
-    marks = None if known is None else [int(t) for t in known[r].nonzero()[0]]
-    w = words.get(r)
-    parts = [] if ds.is_tokens else [input_strip_chart(ds.X[r], int(ds.lengths[r]), feature_names=ds.feature_names,
-                                                       marks=marks, step_width=step_w, n_steps=n_steps, bins=bins,
-                                                       title=f"{side}: inputs")]
-    parts.append(heatmap_chart(hm, ids[r], title=f"{side}: {ids[r]}, hidden state", scrubber=False, step_width=step_w,
-                               height=max(100, min(260, 6 * hm.frame["unit"].nunique())), bins=bins, words=w,
-                               n_steps=n_steps))
-    parts.append(cc.step_scores_chart(frame, ids[r], step_width=step_w, n_steps=n_steps, marks=marks, bins=bins,
-                                      words=w))
-    return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
+
+def marks_of(r: int):
+    return None if known is None else [int(t) for t in known[r].nonzero()[0]]
 
 
 st.subheader("Scores under the inputs and the hidden state")
@@ -74,7 +61,9 @@ with wg.section("The scores under the inputs and the hidden state"):
         with wg.section(f"Sequence {side}'s chart"):
             if ds.is_tokens:
                 pc.show_words(words[r], side, window)
-            st.caption(wg.chart(stacked, r, side, hm, bins, step_w, key=key + (side, "stack")))
+            st.caption(wg.chart(cs.stacked_with_inputs, None if ds.is_tokens else ds.X[r], int(ds.lengths[r]),
+                                ds.feature_names, hm, ids[r], side, frame, step_w, n_steps, bins, words.get(r),
+                                marks_of(r), key=key + (side, "stack")))
     wg.csv_button(frame, "Download the scores of A and B (CSV)", "scores_ab.csv", "dl_ab")
     pu.unit_link(H.shape[2], "contrib")
 
@@ -86,7 +75,7 @@ with wg.section("Which input features drove it"):
             st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]),
                                 feature_names=ds.feature_names, signed=cc.is_signed(method), step_width=step_w,
                                 title=f"{side}: {ids[r]}", bins=bins,
-                                marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
+                                marks=marks_of(r),
                                 key=key + (side, "features")))
 
 st.subheader("The top steps, ranked")

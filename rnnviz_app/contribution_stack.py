@@ -1,14 +1,14 @@
 """The Contributions page's stacked chart of one sequence, written once for every source: its
 inputs (when the source has them), its hidden state and its step scores on one step scale.
 
-The bundle page calls it now; the live page (``pages/3_Contributions.py``) builds the same three
-parts inline and can call :func:`stacked` with ``inputs=input_strip_chart(...)``.
+The bundle page calls :func:`stacked`; the live page (``pages/3_Contributions.py``) calls
+:func:`stacked_with_inputs`, which draws a numeric sequence's input strip on top and then calls it.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ["stacked"]
+__all__ = ["stacked", "stacked_with_inputs"]
 
 
 def stacked(hm, seq_id: str, side: str, frame, *, step_w: float, n_steps: int, bins=None,
@@ -27,3 +27,17 @@ def stacked(hm, seq_id: str, side: str, frame, *, step_w: float, n_steps: int, b
     parts.append(cc.step_scores_chart(frame, seq_id, step_width=step_w, n_steps=n_steps, marks=marks, bins=bins,
                                       words=words))
     return alt.vconcat(*parts, spacing=6).properties(description=" ".join(cc.caption(c) for c in parts))
+
+
+def stacked_with_inputs(x, length: int, feature_names, hm, seq_id: str, side: str, frame, step_w: float,
+                        n_steps: int, bins=None, words: Sequence[str] | None = None,
+                        marks: Sequence[int] | None = None):
+    """:func:`stacked` with the input strip of one numeric sequence (``x`` [T, F], its ``length``
+    real steps) on top; ``x=None`` (a text model, whose words are shown as text) draws no strip.
+    Arguments are positional-friendly so the page's chart cache keys them by its own key."""
+    from rnnviz_core.charts.inputs import input_strip_chart
+    inputs = None if x is None else input_strip_chart(x, int(length), feature_names=feature_names, marks=marks,
+                                                      step_width=step_w, n_steps=n_steps, bins=bins,
+                                                      title=f"{side}: inputs")
+    return stacked(hm, seq_id, side, frame, step_w=step_w, n_steps=n_steps, bins=bins, words=words, marks=marks,
+                   inputs=inputs)

@@ -28,13 +28,8 @@ GROUP_COST = 2_000_000
 def group_rows(lengths) -> np.ndarray:
     """The rows the group comparison uses: all when their squared lengths add up to at most
     :data:`GROUP_COST`, else evenly spaced rows whose mean squared length fits that budget."""
-    L = np.asarray(lengths, dtype=np.int64)
-    n = len(L)
-    cost = L.astype(np.float64) ** 2
-    if float(cost.sum()) <= GROUP_COST:
-        return np.arange(n)
-    k = max(4, int(GROUP_COST // max(float(cost.mean()), 1.0)))
-    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+    from rnnviz_core.arrays import budget_rows
+    return budget_rows(np.asarray(lengths, dtype=np.int64).astype(np.float64) ** 2, GROUP_COST, minimum=4)
 
 
 def _decisions(model, X, lengths, rows, task, tol, device):

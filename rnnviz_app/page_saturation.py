@@ -28,16 +28,9 @@ def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, hi
     # one logit with two classes is a binary classifier (class 1 when the logit is above 0), not a number
     task = "binary" if y is not None and class_names is not None and len(class_names) == 2 and n_one(tr.logits) \
         else "auto"
-    table = sequence_table(tr.logits, y, states=tr.get("h", layer=layer, direction=direction),
-                           lengths=tr.lengths, columns=columns, class_names=class_names,
-                           threshold=threshold, task=task)
-    if gates:
-        from rnnviz_core.saturation import saturation_by_sequence
-        sat = saturation_by_sequence(tr.get("h", layer=layer, direction=direction), tr.lengths,
-                                     gates=gates, threshold=threshold, low=low, high=high)
-        for col in sat.columns.drop("seq"):
-            table[col] = sat[col].to_numpy()
-    return table
+    return sequence_table(tr.logits, y, states=tr.get("h", layer=layer, direction=direction), lengths=tr.lengths,
+                          gates=gates, columns=columns, class_names=class_names, threshold=threshold, low=low,
+                          high=high, task=task)
 
 
 def saturation_table(ctx: Loaded, layer: int, direction: str, threshold: float,

@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["to_numpy", "infer_lengths", "as_states", "check_lengths", "blocks", "valid_mask", "seq_ids"]
+__all__ = ["to_numpy", "infer_lengths", "as_states", "check_lengths", "blocks", "valid_mask", "seq_ids",
+           "check_positive_int", "check_nonneg", "budget_rows"]
 
 
 def to_numpy(a: Any, name: str) -> np.ndarray:
@@ -100,3 +101,35 @@ def seq_ids(ids: Any, n: int) -> np.ndarray:
     if arr.shape != (n,):
         raise InputError(f"ids must hold one id per sequence ({n}); got shape {arr.shape}.")
     return arr
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be a whole number >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_nonneg(value: Any, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number; got {value!r}.") from None
+    if not np.isfinite(v) or v < 0:
+        raise InputError(f"{name} must be a finite number >= 0; got {value!r}.")
+    return v
+
+
+def budget_rows(cost: Any, budget: float, *, minimum: int = 1) -> np.ndarray:
+    """Rows [k] (int64, sorted) that fit a work budget: every row when ``cost`` (one number per
+    row) adds up to at most ``budget``, else about ``budget / mean(cost)`` evenly spaced rows, first
+    and last included, and at least ``minimum`` of them (never more than there are).
+
+    The one rule behind the resilience sweep's rows (``analyses.resilience.sweep_rows``: cost =
+    length x the elements one fused step holds) and the Contributions page's group findings
+    (``page_horizons.group_rows``: cost = length squared)."""
+    c = np.asarray(cost, dtype=np.float64).reshape(-1)
+    n = len(c)
+    if float(c.sum()) <= budget:
+        return np.arange(n)
+    k = max(int(minimum), int(budget // max(float(c.mean()), 1.0)))
+    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))

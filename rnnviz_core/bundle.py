@@ -395,7 +395,7 @@ class _Worker:
         from . import saturation as sa
         from . import trajectories as tj
         from .contributions import contributions
-        from .groups import saturation_levels, sequence_table
+        from .groups import sequence_table
 
         o = self.opts
         b = _block_arrays(tbl, self.meta)
@@ -405,20 +405,12 @@ class _Worker:
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
         # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
         # outcomes from sequence_table, the saturation shares (states and gates) computed once
-        table = sequence_table(tr.logits, b["y"], columns=b["groups"], class_names=self.meta["class_names"])
+        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, gates=gates, columns=b["groups"],
+                               class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
+                               high=o["high"], levels=o["levels"])
         gnames = [] if b["groups"] is None else list(b["groups"].columns)
         # sequence_table appends the data's columns last, renamed "<name>_data" on a clash
         data_cols = dict(zip(table.columns[len(table.columns) - len(gnames):], gnames)) if gnames else {}
-        sat = sa.saturation_by_sequence(h, lens, gates=gates, threshold=o["threshold"], low=o["low"],
-                                        high=o["high"])
-        base = [c for c in table.columns if c not in data_cols]
-        extra = table[list(data_cols)]
-        table = table[base]
-        for col in sat.columns.drop("seq"):
-            table[col] = sat[col].to_numpy()
-        table["saturation"] = saturation_levels(table["frac_saturated"], o["levels"])
-        for col in extra.columns:
-            table[col] = extra[col].to_numpy()
         mask = tj.valid_mask(lens, h.shape[1])
         sum_abs, _, change = tj.norm_arrays(h, lens)
         table["plateau_step"] = tj.plateau_steps(sum_abs, lens)

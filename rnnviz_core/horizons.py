@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .arrays import valid_mask
 from .contributions import METHODS, contributions
 from .engine import default_baseline_token, prepare, unwrap_model
 from .errors import InputError
@@ -78,7 +79,7 @@ def decision_steps(prefix: np.ndarray, lengths: Any = None, *, task: str = "auto
             spread = float(np.std(final)) if n > 1 else 0.0
             tol = 0.05 * spread if spread > 0 else 0.05 * max(float(np.abs(final).max()), 1e-12)
         same = np.abs(ans - final[:, None]) <= tol
-    valid = np.arange(T)[None, :] < L[:, None]
+    valid = valid_mask(L, T)
     differs = ~same & valid
     # the last step that differs, + 1 (0 when none differs)
     last_diff = np.where(differs.any(1), T - 1 - np.argmax(differs[:, ::-1], axis=1), -1)
@@ -97,7 +98,7 @@ def horizons_from_scores(scores: Any, lengths: Any = None, shares: Sequence[floa
         raise InputError(f"scores must be shaped [N, T]; got {s.shape}.", field="scores")
     n, T = s.shape
     L = np.full(n, T, dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
-    valid = np.arange(T)[None, :] < L[:, None]
+    valid = valid_mask(L, T)
     s = np.where(valid & np.isfinite(s), s, 0.0)
     # reverse each sequence within its length: back[i, j] = s[i, L_i - 1 - j]
     idx = L[:, None] - 1 - np.arange(T)[None, :]
@@ -259,7 +260,7 @@ def damage_by_distance(
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
     tokens = xt.dim() == 2
-    valid = torch.arange(T)[None, :] < torch.as_tensor(L)[:, None]
+    valid = valid_mask(L, T, device="cpu")
     if tokens:
         fill = torch.tensor(default_baseline_token(model) if isinstance(baseline, str) else int(baseline))
     elif isinstance(baseline, str):

@@ -42,6 +42,7 @@ import math
 import numpy as np
 import torch
 
+from .arrays import valid_mask
 from .errors import InputError
 
 __all__ = ["mask"]
@@ -54,7 +55,7 @@ def _blur(x: torch.Tensor, L: np.ndarray, sigma: float) -> torch.Tensor:
     N, T, Fdim = x.shape
     half = max(1, int(math.ceil(3 * sigma)))
     k = torch.exp(-0.5 * (torch.arange(-half, half + 1, device=x.device, dtype=x.dtype) / sigma) ** 2)
-    valid = torch.as_tensor(np.arange(T)[None, :] < np.asarray(L)[:, None], device=x.device)
+    valid = valid_mask(L, T, device=x.device)
     v = valid.to(x.dtype)[:, None, :]                                       # (N, 1, T)
     xs = (x * valid[..., None]).transpose(1, 2).reshape(N * Fdim, 1, T)
     num = torch.nn.functional.conv1d(xs, k[None, None], padding=half).reshape(N, Fdim, T)

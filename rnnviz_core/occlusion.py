@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .arrays import valid_mask
 from .errors import InputError
 
 __all__ = ["chosen_steps", "occlusion"]
@@ -27,7 +28,7 @@ def chosen_steps(at_steps, L: np.ndarray, T: int) -> np.ndarray:
     cut to the valid steps).
     """
     L = np.asarray(L)
-    valid = np.arange(T)[None, :] < L[:, None]
+    valid = valid_mask(L, T)
     if at_steps is None:
         return valid
     arr = np.asarray(at_steps.detach().cpu() if torch.is_tensor(at_steps) else at_steps)

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .arrays import valid_mask
 from .engine import find_recurrent, is_tokens, prepare, unwrap_model
 from .errors import InputError
 from .saturation import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_THRESHOLD, SIGMOID_GATES
@@ -130,7 +131,7 @@ def unit_dictionary(
     xs = xt.numpy()
     F = 1 if tokens else xs.shape[2]
     W = int(window)
-    valid = np.arange(T)[None, :] < L[:, None]
+    valid = valid_mask(L, T)
     if not tokens:
         pts = xs[valid].astype(np.float64)
         f_mean, f_std = pts.mean(0), pts.std(0)

@@ -15,7 +15,7 @@ from torch import nn
 
 import rnnviz_core as rv
 from rnnviz_core.engine import prepare, unrolled_forward
-from rnnviz_core.engine import recurrence as rec
+from rnnviz_core.engine import backward as rec
 
 T, N, F_IN, H = 400, 6, 3, 16
 

@@ -531,8 +531,7 @@ def test_engines_agree_when_the_head_reads_the_cell_state(bidir, pack):
 def test_lstm_gates_match_the_cell_equations_with_and_without_the_fused_kernel(fused_kernel, monkeypatch):
     """Gates and cell states of a one-layer LSTM against the PyTorch equations in numpy, with the
     gate products computed by oneDNN's fused linear + activation kernel and by plain operations."""
-    import importlib
-    rec_mod = importlib.import_module("rnnviz_core.recurrence")  # loaded here: a run of this file alone needs it
+    from rnnviz_core.engine import kernels as rec_mod  # where linear_act and its kernel live (issue 20)
     if not fused_kernel:
         monkeypatch.setattr(rec_mod, "_LINEAR_ACT", None)
     elif rec_mod._LINEAR_ACT is None:

@@ -29,7 +29,7 @@ import pandas as pd
 from ..arrays import valid_mask
 from ..errors import InputError
 from .tables import effect_words, format_p, p_column
-from ..trajectories import Parting, parting_summary, step_words
+from .pairs import Parting, parting_summary, step_words
 
 __all__ = ["trajectory_findings", "saturation_findings", "contribution_findings", "known_step_hits",
            "known_step_overlap", "ALPHA"]

@@ -36,7 +36,7 @@ import pandas as pd
 from ..arrays import to_numpy
 from ..errors import InputError
 from .regression import RANGE_GROUPINGS, range_groups
-from ..saturation import DEFAULT_THRESHOLD, saturation_by_sequence
+from ..saturation import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_THRESHOLD, saturation_by_sequence
 from .intervals import interval_of, is_binary, mean_cis, share_ci
 
 SATURATION_LEVELS = ("not saturated", "partly saturated", "fully saturated")
@@ -186,6 +186,8 @@ def sequence_table(
     threshold: float = DEFAULT_THRESHOLD,
     levels: Sequence[float] = (0.1, 0.5),
     ids: Any = None,
+    low: float = DEFAULT_LOW,
+    high: float = DEFAULT_HIGH,
 ) -> pd.DataFrame:
     """One row per sequence joining outcomes, saturation and dataset columns — the table every
     grouping, summary and test reads.
@@ -199,6 +201,9 @@ def sequence_table(
     columns : per-sequence extra columns (e.g. ``SequenceDataset.groups``), N rows in order;
         names that clash with the table's get a ``_data`` suffix.
     class_names : turns class indices into names in ``true_class`` / ``predicted_class``.
+    threshold, low, high : the saturation thresholds (|h| >= threshold; a gate below ``low`` or
+        above ``high``), as in :func:`rnnviz_core.saturation.saturation_by_sequence`.
+    levels : the ``frac_saturated`` cut points of the ``saturation`` level.
 
     Returns
     -------
@@ -229,7 +234,7 @@ def sequence_table(
             table["outcome"] = pd.Categorical(np.where(table["correct"], "correct", "wrong"),
                                               categories=["correct", "wrong"])
     if states is not None:
-        sat = saturation_by_sequence(states, lengths, gates=gates, threshold=threshold)
+        sat = saturation_by_sequence(states, lengths, gates=gates, threshold=threshold, low=low, high=high)
         if len(sat) != n:
             raise InputError(f"states hold {len(sat)} sequences but logits hold {n}; pass both from one run.")
         for col in sat.columns.drop("seq"):

@@ -254,17 +254,13 @@ def sweep_rows(model: Any, lengths: Any, *, work: float, minimum: int = 20) -> n
     ``minimum``) whose mean work fits it. A model rnnviz cannot look into counts steps only."""
     from ..engine import find_recurrent
     from ..trace import fused_per_step
+    from ..arrays import budget_rows
     L = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    n = len(L)
     try:
         per_step = max(1, fused_per_step(find_recurrent(model)))
     except Exception:
         per_step = 1
-    cost = L.astype(np.float64) * per_step
-    if float(cost.sum()) <= work:
-        return np.arange(n)
-    k = max(int(minimum), int(work // max(float(cost.mean()), 1.0)))
-    return np.unique(np.linspace(0, n - 1, min(k, n)).round().astype(np.int64))
+    return budget_rows(L.astype(np.float64) * per_step, work, minimum=minimum)
 
 
 def resilience_summary(results: pd.DataFrame, table: pd.DataFrame, by: str | Sequence[Any] | pd.Series,

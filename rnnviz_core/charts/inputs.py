@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import display as dp
+from ..arrays import valid_mask
 from ..errors import InputError
 from . import _steps as st
 from .trajectories import Y_EXTENT
@@ -65,7 +66,7 @@ def marker_mask(x: Any, lengths: Any = None, feature_names: Sequence[str] | None
     col = arr[:, :, list(feature_names).index(feature)].astype(np.float64)
     n, t = col.shape
     lens = np.full(n, t) if lengths is None else np.asarray(lengths)
-    inside = np.arange(t)[None, :] < lens[:, None]
+    inside = valid_mask(lens, t)
     return inside & np.isfinite(col) & (col != 0)
 
 

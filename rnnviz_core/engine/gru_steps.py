@@ -1,0 +1,57 @@
+"""A forward-direction GRU layer for the hand-written backward, from the fused kernel (issue 18)."""
+from __future__ import annotations
+
+import torch
+
+from .kernels import LayerWeights, big_empty, linear_act
+
+__all__ = ["gru_keep"]
+
+
+def gru_keep(x, h0, w: LayerWeights, mask):
+    """Forward-direction GRU layer for the hand-written backward: h from the fused kernel
+    (``torch._VF.gru``, what ``nn.GRU`` calls), then every step's gates at once.
+
+    r_t, z_t, n_t depend only on x_t and h_{t-1}, so with h known at every step they are three
+    matrix products over whole sequences (``[x_t, h_{t-1}] @ [W_i, W_h]^T`` with one fused
+    sigmoid for r and z, ``h_{t-1} @ W_hn^T + b_hn`` and ``x_t @ W_in^T + b_in`` for n) instead
+    of a Python loop that allocates fresh memory for five tensors at every step. Padding steps
+    (mask False) are fed zeros and their values are never used (the backward sees no gradient
+    there). Returns what :func:`.recurrence.run_direction` returns with ``keep=True``: ``kept[t]`` is
+    ``(h_{t-1}, r_t, z_t, n_t, W_hn h_{t-1} + b_hn)``.
+    """
+    n, t_len, n_in = x.shape
+    dev, dt = x.device, x.dtype
+    hs = w.w_hh.shape[1]
+    hc = w.w_hh.shape[0] // 3
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    x_tm = x.transpose(0, 1)
+    out_tm, _ = torch._VF.gru(x_tm, h0[None], params, w.b_ih is not None, 1, 0.0, False, False, False)
+    out_tm = out_tm.contiguous()
+    z = big_empty((t_len, n, n_in + hs), dt, dev)  # rows [x_t, h_{t-1}], time-major
+    z[..., :n_in] = x_tm
+    z[0, :, n_in:] = h0
+    if t_len > 1:
+        z[1:, :, n_in:] = out_tm[:-1]
+    zero = torch.zeros(3 * hc, dtype=dt, device=dev)
+    b_ih = zero if w.b_ih is None else w.b_ih
+    b_hh = zero if w.b_hh is None else w.b_hh
+    flat = z.view(t_len * n, n_in + hs)
+    w_rz = torch.cat([w.w_ih[: 2 * hc], w.w_hh[: 2 * hc]], 1)
+    rz = linear_act(flat, w_rz, b_ih[: 2 * hc] + b_hh[: 2 * hc], "sigmoid").view(t_len, n, 2 * hc)
+    ghn = torch.addmm(b_hh[2 * hc :], flat[:, n_in:], w.w_hh[2 * hc :].t()).view(t_len, n, hc)
+    g_n = torch.addmm(b_ih[2 * hc :], flat[:, :n_in], w.w_ih[2 * hc :].t()).view(t_len, n, hc)
+    g_n.addcmul_(rz[..., :hc], ghn).tanh_()
+    h_prev = z[..., n_in:]
+    if mask is None:
+        h_n = out_tm[-1].clone()
+    else:
+        last = (mask.sum(1) - 1).clamp_min(0)
+        h_n = out_tm[last, torch.arange(n, device=dev)]
+        out_tm.masked_fill_(~mask.t()[..., None], 0)
+    kept = [(h_prev[t], rz[t, :, :hc], rz[t, :, hc:], g_n[t], ghn[t]) for t in range(t_len)]
+    return out_tm.transpose(0, 1), h_n, None, {}, kept

@@ -1,25 +1,17 @@
-"""A forward-direction GRU layer for the hand-written backward, from the fused kernel (issue 18)."""
+"""A forward-direction GRU layer from the fused kernel with every gate in three matrix products:
+for the hand-written backward (:func:`gru_keep`) and for a trace with gates (:func:`gru_record`)."""
 from __future__ import annotations
 
 import torch
 
 from .kernels import LayerWeights, big_empty, linear_act
 
-__all__ = ["gru_keep"]
+__all__ = ["gru_keep", "gru_record"]
 
 
-def gru_keep(x, h0, w: LayerWeights, mask):
-    """Forward-direction GRU layer for the hand-written backward: h from the fused kernel
-    (``torch._VF.gru``, what ``nn.GRU`` calls), then every step's gates at once.
-
-    r_t, z_t, n_t depend only on x_t and h_{t-1}, so with h known at every step they are three
-    matrix products over whole sequences (``[x_t, h_{t-1}] @ [W_i, W_h]^T`` with one fused
-    sigmoid for r and z, ``h_{t-1} @ W_hn^T + b_hn`` and ``x_t @ W_in^T + b_in`` for n) instead
-    of a Python loop that allocates fresh memory for five tensors at every step. Padding steps
-    (mask False) are fed zeros and their values are never used (the backward sees no gradient
-    there). Returns what :func:`.recurrence.run_direction` returns with ``keep=True``: ``kept[t]`` is
-    ``(h_{t-1}, r_t, z_t, n_t, W_hn h_{t-1} + b_hn)``.
-    """
+def _gru_steps(x, h0, w: LayerWeights, mask):
+    """(out_tm (T, N, Hs) with zeros on padding, h_n, rz (T, N, 2H), n (T, N, H), W_hn h_{t-1} + b_hn
+    (T, N, H), h_{t-1} (T, N, Hs)) of a forward-direction GRU layer; see :func:`gru_keep`."""
     n, t_len, n_in = x.shape
     dev, dt = x.device, x.dtype
     hs = w.w_hh.shape[1]
@@ -53,5 +45,33 @@ def gru_keep(x, h0, w: LayerWeights, mask):
         last = (mask.sum(1) - 1).clamp_min(0)
         h_n = out_tm[last, torch.arange(n, device=dev)]
         out_tm.masked_fill_(~mask.t()[..., None], 0)
-    kept = [(h_prev[t], rz[t, :, :hc], rz[t, :, hc:], g_n[t], ghn[t]) for t in range(t_len)]
+    return out_tm, h_n, rz, g_n, ghn, h_prev
+
+
+def gru_keep(x, h0, w: LayerWeights, mask):
+    """Forward-direction GRU layer for the hand-written backward: h from the fused kernel
+    (``torch._VF.gru``, what ``nn.GRU`` calls), then every step's gates at once.
+
+    r_t, z_t, n_t depend only on x_t and h_{t-1}, so with h known at every step they are three
+    matrix products over whole sequences (``[x_t, h_{t-1}] @ [W_i, W_h]^T`` with one fused
+    sigmoid for r and z, ``h_{t-1} @ W_hn^T + b_hn`` and ``x_t @ W_in^T + b_in`` for n) instead
+    of a Python loop that allocates fresh memory for five tensors at every step. Padding steps
+    (mask False) are fed zeros and their values are never used (the backward sees no gradient
+    there). Returns what :func:`.recurrence.run_direction` returns with ``keep=True``: ``kept[t]`` is
+    ``(h_{t-1}, r_t, z_t, n_t, W_hn h_{t-1} + b_hn)``.
+    """
+    out_tm, h_n, rz, g_n, ghn, h_prev = _gru_steps(x, h0, w, mask)
+    hc = g_n.shape[2]
+    kept = [(h_prev[t], rz[t, :, :hc], rz[t, :, hc:], g_n[t], ghn[t]) for t in range(x.shape[1])]
     return out_tm.transpose(0, 1), h_n, None, {}, kept
+
+
+def gru_record(x, h0, w: LayerWeights, mask):
+    """Forward-direction GRU layer with its gates r, z and candidate n recorded, each (N, T, H)
+    (views of time-major memory), as :func:`.recurrence.run_direction` returns with
+    ``record=True``; computed as in :func:`gru_keep`. Values on padding steps are not the held
+    state's (the trace sets them to NaN)."""
+    out_tm, h_n, rz, g_n, _, _ = _gru_steps(x, h0, w, mask)
+    hc = g_n.shape[2]
+    rec = {"r": rz[..., :hc].transpose(0, 1), "z": rz[..., hc:].transpose(0, 1), "n": g_n.transpose(0, 1)}
+    return out_tm.transpose(0, 1), h_n, None, rec, None

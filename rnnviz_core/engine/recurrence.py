@@ -34,7 +34,7 @@ import torch
 from .backward import backward_direction
 from .kernels import GATES, LayerWeights, big_empty, layer_weights, linear_act  # noqa: F401  (old home)
 from .kernels import reorder as _reorder, reverse_index as _reverse_index
-from .gru_steps import gru_keep
+from .gru_steps import gru_keep, gru_record
 from .lstm_steps import lstm_keep as _lstm_keep, lstm_record as _lstm_record
 
 DIRECTIONS = ("fwd", "bwd")
@@ -66,6 +66,12 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
     """
     if mode == "GRU" and keep and not record and not reverse and probe is None:
         return gru_keep(x, h, w, mask)
+    if mode == "GRU" and record and not keep and probe is None and not torch.is_grad_enabled():
+        if not reverse:
+            return gru_record(x, h, w, mask)
+        idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)  # as the LSTM's below
+        out, h_n, _, rec, _ = gru_record(_reorder(x, idx), h, w, mask)
+        return _reorder(out, idx), h_n, None, {k: _reorder(v, idx) for k, v in rec.items()}, None
     if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
         if probe is not None:
             raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")

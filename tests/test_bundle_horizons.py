@@ -179,3 +179,30 @@ def test_the_section_draws_and_an_old_bundle_says_so(race_path, tmp_path):
     at.run()
     assert not at.exception and not at.error and len(at.dataframe) == 0
     assert "built before rnnviz kept" in at.info[0].value
+
+
+def test_regression_bundle_in_one_block_equals_rv_horizon_and_its_section_draws(tmp_path):
+    """One output: decided = within 5% of the final outputs' spread, over the block (here all of
+    the data, so rv.horizon's own rule on the whole data); the manifest says which tolerance."""
+    _app_dir()
+    from streamlit.testing.v1 import AppTest
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
+                                          task="regression")).eval()
+    rng = np.random.default_rng(2)
+    # unlabelled: a labelled regression bundle is refused at open on main ('correct' stored as float)
+    ds = from_arrays(rng.normal(size=(40, 10, 2)).astype(np.float32), lengths=rng.integers(3, 11, 40))
+    path = bundle.build(model, ds, tmp_path / "reg", batch_size=64, sample=0, methods=["grad_norm"])
+    b = bundle.open(path)
+    got = bundle_horizons.read(b)
+    ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu")
+    assert np.array_equal(got["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
+    for c in ("horizon_50", "horizon_90"):
+        assert np.array_equal(got[c].to_numpy(), ref[c].to_numpy()), c
+    assert "each block of 64 sequences" in b.manifest["analysis"]["horizons"]["decision_tolerance"]
+    at = AppTest.from_function(_section, args=(str(path),), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error and len(at.dataframe) == 1   # the summary; no true values
+    assert "No comparison of right and wrong answers" in " ".join(c.value for c in at.caption)

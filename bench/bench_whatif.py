@@ -228,6 +228,22 @@ _CLICK_AND_WATCH = """(name) => {
 }"""
 
 
+_VEGA = b"vega.github.io/schema/vega-lite"
+
+
+def _count_frames(pg) -> dict:
+    """Count what the server sends the page (a load-insensitive proxy of the redraw's work): bytes
+    of websocket frames and how many of them carry a Vega-Lite chart (one per chart element sent)."""
+    tally = {"bytes": 0, "charts": 0}
+
+    def on_frame(payload):
+        data = payload if isinstance(payload, bytes) else str(payload).encode()
+        tally["bytes"] += len(data)
+        tally["charts"] += data.count(_VEGA)
+    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return tally
+
+
 def _cpu_s(pid: int) -> float:
     """CPU seconds (user + system) the process ``pid`` has used so far, from /proc (Linux)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -247,7 +263,8 @@ def _time_edits(pg, repeats: int, server_pid: int | None = None):
     cost the server process (/proc) and the page's main thread (Chrome's TaskDuration) from the click
     to (c): on a loaded machine these are steadier than the wall times."""
     from harness import wait_idle
-    heat, runs, drawn, cpu_server, cpu_page = [], [], [], [], []
+    heat, runs, drawn, cpu_server, cpu_page, sent = [], [], [], [], [], []
+    tally = getattr(pg, "_rv_tally", None)
     cdp = pg.context.new_cdp_session(pg)
     cdp.send("Performance.enable")
     for k in range(repeats):
@@ -257,6 +274,7 @@ def _time_edits(pg, repeats: int, server_pid: int | None = None):
         wait_idle(pg)
         s0 = _cpu_s(server_pid) if server_pid else 0.0
         p0 = _task_s(cdp)
+        f0 = dict(tally) if tally else None
         t0 = time.perf_counter()
         pg.evaluate(_CLICK_AND_WATCH, "Add this edit")
         wait_idle(pg)
@@ -265,9 +283,11 @@ def _time_edits(pg, repeats: int, server_pid: int | None = None):
         drawn.append(time.perf_counter() - t0)
         cpu_page.append(_task_s(cdp) - p0)
         cpu_server.append(_cpu_s(server_pid) - s0 if server_pid else float("nan"))
+        if f0 is not None:
+            sent.append((tally["charts"] - f0["charts"], tally["bytes"] - f0["bytes"]))
         pg.wait_for_function("() => window.__rvT1 !== null", timeout=20_000)
         heat.append(pg.evaluate("() => (window.__rvT1 - window.__rvT0) / 1000"))
-    return heat, runs, drawn, cpu_server, cpu_page
+    return heat, runs, drawn, cpu_server, cpu_page, sent
 
 
 def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
@@ -290,27 +310,38 @@ def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
     print(f"\n== browser: click 'Add this edit' -> view redrawn (load {load()}) ==")
     proc, url, _ = start_server(tmp)
 
-    def report(name, heat, runs, drawn, cpu_server, cpu_page):
+    def dom(pg) -> int:
+        """Elements inside the page's charts (an SVG chart makes one per mark; a canvas none)."""
+        return int(pg.evaluate("(sel) => document.querySelectorAll(sel + ' *').length", CHART))
+
+    def report(name, heat, runs, drawn, cpu_server, cpu_page, sent, n_dom=None):
         def f(v):
             return f"{statistics.median(v) * 1e3:4.0f} ms (best {min(v) * 1e3:4.0f})"
         print(f"{name}, {repeats} edits, median:\n    answers and edited heatmap redrawn {f(heat)}; "
               f"rerun done {f(runs)}; every chart painted {f(drawn)}  (load {load()})\n"
               f"    CPU per edit, click to painted: server process {f(cpu_server)}, page main thread {f(cpu_page)}")
+        if sent:
+            print(f"    sent to the page per edit (median): {statistics.median(c for c, _ in sent):.0f} charts, "
+                  f"{statistics.median(n for _, n in sent) / 1e3:.1f} kB"
+                  + (f"; {n_dom:,} elements inside the page's charts" if n_dom is not None else ""))
 
     try:
         with sync_playwright() as pw:
             b = launch_browser(pw)
             pg = new_page(b, 1400, 1600)
+            pg._rv_tally = _count_frames(pg)
             pg.set_default_timeout(120_000)
             open_app(pg, url)
             open_app(pg, f"{url}/What_if?demo=race")
             pg.locator(CHART).first.wait_for()
-            report("race demo (30 steps, 32-unit GRU)", *_time_edits(pg, repeats, proc.pid))
+            res = _time_edits(pg, repeats, proc.pid)
+            report("race demo (30 steps, 32-unit GRU)", *res, n_dom=dom(pg))
             pg.context.close()
             for T in steps:
                 case = Case(f"whatif_{T}", steps=T, units=64, n=16, fmt="npz")
                 files = make_case(case, tmp / case.key)
                 pg = new_page(b, 1400, 1600)
+                pg._rv_tally = _count_frames(pg)
                 pg.set_default_timeout(120_000)
                 open_app(pg, url)
                 _upload(pg, "Model file", files["model"])
@@ -320,7 +351,8 @@ def bench_browser(repeats: int = 5, steps=BROWSER_STEPS):
                 wait_idle(pg, 120)
                 pg.locator(CHART).first.wait_for()
                 _painted(pg)
-                report(f"uploaded file, {T:,} steps (64-unit GRU)", *_time_edits(pg, repeats, proc.pid))
+                res = _time_edits(pg, repeats, proc.pid)
+                report(f"uploaded file, {T:,} steps (64-unit GRU)", *res, n_dom=dom(pg))
                 pg.context.close()
             b.close()
     finally:

@@ -110,16 +110,23 @@ def whatif_body(row: int, L: int) -> None:
     # contributions and decision steps are computed
     h_orig = np.asarray(res.original.hidden[0, :L])
     h_new = np.asarray(res.trace.hidden[0, :L2])
-    units, why = cw.pick_units(h_orig, h_new)
+    # the units drawn are the sequence's, not the edit's (the most variable ones when not all fit), and
+    # the original carries no parting line: its chart stays the same after an edit, so the browser
+    # redraws only the edited one (the units the edit moved most are named below)
+    units, why = cw.pick_units(h_orig, h_orig)
     per_bin = cw.step_bins(max(L, L2))
     lim = float(max(1.0, np.nanmax(np.abs(h_orig)), np.nanmax(np.abs(h_new))))
     st.subheader("Hidden state: original and edited")
     with wg.section("The heatmaps"):
         for name, h, n in (("Original", h_orig, L), ("Edited", h_new, L2)):
             frame = cw.binned_states(h, units, per_bin, name.lower())
-            st.caption(wg.chart(cw.states_chart, frame, parting=parting, domain=(-lim, lim),
-                                title=f"{name} ({n} steps)", units_why=why, per_bin=per_bin, n_steps=max(L, L2),
+            st.caption(wg.chart(cw.states_chart, frame, parting=parting if name == "Edited" else None,
+                                domain=(-lim, lim), title=f"{name} ({n} steps)", units_why=why, per_bin=per_bin,
+                                n_steps=max(L, L2),
                                 key=("wi_h", name) + (tag if name == "Edited" else (row,)) + tuple(units)))
+        moved = pw.moved_units(ctx, h_orig, h_new, units)
+        if moved:
+            st.caption(moved)
         pu.unit_link(h_orig.shape[1], "whatif", units=units, names=pw.unit_names(ctx, units, h_orig.shape[1]))
 
     st.subheader("Paths in one picture")

@@ -5,6 +5,8 @@ page's statistics. Every number comes from ``rnnviz_core``, cached by content ha
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import streamlit as st
 
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
@@ -48,7 +50,7 @@ def tolerance(ctx: Loaded) -> float | None:
     return regression_tolerance(np.asarray(predictions(ctx))) if _task(ctx) == "regression" else None
 
 
-def horizon_frame(ctx: Loaded, sc, method: str, rows) -> "pd.DataFrame":
+def horizon_frame(ctx: Loaded, sc, method: str, rows) -> pd.DataFrame:
     """rv.horizon of the loaded sequences ``rows`` with the page's scores ``sc`` of ``method``:
     the decision steps (one recurrence plus the output layer per prefix) are cached per rows
     whatever the method; the horizons are a cumulative sum over ``sc``. ``seq`` holds the rows."""
@@ -64,12 +66,19 @@ def horizon_frame(ctx: Loaded, sc, method: str, rows) -> "pd.DataFrame":
 
 
 def _groups(frame, logits, y, class_names, task):
-    from rnnviz_core.groups import assign_groups, sequence_table
-    from rnnviz_core.horizons import compare_horizons
+    from rnnviz_core.groups import sequence_table
     rows = frame["seq"].to_numpy()
     table = sequence_table(np.asarray(logits)[rows], np.asarray(y)[rows], task=task, class_names=class_names)
     table["seq"] = rows
-    if task == "regression":
+    return _compare(frame, table, task == "regression")
+
+
+def _compare(frame, table, regression: bool):
+    """compare_horizons of wrong vs correct rows of ``table`` (regression: the largest error
+    quarter vs the smallest), or None with fewer than 2 sequences in a group."""
+    from rnnviz_core.groups import assign_groups
+    from rnnviz_core.horizons import compare_horizons
+    if regression:
         by = "error_size"
         groups = assign_groups(table, by)
         labels = groups.astype(str)
@@ -103,7 +112,10 @@ def findings(ctx: Loaded, sc, method: str, a: int, b: int, names=("A", "B")) -> 
     :func:`group_rows`, said in a sentence when that is not every sequence)."""
     from rnnviz_app.sequences import words_of
     from rnnviz_core.charts.contributions import method_label
-    from rnnviz_core.horizon_findings import horizon_group_findings, horizon_pair_findings
+    from rnnviz_core.horizon_findings import (
+        horizon_group_findings,
+        horizon_pair_findings,
+    )
     ds = ctx.data
     regression = _task(ctx) == "regression"
     words = [words_of(ctx, a), words_of(ctx, b)] if ds.is_tokens else None
@@ -117,3 +129,94 @@ def findings(ctx: Loaded, sc, method: str, a: int, b: int, names=("A", "B")) -> 
         groups.append(f"These groups are compared on {len(rows)} evenly spaced sequences of the {len(ds.X)} loaded, "
                       f"to bound the cost at {int(ds.lengths.max())} steps.")
     return out + groups
+
+
+# ----------------------------------------------------------------------------- bundles
+def bundle_frames(b) -> tuple:
+    """(horizon frame, sequence table, regression) of an opened bundle, read column by column
+    (:func:`rnnviz_core.bundle_horizons.read`); the frame is None for a bundle built before the
+    horizons were kept. The table holds ``seq`` and the grouping columns the comparison reads."""
+    from rnnviz_core.bundle_horizons import read
+    frame = read(b)
+    shape = b.manifest.get("model", {}).get("output_shape") or [1]
+    regression = int(np.prod(shape)) == 1
+    if frame is None:
+        return None, None, regression
+    lazy = b.lazy()
+    labelled = bool(b.manifest.get("data", {}).get("labelled"))
+    cols = (["abs_error"] if labelled else []) if regression else \
+        (["predicted_class"] + (["outcome"] if labelled else []))
+    table = pd.DataFrame({"seq": frame["seq"].to_numpy(), **{c: lazy.column(c) for c in cols}})
+    if "predicted_class" in table and b.class_names:   # groups in the model's class order, as live
+        table["predicted_class"] = pd.Categorical(table["predicted_class"], categories=list(b.class_names))
+    if "outcome" in table:
+        table["outcome"] = pd.Categorical(table["outcome"], categories=["correct", "wrong"])
+    return frame, table, regression
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _cached_frames(dig: str, _b) -> tuple:
+    """:func:`bundle_frames` cached under the bundle's hash (read once per bundle, not per rerun)."""
+    return bundle_frames(_b)
+
+
+def _range(med: float, lo: float, hi: float) -> str:
+    if not np.isfinite(med):
+        return ""
+    return f"{med:.3g} ({lo:.3g}–{hi:.3g})"
+
+
+def summary_table(summary) -> pd.DataFrame:
+    """:func:`rnnviz_core.horizons.horizon_summary` as a table people read: per group the median
+    of each measure with its quartiles in brackets."""
+    import pandas as pd
+    names = {"decision_step": "Decision step", "steps_after_decision": "Steps held after the decision",
+             "horizon_50": "Steps back holding 50% of the mass", "horizon_90": "Steps back holding 90% of the mass"}
+    out = pd.DataFrame({"Group": summary["group"].astype(str).to_numpy(),
+                        "Sequences": summary["size"].astype(int).to_numpy()})
+    for m, name in names.items():
+        out[name] = [_range(*v) for v in zip(summary[f"{m}_median"], summary[f"{m}_q25"], summary[f"{m}_q75"])]
+    return out
+
+
+def bundle_section(b, dig: str | None = None) -> None:
+    """The bundle Contributions page's section on decision steps and memory horizons: per group
+    (predicted class; all sequences for one output) their distribution, and wrong vs correct
+    answers (regression: largest vs smallest error quarter) compared with the Saturation page's
+    statistics, from the columns the bundle stored at build time."""
+    import streamlit as st
+
+    from rnnviz_app import messages as msg
+    from rnnviz_app.text import md_escape
+    from rnnviz_core.analyses.tables import comparison_table
+    from rnnviz_core.charts.contributions import method_label
+    from rnnviz_core.horizon_findings import horizon_group_findings
+    from rnnviz_core.horizons import horizon_summary
+
+    st.subheader("When is the answer decided, and how far back does the model look?")
+    with msg.section("The decision steps and memory horizons"):
+        frame, table, regression = _cached_frames(dig, b) if dig is not None else bundle_frames(b)
+        if frame is None:
+            st.info("This bundle was built before rnnviz kept each sequence's decision step and memory horizon; "
+                    "build it again with this rnnviz (`rnnviz precompute`) to see them here.")
+            return
+        method = str(frame["method"].iloc[0])
+        label = method_label(method) if method in b.methods else "an unknown method"
+        by = "all" if regression or "predicted_class" not in table else "predicted_class"
+        summ = horizon_summary(frame, table, by=["all"] * len(frame) if by == "all" else by)
+        st.dataframe(summary_table(summ), hide_index=True, width="stretch")
+        st.caption(f"One row per {'group' if by == 'all' else 'predicted class'} of all {len(frame):,} sequences: the "
+                   f"median of each measure with the middle half of its sequences (quartiles) in brackets. The "
+                   f"decision step is the first step from which the answer on the prefix equals the final answer and "
+                   f"stays; the horizons count the steps back from the last step that hold that share of the "
+                   f"absolute {label} scores.")
+        cmp = _compare(frame, table, regression) if len(table.columns) > 1 else None
+        if cmp is None:
+            st.caption("No comparison of right and wrong answers: the bundle's data has no true values, or a group "
+                       "has fewer than 2 sequences.")
+            return
+        shown = comparison_table(cmp)
+        st.dataframe(shown, hide_index=True, width="stretch")
+        st.caption(shown.attrs.get("caption", ""))
+        for sentence in horizon_group_findings(cmp, method_label=label):
+            st.markdown(md_escape(sentence, max_len=1000))

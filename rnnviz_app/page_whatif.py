@@ -133,6 +133,23 @@ def unit_names(ctx: Loaded, units: list[int], n_out: int) -> dict[int, str]:
     return {int(u): f"h {u}" if u < size else f"h {u - size} (bwd)" for u in units}
 
 
+def moved_units(ctx: Loaded, h_orig: np.ndarray, h_new: np.ndarray, shown: list[int], k: int = 5) -> str:
+    """A sentence naming the (at most ``k``) units the edit moved most over the common steps and by
+    how much, saying which are not among the ``shown`` rows; "" when the edit moved none."""
+    m = min(len(h_orig), len(h_new))
+    if m == 0:
+        return ""
+    with np.errstate(invalid="ignore"):
+        moved = np.nan_to_num(np.nanmax(np.abs(h_new[:m] - h_orig[:m]), axis=0))
+    top = [int(u) for u in np.argsort(-moved, kind="stable")[:k] if moved[u] > 0]
+    if not top:
+        return ""
+    names = unit_names(ctx, top, h_orig.shape[1])
+    parts = [f"{names[u]} (by {moved[u]:.3g}{'' if u in shown else ', not drawn above'})" for u in top]
+    return ("The units the edit moved most (largest change of the state over the steps both versions have): "
+            + ", ".join(parts) + ".")
+
+
 def value_text(ctx: Loaded, v: Any) -> str:
     if ctx.data.is_tokens:
         vocab = vocabulary(ctx)

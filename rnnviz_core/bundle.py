@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle_check as _check
+from . import bundle_horizons  # hz22
 from .bundle_files import MAX_FILES, BundleFiles  # noqa: F401 - MAX_FILES: the old name here
 from .bundle_json import loads as _loads_json
 from .errors import BundleError, InputError
@@ -443,13 +444,16 @@ class _Worker:
         proj = (h[mask] - self.pca.mean_) @ self.pca.components_.T
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
+        hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
         for method in o["methods"]:
             sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
                                      batch_size=o["batch_size"], return_info=True,
                                      **o["method_options"].get(method, {}))
+            hz_scores[method] = sc   # hz22
             out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
             if "completeness_error" in info:
                 out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
+        out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o))   # hz22
         return pa.table(out)
 
 
@@ -897,6 +901,7 @@ def build(
                         "rule": "exact PCA of every valid step (moments merged over blocks)"},
                 "saturation_groupings": sat_groups,
                 "aggregates": agg_entry,
+                "horizons": bundle_horizons.manifest_entry(methods, first["logit_shape"], batch_size),   # hz22
                 "sample": {"size": int(sample_rows.size),
                            "rule": "round robin over the (true class, outcome) cells, seeded"},
                 "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",

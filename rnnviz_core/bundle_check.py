@@ -433,6 +433,8 @@ def _column_kinds(facts: Facts) -> dict[str, tuple[str, ...]]:
         out[f"{m}:completeness_error"] = num
     for c in facts.group_columns:
         out[f"data:{c}"] = ("int", "float", "bool", "text", "null", "time")
+    from .bundle_horizons import KINDS  # hz22: the per-sequence horizon columns
+    out.update(KINDS)
     return out
 
 

@@ -8,6 +8,7 @@ from rnnviz_app import messages as msg
 from rnnviz_app import page_boot
 from rnnviz_app import page_contributions as pc
 from rnnviz_app import page_findings as pf
+from rnnviz_app import page_horizons as ph  # hz22
 from rnnviz_app import widgets as wg
 from rnnviz_app.page_widgets import bound
 from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
@@ -62,6 +63,7 @@ if by_class is not None:
         st.caption(wg.chart(cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))
         wg.csv_button(by_class, "Download (CSV)", "by_class.csv", "dl_group")
 
+ph.bundle_section(b, dig)   # hz22: decision steps and memory horizons stored at build
 st.subheader("How far can each ranking be trusted?")
 st.info(NOT_INCLUDED["faithfulness"])
 with msg.section("The findings"):

@@ -15,7 +15,10 @@ import pandas as pd
 __all__ = ["step_bins", "binned_states", "pick_units", "states_chart", "binned_scores", "scores_chart",
            "paths_chart", "VegaLite", "MAX_BINS", "MAX_UNITS"]
 
-MAX_BINS = 100
+#: step columns of a heatmap: 60 keeps a cell >= 8 px wide at the page's 480 px and the edited
+#: heatmap at most 60 x 24 = 1,440 rows, which the browser redraws after each edit (100 bins took
+#: 2,400 rows per heatmap; bench/bench_whatif.py --only browser)
+MAX_BINS = 60
 MAX_UNITS = 24
 
 
@@ -97,6 +100,14 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return [dict(zip(keys, row)) for row in zip(*cols)]
 
 
+# every What-if chart is drawn on a canvas: Streamlit's default SVG renderer makes one DOM element
+# per mark (2,400 rects a heatmap at 1,000 steps), and laying them out after each edit was most of
+# the browser's redraw (a profile of the page's main thread: native layout and style work, then
+# createElementNS / setAttribute); Streamlit itself switches to canvas only above 2,000 rows
+def _canvas() -> dict:
+    return {"embedOptions": {"renderer": "canvas"}}
+
+
 def _rule(step: int, datasets: dict) -> dict:
     datasets["parting"] = [{"step": int(step)}]
     return {"data": {"name": "parting"}, "mark": {"type": "rule", "color": "black",
@@ -134,7 +145,8 @@ def states_chart(frame: pd.DataFrame, *, parting: int | None = None, domain: tup
     if parting is not None and parting >= 0:
         layers.append(_rule(parting, datasets))
         words += f" The dashed line marks step {parting}, where the edited states part from the original."
-    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": width,
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "usermeta": _canvas(),
+                     "title": title, "width": width,
                      "height": max(60, min(260, 9 * n_units)), "layer": layers, "datasets": datasets})
     spec.description = words
     return spec
@@ -177,7 +189,7 @@ def scores_chart(frame: pd.DataFrame, *, method: str, parting: int | None = None
     if parting is not None and parting >= 0:
         layers.append(_rule(parting, datasets))
         words += f" The dashed line marks the parting step {parting}."
-    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "usermeta": _canvas(),
                      "title": "Contributions: original and edited", "width": width, "height": 160, "layer": layers,
                      "datasets": datasets})
     spec.description = words
@@ -229,7 +241,7 @@ def paths_chart(paths: pd.DataFrame, *, per_bin: int = 1, parting: int | None = 
              f"is {_bin_words(per_bin)}, a ring marks each path's first point.")
     if parting is not None and parting >= 0:
         words += f" The paths coincide before step {parting}, where the edited states part from the original."
-    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+    spec = VegaLite({"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "usermeta": _canvas(),
                      "title": "Paths in one PCA picture", "width": width, "height": height,
                      "layer": [line, ring],
                      "datasets": {"paths": _records(fr[["version", "start", "end", *pcs]]),

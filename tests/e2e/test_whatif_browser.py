@@ -5,6 +5,7 @@ its heatmap with the edited input's states (from the model's own nn.GRU), "Reset
 original, and the unit pickers under the What-if and Trajectories heatmaps open the Units page."""
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -157,6 +158,15 @@ def test_an_edit_reruns_only_the_whatif_section_and_redraws_the_edited_states(pa
     # the click reran the What-if fragment alone: every element it sent belongs to a fragment run
     new = [m for m in ps._messages(page._rv_msgs["frames"][n_before:]) if m.WhichOneof("type") == "delta"]
     assert new and all(m.delta.fragment_id for m in new)
+    # only the edited half is sent again: the original's heatmap (the sequence's units, no parting line)
+    # is the chart it was, so the browser keeps it; the charts draw on canvases (no element per mark)
+    sent = [json.loads(m.delta.new_element.vega_lite_chart.spec).get("title") for m in new
+            if m.delta.WhichOneof("type") == "new_element"
+            and m.delta.new_element.WhichOneof("type") == "vega_lite_chart"]
+    assert f"Edited ({L} steps)" in sent and f"Original ({L} steps)" not in sent, sent
+    n_charts = page.locator(CHART).count()
+    assert n_charts >= 4 and page.locator(f"{CHART} canvas").count() == n_charts
+    assert page.locator(f"{CHART} svg rect, {CHART} svg path").count() == 0
     # the edited heatmap now draws the states of the edited input, as the model's own nn.GRU gives them
     # (on the input standardised as its forward does)
     x = ds.X[row, :L].copy()

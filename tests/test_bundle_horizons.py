@@ -1,0 +1,208 @@
+"""Horizon columns of a bundle against ``rv.horizon`` on the whole data, and against the hand-built
+k-step GRU (horizon_90 = k, decision step by hand); a bundle without them still opens."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from test_horizon import ShiftRegister, _by_hand
+
+import rnnviz_core as rv
+from rnnviz_core import bundle, bundle_horizons
+from rnnviz_core.data import from_arrays
+from rnnviz_core.horizons import DEFAULT_HORIZON_METHOD, HORIZON_METRICS
+
+IG = {"integrated_gradients": {"steps": 16}}
+
+
+@pytest.fixture(scope="module")
+def race():
+    model, ds = rv.demos.load_demo("race")[:2]
+    return model, ds.subset(np.arange(70))
+
+
+@pytest.fixture(scope="module")
+def race_path(race, tmp_path_factory):
+    model, ds = race
+    path = tmp_path_factory.mktemp("hz") / "race"
+    # 3 blocks, the last one short: the decision step and horizons must not depend on the blocks
+    bundle.build(model, ds, path, batch_size=30, sample=0, methods=["grad_norm", "integrated_gradients"],
+                 method_options=IG)
+    return path
+
+
+def test_constants_are_the_horizon_modules():
+    assert bundle_horizons.COLUMNS == tuple(HORIZON_METRICS)
+    assert bundle_horizons.TRUSTED_METHOD == DEFAULT_HORIZON_METHOD
+    assert bundle_horizons.horizon_method(["grad_norm", "occlusion"]) == "grad_norm"
+    assert bundle_horizons.horizon_method(["grad_norm", "integrated_gradients"]) == "integrated_gradients"
+
+
+def test_bundle_horizons_equal_rv_horizon_on_the_whole_data(race, race_path):
+    model, ds = race
+    b = bundle.open(race_path)
+    got = bundle_horizons.read(b)
+    ref = rv.horizon(model, ds.X, ds.lengths, method="integrated_gradients", device="cpu", steps=16)
+    assert (got["method"] == "integrated_gradients").all()
+    assert b.manifest["analysis"]["horizons"]["method"] == "integrated_gradients"
+    assert np.array_equal(got["seq"], np.arange(70)) and np.array_equal(got["length"], ds.lengths)
+    for c in ("decision_step", "steps_after_decision"):
+        assert np.array_equal(got[c].to_numpy(), ref[c].to_numpy()), c
+    for c in ("horizon_50", "horizon_90"):
+        a, r = got[c].to_numpy(), ref[c].to_numpy()
+        assert np.array_equal(np.isnan(a), np.isnan(r)) and np.array_equal(a[~np.isnan(a)], r[~np.isnan(r)]), c
+    # the table the pages read carries them too
+    assert np.array_equal(b.sequences["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
+
+
+def test_hand_built_gru_bundle_remembers_exactly_k_steps(tmp_path):
+    k, T, n = 4, 12, 25
+    net = ShiftRegister(k).eval()
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.choice([-1.0, 1.0], size=(n, T))).astype(np.float32)
+    lengths = rng.integers(k + 2, T + 1, size=n)
+    x[np.arange(T)[None] >= lengths[:, None]] = 0.0
+    ds = from_arrays(x[..., None], lengths=lengths, y=np.arange(n) % 2)
+    b = bundle.open(bundle.build(net, ds, tmp_path / "k", batch_size=10, sample=0,
+                                 methods=["integrated_gradients"], method_options={"integrated_gradients": {"steps": 32}}))
+    got = bundle_horizons.read(b)
+    assert (got["horizon_90"] == k).all(), got["horizon_90"].tolist()
+    assert (got["horizon_50"] == (k + 1) // 2).all(), got["horizon_50"].tolist()
+    s = _by_hand(x, k)
+    for i in range(n):   # the first t from which sign(s_t) is the final sign through the end
+        sign = np.sign(s[i, : lengths[i]])
+        same = sign == sign[-1]
+        expect = lengths[i] - np.argmin(same[::-1]) if not same.all() else 0
+        assert got["decision_step"][i] == expect, (i, sign)
+    assert (got["steps_after_decision"] == lengths - 1 - got["decision_step"]).all()
+
+
+def _rewrite(path: Path, change_table, change_manifest) -> None:
+    """Rewrite the parts and the manifest (sizes and hashes kept true)."""
+    m = json.loads((path / "manifest.json").read_text())
+    for p in sorted((path / "sequences").glob("*.parquet")):
+        pq.write_table(change_table(pq.read_table(p)), p)
+        m["files"][p.relative_to(path).as_posix()] = dict(zip(("sha256", "bytes"), bundle._file_sha256(p)))
+    change_manifest(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_a_bundle_without_horizons_still_opens(race_path, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(race_path, old)
+    _rewrite(old, lambda t: t.drop_columns(list(bundle_horizons.COLUMNS)),
+             lambda m: m["analysis"].pop("horizons"))
+    b = bundle.open(old)
+    assert "decision_step" not in b.sequences
+    assert bundle_horizons.read(b) is None
+
+
+def test_a_horizon_longer_than_its_sequence_is_refused(race_path, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+
+    bad = tmp_path / "bad"
+    shutil.copytree(race_path, bad)
+
+    def longer(t):
+        i = t.column_names.index("horizon_90")
+        return t.set_column(i, "horizon_90", pa.compute.add(t["length"].cast(pa.float64()), 1.0))
+
+    _rewrite(bad, longer, lambda m: None)
+    with pytest.raises(bundle.BundleError, match="horizon columns hold values"):
+        bundle_horizons.read(bundle.open(bad))
+
+
+# ----------------------------------------------------------------------------- the page's section
+def _app_dir():
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])   # rnnviz_app beside streamlit_app.py
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def test_the_bundle_sections_statistics_are_the_live_ones(race, race_path):
+    """Summary and wrong-vs-correct comparison from the bundle's columns equal those of rv.horizon
+    and the live sequence table on the model and data themselves."""
+    _app_dir()
+    import pandas as pd
+
+    from rnnviz_app import page_horizons as ph
+    from rnnviz_core.groups import sequence_table
+    from rnnviz_core.horizons import compare_horizons, horizon_summary
+
+    model, ds = race
+    frame, table, regression = ph.bundle_frames(bundle.open(race_path))
+    assert not regression
+    ref = rv.horizon(model, ds.X, ds.lengths, method="integrated_gradients", device="cpu", steps=16)
+    live = sequence_table(rv.predict(model, ds.X, ds.lengths, device="cpu"), ds.y, class_names=ds.class_names)
+    got_s = horizon_summary(frame, table, by="predicted_class")
+    ref_s = horizon_summary(ref, live, by="predicted_class")
+    pd.testing.assert_frame_equal(got_s.astype({"group": str}), ref_s.astype({"group": str}))
+    got_c = compare_horizons(frame, table, "correct", "wrong", "correct")
+    ref_c = compare_horizons(ref, live, "correct", "wrong", "correct")
+    assert (live["correct"] == 0).sum() >= 2   # the comparison has two groups to compare
+    pd.testing.assert_frame_equal(got_c.reset_index(drop=True), ref_c.reset_index(drop=True))
+    shown = ph.summary_table(got_s)
+    assert list(shown["Sequences"]) == list(ref_s["size"]) and shown["Group"].tolist() == ref_s["group"].astype(str).tolist()
+
+
+def _section(path: str) -> None:
+    from rnnviz_app import page_horizons as ph
+    from rnnviz_core import bundle as rvb
+
+    ph.bundle_section(rvb.open(path))
+
+
+def test_the_section_draws_and_an_old_bundle_says_so(race_path, tmp_path):
+    _app_dir()
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_section, args=(str(race_path),), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe) == 2                      # the summary and the comparison
+    assert "decision step is the first step" in " ".join(c.value for c in at.caption)
+    old = tmp_path / "old"
+    shutil.copytree(race_path, old)
+    _rewrite(old, lambda t: t.drop_columns(list(bundle_horizons.COLUMNS)), lambda m: m["analysis"].pop("horizons"))
+    at = AppTest.from_function(_section, args=(str(old),), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error and len(at.dataframe) == 0
+    assert "built before rnnviz kept" in at.info[0].value
+
+
+def test_regression_bundle_in_one_block_equals_rv_horizon_and_its_section_draws(tmp_path):
+    """One output: decided = within 5% of the final outputs' spread, over the block (here all of
+    the data, so rv.horizon's own rule on the whole data); the manifest says which tolerance."""
+    _app_dir()
+    from streamlit.testing.v1 import AppTest
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
+                                          task="regression")).eval()
+    rng = np.random.default_rng(2)
+    # unlabelled: a labelled regression bundle is refused at open on main ('correct' stored as float)
+    ds = from_arrays(rng.normal(size=(40, 10, 2)).astype(np.float32), lengths=rng.integers(3, 11, 40))
+    path = bundle.build(model, ds, tmp_path / "reg", batch_size=64, sample=0, methods=["grad_norm"])
+    b = bundle.open(path)
+    got = bundle_horizons.read(b)
+    ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu")
+    assert np.array_equal(got["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
+    for c in ("horizon_50", "horizon_90"):
+        assert np.array_equal(got[c].to_numpy(), ref[c].to_numpy()), c
+    assert "each block of 64 sequences" in b.manifest["analysis"]["horizons"]["decision_tolerance"]
+    at = AppTest.from_function(_section, args=(str(path),), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error and len(at.dataframe) == 1   # the summary; no true values
+    assert "No comparison of right and wrong answers" in " ".join(c.value for c in at.caption)

@@ -27,7 +27,7 @@ st.caption("Which steps of a sequence drove the model's final answer? Each metho
 findings = st.container()
 
 methods = list(METHODS)
-method = bound(st.selectbox, "Method", "method", "grad_norm", methods, format_func=cc.method_label)
+method = bound(st.selectbox, "Method", "method", pc.DEFAULT_METHOD, methods, format_func=cc.method_label)
 labels = msg.guarded(sq.sequence_labels, ctx)
 ids = list(labels)
 a, b = pp.pick_pair(ctx, labels)

@@ -7,6 +7,7 @@ from rnnviz_app.compute import compute_status
 from rnnviz_app.context import Loaded
 from rnnviz_app.sequences import labels_of, words_of
 
+DEFAULT_METHOD = "grad_norm"  # the Contributions page's first method (its scores are prefetched)
 FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
 
 
@@ -18,9 +19,28 @@ def scoring_message(n: int, method: str, per_feature: bool = False) -> str:
     return f"Scoring every step of {n} sequence{'' if n == 1 else 's'} with {method_label(method)}…"
 
 
-def _scores(model, X, lengths, method, target, device):
+def _scores(model, X, lengths, method, target, device, prefetch_key=None):
+    from rnnviz_app import prefetch
+    done = None if prefetch_key is None else prefetch.result(prefetch_key)  # started after the trace
+    if done is not None:
+        return done
     from rnnviz_core.contributions import contributions
     return contributions(model, X, method, lengths, target, device=device, return_info=True)
+
+
+def prefetch_scores(ctx: Loaded, tr) -> None:
+    """Start the default method's scores in the background once the trace's gates are done (one
+    background computation at a time on a small server)."""
+    from rnnviz_app import prefetch
+
+    def job():
+        try:
+            tr.arrays  # after the gates (computed once, by the trace's own thread), not beside them
+        except Exception:  # noqa: BLE001 - the pages that need the gates say why they failed
+            pass
+        return _scores(ctx.model, ctx.data.X, ctx.data.lengths, DEFAULT_METHOD, ctx.target, ctx.device)
+
+    prefetch.start(prefetch.scores_key(ctx.key, DEFAULT_METHOD, ctx.target), job)
 
 
 def scores(ctx: Loaded, method: str):
@@ -29,9 +49,10 @@ def scores(ctx: Loaded, method: str):
     from rnnviz_core.errors import InputError
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    from rnnviz_app import prefetch
     return compute_status(scoring_message(len(ctx.data.X), method),
                           _scores, ctx.model, ctx.data.X, ctx.data.lengths, method, ctx.target, ctx.device,
-                          key=("scores", method, ctx.target))
+                          prefetch.scores_key(ctx.key, method, ctx.target), key=("scores", method, ctx.target))
 
 
 def _faith(model, X, lengths, target, device):

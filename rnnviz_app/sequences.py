@@ -37,8 +37,10 @@ def full_trace(ctx: Loaded):
     """Trace of every loaded sequence, its gates and cell states computed in the background (one
     shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
-        return shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",),
-                      device=ctx.device)
+        tr = shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",), device=ctx.device)
+    from rnnviz_app.page_contributions import prefetch_scores  # here: that module imports this one
+    prefetch_scores(ctx, tr)  # the Contributions page's default scores, in the background (once)
+    return tr
 
 
 def _pick(tr, kind, layer, direction):

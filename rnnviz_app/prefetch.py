@@ -1,0 +1,73 @@
+"""Work a page will ask for, started in the background as soon as the loaded sequences are traced.
+
+After an upload the start page needs only the model's outputs; the trace's gates follow in a
+background thread (:func:`rnnviz_app.sequences.full_trace`). Right after them, the same kind of
+thread computes the Contributions page's default scores (the gradient size of every loaded step
+for the chosen target), the most expensive thing a first visit of that page waits for at real
+sizes (seconds at 1,000 steps x 128 units). The page then takes the result, or waits for the
+computation already under way instead of starting a second one. A failure here is not shown:
+the page computes again and says why it fails.
+
+Jobs are kept per content key (model, data, device, target), a few at a time; nothing here
+imports Streamlit, so a job can run outside a script run.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from typing import Any, Callable
+
+#: jobs kept (oldest dropped first); each holds one result of a few MB at most
+MAX_JOBS = 8
+
+_LOCK = threading.Lock()
+_JOBS: "OrderedDict[tuple, Future]" = OrderedDict()
+
+
+def start(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
+    """Run ``fn(*args)`` in a background thread once per ``key``; the job's future (an existing one
+    when this key was started before)."""
+    with _LOCK:
+        fut = _JOBS.get(key)
+        if fut is not None:
+            _JOBS.move_to_end(key)
+            return fut
+        fut = Future()
+        _JOBS[key] = fut
+        while len(_JOBS) > MAX_JOBS:
+            _JOBS.popitem(last=False)
+
+    def run() -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever takes the result
+            fut.set_exception(e)
+
+    threading.Thread(target=run, name="rnnviz-prefetch", daemon=True).start()
+    return fut
+
+
+def get(key: tuple) -> Future | None:
+    """The job started for ``key``, or None."""
+    with _LOCK:
+        return _JOBS.get(key)
+
+
+def result(key: tuple) -> Any | None:
+    """The job's result for ``key`` (waiting for it when it is under way); None when there is no
+    such job or it failed (the caller then computes it itself)."""
+    fut = get(key)
+    if fut is None:
+        return None
+    try:
+        return fut.result()
+    except Exception:  # noqa: BLE001 - the caller computes again and explains its own failure
+        return None
+
+
+def scores_key(ctx_key: str, method: str, target: Any) -> tuple:
+    """The job key of ``method``'s scores of the loaded sequences (``ctx_key``: Loaded.key)."""
+    return ("scores", ctx_key, method, None if target is None else int(target))

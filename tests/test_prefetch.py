@@ -1,0 +1,92 @@
+"""Background work started after the trace (rnnviz_app.prefetch): one job per key, its result
+equal to the core's own computation, a failed job leaves the page to compute and explain."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+
+import rnnviz_core as rv
+from rnnviz_app import context as cx
+from rnnviz_app import loading as ld
+from rnnviz_app import page_contributions as pc
+from rnnviz_app import prefetch
+from rnnviz_app import sequences as sq
+from rnnviz_app import state_url as su
+from rnnviz_app import uploads as up
+
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
+    up.upload_store.clear()
+    for k in list(st.session_state.keys()):
+        del st.session_state[k]
+    su.init_session()
+    with prefetch._LOCK:
+        prefetch._JOBS.clear()
+    yield
+
+
+def test_one_job_per_key_even_when_asked_from_many_threads():
+    calls, gate = [], threading.Event()
+
+    def slow(v):
+        calls.append(v)
+        gate.wait(5)
+        return v * 2
+
+    futs = []
+    threads = [threading.Thread(target=lambda: futs.append(prefetch.start(("k",), slow, 21))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gate.set()
+    assert prefetch.result(("k",)) == 42        # waits for the running job
+    assert calls == [21] and len({id(f) for f in futs}) == 1
+
+
+def test_a_failed_job_gives_none_and_an_unknown_key_too():
+    def boom():
+        raise RuntimeError("no")
+
+    prefetch.start(("bad",), boom)
+    deadline = time.time() + 5
+    while not prefetch.get(("bad",)).done() and time.time() < deadline:
+        time.sleep(0.01)
+    assert prefetch.result(("bad",)) is None
+    assert prefetch.result(("never",)) is None
+
+
+def test_jobs_are_bounded_oldest_first():
+    for i in range(prefetch.MAX_JOBS + 3):
+        prefetch.start(("n", i), lambda i=i: i)
+    assert prefetch.get(("n", 0)) is None and prefetch.get(("n", 2)) is None
+    assert prefetch.result(("n", prefetch.MAX_JOBS + 2)) == prefetch.MAX_JOBS + 2
+
+
+def test_the_trace_starts_the_default_scores_and_the_page_takes_them():
+    keys = list(ld.demo_infos())
+    ctx = ld.resolve_loaded(ld.DEFAULT_DEMO if ld.DEFAULT_DEMO in keys else keys[0])
+    cx.set_loaded(ctx)
+    key = prefetch.scores_key(ctx.key, pc.DEFAULT_METHOD, ctx.target)
+    assert prefetch.get(key) is None
+    sq.full_trace(ctx)                                     # what every page (the start page too) calls
+    assert prefetch.get(key) is not None
+    sc, _ = prefetch.get(key).result(timeout=120)
+    # reference: the core's own call on the loaded sequences
+    want = rv.contributions(ctx.model, ctx.data.X, "grad_norm", ctx.data.lengths, ctx.target)
+    np.testing.assert_array_equal(np.asarray(sc), np.asarray(want))
+    got, _ = pc.scores(ctx, "grad_norm")
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # another method is computed by the page itself, and is not the prefetched array
+    other, _ = pc.scores(ctx, "input_x_grad")
+    np.testing.assert_allclose(np.asarray(other), np.asarray(rv.contributions(
+        ctx.model, ctx.data.X, "input_x_grad", ctx.data.lengths, ctx.target)), atol=1e-6)

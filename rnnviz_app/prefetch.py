@@ -46,7 +46,9 @@ def start(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
         except BaseException as e:  # noqa: BLE001 - handed to whoever takes the result
             fut.set_exception(e)
 
-    threading.Thread(target=run, name="rnnviz-prefetch", daemon=True).start()
+    # not a daemon: a daemon thread stopped inside a torch operation at interpreter exit aborts the
+    # process ("terminate called without an active exception"); exit waits for the job instead
+    threading.Thread(target=run, name="rnnviz-prefetch", daemon=False).start()
     return fut
 
 

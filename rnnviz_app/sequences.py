@@ -22,7 +22,8 @@ def _trace_all(model, X, lengths, device):
     import threading
     from rnnviz_core.trace import trace
     tr = trace(model, X, lengths, gates=False, device=device)
-    threading.Thread(target=_load_arrays, args=(tr,), name="rnnviz-trace-gates", daemon=True).start()
+    # not a daemon (see rnnviz_app.prefetch): exit waits for the gates rather than abort inside torch
+    threading.Thread(target=_load_arrays, args=(tr,), name="rnnviz-trace-gates", daemon=False).start()
     return tr
 
 

@@ -325,6 +325,29 @@ def _block_arrays(tbl: Any, meta: Mapping) -> dict:
             "y": y, "groups": groups}
 
 
+def _decision_tolerance(model: Any, src: "_Source", device: Any, batch_size: int) -> tuple[float, int] | None:
+    """A one-output model's decision tolerance (:func:`rnnviz_core.horizon_findings.regression_tolerance`)
+    over the final outputs of the whole data, so every block uses the same one, as the live page
+    does over every loaded sequence: all sequences up to ``bundle_horizons.TOL_SEQUENCES``, evenly
+    spaced blocks beyond. (tolerance, sequences used), or None for a model with several outputs
+    (one block's forward pass tells)."""
+    from .horizon_findings import regression_tolerance
+    from .trace import predict
+
+    every = bundle_horizons.tolerance_block_step(src.n, src.block_size)
+    finals, used = [], 0
+    for i, tbl in enumerate(src.tables(columns=["row", "id", "length", "x"])):
+        if i % every:
+            continue
+        b = _block_arrays(tbl, src.meta)
+        out = np.asarray(predict(model, b["X"], b["lengths"], device=device, batch_size=batch_size))
+        if out.reshape(len(out), -1).shape[1] != 1:
+            return None
+        finals.append(out.reshape(-1))
+        used += len(out)
+    return (regression_tolerance(np.concatenate(finals)), used) if finals else None
+
+
 # ============================================================================ per-block work
 def _merge_moments(a: tuple | None, b: tuple) -> tuple:
     """Chan et al.'s pairwise merge of (count, mean [H], centred cross-products [H, H])."""
@@ -425,6 +448,9 @@ class _Worker:
             s = table[col]
             if col in data_cols:   # the data's own column, passed through with its Arrow type
                 out[f"data:{data_cols[col]}"] = tbl[f"group:{data_cols[col]}"]
+                continue
+            if col == "correct" and s.dtype.kind == "f":   # a number model: right/wrong does not apply
+                out[col] = pa.nulls(n, type=pa.bool_())
                 continue
             if isinstance(s.dtype, pd.CategoricalDtype):
                 s = s.astype(object).where(s.notna(), None)
@@ -839,6 +865,9 @@ def build(
     opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
             "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
             "device": device, "batch_size": int(batch_size)}
+    tol = _decision_tolerance(model, src, device, int(batch_size))   # one output: over the whole data
+    if tol is not None:
+        opts["decision_tol"], opts["decision_tol_sequences"] = tol
     from . import bundle_progress as bp
 
     parent = path.resolve().parent
@@ -901,7 +930,9 @@ def build(
                         "rule": "exact PCA of every valid step (moments merged over blocks)"},
                 "saturation_groupings": sat_groups,
                 "aggregates": agg_entry,
-                "horizons": bundle_horizons.manifest_entry(methods, first["logit_shape"], batch_size),   # hz22
+                "horizons": bundle_horizons.manifest_entry(methods, first["logit_shape"], batch_size,
+                                                           opts.get("decision_tol"), opts.get("decision_tol_sequences"),
+                                                           src.n),
                 "sample": {"size": int(sample_rows.size),
                            "rule": "round robin over the (true class, outcome) cells, seeded"},
                 "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",

@@ -422,7 +422,7 @@ def kind(t: Any) -> str:
 def _column_kinds(facts: Facts) -> dict[str, tuple[str, ...]]:
     num = ("int", "float", "null")
     out = {"row": ("int",), "id": ("text",), "length": ("int",), "logits": ("floats",),
-           "pred": num, "confidence": num, "true": num, "loss": num, "correct": ("bool", "null"),
+           "pred": num, "confidence": num, "true": num, "loss": num, "abs_error": num, "correct": ("bool", "null"),
            "frac_saturated": num, "frac_saturated_final": num, "plateau_step": num,
            "predicted_class": ("text", "null"), "true_class": ("text", "null"), "outcome": ("text", "null"),
            "saturation": ("text", "null")}

@@ -182,8 +182,9 @@ def test_the_section_draws_and_an_old_bundle_says_so(race_path, tmp_path):
 
 
 def test_regression_bundle_in_one_block_equals_rv_horizon_and_its_section_draws(tmp_path):
-    """One output: decided = within 5% of the final outputs' spread, over the block (here all of
-    the data, so rv.horizon's own rule on the whole data); the manifest says which tolerance."""
+    """One output: decided = within 5% of the final outputs' spread over the whole data, computed
+    once before the blocks, so a bundle of several blocks equals rv.horizon on all of the data;
+    the manifest says which tolerance. Unlabelled here (the labelled case: the next test)."""
     _app_dir()
     from streamlit.testing.v1 import AppTest
 
@@ -192,17 +193,41 @@ def test_regression_bundle_in_one_block_equals_rv_horizon_and_its_section_draws(
     model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
                                           task="regression")).eval()
     rng = np.random.default_rng(2)
-    # unlabelled: a labelled regression bundle is refused at open on main ('correct' stored as float)
     ds = from_arrays(rng.normal(size=(40, 10, 2)).astype(np.float32), lengths=rng.integers(3, 11, 40))
-    path = bundle.build(model, ds, tmp_path / "reg", batch_size=64, sample=0, methods=["grad_norm"])
+    path = bundle.build(model, ds, tmp_path / "reg", batch_size=16, sample=0, methods=["grad_norm"])
     b = bundle.open(path)
     got = bundle_horizons.read(b)
     ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu")
     assert np.array_equal(got["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
     for c in ("horizon_50", "horizon_90"):
         assert np.array_equal(got[c].to_numpy(), ref[c].to_numpy()), c
-    assert "each block of 64 sequences" in b.manifest["analysis"]["horizons"]["decision_tolerance"]
+    assert "over every sequence, the same for every block" in b.manifest["analysis"]["horizons"]["decision_tolerance"]
     at = AppTest.from_function(_section, args=(str(path),), default_timeout=120)
     at.run()
     assert not at.exception and not at.error and len(at.dataframe) == 1   # the summary; no true values
     assert "No comparison of right and wrong answers" in " ".join(c.value for c in at.caption)
+
+
+def test_labelled_regression_bundle_opens_with_its_errors_and_whole_data_tolerance(tmp_path):
+    """A one-output model with true values: the bundle opens (right/wrong does not apply: 'correct'
+    is empty), its absolute errors are |prediction - true value| by hand, and its decision steps,
+    over three blocks, equal rv.horizon's on all of the data with the tolerance of the whole data."""
+    torch = pytest.importorskip("torch")
+    from rnnviz_core.horizon_findings import regression_tolerance
+    torch.manual_seed(1)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
+                                          task="regression")).eval()
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=40).astype(np.float32)
+    ds = from_arrays(rng.normal(size=(40, 10, 2)).astype(np.float32), y=y, lengths=rng.integers(3, 11, 40))
+    path = bundle.build(model, ds, tmp_path / "reg_y", batch_size=16, sample=0, methods=["grad_norm"])
+    b = bundle.open(path)
+    t = b.sequences.sort_values("seq") if "seq" in b.sequences else b.sequences
+    pred = rv.predict(model, ds.X, ds.lengths).reshape(-1)
+    np.testing.assert_allclose(t["abs_error"].to_numpy(), np.abs(pred - y), rtol=1e-5, atol=1e-6)
+    assert t["correct"].isna().all()
+    got = bundle_horizons.read(b)
+    tol = regression_tolerance(pred)
+    ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu", tol=tol)
+    assert np.array_equal(got["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
+    assert f"{tol:g}" in b.manifest["analysis"]["horizons"]["decision_tolerance"]

@@ -107,8 +107,16 @@ class LazyTable:
             for i in keep:
                 yield f.read_row_group(i, columns=list(columns))
 
+    def schema(self) -> Any:
+        """The table's Arrow schema (from a part's footer: nothing else read)."""
+        return self._md(self._parts[0]).schema.to_arrow_schema()
+
+    def names(self) -> list[str]:
+        """The table's column names."""
+        return list(self.schema().names)
+
     def _check_columns(self, columns: Sequence[str]) -> None:
-        have = set(self._md(self._parts[0]).schema.to_arrow_schema().names)
+        have = set(self.names())
         bad = [c for c in columns if c not in have]
         if bad:
             raise BundleError(f"This bundle's table has no column {', '.join(map(repr, bad))}.")

@@ -68,7 +68,7 @@ def make_file(n: int, path: Path, block: int, F: int = F, steps: int | None = No
     import pyarrow.parquet as pq
     writer = None
     while done < n:
-        m = min(max(1, 200_000_000 // (T * F * 4)), n - done)   # slices of at most 200 MB
+        m = min(max(1, 200_000_000 // (T * F * 4)), 100_000, n - done)   # slices of at most 200 MB
         ds = from_arrays(rng.normal(size=(m, T, F)).astype(np.float32), y=rng.integers(0, 2, m),
                          ids=[f"s{done + i}" for i in range(m)], class_names=["no", "yes"])
         tmp = path.with_suffix(f".{done}.parquet")

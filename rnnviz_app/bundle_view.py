@@ -214,4 +214,29 @@ def pick_pair(b: Any) -> tuple[int, int]:
         su.checked_link_value(side, None, list(by_id))
     ra, rb = pp.pick_pair(None, by_id, modes=False, rows={ids[r]: r for r in labels})
     st.caption(md_escape(sequence_message(b)))
+    find = st.text_input("Find a sequence by id", key="bundle_find", max_chars=200,
+                         help="Searches every sequence id of the bundle (part of an id is enough, any case).")
+    if find.strip():
+        from rnnviz_app.bundle_source import search_ids
+        st.caption(md_escape(find_message(search_ids(b, find, limit=FIND_LIMIT), find, set(ids), FIND_LIMIT),
+                             max_len=4000))
     return int(ra), int(rb)
+
+
+#: ids the id search shows at most
+FIND_LIMIT = 20
+
+
+def find_message(found: pd.DataFrame, text: str, sampled: set, limit: int = FIND_LIMIT) -> str:
+    """What the id search found (:func:`rnnviz_app.bundle_source.search_ids`'s ``seq, id`` frame),
+    saying which of those sequences can be Sequence A or B (the sampled ones, with full traces)."""
+    text = str(text).strip()
+    if not len(found):
+        return f"No sequence id in this analysis bundle contains '{text}'; try a shorter part of the id."
+    head = (f"The first {limit} sequence ids that contain '{text}'" if len(found) >= limit
+            else f"{len(found)} sequence id{'s' if len(found) != 1 else ''} contain{'s' if len(found) == 1 else ''} "
+                 f"'{text}'")
+    parts = [f"{i} (row {int(r)}{', full traces: pick it under Sequence A or B' if int(r) in sampled else ''})"
+             for r, i in zip(found["seq"], found["id"].astype(str))]
+    return (f"{head}: " + "; ".join(parts) + ". The others' scores, paths and shares are in the bundle's "
+            "tables, but only sampled sequences have the full traces that Sequence A and B need.")

@@ -158,4 +158,19 @@ def test_every_bundle_page_draws_from_a_host_bundle_never_read_whole(made, no_wh
         assert charts, page
         assert at.title[0].value == page.capitalize()
         assert any("analysis bundle" in i.value for i in list(at.info) + list(at.caption)), page   # the bundle's page
+    # the id search: every id of the bundle, the sampled ones marked as pickable
+    seq = full.sequences
+    sampled = {int(r) for r in full.sample_rows}
+    other = next(r for r in range(N) if r not in sampled)
+    for row in (min(sampled), other):
+        want = str(seq["id"].iloc[row])
+        at.text_input(key="bundle_find").input(want).run()
+        assert not at.exception
+        text = next(c.value for c in at.caption if "contain" in c.value).replace("\\", "")
+        hits = [str(i) for i in seq["id"] if want.lower() in str(i).lower()]
+        assert all(h in text for h in hits[:20])
+        mark = f"{want} (row {row}, full traces: pick it under Sequence A or B)"
+        assert (mark in text) == (row in sampled), text
+    at.text_input(key="bundle_find").input("no such id at all").run()
+    assert any("No sequence id in this analysis bundle contains" in c.value for c in at.caption)
     assert not no_whole_reads

@@ -270,15 +270,18 @@ def pages(n: int, batch: int) -> None:
     """A bundle of n sequences as the host's bundle: each bundle page's time (AppTest, the server's
     run of the page script, first and second visit) and the server process's memory."""
     torch.set_num_threads(1)
+    keep = os.environ.get("RNNVIZ_BENCH_KEEP")   # a folder: the bundle is kept there and reused
     with tempfile.TemporaryDirectory(dir=os.environ.get("RNNVIZ_BENCH_DIR")) as d:
         d = Path(d)
-        src = make_file(n, d / "seq.parquet", batch, F=PAGE_F, steps=PAGE_T)
-        t0 = time.perf_counter()
-        path = bundle.build(make_model(PAGE_F, PAGE_H), src, d / "big.rnnviz", batch_size=batch,
-                            methods=["grad_norm", "input_x_grad"], device="cpu")
-        built = time.perf_counter() - t0
-        print(f"pages: bundle of {n:,} sequences x {PAGE_T} steps ({PAGE_F} features, GRU {PAGE_H} units, "
-              f"grad_norm + input_x_grad) built in {built:.0f} s, {path.stat().st_size / 1e6:.0f} MB  [{uptime()}]")
+        path = Path(keep) / f"pages-{n}.rnnviz" if keep else d / "big.rnnviz"
+        if not path.exists():
+            src = make_file(n, d / "seq.parquet", batch, F=PAGE_F, steps=PAGE_T)
+            t0 = time.perf_counter()
+            bundle.build(make_model(PAGE_F, PAGE_H), src, path, batch_size=batch,
+                         methods=["grad_norm", "input_x_grad"], device="cpu")
+            print(f"pages: bundle of {n:,} sequences x {PAGE_T} steps ({PAGE_F} features, GRU {PAGE_H} units, "
+                  f"grad_norm + input_x_grad) built in {time.perf_counter() - t0:.0f} s  [{uptime()}]")
+        print(f"pages: {path.name}, {n:,} sequences, {path.stat().st_size / 1e6:.0f} MB")
         env = dict(os.environ, RNNVIZ_BUNDLE=str(path), RNNVIZ_UPLOAD_DIR=str(d / "up"), OMP_NUM_THREADS="1")
         r = subprocess.run([sys.executable, "-c", f"ROOT = {str(ROOT)!r}\n" + _PAGES_CHILD], capture_output=True,
                            text=True, cwd=ROOT, env=env)

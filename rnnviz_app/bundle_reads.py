@@ -30,6 +30,11 @@ FALLBACK_CELLS = 5_000_000
 _KEPT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
+def kept(b: Any) -> dict:
+    """Small results kept with the bundle object (gone when the bundle leaves the server's cache)."""
+    return _kept(b)
+
+
 def _kept(b: Any) -> dict:
     try:
         return _KEPT.setdefault(b, {})

@@ -28,6 +28,14 @@ def summary(b: Any) -> dict:
     score_help, methods)`` (and ``metrics``, ``baseline`` for regression); ``score_value`` is None
     when the data had no labels.
     """
+    from rnnviz_app import bundle_reads as br
+    kept = br.kept(b)
+    if "summary" not in kept:   # two columns of every sequence read once per opened bundle
+        kept["summary"] = _summary(b)
+    return dict(kept["summary"])
+
+
+def _summary(b: Any) -> dict:
     from rnnviz_app.summary import outputs_text, score_figures
     from rnnviz_app import bundle_reads as br
     man = b.manifest
@@ -47,7 +55,7 @@ def summary(b: Any) -> dict:
         return out
     # two columns of every sequence, never the per-step lists
     t = b.lazy()
-    logits = np.asarray([np.asarray(v, dtype=np.float64) for v in t.column("logits")]).reshape(b.n_sequences, -1)
+    logits = np.asarray(t.column("logits"), dtype=np.float64).reshape(b.n_sequences, -1)
     classes = len(names) > 1
     y = np.asarray(t.column("true")).astype(np.int64 if classes else np.float64)
     out.update(score_figures(logits if classes else logits[:, 0], y, classes=classes))
@@ -108,16 +116,30 @@ def group_table(b: Any, key: str) -> pd.DataFrame:
     with ``_group``, each sequence's group label (string) under grouping ``key`` (a key of
     :func:`groupings`)."""
     from rnnviz_app import bundle_reads as br
-    table = br.every_sequence(b)
     stored = stored_grouping(b, key)
     col = br.data_names(b).get(stored, stored)
-    table["_group"] = table[col].astype(str).to_numpy()
-    return table
+    kept = br.kept(b)
+    if kept.get("group_table", (None,))[0] != key:   # the last grouping's table is kept with the bundle
+        kept.pop("group_table", None)
+        table = br.every_sequence(b, [stored] + list(COMPARED))
+        cat = pd.Categorical(table[col])   # labels as text, NaN as "nan" (as astype(str) names them)
+        cat = cat.rename_categories([str(c) for c in cat.categories])
+        if cat.isna().any():
+            cat = cat.add_categories(["nan"]) if "nan" not in cat.categories else cat
+            cat = cat.fillna("nan")
+        table["_group"] = cat
+        kept["group_table"] = (key, table)
+    return kept["group_table"][1]
+
+
+#: the columns the group comparison reads (rnnviz_core.groups.metric_columns, and ``pred`` for the
+#: regression check): one value per sequence each
+COMPARED = ("pred", "correct", "abs_error", "loss", "confidence", "frac_saturated", "frac_saturated_final")
 
 
 def group_labels(b: Any, key: str) -> pd.Series:
     """Group label (string) of every sequence under grouping ``key`` (a key of :func:`groupings`)."""
-    return group_table(b, key)["_group"].reset_index(drop=True)
+    return group_table(b, key)["_group"].astype(str).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,10 @@ def paths(b: Any, rows: Sequence[int], ids: Sequence[str]) -> pd.DataFrame:
         data[f"pc{j + 1}"] = cols[j][s_idx, t_idx].astype(np.float64)
     frame = pd.DataFrame(data)
     frame.attrs["explained_variance_ratio"] = [float(v) for v in pca["explained_variance_ratio"]]
+    fit = b.manifest.get("analysis", {}).get("pca", {})
+    if all(type(fit.get(k)) is int for k in ("fitted_points", "points")) and 0 < fit["fitted_points"] <= fit["points"]:
+        # the chart's caption says when the basis was fitted on a sample of the states
+        frame.attrs["fitted_points"], frame.attrs["points"] = fit["fitted_points"], fit["points"]
     return frame
 
 

@@ -1205,6 +1205,10 @@ class Bundle:
         frame = pd.DataFrame(data)
         frame.attrs["explained_variance_ratio"] = [
             float(v) for v in self._arrays("pca.safetensors")["explained_variance_ratio"]]
+        fit = self.manifest.get("analysis", {}).get("pca", {})
+        if all(type(fit.get(k)) is int for k in ("fitted_points", "points")) \
+                and 0 < fit["fitted_points"] <= fit["points"]:
+            frame.attrs["fitted_points"], frame.attrs["points"] = fit["fitted_points"], fit["points"]
         return frame
 
     def norms(self) -> pd.DataFrame:

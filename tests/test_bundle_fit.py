@@ -55,6 +55,10 @@ def test_a_sampled_basis_is_sklearns_pca_of_the_fitted_rows_and_close_to_the_ful
     all_pts = h[tj.valid_mask(ds.lengths, h.shape[1])]
     paths = b.paths()
     np.testing.assert_allclose(paths[["pc1", "pc2"]].to_numpy(), ref.transform(all_pts), atol=1e-4)
+    assert (paths.attrs["fitted_points"], paths.attrs["points"]) == (len(fit_pts), len(all_pts))
+    from rnnviz_core.charts.trajectories import pca_caption
+    text = pca_caption(paths.attrs["explained_variance_ratio"], fitted=(len(fit_pts), len(all_pts)))
+    assert f"computed from {len(fit_pts):,} states sampled at random from all {len(all_pts):,}" in text
     # within tolerance of the exact PCA of every state (what bundles stored before)
     full = PCA(n_components=2, svd_solver="full").fit(all_pts)
     cos = np.abs(np.sum(pca.components_ * full.components_, axis=1))

@@ -26,6 +26,19 @@ Issue 21 (same machine, 2026-12-05, loads as printed; earlier rows above are fro
   ray, 1 actor:     23 seq/s at N=1,000 (43.9 s); 2 actors: 23 seq/s (43.0 s), load 8 on 2 cores
   end to end:       100,000 sequences, local, 1 thread: 1,448 s = 69 seq/s (load 11-36 during the
                     run), bundle 368 MB, peak RSS 580 MB
+
+Issue 21, branch lazy21 (2026-12-05, 2-core VM, loads as printed):
+  ratio, one trace: every sequence traced once (PCA basis fitted first on <= 20,000 sampled steps):
+                    CPU 1.63x / 1.54x at N=1,000 and 1.56x / 1.60x at N=2,000 (two runs, load 1.8-2.0);
+                    main in the same window: 1.74x / 1.75x and 1.54x / 1.71x. Target 1.5x not met: the
+                    analyses' own trace (gates on, stepwise) is 0.23x of the scores by itself.
+  pages (--pages, AppTest = the server's run of each page script, host bundle opened lazily, no
+  whole-table read): 100,000 sequences x 20 steps (78 MB bundle, load 5): cold start 1.76 s,
+                    trajectories 2.94 s, saturation 2.65 s, contributions 0.80 s; second visit 0.19 /
+                    0.28 / 0.93 / 0.16 s; server peak RSS 511 MB (306 MB before the first run).
+                    1,000,000 sequences x 20 steps (787 MB bundle, built in 108 s at load 2): cold
+                    2.06 / 1.48 / 2.72 / 0.27 s, second visit 0.01 / 0.46 / 0.95 / 0.15 s; server peak
+                    RSS 692 MB (584 MB after every page twice).
 """
 from __future__ import annotations
 

@@ -174,3 +174,40 @@ def test_every_bundle_page_draws_from_a_host_bundle_never_read_whole(made, no_wh
     at.text_input(key="bundle_find").input("no such id at all").run()
     assert any("No sequence id in this analysis bundle contains" in c.value for c in at.caption)
     assert not no_whole_reads
+
+
+def test_a_bundle_from_before_the_aggregates_still_draws_every_page(made, tmp_path, monkeypatch):
+    """No aggregates file at all (a bundle built before them): every page still runs; the position
+    curves come from the scores (a small bundle), equal to rankings on the full table."""
+    import json
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from rnnviz_app import bundle_view as bv
+    from rnnviz_core.attribution import rankings as rk
+
+    path, full = made
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    (old / "aggregates.safetensors").unlink()
+    man = json.loads((old / "manifest.json").read_text())
+    del man["files"]["aggregates.safetensors"]
+    del man["analysis"]["aggregates"]
+    (old / "manifest.json").write_text(json.dumps(man))
+    b = _lazy(old)
+    rows = [int(r) for r in b.sample_rows]
+    *_, pos, by_class, note = bv.contribution_frames(b, "grad_norm", rows[0], rows[1])
+    want = rk.mean_abs_by_position(np.nan_to_num(full.scores("grad_norm")), relative=True, normalize=True,
+                                   lengths=full.lengths)
+    assert note is None
+    pd.testing.assert_frame_equal(pos, want, check_dtype=False)
+    monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("RNNVIZ_BUNDLE", str(old))
+    at = AppTest.from_file(ENTRY, default_timeout=180)
+    at.run()
+    for page in ("trajectories", "saturation", "contributions"):
+        at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+        at.run()
+        assert not at.exception and not at.error, page
+        assert at.title[0].value == page.capitalize()

@@ -30,8 +30,10 @@ Issue 21 (same machine, 2026-12-05, loads as printed; earlier rows above are fro
 Issue 21, branch lazy21 (2026-12-05, 2-core VM, loads as printed):
   ratio, one trace: every sequence traced once (PCA basis fitted first on <= 20,000 sampled steps):
                     CPU 1.63x / 1.54x at N=1,000 and 1.56x / 1.60x at N=2,000 (two runs, load 1.8-2.0);
-                    main in the same window: 1.74x / 1.75x and 1.54x / 1.71x. Target 1.5x not met: the
-                    analyses' own trace (gates on, stepwise) is 0.23x of the scores by itself.
+                    main in the same window: 1.74x / 1.75x and 1.54x / 1.71x. With the float32
+                    projection: 1.65x / 1.63x at N=1,000, 1.56x / 1.57x at N=2,000 (load 4.6-4.9; main
+                    1.74x and 1.67x). Target 1.5x not met: the analyses' own trace (gates on, stepwise)
+                    is 0.23x of the scores by itself.
   pages (--pages, AppTest = the server's run of each page script, host bundle opened lazily, no
   whole-table read): 100,000 sequences x 20 steps (78 MB bundle, load 5): cold start 1.76 s,
                     trajectories 2.94 s, saturation 2.65 s, contributions 0.80 s; second visit 0.19 /

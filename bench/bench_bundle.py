@@ -5,6 +5,7 @@
     python bench/bench_bundle.py --ratio 1000 2000        # build time / the methods' scores time, one thread
     python bench/bench_bundle.py --ray-actors 1 2 --n 1000  # Ray throughput with 1 and 2 actors
     python bench/bench_bundle.py --e2e 100000             # a local build end to end in a child process
+    python bench/bench_bundle.py --pages 100000 --batch 4096  # bundle page times, server memory (host bundle)
 
 The model: a GRU classifier (8 features, 64 units, 1 layer, 2 classes, seeded weights); every
 sequence is 100 steps long; the default methods (grad_norm, input_x_grad), 64 sampled full
@@ -25,6 +26,21 @@ Issue 21 (same machine, 2026-12-05, loads as printed; earlier rows above are fro
   ray, 1 actor:     23 seq/s at N=1,000 (43.9 s); 2 actors: 23 seq/s (43.0 s), load 8 on 2 cores
   end to end:       100,000 sequences, local, 1 thread: 1,448 s = 69 seq/s (load 11-36 during the
                     run), bundle 368 MB, peak RSS 580 MB
+
+Issue 21, branch lazy21 (2026-12-05, 2-core VM, loads as printed):
+  ratio, one trace: every sequence traced once (PCA basis fitted first on <= 20,000 sampled steps):
+                    CPU 1.63x / 1.54x at N=1,000 and 1.56x / 1.60x at N=2,000 (two runs, load 1.8-2.0);
+                    main in the same window: 1.74x / 1.75x and 1.54x / 1.71x. With the float32
+                    projection: 1.65x / 1.63x at N=1,000, 1.56x / 1.57x at N=2,000 (load 4.6-4.9; main
+                    1.74x and 1.67x). Target 1.5x not met: the analyses' own trace (gates on, stepwise)
+                    is 0.23x of the scores by itself.
+  pages (--pages, AppTest = the server's run of each page script, host bundle opened lazily, no
+  whole-table read): 100,000 sequences x 20 steps (78 MB bundle, load 5): cold start 1.76 s,
+                    trajectories 2.94 s, saturation 2.65 s, contributions 0.80 s; second visit 0.19 /
+                    0.28 / 0.93 / 0.16 s; server peak RSS 511 MB (306 MB before the first run).
+                    1,000,000 sequences x 20 steps (787 MB bundle, built in 108 s at load 2): cold
+                    2.06 / 1.48 / 2.72 / 0.27 s, second visit 0.01 / 0.46 / 0.95 / 0.15 s; server peak
+                    RSS 692 MB (584 MB after every page twice).
 """
 from __future__ import annotations
 
@@ -58,7 +74,8 @@ def make_model(f: int = F, h: int = H):
     return rv.build_model(rv.ModelConfig(cell="GRU", input_size=f, hidden_size=h, num_outputs=2))
 
 
-def make_file(n: int, path: Path, block: int, F: int = F) -> Path:
+def make_file(n: int, path: Path, block: int, F: int = F, steps: int | None = None) -> Path:
+    T = steps or globals()["T"]
     rng = np.random.default_rng(n)
     done = 0
     parts = []
@@ -66,7 +83,7 @@ def make_file(n: int, path: Path, block: int, F: int = F) -> Path:
     import pyarrow.parquet as pq
     writer = None
     while done < n:
-        m = min(max(1, 200_000_000 // (T * F * 4)), n - done)   # slices of at most 200 MB
+        m = min(max(1, 200_000_000 // (T * F * 4)), 100_000, n - done)   # slices of at most 200 MB
         ds = from_arrays(rng.normal(size=(m, T, F)).astype(np.float32), y=rng.integers(0, 2, m),
                          ids=[f"s{done + i}" for i in range(m)], class_names=["no", "yes"])
         tmp = path.with_suffix(f".{done}.parquet")
@@ -228,6 +245,73 @@ def peak_rss(n: int, batch: int) -> None:
               f"sequences ({batch * T * MEM_F * 4 / 1e6:.0f} MB), {float(wall):.0f} s")
 
 
+#: the page bench's bundle: short sequences and a small GRU, so 100,000 sequences build in minutes on
+#: this machine (the pages' reads follow the number of sequences, not the model's size)
+PAGE_T, PAGE_F, PAGE_H = 20, 2, 16
+
+_PAGES_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, ROOT)
+from streamlit.testing.v1 import AppTest
+from rnnviz_core.bundle import Bundle
+
+def rss(key):
+    return int([l.split()[1] for l in open('/proc/self/status') if l.startswith(key)][0]) / 1024
+
+whole = []
+real = Bundle._table
+def spy(self):
+    whole.append(1)
+    return real(self)
+Bundle._table = spy
+out = {"rss_before_mb": rss("VmRSS")}
+at = AppTest.from_file(ROOT + "/streamlit_app.py", default_timeout=900)
+for rnd in ("cold", "warm"):
+    for page in ("start", "trajectories", "saturation", "contributions"):
+        if page != "start" or rnd == "warm":
+            at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+        t0 = time.perf_counter()
+        at.run()
+        out[f"{page} {rnd}"] = time.perf_counter() - t0
+        bad = [e.message for e in at.exception] + [e.value for e in at.error]
+        if bad:
+            out[f"{page} {rnd} errors"] = bad[:3]
+out["rss_after_mb"], out["peak_rss_mb"], out["whole_table_reads"] = rss("VmRSS"), rss("VmHWM"), len(whole)
+print(json.dumps(out))
+"""
+
+
+def pages(n: int, batch: int) -> None:
+    """A bundle of n sequences as the host's bundle: each bundle page's time (AppTest, the server's
+    run of the page script, first and second visit) and the server process's memory."""
+    torch.set_num_threads(1)
+    keep = os.environ.get("RNNVIZ_BENCH_KEEP")   # a folder: the bundle is kept there and reused
+    with tempfile.TemporaryDirectory(dir=os.environ.get("RNNVIZ_BENCH_DIR")) as d:
+        d = Path(d)
+        path = Path(keep) / f"pages-{n}.rnnviz" if keep else d / "big.rnnviz"
+        if not path.exists():
+            src = make_file(n, d / "seq.parquet", batch, F=PAGE_F, steps=PAGE_T)
+            t0 = time.perf_counter()
+            bundle.build(make_model(PAGE_F, PAGE_H), src, path, batch_size=batch,
+                         methods=["grad_norm", "input_x_grad"], device="cpu")
+            print(f"pages: bundle of {n:,} sequences x {PAGE_T} steps ({PAGE_F} features, GRU {PAGE_H} units, "
+                  f"grad_norm + input_x_grad) built in {time.perf_counter() - t0:.0f} s  [{uptime()}]")
+        print(f"pages: {path.name}, {n:,} sequences, {path.stat().st_size / 1e6:.0f} MB")
+        env = dict(os.environ, RNNVIZ_BUNDLE=str(path), RNNVIZ_UPLOAD_DIR=str(d / "up"), OMP_NUM_THREADS="1")
+        r = subprocess.run([sys.executable, "-c", f"ROOT = {str(ROOT)!r}\n" + _PAGES_CHILD], capture_output=True,
+                           text=True, cwd=ROOT, env=env)
+        if r.returncode:
+            raise SystemExit(r.stderr[-3000:])
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        for rnd in ("cold", "warm"):
+            print(f"  {rnd}: " + ", ".join(f"{p} {got[f'{p} {rnd}']:.2f} s" for p in
+                                           ("start", "trajectories", "saturation", "contributions")))
+        errs = {k: v for k, v in got.items() if k.endswith("errors")}
+        print(f"  server memory: {got['rss_before_mb']:.0f} MB before the app's first run, {got['rss_after_mb']:.0f} MB "
+              f"after every page twice, peak {got['peak_rss_mb']:.0f} MB; whole-table reads: "
+              f"{got['whole_table_reads']}; errors: {errs or 'none'}  [{uptime()}]")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=4000)
@@ -238,7 +322,12 @@ def main() -> None:
     p.add_argument("--ratio", type=int, nargs="*", help="build time / scores time at these N (one thread)")
     p.add_argument("--ray-actors", type=int, nargs="*", help="Ray throughput with these actor counts (--n)")
     p.add_argument("--e2e", type=int, nargs="*", help="end-to-end local builds of these N in a child process")
+    p.add_argument("--pages", type=int, nargs="*", help="bundle page times and server memory at these N")
     a = p.parse_args()
+    if a.pages:
+        for n in a.pages:
+            pages(n, a.batch)
+        return
     if a.ray_actors:
         ray_actors(a.n, a.batch, a.ray_actors)
         return

@@ -117,9 +117,40 @@ def bundle_by_hash(dig: str) -> Bundle:
 
 
 def host_bundle() -> tuple[str, Bundle] | None:
-    """The bundle the host configured with ``$RNNVIZ_BUNDLE`` (None when unset)."""
+    """The bundle the host configured with ``$RNNVIZ_BUNDLE`` (None when unset), opened lazily
+    (:func:`open_lazy`: checked, its sequence table never read whole, no size cap), under the hash
+    a link names it by (:func:`_path_digest`)."""
     path = os.environ.get(BUNDLE_ENV)
-    return _open_path(Path(path)) if path else None
+    if not path:
+        return None
+    path = Path(path)
+    return _path_digest(path), open_lazy(path)
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _path_digest(path: Path) -> str:
+    """A host path's hash: a folder's is its manifest's, a file's is the whole file's (read in
+    chunks, once per size and modification time)."""
+    from rnnviz_core.bundle_files import BundleFiles
+
+    if path.is_dir():
+        files = BundleFiles(path, MAX_LAZY_BYTES)
+        return content_hash(files.read("manifest.json", files.size("manifest.json")))
+    if not path.is_file():
+        raise BundleError(f"The host's analysis bundle '{path.name}' is not a file or folder this app can read.")
+    import hashlib
+
+    st_ = path.stat()
+    key = (str(path), st_.st_size, st_.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 @dataclass

@@ -28,9 +28,17 @@ def summary(b: Any) -> dict:
     score_help, methods)`` (and ``metrics``, ``baseline`` for regression); ``score_value`` is None
     when the data had no labels.
     """
+    from rnnviz_app import bundle_reads as br
+    kept = br.kept(b)
+    if "summary" not in kept:   # two columns of every sequence read once per opened bundle
+        kept["summary"] = _summary(b)
+    return dict(kept["summary"])
+
+
+def _summary(b: Any) -> dict:
     from rnnviz_app.summary import outputs_text, score_figures
+    from rnnviz_app import bundle_reads as br
     man = b.manifest
-    seq = b.sequences
     names = list(b.class_names or [])
     data = man.get("data", {})
     out = {
@@ -43,28 +51,31 @@ def summary(b: Any) -> dict:
         "score_help": "The data had no labels when the bundle was built, so accuracy cannot be computed.",
         "methods": list(b.methods),
     }
-    if not data.get("labelled") or "true" not in seq:
+    if not data.get("labelled") or "true" not in br.table_names(b):
         return out
-    logits = np.asarray(b.logits, dtype=np.float64).reshape(len(seq), -1)
+    # two columns of every sequence, never the per-step lists
+    t = b.lazy()
+    logits = np.asarray(t.column("logits"), dtype=np.float64).reshape(b.n_sequences, -1)
     classes = len(names) > 1
-    y = seq["true"].to_numpy(np.int64 if classes else np.float64)
+    y = np.asarray(t.column("true")).astype(np.int64 if classes else np.float64)
     out.update(score_figures(logits if classes else logits[:, 0], y, classes=classes))
     return out
 
 
 def sample_labels(b: Any) -> dict[int, str]:
     """Row number -> picker label ("id · true class → predicted, right/wrong") for the sampled
-    sequences only: the ones whose full traces the bundle holds."""
-    seq = b.sequences
+    sequences only: the ones whose full traces the bundle holds (read for those rows only)."""
+    from rnnviz_app import bundle_reads as br
+    seq = br.sample(b)
     out = {}
-    for r in b.sample_rows.tolist():
-        row = seq.iloc[int(r)]
+    for _, row in seq.iterrows():
+        r = int(row["seq"])
         text = str(row["id"])
         if "predicted_class" in seq and b.class_names:
             text += f" · predicted {row['predicted_class']}"
             if "outcome" in seq and pd.notna(row["outcome"]):
                 text += f" ({row['outcome']})"
-        out[int(r)] = text
+        out[r] = text
     return out
 
 
@@ -79,12 +90,13 @@ def groupings(b: Any) -> dict[str, str]:
     table (``name`` or ``name_data``), as on the live page."""
     from rnnviz_app.page_saturation import BUILTIN_GROUPINGS
     have = b.manifest.get("analysis", {}).get("saturation_groupings", {})
+    from rnnviz_app import bundle_reads as br
     out = {k: v for k, v in BUILTIN_GROUPINGS.items() if _STORED.get(k, k) in have}
-    seq = b.sequences
+    shown = br.data_names(b)
     for k in sorted(have):
         if k.startswith("data:"):
             name = k[len("data:"):]
-            out[f"{name}_data" if f"{name}_data" in seq else name] = f"Data column: {name}"
+            out[shown.get(k, name)] = f"Data column: {name}"
     return out
 
 
@@ -99,15 +111,35 @@ def stored_grouping(b: Any, key: str) -> str:
     return f"data:{name}" if f"data:{name}" in have else key
 
 
+def group_table(b: Any, key: str) -> pd.DataFrame:
+    """The one-value columns of every sequence (no per-step lists: :func:`bundle_reads.every_sequence`)
+    with ``_group``, each sequence's group label (string) under grouping ``key`` (a key of
+    :func:`groupings`)."""
+    from rnnviz_app import bundle_reads as br
+    stored = stored_grouping(b, key)
+    col = br.data_names(b).get(stored, stored)
+    kept = br.kept(b)
+    if kept.get("group_table", (None,))[0] != key:   # the last grouping's table is kept with the bundle
+        kept.pop("group_table", None)
+        table = br.every_sequence(b, [stored] + list(COMPARED))
+        cat = pd.Categorical(table[col])   # labels as text, NaN as "nan" (as astype(str) names them)
+        cat = cat.rename_categories([str(c) for c in cat.categories])
+        if cat.isna().any():
+            cat = cat.add_categories(["nan"]) if "nan" not in cat.categories else cat
+            cat = cat.fillna("nan")
+        table["_group"] = cat
+        kept["group_table"] = (key, table)
+    return kept["group_table"][1]
+
+
+#: the columns the group comparison reads (rnnviz_core.groups.metric_columns, and ``pred`` for the
+#: regression check): one value per sequence each
+COMPARED = ("pred", "correct", "abs_error", "loss", "confidence", "frac_saturated", "frac_saturated_final")
+
+
 def group_labels(b: Any, key: str) -> pd.Series:
     """Group label (string) of every sequence under grouping ``key`` (a key of :func:`groupings`)."""
-    seq = b.sequences
-    stored = stored_grouping(b, key)
-    col = stored
-    if stored.startswith("data:"):
-        name = stored[len("data:"):]
-        col = f"{name}_data" if f"{name}_data" in seq else name
-    return seq[col].astype(str).reset_index(drop=True)
+    return group_table(b, key)["_group"].astype(str).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -126,29 +158,42 @@ class BundleData:
         return np.zeros((len(self.ids), 0), dtype=np.float32)
 
 
-def as_source(b: Any, rows: Any = None) -> SimpleNamespace:
-    """The bundle in the shape the live views take (``.data``: :class:`BundleData`), so a view
-    written once for a live model (:func:`rnnviz_app.page_contributions.contribution_views`,
-    :func:`~rnnviz_app.page_contributions.stack_layout`) reads a bundle too. ``rows``: only those
-    sequences (the sampled ones, whose states the bundle holds), in that order."""
-    seq = b.sequences
+def _labelled(b: Any) -> bool:
+    from rnnviz_app import bundle_reads as br
+    return bool(b.manifest["data"].get("labelled")) and "true" in br.table_names(b) and bool(b.class_names)
+
+
+def as_source(b: Any, rows: Any) -> SimpleNamespace:
+    """The given sequences of the bundle (rows, in that order: the sampled ones, whose states the
+    bundle holds) in the shape the live views take (``.data``: :class:`BundleData`), so a view
+    written once for a live model (:func:`~rnnviz_app.page_contributions.stack_layout`) reads a
+    bundle too. Reads those rows only."""
+    from rnnviz_app import bundle_reads as br
+    rows = np.asarray(rows, dtype=np.int64)
     names = list(b.class_names or []) or None
-    labelled = bool(b.manifest["data"].get("labelled")) and "true" in seq and names is not None
-    y = seq["true"].to_numpy(np.int64) if labelled else None
-    ids, lengths = np.asarray([str(i) for i in b.ids], dtype=object), np.asarray(b.lengths)
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-        ids, lengths, y = ids[rows], lengths[rows], (None if y is None else y[rows])
-    return SimpleNamespace(data=BundleData(ids=ids, lengths=lengths, y=y, class_names=names))
+    facts = br.rows(b, rows, ["id", "length", "true"])
+    y = facts["true"].to_numpy(np.int64) if _labelled(b) else None
+    ids = np.asarray([str(i) for i in facts["id"]], dtype=object)
+    return SimpleNamespace(data=BundleData(ids=ids, lengths=facts["length"].to_numpy(np.int64), y=y,
+                                           class_names=names))
 
 
-def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
-                                                                      pd.DataFrame | None]:
-    """``(frame, top, by_position, by_class)`` of the bundle's stored scores [N, T] (rows ``ra``,
-    ``rb`` are sequences A and B): the live page's own
-    :func:`~rnnviz_app.page_contributions.contribution_views`."""
-    from rnnviz_app.page_contributions import contribution_views
-    return contribution_views(as_source(b), np.nan_to_num(b.scores(method)), ra, rb, method)
+def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                      pd.DataFrame | None, pd.DataFrame | None,
+                                                                      str | None]:
+    """``(frame, top, by_position, by_class, note)`` of the bundle's stored scores (rows ``ra``,
+    ``rb`` are sequences A and B): the live page's
+    :func:`~rnnviz_app.page_contributions.contribution_views`, with the scores of A and B read for
+    those rows only and the position curves from the build-time aggregates
+    (:func:`rnnviz_app.bundle_reads.position_curves`; ``note`` says why they are missing when they are)."""
+    from rnnviz_app import bundle_reads as br
+    from rnnviz_core import rankings as rk
+    src = as_source(b, [ra, rb]).data
+    sc = np.nan_to_num(br.step_rows(b, [ra, rb], f"score:{method}"))
+    frame = rk.scores_frame(sc, method=method, ids=src.ids, lengths=src.lengths)
+    top = rk.top_steps(sc, k=5, ids=src.ids, lengths=src.lengths)
+    pos, by_class, note = br.position_curves(b, method, _labelled(b))
+    return frame, top, pos, by_class, note
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -156,8 +201,21 @@ def unit_rows(dig: str, _b: Any) -> np.ndarray:
     """Heatmap row order of the bundle's sample states (units that move together side by side),
     cached under the bundle's hash."""
     from rnnviz_core.trajectories import unit_order
-    rows = [int(r) for r in _b.sample_rows]
-    return unit_order(sample_states(_b), np.asarray(_b.lengths)[rows], order="similarity")
+    return unit_order(sample_states(_b), np.asarray(_b.sample_inputs()[1]), order="similarity")
+
+
+def sample_ids(b: Any) -> dict[int, str]:
+    """Row number -> id of the sampled sequences (read for those rows only)."""
+    from rnnviz_app import bundle_reads as br
+    seq = br.sample(b)
+    return {int(r): str(i) for r, i in zip(seq["seq"], seq["id"])}
+
+
+def sample_lengths(b: Any) -> dict[int, int]:
+    """Row number -> length of the sampled sequences."""
+    from rnnviz_app import bundle_reads as br
+    seq = br.sample(b)
+    return {int(r): int(n) for r, n in zip(seq["seq"], seq["length"])}
 
 
 def pick_pair(b: Any) -> tuple[int, int]:
@@ -172,10 +230,35 @@ def pick_pair(b: Any) -> tuple[int, int]:
     if not labels:
         st.info("This analysis bundle holds no full traces of single sequences, so A and B cannot be shown.")
         st.stop()
-    ids = [str(i) for i in b.ids]
+    ids = sample_ids(b)
     by_id = {ids[r]: text for r, text in labels.items()}
     for side in ("a", "b"):
         su.checked_link_value(side, None, list(by_id))
     ra, rb = pp.pick_pair(None, by_id, modes=False, rows={ids[r]: r for r in labels})
     st.caption(md_escape(sequence_message(b)))
+    find = st.text_input("Find a sequence by id", key="bundle_find", max_chars=200,
+                         help="Searches every sequence id of the bundle (part of an id is enough, any case).")
+    if find.strip():
+        from rnnviz_app.bundle_source import search_ids
+        st.caption(md_escape(find_message(search_ids(b, find, limit=FIND_LIMIT), find, set(ids), FIND_LIMIT),
+                             max_len=4000))
     return int(ra), int(rb)
+
+
+#: ids the id search shows at most
+FIND_LIMIT = 20
+
+
+def find_message(found: pd.DataFrame, text: str, sampled: set, limit: int = FIND_LIMIT) -> str:
+    """What the id search found (:func:`rnnviz_app.bundle_source.search_ids`'s ``seq, id`` frame),
+    saying which of those sequences can be Sequence A or B (the sampled ones, with full traces)."""
+    text = str(text).strip()
+    if not len(found):
+        return f"No sequence id in this analysis bundle contains '{text}'; try a shorter part of the id."
+    head = (f"The first {limit} sequence ids that contain '{text}'" if len(found) >= limit
+            else f"{len(found)} sequence id{'s' if len(found) != 1 else ''} contain{'s' if len(found) == 1 else ''} "
+                 f"'{text}'")
+    parts = [f"{i} (row {int(r)}{', full traces: pick it under Sequence A or B' if int(r) in sampled else ''})"
+             for r, i in zip(found["seq"], found["id"].astype(str))]
+    return (f"{head}: " + "; ".join(parts) + ". The others' scores, paths and shares are in the bundle's "
+            "tables, but only sampled sequences have the full traces that Sequence A and B need.")

@@ -28,13 +28,14 @@ Layout (format version 1), as a directory or as one uncompressed zip of that dir
 What is analysed: the last recurrent module's last layer, forward direction (the pages' default
 view), with the pages' default thresholds unless given.
 
-**PCA (decided for both engines):** the basis is the exact PCA of all valid steps' states, from
-moments (count, mean, centred cross-products) accumulated in float64 per block and merged with
-Chan's formula, then one eigen-decomposition. This equals scikit-learn's ``PCA`` fitted on every
-point (``StatePCA(max_points=None)``; signs as scikit-learn fixes them) and, unlike
-``IncrementalPCA`` truncated to k components, it does not depend on how the data is cut into
-blocks or in which order blocks arrive, so a bundle built locally and one built on Ray agree.
-Each block sends H x H numbers, whatever its size.
+**PCA (decided for both engines):** every sequence is traced once. The basis is fitted first, on
+the driver, on the valid steps of whole sequences drawn at random (seed 0) until they hold 20,000
+steps -- every step when the data holds fewer, and then it is the exact PCA of every point, equal
+to scikit-learn's ``PCA`` (``StatePCA(max_points=None)``; signs as scikit-learn fixes them) --
+from float64 moments and one eigen-decomposition (:mod:`rnnviz_core.bundle_fit`). It does not
+depend on how the data is cut into blocks, so a bundle built locally and one built on Ray agree;
+every step of every sequence is then placed on it exactly. The manifest records the points
+fitted and the points in all (``analysis.pca``).
 
 **Engines:** ``engine="local"`` runs blocks one after another in this process; ``engine="ray"``
 runs the same per-block code in Ray Data actors that load the model once (``map_batches`` with a
@@ -57,7 +58,6 @@ bundle opened with ``read=False`` serves those views at any size.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import hashlib
 import json
 import os
@@ -349,19 +349,6 @@ def _decision_tolerance(model: Any, src: "_Source", device: Any, batch_size: int
 
 
 # ============================================================================ per-block work
-def _merge_moments(a: tuple | None, b: tuple) -> tuple:
-    """Chan et al.'s pairwise merge of (count, mean [H], centred cross-products [H, H])."""
-    if a is None or a[0] == 0:
-        return b
-    if b[0] == 0:
-        return a
-    na, ma, sa = a
-    nb, mb, sb = b
-    n = na + nb
-    d = mb - ma
-    return n, ma + d * (nb / n), sa + sb + np.outer(d, d) * (na * nb / n)
-
-
 class _Worker:
     """The per-block work both engines run: load the model once, then analyse blocks.
 
@@ -383,35 +370,6 @@ class _Worker:
         return trace(self.model, b["X"], b["lengths"], gates=gates, device=self.opts["device"],
                      batch_size=self.opts["batch_size"])
 
-    def moments(self, tbl: Any) -> dict:
-        """Count, mean and centred cross-products of the analysed states, and the data hash part."""
-        from .trajectories import valid_mask
-
-        b = _block_arrays(tbl, self.meta)
-        tr = self._trace(b, gates=False)
-        h = tr.get("h", layer=-1, direction="fwd")
-        import torch
-
-        # float64 in torch: it keeps to torch's thread setting (numpy's BLAS starts its own threads)
-        pts = torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()
-        mean_t = pts.mean(dim=0)
-        c = pts - mean_t
-        m2 = (c.T @ c).numpy()
-        mean = mean_t.numpy()
-        infos = [dataclasses.asdict(m) for m in tr.modules]
-        return {"n": int(pts.shape[0]), "mean": mean, "m2": m2,
-                "hash": _row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"]),
-                "modules": infos, "logit_shape": list(tr.logits.shape[1:]), "units": int(h.shape[2])}
-
-    def moments_table(self, tbl: Any) -> Any:
-        """:meth:`moments` as a one-row Arrow table (what a Ray actor returns)."""
-        import pyarrow as pa
-
-        m = self.moments(tbl)
-        return pa.table({"n": [m["n"]], "mean": [m["mean"].tolist()], "m2": [m["m2"].reshape(-1).tolist()],
-                         "hash": [format(m["hash"], "064x")], "modules": [json.dumps(m["modules"])],
-                         "logit_shape": [json.dumps(m["logit_shape"])], "units": [m["units"]]})
-
     def __call__(self, tbl: Any) -> Any:
         """Analyse one block; returns an Arrow table, one row per sequence (a bundle part)."""
         import pyarrow as pa
@@ -423,6 +381,7 @@ class _Worker:
 
         o = self.opts
         b = _block_arrays(tbl, self.meta)
+        self.last_hash = _row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"])   # the data hash's part
         lens, n = b["lengths"], len(b["rows"])
         tr = self._trace(b, gates=True)
         h = tr.get("h", layer=-1, direction="fwd")
@@ -466,8 +425,9 @@ class _Worker:
         out["step:sum_abs"] = steps(sum_abs[mask])
         out["step:step_change"] = steps(change[mask])
         out["step:frac_saturated"] = steps(per_step)
-        # the PCA projection (StatePCA.transform) of the valid steps only
-        proj = (h[mask] - self.pca.mean_) @ self.pca.components_.T
+        # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
+        # values (a float64 product of every state took 10x longer for a difference below 1e-6)
+        proj = (h[mask] - self.pca.mean_.astype(np.float32)) @ self.pca.components_.T.astype(np.float32)
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
@@ -530,33 +490,28 @@ def _check_methods(methods: Sequence[str] | str) -> list[str]:
 
 def _run_local(src: _Source, worker: _Worker, parts_dir: Path, folder: Path | None = None,
                progress: Any = None) -> dict:
-    """Both passes block by block; with a build ``folder``, each finished block is kept there
-    (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are read back."""
+    """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
+    bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
+    kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept."""
+    from . import bundle_fit as bf
     from . import bundle_progress as bp
 
-    acc, hsum, first = None, 0, None
-    bar = bp.bar(src.n, "rnnviz: PCA moments", progress)
-    for k, tbl in enumerate(src.tables(columns=None)):
-        m = bp.load_moments(folder, k) if folder is not None else None
-        if m is None:
-            m = worker.moments(tbl)
-            if folder is not None:
-                bp.save_moments(folder, k, m)
-        acc = _merge_moments(acc, (m["n"], m["mean"], m["m2"]))
-        hsum = (hsum + m["hash"]) % (1 << 256)
-        first = first or m
-        bar.update(tbl.num_rows)
-    bar.close()
-    pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
-    worker.pca = _fitted_pca(pca)
+    fitted = bf.fit(src, worker, _block_arrays, _pca_from_moments)
+    worker.pca = _fitted_pca(fitted["pca"])
+    hsum = 0
     bar = bp.bar(src.n, "rnnviz: analyses", progress)
     for k, tbl in enumerate(src.tables()):
         part = parts_dir / f"part-{k:05d}.parquet"
         if folder is None or not bp.part_done(part):
             bp.write_part(worker(tbl), part)
+            h = worker.last_hash
+        else:   # a block an earlier run finished: its hash part without a trace
+            h = bf.block_hash(tbl, src.meta, _block_arrays, _row_hash_sum)
+        hsum = (hsum + h) % (1 << 256)
         bar.update(tbl.num_rows)
     bar.close()
-    return {"pca": pca, "hash": hsum, "first": first}
+    return {"pca": fitted["pca"], "hash": hsum, "first": fitted["first"],
+            "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")}}
 
 
 def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
@@ -589,21 +544,20 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
             kw["num_gpus"] = num_gpus
         model_ref = ray.put(model)
 
-        acc, hsum, first, nodes, gpu_blocks, n_blocks = None, 0, None, set(), 0, 0
-        mom = rds.map_batches(_RayMoments, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta},
-                              **kw)
-        for tbl in mom.iter_batches(batch_size=None, batch_format="pyarrow"):
+        hsum, nodes, gpu_blocks, n_blocks = 0, set(), 0, 0
+        # the data hash block by block (no trace), on the actors: where the blocks ran is recorded
+        hashes = rds.map_batches(_RayHash, fn_constructor_kwargs={"model": model_ref, "opts": opts,
+                                                                 "meta": src.meta}, **kw)
+        for tbl in hashes.iter_batches(batch_size=None, batch_format="pyarrow"):
             for i in range(tbl.num_rows):
-                r = {c: tbl[c][i].as_py() for c in tbl.column_names}
-                h = len(r["mean"])
-                acc = _merge_moments(acc, (int(r["n"]), np.asarray(r["mean"]), np.asarray(r["m2"]).reshape(h, h)))
-                hsum = (hsum + int(r["hash"], 16)) % (1 << 256)
-                nodes.add(r["node"])
-                gpu_blocks += int(r["gpus"] > 0)
+                hsum = (hsum + int(tbl["hash"][i].as_py(), 16)) % (1 << 256)
+                nodes.add(tbl["node"][i].as_py())
+                gpu_blocks += int(tbl["gpus"][i].as_py() > 0)
                 n_blocks += 1
-                first = first or {"modules": json.loads(r["modules"]), "logit_shape": json.loads(r["logit_shape"]),
-                                  "units": int(r["units"])}
-        pca = _pca_from_moments(acc[0], acc[1], acc[2], min(2, first["units"]))
+        from . import bundle_fit as bf
+
+        fitted = bf.fit(src, _Worker(model, opts, src.meta), _block_arrays, _pca_from_moments)
+        pca, first = fitted["pca"], fitted["first"]
 
         out = rds.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta,
                                                                "pca": pca}, **kw)
@@ -619,6 +573,7 @@ def _run_ray(src: _Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, c
                 shutil.move(str(f), parts_dir / f"part-{k:05d}.parquet")
                 k += 1
         return {"pca": pca, "hash": hsum, "first": first,
+                "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")},
                 "placement": {"ray_nodes": len(nodes), "ray_actors": int(concurrency),
                               "ray_gpus_per_actor": float(num_gpus or 0),
                               "ray_blocks_on_gpu_actors": f"{gpu_blocks} of {n_blocks}"}}
@@ -639,16 +594,19 @@ class _RayActor:
         self.worker = _Worker(model, opts, meta, pca)
 
 
-class _RayMoments(_RayActor):
+class _RayHash(_RayActor):
     def __call__(self, tbl: Any) -> Any:
+        import pyarrow as pa
         import ray
+
+        from . import bundle_fit as bf
 
         # where the block ran (the node, the GPUs Ray gave the actor): the build records how
         # many nodes and GPU actors took part
         ctx = ray.get_runtime_context()
-        out = self.worker.moments_table(tbl)
-        out = out.append_column("node", __import__("pyarrow").array([ctx.get_node_id()]))
-        return out.append_column("gpus", __import__("pyarrow").array([len(ray.get_gpu_ids())]))
+        h = bf.block_hash(tbl, self.worker.meta, _block_arrays, _row_hash_sum)
+        return pa.table({"hash": [format(h, "064x")], "node": [ctx.get_node_id()],
+                         "gpus": [len(ray.get_gpu_ids())]})
 
 
 class _RayAnalyse(_RayActor):
@@ -927,7 +885,7 @@ def build(
                 "threshold": opts["threshold"], "gate_low": opts["low"], "gate_high": opts["high"],
                 "levels": opts["levels"],
                 "pca": {"n_components": int(np.asarray(res["pca"]["components"]).shape[0]),
-                        "rule": "exact PCA of every valid step (moments merged over blocks)"},
+                        **res.get("fit", {"rule": "exact PCA of every valid step (moments merged over blocks)"})},
                 "saturation_groupings": sat_groups,
                 "aggregates": agg_entry,
                 "horizons": bundle_horizons.manifest_entry(methods, first["logit_shape"], batch_size,
@@ -1280,6 +1238,10 @@ class Bundle:
         frame = pd.DataFrame(data)
         frame.attrs["explained_variance_ratio"] = [
             float(v) for v in self._arrays("pca.safetensors")["explained_variance_ratio"]]
+        fit = self.manifest.get("analysis", {}).get("pca", {})
+        if all(type(fit.get(k)) is int for k in ("fitted_points", "points")) \
+                and 0 < fit["fitted_points"] <= fit["points"]:
+            frame.attrs["fitted_points"], frame.attrs["points"] = fit["fitted_points"], fit["points"]
         return frame
 
     def norms(self) -> pd.DataFrame:

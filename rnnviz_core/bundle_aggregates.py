@@ -9,7 +9,13 @@ columns it needs (memory: one part at a time):
   position and class = this / count);
 - ``hist.<column>.<g>`` [K, B]: how many sequences of each group have ``column`` (a share or a
   probability, in [0, 1]) in each of B equal bins (the value-spread views; bin b holds
-  [b/B, (b+1)/B), the last bin also holds 1).
+  [b/B, (b+1)/B), the last bin also holds 1);
+- ``pos_rel.<method>.<g>`` [K, P] and ``pos_rel_n.<method>.<g>`` [K, P]: the sum and count of
+  each sequence's |score| shares (|score| / its sum over the sequence) in P equal bins of the
+  relative position ``(t + 0.5) / length`` -- the Contributions page's "by position" and "by
+  true class" curves (:func:`rnnviz_core.attribution.rankings.mean_abs_by_position` with
+  ``relative=True, normalize=True``; :func:`position_frame` reads them back). Bundles built
+  before these were added lack them (``position_bins`` absent from the manifest entry).
 
 Groupings: ``predicted_class`` and ``true_class`` (when the bundle has them) and ``all`` (one
 group). Group labels are in sorted order (the order does not depend on how rows were split into
@@ -24,6 +30,7 @@ import numpy as np
 
 FILE = "aggregates.safetensors"
 BINS = 20
+POSITION_BINS = 10
 HIST_COLUMNS = ("confidence", "frac_saturated", "frac_saturated_final")
 GROUPINGS = ("all", "predicted_class", "true_class")
 
@@ -43,6 +50,9 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
     score: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, t_max)) for m in methods for g in groupings}
     hist: dict[tuple[str, str], np.ndarray] = {(c, g): np.zeros((0, BINS), np.int64) for c in hist_cols
                                                for g in groupings}
+    rel: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS)) for m in methods for g in groupings}
+    rel_n: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS), np.int64) for m in methods
+                                                for g in groupings}
     cols = ["length"] + [g for g in groupings if g != "all"] + hist_cols + [f"score:{m}" for m in methods]
 
     def grow(arr: np.ndarray, k: int) -> np.ndarray:
@@ -59,6 +69,15 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
             arr = np.zeros(mask.shape)
             arr[mask] = np.abs(vals)
             absval[m] = arr
+        r_idx, t_idx = np.nonzero(mask)
+        pos = np.minimum(((t_idx + 0.5) / lens[r_idx] * POSITION_BINS).astype(np.int64), POSITION_BINS - 1)
+        shares = {}
+        for m in methods:   # each sequence's |score| shares (NaN scores count as 0, as the page draws them)
+            a = np.nan_to_num(absval[m])
+            tot = a.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = (a / np.where(tot > 0, tot, 1.0)[:, None])[r_idx, t_idx]
+            shares[m] = (v, tot[r_idx] > 0)
         bins = {}
         for c in hist_cols:
             v = tbl[c].to_numpy(zero_copy_only=False).astype(np.float64)
@@ -80,6 +99,12 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
                 score[(m, g)] = grow(score[(m, g)], k)
             for c in hist_cols:
                 hist[(c, g)] = grow(hist[(c, g)], k)
+            for m in methods:
+                rel[(m, g)], rel_n[(m, g)] = grow(rel[(m, g)], k), grow(rel_n[(m, g)], k)
+                v, ok = shares[m]
+                idx = lab[r_idx][ok] * POSITION_BINS + pos[ok]
+                rel[(m, g)] += np.bincount(idx, weights=v[ok], minlength=k * POSITION_BINS).reshape(k, -1)
+                rel_n[(m, g)] += np.bincount(idx, minlength=k * POSITION_BINS).reshape(k, -1)
             for gi in np.unique(lab):
                 sel = lab == gi
                 count[g][gi, :t] += mask[sel].sum(axis=0)
@@ -99,7 +124,10 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
             arrays[f"score_abs.{m}.{g}"] = np.ascontiguousarray(score[(m, g)][order])
         for c in hist_cols:
             arrays[f"hist.{c}.{g}"] = np.ascontiguousarray(hist[(c, g)][order])
-    return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols}
+        for m in methods:
+            arrays[f"pos_rel.{m}.{g}"] = np.ascontiguousarray(rel[(m, g)][order])
+            arrays[f"pos_rel_n.{m}.{g}"] = np.ascontiguousarray(rel_n[(m, g)][order])
+    return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols, "position_bins": POSITION_BINS}
 
 
 def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse) -> None:
@@ -120,9 +148,38 @@ def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_
             want[f"score_abs.{m}.{g}"] = ("F64", (k, t_max))
         for c in cols:
             want[f"hist.{c}.{g}"] = ("I64", (k, BINS))
+        if "position_bins" in entry:
+            if entry["position_bins"] != POSITION_BINS:
+                raise refuse("Its manifest's description of the aggregates is not one this rnnviz reads.")
+            for m in methods:
+                want[f"pos_rel.{m}.{g}"] = ("F64", (k, POSITION_BINS))
+                want[f"pos_rel_n.{m}.{g}"] = ("I64", (k, POSITION_BINS))
     if set(header) != set(want):
         odd = sorted(set(header) ^ set(want))[0]
         raise refuse(f"'{FILE}' does not hold the arrays its manifest describes ('{odd[:60]}').")
     for key, (dt, shape) in want.items():
         if (header[key][0], tuple(header[key][1])) != (dt, shape):
             raise refuse(f"'{FILE}' holds '{key[:60]}' with another type or shape than its manifest describes.")
+
+
+def position_frame(bundle, method: str, by: str = "all", name: str = "true class"):
+    """Mean |score| share by relative position from a bundle's aggregates, in the frame
+    :func:`rnnviz_core.attribution.rankings.mean_abs_by_position` gives with ``relative=True,
+    normalize=True`` (columns ``bin, bin_start, bin_end, position, mean_abs, n``; with ``by``
+    other than ``all`` a first column ``name`` holding the group). None when the bundle was built
+    without these aggregates."""
+    import pandas as pd
+
+    entry = bundle.manifest.get("analysis", {}).get("aggregates") or {}
+    if entry.get("position_bins") != POSITION_BINS or by not in entry.get("groupings", {}) \
+            or method not in bundle.methods:
+        return None
+    arr = bundle._arrays(FILE)
+    s, n = arr[f"pos_rel.{method}.{by}"], arr[f"pos_rel_n.{method}.{by}"]
+    gi, bi = np.nonzero(n > 0)
+    out = pd.DataFrame({"bin": bi.astype(np.int64), "bin_start": bi / POSITION_BINS, "bin_end": (bi + 1) / POSITION_BINS,
+                        "position": (bi + 0.5) / POSITION_BINS, "mean_abs": s[gi, bi] / n[gi, bi],
+                        "n": n[gi, bi].astype(np.int64)})
+    if by != "all":
+        out.insert(0, name, np.asarray(entry["groupings"][by], dtype=object)[gi])
+    return out

@@ -107,8 +107,16 @@ class LazyTable:
             for i in keep:
                 yield f.read_row_group(i, columns=list(columns))
 
+    def schema(self) -> Any:
+        """The table's Arrow schema (from a part's footer: nothing else read)."""
+        return self._md(self._parts[0]).schema.to_arrow_schema()
+
+    def names(self) -> list[str]:
+        """The table's column names."""
+        return list(self.schema().names)
+
     def _check_columns(self, columns: Sequence[str]) -> None:
-        have = set(self._md(self._parts[0]).schema.to_arrow_schema().names)
+        have = set(self.names())
         bad = [c for c in columns if c not in have]
         if bad:
             raise BundleError(f"This bundle's table has no column {', '.join(map(repr, bad))}.")
@@ -162,13 +170,21 @@ class LazyTable:
         return out
 
     def column(self, name: str) -> np.ndarray:
-        """One per-sequence column of every sequence, in row order (reads that column only)."""
+        """One per-sequence column of every sequence, in row order (reads that column only); a
+        fixed-size list column (``logits``) comes as a 2-D array [N, k]."""
+        import pyarrow as pa
+
         self._check_columns(["row", name])
         out = None
         for g in self._groups(["row", name]):
             r = g["row"].to_numpy()
-            v = g[name].to_numpy(zero_copy_only=False)
+            col = g[name].combine_chunks()
+            if pa.types.is_fixed_size_list(col.type):   # the outputs: float [N, k], not N small arrays
+                v = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+            else:
+                v = col.to_numpy(zero_copy_only=False)
             if out is None:
-                out = np.empty(self._b.n_sequences, dtype=v.dtype if v.dtype.kind in "fiub" else object)
+                out = np.empty((self._b.n_sequences,) + v.shape[1:],
+                               dtype=v.dtype if v.dtype.kind in "fiub" else object)
             out[r] = v
         return out

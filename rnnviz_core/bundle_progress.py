@@ -1,13 +1,12 @@
 """A bundle build's progress bar and its checkpoints (resuming after a crash).
 
-**Progress.** :func:`bar` gives one bar per pass over the data (the PCA moments, then the
-analyses), counted in sequences, with the rate and the time left (``tqdm``, written to stderr;
+**Progress.** :func:`bar` gives one bar for the pass over the data (the analyses; every
+sequence is traced once), counted in sequences, with the rate and the time left (``tqdm``, written to stderr;
 a callable ``progress(done, total, what)`` gets the same numbers instead, for a notebook or a
 test).
 
 **Checkpoints.** A build works in a folder beside its output (``.<name>.rnnviz-build``); every
-finished block leaves its result there (the moments of the first pass as a small ``.npz``, the
-block's table of the second pass as its Parquet part), each written to a temporary name and
+finished block leaves its table there as its Parquet part, written to a temporary name and
 renamed, so a file either is complete or is not there. A build that stops (an exception, a
 killed process) leaves the folder behind (no fsync: after a power cut of the whole machine a
 part may be lost, and is then found unreadable and computed again); ``build(..., resume=True)`` with the same model,
@@ -64,7 +63,6 @@ def prepare(folder: Path, key: str, resume: bool) -> bool:
     for stale in folder.rglob("*.tmp"):   # a write the stop cut short
         stale.unlink()
     (folder / "bundle" / "sequences").mkdir(parents=True, exist_ok=True)
-    (folder / "moments").mkdir(exist_ok=True)
     _atomic_write(folder / KEY_FILE, json.dumps({"key": key}).encode())
     return same
 
@@ -74,32 +72,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
-
-
-def save_moments(folder: Path, k: int, m: Mapping) -> None:
-    """The first pass's result of block k (count, mean, centred cross-products, data hash, facts)."""
-    import io
-
-    buf = io.BytesIO()
-    np.savez(buf, n=np.int64(m["n"]), mean=m["mean"], m2=m["m2"],
-             facts=np.frombuffer(json.dumps({"hash": format(m["hash"], "064x"), "modules": m["modules"],
-                                             "logit_shape": m["logit_shape"], "units": m["units"]}).encode(),
-                                 dtype=np.uint8))
-    _atomic_write(folder / "moments" / f"block-{k:05d}.npz", buf.getvalue())
-
-
-def load_moments(folder: Path, k: int) -> dict | None:
-    """Block k's moments from an earlier run of this build, or None when it did not finish."""
-    p = folder / "moments" / f"block-{k:05d}.npz"
-    if not p.exists():
-        return None
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            facts = json.loads(z["facts"].tobytes().decode())
-            return {"n": int(z["n"]), "mean": z["mean"], "m2": z["m2"], "hash": int(facts["hash"], 16),
-                    "modules": facts["modules"], "logit_shape": facts["logit_shape"], "units": int(facts["units"])}
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def write_part(table: Any, path: Path) -> None:

@@ -75,7 +75,8 @@ def test_contribution_frames_rank_the_models_gradient_sizes(race):
 
     model, ds, b = race
     ra, rb = int(b.sample_rows[0]), int(b.sample_rows[1])
-    frame, top, pos, by_class = contribution_frames(b, "grad_norm", ra, rb)
+    frame, top, pos, by_class, note = contribution_frames(b, "grad_norm", ra, rb)
+    assert note is None
     # reference: the core's scores of the two rows computed from the model directly
     from rnnviz_core.contributions import contributions
     ref = contributions(model, ds.X[[ra, rb]], "grad_norm", ds.lengths[[ra, rb]], device="cpu")
@@ -94,16 +95,15 @@ def test_regression_bundle_start_page_gives_the_live_pages_error_figures():
     by hand here, in the live model card's words."""
     from types import SimpleNamespace
 
-    import pandas as pd
-
     from rnnviz_app.bundle_view import summary
     from rnnviz_core.regression import format_number
     true = np.array([1.0, 2.0, 4.0, 7.0])
     out = np.array([1.5, 2.0, 3.0, 7.5])
     b = SimpleNamespace(manifest={"model": {"sha256": "0" * 64, "class": "M"},
                                   "data": {"labelled": True, "content_hash": "1", "n_features": 2}},
-                        sequences=pd.DataFrame({"true": true}), class_names=None, logits=out[:, None],
-                        n_sequences=4, max_length=9, methods=["grad_norm"])
+                        class_names=None, n_sequences=4, max_length=9, methods=["grad_norm"],
+                        lazy=lambda: SimpleNamespace(names=lambda: ["row", "true", "logits"],
+                                                     column={"true": true, "logits": list(out[:, None])}.get))
     s = summary(b)
     assert s["classes"] == "one number (regression)"
     assert s["score_name"] == "Root mean squared error on the loaded data"

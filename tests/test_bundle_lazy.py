@@ -107,3 +107,27 @@ def test_the_app_opens_a_bundle_lazily_and_searches_its_ids(built, monkeypatch):
     got = bs.search_ids(b, ids[40], limit=5)
     assert ids[40] in list(got["id"]) and len(got) <= 5
     assert bs.search_ids(b, "   ").empty
+
+
+def test_position_aggregates_equal_the_live_pages_curves(built):
+    """The Contributions page's "by position" and "by true class" curves from the build-time
+    aggregates equal rankings.mean_abs_by_position on the live model's scores."""
+    from rnnviz_core import bundle_aggregates as ba
+    from rnnviz_core.attribution import rankings as rk
+
+    folder, _, ds, table, scores, _ = built
+    b = bundle.open(folder, read=False)
+    names = np.asarray(ds.class_names, dtype=object)
+    for m, ref in scores.items():
+        ref = np.nan_to_num(np.asarray(ref, dtype=np.float32))
+        want = rk.mean_abs_by_position(ref, relative=True, normalize=True, lengths=ds.lengths)
+        got = ba.position_frame(b, m)
+        assert list(got.columns) == list(want.columns)
+        assert list(got["bin"]) == list(want["bin"]) and list(got["n"]) == list(want["n"])
+        np.testing.assert_allclose(got["mean_abs"], want["mean_abs"], rtol=TOL)
+        want = rk.mean_abs_by_group(ref, names[ds.y], lengths=ds.lengths, name="true class")
+        got = ba.position_frame(b, m, "true_class")
+        assert list(got.columns) == list(want.columns)
+        assert list(got["true class"]) == list(want["true class"]) and list(got["n"]) == list(want["n"])
+        np.testing.assert_allclose(got["mean_abs"], want["mean_abs"], rtol=TOL)
+    assert ba.position_frame(b, "no_such_method") is None

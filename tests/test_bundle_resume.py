@@ -42,8 +42,8 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
     model, ds = race
     ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
 
-    calls = {"analyse": 0, "moments": 0}
-    real_call, real_moments = bundle._Worker.__call__, bundle._Worker.moments
+    calls = {"analyse": 0}
+    real_call = bundle._Worker.__call__
 
     def flaky(self, tbl):   # the third block's analyses fail once, as a crash would
         calls["analyse"] += 1
@@ -51,12 +51,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
             raise RuntimeError("the machine went away")
         return real_call(self, tbl)
 
-    def counted(self, tbl):
-        calls["moments"] += 1
-        return real_moments(self, tbl)
-
     monkeypatch.setattr(bundle._Worker, "__call__", flaky)
-    monkeypatch.setattr(bundle._Worker, "moments", counted)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="went away"):
         bundle.build(model, ds, out, batch_size=25, sample=8)
@@ -64,12 +59,12 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
     left = tmp_path / ".run.rnnviz-build"
     assert sorted(p.name for p in (left / "bundle" / "sequences").iterdir()) == \
         ["part-00000.parquet", "part-00001.parquet"]
-    assert calls == {"analyse": 3, "moments": 4}
+    assert calls == {"analyse": 3}
 
-    calls.update(analyse=0, moments=0)
+    calls.update(analyse=0)
     bundle.build(model, ds, out, batch_size=25, sample=8, resume=True)
-    # 4 blocks: both passes' finished blocks are read back, only blocks 3 and 4 are analysed
-    assert calls == {"analyse": 2, "moments": 0}
+    # 4 blocks: the finished blocks are kept, only blocks 3 and 4 are analysed
+    assert calls == {"analyse": 2}
     assert not left.exists()
     _same(bundle.open(out), ref)
 
@@ -96,12 +91,11 @@ def test_a_resume_with_other_options_starts_again(race, tmp_path, monkeypatch):
     _same(bundle.open(tmp_path / "run"), bundle.open(ref))
 
 
-def test_progress_counts_every_sequence_of_both_passes(race, tmp_path):
+def test_progress_counts_every_sequence_of_the_one_pass(race, tmp_path):
     model, ds = race
     seen = []
     bundle.build(model, ds, tmp_path / "p", batch_size=30, sample=0,
                  progress=lambda done, total, what: seen.append((what, done, total)))
-    moments = [s for s in seen if "moments" in s[0]]
     analyses = [s for s in seen if "analyses" in s[0]]
-    assert [d for _, d, _ in moments] == [30, 60, 90, 100] and {t for *_, t in moments} == {100}
-    assert [d for _, d, _ in analyses] == [30, 60, 90, 100]
+    assert [d for _, d, _ in analyses] == [30, 60, 90, 100] and {t for *_, t in analyses} == {100}
+    assert {w for w, *_ in seen} == {w for w, *_ in analyses}     # every sequence traced in one pass

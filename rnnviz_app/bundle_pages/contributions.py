@@ -30,11 +30,11 @@ method = bound(st.selectbox, "Method", "method", "grad_norm" if "grad_norm" in m
                format_func=cc.method_label)
 st.info(f"**{cc.method_label(method)}**: {METHODS.get(method, '')}  \n{NOT_INCLUDED['target']}")
 a, bb = bv.pick_pair(b)
-ids = [str(i) for i in b.ids]
+ids = bv.sample_ids(b)           # the sampled rows only: the table is never read whole
 rows = [int(r) for r in b.sample_rows]
 H = msg.guarded(bv.sample_states, b)
-lens = b.lengths
-frame, top, pos, by_class = msg.guarded(bv.contribution_frames, b, method, a, bb)
+lens = bv.sample_lengths(b)
+frame, top, pos, by_class, note = msg.guarded(bv.contribution_frames, b, method, a, bb)
 n_steps = int(max(lens[a], lens[bb]))
 window = wg.step_window(n_steps, "contrib")   # long sequences: a range of steps, as on the live page
 
@@ -54,10 +54,13 @@ with msg.section("The ranking of the top steps"):
     st.caption(table.attrs.get("caption", ""))
 
 st.subheader("Where in the sequences the model looks")
+if note:
+    st.info(md_escape(note, max_len=1000))
 cols = st.columns(2)
-with cols[0], msg.section("The scores by position"):
-    st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
-    wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
+if pos is not None:
+    with cols[0], msg.section("The scores by position"):
+        st.caption(wg.chart(cc.position_chart, pos, width=220, title="All sequences", key=(method, "pos")))
+        wg.csv_button(pos, "Download (CSV)", "by_position.csv", "dl_pos")
 if by_class is not None:
     with cols[1], msg.section("The scores by true class"):
         st.caption(wg.chart(cc.position_chart, by_class, width=175, title="By true class", key=(method, "grp")))

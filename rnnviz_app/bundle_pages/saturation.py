@@ -28,7 +28,8 @@ if not options:
 g1, g2, g3 = st.columns([2, 1, 1])
 by = bound(g1.selectbox, "Group the sequences by", "by", "correct" if "correct" in options else next(iter(options)),
            list(options), format_func=options.get)
-labels = bv.group_labels(b, by)
+table = bv.group_table(b, by)   # one-value columns of every sequence; never the per-step lists
+labels = table["_group"]
 present = sorted(labels.unique(), key=str)
 if len(present) < 2:
     st.warning(f"Grouping by '{plain(options[by])}' puts every sequence in one group; choose another grouping under "
@@ -51,8 +52,6 @@ with msg.section("Saturation over time"):
     wg.csv_button(over, "Download the data of this view (CSV)", "over_time.csv", "dl_over_time")
 
 st.subheader("Group A vs group B")
-table = b.sequences.copy()
-table["_group"] = labels.to_numpy()
 try:
     cmp = ps.compare(table, "_group", ga, gb)
 except Exception:  # noqa: BLE001 - a comparison that cannot be made is said, not raised

@@ -144,7 +144,8 @@ def bundle_frames(b) -> tuple:
         return None, None, regression
     lazy = b.lazy()
     labelled = bool(b.manifest.get("data", {}).get("labelled"))
-    cols = (["abs_error"] if labelled else []) if regression else \
+    # a number model's ranges need its predictions and (empty) confidences: range_groups checks them
+    cols = (["pred", "confidence"] + (["abs_error"] if labelled else [])) if regression else \
         (["predicted_class"] + (["outcome"] if labelled else []))
     table = pd.DataFrame({"seq": frame["seq"].to_numpy(), **{c: lazy.column(c) for c in cols}})
     if "predicted_class" in table and b.class_names:   # groups in the model's class order, as live
@@ -210,7 +211,7 @@ def bundle_section(b, dig: str | None = None) -> None:
                    f"decision step is the first step from which the answer on the prefix equals the final answer and "
                    f"stays; the horizons count the steps back from the last step that hold that share of the "
                    f"absolute {label} scores.")
-        cmp = _compare(frame, table, regression) if len(table.columns) > 1 else None
+        cmp = _compare(frame, table, regression) if ("abs_error" if regression else "outcome") in table else None
         if cmp is None:
             st.caption("No comparison of right and wrong answers: the bundle's data has no true values, or a group "
                        "has fewer than 2 sequences.")

@@ -214,6 +214,10 @@ def main(argv=None) -> None:
                     help="comma-separated case keys (default: all)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds one page may take")
     ap.add_argument("--no-warm", action="store_true", help="only the first (cold) visit of each page")
+    ap.add_argument("--pages", default=",".join(p or "Start" for p in PAGES),
+                    help="the pages visited after the upload, in this order (default: Start,Trajectories,Saturation,"
+                         "Contributions); e.g. Contributions first measures it with no head start for the work "
+                         "started in the background after the upload")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
@@ -245,7 +249,7 @@ def main(argv=None) -> None:
                         print(f"  upload FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160]}", flush=True)
                         continue
                     print(f"  upload -> start page figure: {took:.2f} s", flush=True)
-                    for path in PAGES:
+                    for path in ["" if p == "Start" else p for p in args.pages.split(",")]:
                         for run in ("cold",) if args.no_warm else ("cold", "warm"):
                             print(f"  {run:<5} {_fmt(visit(browser, url, path, query, args.timeout))}", flush=True)
                 browser.close()

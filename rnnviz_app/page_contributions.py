@@ -33,14 +33,18 @@ def prefetch_scores(ctx: Loaded, tr) -> None:
     background computation at a time on a small server)."""
     from rnnviz_app import prefetch
 
+    key = prefetch.scores_key(ctx.key, DEFAULT_METHOD, ctx.target)
+
     def job():
         try:
             tr.arrays  # after the gates (computed once, by the trace's own thread), not beside them
         except Exception:  # noqa: BLE001 - the pages that need the gates say why they failed
             pass
+        if not prefetch.claim(key).take():   # the page asked first and computes them itself
+            return None
         return _scores(ctx.model, ctx.data.X, ctx.data.lengths, DEFAULT_METHOD, ctx.target, ctx.device)
 
-    prefetch.start(prefetch.scores_key(ctx.key, DEFAULT_METHOD, ctx.target), job)
+    prefetch.start(key, job, claimable=True)
 
 
 def scores(ctx: Loaded, method: str):

@@ -23,11 +23,13 @@ MAX_JOBS = 8
 
 _LOCK = threading.Lock()
 _JOBS: "OrderedDict[tuple, Future]" = OrderedDict()
+_CLAIMS: "dict[tuple, Claim]" = {}
 
 
-def start(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
+def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = False) -> Future:
     """Run ``fn(*args)`` in a background thread once per ``key``; the job's future (an existing one
-    when this key was started before)."""
+    when this key was started before). ``claimable``: the job takes its :func:`claim` before its
+    work, and a caller of :func:`result` that takes it first does the work instead."""
     with _LOCK:
         fut = _JOBS.get(key)
         if fut is not None:
@@ -35,8 +37,11 @@ def start(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
             return fut
         fut = Future()
         _JOBS[key] = fut
+        if claimable:
+            _CLAIMS[key] = Claim()
         while len(_JOBS) > MAX_JOBS:
-            _JOBS.popitem(last=False)
+            old, _ = _JOBS.popitem(last=False)
+            _CLAIMS.pop(old, None)
 
     def run() -> None:
         if not fut.set_running_or_notify_cancel():
@@ -52,6 +57,33 @@ def start(key: tuple, fn: Callable[..., Any], *args: Any) -> Future:
     return fut
 
 
+class Claim:
+    """The hand-over between a background job that must first wait for something (the trace's
+    gates) and a page that may ask for the same result before that: whoever calls :meth:`take`
+    first does the work; the other one gets False (the job then stops, the page then waits)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = False
+
+    @property
+    def taken(self) -> bool:
+        return self._taken
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._taken:
+                return False
+            self._taken = True
+            return True
+
+
+def claim(key: tuple) -> Claim:
+    """The :class:`Claim` of ``key``'s claimable job (a fresh, untaken one when there is none)."""
+    with _LOCK:
+        return _CLAIMS.get(key) or Claim()
+
+
 def get(key: tuple) -> Future | None:
     """The job started for ``key``, or None."""
     with _LOCK:
@@ -60,9 +92,14 @@ def get(key: tuple) -> Future | None:
 
 def result(key: tuple) -> Any | None:
     """The job's result for ``key`` (waiting for it when it is under way); None when there is no
-    such job or it failed (the caller then computes it itself)."""
+    such job, it failed, or it had not begun its work (it then stops, and the caller computes the
+    result itself instead of waiting for what the job waits for first)."""
     fut = get(key)
     if fut is None:
+        return None
+    with _LOCK:
+        c = _CLAIMS.get(key)
+    if c is not None and c.take():   # a claimable job that has not begun: it will not, the caller works
         return None
     try:
         return fut.result()

@@ -31,6 +31,7 @@ def fresh(monkeypatch, tmp_path):
     su.init_session()
     with prefetch._LOCK:
         prefetch._JOBS.clear()
+        prefetch._CLAIMS.clear()
     yield
 
 
@@ -90,3 +91,36 @@ def test_the_trace_starts_the_default_scores_and_the_page_takes_them():
     other, _ = pc.scores(ctx, "input_x_grad")
     np.testing.assert_allclose(np.asarray(other), np.asarray(rv.contributions(
         ctx.model, ctx.data.X, "input_x_grad", ctx.data.lengths, ctx.target)), atol=1e-6)
+
+
+def test_a_page_that_asks_before_the_job_begins_computes_itself_and_the_job_stops():
+    """The job first waits (for the trace's gates); a page asking meanwhile takes the work over
+    instead of waiting for what the job waits for; the job then does not compute it again."""
+    wait, ran = threading.Event(), []
+
+    def job():
+        wait.wait(5)                     # what the job waits for first
+        if not prefetch.claim(("k2",)).take():
+            return None
+        ran.append(1)
+        return "job's"
+
+    prefetch.start(("k2",), job, claimable=True)
+    assert prefetch.result(("k2",)) is None        # not begun: the caller computes it itself
+    wait.set()
+    assert prefetch.get(("k2",)).result(timeout=5) is None and ran == []
+
+    gate = threading.Event()
+
+    def begun():
+        if not prefetch.claim(("k3",)).take():
+            return None
+        gate.wait(5)
+        return "job's"
+
+    prefetch.start(("k3",), begun, claimable=True)
+    deadline = time.time() + 5
+    while not prefetch.claim(("k3",)).taken and time.time() < deadline:
+        time.sleep(0.01)
+    threading.Timer(0.2, gate.set).start()
+    assert prefetch.result(("k3",)) == "job's"      # begun: the caller waits for it

@@ -447,12 +447,11 @@ def edited_paths(original: Any, edited: Any, n_components: int = 2, *, pca: Any 
         raise InputError("The original sequence has no real step to fit a PCA basis on.")
     if pca is None:
         pca = StatePCA(n_components=k, max_points=None).fit(h_o[None])
-    parts = []
-    for name, h in (("original", h_o), ("edited", h_e)):
-        proj = pca.transform(h[None])[0]                                  # (L, k)
-        cols = {"version": name, "step": np.arange(h.shape[0])}
-        cols.update({f"pc{j + 1}": proj[:, j] for j in range(k)})
-        parts.append(pd.DataFrame(cols))
-    frame = pd.concat(parts, ignore_index=True)
+    # both versions projected in one call, one frame built once (no concat of two frames)
+    proj = pca.transform(np.concatenate([h_o, h_e])[None])[0]              # (L + L', k)
+    cols = {"version": np.repeat(np.array(["original", "edited"], dtype=object), [h_o.shape[0], h_e.shape[0]]),
+            "step": np.concatenate([np.arange(h_o.shape[0]), np.arange(h_e.shape[0])])}
+    cols.update({f"pc{j + 1}": proj[:, j] for j in range(k)})
+    frame = pd.DataFrame(cols)
     frame.attrs["explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio_]
     return frame

@@ -61,9 +61,23 @@ def gru_keep(x, h0, w: LayerWeights, mask):
     ``(h_{t-1}, r_t, z_t, n_t, W_hn h_{t-1} + b_hn)``.
     """
     out_tm, h_n, rz, g_n, ghn, h_prev = _gru_steps(x, h0, w, mask)
-    hc = g_n.shape[2]
-    kept = [(h_prev[t], rz[t, :, :hc], rz[t, :, hc:], g_n[t], ghn[t]) for t in range(x.shape[1])]
-    return out_tm.transpose(0, 1), h_n, None, {}, kept
+    return out_tm.transpose(0, 1), h_n, None, {}, _Kept(h_prev, rz, g_n, ghn)
+
+
+class _Kept:
+    """``kept[t]`` of :func:`gru_keep`, its views made when the backward reaches step t (it often
+    stops early: see :mod:`.backward`), not 5 x T of them up front."""
+
+    def __init__(self, h_prev, rz, g_n, ghn):
+        self.h_prev, self.rz, self.g_n, self.ghn = h_prev, rz, g_n, ghn
+        self.hc = g_n.shape[2]
+
+    def __len__(self) -> int:
+        return self.g_n.shape[0]
+
+    def __getitem__(self, t: int):
+        hc = self.hc
+        return self.h_prev[t], self.rz[t, :, :hc], self.rz[t, :, hc:], self.g_n[t], self.ghn[t]
 
 
 def gru_record(x, h0, w: LayerWeights, mask):

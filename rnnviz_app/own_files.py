@@ -15,11 +15,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from rnnviz_app.context import Loaded
 from rnnviz_app.messages import CONTROLS, app_message
+from rnnviz_app.own_labels import (  # noqa: F401 - the choices' words, also used as own_files.<name>
+    OPTION_CHARS, ORDER_SHORT, READOUT_OPTION, READOUT_SHORT, TYPED, choice_figure, fit_option, keep_figures_current,
+    order_help, order_label, readout_label)
 from rnnviz_app.state_url import remember, view, widget_key
 from rnnviz_app.text import format_accuracy, md_escape  # noqa: F401 - also used by the start page
 from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
@@ -39,7 +41,6 @@ MODEL_PARAMS = ("readout", "clsorder", "clsnames")
 AUTO = "(found automatically)"
 NO_LABELS = "(no labels)"
 MISSING = {"error": "Refuse the file", "fill": "Fill forward from the step before", "drop": "Drop those sequences"}
-TYPED = "typed"
 #: bytes the traced arrays of one pair may take; a larger file is traced as a stratified sample
 TRACE_BUDGET_BYTES = int(os.environ.get("RNNVIZ_TRACE_BUDGET_BYTES", 512 << 20))
 COLUMN_FIELDS = {"id", "id_col", "order", "order_col", "label", "label_col", "features", "feature_cols",
@@ -527,78 +528,3 @@ def _vocab_name(v: dict) -> str:
         return stored(dig)[1] or ""
     except KeyError:
         return ""
-
-
-READOUT_SHORT = {"last": "Last real step's output", "h_n": "Final hidden state h_n",
-                 "mean": "Mean over the real steps", "max": "Max over the real steps"}
-#: class orders in a few words (the sidebar is narrow); the full sentence is in the help
-ORDER_SHORT = {"declared": "Declared in the file", "sorted_text": "Sorted as text",
-               "first": "First appearance", TYPED: "Typed by hand"}
-#: head readings in the sidebar's choice (a few words: the option carries its figure too)
-READOUT_OPTION = {"last": "Last real step", "h_n": "Final state h_n", "mean": "Mean over steps",
-                  "max": "Max over steps"}
-#: the longest option text the sidebar's choices show whole at its default width (measured in
-#: chromium: about 32 characters fit); longer ones are cut here with "…", and every choice's help
-#: lists the options in full
-OPTION_CHARS = 30
-
-
-def fit_option(text: str, figure: str = "") -> str:
-    """An option's text cut to fit the sidebar with an ellipsis, never mid-word without one; the
-    figure in brackets is always kept whole."""
-    from rnnviz_core.rankings import shorten
-    room = OPTION_CHARS - len(figure)
-    return shorten(text, max(8, room)) + figure
-
-
-def readout_label(key: str, table) -> str:
-    """Option text: the head reading in a few words and its accuracy (or, for regression, its
-    error) on the loaded data."""
-    return fit_option(READOUT_OPTION.get(key, key), choice_figure(table, "readout", key))
-
-
-def order_label(key: str, table, cands_labels: dict) -> str:
-    """Option text: the class order in a few words and its accuracy on the loaded data."""
-    if key == TYPED:
-        return ORDER_SHORT[TYPED]
-    short = ORDER_SHORT.get(key) or str(cands_labels.get(key, key)).split(" (the same as")[0]
-    return fit_option(short, choice_figure(table, "key", key))
-
-
-def order_help(cands_labels: dict, table) -> str:
-    """The class orders in full (the tooltip of the choice), each with its accuracy."""
-    lines = [f"- {md_escape(order_label(k, table, cands_labels).split(' (')[0])}: {md_escape(lab)}"
-             f"{md_escape(choice_figure(table, 'key', k))}" for k, lab in cands_labels.items()]
-    return "  \n".join(lines)
-
-
-def choice_figure(table, col: str, key: str) -> str:
-    """" (87.3%)" (accuracy) or " (RMSE 0.0443)" (a regression head's error); "" when neither."""
-    try:
-        row = table[table[col] == key]
-    except Exception:  # noqa: BLE001
-        return ""
-    if not len(row):
-        return ""
-    acc = float(row["accuracy"].iloc[0]) if "accuracy" in row else float("nan")
-    if np.isfinite(acc):
-        return f" ({format_accuracy(acc)})"
-    err = float(row["rmse"].iloc[0]) if "rmse" in row else float("nan")
-    from rnnviz_core.regression import format_number
-    return f" (RMSE {format_number(err)})" if np.isfinite(err) else ""
-
-
-def keep_figures_current(name: str, labels: list[str]) -> None:
-    """Make the browser show an option list's current figures.
-
-    Streamlit keeps a keyed selectbox's selected option as the text it showed: when the figures
-    beside the options change (another choice changed them) the browser would go on showing the
-    old text ("Final hidden state h_n (18.0%)") until the page is left. Setting the widget's own
-    value again before it is drawn makes Streamlit send the current text. Call it just before
-    drawing the selectbox ``w_<name>``.
-    """
-    key, seen_key = "w_" + name, "_labels_" + name
-    seen = st.session_state.get(seen_key)
-    st.session_state[seen_key] = list(labels)
-    if seen is not None and list(seen) != list(labels) and key in st.session_state:
-        st.session_state[key] = st.session_state[key]

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import rnnviz_core as rv
-from rnnviz_core import bundle
+from rnnviz_core import bundle, bundle_format
 from rnnviz_core import saturation as sa
 from rnnviz_core import trajectories as tj
 from rnnviz_core.data import from_arrays
@@ -215,8 +215,8 @@ def test_manifest_says_what_was_computed_from_what(race_bundle, race):
     # one changed value in one sequence changes the data hash
     X = ds.X.copy()
     X[3, 0, 0] += 1.0
-    before = bundle._row_hash_sum(np.arange(150), ds.ids, ds.lengths, ds.X, ds.y)
-    after = bundle._row_hash_sum(np.arange(150), ds.ids, ds.lengths, X, ds.y)
+    before = bundle_format.row_hash_sum(np.arange(150), ds.ids, ds.lengths, ds.X, ds.y)
+    after = bundle_format.row_hash_sum(np.arange(150), ds.ids, ds.lengths, X, ds.y)
     assert format(before, "064x") == m["data"]["content_hash"].split(":")[1] and after != before
 
 

@@ -11,7 +11,7 @@ import pytest
 from test_horizon import ShiftRegister, _by_hand
 
 import rnnviz_core as rv
-from rnnviz_core import bundle, bundle_horizons
+from rnnviz_core import bundle, bundle_format, bundle_horizons
 from rnnviz_core.data import from_arrays
 from rnnviz_core.horizons import DEFAULT_HORIZON_METHOD, HORIZON_METRICS
 
@@ -85,7 +85,7 @@ def _rewrite(path: Path, change_table, change_manifest) -> None:
     m = json.loads((path / "manifest.json").read_text())
     for p in sorted((path / "sequences").glob("*.parquet")):
         pq.write_table(change_table(pq.read_table(p)), p)
-        m["files"][p.relative_to(path).as_posix()] = dict(zip(("sha256", "bytes"), bundle._file_sha256(p)))
+        m["files"][p.relative_to(path).as_posix()] = dict(zip(("sha256", "bytes"), bundle_format.file_sha256(p)))
     change_manifest(m)
     (path / "manifest.json").write_text(json.dumps(m))
 

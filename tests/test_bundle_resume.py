@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rnnviz_core as rv
-from rnnviz_core import bundle
+from rnnviz_core import bundle, bundle_engines
 
 TOL = 1e-5
 
@@ -43,7 +43,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
     ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
 
     calls = {"analyse": 0}
-    real_call = bundle._Worker.__call__
+    real_call = bundle_engines.Worker.__call__
 
     def flaky(self, tbl):   # the third block's analyses fail once, as a crash would
         calls["analyse"] += 1
@@ -51,7 +51,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
             raise RuntimeError("the machine went away")
         return real_call(self, tbl)
 
-    monkeypatch.setattr(bundle._Worker, "__call__", flaky)
+    monkeypatch.setattr(bundle_engines.Worker, "__call__", flaky)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="went away"):
         bundle.build(model, ds, out, batch_size=25, sample=8)
@@ -71,7 +71,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
 
 def test_a_resume_with_other_options_starts_again(race, tmp_path, monkeypatch):
     model, ds = race
-    real_call = bundle._Worker.__call__
+    real_call = bundle_engines.Worker.__call__
     state = {"n": 0}
 
     def flaky(self, tbl):
@@ -80,7 +80,7 @@ def test_a_resume_with_other_options_starts_again(race, tmp_path, monkeypatch):
             raise RuntimeError("stop")
         return real_call(self, tbl)
 
-    monkeypatch.setattr(bundle._Worker, "__call__", flaky)
+    monkeypatch.setattr(bundle_engines.Worker, "__call__", flaky)
     with pytest.raises(RuntimeError):
         bundle.build(model, ds, tmp_path / "run", batch_size=25, sample=0)
     state["n"] = 10

@@ -148,3 +148,16 @@ def test_one_length_mask_for_numpy_and_torch():
     assert isinstance(got, torch.Tensor) and got.dtype == torch.bool
     np.testing.assert_array_equal(got.numpy(), want)
     np.testing.assert_array_equal(valid_mask(np.array([2, 1, 4]), 4, device="cpu").numpy(), want)
+
+
+def test_the_bundle_facade_keeps_every_name_it_had():
+    """Issue 20 split ``bundle.py`` by concern; ``bundle.<name>`` keeps working for the old names."""
+    from rnnviz_core import bundle, bundle_build, bundle_engines, bundle_format, bundle_read
+
+    assert bundle.build is bundle_build.build and bundle.open is bundle_read.open
+    assert bundle.Bundle is bundle_read.Bundle and bundle._Worker is bundle_engines.Worker
+    assert bundle._row_hash_sum is bundle_format.row_hash_sum and bundle._file_sha256 is bundle_format.file_sha256
+    for name in bundle.__all__ + ["DEFAULT_BATCH", "DEFAULT_SAMPLE", "DEFAULT_MAX_BYTES", "MAX_MANIFEST_BYTES",
+                                  "MAX_FILES", "BundleFiles", "InputError", "_Source", "_block_arrays",
+                                  "_fitted_pca", "_run_local", "_run_ray", "_refuse"]:
+        assert hasattr(bundle, name), name

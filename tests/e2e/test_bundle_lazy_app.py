@@ -25,7 +25,7 @@ pytestmark = pytest.mark.browser
 SPY = '''
 import os
 try:
-    from rnnviz_core.bundle import Bundle
+    from rnnviz_core.bundle_read import Bundle
     _real = Bundle._table
     def _spy(self):
         with open(os.environ["RNNVIZ_SPY_LOG"], "a") as f:

@@ -1,0 +1,377 @@
+"""Building a bundle (split from :mod:`rnnviz_core.bundle`, issue 20): :func:`build` checks its
+options, runs an engine (:mod:`rnnviz_core.bundle_engines`), then writes the saturation groupings,
+the aggregates, the sample's full traces and the manifest, as a folder or one zip."""
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import bundle_check as _check
+from . import bundle_horizons
+from .bundle_blocks import Source, block_arrays
+from .bundle_engines import Worker, run_local, run_ray
+from .bundle_format import (DEFAULT_BATCH, DEFAULT_METHODS, DEFAULT_SAMPLE, FORMAT, FORMAT_VERSION, file_sha256,
+                            model_hash)
+from .errors import InputError
+
+_N_GROUP_VALUES = 20   # data columns with at most this many values get precomputed saturation curves
+
+
+def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int) -> tuple[float, int] | None:
+    """A one-output model's decision tolerance (:func:`rnnviz_core.horizon_findings.regression_tolerance`)
+    over the final outputs of the whole data, so every block uses the same one, as the live page
+    does over every loaded sequence: all sequences up to ``bundle_horizons.TOL_SEQUENCES``, evenly
+    spaced blocks beyond. (tolerance, sequences used), or None for a model with several outputs
+    (one block's forward pass tells)."""
+    from .horizon_findings import regression_tolerance
+    from .trace import predict
+
+    every = bundle_horizons.tolerance_block_step(src.n, src.block_size)
+    finals, used = [], 0
+    for i, tbl in enumerate(src.tables(columns=["row", "id", "length", "x"])):
+        if i % every:
+            continue
+        b = block_arrays(tbl, src.meta)
+        out = np.asarray(predict(model, b["X"], b["lengths"], device=device, batch_size=batch_size))
+        if out.reshape(len(out), -1).shape[1] != 1:
+            return None
+        finals.append(out.reshape(-1))
+        used += len(out)
+    return (regression_tolerance(np.concatenate(finals)), used) if finals else None
+
+
+# ============================================================================ the builder
+def _check_methods(methods: Sequence[str] | str) -> list[str]:
+    from .contributions import METHODS
+
+    if isinstance(methods, str):
+        methods = [methods]
+    methods = list(dict.fromkeys(methods))
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise InputError(f"Unknown contribution method(s) {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(METHODS)}.")
+    return methods
+
+
+def _read_parts(parts_dir: Path, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    for p in sorted(parts_dir.glob("*.parquet")):
+        yield pq.read_table(p, columns=list(columns)).to_pandas()
+
+
+def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
+    """Per grouping: count / sum / sum of squares [K, T] of the per-step saturated share, streamed."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
+    names = [c for c in ("true_class", "predicted_class", "outcome", "saturation") if c in schema.names]
+    names += [c for c in schema.names if c.startswith("data:")]
+    labels: dict[str, dict[str, int]] = {g: {} for g in names}
+    sums: dict[str, list] = {g: [] for g in names}
+    for p in sorted(parts_dir.glob("*.parquet")):
+        tbl = pq.read_table(p, columns=names + ["length", "step:frac_saturated"])
+        lens = tbl["length"].to_numpy()
+        t = int(lens.max())
+        vals = tbl["step:frac_saturated"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+        from .trajectories import valid_mask
+
+        mask = valid_mask(lens, t)
+        per = np.zeros(mask.shape)
+        per[mask] = vals
+        for g in names:
+            uniq, inv = np.unique(np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=str), return_inverse=True)
+            # codes in order of first appearance, as the labels dictionary numbers them
+            first = np.full(len(uniq), len(inv), dtype=np.int64)
+            np.minimum.at(first, inv, np.arange(len(inv)))
+            code = np.empty(len(uniq), dtype=np.int64)
+            for j in np.argsort(first, kind="stable"):
+                code[j] = labels[g].setdefault(str(uniq[j]), len(labels[g]))
+            idx = code[inv]
+            if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
+                continue
+            k = len(labels[g])
+            while len(sums[g]) < 3:
+                sums[g].append(np.zeros((0, t_max)))
+            for j, arr in enumerate((mask.astype(float), per, per ** 2)):
+                acc = sums[g][j]
+                if acc.shape[0] < k:
+                    acc = np.vstack([acc, np.zeros((k - acc.shape[0], t_max))])
+                if k <= 64:   # a few groups: one masked sum each (np.add.at is slow per row)
+                    for gi in np.unique(idx):
+                        acc[gi, :t] += arr[idx == gi].sum(axis=0)
+                else:
+                    np.add.at(acc[:, :t], idx, arr)
+                sums[g][j] = acc
+    arrays, listed = {}, {}
+    for g in names:
+        if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
+            continue
+        # groups in sorted order, not in order of first appearance: that order depends on how the
+        # rows were split into parts (Ray's parts differ from a local build's), the numbers do not
+        names_g = list(labels[g])
+        order = sorted(range(len(names_g)), key=lambda i: names_g[i])
+        for j, what in enumerate(("count", "sum", "sumsq")):
+            arrays[f"{g}.{what}"] = np.ascontiguousarray(sums[g][j][order])
+        listed[g] = [names_g[i] for i in order]
+    return arrays, listed
+
+
+def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
+    """Rows covering every (true class, outcome) cell (or predicted class without labels), round robin."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
+    keys = [c for c in ("true_class", "outcome") if c in schema.names] or \
+           [c for c in ("predicted_class",) if c in schema.names]
+    frames = list(_read_parts(parts_dir, ["row"] + keys))
+    df = pd.concat(frames, ignore_index=True).sort_values("row", kind="stable")
+    if size >= len(df):
+        return df["row"].to_numpy(np.int64)
+    rng = np.random.default_rng(seed)
+    cell = pd.Series("all", index=df.index)
+    if keys:
+        cell = df[keys[0]].astype(str)
+        for k in keys[1:]:
+            cell = cell + "|" + df[k].astype(str)
+    pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
+    picked: list[int] = []
+    i = 0
+    while len(picked) < size:
+        for pool in pools:
+            if i < len(pool) and len(picked) < size:
+                picked.append(int(pool[i]))
+        i += 1
+    return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def _sample_arrays(src: Source, model: Any, rows: np.ndarray, opts: Mapping) -> dict:
+    from .trace import trace
+
+    wanted = set(int(r) for r in rows)
+    blocks = []
+    for tbl in src.tables():
+        r = tbl["row"].to_numpy()
+        keep = np.flatnonzero(np.isin(r, rows))
+        if keep.size:
+            blocks.append(block_arrays(tbl.take(keep), src.meta))
+        wanted -= set(int(v) for v in r[keep])
+        if not wanted:
+            break
+    t = max(int(b["lengths"].max()) for b in blocks)
+    X = np.concatenate([np.pad(b["X"], [(0, 0), (0, t - b["X"].shape[1])] + [(0, 0)] * (b["X"].ndim - 2))
+                        for b in blocks])
+    lens = np.concatenate([b["lengths"] for b in blocks])
+    tr = trace(model, X, lens, gates=True, device=opts["device"], batch_size=opts["batch_size"])
+    out = {"rows": np.concatenate([b["rows"] for b in blocks]).astype(np.int64), "lengths": lens.astype(np.int64),
+           "x": np.ascontiguousarray(X), "logits": np.ascontiguousarray(tr.logits, dtype=np.float32),
+           "hidden": np.ascontiguousarray(tr.hidden)}
+    for name, arr in tr.arrays.items():
+        out[f"trace:{name}"] = np.ascontiguousarray(arr, dtype=np.float32)
+    return out
+
+
+def _save_st(arrays: Mapping[str, np.ndarray], path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def build(
+    model: Any,
+    dataset: Any,
+    path: str | os.PathLike,
+    *,
+    methods: Sequence[str] | str = DEFAULT_METHODS,
+    method_options: Mapping[str, Mapping[str, Any]] | None = None,
+    engine: str = "local",
+    batch_size: int = DEFAULT_BATCH,
+    sample: int = DEFAULT_SAMPLE,
+    threshold: float = 0.9,
+    low: float = 0.1,
+    high: float = 0.9,
+    levels: Sequence[float] = (0.1, 0.5),
+    device: str = "auto",
+    single_file: bool | None = None,
+    overwrite: bool = False,
+    concurrency: int | None = None,
+    num_gpus: float | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    progress: Any = None,
+    resume: bool = False,
+) -> Path:
+    """Compute every analysis the pages show and write them as a bundle (data only).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any model rnnviz can trace (your own class too: the bundle carries only numbers).
+    dataset : SequenceDataset or path
+        An rnnviz dataset (``rv.load_data``), or a Parquet file written by :func:`write_sequences`
+        (streamed block by block, so memory follows ``batch_size``, not the number of sequences).
+    path : where to write: a directory, or one file when ``single_file`` (default: a path ending
+        in ``.rnnviz`` or ``.zip`` is one file, anything else a directory).
+    methods : contribution methods to score (names of ``rv.METHODS``); ``method_options`` maps a
+        method to its keyword options (e.g. ``{"integrated_gradients": {"steps": 64}}``).
+    engine : "local" (this process, block after block) or "ray" (Ray Data actors; needs
+        ``pip install 'rnnviz[ray]'``; uses the running Ray cluster, or starts a local one).
+    batch_size : sequences per block (the unit of reading, scoring and memory).
+    sample : how many sequences get full traces (h, c, every gate of every layer), chosen to
+        cover every class x outcome cell.
+    threshold, low, high, levels : saturation thresholds (as in :mod:`rnnviz_core.saturation`
+        and :func:`rnnviz_core.groups.sequence_table`).
+    concurrency, num_gpus : Ray only: actors (default: one per CPU, or per GPU when the cluster
+        has GPUs) and GPUs per actor (default 1 when the cluster has GPUs).
+    provenance : extra facts for the manifest (the CLI records file names and file hashes).
+    progress : True for a progress bar on stderr (sequences done, rate, time left; one bar per
+        pass), or a callable ``progress(done, total, what)``; None for none.
+    resume : local engine: reuse the blocks an earlier run of this same build (same model, data
+        and options) finished before it stopped; they are kept in ``.<name>.rnnviz-build`` beside
+        ``path`` until the bundle is written (:mod:`rnnviz_core.bundle_progress`).
+
+    Returns
+    -------
+    Path of the bundle.
+    """
+    from . import __version__
+    from .contributions import METHODS
+
+    methods = _check_methods(methods)
+    method_options = {k: dict(v) for k, v in (method_options or {}).items()}
+    unknown = sorted(set(method_options) - set(methods))
+    if unknown:
+        raise InputError(f"method_options names {', '.join(unknown)}, which is not in methods; add it to methods.")
+    if engine not in ("local", "ray"):
+        raise InputError(f"engine must be 'local' or 'ray'; got {engine!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 0:
+        raise InputError(f"sample must be a whole number >= 0; got {sample!r}.")
+    if sample > _check.MAX_SAMPLE:
+        raise InputError(f"sample must be at most {_check.MAX_SAMPLE} (the sequences whose full traces the pages "
+                         f"offer); got {sample}.")
+    path = Path(path)
+    if single_file is None:
+        single_file = path.suffix.lower() in (".rnnviz", ".zip")
+    if path.exists() and not overwrite:
+        raise InputError(f"'{path}' already exists; choose another path or pass overwrite=True.")
+    if not isinstance(dataset, (str, os.PathLike)):
+        from .data import check_against_model
+        dataset = check_against_model(dataset, model)
+    src = Source(dataset, batch_size)
+    opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
+            "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
+            "device": device, "batch_size": int(batch_size)}
+    tol = _decision_tolerance(model, src, device, int(batch_size))   # one output: over the whole data
+    if tol is not None:
+        opts["decision_tol"], opts["decision_tol_sequences"] = tol
+    from . import bundle_progress as bp
+
+    parent = path.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if engine == "local":   # a build folder kept until the bundle is written: a stopped build resumes
+        tmp = bp.work_dir(path)
+        key = bp.build_key(model_hash(model), src.meta, opts, src.path if src.path is not None else src.ds)
+        bp.prepare(tmp, key, bool(resume))
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    done = False
+    try:
+        stage = tmp / "bundle"
+        parts = stage / "sequences"
+        parts.mkdir(parents=True, exist_ok=True)
+        if engine == "local":
+            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress)
+        else:
+            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus)
+        _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
+        sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
+        _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
+        from . import bundle_aggregates as ba
+
+        agg_arrays, agg_entry = ba.compute(parts, int(src.meta["max_length"]), methods)
+        _save_st(agg_arrays, stage / ba.FILE)
+        sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
+        if sample_rows.size:
+            _save_st(_sample_arrays(src, model, sample_rows, opts), stage / "samples.safetensors")
+        first = res["first"]
+        mods = first["modules"]
+        last = mods[-1]
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rnnviz_version": __version__,
+            "model": {
+                "sha256": model_hash(model),
+                "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "recurrent_modules": mods,
+                "output_shape": first["logit_shape"],
+                "class_names": src.meta["class_names"] or (list(getattr(model, "class_names", None) or []) or None),
+            },
+            "data": {
+                "content_hash": "sha256-sum:" + format(res["hash"], "064x"),
+                "content_hash_rule": "sum modulo 2**256 of the SHA-256 of each sequence's row number, id, length, "
+                                     "values and label",
+                "name": src.meta["name"], "n_sequences": src.n, "max_length": int(src.meta["max_length"]),
+                "n_features": int(src.meta["n_features"]), "feature_names": src.meta["feature_names"],
+                "class_names": src.meta["class_names"], "group_columns": src.meta["group_columns"],
+                "labelled": bool(src.meta["has_y"]),
+            },
+            "analysis": {
+                "state": f"{last['name']}.l{last['num_layers'] - 1}.fwd.h", "units": first["units"],
+                "methods": {m: METHODS[m] for m in methods}, "method_options": method_options,
+                "target": "the predicted class (or the single output)",
+                "threshold": opts["threshold"], "gate_low": opts["low"], "gate_high": opts["high"],
+                "levels": opts["levels"],
+                "pca": {"n_components": int(np.asarray(res["pca"]["components"]).shape[0]),
+                        **res.get("fit", {"rule": "exact PCA of every valid step (moments merged over blocks)"})},
+                "saturation_groupings": sat_groups,
+                "aggregates": agg_entry,
+                "horizons": bundle_horizons.manifest_entry(methods, first["logit_shape"], batch_size,
+                                                           opts.get("decision_tol"), opts.get("decision_tol_sequences"),
+                                                           src.n),
+                "sample": {"size": int(sample_rows.size),
+                           "rule": "round robin over the (true class, outcome) cells, seeded"},
+                "not_included": ["resilience to noise and missing steps", "deletion (faithfulness) checks",
+                                 "contribution methods not listed above", "other thresholds",
+                                 "full traces beyond the sample"],
+            },
+            "build": {"engine": engine, "batch_size": int(batch_size), **res.get("placement", {}),
+                      **dict(provenance or {})},
+        }
+        files = {}
+        for p in sorted(stage.rglob("*")):
+            if p.is_file():
+                digest, size = file_sha256(p)
+                files[p.relative_to(stage).as_posix()] = {"bytes": size, "sha256": digest}
+        manifest["files"] = files
+        with builtins.open(stage / "manifest.json", "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if single_file:
+            tmpzip = tmp / "bundle.zip"
+            with zipfile.ZipFile(tmpzip, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name in ["manifest.json"] + sorted(files):
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_STORED
+                    with builtins.open(stage / name, "rb") as src_f, zf.open(info, "w") as dst:
+                        shutil.copyfileobj(src_f, dst, 1 << 20)
+            os.replace(tmpzip, path)
+        else:
+            os.replace(stage, path)
+        done = True
+    finally:
+        if done or engine != "local":
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -1,0 +1,256 @@
+"""The bundle's per-block work and its two engines (split from :mod:`rnnviz_core.bundle`, issue 20):
+:class:`Worker` (one block in, one bundle part out), :func:`run_local` (this process, block after
+block, resumable) and :func:`run_ray` (Ray Data actors running the same worker)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import bundle_horizons
+from .bundle_blocks import Source, block_arrays
+from .bundle_format import fitted_pca, row_hash_sum
+from .errors import InputError
+
+
+# ============================================================================ per-block work
+class Worker:
+    """The per-block work both engines run: load the model once, then analyse blocks.
+
+    Ray Data calls an instance once per batch (``map_batches`` with this class); the local engine
+    calls the same methods in a loop, so the two engines compute the same numbers.
+    """
+
+    def __init__(self, model: Any, opts: Mapping, meta: Mapping, pca: Mapping | None = None):
+        self.model = model
+        self.opts = dict(opts)
+        self.meta = dict(meta)
+        self.pca = None
+        if pca is not None:
+            self.pca = fitted_pca(pca)
+
+    def _trace(self, b: dict, gates: bool) -> Any:
+        from .trace import trace
+
+        return trace(self.model, b["X"], b["lengths"], gates=gates, device=self.opts["device"],
+                     batch_size=self.opts["batch_size"])
+
+    def __call__(self, tbl: Any) -> Any:
+        """Analyse one block; returns an Arrow table, one row per sequence (a bundle part)."""
+        import pyarrow as pa
+
+        from . import saturation as sa
+        from . import trajectories as tj
+        from .contributions import contributions
+        from .groups import sequence_table
+
+        o = self.opts
+        b = block_arrays(tbl, self.meta)
+        self.last_hash = row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"])   # the data hash's part
+        lens, n = b["lengths"], len(b["rows"])
+        tr = self._trace(b, gates=True)
+        h = tr.get("h", layer=-1, direction="fwd")
+        gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
+        # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
+        # outcomes from sequence_table, the saturation shares (states and gates) computed once
+        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, gates=gates, columns=b["groups"],
+                               class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
+                               high=o["high"], levels=o["levels"])
+        gnames = [] if b["groups"] is None else list(b["groups"].columns)
+        # sequence_table appends the data's columns last, renamed "<name>_data" on a clash
+        data_cols = dict(zip(table.columns[len(table.columns) - len(gnames):], gnames)) if gnames else {}
+        mask = tj.valid_mask(lens, h.shape[1])
+        sum_abs, _, change = tj.norm_arrays(h, lens)
+        table["plateau_step"] = tj.plateau_steps(sum_abs, lens)
+        # the share of saturated units at each valid step (saturation.saturation_by_step)
+        per_step = (np.abs(h[mask]) >= o["threshold"]).sum(axis=1) / h.shape[2]
+        table = table.drop(columns=["seq"])
+        out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
+        for col in table.columns:
+            if col == "length":
+                continue
+            s = table[col]
+            if col in data_cols:   # the data's own column, passed through with its Arrow type
+                out[f"data:{data_cols[col]}"] = tbl[f"group:{data_cols[col]}"]
+                continue
+            if col == "correct" and s.dtype.kind == "f":   # a number model: right/wrong does not apply
+                out[col] = pa.nulls(n, type=pa.bool_())
+                continue
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.astype(object).where(s.notna(), None)
+            out[col] = pa.array(s.to_numpy() if s.dtype != object else s.tolist())
+        out["length"] = pa.array(lens.astype(np.int64))
+        logits = np.asarray(tr.logits, dtype=np.float32).reshape(n, -1)
+        out["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int32))
+
+        def steps(values: np.ndarray) -> Any:
+            return pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
+
+        out["step:sum_abs"] = steps(sum_abs[mask])
+        out["step:step_change"] = steps(change[mask])
+        out["step:frac_saturated"] = steps(per_step)
+        # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
+        # values (a float64 product of every state took 10x longer for a difference below 1e-6)
+        proj = (h[mask] - self.pca.mean_.astype(np.float32)) @ self.pca.components_.T.astype(np.float32)
+        for j in range(proj.shape[1]):
+            out[f"step:pc{j + 1}"] = steps(proj[:, j])
+        hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
+        for method in o["methods"]:
+            sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
+                                     batch_size=o["batch_size"], return_info=True,
+                                     **o["method_options"].get(method, {}))
+            hz_scores[method] = sc   # hz22
+            out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
+            if "completeness_error" in info:
+                out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
+        out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o))   # hz22
+        return pa.table(out)
+
+
+def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
+    """Exact PCA from merged moments, with scikit-learn's sign rule (largest |loading| positive)."""
+    if n < 2:
+        raise InputError("The PCA needs at least two valid steps in the data.")
+    import torch
+
+    cov = m2 / (n - 1)
+    vals, vecs = (v.numpy() for v in torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(cov, np.float64))))
+    order = np.argsort(vals)[::-1]
+    vals, vecs = np.clip(vals[order], 0.0, None), vecs[:, order]
+    comps = vecs[:, :k].T.copy()                                      # (k, H)
+    signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
+    comps *= np.where(signs == 0, 1.0, signs)[:, None]
+    total = float(np.trace(cov))
+    return {"mean": mean, "components": comps, "explained_variance": vals[:k],
+            "explained_variance_ratio": vals[:k] / total if total > 0 else np.zeros(k),
+            "n_samples": np.array([n], dtype=np.int64)}
+
+
+def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None = None,
+               progress: Any = None) -> dict:
+    """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
+    bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
+    kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept."""
+    from . import bundle_fit as bf
+    from . import bundle_progress as bp
+
+    fitted = bf.fit(src, worker, block_arrays, _pca_from_moments)
+    worker.pca = fitted_pca(fitted["pca"])
+    hsum = 0
+    bar = bp.bar(src.n, "rnnviz: analyses", progress)
+    for k, tbl in enumerate(src.tables()):
+        part = parts_dir / f"part-{k:05d}.parquet"
+        if folder is None or not bp.part_done(part):
+            bp.write_part(worker(tbl), part)
+            h = worker.last_hash
+        else:   # a block an earlier run finished: its hash part without a trace
+            h = bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)
+        hsum = (hsum + h) % (1 << 256)
+        bar.update(tbl.num_rows)
+    bar.close()
+    return {"pca": fitted["pca"], "hash": hsum, "first": fitted["first"],
+            "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")}}
+
+
+def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
+             num_gpus: float | None) -> dict:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise InputError("engine='ray' needs Ray Data: pip install 'rnnviz[ray]' (or pip install 'ray[data]'), "
+                         "or use engine='local'.") from None
+    import pyarrow.parquet as pq
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        if num_gpus is None:
+            num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        if concurrency is None:
+            # one actor per GPU, or per CPU but one (Ray Data's read tasks need a CPU too: actors
+            # holding every CPU would leave the reads waiting for ever)
+            res = ray.cluster_resources()
+            concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
+        rds = src.ray_dataset(tmp)
+        # Ray Data places actors with its default strategy, SPREAD: on as many nodes as there are
+        kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
+                  compute=ray.data.ActorPoolStrategy(size=int(concurrency)))
+        if num_gpus:
+            kw["num_gpus"] = num_gpus
+        model_ref = ray.put(model)
+
+        hsum, nodes, gpu_blocks, n_blocks = 0, set(), 0, 0
+        # the data hash block by block (no trace), on the actors: where the blocks ran is recorded
+        hashes = rds.map_batches(_RayHash, fn_constructor_kwargs={"model": model_ref, "opts": opts,
+                                                                 "meta": src.meta}, **kw)
+        for tbl in hashes.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for i in range(tbl.num_rows):
+                hsum = (hsum + int(tbl["hash"][i].as_py(), 16)) % (1 << 256)
+                nodes.add(tbl["node"][i].as_py())
+                gpu_blocks += int(tbl["gpus"][i].as_py() > 0)
+                n_blocks += 1
+        from . import bundle_fit as bf
+
+        fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
+        pca, first = fitted["pca"], fitted["first"]
+
+        out = rds.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta,
+                                                               "pca": pca}, **kw)
+        raw = tmp / "ray-out"
+        out.write_parquet(str(raw))
+        # tidy names: part-00000... in row order (Ray names files by task)
+        files = sorted(raw.glob("*.parquet"),
+                       key=lambda p: pq.read_table(p, columns=["row"])["row"].to_numpy().min()
+                       if pq.ParquetFile(p).metadata.num_rows else -1)
+        k = 0
+        for f in files:
+            if pq.ParquetFile(f).metadata.num_rows:
+                shutil.move(str(f), parts_dir / f"part-{k:05d}.parquet")
+                k += 1
+        return {"pca": pca, "hash": hsum, "first": first,
+                "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")},
+                "placement": {"ray_nodes": len(nodes), "ray_actors": int(concurrency),
+                              "ray_gpus_per_actor": float(num_gpus or 0),
+                              "ray_blocks_on_gpu_actors": f"{gpu_blocks} of {n_blocks}"}}
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _RayActor:
+    """Base of the Ray Data actors: builds the shared worker once per actor (model loaded once)."""
+
+    def __init__(self, model: Any, opts: Mapping, meta: Mapping, pca: Mapping | None = None):
+        import torch
+
+        if not isinstance(model, torch.nn.Module):  # an ObjectRef that Ray did not resolve
+            import ray
+            model = ray.get(model)
+        self.worker = Worker(model, opts, meta, pca)
+
+
+class _RayHash(_RayActor):
+    def __call__(self, tbl: Any) -> Any:
+        import pyarrow as pa
+        import ray
+
+        from . import bundle_fit as bf
+
+        # where the block ran (the node, the GPUs Ray gave the actor): the build records how
+        # many nodes and GPU actors took part
+        ctx = ray.get_runtime_context()
+        h = bf.block_hash(tbl, self.worker.meta, block_arrays, row_hash_sum)
+        return pa.table({"hash": [format(h, "064x")], "node": [ctx.get_node_id()],
+                         "gpus": [len(ray.get_gpu_ids())]})
+
+
+class _RayAnalyse(_RayActor):
+    def __call__(self, tbl: Any) -> Any:
+        return self.worker(tbl)

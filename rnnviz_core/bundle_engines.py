@@ -107,7 +107,7 @@ class Worker:
             out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
             if "completeness_error" in info:
                 out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
-        out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o))   # hz22
+        out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o, states=h))   # hz22
         return pa.table(out)
 
 

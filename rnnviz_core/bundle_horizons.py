@@ -49,12 +49,14 @@ def horizon_method(methods: Sequence[str]) -> str:
     return TRUSTED_METHOD if TRUSTED_METHOD in methods else methods[0]
 
 
-def columns(model: Any, x: Any, lengths: Any, scores: Mapping[str, np.ndarray], opts: Mapping) -> dict:
+def columns(model: Any, x: Any, lengths: Any, scores: Mapping[str, np.ndarray], opts: Mapping,
+            states: Any = None) -> dict:
     """The four horizon columns of one block as Arrow arrays (one value per sequence).
 
     ``x`` [n, T, F] (or token ids [n, T]) and ``lengths`` [n] the block's; ``scores`` maps each
     method the block scored (in the bundle's order) to its scores [n, >= T]; ``opts`` the build
-    options (``device``, ``batch_size``, optional ``decision_tol``).
+    options (``device``, ``batch_size``, optional ``decision_tol``); ``states`` the block trace's
+    last-layer states (a built-in model's prefix outputs then need no second run).
     """
     import pyarrow as pa
 
@@ -64,7 +66,7 @@ def columns(model: Any, x: Any, lengths: Any, scores: Mapping[str, np.ndarray], 
     T = np.shape(x)[1]
     sc = np.asarray(scores[method])[:, :T]
     hz = horizon(model, x, lengths, scores=sc, tol=opts.get("decision_tol"), device=opts["device"],
-                 batch_size=opts["batch_size"])
+                 batch_size=opts["batch_size"], states=states)
     return {"decision_step": pa.array(hz["decision_step"].to_numpy(np.int64)),
             "steps_after_decision": pa.array(hz["steps_after_decision"].to_numpy(np.int64)),
             "horizon_50": pa.array(hz["horizon_50"].to_numpy(np.float64)),

@@ -128,6 +128,7 @@ def horizon(
     batch_size: int | None = None,
     lengths_arg: str | None = None,
     output: int | str | Callable | None = None,
+    states: Any = None,
     **options,
 ) -> pd.DataFrame:
     """Decision step and memory horizon of every sequence.
@@ -141,6 +142,9 @@ def horizon(
     task : "auto", "classification", "binary" or "regression" (as in :mod:`rnnviz_core.groups`).
     tol : regression only: how close to the final output counts as decided.
     ids : sequence ids for the ``seq`` column (default 0..N-1).
+    states : [N, >= T, H] the last recurrent layer's outputs on ``x`` (a trace's ``h``): a
+        forward-reading model of the built-in family then computes its prefix outputs from them
+        with no second run (see :func:`rnnviz_core.restart.prefix_outputs`); ignored otherwise.
     **options : passed to :func:`rnnviz_core.contributions` (e.g. ``steps=32``, ``baseline=``).
 
     Returns
@@ -155,7 +159,7 @@ def horizon(
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
     po = prefix_outputs(model, xt, lt, device=device, batch_size=batch_size, lengths_arg=lengths_arg,
-                        output=output)
+                        output=output, states=states)
     if task == "auto" and po.shape[2] == 1:
         task = "regression"
     dec = decision_steps(po, L, task=task, tol=tol)

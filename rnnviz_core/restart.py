@@ -177,12 +177,18 @@ def prefix_outputs(
     batch_size: int | None = None,
     lengths_arg: str | None = None,
     output: int | str | Callable | None = None,
+    states: Any = None,
 ) -> np.ndarray:
     """The model's output after each prefix: ``out[i, t] = f(x[i, :t+1])``.
 
     Each batch's recurrence runs once; every prefix then reuses its states (see the module
     docstring), so a prefix costs the model's other layers only. Returns float32 [N, T, K]
     (K outputs: the classes, or 1), NaN at and past each length.
+
+    ``states``: [N, >= T, H] the last recurrent layer's outputs on these sequences (a trace's
+    ``h`` of the last layer), used instead of running the recurrence again when the model is a
+    forward-reading one of rnnviz's built-in family (its head then reads them step by step);
+    ignored for any other model.
     """
     model = unwrap_model(model)
     dev = resolve_device(device)
@@ -190,7 +196,7 @@ def prefix_outputs(
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
     if output is None and lengths_arg is None and _cumulative_head(model):
-        return _builtin_prefix_outputs(model, xt, L, dev, batch_size)
+        return _builtin_prefix_outputs(model, xt, L, dev, batch_size, states)
     per_seq = max(1, T * sum(i.output_size * (4 if i.mode == "LSTM" else 3) * i.num_layers
                              for i in find_recurrent(model)))
     bs = int(batch_size) if batch_size else int(max(1, min(n, 2**22 // per_seq)))
@@ -233,10 +239,11 @@ def _cumulative_head(model: nn.Module) -> bool:
             and model.config.readout in ("last", "h_n", "mean", "max"))
 
 
-def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_size) -> np.ndarray:
+def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_size, states=None) -> np.ndarray:
     """:func:`prefix_outputs` of a :func:`_cumulative_head` model: one run of the model's own
-    layers per batch; the head reads, at every step t, what it would read after t + 1 steps
-    (the output at t for ``last``/``h_n``, the running mean or maximum for ``mean``/``max``)."""
+    layers per batch (none when ``states``, its last layer's outputs, are given); the head reads,
+    at every step t, what it would read after t + 1 steps (the output at t for ``last``/``h_n``,
+    the running mean or maximum for ``mean``/``max``)."""
     c = model.config
     n, T = xt.shape[:2]
     captured: dict = {}
@@ -256,8 +263,12 @@ def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_s
             for s in range(0, n, bs):
                 xb, Lb = xt[s:s + bs], L[s:s + bs]
                 tb = int(Lb.max())
-                model(xb[:, :tb].to(dev), torch.as_tensor(Lb))
-                seq = captured.pop("out")[0]
+                if states is not None:   # the recurrence's outputs are known: only the head runs
+                    seq = torch.as_tensor(np.ascontiguousarray(states[s:s + bs, :tb]), dtype=torch.float32).to(dev)
+                    seq = seq.to(next(model.head.parameters()).dtype)
+                else:
+                    model(xb[:, :tb].to(dev), torch.as_tensor(Lb))
+                    seq = captured.pop("out")[0]
                 if isinstance(seq, torch.nn.utils.rnn.PackedSequence):
                     seq, _ = torch.nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=tb)
                 if c.readout == "mean":

@@ -51,3 +51,33 @@ def test_bidirectional_model_takes_the_general_path():
             for t in range(int(lengths[i])):
                 ref = model(x[i:i + 1, :t + 1], torch.tensor([t + 1])).reshape(-1).numpy()
                 assert np.abs(po[i, t] - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("cfg", CASES, ids=lambda c: f"{c['cell']}-{c['readout']}-{c.get('encoder')}")
+def test_prefix_outputs_from_a_traces_states_equal_the_model_on_each_prefix(cfg):
+    """Given the trace's last-layer states (what the bundle worker has), no second run: the head
+    on them still equals the model run on every prefix."""
+    import rnnviz_core as rv
+    torch.manual_seed(8)
+    cfg = {"input_size": 3, "hidden_size": 8, "num_outputs": 3, **cfg}
+    model = build_model(ModelConfig(**cfg)).eval()
+    n, T = 5, 11
+    lengths = torch.tensor([11, 4, 7, 1, 9])
+    if cfg.get("encoder") == "embedding":
+        x = torch.randint(0, cfg["vocab_size"], (n, T))
+    else:
+        x = torch.randn(n, T, cfg["input_size"])
+    h = rv.trace(model, x, lengths).get("h", layer=-1, direction="fwd")   # NaN past each length
+    calls = []
+    handle = model.rnn.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        po = rs.prefix_outputs(model, x, lengths, states=h)
+    finally:
+        handle.remove()
+    assert not calls                                  # the recurrence did not run again
+    with torch.no_grad():
+        for i in range(n):
+            for t in range(int(lengths[i])):
+                ref = model(x[i:i + 1, :t + 1], torch.tensor([t + 1])).reshape(-1).numpy()
+                assert np.abs(po[i, t] - ref).max() < 1e-5, (i, t)
+            assert np.isnan(po[i, int(lengths[i]):]).all()

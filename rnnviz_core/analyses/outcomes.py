@@ -76,27 +76,26 @@ def logits_array(logits: Any) -> np.ndarray:
 
 
 def class_probabilities(arr: np.ndarray, task: str) -> np.ndarray | None:
-    """Class probabilities [N, C] (binary: [N, 2]); None for regression (``scipy.special``:
-    no overflow for any finite logit)."""
-    from scipy.special import expit, softmax
-
-    if task == "classification":
-        return softmax(arr, axis=1)
-    if task == "binary":
-        z = arr.reshape(arr.shape[0], -1)[:, 0]
-        return np.stack([expit(-z), expit(z)], axis=1)
+    """Class probabilities [N, C] (binary: [N, 2]); None for regression. Computed from the log
+    probabilities (:func:`_log_probs`), so no finite logit overflows."""
+    if task in ("classification", "binary"):
+        return np.exp(_log_probs(arr, task))
     return None
 
 
 def _log_probs(arr: np.ndarray, task: str) -> np.ndarray:
     """Log class probabilities [N, C] (binary: [N, 2]) computed in log space, so a confidently
-    wrong answer gets its true loss (a logit margin of 1e4 costs 1e4 nats, not a capped 690)."""
-    from scipy.special import log_expit, log_softmax
-
+    wrong answer gets its true loss (a logit margin of 1e4 costs 1e4 nats, not a capped 690).
+    (numpy, as scipy.special's log_softmax / log_expit compute them: the largest logit taken out
+    first; importing scipy cost more than the whole table on a block of a bundle build.)"""
+    a = np.asarray(arr, dtype=np.float64)
     if task == "classification":
-        return log_softmax(arr, axis=1)
-    z = arr.reshape(arr.shape[0], -1)[:, 0]
-    return np.stack([log_expit(-z), log_expit(z)], axis=1)
+        top = np.max(a, axis=1, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        shifted = a - top
+        return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    z = a.reshape(a.shape[0], -1)[:, 0]
+    return np.stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)], axis=1)   # log expit(-z), log expit(z)
 
 
 def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: Any = None) -> pd.DataFrame:

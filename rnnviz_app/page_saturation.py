@@ -155,17 +155,49 @@ def comparison_view(cmp):
     })
 
 
-def _distribution(tr, layer, direction, threshold, low, high):
+def _distribution(tr, layer, direction, threshold, low, high, prefetch_key=None):
+    if prefetch_key is not None:   # the default view, maybe computed in the background already
+        from rnnviz_app import prefetch
+        done = prefetch.result(prefetch_key)
+        if done is not None and done[0] == (float(threshold), float(low), float(high)):
+            return done[1]
     from rnnviz_core.saturation import trace_gates, value_distribution
     gates = trace_gates(tr, layer=layer, direction=direction) or None
     return value_distribution(tr.get("h", layer=layer, direction=direction), tr.lengths, gates=gates,
                               threshold=threshold, low=low, high=high)
 
 
+def _distribution_key(ctx: Loaded, layer: int, direction: str) -> tuple:
+    return ("value_dist", ctx.key, int(layer), str(direction))
+
+
 def distribution(ctx: Loaded, layer: int, direction: str, threshold: float, low: float, high: float):
     """Histogram of |h| and of each gate's values (cached), with the shares at these limits."""
     return compute(_distribution, full_trace(ctx), layer, direction, threshold, low, high,
-                   key=("value_dist", layer, direction, threshold, low, high))
+                   _distribution_key(ctx, layer, direction), key=("value_dist", layer, direction, threshold, low, high))
+
+
+def prefetch_distribution(ctx: Loaded, tr) -> None:
+    """Start the page's first view of the value spread (the last layer's forward states at the
+    suggested threshold and the default gate limits) in the background, after the gates: the
+    largest piece of a first Saturation visit at real sizes (about a second at 1,000 x 128)."""
+    from rnnviz_app import prefetch
+    from rnnviz_core.saturation import DEFAULT_HIGH, DEFAULT_LOW, suggest_threshold
+    layer = tr.modules[-1].num_layers - 1
+    key = _distribution_key(ctx, layer, "fwd")
+
+    def job():
+        try:
+            tr.arrays   # after the gates (the trace's own thread computes them once)
+        except Exception:  # noqa: BLE001 - the page says why when it needs them
+            return None
+        if not prefetch.claim(key).take():   # the page asked first and computes it itself
+            return None
+        thr = suggest_threshold(tr.get("h", layer=layer, direction="fwd"), tr.lengths).threshold
+        limits = (float(thr), float(DEFAULT_LOW), float(DEFAULT_HIGH))
+        return limits, _distribution(tr, layer, "fwd", *limits)
+
+    prefetch.start(key, job, claimable=True)
 
 
 def _gate_scatter(tr, layer, direction, mask, low, high):

@@ -26,6 +26,22 @@ _JOBS: "OrderedDict[tuple, Future]" = OrderedDict()
 _CLAIMS: "dict[tuple, Claim]" = {}
 
 
+#: the nice value background threads run at (Linux: per thread; torch's worker threads that such a
+#: thread starts inherit it): a page a person waits for gets the cores first
+BACKGROUND_NICE = 10
+
+
+def lower_priority() -> None:
+    """Run the calling thread (and the threads it starts) at :data:`BACKGROUND_NICE`, where the
+    system allows; a no-op elsewhere."""
+    import os
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at the usual priority
+        pass
+
+
 def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = False) -> Future:
     """Run ``fn(*args)`` in a background thread once per ``key``; the job's future (an existing one
     when this key was started before). ``claimable``: the job takes its :func:`claim` before its
@@ -46,6 +62,7 @@ def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = Fals
     def run() -> None:
         if not fut.set_running_or_notify_cancel():
             return
+        lower_priority()
         try:
             fut.set_result(fn(*args))
         except BaseException as e:  # noqa: BLE001 - handed to whoever takes the result

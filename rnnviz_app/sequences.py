@@ -28,6 +28,8 @@ def _trace_all(model, X, lengths, device):
 
 
 def _load_arrays(tr) -> None:
+    from rnnviz_app.prefetch import lower_priority
+    lower_priority()   # the pages a person waits for get the cores first
     try:
         tr.arrays
     except Exception:  # noqa: BLE001 - a page that needs them computes them again and says why it fails
@@ -39,7 +41,9 @@ def full_trace(ctx: Loaded):
     shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
         tr = shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",), device=ctx.device)
-    from rnnviz_app.page_contributions import prefetch_scores  # here: that module imports this one
+    from rnnviz_app.page_contributions import prefetch_scores  # here: these modules import this one
+    from rnnviz_app.page_saturation import prefetch_distribution
+    prefetch_distribution(ctx, tr)  # the Saturation page's first value spread, in the background (once)
     prefetch_scores(ctx, tr)  # the Contributions page's default scores, in the background (once)
     return tr
 

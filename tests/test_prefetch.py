@@ -124,3 +124,42 @@ def test_a_page_that_asks_before_the_job_begins_computes_itself_and_the_job_stop
         time.sleep(0.01)
     threading.Timer(0.2, gate.set).start()
     assert prefetch.result(("k3",)) == "job's"      # begun: the caller waits for it
+
+
+def test_background_jobs_run_at_a_lower_priority():
+    """The job's thread runs at BACKGROUND_NICE or lower priority (Linux), so pages come first."""
+    import os
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread priorities here")
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = prefetch.start(("nice",), lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert seen.result(timeout=5) >= max(base, prefetch.BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base   # the caller's is unchanged
+
+
+def test_the_trace_starts_the_saturation_pages_first_value_spread():
+    import pandas as pd
+
+    from rnnviz_app import page_saturation as ps
+    from rnnviz_core import saturation as sa
+    keys = list(ld.demo_infos())
+    ctx = ld.resolve_loaded(ld.DEFAULT_DEMO if ld.DEFAULT_DEMO in keys else keys[0])
+    cx.set_loaded(ctx)
+    tr = sq.full_trace(ctx)
+    layer = tr.modules[-1].num_layers - 1
+    job = prefetch.get(ps._distribution_key(ctx, layer, "fwd"))
+    assert job is not None
+    limits, got = job.result(timeout=120)
+    # reference: the core's own functions on the trace, at the suggested threshold
+    h = tr.get("h", layer=layer, direction="fwd")
+    thr = sa.suggest_threshold(h, tr.lengths).threshold
+    assert limits == (thr, sa.DEFAULT_LOW, sa.DEFAULT_HIGH)
+    want = sa.value_distribution(h, tr.lengths, gates=sa.trace_gates(tr, layer=layer, direction="fwd") or None,
+                                 threshold=thr, low=0.1, high=0.9)
+    pd.testing.assert_frame_equal(got, want)
+    assert got.attrs == want.attrs
+    page = ps.distribution(ctx, layer, "fwd", thr, 0.1, 0.9)
+    pd.testing.assert_frame_equal(page, want)
+    # other limits: computed by the page itself, not the prefetched frame
+    other = ps.distribution(ctx, layer, "fwd", thr, 0.2, 0.8)
+    assert other.attrs["low"] == 0.2 and other.attrs["high"] == 0.8

@@ -42,10 +42,20 @@ def lower_priority() -> None:
         pass
 
 
-def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = False) -> Future:
+def enabled() -> bool:
+    """False when the host turned background work off (``RNNVIZ_PREFETCH=0``: every page then
+    computes what it shows on its first visit)."""
+    import os
+    return os.environ.get("RNNVIZ_PREFETCH", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = False) -> Future | None:
     """Run ``fn(*args)`` in a background thread once per ``key``; the job's future (an existing one
-    when this key was started before). ``claimable``: the job takes its :func:`claim` before its
-    work, and a caller of :func:`result` that takes it first does the work instead."""
+    when this key was started before), or None when background work is off (:func:`enabled`).
+    ``claimable``: the job takes its :func:`claim` before its work, and a caller of
+    :func:`result` that takes it first does the work instead."""
+    if not enabled():
+        return None
     with _LOCK:
         fut = _JOBS.get(key)
         if fut is not None:

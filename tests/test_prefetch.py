@@ -163,3 +163,16 @@ def test_the_trace_starts_the_saturation_pages_first_value_spread():
     # other limits: computed by the page itself, not the prefetched frame
     other = ps.distribution(ctx, layer, "fwd", thr, 0.2, 0.8)
     assert other.attrs["low"] == 0.2 and other.attrs["high"] == 0.8
+
+
+def test_the_host_can_turn_background_work_off(monkeypatch):
+    monkeypatch.setenv("RNNVIZ_PREFETCH", "0")
+    assert prefetch.start(("off",), lambda: 1) is None and prefetch.get(("off",)) is None
+    keys = list(ld.demo_infos())
+    ctx = ld.resolve_loaded(ld.DEFAULT_DEMO if ld.DEFAULT_DEMO in keys else keys[0])
+    cx.set_loaded(ctx)
+    sq.full_trace(ctx)
+    assert prefetch.get(prefetch.scores_key(ctx.key, pc.DEFAULT_METHOD, ctx.target)) is None
+    sc, _ = pc.scores(ctx, "grad_norm")                     # the page computes them itself
+    np.testing.assert_array_equal(np.asarray(sc), np.asarray(rv.contributions(
+        ctx.model, ctx.data.X, "grad_norm", ctx.data.lengths, ctx.target)))

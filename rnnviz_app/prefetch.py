@@ -26,22 +26,6 @@ _JOBS: "OrderedDict[tuple, Future]" = OrderedDict()
 _CLAIMS: "dict[tuple, Claim]" = {}
 
 
-#: the nice value background threads run at (Linux: per thread; torch's worker threads that such a
-#: thread starts inherit it): a page a person waits for gets the cores first
-BACKGROUND_NICE = 10
-
-
-def lower_priority() -> None:
-    """Run the calling thread (and the threads it starts) at :data:`BACKGROUND_NICE`, where the
-    system allows; a no-op elsewhere."""
-    import os
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
-    except (AttributeError, OSError):  # not Linux, or not allowed: run at the usual priority
-        pass
-
-
 def enabled() -> bool:
     """False when the host turned background work off (``RNNVIZ_PREFETCH=0``: every page then
     computes what it shows on its first visit)."""
@@ -72,7 +56,6 @@ def start(key: tuple, fn: Callable[..., Any], *args: Any, claimable: bool = Fals
     def run() -> None:
         if not fut.set_running_or_notify_cancel():
             return
-        lower_priority()
         try:
             fut.set_result(fn(*args))
         except BaseException as e:  # noqa: BLE001 - handed to whoever takes the result

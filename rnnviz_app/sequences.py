@@ -28,8 +28,6 @@ def _trace_all(model, X, lengths, device):
 
 
 def _load_arrays(tr) -> None:
-    from rnnviz_app.prefetch import lower_priority
-    lower_priority()   # the pages a person waits for get the cores first
     try:
         tr.arrays
     except Exception:  # noqa: BLE001 - a page that needs them computes them again and says why it fails

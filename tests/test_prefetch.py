@@ -126,17 +126,6 @@ def test_a_page_that_asks_before_the_job_begins_computes_itself_and_the_job_stop
     assert prefetch.result(("k3",)) == "job's"      # begun: the caller waits for it
 
 
-def test_background_jobs_run_at_a_lower_priority():
-    """The job's thread runs at BACKGROUND_NICE or lower priority (Linux), so pages come first."""
-    import os
-    if not hasattr(os, "getpriority"):
-        pytest.skip("no per-thread priorities here")
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = prefetch.start(("nice",), lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    assert seen.result(timeout=5) >= max(base, prefetch.BACKGROUND_NICE)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base   # the caller's is unchanged
-
-
 def test_the_trace_starts_the_saturation_pages_first_value_spread():
     import pandas as pd
 

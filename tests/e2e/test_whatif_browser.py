@@ -15,7 +15,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CHART, assert_clean, open_app, select_option, selected, wait_idle  # noqa: E402
+from harness import CHART, assert_clean, charts_drawn, open_app, select_option, selected, wait_idle  # noqa: E402
 import page_specs as ps  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -66,7 +66,7 @@ def test_whatif_page_draws_and_an_edit_in_the_link_gives_the_models_answer(page,
     page.locator(f"{CHART} >> visible=true").first.wait_for()
     assert_clean(page)
     assert page.get_by_role("heading", name="What if", exact=True).count() == 1
-    assert page.locator(CHART).count() >= 3                       # two heatmaps and the contributions
+    assert charts_drawn(page, 3) >= 3      # two heatmaps and the contributions (waits for the later ones)
     orig = _answer(model, ds, ds.X[0], L)
     assert _metrics(page)["Original: answer"] == orig[0]
     assert f"Confidence {orig[1]}" in _main(page)
@@ -164,7 +164,7 @@ def test_an_edit_reruns_only_the_whatif_section_and_redraws_the_edited_states(pa
             if m.delta.WhichOneof("type") == "new_element"
             and m.delta.new_element.WhichOneof("type") == "vega_lite_chart"]
     assert f"Edited ({L} steps)" in sent and f"Original ({L} steps)" not in sent, sent
-    n_charts = page.locator(CHART).count()
+    n_charts = charts_drawn(page, 4)       # waits until every chart has drawn
     assert n_charts >= 4 and page.locator(f"{CHART} canvas").count() == n_charts
     assert page.locator(f"{CHART} svg rect, {CHART} svg path").count() == 0
     # the edited heatmap now draws the states of the edited input, as the model's own nn.GRU gives them

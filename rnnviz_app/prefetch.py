@@ -1,12 +1,13 @@
 """Work a page will ask for, started in the background as soon as the loaded sequences are traced.
 
 After an upload the start page needs only the model's outputs; the trace's gates follow in a
-background thread (:func:`rnnviz_app.sequences.full_trace`). Right after them, the same kind of
-thread computes the Contributions page's default scores (the gradient size of every loaded step
-for the chosen target), the most expensive thing a first visit of that page waits for at real
-sizes (seconds at 1,000 steps x 128 units). The page then takes the result, or waits for the
-computation already under way instead of starting a second one. A failure here is not shown:
-the page computes again and says why it fails.
+background thread (:func:`rnnviz_app.sequences.full_trace`). Right after them, threads of the same
+kind compute the Saturation page's first value spread (``page_saturation.prefetch_distribution``)
+and the Contributions page's default scores (``page_contributions.prefetch_scores``: the gradient
+size of every loaded step for the chosen target), the most expensive things a first visit of those
+pages waits for at real sizes (seconds at 1,000 steps x 128 units). A page then takes the result,
+or waits for the computation already under way instead of starting a second one. A failure here
+is not shown: the page computes again and says why it fails. ``RNNVIZ_PREFETCH=0`` turns it off.
 
 Jobs are kept per content key (model, data, device, target), a few at a time; nothing here
 imports Streamlit, so a job can run outside a script run.

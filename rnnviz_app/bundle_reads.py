@@ -61,17 +61,8 @@ def data_names(b: Any) -> dict[str, str]:
 
 def _decode(b: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Column names and categories as :attr:`Bundle.sequences` has them."""
-    frame = frame.rename(columns=data_names(b))
-    names = b.class_names
-    for col in ("true_class", "predicted_class"):
-        if col in frame and names:
-            frame[col] = pd.Categorical(frame[col], categories=names)
-    if "outcome" in frame:
-        frame["outcome"] = pd.Categorical(frame["outcome"], categories=["correct", "wrong"])
-    if "saturation" in frame:
-        from rnnviz_core.groups import SATURATION_LEVELS
-        frame["saturation"] = pd.Categorical(frame["saturation"], categories=list(SATURATION_LEVELS), ordered=True)
-    return frame
+    from rnnviz_core.bundle_read import categories_of
+    return categories_of(frame.rename(columns=data_names(b)), b.class_names)
 
 
 def scalar_columns(b: Any) -> list[str]:

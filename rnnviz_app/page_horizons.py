@@ -148,11 +148,9 @@ def bundle_frames(b) -> tuple:
     cols = (["pred", "confidence"] + (["abs_error"] if labelled else [])) if regression else \
         (["predicted_class"] + (["outcome"] if labelled else []))
     table = pd.DataFrame({"seq": frame["seq"].to_numpy(), **{c: lazy.column(c) for c in cols}})
-    if "predicted_class" in table and b.class_names:   # groups in the model's class order, as live
-        table["predicted_class"] = pd.Categorical(table["predicted_class"], categories=list(b.class_names))
-    if "outcome" in table:
-        table["outcome"] = pd.Categorical(table["outcome"], categories=["correct", "wrong"])
-    return frame, table, regression
+    from rnnviz_core.bundle_read import categories_of
+    # groups in the model's class order and outcomes as live
+    return frame, categories_of(table, list(b.class_names or [])), regression
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

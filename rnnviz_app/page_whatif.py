@@ -16,6 +16,7 @@ from rnnviz_app import state_url as su
 from rnnviz_app.compute import compute
 from rnnviz_app.context import Loaded
 from rnnviz_app.sequences import ids_to_words, vocabulary
+from rnnviz_app.text import md_escape
 from rnnviz_core.errors import InputError
 
 EDITS = "wi_edits"
@@ -235,3 +236,50 @@ def decision(ctx: Loaded, x: np.ndarray, length: int, tag: tuple) -> int:
     answer on the prefix is its final answer (see rv.horizon), cached by content."""
     return compute(_decision, ctx.model, x[None, :length], np.array([length]), ctx.device,
                    key=("wi_decision",) + tuple(tag))
+
+
+# ----------------------------------------------------------------------------- the edit controls
+def edit_controls(ctx: Loaded, row: int, L: int, edits: list[tuple]) -> None:
+    """The box where an edit is made: the step, the change (set a value, delete, insert), the value
+    or word, the buttons that add, undo or reset edits, and the list of the edits made so far."""
+    ds = ctx.data
+    tok = bool(ds.is_tokens)
+    with st.container(border=True):
+        c1, c2, c3 = st.columns([1, 2, 3])
+        step = c1.number_input("Step", 0, L, min(L - 1, L // 2), key="wi_step",
+                               help=f"Steps of the original sequence, 0 to {L - 1} ({L} may only take an insert).")
+        action = c2.radio("Change", ["Set a value", "Delete the step", "Insert a step before it"], key="wi_action")
+        cur = min(int(step), L - 1)
+        vocab = vocabulary(ctx)
+        with c3:
+            if tok and action.startswith("Delete"):
+                value, feature, row_new = 0, 0, 0
+            elif tok:
+                words = vocab or [f"#{i}" for i in range(int(ds.X.max()) + 1)]
+                new = st.selectbox("Word", range(len(words)), index=int(ds.X[row, cur]), format_func=lambda i: words[i],
+                                   key=f"wi_word_{row}_{cur}")
+                value, feature, row_new = int(new), 0, int(new)
+            else:
+                names = [feature_name(ctx, f) for f in range(ds.X.shape[2])]
+                feature, value = 0, 0.0
+                row_new = ds.X[row, cur].astype(float).copy()
+                if not action.startswith("Delete"):
+                    feature = st.selectbox("Feature", range(len(names)), format_func=lambda f: names[f],
+                                           key="wi_feature")
+                    value = st.number_input("Value", value=float(ds.X[row, cur, feature]), format="%.4g",
+                                            key=f"wi_value_{row}_{cur}_{feature}")
+                    row_new[feature] = value
+                if action.startswith("Insert"):
+                    st.caption("The inserted step copies step "
+                               f"{cur} with '{md_escape(names[feature])}' set to the value above.")
+        edit = ((0, int(step), int(feature), value) if action.startswith("Set") else
+                (0, int(step), "delete", None) if action.startswith("Delete") else (0, int(step), "insert", row_new))
+        b1, b2, b3 = st.columns(3)
+        b1.button("Add this edit", on_click=add_edit, args=(edit, tok), type="primary", key="wi_add")
+        b2.button("Undo the last edit", on_click=undo, args=(tok,), disabled=not edits, key="wi_undo")
+        b3.button("Reset", on_click=reset, disabled=not edits, key="wi_reset",
+                  help="Back to the original sequence (removes every edit).")
+        if st.session_state.pop("wi_note", None):
+            st.caption(f"At most {MAX_EDITS} edits are kept; press 'Reset' to start again.")
+        # feature names and words come from the user's files: escaped, never read as Markdown
+        st.markdown("**Edits:** " + ("; ".join(md_escape(describe(e, ctx)) for e in edits) if edits else "none yet"))

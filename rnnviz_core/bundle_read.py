@@ -18,6 +18,20 @@ from .errors import BundleError
 _refuse = _check.refuse
 
 
+def categories_of(frame: pd.DataFrame, class_names: Any) -> pd.DataFrame:
+    """A bundle table's group columns as the live table has them (in place, returned): the classes
+    in the model's order, outcomes "correct"/"wrong", saturation levels ordered."""
+    for col in ("true_class", "predicted_class"):
+        if col in frame and class_names:
+            frame[col] = pd.Categorical(frame[col], categories=class_names)
+    if "outcome" in frame:
+        frame["outcome"] = pd.Categorical(frame["outcome"], categories=["correct", "wrong"])
+    if "saturation" in frame:
+        from .groups import SATURATION_LEVELS
+        frame["saturation"] = pd.Categorical(frame["saturation"], categories=list(SATURATION_LEVELS), ordered=True)
+    return frame
+
+
 def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES,  # noqa: A001
          max_memory: int = _check.DEFAULT_MAX_MEMORY, read: bool = True) -> "Bundle":
     """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
@@ -235,16 +249,7 @@ class Bundle:
                    for c in frame.columns if c.startswith("data:")}
         self._data_cols = {c[len("data:"):]: new for c, new in renamed.items()}
         frame = frame.rename(columns=renamed)
-        names = self.class_names
-        for col in ("true_class", "predicted_class"):
-            if col in frame and names:
-                frame[col] = pd.Categorical(frame[col], categories=names)
-        if "outcome" in frame:
-            frame["outcome"] = pd.Categorical(frame["outcome"], categories=["correct", "wrong"])
-        if "saturation" in frame:
-            from .groups import SATURATION_LEVELS
-            frame["saturation"] = pd.Categorical(frame["saturation"], categories=list(SATURATION_LEVELS),
-                                                 ordered=True)
+        frame = categories_of(frame, self.class_names)
         frame.insert(0, "seq", frame.pop("row"))
         self._frame = frame
 

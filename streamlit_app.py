@@ -11,10 +11,10 @@ import os
 import streamlit as st
 import torch
 
-from rnnviz_app import bundle_sidebar as bs  # bundle hook
-from rnnviz_app import launched as la
-from rnnviz_app import sidebar as sb
-from rnnviz_app import state_url as su
+from rnnviz_app.inputs import bundle_sidebar as bs  # bundle hook
+from rnnviz_app.inputs import sidebar as sb
+from rnnviz_app.sources import launched as la
+from rnnviz_app.state import state_url as su
 
 # Torch threads per server process (RNNVIZ_TORCH_THREADS, default 1): with torch's default of one
 # thread per core, one session's computation starved every other session's reruns on a shared
@@ -41,7 +41,7 @@ PAGES = [
 PAGES += [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibility="hidden") for p in PAGES[1:]]
 # URL paths equal to the names Streamlit 1.67 gives these files as v1 pages, on purpose: a
 # folder named pages/ is a v1 multipage app until the server's first st.navigation call, and a
-# deep link on a fresh server must resolve in both phases (see rnnviz_app/page_boot.py).
+# deep link on a fresh server must resolve in both phases (see rnnviz_app/state/page_boot.py).
 opened = bs.opened()  # bundle hook: an analysis bundle (upload, link bundle=<sha256>, $RNNVIZ_BUNDLE) or None
 page = st.navigation(bs.pages() if opened else PAGES)  # bundle hook
 

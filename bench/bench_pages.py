@@ -57,7 +57,7 @@ def pages(H, lens, X, scores, y, names):
 
     # ---- Trajectories
     def traj_heat():  # the play control's rows (page_trajectories.play_view): the unit order on every sequence
-        from rnnviz_app.play import MAX_PLAY_ROWS
+        from rnnviz_app.views.play import MAX_PLAY_ROWS
         return tj.unit_order(H, lens, order="similarity", top=None if H.shape[2] <= MAX_PLAY_ROWS else 64)
 
     def traj_paths():

@@ -40,8 +40,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     import rnnviz_core as rv
-    from rnnviz_app import page_units as pu
-    from rnnviz_app.page_horizons import group_rows
+    from rnnviz_app.views import page_units as pu
+    from rnnviz_app.views.page_horizons import group_rows
     from rnnviz_core.horizons import horizon, horizons_from_scores
     print(f"{'demo':12s} {'N x T':>10s} {'rows used':>10s} {'decisions s':>12s} {'horizons ms':>12s} "
           f"{'dictionary s':>13s}")

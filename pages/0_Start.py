@@ -1,11 +1,11 @@
 """Start page: what rnnviz shows, what is loaded, what was assumed, where to go next."""
 import streamlit as st
 
-from rnnviz_app import context as cx
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import summary as sm
-from rnnviz_app.text import md_escape
+from rnnviz_app.sources import context as cx
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import summary as sm
+from rnnviz_app.views.text import md_escape
 
 page_boot.require_entry_point()
 st.title("rnnviz: see inside a recurrent network")

@@ -1,17 +1,17 @@
 """Trajectories: how the hidden state evolves, and where sequence A and B part ways."""
 import streamlit as st
 
-from rnnviz_app import compute as cp
-from rnnviz_app import context as cx
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_pair as pp
-from rnnviz_app import page_trajectories as pt
-from rnnviz_app import page_units as pu
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import widgets as wg
+from rnnviz_app.inputs import page_pair as pp
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.state import compute as cp
+from rnnviz_app.state import page_boot
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_trajectories as pt
+from rnnviz_app.views import page_units as pu
+from rnnviz_app.views import widgets as wg
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
 

@@ -1,17 +1,17 @@
 """Saturation: which units and gates pin at their limits, and does it matter?"""
 import streamlit as st
 
-from rnnviz_app import compute as cp
-from rnnviz_app import context as cx
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_saturation as ps
-from rnnviz_app import second_model as m2
-from rnnviz_app import sequences as sq
-from rnnviz_app import widgets as wg
-from rnnviz_app.text import md_escape
-from rnnviz_app.page_widgets import bound
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import second_model as m2
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.state import compute as cp
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_saturation as ps
+from rnnviz_app.views import widgets as wg
+from rnnviz_app.views.text import md_escape
 from rnnviz_core import saturation as sa
 from rnnviz_core import unit_saturation as us
 from rnnviz_core.charts import saturation as sc

@@ -1,20 +1,20 @@
 """Contributions: which steps drove the final output, ranked, and how far to trust each ranking."""
 import streamlit as st
 
-from rnnviz_app import compute as cp
-from rnnviz_app import context as cx
-from rnnviz_app import contribution_stack as cs
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_contributions as pc
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_horizons as ph
-from rnnviz_app import page_pair as pp
-from rnnviz_app import page_units as pu
-from rnnviz_app import sequences as sq
-from rnnviz_app import widgets as wg
-from rnnviz_app.text import md_escape
-from rnnviz_app.page_widgets import bound
+from rnnviz_app.inputs import page_pair as pp
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.state import compute as cp
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import contribution_stack as cs
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_contributions as pc
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_horizons as ph
+from rnnviz_app.views import page_units as pu
+from rnnviz_app.views import widgets as wg
+from rnnviz_app.views.text import md_escape
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.contributions import METHODS
 

@@ -3,15 +3,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app import context as cx
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_units as pu
-from rnnviz_app import page_whatif as pw
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import widgets as wg
-from rnnviz_app.page_widgets import bound
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.state import page_boot
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_units as pu
+from rnnviz_app.views import page_whatif as pw
+from rnnviz_app.views import widgets as wg
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.charts import whatif as cw
 from rnnviz_core.contributions import METHODS

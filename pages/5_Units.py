@@ -1,13 +1,13 @@
 """Units: what drives each unit and each gate to its limits, listed and looked up one by one."""
 import streamlit as st
 
-from rnnviz_app import context as cx
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_units as pu
-from rnnviz_app import widgets as wg
-from rnnviz_app.page_widgets import bound
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import context as cx
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_units as pu
+from rnnviz_app.views import widgets as wg
 
 page_boot.require_entry_point()
 ctx = cx.loaded()

@@ -1,18 +1,14 @@
-"""The Streamlit app's glue, one module per concern. Not installed: Streamlit puts the folder of
-``streamlit_app.py`` on ``sys.path``, so the pages import ``rnnviz_app.<module>``.
+"""The Streamlit app's glue, laid out by concern. Not installed: Streamlit puts the folder of
+``streamlit_app.py`` on ``sys.path``, so the pages import ``rnnviz_app.<concern>.<module>``.
 
-- ``hashing``: content digests that see every byte (cache keys).
-- ``messages``: plain sentences for failures (never a traceback).
-- ``state_url``: session state, widget keys and the URL (query parameters).
-- ``context``: the ``Loaded`` model/data every page works on, and the target choice.
-- ``uploads``: the upload store and the cached readers of uploaded bytes.
-- ``loading``: demos, own files, building and resolving the ``Loaded`` context.
-- ``compute``: computation cached under the loaded content hashes.
-- ``widgets``: shared widgets (charts with cached specs, CSV downloads).
-- ``summary``: predictions and the start page's model card.
-- ``sequences``: traces, layer choices and the A/B sequence pickers' data.
-- ``second_model``: the reproducibility check against a second uploaded model.
-- ``page_saturation``, ``page_contributions``: glue of those pages.
+- ``sources``: where the numbers come from (``context.Loaded``, demos in ``loading``, own files,
+  uploads, your own class in ``launched``, ``second_model``, bundles, ``sequences``' traces).
+- ``inputs``: what the user chooses (``sidebar``, ``bundle_sidebar``, ``page_pair`` for A and B,
+  ``page_widgets``).
+- ``state``: session state and the URL (``state_url``), ``hashing``, the content-keyed cache
+  (``compute``), ``prefetch`` and ``warm`` background work, ``page_boot``.
+- ``views``: each page's glue (``page_*``), ``widgets``, ``play``, ``summary``, ``page_findings``,
+  ``contribution_stack``, ``messages`` (plain sentences for failures) and ``text``.
 
 Streamlit is imported here and in the modules; ``rnnviz_core`` never imports Streamlit.
 """

@@ -349,7 +349,8 @@ CHILD = textwrap.dedent("""
     import gc, json, sys, time
     import numpy as np
     from rnnviz_core import bundle
-    from rnnviz_app import bundle_source as bs, bundle_view as bv
+    from rnnviz_app.sources import bundle_source as bs
+    from rnnviz_app.sources import bundle_view as bv
 
     def peak_kb():
         for line in open("/proc/self/status"):

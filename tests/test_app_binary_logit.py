@@ -11,11 +11,11 @@ import streamlit as st
 import torch
 from torch import nn
 
-from rnnviz_app import context as cx
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import summary as sm
-from rnnviz_app.text import format_accuracy
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import summary as sm
+from rnnviz_app.views.text import format_accuracy
 from rnnviz_core.data import load_data
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)

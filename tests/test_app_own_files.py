@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from rnnviz_app import own_files as own
-from rnnviz_app import second_model as m2
-from rnnviz_app import state_url as su
-from rnnviz_app import summary as sm
-from rnnviz_app import uploads as up
-from rnnviz_app.messages import app_message
+from rnnviz_app.sources import own_files as own
+from rnnviz_app.sources import second_model as m2
+from rnnviz_app.sources import uploads as up
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import summary as sm
+from rnnviz_app.views.messages import app_message
 from rnnviz_core.errors import DataError, ModelFileError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -16,13 +16,13 @@ import streamlit as st
 import torch
 from torch import nn
 
-from rnnviz_app import own_files as own
-from rnnviz_app import page_pair as pp
-from rnnviz_app import page_saturation as ps
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import summary as sm
-from rnnviz_app import uploads as up
+from rnnviz_app.inputs import page_pair as pp
+from rnnviz_app.sources import own_files as own
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources import uploads as up
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import page_saturation as ps
+from rnnviz_app.views import summary as sm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tutorial_files import make_files, make_regression_files  # noqa: E402

@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from rnnviz_app import compute as cp
-from rnnviz_app import context as cx
-from rnnviz_app import hashing as hs
-from rnnviz_app import loading as ld
-from rnnviz_app import messages as msg
-from rnnviz_app import own_files as own
-from rnnviz_app import page_contributions as pc
-from rnnviz_app import page_saturation as ps
-from rnnviz_app import second_model as m2
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import summary as sm
-from rnnviz_app import uploads as up
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import loading as ld
+from rnnviz_app.sources import own_files as own
+from rnnviz_app.sources import second_model as m2
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources import uploads as up
+from rnnviz_app.state import compute as cp
+from rnnviz_app.state import hashing as hs
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_contributions as pc
+from rnnviz_app.views import page_saturation as ps
+from rnnviz_app.views import summary as sm
 from rnnviz_core.errors import DataError, InputError
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
@@ -299,7 +299,7 @@ def test_link_value_outside_bounds_is_refused_inside_kept():
 
 
 def test_markdown_from_files_is_escaped_to_literal_text():
-    from rnnviz_app.text import md_escape
+    from rnnviz_app.views.text import md_escape
     inj = "[Your session expired - sign in again](https://evil.example/login) <b>x</b> **y** :red[z] $x$"
     out = md_escape(inj)
     # every character that starts Markdown or HTML is backslash-escaped; removing escapes gives the text back
@@ -312,8 +312,10 @@ def test_markdown_from_files_is_escaped_to_literal_text():
 
 def test_csv_exports_neutralise_formula_cells():
     import io
+
     import pandas as pd
-    from rnnviz_app.text import safe_csv
+
+    from rnnviz_app.views.text import safe_csv
     df = pd.DataFrame({"seq": ["=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\ry", "ok"],
                        "score": [-1.5, 2.0, -0.25, 0.0, 1.0, 2.0, 3.0]})
     back = pd.read_csv(io.BytesIO(safe_csv(df)), keep_default_na=False)
@@ -347,8 +349,9 @@ def test_largest_allowed_data_file_and_model_fit_in_one_sessions_share_of_the_st
 
 def test_csv_download_is_built_only_when_clicked_and_neutralises_formulas(monkeypatch):
     import pandas as pd
-    from rnnviz_app import text as tx
-    from rnnviz_app import widgets as wd
+
+    from rnnviz_app.views import text as tx
+    from rnnviz_app.views import widgets as wd
     built, got = [], {}
     monkeypatch.setattr(wd, "safe_csv", lambda df: built.append(1) or tx.safe_csv(df))
     monkeypatch.setattr(wd.st, "download_button", lambda label, data, **kw: got.update(data=data, **kw))

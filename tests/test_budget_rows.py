@@ -22,7 +22,7 @@ def test_evenly_spaced_rows_by_hand():
 
 
 def test_group_rows_is_the_rule_on_squared_lengths():
-    from rnnviz_app.page_horizons import GROUP_COST, group_rows
+    from rnnviz_app.views.page_horizons import GROUP_COST, group_rows
     L = np.array([100, 300, 200, 50] * 200)
     k = max(4, int(GROUP_COST // float((L.astype(float) ** 2).mean())))
     want = np.unique(np.linspace(0, len(L) - 1, k).round().astype(int))

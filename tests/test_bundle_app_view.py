@@ -1,4 +1,4 @@
-"""What the bundle pages show (rnnviz_app/bundle_view.py), checked against the model itself.
+"""What the bundle pages show (rnnviz_app/sources/bundle_view.py), checked against the model itself.
 
 The race demo's model and data are built into a bundle; the start-page accuracy, the A/B picker
 labels, the groupings and the contribution frames are compared with the model's own forward pass
@@ -34,7 +34,7 @@ def _outputs(model, ds) -> np.ndarray:
 
 
 def test_start_page_accuracy_is_the_models_own(race):
-    from rnnviz_app.bundle_view import summary
+    from rnnviz_app.sources.bundle_view import summary
 
     model, ds, b = race
     acc = float((_outputs(model, ds).argmax(1) == np.asarray(ds.y)).mean())
@@ -46,7 +46,7 @@ def test_start_page_accuracy_is_the_models_own(race):
 
 
 def test_pickers_offer_the_sampled_rows_with_the_models_prediction(race):
-    from rnnviz_app.bundle_view import sample_labels
+    from rnnviz_app.sources.bundle_view import sample_labels
 
     model, ds, b = race
     labels = sample_labels(b)
@@ -58,7 +58,7 @@ def test_pickers_offer_the_sampled_rows_with_the_models_prediction(race):
 
 
 def test_group_labels_of_a_data_column_are_the_datas(race):
-    from rnnviz_app.bundle_view import group_labels, groupings
+    from rnnviz_app.sources.bundle_view import group_labels, groupings
 
     _, ds, b = race
     opts = groupings(b)
@@ -71,7 +71,7 @@ def test_group_labels_of_a_data_column_are_the_datas(race):
 
 
 def test_contribution_frames_rank_the_models_gradient_sizes(race):
-    from rnnviz_app.bundle_view import contribution_frames
+    from rnnviz_app.sources.bundle_view import contribution_frames
 
     model, ds, b = race
     ra, rb = int(b.sample_rows[0]), int(b.sample_rows[1])
@@ -95,7 +95,7 @@ def test_regression_bundle_start_page_gives_the_live_pages_error_figures():
     by hand here, in the live model card's words."""
     from types import SimpleNamespace
 
-    from rnnviz_app.bundle_view import summary
+    from rnnviz_app.sources.bundle_view import summary
     from rnnviz_core.regression import format_number
     true = np.array([1.0, 2.0, 4.0, 7.0])
     out = np.array([1.5, 2.0, 3.0, 7.5])

@@ -134,7 +134,7 @@ def test_the_bundle_sections_statistics_are_the_live_ones(race, race_path):
     _app_dir()
     import pandas as pd
 
-    from rnnviz_app import page_horizons as ph
+    from rnnviz_app.views import page_horizons as ph
     from rnnviz_core.groups import sequence_table
     from rnnviz_core.horizons import compare_horizons, horizon_summary
 
@@ -155,7 +155,7 @@ def test_the_bundle_sections_statistics_are_the_live_ones(race, race_path):
 
 
 def _section(path: str) -> None:
-    from rnnviz_app import page_horizons as ph
+    from rnnviz_app.views import page_horizons as ph
     from rnnviz_core import bundle as rvb
 
     ph.bundle_section(rvb.open(path))

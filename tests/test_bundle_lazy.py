@@ -96,7 +96,7 @@ def test_aggregates_equal_the_live_analyses(built):
 
 
 def test_the_app_opens_a_bundle_lazily_and_searches_its_ids(built, monkeypatch):
-    from rnnviz_app import bundle_source as bs
+    from rnnviz_app.sources import bundle_source as bs
 
     folder, ds = built[0], built[2]
     monkeypatch.setattr(bs, "MAX_BUNDLE_BYTES", 1000)   # far below the bundle: the lazy path has no such cap

@@ -48,15 +48,15 @@ def no_whole_reads(monkeypatch):
 
 
 def _lazy(path):
-    from rnnviz_app import bundle_source as bs
+    from rnnviz_app.sources import bundle_source as bs
 
     return bs.open_lazy(path)
 
 
 def test_every_figure_equals_the_full_tables(made, no_whole_reads):
-    from rnnviz_app import bundle_reads as br
-    from rnnviz_app import bundle_view as bv
-    from rnnviz_app import page_saturation as ps
+    from rnnviz_app.sources import bundle_reads as br
+    from rnnviz_app.sources import bundle_view as bv
+    from rnnviz_app.views import page_saturation as ps
     from rnnviz_core.attribution import rankings as rk
 
     path, full = made
@@ -116,8 +116,8 @@ def test_every_figure_equals_the_full_tables(made, no_whole_reads):
 def test_an_old_bundle_without_position_aggregates_falls_back(made, monkeypatch):
     """A bundle built before the position aggregates: small, the curves come from its scores;
     large, the page gets a sentence instead (and reads nothing whole)."""
-    from rnnviz_app import bundle_reads as br
-    from rnnviz_app import bundle_view as bv
+    from rnnviz_app.sources import bundle_reads as br
+    from rnnviz_app.sources import bundle_view as bv
 
     path, full = made
     b = _lazy(path)
@@ -184,7 +184,7 @@ def test_a_bundle_from_before_the_aggregates_still_draws_every_page(made, tmp_pa
 
     from streamlit.testing.v1 import AppTest
 
-    from rnnviz_app import bundle_view as bv
+    from rnnviz_app.sources import bundle_view as bv
     from rnnviz_core.attribution import rankings as rk
 
     path, full = made

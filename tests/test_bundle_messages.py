@@ -79,7 +79,7 @@ def literal_markdown(md: str) -> bool:
 
 
 def test_the_check_itself_tells_markup_from_text():
-    from rnnviz_app.messages import as_text
+    from rnnviz_app.views.messages import as_text
 
     assert not literal_markdown(hb.LINK) and not literal_markdown(hb.IMG) and not literal_markdown("see www.x.org")
     assert literal_markdown(as_text(BAD)) and literal_markdown("plain words; 'quoted' too.")
@@ -87,7 +87,7 @@ def test_the_check_itself_tells_markup_from_text():
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_name_with_a_link_and_an_image_is_quoted_as_text(made, case):
-    from rnnviz_app.messages import app_message, as_text
+    from rnnviz_app.views.messages import app_message, as_text
 
     with pytest.raises(bundle.BundleError) as err:
         bundle.open(made[case])
@@ -120,7 +120,7 @@ def test_a_section_that_cannot_draw_says_why_and_the_next_section_draws():
     def script():
         import streamlit as st
 
-        from rnnviz_app import messages as msg
+        from rnnviz_app.views import messages as msg
         from rnnviz_core.errors import BundleError
 
         with msg.section("The paths"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import rnnviz_core as rv
-from rnnviz_app import bundle_source as bs
-from rnnviz_app import uploads
+from rnnviz_app.sources import bundle_source as bs
+from rnnviz_app.sources import uploads
 from rnnviz_core import bundle
 
 

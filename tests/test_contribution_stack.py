@@ -7,7 +7,7 @@ import altair as alt
 import numpy as np
 import pytest
 
-from rnnviz_app.contribution_stack import stacked_with_inputs
+from rnnviz_app.views.contribution_stack import stacked_with_inputs
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.charts.inputs import input_strip_chart
 from rnnviz_core.charts.trajectories import caption, heatmap_chart

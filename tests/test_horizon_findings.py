@@ -18,7 +18,11 @@ import streamlit as st
 import torch
 
 import rnnviz_core as rv
-from rnnviz_core.horizon_findings import horizon_group_findings, horizon_pair_findings, regression_tolerance
+from rnnviz_core.horizon_findings import (
+    horizon_group_findings,
+    horizon_pair_findings,
+    regression_tolerance,
+)
 from rnnviz_core.horizons import compare_horizons
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
@@ -94,9 +98,9 @@ def test_regression_tolerance_is_the_decision_rule():
 # ----------------------------------------------------------------------------- through the page's glue
 @pytest.fixture
 def loaded(monkeypatch, tmp_path):
-    from rnnviz_app import loading as ld
-    from rnnviz_app import state_url as su
-    from rnnviz_app import uploads as up
+    from rnnviz_app.sources import loading as ld
+    from rnnviz_app.sources import uploads as up
+    from rnnviz_app.state import state_url as su
     monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))
     up.upload_store.clear()
     for k in list(st.session_state.keys()):
@@ -126,7 +130,7 @@ def _first_settled(same):
 
 
 def test_marker_sentence_names_the_second_marker(loaded):
-    from rnnviz_app import page_horizons as ph
+    from rnnviz_app.views import page_horizons as ph
     ctx = loaded("marker")
     ds, model = ctx.data, ctx.model
     sc = rv.contributions(model, ds.X, "grad_norm", ds.lengths)
@@ -151,7 +155,7 @@ def test_marker_sentence_names_the_second_marker(loaded):
 
 
 def test_regression_sentence_states_its_tolerance(loaded):
-    from rnnviz_app import page_horizons as ph
+    from rnnviz_app.views import page_horizons as ph
     ctx = loaded("window_sum")
     ds, model = ctx.data, ctx.model
     sc = rv.contributions(model, ds.X, "grad_norm", ds.lengths)
@@ -174,7 +178,7 @@ def test_regression_sentence_states_its_tolerance(loaded):
 
 
 def test_text_sentence_names_the_deciding_word(loaded):
-    from rnnviz_app import page_horizons as ph
+    from rnnviz_app.views import page_horizons as ph
     ctx = loaded("text")
     ds, model = ctx.data, ctx.model
     sc = rv.contributions(model, ds.X, "grad_norm", ds.lengths)
@@ -191,7 +195,7 @@ def test_text_sentence_names_the_deciding_word(loaded):
 
 
 def test_group_rows_bound_the_squared_steps():
-    from rnnviz_app.page_horizons import GROUP_COST, group_rows
+    from rnnviz_app.views.page_horizons import GROUP_COST, group_rows
     assert group_rows(np.full(1000, 30)).tolist() == list(range(1000))      # 900,000 prefix-steps: all of them
     r = group_rows(np.full(240, 480))                                       # 230,400 each: a few, spread out
     assert 4 <= len(r) and len(r) * 480 ** 2 <= GROUP_COST and r[0] == 0 and r[-1] == 239

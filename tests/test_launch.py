@@ -146,7 +146,7 @@ def test_an_upload_cannot_import_a_factory_or_unpickle_a_model(files, marker, tm
         import streamlit as st
         import upload_helpers as uh
         from pathlib import Path
-        from rnnviz_app import state_url as su
+        from rnnviz_app.state import state_url as su
         su.init_session()
         uh.upload("model", Path({str(pkl)!r}))
         uh.upload("data", Path({str(tmp_path / 'launch.json')!r}))

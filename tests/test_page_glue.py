@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
-from rnnviz_app.page_saturation import comparison_view
+from rnnviz_app.views.page_saturation import comparison_view
 from rnnviz_core.analyses.tables import format_effect
 
 P_COL = "Chance of a difference this large by luck (p, corrected for the measures tested)"
@@ -56,14 +56,16 @@ def _clean_session():
 def test_model_card_of_token_data_counts_words_not_features():
     """The text demo's X is int64 ids [N, T]: reading X.shape[2] raised IndexError on the start page."""
     from types import SimpleNamespace
-    from rnnviz_app.summary import data_size
+
+    from rnnviz_app.views.summary import data_size
     ds = SimpleNamespace(X=np.zeros((3, 7), dtype=np.int64), is_tokens=True, n_features=1)
     assert data_size(ds) == "3 sequences, up to 7 words each (token ids)"
 
 
 def test_model_card_counts_features_in_proper_singular_and_plural():
     from types import SimpleNamespace
-    from rnnviz_app.summary import data_size
+
+    from rnnviz_app.views.summary import data_size
     one = SimpleNamespace(X=np.zeros((1, 5, 1), dtype=np.float32), is_tokens=False, n_features=1)
     four = SimpleNamespace(X=np.zeros((412, 20, 4), dtype=np.float32), is_tokens=False, n_features=4)
     assert data_size(one) == "1 sequence, up to 5 steps, 1 feature"
@@ -71,9 +73,9 @@ def test_model_card_counts_features_in_proper_singular_and_plural():
 
 
 def test_model_card_names_a_demo_once_and_own_files_by_their_names():
-    from rnnviz_app.context import Loaded
-    from rnnviz_app.loading import demo_infos
-    from rnnviz_app.summary import is_demo
+    from rnnviz_app.sources.context import Loaded
+    from rnnviz_app.sources.loading import demo_infos
+    from rnnviz_app.views.summary import is_demo
     from rnnviz_core.demos import load_demo
     key = next(iter(demo_infos()))
     model, ds = load_demo(key)[:2]
@@ -87,7 +89,7 @@ def test_model_card_names_a_demo_once_and_own_files_by_their_names():
 
 def test_findings_text_keeps_addresses_and_colour_directives_as_text():
     """A group value like ':red[LOSE] see https://evil.example' must not colour or link."""
-    from rnnviz_app.page_findings import plain
+    from rnnviz_app.views.page_findings import plain
     s = plain(":red[LOSE] see https://evil.example or www.evil.example, mail a@evil.example")
     assert ":red[" not in s and "https://" not in s and "www." not in s and "a@evil" not in s
     assert s.replace("\\", "").replace("\u2060", "") == (":red[LOSE] see https://evil.example or www.evil.example, "
@@ -98,7 +100,7 @@ def test_findings_text_keeps_addresses_and_colour_directives_as_text():
 def test_slider_link_values_that_are_not_finite_or_in_range_give_the_default(raw):
     """`/saturation?shut=inf` reached st.slider and raised Streamlit's value error."""
     st = _clean_session()
-    from rnnviz_app.page_widgets import bound_value
+    from rnnviz_app.inputs.page_widgets import bound_value
     st.session_state["_view"] = {"shut": raw}
     assert bound_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.1
     assert "shut" not in st.session_state["_view"] and "shut" in st.session_state["_link_notes"]
@@ -106,21 +108,21 @@ def test_slider_link_values_that_are_not_finite_or_in_range_give_the_default(raw
 
 def test_slider_link_value_in_range_is_used():
     st = _clean_session()
-    from rnnviz_app.page_widgets import bound_value
+    from rnnviz_app.inputs.page_widgets import bound_value
     st.session_state["_view"] = {"shut": "0.2", "dir": "bwd"}
     assert bound_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.2
     assert bound_value("dir", "fwd", ["fwd", "bwd"]) == "bwd"
 
 
 def test_scoring_message_names_the_method_as_the_page_does():
-    from rnnviz_app.page_contributions import scoring_message
+    from rnnviz_app.views.page_contributions import scoring_message
     msg = scoring_message(1000, "grad_norm")
     assert "grad_norm" not in msg and msg.startswith("Scoring every step of 1000 sequences with ")
     assert "integrated_gradients" not in scoring_message(2, "integrated_gradients", per_feature=True)
 
 
 def test_unit_heatmaps_share_a_scale_ending_at_the_highest_share():
-    from rnnviz_app.page_saturation import shared_top
+    from rnnviz_app.views.page_saturation import shared_top
     a = pd.DataFrame({"unit": [0, 1], "step": [0, 0], "frac_saturated": [0.01, 0.25]})
     b = pd.DataFrame({"unit": [0, 1], "step": [0, 0], "frac_saturated": [0.12, np.nan]})
     assert shared_top(a, b) == 0.25
@@ -131,7 +133,8 @@ def test_known_step_glue_gives_the_overlap_the_findings_word():
     """Contributions page: the known-steps finding is the share of top-k steps inside the known
     steps (hand count), not the exact match that a long window almost never meets."""
     from types import SimpleNamespace
-    from rnnviz_app.page_contributions import known_step_hits
+
+    from rnnviz_app.views.page_contributions import known_step_hits
     from rnnviz_core.findings import contribution_findings
     sc = np.array([[0.0, 3.0, 2.0, 1.0, 2.5], [4.0, 0.0, 1.0, 0.5, 0.0]])
     known = np.array([[0, 1, 1, 1, 0], [0, 0, 1, 1, 0]], dtype=bool)

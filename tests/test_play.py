@@ -1,4 +1,4 @@
-"""rnnviz_app.play without a browser: what the control is sent, and its caption's branches.
+"""rnnviz_app.views.play without a browser: what the control is sent, and its caption's branches.
 (The control in the browser: tests/e2e/test_play_browser.py.)"""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from rnnviz_app.play import panel, play_caption, steps_per_second
+from rnnviz_app.views.play import panel, play_caption, steps_per_second
 
 
 def _decode(b64: str, rows: int, steps: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_normal_speed_plays_a_sequence_in_about_twelve_seconds():
 
 
 def test_token_strip_sends_the_words_as_text_one_per_step():
-    from rnnviz_app.play import token_panel
+    from rnnviz_app.views.play import token_panel
     p = token_panel(["<b>bold</b>", "fine"], title="A: words")
     assert p["tokens"] == ["<b>bold</b>", "fine"] and p["steps"] == 2 and p["strip"] is True
     with pytest.raises(ValueError):
@@ -63,7 +63,7 @@ def test_token_strip_sends_the_words_as_text_one_per_step():
 
 
 def test_shared_domain_covers_the_real_steps_of_both_only():
-    from rnnviz_app.play import shared_domain
+    from rnnviz_app.views.play import shared_domain
     a = np.array([[0.5, -3.0], [1.0, 2.0], [100.0, 100.0]])   # step 2 is past A's end: not drawn, not counted
     b = np.array([[np.nan, 2.5], [-50.0, 0.0]])               # B has 1 real step; its NaN is ignored
     assert shared_domain(a, b, 2, 1) == (-3.0, 3.0)
@@ -72,7 +72,7 @@ def test_shared_domain_covers_the_real_steps_of_both_only():
 
 def _sent(monkeypatch):
     """Run play_heatmaps with the Streamlit component replaced by a recorder; return its data."""
-    import rnnviz_app.play as play
+    import rnnviz_app.views.play as play
     got = {}
     monkeypatch.setattr(play, "_component", lambda: (lambda key, data, height: got.update(data)))
     return play, got

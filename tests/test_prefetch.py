@@ -1,4 +1,4 @@
-"""Background work started after the trace (rnnviz_app.prefetch): one job per key, its result
+"""Background work started after the trace (rnnviz_app.state.prefetch): one job per key, its result
 equal to the core's own computation, a failed job leaves the page to compute and explain."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 import streamlit as st
 
 import rnnviz_core as rv
-from rnnviz_app import context as cx
-from rnnviz_app import loading as ld
-from rnnviz_app import page_contributions as pc
-from rnnviz_app import prefetch
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app import uploads as up
+from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import loading as ld
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources import uploads as up
+from rnnviz_app.state import prefetch
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import page_contributions as pc
 
 logging.getLogger("streamlit").setLevel(logging.ERROR)
 
@@ -129,7 +129,7 @@ def test_a_page_that_asks_before_the_job_begins_computes_itself_and_the_job_stop
 def test_the_trace_starts_the_saturation_pages_first_value_spread():
     import pandas as pd
 
-    from rnnviz_app import page_saturation as ps
+    from rnnviz_app.views import page_saturation as ps
     from rnnviz_core import saturation as sa
     keys = list(ld.demo_infos())
     ctx = ld.resolve_loaded(ld.DEFAULT_DEMO if ld.DEFAULT_DEMO in keys else keys[0])

@@ -3,7 +3,7 @@ results are the core sweep's on exactly those rows, and the sentence that says s
 import numpy as np
 import torch
 
-import rnnviz_app.page_saturation as ps
+import rnnviz_app.views.page_saturation as ps
 from rnnviz_core.groups import resilience_sweep
 from rnnviz_core.models import ModelConfig, build_model
 

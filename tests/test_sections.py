@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 def _app():
     import streamlit as st
 
-    from rnnviz_app import widgets as wg
+    from rnnviz_app.views import widgets as wg
     from rnnviz_core.errors import InputError
 
     with wg.section("The first chart"):
@@ -36,7 +36,7 @@ def test_failures_become_sentences_and_the_page_goes_on():
 
 
 def _app_with_a_name_from_a_file():
-    from rnnviz_app import widgets as wg
+    from rnnviz_app.views import widgets as wg
     from rnnviz_core.errors import InputError
 
     with wg.section("The chart"):

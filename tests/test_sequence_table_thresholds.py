@@ -61,7 +61,7 @@ def _old_page(tr, y, columns, class_names, threshold, low, high):
 
 
 def test_the_saturation_page_table_equals_the_old_recompute(traced):
-    from rnnviz_app.page_saturation import _sat_table
+    from rnnviz_app.views.page_saturation import _sat_table
     tr, y, groups = traced
     names = ["x", "y", "z"]
     new = _sat_table(tr, y, groups, names, -1, "fwd", 0.8, 0.25, 0.7)

@@ -1,4 +1,4 @@
-"""The "Steps to draw" window lives in the link (rnnviz_app.widgets.step_window), under AppTest."""
+"""The "Steps to draw" window lives in the link (rnnviz_app.views.widgets.step_window), under AppTest."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,9 @@ from streamlit.testing.v1 import AppTest
 
 def _script():
     import streamlit as st
-    from rnnviz_app import state_url as su
-    from rnnviz_app import widgets as wg
+
+    from rnnviz_app.state import state_url as su
+    from rnnviz_app.views import widgets as wg
     su.init_session()
     n = st.selectbox("steps", [2000, 900], key="n")
     w = wg.step_window(n, "traj")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rnnviz_app import page_units as pu
+from rnnviz_app.views import page_units as pu
 
 
 def _d():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rnnviz_app import page_whatif as pw
+from rnnviz_app.views import page_whatif as pw
 
 
 def test_edits_round_trip_through_the_link_text():

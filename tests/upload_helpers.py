@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rnnviz_app import own_files as own
+from rnnviz_app.sources import own_files as own
 
 
 class FakeUpload:

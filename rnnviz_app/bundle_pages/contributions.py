@@ -1,18 +1,18 @@
 """Contributions from an analysis bundle: the stored per-step scores, ranked."""
 import streamlit as st
 
-from rnnviz_app import bundle_sidebar as bs
-from rnnviz_app import bundle_view as bv
-from rnnviz_app import contribution_stack as cs
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_contributions as pc
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_horizons as ph  # hz22
-from rnnviz_app import widgets as wg
-from rnnviz_app.page_widgets import bound
-from rnnviz_app.bundle_source import NOT_INCLUDED, method_message
-from rnnviz_app.text import md_escape
+from rnnviz_app.inputs import bundle_sidebar as bs
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import bundle_view as bv
+from rnnviz_app.sources.bundle_source import NOT_INCLUDED, method_message
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import contribution_stack as cs
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_contributions as pc
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_horizons as ph  # hz22
+from rnnviz_app.views import widgets as wg
+from rnnviz_app.views.text import md_escape
 from rnnviz_core.charts import contributions as cc
 from rnnviz_core.contributions import METHODS
 

@@ -1,16 +1,16 @@
 """Saturation from an analysis bundle: shares over time by group and the group comparison."""
 import streamlit as st
 
-from rnnviz_app import bundle_sidebar as bs
-from rnnviz_app import bundle_view as bv
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_findings as pf
-from rnnviz_app import page_saturation as ps
-from rnnviz_app import widgets as wg
-from rnnviz_app.page_widgets import bound
-from rnnviz_app.bundle_source import NOT_INCLUDED, threshold_message
-from rnnviz_app.page_findings import plain
+from rnnviz_app.inputs import bundle_sidebar as bs
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import bundle_view as bv
+from rnnviz_app.sources.bundle_source import NOT_INCLUDED, threshold_message
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import page_saturation as ps
+from rnnviz_app.views import widgets as wg
+from rnnviz_app.views.page_findings import plain
 from rnnviz_core.charts import saturation as sc
 
 page_boot.require_entry_point()

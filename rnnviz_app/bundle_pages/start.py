@@ -1,12 +1,12 @@
 """Start page when an analysis bundle is open: what was computed, from which model and data."""
 import streamlit as st
 
-from rnnviz_app import bundle_sidebar as bs
-from rnnviz_app import bundle_view as bv
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app.bundle_source import NOT_INCLUDED
-from rnnviz_app.text import md_escape
+from rnnviz_app.inputs import bundle_sidebar as bs
+from rnnviz_app.sources import bundle_view as bv
+from rnnviz_app.sources.bundle_source import NOT_INCLUDED
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views.text import md_escape
 
 page_boot.require_entry_point()
 dig, b = bs.current()

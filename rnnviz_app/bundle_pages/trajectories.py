@@ -2,15 +2,15 @@
 import numpy as np
 import streamlit as st
 
-from rnnviz_app import bundle_reads as br
-from rnnviz_app import bundle_sidebar as bs
-from rnnviz_app import bundle_view as bv
-from rnnviz_app import messages as msg
-from rnnviz_app import page_boot
-from rnnviz_app import page_findings as pf
-from rnnviz_app import widgets as wg
-from rnnviz_app.page_widgets import bound
-from rnnviz_app.play import play_heatmaps, shared_domain
+from rnnviz_app.inputs import bundle_sidebar as bs
+from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.sources import bundle_reads as br
+from rnnviz_app.sources import bundle_view as bv
+from rnnviz_app.state import page_boot
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views import page_findings as pf
+from rnnviz_app.views import widgets as wg
+from rnnviz_app.views.play import play_heatmaps, shared_domain
 from rnnviz_core import trajectories as tj
 from rnnviz_core.charts import trajectories as tc
 

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from rnnviz_app.play import panel, play_heatmaps, token_panel  # noqa: E402
+from rnnviz_app.views.play import panel, play_heatmaps, token_panel  # noqa: E402
 
 q = st.query_params
 units, ta, tb = int(q.get("units", 8)), int(q.get("ta", 18)), int(q.get("tb", 5))
@@ -34,6 +34,7 @@ if q.get("mode", "component") == "component":
                              titles=("A: sequence 1", "B: sequence 2"), marks=((3, 7), ()), strips=strips))
 else:
     import altair as alt
+
     from rnnviz_core.charts import trajectories as tc
     from rnnviz_core.trajectories import heatmap_data
 

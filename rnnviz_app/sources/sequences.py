@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rnnviz_app.compute import compute, shared
-from rnnviz_app.context import Loaded
-from rnnviz_app.summary import predictions
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.state.compute import compute, shared
+from rnnviz_app.views.summary import predictions
 
 KIND_LABELS = {"h": "Hidden state h", "c": "Cell state c", "r": "Reset gate r", "z": "Update gate z",
                "n": "Candidate n", "i": "Input gate i", "f": "Forget gate f", "g": "Candidate g",
@@ -20,9 +20,10 @@ def _trace_all(model, X, lengths, device):
     layer's states do not wait for them, and the pages that do need them find them ready or wait
     for that one computation (``Trace.arrays`` computes them once)."""
     import threading
+
     from rnnviz_core.trace import trace
     tr = trace(model, X, lengths, gates=False, device=device)
-    # not a daemon (see rnnviz_app.prefetch): exit waits for the gates rather than abort inside torch
+    # not a daemon (see rnnviz_app.state.prefetch): exit waits for the gates rather than abort inside torch
     threading.Thread(target=_load_arrays, args=(tr,), name="rnnviz-trace-gates", daemon=False).start()
     return tr
 
@@ -39,8 +40,10 @@ def full_trace(ctx: Loaded):
     shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
         tr = shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",), device=ctx.device)
-    from rnnviz_app.page_contributions import prefetch_scores  # here: these modules import this one
-    from rnnviz_app.page_saturation import prefetch_distribution
+    from rnnviz_app.views.page_contributions import (
+        prefetch_scores,  # here: these modules import this one
+    )
+    from rnnviz_app.views.page_saturation import prefetch_distribution
     prefetch_distribution(ctx, tr)  # the Saturation page's first value spread, in the background (once)
     prefetch_scores(ctx, tr)  # the Contributions page's default scores, in the background (once)
     return tr
@@ -87,7 +90,7 @@ def most_different_pair(ctx: Loaded, kind: str = "h", layer: int = -1,
 
 def is_regression(ctx: Loaded) -> bool:
     """Whether the loaded model gives one number per sequence (regression) rather than classes."""
-    from rnnviz_app.summary import is_regression as _is
+    from rnnviz_app.views.summary import is_regression as _is
     return _is(ctx)
 
 

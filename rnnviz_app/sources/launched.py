@@ -5,7 +5,7 @@ Only ``$RNNVIZ_LAUNCH``, set by the launching process in this server's environme
 source on; it names a private launch file (a folder of mode 0700 owned by the user running the
 server). Nothing here reads the link's query parameters or an upload: a link or an upload can
 never make the app import a module or unpickle a model. The loaded pair goes through the same
-:class:`~rnnviz_app.context.Loaded` context as a demo or own files, so every page and view
+:class:`~rnnviz_app.sources.context.Loaded` context as a demo or own files, so every page and view
 (resilience, the deletion check, every method) works on it.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from rnnviz_app.context import Loaded, set_loaded, set_waiting
-from rnnviz_app.messages import app_message, as_text
-from rnnviz_app.text import md_escape
+from rnnviz_app.sources.context import Loaded, set_loaded, set_waiting
+from rnnviz_app.views.messages import app_message, as_text
+from rnnviz_app.views.text import md_escape
 from rnnviz_core.launch import LAUNCH_ENV
 
 __all__ = ["active", "sidebar", "resolve"]
@@ -35,8 +35,8 @@ def _stamp(path: Path) -> tuple:
 
 def _files_key(path: Path, spec: dict) -> tuple[str, str]:
     """Content keys of the model half and the data half of a launch."""
-    from rnnviz_app.hashing import digest
-    from rnnviz_app.loading import file_digest
+    from rnnviz_app.sources.loading import file_digest
+    from rnnviz_app.state.hashing import digest
     launch = file_digest(path)
     if spec["kind"] == "object":
         return digest(launch, file_digest(path.parent / "model.pkl")), file_digest(path.parent / "data.pkl")
@@ -49,7 +49,7 @@ def _files_key(path: Path, spec: dict) -> tuple[str, str]:
 def _load(path: str, stamp: tuple):
     """``(model, data, model name, data name, budget note)`` of the launch file (runs the
     user's code: only ever called with the path from ``$RNNVIZ_LAUNCH``)."""
-    from rnnviz_app.own_files import TRACE_BUDGET_BYTES
+    from rnnviz_app.sources.own_files import TRACE_BUDGET_BYTES
     from rnnviz_core import budget
     from rnnviz_core.errors import MismatchError
     from rnnviz_core.launch import load_launch, read_launch

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app import state_url as su
-from rnnviz_app.compute import compute_status
-from rnnviz_app.context import Loaded
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.state import state_url as su
+from rnnviz_app.state.compute import compute_status
 
 UNITS_PAGE = "pages/5_Units.py"
 PAGE_ROWS = 50
@@ -32,7 +32,7 @@ def _dictionary(model, X, lengths, y, class_names, feature_names, device):
 def dictionary(ctx: Loaded) -> pd.DataFrame:
     """The unit dictionary of every loaded sequence (cached; computed in batches), with the
     column ``key``: the unit's name in the link."""
-    from rnnviz_app.summary import is_regression
+    from rnnviz_app.views.summary import is_regression
     ds = ctx.data
     y = None if is_regression(ctx) or ds.y is None else ds.y
     d = compute_status("Finding what drives each unit to its limits…", _dictionary, ctx.model, ds.X, ds.lengths, y,

@@ -88,9 +88,9 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
 
 def as_text(message: str) -> str:
     """A message as Markdown that renders as its literal text: every Markdown and HTML character
-    escaped, bare addresses broken (:func:`rnnviz_app.text.md_escape`). Messages quote names from
+    escaped, bare addresses broken (:func:`rnnviz_app.views.text.md_escape`). Messages quote names from
     files (zip entries, manifest keys, column names), so no message is shown without this."""
-    from rnnviz_app.text import md_escape
+    from rnnviz_app.views.text import md_escape
 
     return md_escape(message, max_len=2_000)
 

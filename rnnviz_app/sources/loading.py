@@ -1,13 +1,13 @@
-"""Shipped demos: their files, content hashes and the :class:`~rnnviz_app.context.Loaded`
-context of a demo (the user's own files: :mod:`rnnviz_app.own_files`)."""
+"""Shipped demos: their files, content hashes and the :class:`~rnnviz_app.sources.context.Loaded`
+context of a demo (the user's own files: :mod:`rnnviz_app.sources.own_files`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from rnnviz_app.context import Loaded, set_loaded
-from rnnviz_app.messages import error, message_of
+from rnnviz_app.sources.context import Loaded, set_loaded
+from rnnviz_app.views.messages import error, message_of
 from rnnviz_core.store import content_hash
 
 DEFAULT_DEMO = "race"
@@ -63,7 +63,7 @@ def _build_loaded(demo_key: str) -> Loaded:
 
 
 def resolve_loaded(demo_key: str) -> Loaded | None:
-    """The shipped demo ``demo_key`` as the loaded context (own files: :mod:`rnnviz_app.own_files`).
+    """The shipped demo ``demo_key`` as the loaded context (own files: :mod:`rnnviz_app.sources.own_files`).
 
     When it cannot be loaded, the error is shown and the previous ``Loaded`` (if any) is kept.
     """

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rnnviz_app import state_url as su
-from rnnviz_app.compute import compute
-from rnnviz_app.context import Loaded
-from rnnviz_app.sequences import ids_to_words, vocabulary
-from rnnviz_app.page_pair import true_steps
-from rnnviz_app.play import panel, play_heatmaps, shared_domain, token_panel
+from rnnviz_app.inputs.page_pair import true_steps
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.sequences import ids_to_words, vocabulary
+from rnnviz_app.state import state_url as su
+from rnnviz_app.state.compute import compute
+from rnnviz_app.views.play import panel, play_heatmaps, shared_domain, token_panel
 
 __all__ = ["ORDERS", "unit_choice", "play_view", "input_panels", "SIGMOID_KINDS"]
 
@@ -26,7 +26,7 @@ def unit_choice(n_units: int) -> tuple[str, int | None]:
     c1.selectbox("Order the units by", list(ORDERS), format_func=ORDERS.get,
                  key=su.widget_key("order", "similarity", list(ORDERS)),
                  help="Rows of the heatmaps; the same order for A and B.")
-    from rnnviz_app.play import MAX_PLAY_ROWS
+    from rnnviz_app.views.play import MAX_PLAY_ROWS
     # "all" only while every unit gets a readable row; above that the most active ones
     tops = ([0] if n_units <= MAX_PLAY_ROWS else []) + [k for k in (8, 16, 32, 64, 128) if k < n_units]
     default = 0 if n_units <= MAX_PLAY_ROWS else 64

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from rnnviz_app.text import md_escape
+from rnnviz_app.views.text import md_escape
 
 __all__ = ["show_findings", "plain"]
 
@@ -14,7 +14,7 @@ __all__ = ["show_findings", "plain"]
 def plain(text: object) -> str:
     """``text`` safe inside Markdown, shown exactly as written: every Markdown/HTML character
     escaped (``:red[...]`` colour directives included) and bare web/mail addresses kept from
-    becoming links (see :func:`rnnviz_app.text.md_escape`); cut to 1000 characters."""
+    becoming links (see :func:`rnnviz_app.views.text.md_escape`); cut to 1000 characters."""
     return md_escape(text, max_len=1000)
 
 

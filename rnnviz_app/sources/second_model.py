@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rnnviz_app.compute import compute, shared
-from rnnviz_app.context import Loaded
-from rnnviz_app.hashing import digest
-from rnnviz_app.messages import show_error
-from rnnviz_app.sequences import _trace_all, full_trace
-from rnnviz_app.state_url import remember, view
-from rnnviz_app.uploads import model_from_bytes, store_upload, stored
-from rnnviz_app.widgets import csv_button
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.sequences import _trace_all, full_trace
+from rnnviz_app.sources.uploads import model_from_bytes, store_upload, stored
+from rnnviz_app.state.compute import compute, shared
+from rnnviz_app.state.hashing import digest
+from rnnviz_app.state.state_url import remember, view
+from rnnviz_app.views.messages import show_error
+from rnnviz_app.views.widgets import csv_button
 from rnnviz_core.errors import DataError, ModelError
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rnnviz_app import messages as msg
-from rnnviz_app import sequences as sq
-from rnnviz_app import state_url as su
-from rnnviz_app.context import Loaded
-from rnnviz_app.text import md_escape
+from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views.text import md_escape
 
 __all__ = ["MODES", "modes_for", "pick_pair"]
 
@@ -61,7 +61,7 @@ def pick_pair(ctx: Loaded | None, labels: dict, *, kind: str = "h", layer: int =
 
     Parameters
     ----------
-    labels : sequence id -> label (:func:`rnnviz_app.sequences.sequence_labels`).
+    labels : sequence id -> label (:func:`rnnviz_app.sources.sequences.sequence_labels`).
     kind, layer, direction : the states "Most different pair" compares.
     modes : offer the "By id / By class / Most different pair" choice (else two plain pickers).
     rows : sequence id -> row (default: the loaded data's; an analysis bundle passes its own, ``ctx`` None).

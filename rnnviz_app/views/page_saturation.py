@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnviz_app.compute import compute, compute_status
-from rnnviz_app.context import Loaded
-from rnnviz_app.sequences import full_trace
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.sequences import full_trace
+from rnnviz_app.state.compute import compute, compute_status
 
 BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted class",
                      "correct": "Correct vs wrong", "error_size": "Error size (quarters)",
@@ -24,7 +24,7 @@ def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, hi
     from rnnviz_core.groups import sequence_table
     from rnnviz_core.saturation import trace_gates
     gates = trace_gates(tr, layer=layer, direction=direction) or None
-    from rnnviz_app.summary import n_one
+    from rnnviz_app.views.summary import n_one
     # one logit with two classes is a binary classifier (class 1 when the logit is above 0), not a number
     task = "binary" if y is not None and class_names is not None and len(class_names) == 2 and n_one(tr.logits) \
         else "auto"
@@ -102,7 +102,7 @@ def _resilience(model, X, lengths, device, rows=None, base_logits=None):
 def resilience_results(ctx: Loaded):
     """Output change per sequence under noise and missing steps (cached; one batched run each) on
     :func:`resilience_rows` (``.attrs["rows"]``: how many sequences were damaged)."""
-    from rnnviz_app.summary import predictions
+    from rnnviz_app.views.summary import predictions
     rows = resilience_rows(ctx.model, ctx.data.lengths)
     every = len(rows) == len(ctx.data.X)
     res = compute_status("Damaging the inputs (noise, missing steps) and re-running the model…",
@@ -135,6 +135,7 @@ def comparison_view(cmp):
     as "p < 0.001", effect sizes in words, empty cells (never "None") where nothing applies. The p-value
     is the corrected one the findings above the table read (one formatter: rnnviz_core.analyses.tables)."""
     import pandas as pd
+
     from rnnviz_core.analyses.tables import format_effect, format_p, p_column
 
     def num(v):
@@ -157,7 +158,7 @@ def comparison_view(cmp):
 
 def _distribution(tr, layer, direction, threshold, low, high, prefetch_key=None):
     if prefetch_key is not None:   # the default view, maybe computed in the background already
-        from rnnviz_app import prefetch
+        from rnnviz_app.state import prefetch
         done = prefetch.result(prefetch_key)
         if done is not None and done[0] == (float(threshold), float(low), float(high)):
             return done[1]
@@ -181,7 +182,7 @@ def prefetch_distribution(ctx: Loaded, tr) -> None:
     """Start the page's first view of the value spread (the last layer's forward states at the
     suggested threshold and the default gate limits) in the background, after the gates: the
     largest piece of a first Saturation visit at real sizes (about a second at 1,000 x 128)."""
-    from rnnviz_app import prefetch
+    from rnnviz_app.state import prefetch
     from rnnviz_core.saturation import DEFAULT_HIGH, DEFAULT_LOW, suggest_threshold
     layer = tr.modules[-1].num_layers - 1
     key = _distribution_key(ctx, layer, "fwd")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.text import md_escape
+from rnnviz_app.views.text import md_escape
 
 #: live grouping key -> the name the bundle stores it under (the live pages' word is the one in links)
 _STORED = {"correct": "outcome"}
@@ -22,13 +22,13 @@ _STORED = {"correct": "outcome"}
 
 def summary(b: Any) -> dict:
     """Start-page facts: hashes, classes, sizes and the score over the sequence table, in the
-    live model card's words (:func:`rnnviz_app.summary.outputs_text`, :func:`~rnnviz_app.summary.score_figures`).
+    live model card's words (:func:`rnnviz_app.views.summary.outputs_text`, :func:`~rnnviz_app.views.summary.score_figures`).
 
     Returns ``dict(model_hash, data_hash, model_class, classes, data, score_name, score_value,
     score_help, methods)`` (and ``metrics``, ``baseline`` for regression); ``score_value`` is None
     when the data had no labels.
     """
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     kept = br.kept(b)
     if "summary" not in kept:   # two columns of every sequence read once per opened bundle
         kept["summary"] = _summary(b)
@@ -36,8 +36,8 @@ def summary(b: Any) -> dict:
 
 
 def _summary(b: Any) -> dict:
-    from rnnviz_app.summary import outputs_text, score_figures
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
+    from rnnviz_app.views.summary import outputs_text, score_figures
     man = b.manifest
     names = list(b.class_names or [])
     data = man.get("data", {})
@@ -65,7 +65,7 @@ def _summary(b: Any) -> dict:
 def sample_labels(b: Any) -> dict[int, str]:
     """Row number -> picker label ("id · true class → predicted, right/wrong") for the sampled
     sequences only: the ones whose full traces the bundle holds (read for those rows only)."""
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     seq = br.sample(b)
     out = {}
     for _, row in seq.iterrows():
@@ -88,9 +88,9 @@ def groupings(b: Any) -> dict[str, str]:
     """Saturation groupings the bundle precomputed, under the live page's keys and labels (a link's
     ``by=`` means the same on both): key -> label. A data column's key is its column in the sequence
     table (``name`` or ``name_data``), as on the live page."""
-    from rnnviz_app.page_saturation import BUILTIN_GROUPINGS
+    from rnnviz_app.views.page_saturation import BUILTIN_GROUPINGS
     have = b.manifest.get("analysis", {}).get("saturation_groupings", {})
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     out = {k: v for k, v in BUILTIN_GROUPINGS.items() if _STORED.get(k, k) in have}
     shown = br.data_names(b)
     for k in sorted(have):
@@ -115,7 +115,7 @@ def group_table(b: Any, key: str) -> pd.DataFrame:
     """The one-value columns of every sequence (no per-step lists: :func:`bundle_reads.every_sequence`)
     with ``_group``, each sequence's group label (string) under grouping ``key`` (a key of
     :func:`groupings`)."""
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     stored = stored_grouping(b, key)
     col = br.data_names(b).get(stored, stored)
     kept = br.kept(b)
@@ -159,16 +159,16 @@ class BundleData:
 
 
 def _labelled(b: Any) -> bool:
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     return bool(b.manifest["data"].get("labelled")) and "true" in br.table_names(b) and bool(b.class_names)
 
 
 def as_source(b: Any, rows: Any) -> SimpleNamespace:
     """The given sequences of the bundle (rows, in that order: the sampled ones, whose states the
     bundle holds) in the shape the live views take (``.data``: :class:`BundleData`), so a view
-    written once for a live model (:func:`~rnnviz_app.page_contributions.stack_layout`) reads a
+    written once for a live model (:func:`~rnnviz_app.views.page_contributions.stack_layout`) reads a
     bundle too. Reads those rows only."""
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     rows = np.asarray(rows, dtype=np.int64)
     names = list(b.class_names or []) or None
     facts = br.rows(b, rows, ["id", "length", "true"])
@@ -183,10 +183,10 @@ def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataF
                                                                       str | None]:
     """``(frame, top, by_position, by_class, note)`` of the bundle's stored scores (rows ``ra``,
     ``rb`` are sequences A and B): the live page's
-    :func:`~rnnviz_app.page_contributions.contribution_views`, with the scores of A and B read for
+    :func:`~rnnviz_app.views.page_contributions.contribution_views`, with the scores of A and B read for
     those rows only and the position curves from the build-time aggregates
-    (:func:`rnnviz_app.bundle_reads.position_curves`; ``note`` says why they are missing when they are)."""
-    from rnnviz_app import bundle_reads as br
+    (:func:`rnnviz_app.sources.bundle_reads.position_curves`; ``note`` says why they are missing when they are)."""
+    from rnnviz_app.sources import bundle_reads as br
     from rnnviz_core import rankings as rk
     src = as_source(b, [ra, rb]).data
     sc = np.nan_to_num(br.step_rows(b, [ra, rb], f"score:{method}"))
@@ -206,25 +206,25 @@ def unit_rows(dig: str, _b: Any) -> np.ndarray:
 
 def sample_ids(b: Any) -> dict[int, str]:
     """Row number -> id of the sampled sequences (read for those rows only)."""
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     seq = br.sample(b)
     return {int(r): str(i) for r, i in zip(seq["seq"], seq["id"])}
 
 
 def sample_lengths(b: Any) -> dict[int, int]:
     """Row number -> length of the sampled sequences."""
-    from rnnviz_app import bundle_reads as br
+    from rnnviz_app.sources import bundle_reads as br
     seq = br.sample(b)
     return {int(r): int(n) for r, n in zip(seq["seq"], seq["length"])}
 
 
 def pick_pair(b: Any) -> tuple[int, int]:
-    """Sequence A and B: the live pickers (:func:`rnnviz_app.page_pair.pick_pair`, ``a=``/``b=`` in the
+    """Sequence A and B: the live pickers (:func:`rnnviz_app.inputs.page_pair.pick_pair`, ``a=``/``b=`` in the
     link by sequence id) restricted to the sampled rows; returns their row numbers. A link's A or B
     that is not among the sampled sequences starts from the default, named in the sidebar's note."""
-    from rnnviz_app import page_pair as pp
-    from rnnviz_app import state_url as su
-    from rnnviz_app.bundle_source import sequence_message
+    from rnnviz_app.inputs import page_pair as pp
+    from rnnviz_app.sources.bundle_source import sequence_message
+    from rnnviz_app.state import state_url as su
 
     labels = sample_labels(b)
     if not labels:
@@ -239,7 +239,7 @@ def pick_pair(b: Any) -> tuple[int, int]:
     find = st.text_input("Find a sequence by id", key="bundle_find", max_chars=200,
                          help="Searches every sequence id of the bundle (part of an id is enough, any case).")
     if find.strip():
-        from rnnviz_app.bundle_source import search_ids
+        from rnnviz_app.sources.bundle_source import search_ids
         st.caption(md_escape(find_message(search_ids(b, find, limit=FIND_LIMIT), find, set(ids), FIND_LIMIT),
                              max_len=4000))
     return int(ra), int(rb)
@@ -250,7 +250,7 @@ FIND_LIMIT = 20
 
 
 def find_message(found: pd.DataFrame, text: str, sampled: set, limit: int = FIND_LIMIT) -> str:
-    """What the id search found (:func:`rnnviz_app.bundle_source.search_ids`'s ``seq, id`` frame),
+    """What the id search found (:func:`rnnviz_app.sources.bundle_source.search_ids`'s ``seq, id`` frame),
     saying which of those sequences can be Sequence A or B (the sampled ones, with full traces)."""
     text = str(text).strip()
     if not len(found):

@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from rnnviz_app.context import loaded
-from rnnviz_app.hashing import digest
+from rnnviz_app.sources.context import loaded
+from rnnviz_app.state.hashing import digest
 
 
 def source_key() -> str:
     """The key of the source this run shows: the open analysis bundle's hash, else the loaded
-    model's and data's digest (:attr:`~rnnviz_app.context.Loaded.key`)."""
+    model's and data's digest (:attr:`~rnnviz_app.sources.context.Loaded.key`)."""
     ref = st.session_state.get("_bundle_open")   # set by bundle_sidebar.opened on every run
     return f"bundle:{ref[0]}" if ref else loaded().key
 

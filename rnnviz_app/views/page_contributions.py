@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnviz_app.compute import compute_status
-from rnnviz_app.context import Loaded
-from rnnviz_app.sequences import labels_of, words_of
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.sequences import labels_of, words_of
+from rnnviz_app.state.compute import compute_status
 
 DEFAULT_METHOD = "grad_norm"  # the Contributions page's first method (its scores are prefetched)
 FAITH_SAMPLE = 100  # sequences in the faithfulness check (it runs the model ~11 x per method)
@@ -20,7 +20,7 @@ def scoring_message(n: int, method: str, per_feature: bool = False) -> str:
 
 
 def _scores(model, X, lengths, method, target, device, prefetch_key=None):
-    from rnnviz_app import prefetch
+    from rnnviz_app.state import prefetch
     done = None if prefetch_key is None else prefetch.result(prefetch_key)  # started after the trace
     if done is not None:
         return done
@@ -31,7 +31,7 @@ def _scores(model, X, lengths, method, target, device, prefetch_key=None):
 def prefetch_scores(ctx: Loaded, tr) -> None:
     """Start the default method's scores in the background once the trace's gates are done (one
     background computation at a time on a small server)."""
-    from rnnviz_app import prefetch
+    from rnnviz_app.state import prefetch
 
     key = prefetch.scores_key(ctx.key, DEFAULT_METHOD, ctx.target)
 
@@ -53,7 +53,7 @@ def scores(ctx: Loaded, method: str):
     from rnnviz_core.errors import InputError
     if method not in METHODS:
         raise InputError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    from rnnviz_app import prefetch
+    from rnnviz_app.state import prefetch
     return compute_status(scoring_message(len(ctx.data.X), method),
                           _scores, ctx.model, ctx.data.X, ctx.data.lengths, method, ctx.target, ctx.device,
                           prefetch.scores_key(ctx.key, method, ctx.target), key=("scores", method, ctx.target))
@@ -129,7 +129,7 @@ def _known_mask(X, lengths, names):
 
 def known_steps(ctx: Loaded):
     """bool [N, T]: the steps known to decide each answer (the marker demo), or None."""
-    from rnnviz_app.compute import compute
+    from rnnviz_app.state.compute import compute
     ds = ctx.data
     if getattr(ds, "is_tokens", False) or "marker" not in list(ds.feature_names or []):
         return None
@@ -160,7 +160,7 @@ def _stack_units(H, lengths, rows, n_units):
 def stack_layout(ctx: Loaded, H, a: int, b: int, window, width: float = 440.0):
     """What the stacked charts of A and B share: the heatmap frame (the most active units of A and B
     when not all fit), the step columns and the pixels per step. Returns (heat, bins, step_width)."""
-    from rnnviz_app.compute import compute
+    from rnnviz_app.state.compute import compute
     from rnnviz_core import display as dp
     from rnnviz_core.trajectories import heatmap_data
     ds = ctx.data

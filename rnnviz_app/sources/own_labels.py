@@ -1,4 +1,4 @@
-"""The words of the own-files sidebar's choices (split from :mod:`rnnviz_app.own_files`, issue 20):
+"""The words of the own-files sidebar's choices (split from :mod:`rnnviz_app.sources.own_files`, issue 20):
 the head readings and class orders in a few words, each option with its accuracy (or a regression
 head's error) on the loaded data, cut to fit the sidebar, and the browser kept showing the current
 figures."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rnnviz_app.text import format_accuracy, md_escape
+from rnnviz_app.views.text import format_accuracy, md_escape
 
 #: the class order typed by hand (the choice's key)
 TYPED = "typed"

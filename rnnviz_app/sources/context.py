@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from rnnviz_app.hashing import digest
+from rnnviz_app.state.hashing import digest
 
 
 @dataclass
@@ -40,7 +40,7 @@ def loaded() -> Loaded:
     if ctx is None:
         level, text = st.session_state.get("_waiting") or ("info", "Choose a model and data in the sidebar to begin.")
         # the text quotes names from the files: shown as text, never as Markdown
-        from rnnviz_app.messages import as_text
+        from rnnviz_app.views.messages import as_text
         (st.error if level == "error" else st.info)(as_text(text))
         st.stop()
     return ctx

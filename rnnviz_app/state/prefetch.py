@@ -1,7 +1,7 @@
 """Work a page will ask for, started in the background as soon as the loaded sequences are traced.
 
 After an upload the start page needs only the model's outputs; the trace's gates follow in a
-background thread (:func:`rnnviz_app.sequences.full_trace`). Right after them, threads of the same
+background thread (:func:`rnnviz_app.sources.sequences.full_trace`). Right after them, threads of the same
 kind compute the Saturation page's first value spread (``page_saturation.prefetch_distribution``)
 and the Contributions page's default scores (``page_contributions.prefetch_scores``: the gradient
 size of every loaded step for the chosen target), the most expensive things a first visit of those

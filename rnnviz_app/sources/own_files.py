@@ -17,14 +17,31 @@ from typing import Any
 
 import streamlit as st
 
-from rnnviz_app.context import Loaded
-from rnnviz_app.messages import CONTROLS, app_message
-from rnnviz_app.own_labels import (  # noqa: F401 - the choices' words, also used as own_files.<name>
-    OPTION_CHARS, ORDER_SHORT, READOUT_OPTION, READOUT_SHORT, TYPED, choice_figure, fit_option, keep_figures_current,
-    order_help, order_label, readout_label)
-from rnnviz_app.state_url import remember, view, widget_key
-from rnnviz_app.text import format_accuracy, md_escape  # noqa: F401 - also used by the start page
-from rnnviz_app.uploads import _data_from_bytes, data_from_bytes, model_from_bytes, session_owner, stored, upload_store
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.own_labels import (  # noqa: F401 - the choices' words, also used as own_files.<name>
+    OPTION_CHARS,
+    ORDER_SHORT,
+    READOUT_OPTION,
+    READOUT_SHORT,
+    TYPED,
+    choice_figure,
+    fit_option,
+    keep_figures_current,
+    order_help,
+    order_label,
+    readout_label,
+)
+from rnnviz_app.sources.uploads import (
+    _data_from_bytes,
+    data_from_bytes,
+    model_from_bytes,
+    session_owner,
+    stored,
+    upload_store,
+)
+from rnnviz_app.state.state_url import remember, view, widget_key
+from rnnviz_app.views.messages import CONTROLS, app_message
+from rnnviz_app.views.text import format_accuracy, md_escape  # noqa: F401 - also used by the start page
 
 OWN = "own"
 OWN_LABEL = "My own files"
@@ -351,9 +368,10 @@ def _apply_choices(model, ds, state: OwnState, v: dict):
 def _outputs(key: str, _model, _ds):
     """The model's outputs under every head reading, from one run of its recurrence (cached under
     the files' hashes and reading options; the head reading itself does not change the run)."""
+    import dataclasses
+
     from rnnviz_core.data import check_against_model
     from rnnviz_core.outputs import outputs_by_readout
-    import dataclasses
     features = check_against_model(dataclasses.replace(_ds, y=None, class_names=None), _model)
     return outputs_by_readout(_model, features.X, features.lengths)
 
@@ -480,7 +498,7 @@ def _too_big(exc: Exception) -> str:
 
 def _key(dig: str, v: dict, kind: str) -> str:
     """Cache key of a half: its content hash plus the choices that change what it computes."""
-    from rnnviz_app.hashing import digest
+    from rnnviz_app.state.hashing import digest
     params = ("readout", "clsorder", "clsnames") if kind == "model" else (*DATA_PARAMS, "vocab")
     extra = [v.get(p) for p in params]
     return dig if not any(extra) else digest(dig, extra)
@@ -488,8 +506,8 @@ def _key(dig: str, v: dict, kind: str) -> str:
 
 def assumptions(model, ds, v: dict) -> list[dict]:
     """What was assumed for a state dict, each with where to change it (a control on screen)."""
+    from rnnviz_app.views.messages import _CODE
     from rnnviz_core import models as mm
-    from rnnviz_app.messages import _CODE
     if not _is_inferred(model):
         return []
     try:

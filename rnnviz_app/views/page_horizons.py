@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.compute import compute
-from rnnviz_app.context import Loaded
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.state.compute import compute
 
 
 def _task(ctx: Loaded) -> str:
-    from rnnviz_app.summary import is_regression, predictions
+    from rnnviz_app.views.summary import is_regression, predictions
     if is_regression(ctx):
         return "regression"
     out = np.asarray(predictions(ctx))
@@ -45,7 +45,7 @@ def _decisions(model, X, lengths, rows, task, tol, device):
 def tolerance(ctx: Loaded) -> float | None:
     """Regression: the decision tolerance over every loaded sequence's final output (see
     :func:`rnnviz_core.horizon_findings.regression_tolerance`); None for classes."""
-    from rnnviz_app.summary import predictions
+    from rnnviz_app.views.summary import predictions
     from rnnviz_core.horizon_findings import regression_tolerance
     return regression_tolerance(np.asarray(predictions(ctx))) if _task(ctx) == "regression" else None
 
@@ -54,7 +54,7 @@ def horizon_frame(ctx: Loaded, sc, method: str, rows) -> pd.DataFrame:
     """rv.horizon of the loaded sequences ``rows`` with the page's scores ``sc`` of ``method``:
     the decision steps (one recurrence plus the output layer per prefix) are cached per rows
     whatever the method; the horizons are a cumulative sum over ``sc``. ``seq`` holds the rows."""
-    from rnnviz_app.compute import compute_status
+    from rnnviz_app.state.compute import compute_status
     from rnnviz_core.horizons import horizons_from_scores
     ds = ctx.data
     rows = np.asarray(rows, dtype=np.int64)
@@ -99,7 +99,7 @@ def horizon_groups(ctx: Loaded, frame, method: str):
     """compare_horizons of wrong vs correct sequences (regression: the largest error quarter vs
     the smallest) among ``frame``'s rows, or None without true values or with fewer than 2
     sequences in a group."""
-    from rnnviz_app.summary import predictions
+    from rnnviz_app.views.summary import predictions
     ds = ctx.data
     if ds.y is None:
         return None
@@ -110,7 +110,7 @@ def horizon_groups(ctx: Loaded, frame, method: str):
 def findings(ctx: Loaded, sc, method: str, a: int, b: int, names=("A", "B")) -> list[str]:
     """The horizon sentences for sequences ``a`` and ``b`` (rows) and the group comparison (on
     :func:`group_rows`, said in a sentence when that is not every sequence)."""
-    from rnnviz_app.sequences import words_of
+    from rnnviz_app.sources.sequences import words_of
     from rnnviz_core.charts.contributions import method_label
     from rnnviz_core.horizon_findings import (
         horizon_group_findings,
@@ -185,8 +185,8 @@ def bundle_section(b, dig: str | None = None) -> None:
     statistics, from the columns the bundle stored at build time."""
     import streamlit as st
 
-    from rnnviz_app import messages as msg
-    from rnnviz_app.text import md_escape
+    from rnnviz_app.views import messages as msg
+    from rnnviz_app.views.text import md_escape
     from rnnviz_core.analyses.tables import comparison_table
     from rnnviz_core.charts.contributions import method_label
     from rnnviz_core.horizon_findings import horizon_group_findings

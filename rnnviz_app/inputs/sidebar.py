@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rnnviz_app import own_files as own
-from rnnviz_app.context import Loaded, set_loaded, set_waiting, target_index, target_options
-from rnnviz_app.loading import DEFAULT_DEMO, demo_infos, resolve_loaded
-from rnnviz_app import messages as msg
-from rnnviz_app.messages import guarded
-from rnnviz_app.state_url import remember, value, view, widget_key
-from rnnviz_app.text import md_escape
+from rnnviz_app.sources import own_files as own
+from rnnviz_app.sources.context import (
+    Loaded,
+    set_loaded,
+    set_waiting,
+    target_index,
+    target_options,
+)
+from rnnviz_app.sources.loading import DEFAULT_DEMO, demo_infos, resolve_loaded
+from rnnviz_app.state.state_url import remember, value, view, widget_key
+from rnnviz_app.views import messages as msg
+from rnnviz_app.views.messages import guarded
+from rnnviz_app.views.text import md_escape
 
 
 def _uploader(kind: str, label: str, help_text: str) -> None:
@@ -23,7 +29,7 @@ def _uploader(kind: str, label: str, help_text: str) -> None:
 
 def source_and_files() -> Loaded | None:
     """Draw the model/data part of the sidebar and resolve what is loaded (None: nothing yet)."""
-    from rnnviz_app import warm
+    from rnnviz_app.state import warm
     warm.start()   # the analysis pages' libraries load in the background while this page is used
     st.subheader("Model and data")
     demos = guarded(demo_infos)

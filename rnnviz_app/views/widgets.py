@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from rnnviz_app.compute import compute
-from rnnviz_app.messages import as_text
-from rnnviz_app.text import md_escape, safe_csv
+from rnnviz_app.state.compute import compute
+from rnnviz_app.views.messages import as_text
+from rnnviz_app.views.text import md_escape, safe_csv
 
 
 def csv_button(df, label: str, file_name: str, key: str) -> None:
@@ -59,7 +59,7 @@ def chart(build: Callable[..., Any], *args: Any, key: tuple = (), **kwargs: Any)
 def section_message(what: str, exc: BaseException) -> str:
     """The sentence shown in place of a page section that failed: what failed, the core's own
     reason where it gave one (naming the control to change), and that the rest still works."""
-    from rnnviz_app.messages import app_message
+    from rnnviz_app.views.messages import app_message
     from rnnviz_core.errors import RnnvizError
     if isinstance(exc, RnnvizError):
         return f"{what} could not be drawn: {app_message(exc)} The other views on this page are not affected."
@@ -98,7 +98,7 @@ def _window_text(first: int, last: int, n_steps: int) -> str | None:
 
 
 def _keep_window(param: str) -> None:
-    from rnnviz_app import state_url as su
+    from rnnviz_app.state import state_url as su
     su.remember(param, _window_text(*st.session_state["w_" + param], st.session_state["_window_n"][param]))
 
 
@@ -112,7 +112,7 @@ def step_window(n_steps: int, name: str) -> tuple[int, int] | None:
     chosen), so a link reopens it; a link value that is not a window within the steps starts from
     every step and is named in the sidebar's note. When the steps change (another pair A and B),
     the window starts again from every step, without a note."""
-    from rnnviz_app import state_url as su
+    from rnnviz_app.state import state_url as su
     from rnnviz_core.display import MAX_COLUMNS
     n_steps = int(n_steps)
     if n_steps <= MAX_COLUMNS:

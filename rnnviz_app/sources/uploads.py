@@ -5,7 +5,7 @@ import os
 
 import streamlit as st
 
-from rnnviz_app.messages import error, message_of
+from rnnviz_app.views.messages import error, message_of
 from rnnviz_core import data as _data
 from rnnviz_core import models as _models
 from rnnviz_core.store import UploadStore, content_hash

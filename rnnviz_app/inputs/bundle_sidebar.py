@@ -4,7 +4,7 @@ The entry point calls three things (marked "bundle hook" in ``streamlit_app.py``
 :func:`opened` before ``st.navigation`` (which bundle, if any, this run shows), :func:`pages`
 (the bundle's pages, same titles and URL paths as ``pages/1-3``) and :func:`sidebar` (the
 "Open an analysis bundle" expander). A bundle comes from an upload, a link's ``bundle=<sha256>``
-or the host's ``$RNNVIZ_BUNDLE``; every way goes through :mod:`rnnviz_app.bundle_source`, which
+or the host's ``$RNNVIZ_BUNDLE``; every way goes through :mod:`rnnviz_app.sources.bundle_source`, which
 checks it and never runs anything in it.
 """
 from __future__ import annotations
@@ -14,10 +14,14 @@ from typing import Any
 
 import streamlit as st
 
-from rnnviz_app import state_url as su
-from rnnviz_app.bundle_source import bundle_by_hash, bundle_from_upload, host_bundle
-from rnnviz_app.messages import app_message
-from rnnviz_app.messages import error as msg_error
+from rnnviz_app.sources.bundle_source import (
+    bundle_by_hash,
+    bundle_from_upload,
+    host_bundle,
+)
+from rnnviz_app.state import state_url as su
+from rnnviz_app.views.messages import app_message
+from rnnviz_app.views.messages import error as msg_error
 
 _HASH = "_bundle_hash"        # hash of the open bundle ("" = closed on purpose, None = not chosen)
 _ERROR = "_bundle_error"      # sentence from the last failed open

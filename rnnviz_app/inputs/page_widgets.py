@@ -11,7 +11,7 @@ Streamlit 1.67's ``bind="query-params"`` was tried for the bundle pages and does
 (measured in a browser): the link holds the *formatted* option (a sequence's whole picker label,
 "gradient size" rather than ``grad_norm``), so a live link and a bundle link would not read each
 other; a value it does not know is dropped silently, where a link's bad value must be named; and
-the app's own ``st.query_params.from_dict`` (:func:`rnnviz_app.state_url.sync_url`) removes a bound
+the app's own ``st.query_params.from_dict`` (:func:`rnnviz_app.state.state_url.sync_url`) removes a bound
 parameter from the address.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from rnnviz_app import state_url as su
+from rnnviz_app.state import state_url as su
 
 __all__ = ["bound", "bound_value"]
 
@@ -33,7 +33,7 @@ def bound_value(name: str, default: Any, options: Sequence[Any] | None = None,
                 cast: Callable[[str], Any] = str, bounds: tuple[float, float] | None = None) -> Any:
     """The view's value of ``name`` (cast, finite, within ``bounds`` and among ``options`` if
     given), else ``default``; a value that is not valid is dropped from the view and named in the
-    sidebar's note (see :func:`rnnviz_app.state_url.checked_link_value`)."""
+    sidebar's note (see :func:`rnnviz_app.state.state_url.checked_link_value`)."""
     return su.checked_link_value(name, default, None if options is None else list(options), cast, bounds)
 
 

@@ -80,7 +80,7 @@ def _open_bytes(dig: str, data: bytes) -> Bundle:
 
 def bundle_from_upload(uploaded) -> tuple[str, Bundle]:
     """Check an uploaded bundle and keep it under its content hash; ``(hash, bundle)``."""
-    from rnnviz_app.uploads import session_owner, upload_store
+    from rnnviz_app.sources.uploads import session_owner, upload_store
 
     data = uploaded.getvalue()
     if len(data) > MAX_BUNDLE_BYTES:
@@ -93,7 +93,7 @@ def bundle_from_upload(uploaded) -> tuple[str, Bundle]:
 
 def bundle_by_hash(dig: str) -> Bundle:
     """The bundle a link names by its hash: an earlier upload, or one the host publishes."""
-    from rnnviz_app.uploads import stored
+    from rnnviz_app.sources.uploads import stored
 
     if not _DIGEST.match(str(dig)):
         raise BundleError("This link does not name an analysis bundle; open the bundle again with the uploader.")

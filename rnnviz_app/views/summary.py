@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnviz_app.compute import compute
-from rnnviz_app.context import Loaded
-from rnnviz_app.loading import demo_infos
-from rnnviz_app.text import format_accuracy
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.loading import demo_infos
+from rnnviz_app.state.compute import compute
+from rnnviz_app.views.text import format_accuracy
 from rnnviz_core.errors import RnnvizError
 
 
@@ -26,7 +26,7 @@ def predictions(ctx: Loaded):
     """The model's outputs on every loaded sequence, [N, outputs] (cached by content hash): the
     outputs of the trace every page shares (``trace(...).logits`` is what ``predict`` returns), so
     the model runs once for the start page and the pages after it."""
-    from rnnviz_app.sequences import full_trace
+    from rnnviz_app.sources.sequences import full_trace
     return compute(_logits, full_trace(ctx), key=("predict",))
 
 

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from rnnviz_app import state_url as su
-from rnnviz_app.compute import compute
-from rnnviz_app.context import Loaded
-from rnnviz_app.sequences import ids_to_words, vocabulary
-from rnnviz_app.text import md_escape
+from rnnviz_app.sources.context import Loaded
+from rnnviz_app.sources.sequences import ids_to_words, vocabulary
+from rnnviz_app.state import state_url as su
+from rnnviz_app.state.compute import compute
+from rnnviz_app.views.text import md_escape
 from rnnviz_core.errors import InputError
 
 EDITS = "wi_edits"

@@ -6,6 +6,7 @@ import streamlit as st
 from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
 from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources.source import needs_model  # a bundle: one sentence why (unify20)
 from rnnviz_app.state import page_boot
 from rnnviz_app.state import state_url as su
 from rnnviz_app.views import messages as msg
@@ -19,6 +20,7 @@ from rnnviz_core.errors import InputError
 from rnnviz_core.whatif import edited_paths
 
 page_boot.require_entry_point()
+needs_model("whatif")  # an analysis bundle holds no model: say so and stop
 ctx = cx.loaded()
 ds = ctx.data
 tok = bool(ds.is_tokens)

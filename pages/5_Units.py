@@ -3,6 +3,7 @@ import streamlit as st
 
 from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
+from rnnviz_app.sources.source import needs_model  # a bundle: one sentence why (unify20)
 from rnnviz_app.state import page_boot
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_findings as pf
@@ -10,6 +11,7 @@ from rnnviz_app.views import page_units as pu
 from rnnviz_app.views import widgets as wg
 
 page_boot.require_entry_point()
+needs_model("units")  # an analysis bundle holds no model: say so and stop
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Units")

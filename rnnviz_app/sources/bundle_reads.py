@@ -1,4 +1,4 @@
-"""What the bundle pages read from a bundle, without ever reading its sequence table whole.
+"""What the pages read from an analysis bundle, without ever reading its sequence table whole.
 
 A bundle the host names (``$RNNVIZ_BUNDLE``) may hold millions of sequences, so the pages read it
 through :meth:`rnnviz_core.bundle.Bundle.lazy` (the rows and columns a view needs), the arrays

@@ -1,8 +1,9 @@
-"""What the bundle pages show, computed from an opened analysis bundle (no model needed).
+"""What the pages show of an opened analysis bundle (no model needed).
 
-The page scripts in ``rnnviz_app/bundle_pages/`` stay thin: the frames they chart come from here,
-in the shapes the live pages hand the same chart functions (``rnnviz_core.charts``), so a chart
-and its caption read the same numbers whether they come from the model or from its bundle.
+The pages (``pages/0-3``) render any source (:mod:`rnnviz_app.sources.source`); for a bundle its
+:class:`~rnnviz_app.sources.source.BundleSource` takes the frames from here, in the shapes the
+live source hands the same chart functions (``rnnviz_core.charts``), so a chart and its caption
+read the same numbers whether they come from the model or from its bundle.
 """
 from __future__ import annotations
 
@@ -194,14 +195,6 @@ def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataF
     top = rk.top_steps(sc, k=5, ids=src.ids, lengths=src.lengths)
     pos, by_class, note = br.position_curves(b, method, _labelled(b))
     return frame, top, pos, by_class, note
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def unit_rows(dig: str, _b: Any) -> np.ndarray:
-    """Heatmap row order of the bundle's sample states (units that move together side by side),
-    cached under the bundle's hash."""
-    from rnnviz_core.trajectories import unit_order
-    return unit_order(sample_states(_b), np.asarray(_b.sample_inputs()[1]), order="similarity")
 
 
 def sample_ids(b: Any) -> dict[int, str]:

@@ -239,3 +239,82 @@ def shared_top(*unit_tables) -> float | None:
             if t is not None and len(t) and np.isfinite(t["frac_saturated"].to_numpy(dtype=float)).any()]
     top = max(vals, default=0.0)
     return top if top > 0 else None
+
+
+# ----------------------------------------------------------------------------- live-only sections
+def _show(build, *args, csv, name, key, **kw):
+    import streamlit as st
+
+    from rnnviz_app.views import widgets as wg
+    st.caption(wg.chart(build, *args, key=key + (name,), **kw))
+    wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
+
+
+def spread_section(ctx: Loaded, s) -> None:
+    """The value spread under the thresholds (an expander, open when almost nothing saturates)."""
+    import streamlit as st
+
+    from rnnviz_app.views import messages as msg
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.charts import saturation as sc
+    with st.expander("How the values are spread (choose the thresholds by eye)", expanded=s.hint.share < 0.01):
+        dist = msg.guarded(distribution, ctx, s.layer, s.direction, s.thr, s.low, s.high)
+        st.caption(wg.chart(sc.distribution_chart, dist, threshold=s.thr, low=s.low if s.gated else None, width=235,
+                            high=s.high if s.gated else None,
+                            key=(s.layer, s.direction, s.thr, s.low, s.high, "dist")))
+
+
+def unit_section(ctx: Loaded, s, g, window) -> None:
+    """Per-unit saturation heatmaps of group A above group B, one colour scale and the same units."""
+    import streamlit as st
+
+    from rnnviz_app.state.compute import compute
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_app.views.page_findings import plain
+    from rnnviz_core import unit_saturation as us
+    from rnnviz_core.charts import saturation as sc
+    wkey = g.key + (window,)
+    mask_a, mask_b = g.masks
+    # [T, H] shares per group; only the drawn units' rows become a frame (all of them only for the CSV)
+    shares = {side: compute(us.unit_saturation_shares, s.H, ctx.data.lengths, m, threshold=s.thr, key=g.key + (side,))
+              for m, side in ((mask_a, "a"), (mask_b, "b"))}
+    top = max((x.top or 0.0 for x in shares.values()), default=0.0) or None  # one colour scale, to the highest share
+    n_steps = max(x.n_steps for x in shares.values())
+    drawn = compute(us.shared_saturated_units, *shares.values(), n_steps=n_steps, window=window,
+                    key=wkey + ("shared_units",))  # the same rows for A and B
+    for grp, side in ((g.ga, "a"), (g.gb, "b")):
+        st.markdown(f"**Group {side.upper()}: {plain(grp)}**")
+        st.caption(wg.chart(sc.unit_saturation_chart, shares[side].frame(drawn), threshold=s.thr, width=550, top=top,
+                            n_steps=n_steps, units=drawn, window=window,
+                            height=max(120, min(320, 8 * len(drawn or [0]))), key=wkey + (f"units_{side}",)))
+        wg.csv_button(shares[side].frame, "Download the data of this view (CSV)", f"units_{side}.csv",
+                      f"dl_units_{side}")
+
+
+def gate_section(ctx: Loaded, s, g) -> None:
+    """Per gate unit: the share of steps nearly shut and nearly open, group A beside group B."""
+    import streamlit as st
+
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_app.views.page_findings import plain
+    from rnnviz_core.charts import saturation as sc
+    cols = st.columns(2)
+    for col, grp, m, side in ((cols[0], g.ga, g.masks[0], "a"), (cols[1], g.gb, g.masks[1], "b")):
+        with col, wg.section(f"Group {side.upper()}'s gate chart"):
+            st.markdown(f"**Group {side.upper()}: {plain(grp)}**")
+            gs = gate_scatter_data(ctx, s.layer, s.direction, m, s.low, s.high, key=g.key + (side,))
+            _show(sc.gate_scatter_chart, gs, low=s.low, high=s.high, csv=gs, name=f"gates_{side}", key=g.key)
+
+
+def resilience_section(ctx: Loaded, g, res) -> None:
+    """The note on how many sequences were damaged, and resilience per group as a chart."""
+    import streamlit as st
+
+    from rnnviz_app.state.compute import compute
+    from rnnviz_app.views import messages as msg
+    from rnnviz_core.charts import saturation as sc
+    note = resilience_note(res, len(ctx.data.X))
+    if note:
+        st.caption(note)
+    rs = msg.guarded(compute, resilience_by_group, res, g.table, g.labels.to_numpy(), g.ga, g.gb, key=g.key + ("res",))
+    _show(sc.resilience_chart, rs, width=520, csv=rs, name="resilience", key=g.key)

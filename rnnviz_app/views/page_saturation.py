@@ -14,10 +14,6 @@ BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted c
                      "saturation": "Saturation level"}
 #: the column a grouping needs in the sequence table (regression groupings: see rnnviz_core.regression)
 _NEEDS = {"correct": "outcome", "error_size": "abs_error", "target_range": "abs_error", "prediction_range": "pred"}
-METRIC_LABELS = {"correct": "accuracy (share correct)", "abs_error": "error (distance from the true value)",
-                 "loss": "loss", "confidence": "confidence",
-                 "frac_saturated": "share of unit-steps saturated",
-                 "frac_saturated_final": "share of units saturated at the last step"}
 
 
 def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, high):
@@ -128,32 +124,6 @@ def with_resilience(table, results):
     for cond, part in results.groupby("condition", sort=False):
         out[f"change: {cond}"] = part.set_index("seq")["output_change"].reindex(out["seq"]).to_numpy()
     return out
-
-
-def comparison_view(cmp):
-    """The two-group test frame as a table a non-programmer can read: plain column names, p-values
-    as "p < 0.001", effect sizes in words, empty cells (never "None") where nothing applies. The p-value
-    is the corrected one the findings above the table read (one formatter: rnnviz_core.analyses.tables)."""
-    import pandas as pd
-
-    from rnnviz_core.analyses.tables import format_effect, format_p, p_column
-
-    def num(v):
-        return "" if v is None or pd.isna(v) else f"{float(v):.3g}"
-
-    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("change: ", "output change under ")))
-    test = cmp["test"].map({"Mann-Whitney U": "rank test (Mann-Whitney)", "Welch's t": "t-test (Welch)"}).fillna(cmp["test"])
-    return pd.DataFrame({
-        "Measure": label,
-        "Group A (mean)": [num(v) for v in cmp["mean_a"]],
-        "Group B (mean)": [num(v) for v in cmp["mean_b"]],
-        "Difference A − B": [num(a - b) for a, b in zip(cmp["mean_a"], cmp["mean_b"])],
-        "How big the difference is": [format_effect(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
-        "Chance of a difference this large by luck (p, corrected for the measures tested)":
-            [format_p(v) for v in cmp[p_column(cmp)]],
-        "Test": test.fillna("").astype(str),
-        "Sequences (A / B)": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
-    })
 
 
 def _distribution(tr, layer, direction, threshold, low, high, prefetch_key=None):

@@ -49,13 +49,12 @@ st.subheader("Group A vs group B")
 res = None if src.cannot("resilience") else msg.guarded(ps.resilience_results, src.ctx)
 cmp = None
 with wg.section("The comparison of group A and group B"):
-    cmp = pg.comparison(src, g, res)
+    cmp = pg.comparison(src, g)
     shown = comparison_table(cmp)   # the core's table: the corrected p-value the findings read
     st.dataframe(shown, hide_index=True, width="stretch")
-    st.caption(shown.attrs.get("caption", "")
-               + ("" if res is None else " Output change: how much the answer moves when the input gets noise or "
-                  "loses steps."))
+    st.caption(shown.attrs.get("caption", ""))
     wg.csv_button(cmp, "Download the comparison (CSV)", "comparison.csv", "dl_cmp")
+st.subheader("Resilience to noisy or missing inputs")
 if res is None:
     st.info(src.cannot("resilience"))
 else:

@@ -147,11 +147,12 @@ def over_time(src, s: Settings, g: Groups) -> pd.DataFrame:
                       rows=ma | mb, key=g.key)
 
 
-def comparison(src, g: Groups, res=None) -> pd.DataFrame:
-    """The two-group tests (:func:`rnnviz_app.views.page_saturation.compare`) on the source's
-    sequence table (with the resilience columns when given)."""
+def comparison(src, g: Groups) -> pd.DataFrame:
+    """The two-group tests (:func:`rnnviz_app.views.page_saturation.compare`) of the outcome and
+    saturation measures on the source's sequence table: the same measures, so the same
+    Benjamini–Hochberg family and corrected p-values, on a live model and on its bundle (resilience,
+    live only, is compared in its own table: :func:`rnnviz_app.views.page_saturation.resilience_section`)."""
     from rnnviz_app.state import compute as cp
     if src.bundle:
         return ps.compare(g.table, "_group", g.ga, g.gb)
-    full = g.table if res is None else ps.with_resilience(g.table, res)
-    return cp.compute(ps.compare, full, g.by, g.ga, g.gb, key=g.key + ("cmp",))
+    return cp.compute(ps.compare, g.table, g.by, g.ga, g.gb, key=g.key + ("cmp",))

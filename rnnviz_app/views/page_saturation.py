@@ -3,6 +3,7 @@ resilience and gate summaries (every number from ``rnnviz_core``, cached by cont
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from rnnviz_app.sources.context import Loaded
 from rnnviz_app.sources.sequences import full_trace
@@ -184,13 +185,22 @@ def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float,
 
 
 def compare(table, by: str, a: str, b: str):
-    """Two-group tests on outcome, saturation and resilience columns."""
+    """Two-group tests on the outcome and saturation columns (and resilience columns
+    ``change: <condition>`` when ``table`` has them; the page tests those on their own:
+    :func:`compare_resilience`)."""
     from rnnviz_core.groups import compare_groups, metric_columns
     from rnnviz_core.regression import is_regression_table
     skip = ("output_change", "flipped") + (("loss", "confidence") if is_regression_table(table) else ())
     metrics = [m for m in metric_columns(table) if m not in skip]
     metrics += [c for c in table.columns if str(c).startswith("change: ")]
     return compare_groups(table, by, a, b, metrics=metrics)
+
+
+def compare_resilience(table, by: str, a: str, b: str):
+    """Two-group tests on the resilience columns (``change: <condition>``) only: one
+    Benjamini–Hochberg family of its own."""
+    from rnnviz_core.groups import compare_groups
+    return compare_groups(table, by, a, b, metrics=[c for c in table.columns if str(c).startswith("change: ")])
 
 
 def resilience_by_group(results, table, labels, a: str, b: str):
@@ -276,15 +286,29 @@ def gate_section(ctx: Loaded, s, g) -> None:
             _show(sc.gate_scatter_chart, gs, low=s.low, high=s.high, csv=gs, name=f"gates_{side}", key=g.key)
 
 
-def resilience_section(ctx: Loaded, g, res) -> None:
-    """The note on how many sequences were damaged, and resilience per group as a chart."""
+def resilience_section(ctx: Loaded, g, res) -> pd.DataFrame | None:
+    """Resilience of group A and B: how many sequences were damaged, the output change per
+    condition as a chart, and the two-group tests of the output change (their own table and
+    Benjamini–Hochberg family, so the outcome and saturation table above reads the same on a live
+    model and on its analysis bundle). Returns the comparison frame (None when it cannot be made)."""
     import streamlit as st
 
     from rnnviz_app.state.compute import compute
     from rnnviz_app.views import messages as msg
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.analyses.tables import comparison_table
     from rnnviz_core.charts import saturation as sc
     note = resilience_note(res, len(ctx.data.X))
     if note:
         st.caption(note)
     rs = msg.guarded(compute, resilience_by_group, res, g.table, g.labels.to_numpy(), g.ga, g.gb, key=g.key + ("res",))
     _show(sc.resilience_chart, rs, width=520, csv=rs, name="resilience", key=g.key)
+    with wg.section("The comparison under damage"):
+        cmp = compute(compare_resilience, with_resilience(g.table, res), g.by, g.ga, g.gb, key=g.key + ("cmp_res",))
+        shown = comparison_table(cmp)
+        st.dataframe(shown, hide_index=True, width="stretch")
+        st.caption(shown.attrs.get("caption", "") + " Output change: how much the answer moves when the input gets "
+                   "noise or loses steps.")
+        wg.csv_button(cmp, "Download the comparison under damage (CSV)", "comparison_damage.csv", "dl_cmp_res")
+        return cmp
+    return None

@@ -2,9 +2,9 @@
 Any source: a live model, or an analysis bundle (its stored scores; the deletion check needs the model)."""
 import streamlit as st
 
-from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import source as so
 from rnnviz_app.state import page_boot
+from rnnviz_app.state import state_url as su
 from rnnviz_app.views import contribution_stack as cs
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_contributions as pc
@@ -29,8 +29,9 @@ if not methods:
     st.info("This analysis bundle holds the scores of no method this rnnviz knows; build it again with "
             "`rnnviz precompute --methods grad_norm` to see them here.")
     st.stop()
-method = bound(st.selectbox, "Method", "method", pc.DEFAULT_METHOD if pc.DEFAULT_METHOD in methods else methods[0],
-               methods, format_func=cc.method_label)
+st.selectbox("Method", methods, format_func=cc.method_label,
+             key=su.widget_key("method", pc.DEFAULT_METHOD if pc.DEFAULT_METHOD in methods else methods[0], methods))
+method = su.value("method")
 labels = msg.guarded(src.labels)
 ids = list(src.ids)
 a, b = src.pick_pair(labels)

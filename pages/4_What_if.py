@@ -6,7 +6,7 @@ import streamlit as st
 from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
 from rnnviz_app.sources import sequences as sq
-from rnnviz_app.sources.source import needs_model  # a bundle: one sentence why (unify20)
+from rnnviz_app.sources.source import needs_model
 from rnnviz_app.state import page_boot
 from rnnviz_app.state import state_url as su
 from rnnviz_app.views import messages as msg

@@ -226,13 +226,14 @@ def deletion_section(ctx: Loaded, methods: list[str]):
     summary frame (None while off)."""
     import streamlit as st
 
-    from rnnviz_app.inputs.page_widgets import bound
+    from rnnviz_app.state import state_url as su
     from rnnviz_app.views import messages as msg
     from rnnviz_app.views import widgets as wg
     from rnnviz_core.charts import contributions as cc
-    faith = bound(st.toggle, f"Run the deletion check of all {len(methods)} methods on "
-                  f"{min(FAITH_SAMPLE, len(ctx.data.X))} sequences (takes a while the first time)", "faith", False,
-                  cast=lambda v: v == "True")
+    st.toggle(f"Run the deletion check of all {len(methods)} methods on {min(FAITH_SAMPLE, len(ctx.data.X))} "
+              "sequences (takes a while the first time)",
+              key=su.widget_key("faith", False, [False, True], cast=lambda v: v == "True"))
+    faith = su.value("faith")
     if not faith:
         return None
     curves, summary = msg.guarded(faithfulness, ctx)

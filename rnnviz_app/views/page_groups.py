@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.state import state_url as su
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_findings as pf
 from rnnviz_app.views import page_saturation as ps
@@ -47,20 +47,22 @@ def controls(src) -> Settings:
     layers, dirs, kinds = msg.guarded(sq.layer_options, ctx)
     c4, c5, _ = st.columns([1, 1.4, 3.6])  # wide enough for "backward" and a two-digit layer
     c1, c2, c3 = st.columns([3, 2, 2])
-    layer = bound(c4.selectbox, "Layer", "layer", layers[-1], layers, int)
-    direction = bound(c5.selectbox, "Direction", "dir", "fwd", dirs,
-                      format_func={"fwd": "forward", "bwd": "backward"}.get)
+    c4.selectbox("Layer", layers, key=su.widget_key("layer", layers[-1], layers, int))
+    c5.selectbox("Direction", dirs, key=su.widget_key("dir", "fwd", dirs),
+                 format_func={"fwd": "forward", "bwd": "backward"}.get)
+    layer, direction = su.value("layer"), su.value("dir")
     H = msg.guarded(sq.states, ctx, "h", layer, direction)
     hint = msg.guarded(cp.compute, sa.suggest_threshold, H, ctx.data.lengths, key=("suggest", layer, direction))
-    thr = bound(c1.slider, "Saturated when |value| is at least", "thr", hint.threshold, cast=float,
-                min_value=0.5, max_value=0.99, step=0.01,
-                help="Hidden states of GRU/LSTM/tanh units lie between -1 and 1. The start value shows something on "
-                     "this model; the bars below show how the values are spread.")
+    c1.slider("Saturated when |value| is at least", min_value=0.5, max_value=0.99, step=0.01,
+              key=su.widget_key("thr", float(hint.threshold), cast=float, bounds=(0.5, 0.99)),
+              help="Hidden states of GRU/LSTM/tanh units lie between -1 and 1. The start value shows something on "
+                   "this model; the bars below show how the values are spread.")
     gated = bool(kinds.keys() - {"h", "c"})
-    low = bound(c2.slider, "Gate nearly shut below", "shut", 0.1, cast=float, min_value=0.0, max_value=0.49,
-                step=0.01, disabled=not gated)
-    high = bound(c3.slider, "Gate nearly open above", "open", 0.9, cast=float, min_value=0.51, max_value=1.0,
-                 step=0.01, disabled=not gated)
+    c2.slider("Gate nearly shut below", min_value=0.0, max_value=0.49, step=0.01, disabled=not gated,
+              key=su.widget_key("shut", 0.1, cast=float, bounds=(0.0, 0.49)))
+    c3.slider("Gate nearly open above", min_value=0.51, max_value=1.0, step=0.01, disabled=not gated,
+              key=su.widget_key("open", 0.9, cast=float, bounds=(0.51, 1.0)))
+    thr, low, high = su.value("thr"), su.value("shut"), su.value("open")
     if hint.message:
         st.info(pf.plain(hint.message))
     return Settings(layer, direction, thr, low, high, gated, hint, H)
@@ -101,7 +103,9 @@ def groups(src, s: Settings) -> Groups:
     else:
         default = ps.default_grouping(table, options)
     g1, g2, g3 = st.columns([2, 1, 1])
-    by = bound(g1.selectbox, "Group the sequences by", "by", default, list(options), format_func=options.get)
+    g1.selectbox("Group the sequences by", list(options), format_func=options.get,
+                 key=su.widget_key("by", default, list(options)))
+    by = su.value("by")
     if src.bundle:
         from rnnviz_app.sources import bundle_view as bv
         table = bv.group_table(src.b, by)   # one-value columns of every sequence; never the per-step lists
@@ -113,8 +117,9 @@ def groups(src, s: Settings) -> Groups:
         st.warning(f"Grouping by '{pf.plain(options[by])}' puts every sequence in one group; choose another grouping "
                    "under 'Group the sequences by'" + ("." if src.bundle else " or move the thresholds."))
         st.stop()
-    ga = bound(g2.selectbox, "Group A", "ga", present[0], present)
-    gb = bound(g3.selectbox, "Group B", "gb", present[-1], present)
+    g2.selectbox("Group A", present, key=su.widget_key("ga", present[0], present))
+    g3.selectbox("Group B", present, key=su.widget_key("gb", present[-1], present))
+    ga, gb = su.value("ga"), su.value("gb")
     if ga == gb:
         st.warning("Group A and group B are the same group; choose another one under 'Group B'.")
     out = Groups(table, by, labels, ga, gb, (s.layer, s.direction, s.thr, s.low, s.high, by, ga, gb))

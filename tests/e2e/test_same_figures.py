@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import re
 import sys
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ARTIFACTS, CHART, assert_clean, new_page, open_app, start_server, stop_server  # noqa: E402
+from harness import (  # noqa: E402
+    ARTIFACTS,
+    CHART,
+    assert_clean,
+    new_page,
+    open_app,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.browser
 
 PCA_SHARE = r"together (\d+(?:\.\d+)?)% of how the states vary"
 GROUPS = r"Group A: [^\n]*?\((\d+) sequences\) · Group B: [^\n]*?\((\d+) sequences\)"
-SPARSE = '[data-testid="stMain"]'
 
 
 @pytest.fixture(scope="module")

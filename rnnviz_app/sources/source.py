@@ -93,6 +93,11 @@ class LiveSource:
         from rnnviz_app.sources import sequences as sq
         return sq.words_of(self.ctx, pos)
 
+    def input_view(self) -> Any:
+        """What the input strips and known-step marks read (``.data``: X, lengths, feature_names,
+        is_tokens) for the rows of :meth:`states`: the loaded context."""
+        return self.ctx
+
     def cannot(self, what: str) -> str | None:
         """None: this source computes ``what``; else the sentence the page shows instead."""
         if what == "resilience" and self.is_tokens:
@@ -176,6 +181,21 @@ class BundleSource:
 
     def words_of(self, pos: int) -> None:
         return None
+
+    def input_view(self) -> Any:
+        """The sampled sequences' inputs as the input strips read them (``.data``: X [S, T, F],
+        lengths, feature_names), or None when the bundle holds no numeric inputs for them."""
+        from types import SimpleNamespace
+        try:
+            x = np.asarray(self.b.sample_inputs()[0])
+        except Exception:  # noqa: BLE001 - no inputs: the charts draw without their strips
+            return None
+        if x.ndim != 3 or x.shape[0] != len(self.rows) or not np.issubdtype(x.dtype, np.floating):
+            return None
+        names = [str(n) for n in (self.b.manifest.get("data", {}).get("feature_names") or [])]
+        if len(names) != x.shape[2]:
+            names = [f"feature {i}" for i in range(x.shape[2])]
+        return SimpleNamespace(data=SimpleNamespace(X=x, lengths=self.lengths, feature_names=names, is_tokens=False))
 
     def cannot(self, what: str) -> str | None:
         from rnnviz_app.sources.bundle_source import NOT_INCLUDED

@@ -73,20 +73,19 @@ def layout_source(src):
 
 
 def inputs_of(src, pos: int) -> tuple[Any, int, Any]:
-    """(x [T, F] or None, length, feature names) for the stacked chart's input strip: a live numeric
-    sequence's inputs; none for a text model or a bundle."""
-    if src.bundle or src.is_tokens:
+    """(x [T, F] or None, length, feature names) for the stacked chart's input strip: a numeric
+    sequence's inputs (a bundle's sampled ones when it holds them); none for a text model."""
+    view = None if src.is_tokens else src.input_view()
+    if view is None or getattr(view.data.X, "ndim", 0) != 3:
         return None, int(src.lengths[pos]), None
-    ds = src.ctx.data
-    return ds.X[pos], int(ds.lengths[pos]), ds.feature_names
+    return view.data.X[pos], int(src.lengths[pos]), view.data.feature_names
 
 
 def known(src):
-    """bool [N, T] of the steps known to decide each answer (the marker demo, live), or None."""
-    if src.bundle:
-        return None
+    """bool [N, T] of the steps known to decide each answer (the marker demo), or None."""
     from rnnviz_app.views import page_contributions as pc
-    return pc.known_steps(src.ctx)
+    view = src.input_view()
+    return None if view is None else pc.known_steps(view)
 
 
 def marks_of(known_steps, r: int):

@@ -79,10 +79,11 @@ def play_view(src, H: np.ndarray, a: int, b: int, ids: list, kind: str, kind_lab
               order: str, top: int | None, key: tuple, window: tuple[int, int] | None = None) -> str:
     """The play control on A's and B's states (rows in the chosen unit order), over the steps
     ``window = (start, end)`` when given; returns its caption. ``src``: a source
-    (:mod:`rnnviz_app.sources.source`); a live one also draws the inputs and the known steps."""
+    (:mod:`rnnviz_app.sources.source`); its inputs, when it has them, are drawn above the states,
+    with the known steps."""
     from rnnviz_core.trajectories import unit_order
     lens = src.lengths
-    ctx = None if src.bundle else src.ctx
+    ctx = src.input_view()
     units = compute(unit_order, H, lens, order=order, top=top, key=("unit_order",) + key)
     w0, w1 = (0, H.shape[1]) if window is None else window
     la, lb = max(1, min(int(lens[a]), w1) - w0), max(1, min(int(lens[b]), w1) - w0)

@@ -66,17 +66,22 @@ def page_body() -> None:
                       "Download the data of this view (CSV)", "heatmaps.csv", "dl_heatmaps")
 
     st.subheader("Paths in one shared picture")
+    why = src.cannot_view(kind, layer, direction)   # a bundle stores every sequence's h, last layer, forward
+    if why:
+        st.info(why)
     with wg.section("The paths chart"):
-        paths, cloud = src.paths(H, view_key, [ia, ib])
-        show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
-             name="paths", key=(a, b), words=words, cloud=cloud)
+        if not why:
+            paths, cloud = src.paths(H, view_key, [ia, ib])
+            show(tc.pca_paths_chart, paths, [ia, ib], width=470, height=380, csv=paths[paths["seq"].isin([ia, ib])],
+                 name="paths", key=(a, b), words=words, cloud=cloud)
 
     st.subheader("How big the state is, and how fast it moves")
     norms = None
     with wg.section("The state-size chart"):
-        norms = src.norms(H, view_key, [a, b])
-        show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
-             csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b), words=words)
+        if not why:
+            norms = src.norms(H, view_key, [a, b])
+            show(tc.norms_chart, norms, [ia, ib], names=[f"A: {ia}", f"B: {ib}"], width=480,
+                 csv=norms[norms["seq"].isin([ia, ib])], name="norms", key=(a, b), words=words)
 
     def parting_view() -> None:
         """The distance chart, and the findings at the top of the page computed from the same frame."""

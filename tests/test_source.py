@@ -42,13 +42,19 @@ def test_a_bundle_source_holds_its_sampled_sequences_as_the_data_has_them(race):
     assert list(src.labels()) == src.ids                       # picker labels keyed by those ids, in order
     assert src.class_names == list(ds.class_names) and src.task == "classification"
     layers, dirs, kinds = src.layer_options()
-    assert dirs == ["fwd"] and list(kinds) == ["h"]
-    H = src.states("h", layers[-1], "fwd")
     tr = rv.trace(model, ds.X[rows], np.asarray(ds.lengths)[rows])
-    want = tr.get("h", layer=layers[-1], direction="fwd")
-    assert H.shape == want.shape
-    np.testing.assert_allclose(np.nan_to_num(H), np.nan_to_num(want), atol=1e-5)
+    info = tr.modules[-1]
+    assert layers == list(range(info.num_layers)) and dirs == ["fwd", "bwd"][: info.num_directions]
+    assert set(kinds) == set(info.kinds) and {"h", "r", "z", "n"} <= set(kinds)    # the race demo is a GRU
+    for kind in kinds:   # every unit, gate and cell state of the sampled sequences, as the model computes them
+        H = src.states(kind, layers[-1], "fwd")
+        want = tr.get(kind, layer=layers[-1], direction="fwd")
+        assert H.shape == want.shape, kind
+        np.testing.assert_allclose(np.nan_to_num(H), np.nan_to_num(want), atol=1e-5, err_msg=kind)
     assert [src.row(p) for p in range(len(rows))] == rows
+    # every sequence's paths and sizes are stored for h, last layer, forward only: a sentence for the rest
+    assert src.cannot_view("h", layers[-1], "fwd") is None
+    assert src.cannot_view("z", layers[-1], "fwd").startswith("This analysis bundle holds numbers only")
 
 
 def test_a_bundle_sources_scores_of_a_and_b_are_the_models(race):
@@ -102,5 +108,5 @@ def test_a_live_numeric_model_computes_every_view():
     model, ds = load_demo("race")[:2]
     src = LiveSource(Loaded(model, ds, "m", "d", "race", "race", "race"))
     assert not src.bundle and src.key == src.ctx.key
-    assert all(src.cannot(w) is None for w in WHAT)
+    assert all(src.cannot(w) is None for w in WHAT) and src.cannot_view("z", 0, "fwd") is None
     assert src.ids == [str(i) for i in ds.ids] and src.target is None

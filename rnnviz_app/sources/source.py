@@ -37,6 +37,9 @@ WHAT = {
     "gates": ("the gates' shares nearly shut or open per group", "needs every sequence's gates"),
     "features": ("the scores of each input feature", "re-scores A and B with the model"),
     "whatif": ("an edited sequence (What if)", "re-runs the model on the edit"),
+    "every_sequence": ("the paths and state sizes of every sequence for this choice",
+                       "needs every sequence's states; the bundle stores them for the hidden state h, last layer, "
+                       "forward, and the full states of its sampled sequences only"),
     "units": ("the dictionary of units", "re-runs the model on every sequence"),
 }
 
@@ -102,6 +105,10 @@ class LiveSource:
         """None: this source computes ``what``; else the sentence the page shows instead."""
         if what == "resilience" and self.is_tokens:
             return "Resilience to noisy or missing inputs is not measured here: adding noise to words has no meaning."
+        return None
+
+    def cannot_view(self, kind: str, layer: int, direction: str) -> str | None:
+        """None: the paths and sizes of every sequence can be drawn for this choice (always live)."""
         return None
 
     # ---- what it computes
@@ -208,11 +215,22 @@ class BundleSource:
             return threshold_message(self.b)
         return bundle_sentence(what) if what in WHAT else None
 
+    def cannot_view(self, kind: str, layer: int, direction: str) -> str | None:
+        """The paths and |h| of every sequence are stored for the hidden state h, last layer, forward
+        only: the sentence for any other choice (its A and B still draw from the sampled states)."""
+        info = self.b.sample_trace().modules[-1]
+        if (kind, int(layer), direction) == ("h", int(info.num_layers) - 1, "fwd"):
+            return None
+        return bundle_sentence("every_sequence")
+
     # ---- what it computes
     def layer_options(self) -> tuple[list[int], list[str], dict]:
-        """The paths and |h| a bundle stores are of the hidden state h, last layer, forward: that one view."""
+        """Every layer, direction and kind of the last recurrent module: the sampled sequences'
+        full traces hold them all."""
+        from rnnviz_app.sources.sequences import KIND_LABELS
         info = self.b.sample_trace().modules[-1]
-        return [int(info.num_layers) - 1], ["fwd"], {"h": "Hidden state h"}
+        dirs = ["fwd", "bwd"][: int(info.num_directions)]
+        return list(range(int(info.num_layers))), dirs, {k: KIND_LABELS.get(k, k) for k in info.kinds}
 
     def states(self, kind: str = "h", layer: int = -1, direction: str = "fwd") -> np.ndarray:
         """float [S, T, H] of the sampled sequences."""

@@ -196,32 +196,54 @@ def _painted(pg) -> None:
     pg.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
-#: in the page: keep what the edited heatmap draws (the second chart: its SVG, or its canvas'
-#: pixels), then click a button by its text at a noted time (a click from the page itself: no
-#: Playwright round trip in the figure) and look at every animation frame for the first one where
-#: that drawing differs (Streamlit updates a chart in place, so no new element marks the redraw)
+#: in the page: click a button by its text at a noted time (a click from the page itself: no
+#: Playwright round trip in the figure), then look at every animation frame at what each chart draws
+#: (its SVG, or a signature of every pixel of its canvas): (1) the first frame where the edited
+#: heatmap (the second chart) differs from before the click; (2) the app's script state back at
+#: "notRunning" after it was "running" (the run is over); (3) the frame after the last frame in which
+#: any chart changed, once the run is over and nothing has changed for QUIET_MS (that frame is on
+#: screen). Streamlit updates a chart in place, so no new element marks a redraw; and an edit may
+#: leave a chart as it was (a saturated model's scores), so (3) waits for quiet, not for each chart.
+QUIET_MS = 400
 _CLICK_AND_WATCH = """(name) => {
-  const pixels = () => {
-    const ch = document.querySelectorAll('[data-testid="stVegaLiteChart"]')[1];
+  const charts = () => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+  const sig = (ch) => {
     const c = ch && ch.querySelector('svg, canvas');
     if (!c) return null;
     if (c.tagName.toLowerCase() !== 'canvas') return c.outerHTML;
-    // a cheap signature of the pixels (toDataURL's PNG encoding would load the thread it measures)
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    // a signature of every third pixel (a moved line of a line chart crosses many of them; a
+    // sparser sample missed such moves; toDataURL's PNG encoding would load the thread it measures)
+    const d = new Uint32Array(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.buffer);
     let h = 0;
-    for (let i = 0; i < d.length; i += 29) h = (h * 31 + d[i]) | 0;
+    for (let i = 0; i < d.length; i += 3) h = (Math.imul(h, 31) + d[i]) | 0;
     return c.width + 'x' + c.height + ':' + h;
   };
-  const before = pixels();
-  window.__rvT1 = null;
+  const app = document.querySelector('[data-testid="stApp"]');
+  const first = charts().map(sig);
+  let prev = first.slice(), ran = false, overAt = null, lastChange = null;
+  const obs = new MutationObserver(() => {
+    const s = app.getAttribute('data-test-script-state');
+    if (s === 'running') ran = true;
+    else if (ran && s === 'notRunning' && overAt === null) { overAt = performance.now(); window.__rvTrun = overAt; }
+  });
+  obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  window.__rvT1 = null; window.__rvT2 = null; window.__rvTrun = null;
   const b = [...document.querySelectorAll('button')].find(e => e.innerText.trim() === name);
   const t0 = performance.now();
   window.__rvT0 = t0;
   b.click();
+  let settle = null;  // the frame after the last change
   const look = () => {
     const now = performance.now();
-    const p = pixels();
-    if (p !== null && p !== before) { window.__rvT1 = now; return; }
+    const now_sigs = charts().map(sig);
+    if (settle === 'next') settle = now;
+    if (now_sigs.length !== prev.length || now_sigs.some((s, i) => s !== prev[i])) { lastChange = now; settle = 'next'; }
+    if (window.__rvT1 === null && now_sigs[1] !== undefined && now_sigs[1] !== first[1]) window.__rvT1 = now;
+    prev = now_sigs;
+    window.__rvWhy = {ran, over: overAt !== null, changed: now_sigs.map((s, i) => s !== first[i])};
+    if (overAt !== null && typeof settle === 'number' && now - Math.max(overAt, lastChange) > """ + str(QUIET_MS) + """) {
+      window.__rvT2 = settle; obs.disconnect(); return;
+    }
     if (now - t0 < 20000) requestAnimationFrame(look);
   };
   requestAnimationFrame(look);
@@ -258,10 +280,13 @@ def _task_s(cdp) -> float:
 def _time_edits(pg, repeats: int, server_pid: int | None = None):
     """Edits made with the controls (a new value for the step the page offers, then "Add this edit"):
     seconds from the click to (a) the edited heatmap redrawn (its drawing changes; the answers and the
-    parting step are drawn before it), (b) the end of the rerun's last message (the decision steps
-    and the contributions included), (c) then every chart painted; and the CPU seconds each edit
-    cost the server process (/proc) and the page's main thread (Chrome's TaskDuration) from the click
-    to (c): on a loaded machine these are steadier than the wall times."""
+    parting step are drawn before it), (b) the app's script state back at "notRunning" (the rerun,
+    decision steps and contributions included, has reached the page), (c) every chart that shows the
+    edit redrawn with it and one more animation frame (on screen). All three are timed in the page
+    (performance.now(), from the click it makes itself: no Playwright round trip in them). Also the
+    CPU seconds each edit cost the server process (/proc) and the page's main thread (Chrome's
+    TaskDuration) from the click to the page idle again: on a loaded machine these are steadier than
+    the wall times."""
     from harness import wait_idle
     heat, runs, drawn, cpu_server, cpu_page, sent = [], [], [], [], [], []
     tally = getattr(pg, "_rv_tally", None)
@@ -275,18 +300,20 @@ def _time_edits(pg, repeats: int, server_pid: int | None = None):
         s0 = _cpu_s(server_pid) if server_pid else 0.0
         p0 = _task_s(cdp)
         f0 = dict(tally) if tally else None
-        t0 = time.perf_counter()
         pg.evaluate(_CLICK_AND_WATCH, "Add this edit")
         wait_idle(pg)
-        runs.append(time.perf_counter() - t0)
         _painted(pg)
-        drawn.append(time.perf_counter() - t0)
         cpu_page.append(_task_s(cdp) - p0)
         cpu_server.append(_cpu_s(server_pid) - s0 if server_pid else float("nan"))
         if f0 is not None:
             sent.append((tally["charts"] - f0["charts"], tally["bytes"] - f0["bytes"]))
-        pg.wait_for_function("() => window.__rvT1 !== null", timeout=20_000)
+        try:
+            pg.wait_for_function("() => window.__rvT1 !== null && window.__rvT2 !== null", timeout=20_000)
+        except Exception as exc:  # say which chart never changed (or that the run never ended)
+            raise RuntimeError(f"the edit's redraw was not seen: {pg.evaluate('() => window.__rvWhy')}") from exc
         heat.append(pg.evaluate("() => (window.__rvT1 - window.__rvT0) / 1000"))
+        runs.append(pg.evaluate("() => (window.__rvTrun - window.__rvT0) / 1000"))
+        drawn.append(pg.evaluate("() => (window.__rvT2 - window.__rvT0) / 1000"))
     return heat, runs, drawn, cpu_server, cpu_page, sent
 
 

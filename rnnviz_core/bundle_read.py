@@ -34,7 +34,9 @@ def categories_of(frame: pd.DataFrame, class_names: Any) -> pd.DataFrame:
 
 def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES,  # noqa: A001
          max_memory: int = _check.DEFAULT_MAX_MEMORY, read: bool = True) -> "Bundle":
-    """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
+    """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, a binary file object, or a bundle
+    folder's ``file://``, ``http(s)://`` or ``s3://`` URL, :mod:`rnnviz_core.bundle_remote`) after
+    checking it.
 
     One check, before anything large is read (:mod:`rnnviz_core.bundle_check`): the manifest must
     name this format and version and pass its schema; it must list every file of the bundle once
@@ -43,11 +45,13 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     computed from those, must be within ``max_memory``; the whole bundle may hold at most
     ``max_bytes``. With ``read`` (the default) the table and arrays are then read and their values
     checked, so that every page can read what passed. Anything else is refused with a sentence
-    saying what is wrong.
+    saying what is wrong. A bundle behind an http(s) or s3 URL is read by ranges: its files are
+    checked by size, headers and footers, and each against its hash when it is read whole.
     """
+    from .bundle_remote import open_files
     from .contributions import METHODS
 
-    files = BundleFiles(path, max_bytes)
+    files = open_files(path, max_bytes)   # a path, bytes, a file object, or a file://, http(s):// or s3:// URL
     names = files.names()
     if "manifest.json" not in names:
         raise BundleError("This is not an rnnviz bundle: it has no manifest.json. Choose a bundle written by "
@@ -88,10 +92,13 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     if total > max_bytes:
         raise BundleError(f"This bundle holds {total / 1e6:.0f} MB, more than the {max_bytes / 1e6:.0f} MB this "
                           f"reader accepts.")
+    remote = getattr(files, "remote", False)
+    if remote:   # read by ranges: a file read whole is checked against its hash as it is read
+        files.hashes = {name: entry["sha256"] for name, entry in listed.items()}
     for name, entry in listed.items():
         if files.size(name) != entry["bytes"]:
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
-        if files.sha256(name, entry["bytes"]) != entry["sha256"]:
+        if not remote and files.sha256(name, entry["bytes"]) != entry["sha256"]:
             raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
     facts = _check.check_manifest(manifest, METHODS)
     headers = {n: _check.st_header(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
@@ -160,8 +167,9 @@ class Bundle:
                 raise BundleError(f"This bundle has no {name}.")
             from safetensors.numpy import load
 
+            data = self._bytes(name)   # a remote file is checked against its hash here
             try:
-                self._st[name] = load(self._bytes(name))
+                self._st[name] = load(data)
             except Exception:
                 raise _refuse(f"'{name}' could not be read as safetensors.") from None
         return self._st[name]

@@ -115,7 +115,8 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     if ba.FILE in headers or "aggregates" in manifest.get("analysis", {}):
         if ba.FILE not in headers:
             raise _refuse(f"Its manifest describes aggregates, but the bundle has no {ba.FILE}.")
-        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse)
+        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse,
+                 manifest["analysis"].get("saturation_groupings"))
     b = Bundle(manifest, files)
     b._facts = facts
     b._part_metas = metas   # the parts' footers, read once by the check: the lazy reader starts from them
@@ -421,6 +422,16 @@ class Bundle:
         gi, si = np.nonzero(cnt > 0)
         return pd.DataFrame({"group": np.asarray(labels, dtype=object)[gi], "step": si,
                              "mean_abs": s[gi, si] / cnt[gi, si], "n_sequences": cnt[gi, si].astype(np.int64)})
+
+    def group_comparison(self, by: str, a: Any, b: Any) -> pd.DataFrame | None:
+        """The Saturation page's comparison of groups ``a`` and ``b`` (labels as text) under the
+        stored grouping ``by`` (a key of ``manifest['analysis']['saturation_groupings']``: ``outcome``,
+        ``true_class``, ``data:<name>`` ...), computed when the bundle was built: the frame
+        :func:`rnnviz_core.groups.compare_groups` gives, read without scanning any row; None when
+        the bundle holds none for them (:mod:`rnnviz_core.bundle_compare`)."""
+        from .bundle_compare import frame
+
+        return frame(self, by, a, b)
 
     def histogram(self, column: str, by: str = "all") -> pd.DataFrame:
         """How many sequences have ``column`` (``confidence``, ``frac_saturated``,

@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--sample", type=int, default=64, help="sequences with full traces (default 64)")
     pre.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     pre.add_argument("--resume", action="store_true",
-                     help="local engine: reuse the blocks a stopped run of this same build finished "
+                     help="reuse the blocks a stopped run of this same build finished (local or Ray) "
                           "(kept in .<out>.rnnviz-build beside --out)")
     pre.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _app_parser(sub)

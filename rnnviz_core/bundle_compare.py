@@ -57,11 +57,13 @@ def pairs(k: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(k) for j in range(k) if i != j]
 
 
-def _column(parts: Sequence[Path], name: str) -> np.ndarray:
+def _columns(parts: Sequence[Path], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named column of every part, concatenated (one read per part)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    vals = [pq.read_table(p, columns=[name])[name].to_numpy(zero_copy_only=False) for p in parts]
-    return np.concatenate(vals) if vals else np.zeros(0)
+    tbl = pa.concat_tables([pq.read_table(p, columns=list(names)) for p in parts])
+    return {c: tbl[c].to_numpy() for c in names}
 
 
 def compute(parts_dir: Path, groupings: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
@@ -72,7 +74,8 @@ def compute(parts_dir: Path, groupings: Sequence[str]) -> tuple[dict[str, np.nda
 
     parts = sorted(parts_dir.glob("*.parquet"))
     names = set(pq.read_schema(parts[0]).names)
-    table = pd.DataFrame({c: _column(parts, c) for c in COLUMNS if c in names})
+    cols = _columns(parts, [c for c in COLUMNS if c in names] + [g for g in groupings if g in names])
+    table = pd.DataFrame({c: cols[c] for c in COLUMNS if c in names})
     metrics = metrics_of(table)
     arrays: dict[str, np.ndarray] = {}
     entry: dict[str, Any] = {"test": TEST, "fields": list(FIELDS), "metrics": metrics, "binary": [],
@@ -83,7 +86,7 @@ def compute(parts_dir: Path, groupings: Sequence[str]) -> tuple[dict[str, np.nda
     for g in groupings:
         if g not in names:
             continue
-        lab = labels_of(_column(parts, g))
+        lab = labels_of(cols[g])
         groups = sorted(set(lab.tolist()))
         if not 2 <= len(groups) <= MAX_GROUPS:
             continue

@@ -94,7 +94,13 @@ class Worker:
         out["step:frac_saturated"] = steps(per_step)
         # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
         # values (a float64 product of every state took 10x longer for a difference below 1e-6)
-        proj = (h[mask] - self.pca.mean_.astype(np.float32)) @ self.pca.components_.T.astype(np.float32)
+        # (with torch, under its thread setting: numpy's product woke OpenBLAS's helper threads, which
+        # then spun on the CPU through the scores that follow; measured 0.15-0.25 s per 1,000
+        # sequences of another thread's CPU on two cores)
+        import torch
+
+        proj = (torch.from_numpy(h[mask] - self.pca.mean_.astype(np.float32))
+                @ torch.from_numpy(np.ascontiguousarray(self.pca.components_.T, dtype=np.float32))).numpy()
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores

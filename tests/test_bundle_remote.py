@@ -257,3 +257,13 @@ def test_s3_bundle_is_read_by_ranges_and_equals_the_local_one(built, monkeypatch
             bundle.open("s3://rnnviz-test/runs/b", read=False)
     finally:
         server.stop()
+
+
+def test_rnnviz_inspect_reads_a_bundle_by_url(built, serve, capsys):
+    from rnnviz_core import cli
+
+    url, log = serve(built)
+    assert cli.main(["inspect", url]) == 0
+    out = capsys.readouterr().out
+    assert "400 sequences" in out and "publish it as" not in out   # a file's hash line: local files only
+    assert 0 < log["bytes"] < _total(built) / 4

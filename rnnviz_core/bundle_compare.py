@@ -17,7 +17,7 @@ value; 10M sequences x 12 columns: about 1 GB).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd

@@ -37,7 +37,7 @@ from .bundle_check import refuse as _refuse
 from .bundle_files import MAX_FILES, BundleFiles
 from .errors import BundleError
 
-__all__ = ["RemoteFiles", "is_url", "open_files", "S3_ENDPOINT_ENV"]
+__all__ = ["S3_ENDPOINT_ENV", "RemoteFiles", "is_url", "open_files"]
 
 S3_ENDPOINT_ENV = "RNNVIZ_S3_ENDPOINT"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -5,7 +5,6 @@ server without ranges; a URL from a link or an upload is never opened."""
 from __future__ import annotations
 
 import http.server
-import os
 import re
 import socket
 import threading

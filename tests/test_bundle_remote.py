@@ -174,8 +174,8 @@ def test_plain_sentences_for_bad_addresses(built, serve, tmp_path):
 
 
 def test_a_url_from_a_link_or_an_upload_is_never_opened(built, serve, tmp_path, monkeypatch):
-    from rnnviz_app import bundle_source as bs
-    from rnnviz_app import uploads
+    from rnnviz_app.sources import bundle_source as bs
+    from rnnviz_app.sources import uploads
 
     url, log = serve(built)
     monkeypatch.setenv("RNNVIZ_UPLOAD_DIR", str(tmp_path / "uploads"))

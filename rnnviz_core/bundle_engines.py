@@ -277,12 +277,15 @@ class _RayAnalyse(_RayActor):
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
+        from . import bundle_progress as bp
+
         ks, parts = [], []
         col = tbl[BLOCK_COLUMN]
         for k in pc.unique(col).to_pylist():
             sub = tbl.filter(pc.equal(col, k)).drop_columns([BLOCK_COLUMN])
             sink = pa.BufferOutputStream()
-            pq.write_table(self.worker(sub), sink)
+            part = self.worker(sub)
+            pq.write_table(part, sink, **bp.part_options(part.schema))
             ks.append(int(k))
             parts.append(sink.getvalue().to_pybytes())
         return pa.table({"block": pa.array(ks, pa.int64()), "part": pa.array(parts, pa.binary())})

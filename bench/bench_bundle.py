@@ -58,11 +58,12 @@ Issue 21, branch url21 (2026-12-05, 2-core VM shared with other jobs, loads as p
   size:             2.48 kB per sequence at N=2,000 (main: 3.66 kB): parts use dictionary encoding for
                     text and the data's group columns only (bundle_progress.part_options); a part of
                     512 sequences writes in 4.5 ms instead of 20 ms
-  remote (--remote 20000 --batch 4096, local HTTP server with ranges, load 3.6-5.2): 76 MB bundle
-                    folder; open 0.03 s reading 0.05 MB in 34 requests; find ids 0.05 MB; 2 rows
-                    0.16 MB; 2 rows' scores (both methods) 8.75 MB (a row group's column chunks:
+  remote (--remote 20000 --batch 4096, local HTTP server with ranges, load 6-8): 57.8 MB bundle
+                    folder; open 0.05 s reading 0.05 MB in 34 requests; find ids 0.04 MB; 2 rows
+                    0.14 MB; 2 rows' scores (both methods) 6.24 MB (a row group's column chunks:
                     4,096 sequences each); aggregates, saturation over time, group comparison
-                    0.02 MB together; everything 9.05 MB = 11.9% of the bundle.
+                    0.04 MB together; everything 6.52 MB = 11.3% of the bundle (before the
+                    part encoding change: 76.0 MB bundle, 9.05 MB read).
 """
 from __future__ import annotations
 

@@ -199,7 +199,8 @@ class _Http:
 
     def size(self, name: str) -> int | None:
         try:
-            with self._request(urllib.request.Request(self._url(name), method="HEAD")) as r:
+            with self._request(urllib.request.Request(self._url(name), method="HEAD",
+                                                      headers={"Accept-Encoding": "identity"})) as r:
                 n = r.headers.get("Content-Length")
         except urllib.error.HTTPError as e:
             if e.code in (403, 404, 410):
@@ -211,7 +212,8 @@ class _Http:
         return int(n)
 
     def read(self, name: str, start: int, n: int) -> bytes:
-        req = urllib.request.Request(self._url(name), headers={"Range": f"bytes={start}-{start + n - 1}"})
+        req = urllib.request.Request(self._url(name), headers={"Range": f"bytes={start}-{start + n - 1}",
+                                                               "Accept-Encoding": "identity"})
         try:
             with self._request(req) as r:
                 if r.status != 206 or not str(r.headers.get("Content-Range", "")).startswith(f"bytes {start}-"):

@@ -87,3 +87,30 @@ def test_a_bundle_whose_comparisons_do_not_match_its_manifest_is_refused(built, 
     (copy / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(BundleError, match="group comparisons is not one"):
         bundle.open(copy, read=False)
+
+
+def test_a_regression_bundle_compares_what_the_page_compares(tmp_path):
+    """A one-output model: no confidence or loss compared (as page_saturation.compare skips them),
+    the error size and saturation shares are, equal to compare_groups on the live table."""
+    model, ds = rv.demos.load_demo("window_sum")[:2]
+    ds = ds.subset(np.arange(120))
+    b = bundle.open(bundle.build(model, ds, tmp_path / "ws", batch_size=50, methods=("grad_norm",), sample=4),
+                    read=False)
+    entry = b.manifest["analysis"]["aggregates"]["comparisons"]
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    live = sequence_table(tr.logits, ds.y, states=tr.get("h", layer=-1, direction="fwd"), lengths=tr.lengths,
+                          gates=sa.trace_gates(tr, layer=-1, direction="fwd") or None)
+    assert "confidence" not in entry["metrics"] and "loss" not in entry["metrics"]
+    assert "abs_error" in entry["metrics"] and entry["groupings"], entry
+    checked = 0
+    for g, groups in entry["groupings"].items():   # here the data's own window_length only
+        lab = (ds.groups[g[len("data:"):]].reset_index(drop=True) if g.startswith("data:") else live[g]).astype(str)
+        assert groups == sorted(set(lab))
+        for a, c in [(groups[0], groups[-1]), (groups[-1], groups[0]), (groups[1], groups[2])]:
+            got = b.group_comparison(g, a, c)
+            ref = compare_groups(live, lab, a, c, metrics=entry["metrics"])
+            assert list(got["test"]) == list(ref["test"])
+            np.testing.assert_allclose(got[FIELDS].to_numpy(float), ref[FIELDS].to_numpy(float),
+                                       rtol=1e-5, atol=1e-5, equal_nan=True)
+            checked += 1
+    assert checked >= 3

@@ -248,7 +248,8 @@ class _S3:
         self.url = url
 
     def _fail(self, e: Exception) -> BundleError:
-        return BundleError(f"The analysis bundle at '{_where(self.url)}' cannot be read ({str(e).splitlines()[0][:200]}); "
+        why = str(e).splitlines()[0].split("; Details:")[0].rstrip(" .;")[:240]
+        return BundleError(f"The analysis bundle at '{_where(self.url)}' cannot be read ({why}); "
                            f"check the address, the credentials and {S3_ENDPOINT_ENV} for an S3-compatible store.")
 
     def list(self) -> dict[str, int]:

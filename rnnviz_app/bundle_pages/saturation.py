@@ -53,7 +53,8 @@ with msg.section("Saturation over time"):
 
 st.subheader("Group A vs group B")
 try:
-    cmp = ps.compare(table, "_group", ga, gb)
+    cmp = (built if (built := b.group_comparison(bv.stored_grouping(b, by), ga, gb)) is not None   # build-time table
+           else ps.compare(table, "_group", ga, gb))
 except Exception:  # noqa: BLE001 - a comparison that cannot be made is said, not raised
     st.info("These two groups cannot be compared here; choose other groups under 'Group A' and 'Group B'.")
 else:

@@ -17,6 +17,9 @@ columns it needs (memory: one part at a time):
   ``relative=True, normalize=True``; :func:`position_frame` reads them back). Bundles built
   before these were added lack them (``position_bins`` absent from the manifest entry).
 
+- ``cmp.<grouping>`` [pairs, metrics, fields]: the group comparison tables of the Saturation page
+  (:mod:`rnnviz_core.bundle_compare`; manifest entry ``comparisons``).
+
 Groupings: ``predicted_class`` and ``true_class`` (when the bundle has them) and ``all`` (one
 group). Group labels are in sorted order (the order does not depend on how rows were split into
 parts, so a local and a Ray build write the same arrays).
@@ -130,8 +133,10 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
     return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols, "position_bins": POSITION_BINS}
 
 
-def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse) -> None:
-    """The aggregates file's arrays against the manifest entry (names, dtypes, shapes), headers only."""
+def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse,
+          stored_groupings: object = None) -> None:
+    """The aggregates file's arrays against the manifest entry (names, dtypes, shapes), headers only
+    (with the group comparisons, :mod:`rnnviz_core.bundle_compare`, when the entry lists them)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("groupings"), dict) \
             or entry.get("bins") != BINS or not isinstance(entry.get("hist_columns"), list):
         raise refuse("Its manifest's description of the aggregates is not one this rnnviz reads.")
@@ -154,6 +159,10 @@ def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_
             for m in methods:
                 want[f"pos_rel.{m}.{g}"] = ("F64", (k, POSITION_BINS))
                 want[f"pos_rel_n.{m}.{g}"] = ("I64", (k, POSITION_BINS))
+    if "comparisons" in entry:
+        from . import bundle_compare
+
+        want.update(bundle_compare.expected(entry["comparisons"], stored_groupings, refuse))
     if set(header) != set(want):
         odd = sorted(set(header) ^ set(want))[0]
         raise refuse(f"'{FILE}' does not hold the arrays its manifest describes ('{odd[:60]}').")

@@ -138,30 +138,48 @@ class Source:
                 import pyarrow as pa
                 yield pa.Table.from_batches([batch])
 
-    def ray_dataset(self, tmpdir: Path) -> Any:
-        import ray.data
-
+    def ray_blocks(self, tmpdir: Path) -> tuple[Path, list[tuple[list[int], int]]]:
+        """The input file the Ray engine reads and its blocks: (row groups, sequences) of each, in
+        row order (row groups of about ``block_size`` sequences)."""
         path = self.path
         if path is None:
-            path = write_sequences(self.ds, tmpdir / "input.parquet", block_size=self.block_size)
-        # one read task per bundle block (row groups of about block_size sequences): Ray Data's
-        # read_parquet splits by file, so one file was one block, which one actor analysed while
-        # the others waited (measured: 1 of 2 actors, on 1 of 2 nodes, had work)
+            path = getattr(self, "_ray_input", None)
+            if path is None:
+                path = self._ray_input = write_sequences(self.ds, tmpdir / "input.parquet", block_size=self.block_size)
         import pyarrow.parquet as pq
 
         md = pq.ParquetFile(path).metadata
-        groups, cur, rows = [], [], 0
+        blocks, cur, rows = [], [], 0
         for i in range(md.num_row_groups):
             cur.append(i)
             rows += md.row_group(i).num_rows
             if rows >= self.block_size:
-                groups.append(cur)
+                blocks.append((cur, rows))
                 cur, rows = [], 0
         if cur:
-            groups.append(cur)
-        items = [{"path": str(path.resolve()), "groups": json.dumps(g)} for g in groups]
+            blocks.append((cur, rows))
+        return Path(path), blocks
+
+    def ray_dataset(self, tmpdir: Path, only: Any = None) -> Any:
+        """A Ray dataset of the input, one read task per block (of :meth:`ray_blocks`; ``only``:
+        those block numbers only, None when that leaves none). Each row carries its block number
+        in the column ``BLOCK_COLUMN``."""
+        import ray.data
+
+        # one read task per bundle block (row groups of about block_size sequences): Ray Data's
+        # read_parquet splits by file, so one file was one block, which one actor analysed while
+        # the others waited (measured: 1 of 2 actors, on 1 of 2 nodes, had work)
+        path, blocks = self.ray_blocks(tmpdir)
+        keep = range(len(blocks)) if only is None else sorted(only)
+        items = [{"path": str(path.resolve()), "groups": json.dumps(blocks[k][0]), "block": int(k)} for k in keep]
+        if not items:
+            return None
         return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _read_row_groups, batch_size=1, batch_format="pyarrow", num_cpus=0.25)
+
+
+#: the column the Ray engine's read tasks add: each sequence's block number (resume keeps blocks)
+BLOCK_COLUMN = "__rnnviz_block"
 
 
 def _read_row_groups(item: Any) -> Any:
@@ -169,8 +187,10 @@ def _read_row_groups(item: Any) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts = [pq.ParquetFile(p, pre_buffer=False).read_row_groups(json.loads(g))
-             for p, g in zip(item["path"].to_pylist(), item["groups"].to_pylist())]
+    parts = []
+    for p, g, k in zip(item["path"].to_pylist(), item["groups"].to_pylist(), item["block"].to_pylist()):
+        t = pq.ParquetFile(p, pre_buffer=False).read_row_groups(json.loads(g))
+        parts.append(t.append_column(BLOCK_COLUMN, pa.array(np.full(t.num_rows, int(k), np.int64))))
     return pa.concat_tables(parts)
 
 

@@ -7,7 +7,6 @@ import builtins
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -235,8 +234,8 @@ def build(
     provenance : extra facts for the manifest (the CLI records file names and file hashes).
     progress : True for a progress bar on stderr (sequences done, rate, time left; one bar per
         pass), or a callable ``progress(done, total, what)``; None for none.
-    resume : local engine: reuse the blocks an earlier run of this same build (same model, data
-        and options) finished before it stopped; they are kept in ``.<name>.rnnviz-build`` beside
+    resume : reuse the blocks an earlier run of this same build (same model, data, options and
+        engine) finished before it stopped; they are kept in ``.<name>.rnnviz-build`` beside
         ``path`` until the bundle is written (:mod:`rnnviz_core.bundle_progress`).
 
     Returns
@@ -279,12 +278,12 @@ def build(
 
     parent = path.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    if engine == "local":   # a build folder kept until the bundle is written: a stopped build resumes
-        tmp = bp.work_dir(path)
-        key = bp.build_key(model_hash(model), src.meta, opts, src.path if src.path is not None else src.ds)
-        bp.prepare(tmp, key, bool(resume))
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix=".rnnviz-build-", dir=parent))
+    # a build folder kept until the bundle is written: a stopped build resumes (either engine; the
+    # engine is part of the key, as the two may cut a sequence file into blocks differently)
+    tmp = bp.work_dir(path)
+    key = bp.build_key(model_hash(model), src.meta, {**opts, "engine": engine},
+                       src.path if src.path is not None else src.ds)
+    bp.prepare(tmp, key, bool(resume))
     done = False
     try:
         stage = tmp / "bundle"
@@ -293,13 +292,17 @@ def build(
         if engine == "local":
             res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress)
         else:
-            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus)
+            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
         sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
         _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
         from . import bundle_aggregates as ba
 
         agg_arrays, agg_entry = ba.compute(parts, int(src.meta["max_length"]), methods)
+        from . import bundle_compare as bc   # the Saturation page's group comparisons, with the aggregates
+
+        cmp_arrays, agg_entry["comparisons"] = bc.compute(parts, list(sat_groups))
+        agg_arrays.update(cmp_arrays)
         _save_st(agg_arrays, stage / ba.FILE)
         sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
         if sample_rows.size:
@@ -372,6 +375,6 @@ def build(
             os.replace(stage, path)
         done = True
     finally:
-        if done or engine != "local":
+        if done:
             shutil.rmtree(tmp, ignore_errors=True)
     return path

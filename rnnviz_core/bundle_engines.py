@@ -3,7 +3,6 @@
 block, resumable) and :func:`run_ray` (Ray Data actors running the same worker)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import bundle_horizons
-from .bundle_blocks import Source, block_arrays
+from .bundle_blocks import BLOCK_COLUMN, Source, block_arrays
 from .bundle_format import fitted_pca, row_hash_sum
 from .errors import InputError
 
@@ -95,7 +94,13 @@ class Worker:
         out["step:frac_saturated"] = steps(per_step)
         # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
         # values (a float64 product of every state took 10x longer for a difference below 1e-6)
-        proj = (h[mask] - self.pca.mean_.astype(np.float32)) @ self.pca.components_.T.astype(np.float32)
+        # (with torch, under its thread setting: numpy's product woke OpenBLAS's helper threads, which
+        # then spun on the CPU through the scores that follow; measured 0.15-0.25 s per 1,000
+        # sequences of another thread's CPU on two cores)
+        import torch
+
+        proj = (torch.from_numpy(h[mask] - self.pca.mean_.astype(np.float32))
+                @ torch.from_numpy(np.ascontiguousarray(self.pca.components_.T, dtype=np.float32))).numpy()
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
@@ -157,15 +162,16 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
 
 
 def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
-             num_gpus: float | None) -> dict:
+             num_gpus: float | None, progress: Any = None) -> dict:
+    """Ray Data actors run :class:`Worker` over the blocks (:meth:`Source.ray_dataset`); the driver
+    writes each block's part into ``parts_dir`` (the build folder) as it completes, and skips the
+    blocks whose parts an earlier run left there (resume)."""
     try:
         import ray
         import ray.data
     except ImportError:
         raise InputError("engine='ray' needs Ray Data: pip install 'rnnviz[ray]' (or pip install 'ray[data]'), "
                          "or use engine='local'.") from None
-    import pyarrow.parquet as pq
-
     started = False
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
@@ -201,19 +207,30 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
         fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
         pca, first = fitted["pca"], fitted["first"]
 
-        out = rds.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts, "meta": src.meta,
-                                                               "pca": pca}, **kw)
-        raw = tmp / "ray-out"
-        out.write_parquet(str(raw))
-        # tidy names: part-00000... in row order (Ray names files by task)
-        files = sorted(raw.glob("*.parquet"),
-                       key=lambda p: pq.read_table(p, columns=["row"])["row"].to_numpy().min()
-                       if pq.ParquetFile(p).metadata.num_rows else -1)
-        k = 0
-        for f in files:
-            if pq.ParquetFile(f).metadata.num_rows:
-                shutil.move(str(f), parts_dir / f"part-{k:05d}.parquet")
-                k += 1
+        # the analyses of the blocks an earlier run did not finish (resume: the build folder keeps
+        # every finished block's part, written here on the driver as soon as all its rows are back)
+        from . import bundle_progress as bp
+
+        _, blocks = src.ray_blocks(tmp)
+        todo = [k for k in range(len(blocks)) if not bp.part_done(parts_dir / f"part-{k:05d}.parquet")]
+        bar = bp.bar(src.n, "rnnviz: analyses", progress)
+        bar.update(sum(blocks[k][1] for k in range(len(blocks)) if k not in set(todo)))
+        rds_todo = src.ray_dataset(tmp, only=todo) if todo else None
+        if rds_todo is not None:
+            out = rds_todo.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts,
+                                                                          "meta": src.meta, "pca": pca}, **kw)
+            pieces: dict[int, list] = {}
+            for res_tbl in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for i in range(res_tbl.num_rows):
+                    k, data = int(res_tbl["block"][i].as_py()), res_tbl["part"][i].as_py()
+                    pieces.setdefault(k, []).append(data)
+                    got = _pieces_rows(pieces[k])
+                    if got == blocks[k][1]:   # the whole block is back: its part, complete or not at all
+                        _write_block(pieces.pop(k), parts_dir / f"part-{k:05d}.parquet")
+                        bar.update(got)
+            if pieces:
+                raise RuntimeError(f"Ray returned blocks {sorted(pieces)[:5]} incomplete; build again with resume.")
+        bar.close()
         return {"pca": pca, "hash": hsum, "first": first,
                 "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")},
                 "placement": {"ray_nodes": len(nodes), "ray_actors": int(concurrency),
@@ -246,11 +263,54 @@ class _RayHash(_RayActor):
         # where the block ran (the node, the GPUs Ray gave the actor): the build records how
         # many nodes and GPU actors took part
         ctx = ray.get_runtime_context()
-        h = bf.block_hash(tbl, self.worker.meta, block_arrays, row_hash_sum)
+        h = bf.block_hash(tbl.drop_columns([BLOCK_COLUMN]), self.worker.meta, block_arrays, row_hash_sum)
         return pa.table({"hash": [format(h, "064x")], "node": [ctx.get_node_id()],
                          "gpus": [len(ray.get_gpu_ids())]})
 
 
 class _RayAnalyse(_RayActor):
+    """One result row per block in the batch: its number and its part as Parquet bytes (written
+    where the work ran, so the driver only writes bytes)."""
+
     def __call__(self, tbl: Any) -> Any:
-        return self.worker(tbl)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from . import bundle_progress as bp
+
+        ks, parts = [], []
+        col = tbl[BLOCK_COLUMN]
+        for k in pc.unique(col).to_pylist():
+            sub = tbl.filter(pc.equal(col, k)).drop_columns([BLOCK_COLUMN])
+            sink = pa.BufferOutputStream()
+            part = self.worker(sub)
+            pq.write_table(part, sink, **bp.part_options(part.schema))
+            ks.append(int(k))
+            parts.append(sink.getvalue().to_pybytes())
+        return pa.table({"block": pa.array(ks, pa.int64()), "part": pa.array(parts, pa.binary())})
+
+
+def _pieces_rows(pieces: list) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(pa.BufferReader(p)).metadata.num_rows for p in pieces)
+
+
+def _write_block(pieces: list, path: Path) -> None:
+    """A block's part from the piece(s) Ray returned (one, unless a batch split the block)."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import bundle_progress as bp
+
+    if len(pieces) == 1:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(pieces[0])
+        os.replace(tmp, path)
+        return
+    tbl = pa.concat_tables([pq.read_table(pa.BufferReader(p)) for p in pieces], promote_options="permissive")
+    bp.write_part(tbl.sort_by("row"), path)

@@ -34,7 +34,9 @@ def categories_of(frame: pd.DataFrame, class_names: Any) -> pd.DataFrame:
 
 def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_BYTES,  # noqa: A001
          max_memory: int = _check.DEFAULT_MAX_MEMORY, read: bool = True) -> "Bundle":
-    """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, or a binary file object) after checking it.
+    """Open a bundle (a folder, a ``.rnnviz`` file, its bytes, a binary file object, or a bundle
+    folder's ``file://``, ``http(s)://`` or ``s3://`` URL, :mod:`rnnviz_core.bundle_remote`) after
+    checking it.
 
     One check, before anything large is read (:mod:`rnnviz_core.bundle_check`): the manifest must
     name this format and version and pass its schema; it must list every file of the bundle once
@@ -43,11 +45,13 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     computed from those, must be within ``max_memory``; the whole bundle may hold at most
     ``max_bytes``. With ``read`` (the default) the table and arrays are then read and their values
     checked, so that every page can read what passed. Anything else is refused with a sentence
-    saying what is wrong.
+    saying what is wrong. A bundle behind an http(s) or s3 URL is read by ranges: its files are
+    checked by size, headers and footers, and each against its hash when it is read whole.
     """
+    from .bundle_remote import open_files
     from .contributions import METHODS
 
-    files = BundleFiles(path, max_bytes)
+    files = open_files(path, max_bytes)   # a path, bytes, a file object, or a file://, http(s):// or s3:// URL
     names = files.names()
     if "manifest.json" not in names:
         raise BundleError("This is not an rnnviz bundle: it has no manifest.json. Choose a bundle written by "
@@ -88,10 +92,13 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     if total > max_bytes:
         raise BundleError(f"This bundle holds {total / 1e6:.0f} MB, more than the {max_bytes / 1e6:.0f} MB this "
                           f"reader accepts.")
+    remote = getattr(files, "remote", False)
+    if remote:   # read by ranges: a file read whole is checked against its hash as it is read
+        files.hashes = {name: entry["sha256"] for name, entry in listed.items()}
     for name, entry in listed.items():
         if files.size(name) != entry["bytes"]:
             raise _refuse(f"'{name}' is not the size its manifest entry says; the bundle is damaged.")
-        if files.sha256(name, entry["bytes"]) != entry["sha256"]:
+        if not remote and files.sha256(name, entry["bytes"]) != entry["sha256"]:
             raise _refuse(f"'{name}' does not match the hash in the manifest; the bundle was changed or damaged.")
     facts = _check.check_manifest(manifest, METHODS)
     headers = {n: _check.st_header(lambda a, k, n=n: files.read_range(n, a, k), n, listed[n]["bytes"])
@@ -108,7 +115,8 @@ def open(path: str | os.PathLike | bytes | Any, *, max_bytes: int = DEFAULT_MAX_
     if ba.FILE in headers or "aggregates" in manifest.get("analysis", {}):
         if ba.FILE not in headers:
             raise _refuse(f"Its manifest describes aggregates, but the bundle has no {ba.FILE}.")
-        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse)
+        ba.check(headers[ba.FILE], manifest["analysis"].get("aggregates"), facts.methods, facts.max_length, _refuse,
+                 manifest["analysis"].get("saturation_groupings"))
     b = Bundle(manifest, files)
     b._facts = facts
     b._part_metas = metas   # the parts' footers, read once by the check: the lazy reader starts from them
@@ -160,8 +168,9 @@ class Bundle:
                 raise BundleError(f"This bundle has no {name}.")
             from safetensors.numpy import load
 
+            data = self._bytes(name)   # a remote file is checked against its hash here
             try:
-                self._st[name] = load(self._bytes(name))
+                self._st[name] = load(data)
             except Exception:
                 raise _refuse(f"'{name}' could not be read as safetensors.") from None
         return self._st[name]
@@ -413,6 +422,16 @@ class Bundle:
         gi, si = np.nonzero(cnt > 0)
         return pd.DataFrame({"group": np.asarray(labels, dtype=object)[gi], "step": si,
                              "mean_abs": s[gi, si] / cnt[gi, si], "n_sequences": cnt[gi, si].astype(np.int64)})
+
+    def group_comparison(self, by: str, a: Any, b: Any) -> pd.DataFrame | None:
+        """The Saturation page's comparison of groups ``a`` and ``b`` (labels as text) under the
+        stored grouping ``by`` (a key of ``manifest['analysis']['saturation_groupings']``: ``outcome``,
+        ``true_class``, ``data:<name>`` ...), computed when the bundle was built: the frame
+        :func:`rnnviz_core.groups.compare_groups` gives, read without scanning any row; None when
+        the bundle holds none for them (:mod:`rnnviz_core.bundle_compare`)."""
+        from .bundle_compare import frame
+
+        return frame(self, by, a, b)
 
     def histogram(self, column: str, by: str = "all") -> pd.DataFrame:
         """How many sequences have ``column`` (``confidence``, ``frac_saturated``,

@@ -80,12 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--sample", type=int, default=64, help="sequences with full traces (default 64)")
     pre.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, ...")
     pre.add_argument("--resume", action="store_true",
-                     help="local engine: reuse the blocks a stopped run of this same build finished "
+                     help="reuse the blocks a stopped run of this same build finished (local or Ray) "
                           "(kept in .<out>.rnnviz-build beside --out)")
     pre.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _app_parser(sub)
     ins = sub.add_parser("inspect", help="check a bundle and say what it holds")
-    ins.add_argument("bundle", type=Path)
+    ins.add_argument("bundle", help="a bundle folder or .rnnviz file, or a folder's file://, http(s):// or s3:// URL")
     return p
 
 
@@ -213,6 +213,10 @@ def _start_ray(address: str | None, app_dir: str) -> None:
 def _inspect(a: argparse.Namespace) -> int:
     from . import bundle
 
+    from .bundle_remote import is_url
+
+    if not is_url(a.bundle):
+        a.bundle = Path(a.bundle)
     b = bundle.open(a.bundle, read=False, max_memory=2**62)   # checked, not read into memory
     m = b.manifest
     print(f"{a.bundle}: rnnviz bundle, format version {m['format_version']} (rnnviz {m['rnnviz_version']})")
@@ -222,7 +226,7 @@ def _inspect(a: argparse.Namespace) -> int:
     print(f"  state {m['analysis']['state']} ({m['analysis']['units']} units); methods: {', '.join(b.methods)}")
     print(f"  full traces for {m['analysis']['sample']['size']} sequences; built with engine "
           f"{m['build']['engine']}")
-    if a.bundle.is_file():
+    if isinstance(a.bundle, Path) and a.bundle.is_file():
         print(f"  sha256 {_sha256(a.bundle)} (publish it as <sha256>.rnnviz in the app's RNNVIZ_BUNDLE_DIR "
               f"to let a link name it)")
     return 0

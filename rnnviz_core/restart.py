@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .arrays import valid_mask
 from .device import resolve_device
 from .engine import ModelView, find_recurrent, prepare, unwrap_model
 from .recurrence import run_module
@@ -280,7 +281,7 @@ def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_s
                 out = out.reshape(out.shape[0], tb, -1).to("cpu", torch.float32).numpy()
                 if res is None:
                     res = np.full((n, T, out.shape[2]), np.nan, dtype=np.float32)
-                valid = np.arange(tb)[None, :] < Lb[:, None]
+                valid = valid_mask(Lb, tb)
                 res[s:s + len(Lb), :tb][valid] = out[valid]
     finally:
         handle.remove()

@@ -214,7 +214,7 @@ def test_uploaded_data_file_read_without_options_is_parsed_once(files, monkeypat
     calls = []
     real = dm.load_data
     monkeypatch.setattr(dm, "load_data", lambda *a, **k: calls.append(k) or real(*a, **k))
-    up._data_from_bytes.clear()
+    up.data_by_hash.clear()
     own._data_with.clear()
     upload("model", files["gru"][0])
     upload("data", files["ts"])                       # read once when it is uploaded

@@ -66,6 +66,13 @@ def test_no_module_takes_another_modules_private_names():
     assert private == [], "\n".join(f"{m}:{line}: {text}" for m, line, text in private)
 
 
+def test_the_app_has_no_import_cycles_and_takes_no_private_names_across_modules():
+    edges, private = ig.analyse(ROOT, "rnnviz_app")
+    assert len(edges) > 30, "the app package was not found"
+    assert ig.cycles(edges) == []
+    assert private == [], "\n".join(f"{m}:{line}: {text}" for m, line, text in private)
+
+
 def test_the_graph_reader_sees_cycles_and_private_imports(tmp_path):
     pkg = tmp_path / "rnnviz_core"
     (pkg / "sub").mkdir(parents=True)

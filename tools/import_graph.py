@@ -1,4 +1,4 @@
-"""The import graph of ``rnnviz_core``, read with ``ast`` (nothing is imported).
+"""The import graph of a package (``rnnviz_core`` by default, ``rnnviz_app`` too), read with ``ast`` (nothing is imported).
 
 ``python3 tools/import_graph.py`` prints the cycles and the private names used across modules;
 ``tests/test_layout.py`` fails on either. A private name is one that starts with ``_`` (not a
@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "rnnviz_core"
 
 
-def modules(root: Path = ROOT) -> dict[str, Path]:
-    """Dotted module name -> file, for every ``.py`` under the package."""
+def modules(root: Path = ROOT, package: str = PACKAGE) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` under ``package``."""
     out = {}
-    for p in sorted((root / PACKAGE).rglob("*.py")):
+    for p in sorted((root / package).rglob("*.py")):
         parts = list(p.relative_to(root).with_suffix("").parts)
         is_pkg = parts[-1] == "__init__"
         if is_pkg:
@@ -65,10 +65,10 @@ def _top_nodes(tree: ast.Module) -> set:
     return out
 
 
-def analyse(root: Path = ROOT):
+def analyse(root: Path = ROOT, package: str = PACKAGE):
     """-> (edges, private_uses). edges: {module: set(imported modules)} for imports run at import
     time; private_uses: [(module, line, text)] of private names taken from another module."""
-    mods = modules(root)
+    mods = modules(root, package)
     edges: dict[str, set[str]] = {m: set() for m in mods}
     private: list[tuple[str, int, str]] = []
     for mod, path in mods.items():
@@ -79,14 +79,14 @@ def analyse(root: Path = ROOT):
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
-                    if a.name.startswith(PACKAGE):
+                    if a.name.startswith(package):
                         if node in top:
                             edges[mod].add(a.name)
                         if a.asname:
                             aliases[a.asname] = a.name
             elif isinstance(node, ast.ImportFrom):
                 src = _resolve(mod, is_pkg, node.level, node.module)
-                if not src.startswith(PACKAGE):
+                if not src.startswith(package):
                     continue
                 for a in node.names:
                     sub = f"{src}.{a.name}"

@@ -6,7 +6,9 @@ show the analyses of a model it could never load. Three ways in:
 - an upload (kept in the upload store under its content hash, so a link can name it);
 - a hash in the link: the upload store, then ``$RNNVIZ_BUNDLE_DIR/<sha256>.rnnviz`` (bundles a
   host publishes by their hash; ``rnnviz inspect`` prints a bundle's hash);
-- a path the host configures: ``$RNNVIZ_BUNDLE`` (a ``.rnnviz`` file or a bundle folder).
+- a path the host configures: ``$RNNVIZ_BUNDLE`` (a ``.rnnviz`` file or a bundle folder, or a
+  folder's ``file://``, ``http(s)://`` or ``s3://`` URL, read by ranges; only the host's setting is
+  ever opened as a URL).
 
 Every way goes through :func:`rnnviz_core.bundle.open`, which checks the manifest, sizes and
 hashes and refuses anything else; nothing in a bundle is ever executed or unpickled.
@@ -25,6 +27,7 @@ import streamlit as st
 from rnnviz_core.bundle import Bundle, BundleError
 from rnnviz_core.bundle import open as open_bundle
 from rnnviz_core.bundle_cache import BundleCache
+from rnnviz_core.bundle_remote import is_url, open_files
 from rnnviz_core.store import content_hash
 
 BUNDLE_ENV = "RNNVIZ_BUNDLE"
@@ -123,7 +126,7 @@ def host_bundle() -> tuple[str, Bundle] | None:
     path = os.environ.get(BUNDLE_ENV)
     if not path:
         return None
-    path = Path(path)
+    path = path if is_url(path) else Path(path)   # a path, or a file://, http(s):// or s3:// URL (the host's only)
     return _path_digest(path), open_lazy(path)
 
 
@@ -133,10 +136,8 @@ _DIGESTS: dict[tuple, str] = {}
 def _path_digest(path: Path) -> str:
     """A host path's hash: a folder's is its manifest's, a file's is the whole file's (read in
     chunks, once per size and modification time)."""
-    from rnnviz_core.bundle_files import BundleFiles
-
-    if path.is_dir():
-        files = BundleFiles(path, MAX_LAZY_BYTES)
+    if is_url(path) or path.is_dir():
+        files = open_files(path, MAX_LAZY_BYTES)
         return content_hash(files.read("manifest.json", files.size("manifest.json")))
     if not path.is_file():
         raise BundleError(f"The host's analysis bundle '{path.name}' is not a file or folder this app can read.")
@@ -224,9 +225,7 @@ def open_lazy(path: Path) -> Bundle:
     (:meth:`Bundle.lazy`, :meth:`Bundle.mean_abs_score`, :meth:`Bundle.histogram`,
     :meth:`Bundle.saturation_over_time` for its built-in groupings). Memory follows the footers and
     one row group, not the number of sequences; uploads keep their size limit (``bundle_from_upload``)."""
-    from rnnviz_core.bundle_files import BundleFiles
-
-    files = BundleFiles(path, MAX_LAZY_BYTES)
+    files = open_files(path, MAX_LAZY_BYTES)
     dig = "lazy:" + content_hash(files.read("manifest.json", files.size("manifest.json")))
     def opener() -> Bundle:
         b = open_bundle(path, max_bytes=MAX_LAZY_BYTES, max_memory=2**62, read=False)

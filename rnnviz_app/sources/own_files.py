@@ -32,7 +32,7 @@ from rnnviz_app.sources.own_labels import (  # noqa: F401 - the choices' words, 
     readout_label,
 )
 from rnnviz_app.sources.uploads import (
-    _data_from_bytes,
+    data_by_hash,
     data_from_bytes,
     model_from_bytes,
     session_owner,
@@ -278,7 +278,7 @@ def _load_half(kind: str, dig: str, state: OwnState, v: dict):
         opts["vocabulary"] = vocab
     try:
         if not opts:  # the file read as it is: the parse its upload already cached
-            return _data_from_bytes(dig, name, raw)
+            return data_by_hash(dig, name, raw)
         return _data_with(dig, name, repr(sorted((k, o) for k, o in opts.items() if k != "vocabulary"))
                           + repr(v.get("vocab")) + repr(len(vocab or [])), raw, opts)
     except Exception as exc:  # noqa: BLE001
@@ -506,7 +506,7 @@ def _key(dig: str, v: dict, kind: str) -> str:
 
 def assumptions(model, ds, v: dict) -> list[dict]:
     """What was assumed for a state dict, each with where to change it (a control on screen)."""
-    from rnnviz_app.views.messages import _CODE
+    from rnnviz_app.views.messages import CODE_LIKE
     from rnnviz_core import models as mm
     if not _is_inferred(model):
         return []
@@ -531,7 +531,7 @@ def assumptions(model, ds, v: dict) -> list[dict]:
                                   "'Reading the data file' in the sidebar, then pick the order under 'Class order'")
         elif ctl:
             a["how_to_change"] = f"change it under '{ctl}' in the sidebar"
-        elif not a.get("how_to_change") or _CODE.search(str(a["how_to_change"])):
+        elif not a.get("how_to_change") or CODE_LIKE.search(str(a["how_to_change"])):
             a["how_to_change"] = ("the weights alone cannot tell; if this is wrong, upload the model saved with "
                                   "its settings (a .safetensors file written by rnnviz) under 'Model file'")
     return out

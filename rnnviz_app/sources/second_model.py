@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from rnnviz_app.sources.context import Loaded
-from rnnviz_app.sources.sequences import _trace_all, full_trace
+from rnnviz_app.sources.sequences import trace_all, full_trace
 from rnnviz_app.sources.uploads import model_from_bytes, store_upload, stored
 from rnnviz_app.state.compute import compute, shared
 from rnnviz_app.state.hashing import digest
@@ -66,7 +66,7 @@ def second_model_view(ctx: Loaded, dig: str, by: str, groups):
             f"The second model's classes ({', '.join(map(str, theirs))}) are not those of the loaded model "
             f"({', '.join(map(str, mine))}), so their predictions cannot be compared. Upload a model of the same task."
         )
-    tr_b = shared(_trace_all, other, ctx.data.X, ctx.data.lengths, key=("trace2", dig), device=ctx.device)
+    tr_b = shared(trace_all, other, ctx.data.X, ctx.data.lengths, key=("trace2", dig), device=ctx.device)
     return name, compute(_repro, full_trace(ctx), tr_b, groups,
                          key=("repro", dig, by, digest(np.asarray(groups, dtype=str))))
 

@@ -13,7 +13,7 @@ KIND_LABELS = {"h": "Hidden state h", "c": "Cell state c", "r": "Reset gate r", 
                "o": "Output gate o"}
 
 
-def _trace_all(model, X, lengths, device):
+def trace_all(model, X, lengths, device):
     """The states of every sequence (one run of the model's fused kernels: its outputs and the last
     layer's states); the gates, cell states and lower layers are then computed in a background
     thread, so the start page (which needs only the outputs) and the pages that show the last
@@ -39,7 +39,7 @@ def full_trace(ctx: Loaded):
     """Trace of every loaded sequence, its gates and cell states computed in the background (one
     shared object, cached; ``tr.arrays`` waits for them)."""
     with st.spinner("Tracing every sequence through the model…"):
-        tr = shared(_trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",), device=ctx.device)
+        tr = shared(trace_all, ctx.model, ctx.data.X, ctx.data.lengths, key=("trace",), device=ctx.device)
     from rnnviz_app.views.page_contributions import (
         prefetch_scores,  # here: these modules import this one
     )

@@ -57,7 +57,7 @@ def _model_from_bytes(dig: str, name: str, _data: bytes):
 
 
 @st.cache_resource(max_entries=8, show_spinner="Reading the data…")
-def _data_from_bytes(dig: str, name: str, _data: bytes):
+def data_by_hash(dig: str, name: str, _data: bytes):
     from rnnviz_core.data import load_data
     return load_data(_data, name=name)
 
@@ -69,7 +69,7 @@ def model_from_bytes(data: bytes, name: str):
 
 def data_from_bytes(data: bytes, name: str):
     """The dataset in ``data`` (cached by content hash; shared, never mutate it)."""
-    return _data_from_bytes(content_hash(data), name, data)
+    return data_by_hash(content_hash(data), name, data)
 
 
 def upload_error(kind: str, file_id: str) -> str | None:

@@ -37,7 +37,7 @@ CONTROLS = {
 ON_PAGE = {"Second model file"}
 # a sentence that gives Python advice: keyword arguments, rv./torch. calls, code in backticks
 _QUOTED = re.compile(r"'[^'\n]{0,400}'")
-_CODE = re.compile(r"\w+=|\brv\.|\btorch\.|\w+\((?:\)|[^)]*[='\"\[])|`|load_model|save_model|\.state_dict")
+CODE_LIKE = re.compile(r"\w+=|\brv\.|\btorch\.|\w+\((?:\)|[^)]*[='\"\[])|`|load_model|save_model|\.state_dict")
 
 
 def message_of(exc: BaseException) -> str:
@@ -73,7 +73,7 @@ def app_message(exc: BaseException, kind: str | None = None) -> str:
     for sentence in _sentences(str(exc)):
         # names quoted from files ('...') are not advice: a name with brackets or backticks keeps its clause
         clauses = [c for c in re.split(r";\s+|,\s+(?:or|and) (?=\w+ \w+\()", sentence)
-                   if not _CODE.search(_QUOTED.sub("''", c))]
+                   if not CODE_LIKE.search(_QUOTED.sub("''", c))]
         if clauses:
             kept.append("; ".join(clauses).rstrip(" .;,:") + ".")
     text = " ".join(kept) if kept else "This file cannot be used as it is."

@@ -156,8 +156,12 @@ def comparison(src, g: Groups) -> pd.DataFrame:
     """The two-group tests (:func:`rnnviz_app.views.page_saturation.compare`) of the outcome and
     saturation measures on the source's sequence table: the same measures, so the same
     Benjamini–Hochberg family and corrected p-values, on a live model and on its bundle (resilience,
-    live only, is compared in its own table: :func:`rnnviz_app.views.page_saturation.resilience_section`)."""
+    live only, is compared in its own table: :func:`rnnviz_app.views.page_saturation.resilience_section`).
+    A bundle's comparison is the one stored at build time (:meth:`rnnviz_core.bundle.Bundle.group_comparison`)
+    when it holds one for these groups, else computed from its lazily read columns."""
     from rnnviz_app.state import compute as cp
     if src.bundle:
-        return ps.compare(g.table, "_group", g.ga, g.gb)
+        from rnnviz_app.sources import bundle_view as bv
+        built = src.b.group_comparison(bv.stored_grouping(src.b, g.by), g.ga, g.gb)   # computed at build time
+        return built if built is not None else ps.compare(g.table, "_group", g.ga, g.gb)
     return cp.compute(ps.compare, g.table, g.by, g.ga, g.gb, key=g.key + ("cmp",))

@@ -23,6 +23,7 @@ def compare_groups(
     test: str = "mann-whitney",
     bins: int | None = None,
     seed: int = 0,
+    interval_cache: dict | None = None,
 ) -> pd.DataFrame:
     """Do groups ``a`` and ``b`` differ? One row per metric.
 
@@ -49,7 +50,8 @@ def compare_groups(
     one series are not; the groups are often defined from the model's own behaviour (e.g.
     saturation) so a difference is an association, not a cause; with thousands of sequences tiny
     differences become "significant" — read the effect size first. Fewer than 2 sequences in a
-    group gives NaN.
+    group gives NaN. ``interval_cache``: a dict kept across calls on one table and grouping (the
+    bundle build compares every pair of groups), so each group's interval is computed once.
 
     Returns
     -------
@@ -79,7 +81,13 @@ def compare_groups(
         xa = v[(g == ga) & np.isfinite(v)]
         xb = v[(g == gb) & np.isfinite(v)]
         binary = is_binary(v, table[m].dtype)
-        ci_a, ci_b = interval_of(xa, binary, seed), interval_of(xb, binary, seed + 1)
+        # a group's interval depends on its values and seed only: with a cache kept across calls on
+        # one table and grouping, computed once per group
+        cache = {} if interval_cache is None else interval_cache
+        for key, x in (((ga, m, seed), xa), ((gb, m, seed + 1), xb)):
+            if key not in cache:
+                cache[key] = interval_of(x, binary, key[2])
+        ci_a, ci_b = cache[(ga, m, seed)], cache[(gb, m, seed + 1)]
         row = {"metric": m, "group_a": a, "group_b": b, "n_a": xa.size, "n_b": xb.size,
                "mean_a": xa.mean() if xa.size else np.nan, "mean_b": xb.mean() if xb.size else np.nan,
                "ci_a_low": ci_a[0], "ci_a_high": ci_a[1], "ci_b_low": ci_b[0], "ci_b_high": ci_b[1],

@@ -150,6 +150,24 @@ def predict_batched(model, x: torch.Tensor, lt, dev, batch_size, call=None) -> t
     return as_2d(fused_forward(model, x, lt, batch_size=size, device=dev, **(call or {}))).float()
 
 
+#: steps of the first row run to learn the output width (a whole 1,000-step row is a forward of its own)
+WIDTH_PROBE_STEPS = 16
+
+
+def probe_output_width(model, xt: torch.Tensor, lt, dev, call=None) -> int:
+    """Columns of the model's output, from the first row's first :data:`WIDTH_PROBE_STEPS` steps;
+    from the whole first row when the model refuses the short one (a fixed-length head, a
+    convolution wider than the probe), so a short probe never changes what a model accepts."""
+    k = min(int(xt.shape[1]), WIDTH_PROBE_STEPS)
+    if k < xt.shape[1]:
+        try:
+            short_lt = None if lt is None else lt[:1].clamp(max=k)
+            return int(predict_batched(model, xt[:1, :k], short_lt, dev, 1, call).shape[1])
+        except Exception:  # noqa: BLE001 - the whole row below gives the model's own error, if any
+            pass
+    return int(predict_batched(model, xt[:1], None if lt is None else lt[:1], dev, 1, call).shape[1])
+
+
 def input_grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """torch.autograd.grad, with a plain message when the output does not depend on x."""
     try:
@@ -187,9 +205,9 @@ def setup(model, x, lengths, target, *, device, batch_size, target_kind, y, loss
         raise InputError("There are no sequences to score (x has 0 rows).")
     L = np.full(N, T, dtype=np.int64) if lt is None else lt.cpu().numpy().astype(np.int64)
 
-    # one row is enough to learn the output width; the predicted classes come from the first
-    # forward pass over the clean x that each method makes anyway
-    C = predict_batched(model, xt[:1], None if lt is None else lt[:1], dev, 1, call).shape[1]
+    # the predicted classes come from the first forward pass over the clean x that each method
+    # makes anyway; only the output width is needed here
+    C = probe_output_width(model, xt, lt, dev, call)
     single = C == 1
 
     # --- target class per row

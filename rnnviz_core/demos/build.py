@@ -20,17 +20,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..arrays import valid_mask
 from ..data import SequenceDataset, from_arrays
 from ..models import ModelConfig, build_model, save_model
 from . import DEMO_FILES, DEMOS, evaluate_demo
-from .tasks import (REVIEW_CLASSES, make_burst_task, make_marker_task, make_race_form, make_reviews,
-                    make_window_sum_task, review_vocabulary)
+from .tasks import (
+    REVIEW_CLASSES,
+    make_burst_task,
+    make_marker_task,
+    make_race_form,
+    make_reviews,
+    make_window_sum_task,
+    review_vocabulary,
+)
 
 
 # ------------------------------------------------------------------------------ training
 def normalization_of(ds: SequenceDataset) -> dict:
     """Per-feature mean/std over the valid steps of ``ds`` (std floored at 1e-3)."""
-    valid = np.arange(ds.max_len)[None, :] < ds.lengths[:, None]         # (N, T)
+    valid = valid_mask(ds.lengths, ds.max_len)                           # (N, T)
     v = ds.X[valid].astype(np.float64)                                  # (steps, F)
     return {"mean": v.mean(0).tolist(), "std": np.maximum(v.std(0), 1e-3).tolist()}
 

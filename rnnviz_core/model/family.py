@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from ..arrays import valid_mask
 from ..errors import InputError, ModelError
-from .config import ACTIVATIONS, ModelConfig, READOUTS, short_message
+from .config import ACTIVATIONS, READOUTS, ModelConfig, short_message
 
 
 # ------------------------------------------------------------------------------------ model
@@ -108,8 +108,7 @@ class RecurrentModel(nn.Module):
         if c.encoder == "embedding":
             ids = x[..., 0].long()                                # (N, T)
             if lengths is not None:                               # padding may hold anything
-                steps = torch.arange(x.shape[1], device=x.device)
-                valid = steps[None, :] < torch.as_tensor(lengths, device=x.device).reshape(-1, 1)
+                valid = valid_mask(torch.as_tensor(lengths).reshape(-1), x.shape[1], device=x.device)
                 ids = torch.where(valid, ids, torch.zeros_like(ids))
             if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size):
                 raise InputError(f"Token ids must be whole numbers from 0 to {c.vocab_size - 1} "

@@ -1,0 +1,154 @@
+"""Group comparison tables computed when a bundle is built (issue 21), so that the Saturation
+page's "Group A vs group B" table reads a few numbers instead of scanning every sequence.
+
+For each stored saturation grouping (``true_class``, ``predicted_class``, ``outcome``,
+``saturation``, ``data:<name>``) with 2 to :data:`MAX_GROUPS` groups, and each ordered pair of its
+groups (A, B), :func:`rnnviz_core.groups.compare_groups` is run on the per-sequence table at build
+time with the metrics the page compares (:func:`metrics_of`). The numbers go to
+``aggregates.safetensors`` as ``cmp.<grouping>`` float64 [pairs, metrics, fields] (pairs in the
+order of :func:`pairs`, fields :data:`FIELDS`); the manifest's ``analysis.aggregates.comparisons``
+names the groups, metrics and which metrics are 0/1 outcomes. :meth:`Bundle.group_comparison`
+gives back the frame ``compare_groups`` gives.
+
+Group labels are as the page names them: each value as text, a missing one as "nan". Memory at
+build time: the compared columns and the grouping columns of every sequence (about 8 bytes per
+value; 10M sequences x 12 columns: about 1 GB).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: most groups of a grouping whose pairs are compared at build time (90 ordered pairs)
+MAX_GROUPS = 10
+#: the numeric columns of compare_groups' frame, in the stored order
+FIELDS = ("n_a", "n_b", "mean_a", "mean_b", "ci_a_low", "ci_a_high", "ci_b_low", "ci_b_high", "median_a", "median_b",
+          "statistic", "p_value", "p_adjusted", "effect_size")
+#: the per-sequence columns the comparison may read (``pred`` only to tell a regression table)
+COLUMNS = ("pred", "correct", "abs_error", "loss", "confidence", "frac_saturated", "frac_saturated_final")
+TEST = "mann-whitney"
+
+
+def metrics_of(table: pd.DataFrame) -> list[str]:
+    """The metrics the Saturation page compares: :func:`~rnnviz_core.groups.metric_columns`
+    without resilience columns, and without loss and confidence for a regression model."""
+    from .groups import metric_columns
+    from .regression import is_regression_table
+
+    skip = ("output_change", "flipped") + (("loss", "confidence") if is_regression_table(table) else ())
+    return [m for m in metric_columns(table) if m not in skip]
+
+
+def labels_of(values: np.ndarray) -> np.ndarray:
+    """Each value's group label as the page names it (text; missing -> "nan")."""
+    cat = pd.Categorical(values)
+    cat = cat.rename_categories([str(c) for c in cat.categories])
+    if cat.isna().any():
+        cat = cat.add_categories(["nan"]) if "nan" not in cat.categories else cat
+        cat = cat.fillna("nan")
+    return np.asarray(cat.astype(str))
+
+
+def pairs(k: int) -> list[tuple[int, int]]:
+    """Ordered pairs (i, j), i != j, of k groups, in the stored order."""
+    return [(i, j) for i in range(k) for j in range(k) if i != j]
+
+
+def _columns(parts: Sequence[Path], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each named column of every part, concatenated (one read per part)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tbl = pa.concat_tables([pq.read_table(p, columns=list(names)) for p in parts])
+    return {c: tbl[c].to_numpy() for c in names}
+
+
+def compute(parts_dir: Path, groupings: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, manifest entry) of the comparisons for the stored ``groupings``."""
+    import pyarrow.parquet as pq
+
+    from .groups import compare_groups
+
+    parts = sorted(parts_dir.glob("*.parquet"))
+    names = set(pq.read_schema(parts[0]).names)
+    cols = _columns(parts, [c for c in COLUMNS if c in names] + [g for g in groupings if g in names])
+    table = pd.DataFrame({c: cols[c] for c in COLUMNS if c in names})
+    metrics = metrics_of(table)
+    arrays: dict[str, np.ndarray] = {}
+    entry: dict[str, Any] = {"test": TEST, "fields": list(FIELDS), "metrics": metrics, "binary": [],
+                             "max_groups": MAX_GROUPS, "groupings": {}}
+    if not metrics:
+        return arrays, entry
+    binary = None
+    for g in groupings:
+        if g not in names:
+            continue
+        lab = labels_of(cols[g])
+        groups = sorted(set(lab.tolist()))
+        if not 2 <= len(groups) <= MAX_GROUPS:
+            continue
+        out = np.full((len(groups) * (len(groups) - 1), len(metrics), len(FIELDS)), np.nan)
+        labels, cache = pd.Series(lab), {}   # each group's intervals once, not once per pair
+        for p, (i, j) in enumerate(pairs(len(groups))):
+            cmp = compare_groups(table, labels, groups[i], groups[j], metrics=metrics, test=TEST,
+                                 interval_cache=cache)
+            out[p] = cmp[list(FIELDS)].to_numpy(dtype=np.float64)
+            binary = [str(t) == "Fisher's exact" for t in cmp["test"]]
+        arrays[f"cmp.{g}"] = out
+        entry["groupings"][g] = groups
+    entry["binary"] = binary or [False] * len(metrics)
+    return arrays, entry
+
+
+def expected(entry: Any, stored_groupings: Any, refuse) -> dict[str, tuple]:
+    """The arrays ``entry`` (the manifest's ``comparisons``) describes: name -> (dtype, shape);
+    refuses an entry this rnnviz does not write."""
+    bad = refuse("Its manifest's description of the group comparisons is not one this rnnviz reads.")
+    if not isinstance(entry, dict) or entry.get("test") != TEST or entry.get("fields") != list(FIELDS) \
+            or not isinstance(entry.get("metrics"), list) or not isinstance(entry.get("binary"), list) \
+            or not isinstance(entry.get("groupings"), dict) or entry.get("max_groups") != MAX_GROUPS:
+        raise bad
+    metrics = entry["metrics"]
+    if len(set(map(str, metrics))) != len(metrics) or not set(map(str, metrics)) <= set(COLUMNS) - {"pred"} \
+            or len(entry["binary"]) != len(metrics) or not all(isinstance(v, bool) for v in entry["binary"]):
+        raise bad
+    want = {}
+    for g, groups in entry["groupings"].items():
+        if g not in (stored_groupings or {}) or not isinstance(groups, list) \
+                or not 2 <= len(groups) <= MAX_GROUPS or not all(isinstance(s, str) and len(s) <= 1_000 for s in groups) \
+                or len(set(groups)) != len(groups):
+            raise bad
+        want[f"cmp.{g}"] = ("F64", (len(groups) * (len(groups) - 1), len(metrics), len(FIELDS)))
+    return want
+
+
+def frame(bundle: Any, by: str, a: Any, b: Any) -> pd.DataFrame | None:
+    """The build-time comparison of groups ``a`` and ``b`` under stored grouping ``by`` as
+    :func:`~rnnviz_core.groups.compare_groups` gives it (one row per metric); None when the bundle
+    holds none for them (built before these tables, or a grouping of more than
+    :data:`MAX_GROUPS` groups)."""
+    from .bundle_aggregates import FILE
+
+    entry = (bundle.manifest.get("analysis", {}).get("aggregates") or {}).get("comparisons")
+    if not isinstance(entry, dict) or by not in entry.get("groupings", {}):
+        return None
+    groups = entry["groupings"][by]
+    ga, gb = str(a), str(b)
+    if ga not in groups or gb not in groups or ga == gb:
+        return None
+    p = pairs(len(groups)).index((groups.index(ga), groups.index(gb)))
+    vals = bundle._arrays(FILE)[f"cmp.{by}"][p]
+    out = pd.DataFrame(vals, columns=list(FIELDS))
+    for c in ("n_a", "n_b"):
+        out[c] = out[c].astype(np.int64)
+    names = ["Fisher's exact" if v else "Mann-Whitney U" for v in entry["binary"]]
+    effects = ["Cohen's h" if v else "rank-biserial r" for v in entry["binary"]]
+    out.insert(0, "metric", list(entry["metrics"]))
+    out.insert(1, "group_a", a)
+    out.insert(2, "group_b", b)
+    out.insert(out.columns.get_loc("statistic"), "test", names)
+    out["effect_name"] = effects
+    return out

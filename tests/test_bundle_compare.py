@@ -1,0 +1,116 @@
+"""The Saturation page's group comparison tables, computed when a bundle is built (issue 21),
+against ``compare_groups`` / ``comparison_table`` on the full per-sequence table: the live model's
+(``sequence_table`` of its trace) and the bundle's own table read whole."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rnnviz_core as rv
+from rnnviz_core import bundle
+from rnnviz_core import saturation as sa
+from rnnviz_core.bundle_compare import MAX_GROUPS
+from rnnviz_core.groups import compare_groups, comparison_table, sequence_table
+
+FIELDS = ["n_a", "n_b", "mean_a", "mean_b", "ci_a_low", "ci_a_high", "ci_b_low", "ci_b_high", "median_a", "median_b",
+          "statistic", "p_value", "p_adjusted", "effect_size"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    model, ds = rv.demos.load_demo("race")[:2]
+    ds = ds.subset(np.arange(130))
+    path = bundle.build(model, ds, tmp_path_factory.mktemp("cmp") / "b", batch_size=30, sample=4)
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    h = tr.get("h", layer=-1, direction="fwd")
+    live = sequence_table(tr.logits, ds.y, states=h, lengths=tr.lengths, class_names=ds.class_names,
+                          gates=sa.trace_gates(tr, layer=-1, direction="fwd") or None)
+    return path, live, ds
+
+
+def test_stored_comparisons_equal_compare_groups_on_every_sequence(built):
+    path, live, ds = built
+    b = bundle.open(path, read=False)
+    entry = b.manifest["analysis"]["aggregates"]["comparisons"]
+    stored = entry["groupings"]
+    assert {"outcome", "true_class", "predicted_class"} <= set(stored)
+    whole = bundle.open(path).sequences   # the bundle's own per-sequence table, read whole
+    metrics = entry["metrics"]
+    assert metrics == [m for m in ("correct", "loss", "confidence", "frac_saturated", "frac_saturated_final")
+                       if m in live.columns]
+    checked = 0
+    for g, groups in stored.items():
+        if g.startswith("data:"):   # the data's own column (the race demo's "grade")
+            name = g[len("data:"):]
+            live_lab = ds.groups[name].reset_index(drop=True).astype(str)
+            whole_lab = whole[name if name in whole else f"{name}_data"].astype(str)
+        else:
+            live_lab, whole_lab = live[g].astype(str), whole[g].astype(str)
+        assert groups == sorted(set(live_lab))
+        for a in groups:
+            for c in groups:
+                if a == c:
+                    continue
+                got = b.group_comparison(g, a, c)
+                ref = compare_groups(live, live_lab, a, c, metrics=metrics)
+                assert list(got.columns) == list(ref.columns)
+                assert list(got["metric"]) == list(ref["metric"]) and list(got["test"]) == list(ref["test"])
+                assert list(got["effect_name"]) == list(ref["effect_name"])
+                np.testing.assert_allclose(got[FIELDS].to_numpy(float), ref[FIELDS].to_numpy(float),
+                                           rtol=1e-5, atol=1e-5, equal_nan=True)
+                own = compare_groups(whole, whole_lab, a, c, metrics=metrics)
+                pd.testing.assert_frame_equal(comparison_table(got), comparison_table(own))
+                checked += 1
+    assert checked >= 4
+    assert b.group_comparison("outcome", "correct", "correct") is None
+    assert b.group_comparison("outcome", "correct", "no such group") is None
+    assert b.group_comparison("no grouping", "a", "b") is None
+
+
+def test_a_bundle_whose_comparisons_do_not_match_its_manifest_is_refused(built, tmp_path):
+    import json
+    import shutil
+
+    from rnnviz_core.errors import BundleError
+
+    path = built[0]
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    man = json.loads((copy / "manifest.json").read_text())
+    groups = man["analysis"]["aggregates"]["comparisons"]["groupings"]["outcome"]
+    groups.append("a third")      # the arrays hold 2 groups' pairs, the manifest now says 3
+    (copy / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(BundleError, match="another type or shape"):
+        bundle.open(copy, read=False)
+    man["analysis"]["aggregates"]["comparisons"]["groupings"]["outcome"] = ["g"] * (MAX_GROUPS + 1)
+    (copy / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(BundleError, match="group comparisons is not one"):
+        bundle.open(copy, read=False)
+
+
+def test_a_regression_bundle_compares_what_the_page_compares(tmp_path):
+    """A one-output model: no confidence or loss compared (as page_saturation.compare skips them),
+    the error size and saturation shares are, equal to compare_groups on the live table."""
+    model, ds = rv.demos.load_demo("window_sum")[:2]
+    ds = ds.subset(np.arange(120))
+    b = bundle.open(bundle.build(model, ds, tmp_path / "ws", batch_size=50, methods=("grad_norm",), sample=4),
+                    read=False)
+    entry = b.manifest["analysis"]["aggregates"]["comparisons"]
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    live = sequence_table(tr.logits, ds.y, states=tr.get("h", layer=-1, direction="fwd"), lengths=tr.lengths,
+                          gates=sa.trace_gates(tr, layer=-1, direction="fwd") or None)
+    assert "confidence" not in entry["metrics"] and "loss" not in entry["metrics"]
+    assert "abs_error" in entry["metrics"] and entry["groupings"], entry
+    checked = 0
+    for g, groups in entry["groupings"].items():   # here the data's own window_length only
+        lab = (ds.groups[g[len("data:"):]].reset_index(drop=True) if g.startswith("data:") else live[g]).astype(str)
+        assert groups == sorted(set(lab))
+        for a, c in [(groups[0], groups[-1]), (groups[-1], groups[0]), (groups[1], groups[2])]:
+            got = b.group_comparison(g, a, c)
+            ref = compare_groups(live, lab, a, c, metrics=entry["metrics"])
+            assert list(got["test"]) == list(ref["test"])
+            np.testing.assert_allclose(got[FIELDS].to_numpy(float), ref[FIELDS].to_numpy(float),
+                                       rtol=1e-5, atol=1e-5, equal_nan=True)
+            checked += 1
+    assert checked >= 3

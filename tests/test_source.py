@@ -110,3 +110,31 @@ def test_a_live_numeric_model_computes_every_view():
     assert not src.bundle and src.key == src.ctx.key
     assert all(src.cannot(w) is None for w in WHAT) and src.cannot_view("z", 0, "fwd") is None
     assert src.ids == [str(i) for i in ds.ids] and src.target is None
+
+
+@pytest.mark.parametrize("demo", ["race", "window_sum"])
+def test_the_pickers_say_the_live_words_on_a_bundle(demo, tmp_path):
+    """A sequence's picker label on a bundle reads as the live picker's (``sequence_labels``):
+    "id · true <class> · predicted <class>", or a number model's true and predicted values with 3
+    significant digits; checked against the model's own forward pass."""
+    import torch
+
+    from rnnviz_app.sources.source import BundleSource
+    from rnnviz_core import bundle as rvb
+    from rnnviz_core.demos import load_demo
+    from rnnviz_core.regression import format_number
+
+    model, ds = load_demo(demo)[:2]
+    sub = ds.subset(np.arange(120))
+    src = BundleSource("e" * 64, rvb.open(rvb.build(model, sub, tmp_path / "b.rnnviz", methods=("grad_norm",),
+                                                     sample=8)))
+    with torch.no_grad():
+        out = model(torch.as_tensor(sub.X), torch.as_tensor(sub.lengths)).numpy()
+    got = src.labels()
+    assert list(got) == src.ids
+    for r, sid in zip(src.rows, src.ids):
+        if sub.class_names:
+            want = f"{sid} · true {sub.class_names[int(sub.y[r])]} · predicted {sub.class_names[int(out[r].argmax())]}"
+        else:
+            want = f"{sid} · true {format_number(float(sub.y[r]))} · predicted {format_number(float(out[r].reshape(-1)[0]))}"
+        assert got[sid] == want, (demo, got[sid], want)

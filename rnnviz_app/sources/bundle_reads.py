@@ -95,10 +95,11 @@ def every_sequence(b: Any, columns: Sequence[str] | None = None) -> pd.DataFrame
 
 def sample(b: Any) -> pd.DataFrame:
     """The sampled sequences (whose full traces the bundle holds), in the bundle's sample order:
-    ``seq`` (row), ``id``, ``length`` and, when present, the classes and outcome."""
+    ``seq`` (row), ``id``, ``length`` and, when present, the classes, outcome and (a number model)
+    the prediction ``pred``."""
     kept = _kept(b)
     if "sample" not in kept:
-        want = ["id", "length", "true", "true_class", "predicted_class", "outcome"]
+        want = ["id", "length", "true", "true_class", "predicted_class", "outcome", "pred"]
         kept["sample"] = rows(b, b.sample_rows, want)
     return kept["sample"]
 

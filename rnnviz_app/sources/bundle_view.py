@@ -64,19 +64,30 @@ def _summary(b: Any) -> dict:
 
 
 def sample_labels(b: Any) -> dict[int, str]:
-    """Row number -> picker label ("id · true class → predicted, right/wrong") for the sampled
-    sequences only: the ones whose full traces the bundle holds (read for those rows only)."""
+    """Row number -> picker label for the sampled sequences only (the ones whose full traces the
+    bundle holds; read for those rows only), in the live pickers' words
+    (:func:`rnnviz_app.sources.sequences.sequence_labels`): "id · true <class> · predicted <class>",
+    for a number model "id · true <value> · predicted <value>" (3 significant digits)."""
     from rnnviz_app.sources import bundle_reads as br
+    from rnnviz_core.rankings import shorten
+    from rnnviz_core.regression import format_number
     seq = br.sample(b)
+    classes = bool(b.class_names)
+    labelled = bool(b.manifest.get("data", {}).get("labelled"))
     out = {}
     for _, row in seq.iterrows():
-        r = int(row["seq"])
-        text = str(row["id"])
-        if "predicted_class" in seq and b.class_names:
-            text += f" · predicted {row['predicted_class']}"
-            if "outcome" in seq and pd.notna(row["outcome"]):
-                text += f" ({row['outcome']})"
-        out[r] = text
+        parts = [shorten(str(row["id"]), 40)]
+        if classes:
+            if labelled and "true_class" in seq and pd.notna(row["true_class"]):
+                parts.append(f"true {shorten(str(row['true_class']))}")
+            if "predicted_class" in seq and pd.notna(row["predicted_class"]):
+                parts.append(f"predicted {shorten(str(row['predicted_class']))}")
+        else:
+            if labelled and "true" in seq and pd.notna(row["true"]):
+                parts.append(f"true {format_number(float(row['true']))}")
+            if "pred" in seq and pd.notna(row["pred"]):
+                parts.append(f"predicted {format_number(float(row['pred']))}")
+        out[int(row["seq"])] = " · ".join(parts)
     return out
 
 

@@ -6,8 +6,8 @@ pages (one implementation for both sources) are opened on both with the same lin
 B among the bundle's sampled sequences, the bundle's thresholds, grouping "correct"), and the
 figures are read from the rendered page text of each: the accuracy on Start, the PCA share in the
 Trajectories caption, the group sizes and the Saturation comparison table (corrected p-values, how
-big, the means), the ranked top steps of A and B with their places in the sequence. Nothing is
-compared with the app's own code: both sides are what a reader sees.
+big, the means), the ranked top steps of A and B with their places in the sequence, the A and B
+pickers' words. Nothing is compared with the app's own code: both sides are what a reader sees.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from harness import (  # noqa: E402
     assert_clean,
     new_page,
     open_app,
+    selected,
     start_server,
     stop_server,
 )
@@ -105,6 +106,7 @@ def _figures(browser, base: str, query: str, tag: str) -> dict:
         pg.locator('[data-testid="stDataFrame"]').first.wait_for()
         assert_clean(pg)
         out["top"] = _table(pg, 0)
+        out["pickers"] = [selected(pg, f"Sequence {side}") for side in "AB"]
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"same_figures_{tag}.png"), full_page=True)
@@ -156,3 +158,5 @@ def test_live_and_bundle_show_the_same_figures(browser, app_url, served):
         assert [x for i, x in enumerate(lr) if i != c] == [x for i, x in enumerate(br) if i != c], (lr, br)
         assert abs(float(lr[c]) - float(br[c])) <= 1e-3 * max(1.0, abs(float(lr[c]))), (lr, br)
     assert {r[head.index("Sequence")] for r in live["top"][1:]} == {a_id, b_id}
+    # the pickers say the same words: "id · true <class> · predicted <class>"
+    assert live["pickers"] == bundle["pickers"] and live["pickers"][0].startswith(f"{a_id} · true ")

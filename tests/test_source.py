@@ -138,3 +138,14 @@ def test_the_pickers_say_the_live_words_on_a_bundle(demo, tmp_path):
         else:
             want = f"{sid} · true {format_number(float(sub.y[r]))} · predicted {format_number(float(out[r].reshape(-1)[0]))}"
         assert got[sid] == want, (demo, got[sid], want)
+
+
+def test_a_bundles_start_card_describes_the_models_recurrent_modules(race):
+    from rnnviz_app.views import page_start as pst
+    from rnnviz_core.engine import find_recurrent
+
+    model, ds, src = race
+    card = pst.card(src)
+    want = "; ".join(info.describe() for info in find_recurrent(model))
+    assert want and card["architecture"].startswith(want + " (class ")
+    assert card["hashes"].splitlines()[2] == "bundle " + src.dig

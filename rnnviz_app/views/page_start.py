@@ -43,13 +43,24 @@ def card(src) -> dict:
     from rnnviz_app.sources import bundle_view as bv
     s = bv.summary(src.b)
     methods = ", ".join(m.replace("_", " ") for m in s["methods"]) or "none"
+    arch = _architecture(src.b)
     out = {"title": (s["model_class"] or "The analysed model", "its analysis bundle"), "about": "",
-           "architecture": f"{s['model_class']} (from its analysis bundle; contribution methods: {methods})",
+           "architecture": (f"{arch} " if arch else "") + f"(class {s['model_class']}; contribution methods "
+                           f"in the bundle: {methods})",
            "outputs": s["classes"], "data": s["data"], "computing": "nothing here: the numbers were computed "
            "where the model lives", "metrics": s.get("metrics") or [], "baseline": s.get("baseline", ""),
            "hashes": f"model  {s['model_hash']}\ndata   {s['data_hash']}\nbundle {src.dig}"}
     out.update({k: s[k] for k in ("score_name", "score_value", "score_help")})
     return out
+
+
+def _architecture(b) -> str:
+    """The recurrent modules the manifest describes, in the live card's words ("" when it cannot say)."""
+    from rnnviz_core.engine import RecurrentInfo
+    try:
+        return "; ".join(RecurrentInfo(**m).describe() for m in b.manifest["model"]["recurrent_modules"])
+    except Exception:  # noqa: BLE001 - a manifest this rnnviz cannot read: the class name alone
+        return ""
 
 
 def not_here(src) -> list[str]:

@@ -43,7 +43,7 @@ PAGES += [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibilit
 # folder named pages/ is a v1 multipage app until the server's first st.navigation call, and a
 # deep link on a fresh server must resolve in both phases (see rnnviz_app/state/page_boot.py).
 opened = bs.opened()  # bundle hook: an analysis bundle (upload, link bundle=<sha256>, $RNNVIZ_BUNDLE) or None
-page = st.navigation(bs.pages() if opened else PAGES)  # bundle hook
+page = st.navigation(PAGES)  # the same pages for every source (rnnviz_app/sources/source.py)
 
 with st.sidebar:
     # your own model class when 'rnnviz app' / rv.show started this server ($RNNVIZ_LAUNCH), else demos or own files

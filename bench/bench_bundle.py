@@ -296,7 +296,8 @@ at = AppTest.from_file(ROOT + "/streamlit_app.py", default_timeout=900)
 for rnd in ("cold", "warm"):
     for page in ("start", "trajectories", "saturation", "contributions"):
         if page != "start" or rnd == "warm":
-            at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+            at.switch_page({"start": "pages/0_Start.py", "trajectories": "pages/1_Trajectories.py",
+                            "saturation": "pages/2_Saturation.py", "contributions": "pages/3_Contributions.py"}[page])
         t0 = time.perf_counter()
         at.run()
         out[f"{page} {rnd}"] = time.perf_counter() - t0

@@ -1,28 +1,18 @@
 """Start page: what rnnviz shows, what is loaded, what was assumed, where to go next."""
 import streamlit as st
 
-from rnnviz_app.sources import context as cx
+from rnnviz_app.sources import source as so
 from rnnviz_app.state import page_boot
 from rnnviz_app.views import messages as msg
-from rnnviz_app.views import summary as sm
+from rnnviz_app.views import page_start as pst
 from rnnviz_app.views.text import md_escape
 
 page_boot.require_entry_point()
 st.title("rnnviz: see inside a recurrent network")
-ctx = cx.loaded()
-st.markdown(
-    "rnnviz shows what happens inside a recurrent network (GRU, LSTM or plain RNN) while it reads "
-    "a sequence step by step and gives one answer at the end. "
-    "**Trajectories** follows the hidden state over time and shows where two sequences part ways, "
-    "**Saturation** finds the units and gates pinned at their limits and whether that goes with "
-    "worse answers, and **Contributions** ranks the steps that drove the output and tests how far "
-    "each ranking can be trusted. "
-    + ("A trained demo is loaded below; pick another demo or your own files in the sidebar." if sm.is_demo(ctx)
-       else "Your own model class is loaded below, started with 'rnnviz app' or rv.show." if ctx.extra.get("launched")
-       else "Your own files are loaded below; the sidebar changes them or goes back to a trained demo.")
-)
+src = so.current()
+st.markdown(pst.intro(src))
 
-card = msg.guarded(sm.model_card, ctx)
+card = msg.guarded(pst.card, src)
 st.subheader("The loaded model")
 left, right = st.columns([3, 2])
 with left:
@@ -32,7 +22,10 @@ with left:
     if card["about"]:
         st.caption(card["about"])
     st.markdown(f"- Architecture: {md_escape(card['architecture'])}\n- Outputs: {md_escape(card['outputs'])}\n"
-                f"- Data: {md_escape(card['data'])}\n- Computing on: {ctx.device_label}")
+                f"- Data: {md_escape(card['data'])}\n- Computing on: {md_escape(card['computing'])}")
+    if card["hashes"]:
+        st.caption("Content hashes (SHA-256), to check which model and data these numbers come from:")
+        st.code(card["hashes"], language=None, wrap_lines=True)
 with right:
     if card.get("metrics"):   # regression: the model's error beside always predicting the mean
         st.markdown("**Error on the loaded data**")
@@ -47,8 +40,11 @@ with right:
         st.metric(card["score_name"], card["score_value"], help=card["score_help"])
     else:
         st.info(card["score_help"])
+if pst.not_here(src):
+    st.subheader("Not in this analysis bundle")
+    st.markdown("\n".join(f"- {t}" for t in pst.not_here(src)))
 
-assumed = ctx.extra.get("assumptions") or []
+assumed = [] if src.bundle else src.ctx.extra.get("assumptions") or []
 
 
 def _sentence(text: str) -> str:

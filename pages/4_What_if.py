@@ -4,12 +4,14 @@ import streamlit as st
 from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
 from rnnviz_app.sources import sequences as sq
+from rnnviz_app.sources.source import needs_model
 from rnnviz_app.state import page_boot
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_whatif as pw
 from rnnviz_app.views import whatif_view as wv
 
 page_boot.require_entry_point()
+needs_model("whatif")  # an analysis bundle holds no model: say so and stop
 ctx = cx.loaded()
 ds = ctx.data
 st.title("What if")

@@ -2,12 +2,14 @@
 import streamlit as st
 
 from rnnviz_app.sources import context as cx
+from rnnviz_app.sources.source import needs_model
 from rnnviz_app.state import page_boot
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_units as pu
 from rnnviz_app.views import units_view as uv
 
 page_boot.require_entry_point()
+needs_model("units")  # an analysis bundle holds no model: say so and stop
 ctx = cx.loaded()
 ds = ctx.data
 st.title("Units")

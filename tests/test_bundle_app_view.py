@@ -52,9 +52,8 @@ def test_pickers_offer_the_sampled_rows_with_the_models_prediction(race):
     labels = sample_labels(b)
     assert sorted(labels) == sorted(int(r) for r in b.sample_rows) and 0 < len(labels) < len(ds.ids)
     pred = _outputs(model, ds).argmax(1)
-    for r, text in labels.items():
-        assert text.startswith(str(ds.ids[r]) + " · predicted " + ds.class_names[pred[r]])
-        assert text.endswith("(correct)" if pred[r] == ds.y[r] else "(wrong)")
+    for r, text in labels.items():   # the live pickers' words (issue 20)
+        assert text == f"{ds.ids[r]} · true {ds.class_names[ds.y[r]]} · predicted {ds.class_names[pred[r]]}"
 
 
 def test_group_labels_of_a_data_column_are_the_datas(race):

@@ -1,10 +1,11 @@
-"""The bundle pages read a host's bundle lazily (issue 21): never its sequence table whole.
+"""The pages read a host's bundle lazily (issues 20, 21): never its sequence table whole.
 
 A bundle of the race demo is opened as the host's bundle (``bundle_source.open_lazy``) with the
 whole-table read (``Bundle._table``) replaced by a spy that fails; every figure the pages draw is
 then compared with the same figure computed from the full table of the same bundle opened the
 ordinary way (``Bundle.sequences``, ``paths()``, ``norms()``, ``scores()``, the live page's
-``compare`` and ``rankings``), and every bundle page is run under AppTest with the spy in place.
+``compare`` and ``rankings``), and every page (the same files as for a live model) is run under
+AppTest with the spy in place.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # rnnviz_app beside streamlit_app.py
 
+#: the unified pages (the same files render a live model and a bundle)
+PAGE_FILES = {"trajectories": "pages/1_Trajectories.py", "saturation": "pages/2_Saturation.py",
+              "contributions": "pages/3_Contributions.py"}
 ENTRY = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 N = 300
 
@@ -150,7 +154,7 @@ def test_every_bundle_page_draws_from_a_host_bundle_never_read_whole(made, no_wh
     acc = f"{full.sequences['correct'].astype(float).mean():.1%}"
     assert at.metric[0].value == acc
     for page in ("trajectories", "saturation", "contributions"):
-        at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+        at.switch_page(PAGE_FILES[page])
         at.run()
         assert not at.exception, (page, [e.message for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
@@ -207,7 +211,7 @@ def test_a_bundle_from_before_the_aggregates_still_draws_every_page(made, tmp_pa
     at = AppTest.from_file(ENTRY, default_timeout=180)
     at.run()
     for page in ("trajectories", "saturation", "contributions"):
-        at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+        at.switch_page(PAGE_FILES[page])
         at.run()
         assert not at.exception and not at.error, page
         assert at.title[0].value == page.capitalize()

@@ -11,6 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # rnnviz_app beside streamlit_app.py
 
+#: the unified pages (the same files render a live model and a bundle)
+PAGE_FILES = {"trajectories": "pages/1_Trajectories.py", "saturation": "pages/2_Saturation.py",
+              "contributions": "pages/3_Contributions.py"}
 ENTRY = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 
@@ -37,7 +40,7 @@ def test_a_regression_demo_bundle_draws_every_page(tmp_path, monkeypatch):
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     for page in ("trajectories", "saturation", "contributions"):
-        at.switch_page(f"rnnviz_app/bundle_pages/{page}.py")
+        at.switch_page(PAGE_FILES[page])
         at.run()
         assert not at.exception, (page, [e.message for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])

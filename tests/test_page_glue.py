@@ -1,14 +1,14 @@
-"""Page glue without a browser: the Saturation comparison table in plain words (issue 10)."""
+"""Page glue without a browser: the Saturation comparison table in plain words (issue 10); the page
+shows the core's table (``rnnviz_core.analyses.tables.comparison_table``, issue 20)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rnnviz_app.views.page_saturation import comparison_view
-from rnnviz_core.analyses.tables import format_effect
+from rnnviz_core.analyses.tables import comparison_table, format_effect
 
-P_COL = "Chance of a difference this large by luck (p, corrected for the measures tested)"
+P_COL = "Could it be chance?"
 
 
 def test_effect_sizes_for_people():
@@ -24,25 +24,26 @@ def test_the_page_table_shows_the_corrected_p_that_the_findings_read():
                         "mean_a": [0.6, 0.9], "mean_b": [0.1, 0.5], "p_value": [0.004, 0.02],
                         "p_adjusted": [0.03, 0.04], "effect_size": [0.5, 0.4], "test": ["Mann-Whitney U"] * 2,
                         "effect_name": ["rank-biserial r"] * 2, "n_a": [20, 20], "n_b": [20, 20]})
-    view = comparison_view(cmp)
+    view = comparison_table(cmp)
     assert list(view[P_COL]) == ["p = 0.03", "p = 0.04"]          # Benjamini-Hochberg, not the raw 0.004
     said = " ".join(saturation_findings(cmp))
     assert "p = 0.03" in said and "0.004" not in said
 
 
 def test_comparison_table_has_plain_columns_and_no_none_cells():
-    cmp = pd.DataFrame({"metric": ["frac_saturated", "change: noise 0.1 x std"], "mean_a": [0.02, np.nan],
+    cmp = pd.DataFrame({"metric": ["frac_saturated", "change: noise 0.1 x std"], "group_a": ["x", "x"],
+                        "group_b": ["y", "y"], "mean_a": [0.02, np.nan],
                         "mean_b": [0.01, 0.3], "p_value": [2.98e-219, None], "effect_size": [0.24, np.nan],
                         "test": ["Mann-Whitney U", "Welch's t"], "effect_name": ["rank-biserial r", "Cohen's d"],
                         "n_a": [10, 10], "n_b": [12, 12]})
-    view = comparison_view(cmp)
+    view = comparison_table(cmp)
     text = view.to_string()
-    for bad in ("None", "nan", "e-219", "Mann-Whitney U (", "frac_saturated"):
+    for bad in ("None", "nan", "e-219", "frac_saturated"):
         assert bad not in text, bad
     assert list(view["Measure"]) == ["share of unit-steps saturated", "output change under noise 0.1 x std"]
     assert view.loc[0, P_COL] == "p < 0.001"
-    assert view.loc[0, "How big the difference is"] == "small (rank-biserial r 0.24)"
-    assert view.loc[1, "Group A (mean)"] == "" and view.loc[1, "Difference A − B"] == ""
+    assert view.loc[0, "How big"] == "small: A higher in 62% of pairs"      # (0.24 + 1) / 2
+    assert view.loc[1, "A: x"] == "" and view.loc[1, "Difference (A − B)"] == ""
 
 
 # ----------------------------------------------------------------- polish: start card, links, labels

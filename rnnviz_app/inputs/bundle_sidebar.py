@@ -1,9 +1,9 @@
-"""The app's way into an analysis bundle: which bundle is open, its sidebar part, its pages.
+"""The app's way into an analysis bundle: which bundle is open, and its sidebar part.
 
-The entry point calls three things (marked "bundle hook" in ``streamlit_app.py``):
-:func:`opened` before ``st.navigation`` (which bundle, if any, this run shows), :func:`pages`
-(the bundle's pages, same titles and URL paths as ``pages/1-3``) and :func:`sidebar` (the
-"Open an analysis bundle" expander). A bundle comes from an upload, a link's ``bundle=<sha256>``
+The entry point calls two things (marked "bundle hook" in ``streamlit_app.py``): :func:`opened`
+before ``st.navigation`` (which bundle, if any, this run shows; the pages then render it through
+:func:`rnnviz_app.sources.source.current`, the same pages as for a live model) and :func:`sidebar`
+(the "Open an analysis bundle" expander). A bundle comes from an upload, a link's ``bundle=<sha256>``
 or the host's ``$RNNVIZ_BUNDLE``; every way goes through :mod:`rnnviz_app.sources.bundle_source`, which
 checks it and never runs anything in it.
 """
@@ -28,22 +28,6 @@ _ERROR = "_bundle_error"      # sentence from the last failed open
 _UPLOAD = "bundle_upload"     # the uploader's key
 _OPEN = "_bundle_open"        # (hash, weak reference to the Bundle) of this run
 _LAST = "_bundle_last"        # (hash, weak reference to the Bundle) last opened in this session
-
-_DIR = "rnnviz_app/bundle_pages/"
-
-
-def pages() -> list:
-    """The bundle's pages for ``st.navigation``: the titles and URL paths of ``pages/0-3`` (a
-    link to a page opens the same page with or without a bundle)."""
-    out = [
-        st.Page(_DIR + "start.py", title="Start", icon=":material/home:", default=True),
-        st.Page(_DIR + "trajectories.py", title="Trajectories", url_path="Trajectories", icon=":material/timeline:"),
-        st.Page(_DIR + "saturation.py", title="Saturation", url_path="Saturation", icon=":material/thermostat:"),
-        st.Page(_DIR + "contributions.py", title="Contributions", url_path="Contributions",
-                icon=":material/bar_chart:"),
-    ]
-    return out + [st.Page(p._page, title=p.title, url_path=p.url_path.lower(), visibility="hidden") for p in out[1:]]
-
 
 UPLOAD_LABEL = "Analysis bundle (.rnnviz)"
 UPLOAD_HELP = ("A file made with `rnnviz precompute` where the model lives. It holds numbers only (tables and "
@@ -115,16 +99,6 @@ def opened() -> tuple[str, Any] | None:
     st.session_state[_OPEN] = None if found is None else (found[0], weakref.ref(found[1]))
     if found is not None:
         st.session_state[_LAST] = st.session_state[_OPEN]
-    return found
-
-
-def current() -> tuple[str, Any]:
-    """``(hash, Bundle)`` of this run, for the bundle pages (stops with a hint when none is open)."""
-    ref = st.session_state.get(_OPEN)
-    found = None if ref is None or ref[1]() is None else (ref[0], ref[1]())
-    if found is None:
-        st.info("Open an analysis bundle in the sidebar, or close it to use a model and data.")
-        st.stop()
     return found
 
 

@@ -6,13 +6,15 @@ reads another. Here the view is the one source of truth: each run sets the widge
 drawing it, and the widget writes back in its ``on_change`` callback, so what is shown is always
 what is used.
 
-This is the one link mechanism for every source (demo, own files, own class, analysis bundle).
-Streamlit 1.67's ``bind="query-params"`` was tried for the bundle pages and does not fit
-(measured in a browser): the link holds the *formatted* option (a sequence's whole picker label,
-"gradient size" rather than ``grad_norm``), so a live link and a bundle link would not read each
-other; a value it does not know is dropped silently, where a link's bad value must be named; and
-the app's own ``st.query_params.from_dict`` (:func:`rnnviz_app.state.state_url.sync_url`) removes a bound
-parameter from the address.
+Pages 0-3 (every source: a live model or an analysis bundle) bind their widgets with
+:func:`rnnviz_app.state.state_url.widget_key`; :func:`bound` is left for the What if and Units
+pages. Both read a link's value through one check (:func:`rnnviz_app.state.state_url.checked_link_value`
+and the parser it shares with ``widget_key``). Streamlit 1.67's ``bind="query-params"`` was tried
+for the bundle pages and does not fit (measured in a browser): the link holds the *formatted*
+option (a sequence's whole picker label, "gradient size" rather than ``grad_norm``), so a live link
+and a bundle link would not read each other; a value it does not know is dropped silently, where a
+link's bad value must be named; and the app's own ``st.query_params.from_dict``
+(:func:`rnnviz_app.state.state_url.sync_url`) removes a bound parameter from the address.
 """
 from __future__ import annotations
 

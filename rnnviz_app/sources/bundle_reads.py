@@ -1,4 +1,4 @@
-"""What the bundle pages read from a bundle, without ever reading its sequence table whole.
+"""What the pages read from an analysis bundle, without ever reading its sequence table whole.
 
 A bundle the host names (``$RNNVIZ_BUNDLE``) may hold millions of sequences, so the pages read it
 through :meth:`rnnviz_core.bundle.Bundle.lazy` (the rows and columns a view needs), the arrays
@@ -95,10 +95,11 @@ def every_sequence(b: Any, columns: Sequence[str] | None = None) -> pd.DataFrame
 
 def sample(b: Any) -> pd.DataFrame:
     """The sampled sequences (whose full traces the bundle holds), in the bundle's sample order:
-    ``seq`` (row), ``id``, ``length`` and, when present, the classes and outcome."""
+    ``seq`` (row), ``id``, ``length`` and, when present, the classes, outcome and (a number model)
+    the prediction ``pred``."""
     kept = _kept(b)
     if "sample" not in kept:
-        want = ["id", "length", "true", "true_class", "predicted_class", "outcome"]
+        want = ["id", "length", "true", "true_class", "predicted_class", "outcome", "pred"]
         kept["sample"] = rows(b, b.sample_rows, want)
     return kept["sample"]
 

@@ -1,8 +1,9 @@
-"""What the bundle pages show, computed from an opened analysis bundle (no model needed).
+"""What the pages show of an opened analysis bundle (no model needed).
 
-The page scripts in ``rnnviz_app/bundle_pages/`` stay thin: the frames they chart come from here,
-in the shapes the live pages hand the same chart functions (``rnnviz_core.charts``), so a chart
-and its caption read the same numbers whether they come from the model or from its bundle.
+The pages (``pages/0-3``) render any source (:mod:`rnnviz_app.sources.source`); for a bundle its
+:class:`~rnnviz_app.sources.source.BundleSource` takes the frames from here, in the shapes the
+live source hands the same chart functions (``rnnviz_core.charts``), so a chart and its caption
+read the same numbers whether they come from the model or from its bundle.
 """
 from __future__ import annotations
 
@@ -63,19 +64,30 @@ def _summary(b: Any) -> dict:
 
 
 def sample_labels(b: Any) -> dict[int, str]:
-    """Row number -> picker label ("id · true class → predicted, right/wrong") for the sampled
-    sequences only: the ones whose full traces the bundle holds (read for those rows only)."""
+    """Row number -> picker label for the sampled sequences only (the ones whose full traces the
+    bundle holds; read for those rows only), in the live pickers' words
+    (:func:`rnnviz_app.sources.sequences.sequence_labels`): "id · true <class> · predicted <class>",
+    for a number model "id · true <value> · predicted <value>" (3 significant digits)."""
     from rnnviz_app.sources import bundle_reads as br
+    from rnnviz_core.rankings import shorten
+    from rnnviz_core.regression import format_number
     seq = br.sample(b)
+    classes = bool(b.class_names)
+    labelled = bool(b.manifest.get("data", {}).get("labelled"))
     out = {}
     for _, row in seq.iterrows():
-        r = int(row["seq"])
-        text = str(row["id"])
-        if "predicted_class" in seq and b.class_names:
-            text += f" · predicted {row['predicted_class']}"
-            if "outcome" in seq and pd.notna(row["outcome"]):
-                text += f" ({row['outcome']})"
-        out[r] = text
+        parts = [shorten(str(row["id"]), 40)]
+        if classes:
+            if labelled and "true_class" in seq and pd.notna(row["true_class"]):
+                parts.append(f"true {shorten(str(row['true_class']))}")
+            if "predicted_class" in seq and pd.notna(row["predicted_class"]):
+                parts.append(f"predicted {shorten(str(row['predicted_class']))}")
+        else:
+            if labelled and "true" in seq and pd.notna(row["true"]):
+                parts.append(f"true {format_number(float(row['true']))}")
+            if "pred" in seq and pd.notna(row["pred"]):
+                parts.append(f"predicted {format_number(float(row['pred']))}")
+        out[int(row["seq"])] = " · ".join(parts)
     return out
 
 
@@ -194,14 +206,6 @@ def contribution_frames(b: Any, method: str, ra: int, rb: int) -> tuple[pd.DataF
     top = rk.top_steps(sc, k=5, ids=src.ids, lengths=src.lengths)
     pos, by_class, note = br.position_curves(b, method, _labelled(b))
     return frame, top, pos, by_class, note
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def unit_rows(dig: str, _b: Any) -> np.ndarray:
-    """Heatmap row order of the bundle's sample states (units that move together side by side),
-    cached under the bundle's hash."""
-    from rnnviz_core.trajectories import unit_order
-    return unit_order(sample_states(_b), np.asarray(_b.sample_inputs()[1]), order="similarity")
 
 
 def sample_ids(b: Any) -> dict[int, str]:

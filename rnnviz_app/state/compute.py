@@ -15,8 +15,9 @@ from rnnviz_app.state.hashing import digest
 
 
 def source_key() -> str:
-    """The key of the source this run shows: the open analysis bundle's hash, else the loaded
-    model's and data's digest (:attr:`~rnnviz_app.sources.context.Loaded.key`)."""
+    """The key of the source this run shows (:attr:`rnnviz_app.sources.source.BundleSource.key` /
+    :attr:`~rnnviz_app.sources.source.LiveSource.key`): the open analysis bundle's hash, else the
+    loaded model's and data's digest (:attr:`~rnnviz_app.sources.context.Loaded.key`)."""
     ref = st.session_state.get("_bundle_open")   # set by bundle_sidebar.opened on every run
     return f"bundle:{ref[0]}" if ref else loaded().key
 

@@ -198,3 +198,53 @@ def show_words(words: list[str], side: str, window) -> None:
     else:
         with st.expander(f"{side}'s words{where} ({len(part):,} words)"):
             st.text(" ".join(part))
+
+
+# ----------------------------------------------------------------------------- live-only sections
+def features_section(ctx: Loaded, method: str, rows: tuple[int, int], ids, key: tuple, bins, step_w, known) -> None:
+    """Which input features drove A and B (methods that score each feature; numeric data)."""
+    import streamlit as st
+
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.charts import contributions as cc
+    ds = ctx.data
+    with wg.section("Which input features drove it"):
+        fs = feature_scores(ctx, method, rows)
+        if fs is None:
+            return
+        st.subheader("Which input features drove it")
+        for i, r, side in ((0, rows[0], "A"), (1, rows[1], "B")):
+            st.caption(wg.chart(cc.feature_scores_chart, fs[i], length=int(ds.lengths[r]),
+                                feature_names=ds.feature_names, signed=cc.is_signed(method), step_width=step_w,
+                                title=f"{side}: {ids[r]}", bins=bins,
+                                marks=None if known is None else [int(t) for t in known[r].nonzero()[0]],
+                                key=key + (side, "features")))
+
+
+def deletion_section(ctx: Loaded, methods: list[str]):
+    """The deletion check's toggle and, when on, its curves, AOPC chart and table; returns the
+    summary frame (None while off)."""
+    import streamlit as st
+
+    from rnnviz_app.state import state_url as su
+    from rnnviz_app.views import messages as msg
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.charts import contributions as cc
+    st.toggle(f"Run the deletion check of all {len(methods)} methods on {min(FAITH_SAMPLE, len(ctx.data.X))} "
+              "sequences (takes a while the first time)",
+              key=su.widget_key("faith", False, [False, True], cast=lambda v: v == "True"))
+    faith = su.value("faith")
+    if not faith:
+        return None
+    curves, summary = msg.guarded(faithfulness, ctx)
+    st.caption(wg.chart(cc.deletion_chart, curves, width=400, key=("faith", ctx.target, "curves")))
+    st.caption(wg.chart(cc.aopc_chart, summary, width=330, key=("faith", ctx.target, "aopc")))
+    ig = summary[summary["method"] == "integrated_gradients"]
+    if len(ig) and "completeness_error" in ig and ig["completeness_error"].notna().any():
+        st.metric("Integrated gradients: completeness error (how far its scores miss the total change; median)",
+                  f"{float(ig['completeness_error'].iloc[0]):.2%}",
+                  help="Each sequence's scores should add up to the change of the answer from the blank input to the "
+                       "real one; near 0% means they account for the whole change.")
+    st.dataframe(cc.faithfulness_table(summary), hide_index=True, width="stretch")
+    wg.csv_button(summary, "Download the comparison (CSV)", "faithfulness.csv", "dl_faith")
+    return summary

@@ -3,6 +3,7 @@ resilience and gate summaries (every number from ``rnnviz_core``, cached by cont
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from rnnviz_app.sources.context import Loaded
 from rnnviz_app.sources.sequences import full_trace
@@ -14,10 +15,6 @@ BUILTIN_GROUPINGS = {"true_class": "True class", "predicted_class": "Predicted c
                      "saturation": "Saturation level"}
 #: the column a grouping needs in the sequence table (regression groupings: see rnnviz_core.regression)
 _NEEDS = {"correct": "outcome", "error_size": "abs_error", "target_range": "abs_error", "prediction_range": "pred"}
-METRIC_LABELS = {"correct": "accuracy (share correct)", "abs_error": "error (distance from the true value)",
-                 "loss": "loss", "confidence": "confidence",
-                 "frac_saturated": "share of unit-steps saturated",
-                 "frac_saturated_final": "share of units saturated at the last step"}
 
 
 def _sat_table(tr, y, columns, class_names, layer, direction, threshold, low, high):
@@ -130,32 +127,6 @@ def with_resilience(table, results):
     return out
 
 
-def comparison_view(cmp):
-    """The two-group test frame as a table a non-programmer can read: plain column names, p-values
-    as "p < 0.001", effect sizes in words, empty cells (never "None") where nothing applies. The p-value
-    is the corrected one the findings above the table read (one formatter: rnnviz_core.analyses.tables)."""
-    import pandas as pd
-
-    from rnnviz_core.analyses.tables import format_effect, format_p, p_column
-
-    def num(v):
-        return "" if v is None or pd.isna(v) else f"{float(v):.3g}"
-
-    label = cmp["metric"].map(lambda m: METRIC_LABELS.get(m, str(m).replace("change: ", "output change under ")))
-    test = cmp["test"].map({"Mann-Whitney U": "rank test (Mann-Whitney)", "Welch's t": "t-test (Welch)"}).fillna(cmp["test"])
-    return pd.DataFrame({
-        "Measure": label,
-        "Group A (mean)": [num(v) for v in cmp["mean_a"]],
-        "Group B (mean)": [num(v) for v in cmp["mean_b"]],
-        "Difference A − B": [num(a - b) for a, b in zip(cmp["mean_a"], cmp["mean_b"])],
-        "How big the difference is": [format_effect(v, n) for v, n in zip(cmp["effect_size"], cmp["effect_name"])],
-        "Chance of a difference this large by luck (p, corrected for the measures tested)":
-            [format_p(v) for v in cmp[p_column(cmp)]],
-        "Test": test.fillna("").astype(str),
-        "Sequences (A / B)": cmp["n_a"].astype(str) + " / " + cmp["n_b"].astype(str),
-    })
-
-
 def _distribution(tr, layer, direction, threshold, low, high, prefetch_key=None):
     if prefetch_key is not None:   # the default view, maybe computed in the background already
         from rnnviz_app.state import prefetch
@@ -214,13 +185,22 @@ def gate_scatter_data(ctx: Loaded, layer: int, direction: str, mask, low: float,
 
 
 def compare(table, by: str, a: str, b: str):
-    """Two-group tests on outcome, saturation and resilience columns."""
+    """Two-group tests on the outcome and saturation columns (and resilience columns
+    ``change: <condition>`` when ``table`` has them; the page tests those on their own:
+    :func:`compare_resilience`)."""
     from rnnviz_core.groups import compare_groups, metric_columns
     from rnnviz_core.regression import is_regression_table
     skip = ("output_change", "flipped") + (("loss", "confidence") if is_regression_table(table) else ())
     metrics = [m for m in metric_columns(table) if m not in skip]
     metrics += [c for c in table.columns if str(c).startswith("change: ")]
     return compare_groups(table, by, a, b, metrics=metrics)
+
+
+def compare_resilience(table, by: str, a: str, b: str):
+    """Two-group tests on the resilience columns (``change: <condition>``) only: one
+    Benjamini–Hochberg family of its own."""
+    from rnnviz_core.groups import compare_groups
+    return compare_groups(table, by, a, b, metrics=[c for c in table.columns if str(c).startswith("change: ")])
 
 
 def resilience_by_group(results, table, labels, a: str, b: str):
@@ -239,3 +219,96 @@ def shared_top(*unit_tables) -> float | None:
             if t is not None and len(t) and np.isfinite(t["frac_saturated"].to_numpy(dtype=float)).any()]
     top = max(vals, default=0.0)
     return top if top > 0 else None
+
+
+# ----------------------------------------------------------------------------- live-only sections
+def _show(build, *args, csv, name, key, **kw):
+    import streamlit as st
+
+    from rnnviz_app.views import widgets as wg
+    st.caption(wg.chart(build, *args, key=key + (name,), **kw))
+    wg.csv_button(csv, "Download the data of this view (CSV)", f"{name}.csv", f"dl_{name}")
+
+
+def spread_section(ctx: Loaded, s) -> None:
+    """The value spread under the thresholds (an expander, open when almost nothing saturates)."""
+    import streamlit as st
+
+    from rnnviz_app.views import messages as msg
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.charts import saturation as sc
+    with st.expander("How the values are spread (choose the thresholds by eye)", expanded=s.hint.share < 0.01):
+        dist = msg.guarded(distribution, ctx, s.layer, s.direction, s.thr, s.low, s.high)
+        st.caption(wg.chart(sc.distribution_chart, dist, threshold=s.thr, low=s.low if s.gated else None, width=235,
+                            high=s.high if s.gated else None,
+                            key=(s.layer, s.direction, s.thr, s.low, s.high, "dist")))
+
+
+def unit_section(ctx: Loaded, s, g, window) -> None:
+    """Per-unit saturation heatmaps of group A above group B, one colour scale and the same units."""
+    import streamlit as st
+
+    from rnnviz_app.state.compute import compute
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_app.views.page_findings import plain
+    from rnnviz_core import unit_saturation as us
+    from rnnviz_core.charts import saturation as sc
+    wkey = g.key + (window,)
+    mask_a, mask_b = g.masks
+    # [T, H] shares per group; only the drawn units' rows become a frame (all of them only for the CSV)
+    shares = {side: compute(us.unit_saturation_shares, s.H, ctx.data.lengths, m, threshold=s.thr, key=g.key + (side,))
+              for m, side in ((mask_a, "a"), (mask_b, "b"))}
+    top = max((x.top or 0.0 for x in shares.values()), default=0.0) or None  # one colour scale, to the highest share
+    n_steps = max(x.n_steps for x in shares.values())
+    drawn = compute(us.shared_saturated_units, *shares.values(), n_steps=n_steps, window=window,
+                    key=wkey + ("shared_units",))  # the same rows for A and B
+    for grp, side in ((g.ga, "a"), (g.gb, "b")):
+        st.markdown(f"**Group {side.upper()}: {plain(grp)}**")
+        st.caption(wg.chart(sc.unit_saturation_chart, shares[side].frame(drawn), threshold=s.thr, width=550, top=top,
+                            n_steps=n_steps, units=drawn, window=window,
+                            height=max(120, min(320, 8 * len(drawn or [0]))), key=wkey + (f"units_{side}",)))
+        wg.csv_button(shares[side].frame, "Download the data of this view (CSV)", f"units_{side}.csv",
+                      f"dl_units_{side}")
+
+
+def gate_section(ctx: Loaded, s, g) -> None:
+    """Per gate unit: the share of steps nearly shut and nearly open, group A beside group B."""
+    import streamlit as st
+
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_app.views.page_findings import plain
+    from rnnviz_core.charts import saturation as sc
+    cols = st.columns(2)
+    for col, grp, m, side in ((cols[0], g.ga, g.masks[0], "a"), (cols[1], g.gb, g.masks[1], "b")):
+        with col, wg.section(f"Group {side.upper()}'s gate chart"):
+            st.markdown(f"**Group {side.upper()}: {plain(grp)}**")
+            gs = gate_scatter_data(ctx, s.layer, s.direction, m, s.low, s.high, key=g.key + (side,))
+            _show(sc.gate_scatter_chart, gs, low=s.low, high=s.high, csv=gs, name=f"gates_{side}", key=g.key)
+
+
+def resilience_section(ctx: Loaded, g, res) -> pd.DataFrame | None:
+    """Resilience of group A and B: how many sequences were damaged, the output change per
+    condition as a chart, and the two-group tests of the output change (their own table and
+    Benjamini–Hochberg family, so the outcome and saturation table above reads the same on a live
+    model and on its analysis bundle). Returns the comparison frame (None when it cannot be made)."""
+    import streamlit as st
+
+    from rnnviz_app.state.compute import compute
+    from rnnviz_app.views import messages as msg
+    from rnnviz_app.views import widgets as wg
+    from rnnviz_core.analyses.tables import comparison_table
+    from rnnviz_core.charts import saturation as sc
+    note = resilience_note(res, len(ctx.data.X))
+    if note:
+        st.caption(note)
+    rs = msg.guarded(compute, resilience_by_group, res, g.table, g.labels.to_numpy(), g.ga, g.gb, key=g.key + ("res",))
+    _show(sc.resilience_chart, rs, width=520, csv=rs, name="resilience", key=g.key)
+    with wg.section("The comparison under damage"):
+        cmp = compute(compare_resilience, with_resilience(g.table, res), g.by, g.ga, g.gb, key=g.key + ("cmp_res",))
+        shown = comparison_table(cmp)
+        st.dataframe(shown, hide_index=True, width="stretch")
+        st.caption(shown.attrs.get("caption", "") + " Output change: how much the answer moves when the input gets "
+                   "noise or loses steps.")
+        wg.csv_button(cmp, "Download the comparison under damage (CSV)", "comparison_damage.csv", "dl_cmp_res")
+        return cmp
+    return None

@@ -75,12 +75,15 @@ def input_panels(ctx: Loaded, rows: tuple[int, int], marks: tuple, window: tuple
     return out
 
 
-def play_view(ctx: Loaded, H: np.ndarray, a: int, b: int, ids: list, kind: str, kind_label: str,
+def play_view(src, H: np.ndarray, a: int, b: int, ids: list, kind: str, kind_label: str,
               order: str, top: int | None, key: tuple, window: tuple[int, int] | None = None) -> str:
     """The play control on A's and B's states (rows in the chosen unit order), over the steps
-    ``window = (start, end)`` when given; returns its caption."""
+    ``window = (start, end)`` when given; returns its caption. ``src``: a source
+    (:mod:`rnnviz_app.sources.source`); its inputs, when it has them, are drawn above the states,
+    with the known steps."""
     from rnnviz_core.trajectories import unit_order
-    lens = ctx.data.lengths
+    lens = src.lengths
+    ctx = src.input_view()
     units = compute(unit_order, H, lens, order=order, top=top, key=("unit_order",) + key)
     w0, w1 = (0, H.shape[1]) if window is None else window
     la, lb = max(1, min(int(lens[a]), w1) - w0), max(1, min(int(lens[b]), w1) - w0)
@@ -89,11 +92,11 @@ def play_view(ctx: Loaded, H: np.ndarray, a: int, b: int, ids: list, kind: str, 
         domain = (0.0, 1.0)
     else:
         domain = shared_domain(sa, sb, la, lb)
-    marks = (true_steps(ctx, a), true_steps(ctx, b))
+    marks = (None, None) if ctx is None else (true_steps(ctx, a), true_steps(ctx, b))
     known = [m or () for m in marks]
     return play_heatmaps(sa, sb, steps_a=la, steps_b=lb, colour_domain=domain, key="play_traj",
                          titles=(f"A: {ids[a]}", f"B: {ids[b]}"), labels=[f"unit {u}" for u in units],
-                         strips=input_panels(ctx, (a, b), known, window), step0=w0,
+                         strips=(None, None) if ctx is None else input_panels(ctx, (a, b), known, window), step0=w0,
                          marks=[[m - w0 for m in mk if w0 <= m < w1] for mk in known], legend=kind_label.lower(),
                          marks_legend="step the answer depends on (known for this demo)",
                          rows=f"unit of the {kind_label[0].lower() + kind_label[1:]}", n_units_total=H.shape[2])

@@ -102,13 +102,15 @@ def test_saturation_link_keeps_grouping_and_groups(browser, bundle_server):
 def test_trajectories_link_keeps_a_b_and_the_alignment(browser, bundle_server):
     pg = _page(browser, f"{bundle_server}/Trajectories")
     try:
-        chosen = {"Sequence A": select_option(pg, "Sequence A", index=4)}
+        chosen = {"Sequence A": select_option(pg, "Sequence A", index=4),
+                  # the same page as live (issue 20): the play control's options travel in the link too
+                  "Order the units by": select_option(pg, "Order the units by", index=1)}
         pg.get_by_text("end", exact=True).click()
         wait_idle(pg)
-        assert "align=end" in pg.url
+        assert "align=end" in pg.url and "order=" in pg.url
         fresh = _page(browser, pg.url)
         try:
-            assert selected(fresh, "Sequence A") == chosen["Sequence A"]
+            assert {label: selected(fresh, label) for label in chosen} == chosen
             assert fresh.get_by_role("radio", name="end").is_checked()
         finally:
             fresh.context.close()

@@ -1,11 +1,11 @@
 """What if: edit a step of a sequence and see what the model would have said."""
 import streamlit as st
 
-from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
 from rnnviz_app.sources import sequences as sq
 from rnnviz_app.sources.source import needs_model
 from rnnviz_app.state import page_boot
+from rnnviz_app.state import state_url as su
 from rnnviz_app.views import messages as msg
 from rnnviz_app.views import page_whatif as pw
 from rnnviz_app.views import whatif_view as wv
@@ -20,7 +20,8 @@ st.caption("Change a value, delete a step or insert one, and see what the model 
 
 labels = msg.guarded(sq.sequence_labels, ctx)
 ids = list(labels)
-seq = bound(st.selectbox, "Sequence", "wi_seq", ids[0], ids, format_func=labels.get)
+st.selectbox("Sequence", ids, format_func=labels.get, key=su.widget_key("wi_seq", ids[0], ids))
+seq = su.value("wi_seq")
 pw.keep_for(seq)
 row = sq.row_of(ctx)[seq]
 L = int(ds.lengths[row])

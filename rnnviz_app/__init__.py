@@ -5,12 +5,12 @@
   source or an analysis bundle, and the sentence where one cannot compute a view),
   ``context.Loaded``, demos in ``loading``, own files, uploads, your own class in ``launched``,
   ``second_model``, bundles (``bundle_source``, ``bundle_view``, ``bundle_reads``), ``sequences``' traces.
-- ``inputs``: what the user chooses (``sidebar``, ``bundle_sidebar``, ``page_pair`` for A and B,
-  ``page_widgets``).
+- ``inputs``: what the user chooses (``sidebar``, ``bundle_sidebar``, ``page_pair`` for A and B).
+  Every widget whose value lives in the link is bound by ``state.state_url.widget_key``.
 - ``state``: session state and the URL (``state_url``), ``hashing``, the content-keyed cache
   (``compute``), ``prefetch`` and ``warm`` background work, ``page_boot``.
 - ``views``: each page's glue (``page_*``; ``page_start``, ``page_groups`` and ``page_scores`` ask
-  the source), ``widgets``, ``play``, ``summary``, ``page_findings``,
+  the source; ``whatif_view`` and ``units_view`` draw those pages' bodies), ``widgets``, ``play``, ``summary``, ``page_findings``,
   ``contribution_stack``, ``messages`` (plain sentences for failures) and ``text``.
 
 Streamlit is imported here and in the modules; ``rnnviz_core`` never imports Streamlit.

@@ -101,18 +101,18 @@ def test_findings_text_keeps_addresses_and_colour_directives_as_text():
 def test_slider_link_values_that_are_not_finite_or_in_range_give_the_default(raw):
     """`/saturation?shut=inf` reached st.slider and raised Streamlit's value error."""
     st = _clean_session()
-    from rnnviz_app.inputs.page_widgets import bound_value
+    from rnnviz_app.state.state_url import checked_link_value
     st.session_state["_view"] = {"shut": raw}
-    assert bound_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.1
+    assert checked_link_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.1
     assert "shut" not in st.session_state["_view"] and "shut" in st.session_state["_link_notes"]
 
 
 def test_slider_link_value_in_range_is_used():
     st = _clean_session()
-    from rnnviz_app.inputs.page_widgets import bound_value
+    from rnnviz_app.state.state_url import checked_link_value
     st.session_state["_view"] = {"shut": "0.2", "dir": "bwd"}
-    assert bound_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.2
-    assert bound_value("dir", "fwd", ["fwd", "bwd"]) == "bwd"
+    assert checked_link_value("shut", 0.1, cast=float, bounds=(0.0, 0.49)) == 0.2
+    assert checked_link_value("dir", "fwd", ["fwd", "bwd"]) == "bwd"
 
 
 def test_scoring_message_names_the_method_as_the_page_does():

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from rnnviz_app.sources.context import Loaded
-from rnnviz_app.sources.sequences import trace_all, full_trace
+from rnnviz_app.sources.sequences import full_trace, trace_all
 from rnnviz_app.sources.uploads import model_from_bytes, store_upload, stored
 from rnnviz_app.state.compute import compute, shared
 from rnnviz_app.state.hashing import digest

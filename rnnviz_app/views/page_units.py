@@ -110,4 +110,5 @@ def unit_link(n_units: int, key: str, label: str = "Unit", *, units=None, kind: 
                      help=f"A row of the {what} heatmap: open what drives it to its limits.")
     if c2.button("Open this unit in Units", key=f"unitlink_btn_{key}"):
         su.view()["unit"] = names[int(u)]
+        st.session_state.pop("w_unit", None)   # the Units page's picker starts from the link's unit
         st.switch_page(UNITS_PAGE)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.inputs.page_widgets import bound
+from rnnviz_app.state import state_url as su
 from rnnviz_app.views import page_findings as pf
 from rnnviz_app.views import page_units as pu
 from rnnviz_app.views import widgets as wg
@@ -17,8 +17,9 @@ def one_unit(d, ds) -> None:
     keys = list(d["key"])
     st.subheader("One unit")
     with wg.section("The unit's entry"):
-        unit = bound(st.selectbox, "Unit", "unit", keys[0], keys,
+        st.selectbox("Unit", keys, key=su.widget_key("unit", keys[0], keys),
                      help="Also opened from a link (unit=h 3) or from the button under a hidden-state heatmap.")
+        unit = su.value("unit")
         e = d[d["key"] == unit].iloc[0]
         kind = pu.KIND_LABELS.get(str(e["kind"]), str(e["kind"]))
         st.markdown(f"**{pf.plain(unit)}** ({pf.plain(kind)}, layer {int(e['layer'])}): "

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from rnnviz_app.inputs.page_widgets import bound
 from rnnviz_app.sources import context as cx
 from rnnviz_app.state import state_url as su
 from rnnviz_app.views import messages as msg
@@ -87,7 +86,9 @@ def body(row: int, L: int) -> None:
                     f"of {L} steps, edited {d_e} of {L2}.")
 
     st.subheader("Contributions of the edited sequence")
-    method = bound(st.selectbox, "Method", "wi_method", "grad_x_state", list(METHODS), format_func=cc.method_label)
+    st.selectbox("Method", list(METHODS), format_func=cc.method_label,
+                 key=su.widget_key("wi_method", "grad_x_state", list(METHODS)))
+    method = su.value("wi_method")
     so = msg.guarded(pw.scores, ctx, ds.X[row], L, method, (row,))
     se = msg.guarded(pw.scores, ctx, res.x[0], L2, method, tag)
     sf = pd.concat([cw.binned_scores(so[:L], per_bin, "original"), cw.binned_scores(se[:L2], per_bin, "edited")])

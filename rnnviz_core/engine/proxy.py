@@ -24,7 +24,7 @@ def _pack_like(padded: torch.Tensor, ref: PackedSequence) -> PackedSequence:
     sorted_len = (torch.arange(padded.shape[0])[:, None] < bs[None, :]).sum(1)
     src = padded if ref.sorted_indices is None else padded.index_select(0, ref.sorted_indices.to(padded.device))
     t_len = bs.shape[0]
-    keep = (torch.arange(t_len)[:, None] < sorted_len[None, :]).to(padded.device)  # (T, N) in sorted order
+    keep = valid_mask(sorted_len, len(sorted_len), t_len, padded.device).T  # (T, N) in sorted order
     data = src[:, :t_len].transpose(0, 1)[keep]  # step-major, as packed data is laid out
     return PackedSequence(data, bs, ref.sorted_indices, ref.unsorted_indices)
 

@@ -1,5 +1,13 @@
 """Session state, widget keys and the URL: a view lives in the query parameters, so a link
-reproduces it. Each widget registered with :func:`widget_key` starts from the link's value."""
+reproduces it. Each widget registered with :func:`widget_key` starts from the link's value.
+
+This is the one link mechanism for every page and every source (demo, own files, your own class,
+analysis bundle). Streamlit 1.67's ``bind="query-params"`` was tried and does not fit (measured in
+a browser): the link holds the *formatted* option (a sequence's whole picker label, "gradient size"
+rather than ``grad_norm``), so links would change whenever a label's words do; a value it does not
+know is dropped silently, where a link's bad value must be named (:func:`show_link_notes`); and the
+app's own ``st.query_params.from_dict`` (:func:`sync_url`) removes a bound parameter from the
+address."""
 from __future__ import annotations
 
 import math

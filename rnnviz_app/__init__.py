@@ -9,9 +9,10 @@
   Every widget whose value lives in the link is bound by ``state.state_url.widget_key``.
 - ``state``: session state and the URL (``state_url``), ``hashing``, the content-keyed cache
   (``compute``), ``prefetch`` and ``warm`` background work, ``page_boot``.
-- ``views``: each page's glue (``page_*``; ``page_start``, ``page_groups`` and ``page_scores`` ask
-  the source; ``whatif_view`` and ``units_view`` draw those pages' bodies), ``widgets``, ``play``, ``summary``, ``page_findings``,
-  ``contribution_stack``, ``messages`` (plain sentences for failures) and ``text``.
+- ``views``: each page's body (``start_view``, ``trajectories_view``, ``saturation_view``,
+  ``contributions_view``, ``whatif_view``, ``units_view``) and glue (``page_*``; ``page_start``,
+  ``page_groups`` and ``page_scores`` ask the source), ``widgets``, ``play``, ``summary``,
+  ``page_findings``, ``contribution_stack``, ``messages`` (plain sentences for failures) and ``text``.
 
 Streamlit is imported here and in the modules; ``rnnviz_core`` never imports Streamlit.
 """

@@ -7,6 +7,8 @@
     python bench/bench_bundle.py --e2e 100000             # a local build end to end in a child process
     python bench/bench_bundle.py --pages 100000 --batch 4096  # bundle page times, server memory (host bundle)
     python bench/bench_bundle.py --remote 20000 --batch 4096  # a bundle folder read over HTTP with ranges
+    python bench/bench_bundle.py --scale 1000000 --batch 2048  # 1M x 100 steps: local, Ray 1 and 2 actors
+    (then ``python bench/bench_bundle_browser.py <the local bundle>``: the pages in the browser)
 
 The model: a GRU classifier (8 features, 64 units, 1 layer, 2 classes, seeded weights); every
 sequence is 100 steps long; the default methods (grad_norm, input_x_grad), 64 sampled full
@@ -64,6 +66,22 @@ Issue 21, branch url21 (2026-12-05, 2-core VM shared with other jobs, loads as p
                     4,096 sequences each); aggregates, saturation over time, group comparison
                     0.04 MB together; everything 6.52 MB = 11.3% of the bundle (before the
                     part encoding change: 76.0 MB bundle, 9.05 MB read).
+
+Issue 21, session 5 (2026-12-05/06, the 2-core VM idle but for the bench, loads as printed):
+  ratio (--ratio, 1 thread, 64-unit GRU, batch 256): the build now computes grad_norm and input_x_grad
+                    from one shared forward and backward pass (rv.contributions_many); build / the two
+                    methods' scores on their own (rv.contributions per method, same blocks, same
+                    batch) = 1.19x and 1.32x main-thread CPU at N=2,000 (before: 1.67-1.69x the
+                    scores inside the build); the build's own work beyond its shared scores pass
+                    0.63-0.69x of the scores on their own
+  scale (--scale 1000000 --batch 2048; GRU 16 units, 8 features, 100 steps, grad_norm + input_x_grad):
+                    input 3.52 GB made in 72 s; local 402 s = 2,486 seq/s (driver peak RSS 1,096 MB);
+                    Ray 1 actor 412 s = 2,430 seq/s; Ray 2 actors 334 s = 2,990 seq/s (its analyses
+                    pass 277 s = 3,610 seq/s against 353 s = 2,830 seq/s with one actor); both Ray
+                    bundles equal the local one sequence by sequence (largest difference 0.0 over
+                    confidence, loss, plateau step, logits, both methods' scores, pc1, |h|, saturated
+                    share); bundle 2.47 GB = 2.47 kB per sequence
+  end to end (--e2e 100000, 64-unit GRU, batch 256): 111 s = 905 seq/s, bundle 259 MB, peak RSS 562 MB
 """
 from __future__ import annotations
 
@@ -163,43 +181,61 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def ratio(n: int, batch: int) -> None:
-    """The build's wall time against its methods' scores (one thread, a warm process)."""
+def ratio(n: int, batch: int, h: int = H) -> None:
+    """The build's time against its methods' scores computed on their own (one thread, a warm
+    process): ``rv.contributions`` once per method on the same blocks with the same batch size,
+    which is what a user pays for the scores without a bundle. The build computes grad_norm and
+    input_x_grad from one shared pass (``rv.contributions_many``); the time it spends in that
+    pass is printed too."""
     import importlib
+
+    from rnnviz_core.bundle_blocks import Source, block_arrays
 
     torch.set_num_threads(1)
     contrib = importlib.import_module("rnnviz_core.contributions")
-    orig = contrib.contributions
-    spent = [0.0, 0.0, 0.0]   # wall, CPU of this process, CPU of this thread
+    orig = contrib.contributions_many
+    spent = [0.0, 0.0]   # main-thread CPU, wall inside the build's scores
 
     def timed(*a, **k):
-        t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
+        t0, h0 = time.perf_counter(), time.thread_time()
         try:
             return orig(*a, **k)
         finally:
-            spent[0] += time.perf_counter() - t0
-            spent[1] += time.process_time() - c0
-            spent[2] += time.thread_time() - h0
+            spent[0] += time.thread_time() - h0
+            spent[1] += time.perf_counter() - t0
 
+    methods = ["grad_norm", "input_x_grad"]
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         src = make_file(n, d / "seq.parquet", batch)
         warm = make_file(64, d / "warm.parquet", batch)
-        bundle.build(make_model(), warm, d / "warm.rnnviz", batch_size=batch, device="cpu")  # imports paid
-        contrib.contributions = timed
+        model = make_model(F, h)
+        bundle.build(model, warm, d / "warm.rnnviz", batch_size=batch, device="cpu", progress=False)  # imports paid
+        # the reference: each method's scores on their own, block by block as the build reads them
+        source = Source(str(src), batch)
+        blocks = [block_arrays(t, source.meta) for t in source.tables()]
+        t0, h0 = time.perf_counter(), time.thread_time()
+        for b in blocks:
+            for m in methods:
+                rv.contributions(model, b["X"], m, b["lengths"], batch_size=batch, device="cpu")
+        ref_wall, ref_cpu = time.perf_counter() - t0, time.thread_time() - h0
+        del blocks
+        contrib.contributions_many = timed
         try:
             t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
-            bundle.build(make_model(), src, d / "out.rnnviz", batch_size=batch, device="cpu")
+            bundle.build(model, src, d / "out.rnnviz", batch_size=batch, device="cpu", methods=methods,
+                         progress=False)
             wall, cpu, own = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - h0
         finally:
-            contrib.contributions = orig
+            contrib.contributions_many = orig
     # CPU time is the steadier figure on a shared machine; the main thread's CPU is the work the
-    # build itself did (the process's also counts helper threads, e.g. a BLAS pool spinning, which
-    # lands in whichever window is open)
-    print(f"ratio: {n} sequences x {T} steps, 1 thread: build {wall:.2f} s wall / {cpu:.2f} s CPU ({own:.2f} s main "
-          f"thread), the methods' scores {spent[0]:.2f} s wall / {spent[1]:.2f} s CPU ({spent[2]:.2f} s); build / "
-          f"scores = {wall / spent[0]:.2f}x wall, {cpu / spent[1]:.2f}x CPU, {own / spent[2]:.2f}x main-thread CPU "
-          f"({n / wall:.0f} seq/s)  [{uptime()}]")
+    # build itself did (the process's also counts helper threads, e.g. a BLAS pool spinning)
+    print(f"ratio: {n} sequences x {T} steps, GRU {h} units, batch {batch}, 1 thread: build {wall:.2f} s wall / "
+          f"{own:.2f} s main-thread CPU ({cpu:.2f} s process); the methods' scores on their own "
+          f"(rv.contributions per method) {ref_wall:.2f} s wall / {ref_cpu:.2f} s CPU; build / scores = "
+          f"{wall / ref_wall:.2f}x wall, {own / ref_cpu:.2f}x main-thread CPU; inside the build the shared "
+          f"scores pass took {spent[0]:.2f} s CPU, the rest of the build {own - spent[0]:.2f} s "
+          f"({(own - spent[0]) / ref_cpu:.2f}x of the scores on their own) ({n / wall:.0f} seq/s)  [{uptime()}]")
 
 
 def ray_actors(n: int, batch: int, actors: list[int]) -> None:
@@ -270,6 +306,107 @@ def peak_rss(n: int, batch: int) -> None:
         print(f"memory: N={n} sequences x {T} steps x {MEM_F} features (inputs {x_mb:.0f} MB as float32, "
               f"file {src.stat().st_size / 1e6:.0f} MB): peak RSS {int(kb) / 1024:.0f} MB, block {batch} "
               f"sequences ({batch * T * MEM_F * 4 / 1e6:.0f} MB), {float(wall):.0f} s")
+
+
+#: the scale figures' model (issue 21): a small GRU on 100-step sequences of 8 features
+SCALE_F, SCALE_H = 8, 16
+
+_SCALE_CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, ROOT)
+import torch
+torch.set_num_threads(1)
+import bench.bench_bundle as b
+from rnnviz_core import bundle
+out, kw = {}, {}
+if ACTORS:
+    import ray
+    t0 = time.perf_counter()
+    # one CPU per actor plus one for the read tasks; each actor one torch thread
+    ray.init(num_cpus=ACTORS + 1, include_dashboard=False, log_to_driver=False, object_store_memory=1024**3,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    out["cluster_start_s"] = time.perf_counter() - t0
+    kw = dict(engine="ray", concurrency=ACTORS)
+t0, c0 = time.perf_counter(), time.process_time()
+bundle.build(b.make_model(b.SCALE_F, b.SCALE_H), SRC, OUT, batch_size=BATCH,
+             methods=["grad_norm", "input_x_grad"], device="cpu", progress=True, **kw)
+out["wall_s"], out["cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+out["peak_rss_mb"] = int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]) / 1024
+print(json.dumps(out))
+"""
+
+
+def _parts_equal(a: Path, b: Path) -> float:
+    """The largest difference between two bundle folders' per-sequence numbers, sequence by sequence
+    (the engines may cut the rows into parts differently: Ray's blocks follow the input's row
+    groups), one column at a time; inf when they hold other rows or another data hash."""
+    import pyarrow.dataset as pds
+
+    ma, mb = (json.loads((x / "manifest.json").read_text()) for x in (a, b))
+    if ma["data"]["content_hash"] != mb["data"]["content_hash"]:
+        return float("inf")
+    da, db = (pds.dataset(x / "sequences", format="parquet") for x in (a, b))
+    ra, rb = (d.to_table(columns=["row"])["row"].to_numpy() for d in (da, db))
+    oa, ob = np.argsort(ra, kind="stable"), np.argsort(rb, kind="stable")
+    if not np.array_equal(ra[oa], rb[ob]):
+        return float("inf")
+    worst = 0.0
+    for c in ["confidence", "loss", "plateau_step", "logits", "score:grad_norm", "score:input_x_grad", "step:pc1",
+              "step:sum_abs", "step:frac_saturated"]:
+        va, vb = (d.to_table(columns=[c])[c].combine_chunks() for d in (da, db))
+        va, vb = va.take(oa), vb.take(ob)
+        if hasattr(va, "flatten"):
+            va, vb = va.flatten(), vb.flatten()
+        x = va.to_numpy(zero_copy_only=False).astype(np.float64)
+        y = vb.to_numpy(zero_copy_only=False).astype(np.float64)
+        if x.shape != y.shape:
+            return float("inf")
+        d = np.abs(x - y)
+        worst = max(worst, float(np.nanmax(d)) if d.size else 0.0)
+    return worst
+
+
+def scale(n: int, batch: int, engines: list[str]) -> None:
+    """Builds of n sequences x 100 steps (a small GRU, grad_norm + input_x_grad), each in a child
+    process: local (one torch thread) and Ray with 1 and 2 actors (``ray1``, ``ray2``). Prints
+    seq/s, the driver's peak memory and the bundle's size, and checks each Ray bundle against the
+    local one. With RNNVIZ_BENCH_KEEP the input file and the bundles are kept there (the local
+    bundle is then the one ``--pages-bundle`` opens)."""
+    keep = os.environ.get("RNNVIZ_BENCH_KEEP")
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(dir=os.environ.get("RNNVIZ_BENCH_DIR")))
+    root.mkdir(parents=True, exist_ok=True)
+    src = root / f"scale-{n}.parquet"
+    if not src.exists():
+        t0 = time.perf_counter()
+        make_file(n, src, batch, F=SCALE_F)
+        print(f"scale: input {n:,} sequences x {T} steps x {SCALE_F} features, {src.stat().st_size / 1e9:.2f} GB, "
+              f"made in {time.perf_counter() - t0:.0f} s", flush=True)
+    done = {}
+    for eng in engines:
+        actors = 0 if eng == "local" else int(eng.removeprefix("ray"))
+        out = root / f"scale-{n}-{eng}"
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
+        code = (f"ROOT = {str(ROOT)!r}\nSRC = {str(src)!r}\nOUT = {str(out)!r}\nBATCH = {batch}\n"
+                f"ACTORS = {actors}\n" + _SCALE_CHILD)
+        before = uptime()
+        with open(root / f"scale-{n}-{eng}.log", "w") as log:
+            r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=log, text=True,
+                               cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        if r.returncode:
+            raise SystemExit(f"{eng} failed: see {root / f'scale-{n}-{eng}.log'}")
+        got = json.loads(r.stdout.strip().splitlines()[-1])
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        extra = f"; cluster start {got['cluster_start_s']:.0f} s not counted" if actors else ""
+        line = (f"scale, {eng}: {n:,} sequences x {T} steps (GRU {SCALE_H} units, {SCALE_F} features, grad_norm + "
+                f"input_x_grad, batch {batch}) in {got['wall_s']:.0f} s = {n / got['wall_s']:.0f} seq/s{extra}; "
+                f"driver CPU {got['cpu_s']:.0f} s, driver peak RSS {got['peak_rss_mb']:.0f} MB; bundle "
+                f"{size / 1e9:.2f} GB ({size / n / 1e3:.2f} kB per sequence)")
+        if actors and "local" in done:
+            line += f"; largest difference from the local bundle {_parts_equal(done['local'], out):.2g}"
+        print(line + f"\n  before: [{before}]\n  after:  [{uptime()}]", flush=True)
+        done[eng] = out
 
 
 #: the page bench's bundle: short sequences and a small GRU, so 100,000 sequences build in minutes on
@@ -439,7 +576,12 @@ def main() -> None:
     p.add_argument("--e2e", type=int, nargs="*", help="end-to-end local builds of these N in a child process")
     p.add_argument("--pages", type=int, nargs="*", help="bundle page times and server memory at these N")
     p.add_argument("--remote", type=int, nargs="*", help="a bundle of these N opened over HTTP with ranges")
+    p.add_argument("--scale", type=int, help="builds of this N (small GRU) with --engines, each in a child process")
+    p.add_argument("--engines", nargs="*", default=["local", "ray1", "ray2"])
     a = p.parse_args()
+    if a.scale:
+        scale(a.scale, a.batch, a.engines)
+        return
     if a.remote:
         for n in a.remote:
             remote(n, a.batch)

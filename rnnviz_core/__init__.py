@@ -17,7 +17,7 @@ import importlib
 # The two verbs of the contract share their names with the submodules that define them. Importing
 # them here binds the package attributes to the functions once the submodules are loaded, so that
 # `rv.trace(...)` and `rv.contributions(...)` stay functions whatever imports the submodules later.
-from .contributions import METHODS, contributions  # noqa: E402
+from .contributions import METHODS, contributions, contributions_many  # noqa: E402
 from .trace import Trace, predict, trace  # noqa: E402
 
 __version__ = "0.1.0"
@@ -47,7 +47,7 @@ _SUBMODULES = {
     "io", "model", "analyses", "attribution", "arrays",
 }
 
-__all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "METHODS"})
+__all__ = sorted(set(_EXPORTS) | {"trace", "Trace", "predict", "contributions", "contributions_many", "METHODS"})
 
 
 def __getattr__(name: str):

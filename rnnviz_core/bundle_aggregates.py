@@ -19,6 +19,8 @@ columns it needs (memory: one part at a time):
 
 - ``cmp.<grouping>`` [pairs, metrics, fields]: the group comparison tables of the Saturation page
   (:mod:`rnnviz_core.bundle_compare`; manifest entry ``comparisons``).
+- ``hz.summary`` and ``hz.compare``: the Contributions page's decision step and memory horizon
+  tables (:mod:`rnnviz_core.bundle_horizon_tables`; manifest entry ``horizon_tables``).
 
 Groupings: ``predicted_class`` and ``true_class`` (when the bundle has them) and ``all`` (one
 group). Group labels are in sorted order (the order does not depend on how rows were split into
@@ -136,7 +138,8 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
 def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse,
           stored_groupings: object = None) -> None:
     """The aggregates file's arrays against the manifest entry (names, dtypes, shapes), headers only
-    (with the group comparisons, :mod:`rnnviz_core.bundle_compare`, when the entry lists them)."""
+    (with the group comparisons, :mod:`rnnviz_core.bundle_compare`, and the horizon tables,
+    :mod:`rnnviz_core.bundle_horizon_tables`, when the entry lists them)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("groupings"), dict) \
             or entry.get("bins") != BINS or not isinstance(entry.get("hist_columns"), list):
         raise refuse("Its manifest's description of the aggregates is not one this rnnviz reads.")
@@ -163,6 +166,10 @@ def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_
         from . import bundle_compare
 
         want.update(bundle_compare.expected(entry["comparisons"], stored_groupings, refuse))
+    if "horizon_tables" in entry:
+        from . import bundle_horizon_tables
+
+        want.update(bundle_horizon_tables.expected(entry["horizon_tables"], refuse))
     if set(header) != set(want):
         odd = sorted(set(header) ^ set(want))[0]
         raise refuse(f"'{FILE}' does not hold the arrays its manifest describes ('{odd[:60]}').")

@@ -40,6 +40,10 @@ def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int)
         if i % every:
             continue
         b = block_arrays(tbl, src.meta)
+        if i == 0:   # one sequence tells a model with several outputs (before: a whole block's forward)
+            one = np.asarray(predict(model, b["X"][:1], b["lengths"][:1], device=device, batch_size=1))
+            if one.reshape(1, -1).shape[1] != 1:
+                return None
         out = np.asarray(predict(model, b["X"], b["lengths"], device=device, batch_size=batch_size))
         if out.reshape(len(out), -1).shape[1] != 1:
             return None
@@ -303,6 +307,14 @@ def build(
 
         cmp_arrays, agg_entry["comparisons"] = bc.compute(parts, list(sat_groups))
         agg_arrays.update(cmp_arrays)
+        # the Contributions page's horizon tables (summary per predicted class, wrong vs correct)
+        from . import bundle_horizon_tables as bht
+
+        class_names = src.meta["class_names"] or (list(getattr(model, "class_names", None) or []) or None)
+        hz_arrays, agg_entry["horizon_tables"] = bht.compute(
+            parts, class_names, int(np.prod(res["first"]["logit_shape"] or [1])) == 1, bool(src.meta["has_y"]),
+            bundle_horizons.horizon_method(methods))
+        agg_arrays.update(hz_arrays)
         _save_st(agg_arrays, stage / ba.FILE)
         sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
         if sample_rows.size:
@@ -319,7 +331,7 @@ def build(
                 "class": f"{type(model).__module__}.{type(model).__qualname__}",
                 "recurrent_modules": mods,
                 "output_shape": first["logit_shape"],
-                "class_names": src.meta["class_names"] or (list(getattr(model, "class_names", None) or []) or None),
+                "class_names": class_names,
             },
             "data": {
                 "content_hash": "sha256-sum:" + format(res["hash"], "064x"),

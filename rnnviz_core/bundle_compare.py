@@ -152,3 +152,21 @@ def frame(bundle: Any, by: str, a: Any, b: Any) -> pd.DataFrame | None:
     out.insert(out.columns.get_loc("statistic"), "test", names)
     out["effect_name"] = effects
     return out
+
+
+def group_sizes(bundle: Any, by: str) -> dict[str, int] | None:
+    """{group label: sequences} of stored grouping ``by``, in the stored (sorted) order, from the
+    build-time comparisons (each group's size is its largest count over the compared metrics: the
+    saturation shares are never missing); None when the bundle holds no comparison for ``by``."""
+    from .bundle_aggregates import FILE
+
+    entry = (bundle.manifest.get("analysis", {}).get("aggregates") or {}).get("comparisons")
+    if not isinstance(entry, dict) or by not in entry.get("groupings", {}):
+        return None
+    groups = entry["groupings"][by]
+    vals = bundle._arrays(FILE)[f"cmp.{by}"]            # [pairs, metrics, fields]
+    ia = FIELDS.index("n_a")
+    sizes: dict[str, int] = {}
+    for p, (i, _) in enumerate(pairs(len(groups))):
+        sizes[groups[i]] = max(sizes.get(groups[i], 0), int(np.nanmax(vals[p, :, ia])))
+    return {g: sizes[g] for g in groups}

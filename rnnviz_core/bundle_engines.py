@@ -43,7 +43,7 @@ class Worker:
 
         from . import saturation as sa
         from . import trajectories as tj
-        from .contributions import contributions
+        from .contributions import contributions_many
         from .groups import sequence_table
 
         o = self.opts
@@ -104,10 +104,12 @@ class Worker:
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
+        # the gradient methods share one forward and backward pass (contributions_many)
+        scored = contributions_many(self.model, b["X"], o["methods"], lens, device=o["device"],
+                                    batch_size=o["batch_size"], return_info=True,
+                                    method_options=o["method_options"])
         for method in o["methods"]:
-            sc, info = contributions(self.model, b["X"], method, lens, device=o["device"],
-                                     batch_size=o["batch_size"], return_info=True,
-                                     **o["method_options"].get(method, {}))
+            sc, info = scored[method]
             hz_scores[method] = sc   # hz22
             out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
             if "completeness_error" in info:
@@ -191,28 +193,26 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
         if num_gpus:
             kw["num_gpus"] = num_gpus
         model_ref = ray.put(model)
-
-        hsum, nodes, gpu_blocks, n_blocks = 0, set(), 0, 0
-        # the data hash block by block (no trace), on the actors: where the blocks ran is recorded
-        hashes = rds.map_batches(_RayHash, fn_constructor_kwargs={"model": model_ref, "opts": opts,
-                                                                 "meta": src.meta}, **kw)
-        for tbl in hashes.iter_batches(batch_size=None, batch_format="pyarrow"):
-            for i in range(tbl.num_rows):
-                hsum = (hsum + int(tbl["hash"][i].as_py(), 16)) % (1 << 256)
-                nodes.add(tbl["node"][i].as_py())
-                gpu_blocks += int(tbl["gpus"][i].as_py() > 0)
-                n_blocks += 1
         from . import bundle_fit as bf
+        from . import bundle_progress as bp
 
+        # the PCA basis first (a bounded sample, traced here), then one pass over the blocks: each
+        # actor returns a block's part with its data hash and where it ran (before: a whole pass of
+        # its own for the hashes, 10-12 s of actor start-up and a second read of every block)
         fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
         pca, first = fitted["pca"], fitted["first"]
 
         # the analyses of the blocks an earlier run did not finish (resume: the build folder keeps
-        # every finished block's part, written here on the driver as soon as all its rows are back)
-        from . import bundle_progress as bp
-
+        # every finished block's part, written here on the driver as soon as all its rows are back);
+        # a finished block's hash part is read here without a trace, as the local engine does
         _, blocks = src.ray_blocks(tmp)
         todo = [k for k in range(len(blocks)) if not bp.part_done(parts_dir / f"part-{k:05d}.parquet")]
+        hsum, nodes, gpu_blocks = 0, set(), set()
+        if len(todo) < len(blocks):
+            todo_set = set(todo)
+            for k, tbl in enumerate(src.tables()):
+                if k not in todo_set:
+                    hsum = (hsum + bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)) % (1 << 256)
         bar = bp.bar(src.n, "rnnviz: analyses", progress)
         bar.update(sum(blocks[k][1] for k in range(len(blocks)) if k not in set(todo)))
         rds_todo = src.ray_dataset(tmp, only=todo) if todo else None
@@ -223,6 +223,11 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             for res_tbl in out.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for i in range(res_tbl.num_rows):
                     k, data = int(res_tbl["block"][i].as_py()), res_tbl["part"][i].as_py()
+                    # the data hash is a sum over rows, so a block split over batches adds up
+                    hsum = (hsum + int(res_tbl["hash"][i].as_py(), 16)) % (1 << 256)
+                    nodes.add(res_tbl["node"][i].as_py())
+                    if res_tbl["gpus"][i].as_py() > 0:
+                        gpu_blocks.add(k)
                     pieces.setdefault(k, []).append(data)
                     got = _pieces_rows(pieces[k])
                     if got == blocks[k][1]:   # the whole block is back: its part, complete or not at all
@@ -231,11 +236,12 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             if pieces:
                 raise RuntimeError(f"Ray returned blocks {sorted(pieces)[:5]} incomplete; build again with resume.")
         bar.close()
+        # placement: the blocks this run analysed (a resumed run's earlier blocks ran elsewhere)
         return {"pca": pca, "hash": hsum, "first": first,
                 "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")},
                 "placement": {"ray_nodes": len(nodes), "ray_actors": int(concurrency),
                               "ray_gpus_per_actor": float(num_gpus or 0),
-                              "ray_blocks_on_gpu_actors": f"{gpu_blocks} of {n_blocks}"}}
+                              "ray_blocks_on_gpu_actors": f"{len(gpu_blocks)} of {len(todo)}"}}
     finally:
         if started:
             ray.shutdown()
@@ -253,24 +259,9 @@ class _RayActor:
         self.worker = Worker(model, opts, meta, pca)
 
 
-class _RayHash(_RayActor):
-    def __call__(self, tbl: Any) -> Any:
-        import pyarrow as pa
-        import ray
-
-        from . import bundle_fit as bf
-
-        # where the block ran (the node, the GPUs Ray gave the actor): the build records how
-        # many nodes and GPU actors took part
-        ctx = ray.get_runtime_context()
-        h = bf.block_hash(tbl.drop_columns([BLOCK_COLUMN]), self.worker.meta, block_arrays, row_hash_sum)
-        return pa.table({"hash": [format(h, "064x")], "node": [ctx.get_node_id()],
-                         "gpus": [len(ray.get_gpu_ids())]})
-
-
 class _RayAnalyse(_RayActor):
-    """One result row per block in the batch: its number and its part as Parquet bytes (written
-    where the work ran, so the driver only writes bytes)."""
+    """One result row per block in the batch: its number, its part as Parquet bytes (written where
+    the work ran, so the driver only writes bytes), its data hash part and where it ran."""
 
     def __call__(self, tbl: Any) -> Any:
         import pyarrow as pa
@@ -279,7 +270,9 @@ class _RayAnalyse(_RayActor):
 
         from . import bundle_progress as bp
 
-        ks, parts = [], []
+        import ray
+
+        ks, parts, hashes = [], [], []
         col = tbl[BLOCK_COLUMN]
         for k in pc.unique(col).to_pylist():
             sub = tbl.filter(pc.equal(col, k)).drop_columns([BLOCK_COLUMN])
@@ -288,7 +281,13 @@ class _RayAnalyse(_RayActor):
             pq.write_table(part, sink, **bp.part_options(part.schema))
             ks.append(int(k))
             parts.append(sink.getvalue().to_pybytes())
-        return pa.table({"block": pa.array(ks, pa.int64()), "part": pa.array(parts, pa.binary())})
+            hashes.append(format(self.worker.last_hash, "064x"))
+        # where the blocks ran (the node, the GPUs Ray gave this actor): the build records how many
+        # nodes and GPU actors took part
+        ctx = ray.get_runtime_context()
+        return pa.table({"block": pa.array(ks, pa.int64()), "part": pa.array(parts, pa.binary()),
+                         "hash": pa.array(hashes, pa.string()), "node": [ctx.get_node_id()] * len(ks),
+                         "gpus": [len(ray.get_gpu_ids())] * len(ks)})
 
 
 def _pieces_rows(pieces: list) -> int:

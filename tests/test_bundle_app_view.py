@@ -45,6 +45,22 @@ def test_start_page_accuracy_is_the_models_own(race):
     assert len(s["model_hash"]) == 64 and s["data_hash"]
 
 
+def test_start_page_accuracy_of_a_lazy_bundle_reads_no_row(race, monkeypatch):
+    """A host's bundle (opened lazily): the accuracy comes from the build-time group sizes, equal
+    to the model's own, and no column of every sequence is read for it."""
+    from rnnviz_app.sources import bundle_view as bv
+    from rnnviz_core import bundle as rvb
+    from rnnviz_core.bundle_lazy import LazyTable
+
+    model, ds, whole = race
+    lazy = rvb.open(whole._files._path, read=False)   # the same .rnnviz file, opened as a host opens it
+    monkeypatch.setattr(LazyTable, "column", lambda *a, **k: pytest.fail("a column of every sequence was read"))
+    s = bv.summary(lazy)
+    acc = float((_outputs(model, ds).argmax(1) == np.asarray(ds.y)).mean())
+    assert s["score_value"] == f"{acc:.1%}"
+    assert s["score_help"] == f"Share of the {N} loaded sequences whose predicted class is the true one."
+
+
 def test_pickers_offer_the_sampled_rows_with_the_models_prediction(race):
     from rnnviz_app.sources.bundle_view import sample_labels
 

@@ -114,3 +114,20 @@ def test_a_regression_bundle_compares_what_the_page_compares(tmp_path):
                                        rtol=1e-5, atol=1e-5, equal_nan=True)
             checked += 1
     assert checked >= 3
+
+
+def test_group_sizes_are_the_live_groups_counts(built):
+    """The Saturation page's groups and their sizes come from the build-time comparisons: each
+    stored grouping's labels and counts equal those of the live model's sequence table."""
+    path, live, ds = built
+    b = bundle.open(path, read=False)
+    stored = b.manifest["analysis"]["aggregates"]["comparisons"]["groupings"]
+    for g in stored:
+        if g.startswith("data:"):
+            lab = ds.groups[g[len("data:"):]].reset_index(drop=True).astype(str)
+        else:
+            lab = live[g].astype(str)
+        want = lab.value_counts().to_dict()
+        got = b.group_sizes(g)
+        assert list(got) == sorted(want) and got == want, g
+    assert b.group_sizes("no such grouping") is None

@@ -231,3 +231,92 @@ def test_labelled_regression_bundle_opens_with_its_errors_and_whole_data_toleran
     ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu", tol=tol)
     assert np.array_equal(got["decision_step"].to_numpy(), ref["decision_step"].to_numpy())
     assert f"{tol:g}" in b.manifest["analysis"]["horizons"]["decision_tolerance"]
+
+
+def _frames_equal(got, ref) -> None:
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), ref.reset_index(drop=True), check_dtype=False,
+                                  rtol=1e-12, atol=0)
+
+
+def test_the_stored_horizon_tables_are_the_live_ones(race, race_path, monkeypatch):
+    """The build-time tables (summary per predicted class, wrong vs correct) equal horizon_summary
+    and compare_horizons on rv.horizon and the live sequence table; the page reads them without
+    reading any sequence's column."""
+    from rnnviz_core import bundle_horizon_tables as bht
+    from rnnviz_core.bundle_lazy import LazyTable
+    from rnnviz_core.groups import sequence_table
+    from rnnviz_core.horizons import compare_horizons, horizon_summary
+
+    model, ds = race
+    ref = rv.horizon(model, ds.X, ds.lengths, method="integrated_gradients", device="cpu", steps=16)
+    live = sequence_table(rv.predict(model, ds.X, ds.lengths, device="cpu"), ds.y, class_names=ds.class_names)
+    assert (live["correct"] == 0).sum() >= 2
+    b = bundle.open(race_path, read=False)
+    monkeypatch.setattr(LazyTable, "column", lambda *a, **k: pytest.fail("a sequence column was read"))
+    by, summ, cmp = bht.stored(b)
+    assert by == "predicted_class"
+    ref_s = horizon_summary(ref, live, by="predicted_class")
+    _frames_equal(summ, ref_s.astype({"group": str}))
+    _frames_equal(cmp, compare_horizons(ref, live, "correct", "wrong", "correct"))
+    _app_dir()
+    from rnnviz_app.views import page_horizons as ph
+    got = ph.bundle_tables(b)
+    assert got[:4] == ("integrated_gradients", False, 70, "predicted_class")
+
+
+def test_a_labelled_regression_bundle_stores_the_error_quarters_comparison(tmp_path):
+    from rnnviz_core import bundle_horizon_tables as bht
+    from rnnviz_core.groups import sequence_table
+    from rnnviz_core.horizon_findings import regression_tolerance
+    from rnnviz_core.horizons import compare_horizons, horizon_summary
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(4)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
+                                          task="regression")).eval()
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=48).astype(np.float32)
+    ds = from_arrays(rng.normal(size=(48, 10, 2)).astype(np.float32), y=y, lengths=rng.integers(3, 11, 48))
+    path = bundle.build(model, ds, tmp_path / "reg", batch_size=16, sample=0, methods=["grad_norm"])
+    by, summ, cmp = bht.stored(bundle.open(path))
+    pred = rv.predict(model, ds.X, ds.lengths).reshape(-1)
+    ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu", tol=regression_tolerance(pred))
+    live = sequence_table(pred, y)
+    assert by == "all"
+    _frames_equal(summ, horizon_summary(ref, live, by=["all"] * 48).astype({"group": str}))
+    a, b = cmp["group_a"].iloc[0], cmp["group_b"].iloc[0]
+    _frames_equal(cmp, compare_horizons(ref, live, "error_size", a, b))
+    from rnnviz_core.groups import assign_groups
+    quarters = assign_groups(live, "error_size").cat.categories
+    assert (a, b) == (str(quarters[-1]), str(quarters[0]))   # the largest error quarter vs the smallest
+
+
+def test_a_bundle_built_before_the_horizon_tables_computes_them_from_its_columns(race_path, tmp_path):
+    """Older bundles (no hz.* arrays) still show the section, from every sequence's columns."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    from rnnviz_core import bundle_horizon_tables as bht
+
+    old = tmp_path / "old"
+    shutil.copytree(race_path, old)
+    arrays = {k: v for k, v in load_file(old / "aggregates.safetensors").items() if not k.startswith("hz.")}
+    save_file(arrays, old / "aggregates.safetensors")
+
+    def drop(m):
+        m["analysis"]["aggregates"].pop("horizon_tables")
+        p = old / "aggregates.safetensors"
+        m["files"]["aggregates.safetensors"] = dict(zip(("sha256", "bytes"), bundle_format.file_sha256(p)))
+
+    _rewrite(old, lambda t: t, drop)
+    b = bundle.open(old)
+    assert bht.stored(b) is None
+    _app_dir()
+    from rnnviz_app.views import page_horizons as ph
+    got, want = ph.bundle_tables(b), ph.bundle_tables(bundle.open(race_path))
+    assert got[:4] == want[:4]
+    _frames_equal(got[4], want[4])
+    _frames_equal(got[5], want[5])

@@ -131,3 +131,46 @@ def test_position_aggregates_equal_the_live_pages_curves(built):
         assert list(got["true class"]) == list(want["true class"]) and list(got["n"]) == list(want["n"])
         np.testing.assert_allclose(got["mean_abs"], want["mean_abs"], rtol=TOL)
     assert ba.position_frame(b, "no_such_method") is None
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["folder", "single file"])
+def test_a_lazy_open_hashes_the_arrays_and_checks_parts_by_size_and_footer(built, which, tmp_path, monkeypatch):
+    """A lazy open never reads a Parquet part whole (it would read every sequence to hash it), but
+    still hashes every other file, and still refuses a part whose size or footer is wrong."""
+    import shutil
+
+    from rnnviz_core.bundle_files import BundleFiles
+
+    path = built[which]
+    hashed = []
+    real = BundleFiles.sha256
+
+    def spy(self, name, expected):
+        hashed.append(name)
+        return real(self, name, expected)
+
+    monkeypatch.setattr(BundleFiles, "sha256", spy)
+    b = bundle.open(path, read=False)
+    assert hashed and not [n for n in hashed if n.startswith("sequences/")], hashed
+    assert set(hashed) == {n for n in b.manifest["files"] if not n.startswith("sequences/")}
+    hashed.clear()
+    bundle.open(path)                        # a whole read hashes the parts too
+    assert [n for n in hashed if n.startswith("sequences/")]
+    monkeypatch.undo()
+    if which == 1:
+        return
+    # a changed array is refused on a lazy open; a part cut short (its footer gone) too
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    data = bytearray((copy / "pca.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "pca.safetensors").write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="does not match the hash"):
+        bundle.open(copy, read=False)
+    shutil.rmtree(copy)
+    shutil.copytree(path, copy)
+    part = sorted((copy / "sequences").iterdir())[0]
+    raw = part.read_bytes()
+    part.write_bytes(b"\0" * 8 + raw[8:-8] + b"\0" * 8)   # same size, footer magic gone
+    with pytest.raises(bundle.BundleError):
+        bundle.open(copy, read=False)

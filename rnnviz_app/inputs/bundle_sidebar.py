@@ -107,7 +107,7 @@ def sidebar(found: tuple[str, Any] | None) -> None:
     if found is not None:
         b = found[1]
         st.subheader("Analysis bundle")
-        st.caption(f"Showing an analysis bundle: {b.n_sequences} sequences, up to {b.max_length} steps. "
+        st.caption(f"Showing an analysis bundle: {b.n_sequences:,} sequences, up to {b.max_length} steps. "
                    "Numbers only; the model itself is not here.")
     with st.expander("Open an analysis bundle", expanded=found is not None or bool(st.session_state.get(_ERROR))):
         st.file_uploader(UPLOAD_LABEL, type=["rnnviz", "zip"], key=_UPLOAD, on_change=_on_upload, help=UPLOAD_HELP)

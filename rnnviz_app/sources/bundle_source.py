@@ -202,7 +202,7 @@ def method_message(b: Bundle, method: str) -> str | None:
 def sequence_message(b: Bundle) -> str:
     """The note beside sequence pickers: full traces exist for the sample only."""
     return (f"This analysis bundle holds every unit, gate and cell state for {len(b.sample_rows)} of its "
-            f"{b.n_sequences} sequences, chosen to cover every class and outcome; Sequence A and B are "
+            f"{b.n_sequences:,} sequences, chosen to cover every class and outcome; Sequence A and B are "
             f"picked among those. Paths, |h| curves, saturation shares and scores cover every sequence.")
 
 
@@ -221,7 +221,8 @@ MAX_LAZY_BYTES = int(os.environ.get("RNNVIZ_BUNDLE_LAZY_MAX_BYTES", 1024**4))
 
 def open_lazy(path: Path) -> Bundle:
     """A host's bundle opened without reading its sequence table: checked (manifest, every file's
-    size and hash, safetensors headers, Parquet footers), then read only as views ask
+    size, the arrays' hashes, safetensors headers, Parquet footers: the parts are not read whole to
+    hash them, as with a bundle behind a URL), then read only as views ask
     (:meth:`Bundle.lazy`, :meth:`Bundle.mean_abs_score`, :meth:`Bundle.histogram`,
     :meth:`Bundle.saturation_over_time` for its built-in groupings). Memory follows the footers and
     one row group, not the number of sequences; uploads keep their size limit (``bundle_from_upload``)."""

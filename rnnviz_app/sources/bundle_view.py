@@ -47,12 +47,16 @@ def _summary(b: Any) -> dict:
         "data_hash": str(data.get("content_hash", "")),
         "model_class": str(man.get("model", {}).get("class", "")),
         "classes": outputs_text(names),
-        "data": f"{b.n_sequences} sequences, up to {b.max_length} steps, {data.get('n_features', '?')} feature(s)",
+        "data": f"{b.n_sequences:,} sequences, up to {b.max_length} steps, {data.get('n_features', '?')} feature(s)",
         "score_name": "Accuracy on the loaded data", "score_value": None,
         "score_help": "The data had no labels when the bundle was built, so accuracy cannot be computed.",
         "methods": list(b.methods),
     }
     if not data.get("labelled") or "true" not in br.table_names(b):
+        return out
+    stored = _stored_accuracy(b, names)
+    if stored is not None:
+        out.update(stored)
         return out
     # two columns of every sequence, never the per-step lists
     t = b.lazy()
@@ -61,6 +65,23 @@ def _summary(b: Any) -> dict:
     y = np.asarray(t.column("true")).astype(np.int64 if classes else np.float64)
     out.update(score_figures(logits if classes else logits[:, 0], y, classes=classes))
     return out
+
+
+def _stored_accuracy(b: Any, names: list) -> dict | None:
+    """The Start page's accuracy from the build-time group sizes of the outcome grouping (no row
+    read): a classifier with one output per class, whose outcome is right or wrong for every
+    sequence, exactly as :func:`~rnnviz_app.views.summary.score_figures` counts it from the
+    outputs and labels; None otherwise (the columns are then read)."""
+    from rnnviz_app.views.summary import accuracy_figures
+    shape = b.manifest.get("model", {}).get("output_shape") or [1]
+    n_out = int(np.prod(shape))
+    if len(names) < 2 or n_out != len(names):
+        return None
+    sizes = b.group_sizes("outcome")
+    n = int(b.n_sequences)
+    if sizes is None or not set(sizes) <= {"correct", "wrong"} or sum(sizes.values()) != n:
+        return None
+    return accuracy_figures(int(sizes.get("correct", 0)), n)
 
 
 def sample_labels(b: Any) -> dict[int, str]:

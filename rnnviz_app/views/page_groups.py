@@ -70,10 +70,11 @@ def controls(src) -> Settings:
 
 @dataclass
 class Groups:
-    """The sequence table (one row per sequence), the grouping and the two groups chosen."""
-    table: pd.DataFrame
+    """The sequence table (one row per sequence), the grouping and the two groups chosen (a bundle
+    whose build-time comparisons cover the grouping: no table and no labels, its sizes stored)."""
+    table: pd.DataFrame | None
     by: str
-    labels: pd.Series
+    labels: pd.Series | None
     ga: str
     gb: str
     key: tuple
@@ -106,13 +107,20 @@ def groups(src, s: Settings) -> Groups:
     g1.selectbox("Group the sequences by", list(options), format_func=options.get,
                  key=su.widget_key("by", default, list(options)))
     by = su.value("by")
+    sizes = None
     if src.bundle:
         from rnnviz_app.sources import bundle_view as bv
-        table = bv.group_table(src.b, by)   # one-value columns of every sequence; never the per-step lists
-        labels = table["_group"].astype(str).reset_index(drop=True)
+        # the groups and their sizes from the build-time comparisons (no row read), else the
+        # one-value columns of every sequence (never the per-step lists)
+        sizes = src.b.group_sizes(bv.stored_grouping(src.b, by))
+        if sizes is None:
+            table = bv.group_table(src.b, by)
+            labels = table["_group"].astype(str).reset_index(drop=True)
+        else:
+            table, labels = None, None
     else:
         labels = msg.guarded(ps.group_labels, table, by)
-    present = list(dict.fromkeys(sorted(labels.unique(), key=str)))
+    present = list(sizes) if sizes is not None else list(dict.fromkeys(sorted(labels.unique(), key=str)))
     if len(present) < 2:
         st.warning(f"Grouping by '{pf.plain(options[by])}' puts every sequence in one group; choose another grouping "
                    "under 'Group the sequences by'" + ("." if src.bundle else " or move the thresholds."))
@@ -123,9 +131,9 @@ def groups(src, s: Settings) -> Groups:
     if ga == gb:
         st.warning("Group A and group B are the same group; choose another one under 'Group B'.")
     out = Groups(table, by, labels, ga, gb, (s.layer, s.direction, s.thr, s.low, s.high, by, ga, gb))
-    na, nb = (int(m.sum()) for m in out.masks)
-    st.caption(f"Grouped by {pf.plain(options[by])}. Group A: **{pf.plain(ga)}** ({na} sequences) · "
-               f"Group B: **{pf.plain(gb)}** ({nb} sequences)")
+    na, nb = (sizes[ga], sizes[gb]) if sizes is not None else (int(m.sum()) for m in out.masks)
+    st.caption(f"Grouped by {pf.plain(options[by])}. Group A: **{pf.plain(ga)}** ({na:,} sequences) · "
+               f"Group B: **{pf.plain(gb)}** ({nb:,} sequences)")
     return out
 
 
@@ -163,5 +171,8 @@ def comparison(src, g: Groups) -> pd.DataFrame:
     if src.bundle:
         from rnnviz_app.sources import bundle_view as bv
         built = src.b.group_comparison(bv.stored_grouping(src.b, g.by), g.ga, g.gb)   # computed at build time
-        return built if built is not None else ps.compare(g.table, "_group", g.ga, g.gb)
+        if built is not None:
+            return built
+        table = g.table if g.table is not None else bv.group_table(src.b, g.by)
+        return ps.compare(table, "_group", g.ga, g.gb)
     return cp.compute(ps.compare, g.table, g.by, g.ga, g.gb, key=g.key + ("cmp",))

@@ -74,25 +74,10 @@ def _groups(frame, logits, y, class_names, task):
 
 
 def _compare(frame, table, regression: bool):
-    """compare_horizons of wrong vs correct rows of ``table`` (regression: the largest error
-    quarter vs the smallest), or None with fewer than 2 sequences in a group."""
-    from rnnviz_core.groups import assign_groups
-    from rnnviz_core.horizons import compare_horizons
-    if regression:
-        by = "error_size"
-        groups = assign_groups(table, by)
-        labels = groups.astype(str)
-        cats = groups.cat.categories if hasattr(groups, "cat") else sorted(set(labels))
-        order = [str(g) for g in cats if (labels == str(g)).sum() >= 2]  # smallest error first
-        if len(order) < 2:
-            return None
-        a, b = order[-1], order[0]  # largest error vs smallest
-    else:
-        by, a, b = "correct", "wrong", "correct"
-        labels = assign_groups(table, by).astype(str)
-        if (labels == a).sum() < 2 or (labels == b).sum() < 2:
-            return None
-    return compare_horizons(frame, table, by, a, b)
+    """Wrong vs correct (regression: largest vs smallest error quarter): the core's rule, shared
+    with the bundle build (:func:`rnnviz_core.bundle_horizon_tables.compare_wrong_right`)."""
+    from rnnviz_core.bundle_horizon_tables import compare_wrong_right
+    return compare_wrong_right(frame, table, regression)
 
 
 def horizon_groups(ctx: Loaded, frame, method: str):
@@ -153,10 +138,32 @@ def bundle_frames(b) -> tuple:
     return frame, categories_of(table, list(b.class_names or [])), regression
 
 
+def bundle_tables(b) -> tuple | None:
+    """(method, regression, n, grouping, summary, comparison or None) of the page's horizon
+    section: the tables the bundle stored at build time (:mod:`rnnviz_core.bundle_horizon_tables`,
+    a few numbers), else computed from every sequence's columns (a bundle built before they were
+    kept); None for a bundle built before the horizons themselves were kept."""
+    from rnnviz_core import bundle_horizon_tables as bht
+    entry = b.manifest.get("analysis", {}).get("horizons")
+    if not entry:
+        return None
+    shape = b.manifest.get("model", {}).get("output_shape") or [1]
+    regression = int(np.prod(shape)) == 1
+    method = entry.get("method") if isinstance(entry, dict) and isinstance(entry.get("method"), str) else None
+    method = method if method in b.methods else "unknown"
+    got = bht.stored(b)
+    if got is None:
+        frame, table, regression = bundle_frames(b)
+        if frame is None:
+            return None
+        got = bht.section(frame, table, regression)
+    return (method, regression, int(b.n_sequences)) + tuple(got)
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
-def _cached_frames(dig: str, _b) -> tuple:
-    """:func:`bundle_frames` cached under the bundle's hash (read once per bundle, not per rerun)."""
-    return bundle_frames(_b)
+def _cached_tables(dig: str, _b) -> tuple | None:
+    """:func:`bundle_tables` cached under the bundle's hash (once per bundle, not per rerun)."""
+    return bundle_tables(_b)
 
 
 def _range(med: float, lo: float, hi: float) -> str:
@@ -190,26 +197,22 @@ def bundle_section(b, dig: str | None = None) -> None:
     from rnnviz_core.analyses.tables import comparison_table
     from rnnviz_core.charts.contributions import method_label
     from rnnviz_core.horizon_findings import horizon_group_findings
-    from rnnviz_core.horizons import horizon_summary
 
     st.subheader("When is the answer decided, and how far back does the model look?")
     with msg.section("The decision steps and memory horizons"):
-        frame, table, regression = _cached_frames(dig, b) if dig is not None else bundle_frames(b)
-        if frame is None:
+        got = _cached_tables(dig, b) if dig is not None else bundle_tables(b)
+        if got is None:
             st.info("This bundle was built before rnnviz kept each sequence's decision step and memory horizon; "
                     "build it again with this rnnviz (`rnnviz precompute`) to see them here.")
             return
-        method = str(frame["method"].iloc[0])
+        method, regression, n, by, summ, cmp = got
         label = method_label(method) if method in b.methods else "an unknown method"
-        by = "all" if regression or "predicted_class" not in table else "predicted_class"
-        summ = horizon_summary(frame, table, by=["all"] * len(frame) if by == "all" else by)
         st.dataframe(summary_table(summ), hide_index=True, width="stretch")
-        st.caption(f"One row per {'group' if by == 'all' else 'predicted class'} of all {len(frame):,} sequences: the "
+        st.caption(f"One row per {'group' if by == 'all' else 'predicted class'} of all {n:,} sequences: the "
                    f"median of each measure with the middle half of its sequences (quartiles) in brackets. The "
                    f"decision step is the first step from which the answer on the prefix equals the final answer and "
                    f"stays; the horizons count the steps back from the last step that hold that share of the "
                    f"absolute {label} scores.")
-        cmp = _compare(frame, table, regression) if ("abs_error" if regression else "outcome") in table else None
         if cmp is None:
             st.caption("No comparison of right and wrong answers: the bundle's data has no true values, or a group "
                        "has fewer than 2 sequences.")

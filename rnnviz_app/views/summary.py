@@ -37,7 +37,7 @@ def n_one(out) -> bool:
 
 
 def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def is_demo(ctx: Loaded) -> bool:
@@ -139,6 +139,12 @@ def outputs_text(names) -> str:
             if len(names) > 1 else "one number (regression)")
 
 
+def accuracy_figures(right: int, n: int, how: str = "") -> dict:
+    """The start page's accuracy: ``right`` of ``n`` sequences predicted as their true class."""
+    return dict(score_value=format_accuracy(float(right / n)),
+                score_help=f"Share of the {n} loaded sequences whose predicted class{how} is the true one.")
+
+
 def score_figures(out, y, *, classes: bool, names=None) -> dict:
     """The start page's score of outputs ``out`` [N, outputs] against the true values ``y`` [N]:
     the accuracy of the predicted classes (a single logit with two class names: class 1 when it
@@ -152,11 +158,9 @@ def score_figures(out, y, *, classes: bool, names=None) -> dict:
             n_out = 1 if out.ndim == 1 else out.shape[1]
             return dict(score_help=f"The model gives {n_out} output{'s' if n_out != 1 else ''} per sequence for "
                                    f"{n_names} classes, so no predicted class can be read from it.")
-        acc = float((pred == y).mean())
         how = (" (one output: class '{}' when it is above 0)".format(names[1])
                if n_one(out) and names is not None and len(names) > 1 else "")
-        return dict(score_value=format_accuracy(acc),
-                    score_help=f"Share of the {len(y)} loaded sequences whose predicted class{how} is the true one.")
+        return accuracy_figures(int((pred == y).sum()), len(y), how)
     metrics = regression_metrics(out, y)
     return dict(score_name="Root mean squared error on the loaded data", score_value=metrics[0]["value"],
                 score_help=metrics[0]["help"], metrics=metrics, baseline=baseline_note(out, y))

@@ -1,5 +1,6 @@
 """The gradient methods: grad_norm, grad_x_state (with respect to the recurrent states, through the
-unrolled recurrence) and input_x_grad (with respect to the input or the embedding output)."""
+unrolled recurrence) and input_x_grad (with respect to the input or the embedding output), one at
+a time or, for features, several from one shared pass (:func:`shared_scores`)."""
 from __future__ import annotations
 
 import torch
@@ -54,4 +55,50 @@ def input_x_grad_scores(prob: Problem, info) -> torch.Tensor:
         (g,) = input_grads(out.sum(), inputs=[xr])
         prod = xr.detach() * g
         res[s:e] = prod if prob.per_feature else prod.sum(-1)
+    return res
+
+
+#: the methods :func:`shared_scores` computes from one forward and one backward pass
+SHARED = ("grad_norm", "grad_x_state", "input_x_grad")
+
+
+def shared_scores(prob: Problem, methods) -> dict[str, torch.Tensor]:
+    """Several gradient methods from one forward and one backward pass per chunk of rows.
+
+    grad_norm and grad_x_state need d target / d h_t, input_x_grad d target / d x_t; both are
+    gradients of the same output through the same unrolled recurrence, so one backward pass to
+    the state probe and to x gives every one of them (the same numbers as the methods' own
+    passes: the same graph, differentiated once). Features only (token ids go through the
+    embedding output, one method at a time); per-step scores only.
+    """
+    methods = list(methods)
+    if prob.tokens or prob.per_feature or not set(methods) <= set(SHARED):
+        raise ValueError("shared_scores takes features and per-step gradient methods only")
+    want_h = any(m != "input_x_grad" for m in methods)
+    want_x = "input_x_grad" in methods
+    H = prob.width()
+    res = {m: torch.empty(prob.N, prob.T, device=prob.dev) for m in methods}
+    rows_all = torch.arange(prob.N, device=prob.dev)
+    for s, e in chunks(prob.N, prob.rows_per_batch(H)):
+        rows = rows_all[s:e]
+        leaves = []
+        probe = None
+        if want_h:
+            probe = torch.zeros(1, 1, 1, device=prob.dev, requires_grad=True).expand(e - s, prob.T, H)
+            leaves.append(probe)
+        xr = prob.xt[s:e]
+        if want_x:
+            xr = xr.detach().clone().requires_grad_(True)
+            leaves.append(xr)
+        out, h = prob.forward(xr, rows, probe=probe, clean=True)
+        grads = list(input_grads(out.sum(), inputs=leaves))
+        g = grads.pop(0) if want_h else None
+        gx = grads.pop(0) if want_x else None
+        for m in methods:
+            if m == "grad_norm":
+                res[m][s:e] = g.norm(dim=-1)
+            elif m == "grad_x_state":
+                res[m][s:e] = (g * h.detach()).sum(-1)
+            else:
+                res[m][s:e] = (xr.detach() * gx).sum(-1)
     return res

@@ -105,7 +105,7 @@ def test_bundle_pages_show_the_live_figures(browser, app_url, bundle_file):
     box = exp.locator('[data-testid="stFileUploader"]').filter(has_text="bundle")
     box.locator('input[type="file"]').set_input_files(str(bundle_file))
     wait_idle(pg)
-    pg.get_by_text("Showing an analysis bundle: 1000 sequences").first.wait_for()
+    pg.get_by_text("Showing an analysis bundle: 1,000 sequences").first.wait_for()
     assert_clean(pg)
     # Start: the accuracy over the bundle's sequence table, the hashes, the not-included views
     assert _metric(pg) == want["accuracy"]

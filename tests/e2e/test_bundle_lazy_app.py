@@ -79,9 +79,9 @@ def test_every_bundle_page_draws_and_the_table_is_never_read_whole(browser, tmp_
                 assert "states of every sequence" in text or "all other sequences" in text
             if name == "Saturation":
                 counts = seq["outcome"].astype(str).value_counts()
-                m = re.search(r"Group A: (\w+) \((\d+) sequences\) · Group B: (\w+) \((\d+) sequences\)", text)
+                m = re.search(r"Group A: (\w+) \(([\d,]+) sequences\) · Group B: (\w+) \(([\d,]+) sequences\)", text)
                 assert m, text[:1500]
-                assert int(m.group(2)) == counts[m.group(1)] and int(m.group(4)) == counts[m.group(3)]
+                assert int(m.group(2).replace(",", "")) == counts[m.group(1)] and int(m.group(4).replace(",", "")) == counts[m.group(3)]
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             pg.screenshot(path=str(ARTIFACTS / f"bundle_lazy_{name.lower()}.png"), full_page=True)
         pg.context.close()

@@ -60,9 +60,9 @@ def test_every_bundle_page_draws_from_a_bundle_behind_a_url(browser, tmp_path):
             if name == "Saturation":
                 text = "\n".join(pg.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
                 counts = seq["outcome"].astype(str).value_counts()
-                m = re.search(r"Group A: (\w+) \((\d+) sequences\) · Group B: (\w+) \((\d+) sequences\)", text)
+                m = re.search(r"Group A: (\w+) \(([\d,]+) sequences\) · Group B: (\w+) \(([\d,]+) sequences\)", text)
                 assert m, text[:1500]
-                assert int(m.group(2)) == counts[m.group(1)] and int(m.group(4)) == counts[m.group(3)]
+                assert int(m.group(2).replace(",", "")) == counts[m.group(1)] and int(m.group(4).replace(",", "")) == counts[m.group(3)]
                 table = pg.locator('[data-testid="stDataFrame"]').first
                 table.wait_for()
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -336,10 +336,10 @@ def test_start_page_names_the_demo_once_and_counts_its_data_in_words(page, app_u
     ds = _dataset(demo)
     n, t = ds.X.shape[:2]
     if ds.X.ndim == 2:
-        assert f"{n} sequences, up to {t} words each" in text
+        assert f"{n:,} sequences, up to {t:,} words each" in text
     else:
         f = ds.X.shape[2]
-        assert f"{n} sequences, up to {t} steps, {f} feature{'' if f == 1 else 's'}" in text
+        assert f"{n:,} sequences, up to {t:,} steps, {f:,} feature{'' if f == 1 else 's'}" in text
     page.screenshot(path=str(ARTIFACTS / f"start_{demo}.png"), full_page=True)
 
 

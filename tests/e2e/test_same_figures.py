@@ -33,7 +33,7 @@ from harness import (  # noqa: E402
 pytestmark = pytest.mark.browser
 
 PCA_SHARE = r"together (\d+(?:\.\d+)?)% of how the states vary"
-GROUPS = r"Group A: [^\n]*?\((\d+) sequences\) · Group B: [^\n]*?\((\d+) sequences\)"
+GROUPS = r"Group A: [^\n]*?\(([\d,]+) sequences\) · Group B: [^\n]*?\(([\d,]+) sequences\)"
 
 
 @pytest.fixture(scope="module")

@@ -68,20 +68,23 @@ Issue 21, branch url21 (2026-12-05, 2-core VM shared with other jobs, loads as p
                     part encoding change: 76.0 MB bundle, 9.05 MB read).
 
 Issue 21, session 5 (2026-12-05/06, the 2-core VM idle but for the bench, loads as printed):
-  ratio (--ratio, 1 thread, 64-unit GRU, batch 256): the build now computes grad_norm and input_x_grad
-                    from one shared forward and backward pass (rv.contributions_many); build / the two
-                    methods' scores on their own (rv.contributions per method, same blocks, same
-                    batch) = 1.19x and 1.32x main-thread CPU at N=2,000 (before: 1.67-1.69x the
-                    scores inside the build); the build's own work beyond its shared scores pass
-                    0.63-0.69x of the scores on their own
-  scale (--scale 1000000 --batch 2048; GRU 16 units, 8 features, 100 steps, grad_norm + input_x_grad):
-                    input 3.52 GB made in 72 s; local 402 s = 2,486 seq/s (driver peak RSS 1,096 MB);
-                    Ray 1 actor 412 s = 2,430 seq/s; Ray 2 actors 334 s = 2,990 seq/s (its analyses
-                    pass 277 s = 3,610 seq/s against 353 s = 2,830 seq/s with one actor); both Ray
-                    bundles equal the local one sequence by sequence (largest difference 0.0 over
-                    confidence, loss, plateau step, logits, both methods' scores, pc1, |h|, saturated
-                    share); bundle 2.47 GB = 2.47 kB per sequence
+  ratio (--ratio 1000 2000, 1 thread, 64-unit GRU, batch 256): the build computes grad_norm and
+                    input_x_grad from one shared forward and backward pass (rv.contributions_many);
+                    build / the two methods' scores on their own (rv.contributions per method, same
+                    blocks, same batch) = 1.33-1.39x main-thread CPU (1.40-1.45x wall) at N=1,000 and
+                    1.24-1.25x (1.29x wall) at N=2,000, two runs each; the build's own work beyond
+                    its shared scores pass 0.67-0.84x of the scores on their own (before this
+                    session: 1.67-1.89x the scores inside the build)
+  scale (--scale 1000000 --batch 2048; GRU 16 units, 8 features, 100 steps, grad_norm + input_x_grad;
+                    input 3.52 GB made in 72 s): local 410 s = 2,439 seq/s (analyses pass 343 s;
+                    driver peak RSS 1,101 MB); Ray 1 actor 403 s = 2,482 seq/s (analyses pass 345 s);
+                    Ray 2 actors 308 s = 3,242 seq/s (analyses pass 254 s); both Ray bundles equal the
+                    local one sequence by sequence (largest difference 0 over confidence, loss,
+                    plateau step, logits, both methods' scores, pc1, |h|, saturated share; same data
+                    hash); bundle 2.47 GB = 2.47 kB per sequence. An earlier run, before the horizon
+                    tables were computed at build time: local 402 s, Ray 412 s (1 actor), 334 s (2)
   end to end (--e2e 100000, 64-unit GRU, batch 256): 111 s = 905 seq/s, bundle 259 MB, peak RSS 562 MB
+  browser (bench/bench_bundle_browser.py on the 1M local bundle): see that file
 """
 from __future__ import annotations
 

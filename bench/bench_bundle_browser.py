@@ -12,6 +12,16 @@ The bundle is the server's ``$RNNVIZ_BUNDLE`` (opened lazily, as a host sets it)
     walk, and a third visit to each page in that session;
   * the server process's memory (VmRSS now and VmHWM, its peak) after the walks;
   * screenshots of every page (``test-artifacts/bench/bundle_<page>.png``, tall viewport) to read.
+
+Measured (issue 21, 2026-12-06, the 2-core VM idle but for the bench; the 1M x 100-step bundle of
+``bench_bundle.py --scale 1000000``, 2.47 GB; two runs):
+  cold, first visitor:     Start 4.06 / 4.35 s (about 2.5 s of it the server's first imports)
+  cold, first page visits: Trajectories 3.00 / 3.69 s, Saturation 0.59 / 0.58 s, Contributions 1.15 / 1.21 s
+  second session:          Start 1.73 / 1.49 s, Trajectories 1.42 / 1.24 s, Saturation 0.60 / 0.49 s,
+                           Contributions 0.92 / 0.80 s; a third visit 0.19-0.84 s
+  server memory:           peak 459 / 464 MB
+  before this session's changes (same bundle but for the horizon tables): first visitor 8.93 s,
+  Trajectories 3.32 s, Saturation 3.71 s, Contributions 5.61 s; second session Contributions 2.13 s
 """
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def test_default_demo_loads_with_model_and_data(ctx, demo_key):
 def test_model_card_reports_architecture_classes_and_accuracy(ctx):
     card = sm.model_card(ctx)
     assert any(cell in card["architecture"] for cell in ("GRU", "LSTM", "RNN"))
-    assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
+    assert f"{ctx.data.X.shape[0]:,} sequences" in card["data"]
     if ctx.data.y is not None and ctx.data.class_names:
         assert card["score_value"].endswith("%")
         assert 0.0 <= float(card["score_value"].rstrip("%")) <= 100.0
@@ -330,7 +330,7 @@ def test_model_card_for_every_demo_including_token_data(key):
     """The start page's card for each shipped demo (the text demo's X is token ids [N, T])."""
     ctx = ld.resolve_loaded(key)
     card = sm.model_card(ctx)
-    assert f"{ctx.data.X.shape[0]} sequences" in card["data"]
+    assert f"{ctx.data.X.shape[0]:,} sequences" in card["data"]
     if getattr(ctx.data, "is_tokens", False):
         assert "words" in card["data"]
 

@@ -65,6 +65,15 @@ def section(frame: pd.DataFrame, table: pd.DataFrame, regression: bool) -> tuple
     return by, summ, cmp
 
 
+def table_columns(regression: bool, labelled: bool) -> list[str]:
+    """The per-sequence columns the section's groupings read: a number model's predictions and
+    (empty) confidences, which the error ranges check, and its errors; a classifier's predicted
+    class and outcome (the outcome and the errors only with true values)."""
+    if regression:
+        return ["pred", "confidence"] + (["abs_error"] if labelled else [])
+    return ["predicted_class"] + (["outcome"] if labelled else [])
+
+
 def frames_from_parts(parts_dir: Path, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple:
     """(horizon frame, sequence table) read from a build's parts, as the page reads them from an
     opened bundle (:func:`rnnviz_core.bundle_horizons.read` and the grouping columns)."""
@@ -73,8 +82,7 @@ def frames_from_parts(parts_dir: Path, class_names: Any, regression: bool, label
 
     from .bundle_read import categories_of
 
-    cols = (["pred", "confidence"] + (["abs_error"] if labelled else [])) if regression else \
-        (["predicted_class"] + (["outcome"] if labelled else []))
+    cols = table_columns(regression, labelled)
     parts = sorted(Path(parts_dir).glob("*.parquet"))
     tbl = pa.concat_tables([pq.read_table(p, columns=["row", "length", *METRICS, *cols]) for p in parts])
     rows = tbl["row"].to_numpy()

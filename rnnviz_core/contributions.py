@@ -273,9 +273,10 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
 
     grad_norm, grad_x_state and input_x_grad on features (without per-method options) come from
     one shared forward and backward pass (:func:`.attribution.gradients.shared_scores`) instead
-    of one each: the default pair of an analysis bundle costs about half. Every other method,
-    token ids, and a model whose shared pass fails run through :func:`contributions` one by one
-    (so each method still raises its own error). ``method_options`` maps a method to its own
+    of one each: the default pair of an analysis bundle costs about half (token ids share the
+    state methods' pass; their input_x_grad goes through the embedding output). Every other
+    method and a model whose shared pass fails run through :func:`contributions` one by one (so
+    each method still raises its own error). ``method_options`` maps a method to its own
     options; ``options`` (``target_kind``, ``y``, ``loss``) apply to every method.
     """
     from .attribution.gradients import SHARED, shared_scores
@@ -295,14 +296,16 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
         prob = setup(model, x, lengths, target, device=device, batch_size=batch_size,
                      target_kind=opts.pop("target_kind", "logit"), y=opts.pop("y", None),
                      loss=opts.pop("loss", "auto"), lengths_arg=lengths_arg, output=output)
-        if not prob.tokens:
+        # token ids: input_x_grad goes through the embedding output, on its own
+        usable = [m for m in shared if not (prob.tokens and m == "input_x_grad")]
+        if usable:
             try:
-                scores = shared_scores(prob, shared)
+                scores = shared_scores(prob, usable)
             except (RuntimeError, ModelError):   # each method's own pass says what is wrong
                 scores = None
             if scores is not None:
                 valid = valid_mask(prob.L, prob.T)
-                for m in shared:
+                for m in usable:
                     sc = scores[m].detach().to("cpu", torch.float32).numpy()
                     sc[~valid] = np.nan
                     got[m] = (sc, {"method": m, "target_kind": prob.kind, "device": str(prob.dev),

@@ -208,19 +208,25 @@ def test_regression_bundle_in_one_block_equals_rv_horizon_and_its_section_draws(
     assert "No comparison of right and wrong answers" in " ".join(c.value for c in at.caption)
 
 
+def _labelled_regression_bundle(path, seed: int, data_seed: int, n: int):
+    """(model, dataset, true values, bundle path): a one-output GRU and n sequences of 3-10 steps
+    with true values, built in blocks of 16 (the last one short), grad_norm only."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
+                                          task="regression")).eval()
+    rng = np.random.default_rng(data_seed)
+    y = rng.normal(size=n).astype(np.float32)
+    ds = from_arrays(rng.normal(size=(n, 10, 2)).astype(np.float32), y=y, lengths=rng.integers(3, 11, n))
+    return model, ds, y, bundle.build(model, ds, path, batch_size=16, sample=0, methods=["grad_norm"])
+
+
 def test_labelled_regression_bundle_opens_with_its_errors_and_whole_data_tolerance(tmp_path):
     """A one-output model with true values: the bundle opens (right/wrong does not apply: 'correct'
     is empty), its absolute errors are |prediction - true value| by hand, and its decision steps,
     over three blocks, equal rv.horizon's on all of the data with the tolerance of the whole data."""
-    torch = pytest.importorskip("torch")
     from rnnviz_core.horizon_findings import regression_tolerance
-    torch.manual_seed(1)
-    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
-                                          task="regression")).eval()
-    rng = np.random.default_rng(3)
-    y = rng.normal(size=40).astype(np.float32)
-    ds = from_arrays(rng.normal(size=(40, 10, 2)).astype(np.float32), y=y, lengths=rng.integers(3, 11, 40))
-    path = bundle.build(model, ds, tmp_path / "reg_y", batch_size=16, sample=0, methods=["grad_norm"])
+    model, ds, y, path = _labelled_regression_bundle(tmp_path / "reg_y", seed=1, data_seed=3, n=40)
     b = bundle.open(path)
     t = b.sequences.sort_values("seq") if "seq" in b.sequences else b.sequences
     pred = rv.predict(model, ds.X, ds.lengths).reshape(-1)
@@ -272,14 +278,7 @@ def test_a_labelled_regression_bundle_stores_the_error_quarters_comparison(tmp_p
     from rnnviz_core.horizon_findings import regression_tolerance
     from rnnviz_core.horizons import compare_horizons, horizon_summary
 
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(4)
-    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=2, hidden_size=5, num_outputs=1,
-                                          task="regression")).eval()
-    rng = np.random.default_rng(5)
-    y = rng.normal(size=48).astype(np.float32)
-    ds = from_arrays(rng.normal(size=(48, 10, 2)).astype(np.float32), y=y, lengths=rng.integers(3, 11, 48))
-    path = bundle.build(model, ds, tmp_path / "reg", batch_size=16, sample=0, methods=["grad_norm"])
+    model, ds, y, path = _labelled_regression_bundle(tmp_path / "reg", seed=4, data_seed=5, n=48)
     by, summ, cmp = bht.stored(bundle.open(path))
     pred = rv.predict(model, ds.X, ds.lengths).reshape(-1)
     ref = rv.horizon(model, ds.X, ds.lengths, method="grad_norm", device="cpu", tol=regression_tolerance(pred))

@@ -100,20 +100,24 @@ def test_linear_rnn_all_methods_match_hand_formulas():
 # ------------------------------------------------------- the usual per-sequence recipe
 
 def _usual_recipe(model: GRUNet, x, L, cls):
-    """GRUCell loop, one sequence at a time, retain_grad on every h_t (what users write)."""
-    cell = nn.GRUCell(model.rnn.input_size, model.rnn.hidden_size)
+    """GRUCell (LSTMCell for an nn.LSTM) loop, one sequence at a time, retain_grad on every h_t
+    (what users write); ``model`` has ``rnn`` (one layer) and ``head``."""
+    lstm = isinstance(model.rnn, nn.LSTM)
+    cell = (nn.LSTMCell if lstm else nn.GRUCell)(model.rnn.input_size, model.rnn.hidden_size)
     with torch.no_grad():
-        cell.weight_ih.copy_(model.rnn.weight_ih_l0)
-        cell.weight_hh.copy_(model.rnn.weight_hh_l0)
-        cell.bias_ih.copy_(model.rnn.bias_ih_l0)
-        cell.bias_hh.copy_(model.rnn.bias_hh_l0)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).copy_(getattr(model.rnn, name + "_l0"))
     gn, gxs, ixg = [], [], []
     for i in range(x.shape[0]):
         xi = x[i:i + 1, :L[i]].clone().requires_grad_(True)
         h = torch.zeros(1, cell.hidden_size)
+        c = torch.zeros(1, cell.hidden_size)
         hs = []
         for t in range(L[i]):
-            h = cell(xi[:, t], h)
+            if lstm:
+                h, c = cell(xi[:, t], (h, c))
+            else:
+                h = cell(xi[:, t], h)
             h.retain_grad()
             hs.append(h)
         model.head(h)[0, cls[i]].backward()

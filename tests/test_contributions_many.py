@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from test_contributions import _usual_recipe
 
 import rnnviz_core as rv
 from rnnviz_core.errors import InputError, ModelError
@@ -24,30 +25,10 @@ class Net(nn.Module):
         return self.head(out[torch.arange(x.shape[0]), idx])
 
 
-def _recipe(model: Net, x, L, cls):
-    """One sequence at a time through a cell with the module's weights, retain_grad on every h_t."""
-    lstm = isinstance(model.rnn, nn.LSTM)
-    cell = (nn.LSTMCell if lstm else nn.GRUCell)(model.rnn.input_size, model.rnn.hidden_size)
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(cell, name).copy_(getattr(model.rnn, name + "_l0"))
-    gn, gxs, ixg = [], [], []
-    for i in range(x.shape[0]):
-        xi = x[i:i + 1, :L[i]].clone().requires_grad_(True)
-        h = torch.zeros(1, cell.hidden_size)
-        c = torch.zeros(1, cell.hidden_size)
-        hs = []
-        for t in range(L[i]):
-            if lstm:
-                h, c = cell(xi[:, t], (h, c))
-            else:
-                h = cell(xi[:, t], h)
-            h.retain_grad()
-            hs.append(h)
-        model.head(h)[0, cls[i]].backward()
-        gn.append([hh.grad.norm().item() for hh in hs])
-        gxs.append([(hh.grad * hh).sum().item() for hh in hs])
-        ixg.append((xi.grad * xi).sum(-1)[0].tolist())
+def _recipe(model: Net, x, L, cls) -> dict:
+    """The per-sequence recipe of test_contributions (a cell with the module's weights, one
+    sequence at a time, retain_grad on every h_t), by method."""
+    gn, gxs, ixg = _usual_recipe(model, x, L, cls)
     model.zero_grad(set_to_none=True)
     return {"grad_norm": gn, "grad_x_state": gxs, "input_x_grad": ixg}
 
@@ -107,7 +88,7 @@ def test_other_methods_and_options_run_on_their_own():
     assert got["occlusion"][0, 2] == pytest.approx(drop, rel=1e-4, abs=1e-6)
 
 
-def test_token_ids_are_scored_one_method_at_a_time():
+def test_token_ids_get_input_x_grad_from_the_embedding_output():
     class Tok(nn.Module):
         def __init__(self):
             super().__init__()

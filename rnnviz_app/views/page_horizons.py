@@ -129,9 +129,8 @@ def bundle_frames(b) -> tuple:
         return None, None, regression
     lazy = b.lazy()
     labelled = bool(b.manifest.get("data", {}).get("labelled"))
-    # a number model's ranges need its predictions and (empty) confidences: range_groups checks them
-    cols = (["pred", "confidence"] + (["abs_error"] if labelled else [])) if regression else \
-        (["predicted_class"] + (["outcome"] if labelled else []))
+    from rnnviz_core.bundle_horizon_tables import table_columns
+    cols = table_columns(regression, labelled)
     table = pd.DataFrame({"seq": frame["seq"].to_numpy(), **{c: lazy.column(c) for c in cols}})
     from rnnviz_core.bundle_read import categories_of
     # groups in the model's class order and outcomes as live

@@ -138,6 +138,44 @@ class Source:
                 import pyarrow as pa
                 yield pa.Table.from_batches([batch])
 
+    def group_starts(self) -> np.ndarray:
+        """int64 [groups + 1]: the first row of each group the input is stored in (the file's row
+        groups; ``block_size`` slices of a dataset), then the number of sequences."""
+        if self.ds is not None:
+            return np.append(np.arange(0, self.n, self.block_size), self.n).astype(np.int64)
+        import pyarrow.parquet as pq
+
+        md = pq.ParquetFile(self.path).metadata
+        sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    def read_rows(self, rows: Any) -> Any:
+        """The sequences ``rows`` (row numbers, sorted, distinct) as one Arrow table, reading only
+        the groups that hold them (:meth:`group_starts`)."""
+        import pyarrow as pa
+
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.group_starts()
+        groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+        if self.ds is not None:
+            parts = [_block_table(self.ds, int(starts[g]), int(starts[g + 1]), self._gschema) for g in groups]
+        else:
+            import pyarrow.parquet as pq
+
+            # one thread: Arrow's pool would decode the columns on the other cores, which the build's
+            # own work (or a Ray actor beside it) is using
+            parts = [pq.ParquetFile(self.path, pre_buffer=False).read_row_groups([int(g) for g in groups],
+                                                                                 use_threads=False)]
+        tbl = pa.concat_tables(parts) if parts else None
+        if tbl is None:
+            raise InputError("No sequence to read.")
+        at = tbl["row"].to_numpy()
+        keep = np.flatnonzero(np.isin(at, rows))
+        if keep.size != rows.size:
+            raise InputError(f"The input holds {keep.size} of the {rows.size} rows asked for; it changed while it "
+                             f"was read.")
+        return tbl.take(keep)
+
     def ray_blocks(self, tmpdir: Path) -> tuple[Path, list[tuple[list[int], int]]]:
         """The input file the Ray engine reads and its blocks: (row groups, sequences) of each, in
         row order (row groups of about ``block_size`` sequences)."""

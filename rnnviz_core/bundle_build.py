@@ -161,22 +161,10 @@ def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
 def _sample_arrays(src: Source, model: Any, rows: np.ndarray, opts: Mapping) -> dict:
     from .trace import trace
 
-    wanted = set(int(r) for r in rows)
-    blocks = []
-    for tbl in src.tables():
-        r = tbl["row"].to_numpy()
-        keep = np.flatnonzero(np.isin(r, rows))
-        if keep.size:
-            blocks.append(block_arrays(tbl.take(keep), src.meta))
-        wanted -= set(int(v) for v in r[keep])
-        if not wanted:
-            break
-    t = max(int(b["lengths"].max()) for b in blocks)
-    X = np.concatenate([np.pad(b["X"], [(0, 0), (0, t - b["X"].shape[1])] + [(0, 0)] * (b["X"].ndim - 2))
-                        for b in blocks])
-    lens = np.concatenate([b["lengths"] for b in blocks])
+    b = block_arrays(src.read_rows(rows), src.meta)   # only the input's groups that hold them
+    X, lens = b["X"], b["lengths"]
     tr = trace(model, X, lens, gates=True, device=opts["device"], batch_size=opts["batch_size"])
-    out = {"rows": np.concatenate([b["rows"] for b in blocks]).astype(np.int64), "lengths": lens.astype(np.int64),
+    out = {"rows": b["rows"].astype(np.int64), "lengths": lens.astype(np.int64),
            "x": np.ascontiguousarray(X), "logits": np.ascontiguousarray(tr.logits, dtype=np.float32),
            "hidden": np.ascontiguousarray(tr.hidden)}
     for name, arr in tr.arrays.items():

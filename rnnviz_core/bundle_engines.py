@@ -50,7 +50,11 @@ class Worker:
         b = block_arrays(tbl, self.meta)
         self.last_hash = row_hash_sum(b["rows"], b["ids"], b["lengths"], b["X"], b["y"])   # the data hash's part
         lens, n = b["lengths"], len(b["rows"])
-        tr = self._trace(b, gates=True)
+        # the scores and the trace (every gate) from one forward pass: the gradient methods share
+        # one forward and backward pass, which records the trace as it goes (contributions_many)
+        scored, tr = contributions_many(self.model, b["X"], o["methods"], lens, device=o["device"],
+                                        batch_size=o["batch_size"], return_info=True,
+                                        method_options=o["method_options"], trace=True)
         h = tr.get("h", layer=-1, direction="fwd")
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
         # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
@@ -65,7 +69,8 @@ class Worker:
         sum_abs, _, change = tj.norm_arrays(h, lens)
         table["plateau_step"] = tj.plateau_steps(sum_abs, lens)
         # the share of saturated units at each valid step (saturation.saturation_by_step)
-        per_step = (np.abs(h[mask]) >= o["threshold"]).sum(axis=1) / h.shape[2]
+        hv = h[mask]   # the valid steps' states [steps, H], once for the saturated share and the projection
+        per_step = (np.abs(hv) >= o["threshold"]).view(np.uint8).sum(axis=1, dtype=np.int32) / h.shape[2]
         table = table.drop(columns=["seq"])
         out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
         for col in table.columns:
@@ -99,15 +104,11 @@ class Worker:
         # sequences of another thread's CPU on two cores)
         import torch
 
-        proj = (torch.from_numpy(h[mask] - self.pca.mean_.astype(np.float32))
+        proj = (torch.from_numpy(hv - self.pca.mean_.astype(np.float32))
                 @ torch.from_numpy(np.ascontiguousarray(self.pca.components_.T, dtype=np.float32))).numpy()
         for j in range(proj.shape[1]):
             out[f"step:pc{j + 1}"] = steps(proj[:, j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
-        # the gradient methods share one forward and backward pass (contributions_many)
-        scored = contributions_many(self.model, b["X"], o["methods"], lens, device=o["device"],
-                                    batch_size=o["batch_size"], return_info=True,
-                                    method_options=o["method_options"])
         for method in o["methods"]:
             sc, info = scored[method]
             hz_scores[method] = sc   # hz22

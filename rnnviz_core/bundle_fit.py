@@ -2,8 +2,10 @@
 
 The build traces every sequence once: the analyses of each block need the basis to place its
 states (``step:pc1 ..``), so the basis is fitted first on a bounded, seeded sample of whole
-sequences: rows drawn at random until their valid steps reach :data:`FIT_POINTS` (every row when
-the data holds fewer steps: the basis is then the exact PCA of every valid step, as before). The
+sequences: rows drawn at random (a few from each of the input's groups, the groups in random
+order, so that reading them reads a few groups) until their valid steps reach :data:`FIT_POINTS`
+(every row when the data holds fewer steps: the basis is then the exact PCA of every valid step,
+as before). The
 live Trajectories page fits its basis on at most 20,000 sampled states too
 (:class:`rnnviz_core.trajectories.StatePCA`); every state is then placed on the basis exactly.
 """
@@ -16,18 +18,37 @@ import numpy as np
 
 #: valid steps the basis is fitted on, at most (plus the rest of the last sequence drawn)
 FIT_POINTS = 20_000
+#: rows drawn from each group of the input (see :func:`fit_rows`)
+PER_GROUP = 16
 #: the manifest's words for the rule (``analysis.pca.rule``)
-RULE = ("PCA of the valid steps of whole sequences drawn at random (seed 0) until they hold 20,000 steps "
-        "(every step when the data holds fewer); every step of every sequence is placed on it exactly")
+RULE = ("PCA of the valid steps of whole sequences drawn at random (seed 0; up to 16 from each of the input's "
+        "groups, taken in random order) until they hold 20,000 steps (every step when the data holds fewer); "
+        "every step of every sequence is placed on it exactly")
 
 
-def fit_rows(lengths: np.ndarray, points: int = FIT_POINTS, seed: int = 0) -> np.ndarray:
+def fit_rows(lengths: np.ndarray, points: int = FIT_POINTS, seed: int = 0, starts: np.ndarray | None = None,
+             per_group: int = PER_GROUP) -> np.ndarray:
     """Rows (sorted) whose valid steps the basis is fitted on: all rows when they hold at most
-    ``points`` steps, else rows drawn at random (``seed``) until their steps reach ``points``."""
+    ``points`` steps, else rows drawn at random (``seed``) until their steps reach ``points``.
+
+    ``starts`` (the first row of each group the input is stored in, then the number of rows:
+    ``Source.group_starts``): the groups are taken in a random order, ``per_group`` rows at random
+    from each, in rounds (a second round when the first falls short), so that reading the rows
+    reads a few groups, not most of the input (200 rows drawn at random from 1M sequences touch
+    200 of its 489 groups). None: one group."""
     lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
     if int(lengths.sum()) <= points:
-        return np.arange(len(lengths), dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(lengths))
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if starts is None:
+        order = rng.permutation(n)
+    else:   # rounds over the groups (in one random order): the next per_group rows of each group's own shuffle
+        starts = np.asarray(starts, dtype=np.int64)
+        groups = rng.permutation(len(starts) - 1)
+        shuffled = [starts[g] + rng.permutation(int(starts[g + 1] - starts[g])) for g in groups]
+        longest = max((len(s_) for s_ in shuffled), default=0)
+        order = np.concatenate([s_[r:r + per_group] for r in range(0, longest, per_group) for s_ in shuffled])
     k = int(np.searchsorted(np.cumsum(lengths[order]), points)) + 1
     return np.sort(order[:k]).astype(np.int64)
 
@@ -51,25 +72,15 @@ def fit(src: Any, worker: Any, block_arrays: Any, pca_from_moments: Any, points:
     from .trajectories import valid_mask
 
     lengths = source_lengths(src)
-    rows = fit_rows(lengths, FIT_POINTS if points is None else points)
+    rows = fit_rows(lengths, FIT_POINTS if points is None else points, starts=src.group_starts())
     total = int(lengths.sum())
-    pts, first = [], None
-    wanted = rows
-    for tbl in src.tables():
-        r = tbl["row"].to_numpy()
-        keep = np.flatnonzero(np.isin(r, wanted))
-        if not keep.size:
-            continue
-        b = block_arrays(tbl.take(keep), src.meta)
-        tr = worker._trace(b, gates=False)
-        h = tr.get("h", layer=-1, direction="fwd")
-        pts.append(torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double())
-        if first is None:
-            first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
-                     "units": int(h.shape[2])}
-        wanted = wanted[~np.isin(wanted, r)]
-        if not wanted.size:
-            break
+    # the fit rows read together (only the groups that hold them) and traced in one call
+    b = block_arrays(src.read_rows(rows), src.meta)
+    tr = worker._trace(b, gates=False)
+    h = tr.get("h", layer=-1, direction="fwd")
+    pts = [torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()]
+    first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
+             "units": int(h.shape[2])}
     # float64 in torch: it keeps to torch's thread setting (numpy's BLAS starts its own threads)
     allp = torch.cat(pts)
     mean = allp.mean(dim=0)

@@ -267,9 +267,13 @@ def contributions(model, x, method="grad_norm", lengths=None, target=None, *, ba
 
 
 def contributions_many(model, x, methods, lengths=None, target=None, *, device="auto", batch_size=None,
-                       return_info=False, lengths_arg=None, output=None, method_options=None, **options):
+                       return_info=False, lengths_arg=None, output=None, method_options=None, trace=False,
+                       **options):
     """:func:`contributions` for several methods at once: ``{method: scores}`` (``{method:
     (scores, info)}`` with ``return_info=True``), each as :func:`contributions` returns it.
+    With ``trace=True``: ``(that, tr)``, ``tr`` the :class:`rnnviz_core.trace.Trace` of x with
+    every gate (``rv.trace(..., gates=True)``'s arrays), recorded by the shared pass's forward
+    when one runs (no second forward), else traced on its own.
 
     grad_norm, grad_x_state and input_x_grad on features (without per-method options) come from
     one shared forward and backward pass (:func:`.attribution.gradients.shared_scores`) instead
@@ -291,7 +295,8 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
                   output=output)
     shared = [m for m in methods if m in SHARED and not method_options.get(m)]
     got: dict[str, tuple] = {}
-    if len(shared) >= 2 and set(options) <= {"target_kind", "y", "loss"}:
+    tr = None
+    if (len(shared) >= 2 or (trace and shared)) and set(options) <= {"target_kind", "y", "loss"}:
         opts = dict(options)
         prob = setup(model, x, lengths, target, device=device, batch_size=batch_size,
                      target_kind=opts.pop("target_kind", "logit"), y=opts.pop("y", None),
@@ -299,10 +304,24 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
         # token ids: input_x_grad goes through the embedding output, on its own
         usable = [m for m in shared if not (prob.tokens and m == "input_x_grad")]
         if usable:
+            filler = on_chunk = None
+            if trace:   # the pass records the trace as it goes (the bundle's per-block work, issue 21)
+                from .engine import find_recurrent
+                from .trace import Filler
+
+                filler = Filler(find_recurrent(prob.model), prob.N, prob.T, prob.L.astype(np.int64), True)
+
+                def on_chunk(s, cap):
+                    filler.add(s, cap["logits"], cap["records"], None)
             try:
-                scores = shared_scores(prob, usable)
+                scores = shared_scores(prob, usable, on_chunk)
             except (RuntimeError, ModelError):   # each method's own pass says what is wrong
                 scores = None
+            if scores is not None and filler is not None:
+                from .trace import Trace
+
+                hidden, logits, arrays = filler.finish()
+                tr = Trace(hidden, logits, prob.L.astype(np.int64), filler.infos, arrays=arrays)
             if scores is not None:
                 valid = valid_mask(prob.L, prob.T)
                 for m in usable:
@@ -315,7 +334,14 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
         if m not in got:
             got[m] = contributions(model, x, m, return_info=True, **common, **options, **method_options.get(m, {}))
         out[m] = got[m] if return_info else got[m][0]
-    return out
+    if not trace:
+        return out
+    if tr is None:
+        from .trace import trace as trace_fn
+
+        tr = trace_fn(model, x, lengths, gates=True, device=device, batch_size=batch_size, lengths_arg=lengths_arg,
+                      output=output)
+    return out, tr
 
 
 def _mask(prob: Problem, b: torch.Tensor, info, **options) -> torch.Tensor:

@@ -47,10 +47,18 @@ HORIZON_METRICS = ("decision_step", "steps_after_decision", "horizon_50", "horiz
 
 
 def _answers(out: np.ndarray, task: str) -> tuple[np.ndarray, bool]:
-    """Per row the answer to compare (class index or the output) and whether it is a class."""
-    frame = sequence_outcomes(out, task=task)
-    classes = bool(frame["confidence"].notna().all()) if len(frame) else True
-    return frame["pred"].to_numpy(), classes
+    """Per row the answer to compare (class index or the output) and whether it is a class: the
+    ``pred`` of :func:`~rnnviz_core.groups.sequence_outcomes` (the class of highest probability,
+    or the output of a one-output regression), computed as it computes it, without its table (a
+    bundle block asks this of every prefix of every sequence)."""
+    from .analyses.outcomes import class_probabilities, logits_array, resolve_task
+
+    arr = logits_array(out)
+    probs = class_probabilities(arr, resolve_task(arr, task))
+    if probs is None:
+        flat = arr.reshape(arr.shape[0], -1)
+        return (flat[:, 0] if flat.shape[1] == 1 else np.full(arr.shape[0], np.nan)), False
+    return probs.argmax(axis=1), not bool(np.isnan(probs.max(axis=1)).any())
 
 
 def decision_steps(prefix: np.ndarray, lengths: Any = None, *, task: str = "auto",

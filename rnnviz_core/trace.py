@@ -267,7 +267,6 @@ def _adopt(src: torch.Tensor, shape: tuple, taken: list) -> bool:
 def _run(model, xt, lt, device, batch_size, full: bool, recurrence: str = "fast", lengths_arg=None, output=None):
     """Stream the batches through a view; returns (hidden, logits, arrays or None)."""
     infos = find_recurrent(model)
-    last = infos[-1]
     n, t = xt.shape[:2]
     lengths = lt.numpy() if lt is not None else np.full(n, t, dtype=np.int64)
     if full:
@@ -286,56 +285,85 @@ def _run(model, xt, lt, device, batch_size, full: bool, recurrence: str = "fast"
         bs = max(bs, min(n, _FULL_MIN_BATCH, 4 * bs))
     view = ModelView(model, device, recurrence=recurrence if full else "fused", record=full,
                      lengths_arg=lengths_arg, output=output)
-    hidden = None  # handed over from the first batch when it is every row, else filled batch by batch
-    arrays: dict[str, np.ndarray] = {}
-    taken: list[tuple[int, int]] = []  # memory ranges already handed over as arrays (never twice)
-    logits_parts = []
+    filler = Filler(infos, n, t, lengths, full)
     with torch.inference_mode():
         for s in range(0, n, bs):
             xb = xt[s : s + bs].to(device)
             lb = None if lt is None else lt[s : s + bs]
             out = view.run(xb, lb, unsort_records=False)
             perm = view.session.perm  # records in the order the model saw the rows
-            order = None if perm is None else perm.numpy()
-            logits_parts.append(out.detach().to("cpu", torch.float32).numpy())
-            whole = s == 0 and bs >= n and order is None  # this batch is every row, in order
-            src = view.records[last.name]["out"]
-            shared = None  # the tensor hidden was handed over from, if it was
-            if whole and _adopt(src, (n, t, last.output_size), taken):
-                hidden = src.numpy()
-                shared = src
-            else:
-                if hidden is None:
-                    hidden = np.empty((n, t, last.output_size), dtype=np.float32)
-                _fill(hidden[s : s + bs], src, "states", order)
-            _nan_past(hidden[s : s + bs], lengths, s)
-            if full:
-                for info in infos:
-                    rec = view.records.get(info.name)
-                    if rec is None:
-                        raise ModelError(f"The model's forward never ran its recurrent module '{info.name}'.")
-                    for key, val in rec.items():
-                        if key in ("out", "lengths"):
-                            continue
-                        name = f"{info.name}.{key}"
-                        if shared is not None and _same_view(val, shared):
-                            arrays[name] = hidden  # the last layer's states are the module output
-                            continue
-                        if whole and _adopt(val, (n, t, val.shape[-1]), taken):
-                            arrays[name] = val.numpy()
-                            _nan_past(arrays[name], lengths, 0)
-                            continue
-                        if name not in arrays:
-                            arrays[name] = np.empty((n, t, val.shape[-1]), dtype=np.float32)
-                        _fill(arrays[name][s : s + bs], val, "states", order)
-                        _nan_past(arrays[name][s : s + bs], lengths, s)
-    logits = np.concatenate(logits_parts, 0)
-    # Arrays may share memory (the last layer's "h" is ``hidden``) and are handed out to many
-    # readers (charts, caches): read-only, so no reader can change what another one sees.
-    hidden.flags.writeable = False
-    for arr in arrays.values():
-        arr.flags.writeable = False
-    return hidden, logits, lengths, (arrays if full else None)
+            filler.add(s, out, view.records, None if perm is None else perm.numpy())
+    hidden, logits, arrays = filler.finish()
+    return hidden, logits, lengths, arrays
+
+
+class Filler:
+    """A trace's arrays, filled batch by batch from a view's records (:func:`trace`, and the
+    contributions' shared pass, which records as it scores: ``rv.contributions_many(...,
+    trace=True)``).
+
+    ``add(s, out, records, order)``: the batch of rows ``s ..`` (``out`` the model's output for
+    them, ``records`` the view's, ``order``: row i of the records is batch row ``order[i]``, or
+    None). ``finish()`` -> (hidden, logits, arrays or None without ``full``), every array
+    read-only, NaN at and past each length.
+    """
+
+    def __init__(self, infos, n: int, t: int, lengths: np.ndarray, full: bool):
+        self.infos, self.last = infos, infos[-1]
+        self.n, self.t, self.lengths, self.full = n, t, lengths, full
+        self.hidden = None  # handed over from the first batch when it is every row, else filled batch by batch
+        self.arrays: dict[str, np.ndarray] = {}
+        self.taken: list[tuple[int, int]] = []  # memory ranges already handed over as arrays (never twice)
+        self.logits_parts = []
+
+    def add(self, s: int, out: torch.Tensor, records: dict, order: np.ndarray | None) -> None:
+        n, t, last, lengths, arrays, taken = self.n, self.t, self.last, self.lengths, self.arrays, self.taken
+        self.logits_parts.append(out.detach().to("cpu", torch.float32).numpy())
+        rows = out.shape[0]
+        whole = s == 0 and rows >= n and order is None  # this batch is every row, in order
+        src = records[last.name]["out"]
+        if src.requires_grad:   # a pass that records as it differentiates: the values, once it is done
+            src = src.detach()
+        shared = None  # the tensor hidden was handed over from, if it was
+        if whole and _adopt(src, (n, t, last.output_size), taken):
+            self.hidden = src.numpy()
+            shared = src
+        else:
+            if self.hidden is None:
+                self.hidden = np.empty((n, t, last.output_size), dtype=np.float32)
+            _fill(self.hidden[s : s + rows], src, "states", order)
+        hidden = self.hidden
+        _nan_past(hidden[s : s + rows], lengths, s)
+        if not self.full:
+            return
+        for info in self.infos:
+            rec = records.get(info.name)
+            if rec is None:
+                raise ModelError(f"The model's forward never ran its recurrent module '{info.name}'.")
+            for key, val in rec.items():
+                if key in ("out", "lengths"):
+                    continue
+                name = f"{info.name}.{key}"
+                if shared is not None and _same_view(val, shared):
+                    arrays[name] = hidden  # the last layer's states are the module output
+                    continue
+                if whole and _adopt(val, (n, t, val.shape[-1]), taken):
+                    arrays[name] = val.numpy()
+                    _nan_past(arrays[name], lengths, 0)
+                    continue
+                if name not in arrays:
+                    arrays[name] = np.empty((n, t, val.shape[-1]), dtype=np.float32)
+                _fill(arrays[name][s : s + rows], val, "states", order)
+                _nan_past(arrays[name][s : s + rows], lengths, s)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, dict | None]:
+        logits = np.concatenate(self.logits_parts, 0)
+        # Arrays may share memory (the last layer's "h" is ``hidden``) and are handed out to many
+        # readers (charts, caches): read-only, so no reader can change what another one sees.
+        self.hidden.flags.writeable = False
+        for arr in self.arrays.values():
+            arr.flags.writeable = False
+        return self.hidden, logits, (self.arrays if self.full else None)
 
 
 def trace(

@@ -23,6 +23,45 @@ def test_fit_rows_are_all_rows_or_a_seeded_draw_just_past_the_bound():
     assert list(bf.fit_rows(lens, 20)) == list(rows)                 # seeded: the same rows every time
 
 
+def test_fit_rows_by_group_take_a_few_rows_from_groups_drawn_in_order():
+    """With the input's groups: groups in a seeded random order, up to per_group rows at random
+    from each, the fewest that reach the bound; so a large input is read in a few groups."""
+    lens = np.full(1000, 10)
+    starts = np.arange(0, 1001, 100)                                 # ten groups of 100 rows
+    rows = bf.fit_rows(lens, 200, starts=starts, per_group=16)
+    rng = np.random.default_rng(0)
+    groups = rng.permutation(10)
+    shuffled = [starts[g] + rng.permutation(100) for g in groups]
+    assert list(rows) == sorted(np.r_[shuffled[0][:16], shuffled[1][:4]])   # 20 rows of 10 steps reach 200
+    assert set(np.unique(rows // 100)) == set(groups[:2])
+    # a first round that falls short: a second round over the same groups, not more groups at once
+    few = bf.fit_rows(np.full(40, 10), 250, starts=np.arange(0, 41, 20), per_group=4)
+    assert len(few) == 25 and all(np.sum(few // 20 == g) in (12, 13) for g in (0, 1))
+    assert list(bf.fit_rows(lens, 20_000, starts=starts)) == list(range(1000))   # fewer steps than the bound: all
+
+
+def test_reading_rows_reads_only_the_groups_that_hold_them(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from rnnviz_core.bundle_blocks import Source
+
+    x = np.random.default_rng(1).normal(size=(50, 6, 2)).astype(np.float32)
+    ds = rv.data.from_arrays(x, lengths=np.arange(50) % 6 + 1, y=np.arange(50) % 2)
+    path = bundle.write_sequences(ds, tmp_path / "seq.parquet", block_size=10)
+    read = []
+    orig = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, groups, *a, **k: read.append(list(groups)) or orig(self, groups, *a, **k))
+    for src in (Source(str(path), 10), Source(ds, 10)):
+        assert list(src.group_starts()) == [0, 10, 20, 30, 40, 50]
+        tbl = src.read_rows(np.array([3, 27, 28]))
+        assert tbl["row"].to_pylist() == [3, 27, 28]
+        assert tbl["length"].to_pylist() == [4, 4, 5]
+        got = np.asarray(tbl["x"][1].values).reshape(-1, 2)
+        np.testing.assert_array_equal(got, x[27, :4])
+    assert read == [[0, 2]]          # the file: its first and third row groups only
+
+
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory):
     model, ds = rv.demos.load_demo("race")[:2]
@@ -41,7 +80,7 @@ def test_a_sampled_basis_is_sklearns_pca_of_the_fitted_rows_and_close_to_the_ful
     from sklearn.decomposition import PCA
 
     b, ds, h = sampled
-    rows = bf.fit_rows(ds.lengths, 1500)
+    rows = bf.fit_rows(ds.lengths, 1500, starts=np.array([0, 40, 80, 120, 150]))   # the build's blocks of 40
     assert 0 < len(rows) < len(ds.lengths)
     fit_pts = h[rows][tj.valid_mask(ds.lengths[rows], h.shape[1])]
     ref = PCA(n_components=2, svd_solver="full").fit(fit_pts)
@@ -62,5 +101,7 @@ def test_a_sampled_basis_is_sklearns_pca_of_the_fitted_rows_and_close_to_the_ful
     # within tolerance of the exact PCA of every state (what bundles stored before)
     full = PCA(n_components=2, svd_solver="full").fit(all_pts)
     cos = np.abs(np.sum(pca.components_ * full.components_, axis=1))
-    assert cos.min() > 0.99, cos
+    # sampling variation: over seeds 0-19 the smaller cosine ran 0.989-0.999 for rows drawn from all
+    # 150, 0.976-1.0 for rows drawn group by group (this seed, 0, gives 0.976): within 13 degrees
+    assert cos.min() > 0.97, cos
     np.testing.assert_allclose(pca.explained_variance_ratio_, full.explained_variance_ratio_, atol=0.03)

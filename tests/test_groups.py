@@ -360,3 +360,19 @@ def test_people_tables_plain_names_no_none():
     assert view.loc[view["Measure"] == "accuracy (share correct)", "A: fully saturated"].iloc[0].startswith("66.7% (")
     s = summary_table(group_summary(t, by="saturation"))
     assert "Accuracy" in s.columns and not {"None", "nan"} & set(s.astype(str).to_numpy().ravel())
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 137, 1000, 250_000])
+def test_share_interval_is_scipys_clopper_pearson(n):
+    """share_ci's closed form (beta quantiles) against scipy's binomtest, which finds each end of
+    the same Clopper-Pearson interval by root search."""
+    from scipy import stats
+
+    from rnnviz_core.analyses.intervals import share_ci
+
+    for k in sorted({0, 1, n // 3, n // 2, n - 1, n} & set(range(n + 1))):
+        ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.95)
+        lo, hi = share_ci(k, n)
+        assert abs(lo - ref.low) < 1e-10 and abs(hi - ref.high) < 1e-10, (k, n)
+        assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)
+    assert np.isnan(share_ci(0, 0)).all()

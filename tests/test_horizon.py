@@ -199,3 +199,22 @@ def test_the_three_verbs_stay_functions_after_their_modules_are_imported():
         importlib.import_module(f"rnnviz_core.{mod}")
     assert rv.what_if.__name__ == "what_if" and rv.horizon.__name__ == "horizon"
     assert rv.unit_dictionary.__name__ == "unit_dictionary"
+
+
+@pytest.mark.parametrize("shape,task", [((50, 3), "auto"), ((50, 1), "binary"), ((50,), "binary"), ((50, 1), "auto"),
+                                        ((50, 2), "regression"), ((50, 4), "classification")])
+def test_answers_are_the_outcome_tables_pred(shape, task):
+    """horizons._answers (each prefix's answer, without a table) against sequence_outcomes' pred
+    and whether its confidence is a number, the rule it stands for; NaN rows included."""
+    from rnnviz_core.groups import sequence_outcomes
+    from rnnviz_core.horizons import _answers
+
+    rng = np.random.default_rng(7)
+    for with_nan in (False, True):
+        out = rng.normal(size=shape) * 3
+        if with_nan:
+            out[3] = np.nan
+        frame = sequence_outcomes(out, task=task)
+        pred, classes = _answers(out, task)
+        assert classes == bool(frame["confidence"].notna().all())
+        np.testing.assert_array_equal(pred, frame["pred"].to_numpy())

@@ -40,7 +40,7 @@ def compare_groups(
     * or ``"welch"``: Welch's t test (unequal variances, ``scipy.stats.ttest_ind(equal_var=False)``).
       Effect size: Cohen's d = (mean_a - mean_b) / pooled standard deviation.
 
-    Every group mean has a 95% interval: ``scipy.stats.binomtest(k, n).proportion_ci`` for a 0/1
+    Every group mean has a 95% interval: Clopper-Pearson (``scipy.stats.binomtest(k, n).proportion_ci``'s) for a 0/1
     outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 999
     resamples, seeded by ``seed``) otherwise, or Student's t interval for groups of more than
     :data:`BOOTSTRAP_MAX_N` sequences (where the two agree and the bootstrap gets slow). ``p_adjusted`` controls the false discovery rate

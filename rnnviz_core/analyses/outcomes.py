@@ -301,7 +301,7 @@ def group_summary(table: pd.DataFrame, by: str | Sequence[Any] | pd.Series = "sa
     out. Groups are in their natural (categorical or sorted) order.
 
     Every mean and share has a 95% interval in ``{name}_low`` / ``{name}_high``: a binomial
-    interval (``scipy.stats.binomtest(...).proportion_ci``) for shares of a 0/1 outcome
+    interval (Clopper-Pearson, as ``scipy.stats.binomtest(...).proportion_ci``) for shares of a 0/1 outcome
     (accuracy, flip rate, share fully saturated), a percentile bootstrap of the mean
     (``scipy.stats.bootstrap``) for the others."""
     g = assign_groups(table, by, bins=bins)

@@ -37,7 +37,7 @@ def input_x_grad_scores(prob: Problem, info) -> torch.Tensor:
 SHARED = ("grad_norm", "grad_x_state", "input_x_grad")
 
 
-def shared_scores(prob: Problem, methods) -> dict[str, torch.Tensor]:
+def shared_scores(prob: Problem, methods, on_chunk=None) -> dict[str, torch.Tensor]:
     """Gradient methods from one forward and one backward pass per chunk of rows: one method (its
     own pass) or several (one shared pass).
 
@@ -67,7 +67,8 @@ def shared_scores(prob: Problem, methods) -> dict[str, torch.Tensor]:
         if want_x:
             xr = xr.detach().clone().requires_grad_(True)
             leaves.append(xr)
-        out, h = prob.forward(xr, rows, probe=probe, clean=True)
+        cap = None if on_chunk is None else {}
+        out, h = prob.forward(xr, rows, probe=probe, clean=True, capture=cap)
         grads = list(input_grads(out.sum(), inputs=leaves))
         g = grads.pop(0) if want_h else None
         gx = grads.pop(0) if want_x else None
@@ -79,4 +80,6 @@ def shared_scores(prob: Problem, methods) -> dict[str, torch.Tensor]:
             else:
                 prod = xr.detach() * gx
                 res[m][s:e] = prod if prob.per_feature else prod.sum(-1)
+        if cap is not None:   # once this chunk's scores are taken: the records may be handed over as they are
+            on_chunk(s, cap)
     return res

@@ -108,11 +108,12 @@ class Problem:
         return F_.cross_entropy(z, self.y[rows], reduction="none")
 
     def forward(self, x: torch.Tensor, rows: torch.Tensor, lengths=None, probe=None,
-                clean: bool = False):
-        """Differentiable unrolled forward -> (target per row, h_last)."""
+                clean: bool = False, capture: dict | None = None):
+        """Differentiable unrolled forward -> (target per row, h_last); ``capture``: as in
+        :func:`rnnviz_core.engine.unrolled_forward` (the pass records states and gates too)."""
         from ..engine import unrolled_forward
         lt = self.lengths_of(rows) if lengths is None else lengths
-        logits, h_last = unrolled_forward(self.model, x, lt, probe=probe, **(self.call or {}))
+        logits, h_last = unrolled_forward(self.model, x, lt, probe=probe, capture=capture, **(self.call or {}))
         return self.out(logits, rows, clean=clean), h_last
 
     def forward_embedded(self, x: torch.Tensor, rows: torch.Tensor, mode: str,

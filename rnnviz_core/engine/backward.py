@@ -62,6 +62,13 @@ def backward_direction(mode, w: LayerWeights, kept, dh_direct, dc_direct, mask_f
         lam, dx, dh0, dc0 = lstm_backward_forward_dir(
             w, kept, reorder(dh_direct, idx), None if dc_direct is None else reorder(dc_direct, idx), need_dx)
         return reorder(lam, idx), (None if dx is None else reorder(dx, idx)), dh0, dc0
+    if mode == "GRU" and reverse and not isinstance(kept, list):
+        # kept by the fused kernel in processing order (run_direction): the forward direction's
+        # backward on the gradients reversed within each length, its results reversed back
+        n, t_len = dh_direct.shape[:2]
+        idx = reverse_index(None if mask_f is None else mask_f > 0, t_len, n, dh_direct.device)
+        lam, dx, dh0, _ = backward_direction(mode, w, kept, reorder(dh_direct, idx), None, mask_f, False, need_dx)
+        return reorder(lam, idx), (None if dx is None else reorder(dx, idx)), dh0, None
     n, t_len, hs = dh_direct.shape
     w_hh = w.w_hh  # (G*H, Hs)
     g_h = w_hh.shape[0]  # G*H

@@ -6,7 +6,40 @@ import torch
 
 from .kernels import LayerWeights, big_empty, linear_act
 
-__all__ = ["gru_keep", "gru_record"]
+__all__ = ["gru_keep", "gru_plain", "gru_record"]
+
+
+def _fused(x, h0, w: LayerWeights, mask):
+    """(x time-major with padding steps fed zeros, the fused kernel's output (T, N, Hs))."""
+    dt, dev = x.dtype, x.device
+    if mask is not None:
+        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
+    params = [w.w_ih, w.w_hh]
+    if w.b_ih is not None:
+        params += [w.b_ih, w.b_hh]
+    x_tm = x.transpose(0, 1)
+    out_tm, _ = torch._VF.gru(x_tm, h0[None], params, w.b_ih is not None, 1, 0.0, False, False, False)
+    return x_tm, out_tm.contiguous()
+
+
+def _last(out_tm, mask):
+    """(h_n at each sequence's last real step, out_tm with zeros on padding (in place))."""
+    if mask is None:
+        return out_tm[-1].clone(), out_tm
+    n = out_tm.shape[1]
+    last = (mask.sum(1) - 1).clamp_min(0)
+    h_n = out_tm[last, torch.arange(n, device=out_tm.device)]
+    out_tm.masked_fill_(~mask.t()[..., None], 0)
+    return h_n, out_tm
+
+
+def gru_plain(x, h0, w: LayerWeights, mask):
+    """Forward-direction GRU layer without gates (no gradient, nothing recorded): the fused
+    kernel's h, the same numbers as :func:`gru_record` and :func:`gru_keep` give. Returns what
+    :func:`.recurrence.run_direction` returns."""
+    _, out_tm = _fused(x, h0, w, mask)
+    h_n, out_tm = _last(out_tm, mask)
+    return out_tm.transpose(0, 1), h_n, None, {}, None
 
 
 def _gru_steps(x, h0, w: LayerWeights, mask):
@@ -16,14 +49,7 @@ def _gru_steps(x, h0, w: LayerWeights, mask):
     dev, dt = x.device, x.dtype
     hs = w.w_hh.shape[1]
     hc = w.w_hh.shape[0] // 3
-    if mask is not None:
-        x = torch.where(mask[..., None], x, torch.zeros((), dtype=dt, device=dev))
-    params = [w.w_ih, w.w_hh]
-    if w.b_ih is not None:
-        params += [w.b_ih, w.b_hh]
-    x_tm = x.transpose(0, 1)
-    out_tm, _ = torch._VF.gru(x_tm, h0[None], params, w.b_ih is not None, 1, 0.0, False, False, False)
-    out_tm = out_tm.contiguous()
+    x_tm, out_tm = _fused(x, h0, w, mask)
     z = big_empty((t_len, n, n_in + hs), dt, dev)  # rows [x_t, h_{t-1}], time-major
     z[..., :n_in] = x_tm
     z[0, :, n_in:] = h0
@@ -39,12 +65,7 @@ def _gru_steps(x, h0, w: LayerWeights, mask):
     g_n = torch.addmm(b_ih[2 * hc :], flat[:, :n_in], w.w_ih[2 * hc :].t()).view(t_len, n, hc)
     g_n.addcmul_(rz[..., :hc], ghn).tanh_()
     h_prev = z[..., n_in:]
-    if mask is None:
-        h_n = out_tm[-1].clone()
-    else:
-        last = (mask.sum(1) - 1).clamp_min(0)
-        h_n = out_tm[last, torch.arange(n, device=dev)]
-        out_tm.masked_fill_(~mask.t()[..., None], 0)
+    h_n, out_tm = _last(out_tm, mask)
     return out_tm, h_n, rz, g_n, ghn, h_prev
 
 

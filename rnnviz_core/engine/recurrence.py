@@ -27,6 +27,7 @@ re-exports the names that lived here before.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,7 @@ import torch
 from .backward import backward_direction
 from .kernels import GATES, LayerWeights, big_empty, layer_weights, linear_act  # noqa: F401  (old home)
 from .kernels import reorder as _reorder, reverse_index as _reverse_index
-from .gru_steps import gru_keep, gru_record
+from .gru_steps import gru_keep, gru_plain, gru_record
 from .lstm_steps import lstm_keep as _lstm_keep, lstm_record as _lstm_record
 
 DIRECTIONS = ("fwd", "bwd")
@@ -64,27 +65,38 @@ def run_direction(mode, x, h, c, w: LayerWeights, mask, reverse, probe=None, rec
 
     Returns ``(out, h_n, c_n, records, kept)``; ``out`` is (N, T, Hs) with zeros on padding.
     """
-    if mode == "GRU" and keep and not record and not reverse and probe is None:
-        return gru_keep(x, h, w, mask)
-    if mode == "GRU" and record and not keep and probe is None and not torch.is_grad_enabled():
+    if mode == "GRU" and keep and not record and probe is None:
         if not reverse:
-            return gru_record(x, h, w, mask)
+            return gru_keep(x, h, w, mask)
+        # as the LSTM's below: the forward direction on each sequence reversed within its length,
+        # the kept values in processing order (backward_direction reverses the gradients to match)
+        idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)
+        out, h_n, _, _, kept = gru_keep(_reorder(x, idx), h, w, mask)
+        return _reorder(out, idx), h_n, None, {}, kept
+    # without gradients (recorded or not: a layer runs the same kernel either way, so a trace and
+    # a pass that records as it scores agree bit for bit), the fused kernel and whole-sequence gates
+    if mode == "GRU" and not keep and probe is None and not torch.is_grad_enabled():
+        fn = gru_record if record else gru_plain   # the gates only when recorded (the same kernel's h)
+        if not reverse:
+            return fn(x, h, w, mask)
         idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)  # as the LSTM's below
-        out, h_n, _, rec, _ = gru_record(_reorder(x, idx), h, w, mask)
+        out, h_n, _, rec, _ = fn(_reorder(x, idx), h, w, mask)
         return _reorder(out, idx), h_n, None, {k: _reorder(v, idx) for k, v in rec.items()}, None
-    if mode == "LSTM" and (keep or (record and probe is None and not torch.is_grad_enabled())):
+    if mode == "LSTM" and (keep or (probe is None and not torch.is_grad_enabled())):
         if probe is not None:
             raise ValueError("internal: the hand-written LSTM backward takes the probe as a gradient, not a value")
         if keep and record:
             raise ValueError("internal: an LSTM layer is run either to keep factors or to record gates")
         fn = _lstm_keep if keep else _lstm_record
         if not reverse:
-            return fn(x, h, c, w, mask)
+            out, h_n, c_n, rec, kept = fn(x, h, c, w, mask)
+            return out, h_n, c_n, (rec if record else {}), kept
         # the backward direction is the forward one on each sequence reversed within its length;
         # h_n, c_n (its last processing step) and the kept factors stay in processing order
         idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)
         out, h_n, c_n, rec, kept = fn(_reorder(x, idx), h, c, w, mask)
-        return _reorder(out, idx), h_n, c_n, {k: _reorder(v, idx) for k, v in rec.items()}, kept
+        return (_reorder(out, idx), h_n, c_n, ({k: _reorder(v, idx) for k, v in rec.items()} if record else {}),
+                kept)
     t_len = x.shape[1]
     hc = w.w_hh.shape[0] // max(1, len(GATES[mode]))  # hidden size (state size differs when projected)
     # Input part of every gate for all steps in one matmul, time-major so each step is contiguous.
@@ -179,6 +191,32 @@ class LayerSpec:
     weights: list  # per direction
     state_size: int
     hidden_size: int
+    # record=True: the layer's per-direction records ("h" and the gates, as run_direction's
+    # record=True gives them; detached) are left in ``recorded`` by the forward (issue 21: the
+    # scores' pass hands the bundle its trace)
+    record: bool = False
+    recorded: list | None = None
+
+
+def _layer_records(mode, x, h0, c0, w, mask, reverse, out, kept):
+    """One direction's records, for :class:`LayerFn` with ``spec.record``: the gates a recorded
+    run (``run_direction(record=True)`` without gradients, what a trace runs) gives, bit for bit.
+    A GRU's come from the values its backward keeps (the same kernels,
+    :func:`.gru_steps._gru_steps`), a plain RNN has none, and an LSTM's (whose kept factors
+    overwrite its gates) are recorded by that run of the direction alone."""
+    if mode == "GRU":
+        hc = kept.hc
+        rec = {"r": kept.rz[..., :hc].transpose(0, 1), "z": kept.rz[..., hc:].transpose(0, 1),
+               "n": kept.g_n.transpose(0, 1)}
+        if reverse:   # kept in processing order (see run_direction)
+            idx = _reverse_index(mask, x.shape[1], x.shape[0], x.device)
+            rec = {k: _reorder(v, idx) for k, v in rec.items()}
+        return {"h": out.detach(), **rec}
+    if mode != "LSTM":
+        return {"h": out.detach()}
+    with torch.no_grad():
+        _, _, _, rec, _ = run_direction(mode, x, h0, c0, w, mask, reverse=reverse, record=True)
+    return {"h": out.detach(), **rec}   # the same kernel made this pass's h (lstm_fused_h)
 
 
 class LayerFn(torch.autograd.Function):
@@ -201,6 +239,9 @@ class LayerFn(torch.autograd.Function):
             if c_last is not None:
                 c_n.append(c_last)
             kept.append(k)
+            if spec.record:
+                spec.recorded.append(_layer_records(spec.mode, x, h0[d], None if c0 is None else c0[d], w, mask,
+                                                    d == 1, out, k))
         ctx.spec, ctx.mask, ctx.kept = spec, mask, kept
         ctx.set_materialize_grads(False)  # outputs the model never used get None, not zeros
         ctx.shape = x.shape
@@ -276,7 +317,10 @@ def run_module(info, weights, x, hx, mask, probe=None, record=False, recurrence=
     ``recurrence="fast"``: autograd sees one :class:`LayerFn` per layer (hand-written backward);
     ``"stepwise"``: autograd records every step (the reference). ``probe`` goes to the last layer.
     ``engine=`` is the old name of ``recurrence=``, still accepted.
-    Returns ``(output, h_n, c_n, records)``; records are keyed "l{layer}.{dir}.{kind}".
+    Returns ``(output, h_n, c_n, records)``; records are keyed "l{layer}.{dir}.{kind}". With
+    ``record`` on the fast path while gradients flow, the records are detached values (the
+    forward of :class:`LayerFn` leaves them, see :func:`_layer_records`), the same as a recorded
+    run without gradients gives.
     """
     recurrence = pick_recurrence(recurrence, engine)
     nd = info.num_directions
@@ -287,15 +331,15 @@ def run_module(info, weights, x, hx, mask, probe=None, record=False, recurrence=
         sl = slice(layer * nd, (layer + 1) * nd)
         p = probe if layer == info.num_layers - 1 else None
         ws = [weights[(layer, d)] for d in range(nd)]
-        use_fn = (
-            recurrence == "fast"
-            and not record
-            and torch.is_grad_enabled()
-            and any(v is not None and v.requires_grad for v in (layer_in, h0, c0, p))
-        )
+        needs_grad = any(v is not None and v.requires_grad for v in (layer_in, h0, c0, p))
+        use_fn = recurrence == "fast" and torch.is_grad_enabled() and needs_grad
         if use_fn:
-            spec = LayerSpec(info.mode, ws, info.state_size, info.hidden_size)
+            spec = LayerSpec(info.mode, ws, info.state_size, info.hidden_size, record=record,
+                             recorded=[] if record else None)
             out, hn_l, cn_l = LayerFn.apply(layer_in, h0[sl], None if c0 is None else c0[sl], p, spec, mask)
+            for d, rec in enumerate(spec.recorded or ()):
+                records.update({f"l{layer}.{DIRECTIONS[d]}.{kind}": arr for kind, arr in rec.items()})
+            spec.recorded = None   # the records go with this call, not with the backward's context
             h_n.append(hn_l)
             if info.mode == "LSTM":
                 c_n.append(cn_l)
@@ -304,10 +348,13 @@ def run_module(info, weights, x, hx, mask, probe=None, record=False, recurrence=
             for d in range(nd):
                 k = layer * nd + d
                 pd = None if p is None else p[..., d * info.state_size : (d + 1) * info.state_size]
-                out_d, h_last, c_last, rec, _ = run_direction(
-                    info.mode, layer_in, h0[k], None if c0 is None else c0[k], ws[d], mask,
-                    reverse=d == 1, probe=pd, record=record,
-                )
+                # a fast layer that nothing differentiates (the first layers of a pass that differentiates
+                # by the last one's states) runs as a trace runs it, without gradients: the same kernel
+                with torch.no_grad() if recurrence == "fast" and not needs_grad else nullcontext():
+                    out_d, h_last, c_last, rec, _ = run_direction(
+                        info.mode, layer_in, h0[k], None if c0 is None else c0[k], ws[d], mask,
+                        reverse=d == 1, probe=pd, record=record,
+                    )
                 outs.append(out_d)
                 h_n.append(h_last[None])
                 if c_last is not None:

@@ -225,6 +225,7 @@ def unrolled_forward(
     lengths_arg: str | None = None,
     output: int | str | Callable | None = None,
     engine: str | None = None,
+    capture: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the model with every recurrent module recomputed by rnnviz (differentiable).
 
@@ -240,6 +241,9 @@ def unrolled_forward(
         ``torch.autograd.grad(out, probe)`` is d out / d h_t (forward half then backward half of
         H_out for a bidirectional layer).
     lengths_arg, output : as in :class:`ModelView`.
+    capture : a dict, or None: with a dict, every recurrent module also records its per-step
+        states and gates (detached, as a trace records them) and ``capture`` receives
+        ``"records"`` (per module, caller's row order) and ``"logits"``.
 
     Returns
     -------
@@ -248,7 +252,7 @@ def unrolled_forward(
         model packs its input), still attached to the graph.
     """
     logits, h_last, _, _ = run_unrolled(model, xt, lt, probe, recurrence=pick_recurrence(recurrence, engine),
-                                          lengths_arg=lengths_arg, output=output)
+                                          lengths_arg=lengths_arg, output=output, capture=capture)
     return logits, h_last
 
 
@@ -263,6 +267,7 @@ def run_unrolled(
     output: int | str | Callable | None = None,
     embed: EmbedSpec | None = None,
     engine: str | None = None,
+    capture: dict | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """:func:`unrolled_forward`, plus the embedding leaf and its delta for token models.
 
@@ -270,6 +275,7 @@ def run_unrolled(
     leaf tensor ``E_leaf`` [N, T, D] (see :class:`EmbedSpec`), so ``autograd.grad(out,
     E_leaf)`` is the gradient with respect to the embedding output; ``delta`` is E itself
     (``mode="grad"``) or ``E - Eb`` (``mode="path"``). Both in the caller's row order.
+    ``capture``: as in :func:`unrolled_forward`.
     """
     recurrence = pick_recurrence(recurrence, engine)
     if recurrence not in ("fast", "stepwise"):
@@ -277,7 +283,7 @@ def run_unrolled(
     if probe is not None and recurrence == "fast" and bool((probe.detach() != 0).any()):
         recurrence = "stepwise"
     view = ModelView(model, xt.device, recurrence=recurrence, probe_name=find_recurrent(model)[-1].name,
-                     lengths_arg=lengths_arg, output=output)
+                     lengths_arg=lengths_arg, output=output, record=capture is not None)
     if probe is not None:
         expected = (xt.shape[0], xt.shape[1], view.last.output_size)
         if tuple(probe.shape) != expected:
@@ -290,4 +296,6 @@ def run_unrolled(
             "so there is no embedding output to attribute to. grad_norm and grad_x_state, which attribute "
             "to the recurrent states, work on any model."
         )
+    if capture is not None:
+        capture["records"], capture["logits"] = view.records, logits.detach()
     return logits, view.records[view.last.name]["out"], leaf, delta

@@ -151,30 +151,32 @@ class Source:
 
     def read_rows(self, rows: Any) -> Any:
         """The sequences ``rows`` (row numbers, sorted, distinct) as one Arrow table, reading only
-        the groups that hold them (:meth:`group_starts`)."""
+        the groups that hold them (:meth:`group_starts`), one group at a time (a group's other rows
+        are dropped before the next is read, so memory holds one group and the rows taken)."""
         import pyarrow as pa
 
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.group_starts()
         groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
-        if self.ds is not None:
-            parts = [_block_table(self.ds, int(starts[g]), int(starts[g + 1]), self._gschema) for g in groups]
-        else:
+        pf = None
+        if self.ds is None:
             import pyarrow.parquet as pq
 
-            # one thread: Arrow's pool would decode the columns on the other cores, which the build's
-            # own work (or a Ray actor beside it) is using
-            parts = [pq.ParquetFile(self.path, pre_buffer=False).read_row_groups([int(g) for g in groups],
-                                                                                 use_threads=False)]
+            pf = pq.ParquetFile(self.path, pre_buffer=False)
+        parts = []
+        for g in groups:
+            if pf is None:
+                tbl = _block_table(self.ds, int(starts[g]), int(starts[g + 1]), self._gschema)
+            else:
+                # one thread: Arrow's pool would decode the columns on the other cores, which the
+                # build's own work (or a Ray actor beside it) is using
+                tbl = pf.read_row_group(int(g), use_threads=False)
+            parts.append(tbl.take(np.flatnonzero(np.isin(tbl["row"].to_numpy(), rows))))
         tbl = pa.concat_tables(parts) if parts else None
-        if tbl is None:
-            raise InputError("No sequence to read.")
-        at = tbl["row"].to_numpy()
-        keep = np.flatnonzero(np.isin(at, rows))
-        if keep.size != rows.size:
-            raise InputError(f"The input holds {keep.size} of the {rows.size} rows asked for; it changed while it "
-                             f"was read.")
-        return tbl.take(keep)
+        if tbl is None or tbl.num_rows != rows.size:
+            raise InputError(f"The input holds {0 if tbl is None else tbl.num_rows} of the {rows.size} rows asked "
+                             f"for; it changed while it was read.")
+        return tbl
 
     def ray_blocks(self, tmpdir: Path) -> tuple[Path, list[tuple[list[int], int]]]:
         """The input file the Ray engine reads and its blocks: (row groups, sequences) of each, in

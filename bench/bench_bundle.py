@@ -102,6 +102,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -195,12 +196,17 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def ratio(n: int, batch: int, h: int = H) -> None:
-    """The build's time against its methods' scores computed on their own (one thread, a warm
-    process): ``rv.contributions`` once per method on the same blocks with the same batch size,
-    which is what a user pays for the scores without a bundle. The build computes grad_norm and
-    input_x_grad from one shared pass (``rv.contributions_many``); the time it spends in that
-    pass is printed too."""
+def ratio(n: int, batch: int, h: int = H, reps: int = 3) -> None:
+    """The build's time against its methods' scores (one thread, a warm process), ``reps`` times
+    over the same blocks, each time in the order: the scores per method, the shared pass, the
+    build; the median and range of each ratio are printed after the runs.
+
+    Two references: ``rv.contributions`` once per method on the same blocks with the same batch
+    size (what a user pays for the scores without a bundle), and the strict one, the same two
+    methods from one shared pass (``rv.contributions_many``, no trace asked), as cheaply as rnnviz
+    computes them. The build computes them from that shared pass, which records the trace as it
+    scores; the time it spends there is printed too. CPU is the process's (every thread: a helper
+    thread's work counts) and the main thread's."""
     import importlib
 
     from rnnviz_core.bundle_blocks import Source, block_arrays
@@ -208,56 +214,69 @@ def ratio(n: int, batch: int, h: int = H) -> None:
     torch.set_num_threads(1)
     contrib = importlib.import_module("rnnviz_core.contributions")
     orig = contrib.contributions_many
-    spent = [0.0, 0.0]   # main-thread CPU, wall inside the build's scores
+    spent = [0.0]   # main-thread CPU inside the build's scores pass
 
     def timed(*a, **k):
-        t0, h0 = time.perf_counter(), time.thread_time()
+        h0 = time.thread_time()
         try:
             return orig(*a, **k)
         finally:
             spent[0] += time.thread_time() - h0
-            spent[1] += time.perf_counter() - t0
+
+    def clock():
+        return time.perf_counter(), time.process_time(), time.thread_time()
+
+    def since(c):
+        w, p, t = clock()
+        return w - c[0], p - c[1], t - c[2]
 
     methods = ["grad_norm", "input_x_grad"]
+    runs = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         src = make_file(n, d / "seq.parquet", batch)
         warm = make_file(64, d / "warm.parquet", batch)
         model = make_model(F, h)
         bundle.build(model, warm, d / "warm.rnnviz", batch_size=batch, device="cpu", progress=False)  # imports paid
-        # the reference: each method's scores on their own, block by block as the build reads them
         source = Source(str(src), batch)
         blocks = [block_arrays(t, source.meta) for t in source.tables()]
-        t0, h0 = time.perf_counter(), time.thread_time()
-        for b in blocks:
-            for m in methods:
-                rv.contributions(model, b["X"], m, b["lengths"], batch_size=batch, device="cpu")
-        ref_wall, ref_cpu = time.perf_counter() - t0, time.thread_time() - h0
-        # the strict reference: the two methods' scores as cheaply as rnnviz computes them, one shared
-        # pass (rv.contributions_many, no trace asked), on the same blocks
-        t0, h0 = time.perf_counter(), time.thread_time()
-        for b in blocks:
-            orig(model, b["X"], methods, b["lengths"], batch_size=batch, device="cpu")
-        many_wall, many_cpu = time.perf_counter() - t0, time.thread_time() - h0
-        del blocks
-        contrib.contributions_many = timed
-        try:
-            t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
-            bundle.build(model, src, d / "out.rnnviz", batch_size=batch, device="cpu", methods=methods,
-                         progress=False)
-            wall, cpu, own = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - h0
-        finally:
-            contrib.contributions_many = orig
-    # CPU time is the steadier figure on a shared machine; the main thread's CPU is the work the
-    # build itself did (the process's also counts helper threads, e.g. a BLAS pool spinning)
-    print(f"ratio: {n} sequences x {T} steps, GRU {h} units, batch {batch}, 1 thread: build {wall:.2f} s wall / "
-          f"{own:.2f} s main-thread CPU ({cpu:.2f} s process); the methods' scores on their own "
-          f"(rv.contributions per method) {ref_wall:.2f} s wall / {ref_cpu:.2f} s CPU; build / scores = "
-          f"{wall / ref_wall:.2f}x wall, {own / ref_cpu:.2f}x main-thread CPU; the two from one shared pass "
-          f"(rv.contributions_many) {many_wall:.2f} s wall / {many_cpu:.2f} s CPU: build / that = "
-          f"{wall / many_wall:.2f}x wall, {own / many_cpu:.2f}x main-thread CPU; inside the build the shared "
-          f"pass, recording the trace as it scores, took {spent[0]:.2f} s CPU, the rest of the build "
-          f"{own - spent[0]:.2f} s ({n / wall:.0f} seq/s)  [{uptime()}]")
+        for r in range(reps):
+            c = clock()
+            for b in blocks:
+                for m in methods:
+                    rv.contributions(model, b["X"], m, b["lengths"], batch_size=batch, device="cpu")
+            ref = since(c)
+            c = clock()
+            for b in blocks:
+                orig(model, b["X"], methods, b["lengths"], batch_size=batch, device="cpu")
+            many = since(c)
+            spent[0] = 0.0
+            contrib.contributions_many = timed
+            try:
+                c = clock()
+                bundle.build(model, src, d / f"out{r}.rnnviz", batch_size=batch, device="cpu", methods=methods,
+                             progress=False)
+                built = since(c)
+            finally:
+                contrib.contributions_many = orig
+            shutil.rmtree(d / f"out{r}.rnnviz", ignore_errors=True)
+            runs.append((ref, many, built, spent[0]))
+            print(f"ratio run {r + 1}: {n} sequences, build {built[0]:.2f} s wall / {built[1]:.2f} s process CPU / "
+                  f"{built[2]:.2f} s main thread; per-method scores {ref[0]:.2f} s wall / {ref[1]:.2f} s CPU; shared "
+                  f"pass {many[0]:.2f} s wall / {many[1]:.2f} s CPU; the build's own scores pass {spent[0]:.2f} s")
+    del blocks
+
+    def med(vals):
+        v = sorted(vals)
+        return f"{v[len(v) // 2]:.2f}x ({v[0]:.2f}-{v[-1]:.2f})"
+
+    print(f"ratio: {n} sequences x {T} steps, GRU {h} units, batch {batch}, 1 thread, {reps} runs, median (range): "
+          f"build / shared pass (strict) = {med([b[0] / m[0] for _, m, b, _ in runs])} wall, "
+          f"{med([b[1] / m[1] for _, m, b, _ in runs])} process CPU, "
+          f"{med([b[2] / m[2] for _, m, b, _ in runs])} main-thread CPU; "
+          f"build / per-method scores = {med([b[0] / f[0] for f, _, b, _ in runs])} wall, "
+          f"{med([b[1] / f[1] for f, _, b, _ in runs])} process CPU; "
+          f"{n / min(b[0] for _, _, b, _ in runs):.0f} seq/s at best  [{uptime()}]")
 
 
 def ray_actors(n: int, batch: int, actors: list[int]) -> None:
@@ -594,6 +613,7 @@ def main() -> None:
     p.add_argument("--memory", type=int, nargs="*")
     p.add_argument("--threads", type=int, help="torch threads of the local engine (default: all cores)")
     p.add_argument("--ratio", type=int, nargs="*", help="build time / scores time at these N (one thread)")
+    p.add_argument("--reps", type=int, default=3, help="--ratio: runs at each N (median and range printed)")
     p.add_argument("--ray-actors", type=int, nargs="*", help="Ray throughput with these actor counts (--n)")
     p.add_argument("--e2e", type=int, nargs="*", help="end-to-end local builds of these N in a child process")
     p.add_argument("--pages", type=int, nargs="*", help="bundle page times and server memory at these N")
@@ -621,7 +641,7 @@ def main() -> None:
         return
     if a.ratio:
         for n in a.ratio:
-            ratio(n, a.batch)
+            ratio(n, a.batch, reps=a.reps)
         return
     if a.memory:
         for n in a.memory:

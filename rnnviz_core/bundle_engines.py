@@ -44,7 +44,7 @@ class Worker:
         from . import saturation as sa
         from . import trajectories as tj
         from .contributions import contributions_many
-        from .groups import sequence_table
+        from .analyses.outcomes import sequence_columns
 
         o = self.opts
         b = block_arrays(tbl, self.meta)
@@ -58,34 +58,32 @@ class Worker:
         h = tr.get("h", layer=-1, direction="fwd")
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
         # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
-        # outcomes from sequence_table, the saturation shares (states and gates) computed once
-        table = sequence_table(tr.logits, b["y"], states=h, lengths=lens, gates=gates, columns=b["groups"],
-                               class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
-                               high=o["high"], levels=o["levels"])
-        gnames = [] if b["groups"] is None else list(b["groups"].columns)
-        # sequence_table appends the data's columns last, renamed "<name>_data" on a clash
-        data_cols = dict(zip(table.columns[len(table.columns) - len(gnames):], gnames)) if gnames else {}
+        # columns of sequence_table, computed without its frame (sequence_columns), and the count
+        # of saturated units per step once, for the shares per sequence and per step
+        counts: list = []
+        cols = sequence_columns(tr.logits, b["y"], states=h, lengths=lens, gates=gates,
+                                class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
+                                high=o["high"], levels=o["levels"], counts=counts)
         mask = tj.valid_mask(lens, h.shape[1])
         sum_abs, _, change = tj.norm_arrays(h, lens)
-        table["plateau_step"] = tj.plateau_steps(sum_abs, lens)
         # the share of saturated units at each valid step (saturation.saturation_by_step)
-        hv = h[mask]   # the valid steps' states [steps, H], once for the saturated share and the projection
-        per_step = (np.abs(hv) >= o["threshold"]).view(np.uint8).sum(axis=1, dtype=np.int32) / h.shape[2]
-        table = table.drop(columns=["seq"])
+        per_step = counts[0][mask] / h.shape[2]
+        hv = h[mask]   # the valid steps' states [steps, H], for the projection
         out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
-        for col in table.columns:
+        regression = "correct" in cols and cols["correct"].dtype.kind == "f"
+        for col, v in cols.items():
             if col == "length":
                 continue
-            s = table[col]
-            if col in data_cols:   # the data's own column, passed through with its Arrow type
-                out[f"data:{data_cols[col]}"] = tbl[f"group:{data_cols[col]}"]
-                continue
-            if col == "correct" and s.dtype.kind == "f":   # a number model: right/wrong does not apply
+            if col == "correct" and regression:   # a number model: right/wrong does not apply
                 out[col] = pa.nulls(n, type=pa.bool_())
-                continue
-            if isinstance(s.dtype, pd.CategoricalDtype):
-                s = s.astype(object).where(s.notna(), None)
-            out[col] = pa.array(s.to_numpy() if s.dtype != object else s.tolist())
+            elif isinstance(v, pd.Categorical):   # the names as text, as the table's values
+                out[col] = pa.array(np.asarray(v.categories, dtype=object)[v.codes], type=pa.string(),
+                                    mask=np.asarray(v.codes) < 0)
+            else:
+                out[col] = pa.array(v)
+        for name in ([] if b["groups"] is None else list(b["groups"].columns)):
+            out[f"data:{name}"] = tbl[f"group:{name}"]   # the data's own column, with its Arrow type
+        out["plateau_step"] = pa.array(tj.plateau_steps(sum_abs, lens))
         out["length"] = pa.array(lens.astype(np.int64))
         logits = np.asarray(tr.logits, dtype=np.float32).reshape(n, -1)
         out["logits"] = pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1])
@@ -179,6 +177,12 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
         started = True
+    # every actor of the pool started before the first block is handed out (Ray Data otherwise
+    # starts them as the blocks flow, and the first actor up can take every block of a short run
+    # before the others are placed): the blocks go to the least busy actor, on every node
+    ctx = ray.data.DataContext.get_current()
+    wait_before = ctx.wait_for_min_actors_s
+    ctx.wait_for_min_actors_s = WAIT_FOR_ACTORS_S
     try:
         if num_gpus is None:
             num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -221,19 +225,25 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             out = rds_todo.map_batches(_RayAnalyse, fn_constructor_kwargs={"model": model_ref, "opts": opts,
                                                                           "meta": src.meta, "pca": pca}, **kw)
             pieces: dict[int, list] = {}
-            for res_tbl in out.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for i in range(res_tbl.num_rows):
-                    k, data = int(res_tbl["block"][i].as_py()), res_tbl["part"][i].as_py()
-                    # the data hash is a sum over rows, so a block split over batches adds up
-                    hsum = (hsum + int(res_tbl["hash"][i].as_py(), 16)) % (1 << 256)
-                    nodes.add(res_tbl["node"][i].as_py())
-                    if res_tbl["gpus"][i].as_py() > 0:
-                        gpu_blocks.add(k)
-                    pieces.setdefault(k, []).append(data)
-                    got = _pieces_rows(pieces[k])
-                    if got == blocks[k][1]:   # the whole block is back: its part, complete or not at all
-                        _write_block(pieces.pop(k), parts_dir / f"part-{k:05d}.parquet")
-                        bar.update(got)
+            try:
+                for res_tbl in out.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    for i in range(res_tbl.num_rows):
+                        k, data = int(res_tbl["block"][i].as_py()), res_tbl["part"][i].as_py()
+                        # the data hash is a sum over rows, so a block split over batches adds up
+                        hsum = (hsum + int(res_tbl["hash"][i].as_py(), 16)) % (1 << 256)
+                        nodes.add(res_tbl["node"][i].as_py())
+                        if res_tbl["gpus"][i].as_py() > 0:
+                            gpu_blocks.add(k)
+                        pieces.setdefault(k, []).append(data)
+                        got = _pieces_rows(pieces[k])
+                        if got == blocks[k][1]:   # the whole block is back: its part, complete or not at all
+                            _write_block(pieces.pop(k), parts_dir / f"part-{k:05d}.parquet")
+                            bar.update(got)
+            except ray.exceptions.GetTimeoutError:
+                raise InputError(f"The Ray cluster did not start the {int(concurrency)} actors this build asked for "
+                                 f"within {WAIT_FOR_ACTORS_S} s (each needs 1 CPU"
+                                 + (f" and {num_gpus:g} GPU" if num_gpus else "") + "); ask for fewer with "
+                                 "concurrency=, or add nodes.") from None
             if pieces:
                 raise RuntimeError(f"Ray returned blocks {sorted(pieces)[:5]} incomplete; build again with resume.")
         bar.close()
@@ -244,8 +254,13 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
                               "ray_gpus_per_actor": float(num_gpus or 0),
                               "ray_blocks_on_gpu_actors": f"{len(gpu_blocks)} of {len(todo)}"}}
     finally:
+        ctx.wait_for_min_actors_s = wait_before
         if started:
             ray.shutdown()
+
+
+#: how long a Ray build waits for its actors to start before it hands out blocks
+WAIT_FOR_ACTORS_S = 600
 
 
 class _RayActor:

@@ -60,17 +60,17 @@ def columns(model: Any, x: Any, lengths: Any, scores: Mapping[str, np.ndarray], 
     """
     import pyarrow as pa
 
-    from .horizons import horizon
+    from .horizons import horizon_arrays
 
     method = horizon_method(list(scores))
     T = np.shape(x)[1]
     sc = np.asarray(scores[method])[:, :T]
-    hz = horizon(model, x, lengths, scores=sc, tol=opts.get("decision_tol"), device=opts["device"],
-                 batch_size=opts["batch_size"], states=states)
-    return {"decision_step": pa.array(hz["decision_step"].to_numpy(np.int64)),
-            "steps_after_decision": pa.array(hz["steps_after_decision"].to_numpy(np.int64)),
-            "horizon_50": pa.array(hz["horizon_50"].to_numpy(np.float64)),
-            "horizon_90": pa.array(hz["horizon_90"].to_numpy(np.float64))}
+    hz = horizon_arrays(model, x, lengths, scores=sc, tol=opts.get("decision_tol"), device=opts["device"],
+                        batch_size=opts["batch_size"], states=states)
+    return {"decision_step": pa.array(np.asarray(hz["decision_step"], np.int64)),
+            "steps_after_decision": pa.array(np.asarray(hz["steps_after_decision"], np.int64)),
+            "horizon_50": pa.array(np.asarray(hz["horizon_50"], np.float64)),
+            "horizon_90": pa.array(np.asarray(hz["horizon_90"], np.float64))}
 
 
 #: a one-output model's decision tolerance is computed over every sequence up to this many, over

@@ -68,7 +68,8 @@ def decision_steps(prefix: np.ndarray, lengths: Any = None, *, task: str = "auto
     Returns int64 [N]: the first step t from which the prefix answer equals the final one at
     every step up to the last real step (see the module docstring for the answer compared).
     """
-    arr = np.asarray(prefix, dtype=np.float64)
+    given = np.asarray(prefix)
+    arr = given.astype(np.float64)
     if arr.ndim == 2:
         arr = arr[..., None]
     n, T, k = arr.shape
@@ -76,7 +77,14 @@ def decision_steps(prefix: np.ndarray, lengths: Any = None, *, task: str = "auto
     flat = np.nan_to_num(arr.reshape(n * T, k))
     if task == "auto" and k == 1:
         task = "regression"
-    ans, classes = _answers(flat if k > 1 else flat[:, 0], task)
+    if k > 1 and task in ("auto", "classification") and given.dtype.kind == "f" and given.dtype.itemsize <= 4:
+        # the class of highest probability is the class of the largest logit, 10x sooner than the
+        # probabilities of every prefix: softmax is monotone, equal logits tie to the first class
+        # either way, and two float32 logits that differ keep different probabilities in float64
+        # (the probabilities are computed in float64, where a float32 gap is far above rounding)
+        ans, classes = flat.argmax(axis=1), True
+    else:
+        ans, classes = _answers(flat if k > 1 else flat[:, 0], task)
     ans = ans.astype(np.float64).reshape(n, T)
     rows = np.arange(n)
     final = ans[rows, L - 1]
@@ -162,6 +170,19 @@ def horizon(
     steps the answer held before the end), ``horizon_50``, ``horizon_90`` (float, NaN where a
     sequence has no contribution mass) and ``method``.
     """
+    cols = horizon_arrays(model, x, lengths, method, scores=scores, task=task, tol=tol, device=device,
+                          batch_size=batch_size, lengths_arg=lengths_arg, output=output, states=states, **options)
+    n = len(cols["length"])
+    return pd.DataFrame({"seq": np.arange(n) if ids is None else np.asarray(ids), **cols})
+
+
+def horizon_arrays(model: nn.Module, x: Any, lengths: Any = None, method: str = DEFAULT_HORIZON_METHOD, *,
+                   scores: Any = None, task: str = "auto", tol: float | None = None,
+                   device: str | torch.device | None = "auto", batch_size: int | None = None,
+                   lengths_arg: str | None = None, output: int | str | Callable | None = None, states: Any = None,
+                   **options) -> dict:
+    """The columns of :func:`horizon` but ``seq``, as arrays (the bundle build writes them to its
+    parts without a table)."""
     model = unwrap_model(model)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, T = xt.shape[:2]
@@ -186,11 +207,8 @@ def horizon(
     if sc.shape != (n, T):
         raise InputError(f"scores must be shaped [N, T] = {(n, T)}; got {sc.shape}.", field="scores")
     hz = horizons_from_scores(sc, L)
-    return pd.DataFrame({
-        "seq": np.arange(n) if ids is None else np.asarray(ids),
-        "length": L, "final": final, "decision_step": dec, "steps_after_decision": L - 1 - dec,
-        "horizon_50": hz[:, 0], "horizon_90": hz[:, 1], "method": used,
-    })
+    return {"length": L, "final": final, "decision_step": dec, "steps_after_decision": L - 1 - dec,
+            "horizon_50": hz[:, 0], "horizon_90": hz[:, 1], "method": np.full(n, used, dtype=object)}
 
 
 # ----------------------------------------------------------------------------- groups

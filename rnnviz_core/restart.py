@@ -11,6 +11,7 @@ module must read forwards only; otherwise the module runs in full. Both are runn
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -265,7 +266,9 @@ def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_s
                 xb, Lb = xt[s:s + bs], L[s:s + bs]
                 tb = int(Lb.max())
                 if states is not None:   # the recurrence's outputs are known: only the head runs
-                    seq = torch.as_tensor(np.ascontiguousarray(states[s:s + bs, :tb]), dtype=torch.float32).to(dev)
+                    with warnings.catch_warnings():   # a trace's arrays are read-only; the head only reads them
+                        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                        seq = torch.as_tensor(np.asarray(states[s:s + bs, :tb], dtype=np.float32)).to(dev)
                     seq = seq.to(next(model.head.parameters()).dtype)
                 else:
                     model(xb[:, :tb].to(dev), torch.as_tensor(Lb))
@@ -281,8 +284,9 @@ def _builtin_prefix_outputs(model, xt: torch.Tensor, L: np.ndarray, dev, batch_s
                 out = out.reshape(out.shape[0], tb, -1).to("cpu", torch.float32).numpy()
                 if res is None:
                     res = np.full((n, T, out.shape[2]), np.nan, dtype=np.float32)
-                valid = valid_mask(Lb, tb)
-                res[s:s + len(Lb), :tb][valid] = out[valid]
+                block = res[s:s + len(Lb), :tb]
+                block[...] = out
+                block[~valid_mask(Lb, tb)] = np.nan   # padding, as at and past each length elsewhere
     finally:
         handle.remove()
         model.train(was_training)

@@ -236,6 +236,15 @@ def saturation_by_sequence(
     if gates is None and hasattr(states, "gate_kinds"):
         gates = trace_gates(states)
         gates = gates or None
+    cols, _ = saturation_columns(states, lengths, gates=gates, threshold=threshold, low=low, high=high)
+    return pd.DataFrame({"seq": _seq_ids(ids, len(cols["length"])), **cols})
+
+
+def saturation_columns(states: Any, lengths: Any = None, *, gates: Any = None, threshold: float = DEFAULT_THRESHOLD,
+                       low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH) -> tuple[dict, np.ndarray]:
+    """The columns of :func:`saturation_by_sequence` but ``seq``, as arrays (``gates`` as given,
+    not taken from a Trace), and the count of saturated units at each step (int64 [N, T]; the
+    bundle stores its share per step, so it is counted once)."""
     arr, lens = _as_states(states, lengths)
     thr = _check_threshold(threshold)
     n, t, h = arr.shape
@@ -245,12 +254,7 @@ def saturation_by_sequence(
     per_step = _units_per_step(arr, lambda a: np.abs(a) >= thr)
     n_sat = np.where(mask, per_step, 0).sum(axis=1)
     final = per_step[np.arange(n), lens - 1]  # units saturated at the last real step
-    frame = pd.DataFrame({
-        "seq": _seq_ids(ids, n),
-        "length": lens,
-        "frac_saturated": n_sat / (lens * h),
-        "frac_saturated_final": final / h,
-    })
+    cols = {"length": lens, "frac_saturated": n_sat / (lens * h), "frac_saturated_final": final / h}
     if gates is not None:
         g, glens = _as_gates(gates, lens, n_expected=n)
         lo, hi = _check_low_high(low, high)
@@ -259,9 +263,9 @@ def saturation_by_sequence(
             denom = glens * garr.shape[2]
             left = np.where(gm, _units_per_step(garr, lambda a: a < lo), 0).sum(axis=1)
             right = np.where(gm, _units_per_step(garr, lambda a: a > hi), 0).sum(axis=1)
-            frame[f"{name}_left"] = left / denom
-            frame[f"{name}_right"] = right / denom
-    return frame
+            cols[f"{name}_left"] = left / denom
+            cols[f"{name}_right"] = right / denom
+    return cols, per_step
 
 
 def _units_per_step(arr: np.ndarray, test) -> np.ndarray:

@@ -52,8 +52,11 @@ def test_two_nodes_build_the_local_bundle(two_nodes, tmp_path):
     ds = ds.subset(np.arange(120))
     local = bundle.open(bundle.build(model, ds, tmp_path / "local", batch_size=20, sample=8, device="cpu"))
     seq = bundle.write_sequences(ds, tmp_path / "seq.parquet", block_size=20)
+    before = ray.data.DataContext.get_current().wait_for_min_actors_s
     built = bundle.build(model, seq, tmp_path / "ray", engine="ray", batch_size=20, sample=8, device="cpu")
     on_ray = bundle.open(built)
+    # the build waits for every actor before it hands out blocks, then leaves Ray's setting as it was
+    assert ray.data.DataContext.get_current().wait_for_min_actors_s == before
 
     b = on_ray.manifest["build"]
     assert b["engine"] == "ray" and b["ray_nodes"] == 2, b          # actors on both nodes

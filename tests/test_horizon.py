@@ -102,6 +102,33 @@ def test_decision_steps_by_hand_for_classes_and_regression():
     assert decision_steps(r, [4, 3], tol=0.5).tolist() == [2, 2]
 
 
+def test_decision_steps_of_float32_logits_match_the_class_of_highest_probability():
+    """float32 prefix outputs take the largest logit (no probabilities); the reference is the class
+    sequence_outputs names (probabilities in float64), on near-ties one float32 step apart, exact
+    ties, huge and infinite logits and NaN padding."""
+    from rnnviz_core.analyses.outcomes import sequence_outcomes
+
+    rng = np.random.default_rng(3)
+    n, T, k = 300, 12, 3
+    p = rng.normal(size=(n, T, k)).astype(np.float32)
+    near = rng.random((n, T)) < 0.3      # the second class one float32 step above or below the first
+    step = np.where(rng.random((n, T)) < 0.5, np.float32(np.inf), np.float32(-np.inf))
+    p[..., 1] = np.where(near, np.nextafter(p[..., 0], step), p[..., 1])
+    tie = rng.random((n, T)) < 0.2
+    p[..., 2] = np.where(tie, np.maximum(p[..., 0], p[..., 1]), p[..., 2])   # exact ties with the top
+    p[::11, ::3] *= np.float32(3e37)                                    # huge
+    p[5, 4, 1], p[6, 2, 0], p[8, 1, :] = np.inf, -np.inf, np.inf         # infinite
+    L = rng.integers(1, T + 1, n)
+    p[np.arange(T)[None, :] >= L[:, None]] = np.nan                      # padding
+    flat = np.nan_to_num(p.astype(np.float64)).reshape(n * T, k)
+    ans = sequence_outcomes(flat)["pred"].to_numpy().reshape(n, T)
+    same = (ans == ans[np.arange(n), L - 1][:, None]) | (np.arange(T)[None, :] >= L[:, None])
+    want = np.array([T - np.argmax(~row[::-1]) if (~row).any() else 0 for row in same])
+    assert (p[..., 0] != p[..., 1])[near].mean() > 0.9 and not np.all(want == 0)
+    assert decision_steps(p, L).tolist() == want.tolist()
+    assert decision_steps(p.astype(np.float64), L).tolist() == want.tolist()   # the probability path
+
+
 @pytest.fixture(scope="module")
 def marker():
     model, ds = rv.demos.load_demo("marker")

@@ -117,18 +117,25 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
     n = arr.shape[0]
     task = resolve_task(arr, task)
     seq = np.arange(n) if ids is None else np.asarray(ids)
-    frame = pd.DataFrame({"seq": seq})
+    return pd.DataFrame({"seq": seq, **outcome_columns(arr, y, task)})
+
+
+def outcome_columns(arr: np.ndarray, y: Any, task: str) -> dict[str, np.ndarray]:
+    """The columns of :func:`sequence_outcomes` but ``seq``, as arrays (``arr`` from
+    :func:`logits_array`, ``task`` resolved): the bundle build writes them without a table."""
+    n = arr.shape[0]
+    cols: dict[str, np.ndarray] = {}
     probs = class_probabilities(arr, task)
     if probs is not None:
         pred = probs.argmax(axis=1)
-        frame["pred"] = pred
-        frame["confidence"] = probs.max(axis=1)
+        cols["pred"] = pred
+        cols["confidence"] = probs.max(axis=1)
     else:
         out = arr.reshape(n, -1)
-        frame["pred"] = out[:, 0] if out.shape[1] == 1 else np.nan
-        frame["confidence"] = np.nan
+        cols["pred"] = out[:, 0] if out.shape[1] == 1 else np.full(n, np.nan)
+        cols["confidence"] = np.full(n, np.nan)
     if y is None:
-        return frame
+        return cols
     yy = to_numpy(y, "y")
     if yy.shape[0] != n:
         raise InputError(f"y holds {yy.shape[0]} values but there are {n} sequences.")
@@ -139,19 +146,19 @@ def sequence_outcomes(logits: Any, y: Any = None, *, task: str = "auto", ids: An
         yi = yi.astype(np.int64)
         if yi.min() < 0 or yi.max() >= probs.shape[1]:
             raise InputError(f"Class indices in y must run from 0 to {probs.shape[1] - 1}.")
-        frame["true"] = yi
-        frame["correct"] = pred == yi
-        frame["loss"] = -_log_probs(arr, task)[np.arange(n), yi]
+        cols["true"] = yi
+        cols["correct"] = pred == yi
+        cols["loss"] = -_log_probs(arr, task)[np.arange(n), yi]
     else:
         out = arr.reshape(n, -1)
         target = yy.astype(np.float64).reshape(n, -1)
         if target.shape[1] != out.shape[1]:
             raise InputError(f"y has {target.shape[1]} targets per sequence but the model gives {out.shape[1]}.")
-        frame["true"] = target[:, 0] if target.shape[1] == 1 else np.nan
-        frame["correct"] = np.nan
-        frame["loss"] = ((out - target) ** 2).mean(axis=1)
-        frame["abs_error"] = np.abs(out - target).mean(axis=1)
-    return frame
+        cols["true"] = target[:, 0] if target.shape[1] == 1 else np.full(n, np.nan)
+        cols["correct"] = np.full(n, np.nan)
+        cols["loss"] = ((out - target) ** 2).mean(axis=1)
+        cols["abs_error"] = np.abs(out - target).mean(axis=1)
+    return cols
 
 
 def saturation_levels(frac_saturated: Any, levels: Sequence[float] = (0.1, 0.5)) -> pd.Categorical:
@@ -214,31 +221,10 @@ def sequence_table(
     is_trace = hasattr(logits, "hidden") and hasattr(logits, "logits")
     if is_trace and states is None:
         states = logits
-    table = sequence_outcomes(logits, y, task=task, ids=ids)
-    n = len(table)
-    has_probs = table["confidence"].notna().all()
-    if has_probs:
-        names = None if class_names is None else list(class_names)
-
-        def name_of(idx: pd.Series) -> pd.Series:
-            if names is None:
-                return idx.astype(str)
-            if idx.max() >= len(names):
-                raise InputError(f"class_names has {len(names)} names but the model has more classes.")
-            return pd.Series(pd.Categorical.from_codes(idx.to_numpy(), categories=names), index=idx.index)
-
-        table["predicted_class"] = name_of(table["pred"])
-        if "true" in table:
-            table["true_class"] = name_of(table["true"])
-            table["outcome"] = pd.Categorical(np.where(table["correct"], "correct", "wrong"),
-                                              categories=["correct", "wrong"])
-    if states is not None:
-        sat = saturation_by_sequence(states, lengths, gates=gates, threshold=threshold, low=low, high=high)
-        if len(sat) != n:
-            raise InputError(f"states hold {len(sat)} sequences but logits hold {n}; pass both from one run.")
-        for col in sat.columns.drop("seq"):
-            table[col] = sat[col].to_numpy()
-        table["saturation"] = saturation_levels(table["frac_saturated"], levels)
+    cols = sequence_columns(logits, y, states=states, lengths=lengths, gates=gates, task=task,
+                            class_names=class_names, threshold=threshold, levels=levels, low=low, high=high)
+    n = len(cols["pred"])
+    table = pd.DataFrame({"seq": np.arange(n) if ids is None else np.asarray(ids), **cols})
     if columns is not None:
         extra = pd.DataFrame(columns).reset_index(drop=True)
         if len(extra) != n:
@@ -247,6 +233,46 @@ def sequence_table(
             name = f"{col}_data" if col in table.columns else col
             table[name] = extra[col].to_numpy()
     return table
+
+
+def sequence_columns(logits: Any, y: Any = None, *, states: Any = None, lengths: Any = None, gates: Any = None,
+                     task: str = "auto", class_names: Sequence[str] | None = None,
+                     threshold: float = DEFAULT_THRESHOLD, levels: Sequence[float] = (0.1, 0.5),
+                     low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH, counts: list | None = None) -> dict:
+    """The columns of :func:`sequence_table` before ``seq`` and the dataset's columns, in its order,
+    as arrays (``pandas.Categorical`` for the named ones): the bundle build writes them straight
+    to its parts, without a table. ``counts``: a list that receives the per-step count of saturated
+    units (int64 [N, T]) when states are given."""
+    from ..saturation import saturation_columns, trace_gates
+
+    arr = logits_array(logits)
+    cols = outcome_columns(arr, y, resolve_task(arr, task))
+    n = arr.shape[0]
+    if not np.isnan(cols["confidence"]).any():   # class probabilities
+        names = None if class_names is None else list(class_names)
+
+        def name_of(idx: np.ndarray) -> Any:
+            if names is None:
+                return idx.astype(str).astype(object)
+            if idx.max() >= len(names):
+                raise InputError(f"class_names has {len(names)} names but the model has more classes.")
+            return pd.Categorical.from_codes(idx, categories=names)
+
+        cols["predicted_class"] = name_of(cols["pred"])
+        if "true" in cols:
+            cols["true_class"] = name_of(cols["true"])
+            cols["outcome"] = pd.Categorical.from_codes(np.where(cols["correct"], 0, 1), categories=["correct", "wrong"])
+    if states is not None:
+        if gates is None and hasattr(states, "gate_kinds"):
+            gates = trace_gates(states) or None
+        sat, per_step = saturation_columns(states, lengths, gates=gates, threshold=threshold, low=low, high=high)
+        if len(sat["length"]) != n:
+            raise InputError(f"states hold {len(sat['length'])} sequences but logits hold {n}; pass both from one run.")
+        cols.update(sat)
+        cols["saturation"] = saturation_levels(cols["frac_saturated"], levels)
+        if counts is not None:
+            counts.append(per_step)
+    return cols
 
 
 # ----------------------------------------------------------------------------- grouping

@@ -78,11 +78,10 @@ def fit(src: Any, worker: Any, block_arrays: Any, pca_from_moments: Any, points:
     b = block_arrays(src.read_rows(rows), src.meta)
     tr = worker._trace(b, gates=False)
     h = tr.get("h", layer=-1, direction="fwd")
-    pts = [torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()]
     first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
              "units": int(h.shape[2])}
     # float64 in torch: it keeps to torch's thread setting (numpy's BLAS starts its own threads)
-    allp = torch.cat(pts)
+    allp = torch.from_numpy(h[valid_mask(b["lengths"], h.shape[1])]).double()
     mean = allp.mean(dim=0)
     c = allp - mean
     pca = pca_from_moments(int(allp.shape[0]), mean.numpy(), (c.T @ c).numpy(), min(2, first["units"]))

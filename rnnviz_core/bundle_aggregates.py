@@ -1,8 +1,8 @@
 """Dataset-level aggregates a bundle computes when it is built, so that no view scans every row.
 
 Written to ``aggregates.safetensors`` (float64/int64 arrays, listed in the manifest under
-``analysis.aggregates``), one streamed pass over the finished sequence parts that reads only the
-columns it needs (memory: one part at a time):
+``analysis.aggregates``), summed part by part (:class:`Aggregates`) from the build's one read of
+each finished sequence part after the analyses (memory: one part at a time):
 
 - ``count.<g>`` [K, T]: sequences of each group of grouping ``g`` that reach each step;
 - ``score_abs.<method>.<g>`` [K, T]: the sum of |score| per group and step (mean |score| by
@@ -28,7 +28,6 @@ parts, so a local and a Ray build write the same arrays).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -40,31 +39,36 @@ HIST_COLUMNS = ("confidence", "frac_saturated", "frac_saturated_final")
 GROUPINGS = ("all", "predicted_class", "true_class")
 
 
-def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, manifest entry) from the parts in ``parts_dir``."""
-    import pyarrow.parquet as pq
+class Aggregates:
+    """The aggregates, one part at a time: :meth:`add` each part's ``columns`` (an Arrow table),
+    then :meth:`finish` -> (arrays, manifest entry)."""
 
-    from .trajectories import valid_mask
+    def __init__(self, schema_names: Sequence[str], t_max: int, methods: Sequence[str]):
+        self.t_max, self.methods = t_max, list(methods)
+        self.groupings = [g for g in GROUPINGS if g == "all" or g in schema_names]
+        self.hist_cols = [c for c in HIST_COLUMNS if c in schema_names]
+        groupings, hist_cols = self.groupings, self.hist_cols
+        self.labels: dict[str, dict[str, int]] = {g: {} for g in groupings}
+        self.count: dict[str, np.ndarray] = {g: np.zeros((0, t_max)) for g in groupings}
+        self.score: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, t_max)) for m in methods
+                                                         for g in groupings}
+        self.hist: dict[tuple[str, str], np.ndarray] = {(c, g): np.zeros((0, BINS), np.int64) for c in hist_cols
+                                                        for g in groupings}
+        self.rel: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS)) for m in methods
+                                                       for g in groupings}
+        self.rel_n: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS), np.int64)
+                                                         for m in methods for g in groupings}
+        self.columns = ["length"] + [g for g in groupings if g != "all"] + hist_cols + [f"score:{m}" for m in methods]
 
-    files = sorted(parts_dir.glob("*.parquet"))
-    schema = pq.read_schema(files[0])
-    groupings = [g for g in GROUPINGS if g == "all" or g in schema.names]
-    hist_cols = [c for c in HIST_COLUMNS if c in schema.names]
-    labels: dict[str, dict[str, int]] = {g: {} for g in groupings}
-    count: dict[str, np.ndarray] = {g: np.zeros((0, t_max)) for g in groupings}
-    score: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, t_max)) for m in methods for g in groupings}
-    hist: dict[tuple[str, str], np.ndarray] = {(c, g): np.zeros((0, BINS), np.int64) for c in hist_cols
-                                               for g in groupings}
-    rel: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS)) for m in methods for g in groupings}
-    rel_n: dict[tuple[str, str], np.ndarray] = {(m, g): np.zeros((0, POSITION_BINS), np.int64) for m in methods
-                                                for g in groupings}
-    cols = ["length"] + [g for g in groupings if g != "all"] + hist_cols + [f"score:{m}" for m in methods]
+    def add(self, tbl) -> None:
+        from .trajectories import valid_mask
 
-    def grow(arr: np.ndarray, k: int) -> np.ndarray:
-        return arr if arr.shape[0] >= k else np.vstack([arr, np.zeros((k - arr.shape[0], arr.shape[1]), arr.dtype)])
+        methods, groupings, hist_cols = self.methods, self.groupings, self.hist_cols
+        labels, count, score, hist, rel, rel_n = self.labels, self.count, self.score, self.hist, self.rel, self.rel_n
 
-    for p in files:
-        tbl = pq.read_table(p, columns=cols)
+        def grow(arr: np.ndarray, k: int) -> np.ndarray:
+            return arr if arr.shape[0] >= k else np.vstack([arr, np.zeros((k - arr.shape[0], arr.shape[1]), arr.dtype)])
+
         lens = tbl["length"].to_numpy().astype(np.int64)
         t = int(lens.max())
         mask = valid_mask(lens, t)
@@ -118,21 +122,25 @@ def compute(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple[dict[s
                 for c in hist_cols:
                     b, ok = bins[c]
                     hist[(c, g)][gi] += np.bincount(b[sel & ok], minlength=BINS)
-    arrays: dict[str, np.ndarray] = {}
-    listed: dict[str, list[str]] = {}
-    for g in groupings:
-        names = list(labels[g])
-        order = sorted(range(len(names)), key=lambda i: names[i])
-        listed[g] = [names[i] for i in order]
-        arrays[f"count.{g}"] = np.ascontiguousarray(count[g][order])
-        for m in methods:
-            arrays[f"score_abs.{m}.{g}"] = np.ascontiguousarray(score[(m, g)][order])
-        for c in hist_cols:
-            arrays[f"hist.{c}.{g}"] = np.ascontiguousarray(hist[(c, g)][order])
-        for m in methods:
-            arrays[f"pos_rel.{m}.{g}"] = np.ascontiguousarray(rel[(m, g)][order])
-            arrays[f"pos_rel_n.{m}.{g}"] = np.ascontiguousarray(rel_n[(m, g)][order])
-    return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols, "position_bins": POSITION_BINS}
+
+    def finish(self) -> tuple[dict[str, np.ndarray], dict]:
+        methods, groupings, hist_cols = self.methods, self.groupings, self.hist_cols
+        labels, count, score, hist, rel, rel_n = self.labels, self.count, self.score, self.hist, self.rel, self.rel_n
+        arrays: dict[str, np.ndarray] = {}
+        listed: dict[str, list[str]] = {}
+        for g in groupings:
+            names = list(labels[g])
+            order = sorted(range(len(names)), key=lambda i: names[i])
+            listed[g] = [names[i] for i in order]
+            arrays[f"count.{g}"] = np.ascontiguousarray(count[g][order])
+            for m in methods:
+                arrays[f"score_abs.{m}.{g}"] = np.ascontiguousarray(score[(m, g)][order])
+            for c in hist_cols:
+                arrays[f"hist.{c}.{g}"] = np.ascontiguousarray(hist[(c, g)][order])
+            for m in methods:
+                arrays[f"pos_rel.{m}.{g}"] = np.ascontiguousarray(rel[(m, g)][order])
+                arrays[f"pos_rel_n.{m}.{g}"] = np.ascontiguousarray(rel_n[(m, g)][order])
+        return arrays, {"groupings": listed, "bins": BINS, "hist_columns": hist_cols, "position_bins": POSITION_BINS}
 
 
 def check(header: Mapping[str, tuple], entry: object, methods: Sequence[str], t_max: int, refuse,

@@ -9,7 +9,7 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,29 +66,25 @@ def _check_methods(methods: Sequence[str] | str) -> list[str]:
     return methods
 
 
-def _read_parts(parts_dir: Path, columns: Sequence[str]) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
+class _Groupings:
+    """Per grouping: count / sum / sum of squares [K, T] of the per-step saturated share, one part
+    at a time (:meth:`add`, with the part's ``columns``), then :meth:`finish` -> (arrays, groups)."""
 
-    for p in sorted(parts_dir.glob("*.parquet")):
-        yield pq.read_table(p, columns=list(columns)).to_pandas()
+    def __init__(self, schema_names: Sequence[str], t_max: int):
+        names = [c for c in ("true_class", "predicted_class", "outcome", "saturation") if c in schema_names]
+        self.names = names + [c for c in schema_names if c.startswith("data:")]
+        self.columns = self.names + ["length", "step:frac_saturated"]
+        self.t_max = t_max
+        self.labels: dict[str, dict[str, int]] = {g: {} for g in self.names}
+        self.sums: dict[str, list] = {g: [] for g in self.names}
 
+    def add(self, tbl: Any) -> None:
+        from .trajectories import valid_mask
 
-def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
-    """Per grouping: count / sum / sum of squares [K, T] of the per-step saturated share, streamed."""
-    import pyarrow.parquet as pq
-
-    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
-    names = [c for c in ("true_class", "predicted_class", "outcome", "saturation") if c in schema.names]
-    names += [c for c in schema.names if c.startswith("data:")]
-    labels: dict[str, dict[str, int]] = {g: {} for g in names}
-    sums: dict[str, list] = {g: [] for g in names}
-    for p in sorted(parts_dir.glob("*.parquet")):
-        tbl = pq.read_table(p, columns=names + ["length", "step:frac_saturated"])
+        names, labels, sums, t_max = self.names, self.labels, self.sums, self.t_max
         lens = tbl["length"].to_numpy()
         t = int(lens.max())
         vals = tbl["step:frac_saturated"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float64)
-        from .trajectories import valid_mask
-
         mask = valid_mask(lens, t)
         per = np.zeros(mask.shape)
         per[mask] = vals
@@ -116,29 +112,32 @@ def _groupings(parts_dir: Path, meta: Mapping, t_max: int) -> tuple[dict, dict]:
                 else:
                     np.add.at(acc[:, :t], idx, arr)
                 sums[g][j] = acc
-    arrays, listed = {}, {}
-    for g in names:
-        if len(labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
-            continue
-        # groups in sorted order, not in order of first appearance: that order depends on how the
-        # rows were split into parts (Ray's parts differ from a local build's), the numbers do not
-        names_g = list(labels[g])
-        order = sorted(range(len(names_g)), key=lambda i: names_g[i])
-        for j, what in enumerate(("count", "sum", "sumsq")):
-            arrays[f"{g}.{what}"] = np.ascontiguousarray(sums[g][j][order])
-        listed[g] = [names_g[i] for i in order]
-    return arrays, listed
+
+    def finish(self) -> tuple[dict, dict]:
+        arrays, listed = {}, {}
+        for g in self.names:
+            if len(self.labels[g]) > _N_GROUP_VALUES and g.startswith("data:"):
+                continue
+            # groups in sorted order, not in order of first appearance: that order depends on how the
+            # rows were split into parts (Ray's parts differ from a local build's), the numbers do not
+            names_g = list(self.labels[g])
+            order = sorted(range(len(names_g)), key=lambda i: names_g[i])
+            for j, what in enumerate(("count", "sum", "sumsq")):
+                arrays[f"{g}.{what}"] = np.ascontiguousarray(self.sums[g][j][order])
+            listed[g] = [names_g[i] for i in order]
+        return arrays, listed
 
 
-def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
-    """Rows covering every (true class, outcome) cell (or predicted class without labels), round robin."""
-    import pyarrow.parquet as pq
+#: the columns the sample's choice reads, when the parts have them (:func:`_choose_sample`)
+SAMPLE_KEYS = ("true_class", "outcome", "predicted_class")
 
-    schema = pq.read_schema(next(iter(sorted(parts_dir.glob("*.parquet")))))
-    keys = [c for c in ("true_class", "outcome") if c in schema.names] or \
-           [c for c in ("predicted_class",) if c in schema.names]
-    frames = list(_read_parts(parts_dir, ["row"] + keys))
-    df = pd.concat(frames, ignore_index=True).sort_values("row", kind="stable")
+
+def _choose_sample(tbl: Any, size: int, seed: int = 0) -> np.ndarray:
+    """Rows covering every (true class, outcome) cell (or predicted class without labels), round
+    robin; ``tbl`` holds every sequence's ``row`` and the parts' :data:`SAMPLE_KEYS`."""
+    keys = [c for c in ("true_class", "outcome") if c in tbl.column_names] or \
+           [c for c in ("predicted_class",) if c in tbl.column_names]
+    df = tbl.select(["row"] + keys).to_pandas().sort_values("row", kind="stable")
     if size >= len(df):
         return df["row"].to_numpy(np.int64)
     rng = np.random.default_rng(seed)
@@ -156,6 +155,37 @@ def _choose_sample(parts_dir: Path, size: int, seed: int = 0) -> np.ndarray:
                 picked.append(int(pool[i]))
         i += 1
     return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def _after_pass(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple:
+    """One read of every part after the analyses, feeding everything computed from them: the
+    saturation curves per grouping, the aggregates (both summed part by part), and the per-sequence
+    columns the group comparisons, the horizon tables and the sample's choice read (kept for every
+    sequence, as they were before: a few numbers and labels each). Before, each of those read
+    every part again. Returns (groupings, aggregates, the per-sequence columns as one Arrow table)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import bundle_aggregates as ba
+    from . import bundle_compare as bc
+    from . import bundle_horizon_tables as bht
+
+    files = sorted(parts_dir.glob("*.parquet"))
+    names = pq.read_schema(files[0]).names
+    groupings = _Groupings(names, t_max)
+    aggregates = ba.Aggregates(names, t_max, methods)
+    scalar = ["row", "length"] + [c for c in (*bc.COLUMNS, *bht.METRICS, *bht.table_columns(True, True),
+                                              *bht.table_columns(False, True), *SAMPLE_KEYS, *groupings.names)
+                                  if c in names]
+    scalar = list(dict.fromkeys(scalar))
+    cols = list(dict.fromkeys(scalar + groupings.columns + aggregates.columns))
+    kept = []
+    for p in files:
+        tbl = pq.read_table(p, columns=cols)
+        groupings.add(tbl)
+        aggregates.add(tbl)
+        kept.append(tbl.select(scalar))
+    return groupings, aggregates, pa.concat_tables(kept)
 
 
 def _sample_arrays(src: Source, model: Any, rows: np.ndarray, opts: Mapping) -> dict:
@@ -286,25 +316,29 @@ def build(
         else:
             res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
-        sat_arrays, sat_groups = _groupings(parts, src.meta, int(src.meta["max_length"]))
+        # one read of every part feeds the saturation curves, the aggregates and the per-sequence
+        # columns of the comparisons, the horizon tables and the sample's choice
+        groupings, aggregates, per_seq = _after_pass(parts, int(src.meta["max_length"]), methods)
+        sat_arrays, sat_groups = groupings.finish()
         _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
         from . import bundle_aggregates as ba
 
-        agg_arrays, agg_entry = ba.compute(parts, int(src.meta["max_length"]), methods)
+        agg_arrays, agg_entry = aggregates.finish()
         from . import bundle_compare as bc   # the Saturation page's group comparisons, with the aggregates
 
-        cmp_arrays, agg_entry["comparisons"] = bc.compute(parts, list(sat_groups))
+        cmp_arrays, agg_entry["comparisons"] = bc.compute(per_seq, list(sat_groups))
         agg_arrays.update(cmp_arrays)
         # the Contributions page's horizon tables (summary per predicted class, wrong vs correct)
         from . import bundle_horizon_tables as bht
 
         class_names = src.meta["class_names"] or (list(getattr(model, "class_names", None) or []) or None)
         hz_arrays, agg_entry["horizon_tables"] = bht.compute(
-            parts, class_names, int(np.prod(res["first"]["logit_shape"] or [1])) == 1, bool(src.meta["has_y"]),
+            per_seq, class_names, int(np.prod(res["first"]["logit_shape"] or [1])) == 1, bool(src.meta["has_y"]),
             bundle_horizons.horizon_method(methods))
         agg_arrays.update(hz_arrays)
         _save_st(agg_arrays, stage / ba.FILE)
-        sample_rows = _choose_sample(parts, int(sample)) if sample else np.zeros(0, np.int64)
+        sample_rows = _choose_sample(per_seq, int(sample)) if sample else np.zeros(0, np.int64)
+        del per_seq
         if sample_rows.size:
             _save_st(_sample_arrays(src, model, sample_rows, opts), stage / "samples.safetensors")
         first = res["first"]

@@ -16,7 +16,6 @@ value; 10M sequences x 12 columns: about 1 GB).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -57,24 +56,14 @@ def pairs(k: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(k) for j in range(k) if i != j]
 
 
-def _columns(parts: Sequence[Path], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Each named column of every part, concatenated (one read per part)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tbl = pa.concat_tables([pq.read_table(p, columns=list(names)) for p in parts])
-    return {c: tbl[c].to_numpy() for c in names}
-
-
-def compute(parts_dir: Path, groupings: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, manifest entry) of the comparisons for the stored ``groupings``."""
-    import pyarrow.parquet as pq
-
+def compute(per_seq: Any, groupings: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, manifest entry) of the comparisons for the stored ``groupings``; ``per_seq``: an
+    Arrow table of every sequence's :data:`COLUMNS` and grouping columns (those the parts have),
+    in row order (:func:`rnnviz_core.bundle_build._after_pass`)."""
     from .groups import compare_groups
 
-    parts = sorted(parts_dir.glob("*.parquet"))
-    names = set(pq.read_schema(parts[0]).names)
-    cols = _columns(parts, [c for c in COLUMNS if c in names] + [g for g in groupings if g in names])
+    names = set(per_seq.column_names)
+    cols = {c: per_seq[c].to_numpy() for c in [c for c in COLUMNS if c in names] + [g for g in groupings if g in names]}
     table = pd.DataFrame({c: cols[c] for c in COLUMNS if c in names})
     metrics = metrics_of(table)
     arrays: dict[str, np.ndarray] = {}

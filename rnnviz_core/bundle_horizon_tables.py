@@ -16,7 +16,6 @@ pair. :func:`stored` gives back the frames those functions give.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,17 +73,17 @@ def table_columns(regression: bool, labelled: bool) -> list[str]:
     return ["predicted_class"] + (["outcome"] if labelled else [])
 
 
-def frames_from_parts(parts_dir: Path, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple:
-    """(horizon frame, sequence table) read from a build's parts, as the page reads them from an
-    opened bundle (:func:`rnnviz_core.bundle_horizons.read` and the grouping columns)."""
+def frames_from_table(per_seq: Any, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple:
+    """(horizon frame, sequence table) from ``per_seq``, an Arrow table of every sequence's
+    ``row``, ``length``, horizon columns and :func:`table_columns` (a build's parts read once:
+    :func:`rnnviz_core.bundle_build._after_pass`), as the page reads them from an opened bundle
+    (:func:`rnnviz_core.bundle_horizons.read` and the grouping columns)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from .bundle_read import categories_of
 
     cols = table_columns(regression, labelled)
-    parts = sorted(Path(parts_dir).glob("*.parquet"))
-    tbl = pa.concat_tables([pq.read_table(p, columns=["row", "length", *METRICS, *cols]) for p in parts])
+    tbl = per_seq.select(["row", "length", *METRICS, *cols])
     rows = tbl["row"].to_numpy()
     if len(rows) and not (np.diff(rows) > 0).all():   # parts in row order already: both engines write them so
         tbl = tbl.take(pa.array(np.argsort(rows, kind="stable")))
@@ -100,11 +99,12 @@ def frames_from_parts(parts_dir: Path, class_names: Any, regression: bool, label
     return frame, categories_of(table, list(class_names or []))
 
 
-def compute(parts_dir: Path, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple[dict, dict]:
-    """(arrays, manifest entry) of the horizon tables of a build's parts."""
+def compute(per_seq: Any, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple[dict, dict]:
+    """(arrays, manifest entry) of the horizon tables of a build's parts (``per_seq``: their
+    per-sequence columns, :func:`frames_from_table`)."""
     from .bundle_compare import FIELDS
 
-    frame, table = frames_from_parts(parts_dir, class_names, regression, labelled, method)
+    frame, table = frames_from_table(per_seq, class_names, regression, labelled, method)
     by, summ, cmp = section(frame, table, regression)
     arrays = {"hz.summary": summ[list(SUMMARY_FIELDS)].to_numpy(dtype=np.float64)}
     entry: dict[str, Any] = {"by": by, "groups": [str(g) for g in summ["group"]], "fields": list(SUMMARY_FIELDS),

@@ -259,13 +259,32 @@ def saturation_columns(states: Any, lengths: Any = None, *, gates: Any = None, t
         g, glens = _as_gates(gates, lens, n_expected=n)
         lo, hi = _check_low_high(low, high)
         for name, garr in g.items():
-            gm = valid_mask(glens, garr.shape[1])
             denom = glens * garr.shape[2]
-            left = np.where(gm, _units_per_step(garr, lambda a: a < lo), 0).sum(axis=1)
-            right = np.where(gm, _units_per_step(garr, lambda a: a > hi), 0).sum(axis=1)
+            left = _units_in_steps(garr, glens, lambda a: a < lo)
+            right = _units_in_steps(garr, glens, lambda a: a > hi)
             cols[f"{name}_left"] = left / denom
             cols[f"{name}_right"] = right / denom
     return cols, per_step
+
+
+def _units_in_steps(arr: np.ndarray, lens: np.ndarray, test) -> np.ndarray:
+    """int64 [N]: how many unit-steps of each sequence's valid steps pass ``test``. The steps every
+    sequence has are counted a row at a time (one count over a row's contiguous values: about 3x
+    sooner than counting each step's units and adding the steps), the rest step by step."""
+    n, t = arr.shape[:2]
+    common = int(min(int(np.min(lens)), t)) if n else 0
+    out = np.zeros(n, dtype=np.int64)
+    width = int(np.prod(arr.shape[2:]))
+    if common > 0 and common * width >= 1024:   # rows long enough for a count per row to pay
+        for sl in _blocks(arr):
+            hit = test(arr[sl, :common])   # a new [rows, common, H] boolean array
+            out[sl] = [np.count_nonzero(r) for r in hit.reshape(hit.shape[0], -1)]
+    elif common > 0:
+        out += _units_per_step(arr[:, :common], test).sum(axis=1)
+    if common < t:
+        tail = _units_per_step(arr[:, common:], test)
+        out += np.where(valid_mask(lens - common, t - common), tail, 0).sum(axis=1)
+    return out
 
 
 def _units_per_step(arr: np.ndarray, test) -> np.ndarray:

@@ -79,6 +79,25 @@ def test_gate_left_right_by_hand():
     assert seq["r_left"].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("lengths", [[40, 33, 36, 40, 35], [40, 3, 36, 1, 35], [40] * 5])
+def test_gate_shares_per_sequence_count_only_real_steps_of_long_rows(lengths):
+    """Rows long enough to be counted a row at a time (the steps every sequence has) and the rest
+    step by step: the shares against a plain loop over each sequence's real steps; the padding
+    holds 0 and 1 (every unit saturated if it were counted)."""
+    rng = np.random.default_rng(5)
+    lens = np.array(lengths)
+    z = rng.random((5, 40, 32))
+    z[rng.random(z.shape) < 0.1] = 0.1          # on the threshold: not below it
+    for i, L in enumerate(lens):
+        z[i, L:] = np.where(rng.random((40 - L, 32)) < 0.5, 0.0, 1.0)
+    states = rng.uniform(-1, 1, (5, 40, 32))
+    seq = saturation_by_sequence(states, lens, gates={"z": z}, low=0.1, high=0.9)
+    for i, L in enumerate(lens):
+        real = z[i, :L]
+        assert seq["z_left"][i] == (real < 0.1).sum() / real.size
+        assert seq["z_right"][i] == (real > 0.9).sum() / real.size
+
+
 def test_bad_thresholds():
     with pytest.raises(InputError):
         saturated_units(STATES, LENS, threshold=-1)

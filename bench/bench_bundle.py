@@ -101,19 +101,23 @@ Issue 21, session 7 (2026-12-06, the 2-core VM idle but for the bench; --ratio n
 three times, in the order per-method scores, shared pass, build, and prints the median and range):
   ratio (--ratio 1000 2000 8000, 1 thread, 64-unit GRU, batch 256): the worker writes the sequence
                     table's columns without a table (sequence_columns, horizon_arrays), counts the
-                    saturated units once per step, and takes the decision steps from the largest
-                    logit: build / one shared pass without a trace (the strict reading) = 1.93x (1.89-1.97)
-                    at N=1,000, 1.60x (1.49-1.67) at N=2,000 and 1.54x (1.48-1.55) at N=8,000 (wall); before this
-                    session, same bench and window: 2.18x (1.97-2.45), 1.79x (1.73-1.92) and 1.62x (1.55-1.63). Build / the
-                    two methods' scores with rv.contributions: 1.07x, 0.91x, 0.87x.
-                    At N=20,000 (--reps 2): 1.55x (1.51-1.55). The 1.5x target is not met on the
-                    strict reading: about 45 ms per block of 256 sequences (56 ms at N=20,000, where
-                    the passes over the parts after the analyses have grown) beyond ~110 ms of
-                    scores, and 0.25-0.3 s per build
+                    saturated units once per step and the gates' a row at a time, takes the decision
+                    steps from the largest logit, and the build reads each part once after the
+                    analyses: build / one shared pass without a trace (the strict reading) = 1.84x
+                    (1.74-1.97) at N=1,000, 1.60x (1.54-1.63) at N=2,000, 1.46x (1.45-1.47) at
+                    N=8,000, and 1.37x (1.35-1.37) at N=20,000 (--reps 2), wall; before this
+                    session, same bench and window: 2.18x (1.97-2.45), 1.79x (1.73-1.92), 1.62x
+                    (1.55-1.63); midway (before the one read of the parts) 1.93x, 1.60x, 1.54x and
+                    1.55x at N=20,000. Build / the two methods' scores with rv.contributions: 0.99x,
+                    0.87x, 0.79x, 0.76x. The 1.5x target is met from about N=8,000, not at
+                    N=1,000-2,000: about 0.25 s per build (PCA fit, sample traces, comparisons with
+                    bootstrap intervals, horizon tables, hashes) on top of ~35-40 ms per block of 256
   scale (--scale 1000000 --batch 2048, GRU 16 units, 8 features; load about 1): local 270 s = 3,703
                     seq/s (analyses pass 234 s; driver peak RSS 1,127 MB); Ray 1 actor 262 s =
                     3,818 seq/s (pass 225 s); Ray 2 actors 215 s = 4,654 seq/s (pass 178 s); both
-                    Ray bundles equal the local one (largest difference 0); bundle 2.47 GB
+                    Ray bundles equal the local one (largest difference 0); bundle 2.47 GB. After
+                    the one read of the parts (--engines local): 246 s = 4,060 seq/s (pass 213 s),
+                    driver peak RSS 1,238 MB
 """
 from __future__ import annotations
 

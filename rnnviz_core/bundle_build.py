@@ -179,12 +179,17 @@ def _after_pass(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple:
                                   if c in names]
     scalar = list(dict.fromkeys(scalar))
     cols = list(dict.fromkeys(scalar + groupings.columns + aggregates.columns))
-    kept = []
+    kept, dropped = [], set()
     for p in files:
         tbl = pq.read_table(p, columns=cols)
         groupings.add(tbl)
         aggregates.add(tbl)
-        kept.append(tbl.select(scalar))
+        # a data column of more than _N_GROUP_VALUES values gets no comparison: not kept
+        over = {g for g in groupings.names if g.startswith("data:") and len(groupings.labels[g]) > _N_GROUP_VALUES}
+        if over - dropped:
+            kept = [k.drop_columns(sorted(over - dropped)) for k in kept]
+            dropped |= over
+        kept.append(tbl.select([c for c in scalar if c not in dropped]))
     return groupings, aggregates, pa.concat_tables(kept)
 
 

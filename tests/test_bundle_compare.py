@@ -131,3 +131,27 @@ def test_group_sizes_are_the_live_groups_counts(built):
         got = b.group_sizes(g)
         assert list(got) == sorted(want) and got == want, g
     assert b.group_sizes("no such grouping") is None
+
+
+def test_a_data_column_of_many_values_gets_no_comparison_and_the_others_keep_theirs(tmp_path):
+    """A data column that reaches more than 20 values only in a later part (the build drops it from
+    the per-sequence columns it keeps as soon as it does) is neither compared nor given saturation
+    curves; a column of 3 values is compared as compare_groups compares it on every sequence."""
+    from rnnviz_core.data import from_arrays
+
+    model, ds0 = rv.demos.load_demo("race")[:2]
+    ds0 = ds0.subset(np.arange(90))
+    many = [f"v{i % 5}" if i < 30 else f"v{i}" for i in range(90)]      # 5 values in the first part, 65 after
+    few = [("a", "b", "c")[i % 3] for i in range(90)]
+    ds = from_arrays(ds0.X, lengths=ds0.lengths, y=ds0.y, class_names=ds0.class_names,
+                     feature_names=ds0.feature_names, groups=pd.DataFrame({"many": many, "few": few}))
+    b = bundle.open(bundle.build(model, ds, tmp_path / "b", batch_size=30, sample=4))
+    entry = b.manifest["analysis"]["aggregates"]["comparisons"]
+    assert "data:many" not in entry["groupings"] and "data:many" not in b.manifest["analysis"]["saturation_groupings"]
+    assert entry["groupings"]["data:few"] == ["a", "b", "c"]
+    whole = b.sequences
+    labels = pd.Series(few)
+    ref = compare_groups(whole, labels, "a", "c", metrics=entry["metrics"], test="mann-whitney")
+    got = b.group_comparison("data:few", "a", "c")
+    for f in FIELDS:
+        np.testing.assert_allclose(got[f].to_numpy(float), ref[f].to_numpy(float), rtol=1e-12, equal_nan=True)

@@ -242,8 +242,8 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             except ray.exceptions.GetTimeoutError:
                 raise InputError(f"The Ray cluster did not start the {int(concurrency)} actors this build asked for "
                                  f"within {WAIT_FOR_ACTORS_S} s (each needs 1 CPU"
-                                 + (f" and {num_gpus:g} GPU" if num_gpus else "") + "); ask for fewer with "
-                                 "concurrency=, or add nodes.") from None
+                                 + (f" and {num_gpus:g} GPU" if num_gpus else "") + "); ask for fewer (concurrency= in "
+                                 "Python, --concurrency with rnnviz precompute), or add nodes.") from None
             if pieces:
                 raise RuntimeError(f"Ray returned blocks {sorted(pieces)[:5]} incomplete; build again with resume.")
         bar.close()

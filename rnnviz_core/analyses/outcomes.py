@@ -36,7 +36,7 @@ import pandas as pd
 from ..arrays import to_numpy
 from ..errors import InputError
 from .regression import RANGE_GROUPINGS, range_groups
-from ..saturation import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_THRESHOLD, saturation_by_sequence
+from ..saturation import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_THRESHOLD
 from .intervals import interval_of, is_binary, mean_cis, share_ci
 
 SATURATION_LEVELS = ("not saturated", "partly saturated", "fully saturated")

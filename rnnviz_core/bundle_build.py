@@ -157,40 +157,69 @@ def _choose_sample(tbl: Any, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.asarray(picked, dtype=np.int64))
 
 
-def _after_pass(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple:
-    """One read of every part after the analyses, feeding everything computed from them: the
-    saturation curves per grouping, the aggregates (both summed part by part), and the per-sequence
-    columns the group comparisons, the horizon tables and the sample's choice read (kept for every
-    sequence, as they were before: a few numbers and labels each). Before, each of those read
-    every part again. Returns (groupings, aggregates, the per-sequence columns as one Arrow table)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class _AfterPass:
+    """Everything computed from the parts after the analyses, fed each part once, in part order:
+    the saturation curves per grouping and the aggregates (both summed part by part), and the
+    per-sequence columns the group comparisons, the horizon tables and the sample's choice read
+    (kept for every sequence: a few numbers and labels each). The local engine feeds each part's
+    table as it finishes it (no read back); a part from an earlier run, or from Ray's actors, is
+    read from its file (only the columns needed). Before, each of those consumers read every part
+    again."""
 
-    from . import bundle_aggregates as ba
-    from . import bundle_compare as bc
-    from . import bundle_horizon_tables as bht
+    def __init__(self, t_max: int, methods: Sequence[str]):
+        self.t_max, self.methods = int(t_max), list(methods)
+        self.groupings = self.aggregates = None
+        self.kept: list = []
+        self.dropped: set = set()
 
-    files = sorted(parts_dir.glob("*.parquet"))
-    names = pq.read_schema(files[0]).names
-    groupings = _Groupings(names, t_max)
-    aggregates = ba.Aggregates(names, t_max, methods)
-    scalar = ["row", "length"] + [c for c in (*bc.COLUMNS, *bht.METRICS, *bht.table_columns(True, True),
-                                              *bht.table_columns(False, True), *SAMPLE_KEYS, *groupings.names)
-                                  if c in names]
-    scalar = list(dict.fromkeys(scalar))
-    cols = list(dict.fromkeys(scalar + groupings.columns + aggregates.columns))
-    kept, dropped = [], set()
-    for p in files:
-        tbl = pq.read_table(p, columns=cols)
-        groupings.add(tbl)
-        aggregates.add(tbl)
+    def _start(self, names: list[str]) -> None:
+        from . import bundle_aggregates as ba
+        from . import bundle_compare as bc
+        from . import bundle_horizon_tables as bht
+
+        self.groupings = _Groupings(names, self.t_max)
+        self.aggregates = ba.Aggregates(names, self.t_max, self.methods)
+        scalar = ["row", "length"] + [c for c in (*bc.COLUMNS, *bht.METRICS, *bht.table_columns(True, True),
+                                                  *bht.table_columns(False, True), *SAMPLE_KEYS,
+                                                  *self.groupings.names) if c in names]
+        self.scalar = list(dict.fromkeys(scalar))
+        self.cols = list(dict.fromkeys(self.scalar + self.groupings.columns + self.aggregates.columns))
+
+    def add(self, part: Any) -> None:
+        """One part: its Arrow table as the worker gave it, or the path of its file."""
+        import pyarrow.parquet as pq
+
+        if isinstance(part, (str, os.PathLike)):
+            if self.groupings is None:
+                self._start(pq.read_schema(part).names)
+            tbl = pq.read_table(part, columns=self.cols)
+        else:
+            if self.groupings is None:
+                self._start(part.schema.names)
+            tbl = part.select(self.cols)
+        self.groupings.add(tbl)
+        self.aggregates.add(tbl)
         # a data column of more than _N_GROUP_VALUES values gets no comparison: not kept
-        over = {g for g in groupings.names if g.startswith("data:") and len(groupings.labels[g]) > _N_GROUP_VALUES}
-        if over - dropped:
-            kept = [k.drop_columns(sorted(over - dropped)) for k in kept]
-            dropped |= over
-        kept.append(tbl.select([c for c in scalar if c not in dropped]))
-    return groupings, aggregates, pa.concat_tables(kept)
+        over = {g for g in self.groupings.names
+                if g.startswith("data:") and len(self.groupings.labels[g]) > _N_GROUP_VALUES}
+        if over - self.dropped:
+            self.kept = [k.drop_columns(sorted(over - self.dropped)) for k in self.kept]
+            self.dropped |= over
+        self.kept.append(tbl.select([c for c in self.scalar if c not in self.dropped]))
+
+    def finish(self) -> tuple:
+        """(groupings, aggregates, the per-sequence columns as one Arrow table, in row order)."""
+        import pyarrow as pa
+
+        return self.groupings, self.aggregates, pa.concat_tables(self.kept)
+
+
+def _after_pass(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple:
+    """:class:`_AfterPass` fed every part's file in ``parts_dir``, in part order."""
+    after = _AfterPass(t_max, methods)
+    for p in sorted(parts_dir.glob("*.parquet")):
+        after.add(p)
+    return after.finish()
 
 
 def _sample_arrays(src: Source, model: Any, rows: np.ndarray, opts: Mapping) -> dict:
@@ -317,13 +346,16 @@ def build(
         parts = stage / "sequences"
         parts.mkdir(parents=True, exist_ok=True)
         if engine == "local":
-            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress)
+            # each part's table feeds the saturation curves, the aggregates and the per-sequence
+            # columns of the comparisons, the horizon tables and the sample's choice as it is made
+            after = _AfterPass(int(src.meta["max_length"]), methods)
+            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress, consume=after.add)
+            groupings, aggregates, per_seq = after.finish()
         else:
             res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress)
+            # one read of every part, as Ray's actors left them
+            groupings, aggregates, per_seq = _after_pass(parts, int(src.meta["max_length"]), methods)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")
-        # one read of every part feeds the saturation curves, the aggregates and the per-sequence
-        # columns of the comparisons, the horizon tables and the sample's choice
-        groupings, aggregates, per_seq = _after_pass(parts, int(src.meta["max_length"]), methods)
         sat_arrays, sat_groups = groupings.finish()
         _save_st(sat_arrays or {"none": np.zeros(1)}, stage / "saturation.safetensors")
         from . import bundle_aggregates as ba

@@ -3,7 +3,8 @@ page's "Group A vs group B" table reads a few numbers instead of scanning every 
 
 For each stored saturation grouping (``true_class``, ``predicted_class``, ``outcome``,
 ``saturation``, ``data:<name>``) with 2 to :data:`MAX_GROUPS` groups, and each ordered pair of its
-groups (A, B), :func:`rnnviz_core.groups.compare_groups` is run on the per-sequence table at build
+groups (A, B), :func:`rnnviz_core.groups.compare_groups`' computation
+(:func:`rnnviz_core.analyses.compare.compare_values`) is run on the per-sequence table at build
 time with the metrics the page compares (:func:`metrics_of`). The numbers go to
 ``aggregates.safetensors`` as ``cmp.<grouping>`` float64 [pairs, metrics, fields] (pairs in the
 order of :func:`pairs`, fields :data:`FIELDS`); the manifest's ``analysis.aggregates.comparisons``
@@ -60,7 +61,8 @@ def compute(per_seq: Any, groupings: Sequence[str]) -> tuple[dict[str, np.ndarra
     """(arrays, manifest entry) of the comparisons for the stored ``groupings``; ``per_seq``: an
     Arrow table of every sequence's :data:`COLUMNS` and grouping columns (those the parts have),
     in row order (:func:`rnnviz_core.bundle_build._after_pass`)."""
-    from .groups import compare_groups
+    from .analyses.compare import benjamini_hochberg, compare_values
+    from .analyses.intervals import is_binary
 
     names = set(per_seq.column_names)
     cols = {c: per_seq[c].to_numpy() for c in [c for c in COLUMNS if c in names] + [g for g in groupings if g in names]}
@@ -71,6 +73,12 @@ def compute(per_seq: Any, groupings: Sequence[str]) -> tuple[dict[str, np.ndarra
                              "max_groups": MAX_GROUPS, "groupings": {}}
     if not metrics:
         return arrays, entry
+    # each metric's numbers once (what compare_groups reads from the table for every pair)
+    values = []
+    for m in metrics:
+        v = pd.to_numeric(table[m], errors="coerce").to_numpy(dtype=np.float64)
+        values.append((m, v, is_binary(v, table[m].dtype)))
+    fields = [f for f in FIELDS if f != "p_adjusted"]
     binary = None
     for g in groupings:
         if g not in names:
@@ -80,12 +88,16 @@ def compute(per_seq: Any, groupings: Sequence[str]) -> tuple[dict[str, np.ndarra
         if not 2 <= len(groups) <= MAX_GROUPS:
             continue
         out = np.full((len(groups) * (len(groups) - 1), len(metrics), len(FIELDS)), np.nan)
-        labels, cache = pd.Series(lab), {}   # each group's intervals once, not once per pair
+        masks = [lab == s for s in groups]
+        cache: dict = {}   # each group's intervals once, not once per pair
         for p, (i, j) in enumerate(pairs(len(groups))):
-            cmp = compare_groups(table, labels, groups[i], groups[j], metrics=metrics, test=TEST,
-                                 interval_cache=cache)
-            out[p] = cmp[list(FIELDS)].to_numpy(dtype=np.float64)
-            binary = [str(t) == "Fisher's exact" for t in cmp["test"]]
+            # compare_groups' rows for (groups[i], groups[j]), without a frame per pair
+            rows = compare_values(values, masks[i], masks[j], (groups[i], groups[j]), groups[i], groups[j],
+                                  test=TEST, interval_cache=cache)
+            for k, row in enumerate(rows):
+                out[p, k, [FIELDS.index(f) for f in fields]] = [row[f] for f in fields]
+            out[p, :, FIELDS.index("p_adjusted")] = benjamini_hochberg(out[p, :, FIELDS.index("p_value")].copy())
+            binary = [row["test"] == "Fisher's exact" for row in rows]
         arrays[f"cmp.{g}"] = out
         entry["groupings"][g] = groups
     entry["binary"] = binary or [False] * len(metrics)

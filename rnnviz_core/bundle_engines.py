@@ -137,10 +137,12 @@ def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
 
 
 def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None = None,
-               progress: Any = None) -> dict:
+               progress: Any = None, consume: Any = None) -> dict:
     """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
     bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
-    kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept."""
+    kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept.
+    ``consume``: called with each part in order, its table as just made or, for a block an earlier
+    run finished, the path of its file."""
     from . import bundle_fit as bf
     from . import bundle_progress as bp
 
@@ -151,10 +153,16 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
     for k, tbl in enumerate(src.tables()):
         part = parts_dir / f"part-{k:05d}.parquet"
         if folder is None or not bp.part_done(part):
-            bp.write_part(worker(tbl), part)
+            made = worker(tbl)
+            bp.write_part(made, part)
             h = worker.last_hash
+            if consume is not None:
+                consume(made)
+            del made
         else:   # a block an earlier run finished: its hash part without a trace
             h = bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)
+            if consume is not None:
+                consume(part)
         hsum = (hsum + h) % (1 << 256)
         bar.update(tbl.num_rows)
     bar.close()

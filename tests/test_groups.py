@@ -376,3 +376,71 @@ def test_share_interval_is_scipys_clopper_pearson(n):
         assert abs(lo - ref.low) < 1e-10 and abs(hi - ref.high) < 1e-10, (k, n)
         assert (lo == 0.0) == (k == 0) and (hi == 1.0) == (k == n)
     assert np.isnan(share_ci(0, 0)).all()
+
+
+def test_mean_interval_equals_scipy_bootstrap_and_t_interval():
+    """mean_ci's bootstrap draws the resamples scipy.stats.bootstrap draws with the same seed
+    (cached per size and seed, shared by the measures of one group): the interval equals scipy's
+    within rounding, for many sizes, seeds, scales and ties; beyond BOOTSTRAP_MAX_N it equals
+    scipy.stats.t.interval. mean_cis (rows sharing the resamples) equals mean_ci row by row."""
+    from scipy import stats
+
+    from rnnviz_core.analyses.intervals import BOOTSTRAP_MAX_N, mean_ci, mean_cis
+    rng = np.random.default_rng(11)
+    for trial in range(120):
+        n = int(rng.integers(2, BOOTSTRAP_MAX_N + 1))
+        seed = int(rng.integers(0, 4))
+        x = rng.standard_normal(n) * 10 ** rng.uniform(-3, 3) + rng.uniform(-50, 50)
+        if trial % 3 == 0:
+            x = np.round(x)          # ties
+        if np.ptp(x) == 0:
+            continue
+        ref = stats.bootstrap((x,), np.mean, n_resamples=999, confidence_level=0.95, method="percentile",
+                              vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+        lo, hi = mean_ci(x, seed)
+        tol = 1e-13 * np.abs(x).max()
+        assert abs(lo - ref.low) <= tol and abs(hi - ref.high) <= tol, (n, seed)
+        assert mean_ci(x, seed) == (lo, hi)          # again, from the cached resamples
+    for n in (BOOTSTRAP_MAX_N + 1, 2_000, 50_000):
+        x = rng.gamma(2.0, 3.0, n)
+        ref = stats.t.interval(0.95, n - 1, loc=x.mean(), scale=stats.sem(x))
+        assert mean_ci(x) == pytest.approx(ref, rel=1e-14, abs=0)
+    rows = rng.standard_normal((4, 300))
+    rows[2] = 1.5                                   # a constant row: (v, v)
+    rows[3, 7] = np.nan                             # a row with a missing value: on its own
+    got = mean_cis(rows, seed=3)
+    for r, g in zip(rows, got):
+        assert g == pytest.approx(mean_ci(r, 3), rel=1e-13, abs=1e-15)
+    assert got[2] == (1.5, 1.5)
+
+
+def test_mann_whitney_and_benjamini_hochberg_equal_scipy():
+    """compare_groups' Mann-Whitney U (own normal approximation with the tie and continuity
+    corrections, scipy's exact test for small groups without ties) and its Benjamini-Hochberg
+    adjustment against scipy.stats.mannwhitneyu and false_discovery_control."""
+    from scipy import stats
+
+    from rnnviz_core.analyses.compare import benjamini_hochberg, mann_whitney
+    rng = np.random.default_rng(12)
+    cases = 0
+    for trial in range(300):
+        n1, n2 = (int(v) for v in rng.integers(1, 200, 2))
+        a = rng.standard_normal(n1)
+        b = rng.standard_normal(n2) + rng.uniform(-1.5, 1.5)
+        if trial % 2:
+            a, b = np.round(a, 1), np.round(b, 1)      # many ties
+        if trial % 5 == 0:
+            a, b = a[:int(rng.integers(1, 9))], b[:int(rng.integers(1, 9))]   # scipy's exact test
+        if np.ptp(np.r_[a, b]) == 0:
+            continue
+        ref = stats.mannwhitneyu(a, b, alternative="two-sided")
+        u, p = mann_whitney(a, b)
+        assert u == pytest.approx(ref.statistic, rel=1e-12, abs=1e-9)
+        assert p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        cases += 1
+    assert cases > 250
+    for trial in range(100):
+        p = rng.uniform(size=int(rng.integers(1, 40))) ** 4
+        if trial % 3 == 0:
+            p[: p.size // 2] = p[0]                      # equal p-values
+        assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p), rel=1e-13, abs=0)

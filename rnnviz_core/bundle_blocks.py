@@ -87,13 +87,23 @@ def write_sequences(dataset: Any, path: str | os.PathLike, *, block_size: int = 
     return path
 
 
+#: decoded row groups of an input file a Source keeps for its next reads, at most (bytes): the
+#: build reads the file more than once (the PCA fit's rows, the pass, the sample's rows); a small
+#: input is decoded once, a large one keeps its last groups only
+CACHE_BYTES = 64 << 20
+
+
 class Source:
     """The input, read block by block: an in-memory SequenceDataset or a :func:`write_sequences` file."""
 
     def __init__(self, dataset: Any, block_size: int):
+        from collections import OrderedDict
+
         self.block_size = int(block_size)
         self.path: Path | None = None
         self.ds = None
+        self._cache: OrderedDict = OrderedDict()   # row group -> its table (every column), last read last
+        self._cached = 0
         if isinstance(dataset, (str, os.PathLike)):
             import pyarrow.parquet as pq
 
@@ -134,9 +144,36 @@ class Source:
             # pre_buffer=False: with pyarrow's default, iter_batches buffers every row group of the
             # file up front (measured: memory grew with the file, 438 MB held for a 421 MB file)
             pf = pq.ParquetFile(self.path, pre_buffer=False)
+            md = pf.metadata
+            sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+            if all(n == self.block_size for n in sizes[:-1]) and (not sizes or sizes[-1] <= self.block_size):
+                # a block is a row group (the file was written with this block size): read through
+                # the cache, so that a group the PCA fit decoded is not decoded again
+                for g in range(len(sizes)):
+                    tbl = self._group(pf, g)
+                    yield tbl if columns is None else tbl.select(list(columns))
+                return
             for batch in pf.iter_batches(batch_size=self.block_size, columns=columns):
                 import pyarrow as pa
                 yield pa.Table.from_batches([batch])
+
+    def _group(self, pf: Any, g: int) -> Any:
+        """Row group ``g`` of the input file, from the cache (:data:`CACHE_BYTES`) or decoded (one
+        thread: Arrow's pool would decode the columns on the other cores, which the build's own
+        work, or a Ray actor beside it, is using); kept for the next reads."""
+        hit = self._cache.get(g)
+        if hit is not None:
+            self._cache.move_to_end(g)
+            return hit
+        tbl = pf.read_row_group(int(g), use_threads=False)
+        size = int(tbl.nbytes)
+        if size <= CACHE_BYTES:
+            self._cache[g] = tbl
+            self._cached += size
+            while self._cached > CACHE_BYTES:
+                _, old = self._cache.popitem(last=False)
+                self._cached -= int(old.nbytes)
+        return tbl
 
     def group_starts(self) -> np.ndarray:
         """int64 [groups + 1]: the first row of each group the input is stored in (the file's row
@@ -152,7 +189,8 @@ class Source:
     def read_rows(self, rows: Any) -> Any:
         """The sequences ``rows`` (row numbers, sorted, distinct) as one Arrow table, reading only
         the groups that hold them (:meth:`group_starts`), one group at a time (a group's other rows
-        are dropped before the next is read, so memory holds one group and the rows taken)."""
+        are dropped before the next is read, so memory holds one group and the rows taken, beside
+        the cache of decoded groups, :data:`CACHE_BYTES`)."""
         import pyarrow as pa
 
         rows = np.asarray(rows, dtype=np.int64)
@@ -168,9 +206,7 @@ class Source:
             if pf is None:
                 tbl = _block_table(self.ds, int(starts[g]), int(starts[g + 1]), self._gschema)
             else:
-                # one thread: Arrow's pool would decode the columns on the other cores, which the
-                # build's own work (or a Ray actor beside it) is using
-                tbl = pf.read_row_group(int(g), use_threads=False)
+                tbl = self._group(pf, int(g))
             parts.append(tbl.take(np.flatnonzero(np.isin(tbl["row"].to_numpy(), rows))))
         tbl = pa.concat_tables(parts) if parts else None
         if tbl is None or tbl.num_rows != rows.size:

@@ -79,6 +79,7 @@ class _Groupings:
         self.sums: dict[str, list] = {g: [] for g in self.names}
 
     def add(self, tbl: Any) -> None:
+        from . import bundle_aggregates as ba
         from .trajectories import valid_mask
 
         names, labels, sums, t_max = self.names, self.labels, self.sums, self.t_max
@@ -89,7 +90,7 @@ class _Groupings:
         per = np.zeros(mask.shape)
         per[mask] = vals
         for g in names:
-            uniq, inv = np.unique(np.asarray([str(v) for v in tbl[g].to_pylist()], dtype=str), return_inverse=True)
+            uniq, inv = ba.text_codes(tbl[g])
             # codes in order of first appearance, as the labels dictionary numbers them
             first = np.full(len(uniq), len(inv), dtype=np.int64)
             np.minimum.at(first, inv, np.arange(len(inv)))

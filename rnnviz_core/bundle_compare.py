@@ -44,6 +44,9 @@ def metrics_of(table: pd.DataFrame) -> list[str]:
 
 def labels_of(values: np.ndarray) -> np.ndarray:
     """Each value's group label as the page names it (text; missing -> "nan")."""
+    values = np.asarray(values)
+    if values.dtype == object and all(type(v) is str for v in set(values.tolist())):
+        return values.astype(str).astype(object)   # text already (the outcome, class and level columns)
     cat = pd.Categorical(values)
     cat = cat.rename_categories([str(c) for c in cat.categories])
     if cat.isna().any():

@@ -65,10 +65,16 @@ class Worker:
                                 class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
                                 high=o["high"], levels=o["levels"], counts=counts)
         mask = tj.valid_mask(lens, h.shape[1])
+        full = bool(mask.all())   # every sequence as long as the block: the valid steps are every step
+
+        def valid(a: np.ndarray) -> np.ndarray:
+            """a[mask]: the valid steps, step by step within each sequence (a view when every step is)."""
+            return a.reshape(-1, *a.shape[2:]) if full else a[mask]
+
         sum_abs, _, change = tj.norm_arrays(h, lens)
         # the share of saturated units at each valid step (saturation.saturation_by_step)
-        per_step = counts[0][mask] / h.shape[2]
-        hv = h[mask]   # the valid steps' states [steps, H], for the projection
+        per_step = valid(counts[0]) / h.shape[2]
+        hv = valid(h)   # the valid steps' states [steps, H], for the projection
         out = {"row": pa.array(b["rows"].astype(np.int64)), "id": pa.array(list(b["ids"]), type=pa.string())}
         regression = "correct" in cols and cols["correct"].dtype.kind == "f"
         for col, v in cols.items():
@@ -92,8 +98,8 @@ class Worker:
         def steps(values: np.ndarray) -> Any:
             return pa.ListArray.from_arrays(offsets, pa.array(np.asarray(values, dtype=np.float32)))
 
-        out["step:sum_abs"] = steps(sum_abs[mask])
-        out["step:step_change"] = steps(change[mask])
+        out["step:sum_abs"] = steps(valid(sum_abs))
+        out["step:step_change"] = steps(valid(change))
         out["step:frac_saturated"] = steps(per_step)
         # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
         # values (a float64 product of every state took 10x longer for a difference below 1e-6)
@@ -110,7 +116,7 @@ class Worker:
         for method in o["methods"]:
             sc, info = scored[method]
             hz_scores[method] = sc   # hz22
-            out[f"score:{method}"] = steps(sc[:, : h.shape[1]][mask])
+            out[f"score:{method}"] = steps(valid(sc[:, : h.shape[1]]))
             if "completeness_error" in info:
                 out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
         out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o, states=h))   # hz22

@@ -385,3 +385,29 @@ def test_refuses_a_damaged_single_file(race, tmp_path):
     data[info.header_offset + 30 + len(info.filename) + 20] ^= 0xFF   # inside the member's bytes
     with pytest.raises(bundle.BundleError, match="damaged|does not match the hash"):
         bundle.open(bytes(data))
+
+
+def test_blocks_whose_sequences_all_have_the_same_length(tmp_path):
+    """A block whose sequences are all as long as its longest one takes its valid steps without a
+    mask (a reshape): the steps, scores, saturated shares and PCA coordinates of such blocks (one
+    at the data's full length, one shorter) and of a mixed block equal the live analyses."""
+    torch.manual_seed(4)
+    model = rv.build_model(rv.ModelConfig(cell="GRU", input_size=3, hidden_size=6, num_outputs=2))
+    rng = np.random.default_rng(2)
+    lens = np.r_[np.full(8, 12), np.full(8, 7), rng.integers(2, 13, 8)]   # blocks of 8: full, short, mixed
+    ds = from_arrays(rng.normal(size=(24, 12, 3)).astype(np.float32), lengths=lens, y=rng.integers(0, 2, 24))
+    b = bundle.open(bundle.build(model, ds, tmp_path / "same", batch_size=8, sample=4))
+    tr = rv.trace(model, ds.X, ds.lengths, gates=True, device="cpu")
+    h = tr.get("h", layer=-1, direction="fwd")
+    ref = tj.state_norms(h, ds.lengths, ids=b.ids)
+    got = b.norms()
+    assert list(got["seq"]) == list(ref["seq"]) and list(got["step"]) == list(ref["step"])
+    _close(got[["sum_abs", "step_change"]], ref[["sum_abs", "step_change"]])
+    for method in b.methods:
+        _close(b.scores(method), rv.contributions(model, ds.X, method, ds.lengths, device="cpu"))
+    valid = tj.valid_mask(ds.lengths, 12)
+    _close(b.steps("frac_saturated"), np.where(valid, (np.abs(h) >= 0.9).mean(axis=2), np.nan))
+    paths = b.paths()
+    ref_paths, _ = tj.pca_paths(h, ds.lengths, pca=b.pca, ids=b.ids)
+    assert list(paths["seq"]) == list(ref_paths["seq"]) and list(paths["step"]) == list(ref_paths["step"])
+    _close(paths[["pc1", "pc2"]], ref_paths[["pc1", "pc2"]], 1e-4)

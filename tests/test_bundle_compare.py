@@ -155,3 +155,23 @@ def test_a_data_column_of_many_values_gets_no_comparison_and_the_others_keep_the
     got = b.group_comparison("data:few", "a", "c")
     for f in FIELDS:
         np.testing.assert_allclose(got[f].to_numpy(float), ref[f].to_numpy(float), rtol=1e-12, equal_nan=True)
+
+
+def test_text_codes_equal_python_text_of_every_value():
+    """The groupings' labels of a part's column (bundle_aggregates.text_codes: Arrow encodes the
+    values, only the distinct ones become text) equal numpy's unique over str() of every value,
+    for text with missing values, numbers, floats with NaN, -0.0 and missing, bools, dictionary
+    columns, chunked columns, non-ASCII text and an empty column."""
+    import pyarrow as pa
+
+    from rnnviz_core.bundle_aggregates import text_codes
+    cols = [pa.array(["b", "a", None, "b", "c"]), pa.array([3, 1, None, 3, 10]),
+            pa.array([1.0, float("nan"), None, 0.1 + 0.2, -0.0, 0.0, float("nan")]),
+            pa.array([True, False, None, True]), pa.array(["x", "y", "x", None]).dictionary_encode(),
+            pa.chunked_array([pa.array(["q", "p"]), pa.array(["p", None])]), pa.array([], type=pa.string()),
+            pa.array(["é", "e", "E", "10", "9"]), pa.array([1, 2, -1], type=pa.int8())]
+    for col in cols:
+        ref_u, ref_i = np.unique(np.asarray([str(v) for v in col.to_pylist()], dtype=str), return_inverse=True)
+        got_u, got_i = text_codes(col)
+        assert list(got_u) == list(ref_u), col
+        assert list(got_i) == list(ref_i.reshape(-1)), col

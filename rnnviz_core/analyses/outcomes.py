@@ -252,8 +252,8 @@ def sequence_columns(logits: Any, y: Any = None, *, states: Any = None, lengths:
         names = None if class_names is None else list(class_names)
 
         def name_of(idx: np.ndarray) -> Any:
-            if names is None:
-                return idx.astype(str).astype(object)
+            if names is None:   # the class numbers as text (one str per class, not per sequence)
+                return np.asarray([str(i) for i in range(int(idx.max(initial=-1)) + 1)], dtype=object)[idx]
             if idx.max() >= len(names):
                 raise InputError(f"class_names has {len(names)} names but the model has more classes.")
             return pd.Categorical.from_codes(idx, categories=names)

@@ -245,3 +245,20 @@ def test_answers_are_the_outcome_tables_pred(shape, task):
         pred, classes = _answers(out, task)
         assert classes == bool(frame["confidence"].notna().all())
         np.testing.assert_array_equal(pred, frame["pred"].to_numpy())
+
+
+def test_joined_tables_in_the_same_order_equal_the_merge():
+    """horizon_summary / compare_horizons join the horizon frame with the sequence table: when
+    both list the same sequences in the same order the columns are put side by side (no merge);
+    that equals pandas' merge on seq, dtypes included, and a table in another order still merges."""
+    from rnnviz_core.horizons import _joined
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"seq": np.arange(50), "length": rng.integers(1, 9, 50),
+                          "decision_step": rng.integers(0, 5, 50), "method": "x"})
+    table = pd.DataFrame({"seq": np.arange(50), "predicted_class": pd.Categorical(rng.choice(["a", "b"], 50)),
+                          "outcome": rng.choice(["correct", "wrong"], 50), "length": 3,
+                          "f": np.where(rng.random(50) < 0.2, np.nan, 1.0), "ok": rng.random(50) < 0.5})
+    for t in (table, table.iloc[::-1], table.iloc[5:]):
+        cols = [c for c in t.columns if c not in frame.columns or c == "seq"]
+        pd.testing.assert_frame_equal(_joined(frame, t), frame.merge(t[cols], on="seq", how="left"))

@@ -136,18 +136,27 @@ SAMPLE_KEYS = ("true_class", "outcome", "predicted_class")
 def _choose_sample(tbl: Any, size: int, seed: int = 0) -> np.ndarray:
     """Rows covering every (true class, outcome) cell (or predicted class without labels), round
     robin; ``tbl`` holds every sequence's ``row`` and the parts' :data:`SAMPLE_KEYS`."""
+    import pyarrow as pa
+
+    from . import bundle_aggregates as ba
+
     keys = [c for c in ("true_class", "outcome") if c in tbl.column_names] or \
            [c for c in ("predicted_class",) if c in tbl.column_names]
-    df = tbl.select(["row"] + keys).to_pandas().sort_values("row", kind="stable")
-    if size >= len(df):
-        return df["row"].to_numpy(np.int64)
+    rows = tbl["row"].to_numpy()
+    order = np.argsort(rows, kind="stable")
+    if size >= len(rows):
+        return rows[order].astype(np.int64)
     rng = np.random.default_rng(seed)
-    cell = pd.Series("all", index=df.index)
-    if keys:
-        cell = df[keys[0]].astype(str)
-        for k in keys[1:]:
-            cell = cell + "|" + df[k].astype(str)
-    pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
+    # each row's cell as text ("true class|outcome"), the cells in sorted order, each cell's rows in
+    # row order, shuffled once per cell in that order
+    cell = np.full(len(rows), "all", dtype=object)
+    for j, k in enumerate(keys):
+        uniq, inv = ba.text_codes(tbl[k].combine_chunks().take(pa.array(order)))
+        words = uniq.astype(object)[inv]
+        cell = words if j == 0 else cell + "|" + words
+    names, which = np.unique(cell.astype(str), return_inverse=True)
+    sorted_rows = rows[order]
+    pools = [rng.permutation(sorted_rows[which.reshape(-1) == c]) for c in range(len(names))]
     picked: list[int] = []
     i = 0
     while len(picked) < size:

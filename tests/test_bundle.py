@@ -411,3 +411,49 @@ def test_blocks_whose_sequences_all_have_the_same_length(tmp_path):
     ref_paths, _ = tj.pca_paths(h, ds.lengths, pca=b.pca, ids=b.ids)
     assert list(paths["seq"]) == list(ref_paths["seq"]) and list(paths["step"]) == list(ref_paths["step"])
     _close(paths[["pc1", "pc2"]], ref_paths[["pc1", "pc2"]], 1e-4)
+
+
+def _choose_sample_reference(tbl, size, seed=0):
+    """The sample's rule written with pandas (the build's rule before it was written with numpy):
+    rows sorted, cells "true class|outcome" (or predicted class) in sorted order, each cell's rows
+    shuffled once in that order, then taken round robin."""
+    keys = [c for c in ("true_class", "outcome") if c in tbl.column_names] or \
+           [c for c in ("predicted_class",) if c in tbl.column_names]
+    df = tbl.select(["row"] + keys).to_pandas().sort_values("row", kind="stable")
+    if size >= len(df):
+        return df["row"].to_numpy(np.int64)
+    rng = np.random.default_rng(seed)
+    cell = pd.Series("all", index=df.index)
+    if keys:
+        cell = df[keys[0]].astype(str)
+        for k in keys[1:]:
+            cell = cell + "|" + df[k].astype(str)
+    pools = [rng.permutation(g["row"].to_numpy()) for _, g in df.groupby(cell.to_numpy(), sort=True)]
+    picked, i = [], 0
+    while len(picked) < size:
+        for pool in pools:
+            if i < len(pool) and len(picked) < size:
+                picked.append(int(pool[i]))
+        i += 1
+    return np.sort(np.asarray(picked, dtype=np.int64))
+
+
+def test_the_sample_is_the_round_robin_over_cells_written_with_pandas():
+    import pyarrow as pa
+
+    from rnnviz_core.bundle_build import _choose_sample
+
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n = int(rng.integers(1, 300))
+        cols = {"row": pa.array(rng.permutation(n) + 1000)}
+        if trial % 3 == 0:
+            cols["true_class"] = pa.array(rng.choice(["cat", "dog", "Ému", "ant"], n))
+            cols["outcome"] = pa.array(rng.choice(["correct", "wrong"], n))
+        elif trial % 3 == 1:
+            cols["predicted_class"] = pa.array(rng.choice(["0", "1", "10", "2"], n))
+        tbl = pa.table(cols)
+        if n > 2:   # parts of a build arrive as chunks
+            tbl = pa.concat_tables([tbl.slice(0, n // 2), tbl.slice(n // 2)])
+        for size in (1, 5, 64, n, n + 3):
+            assert list(_choose_sample(tbl, size)) == list(_choose_sample_reference(tbl, size)), (trial, size)

@@ -444,3 +444,18 @@ def test_mann_whitney_and_benjamini_hochberg_equal_scipy():
         if trial % 3 == 0:
             p[: p.size // 2] = p[0]                      # equal p-values
         assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p), rel=1e-13, abs=0)
+
+
+def test_a_group_shows_the_same_interval_as_a_or_as_b():
+    """Swapping A and B swaps the two groups' columns: each group's bootstrap interval depends on
+    its values and the seed, not on its side (before, B's resamples used another seed), and the
+    test's p-value is the same both ways."""
+    rng = np.random.default_rng(4)
+    t = pd.DataFrame({"seq": range(300), "g": rng.choice(["x", "y"], 300),
+                      "loss": rng.gamma(2.0, 1.0, 300), "confidence": rng.uniform(size=300)})
+    ab = compare_groups(t, "g", "x", "y", metrics=["loss", "confidence"]).set_index("metric")
+    ba = compare_groups(t, "g", "y", "x", metrics=["loss", "confidence"]).set_index("metric")
+    for side, other in (("a", "b"), ("b", "a")):
+        for end in ("low", "high"):
+            assert ab[f"ci_{side}_{end}"].tolist() == ba[f"ci_{other}_{end}"].tolist()
+    assert ab["p_value"].tolist() == pytest.approx(ba["p_value"].tolist(), rel=1e-12)

@@ -262,3 +262,34 @@ def test_joined_tables_in_the_same_order_equal_the_merge():
     for t in (table, table.iloc[::-1], table.iloc[5:]):
         cols = [c for c in t.columns if c not in frame.columns or c == "seq"]
         pd.testing.assert_frame_equal(_joined(frame, t), frame.merge(t[cols], on="seq", how="left"))
+
+
+def test_horizon_summary_equals_pandas_grouped_statistics():
+    """horizon_summary's statistics (numpy over each group's rows) against pandas' grouped mean,
+    quartiles and median, missing horizons left out, for a categorical grouping with an unused
+    category, text with missing labels, numbers with NaN, and one group of everything."""
+    from rnnviz_core import horizons as hz
+
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        n = int(rng.integers(1, 300))
+        frame = pd.DataFrame({"seq": np.arange(n), "length": rng.integers(1, 50, n),
+                              "decision_step": rng.integers(0, 50, n), "steps_after_decision": rng.integers(0, 50, n),
+                              "horizon_50": np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 9),
+                              "horizon_90": np.where(rng.random(n) < 0.05, np.nan, rng.random(n)), "method": "x"})
+        table = pd.DataFrame({"seq": np.arange(n),
+                              "predicted_class": pd.Categorical(rng.choice(["b", "a", "c"], n),
+                                                                categories=["c", "b", "a", "z"]),
+                              "grp": rng.choice(["p", "q", None], n), "num": rng.choice([1.0, 2.0, np.nan], n)})
+        for by in ("predicted_class", "grp", "num", ["all"] * n):
+            got = hz.horizon_summary(frame, table, by=by)
+            df = frame.merge(table, on="seq")
+            grouped = df.assign(_g=hz.assign_groups(df, by).values).groupby("_g", observed=True, sort=True,
+                                                                             dropna=False)
+            ref = pd.DataFrame({"size": grouped.size()})
+            for m in hz.HORIZON_METRICS:
+                col = grouped[m]
+                ref[f"{m}_mean"], ref[f"{m}_q25"] = col.mean(), col.quantile(0.25)
+                ref[f"{m}_median"], ref[f"{m}_q75"] = col.median(), col.quantile(0.75)
+            ref.index.name = "group"
+            pd.testing.assert_frame_equal(got, ref.reset_index(), check_dtype=False, rtol=1e-12, atol=1e-12)

@@ -42,7 +42,7 @@ def compare_groups(
 
     Every group mean has a 95% interval: Clopper-Pearson (``scipy.stats.binomtest(k, n).proportion_ci``'s) for a 0/1
     outcome (a share), a percentile bootstrap of the mean (``scipy.stats.bootstrap``, 999
-    resamples, seeded by ``seed``) otherwise, or Student's t interval for groups of more than
+    resamples, seeded by ``seed`` for both groups, so a group's interval is the same as A or as B) otherwise, or Student's t interval for groups of more than
     :data:`BOOTSTRAP_MAX_N` sequences (where the two agree and the bootstrap gets slow). ``p_adjusted`` controls the false discovery rate
     across the table's rows (Benjamini–Hochberg, ``scipy.stats.false_discovery_control``).
 
@@ -99,13 +99,14 @@ def compare_values(values: Sequence[tuple[str, np.ndarray, bool]], in_a: np.ndar
         fin = np.isfinite(v)
         xa = v[in_a & fin]
         xb = v[in_b & fin]
-        # a group's interval depends on its values and seed only: with a cache kept across calls on
-        # one table and grouping, computed once per group
+        # a group's interval depends on its values and seed only, not on its side: a group shows the
+        # same interval as A or as B (with a cache kept across calls on one table and grouping, it
+        # is computed once per group)
         cache = {} if interval_cache is None else interval_cache
-        for key, x in (((ga, m, seed), xa), ((gb, m, seed + 1), xb)):
+        for key, x in (((ga, m, seed), xa), ((gb, m, seed), xb)):
             if key not in cache:
                 cache[key] = interval_of(x, binary, key[2])
-        ci_a, ci_b = cache[(ga, m, seed)], cache[(gb, m, seed + 1)]
+        ci_a, ci_b = cache[(ga, m, seed)], cache[(gb, m, seed)]
         row = {"metric": m, "group_a": a, "group_b": b, "n_a": xa.size, "n_b": xb.size,
                "mean_a": xa.mean() if xa.size else np.nan, "mean_b": xb.mean() if xb.size else np.nan,
                "ci_a_low": ci_a[0], "ci_a_high": ci_a[1], "ci_b_low": ci_b[0], "ci_b_high": ci_b[1],

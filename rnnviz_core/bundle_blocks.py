@@ -90,7 +90,7 @@ def write_sequences(dataset: Any, path: str | os.PathLike, *, block_size: int = 
 #: decoded row groups of an input file a Source keeps for its next reads, at most (bytes): the
 #: build reads the file more than once (the PCA fit's rows, the pass, the sample's rows); a small
 #: input is decoded once, a large one keeps its last groups only
-CACHE_BYTES = 64 << 20
+CACHE_BYTES = 32 << 20
 
 
 class Source:
@@ -132,8 +132,11 @@ class Source:
     def n(self) -> int:
         return int(self.meta["n_sequences"])
 
-    def tables(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
-        """Arrow tables of about ``block_size`` sequences each, in row order."""
+    def tables(self, columns: Sequence[str] | None = None, evict: bool = True) -> Iterator[Any]:
+        """Arrow tables of about ``block_size`` sequences each, in row order. ``evict=False``: a
+        group is added to the cache only while it has room (the pass reads each group once:
+        pushing groups out for it would only drop the ones the PCA fit read; a small input still
+        ends up whole in the cache for the sample's rows)."""
         if self.ds is not None:
             for start in range(0, len(self.ds), self.block_size):
                 tbl = _block_table(self.ds, start, min(start + self.block_size, len(self.ds)), self._gschema)
@@ -150,24 +153,25 @@ class Source:
                 # a block is a row group (the file was written with this block size): read through
                 # the cache, so that a group the PCA fit decoded is not decoded again
                 for g in range(len(sizes)):
-                    tbl = self._group(pf, g)
+                    tbl = self._group(pf, g, evict)
                     yield tbl if columns is None else tbl.select(list(columns))
                 return
             for batch in pf.iter_batches(batch_size=self.block_size, columns=columns):
                 import pyarrow as pa
                 yield pa.Table.from_batches([batch])
 
-    def _group(self, pf: Any, g: int) -> Any:
+    def _group(self, pf: Any, g: int, evict: bool = True) -> Any:
         """Row group ``g`` of the input file, from the cache (:data:`CACHE_BYTES`) or decoded (one
         thread: Arrow's pool would decode the columns on the other cores, which the build's own
-        work, or a Ray actor beside it, is using); kept for the next reads."""
+        work, or a Ray actor beside it, is using); kept for the next reads (pushing the oldest out, or
+        with ``evict=False`` only when there is room)."""
         hit = self._cache.get(g)
         if hit is not None:
             self._cache.move_to_end(g)
             return hit
         tbl = pf.read_row_group(int(g), use_threads=False)
         size = int(tbl.nbytes)
-        if size <= CACHE_BYTES:
+        if size <= CACHE_BYTES and (evict or self._cached + size <= CACHE_BYTES):
             self._cache[g] = tbl
             self._cached += size
             while self._cached > CACHE_BYTES:

@@ -156,7 +156,7 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
     worker.pca = fitted_pca(fitted["pca"])
     hsum = 0
     bar = bp.bar(src.n, "rnnviz: analyses", progress)
-    for k, tbl in enumerate(src.tables()):
+    for k, tbl in enumerate(src.tables(evict=False)):   # groups the fit decoded come from the cache
         part = parts_dir / f"part-{k:05d}.parquet"
         if folder is None or not bp.part_done(part):
             made = worker(tbl)

@@ -105,3 +105,32 @@ def test_a_sampled_basis_is_sklearns_pca_of_the_fitted_rows_and_close_to_the_ful
     # 150, 0.976-1.0 for rows drawn group by group (this seed, 0, gives 0.976): within 13 degrees
     assert cos.min() > 0.97, cos
     np.testing.assert_allclose(pca.explained_variance_ratio_, full.explained_variance_ratio_, atol=0.03)
+
+
+def test_a_small_input_file_is_decoded_once_per_build(tmp_path, monkeypatch):
+    """A build reads its input file for the PCA fit's rows, the pass, the sample's rows and the
+    decision tolerance; the decoded row groups are kept (bundle_blocks.CACHE_BYTES), so a small
+    file's groups are each decoded once, and the bundle is the one a build without the cache
+    writes. Without the cache (a budget of 0) the groups are decoded again."""
+    import pyarrow.parquet as pq
+
+    from rnnviz_core import bundle_blocks
+
+    model, ds = rv.demos.load_demo("race")[:2]
+    ds = ds.subset(np.arange(120))
+    path = bundle.write_sequences(ds, tmp_path / "seq.parquet", block_size=30)
+    read = []
+    orig = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, g, *a, **k: read.append(g) or orig(self, g, *a, **k))
+    monkeypatch.setattr(bf, "FIT_POINTS", 200)        # the fit draws rows, so it reads groups first
+    cached = bundle.open(bundle.build(model, path, tmp_path / "a", batch_size=30, sample=8))
+    assert sorted(read) == [0, 1, 2, 3]
+    read.clear()
+    monkeypatch.setattr(bundle_blocks, "CACHE_BYTES", 0)
+    plain = bundle.open(bundle.build(model, path, tmp_path / "b", batch_size=30, sample=8))
+    assert len(read) > 4
+    np.testing.assert_array_equal(cached.sample_rows, plain.sample_rows)
+    for m in cached.methods:
+        np.testing.assert_allclose(cached.scores(m), plain.scores(m), atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(cached.steps("pc1"), plain.steps("pc1"), atol=1e-6, equal_nan=True)

@@ -167,33 +167,22 @@ def _choose_sample(tbl: Any, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.asarray(picked, dtype=np.int64))
 
 
-def _own_copy(tbl: Any) -> Any:
-    """``tbl`` with its values copied into one buffer of Arrow's own memory. A worker's table
-    holds numpy's arrays as they are (no copy): the few columns kept for every sequence would
-    then hold small blocks of the C heap between the large arrays each block frees, and the heap
-    grew by about a block's states per block (measured: 13 MB a block of 2,048 sequences, 6.7 GB
-    at 1M sequences)."""
-    import pyarrow as pa
-
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, tbl.schema) as w:
-        w.write_table(tbl)
-    return pa.ipc.open_stream(sink.getvalue()).read_all()
-
-
 class _AfterPass:
     """Everything computed from the parts after the analyses, fed each part once, in part order:
     the saturation curves per grouping and the aggregates (both summed part by part), and the
     per-sequence columns the group comparisons, the horizon tables and the sample's choice read
-    (kept for every sequence: a few numbers and labels each). The local engine feeds each part's
-    table as it finishes it (no read back); a part from an earlier run, or from Ray's actors, is
-    read from its file (only the columns needed). Before, each of those consumers read every part
-    again."""
+    (a few numbers and labels of every sequence). The local engine feeds each part's table as it
+    finishes it (``add(table, path)``): the curves and aggregates are summed from it, with no read
+    back of the step columns, and its per-sequence columns are read from its file after the pass
+    (holding them through the pass raised the peak memory: 1,027 MB against 821 MB at 300,000
+    sequences, the tables held between the pass's large arrays). A part from an earlier run, or
+    from Ray's actors, is read from its file (``add(path)``, only the columns needed). Before, each
+    of those consumers read every part again."""
 
     def __init__(self, t_max: int, methods: Sequence[str]):
         self.t_max, self.methods = int(t_max), list(methods)
         self.groupings = self.aggregates = None
-        self.kept: list = []
+        self.kept: list = []     # per part: its per-sequence columns, or the path to read them from
         self.dropped: set = set()
 
     def _start(self, names: list[str]) -> None:
@@ -209,8 +198,9 @@ class _AfterPass:
         self.scalar = list(dict.fromkeys(scalar))
         self.cols = list(dict.fromkeys(self.scalar + self.groupings.columns + self.aggregates.columns))
 
-    def add(self, part: Any) -> None:
-        """One part: its Arrow table as the worker gave it, or the path of its file."""
+    def add(self, part: Any, path: Any = None) -> None:
+        """One part: the path of its file, or its Arrow table as the worker gave it and the path
+        it was written to."""
         import pyarrow.parquet as pq
 
         if isinstance(part, (str, os.PathLike)):
@@ -227,18 +217,22 @@ class _AfterPass:
         over = {g for g in self.groupings.names
                 if g.startswith("data:") and len(self.groupings.labels[g]) > _N_GROUP_VALUES}
         if over - self.dropped:
-            self.kept = [k.drop_columns(sorted(over - self.dropped)) for k in self.kept]
+            self.kept = [k if isinstance(k, Path) else k.drop_columns(sorted(over - self.dropped))
+                         for k in self.kept]
             self.dropped |= over
-        keep = tbl.select([c for c in self.scalar if c not in self.dropped])
-        if not isinstance(part, (str, os.PathLike)):
-            keep = _own_copy(keep)
-        self.kept.append(keep)
+        if path is not None:
+            self.kept.append(Path(path))
+        else:
+            self.kept.append(tbl.select([c for c in self.scalar if c not in self.dropped]))
 
     def finish(self) -> tuple:
         """(groupings, aggregates, the per-sequence columns as one Arrow table, in row order)."""
         import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        return self.groupings, self.aggregates, pa.concat_tables(self.kept)
+        cols = [c for c in self.scalar if c not in self.dropped]
+        tables = [pq.read_table(k, columns=cols) if isinstance(k, Path) else k for k in self.kept]
+        return self.groupings, self.aggregates, pa.concat_tables(tables)
 
 
 def _after_pass(parts_dir: Path, t_max: int, methods: Sequence[str]) -> tuple:

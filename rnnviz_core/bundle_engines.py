@@ -147,8 +147,8 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
     """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
     bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
     kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept.
-    ``consume``: called with each part in order, its table as just made or, for a block an earlier
-    run finished, the path of its file."""
+    ``consume``: called with each part in order: its table as just made and the path it was
+    written to, or, for a block an earlier run finished, the path of its file."""
     from . import bundle_fit as bf
     from . import bundle_progress as bp
 
@@ -163,7 +163,7 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
             bp.write_part(made, part)
             h = worker.last_hash
             if consume is not None:
-                consume(made)
+                consume(made, part)
             del made
         else:   # a block an earlier run finished: its hash part without a trace
             h = bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)

@@ -459,17 +459,18 @@ def test_the_sample_is_the_round_robin_over_cells_written_with_pandas():
             assert list(_choose_sample(tbl, size)) == list(_choose_sample_reference(tbl, size)), (trial, size)
 
 
-def test_columns_kept_for_every_sequence_share_no_memory_with_the_block(race):
-    """A local build keeps a few columns of every sequence until its comparisons
-    (bundle_build._AfterPass, fed each block's table as it is made). They are copied into memory of
-    their own: no buffer of the kept columns lies inside a buffer of the block's table (numpy's
-    arrays, freed with the block). Holding the block's own buffers grew the process by about a
-    block's states per block (6.7 GB at 1M sequences). The kept values are the block's."""
-    import pyarrow as pa
-
+def test_columns_kept_for_every_sequence_share_no_memory_with_the_block(race, tmp_path):
+    """A local build feeds each block's table to the after-pass sums as it is made
+    (bundle_build._AfterPass.add(table, path)); the few columns it keeps of every sequence for the
+    comparisons are read back from the part's file after the pass, not held from the block's
+    table: no kept buffer lies inside a buffer of the block's table (numpy's arrays, freed with the
+    block). Holding the block's own buffers grew the process by about a block's states per block
+    (6.7 GB at 1M sequences), and holding copies of them through the pass still raised its peak.
+    The kept values are the block's, and the saturation curves are those of the file's part."""
     from rnnviz_core import bundle_build as bd
     from rnnviz_core import bundle_engines as be
     from rnnviz_core import bundle_fit as bf
+    from rnnviz_core import bundle_progress as bp
     from rnnviz_core.bundle_blocks import Source
     from rnnviz_core.bundle_format import fitted_pca
 
@@ -480,9 +481,17 @@ def test_columns_kept_for_every_sequence_share_no_memory_with_the_block(race):
     worker = be.Worker(model, opts, src.meta)
     worker.pca = fitted_pca(bf.fit(src, worker, be.block_arrays, be._pca_from_moments)["pca"])
     made = worker(next(iter(src.tables())))
+    path = tmp_path / "part-00000.parquet"
+    bp.write_part(made, path)
     after = bd._AfterPass(int(src.meta["max_length"]), opts["methods"])
-    after.add(made)
-    kept = after.finish()[2]
+    after.add(made, path)
+    groupings, _, kept = after.finish()
+    from_file = bd._AfterPass(int(src.meta["max_length"]), opts["methods"])
+    from_file.add(path)
+    ref_groupings, _, ref_kept = from_file.finish()
+    assert kept.equals(ref_kept)
+    got, ref = groupings.finish()[0], ref_groupings.finish()[0]
+    assert got.keys() == ref.keys() and all(np.array_equal(got[k], ref[k]) for k in got)
     assert {"row", "loss", "confidence", "decision_step", "outcome"} <= set(kept.column_names)
     ranges = [(b.address, b.address + b.size) for col in made.columns for ch in col.chunks
               for b in ch.buffers() if b is not None and b.size]

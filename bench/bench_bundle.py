@@ -118,6 +118,25 @@ three times, in the order per-method scores, shared pass, build, and prints the 
                     Ray bundles equal the local one (largest difference 0); bundle 2.47 GB. After
                     the one read of the parts (--engines local): 246 s = 4,060 seq/s (pass 213 s),
                     driver peak RSS 1,238 MB
+
+Issue 21, session 8 (2026-12-06, the 2-core VM idle but for the bench, load about 1):
+  ratio (--ratio 1000 2000 8000 --reps 5, --ratio 20000 --reps 2; 1 thread, 64-unit GRU, batch 256):
+                    build / one shared pass without a trace (strict) = 1.61x (1.53-1.99) at
+                    N=1,000, 1.46x (1.44-1.49) at N=2,000, 1.37x (1.32-1.40) at N=8,000, 1.39x
+                    (1.37-1.39) at N=20,000, wall; other runs this session (5-7 repeats): medians
+                    1.59-1.68x at N=1,000 and 1.44-1.49x at N=2,000. Session 7: 1.84x, 1.60x, 1.46x,
+                    1.37x. Build / the two methods' scores with rv.contributions: 0.90x, 0.84x,
+                    0.77x, 0.79x. The 1.5x target is met from about N=2,000, not at N=1,000 (about
+                    0.14 s per build that does not grow with the data, and ~28 ms per block of 256
+                    against ~110 ms of scores). What changed: bootstrap resamples drawn once per
+                    group and size (scipy's draws, shared by a group's measures and both sides of a
+                    comparison), t interval / Mann-Whitney U / Benjamini-Hochberg computed directly
+                    (tested against scipy), the input's decoded row groups kept for the build's
+                    next reads (32 MB), curves and aggregates summed from each part as it is made
+  scale (--scale 1000000 --batch 2048 --engines local): 226 s = 4,428 seq/s, driver peak RSS 1,233 MB
+                    (holding the kept per-sequence columns through the pass instead: 6,681 MB with
+                    the tables' numpy buffers, 1,569-1,571 MB with copies; now they are read back
+                    from the parts after the pass)
 """
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from . import bundle_check as _check
 from . import bundle_horizons

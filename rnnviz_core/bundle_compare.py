@@ -63,7 +63,7 @@ def pairs(k: int) -> list[tuple[int, int]]:
 def compute(per_seq: Any, groupings: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, manifest entry) of the comparisons for the stored ``groupings``; ``per_seq``: an
     Arrow table of every sequence's :data:`COLUMNS` and grouping columns (those the parts have),
-    in row order (:func:`rnnviz_core.bundle_build._after_pass`)."""
+    in row order (:class:`rnnviz_core.bundle_build._AfterPass`)."""
     from .analyses.compare import benjamini_hochberg, compare_values
     from .analyses.intervals import is_binary
 

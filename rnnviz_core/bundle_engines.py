@@ -205,7 +205,6 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             # holding every CPU would leave the reads waiting for ever)
             res = ray.cluster_resources()
             concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
-        rds = src.ray_dataset(tmp)
         # Ray Data places actors with its default strategy, SPREAD: on as many nodes as there are
         kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
                   compute=ray.data.ActorPoolStrategy(size=int(concurrency)))

@@ -76,7 +76,7 @@ def table_columns(regression: bool, labelled: bool) -> list[str]:
 def frames_from_table(per_seq: Any, class_names: Any, regression: bool, labelled: bool, method: str) -> tuple:
     """(horizon frame, sequence table) from ``per_seq``, an Arrow table of every sequence's
     ``row``, ``length``, horizon columns and :func:`table_columns` (a build's parts read once:
-    :func:`rnnviz_core.bundle_build._after_pass`), as the page reads them from an opened bundle
+    :class:`rnnviz_core.bundle_build._AfterPass`), as the page reads them from an opened bundle
     (:func:`rnnviz_core.bundle_horizons.read` and the grouping columns)."""
     import pyarrow as pa
 

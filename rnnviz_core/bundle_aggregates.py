@@ -1,8 +1,8 @@
 """Dataset-level aggregates a bundle computes when it is built, so that no view scans every row.
 
 Written to ``aggregates.safetensors`` (float64/int64 arrays, listed in the manifest under
-``analysis.aggregates``), summed part by part (:class:`Aggregates`) from the build's one read of
-each finished sequence part after the analyses (memory: one part at a time):
+``analysis.aggregates``), summed part by part (:class:`Aggregates`): from each part's table as a
+local build makes it, or from one read of each part's file (memory: one part at a time):
 
 - ``count.<g>`` [K, T]: sequences of each group of grouping ``g`` that reach each step;
 - ``score_abs.<method>.<g>`` [K, T]: the sum of |score| per group and step (mean |score| by

@@ -198,8 +198,8 @@ class _AfterPass:
         self.cols = list(dict.fromkeys(self.scalar + self.groupings.columns + self.aggregates.columns))
 
     def add(self, part: Any, path: Any = None) -> None:
-        """One part: the path of its file, or its Arrow table as the worker gave it and the path
-        it was written to."""
+        """One part: the path of its file, or its Arrow table as the worker gave it and ``path``,
+        the file it was written to (its per-sequence columns are read from there in :meth:`finish`)."""
         import pyarrow.parquet as pq
 
         if isinstance(part, (str, os.PathLike)):
@@ -207,6 +207,8 @@ class _AfterPass:
                 self._start(pq.read_schema(part).names)
             tbl = pq.read_table(part, columns=self.cols)
         else:
+            if path is None:
+                raise TypeError("_AfterPass.add needs the path a part's table was written to")
             if self.groupings is None:
                 self._start(part.schema.names)
             tbl = part.select(self.cols)
@@ -219,10 +221,8 @@ class _AfterPass:
             self.kept = [k if isinstance(k, Path) else k.drop_columns(sorted(over - self.dropped))
                          for k in self.kept]
             self.dropped |= over
-        if path is not None:
-            self.kept.append(Path(path))
-        else:
-            self.kept.append(tbl.select([c for c in self.scalar if c not in self.dropped]))
+        self.kept.append(Path(path) if path is not None else
+                         tbl.select([c for c in self.scalar if c not in self.dropped]))
 
     def finish(self) -> tuple:
         """(groupings, aggregates, the per-sequence columns as one Arrow table, in row order)."""

@@ -98,13 +98,21 @@ class Aggregates:
             absval[m] = arr
         r_idx, t_idx = np.nonzero(mask)
         pos = np.minimum(((t_idx + 0.5) / lens[r_idx] * POSITION_BINS).astype(np.int64), POSITION_BINS - 1)
+        # per sequence and position bin: its steps (the same for every method) and, per method, the
+        # sum of its |score| shares, NaN scores counting as 0, as the page draws them; a sequence
+        # whose scores sum to 0 counts in no bin. The groups then add up whole rows (before: one
+        # count over every step per method and grouping).
+        n_rows = len(lens)
+        cell = r_idx * POSITION_BINS + pos
+        row_n = np.bincount(cell, minlength=n_rows * POSITION_BINS).reshape(n_rows, POSITION_BINS)
         shares = {}
-        for m in methods:   # each sequence's |score| shares (NaN scores count as 0, as the page draws them)
+        for m in methods:
             a = np.nan_to_num(absval[m])
             tot = a.sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 v = (a / np.where(tot > 0, tot, 1.0)[:, None])[r_idx, t_idx]
-            shares[m] = (v, tot[r_idx] > 0)
+            row_sum = np.bincount(cell, weights=v, minlength=n_rows * POSITION_BINS).reshape(n_rows, POSITION_BINS)
+            shares[m] = (row_sum, tot > 0)
         bins = {}
         for c in hist_cols:
             v = tbl[c].to_numpy(zero_copy_only=False).astype(np.float64)
@@ -127,15 +135,15 @@ class Aggregates:
                 hist[(c, g)] = grow(hist[(c, g)], k)
             for m in methods:
                 rel[(m, g)], rel_n[(m, g)] = grow(rel[(m, g)], k), grow(rel_n[(m, g)], k)
-                v, ok = shares[m]
-                idx = lab[r_idx][ok] * POSITION_BINS + pos[ok]
-                rel[(m, g)] += np.bincount(idx, weights=v[ok], minlength=k * POSITION_BINS).reshape(k, -1)
-                rel_n[(m, g)] += np.bincount(idx, minlength=k * POSITION_BINS).reshape(k, -1)
             for gi in np.unique(lab):
                 sel = lab == gi
                 count[g][gi, :t] += mask[sel].sum(axis=0)
                 for m in methods:
                     score[(m, g)][gi, :t] += absval[m][sel].sum(axis=0)
+                    row_sum, ok = shares[m]
+                    rows = sel & ok
+                    rel[(m, g)][gi] += row_sum[rows].sum(axis=0)
+                    rel_n[(m, g)][gi] += row_n[rows].sum(axis=0)
                 for c in hist_cols:
                     b, ok = bins[c]
                     hist[(c, g)][gi] += np.bincount(b[sel & ok], minlength=BINS)

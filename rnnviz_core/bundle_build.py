@@ -16,7 +16,7 @@ import numpy as np
 from . import bundle_check as _check
 from . import bundle_horizons
 from .bundle_blocks import Source, block_arrays
-from .bundle_engines import Worker, run_local, run_ray
+from .bundle_engines import Worker, _pca_from_moments, run_local, run_ray
 from .bundle_format import (DEFAULT_BATCH, DEFAULT_METHODS, DEFAULT_SAMPLE, FORMAT, FORMAT_VERSION, file_sha256,
                             model_hash)
 from .errors import InputError
@@ -29,7 +29,7 @@ def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int)
     over the final outputs of the whole data, so every block uses the same one, as the live page
     does over every loaded sequence: all sequences up to ``bundle_horizons.TOL_SEQUENCES``, evenly
     spaced blocks beyond. (tolerance, sequences used), or None for a model with several outputs
-    (one block's forward pass tells)."""
+    (the build asks only for a model whose PCA fit's trace gave one output; one block tells too)."""
     from .horizon_findings import regression_tolerance
     from .trace import predict
 
@@ -39,10 +39,6 @@ def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int)
         if i % every:
             continue
         b = block_arrays(tbl, src.meta)
-        if i == 0:   # one sequence tells a model with several outputs (before: a whole block's forward)
-            one = np.asarray(predict(model, b["X"][:1], b["lengths"][:1], device=device, batch_size=1))
-            if one.reshape(1, -1).shape[1] != 1:
-                return None
         out = np.asarray(predict(model, b["X"], b["lengths"], device=device, batch_size=batch_size))
         if out.reshape(len(out), -1).shape[1] != 1:
             return None
@@ -347,7 +343,13 @@ def build(
     opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
             "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
             "device": device, "batch_size": int(batch_size)}
-    tol = _decision_tolerance(model, src, device, int(batch_size))   # one output: over the whole data
+    # the PCA basis first (a bounded sample of whole sequences, traced once: bundle_fit), which also
+    # tells the model's output width; a one-output model's decision tolerance over the whole data
+    from . import bundle_fit as bf
+
+    fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
+    one_output = int(np.prod(fitted["first"]["logit_shape"] or [1])) == 1
+    tol = _decision_tolerance(model, src, device, int(batch_size)) if one_output else None
     if tol is not None:
         opts["decision_tol"], opts["decision_tol_sequences"] = tol
     from . import bundle_progress as bp
@@ -369,10 +371,10 @@ def build(
             # each part's table feeds the saturation curves, the aggregates and the per-sequence
             # columns of the comparisons, the horizon tables and the sample's choice as it is made
             after = _AfterPass(int(src.meta["max_length"]), methods)
-            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress, consume=after.add)
+            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress, consume=after.add, fitted=fitted)
             groupings, aggregates, per_seq = after.finish()
         else:
-            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress)
+            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress, fitted=fitted)
             # one read of every part, as Ray's actors left them
             groupings, aggregates, per_seq = _after_pass(parts, int(src.meta["max_length"]), methods)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from . import bundle_horizons
 from .bundle_blocks import BLOCK_COLUMN, Source, block_arrays
@@ -44,7 +43,7 @@ class Worker:
         from . import saturation as sa
         from . import trajectories as tj
         from .contributions import contributions_many
-        from .analyses.outcomes import sequence_columns
+        from .analyses.outcomes import Coded, sequence_columns
 
         o = self.opts
         b = block_arrays(tbl, self.meta)
@@ -54,7 +53,7 @@ class Worker:
         # one forward and backward pass, which records the trace as it goes (contributions_many)
         scored, tr = contributions_many(self.model, b["X"], o["methods"], lens, device=o["device"],
                                         batch_size=o["batch_size"], return_info=True,
-                                        method_options=o["method_options"], trace=True)
+                                        method_options=o["method_options"], trace="last")
         h = tr.get("h", layer=-1, direction="fwd")
         gates = sa.trace_gates(tr, layer=-1, direction="fwd") or None
         # the saturation page's table (app_support._sat_table) with the bundle's thresholds: the
@@ -63,7 +62,7 @@ class Worker:
         counts: list = []
         cols = sequence_columns(tr.logits, b["y"], states=h, lengths=lens, gates=gates,
                                 class_names=self.meta["class_names"], threshold=o["threshold"], low=o["low"],
-                                high=o["high"], levels=o["levels"], counts=counts)
+                                high=o["high"], levels=o["levels"], counts=counts, coded=True)
         mask = tj.valid_mask(lens, h.shape[1])
         full = bool(mask.all())   # every sequence as long as the block: the valid steps are every step
 
@@ -82,7 +81,7 @@ class Worker:
                 continue
             if col == "correct" and regression:   # a number model: right/wrong does not apply
                 out[col] = pa.nulls(n, type=pa.bool_())
-            elif isinstance(v, pd.Categorical):   # the names as text, as the table's values
+            elif isinstance(v, Coded):   # the names as text, as the table's values
                 out[col] = pa.array(np.asarray(v.categories, dtype=object)[v.codes], type=pa.string(),
                                     mask=np.asarray(v.codes) < 0)
             else:
@@ -106,12 +105,20 @@ class Worker:
         # (with torch, under its thread setting: numpy's product woke OpenBLAS's helper threads, which
         # then spun on the CPU through the scores that follow; measured 0.15-0.25 s per 1,000
         # sequences of another thread's CPU on two cores)
+        import warnings
+
         import torch
 
-        proj = (torch.from_numpy(hv - self.pca.mean_.astype(np.float32))
-                @ torch.from_numpy(np.ascontiguousarray(self.pca.components_.T, dtype=np.float32))).numpy()
-        for j in range(proj.shape[1]):
-            out[f"step:pc{j + 1}"] = steps(proj[:, j])
+        # As components @ h - components @ mean: one component per contiguous row, and no centred
+        # copy of every state (8x sooner; components @ mean in float64, so no less exact)
+        comps = np.asarray(self.pca.components_, dtype=np.float64)
+        with warnings.catch_warnings():   # a trace's arrays are read-only; the product only reads them
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            states = torch.from_numpy(hv).to(torch.float32)
+        proj = (torch.from_numpy(np.ascontiguousarray(comps, dtype=np.float32)) @ states.T).numpy()
+        proj -= (comps @ np.asarray(self.pca.mean_, dtype=np.float64)).astype(np.float32)[:, None]
+        for j in range(proj.shape[0]):
+            out[f"step:pc{j + 1}"] = steps(proj[j])
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
         for method in o["methods"]:
             sc, info = scored[method]
@@ -143,16 +150,18 @@ def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
 
 
 def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None = None,
-               progress: Any = None, consume: Any = None) -> dict:
+               progress: Any = None, consume: Any = None, fitted: Mapping | None = None) -> dict:
     """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
     bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
     kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept.
     ``consume``: called with each part in order: its table as just made and the path it was
-    written to, or, for a block an earlier run finished, the path of its file."""
+    written to, or, for a block an earlier run finished, the path of its file. ``fitted``: the
+    basis :func:`rnnviz_core.bundle_fit.fit` gave (the build fits it first), or None to fit it here."""
     from . import bundle_fit as bf
     from . import bundle_progress as bp
 
-    fitted = bf.fit(src, worker, block_arrays, _pca_from_moments)
+    if fitted is None:
+        fitted = bf.fit(src, worker, block_arrays, _pca_from_moments)
     worker.pca = fitted_pca(fitted["pca"])
     hsum = 0
     bar = bp.bar(src.n, "rnnviz: analyses", progress)
@@ -177,10 +186,10 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
 
 
 def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
-             num_gpus: float | None, progress: Any = None) -> dict:
+             num_gpus: float | None, progress: Any = None, fitted: Mapping | None = None) -> dict:
     """Ray Data actors run :class:`Worker` over the blocks (:meth:`Source.ray_dataset`); the driver
     writes each block's part into ``parts_dir`` (the build folder) as it completes, and skips the
-    blocks whose parts an earlier run left there (resume)."""
+    blocks whose parts an earlier run left there (resume). ``fitted`` as in :func:`run_local`."""
     try:
         import ray
         import ray.data
@@ -217,7 +226,8 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
         # the PCA basis first (a bounded sample, traced here), then one pass over the blocks: each
         # actor returns a block's part with its data hash and where it ran (before: a whole pass of
         # its own for the hashes, 10-12 s of actor start-up and a second read of every block)
-        fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
+        if fitted is None:
+            fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
         pca, first = fitted["pca"], fitted["first"]
 
         # the analyses of the blocks an earlier run did not finish (resume: the build folder keeps

@@ -49,15 +49,28 @@ def row_hash_sum(rows: np.ndarray, ids: np.ndarray, lens: np.ndarray, X: np.ndar
     A sum of per-sequence hashes does not depend on how the data is cut into blocks, so every
     engine reports the same data hash.
     """
+    n = len(rows)
+    if n == 0:
+        return 0
+    X = np.asarray(X)
+    # each sequence's values as bytes, step after step: a slice of its row of one contiguous copy
+    # (no copy per sequence); the same bytes as ``X[i, :length].tobytes()``
+    flat = np.ascontiguousarray(X).reshape(n, -1).view(np.uint8)
+    step_bytes = flat.shape[1] // X.shape[1] if X.shape[1] else 0
+    labels = None
+    if y is not None:
+        ya = np.asarray(y)
+        if ya.dtype != object:   # each label's bytes, as ``np.ascontiguousarray(y[i]).tobytes()``
+            labels = np.ascontiguousarray(ya).reshape(n, -1).view(np.uint8)
     total = 0
-    for i in range(len(rows)):
-        h = hashlib.sha256()
-        h.update(f"{int(rows[i])}|{ids[i]}|{int(lens[i])}|".encode())
-        h.update(np.ascontiguousarray(X[i, : int(lens[i])]).tobytes())
+    for i, (row, length) in enumerate(zip(np.asarray(rows).tolist(), np.asarray(lens).tolist())):
+        h = hashlib.sha256(f"{int(row)}|{ids[i]}|{int(length)}|".encode())
+        h.update(flat[i, : int(length) * step_bytes])
         if y is not None:
-            h.update(b"|" + np.ascontiguousarray(y[i]).tobytes())
-        total = (total + int.from_bytes(h.digest(), "big")) % (1 << 256)
-    return total
+            h.update(b"|")
+            h.update(labels[i] if labels is not None else np.ascontiguousarray(y[i]).tobytes())
+        total += int.from_bytes(h.digest(), "big")
+    return total % (1 << 256)
 
 
 def file_sha256(path: Path, limit: int | None = None) -> tuple[str, int]:

@@ -273,7 +273,9 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
     (scores, info)}`` with ``return_info=True``), each as :func:`contributions` returns it.
     With ``trace=True``: ``(that, tr)``, ``tr`` the :class:`rnnviz_core.trace.Trace` of x with
     every gate (``rv.trace(..., gates=True)``'s arrays), recorded by the shared pass's forward
-    when one runs (no second forward), else traced on its own.
+    when one runs (no second forward), else traced on its own. ``trace="last"``: the same, but
+    the recorded trace keeps only the last recurrent layer's forward states and sigmoid gates
+    (what saturation reads; a bundle's per-block work), not a copy of every array.
 
     grad_norm, grad_x_state and input_x_grad on features (without per-method options) come from
     one shared forward and backward pass (:func:`.attribution.gradients.shared_scores`) instead
@@ -309,7 +311,12 @@ def contributions_many(model, x, methods, lengths=None, target=None, *, device="
                 from .engine import find_recurrent
                 from .trace import Filler
 
-                filler = Filler(find_recurrent(prob.model), prob.N, prob.T, prob.L.astype(np.int64), True)
+                infos = find_recurrent(prob.model)
+                last_only = None
+                if trace == "last":
+                    top, kinds = infos[-1].num_layers - 1, [k for k in infos[-1].gates if k not in ("n", "g")]
+                    last_only = {f"l{top}.fwd.{k}" for k in ["h", *kinds]}
+                filler = Filler(infos, prob.N, prob.T, prob.L.astype(np.int64), True, last_only)
 
                 def on_chunk(s, cap):
                     filler.add(s, cap["logits"], cap["records"], None)

@@ -36,7 +36,7 @@ from .contributions import METHODS, contributions
 from .engine import default_baseline_token, prepare, unwrap_model
 from .errors import InputError
 from .groups import assign_groups, compare_groups, resilience_summary, sequence_outcomes
-from .restart import prefix_outputs
+from .restart import prepared_prefix_outputs
 
 __all__ = ["horizon", "decision_steps", "horizons_from_scores", "horizon_summary", "compare_horizons",
            "damage_by_distance", "damage_summary", "HORIZON_METRICS", "DEFAULT_HORIZON_METHOD"]
@@ -117,8 +117,11 @@ def horizons_from_scores(scores: Any, lengths: Any = None, shares: Sequence[floa
     valid = valid_mask(L, T)
     s = np.where(valid & np.isfinite(s), s, 0.0)
     # reverse each sequence within its length: back[i, j] = s[i, L_i - 1 - j]
-    idx = L[:, None] - 1 - np.arange(T)[None, :]
-    back = np.where(idx >= 0, np.take_along_axis(s, np.clip(idx, 0, T - 1), 1), 0.0)
+    if n and bool((L == T).all()):   # every sequence T steps long: each row reversed
+        back = s[:, ::-1]
+    else:
+        idx = L[:, None] - 1 - np.arange(T)[None, :]
+        back = np.where(idx >= 0, np.take_along_axis(s, np.clip(idx, 0, T - 1), 1), 0.0)
     cum = np.cumsum(back, 1)
     total = cum[:, -1]
     out = np.full((n, len(shares)), np.nan)
@@ -187,8 +190,8 @@ def horizon_arrays(model: nn.Module, x: Any, lengths: Any = None, method: str = 
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
-    po = prefix_outputs(model, xt, lt, device=device, batch_size=batch_size, lengths_arg=lengths_arg,
-                        output=output, states=states)
+    po = prepared_prefix_outputs(model, xt, lt, device=device, batch_size=batch_size, lengths_arg=lengths_arg,
+                                 output=output, states=states)
     if task == "auto" and po.shape[2] == 1:
         task = "regression"
     dec = decision_steps(po, L, task=task, tol=tol)

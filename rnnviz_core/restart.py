@@ -193,8 +193,19 @@ def prefix_outputs(
     ignored for any other model.
     """
     model = unwrap_model(model)
-    dev = resolve_device(device)
     xt, lt = prepare(model, x, lengths, torch.device("cpu"))
+    return prepared_prefix_outputs(model, xt, lt, device=device, batch_size=batch_size, lengths_arg=lengths_arg,
+                                   output=output, states=states)
+
+
+def prepared_prefix_outputs(model: nn.Module, xt: torch.Tensor, lt: torch.Tensor | None, *,
+                            device: str | torch.device | None = "auto", batch_size: int | None = None,
+                            lengths_arg: str | None = None, output: int | str | Callable | None = None,
+                            states: Any = None) -> np.ndarray:
+    """:func:`prefix_outputs` of inputs ``prepare`` has already checked (``xt`` on the CPU, ``lt``
+    an int64 tensor or None): a caller that has checked them does not pay for it twice."""
+    model = unwrap_model(model)
+    dev = resolve_device(device)
     n, T = xt.shape[:2]
     L = np.full(n, T, dtype=np.int64) if lt is None else lt.numpy().astype(np.int64)
     if output is None and lengths_arg is None and _cumulative_head(model):

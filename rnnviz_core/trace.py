@@ -305,12 +305,15 @@ class Filler:
     ``add(s, out, records, order)``: the batch of rows ``s ..`` (``out`` the model's output for
     them, ``records`` the view's, ``order``: row i of the records is batch row ``order[i]``, or
     None). ``finish()`` -> (hidden, logits, arrays or None without ``full``), every array
-    read-only, NaN at and past each length.
+    read-only, NaN at and past each length. ``last_only``: keep only these record keys of the
+    last module (e.g. ``{"l0.fwd.h", "l0.fwd.r", "l0.fwd.z"}``), not every array.
     """
 
-    def __init__(self, infos, n: int, t: int, lengths: np.ndarray, full: bool):
+    def __init__(self, infos, n: int, t: int, lengths: np.ndarray, full: bool, last_only: set | None = None):
         self.infos, self.last = infos, infos[-1]
         self.n, self.t, self.lengths, self.full = n, t, lengths, full
+        # with full: the last module's record keys ("l0.fwd.z", ...) that are kept, None for every array
+        self.last_only = last_only
         self.hidden = None  # handed over from the first batch when it is every row, else filled batch by batch
         self.arrays: dict[str, np.ndarray] = {}
         self.taken: list[tuple[int, int]] = []  # memory ranges already handed over as arrays (never twice)
@@ -344,6 +347,8 @@ class Filler:
                 if key in ("out", "lengths"):
                     continue
                 name = f"{info.name}.{key}"
+                if self.last_only is not None and (info is not last or key not in self.last_only):
+                    continue
                 if shared is not None and _same_view(val, shared):
                     arrays[name] = hidden  # the last layer's states are the module output
                     continue

@@ -220,6 +220,38 @@ def test_manifest_says_what_was_computed_from_what(race_bundle, race):
     assert format(before, "064x") == m["data"]["content_hash"].split(":")[1] and after != before
 
 
+def test_hashes_follow_their_written_rules(race_bundle, race, tmp_path):
+    """The data hash is the documented rule computed here with hashlib (the sum modulo 2**256 of
+    the SHA-256 of each sequence's "row|id|length|", its valid values' bytes and "|" + its label's
+    bytes), and every file the manifest lists has the SHA-256 of its bytes as read from disk, in a
+    folder and in a single-file bundle."""
+    import hashlib
+
+    model, ds = race
+    total = 0
+    for i in range(len(ds)):
+        h = hashlib.sha256(f"{i}|{ds.ids[i]}|{int(ds.lengths[i])}|".encode())
+        h.update(np.ascontiguousarray(ds.X[i, : int(ds.lengths[i])]).tobytes())
+        h.update(b"|" + np.asarray(ds.y[i]).tobytes())
+        total += int.from_bytes(h.digest(), "big")
+    assert race_bundle.manifest["data"]["content_hash"] == "sha256-sum:" + format(total % (1 << 256), "064x")
+    small = ds.subset(np.arange(30))
+    folder = bundle.build(model, small, tmp_path / "folder", batch_size=16, sample=4)
+    listed = json.loads((folder / "manifest.json").read_text())["files"]
+    assert sorted(listed) == sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                                    if p.is_file() and p.name != "manifest.json")
+    for name, entry in listed.items():
+        data = (folder / name).read_bytes()
+        assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+    one = bundle.build(model, small, tmp_path / "one.rnnviz", batch_size=16, sample=4)
+    with zipfile.ZipFile(one) as zf:
+        listed = json.loads(zf.read("manifest.json"))["files"]
+        assert sorted(listed) == sorted(n for n in zf.namelist() if n != "manifest.json")
+        for name, entry in listed.items():
+            data = zf.read(name)
+            assert entry == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}, name
+
+
 def test_views_that_need_the_model_say_so(race_bundle):
     with pytest.raises(bundle.BundleError, match="integrated_gradients.*needs the model.*methods="):
         race_bundle.scores("integrated_gradients")

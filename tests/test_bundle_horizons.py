@@ -319,3 +319,35 @@ def test_a_bundle_built_before_the_horizon_tables_computes_them_from_its_columns
     assert got[:4] == want[:4]
     _frames_equal(got[4], want[4])
     _frames_equal(got[5], want[5])
+
+
+@pytest.mark.parametrize("class_names", [None, ["dog", "cat", "bird"]])
+def test_the_classifier_tables_numpy_path_equals_the_live_frames(class_names):
+    """bundle_horizon_tables computes a classifier's tables without data frames; they equal
+    horizon_summary and compare_horizons on the frames the page reads (rows out of order, missing
+    horizons, classes named or numbered)."""
+    import pyarrow as pa
+
+    from rnnviz_core import bundle_horizon_tables as bht
+
+    rng = np.random.default_rng(3)
+    n = 300
+    names = class_names or ["2", "10", "0"]
+    lengths = rng.integers(5, 40, n)
+    dec = rng.integers(0, 5, n) * (rng.random(n) < 0.7)
+    h50 = np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, 20, n).astype(float))
+    per_seq = pa.table({
+        "row": pa.array(rng.permutation(n).astype(np.int64)), "length": pa.array(lengths.astype(np.int64)),
+        "decision_step": pa.array(dec.astype(np.int64)), "steps_after_decision": pa.array((lengths - 1 - dec).astype(np.int64)),
+        "horizon_50": pa.array(h50), "horizon_90": pa.array(h50 + rng.integers(0, 5, n)),
+        "predicted_class": pa.array([names[i] for i in rng.integers(0, 2, n)], pa.string()),
+        "outcome": pa.array(np.where(rng.random(n) < 0.3, "wrong", "correct").tolist(), pa.string())})
+    fast = bht._classifier_tables(per_seq, class_names, True)
+    frame, table = bht.frames_from_table(per_seq, class_names, False, True, "grad_norm")
+    by, summ, cmp = bht.section(frame, table, False)
+    assert fast[1]["groups"] == [str(g) for g in summ["group"]] and by == fast[1]["by"] == "predicted_class"
+    np.testing.assert_allclose(fast[0]["hz.summary"], summ[list(bht.SUMMARY_FIELDS)].to_numpy(np.float64),
+                               rtol=1e-12, atol=0)
+    from rnnviz_core.bundle_compare import FIELDS
+    np.testing.assert_allclose(fast[0]["hz.compare"], cmp[list(FIELDS)].to_numpy(np.float64), rtol=1e-12, atol=0)
+    assert fast[1]["compare"]["binary"] == [t == "Fisher's exact" for t in cmp["test"]]

@@ -226,3 +226,26 @@ def test_unit_heatmap_scale_can_end_at_the_highest_share_and_says_so():
     assert "almost always" not in caption(chart)
     default = unit_saturation_chart(ut)
     assert "not 100%" not in caption(default) and hi <= 1
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_state_norm_arrays_equal_a_hand_computation(ragged, dtype):
+    """sum |h| per step and the step-to-step change ||h_t - h_{t-1}|| (NaN at and past each length
+    and at step 0) equal a float64 hand computation; the same for a reversed (negative-stride) view."""
+    from rnnviz_core.analyses.state_paths import norm_arrays
+
+    rng = np.random.default_rng(2)
+    h = np.tanh(rng.normal(size=(9, 13, 6))).astype(dtype)
+    lens = rng.integers(1, 14, 9) if ragged else np.full(9, 13)
+    for arr in (h, h[::-1][::-1], h[:, :, ::-1]):
+        sum_abs, mean_abs, change = norm_arrays(arr, lens)
+        ref = np.abs(arr.astype(np.float64)).sum(axis=2)
+        step = np.sqrt((np.diff(arr.astype(np.float64), axis=1) ** 2).sum(axis=2))
+        valid = np.arange(13)[None, :] < lens[:, None]
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(sum_abs[valid], ref[valid], rtol=tol)
+        np.testing.assert_allclose(mean_abs[valid], ref[valid] / 6, rtol=tol)
+        assert np.isnan(sum_abs[~valid]).all()
+        np.testing.assert_allclose(change[:, 1:][valid[:, 1:]], step[valid[:, 1:]], rtol=tol)
+        assert np.isnan(change[:, 0]).all() and np.isnan(change[:, 1:][~valid[:, 1:]]).all()

@@ -35,6 +35,17 @@ def _check(model, x, lengths, methods, batch_size=7):
     assert [m.name for m in tr.modules] == [m.name for m in ref.modules]
     for m in methods:
         assert _same(got[m], plain[m]), m
+    # trace="last": the last layer's forward states and sigmoid gates only, the same numbers
+    got_last, last = rv.contributions_many(model, x, list(methods), lengths, device="cpu", batch_size=batch_size,
+                                           trace="last")
+    top = ref.modules[-1]
+    want = {ref.name(k, -1, "fwd") for k in ("h", *top.gates) if k not in ("n", "g")}
+    assert sorted(last.arrays) == sorted(want)
+    for name in want:
+        assert _same(last.arrays[name], ref.arrays[name]), name
+    assert _same(last.hidden, ref.hidden) and _same(last.logits, ref.logits)
+    for m in methods:
+        assert _same(got_last[m], plain[m]), m
     return tr
 
 

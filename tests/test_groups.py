@@ -459,3 +459,28 @@ def test_a_group_shows_the_same_interval_as_a_or_as_b():
         for end in ("low", "high"):
             assert ab[f"ci_{side}_{end}"].tolist() == ba[f"ci_{other}_{end}"].tolist()
     assert ab["p_value"].tolist() == pytest.approx(ba["p_value"].tolist(), rel=1e-12)
+
+
+def test_fisher_exact_equals_scipy():
+    """The comparisons' Fisher exact test (odds ratio and two-sided p, from log-gamma sums) equals
+    scipy.stats.fisher_exact over random 2x2 tables of many sizes, equally likely (mirrored)
+    tables, zero cells, and a zero row or column (NaN, 1)."""
+    from scipy import stats
+
+    from rnnviz_core.analyses.compare import fisher_exact_2x2
+    rng = np.random.default_rng(5)
+    for i in range(1500):
+        size = int(10 ** rng.uniform(0.3, 4))
+        a, b, c, d = (int(v) for v in rng.integers(0, size + 1, 4))
+        if i % 5 == 0:
+            c, d = a, b               # both rows alike: ties among the tables' probabilities
+        if i % 7 == 0:
+            b = 0                     # an infinite odds ratio
+        ref = stats.fisher_exact([[a, b], [c, d]])
+        odds, p = fisher_exact_2x2(a, b, c, d)
+        if np.isnan(ref.statistic):
+            assert np.isnan(odds) and p == 1.0
+        else:
+            assert odds == ref.statistic, (a, b, c, d)
+        assert p == pytest.approx(ref.pvalue, rel=1e-8, abs=1e-300), (a, b, c, d)
+    assert fisher_exact_2x2(0, 0, 3, 4)[1] == 1.0

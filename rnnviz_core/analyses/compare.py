@@ -102,23 +102,25 @@ def compare_values(values: Sequence[tuple[str, np.ndarray, bool]], in_a: np.ndar
         # a group's interval depends on its values and seed only, not on its side: a group shows the
         # same interval as A or as B (with a cache kept across calls on one table and grouping, it
         # is computed once per group)
+        # (and its mean and median: each group's numbers once per table, not once per pair)
         cache = {} if interval_cache is None else interval_cache
         for key, x in (((ga, m, seed), xa), ((gb, m, seed), xb)):
             if key not in cache:
-                cache[key] = interval_of(x, binary, key[2])
-        ci_a, ci_b = cache[(ga, m, seed)], cache[(gb, m, seed)]
+                cache[key] = (interval_of(x, binary, key[2]), x.mean() if x.size else np.nan,
+                              np.median(x) if x.size else np.nan)
+        (ci_a, mean_a, median_a), (ci_b, mean_b, median_b) = cache[(ga, m, seed)], cache[(gb, m, seed)]
         row = {"metric": m, "group_a": a, "group_b": b, "n_a": xa.size, "n_b": xb.size,
-               "mean_a": xa.mean() if xa.size else np.nan, "mean_b": xb.mean() if xb.size else np.nan,
+               "mean_a": mean_a, "mean_b": mean_b,
                "ci_a_low": ci_a[0], "ci_a_high": ci_a[1], "ci_b_low": ci_b[0], "ci_b_high": ci_b[1],
-               "median_a": np.median(xa) if xa.size else np.nan, "median_b": np.median(xb) if xb.size else np.nan,
+               "median_a": median_a, "median_b": median_b,
                "test": "Fisher's exact" if binary else ("Mann-Whitney U" if test == "mann-whitney" else "Welch's t"),
                "statistic": np.nan, "p_value": np.nan, "effect_size": np.nan,
                "effect_name": "Cohen's h" if binary else ("rank-biserial r" if test == "mann-whitney" else "Cohen's d")}
         if xa.size >= 2 and xb.size >= 2:
             if binary:
                 ka, kb = int(xa.sum()), int(xb.sum())
-                res = stats.fisher_exact([[ka, xa.size - ka], [kb, xb.size - kb]])
-                row.update(statistic=float(res.statistic), p_value=float(res.pvalue),
+                odds, p_value = fisher_exact_2x2(ka, xa.size - ka, kb, xb.size - kb)
+                row.update(statistic=odds, p_value=p_value,
                            effect_size=2 * np.arcsin(np.sqrt(ka / xa.size)) - 2 * np.arcsin(np.sqrt(kb / xb.size)))
             elif test == "mann-whitney":
                 if np.ptp(np.r_[xa, xb]) == 0:  # every value equal: no difference at all
@@ -139,6 +141,34 @@ def compare_values(values: Sequence[tuple[str, np.ndarray, bool]], in_a: np.ndar
                                effect_size=(xa.mean() - xb.mean()) / pooled)
         rows.append(row)
     return rows
+
+
+def fisher_exact_2x2(a: int, b: int, c: int, d: int) -> tuple[float, float]:
+    """(odds ratio, two-sided p) of Fisher's exact test of the table [[a, b], [c, d]], as
+    ``scipy.stats.fisher_exact`` gives them (tested against it): the p-value sums the hypergeometric
+    probabilities of every table with the same margins that is at most as likely as this one
+    (within a relative 1e-7, so that tables equally likely in exact arithmetic count, as R's
+    ``fisher.test`` does), from log-gamma functions over the whole support at once (scipy's call
+    costs about 0.4 ms; the bundle build runs one per pair of groups and 0/1 measure). A row or
+    column of zeros: (NaN, 1)."""
+    from scipy import special
+
+    a, b, c, d = int(a), int(b), int(c), int(d)
+    if min(a, b, c, d) < 0:
+        raise ValueError("a 2x2 table's counts must be >= 0")
+    if a + b == 0 or c + d == 0 or a + c == 0 or b + d == 0:
+        return float("nan"), 1.0
+    odds = float(a * d / (c * b)) if c > 0 and b > 0 else float("inf")
+    n1, n2, k = a + b, c + d, a + c            # row sums, first column's sum
+    x = np.arange(max(0, k - n2), min(k, n1) + 1, dtype=np.float64)
+
+    def log_choose(n: Any, r: Any) -> Any:
+        return special.gammaln(n + 1.0) - special.gammaln(r + 1.0) - special.gammaln(n - r + 1.0)
+
+    logp = log_choose(n1, x) + log_choose(n2, k - x) - log_choose(n1 + n2, k)
+    observed = logp[a - int(x[0])]
+    p = float(np.exp(logp[logp <= observed + np.log1p(1e-7)]).sum())
+    return odds, min(p, 1.0)
 
 
 def mann_whitney(xa: np.ndarray, xb: np.ndarray) -> tuple[float, float]:

@@ -170,6 +170,10 @@ def pca_paths(
 
 # ----------------------------------------------------------------------------- |h| over time
 def norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import warnings
+
+    import torch
+
     mask = valid_mask(lens, arr.shape[1])
     n, t = mask.shape
     sums = np.empty((n, t), dtype=arr.dtype)
@@ -177,11 +181,19 @@ def norm_arrays(arr: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarr
     for sl in _blocks(arr):  # a block of sequences at a time: the temporaries stay small
         part = arr[sl]
         sums[sl] = np.abs(part).sum(axis=2)
-        diff[sl] = np.linalg.norm(part[:, 1:] - part[:, :-1], axis=2)  # (n, T-1)
-    sum_abs = np.where(mask, sums, np.nan)  # (N, T)
+        if part.dtype in (np.float32, np.float64) and all(v >= 0 for v in part.strides):
+            # torch's norm of the differences in one pass (numpy's squares, sums and roots: 2.6x longer)
+            with warnings.catch_warnings():   # a trace's arrays are read-only; this only reads them
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                tp = torch.from_numpy(part)
+            diff[sl] = torch.linalg.vector_norm(tp[:, 1:] - tp[:, :-1], dim=2).numpy()  # (n, T-1)
+        else:
+            diff[sl] = np.linalg.norm(part[:, 1:] - part[:, :-1], axis=2)  # (n, T-1)
+    full = bool(mask.all())   # every step valid (sequences of one length): no masking to do
+    sum_abs = sums if full else np.where(mask, sums, np.nan)  # (N, T)
     mean_abs = sum_abs / arr.shape[2]
     change = np.full(sum_abs.shape, np.nan)
-    change[:, 1:] = np.where(mask[:, 1:], diff, np.nan)
+    change[:, 1:] = diff if full else np.where(mask[:, 1:], diff, np.nan)
     return sum_abs, mean_abs, change
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from . import bundle_check as _check
 from . import bundle_horizons
 from .bundle_blocks import Source, block_arrays
-from .bundle_engines import Worker, _pca_from_moments, run_local, run_ray
+from .bundle_engines import Worker, pca_from_moments, run_local, run_ray
 from .bundle_format import (DEFAULT_BATCH, DEFAULT_METHODS, DEFAULT_SAMPLE, FORMAT, FORMAT_VERSION, file_sha256,
                             model_hash)
 from .errors import InputError
@@ -347,7 +347,7 @@ def build(
     # tells the model's output width; a one-output model's decision tolerance over the whole data
     from . import bundle_fit as bf
 
-    fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
+    fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, pca_from_moments)
     one_output = int(np.prod(fitted["first"]["logit_shape"] or [1])) == 1
     tol = _decision_tolerance(model, src, device, int(batch_size)) if one_output else None
     if tol is not None:

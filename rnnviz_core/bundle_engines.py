@@ -130,7 +130,7 @@ class Worker:
         return pa.table(out)
 
 
-def _pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
+def pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
     """Exact PCA from merged moments, with scikit-learn's sign rule (largest |loading| positive)."""
     if n < 2:
         raise InputError("The PCA needs at least two valid steps in the data.")
@@ -161,7 +161,7 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
     from . import bundle_progress as bp
 
     if fitted is None:
-        fitted = bf.fit(src, worker, block_arrays, _pca_from_moments)
+        fitted = bf.fit(src, worker, block_arrays, pca_from_moments)
     worker.pca = fitted_pca(fitted["pca"])
     hsum = 0
     bar = bp.bar(src.n, "rnnviz: analyses", progress)
@@ -227,7 +227,7 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
         # actor returns a block's part with its data hash and where it ran (before: a whole pass of
         # its own for the hashes, 10-12 s of actor start-up and a second read of every block)
         if fitted is None:
-            fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, _pca_from_moments)
+            fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, pca_from_moments)
         pca, first = fitted["pca"], fitted["first"]
 
         # the analyses of the blocks an earlier run did not finish (resume: the build folder keeps

@@ -511,7 +511,7 @@ def test_columns_kept_for_every_sequence_share_no_memory_with_the_block(race, tm
     opts = {"methods": ["grad_norm", "input_x_grad"], "method_options": {}, "threshold": 0.9, "low": 0.1,
             "high": 0.9, "levels": [0.1, 0.5], "device": "cpu", "batch_size": 40}
     worker = be.Worker(model, opts, src.meta)
-    worker.pca = fitted_pca(bf.fit(src, worker, be.block_arrays, be._pca_from_moments)["pca"])
+    worker.pca = fitted_pca(bf.fit(src, worker, be.block_arrays, be.pca_from_moments)["pca"])
     made = worker(next(iter(src.tables())))
     path = tmp_path / "part-00000.parquet"
     bp.write_part(made, path)

@@ -179,6 +179,24 @@ class Source:
                 self._cached -= int(old.nbytes)
         return tbl
 
+    def blocks_are_groups(self) -> bool:
+        """Whether :meth:`tables` yields the groups of :meth:`group_starts` one by one (an in-memory
+        dataset; a file whose row groups hold ``block_size`` sequences, the last at most that)."""
+        if self.ds is not None:
+            return True
+        sizes = np.diff(self.group_starts())
+        return bool(len(sizes) and (sizes[:-1] == self.block_size).all() and sizes[-1] <= self.block_size)
+
+    def block(self, k: int, evict: bool = True) -> Any:
+        """Block ``k`` as :meth:`tables` yields it (when :meth:`blocks_are_groups`), through the
+        cache of decoded groups (``evict`` as in :meth:`tables`)."""
+        if self.ds is not None:
+            start = int(k) * self.block_size
+            return _block_table(self.ds, start, min(start + self.block_size, len(self.ds)), self._gschema)
+        import pyarrow.parquet as pq
+
+        return self._group(pq.ParquetFile(self.path, pre_buffer=False), int(k), evict)
+
     def group_starts(self) -> np.ndarray:
         """int64 [groups + 1]: the first row of each group the input is stored in (the file's row
         groups; ``block_size`` slices of a dataset), then the number of sequences."""

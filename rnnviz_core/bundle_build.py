@@ -16,7 +16,7 @@ import numpy as np
 from . import bundle_check as _check
 from . import bundle_horizons
 from .bundle_blocks import Source, block_arrays
-from .bundle_engines import Worker, pca_from_moments, run_local, run_ray
+from .bundle_engines import Worker, run_local, run_ray
 from .bundle_format import (DEFAULT_BATCH, DEFAULT_METHODS, DEFAULT_SAMPLE, FORMAT, FORMAT_VERSION, file_sha256,
                             model_hash)
 from .errors import InputError
@@ -29,7 +29,7 @@ def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int)
     over the final outputs of the whole data, so every block uses the same one, as the live page
     does over every loaded sequence: all sequences up to ``bundle_horizons.TOL_SEQUENCES``, evenly
     spaced blocks beyond. (tolerance, sequences used), or None for a model with several outputs
-    (the build asks only for a model whose PCA fit's trace gave one output; one block tells too)."""
+    (one sequence's forward pass tells)."""
     from .horizon_findings import regression_tolerance
     from .trace import predict
 
@@ -38,6 +38,10 @@ def _decision_tolerance(model: Any, src: "Source", device: Any, batch_size: int)
     for i, tbl in enumerate(src.tables(columns=["row", "id", "length", "x"])):
         if i % every:
             continue
+        if i == 0:   # one sequence tells a model with several outputs (before: a whole block's forward)
+            one = block_arrays(tbl.slice(0, 1), src.meta)
+            if np.asarray(predict(model, one["X"], one["lengths"], device=device, batch_size=1)).reshape(1, -1).shape[1] != 1:
+                return None
         b = block_arrays(tbl, src.meta)
         out = np.asarray(predict(model, b["X"], b["lengths"], device=device, batch_size=batch_size))
         if out.reshape(len(out), -1).shape[1] != 1:
@@ -163,8 +167,9 @@ def _choose_sample(tbl: Any, size: int, seed: int = 0) -> np.ndarray:
 
 
 class _AfterPass:
-    """Everything computed from the parts after the analyses, fed each part once, in part order:
-    the saturation curves per grouping and the aggregates (both summed part by part), and the
+    """Everything computed from the parts after the analyses, fed each part once (the local engine:
+    the PCA fit's blocks first, then the others in order; the per-sequence columns are put back in
+    part order): the saturation curves per grouping and the aggregates (both summed part by part), and the
     per-sequence columns the group comparisons, the horizon tables and the sample's choice read
     (a few numbers and labels of every sequence). The local engine feeds each part's table as it
     finishes it (``add(table, path)``): the curves and aggregates are summed from it, with no read
@@ -226,6 +231,8 @@ class _AfterPass:
         import pyarrow.parquet as pq
 
         cols = [c for c in self.scalar if c not in self.dropped]
+        if all(isinstance(k, Path) for k in self.kept):   # in part order, so in row order (the local
+            self.kept.sort(key=lambda k: k.name)           # engine finishes the PCA fit's blocks first)
         tables = [pq.read_table(k, columns=cols) if isinstance(k, Path) else k for k in self.kept]
         return self.groupings, self.aggregates, pa.concat_tables(tables)
 
@@ -343,13 +350,7 @@ def build(
     opts = {"methods": methods, "method_options": method_options, "threshold": float(threshold),
             "low": float(low), "high": float(high), "levels": [float(v) for v in levels],
             "device": device, "batch_size": int(batch_size)}
-    # the PCA basis first (a bounded sample of whole sequences, traced once: bundle_fit), which also
-    # tells the model's output width; a one-output model's decision tolerance over the whole data
-    from . import bundle_fit as bf
-
-    fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, pca_from_moments)
-    one_output = int(np.prod(fitted["first"]["logit_shape"] or [1])) == 1
-    tol = _decision_tolerance(model, src, device, int(batch_size)) if one_output else None
+    tol = _decision_tolerance(model, src, device, int(batch_size))   # one output: over the whole data
     if tol is not None:
         opts["decision_tol"], opts["decision_tol_sequences"] = tol
     from . import bundle_progress as bp
@@ -371,10 +372,10 @@ def build(
             # each part's table feeds the saturation curves, the aggregates and the per-sequence
             # columns of the comparisons, the horizon tables and the sample's choice as it is made
             after = _AfterPass(int(src.meta["max_length"]), methods)
-            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress, consume=after.add, fitted=fitted)
+            res = run_local(src, Worker(model, opts, src.meta), parts, tmp, progress, consume=after.add)
             groupings, aggregates, per_seq = after.finish()
         else:
-            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress, fitted=fitted)
+            res = run_ray(src, model, opts, parts, tmp, concurrency, num_gpus, progress)
             # one read of every part, as Ray's actors left them
             groupings, aggregates, per_seq = _after_pass(parts, int(src.meta["max_length"]), methods)
         _save_st({k: np.asarray(v) for k, v in res["pca"].items()}, stage / "pca.safetensors")

@@ -38,6 +38,15 @@ class Worker:
 
     def __call__(self, tbl: Any) -> Any:
         """Analyse one block; returns an Arrow table, one row per sequence (a bundle part)."""
+        return self.complete(self.analyse(tbl))
+
+    def analyse(self, tbl: Any) -> dict:
+        """One block's analyses but the PCA columns, which need the basis (:meth:`complete` adds
+        them): ``{"out": the part's columns (the PCA ones None), "hv": the valid steps' states,
+        "offsets": each sequence's first step in hv, then their number, "rows", "first": the
+        model's modules, output shape and units}``. The data hash's part is in ``last_hash``."""
+        import dataclasses
+
         import pyarrow as pa
 
         from . import saturation as sa
@@ -100,25 +109,8 @@ class Worker:
         out["step:sum_abs"] = steps(valid(sum_abs))
         out["step:step_change"] = steps(valid(change))
         out["step:frac_saturated"] = steps(per_step)
-        # the PCA projection (StatePCA.transform) of the valid steps only, in float32 like the stored
-        # values (a float64 product of every state took 10x longer for a difference below 1e-6)
-        # (with torch, under its thread setting: numpy's product woke OpenBLAS's helper threads, which
-        # then spun on the CPU through the scores that follow; measured 0.15-0.25 s per 1,000
-        # sequences of another thread's CPU on two cores)
-        import warnings
-
-        import torch
-
-        # As components @ h - components @ mean: one component per contiguous row, and no centred
-        # copy of every state (8x sooner; components @ mean in float64, so no less exact)
-        comps = np.asarray(self.pca.components_, dtype=np.float64)
-        with warnings.catch_warnings():   # a trace's arrays are read-only; the product only reads them
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            states = torch.from_numpy(hv).to(torch.float32)
-        proj = (torch.from_numpy(np.ascontiguousarray(comps, dtype=np.float32)) @ states.T).numpy()
-        proj -= (comps @ np.asarray(self.pca.mean_, dtype=np.float64)).astype(np.float32)[:, None]
-        for j in range(proj.shape[0]):
-            out[f"step:pc{j + 1}"] = steps(proj[j])
+        for j in range(min(2, h.shape[2])):   # the PCA columns' places (pca_from_moments keeps <= 2)
+            out[f"step:pc{j + 1}"] = None
         hz_scores = {}   # hz22: the horizon columns (rnnviz_core.bundle_horizons) from these scores
         for method in o["methods"]:
             sc, info = scored[method]
@@ -127,6 +119,36 @@ class Worker:
             if "completeness_error" in info:
                 out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
         out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o, states=h))   # hz22
+        first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
+                 "units": int(h.shape[2])}
+        return {"out": out, "hv": hv, "offsets": np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+                "rows": np.asarray(b["rows"], dtype=np.int64), "first": first}
+
+    def complete(self, done: Mapping) -> Any:
+        """The part (an Arrow table) of a block :meth:`analyse` analysed, with its PCA columns:
+        the projection (StatePCA.transform) of its valid steps on the basis ``self.pca``."""
+        import warnings
+
+        import pyarrow as pa
+        import torch
+
+        out, hv, offsets = dict(done["out"]), done["hv"], pa.array(done["offsets"].astype(np.int32))
+        # in float32 like the stored values (a float64 product of every state took 10x longer for a
+        # difference below 1e-6), with torch, under its thread setting (numpy's product woke
+        # OpenBLAS's helper threads, which then spun on the CPU through the scores that follow;
+        # measured 0.15-0.25 s per 1,000 sequences of another thread's CPU on two cores); as
+        # components @ h - components @ mean: one component per contiguous row, and no centred copy
+        # of every state (8x sooner; components @ mean in float64, so no less exact)
+        comps = np.asarray(self.pca.components_, dtype=np.float64)
+        with warnings.catch_warnings():   # a trace's arrays are read-only; the product only reads them
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            states = torch.from_numpy(hv).to(torch.float32)
+        proj = (torch.from_numpy(np.ascontiguousarray(comps, dtype=np.float32)) @ states.T).numpy()
+        proj -= (comps @ np.asarray(self.pca.mean_, dtype=np.float64)).astype(np.float32)[:, None]
+        if [c for c in out if c.startswith("step:pc")] != [f"step:pc{j + 1}" for j in range(proj.shape[0])]:
+            raise RuntimeError("the PCA basis has another number of components than the part has places for")
+        for j in range(proj.shape[0]):
+            out[f"step:pc{j + 1}"] = pa.ListArray.from_arrays(offsets, pa.array(proj[j]))
         return pa.table(out)
 
 
@@ -149,47 +171,81 @@ def pca_from_moments(n: int, mean: np.ndarray, m2: np.ndarray, k: int) -> dict:
             "n_samples": np.array([n], dtype=np.int64)}
 
 
+#: the blocks that hold the PCA fit's rows are analysed first and held (their parts wait for the
+#: basis) when their states take at most this many bytes: the basis is then fitted on those rows'
+#: states from the pass itself, with no trace of their own; above it, the fit rows are traced first
+HOLD_BYTES = 64 << 20
+
+
 def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None = None,
-               progress: Any = None, consume: Any = None, fitted: Mapping | None = None) -> dict:
-    """One pass block by block, every sequence traced once, after the PCA basis is fitted on a
-    bounded sample (:mod:`rnnviz_core.bundle_fit`); with a build ``folder``, each finished block is
-    kept there (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept.
-    ``consume``: called with each part in order: its table as just made and the path it was
-    written to, or, for a block an earlier run finished, the path of its file. ``fitted``: the
-    basis :func:`rnnviz_core.bundle_fit.fit` gave (the build fits it first), or None to fit it here."""
+               progress: Any = None, consume: Any = None) -> dict:
+    """One pass block by block, every sequence traced once, with the PCA basis fitted on a bounded
+    sample of whole sequences (:mod:`rnnviz_core.bundle_fit`): from the pass's own states of the
+    blocks that hold them, analysed first and held until the basis is fitted (:data:`HOLD_BYTES`),
+    or traced before the pass. With a build ``folder``, each finished block is kept there
+    (:mod:`rnnviz_core.bundle_progress`) and blocks finished by an earlier run are kept.
+    ``consume``: called with each part: its table as just made and the path it was written to, or,
+    for a block an earlier run finished, the path of its file (the held blocks first, then the
+    others in order)."""
     from . import bundle_fit as bf
     from . import bundle_progress as bp
+    from .engine import find_recurrent
 
-    if fitted is None:
-        fitted = bf.fit(src, worker, block_arrays, pca_from_moments)
-    worker.pca = fitted_pca(fitted["pca"])
-    hsum = 0
+    def part_of(k: int) -> Path:
+        return parts_dir / f"part-{k:05d}.parquet"
+
+    def finish(k: int, done: Mapping, h: int) -> None:
+        made = worker.complete(done)
+        bp.write_part(made, part_of(k))
+        if consume is not None:
+            consume(made, part_of(k))
+        hashes[k] = h
+        bar.update(made.num_rows)
+
+    hashes: dict[int, int] = {}
     bar = bp.bar(src.n, "rnnviz: analyses", progress)
-    for k, tbl in enumerate(src.tables(evict=False)):   # groups the fit decoded come from the cache
-        part = parts_dir / f"part-{k:05d}.parquet"
-        if folder is None or not bp.part_done(part):
-            made = worker(tbl)
-            bp.write_part(made, part)
-            h = worker.last_hash
-            if consume is not None:
-                consume(made, part)
-            del made
+    # held per sequence-step: the states (float32) and the part's per-step columns (|h|, its change,
+    # the saturated share and each method's scores)
+    per_step = 4 * (find_recurrent(worker.model)[-1].output_size + 3 + len(worker.opts["methods"]))
+    plan = bf.held_groups(src, per_step, HOLD_BYTES)
+    if plan is not None and any(folder is not None and bp.part_done(part_of(int(k))) for k in plan[1]):
+        plan = None   # an earlier run finished one of them: its states are not here to fit on
+    if plan is None:
+        fitted = bf.fit(src, worker, block_arrays, pca_from_moments)
+        worker.pca = fitted_pca(fitted["pca"])
+    else:
+        rows, groups, lengths = plan
+        held = {}
+        for k in (int(g) for g in groups):
+            held[k] = worker.analyse(src.block(k))
+            held[k]["hash"] = worker.last_hash
+        fitted = bf.fit_from_held(held, rows, lengths, pca_from_moments)
+        worker.pca = fitted_pca(fitted["pca"])
+        for k in sorted(held):
+            done = held.pop(k)
+            finish(k, done, done["hash"])
+    blocks = src.tables(evict=False) if plan is None else \
+        ((k, src.block(k, evict=False)) for k in range(len(src.group_starts()) - 1) if k not in hashes)
+    for k, tbl in (enumerate(blocks) if plan is None else blocks):
+        if folder is None or not bp.part_done(part_of(k)):
+            done = worker.analyse(tbl)
+            finish(k, done, worker.last_hash)
         else:   # a block an earlier run finished: its hash part without a trace
-            h = bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)
+            hashes[k] = bf.block_hash(tbl, src.meta, block_arrays, row_hash_sum)
             if consume is not None:
-                consume(part)
-        hsum = (hsum + h) % (1 << 256)
-        bar.update(tbl.num_rows)
+                consume(part_of(k))
+            bar.update(tbl.num_rows)
     bar.close()
+    hsum = sum(hashes.values()) % (1 << 256)
     return {"pca": fitted["pca"], "hash": hsum, "first": fitted["first"],
             "fit": {k: fitted[k] for k in ("rule", "fitted_points", "points")}}
 
 
 def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, concurrency: int | None,
-             num_gpus: float | None, progress: Any = None, fitted: Mapping | None = None) -> dict:
+             num_gpus: float | None, progress: Any = None) -> dict:
     """Ray Data actors run :class:`Worker` over the blocks (:meth:`Source.ray_dataset`); the driver
     writes each block's part into ``parts_dir`` (the build folder) as it completes, and skips the
-    blocks whose parts an earlier run left there (resume). ``fitted`` as in :func:`run_local`."""
+    blocks whose parts an earlier run left there (resume)."""
     try:
         import ray
         import ray.data
@@ -226,8 +282,7 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
         # the PCA basis first (a bounded sample, traced here), then one pass over the blocks: each
         # actor returns a block's part with its data hash and where it ran (before: a whole pass of
         # its own for the hashes, 10-12 s of actor start-up and a second read of every block)
-        if fitted is None:
-            fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, pca_from_moments)
+        fitted = bf.fit(src, Worker(model, opts, src.meta), block_arrays, pca_from_moments)
         pca, first = fitted["pca"], fitted["first"]
 
         # the analyses of the blocks an earlier run did not finish (resume: the build folder keeps

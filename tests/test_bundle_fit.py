@@ -134,3 +134,37 @@ def test_a_small_input_file_is_decoded_once_per_build(tmp_path, monkeypatch):
     for m in cached.methods:
         np.testing.assert_allclose(cached.scores(m), plain.scores(m), atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(cached.steps("pc1"), plain.steps("pc1"), atol=1e-6, equal_nan=True)
+
+
+def test_a_basis_fitted_from_the_held_blocks_gives_the_bundle_of_the_fit_rows_own_trace(tmp_path, monkeypatch):
+    """The local build analyses the blocks that hold the fit rows first and fits the basis on those
+    rows' states from its own pass (bundle_engines.HOLD_BYTES); traced on their own instead
+    (HOLD_BYTES = 0) they give the same bundle: basis, parts, aggregates, comparisons, sample and
+    data hash (<= 1e-5). Here the fit rows fall in 2 of the 8 blocks, so those two are finished
+    first and the others after them."""
+    from test_bundle_resume import _same
+
+    from rnnviz_core import bundle_engines
+    from rnnviz_core.bundle_aggregates import FILE
+
+    model, ds = rv.demos.load_demo("race")[:2]
+    ds = ds.subset(np.arange(150))
+    monkeypatch.setattr(bf, "FIT_POINTS", 300)
+    starts = np.append(np.arange(0, 150, 20), 150)
+    rows = bf.fit_rows(ds.lengths, 300, starts=starts)
+    assert len(np.unique(np.searchsorted(starts, rows, side="right") - 1)) == 2
+    order = []
+    real = bundle_engines.Worker.analyse
+    monkeypatch.setattr(bundle_engines.Worker, "analyse",
+                        lambda self, tbl: order.append(int(tbl["row"][0].as_py()) // 20) or real(self, tbl))
+    held = bundle.open(bundle.build(model, ds, tmp_path / "held", batch_size=20, sample=10))
+    assert len(order) == 8 and order[2:] == sorted(order[2:]) and order[:2] != [0, 1]
+    monkeypatch.setattr(bundle_engines, "HOLD_BYTES", 0)
+    traced = bundle.open(bundle.build(model, ds, tmp_path / "traced", batch_size=20, sample=10))
+    np.testing.assert_allclose(held.pca.components_, traced.pca.components_, atol=1e-6)
+    assert held.manifest["analysis"]["pca"] == traced.manifest["analysis"]["pca"]
+    _same(held, traced)
+    a, b = held._arrays(FILE), traced._arrays(FILE)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-5, equal_nan=True, err_msg=name)

@@ -39,11 +39,14 @@ def _same(a: bundle.Bundle, b: bundle.Bundle) -> None:
 
 
 def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race, tmp_path, monkeypatch):
+    """Each block's part is kept as it is finished (here the PCA fit's rows are traced before the
+    pass: bundle_engines.HOLD_BYTES = 0, so no block waits for the basis)."""
     model, ds = race
     ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
 
+    monkeypatch.setattr(bundle_engines, "HOLD_BYTES", 0)
     calls = {"analyse": 0}
-    real_call = bundle_engines.Worker.__call__
+    real_call = bundle_engines.Worker.analyse
 
     def flaky(self, tbl):   # the third block's analyses fail once, as a crash would
         calls["analyse"] += 1
@@ -51,7 +54,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
             raise RuntimeError("the machine went away")
         return real_call(self, tbl)
 
-    monkeypatch.setattr(bundle_engines.Worker, "__call__", flaky)
+    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="went away"):
         bundle.build(model, ds, out, batch_size=25, sample=8)
@@ -69,9 +72,36 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
     _same(bundle.open(out), ref)
 
 
+def test_a_build_that_stops_while_the_fit_blocks_wait_resumes_and_equals_the_reference(race, tmp_path, monkeypatch):
+    """With the PCA fit's blocks held until the basis is fitted (this small data: every block), a
+    stop before the basis leaves no part; the resumed build analyses every block and writes the
+    bundle an uninterrupted build writes."""
+    model, ds = race
+    ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
+    calls = {"analyse": 0, "failed": False}
+    real_call = bundle_engines.Worker.analyse
+
+    def flaky(self, tbl):   # the third block's analyses fail once
+        calls["analyse"] += 1
+        if calls["analyse"] == 3 and not calls["failed"]:
+            calls["failed"] = True
+            raise RuntimeError("the machine went away")
+        return real_call(self, tbl)
+
+    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="went away"):
+        bundle.build(model, ds, out, batch_size=25, sample=8)
+    assert not list((tmp_path / ".run.rnnviz-build" / "bundle" / "sequences").iterdir())
+    calls.update(analyse=0)
+    bundle.build(model, ds, out, batch_size=25, sample=8, resume=True)
+    assert calls["analyse"] == 4
+    _same(bundle.open(out), ref)
+
+
 def test_a_resume_with_other_options_starts_again(race, tmp_path, monkeypatch):
     model, ds = race
-    real_call = bundle_engines.Worker.__call__
+    real_call = bundle_engines.Worker.analyse
     state = {"n": 0}
 
     def flaky(self, tbl):
@@ -80,7 +110,7 @@ def test_a_resume_with_other_options_starts_again(race, tmp_path, monkeypatch):
             raise RuntimeError("stop")
         return real_call(self, tbl)
 
-    monkeypatch.setattr(bundle_engines.Worker, "__call__", flaky)
+    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
     with pytest.raises(RuntimeError):
         bundle.build(model, ds, tmp_path / "run", batch_size=25, sample=0)
     state["n"] = 10

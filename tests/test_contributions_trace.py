@@ -114,9 +114,12 @@ def test_without_a_shared_method_the_trace_is_traced_on_its_own():
     assert _same(got["occlusion"], rv.contributions(model, x, "occlusion", L, device="cpu"))
 
 
-def test_a_bundle_block_is_traced_by_its_scores_pass_only(monkeypatch, tmp_path):
+@pytest.mark.parametrize("hold", [True, False])
+def test_a_bundle_block_is_traced_by_its_scores_pass_only(monkeypatch, tmp_path, hold):
     """The build's per-block work records its trace in the scores' pass: rv.trace never runs on
-    a block (only on the PCA fit's rows and the sample's full traces)."""
+    a block, only on the sample's full traces, and on the PCA fit's rows when their blocks' states
+    are too large to hold until the basis is fitted (bundle_engines.HOLD_BYTES; held, the basis
+    comes from the pass's own states of those rows)."""
     import importlib
 
     from rnnviz_core import bundle, bundle_engines, bundle_fit
@@ -139,7 +142,10 @@ def test_a_bundle_block_is_traced_by_its_scores_pass_only(monkeypatch, tmp_path)
     orig_fit_trace = bundle_engines.Worker._trace
     monkeypatch.setattr(bundle_engines.Worker, "_trace",
                         lambda self, b, gates: fit_rows.append(len(b["rows"])) or orig_fit_trace(self, b, gates))
+    if not hold:
+        monkeypatch.setattr(bundle_engines, "HOLD_BYTES", 0)
     bundle.build(model, ds, tmp_path / "b.rnnviz", batch_size=16, sample=4, device="cpu")
-    assert fit_rows == [40]                             # the PCA fit: every row of this small data, one trace
+    # the PCA fit: every row of this small data, in one trace of their own or from the pass
+    assert fit_rows == ([] if hold else [40])
     assert sum(traced) - sum(fit_rows) == 4             # then only the sample's full traces
     assert bundle_fit.FIT_POINTS >= int(L.sum())

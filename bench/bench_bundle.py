@@ -137,6 +137,27 @@ Issue 21, session 8 (2026-12-06, the 2-core VM idle but for the bench, load abou
                     (holding the kept per-sequence columns through the pass instead: 6,681 MB with
                     the tables' numpy buffers, 1,569-1,571 MB with copies; now they are read back
                     from the parts after the pass)
+
+Issue 21, session 9 (2026-12-06, another 2-core VM, idle but for the bench; its scoring pass runs
+about 35% longer than session 8's and a whole process's timings move by +-10%):
+  ratio (--ratio 1000 --reps 7 in three processes; --ratio 2000 8000 --reps 5; --ratio 20000 --reps 2):
+                    build / one shared pass without a trace (strict) = 1.39x (1.23-1.69), 1.35x
+                    (1.17-1.46) and 1.34x (1.28-1.45) at N=1,000; 1.48x (1.35-1.59) and 1.44x
+                    (1.21-1.47) at N=2,000; 1.31x (1.02-1.63) at N=8,000; 1.16x (1.09-1.16) at
+                    N=20,000, wall. Build / the two methods' scores with rv.contributions: 0.75-0.80x,
+                    0.80x, 0.70x, 0.71x. The 1.5x target is met. With glibc keeping freed memory
+                    (MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=2147483648) the shared
+                    pass runs about 25% faster (this VM's page faults are costly) and N=1,000 reads
+                    1.44x (1.37-1.57) and 1.49x (1.38-1.62): the build's own work is about 0.2 s
+                    either way. What changed: the PCA basis of a small local build from the pass's
+                    own states of the fit rows (their blocks held until it is fitted, <= 64 MB; no
+                    trace of their own), trace="last" (the last layer's states and sigmoid gates
+                    only), the projection as components @ h - components @ mean, named columns from
+                    codes, the classifier's horizon tables in numpy, per-row position sums, each
+                    group's numbers once per table, Fisher's exact test from log-gamma sums
+  scale (--scale 1000000 --batch 2048 --engines local): 292 s and 283 s (3,423 and 3,536 seq/s), driver
+                    peak RSS 1,283 and 1,276 MB; session 8's code on this VM the same hour: 276 s,
+                    1,295 MB
 """
 from __future__ import annotations
 

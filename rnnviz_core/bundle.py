@@ -28,14 +28,16 @@ Layout (format version 1), as a directory or as one uncompressed zip of that dir
 What is analysed: the last recurrent module's last layer, forward direction (the pages' default
 view), with the pages' default thresholds unless given.
 
-**PCA (decided for both engines):** every sequence is traced once. The basis is fitted first, on
-the driver, on the valid steps of whole sequences drawn at random (seed 0) until they hold 20,000
-steps -- every step when the data holds fewer, and then it is the exact PCA of every point, equal
-to scikit-learn's ``PCA`` (``StatePCA(max_points=None)``; signs as scikit-learn fixes them) --
-from float64 moments and one eigen-decomposition (:mod:`rnnviz_core.bundle_fit`). It does not
-depend on how the data is cut into blocks, so a bundle built locally and one built on Ray agree;
-every step of every sequence is then placed on it exactly. The manifest records the points
-fitted and the points in all (``analysis.pca``).
+**PCA (decided for both engines):** every sequence is traced once. The basis is fitted before any
+part is written, on the driver, on the valid steps of whole sequences drawn at random (seed 0)
+until they hold 20,000 steps -- every step when the data holds fewer, and then it is the exact PCA
+of every point, equal to scikit-learn's ``PCA`` (``StatePCA(max_points=None)``; signs as
+scikit-learn fixes them) -- from their mean (float64), the centred product (float32) and one
+eigen-decomposition (:mod:`rnnviz_core.bundle_fit`). Those rows' states come from a trace of their
+own, or, in a small local build, from the pass itself (the blocks holding them are analysed first
+and wait for the basis). It does not depend on how the data is cut into blocks, so a bundle built
+locally and one built on Ray agree; every step of every sequence is then placed on it exactly. The
+manifest records the points fitted and the points in all (``analysis.pca``).
 
 **Engines:** ``engine="local"`` runs blocks one after another in this process; ``engine="ray"``
 runs the same per-block code in Ray Data actors that load the model once (``map_batches`` with a

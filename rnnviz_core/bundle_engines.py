@@ -272,7 +272,10 @@ def run_ray(src: Source, model: Any, opts: dict, parts_dir: Path, tmp: Path, con
             concurrency = max(1, int(res.get("GPU", 0)) if num_gpus else int(res.get("CPU", 1)) - 1)
         # Ray Data places actors with its default strategy, SPREAD: on as many nodes as there are
         kw = dict(batch_size=src.block_size, batch_format="pyarrow", zero_copy_batch=True, num_cpus=1,
-                  compute=ray.data.ActorPoolStrategy(size=int(concurrency)))
+                  # one block in flight per actor: the next block goes to an actor without one, so
+                  # the blocks spread over every actor (with several queued per actor, one actor on
+                  # one node could take every block of a short run while the other was starting)
+                  compute=ray.data.ActorPoolStrategy(size=int(concurrency), max_tasks_in_flight_per_actor=1))
         if num_gpus:
             kw["num_gpus"] = num_gpus
         model_ref = ray.put(model)

@@ -45,8 +45,6 @@ class Worker:
         them): ``{"out": the part's columns (the PCA ones None), "hv": the valid steps' states,
         "offsets": each sequence's first step in hv, then their number, "rows", "first": the
         model's modules, output shape and units}``. The data hash's part is in ``last_hash``."""
-        import dataclasses
-
         import pyarrow as pa
 
         from . import saturation as sa
@@ -119,10 +117,10 @@ class Worker:
             if "completeness_error" in info:
                 out[f"{method}:completeness_error"] = pa.array(np.asarray(info["completeness_error"], np.float64))
         out.update(bundle_horizons.columns(self.model, b["X"], lens, hz_scores, o, states=h))   # hz22
-        first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
-                 "units": int(h.shape[2])}
+        from .bundle_fit import model_facts
+
         return {"out": out, "hv": hv, "offsets": np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-                "rows": np.asarray(b["rows"], dtype=np.int64), "first": first}
+                "rows": np.asarray(b["rows"], dtype=np.int64), "first": model_facts(tr)}
 
     def complete(self, done: Mapping) -> Any:
         """The part (an Arrow table) of a block :meth:`analyse` analysed, with its PCA columns:
@@ -207,14 +205,15 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
     # held per sequence-step: the states (float32) and the part's per-step columns (|h|, its change,
     # the saturated share and each method's scores)
     per_step = 4 * (find_recurrent(worker.model)[-1].output_size + 3 + len(worker.opts["methods"]))
-    plan = bf.held_groups(src, per_step, HOLD_BYTES)
+    lengths = bf.source_lengths(src)   # read once: the fit's rows are drawn from them
+    plan = bf.held_groups(src, lengths, per_step, HOLD_BYTES)
     if plan is not None and any(folder is not None and bp.part_done(part_of(int(k))) for k in plan[1]):
         plan = None   # an earlier run finished one of them: its states are not here to fit on
     if plan is None:
-        fitted = bf.fit(src, worker, block_arrays, pca_from_moments)
+        fitted = bf.fit(src, worker, block_arrays, pca_from_moments, lengths=lengths)
         worker.pca = fitted_pca(fitted["pca"])
     else:
-        rows, groups, lengths = plan
+        rows, groups = plan
         held = {}
         for k in (int(g) for g in groups):
             held[k] = worker.analyse(src.block(k))
@@ -224,9 +223,9 @@ def run_local(src: Source, worker: Worker, parts_dir: Path, folder: Path | None 
         for k in sorted(held):
             done = held.pop(k)
             finish(k, done, done["hash"])
-    blocks = src.tables(evict=False) if plan is None else \
+    blocks = enumerate(src.tables(evict=False)) if plan is None else \
         ((k, src.block(k, evict=False)) for k in range(len(src.group_starts()) - 1) if k not in hashes)
-    for k, tbl in (enumerate(blocks) if plan is None else blocks):
+    for k, tbl in blocks:
         if folder is None or not bp.part_done(part_of(k)):
             done = worker.analyse(tbl)
             finish(k, done, worker.last_hash)

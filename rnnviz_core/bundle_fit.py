@@ -67,21 +67,29 @@ def source_lengths(src: Any) -> np.ndarray:
     return pq.read_table(src.path, columns=["length"])["length"].to_numpy().astype(np.int64)
 
 
-def fit(src: Any, worker: Any, block_arrays: Any, pca_from_moments: Any, points: int | None = None) -> dict:
-    """Trace the fit rows (no gates) and fit the basis on their valid steps.
+def model_facts(tr: Any) -> dict:
+    """The manifest's facts about the model from a trace: its recurrent modules, its output shape
+    and the analysed layer's units."""
+    return {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
+            "units": int(tr.get("h", layer=-1, direction="fwd").shape[2])}
+
+
+def fit(src: Any, worker: Any, block_arrays: Any, pca_from_moments: Any, points: int | None = None,
+        lengths: np.ndarray | None = None) -> dict:
+    """Trace the fit rows (no gates) and fit the basis on their valid steps (``lengths``: every
+    sequence's, when the caller has read them already).
 
     Returns ``{"pca": <pca.safetensors arrays>, "first": {modules, logit_shape, units},
     "fitted_points": int, "points": int}`` (``points``: valid steps of every sequence)."""
     from .trajectories import valid_mask
 
-    lengths = source_lengths(src)
+    lengths = source_lengths(src) if lengths is None else lengths
     rows = fit_rows(lengths, FIT_POINTS if points is None else points, starts=src.group_starts())
     # the fit rows read together (only the groups that hold them) and traced in one call
     b = block_arrays(src.read_rows(rows), src.meta)
     tr = worker._trace(b, gates=False)
     h = tr.get("h", layer=-1, direction="fwd")
-    first = {"modules": [dataclasses.asdict(m) for m in tr.modules], "logit_shape": list(tr.logits.shape[1:]),
-             "units": int(h.shape[2])}
+    first = model_facts(tr)
     states = h if b["lengths"].min() >= h.shape[1] else h[valid_mask(b["lengths"], h.shape[1])]
     return basis(states.reshape(-1, h.shape[2]), first, int(lengths.sum()), pca_from_moments)
 
@@ -104,20 +112,20 @@ def basis(states: np.ndarray, first: Mapping, total: int, pca_from_moments: Any)
     return {"pca": pca, "first": dict(first), "fitted_points": int(allp.shape[0]), "points": int(total), "rule": RULE}
 
 
-def held_groups(src: Any, block_bytes_per_step: int, budget: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(fit rows, the input's groups that hold them, every sequence's length) when those groups
+def held_groups(src: Any, lengths: np.ndarray, block_bytes_per_step: int,
+                budget: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(fit rows, the input's groups that hold them) of sequences of ``lengths`` when those groups
     are the build's blocks and their states (``block_bytes_per_step`` bytes a sequence-step) take
     at most ``budget`` bytes; None otherwise. The build then analyses those blocks first and fits
     the basis on the fit rows' states from that pass (no trace of their own); their parts wait
     for the basis, so their states are held meanwhile."""
     if not src.blocks_are_groups():
         return None
-    lengths = source_lengths(src)
     starts = src.group_starts()
     rows = fit_rows(lengths, FIT_POINTS, starts=starts)
     groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
     held = int(sum(int(lengths[starts[g]:starts[g + 1]].sum()) for g in groups)) * int(block_bytes_per_step)
-    return (rows, groups, lengths) if held <= budget else None
+    return (rows, groups) if held <= budget else None
 
 
 def fit_from_held(held: Mapping[int, Mapping], rows: np.ndarray, lengths: np.ndarray, pca_from_moments: Any) -> dict:

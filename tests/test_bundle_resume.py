@@ -38,6 +38,23 @@ def _same(a: bundle.Bundle, b: bundle.Bundle) -> None:
     np.testing.assert_array_equal(a.sample_rows, b.sample_rows)
 
 
+def _third_analyse_fails_once(monkeypatch) -> dict:
+    """Worker.analyse counts its calls in the returned dict; the third call fails once, as a crash
+    would (later calls, after the count is reset, run)."""
+    calls, failed = {"analyse": 0}, []
+    real_call = bundle_engines.Worker.analyse
+
+    def flaky(self, tbl):
+        calls["analyse"] += 1
+        if calls["analyse"] == 3 and not failed:
+            failed.append(True)
+            raise RuntimeError("the machine went away")
+        return real_call(self, tbl)
+
+    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
+    return calls
+
+
 def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race, tmp_path, monkeypatch):
     """Each block's part is kept as it is finished (here the PCA fit's rows are traced before the
     pass: bundle_engines.HOLD_BYTES = 0, so no block waits for the basis)."""
@@ -45,16 +62,7 @@ def test_a_build_that_stops_midway_resumes_without_redoing_finished_blocks(race,
     ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
 
     monkeypatch.setattr(bundle_engines, "HOLD_BYTES", 0)
-    calls = {"analyse": 0}
-    real_call = bundle_engines.Worker.analyse
-
-    def flaky(self, tbl):   # the third block's analyses fail once, as a crash would
-        calls["analyse"] += 1
-        if calls["analyse"] == 3:
-            raise RuntimeError("the machine went away")
-        return real_call(self, tbl)
-
-    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
+    calls = _third_analyse_fails_once(monkeypatch)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="went away"):
         bundle.build(model, ds, out, batch_size=25, sample=8)
@@ -78,24 +86,14 @@ def test_a_build_that_stops_while_the_fit_blocks_wait_resumes_and_equals_the_ref
     bundle an uninterrupted build writes."""
     model, ds = race
     ref = bundle.open(bundle.build(model, ds, tmp_path / "ref", batch_size=25, sample=8))
-    calls = {"analyse": 0, "failed": False}
-    real_call = bundle_engines.Worker.analyse
-
-    def flaky(self, tbl):   # the third block's analyses fail once
-        calls["analyse"] += 1
-        if calls["analyse"] == 3 and not calls["failed"]:
-            calls["failed"] = True
-            raise RuntimeError("the machine went away")
-        return real_call(self, tbl)
-
-    monkeypatch.setattr(bundle_engines.Worker, "analyse", flaky)
+    calls = _third_analyse_fails_once(monkeypatch)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="went away"):
         bundle.build(model, ds, out, batch_size=25, sample=8)
     assert not list((tmp_path / ".run.rnnviz-build" / "bundle" / "sequences").iterdir())
     calls.update(analyse=0)
     bundle.build(model, ds, out, batch_size=25, sample=8, resume=True)
-    assert calls["analyse"] == 4
+    assert calls == {"analyse": 4}
     _same(bundle.open(out), ref)
 
 
